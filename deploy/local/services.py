@@ -1,0 +1,109 @@
+"""Starting washfin's services as separate OS processes on loopback (run command and end-to-end tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deploy.local.kafka import InfraError, free_port
+
+SERVICES = ("members", "loans", "sanitation", "reporting")
+
+
+def database_name(service: str, suffix: str = "") -> str:
+    return f"washfin_{service}{suffix}"
+
+
+@dataclass
+class ServiceProcess:
+    service: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServiceProcess":
+        self.port = self.port or free_port()
+        prefix = self.service.upper()
+        env = {**os.environ, **self.env, f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(self.port)}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.service}"], env=env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        out.close()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Wait for /readyz to answer 200; returns the seconds it took."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise InfraError(f"{self.service} exited with code {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return time.monotonic() - t0
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise InfraError(f"{self.service} was not ready within {timeout:.0f}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown at all (crash tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def service_env(
+    service: str,
+    database_urls: dict[str, str],
+    platform_url: str,
+    *,
+    kafka: str | None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment one service process needs: its database, the platform database, its event source."""
+    prefix = service.upper()
+    env = {
+        f"{prefix}_DATABASE_URL": database_urls[service],
+        "WASHFIN_PLATFORM_DATABASE_URL": platform_url,
+        f"{prefix}_EVENT_SOURCE": "kafka" if kafka else "embedded",
+        f"{prefix}_LOG_LEVEL": os.environ.get("WASHFIN_LOG_LEVEL", "INFO"),
+    }
+    if kafka:
+        env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"] = kafka
+    else:
+        env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"] = ""
+        others = {s: u for s, u in database_urls.items() if s != service}
+        env[f"{prefix}_SOURCE_DATABASE_URLS"] = json.dumps(others)
+    env.update(extra or {})
+    return env

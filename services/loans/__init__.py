@@ -1,0 +1,1 @@
+"""The loans service: sharia WASH financing from application to settlement."""

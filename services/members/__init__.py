@@ -1,0 +1,1 @@
+"""The members service: cooperative members, households, WASH surveys, promotion and eligibility."""

@@ -1,0 +1,1 @@
+"""The pure core of the members service: no I/O here."""

@@ -1,0 +1,9 @@
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class MembersSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMBERS_", extra="ignore", populate_by_name=True)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_members"

@@ -1,0 +1,1 @@
+"""The reporting service: read models across cooperatives, programme view, indicators, dashboard."""

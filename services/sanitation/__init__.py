@@ -1,0 +1,1 @@
+"""The sanitation service: contractors, construction with SNI inspection, scheduled desludging."""

@@ -1,0 +1,193 @@
+"""Consumers (projections and process managers) applied effectively once.
+
+A handler's writes and the consumer's progress commit in one PostgreSQL transaction. Progress is kept
+twice over: per source position (Kafka partition offset, or position in a tailed event log), and per
+stream (the last version applied), so a record delivered again, or an event re-published by a relay
+that crashed before its checkpoint, is recognised and skipped.
+
+The same ``Projection`` runs from Kafka (``KafkaSource``) or by tailing another service's event log
+directly (``EventLogSource``, the single-machine embedded default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+
+from shared.contracts import Contract, ContractRegistry, UnknownEventType, UnsupportedSchemaVersion
+from shared.db import Migration
+from shared.envelope import Envelope
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+TRACKING_MIGRATIONS = [
+    Migration(
+        "0001_tracking",
+        """
+        CREATE TABLE consumer_offsets (
+            consumer    text NOT NULL,
+            topic       text NOT NULL,
+            partition   integer NOT NULL,
+            next_offset bigint NOT NULL,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer, topic, partition)
+        );
+        CREATE TABLE consumer_log_positions (
+            consumer   text NOT NULL,
+            source     text NOT NULL,
+            tx_id      bigint NOT NULL,
+            position   bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer, source)
+        );
+        CREATE TABLE consumer_streams (
+            consumer  text NOT NULL,
+            tenant_id text NOT NULL,
+            stream_id text NOT NULL,
+            version   integer NOT NULL,
+            PRIMARY KEY (consumer, tenant_id, stream_id)
+        );
+        CREATE TABLE dead_letters (
+            id          bigserial PRIMARY KEY,
+            consumer    text NOT NULL,
+            source      text NOT NULL,
+            partition   integer,
+            "offset"    bigint,
+            event_id    uuid,
+            event_type  text,
+            error       text NOT NULL,
+            record      bytea NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            replayed_at timestamptz
+        );
+        CREATE INDEX dead_letters_open ON dead_letters (consumer) WHERE replayed_at IS NULL;
+        """,
+    ),
+]
+
+
+class Projection(Protocol):
+    """What a consumer does with events. ``handle`` writes through ``conn`` only (inside the
+    consumer's transaction) and must be deterministic: a rebuild replays it from the beginning."""
+
+    name: str
+    topics: Sequence[str]
+    migrations: Sequence[Migration]
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None: ...
+
+
+class PoisonEvent(Exception):
+    """An event that cannot be handled: it goes to the dead letters and the consumer goes on."""
+
+
+@dataclass
+class Outcome:
+    applied: int = 0
+    skipped: int = 0
+    dead: int = 0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    source: str
+    error: str
+    record: bytes
+    partition: int | None = None
+    offset: int | None = None
+    event_id: Any = None
+    event_type: str | None = None
+
+
+HANDLER_ATTEMPTS = 3
+
+
+async def apply_events(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    registry: ContractRegistry,
+    envelopes: Sequence[Envelope],
+    records: Sequence[bytes] | None = None,
+    source: str = "",
+) -> tuple[Outcome, list[DeadLetter]]:
+    """Apply ``envelopes`` inside the caller's transaction, skipping any already applied.
+
+    Each event runs in a savepoint: a handler that still fails after retries is rolled back alone
+    and returned as a dead letter; the rest of the batch goes on.
+    """
+    outcome = Outcome()
+    dead: list[DeadLetter] = []
+    if not envelopes:
+        return outcome, dead
+    keys = {(e.tenant_id, e.stream_id) for e in envelopes}
+    rows = await conn.fetch(
+        """SELECT s.tenant_id, s.stream_id, s.version FROM consumer_streams s
+           JOIN unnest($2::text[], $3::text[]) AS k(t, s) ON s.tenant_id = k.t AND s.stream_id = k.s
+           WHERE s.consumer = $1""",
+        projection.name, [k[0] for k in keys], [k[1] for k in keys],
+    )
+    seen: dict[tuple[str, str], int] = {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
+    changed: dict[tuple[str, str], int] = {}
+    for i, env in enumerate(envelopes):
+        key = (env.tenant_id, env.stream_id)
+        if env.version <= seen.get(key, 0):
+            outcome.skipped += 1
+            continue
+        error = await _handle_with_retries(conn, projection, registry, env)
+        if error is not None:
+            raw = records[i] if records is not None else env.to_json()
+            dead.append(DeadLetter(source, error, raw, event_id=env.event_id, event_type=env.type))
+            outcome.dead += 1
+        else:
+            outcome.applied += 1
+        seen[key] = env.version
+        changed[key] = env.version
+    if changed:
+        await conn.execute(
+            """INSERT INTO consumer_streams (consumer, tenant_id, stream_id, version)
+               SELECT $1, t, s, v FROM unnest($2::text[], $3::text[], $4::int[]) AS x(t, s, v)
+               ON CONFLICT (consumer, tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version""",
+            projection.name, [k[0] for k in changed], [k[1] for k in changed], list(changed.values()),
+        )
+    return outcome, dead
+
+
+async def _handle_with_retries(
+    conn: asyncpg.Connection, projection: Projection, registry: ContractRegistry, env: Envelope
+) -> str | None:
+    try:
+        event = registry.decode(env)
+    except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:
+        return f"{type(e).__name__}: {e}"
+    last = ""
+    for attempt in range(HANDLER_ATTEMPTS):
+        try:
+            async with conn.transaction():  # a savepoint inside the batch's transaction
+                await projection.handle(conn, env, event)
+            return None
+        except PoisonEvent as e:
+            return f"PoisonEvent: {e}"
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            raise  # infrastructure, not the event: fail the batch and retry it whole
+        except Exception as e:
+            last = f"{type(e).__name__}: {e}"
+            log.warning("handler_failed", consumer=projection.name, event_id=str(env.event_id),
+                        attempt=attempt + 1, error=last)
+    return last
+
+
+async def record_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Sequence[DeadLetter]) -> None:
+    if not dead:
+        return
+    await conn.executemany(
+        """INSERT INTO dead_letters (consumer, source, partition, "offset", event_id, event_type, error, record)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        [(consumer, d.source, d.partition, d.offset, d.event_id, d.event_type, d.error, d.record) for d in dead],
+    )
+    for d in dead:
+        log.error("dead_letter", consumer=consumer, source=d.source, partition=d.partition, offset=d.offset,
+                  event_id=str(d.event_id) if d.event_id else None, error=d.error)

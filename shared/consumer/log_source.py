@@ -1,0 +1,119 @@
+"""Runs a projection by tailing another service's event log directly (the embedded default).
+
+Same handlers, same effectively-once bookkeeping as ``KafkaSource``; the source position is the
+producing log's (tx_id, position), stored with the projection's writes. The producing service's log is
+read gap-free (see ``shared.eventstore.postgres``), and only the event types in the projection's
+topics' contracts are offered to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import asyncpg
+
+from shared.consumer import Outcome, Projection, apply_events, record_dead_letters
+from shared.contracts import ContractRegistry
+from shared.db import advisory_key
+from shared.envelope import LogPosition
+from shared.eventstore.postgres import PostgresLogReader
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class EventLogSource:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        source_name: str,
+        reader: PostgresLogReader,
+        projection: Projection,
+        registry: ContractRegistry,
+        *,
+        batch_size: int = 2000,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.pool = pool
+        self.source_name = source_name
+        self.reader = reader
+        self.projection = projection
+        self.registry = registry
+        self.batch_size = batch_size
+        self.idle_poll_s = idle_poll_s
+        self.totals = Outcome()
+        self.position = LogPosition()
+        self.last_event_at: float | None = None
+
+    async def load_position(self) -> LogPosition:
+        row = await self.pool.fetchrow(
+            "SELECT tx_id, position FROM consumer_log_positions WHERE consumer = $1 AND source = $2",
+            self.projection.name, self.source_name,
+        )
+        return LogPosition(row["tx_id"], row["position"]) if row else LogPosition()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as lock_conn:
+                    key = advisory_key(f"consumer:{self.projection.name}:{self.source_name}")
+                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(stop.wait(), 2.0)
+                        continue
+                    try:
+                        await self._tail(stop)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
+                backoff = 0.2
+            except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
+                log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _tail(self, stop: asyncio.Event) -> None:
+        self.position = await self.load_position()
+        log.info("consumer_started", consumer=self.projection.name, source=self.source_name,
+                 position=str(self.position))
+        while not stop.is_set():
+            if await self.step():
+                continue
+            if await self.reader.has_held_back(self.position):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.01)
+                continue
+            waiter = asyncio.ensure_future(self.reader.wait_for_events(self.idle_poll_s))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (waiter, stopper):
+                t.cancel()
+
+    async def step(self) -> int:
+        """Apply the next batch; returns how many log entries it covered."""
+        batch = await self.reader.read_log(self.position, self.batch_size)
+        if not batch:
+            return 0
+        topics = set(self.projection.topics)
+        # the tailed log also holds the producer's internal events: offer only what it publishes
+        envelopes = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
+        last = batch[-1].log_position
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcome, dead = await apply_events(conn, self.projection, self.registry, envelopes,
+                                               source=self.source_name)
+            await record_dead_letters(conn, self.projection.name, dead)
+            await conn.execute(
+                """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (consumer, source) DO UPDATE SET tx_id = $3, position = $4, updated_at = now()""",
+                self.projection.name, self.source_name, last.tx_id, last.position,
+            )
+        self.position = last
+        self.totals.applied += outcome.applied
+        self.totals.skipped += outcome.skipped
+        self.totals.dead += outcome.dead
+        self.last_event_at = time.time()
+        return len(batch)

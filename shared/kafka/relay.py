@@ -1,0 +1,146 @@
+"""The relay: publishes a service's committed events to its Kafka topic, in log order.
+
+The event log is the outbox. The relay reads it gap-free after its checkpoint, sends a batch with the
+idempotent producer (acks=all), waits for every broker acknowledgement, then stores the checkpoint in
+the service's database. A crash between the acks and the checkpoint re-sends the batch: consumers skip
+such duplicates by (stream, version). Only one relay per database publishes at a time (an advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from shared.db import advisory_key
+from shared.envelope import LogPosition
+from shared.eventstore.postgres import PostgresLogReader
+from shared.kafka import encode_row, ensure_topics, make_producer
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Decides which stored events leave the service: True to publish (default: all).
+Publishable = Callable[[Any], bool]
+
+
+class Relay:
+    def __init__(
+        self,
+        reader: PostgresLogReader,
+        bootstrap_servers: str,
+        topic: str,
+        name: str,
+        *,
+        publishable: Publishable | None = None,
+        batch_size: int = 5000,
+        partitions: int = 6,
+        replication_factor: int = 1,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.reader = reader
+        self.pool: asyncpg.Pool = reader.pool
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.name = name
+        self.publishable = publishable or (lambda row: True)
+        self.batch_size = batch_size
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.idle_poll_s = idle_poll_s
+        self.published = 0
+        self.last_published_at: float | None = None
+        self.checkpoint = LogPosition()
+        self.is_leader = False
+
+    async def load_checkpoint(self) -> LogPosition:
+        row = await self.pool.fetchrow("SELECT tx_id, position FROM relay_checkpoints WHERE name = $1", self.name)
+        return LogPosition(row["tx_id"], row["position"]) if row else LogPosition()
+
+    async def _save_checkpoint(self, pos: LogPosition) -> None:
+        await self.pool.execute(
+            """INSERT INTO relay_checkpoints (name, tx_id, position) VALUES ($1, $2, $3)
+               ON CONFLICT (name) DO UPDATE SET tx_id = $2, position = $3, updated_at = now()""",
+            self.name, pos.tx_id, pos.position,
+        )
+        self.checkpoint = pos
+
+    async def lag(self) -> int:
+        """Events stored but not yet published."""
+        return await self.reader.count_after(await self.load_checkpoint())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set, surviving broker and database outages with backoff."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as lock_conn:
+                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(f"relay:{self.name}")):
+                        self.is_leader = False
+                        await _sleep_or_stop(stop, 2.0)
+                        continue
+                    self.is_leader = True
+                    try:
+                        await self._publish_loop(stop)
+                    finally:
+                        self.is_leader = False
+                        with contextlib.suppress(Exception):
+                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
+                backoff = 0.2
+            except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
+                log.warning("relay_retrying", relay=self.name, error=repr(e), backoff_s=backoff,
+                            exc_info=not isinstance(e, (OSError, asyncio.TimeoutError)))
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _publish_loop(self, stop: asyncio.Event) -> None:
+        await ensure_topics(self.bootstrap_servers, [self.topic], self.partitions, self.replication_factor)
+        producer = make_producer(self.bootstrap_servers, client_id=f"relay-{self.name}")
+        await producer.start()
+        try:
+            self.checkpoint = await self.load_checkpoint()
+            log.info("relay_started", relay=self.name, topic=self.topic, checkpoint=str(self.checkpoint))
+            while not stop.is_set():
+                sent = await self.publish_batch(producer)
+                if sent:
+                    continue
+                if await self.reader.has_held_back(self.checkpoint):
+                    await _sleep_or_stop(stop, 0.01)
+                else:
+                    waiter = asyncio.ensure_future(self.reader.wait_for_events(self.idle_poll_s))
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    for t in (waiter, stopper):
+                        t.cancel()
+        finally:
+            await producer.stop()
+
+    async def publish_batch(self, producer: AIOKafkaProducer) -> int:
+        """Send the next batch after the checkpoint and checkpoint it once the broker acked all of it."""
+        rows = await self.reader.read_log_rows(self.checkpoint, self.batch_size)
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            if not self.publishable(row):
+                continue
+            key, value, headers = encode_row(row)
+            futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
+        if futures:
+            await asyncio.gather(*futures)  # broker acks (acks=all), not just queued sends
+        last = rows[-1]
+        await self._save_checkpoint(LogPosition(last["tx"], last["position"]))
+        self.published += len(futures)
+        self.last_published_at = time.time()
+        return len(rows)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,160 @@
+"""The composition root every service shares: pools, migrations, event store, relay and consumers.
+
+Built inside the app's lifespan (never at import time). A service publishes its events through the
+relay when Kafka is configured; its projections and reactions consume other services' events from
+Kafka, or, in the embedded default, by tailing the producing services' event logs directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.consumer import TRACKING_MIGRATIONS, Projection
+from shared.consumer.kafka_source import KafkaSource
+from shared.consumer.log_source import EventLogSource
+from shared.contracts import ContractRegistry, load_all
+from shared.db import Migration, create_pool, migrate
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
+from shared.kafka import namespaced, service_topic
+from shared.kafka.relay import Relay
+from shared.logging import get_logger
+from shared.settings import ServiceSettings
+from shared.tenancy import PLATFORM_MIGRATIONS, Authenticator
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        *,
+        migrations: Sequence[Migration] = (),
+        projections: Sequence[Projection] = (),
+        source_database_urls: dict[str, str] | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.migrations = list(migrations)
+        self.projections = list(projections)
+        self.source_database_urls = source_database_urls or {}
+        self.registry: ContractRegistry = load_all()
+        self.pool: asyncpg.Pool | None = None
+        self.platform_pool: asyncpg.Pool | None = None
+        self.store: PostgresEventStore | None = None
+        self.authenticator: Authenticator | None = None
+        self.relay: Relay | None = None
+        self.consumers: list[KafkaSource | EventLogSource] = []
+        self._source_pools: list[asyncpg.Pool] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    @property
+    def topic(self) -> str:
+        return service_topic(self.service)
+
+    async def migrate(self) -> None:
+        """Create or upgrade this service's schema (idempotent)."""
+        assert self.pool is not None and self.platform_pool is not None
+        async with self.pool.acquire() as conn:
+            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+            await migrate(conn, self.service, self.migrations)
+            for p in self.projections:
+                await migrate(conn, f"projection:{p.name}", list(p.migrations))
+        async with self.platform_pool.acquire() as conn:
+            await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+
+    async def start(self, *, background: bool = True) -> None:
+        s = self.settings
+        self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
+        self.platform_pool = await create_pool(s.platform_database_url, 1, 4)
+        await self.migrate()
+        self.store = PostgresEventStore(self.pool, s.database_url)
+        self.authenticator = Authenticator(self.platform_pool)
+        if not background:
+            return
+        if s.kafka_bootstrap_servers and s.run_relay:
+            physical = namespaced(self.topic, s.kafka_namespace)
+            self.relay = Relay(
+                self.store.reader, s.kafka_bootstrap_servers, physical, name=physical,
+                publishable=lambda row: self.registry.topic_of(row["type"]) == self.topic,
+                partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+            )
+            self._spawn(self.relay.run(self._stop), "relay")
+        if s.run_consumers:
+            await self._start_consumers()
+        log.info("service_started", service=self.service, event_source=s.event_source,
+                 relay=self.relay is not None, consumers=len(self.consumers))
+
+    async def _start_consumers(self) -> None:
+        s = self.settings
+        assert self.pool is not None
+        for p in self.projections:
+            if s.event_source == "kafka" and s.kafka_bootstrap_servers:
+                src: KafkaSource | EventLogSource = KafkaSource(
+                    self.pool, s.kafka_bootstrap_servers, p, self.registry,
+                    partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                    namespace=s.kafka_namespace,
+                )
+                self.consumers.append(src)
+                self._spawn(src.run(self._stop), f"consumer:{p.name}")
+            elif s.event_source == "embedded":
+                for topic in p.topics:
+                    producer = topic.split(".")[1]
+                    dsn = self.source_database_urls.get(producer)
+                    if not dsn:
+                        raise RuntimeError(
+                            f"{self.service}: embedded event source needs the {producer} service's database "
+                            f"URL ({self.service.upper()}_SOURCE_DATABASE_URLS)"
+                        )
+                    spool = await create_pool(dsn, 1, 2)
+                    self._source_pools.append(spool)
+                    src = EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), p, self.registry)
+                    self.consumers.append(src)
+                    self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+
+        def _done(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background_task_died", task=name, error=repr(t.exception()))
+
+        task.add_done_callback(_done)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for t in pending:
+                t.cancel()
+        for c in self.consumers:
+            if isinstance(c, EventLogSource):
+                await c.reader.close()
+        if self.store is not None:
+            await self.store.close()
+        for p in [self.pool, self.platform_pool, *self._source_pools]:
+            if p is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(p.close(), 5)
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            assert self.pool is not None
+            await self.pool.fetchval("SELECT 1 FROM schema_migrations LIMIT 1")
+            checks["database"] = {"ok": True}
+        except Exception as e:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = {"ok": False, "error": str(e)}
+        for t in self._tasks:
+            checks[t.get_name()] = {"ok": not t.done()}
+        return checks

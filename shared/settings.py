@@ -1,0 +1,43 @@
+"""12-factor settings. Each service has its own env prefix (MEMBERS_, LOANS_, ...); platform-wide
+values (Kafka, the credential database) fall back to WASHFIN_* and the conventional names."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _platform(name: str, *extra: str) -> AliasChoices:
+    return AliasChoices(f"WASHFIN_{name}", *extra)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set ``model_config`` with their env prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+    log_json: bool = True
+    # where other services' events come from: Kafka (scale-out), or by tailing their event logs
+    # directly (the single-machine embedded default)
+    event_source: Literal["kafka", "embedded", "none"] = "kafka"
+    run_relay: bool = True
+    run_consumers: bool = True
+    platform_database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/washfin_platform",
+        validation_alias=_platform("PLATFORM_DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, validation_alias=_platform("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
+    )
+    #: prefix of every topic and consumer group, so several deployments (or test runs) share a cluster
+    kafka_namespace: str = Field(default="", validation_alias=_platform("KAFKA_NAMESPACE"))
+    kafka_topic_partitions: int = Field(default=6, validation_alias=_platform("KAFKA_TOPIC_PARTITIONS"))
+    kafka_replication_factor: int = Field(default=1, validation_alias=_platform("KAFKA_REPLICATION_FACTOR"))

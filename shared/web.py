@@ -1,0 +1,156 @@
+"""What every service's HTTP API shares: credentials, clear refusals, health, request context."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from shared.eventstore import ConcurrencyError, IdempotencyConflict
+from shared.tenancy import Authenticator, Principal, Role
+
+
+class Refusal(Exception):
+    """A request the business rules refuse: nothing is written, the caller gets a reason."""
+
+    status = 422
+    code = "rule_violation"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+class NotFound(Refusal):
+    status, code = 404, "not_found"
+
+
+class Conflict(Refusal):
+    status, code = 409, "conflict"
+
+
+class Forbidden(Refusal):
+    status, code = 403, "forbidden"
+
+
+class Unauthorized(Refusal):
+    status, code = 401, "unauthorized"
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(e.get("loc", ())), "reason": e.get("msg", "invalid")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid_request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(Refusal)
+    async def _refused(_: Request, exc: Refusal) -> JSONResponse:
+        body: dict[str, Any] = {"error": exc.code, "reason": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(ConcurrencyError)
+    async def _race(_: Request, exc: ConcurrencyError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "conflict", "reason": f"{exc} - someone else changed it first; reload and try again"},
+            status_code=409,
+        )
+
+    @app.exception_handler(IdempotencyConflict)
+    async def _reused_key(_: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse({"error": "idempotency_key_reused", "field": "Idempotency-Key", "reason": str(exc)},
+                            status_code=422)
+
+
+def install_request_context(app: FastAPI, service: str) -> None:
+    """Bind a correlation id (from ``X-Correlation-ID`` or new) to the logs of each request."""
+
+    @app.middleware("http")
+    async def _context(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        given = request.headers.get("x-correlation-id", "")
+        try:
+            correlation_id = str(uuid.UUID(given))
+        except ValueError:
+            correlation_id = str(uuid.uuid4())
+        request.state.correlation_id = correlation_id
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id", "tenant_id")
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+
+_BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
+
+
+async def current_principal(
+    request: Request,
+    x_api_key: Annotated[str | None, Header(description="API key issued to your cooperative")] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    raw = x_api_key
+    if raw is None and authorization:
+        m = _BEARER.match(authorization)
+        raw = m.group(1) if m else None
+    if not raw:
+        raise Unauthorized("missing API key: send it in the X-API-Key header")
+    auth: Authenticator = request.app.state.runtime.authenticator
+    principal = await auth.authenticate(raw)
+    if principal is None:
+        raise Unauthorized("unknown, expired or revoked API key")
+    if principal.tenant_id:
+        structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting only ``roles``, and only with a tenant."""
+
+    async def _check(principal: PrincipalDep) -> Principal:
+        if principal.role not in roles or principal.tenant_id is None:
+            raise Forbidden(f"this needs one of the roles: {', '.join(r.value for r in roles)}")
+        return principal
+
+    return _check
+
+
+def request_hash(body: Any) -> str:
+    """A stable hash of a request body, to tell an idempotent retry from a reused key."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Database reachable and migrated; background workers running")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await request.app.state.runtime.readiness()
+        ok = all(c["ok"] for c in checks.values())
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    return router

@@ -1,0 +1,57 @@
+"""Real infrastructure for the tests that need it, started once per session and stopped at the end.
+
+``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS`` win when set; else testcontainers where a Docker engine
+answers; else the embedded PostgreSQL and the Kafka broker from Maven Central. A missing prerequisite
+fails the test with the reason: nothing here skips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
+from shared.db import connect, migrate
+from shared.tenancy import PLATFORM_MIGRATIONS
+
+log = logging.getLogger("washfin.tests")
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PostgresHandle]:
+    handle = start_postgres()
+    print(f"\n[infra] PostgreSQL: {handle.origin}")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaHandle]:
+    handle = start_kafka()
+    print(f"\n[infra] Apache Kafka {handle.version}: {handle.origin} at {handle.bootstrap_servers}")
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+async def platform_url(pg: PostgresHandle) -> AsyncIterator[str]:
+    """A platform (credentials) database with the demo cooperatives and their demo keys."""
+    from deploy.local.demo import create_demo_tenants
+
+    url = await pg.create_database("platform")
+    conn = await connect(url)
+    try:
+        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+        await create_demo_tenants(conn)
+    finally:
+        await conn.close()
+    yield url
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from deploy.local.kafka import kafka_version
+
+    return [f"washfin: Apache Kafka {kafka_version()} (pinned in deploy/local/kafka-pom.xml)"]
