@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.tenancy import Authenticator, Principal, Role
 
@@ -77,8 +79,25 @@ def install_error_handlers(app: FastAPI) -> None:
                             status_code=422)
 
 
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A W3C ``traceparent`` for a new span: in the caller's trace when it sent a valid one, else a new trace."""
+    m = _TRACEPARENT.match(parent or "")
+    trace_id = m.group(1) if m and m.group(1) != "0" * 32 else secrets.token_hex(16)
+    flags = m.group(3) if m else "01"
+    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    m = _TRACEPARENT.match(traceparent or "")
+    return m.group(1) if m else None
+
+
 def install_request_context(app: FastAPI, service: str) -> None:
-    """Bind a correlation id (from ``X-Correlation-ID`` or new) to the logs of each request."""
+    """Bind a correlation id (from ``X-Correlation-ID`` or new) and the W3C trace context (from
+    ``traceparent`` or new) to each request and its logs; both travel on the events it appends."""
 
     @app.middleware("http")
     async def _context(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
@@ -87,13 +106,16 @@ def install_request_context(app: FastAPI, service: str) -> None:
             correlation_id = str(uuid.UUID(given))
         except ValueError:
             correlation_id = str(uuid.uuid4())
+        traceparent = child_traceparent(request.headers.get("traceparent"))
         request.state.correlation_id = correlation_id
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        request.state.traceparent = traceparent
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))
         try:
             response = await call_next(request)
         finally:
-            structlog.contextvars.unbind_contextvars("correlation_id", "tenant_id")
+            structlog.contextvars.unbind_contextvars("correlation_id", "trace_id", "tenant_id")
         response.headers["X-Correlation-ID"] = correlation_id
+        response.headers["traceparent"] = traceparent
         return response
 
 
@@ -132,6 +154,12 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
         return principal
 
     return _check
+
+
+def request_metadata(request: Request, principal: Principal) -> Metadata:
+    """What every event appended by this request carries: who, and which request and trace caused it."""
+    return Metadata(correlation_id=uuid.UUID(request.state.correlation_id), actor=f"key:{principal.key_id}",
+                    traceparent=request.state.traceparent)
 
 
 def request_hash(body: Any) -> str:

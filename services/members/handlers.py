@@ -20,7 +20,7 @@ PERSONAL = ("name", "nik", "phone")
 
 
 async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemberRequest,
-                          idempotency_key: str | None, correlation_id: str) -> MemberResponse:
+                          idempotency_key: str | None, meta: Metadata) -> MemberResponse:
     assert rt.store is not None and who.tenant_id is not None
     tenant = who.tenant_id
     member_id = str(uuid.uuid4())
@@ -49,7 +49,7 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
         idem = Idempotency(idempotency_key, request_hash(body.model_dump(mode="json")), {"member_id": member_id})
     result = await rt.store.append(
         tenant, domain.STREAM_TYPE, member_id, NO_STREAM, events,
-        meta=Metadata(correlation_id=uuid.UUID(correlation_id), actor=f"key:{who.key_id}"),
+        meta=meta,
         idempotency=idem, after=keep_personal_data,
     )
     # a retry with the same Idempotency-Key answers with the member the first request registered

@@ -70,6 +70,13 @@ TRACKING_MIGRATIONS = [
 ]
 
 
+#: The aiokafka consumer settings correctness rests on (the runner's full set is
+#: ``shared.kafka.CONSUMER_SETTINGS``): progress is ours, in PostgreSQL; a consumer without progress
+#: starts at the beginning of the topic.
+CONSUMER_SETTINGS_CHECK = {"enable_auto_commit": False, "auto_offset_reset": "earliest",
+                           "isolation_level": "read_committed"}
+
+
 class Projection(Protocol):
     """What a consumer does with events. ``handle`` writes through ``conn`` only (inside the
     consumer's transaction) and must be deterministic: a rebuild replays it from the beginning."""
@@ -191,3 +198,34 @@ async def record_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Seq
     for d in dead:
         log.error("dead_letter", consumer=consumer, source=d.source, partition=d.partition, offset=d.offset,
                   event_id=str(d.event_id) if d.event_id else None, error=d.error)
+
+
+async def replay_dead_letters(pool: asyncpg.Pool, projection: Projection, registry: ContractRegistry) -> tuple[int, int]:
+    """Hand the open dead letters of ``projection`` to its handler again (after a fix).
+
+    Each succeeds or stays open on its own; returns (replayed, still failing). The stream's later
+    events were applied meanwhile: a dead letter is applied out of its stream order, which is why
+    handlers of dead-lettered types must not rely on order for correctness.
+    """
+    replayed = failing = 0
+    rows = await pool.fetch(
+        "SELECT id, record FROM dead_letters WHERE consumer = $1 AND replayed_at IS NULL ORDER BY id",
+        projection.name,
+    )
+    for row in rows:
+        async with pool.acquire() as conn, conn.transaction():
+            try:
+                env = Envelope.from_json(bytes(row["record"]))
+            except ValueError as e:
+                await conn.execute("UPDATE dead_letters SET error = $2 WHERE id = $1", row["id"],
+                                   f"still undecodable: {e}")
+                failing += 1
+                continue
+            error = await _handle_with_retries(conn, projection, registry, env)
+            if error is None:
+                await conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = $1", row["id"])
+                replayed += 1
+            else:
+                await conn.execute("UPDATE dead_letters SET error = $2 WHERE id = $1", row["id"], error)
+                failing += 1
+    return replayed, failing

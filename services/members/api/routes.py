@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from services.members import handlers
 from services.members.api.schemas import MemberResponse, RegisterMemberRequest
 from shared.tenancy import Principal, Role
-from shared.web import require_roles
+from shared.web import request_metadata, require_roles
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -23,7 +23,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 async def register_member(body: RegisterMemberRequest, principal: Officer, request: Request,
                           idempotency_key: IdempotencyKey = None) -> MemberResponse:
     return await handlers.register_member(request.app.state.runtime, principal, body, idempotency_key,
-                                          request.state.correlation_id)
+                                          request_metadata(request, principal))
 
 
 @router.get("/{member_id}", response_model=MemberResponse, summary="One member (personal numbers masked)")

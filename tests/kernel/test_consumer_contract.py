@@ -1,0 +1,237 @@
+"""One consumer contract suite, run against both event sources: Kafka (relay -> topic -> KafkaSource)
+and the embedded one (EventLogSource tailing the producer's event log). Effects are applied once,
+whatever is redelivered; a poison event goes to the dead letters and the rest goes on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.infra import KafkaHandle, PostgresHandle
+from shared.consumer import CONSUMER_SETTINGS_CHECK, replay_dead_letters
+from shared.consumer.kafka_source import KafkaSource
+from shared.consumer.log_source import EventLogSource
+from shared.contracts import load_all
+from shared.eventstore import NO_STREAM
+from shared.eventstore.postgres import PostgresLogReader
+from shared.kafka import namespaced
+from shared.kafka.relay import Relay
+from tests.helpers import eventually
+from tests.kernel.conftest import StoreDb, consumer_database, member_registered
+from tests.kernel.recording import RecordingProjection, applied_rows
+
+REGISTRY = load_all()
+
+
+class Harness:
+    """Runs a projection from one kind of source; start, stop and restart it like a process."""
+
+    def __init__(self, kind: str, es: StoreDb, pool: asyncpg.Pool, projection: RecordingProjection,
+                 kafka: KafkaHandle | None, namespace: str) -> None:
+        self.kind, self.es, self.pool, self.projection = kind, es, pool, projection
+        self.kafka, self.namespace = kafka, namespace
+        self.tasks: list[asyncio.Task[None]] = []
+        self.stop_event = asyncio.Event()
+        self.source: Any = None
+        self.relay: Relay | None = None
+
+    def make_source(self) -> Any:
+        if self.kind == "kafka":
+            assert self.kafka is not None
+            return KafkaSource(self.pool, self.kafka.bootstrap_servers, self.projection, REGISTRY,
+                               partitions=3, namespace=self.namespace)
+        return EventLogSource(self.pool, "members", PostgresLogReader(self.es.pool, self.es.url),
+                              self.projection, REGISTRY)
+
+    async def start(self) -> None:
+        self.stop_event = asyncio.Event()
+        if self.kind == "kafka" and self.relay is None:
+            assert self.kafka is not None
+            topic = namespaced("washfin.members.v1", self.namespace)
+            self.relay = Relay(self.es.store.reader, self.kafka.bootstrap_servers, topic, name=topic, partitions=3)
+            self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
+        self.source = self.make_source()
+        self.tasks.append(asyncio.create_task(self.source.run(self.stop_event)))
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 60)
+        self.tasks = []
+        self.relay = None
+
+    async def applied_count(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM applied"))
+
+
+@pytest.fixture(params=["kafka", "embedded"])
+async def harness(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandle,
+                  namespace: str) -> AsyncIterator[Harness]:
+    kafka = request.getfixturevalue("kafka") if request.param == "kafka" else None
+    projection = RecordingProjection(fail_household_size=13)
+    _, pool = await consumer_database(pg, projection)
+    h = Harness(request.param, es, pool, projection, kafka, namespace)
+    yield h
+    if h.tasks:
+        await h.stop()
+    await pool.close()
+
+
+async def append_members(es: StoreDb, tenant: str, streams: int, per_stream: int, start: int = 0,
+                         household: int = 4) -> None:
+    for v in range(per_stream):
+        for s in range(streams):
+            await es.store.append(tenant, "member", f"s{s}", start + v, [member_registered(s * 1000 + v, household=household)])
+
+
+async def test_applies_every_event_once_in_stream_order(harness: Harness, es: StoreDb) -> None:
+    await append_members(es, "coop-a", streams=5, per_stream=4)
+    await append_members(es, "coop-b", streams=5, per_stream=2)  # same stream ids, other tenant
+    await harness.start()
+    await eventually(lambda: _eq(harness.applied_count(), 30), timeout=60)
+    rows = await applied_rows(harness.pool)
+    assert len({r["event_id"] for r in rows}) == 30
+    per_stream: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        per_stream.setdefault((r["tenant_id"], r["stream_id"]), []).append(r["version"])
+    assert per_stream[("coop-a", "s0")] == [1, 2, 3, 4] and per_stream[("coop-b", "s0")] == [1, 2]
+    # more events arrive while running
+    await append_members(es, "coop-a", streams=5, per_stream=1, start=4)
+    await eventually(lambda: _eq(harness.applied_count(), 35), timeout=60)
+
+
+async def test_redelivery_from_the_start_applies_nothing_twice(harness: Harness, es: StoreDb) -> None:
+    await append_members(es, "coop-a", streams=4, per_stream=3)
+    await harness.start()
+    await eventually(lambda: _eq(harness.applied_count(), 12), timeout=60)
+    await harness.stop()
+    # forget the source position: everything is delivered again from the beginning
+    await harness.pool.execute("DELETE FROM consumer_offsets; DELETE FROM consumer_log_positions")
+    if harness.kind == "kafka":
+        # and make the relay publish everything a second time, as after a crash before its checkpoint
+        await es.pool.execute("DELETE FROM relay_checkpoints")
+    await harness.start()
+    await append_members(es, "coop-a", streams=1, per_stream=1, start=3)
+    await eventually(lambda: _eq(harness.applied_count(), 13), timeout=60)
+    await asyncio.sleep(1.0)
+    rows = await applied_rows(harness.pool)
+    assert len(rows) == 13 and len({r["event_id"] for r in rows}) == 13
+    assert harness.source.totals.skipped >= 12
+
+
+async def test_poison_event_goes_to_dead_letters_and_the_rest_goes_on(harness: Harness, es: StoreDb) -> None:
+    await es.store.append("coop-a", "member", "ok-1", NO_STREAM, [member_registered(1)])
+    await es.store.append("coop-a", "member", "bad", NO_STREAM, [member_registered(2, household=13)])
+    await es.store.append("coop-a", "member", "ok-2", NO_STREAM, [member_registered(3)])
+    await harness.start()
+    await eventually(lambda: _eq(harness.applied_count(), 2), timeout=60)
+    dead = await eventually(lambda: harness.pool.fetch("SELECT * FROM dead_letters"), timeout=30)
+    assert len(dead) == 1
+    assert "household size 13" in dead[0]["error"] and dead[0]["event_type"] == "members.MemberRegistered"
+    if harness.kind == "kafka":
+        assert dead[0]["source"] == namespaced("washfin.members.v1", harness.namespace)
+        assert dead[0]["partition"] is not None and dead[0]["offset"] is not None
+        records = await _read_dlq(harness)
+        assert len(records) == 1
+        h = dict(records[0].headers)
+        assert h["original_topic"].decode() == dead[0]["source"]
+        assert int(h["original_offset"]) == dead[0]["offset"] and b"household size 13" in h["error"]
+    # after a fix, replaying the dead letters applies it once
+    harness.projection.fail_household_size = None
+    assert await replay_dead_letters(harness.pool, harness.projection, REGISTRY) == (1, 0)
+    assert await replay_dead_letters(harness.pool, harness.projection, REGISTRY) == (0, 0)
+    assert await harness.applied_count() == 3
+
+
+async def _read_dlq(h: Harness) -> list[Any]:
+    from tests.kernel.test_relay import read_topic
+
+    assert h.kafka is not None and isinstance(h.source, KafkaSource)
+    return await read_topic(h.kafka.bootstrap_servers, h.source.dead_letter_topic, 1, timeout=20)
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return (await value) == expected
+
+
+async def test_consumer_settings_that_matter_are_explicit_on_the_real_client() -> None:
+    from shared.kafka import make_consumer
+
+    consumer = make_consumer("127.0.0.1:1", "group", "topic")  # built, not started: no broker needed
+    actual = {"enable_auto_commit": consumer._enable_auto_commit,
+              "auto_offset_reset": consumer._auto_offset_reset,
+              "isolation_level": consumer._isolation_level}
+    assert actual == CONSUMER_SETTINGS_CHECK
+    assert consumer._max_poll_records is not None and consumer._max_poll_records <= 5000
+
+
+async def test_kafka_unknown_types_and_undecodable_records_are_dead_lettered(
+        es: StoreDb, pg: PostgresHandle, kafka: KafkaHandle, namespace: str) -> None:
+    projection = RecordingProjection()
+    _, pool = await consumer_database(pg, projection)
+    topic = namespaced("washfin.members.v1", namespace)
+    from shared.kafka import ensure_topics, make_producer
+
+    await ensure_topics(kafka.bootstrap_servers, [topic], 1)
+    await es.store.append("coop-a", "member", "m1", NO_STREAM, [member_registered(1)])
+    await es.store.append("coop-a", "member", "m2", NO_STREAM, [member_registered(2)])
+    producer = make_producer(kafka.bootstrap_servers, "poison")
+    await producer.start()
+    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="p", partitions=1)
+    try:
+        await producer.send_and_wait(topic, b"{not json", key=b"x")
+        await es.store.append("coop-a", "member", "m3", NO_STREAM, [_unknown_event()])
+        await relay.publish_batch(producer)
+    finally:
+        await producer.stop()
+    source = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=1, namespace=namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        await eventually(lambda: _eq(pool.fetchval("SELECT count(*) FROM dead_letters"), 2), timeout=60)
+        await eventually(lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), 2), timeout=30)
+    finally:
+        stop.set()
+        await task
+    errors = sorted(r["error"] for r in await pool.fetch("SELECT error FROM dead_letters"))
+    assert errors[0].startswith("UnknownEventType") and errors[1].startswith("undecodable record")
+    await pool.close()
+
+
+def _unknown_event() -> Any:
+    from shared.envelope import NewEvent
+
+    return NewEvent("members.SomethingFromTheFuture", {"x": 1})
+
+
+async def test_kafka_rebalance_hands_partitions_over_without_double_effects(
+        es: StoreDb, pg: PostgresHandle, kafka: KafkaHandle, namespace: str) -> None:
+    projection = RecordingProjection()
+    _, pool = await consumer_database(pg, projection)
+    topic = namespaced("washfin.members.v1", namespace)
+    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name=topic, partitions=3)
+    stop_relay, stop_a, stop_b = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop_relay))]
+    a = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=3, namespace=namespace)
+    b = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=3, namespace=namespace)
+    task_a = asyncio.create_task(a.run(stop_a))
+    await append_members(es, "coop-a", streams=30, per_stream=5)
+    task_b = asyncio.create_task(b.run(stop_b))  # joins: partitions move
+    await append_members(es, "coop-a", streams=30, per_stream=5, start=5)
+    await asyncio.sleep(2)
+    stop_a.set()  # leaves: its partitions move to b
+    await task_a
+    await append_members(es, "coop-a", streams=30, per_stream=5, start=10)
+    await eventually(lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), 450), timeout=120)
+    await asyncio.sleep(1)
+    stop_b.set()
+    stop_relay.set()
+    await asyncio.gather(task_b, *tasks)
+    counts = Counter(r["event_id"] for r in await applied_rows(pool))
+    assert len(counts) == 450 and max(counts.values()) == 1
+    assert b.totals.applied > 0
+    await pool.close()

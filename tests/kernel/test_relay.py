@@ -1,0 +1,150 @@
+"""The relay: the event log is the outbox, published to Kafka in log order, after broker acks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from deploy.local.infra import KafkaHandle
+from deploy.local.kafka import LocalKafka
+from deploy.local.postgres import LocalPostgres
+from shared.db import create_pool, migrate
+from shared.envelope import Metadata, NewEvent
+from shared.eventstore import NO_STREAM
+from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.kafka import PRODUCER_SETTINGS, make_producer
+from shared.kafka.relay import Relay
+from tests.helpers import eventually
+from tests.kernel.conftest import StoreDb, member_registered
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                records += recs
+        # a little longer, to catch anything extra
+        for recs in (await consumer.getmany(timeout_ms=300)).values():
+            records += recs
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_relay_publishes_in_log_order_with_key_and_headers(es: StoreDb, kafka: KafkaHandle,
+                                                                 namespace: str) -> None:
+    topic = f"{namespace}.members"
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    for i in range(5):
+        await es.store.append("coop-a", "member", f"m{i % 2}", i // 2, [member_registered(i)],
+                              meta=Metadata(traceparent=tp, correlation_id=uuid.uuid4()))
+    await es.store.append("coop-a", "member", "internal", NO_STREAM, [NewEvent("members.InternalNote", {"x": 1})])
+    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="r1", partitions=3,
+                  publishable=lambda row: row["type"] != "members.InternalNote")
+    producer = make_producer(kafka.bootstrap_servers, "test-relay")
+    from shared.kafka import ensure_topics
+
+    await ensure_topics(kafka.bootstrap_servers, [topic], 3)
+    await producer.start()
+    try:
+        assert await relay.publish_batch(producer) == 6
+        assert await relay.publish_batch(producer) == 0
+        # the producer is idempotent and waits for all in-sync replicas: the broker gave it a producer id
+        assert producer._txn_manager is not None and producer._txn_manager.producer_id >= 0
+        assert PRODUCER_SETTINGS["acks"] == "all" and PRODUCER_SETTINGS["enable_idempotence"] is True
+    finally:
+        await producer.stop()
+    records = await read_topic(kafka.bootstrap_servers, topic, 5)
+    assert len(records) == 5, "internal events stay home"
+    by_stream: dict[str, list[int]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        body = orjson.loads(r.value)
+        h = dict(r.headers)
+        assert r.key.decode() == body["stream_id"]
+        assert h["type"] == b"members.MemberRegistered" and h["tenant"] == b"coop-a"
+        assert h["event_id"].decode() == body["event_id"] and h["schema_version"] == b"1"
+        assert h["traceparent"].decode() == tp == body["traceparent"]
+        by_stream.setdefault(body["stream_id"], []).append(body["version"])
+    assert by_stream == {"m0": [1, 2, 3], "m1": [1, 2]}
+    # checkpointed past everything read, the unpublished internal event included
+    checkpoint = await relay.load_checkpoint()
+    assert checkpoint.position == 6 and await es.store.read_log(checkpoint, 10) == []
+
+
+async def test_idle_relay_wakes_on_notify_from_another_process_within_milliseconds(
+        es: StoreDb, kafka: KafkaHandle, namespace: str) -> None:
+    topic = f"{namespace}.members"
+    # idle poll of 60 s: only the notification can explain a fast delivery
+    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="r2", partitions=1, idle_poll_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    await eventually(lambda: _async(relay.is_leader), timeout=30)
+    await asyncio.sleep(0.5)
+    other_pool = await create_pool(es.url, 1, 2)  # another store instance: cross-connection NOTIFY
+    other = PostgresEventStore(other_pool, es.url)
+    t0 = time.monotonic()
+    await other.append("coop-a", "member", "m1", NO_STREAM, [member_registered(1)])
+    await eventually(lambda: _async(relay.published == 1), timeout=10, interval=0.005)
+    elapsed = time.monotonic() - t0
+    stop.set()
+    await task
+    await other.close()
+    await other_pool.close()
+    assert elapsed < 5, f"relay took {elapsed:.2f}s: it was not woken by the notification"
+
+
+async def _async(value: object) -> object:
+    return value
+
+
+async def test_relay_survives_broker_and_database_restarts() -> None:
+    base = Path(tempfile.mkdtemp(prefix="washfin-restart-"))
+    pgs = LocalPostgres(base / "pg").start()
+    broker = LocalKafka(base / "kafka").start()
+    try:
+        url = pgs.url("postgres")
+        pool = await create_pool(url, 1, 5)
+        async with pool.acquire() as conn:
+            await migrate(conn, "eventstore", MIGRATIONS)
+        store = PostgresEventStore(pool, url)
+        relay = Relay(store.reader, broker.bootstrap_servers, "restart.members", name="r3", partitions=1,
+                      idle_poll_s=0.5)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        await store.append("coop-a", "member", "m1", NO_STREAM, [member_registered(1)])
+        await eventually(lambda: _async(relay.published >= 1), timeout=60)
+
+        await asyncio.to_thread(broker.stop)
+        await store.append("coop-a", "member", "m1", 1, [member_registered(2)])
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(broker.start)
+        await eventually(lambda: _async(relay.checkpoint.position >= 2), timeout=90)
+
+        await asyncio.to_thread(pgs.stop)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(pgs.start)
+        await store.append("coop-a", "member", "m1", 2, [member_registered(3)])
+        await eventually(lambda: _async(relay.checkpoint.position >= 3), timeout=90)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        records = await read_topic(broker.bootstrap_servers, "restart.members", 3, timeout=30)
+        versions = sorted({orjson.loads(r.value)["version"] for r in records})
+        assert versions == [1, 2, 3], "nothing lost across the restarts (duplicates are allowed, consumers skip them)"
+        await store.close()
+        await pool.close()
+    finally:
+        broker.stop()
+        pgs.stop()
+        shutil.rmtree(base, ignore_errors=True)
