@@ -87,6 +87,7 @@ class ServiceRuntime:
                 self.store.reader, s.kafka_bootstrap_servers, physical, name=physical,
                 publishable=lambda row: self.registry.topic_of(row["type"]) == self.topic,
                 partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                batch_size=s.relay_batch_size,
             )
             self._spawn(self.relay.run(self._stop), "relay")
         if s.run_consumers:
@@ -102,7 +103,7 @@ class ServiceRuntime:
                 src: KafkaSource | EventLogSource = KafkaSource(
                     self.pool, s.kafka_bootstrap_servers, p, self.registry,
                     partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                    namespace=s.kafka_namespace,
+                    namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size,
                 )
                 self.consumers.append(src)
                 self._spawn(src.run(self._stop), f"consumer:{p.name}")
@@ -117,7 +118,8 @@ class ServiceRuntime:
                         )
                     spool = await create_pool(dsn, 1, 2)
                     self._source_pools.append(spool)
-                    src = EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), p, self.registry)
+                    src = EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), p, self.registry,
+                                         batch_size=s.consumer_batch_size)
                     self.consumers.append(src)
                     self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
 

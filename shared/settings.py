@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     event_source: Literal["kafka", "embedded", "none"] = "kafka"
     run_relay: bool = True
     run_consumers: bool = True
+    relay_batch_size: int = 5000
+    consumer_batch_size: int = 2000
     platform_database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/washfin_platform",
         validation_alias=_platform("PLATFORM_DATABASE_URL"),

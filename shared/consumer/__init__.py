@@ -123,8 +123,9 @@ async def apply_events(
 ) -> tuple[Outcome, list[DeadLetter]]:
     """Apply ``envelopes`` inside the caller's transaction, skipping any already applied.
 
-    Each event runs in a savepoint: a handler that still fails after retries is rolled back alone
-    and returned as a dead letter; the rest of the batch goes on.
+    The batch first runs whole, in one savepoint. Only if a handler fails is it rolled back and run
+    again event by event, each in its own savepoint: a handler that still fails after retries is
+    rolled back alone and returned as a dead letter; the rest of the batch goes on.
     """
     outcome = Outcome()
     dead: list[DeadLetter] = []
@@ -138,21 +139,43 @@ async def apply_events(
         projection.name, [k[0] for k in keys], [k[1] for k in keys],
     )
     seen: dict[tuple[str, str], int] = {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
-    changed: dict[tuple[str, str], int] = {}
+    todo: list[int] = []
     for i, env in enumerate(envelopes):
         key = (env.tenant_id, env.stream_id)
         if env.version <= seen.get(key, 0):
             outcome.skipped += 1
             continue
-        error = await _handle_with_retries(conn, projection, registry, env)
-        if error is not None:
-            raw = records[i] if records is not None else env.to_json()
-            dead.append(DeadLetter(source, error, raw, event_id=env.event_id, event_type=env.type))
-            outcome.dead += 1
-        else:
-            outcome.applied += 1
         seen[key] = env.version
-        changed[key] = env.version
+        todo.append(i)
+    changed = {(envelopes[i].tenant_id, envelopes[i].stream_id): envelopes[i].version for i in todo}
+    decoded: list[tuple[int, Contract | str]] = []
+    for i in todo:
+        try:
+            decoded.append((i, registry.decode(envelopes[i])))
+        except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:
+            decoded.append((i, f"{type(e).__name__}: {e}"))
+    fast = all(not isinstance(ev, str) for _, ev in decoded)
+    if fast:
+        try:
+            async with conn.transaction():
+                for i, ev in decoded:
+                    await projection.handle(conn, envelopes[i], ev)  # type: ignore[arg-type]
+            outcome.applied += len(decoded)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            raise
+        except Exception as e:  # noqa: BLE001 - find the culprit event by event below
+            log.info("batch_retried_event_by_event", consumer=projection.name, error=repr(e))
+            fast = False
+    if not fast:
+        for i, ev in decoded:
+            env = envelopes[i]
+            error = ev if isinstance(ev, str) else await _handle_with_retries(conn, projection, env, ev)
+            if error is not None:
+                raw = records[i] if records is not None else env.to_json()
+                dead.append(DeadLetter(source, error, raw, event_id=env.event_id, event_type=env.type))
+                outcome.dead += 1
+            else:
+                outcome.applied += 1
     if changed:
         await conn.execute(
             """INSERT INTO consumer_streams (consumer, tenant_id, stream_id, version)
@@ -164,12 +187,8 @@ async def apply_events(
 
 
 async def _handle_with_retries(
-    conn: asyncpg.Connection, projection: Projection, registry: ContractRegistry, env: Envelope
+    conn: asyncpg.Connection, projection: Projection, env: Envelope, event: Contract
 ) -> str | None:
-    try:
-        event = registry.decode(env)
-    except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:
-        return f"{type(e).__name__}: {e}"
     last = ""
     for attempt in range(HANDLER_ATTEMPTS):
         try:
@@ -180,7 +199,7 @@ async def _handle_with_retries(
             return f"PoisonEvent: {e}"
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
             raise  # infrastructure, not the event: fail the batch and retry it whole
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the handler's failure becomes the dead letter's reason
             last = f"{type(e).__name__}: {e}"
             log.warning("handler_failed", consumer=projection.name, event_id=str(env.event_id),
                         attempt=attempt + 1, error=last)
@@ -221,7 +240,10 @@ async def replay_dead_letters(pool: asyncpg.Pool, projection: Projection, regist
                                    f"still undecodable: {e}")
                 failing += 1
                 continue
-            error = await _handle_with_retries(conn, projection, registry, env)
+            try:
+                error = await _handle_with_retries(conn, projection, env, registry.decode(env))
+            except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:
+                error = f"{type(e).__name__}: {e}"
             if error is None:
                 await conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = $1", row["id"])
                 replayed += 1

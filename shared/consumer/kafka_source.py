@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
 from typing import Any
 
 import asyncpg
@@ -132,6 +131,7 @@ class KafkaSource:
         assert self.consumer is not None
         envelopes: list[Envelope] = []
         raws: list[bytes] = []
+        offsets: dict[str, int] = {}  # event id -> offset, to name a dead letter's place
         dead: list[DeadLetter] = []
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
@@ -155,12 +155,12 @@ class KafkaSource:
                     continue
                 envelopes.append(env)
                 raws.append(rec.value)
+                offsets[str(env.event_id)] = rec.offset
             if not envelopes and not dead and records[-1].offset < next_offset:
                 return
             outcome, failed = await apply_events(conn, self.projection, self.registry, envelopes, raws, tp.topic)
-            offsets = _offsets_by_event(records)
             dead += [
-                DeadLetter(d.source, d.error, d.record, tp.partition, offsets.get(str(d.event_id)), d.event_id, d.event_type)
+                DeadLetter(d.source, d.error, d.record, tp.partition, offsets[str(d.event_id)], d.event_id, d.event_type)
                 for d in failed
             ]
             if dead:
@@ -195,11 +195,3 @@ class KafkaSource:
             futures.append(await dlq.send(topic, value=d.record, headers=headers))
         await asyncio.gather(*futures)
 
-
-def _offsets_by_event(records: list[ConsumerRecord]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for r in records:
-        for k, v in r.headers or ():
-            if k == "event_id":
-                out[v.decode()] = r.offset
-    return out

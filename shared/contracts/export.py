@@ -111,11 +111,10 @@ def _event_headers(model: type[Contract]) -> dict[str, Any]:
     }
 
 
-def _forever_binding(topic: str, **extra: Any) -> dict[str, Any]:
+def _forever_binding(**extra: Any) -> dict[str, Any]:
     return {
         "kafka": {
             "bindingVersion": KAFKA_BINDING_VERSION,
-            "topic": topic,
             "topicConfiguration": {
                 "cleanup.policy": [FOREVER["cleanup.policy"]],
                 "retention.bytes": int(FOREVER["retention.bytes"]),
@@ -157,7 +156,7 @@ def asyncapi_document(registry: ContractRegistry) -> dict[str, Any]:
                 "WASHFIN_KAFKA_REPLICATION_FACTOR.\n"
             ),
             "messages": channel_messages,
-            "bindings": _forever_binding(topic),
+            "bindings": _forever_binding(topic=topic),
         }
         operations[f"{topic}.publish"] = {
             "action": "send",
@@ -204,7 +203,8 @@ def asyncapi_document(registry: ContractRegistry) -> dict[str, Any]:
         ),
         "parameters": {"consumer": {"description": "The name of the consumer (projection) that gave up."}},
         "messages": {"deadLetter": {"$ref": "#/components/messages/deadLetter"}},
-        "bindings": _forever_binding(dlq_address, partitions=1),
+        # the consumers create their dead-letter topics with one partition (shared/consumer/kafka_source.py)
+        "bindings": _forever_binding(partitions=1),
     }
     operations["dead-letters.publish"] = {
         "action": "send",

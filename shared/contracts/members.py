@@ -23,13 +23,13 @@ class MemberRegistered(Contract):
     topic = TOPIC
 
     member_id: UUID
-    member_number: str
+    member_number: str = Field(min_length=1, max_length=40, description="The cooperative's own member number")
     sex: Literal["female", "male"]
     joined_on: date
-    household_size: int = Field(ge=1, le=50)
-    group_id: str | None = None
-    village: str | None = None
-    district: str | None = None
+    household_size: int = Field(ge=1, le=50, description="People in the household (people reached)")
+    group_id: str | None = Field(default=None, max_length=64, description="Group (majelis)")
+    village: str | None = Field(default=None, max_length=120)
+    district: str | None = Field(default=None, max_length=120)
     area: Literal["urban", "rural"] | None = None
-    b40: bool | None = None
-    programme_consent: bool = False
+    b40: bool | None = Field(default=None, description="Household in the bottom 40 % (poverty proxy)")
+    programme_consent: bool = Field(default=False, description="Consents to programme-level reporting")

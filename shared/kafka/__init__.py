@@ -56,7 +56,7 @@ CONSUMER_SETTINGS: dict[str, Any] = {
     "isolation_level": "read_committed",
     "max_poll_records": 2000,
     "fetch_max_wait_ms": 100,
-    "session_timeout_ms": 30000,
+    "session_timeout_ms": 10000,  # a crashed member's partitions move after 10 s
     "heartbeat_interval_ms": 3000,
     "max_poll_interval_ms": 300000,
 }
