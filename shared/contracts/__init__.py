@@ -101,6 +101,6 @@ registry = ContractRegistry()
 
 def load_all() -> ContractRegistry:
     """Import every contract module so the registry is complete."""
-    from shared.contracts import members  # noqa: F401
+    from shared.contracts import loans, members, sanitation  # noqa: F401
 
     return registry
