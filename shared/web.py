@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.tenancy import Authenticator, Principal, Role
+from shared.tracing import child_traceparent, trace_id
 
 
 class Refusal(Exception):
@@ -77,22 +77,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _reused_key(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return JSONResponse({"error": "idempotency_key_reused", "field": "Idempotency-Key", "reason": str(exc)},
                             status_code=422)
-
-
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-
-
-def child_traceparent(parent: str | None) -> str:
-    """A W3C ``traceparent`` for a new span: in the caller's trace when it sent a valid one, else a new trace."""
-    m = _TRACEPARENT.match(parent or "")
-    trace_id = m.group(1) if m and m.group(1) != "0" * 32 else secrets.token_hex(16)
-    flags = m.group(3) if m else "01"
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
-
-
-def trace_id(traceparent: str | None) -> str | None:
-    m = _TRACEPARENT.match(traceparent or "")
-    return m.group(1) if m else None
 
 
 def install_request_context(app: FastAPI, service: str) -> None:

@@ -19,8 +19,10 @@ import asyncpg
 
 from shared.contracts import Contract, ContractRegistry, UnknownEventType, UnsupportedSchemaVersion
 from shared.db import Migration
-from shared.envelope import Envelope
+from shared.envelope import Envelope, Metadata
+from shared.eventstore import Idempotency
 from shared.logging import get_logger
+from shared.tracing import child_traceparent
 
 log = get_logger(__name__)
 
@@ -251,3 +253,21 @@ async def replay_dead_letters(pool: asyncpg.Pool, projection: Projection, regist
                 await conn.execute("UPDATE dead_letters SET error = $2 WHERE id = $1", row["id"], error)
                 failing += 1
     return replayed, failing
+
+
+def reaction_metadata(consumer: str, cause: Envelope) -> Metadata:
+    """Metadata for events a reaction appends: same correlation and trace, caused by ``cause``."""
+    return Metadata(correlation_id=cause.correlation_id, causation_id=cause.event_id, actor=f"reaction:{consumer}",
+                    traceparent=child_traceparent(cause.traceparent) if cause.traceparent else None)
+
+
+def reaction_idempotency(consumer: str, cause: Envelope, response: dict[str, Any] | None = None) -> Idempotency:
+    """The idempotency key of a reaction to ``cause``.
+
+    A reaction (process manager) appends to its own service's event store through ``store.append``,
+    which commits on its own; its consumer's progress commits afterwards. Should the process die in
+    between, the event is delivered again and the append, keyed by the cause's event id, answers with
+    the first result instead of appending twice. Pass it as ``idempotency=`` to ``append``.
+    """
+    return Idempotency(key=f"reaction:{consumer}:{cause.event_id}", request_hash=str(cause.event_id),
+                       response=response or {})

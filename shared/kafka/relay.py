@@ -16,7 +16,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from shared.db import advisory_key
 from shared.envelope import LogPosition
