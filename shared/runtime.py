@@ -24,6 +24,7 @@ from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
 from shared.kafka import namespaced, service_topic
 from shared.kafka.relay import Relay
 from shared.logging import get_logger
+from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
 from shared.settings import ServiceSettings
 from shared.tenancy import PLATFORM_MIGRATIONS, Authenticator
 
@@ -77,7 +78,7 @@ class ServiceRuntime:
         self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
         self.platform_pool = await create_pool(s.platform_database_url, 1, 4)
         await self.migrate()
-        self.store = PostgresEventStore(self.pool, s.database_url)
+        self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
         if not background:
             return
@@ -87,7 +88,7 @@ class ServiceRuntime:
                 self.store.reader, s.kafka_bootstrap_servers, physical, name=physical,
                 publishable=lambda row: self.registry.topic_of(row["type"]) == self.topic,
                 partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                batch_size=s.relay_batch_size,
+                batch_size=s.relay_batch_size, service=self.service,
             )
             self._spawn(self.relay.run(self._stop), "relay")
         if s.run_consumers:
@@ -150,13 +151,41 @@ class ServiceRuntime:
                     await asyncio.wait_for(p.close(), 5)
 
     async def readiness(self) -> dict[str, dict[str, Any]]:
+        """Database reachable and migrated; relay and consumers running and reaching their source."""
         checks: dict[str, dict[str, Any]] = {}
         try:
             assert self.pool is not None
-            await self.pool.fetchval("SELECT 1 FROM schema_migrations LIMIT 1")
-            checks["database"] = {"ok": True}
+            applied = await asyncio.wait_for(self.pool.fetchval(
+                "SELECT count(*) FROM schema_migrations WHERE component = $1", self.service), 3)
+            ok = applied >= len(self.migrations)
+            checks["database"] = {"ok": ok} if ok else {"ok": False, "error": "not migrated"}
         except Exception as e:  # noqa: BLE001 - any failure means not ready
-            checks["database"] = {"ok": False, "error": str(e)}
+            checks["database"] = {"ok": False, "error": str(e) or type(e).__name__}
         for t in self._tasks:
             checks[t.get_name()] = {"ok": not t.done()}
+        if self.relay is not None:
+            checks["relay"]["ok"] = checks["relay"]["ok"] and self.relay.healthy
+        for c in self.consumers:
+            name = next(t.get_name() for t in self._tasks if t.get_name().startswith(f"consumer:{c.projection.name}"))
+            checks[name]["ok"] = checks[name]["ok"] and c.healthy
         return checks
+
+    async def refresh_gauges(self) -> None:
+        """Query-backed metrics, refreshed at each scrape."""
+        if self.pool is not None:
+            DB_POOL.labels(self.service, "size").set(self.pool.get_size())
+            DB_POOL.labels(self.service, "idle").set(self.pool.get_idle_size())
+        try:
+            if self.relay is not None:
+                RELAY_LAG.labels(self.service).set(await self.relay.lag())
+            for c in self.consumers:
+                for source, lag in (await c.lag()).items():
+                    topic, _, partition = source.partition(":")
+                    CONSUMER_LAG.labels(c.projection.name, topic, partition or "-").set(lag)
+            if self.consumers and self.pool is not None:
+                rows = await self.pool.fetch(
+                    "SELECT consumer, count(*) FILTER (WHERE replayed_at IS NULL) AS open FROM dead_letters GROUP BY consumer")
+                for r in rows:
+                    DEAD_LETTERS.labels(r["consumer"]).set(r["open"])
+        except Exception as e:  # noqa: BLE001 - a scrape must answer even when a figure cannot be had
+            log.warning("metrics_refresh_failed", error=repr(e))

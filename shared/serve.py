@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import ValidationError
 
 from shared.logging import configure_logging
+from shared.metrics import install_http_metrics, metrics_router
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.web import health_router, install_error_handlers, install_request_context
@@ -42,7 +43,9 @@ def create_service_app(
     app = FastAPI(title=f"washfin {service}", version="0.1.0", lifespan=lifespan, description=description)
     install_error_handlers(app)
     install_request_context(app, service)
+    install_http_metrics(app, service)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     for r in routers:
         app.include_router(r)
     return app

@@ -22,6 +22,7 @@ from shared.db import Migration
 from shared.envelope import Envelope, Metadata
 from shared.eventstore import Idempotency
 from shared.logging import get_logger
+from shared.metrics import CONSUMER_APPLIED
 from shared.tracing import child_traceparent
 
 log = get_logger(__name__)
@@ -178,6 +179,9 @@ async def apply_events(
                 outcome.dead += 1
             else:
                 outcome.applied += 1
+    for outcome_name, n in (("applied", outcome.applied), ("skipped", outcome.skipped), ("dead", outcome.dead)):
+        if n:
+            CONSUMER_APPLIED.labels(projection.name, outcome_name).inc(n)
     if changed:
         await conn.execute(
             """INSERT INTO consumer_streams (consumer, tenant_id, stream_id, version)

@@ -23,6 +23,7 @@ from shared.contracts import ContractRegistry
 from shared.envelope import Envelope
 from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced
 from shared.logging import get_logger
+from shared.metrics import CONSUMER_BATCH_SECONDS
 
 log = get_logger(__name__)
 
@@ -68,6 +69,8 @@ class KafkaSource:
         self._processing = asyncio.Lock()
         self.totals = Outcome()
         self.last_event_at: float | None = None
+        #: False while the source or the database cannot be reached (readiness)
+        self.healthy = True
         self.assigned: set[TopicPartition] = set()
 
     async def _seek_to_stored(self, assigned: list[TopicPartition]) -> None:
@@ -96,6 +99,7 @@ class KafkaSource:
                 await self._consume(stop)
                 backoff = 0.5
             except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
+                self.healthy = False
                 log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
@@ -109,6 +113,7 @@ class KafkaSource:
         dlq = make_producer(self.bootstrap_servers, client_id=f"{self.projection.name}-dlq")
         await self.consumer.start()
         await dlq.start()
+        self.healthy = True
         log.info("consumer_started", consumer=self.projection.name, topics=topics)
         try:
             while not stop.is_set():
@@ -129,6 +134,7 @@ class KafkaSource:
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord], dlq: Any) -> None:
         assert self.consumer is not None
+        started = time.perf_counter()
         envelopes: list[Envelope] = []
         raws: list[bytes] = []
         offsets: dict[str, int] = {}  # event id -> offset, to name a dead letter's place
@@ -172,6 +178,7 @@ class KafkaSource:
                    WHERE consumer = $1 AND topic = $2 AND partition = $3""",
                 self.projection.name, tp.topic, tp.partition, new_next,
             )
+        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
         self.totals.dead += len(dead)
@@ -179,6 +186,23 @@ class KafkaSource:
         # informational only: progress of record is the row above
         with contextlib.suppress(KafkaError):
             await self.consumer.commit({tp: new_next})
+
+    async def lag(self) -> dict[str, int]:
+        """Per assigned partition: records on the broker not yet applied (from the last fetch's high water)."""
+        out: dict[str, int] = {}
+        consumer = self.consumer
+        if consumer is None:
+            return out
+        for tp in self.assigned:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except Exception:  # noqa: BLE001 - partition moving in a rebalance: no figure this time
+                continue
+            out[f"{tp.topic}:{tp.partition}"] = max(0, high - position)
+        return out
 
     async def _publish_dead(self, dlq: Any, tp: TopicPartition, dead: list[DeadLetter]) -> None:
         topic = self.dead_letter_topic

@@ -20,6 +20,7 @@ from shared.db import advisory_key
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
+from shared.metrics import CONSUMER_BATCH_SECONDS
 
 log = get_logger(__name__)
 
@@ -46,6 +47,8 @@ class EventLogSource:
         self.totals = Outcome()
         self.position = LogPosition()
         self.last_event_at: float | None = None
+        #: False while the source or the database cannot be reached (readiness)
+        self.healthy = True
 
     async def load_position(self) -> LogPosition:
         row = await self.pool.fetchrow(
@@ -71,6 +74,7 @@ class EventLogSource:
                             await lock_conn.execute("SELECT pg_advisory_unlock_all()")
                 backoff = 0.2
             except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
+                self.healthy = False
                 log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
@@ -78,6 +82,7 @@ class EventLogSource:
 
     async def _tail(self, stop: asyncio.Event) -> None:
         self.position = await self.load_position()
+        self.healthy = True
         log.info("consumer_started", consumer=self.projection.name, source=self.source_name,
                  position=str(self.position))
         while not stop.is_set():
@@ -93,11 +98,16 @@ class EventLogSource:
             for t in (waiter, stopper):
                 t.cancel()
 
+    async def lag(self) -> dict[str, int]:
+        """Events in the tailed log after this consumer's position."""
+        return {self.source_name: await self.reader.count_after(self.position)}
+
     async def step(self) -> int:
         """Apply the next batch; returns how many log entries it covered."""
         batch = await self.reader.read_log(self.position, self.batch_size)
         if not batch:
             return 0
+        started = time.perf_counter()
         topics = set(self.projection.topics)
         # the tailed log also holds the producer's internal events: offer only what it publishes
         envelopes = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
@@ -112,6 +122,7 @@ class EventLogSource:
                 self.projection.name, self.source_name, last.tx_id, last.position,
             )
         self.position = last
+        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
         self.totals.dead += outcome.dead

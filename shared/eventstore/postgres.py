@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 from uuid import uuid4
@@ -37,6 +38,7 @@ from shared.eventstore import (
     StreamAppend,
 )
 from shared.logging import get_logger
+from shared.metrics import EVENTS_APPENDED
 
 log = get_logger(__name__)
 
@@ -259,8 +261,10 @@ class _Notifier:
 class PostgresEventStore:
     """Event store on one service's PostgreSQL database."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None, channel: str = CHANNEL) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None, channel: str = CHANNEL,
+                 service: str = "") -> None:
         self.pool = pool
+        self.service = service
         self.reader = PostgresLogReader(pool, dsn, channel)
         self._notifier = _Notifier(pool, channel)
 
@@ -312,10 +316,16 @@ class PostgresEventStore:
                 raise ConcurrencyError(
                     tenant_id, stream_id, expected, await self.stream_version(tenant_id, stream_id)
                 ) from None
-            self.reader.poke()
-            self._notifier.poke()
+            self._committed([e.type for e in result.events])
             return result
         raise AssertionError("unreachable")
+
+    def _committed(self, types: list[str]) -> None:
+        """After a commit: wake readers here and elsewhere, count the events."""
+        self.reader.poke()
+        self._notifier.poke()
+        for t, n in Counter(types).items():
+            EVENTS_APPENDED.labels(self.service, t).inc(n)
 
     def _replay(self, prior: Idempotency, asked: Idempotency, stream_id: str) -> AppendResult:
         if prior.request_hash != asked.request_hash:
@@ -417,8 +427,7 @@ class PostgresEventStore:
             if e.constraint_name == "events_stream_version":
                 raise ConcurrencyError(appends[0].tenant_id, "(batch)", -1) from None
             raise
-        self.reader.poke()
-        self._notifier.poke()
+        self._committed(cols[5])
         return len(cols[0])
 
     # -- reading ---------------------------------------------------------------------------------------

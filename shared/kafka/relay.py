@@ -22,6 +22,7 @@ from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.kafka import encode_row, ensure_topics, make_producer
 from shared.logging import get_logger
+from shared.metrics import RELAY_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -42,6 +43,7 @@ class Relay:
         partitions: int = 6,
         replication_factor: int = 1,
         idle_poll_s: float = 1.0,
+        service: str = "",
     ) -> None:
         self.reader = reader
         self.pool: asyncpg.Pool = reader.pool
@@ -57,6 +59,9 @@ class Relay:
         self.last_published_at: float | None = None
         self.checkpoint = LogPosition()
         self.is_leader = False
+        self.service = service
+        #: False while the relay cannot reach the broker or the database (readiness)
+        self.healthy = True
 
     async def load_checkpoint(self) -> LogPosition:
         row = await self.pool.fetchrow("SELECT tx_id, position FROM relay_checkpoints WHERE name = $1", self.name)
@@ -93,6 +98,7 @@ class Relay:
                             await lock_conn.execute("SELECT pg_advisory_unlock_all()")
                 backoff = 0.2
             except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
+                self.healthy = False
                 log.warning("relay_retrying", relay=self.name, error=repr(e), backoff_s=backoff,
                             exc_info=not isinstance(e, (OSError, asyncio.TimeoutError)))
                 await _sleep_or_stop(stop, backoff)
@@ -104,6 +110,7 @@ class Relay:
         await producer.start()
         try:
             self.checkpoint = await self.load_checkpoint()
+            self.healthy = True
             log.info("relay_started", relay=self.name, topic=self.topic, checkpoint=str(self.checkpoint))
             while not stop.is_set():
                 sent = await self.publish_batch(producer)
@@ -136,6 +143,7 @@ class Relay:
         last = rows[-1]
         await self._save_checkpoint(LogPosition(last["tx"], last["position"]))
         self.published += len(futures)
+        RELAY_PUBLISHED.labels(self.service, self.topic).inc(len(futures))
         self.last_published_at = time.time()
         return len(rows)
 

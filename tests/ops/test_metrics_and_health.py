@@ -1,0 +1,90 @@
+"""Operations: /metrics moves with the work done; /readyz reports a lost database or broker and
+recovers by itself when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from deploy.local.demo import DEMO_MEMBERS, TENANT_NAMES, key_for
+from deploy.local.kafka import LocalKafka
+from deploy.local.postgres import LocalPostgres
+from services.members.app import create_app
+from services.members.settings import MembersSettings
+from shared.db import connect, migrate
+from shared.tenancy import PLATFORM_MIGRATIONS, Role, create_tenant, issue_key
+from tests.helpers import ServiceClient, eventually, running_app
+from tests.services.conftest import BMI, headers
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_metrics_move_after_a_command(members: ServiceClient) -> None:
+    before = (await members.get("/metrics")).text
+    r = await members.post("/members", json=DEMO_MEMBERS[BMI][0], headers=headers(BMI))
+    assert r.status_code == 201
+    after = (await members.get("/metrics")).text
+    appended = dict(name="washfin_events_appended_total", service="members", type="members.MemberRegistered")
+    assert metric(after, **appended) == metric(before, **appended) + 1
+    requests = dict(name="washfin_http_requests_total", service="members", route="/members", status="201")
+    assert metric(after, **requests) == metric(before, **requests) + 1
+    assert metric(after, "washfin_db_pool_connections", service="members", state="size") >= 1
+
+
+async def _platform(url: str) -> None:
+    conn = await connect(url)
+    await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+    for tenant, name in TENANT_NAMES.items():
+        await create_tenant(conn, tenant, name)
+    await issue_key(conn, BMI, Role.FIELD_OFFICER, secret=key_for(BMI, Role.FIELD_OFFICER))
+    await conn.close()
+
+
+async def test_readiness_follows_database_and_broker_outages() -> None:
+    base = Path(tempfile.mkdtemp(prefix="washfin-ready-"))
+    pgs = LocalPostgres(base / "pg").start()
+    broker = LocalKafka(base / "kafka").start()
+    try:
+        await _platform(pgs.url("postgres"))
+        settings = MembersSettings(database_url=pgs.url("postgres"), platform_database_url=pgs.url("postgres"),
+                                   kafka_bootstrap_servers=broker.bootstrap_servers, kafka_topic_partitions=1)
+        async with running_app(create_app(settings)) as client:
+            async def status() -> int:
+                return (await client.get("/readyz")).status_code
+
+            await eventually(lambda: _is(status(), 200), timeout=60)
+
+            await asyncio.to_thread(pgs.stop)
+            r = await client.get("/readyz")
+            assert r.status_code == 503 and r.json()["checks"]["database"]["ok"] is False
+            await asyncio.to_thread(pgs.start)
+            await eventually(lambda: _is(status(), 200), timeout=60)
+
+            await asyncio.to_thread(broker.stop)
+            # the relay notices when it next talks to the broker: give it something to publish
+            post = await client.post("/members", json=DEMO_MEMBERS[BMI][1], headers=headers(BMI))
+            assert post.status_code == 201, "commands do not need the broker"
+            await eventually(lambda: _is(status(), 503), timeout=90)
+            assert (await client.get("/readyz")).json()["checks"]["relay"]["ok"] is False
+            await asyncio.to_thread(broker.start)
+            await eventually(lambda: _is(status(), 200), timeout=120)
+    finally:
+        broker.stop()
+        pgs.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _is(value: object, expected: object) -> bool:
+    return (await value) == expected  # type: ignore[misc]
