@@ -26,7 +26,7 @@ from shared.kafka.relay import Relay
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
 from shared.settings import ServiceSettings
-from shared.tenancy import PLATFORM_MIGRATIONS, Authenticator
+from shared.tenancy import Authenticator, migrate_platform
 
 log = get_logger(__name__)
 
@@ -71,7 +71,7 @@ class ServiceRuntime:
             for p in self.projections:
                 await migrate(conn, f"projection:{p.name}", list(p.migrations))
         async with self.platform_pool.acquire() as conn:
-            await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+            await migrate_platform(conn)
 
     async def start(self, *, background: bool = True) -> None:
         s = self.settings

@@ -16,7 +16,11 @@ from enum import StrEnum
 
 import asyncpg
 
-from shared.db import Migration
+from shared.db import Migration, migrate
+from shared.envelope import Metadata, NewEvent
+from shared.eventstore import NO_STREAM, ConcurrencyError
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.eventstore.postgres import append_in_transaction
 
 
 class Role(StrEnum):
@@ -57,6 +61,13 @@ PLATFORM_MIGRATIONS = [
 KEY_PREFIX = "wf"
 
 
+
+async def migrate_platform(conn: asyncpg.Connection) -> None:
+    """The platform database: its own event store (operator actions) beside the credential tables."""
+    await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+    await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: from the API key alone."""
@@ -85,13 +96,44 @@ def parse_key(raw: str) -> str | None:
     return parts[1]
 
 
-async def create_tenant(conn: asyncpg.Connection, tenant_id: str, name: str) -> bool:
-    """Register a cooperative; False if it exists already."""
-    status = await conn.execute(
-        "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2) ON CONFLICT (tenant_id) DO NOTHING",
-        tenant_id, name,
-    )
-    return status.endswith(" 1")
+PLATFORM = "platform"  # the tenant id of operator events: they belong to no cooperative
+
+
+def _actor(actor: str | None) -> Metadata:
+    return Metadata(actor=actor or "operator")
+
+
+async def create_tenant(conn: asyncpg.Connection, tenant_id: str, name: str, *, actor: str | None = None) -> bool:
+    """Register a cooperative (an operator action, recorded as an event); False if it exists already."""
+    try:
+        async with conn.transaction():
+            await append_in_transaction(conn, PLATFORM, "tenant", tenant_id, NO_STREAM,
+                                        [NewEvent("platform.TenantRegistered", {"tenant_id": tenant_id, "name": name})],
+                                        _actor(actor))
+            await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)", tenant_id, name)
+    except ConcurrencyError:
+        return False
+    return True
+
+
+async def set_tenant_status(conn: asyncpg.Connection, tenant_id: str, status: str, *,
+                            reason: str = "", actor: str | None = None) -> bool:
+    """Suspend (every key of the cooperative stops working at once) or resume a cooperative."""
+    if status not in ("active", "suspended"):
+        raise ValueError(f"unknown status {status!r}")
+    async with conn.transaction():
+        current = await conn.fetchval("SELECT status FROM tenants WHERE tenant_id = $1", tenant_id)
+        if current is None:
+            raise LookupError(f"no cooperative {tenant_id!r}")
+        if current == status:
+            return False
+        event = "platform.TenantSuspended" if status == "suspended" else "platform.TenantResumed"
+        version = await conn.fetchval("SELECT max(version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
+                                      PLATFORM, tenant_id)
+        await append_in_transaction(conn, PLATFORM, "tenant", tenant_id, version or 0,
+                                    [NewEvent(event, {"tenant_id": tenant_id, "reason": reason})], _actor(actor))
+        await conn.execute("UPDATE tenants SET status = $2 WHERE tenant_id = $1", tenant_id, status)
+    return True
 
 
 async def issue_key(
@@ -103,28 +145,48 @@ async def issue_key(
     subject: str | None = None,
     expires_at: datetime | None = None,
     secret: str | None = None,
+    actor: str | None = None,
 ) -> IssuedKey:
-    """Issue a key; ``secret`` lets demo set-ups use a fixed, published key."""
+    """Issue a key (recorded as an event, without its secret). ``secret`` lets demo set-ups use a fixed,
+    published key; issuing the same fixed key again changes nothing."""
     if secret is None:
         key_id = secrets.token_hex(6)
-        secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+        secret = f"{KEY_PREFIX}_{key_id}_{secrets.token_urlsafe(32).replace('_', '-')}"
     key_id = parse_key(secret)
     if key_id is None:
         raise ValueError("malformed key")
-    await conn.execute(
-        """INSERT INTO api_keys (key_id, tenant_id, role, subject, label, key_hash, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (key_id) DO NOTHING""",
-        key_id, tenant_id, role.value, subject, label, _hash(secret), expires_at,
-    )
+    if (role == Role.OPERATOR) != (tenant_id is None):
+        raise ValueError("an operator key has no cooperative; every other key has one")
+    if role in (Role.CONTRACTOR, Role.PROGRAMME_OFFICER) and not subject:
+        raise ValueError(f"a {role.value} key needs a subject (the contractor or programme it acts for)")
+    try:
+        async with conn.transaction():
+            await append_in_transaction(
+                conn, PLATFORM, "api_key", key_id, NO_STREAM,
+                [NewEvent("platform.ApiKeyIssued", {"key_id": key_id, "tenant_id": tenant_id, "role": role.value,
+                                                    "subject": subject, "label": label,
+                                                    "expires_at": expires_at.isoformat() if expires_at else None})],
+                _actor(actor))
+            await conn.execute(
+                """INSERT INTO api_keys (key_id, tenant_id, role, subject, label, key_hash, expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                key_id, tenant_id, role.value, subject, label, _hash(secret), expires_at,
+            )
+    except ConcurrencyError:
+        pass  # this very key exists already
     return IssuedKey(key_id, secret)
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
-    status = await conn.execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL", key_id
-    )
-    return status.endswith(" 1")
+async def revoke_key(conn: asyncpg.Connection, key_id: str, *, reason: str = "", actor: str | None = None) -> bool:
+    """Revoke a key: it fails at once on every service. False if unknown or revoked already."""
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT 1 FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id):
+            return False
+        await append_in_transaction(conn, PLATFORM, "api_key", key_id, 1,
+                                    [NewEvent("platform.ApiKeyRevoked", {"key_id": key_id, "reason": reason})],
+                                    _actor(actor))
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1", key_id)
+    return True
 
 
 class Authenticator:

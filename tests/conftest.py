@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
-from shared.db import connect, migrate
-from shared.tenancy import PLATFORM_MIGRATIONS
+from shared.db import connect
+from shared.tenancy import migrate_platform
 
 log = logging.getLogger("washfin.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -44,7 +44,7 @@ async def platform_url(pg: PostgresHandle) -> AsyncIterator[str]:
     url = await pg.create_database("platform")
     conn = await connect(url)
     try:
-        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+        await migrate_platform(conn)
         await create_demo_tenants(conn)
     finally:
         await conn.close()

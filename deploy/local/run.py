@@ -20,14 +20,14 @@ from deploy.local.demo import DEMO_KEYS, create_demo_tenants, load_demo_members
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import SERVICES, ServiceProcess, database_name, service_env
-from shared.db import connect, migrate
-from shared.tenancy import PLATFORM_MIGRATIONS
+from shared.db import connect
+from shared.tenancy import migrate_platform
 
 
 async def _prepare_platform(url: str) -> None:
     conn = await connect(url)
     try:
-        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+        await migrate_platform(conn)
         await create_demo_tenants(conn)
     finally:
         await conn.close()

@@ -305,8 +305,8 @@ class PostgresEventStore:
                     prior = await self.idempotent_response(tenant_id, idempotency.key)
                     assert prior is not None
                     return self._replay(prior, idempotency, stream_id)
-                if e.constraint_name != "events_stream_version":
-                    raise
+                raise
+            except ConcurrencyError:
                 if idempotency is not None:
                     prior = await self.idempotent_response(tenant_id, idempotency.key)
                     if prior is not None:
@@ -346,36 +346,9 @@ class PostgresEventStore:
         idempotency: Idempotency | None,
         after: AfterAppend | None,
     ) -> AppendResult:
-        now = utcnow()
-        ids = [uuid4() for _ in events]
-        occurred = [e.occurred_at or now for e in events]
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                _APPEND, tenant_id, stream_type, stream_id, expected,
-                meta.correlation_id, meta.causation_id, meta.actor, meta.traceparent,
-                ids, [e.type for e in events], [e.schema_version for e in events], occurred,
-                [e.payload for e in events],
-            )
-            if len(rows) != len(events):
-                if await conn.fetchval("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"):
-                    raise FirstWriteRequired(
-                        "an append must be the first write of its transaction, or readers could "
-                        "see a stream's events out of order"
-                    )
-                raise ConcurrencyError(tenant_id, stream_id, expected,
-                                       await conn.fetchval(
-                                           "SELECT COALESCE(max(version), 0) FROM events "
-                                           "WHERE tenant_id = $1 AND stream_id = $2", tenant_id, stream_id))
-            envelopes = [
-                Envelope.model_construct(
-                    event_id=ids[i], tenant_id=tenant_id, stream_type=stream_type, stream_id=stream_id,
-                    version=expected + i + 1, type=e.type, schema_version=e.schema_version,
-                    occurred_at=occurred[i], recorded_at=rows[i]["recorded_at"],
-                    correlation_id=meta.correlation_id, causation_id=meta.causation_id, actor=meta.actor,
-                    traceparent=meta.traceparent, payload=e.payload,
-                )
-                for i, e in enumerate(events)
-            ]
+            envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
+                                                         events, meta)
             version = expected + len(events)
             response: dict[str, Any] = {}
             if idempotency is not None:
@@ -387,6 +360,10 @@ class PostgresEventStore:
             if after is not None:
                 await after(conn, envelopes)
         return AppendResult(stream_id=stream_id, version=version, events=envelopes, response=response)
+
+    def notify_committed(self, envelopes: Sequence[Envelope]) -> None:
+        """Tell readers about events a caller-owned transaction has committed."""
+        self._committed([e.type for e in envelopes])
 
     async def append_batch(self, appends: Sequence[StreamAppend]) -> int:
         """Append to many streams in one transaction and one statement (bulk imports).
@@ -465,3 +442,52 @@ class PostgresEventStore:
         await self.reader.close()
 
 
+async def append_in_transaction(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    stream_type: str,
+    stream_id: str,
+    expected: int,
+    events: Sequence[NewEvent],
+    meta: Metadata = Metadata(),
+) -> list[Envelope]:
+    """Append inside the caller's open transaction on ``conn``, which must not have written yet.
+
+    For callers that own the transaction (the platform's operator actions); readers are woken by
+    their next poll, or at once by ``PostgresEventStore.notify_committed`` after the caller commits.
+    Raises ``ConcurrencyError`` or ``FirstWriteRequired``.
+    """
+    now = utcnow()
+    ids = [uuid4() for _ in events]
+    occurred = [e.occurred_at or now for e in events]
+    try:
+        rows = await conn.fetch(
+            _APPEND, tenant_id, stream_type, stream_id, expected,
+            meta.correlation_id, meta.causation_id, meta.actor, meta.traceparent,
+            ids, [e.type for e in events], [e.schema_version for e in events], occurred,
+            [e.payload for e in events],
+        )
+    except asyncpg.UniqueViolationError as e:
+        if e.constraint_name != "events_stream_version":
+            raise
+        raise ConcurrencyError(tenant_id, stream_id, expected) from None
+    if len(rows) != len(events):
+        if await conn.fetchval("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"):
+            raise FirstWriteRequired(
+                "an append must be the first write of its transaction, or readers could "
+                "see a stream's events out of order"
+            )
+        raise ConcurrencyError(tenant_id, stream_id, expected,
+                               await conn.fetchval(
+                                   "SELECT COALESCE(max(version), 0) FROM events "
+                                   "WHERE tenant_id = $1 AND stream_id = $2", tenant_id, stream_id))
+    return [
+        Envelope.model_construct(
+            event_id=ids[i], tenant_id=tenant_id, stream_type=stream_type, stream_id=stream_id,
+            version=expected + i + 1, type=e.type, schema_version=e.schema_version,
+            occurred_at=occurred[i], recorded_at=rows[i]["recorded_at"],
+            correlation_id=meta.correlation_id, causation_id=meta.causation_id, actor=meta.actor,
+            traceparent=meta.traceparent, payload=e.payload,
+        )
+        for i, e in enumerate(events)
+    ]

@@ -108,3 +108,28 @@ async def test_tailing_reader_never_skips_under_concurrent_appends(pg: PostgresH
     assert checkpoints == sorted(checkpoints), "checkpoints only move forward"
     await store.close()
     await pool.close()
+
+
+async def test_an_append_after_another_write_in_its_transaction_is_refused(pg: PostgresHandle) -> None:
+    from shared.eventstore import FirstWriteRequired
+    from shared.eventstore.postgres import append_in_transaction
+
+    from shared.db import connect
+
+    url = await pg.create_database("firstwrite")
+    conn = await connect(url)
+    try:
+        await migrate(conn, "eventstore", MIGRATIONS)
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("INSERT INTO relay_checkpoints (name, tx_id, position) VALUES ('x', 0, 0)")
+        try:
+            await append_in_transaction(conn, "t", "thing", "s1", 0, [NewEvent("test.Happened", {})])
+            raise AssertionError("expected FirstWriteRequired")
+        except FirstWriteRequired:
+            pass
+        finally:
+            await tx.rollback()
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+    finally:
+        await conn.close()

@@ -14,8 +14,8 @@ from deploy.local.kafka import LocalKafka
 from deploy.local.postgres import LocalPostgres
 from services.members.app import create_app
 from services.members.settings import MembersSettings
-from shared.db import connect, migrate
-from shared.tenancy import PLATFORM_MIGRATIONS, Role, create_tenant, issue_key
+from shared.db import connect
+from shared.tenancy import Role, create_tenant, issue_key, migrate_platform
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.conftest import BMI, headers
 
@@ -45,7 +45,7 @@ async def test_metrics_move_after_a_command(members: ServiceClient) -> None:
 
 async def _platform(url: str) -> None:
     conn = await connect(url)
-    await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+    await migrate_platform(conn)
     for tenant, name in TENANT_NAMES.items():
         await create_tenant(conn, tenant, name)
     await issue_key(conn, BMI, Role.FIELD_OFFICER, secret=key_for(BMI, Role.FIELD_OFFICER))
