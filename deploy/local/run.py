@@ -63,6 +63,7 @@ def run(data_dir: Path, with_kafka: bool) -> int:
         for p in procs:
             p.wait_ready()
         ready_s = time.monotonic() - t0
+        _write_env_file(data_dir / "washfin.env", urls, procs, bootstrap)
         members = next(p for p in procs if p.service == "members")
         asyncio.run(load_demo_members(members.url))
         reporting = next(p for p in procs if p.service == "reporting")
@@ -90,6 +91,16 @@ def run(data_dir: Path, with_kafka: bool) -> int:
         print("all washfin processes stopped", flush=True)
 
 
+def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess], kafka: str | None) -> None:
+    """Settings of the running system, for the operator CLI (`washfin status` and friends)."""
+    lines = [f"WASHFIN_PLATFORM_DATABASE_URL={urls['platform']}"]
+    lines += [f"{s.upper()}_DATABASE_URL={urls[s]}" for s in SERVICES]
+    lines += [f"WASHFIN_{p.service.upper()}_URL={p.url}" for p in procs]
+    if kafka:
+        lines.append(f"WASHFIN_KAFKA_BOOTSTRAP_SERVERS={kafka}")
+    path.write_text("# written by the run command; read by the washfin CLI\n" + "\n".join(lines) + "\n")
+
+
 def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: float, pg: LocalPostgres,
             kafka: LocalKafka | None, data_dir: Path) -> None:
     lines = ["", f"washfin is up ({ready_s:.1f}s to healthy services). Open:", ""]
@@ -105,7 +116,8 @@ def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: flo
         f"  curl -s -H 'X-API-Key: {bmi}' {reporting.url}/reports/summary",
         "",
         f"PostgreSQL: {pg.url()}" + (f"   Kafka: {kafka.bootstrap_servers}" if kafka else "   (no Kafka: embedded event source)"),
-        f"Logs: {data_dir / 'logs'}        Ctrl-C stops everything.",
+        f"Logs: {data_dir / 'logs'}        Operator CLI: .venv/bin/washfin status",
+        "Ctrl-C stops everything.",
         "",
     ]
     print("\n".join(lines), flush=True)

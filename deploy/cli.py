@@ -1,0 +1,464 @@
+"""``washfin``: the operator's command line.
+
+Reads the same settings as the services (environment variables, see README "Configuration"); with no
+settings in the environment it uses the file the run command writes (``.washfin/run/washfin.env``), so
+``washfin status`` works against ``make run`` out of the box. ``--json`` prints machine-readable output.
+Every failure prints one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import asyncpg
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.kafka import REPO_ROOT
+from deploy.local.services import SERVICES
+from shared.db import connect, migrate
+from shared.tenancy import Role, create_tenant, issue_key, migrate_platform, revoke_key, set_tenant_status
+
+app = typer.Typer(help="Operate washfin: cooperatives, keys, migrations, status, dead letters.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+tenant_app = typer.Typer(help="Cooperatives (tenants).", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters of the consumers.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+app.add_typer(dlq_app, name="dead-letters")
+
+DEFAULT_ENV_FILE = REPO_ROOT / ".washfin" / "run" / "washfin.env"
+console = Console()
+T = TypeVar("T")
+_state: dict[str, Any] = {"json": False}
+
+
+class CliError(Exception):
+    """A failure to report in one line."""
+
+
+def load_env_file(path: Path) -> None:
+    """KEY=VALUE lines into the environment, without overriding what is already set."""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            os.environ.setdefault(k.strip(), v.strip())
+
+
+@app.callback()
+def main(
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    env_file: Annotated[Path | None, typer.Option(help="settings file (KEY=VALUE lines)")] = None,
+) -> None:
+    _state["json"] = json_output
+    if env_file is not None:
+        if not env_file.exists():
+            _fail(f"no settings file {env_file}")
+        load_env_file(env_file)
+    elif "WASHFIN_PLATFORM_DATABASE_URL" not in os.environ and DEFAULT_ENV_FILE.exists():
+        load_env_file(DEFAULT_ENV_FILE)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except CliError as e:
+        _fail(str(e))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        _fail(f"cannot reach the database: {e}")
+    raise AssertionError("unreachable")
+
+
+def _out(data: Any, table: Table | None = None, text: str | None = None) -> None:
+    if _state["json"]:
+        typer.echo(json.dumps(data, default=str, indent=2))
+    elif table is not None:
+        console.print(table)
+    elif text is not None:
+        typer.echo(text)
+
+
+def _setting(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise CliError(f"{name} is not set (export it, or pass --env-file)")
+    return value
+
+
+def platform_url() -> str:
+    return _setting("WASHFIN_PLATFORM_DATABASE_URL")
+
+
+def service_db(service: str) -> str:
+    return _setting(f"{service.upper()}_DATABASE_URL")
+
+
+async def _platform() -> asyncpg.Connection:
+    conn = await connect(platform_url())
+    await migrate_platform(conn)
+    return conn
+
+
+# -- cooperatives ------------------------------------------------------------------------------------
+@tenant_app.command("add")
+def tenant_add(tenant_id: str, name: str) -> None:
+    """Register a cooperative (ids: lowercase letters, digits, dashes)."""
+
+    async def go() -> bool:
+        conn = await _platform()
+        try:
+            return await create_tenant(conn, tenant_id, name, actor=_operator())
+        except asyncpg.CheckViolationError:
+            raise CliError(f"invalid cooperative id {tenant_id!r}: use 2-63 lowercase letters, digits, dashes") from None
+        finally:
+            await conn.close()
+
+    created = _run(go)
+    if not created:
+        _fail(f"cooperative {tenant_id} exists already")
+    _out({"tenant_id": tenant_id, "name": name, "created": True}, text=f"cooperative {tenant_id} registered")
+
+
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List cooperatives with their status and number of active keys."""
+
+    async def go() -> list[dict[str, Any]]:
+        conn = await _platform()
+        try:
+            rows = await conn.fetch(
+                """SELECT t.tenant_id, t.name, t.status, t.created_at,
+                          count(k.key_id) FILTER (WHERE k.revoked_at IS NULL
+                                                  AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys
+                   FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.tenant_id
+                   GROUP BY t.tenant_id ORDER BY t.tenant_id""")
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    rows = _run(go)
+    table = Table("cooperative", "name", "status", "active keys", "since")
+    for r in rows:
+        table.add_row(r["tenant_id"], r["name"], r["status"], str(r["active_keys"]), f"{r['created_at']:%Y-%m-%d}")
+    _out(rows, table)
+
+
+def _set_status(tenant_id: str, status: str, reason: str) -> None:
+    async def go() -> bool:
+        conn = await _platform()
+        try:
+            return await set_tenant_status(conn, tenant_id, status, reason=reason, actor=_operator())
+        except LookupError as e:
+            raise CliError(str(e)) from None
+        finally:
+            await conn.close()
+
+    changed = _run(go)
+    _out({"tenant_id": tenant_id, "status": status, "changed": changed},
+         text=f"cooperative {tenant_id} is {status}" + ("" if changed else " (no change)"))
+
+
+@tenant_app.command("suspend")
+def tenant_suspend(tenant_id: str, reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+    """Suspend a cooperative: every one of its keys stops working at once."""
+    _set_status(tenant_id, "suspended", reason)
+
+
+@tenant_app.command("resume")
+def tenant_resume(tenant_id: str) -> None:
+    """Resume a suspended cooperative."""
+    _set_status(tenant_id, "active", "")
+
+
+# -- keys --------------------------------------------------------------------------------------------
+@key_app.command("issue")
+def key_issue(
+    tenant_id: Annotated[str, typer.Argument(help="the cooperative; '-' for an operator key")],
+    role: Annotated[Role, typer.Argument(help="role of the key")],
+    subject: Annotated[str | None, typer.Option(help="contractor id or programme id (contractor, programme_officer)")] = None,
+    label: Annotated[str, typer.Option(help="who holds it, e.g. 'Ibu Ani, branch Cikupa'")] = "",
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="expiry")] = None,
+) -> None:
+    """Issue an API key. The key is shown once: only its hash is stored."""
+    tenant = None if tenant_id == "-" else tenant_id
+    expires = datetime.now(timezone.utc) + timedelta(days=expires_in_days) if expires_in_days else None
+
+    async def go() -> Any:
+        conn = await _platform()
+        try:
+            if tenant and not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant):
+                raise CliError(f"no cooperative {tenant!r}")
+            try:
+                return await issue_key(conn, tenant, role, label=label, subject=subject, expires_at=expires,
+                                       actor=_operator())
+            except ValueError as e:
+                raise CliError(str(e)) from None
+        finally:
+            await conn.close()
+
+    key = _run(go)
+    _out({"key_id": key.key_id, "key": key.secret, "tenant_id": tenant, "role": role.value,
+          "expires_at": expires},
+         text=f"key {key.key_id} ({role.value}, {tenant or 'operator'}) — shown once, store it now:\n{key.secret}")
+
+
+@key_app.command("list")
+def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this cooperative")] = None) -> None:
+    """List keys (ids, roles, state; never the keys themselves)."""
+
+    async def go() -> list[dict[str, Any]]:
+        conn = await _platform()
+        try:
+            rows = await conn.fetch(
+                """SELECT key_id, tenant_id, role, subject, label, created_at, expires_at, revoked_at
+                   FROM api_keys WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at""",
+                tenant_id)
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    rows = _run(go)
+    now = datetime.now(timezone.utc)
+    table = Table("key id", "cooperative", "role", "subject", "label", "state")
+    for r in rows:
+        state = ("revoked" if r["revoked_at"] else
+                 "expired" if r["expires_at"] and r["expires_at"] <= now else "active")
+        r["state"] = state
+        table.add_row(r["key_id"], r["tenant_id"] or "-", r["role"], r["subject"] or "", r["label"], state)
+    _out(rows, table)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str, reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+    """Revoke a key: it fails at once on every service."""
+
+    async def go() -> bool:
+        conn = await _platform()
+        try:
+            return await revoke_key(conn, key_id, reason=reason, actor=_operator())
+        finally:
+            await conn.close()
+
+    if not _run(go):
+        _fail(f"no active key {key_id}")
+    _out({"key_id": key_id, "revoked": True}, text=f"key {key_id} revoked")
+
+
+def _operator() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'operator'}"
+
+
+# -- databases -----------------------------------------------------------------------------------------
+@app.command("migrate")
+def migrate_all() -> None:
+    """Create or upgrade every service's database and the platform database (idempotent)."""
+    from shared.consumer import TRACKING_MIGRATIONS
+    from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE
+
+    async def go() -> dict[str, list[str]]:
+        done: dict[str, list[str]] = {}
+        conn = await _platform()
+        await conn.close()
+        done["platform"] = []
+        for service in SERVICES:
+            runtime = _build_runtime(service)
+            conn = await connect(service_db(service))
+            try:
+                applied = await migrate(conn, "eventstore", EVENTSTORE)
+                applied += await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+                applied += await migrate(conn, service, runtime.migrations)
+                for p in runtime.projections:
+                    applied += await migrate(conn, f"projection:{p.name}", list(p.migrations))
+                done[service] = applied
+            finally:
+                await conn.close()
+        return done
+
+    done = _run(go)
+    _out(done, text="\n".join(f"{s}: {', '.join(a) if a else 'up to date'}" for s, a in done.items()))
+
+
+def _build_runtime(service: str) -> Any:
+    import importlib
+
+    module = importlib.import_module(f"services.{service}.app")
+    settings_module = importlib.import_module(f"services.{service}.settings")
+    settings_cls = next(getattr(settings_module, n) for n in dir(settings_module) if n.endswith("Settings")
+                        and n != "ServiceSettings")
+    return module.build_runtime(settings_cls())
+
+
+# -- status --------------------------------------------------------------------------------------------
+@app.command("status")
+def status() -> None:
+    """Each service's health, relay lag, consumer lag per source, dead letters, last event time."""
+
+    async def go() -> list[dict[str, Any]]:
+        out = []
+        for service in SERVICES:
+            row: dict[str, Any] = {"service": service}
+            url = os.environ.get(f"WASHFIN_{service.upper()}_URL")
+            row["url"] = url
+            if url:
+                try:
+                    async with httpx.AsyncClient(timeout=3) as client:
+                        ready = await client.get(f"{url}/readyz")
+                    row["ready"] = ready.status_code == 200
+                    row["checks"] = ready.json().get("checks")
+                except httpx.HTTPError as e:
+                    row["ready"], row["error"] = False, f"unreachable: {e}"
+            try:
+                conn = await connect(service_db(service))
+            except (OSError, asyncpg.PostgresError) as e:
+                row["database"] = f"unreachable: {e}"
+                out.append(row)
+                continue
+            try:
+                row.update(await _log_figures(conn))
+            finally:
+                await conn.close()
+            out.append(row)
+        return out
+
+    rows = _run(go)
+    table = Table("service", "ready", "events", "last event", "relay lag", "consumer lag", "dead letters")
+    for r in rows:
+        lag = ", ".join(f"{k} {v}" for k, v in (r.get("consumer_lag") or {}).items()) or "-"
+        table.add_row(r["service"], {True: "yes", False: "NO", None: "?"}[r.get("ready")],
+                      str(r.get("events", "?")), str(r.get("last_event_at") or "-")[:19],
+                      str(r.get("relay_lag", "-")), lag, str(r.get("dead_letters", "-")))
+    _out(rows, table)
+    if any(r.get("ready") is False or "database" in r for r in rows):
+        raise typer.Exit(1)
+
+
+async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    head = await conn.fetchrow("SELECT count(*) AS n, max(recorded_at) AS last FROM events")
+    figures["events"], figures["last_event_at"] = head["n"], head["last"]
+    relays = await conn.fetch("SELECT name, tx_id, position FROM relay_checkpoints")
+    if relays:
+        r = relays[0]
+        figures["relay_lag"] = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)", str(r["tx_id"]), r["position"])
+    lag: dict[str, Any] = {}
+    for r in await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions"):
+        lag[f"{r['consumer']}<-{r['source']}"] = f"at {r['tx_id']}:{r['position']}"
+    for r in await conn.fetch("SELECT consumer, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3"):
+        lag[f"{r['consumer']}<-{r['topic']}[{r['partition']}]"] = f"offset {r['next_offset']}"
+    figures["consumer_lag"] = lag
+    figures["dead_letters"] = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL")
+    return figures
+
+
+# -- dead letters --------------------------------------------------------------------------------------
+@dlq_app.command("list")
+def dead_letters_list(service: Annotated[str, typer.Argument(help="service whose consumers to look at")]) -> None:
+    """Open dead letters of a service's consumers."""
+    _check_service(service)
+
+    async def go() -> list[dict[str, Any]]:
+        conn = await connect(service_db(service))
+        try:
+            rows = await conn.fetch(
+                """SELECT id, consumer, source, partition, "offset", event_id, event_type, error, created_at
+                   FROM dead_letters WHERE replayed_at IS NULL ORDER BY id""")
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    rows = _run(go)
+    table = Table("id", "consumer", "source", "offset", "event type", "error")
+    for r in rows:
+        table.add_row(str(r["id"]), r["consumer"], r["source"], str(r["offset"] if r["offset"] is not None else "-"),
+                      r["event_type"] or "-", r["error"][:80])
+    _out(rows, table)
+
+
+@dlq_app.command("show")
+def dead_letters_show(service: str, dead_letter_id: int) -> None:
+    """One dead letter with its record."""
+    _check_service(service)
+
+    async def go() -> dict[str, Any] | None:
+        conn = await connect(service_db(service))
+        try:
+            row = await conn.fetchrow("SELECT * FROM dead_letters WHERE id = $1", dead_letter_id)
+            return dict(row) if row else None
+        finally:
+            await conn.close()
+
+    row = _run(go)
+    if row is None:
+        _fail(f"no dead letter {dead_letter_id} in {service}")
+    assert row is not None
+    row["record"] = bytes(row["record"]).decode("utf-8", errors="replace")
+    _out(row, text="\n".join(f"{k}: {v}" for k, v in row.items()))
+
+
+@dlq_app.command("replay")
+def dead_letters_replay(service: str) -> None:
+    """Hand a service's open dead letters to their consumers again (after a fix)."""
+    _check_service(service)
+    from shared.consumer import replay_dead_letters
+    from shared.db import create_pool
+
+    async def go() -> dict[str, tuple[int, int]]:
+        runtime = _build_runtime(service)
+        pool = await create_pool(service_db(service), 1, 2)
+        try:
+            return {p.name: await replay_dead_letters(pool, p, runtime.registry) for p in runtime.projections}
+        finally:
+            await pool.close()
+
+    results = _run(go)
+    _out({k: {"replayed": v[0], "still_failing": v[1]} for k, v in results.items()},
+         text="\n".join(f"{k}: {v[0]} replayed, {v[1]} still failing" for k, v in results.items()) or "no consumers")
+    if any(v[1] for v in results.values()):
+        raise typer.Exit(1)
+
+
+def _check_service(service: str) -> None:
+    if service not in SERVICES:
+        _fail(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+
+
+# -- running -------------------------------------------------------------------------------------------
+@app.command("run")
+def run(kafka: Annotated[bool, typer.Option(help="run a local Kafka broker and the relays")] = False) -> None:
+    """The whole system on this machine (what `make run` does)."""
+    from deploy.local.run import main as run_main
+
+    raise typer.Exit(run_main(["--kafka"] if kafka else []))
+
+
+@app.command("bench")
+def bench(quick: Annotated[bool, typer.Option(help="small sizes, a smoke run")] = False) -> None:
+    """Run the benchmarks (bench/README.md)."""
+    import subprocess
+
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *(["--quick"] if quick else [])]))
+
+
+def cli() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    cli()
