@@ -453,7 +453,9 @@ def bench(quick: Annotated[bool, typer.Option(help="small sizes, a smoke run")] 
     """Run the benchmarks (bench/README.md)."""
     import subprocess
 
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *(["--quick"] if quick else [])]))
+    # bench/ is part of the repository, not of the installed package: run it from the checkout
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *(["--quick"] if quick else [])],
+                                     cwd=REPO_ROOT))
 
 
 def cli() -> None:

@@ -17,8 +17,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset query (unlock advisory locks, close cursors,
+    UNLISTEN, RESET ALL): a round trip on every release, for session state this code never leaves
+    behind (settings are transaction-local, locks are released by their holders, LISTEN uses its own
+    connections). asyncpg still rolls back any open transaction first."""
+
+
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, **kw: object) -> asyncpg.Pool:
     """A pool whose connections decode json/jsonb with orjson."""
+    kw.setdefault("reset", _keep_session)
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kw)
 
 

@@ -17,6 +17,7 @@ from shared.logging import configure_logging
 from shared.metrics import install_http_metrics, metrics_router
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
 from shared.web import health_router, install_error_handlers, install_request_context
 
 
@@ -29,6 +30,7 @@ def create_service_app(
 ) -> FastAPI:
     """An app whose lifespan owns the service's runtime (pools, relay, consumers): nothing at import."""
     configure_logging(service, settings.log_level, settings.log_json)
+    configure_tracing(service, settings.otlp_endpoint)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

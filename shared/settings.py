@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
         default="postgresql://postgres@127.0.0.1:5432/washfin_platform",
         validation_alias=_platform("PLATFORM_DATABASE_URL"),
     )
+    #: OTLP/HTTP endpoint for traces (e.g. http://otel-collector:4318/v1/traces); unset: not exported
+    otlp_endpoint: str | None = Field(default=None, validation_alias=_platform("OTLP_ENDPOINT"))
     kafka_bootstrap_servers: str | None = Field(
         default=None, validation_alias=_platform("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
     )

@@ -13,11 +13,12 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import SpanKind
 
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.tenancy import Authenticator, Principal, Role
-from shared.tracing import child_traceparent, trace_id
+from shared.tracing import trace_id, traced
 
 
 class Refusal(Exception):
@@ -90,14 +91,19 @@ def install_request_context(app: FastAPI, service: str) -> None:
             correlation_id = str(uuid.UUID(given))
         except ValueError:
             correlation_id = str(uuid.uuid4())
-        traceparent = child_traceparent(request.headers.get("traceparent"))
-        request.state.correlation_id = correlation_id
-        request.state.traceparent = traceparent
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))
-        try:
-            response = await call_next(request)
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id", "trace_id", "tenant_id")
+        with traced(f"{request.method} {request.url.path}", request.headers.get("traceparent"),
+                    SpanKind.SERVER, {"http.method": request.method, "washfin.service": service}) as (span, traceparent):
+            request.state.correlation_id = correlation_id
+            request.state.traceparent = traceparent
+            structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))
+            try:
+                response = await call_next(request)
+            finally:
+                structlog.contextvars.unbind_contextvars("correlation_id", "trace_id", "tenant_id")
+            route = request.scope.get("route")
+            if route is not None:
+                span.update_name(f"{request.method} {getattr(route, 'path', '')}")
+            span.set_attribute("http.status_code", response.status_code)
         response.headers["X-Correlation-ID"] = correlation_id
         response.headers["traceparent"] = traceparent
         return response

@@ -176,7 +176,8 @@ class LocalKafka:
         if not formatted:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                base + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                # --cluster-id=: a base64 id may start with '-' and must not be read as an option
+                base + ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
+from opentelemetry.trace import SpanKind
 
 from shared.contracts import Contract, ContractRegistry, UnknownEventType, UnsupportedSchemaVersion
 from shared.db import Migration
@@ -23,7 +24,7 @@ from shared.envelope import Envelope, Metadata
 from shared.eventstore import Idempotency
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_APPLIED
-from shared.tracing import child_traceparent
+from shared.tracing import child_traceparent, traced, tracing_enabled
 
 log = get_logger(__name__)
 
@@ -158,11 +159,16 @@ async def apply_events(
         except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:
             decoded.append((i, f"{type(e).__name__}: {e}"))
     fast = all(not isinstance(ev, str) for _, ev in decoded)
+    spans = tracing_enabled()
     if fast:
         try:
             async with conn.transaction():
                 for i, ev in decoded:
-                    await projection.handle(conn, envelopes[i], ev)  # type: ignore[arg-type]
+                    if spans:
+                        with _span(projection, envelopes[i]):
+                            await projection.handle(conn, envelopes[i], ev)  # type: ignore[arg-type]
+                    else:
+                        await projection.handle(conn, envelopes[i], ev)  # type: ignore[arg-type]
             outcome.applied += len(decoded)
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
             raise
@@ -199,7 +205,8 @@ async def _handle_with_retries(
     for attempt in range(HANDLER_ATTEMPTS):
         try:
             async with conn.transaction():  # a savepoint inside the batch's transaction
-                await projection.handle(conn, env, event)
+                with _span(projection, env):
+                    await projection.handle(conn, env, event)
             return None
         except PoisonEvent as e:
             return f"PoisonEvent: {e}"
@@ -210,6 +217,13 @@ async def _handle_with_retries(
             log.warning("handler_failed", consumer=projection.name, event_id=str(env.event_id),
                         attempt=attempt + 1, error=last)
     return last
+
+
+def _span(projection: Projection, env: Envelope) -> Any:
+    """A consumer span in the trace of the request that caused the event."""
+    return traced(f"apply {env.type}", env.traceparent, SpanKind.CONSUMER,
+                  {"washfin.consumer": projection.name, "washfin.event_id": str(env.event_id),
+                   "washfin.tenant_id": env.tenant_id})
 
 
 async def record_dead_letters(conn: asyncpg.Connection, consumer: str, dead: Sequence[DeadLetter]) -> None:

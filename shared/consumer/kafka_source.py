@@ -72,6 +72,8 @@ class KafkaSource:
         #: False while the source or the database cannot be reached (readiness)
         self.healthy = True
         self.assigned: set[TopicPartition] = set()
+        self._pending_commit: dict[TopicPartition, int] = {}
+        self._commit_task: asyncio.Task[None] | None = None
 
     async def _seek_to_stored(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -121,10 +123,13 @@ class KafkaSource:
                 if not batch:
                     continue
                 async with self._processing:
-                    for tp, records in batch.items():
-                        if tp in self.assigned or not self.assigned:
-                            await self._process_partition(tp, records, dlq)
+                    owned = {tp: recs for tp, recs in batch.items() if tp in self.assigned or not self.assigned}
+                    if owned:
+                        await self._process_batch(owned, dlq)
         finally:
+            if self._commit_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._commit_task, 5)
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
             with contextlib.suppress(Exception):
@@ -132,60 +137,80 @@ class KafkaSource:
             self.consumer = None
             self.assigned = set()
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord], dlq: Any) -> None:
+    async def _process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]], dlq: Any) -> None:
+        """Apply one ``getmany`` result, all partitions in one transaction with their progress rows."""
         assert self.consumer is not None
         started = time.perf_counter()
+        parts = sorted(batch, key=lambda tp: (tp.topic, tp.partition))  # a fixed lock order across instances
         envelopes: list[Envelope] = []
         raws: list[bytes] = []
-        offsets: dict[str, int] = {}  # event id -> offset, to name a dead letter's place
+        places: dict[str, tuple[TopicPartition, int]] = {}  # event id -> where it came from, for dead letters
         dead: list[DeadLetter] = []
+        new_next = {tp: batch[tp][-1].offset + 1 for tp in parts}
+        topics, partitions = [tp.topic for tp in parts], [tp.partition for tp in parts]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                """INSERT INTO consumer_offsets (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+                """INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)
+                   SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS x(t, p)
                    ON CONFLICT DO NOTHING""",
-                self.projection.name, tp.topic, tp.partition,
+                self.projection.name, topics, partitions,
             )
-            next_offset = await conn.fetchval(
-                """SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3
-                   FOR UPDATE""",
-                self.projection.name, tp.topic, tp.partition,
+            rows = await conn.fetch(
+                """SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets o
+                   JOIN unnest($2::text[], $3::int[]) AS x(t, p) ON o.topic = x.t AND o.partition = x.p
+                   WHERE o.consumer = $1 ORDER BY o.topic, o.partition FOR UPDATE OF o""",
+                self.projection.name, topics, partitions,
             )
-            for rec in records:
-                if rec.offset < next_offset:
-                    continue  # applied already (by us before a restart, or by another instance)
-                try:
-                    env = Envelope.from_json(rec.value)
-                except ValueError as e:
-                    dead.append(DeadLetter(tp.topic, f"undecodable record: {e}", rec.value or b"",
-                                           tp.partition, rec.offset))
-                    continue
-                envelopes.append(env)
-                raws.append(rec.value)
-                offsets[str(env.event_id)] = rec.offset
-            if not envelopes and not dead and records[-1].offset < next_offset:
+            stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+            for tp in parts:
+                for rec in batch[tp]:
+                    if rec.offset < stored[tp]:
+                        continue  # applied already (by us before a restart, or by another instance)
+                    try:
+                        env = Envelope.from_json(rec.value)
+                    except ValueError as e:
+                        dead.append(DeadLetter(tp.topic, f"undecodable record: {e}", rec.value or b"",
+                                               tp.partition, rec.offset))
+                        continue
+                    envelopes.append(env)
+                    raws.append(rec.value)
+                    places[str(env.event_id)] = (tp, rec.offset)
+            if not envelopes and not dead and all(new_next[tp] <= stored[tp] for tp in parts):
                 return
-            outcome, failed = await apply_events(conn, self.projection, self.registry, envelopes, raws, tp.topic)
-            dead += [
-                DeadLetter(d.source, d.error, d.record, tp.partition, offsets[str(d.event_id)], d.event_id, d.event_type)
-                for d in failed
-            ]
+            outcome, failed = await apply_events(conn, self.projection, self.registry, envelopes, raws)
+            for d in failed:
+                tp, offset = places[str(d.event_id)]
+                dead.append(DeadLetter(tp.topic, d.error, d.record, tp.partition, offset, d.event_id, d.event_type))
             if dead:
-                await self._publish_dead(dlq, tp, dead)
+                await self._publish_dead(dlq, dead)
                 await record_dead_letters(conn, self.projection.name, dead)
-            new_next = records[-1].offset + 1
             await conn.execute(
-                """UPDATE consumer_offsets SET next_offset = GREATEST(next_offset, $4), updated_at = now()
-                   WHERE consumer = $1 AND topic = $2 AND partition = $3""",
-                self.projection.name, tp.topic, tp.partition, new_next,
+                """UPDATE consumer_offsets o SET next_offset = GREATEST(o.next_offset, x.n), updated_at = now()
+                   FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, n)
+                   WHERE o.consumer = $1 AND o.topic = x.t AND o.partition = x.p""",
+                self.projection.name, topics, partitions, [new_next[tp] for tp in parts],
             )
         CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
         self.totals.dead += len(dead)
         self.last_event_at = time.time()
-        # informational only: progress of record is the row above
-        with contextlib.suppress(KafkaError):
-            await self.consumer.commit({tp: new_next})
+        self._commit_to_kafka(new_next)
+
+    def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
+        """Tell the broker too, in the background: informational only (lag dashboards), since the
+        progress of record is in PostgreSQL; waiting for it would cost a round trip per batch."""
+        self._pending_commit.update(offsets)
+        if self._commit_task is None or self._commit_task.done():
+            self._commit_task = asyncio.get_running_loop().create_task(self._flush_commits())
+
+    async def _flush_commits(self) -> None:
+        while self._pending_commit and self.consumer is not None:
+            offsets, self._pending_commit = self._pending_commit, {}
+            owned = {tp: o for tp, o in offsets.items() if tp in self.assigned}
+            if owned:
+                with contextlib.suppress(KafkaError, AssertionError):
+                    await self.consumer.commit(owned)
 
     async def lag(self) -> dict[str, int]:
         """Per assigned partition: records on the broker not yet applied (from the last fetch's high water)."""
@@ -204,14 +229,14 @@ class KafkaSource:
             out[f"{tp.topic}:{tp.partition}"] = max(0, high - position)
         return out
 
-    async def _publish_dead(self, dlq: Any, tp: TopicPartition, dead: list[DeadLetter]) -> None:
+    async def _publish_dead(self, dlq: Any, dead: list[DeadLetter]) -> None:
         topic = self.dead_letter_topic
         await ensure_topics(self.bootstrap_servers, [topic], 1, self.replication_factor)
         futures = []
         for d in dead:
             headers = [
-                ("original_topic", tp.topic.encode()),
-                ("original_partition", str(tp.partition).encode()),
+                ("original_topic", d.source.encode()),
+                ("original_partition", str(d.partition).encode()),
                 ("original_offset", str(d.offset).encode()),
                 ("error", d.error.encode()[:4000]),
                 ("consumer", self.projection.name.encode()),

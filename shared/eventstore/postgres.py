@@ -346,6 +346,12 @@ class PostgresEventStore:
         idempotency: Idempotency | None,
         after: AfterAppend | None,
     ) -> AppendResult:
+        if idempotency is None and after is None:
+            # one statement is atomic on its own: no BEGIN/COMMIT round trips
+            async with self.pool.acquire() as conn:
+                envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
+                                                        events, meta)
+            return AppendResult(stream_id=stream_id, version=expected + len(events), events=envelopes)
         async with self.pool.acquire() as conn, conn.transaction():
             envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
                                                          events, meta)
@@ -451,7 +457,8 @@ async def append_in_transaction(
     events: Sequence[NewEvent],
     meta: Metadata = Metadata(),
 ) -> list[Envelope]:
-    """Append inside the caller's open transaction on ``conn``, which must not have written yet.
+    """Append inside the caller's open transaction on ``conn``, which must not have written yet
+    (or, outside any transaction, as one atomic statement).
 
     For callers that own the transaction (the platform's operator actions); readers are woken by
     their next poll, or at once by ``PostgresEventStore.notify_committed`` after the caller commits.

@@ -60,8 +60,23 @@ class Relay:
         self.checkpoint = LogPosition()
         self.is_leader = False
         self.service = service
-        #: False while the relay cannot reach the broker or the database (readiness)
-        self.healthy = True
+        self._healthy = True
+        self._sending_since: float | None = None
+        #: a batch unacknowledged for this long, or a failed broker probe, makes the relay unhealthy
+        self.stall_s = 10.0
+        self.probe_interval_s = 10.0
+
+    @property
+    def healthy(self) -> bool:
+        """False while the relay cannot reach the broker or the database (readiness)."""
+        stalled = self._sending_since is not None and time.monotonic() - self._sending_since > self.stall_s
+        return self._healthy and not stalled
+
+    @healthy.setter
+    def healthy(self, value: bool) -> None:
+        self._healthy = value
+        if value:
+            self._sending_since = None
 
     async def load_checkpoint(self) -> LogPosition:
         row = await self.pool.fetchrow("SELECT tx_id, position FROM relay_checkpoints WHERE name = $1", self.name)
@@ -112,10 +127,15 @@ class Relay:
             self.checkpoint = await self.load_checkpoint()
             self.healthy = True
             log.info("relay_started", relay=self.name, topic=self.topic, checkpoint=str(self.checkpoint))
+            last_probe = time.monotonic()
             while not stop.is_set():
                 sent = await self.publish_batch(producer)
                 if sent:
                     continue
+                if time.monotonic() - last_probe > self.probe_interval_s:
+                    # idle: make sure the broker is still there, so readiness tells the truth
+                    await asyncio.wait_for(producer.client.fetch_all_metadata(), self.stall_s)
+                    last_probe = time.monotonic()
                 if await self.reader.has_held_back(self.checkpoint):
                     await _sleep_or_stop(stop, 0.01)
                 else:
@@ -133,6 +153,7 @@ class Relay:
         if not rows:
             return 0
         futures = []
+        self._sending_since = time.monotonic()
         for row in rows:
             if not self.publishable(row):
                 continue
@@ -140,6 +161,7 @@ class Relay:
             futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
         if futures:
             await asyncio.gather(*futures)  # broker acks (acks=all), not just queued sends
+        self._sending_since = None
         last = rows[-1]
         await self._save_checkpoint(LogPosition(last["tx"], last["position"]))
         self.published += len(futures)

@@ -1,0 +1,1 @@
+"""washfin benchmarks: python -m bench (see README.md)."""
