@@ -161,6 +161,12 @@ class ServiceRuntime:
             checks["database"] = {"ok": ok} if ok else {"ok": False, "error": "not migrated"}
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             checks["database"] = {"ok": False, "error": str(e) or type(e).__name__}
+        try:
+            assert self.platform_pool is not None
+            await asyncio.wait_for(self.platform_pool.fetchval("SELECT 1 FROM api_keys LIMIT 1"), 3)
+            checks["credentials"] = {"ok": True}
+        except Exception as e:  # noqa: BLE001 - without credentials no request can be served
+            checks["credentials"] = {"ok": False, "error": str(e) or type(e).__name__}
         for t in self._tasks:
             checks[t.get_name()] = {"ok": not t.done()}
         if self.relay is not None:
@@ -169,6 +175,10 @@ class ServiceRuntime:
             name = next(t.get_name() for t in self._tasks if t.get_name().startswith(f"consumer:{c.projection.name}"))
             checks[name]["ok"] = checks[name]["ok"] and c.healthy
         return checks
+
+    def dead_tasks(self) -> list[str]:
+        """Background workers that ended while the service runs: only a restart brings them back."""
+        return [t.get_name() for t in self._tasks if t.done() and not self._stop.is_set()]
 
     async def refresh_gauges(self) -> None:
         """Query-backed metrics, refreshed at each scrape."""

@@ -160,9 +160,13 @@ def request_hash(body: Any) -> str:
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get("/healthz", summary="The process is alive (and none of its background workers died)")
+    async def healthz(request: Request) -> JSONResponse:
+        runtime = getattr(request.app.state, "runtime", None)
+        dead = runtime.dead_tasks() if runtime is not None else []
+        if dead:  # a liveness failure: the orchestrator restarts the process
+            return JSONResponse({"status": "dead workers", "dead": dead}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @router.get("/readyz", summary="Database reachable and migrated; background workers running")
     async def readyz(request: Request) -> JSONResponse:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from deploy.local.demo import DEMO_MEMBERS, TENANT_NAMES, key_for
+from deploy.local.infra import PostgresHandle
 from deploy.local.kafka import LocalKafka
 from deploy.local.postgres import LocalPostgres
 from services.members.app import create_app
@@ -88,3 +89,27 @@ async def test_readiness_follows_database_and_broker_outages() -> None:
 
 async def _is(value: object, expected: object) -> bool:
     return (await value) == expected  # type: ignore[misc]
+
+
+async def test_a_dead_background_worker_fails_liveness(pg: PostgresHandle, platform_url: str) -> None:
+    from services.reporting.app import create_app as reporting_app
+    from services.reporting.settings import ReportingSettings
+
+    members_db = await pg.create_database("members")
+    conn = await connect(members_db)
+    from shared.eventstore.postgres import MIGRATIONS
+
+    await migrate(conn, "eventstore", MIGRATIONS)
+    await conn.close()
+    settings = ReportingSettings(database_url=await pg.create_database("reporting"), platform_database_url=platform_url,
+                                 kafka_bootstrap_servers=None, event_source="embedded",
+                                 source_database_urls={"members": members_db})
+    async with running_app(reporting_app(settings)) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).json()["checks"]["credentials"]["ok"] is True
+        task = next(t for t in client.runtime._tasks if t.get_name().startswith("consumer:"))
+        task.cancel()  # as if it had died of a bug
+        await asyncio.sleep(0.05)
+        r = await client.get("/healthz")
+        assert r.status_code == 503 and r.json()["dead"] == [task.get_name()]
+        assert (await client.get("/readyz")).status_code == 503
