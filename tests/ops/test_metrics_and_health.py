@@ -15,7 +15,7 @@ from deploy.local.kafka import LocalKafka
 from deploy.local.postgres import LocalPostgres
 from services.members.app import create_app
 from services.members.settings import MembersSettings
-from shared.db import connect
+from shared.db import connect, migrate
 from shared.tenancy import Role, create_tenant, issue_key, migrate_platform
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.conftest import BMI, headers
