@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
+from shared.rls import tenant_scope
 from shared.tenancy import Principal, Role
 from shared.web import require_roles
 
@@ -26,12 +27,10 @@ class Summary(BaseModel):
 
 @router.get("/summary", response_model=Summary, summary="Headline figures of your cooperative")
 async def summary(principal: Reader, request: Request) -> Summary:
-    pool = request.app.state.runtime.pool
-    row = await pool.fetchrow(
-        "SELECT members, women, people, last_event_at FROM coop_summary_v1 WHERE tenant_id = $1",
-        principal.tenant_id,
-    )
     assert principal.tenant_id is not None
+    async with tenant_scope(request.app.state.runtime.pool, principal.tenant_id) as conn:
+        # row-level security is the second wall: the reader role sees this cooperative's row only
+        row = await conn.fetchrow("SELECT members, women, people, last_event_at FROM coop_summary_v1")
     if row is None:
         return Summary(tenant_id=principal.tenant_id, members=0, women=0, people=0, last_event_at=None)
     return Summary(tenant_id=principal.tenant_id, **dict(row))

@@ -9,6 +9,7 @@ from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.members import MemberRegistered
 from shared.db import Migration
 from shared.envelope import Envelope
+from shared.rls import protect
 
 
 class CooperativeSummary:
@@ -26,7 +27,8 @@ class CooperativeSummary:
                 last_event_at timestamptz
             );
             """,
-        )
+        ),
+        Migration("0002_row_level_security", protect("coop_summary_v1")),
     ]
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
