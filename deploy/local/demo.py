@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
-import httpx
 
 from shared.tenancy import Role, create_tenant, issue_key
 
@@ -18,6 +17,8 @@ class DemoKey:
     tenant_id: str
     role: Role
     secret: str
+    #: who the key stands for, where the role needs it (a contractor key: the contractor id)
+    subject: str | None = None
 
 
 # Published on purpose: these keys exist only in the demo database of the run command.
@@ -26,6 +27,12 @@ DEMO_KEYS = [
     DemoKey("kopsyah-bmi", Role.FIELD_OFFICER, "wf_bmiofficer01_demoKeyNotForProductionUseBMI0002"),
     DemoKey("koperasi-baik", Role.MANAGER, "wf_baikmanager1_demoKeyNotForProductionUseBAIK001"),
     DemoKey("koperasi-baik", Role.FIELD_OFFICER, "wf_baikofficer1_demoKeyNotForProductionUseBAIK002"),
+    DemoKey("kopsyah-bmi", Role.INSPECTOR, "wf_bmiinspect01_demoKeyNotForProductionUseBMI0003"),
+    DemoKey("kopsyah-bmi", Role.CONTRACTOR, "wf_bmicontrac01_demoKeyNotForProductionUseBMI0004",
+            subject="c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f01"),
+    DemoKey("koperasi-baik", Role.INSPECTOR, "wf_baikinspect1_demoKeyNotForProductionUseBAIK003"),
+    DemoKey("koperasi-baik", Role.CONTRACTOR, "wf_baikcontrac1_demoKeyNotForProductionUseBAIK004",
+            subject="c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f02"),
 ]
 
 DEMO_MEMBERS = {
@@ -74,18 +81,23 @@ async def create_demo_tenants(platform: asyncpg.Connection) -> None:
     for tenant_id, name in TENANT_NAMES.items():
         await create_tenant(platform, tenant_id, name)
     for k in DEMO_KEYS:
-        await issue_key(platform, k.tenant_id, k.role, label="demo", secret=k.secret)
+        await issue_key(platform, k.tenant_id, k.role, label="demo", secret=k.secret, subject=k.subject)
 
 
-async def load_demo_members(members_url: str) -> int:
-    """Register the demo members through the members API; returns how many requests succeeded."""
-    ok = 0
-    async with httpx.AsyncClient(base_url=members_url, timeout=30) as client:
-        for tenant_id, members in DEMO_MEMBERS.items():
-            headers = {"X-API-Key": key_for(tenant_id, Role.FIELD_OFFICER)}
-            for m in members:
-                r = await client.post("/members", json=m,
-                                      headers={**headers, "Idempotency-Key": f"demo-{m['member_number']}"})
-                r.raise_for_status()
-                ok += 1
-    return ok
+async def load_all_demo(urls: dict[str, str]) -> dict[str, int]:
+    """The run command's demo data, through each service's API in the order the saga needs: members,
+    then loans (financings; their first tranches order construction jobs), then sanitation (contractors,
+    jobs through their states, desludging). Idempotent: every start may call it."""
+    from services.loans.demo import load_demo as load_loans
+    from services.members.demo import load_demo as load_members
+    from services.sanitation.demo import load_demo as load_sanitation
+
+    member_ids = await load_members(urls["members"])
+    keys = {k.tenant_id: {} for k in DEMO_KEYS}  # type: dict[str, dict[str, str]]
+    for k in DEMO_KEYS:
+        if k.tenant_id is not None:
+            keys[k.tenant_id].setdefault(k.role.value, k.secret)
+    loans = await load_loans(urls["loans"], keys, member_ids)
+    sanitation = await load_sanitation(urls["sanitation"], member_ids)
+    return {"members": sum(len(v) for v in member_ids.values()), "loans_requests": loans,
+            "sanitation_requests": sanitation}

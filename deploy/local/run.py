@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.local.demo import DEMO_KEYS, create_demo_tenants, load_demo_members
+from deploy.local.demo import DEMO_KEYS, create_demo_tenants, load_all_demo
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import SERVICES, ServiceProcess, database_name, service_env
@@ -64,8 +64,8 @@ def run(data_dir: Path, with_kafka: bool) -> int:
             p.wait_ready()
         ready_s = time.monotonic() - t0
         _write_env_file(data_dir / "washfin.env", urls, procs, bootstrap)
-        members = next(p for p in procs if p.service == "members")
-        asyncio.run(load_demo_members(members.url))
+        print("loading demo data through the services' APIs ...", flush=True)
+        asyncio.run(load_all_demo({p.service: p.url for p in procs}))
         reporting = next(p for p in procs if p.service == "reporting")
         _banner(procs, reporting, ready_s, pg, kafka, data_dir)
         while all(p.proc is not None and p.proc.poll() is None for p in procs):

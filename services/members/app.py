@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.members.api.routes import router
+from services.members.api.routes import routers
+from services.members.reactions import LoanStanding
 from services.members.schema import MIGRATIONS
 from services.members.settings import MembersSettings
 from shared.runtime import ServiceRuntime
@@ -14,11 +15,15 @@ SERVICE = "members"
 
 
 def build_runtime(settings: MembersSettings) -> ServiceRuntime:
-    return ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS)
+    # LoanStanding consumes the loans service's events (eligibility: overdue financings)
+    return ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[LoanStanding()],
+                          source_database_urls=settings.source_database_urls)
 
 
 def create_app(settings: MembersSettings | None = None) -> FastAPI:
     return create_service_app(
-        SERVICE, settings or MembersSettings(), build_runtime, [router],
-        "Cooperative members and households. Personal numbers are masked in every response.",
+        SERVICE, settings or MembersSettings(), build_runtime, routers,
+        "Cooperative members and households, WASH surveys on the JMP ladders, promotion and triggering "
+        "sessions, segmentation and eligibility for WASH financing. Personal numbers are masked in every "
+        "response and never leave this service.",
     )

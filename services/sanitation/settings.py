@@ -7,3 +7,7 @@ class SanitationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SANITATION_", extra="ignore", populate_by_name=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_sanitation"
+    #: embedded event source: producing service -> its database URL, e.g. {"loans": "postgresql://..."}
+    source_database_urls: dict[str, str] = {}
+    #: "today" for business dates (a date in the future is refused): the cooperatives' time zone
+    business_timezone: str = "Asia/Jakarta"

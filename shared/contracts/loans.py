@@ -102,3 +102,127 @@ class FinancingClosed(Contract):
     reason: Literal["settled", "settled_early", "written_off"]
     closed_on: date
     rebate: int = Field(default=0, ge=0, description="Unearned margin rebated on early settlement")
+
+
+# -- the rest of the financing lifecycle (consumed by reporting) ---------------------------------------
+# Free-text notes (why a financing was rejected, rescheduled, written off ...) can carry personal
+# circumstances: they stay in the loans service's internal events. Published events carry reason codes.
+
+Frequency = Literal["weekly", "monthly"]
+RejectionReason = Literal["not_eligible", "repayment_capacity", "incomplete_documents", "member_withdrew", "other"]
+RescheduleReason = Literal["hardship", "disaster", "income_change", "other"]
+DiscountReason = Literal["hardship", "prompt_payment", "goodwill", "other"]
+WriteOffReason = Literal["deceased", "disaster", "uncollectable", "fraud", "other"]
+
+
+@registry.register
+class FinancingApplied(Contract):
+    """A member applied for a financing (the funnel's application step)."""
+
+    event_type = "loans.FinancingApplied"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    product_id: str = Field(max_length=40)
+    purpose: Purpose
+    contract_type: ContractType
+    amount: int = Field(ge=1, description="Cost asked for (the goods or work), rupiah")
+    instalments: int = Field(ge=1, description="Tenor: number of instalments")
+    frequency: Frequency
+    applied_on: date
+
+
+@registry.register
+class FinancingApproved(Contract):
+    """Approved by a manager other than the officer who took the application (maker-checker)."""
+
+    event_type = "loans.FinancingApproved"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    amount: int = Field(ge=1, description="Cost approved, rupiah")
+    approved_on: date
+
+
+@registry.register
+class FinancingRejected(Contract):
+    event_type = "loans.FinancingRejected"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    reason: RejectionReason
+    rejected_on: date
+
+
+@registry.register
+class LateChargeRecorded(Contract):
+    """A fixed late charge (ta'zir), approved by a second person; it is owed to the social fund, never income."""
+
+    event_type = "loans.LateChargeRecorded"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    instalment_number: int = Field(ge=1, description="The late instalment the charge is for")
+    amount: int = Field(ge=1)
+    credited_to: Literal["social_fund"] = "social_fund"
+    recorded_on: date
+
+
+@registry.register
+class FinancingRescheduled(Contract):
+    """The unpaid balance spread over a new schedule; the total owed never rises."""
+
+    event_type = "loans.FinancingRescheduled"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    reason: RescheduleReason
+    rescheduled_on: date
+    owed_before: int = Field(ge=0, description="Unpaid total before, rupiah")
+    owed_after: int = Field(ge=0, description="Unpaid total after (never more than before)")
+    #: the new instalments for the unpaid balance; instalments paid before keep what was paid on them
+    schedule: list[Instalment]
+
+
+@registry.register
+class MarginDiscounted(Contract):
+    """Part of the unpaid margin forgiven; the remaining instalments are lowered accordingly."""
+
+    event_type = "loans.MarginDiscounted"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    reason: DiscountReason
+    discounted_on: date
+    amount: int = Field(ge=1, description="Margin forgiven, rupiah")
+    owed_after: int = Field(ge=0)
+    #: the new instalments for the unpaid balance after the discount
+    schedule: list[Instalment]
+
+
+@registry.register
+class FinancingWrittenOff(Contract):
+    """Taken off the portfolio; the member still owes it and repayments are still recorded (recoveries)."""
+
+    event_type = "loans.FinancingWrittenOff"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    reason: WriteOffReason
+    written_off_on: date
+    principal: int = Field(ge=0, description="Outstanding cost portion written off, rupiah")
+    margin: int = Field(ge=0, description="Outstanding margin written off, rupiah")

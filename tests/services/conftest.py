@@ -28,3 +28,26 @@ async def members(pg: PostgresHandle, platform_url: str) -> AsyncIterator[Servic
                                event_source="none")
     async with running_app(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+async def sanitation(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    from services.sanitation.app import create_app
+    from services.sanitation.settings import SanitationSettings
+
+    settings = SanitationSettings(database_url=await pg.create_database("sanitation"),
+                                  platform_database_url=platform_url, kafka_bootstrap_servers=None,
+                                  event_source="none")
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+async def loans(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    from services.loans.app import create_app
+    from services.loans.settings import LoansSettings
+
+    settings = LoansSettings(database_url=await pg.create_database("loans"), platform_database_url=platform_url,
+                             kafka_bootstrap_servers=None, event_source="none")
+    async with running_app(create_app(settings)) as client:
+        yield client

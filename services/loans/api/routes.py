@@ -1,0 +1,321 @@
+"""Loans routes: thin. The rules live in ``domain``, the flow in ``handlers``.
+
+Who may do what: field officers take applications, record repayments and early settlements, flag
+hardship and propose late charges; managers do all that and approve or reject (never an application
+they took themselves), record work orders, sign, disburse, reschedule, discount, write off, decide late
+charges (never one they proposed), define products and read the portfolio.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from services.loans import bulk_import, handlers
+from services.loans.api import schemas as s
+from services.loans.domain import commands as c
+from services.loans.domain import financing as fin
+from shared.envelope import Metadata
+from shared.tenancy import Principal, Role
+from shared.web import Refusal, request_metadata, require_roles
+
+Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
+Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Retry-safe: the same key returns the first result")]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=20,
+                                       description="The financing version you last saw: refused (409) if it moved on")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0)]
+Status = Literal["applied", "approved", "rejected", "work_ordered", "signed", "active", "settled", "written_off"]
+
+products = APIRouter(prefix="/products", tags=["products"])
+settings = APIRouter(prefix="/settings", tags=["settings"])
+financings = APIRouter(prefix="/financings", tags=["financings"])
+members = APIRouter(prefix="/members", tags=["financings"])
+portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"])
+
+
+def _rt(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state.runtime
+
+
+def _version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().strip('W/').strip('"'))
+    except ValueError:
+        raise Refusal("If-Match takes the financing's version number, e.g. 7", field="If-Match") from None
+
+
+# -- products and settings ----------------------------------------------------------------------------------------
+
+
+@products.post("", status_code=201, response_model=s.ProductResponse, summary="Define a product")
+async def define_product(body: s.DefineProductRequest, principal: Manager, request: Request,
+                         idempotency_key: IdempotencyKey = None) -> s.ProductResponse:
+    return await handlers.define_product(_rt(request), principal, body, idempotency_key,
+                                         request_metadata(request, principal))
+
+
+@products.get("", response_model=s.ProductList, summary="The cooperative's products")
+async def list_products(principal: Officer, request: Request, purpose: str | None = None) -> s.ProductList:
+    return await handlers.list_products(_rt(request), principal, purpose)
+
+
+@products.get("/{product_id}", response_model=s.ProductResponse, summary="One product")
+async def get_product(product_id: str, principal: Officer, request: Request) -> s.ProductResponse:
+    return await handlers.get_product(_rt(request), principal, product_id)
+
+
+@settings.get("", response_model=s.SettingsResponse, summary="The cooperative's loan settings")
+async def get_settings(principal: Officer, request: Request) -> s.SettingsResponse:
+    return await handlers.get_settings(_rt(request), principal)
+
+
+@settings.put("", response_model=s.SettingsResponse, summary="Change the loan settings (sharia, provisioning)")
+async def change_settings(body: s.SettingsBody, principal: Manager, request: Request) -> s.SettingsResponse:
+    return await handlers.change_settings(_rt(request), principal, body, request_metadata(request, principal))
+
+
+# -- financings: queries -------------------------------------------------------------------------------------------
+
+
+@financings.get("", response_model=s.FinancingList, summary="Financings, newest application first")
+async def list_financings(principal: Officer, request: Request, member_id: UUID | None = None,
+                          status: Status | None = None, product_id: str | None = None, limit: Limit = 50,
+                          offset: Offset = 0) -> s.FinancingList:
+    return await handlers.list_financings(_rt(request), principal, member_id=member_id, status=status,
+                                          product_id=product_id, limit=limit, offset=offset)
+
+
+@members.get("/{member_id}/financings", response_model=s.FinancingList, summary="A member's financings")
+async def member_financings(member_id: UUID, principal: Officer, request: Request, limit: Limit = 50,
+                            offset: Offset = 0) -> s.FinancingList:
+    return await handlers.list_financings(_rt(request), principal, member_id=member_id, limit=limit, offset=offset)
+
+
+@financings.get("/{financing_id}", response_model=s.FinancingResponse,
+                summary="A financing with its schedule and its standing as of a date (default today)")
+async def get_financing(financing_id: UUID, principal: Officer, request: Request,
+                        as_of: date | None = None) -> s.FinancingResponse:
+    return await handlers.get_financing(_rt(request), principal, str(financing_id), as_of)
+
+
+@financings.get("/{financing_id}/settlement-quote", response_model=s.SettlementQuoteResponse,
+                summary="What settling in full on a date takes (owed less the rebate of unearned margin)")
+async def settlement_quote(financing_id: UUID, principal: Officer, request: Request,
+                           on: date | None = None) -> s.SettlementQuoteResponse:
+    return await handlers.settlement_quote(_rt(request), principal, str(financing_id), on)
+
+
+# -- financings: commands -------------------------------------------------------------------------------------------
+
+
+@financings.post("", status_code=201, response_model=s.FinancingResponse, summary="Take a member's application")
+async def apply(body: s.ApplyRequest, principal: Officer, request: Request,
+                idempotency_key: IdempotencyKey = None) -> s.FinancingResponse:
+    return await handlers.apply(_rt(request), principal, body, idempotency_key, request_metadata(request, principal))
+
+
+async def _run(request: Request, principal: Principal, financing_id: UUID, command: str, body: object,
+               decide: handlers.Decision, idempotency_key: str | None, if_match: str | None,
+               response: Response | None = None) -> s.FinancingResponse:
+    view, recorded = await handlers.execute(
+        _rt(request), principal, str(financing_id), decide, _meta(request, principal), command=command,
+        body=body.model_dump(mode="json") if hasattr(body, "model_dump") else {},
+        idempotency_key=idempotency_key, if_match=_version(if_match))
+    if response is not None:
+        response.status_code = 201 if recorded else 200
+    return view
+
+
+def _meta(request: Request, principal: Principal) -> Metadata:
+    meta: Metadata | None = getattr(request.state, "loans_meta", None)
+    if meta is None:
+        meta = request.state.loans_meta = request_metadata(request, principal)
+    return meta
+
+
+def _actor(request: Request, principal: Principal) -> str:
+    actor = _meta(request, principal).actor
+    assert actor is not None
+    return actor
+
+
+@financings.post("/{financing_id}/approve", response_model=s.FinancingResponse,
+                 summary="Approve (maker-checker: not the officer who took the application)")
+async def approve(financing_id: UUID, principal: Manager, request: Request, body: s.ApproveRequest | None = None,
+                  idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    b, by = body or s.ApproveRequest(), _actor(request, principal)
+    return await _run(request, principal, financing_id, "approve", b,
+                      lambda st, t: fin.decide_approve(st, c.Approve(b.approved_on or t, by), today=t),
+                      idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/reject", response_model=s.FinancingResponse, summary="Reject with a reason")
+async def reject(financing_id: UUID, body: s.RejectRequest, principal: Manager, request: Request,
+                 idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    by = _actor(request, principal)
+    return await _run(request, principal, financing_id, "reject", body,
+                      lambda st, t: fin.decide_reject(st, c.Reject(body.reason, body.rejected_on or t, by, body.note),
+                                                      today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/work-order", response_model=s.FinancingResponse,
+                 summary="Record the purchase or work order (before the contract)")
+async def record_work_order(financing_id: UUID, body: s.WorkOrderRequest, principal: Manager, request: Request,
+                            idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "work_order", body, lambda st, t: fin.decide_record_work_order(
+        st, c.RecordWorkOrder(body.work_order_ref, body.payee_type, body.payee_id, body.cost, body.ordered_on or t),
+        today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/contract", response_model=s.FinancingResponse,
+                 summary="Sign the contract: cost, margin, selling price and schedule are fixed")
+async def sign_contract(financing_id: UUID, principal: Manager, request: Request, body: s.SignRequest | None = None,
+                        idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    b = body or s.SignRequest()
+    return await _run(request, principal, financing_id, "sign", b, lambda st, t: fin.decide_sign_contract(
+        st, c.SignContract(b.signed_on or t, b.first_due_on), today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/disbursements", response_model=s.FinancingResponse,
+                 summary="Disburse the first tranche to the payee (later tranches wait for the SNI inspection)")
+async def disburse(financing_id: UUID, principal: Manager, request: Request, body: s.DisburseRequest | None = None,
+                   idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    b = body or s.DisburseRequest()
+    return await _run(request, principal, financing_id, "disburse", b, lambda st, t: fin.decide_disburse(
+        st, c.DisburseTranche(b.disbursed_on or t, b.source_of_funds), today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/repayments", status_code=201, response_model=s.FinancingResponse,
+                 summary="Record a repayment (201); a receipt number recorded before changes nothing (200)")
+async def record_repayment(financing_id: UUID, body: s.RepaymentRequest, principal: Officer, request: Request,
+                           response: Response, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "repayment", body, lambda st, t: fin.decide_record_repayment(
+        st, c.RecordRepayment(body.receipt_number, body.amount, body.paid_on or t), today=t), None, if_match, response)
+
+
+@financings.post("/{financing_id}/early-settlement", status_code=201, response_model=s.FinancingResponse,
+                 summary="Settle in full early: pay the settlement quote; unearned margin is rebated")
+async def settle_early(financing_id: UUID, body: s.EarlySettlementRequest, principal: Officer, request: Request,
+                       response: Response, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "settle_early", body, lambda st, t: fin.decide_settle_early(
+        st, c.SettleEarly(body.receipt_number, body.amount, body.settled_on or t), today=t), None, if_match, response)
+
+
+@financings.post("/{financing_id}/reschedule", response_model=s.FinancingResponse,
+                 summary="Spread the unpaid balance over a new schedule (never raises the total owed)")
+async def reschedule(financing_id: UUID, body: s.RescheduleRequest, principal: Manager, request: Request,
+                     idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "reschedule", body, lambda st, t: fin.decide_reschedule(
+        st, c.Reschedule(body.instalments, body.rescheduled_on or t, body.reason, body.first_due_on, body.note),
+        today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/discount", response_model=s.FinancingResponse,
+                 summary="Forgive part of the unpaid margin")
+async def discount(financing_id: UUID, body: s.DiscountRequest, principal: Manager, request: Request,
+                   idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "discount", body, lambda st, t: fin.decide_discount_margin(
+        st, c.DiscountMargin(body.amount, body.discounted_on or t, body.reason, body.note), today=t),
+        idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/write-off", response_model=s.FinancingResponse,
+                 summary="Write off with a reason (the member still owes it: repayments are recoveries)")
+async def write_off(financing_id: UUID, body: s.WriteOffRequest, principal: Manager, request: Request,
+                    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "write_off", body, lambda st, t: fin.decide_write_off(
+        st, c.WriteOff(body.written_off_on or t, body.reason, body.note), today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/hardship", response_model=s.FinancingResponse,
+                 summary="Flag hardship: no late charge while it is set")
+async def flag_hardship(financing_id: UUID, body: s.HardshipRequest, principal: Officer, request: Request,
+                        idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, "flag_hardship", body, lambda st, t: fin.decide_flag_hardship(
+        st, c.FlagHardship(body.flagged_on or t, body.note), today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/hardship/clear", response_model=s.FinancingResponse, summary="Clear hardship")
+async def clear_hardship(financing_id: UUID, principal: Officer, request: Request,
+                         body: s.ClearHardshipRequest | None = None, idempotency_key: IdempotencyKey = None,
+                         if_match: IfMatch = None) -> s.FinancingResponse:
+    b = body or s.ClearHardshipRequest()
+    return await _run(request, principal, financing_id, "clear_hardship", b, lambda st, t: fin.decide_clear_hardship(
+        st, c.ClearHardship(b.cleared_on or t), today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/late-charges", status_code=201, response_model=s.FinancingResponse,
+                 summary="Propose the product's late charge (ta'zir) for a late instalment; a second person decides")
+async def propose_late_charge(financing_id: UUID, body: s.LateChargeRequest, principal: Officer, request: Request,
+                              idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    by = _actor(request, principal)
+    return await _run(request, principal, financing_id, "propose_late_charge", body,
+                      lambda st, t: fin.decide_propose_late_charge(
+                          st, c.ProposeLateCharge(body.instalment_number, body.proposed_on or t, body.note, by),
+                          today=t), idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/late-charges/{instalment_number}/approve", response_model=s.FinancingResponse,
+                 summary="Approve a proposed late charge (not by its proposer); it goes to the social fund")
+async def approve_late_charge(financing_id: UUID, instalment_number: int, principal: Manager, request: Request,
+                              body: s.LateChargeDecision | None = None, idempotency_key: IdempotencyKey = None,
+                              if_match: IfMatch = None) -> s.FinancingResponse:
+    b, by = body or s.LateChargeDecision(), _actor(request, principal)
+    return await _run(request, principal, financing_id, f"approve_late_charge:{instalment_number}", b,
+                      lambda st, t: fin.decide_approve_late_charge(
+                          st, c.ApproveLateCharge(instalment_number, b.decided_on or t, by), today=t),
+                      idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/late-charges/{instalment_number}/decline", response_model=s.FinancingResponse,
+                 summary="Decline a proposed late charge")
+async def decline_late_charge(financing_id: UUID, instalment_number: int, principal: Manager, request: Request,
+                              body: s.LateChargeDecision | None = None, idempotency_key: IdempotencyKey = None,
+                              if_match: IfMatch = None) -> s.FinancingResponse:
+    b, by = body or s.LateChargeDecision(), _actor(request, principal)
+    return await _run(request, principal, financing_id, f"decline_late_charge:{instalment_number}", b,
+                      lambda st, t: fin.decide_decline_late_charge(
+                          st, c.DeclineLateCharge(instalment_number, b.decided_on or t, by), today=t),
+                      idempotency_key, if_match)
+
+
+# -- portfolio ----------------------------------------------------------------------------------------------------
+
+
+@portfolio.get("", response_model=s.PortfolioResponse,
+               summary="Portfolio quality as of a date: PAR1/30/90, provisioning, arrears, repayment rate")
+async def portfolio_summary(principal: Manager, request: Request, as_of: date | None = None,
+                            start: date | None = None, end: date | None = None) -> s.PortfolioResponse:
+    return await handlers.portfolio(_rt(request), principal, as_of, start, end)
+
+
+# -- bulk import ----------------------------------------------------------------------------------------------------
+
+imports = APIRouter(prefix="/imports", tags=["imports"])
+
+
+@imports.post("", response_model=s.ImportReportResponse,
+              summary="Import a loan book (CSV or JSON): every refused row is reported with its reasons")
+async def import_loan_book(principal: Manager, request: Request,
+                           format: Literal["csv", "json"] | None = None) -> s.ImportReportResponse:
+    fmt = format or ("csv" if "csv" in request.headers.get("content-type", "") else "json")
+    try:
+        rows = bulk_import.parse(await request.body(), fmt)
+    except ValueError as e:
+        raise Refusal(f"the file cannot be read as {fmt}: {e}", field="body") from None
+    rt = _rt(request)
+    assert principal.tenant_id is not None
+    report = await bulk_import.import_loan_book(rt, principal.tenant_id, rows, actor=_actor(request, principal),
+                                                today=handlers.today(rt))
+    return s.ImportReportResponse.model_validate(report.as_dict())
+
+
+routers = [products, settings, financings, members, portfolio, imports]

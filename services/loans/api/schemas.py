@@ -1,0 +1,388 @@
+"""Request and response bodies of the loans API (separate from the events).
+
+Request bodies forbid unknown fields, so what the client may not set (tenant, status, balances,
+approver ...) is refused with 422. Money is whole rupiah (integers); business dates default to today
+in the cooperative's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.loans import (
+    ContractType,
+    DiscountReason,
+    Frequency,
+    PayeeType,
+    Purpose,
+    RejectionReason,
+    RescheduleReason,
+    WriteOffReason,
+)
+
+Rupiah = int
+MAX_RUPIAH = 10**13  # ten trillion: far above any WASH financing, far below int64
+Note = str | None
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- products and settings ----------------------------------------------------------------------------------
+
+
+class TenorTerms(Body):
+    instalments: int = Field(ge=1, le=520, description="Number of instalments")
+    margin_bp: int = Field(ge=0, le=10_000, description="Margin for this tenor in basis points of the cost "
+                                                        "(1200 = 12 % of the cost, flat for the whole term)")
+
+
+class DefineProductRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "product_id": "mikro-tata-sanitasi", "name": "Mikro Tata Sanitasi", "purpose": "septic_tank",
+        "contract_type": "murabahah", "frequency": "weekly", "min_amount": 3_000_000, "max_amount": 10_000_000,
+        "tenors": [{"instalments": 50, "margin_bp": 1200}, {"instalments": 100, "margin_bp": 2200}],
+        "tranche_percents": [50, 50], "late_charge": 10_000, "funds": ["own_funds", "water_org"],
+    }]})
+
+    product_id: str = Field(min_length=2, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                            description="The cooperative's code for the product")
+    name: str = Field(min_length=1, max_length=120)
+    purpose: Purpose
+    contract_type: ContractType
+    frequency: Frequency
+    min_amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Smallest cost financed, rupiah")
+    max_amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Largest cost financed, rupiah")
+    tenors: list[TenorTerms] = Field(min_length=1, max_length=20)
+    tranche_percents: list[int] = Field(default=[100], min_length=1, max_length=2,
+                                        description="[100], or [first, second]: the second is released when "
+                                                    "the SNI inspection passes")
+    late_charge: Rupiah = Field(default=0, ge=0, le=MAX_RUPIAH, description="Fixed ta'zir, to the social fund")
+    funds: list[str] = Field(min_length=1, max_length=10, description="Sources of funds, the default first")
+    rebate_method: Literal["proportional", "daily"] = "proportional"
+    min_membership_months: int = Field(default=12, ge=0, le=600)
+    max_days_overdue: int = Field(default=30, ge=0, le=3650)
+
+
+class ProductResponse(BaseModel):
+    product_id: str
+    name: str
+    purpose: str
+    contract_type: str
+    frequency: str
+    min_amount: int
+    max_amount: int
+    tenors: list[TenorTerms]
+    tranche_percents: list[int]
+    late_charge: int
+    funds: list[str]
+    rebate_method: str
+    min_membership_months: int
+    max_days_overdue: int
+    defined_on: date
+    version: int
+
+
+class ProductList(BaseModel):
+    items: list[ProductResponse]
+
+
+class SettingsBody(Body):
+    sharia: bool = Field(description="A sharia cooperative may not offer conventional flat-rate products")
+    substandard_over_days: int = Field(ge=1, le=3650, description="Days past due above which: substandard")
+    doubtful_over_days: int = Field(ge=1, le=3650)
+    loss_over_days: int = Field(ge=1, le=3650)
+
+
+class SettingsResponse(SettingsBody):
+    model_config = ConfigDict(extra="ignore")
+
+    version: int
+
+
+# -- financing commands ---------------------------------------------------------------------------------------
+
+
+class ApplyRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "product_id": "mikro-tata-sanitasi",
+        "amount": 6_000_000, "instalments": 50}]})
+
+    member_id: UUID
+    product_id: str = Field(min_length=1, max_length=40)
+    amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Cost asked for, rupiah")
+    instalments: int = Field(ge=1, le=520, description="One of the product's tenors")
+    applied_on: date | None = None
+
+
+class ApproveRequest(Body):
+    approved_on: date | None = None
+
+
+class RejectRequest(Body):
+    reason: RejectionReason
+    note: Note = Field(default=None, max_length=2000, description="Kept in the loans service only")
+    rejected_on: date | None = None
+
+
+class WorkOrderRequest(Body):
+    work_order_ref: str = Field(min_length=1, max_length=80)
+    payee_type: PayeeType
+    payee_id: str = Field(min_length=1, max_length=80, description="Contractor id, PDAM or supplier reference")
+    cost: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Price of the goods or work, rupiah")
+    ordered_on: date | None = None
+
+
+class SignRequest(Body):
+    signed_on: date | None = None
+    first_due_on: date | None = Field(default=None, description="Default: one period after signing")
+
+
+class DisburseRequest(Body):
+    source_of_funds: str | None = Field(default=None, max_length=80, description="Default: the product's first")
+    disbursed_on: date | None = None
+
+
+class RepaymentRequest(Body):
+    receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
+    amount: Rupiah = Field(ge=1, le=MAX_RUPIAH)
+    paid_on: date | None = None
+
+
+class EarlySettlementRequest(Body):
+    receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
+    amount: Rupiah = Field(ge=0, le=MAX_RUPIAH, description="Exactly the settlement quote's amount to pay")
+    settled_on: date | None = None
+
+
+class RescheduleRequest(Body):
+    instalments: int = Field(ge=1, le=520, description="Instalments for the unpaid balance")
+    reason: RescheduleReason
+    first_due_on: date | None = None
+    note: Note = Field(default=None, max_length=2000)
+    rescheduled_on: date | None = None
+
+
+class DiscountRequest(Body):
+    amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Margin forgiven, rupiah")
+    reason: DiscountReason
+    note: Note = Field(default=None, max_length=2000)
+    discounted_on: date | None = None
+
+
+class WriteOffRequest(Body):
+    reason: WriteOffReason
+    note: Note = Field(default=None, max_length=2000)
+    written_off_on: date | None = None
+
+
+class HardshipRequest(Body):
+    note: str = Field(min_length=1, max_length=2000, description="Why the member cannot pay")
+    flagged_on: date | None = None
+
+
+class ClearHardshipRequest(Body):
+    cleared_on: date | None = None
+
+
+class LateChargeRequest(Body):
+    instalment_number: int = Field(ge=1)
+    note: str = Field(min_length=1, max_length=2000, description="Why the member is able but unwilling to pay")
+    proposed_on: date | None = None
+
+
+class LateChargeDecision(Body):
+    decided_on: date | None = None
+
+
+# -- financing views --------------------------------------------------------------------------------------------
+
+
+class InstalmentView(BaseModel):
+    number: int
+    due_on: date
+    amount: int
+    cost_part: int
+    margin_part: int
+    paid: int
+    waived: int
+    owed: int
+    #: paid, partly_paid, late, due (today), upcoming, forgiven
+    status: str
+
+
+class TrancheView(BaseModel):
+    number: int
+    amount: int
+    trigger: str
+    disbursed_on: date | None
+    source_of_funds: str | None
+    job_id: str | None
+    waiting_for: str | None = Field(description="What the tranche waits for, in words")
+
+
+class WorkOrderView(BaseModel):
+    work_order_ref: str
+    payee_type: str
+    payee_id: str
+    cost: int
+    ordered_on: date
+
+
+class StandingView(BaseModel):
+    as_of: date
+    days_past_due: int
+    arrears: int
+    owed: int
+    principal_outstanding: int
+    margin_outstanding: int
+    category: str
+
+
+class LateChargeView(BaseModel):
+    instalment_number: int
+    amount: int
+    status: str
+    proposed_on: date
+    decided_on: date | None
+    credited_to: str = "social_fund"
+
+
+class NoteView(BaseModel):
+    topic: str
+    text: str
+    on: date
+    by: str | None
+
+
+class FinancingResponse(BaseModel):
+    financing_id: str
+    member_id: str
+    status: str
+    product_id: str
+    purpose: str
+    contract_type: str
+    frequency: str
+    instalments: int
+    margin_bp: int
+    amount: int
+    applied_on: date
+    approved_on: date | None
+    rejected_on: date | None
+    rejection_reason: str | None
+    work_order: WorkOrderView | None
+    cost: int
+    margin: int
+    selling_price: int
+    signed_on: date | None
+    margin_discounted: int
+    rebate: int
+    disbursed: int
+    tranches: list[TrancheView]
+    schedule: list[InstalmentView]
+    standing: StandingView
+    hardship_since: date | None
+    restructured: bool
+    late_charges: list[LateChargeView]
+    written_off_on: date | None
+    write_off_reason: str | None
+    recovered: int
+    closed_on: date | None
+    close_reason: str | None
+    notes: list[NoteView]
+    version: int
+
+
+class FinancingSummary(BaseModel):
+    financing_id: str
+    member_id: str
+    product_id: str
+    purpose: str
+    status: str
+    amount: int
+    selling_price: int
+    owed: int
+    applied_on: date
+    version: int
+
+
+class FinancingList(BaseModel):
+    items: list[FinancingSummary]
+    limit: int
+    offset: int
+    total: int
+
+
+class SettlementQuoteResponse(BaseModel):
+    financing_id: str
+    on: date
+    owed: int
+    margin_owed: int
+    unearned_margin: int
+    rebate: int
+    to_pay: int
+    method: str
+
+
+# -- portfolio --------------------------------------------------------------------------------------------------
+
+
+class RatioView(BaseModel):
+    at_risk: int = Field(description="Outstanding principal at risk, rupiah")
+    gross: int = Field(description="Gross outstanding principal, rupiah")
+    percent: float
+
+
+class CategoryView(BaseModel):
+    financings: int
+    principal: int
+
+
+class RepaymentRateView(BaseModel):
+    start: date
+    end: date
+    fallen_due: int
+    paid_on_time: int
+    percent: float
+
+
+class PortfolioResponse(BaseModel):
+    as_of: date
+    financings: int = Field(description="Financings in the portfolio (signed, not settled, not written off)")
+    gross_principal: int
+    margin_outstanding: int
+    arrears: int
+    par: dict[str, RatioView] = Field(description="PAR1, PAR30, PAR90 (CGAP), restructured counted only if late")
+    par_with_restructured: dict[str, RatioView] = Field(description="Every restructured financing counted at risk")
+    restructured: RatioView
+    categories: dict[str, CategoryView]
+    written_off: int
+    written_off_principal: int
+    recovered: int
+    late_charges_to_social_fund: int
+    by_status: dict[str, int]
+    repayment_rate: RepaymentRateView
+
+
+# -- bulk import ---------------------------------------------------------------------------------------------------
+
+
+class RefusedRowView(BaseModel):
+    row: int = Field(description="1-based row (CSV line after the header, or JSON list position)")
+    loan_ref: str | None
+    reasons: list[str]
+
+
+class ImportReportResponse(BaseModel):
+    rows: int
+    imported: int
+    refused_rows: int
+    events: int
+    payments: int
+    seconds: float
+    refused: list[RefusedRowView]

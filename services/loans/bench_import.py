@@ -1,0 +1,99 @@
+"""Benchmark (not a test): bulk import of 10,000 financings with 20 payments each.
+
+``python -m services.loans.bench_import [--financings 10000] [--payments 20]`` starts its own PostgreSQL
+(the tests' embedded one, or ``DATABASE_URL``), defines a product, and imports a generated loan book
+through ``import_loan_book`` exactly as the API and the CLI do: every row validated and allocated by the
+domain, events appended with ``append_batch``, read tables written by COPY. Prints the phases' times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from deploy.local.infra import start_postgres
+from services.loans.app import build_runtime
+from services.loans.bulk_import import import_loan_book
+from services.loans.domain.events import ProductDefined, TenorMargin
+from services.loans.domain.product import LoanSettings, Product, decide_define_product, product_stream_id
+from services.loans.domain.schedule import add_months
+from services.loans.settings import LoansSettings
+from shared.db import connect, migrate
+from shared.eventstore import NO_STREAM
+from shared.tenancy import PLATFORM_MIGRATIONS
+
+TENANT = "kopsyah-bmi"
+
+
+def book(financings: int, payments: int) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(financings):
+        signed = date(2022, 1, 1) + timedelta(days=n % 365)
+        dues = [add_months(signed, i + 1) for i in range(24)]
+        rows.append({
+            "loan_ref": f"BMI-{n:06d}", "member_id": str(uuid.uuid4()), "product_id": "mikro-tata-sanitasi",
+            "cost": 6_000_000, "margin": 720_000, "signed_on": signed.isoformat(), "payee_id": "cv-tirta",
+            "schedule": [{"due_on": d.isoformat(), "amount": 280_000} for d in dues],
+            "payments": [{"receipt_number": f"KW-{n:06d}-{i:02d}", "paid_on": dues[i].isoformat(), "amount": 280_000}
+                         for i in range(payments)],
+        })
+    return rows
+
+
+async def run(financings: int, payments: int, batch_size: int) -> None:
+    pg = start_postgres()
+    try:
+        settings = LoansSettings(database_url=await pg.create_database("bench_loans"),
+                                 platform_database_url=await pg.create_database("bench_platform"),
+                                 kafka_bootstrap_servers=None, event_source="none", log_level="WARNING")
+        conn = await connect(settings.platform_database_url)
+        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+        await conn.close()
+        rt = build_runtime(settings)
+        await rt.start(background=False)
+        assert rt.store is not None and rt.pool is not None
+        spec = ProductDefined(
+            product_id="mikro-tata-sanitasi", name="Mikro Tata Sanitasi", purpose="septic_tank",
+            contract_type="istishna", frequency="monthly", min_amount=1_000_000, max_amount=10_000_000,
+            tenors=[TenorMargin(instalments=24, margin_bp=1200)], tranche_percents=[50, 50], late_charge=0,
+            funds=["own_funds"], rebate_method="proportional", min_membership_months=12, max_days_overdue=30,
+            defined_on=date(2021, 1, 1))
+        await rt.store.append(TENANT, "loan_product", product_stream_id(spec.product_id), NO_STREAM,
+                              decide_define_product(Product(), LoanSettings(), spec))
+        t0 = time.perf_counter()
+        rows = book(financings, payments)
+        t_gen = time.perf_counter() - t0
+
+        def bar(done: int, total: int) -> None:
+            print(f"\r  {done}/{total} financings  {time.perf_counter() - t1:6.1f} s", end="", flush=True)
+
+        t1 = time.perf_counter()
+        report = await import_loan_book(rt, TENANT, rows, actor="bench", today=date(2026, 1, 1),
+                                        batch_size=batch_size, progress=bar)
+        elapsed = time.perf_counter() - t1
+        stored = await rt.pool.fetchval("SELECT count(*) FROM events WHERE stream_type = 'financing'")
+        print()
+        print(f"generated {financings} financings x {payments} payments in {t_gen:.1f} s (not counted)")
+        print(f"imported {report.imported} financings, {report.payments} payments, {report.events} events "
+              f"({stored} stored) in {elapsed:.1f} s = {report.events / elapsed:,.0f} events/s; "
+              f"refused {len(report.refused)}")
+        await rt.stop()
+    finally:
+        pg.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m services.loans.bench_import")
+    p.add_argument("--financings", type=int, default=10_000)
+    p.add_argument("--payments", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=500)
+    a = p.parse_args()
+    asyncio.run(run(a.financings, a.payments, a.batch_size))
+
+
+if __name__ == "__main__":
+    main()

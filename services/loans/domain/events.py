@@ -1,0 +1,165 @@
+"""The loans service's internal events: stored in its own streams, never published (their types are not
+registered in ``shared.contracts``). Published events are the contracts in ``shared.contracts.loans``;
+the financing stream holds both, and ``financing.evolve`` folds both.
+
+Free-text notes live here, not in published events: a reason written by an officer can carry a
+member's personal circumstances.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.loans import ContractType, Frequency, PayeeType, Purpose
+
+RebateMethod = Literal["proportional", "daily"]
+NoteTopic = Literal["rejection", "reschedule", "discount", "write_off", "hardship", "late_charge"]
+
+
+# -- product catalogue and cooperative settings ----------------------------------------------------------
+
+
+class TenorMargin(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instalments: int = Field(ge=1, le=520)
+    margin_bp: int = Field(ge=0, le=10_000, description="Margin in basis points of the cost, flat for the term")
+
+
+class ProductDefined(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: str
+    name: str
+    purpose: Purpose
+    contract_type: ContractType
+    frequency: Frequency
+    min_amount: int
+    max_amount: int
+    tenors: list[TenorMargin]
+    tranche_percents: list[int]
+    late_charge: int
+    funds: list[str]
+    rebate_method: RebateMethod
+    min_membership_months: int
+    max_days_overdue: int
+    defined_on: date
+
+
+class LoanSettingsChanged(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sharia: bool
+    substandard_over_days: int
+    doubtful_over_days: int
+    loss_over_days: int
+    changed_on: date
+
+
+# -- financing ----------------------------------------------------------------------------------------------
+
+
+class TermsQuoted(BaseModel):
+    """The product's terms as they stood when the member applied: later product changes do not touch them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: str
+    purpose: Purpose
+    contract_type: ContractType
+    frequency: Frequency
+    instalments: int
+    margin_bp: int
+    min_amount: int
+    max_amount: int
+    tranche_percents: list[int]
+    late_charge: int
+    funds: list[str]
+    rebate_method: RebateMethod
+    applied_on: date
+
+
+class WorkOrderRecorded(BaseModel):
+    """The goods bought or the work ordered before the sale (murabahah: acquisition precedes the contract)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    work_order_ref: str
+    payee_type: PayeeType
+    payee_id: str
+    cost: int
+    ordered_on: date
+
+
+class NoteAdded(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: NoteTopic
+    text: str
+    on: date
+
+
+class HardshipFlagged(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flagged_on: date
+
+
+class HardshipCleared(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cleared_on: date
+
+
+class LateChargeProposed(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instalment_number: int
+    amount: int
+    proposed_on: date
+
+
+class LateChargeDeclined(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    instalment_number: int
+    declined_on: date
+
+
+class ImportedTranche(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int
+    amount: int
+    disbursed_on: date
+    source_of_funds: str
+
+
+class DisbursementImported(BaseModel):
+    """Tranches paid before the financing came onto the platform (bulk import of a loan book). Internal:
+    published as ``TrancheDisbursed`` it would make the sanitation service order construction jobs for
+    work done long ago."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tranches: list[ImportedTranche]
+    loan_ref: str
+
+
+#: stable type names of the internal events (never module paths)
+INTERNAL_TYPES: dict[str, type[BaseModel]] = {
+    "loans.ProductDefined": ProductDefined,
+    "loans.LoanSettingsChanged": LoanSettingsChanged,
+    "loans.TermsQuoted": TermsQuoted,
+    "loans.WorkOrderRecorded": WorkOrderRecorded,
+    "loans.NoteAdded": NoteAdded,
+    "loans.HardshipFlagged": HardshipFlagged,
+    "loans.HardshipCleared": HardshipCleared,
+    "loans.LateChargeProposed": LateChargeProposed,
+    "loans.LateChargeDeclined": LateChargeDeclined,
+    "loans.DisbursementImported": DisbursementImported,
+}
+TYPE_OF = {model: name for name, model in INTERNAL_TYPES.items()}

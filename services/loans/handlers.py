@@ -1,0 +1,464 @@
+"""Command and query handlers: load the stream, decide with the domain, append with the expected version.
+
+Every append also updates the read tables (``schema.py``) in its own transaction (``after=``), so a list
+never disagrees with the streams and a refusal raised there writes nothing at all. Refusals of the
+domain become HTTP refusals here: a rule (422), a clash with what was recorded (409), maker-checker (403).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.loans.api import schemas as api
+from services.loans.domain import financing as fin
+from services.loans.domain import product as prod
+from services.loans.domain.commands import Apply, MemberFacts
+from services.loans.domain.errors import LoanConflict, LoanRuleViolation, MakerChecker
+from services.loans.domain.events import ProductDefined, TenorMargin
+from services.loans.domain.quality import PortfolioAccumulator, RepaymentRate, position
+from shared.contracts.loans import RepaymentRecorded
+from shared.envelope import Envelope, Metadata, NewEvent
+from shared.eventstore import NO_STREAM, AfterAppend, Idempotency, IdempotencyConflict
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+from shared.web import Conflict, Forbidden, NotFound, Refusal, request_hash
+
+#: a decision on a financing, given its state and today's date
+Decision = Callable[[fin.Financing, date], list[NewEvent]]
+
+
+def today(rt: ServiceRuntime) -> date:
+    """Today in the cooperatives' time zone (business dates are local dates)."""
+    return datetime.now(ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))).date()
+
+
+def refusal(e: LoanRuleViolation) -> Refusal:
+    if isinstance(e, MakerChecker):
+        return Forbidden(e.message, field=e.field)
+    if isinstance(e, LoanConflict):
+        return Conflict(e.message, field=e.field)
+    return Refusal(e.message, field=e.field)
+
+
+def _tenant(who: Principal) -> str:
+    assert who.tenant_id is not None
+    return who.tenant_id
+
+
+# -- read tables -------------------------------------------------------------------------------------------
+
+
+FINANCING_COLUMNS = ("tenant_id", "financing_id", "member_id", "product_id", "purpose", "status", "amount",
+                     "selling_price", "owed", "applied_on", "earliest_unpaid_due", "version")
+
+
+def financing_row(tenant: str, s: fin.Financing) -> tuple[Any, ...]:
+    """The list row of a financing (``FINANCING_COLUMNS``)."""
+    assert s.terms is not None and s.applied_on is not None and s.financing_id and s.member_id
+    # what is owed and unpaid counts for eligibility also once written off (it stays collectable)
+    owing = s.status in ("signed", "active", "written_off")
+    unpaid = [i.due_on for i in s.instalments if i.owed > 0] if owing else []
+    return (tenant, uuid.UUID(s.financing_id), uuid.UUID(s.member_id), s.terms.product_id, s.terms.purpose,
+            s.status, s.amount, s.selling_price, s.owed, s.applied_on, min(unpaid) if unpaid else None, s.version)
+
+
+async def upsert_financing_row(conn: asyncpg.Connection, tenant: str, s: fin.Financing) -> None:
+    await conn.execute(
+        """INSERT INTO loan_financings (tenant_id, financing_id, member_id, product_id, purpose, status, amount,
+                                        selling_price, owed, applied_on, earliest_unpaid_due, version)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (tenant_id, financing_id) DO UPDATE SET
+               status = EXCLUDED.status, amount = EXCLUDED.amount, selling_price = EXCLUDED.selling_price,
+               owed = EXCLUDED.owed, earliest_unpaid_due = EXCLUDED.earliest_unpaid_due, version = EXCLUDED.version""",
+        *financing_row(tenant, s),
+    )
+
+
+def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
+    """The ``after=`` of a financing append: its list row and its receipt numbers, in the same transaction."""
+
+    async def after(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        state = before
+        for env in envelopes:
+            state = fin.evolve(state, env)
+        await upsert_financing_row(conn, tenant, state)
+        for env in envelopes:
+            if env.type != RepaymentRecorded.event_type:
+                continue
+            receipt = env.payload["receipt_number"]
+            try:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id) VALUES ($1, $2, $3)",
+                        tenant, receipt, uuid.UUID(env.stream_id))
+            except asyncpg.UniqueViolationError:
+                raise Conflict(f"receipt {receipt} is already recorded on another financing of this cooperative",
+                               field="receipt_number") from None
+
+    return after
+
+
+# -- settings and products --------------------------------------------------------------------------------------
+
+
+async def load_settings(rt: ServiceRuntime, tenant: str) -> prod.LoanSettings:
+    assert rt.store is not None
+    return prod.fold_settings(await rt.store.read_stream(tenant, prod.settings_stream_id()))
+
+
+def settings_view(s: prod.LoanSettings) -> api.SettingsResponse:
+    return api.SettingsResponse(sharia=s.sharia, substandard_over_days=s.substandard_over_days,
+                                doubtful_over_days=s.doubtful_over_days, loss_over_days=s.loss_over_days,
+                                version=s.version)
+
+
+async def get_settings(rt: ServiceRuntime, who: Principal) -> api.SettingsResponse:
+    return settings_view(await load_settings(rt, _tenant(who)))
+
+
+async def change_settings(rt: ServiceRuntime, who: Principal, body: api.SettingsBody,
+                          meta: Metadata) -> api.SettingsResponse:
+    assert rt.store is not None
+    tenant = _tenant(who)
+    state = await load_settings(rt, tenant)
+    try:
+        events = prod.decide_change_settings(state, **body.model_dump(), on=today(rt))
+    except LoanRuleViolation as e:
+        raise refusal(e) from None
+    await rt.store.append(tenant, prod.SETTINGS_STREAM_TYPE, prod.settings_stream_id(), state.version, events,
+                          meta=meta)
+    return await get_settings(rt, who)
+
+
+async def load_product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
+    assert rt.store is not None
+    return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
+
+
+def product_view(p: prod.Product) -> api.ProductResponse:
+    return api.ProductResponse.model_validate(p.as_payload())
+
+
+async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefineProductRequest,
+                         idempotency_key: str | None, meta: Metadata) -> api.ProductResponse:
+    assert rt.store is not None
+    tenant = _tenant(who)
+    idem = None
+    if idempotency_key:
+        idem = Idempotency(idempotency_key, request_hash({"define_product": body.model_dump(mode="json")}),
+                           {"product_id": body.product_id})
+        prior = await rt.store.idempotent_response(tenant, idempotency_key)
+        if prior is not None:
+            if prior.request_hash != idem.request_hash:
+                raise IdempotencyConflict(f"Idempotency-Key {idempotency_key!r} was already used for a different request")
+            return await get_product(rt, who, prior.response["product_id"])
+    state = await load_product(rt, tenant, body.product_id)
+    spec = ProductDefined(**body.model_dump(exclude={"tenors"}),
+                          tenors=[TenorMargin(**t.model_dump()) for t in body.tenors], defined_on=today(rt))
+    try:
+        events = prod.decide_define_product(state, await load_settings(rt, tenant), spec)
+    except LoanRuleViolation as e:
+        raise refusal(e) from None
+
+    async def listed(conn: asyncpg.Connection, _: list[Envelope]) -> None:
+        await conn.execute(
+            """INSERT INTO loan_products (tenant_id, product_id, name, purpose, contract_type, defined_on)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            tenant, spec.product_id, spec.name, spec.purpose, spec.contract_type, spec.defined_on)
+
+    await rt.store.append(tenant, prod.PRODUCT_STREAM_TYPE, prod.product_stream_id(body.product_id), NO_STREAM,
+                          events, meta=meta, idempotency=idem, after=listed)
+    return await get_product(rt, who, body.product_id)
+
+
+async def get_product(rt: ServiceRuntime, who: Principal, product_id: str) -> api.ProductResponse:
+    p = await load_product(rt, _tenant(who), product_id)
+    if not p.exists:
+        raise NotFound(f"no product {product_id} in this cooperative")
+    return product_view(p)
+
+
+async def list_products(rt: ServiceRuntime, who: Principal, purpose: str | None) -> api.ProductList:
+    assert rt.pool is not None
+    rows = await rt.pool.fetch(
+        """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
+           ORDER BY product_id LIMIT 500""", _tenant(who), purpose)
+    return api.ProductList(items=[product_view(await load_product(rt, _tenant(who), r["product_id"])) for r in rows])
+
+
+# -- financings: views ----------------------------------------------------------------------------------------
+
+
+def _instalment_status(i: fin.InstalmentState, on: date) -> str:
+    if i.owed == 0:
+        return "forgiven" if i.waived and i.paid < i.amount else "paid"
+    if i.due_on < on:
+        return "late"
+    if i.due_on == on:
+        return "due"
+    return "partly_paid" if i.paid else "upcoming"
+
+
+def _waiting_for(s: fin.Financing, t: fin.Tranche) -> str | None:
+    if t.disbursed_on is not None:
+        return None
+    if t.trigger == "inspection_passed":
+        return f"the SNI inspection of job {s.job_id} to pass (released automatically)"
+    return "disbursement by a manager once the contract is signed"
+
+
+def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> api.FinancingResponse:
+    assert s.terms is not None and s.financing_id and s.member_id and s.applied_on and s.status
+    pos = position(s, on, settings)
+    wo = s.work_order
+    return api.FinancingResponse(
+        financing_id=s.financing_id, member_id=s.member_id, status=s.status, product_id=s.terms.product_id,
+        purpose=s.terms.purpose, contract_type=s.terms.contract_type, frequency=s.terms.frequency,
+        instalments=s.terms.instalments, margin_bp=s.terms.margin_bp, amount=s.amount, applied_on=s.applied_on,
+        approved_on=s.approved_on, rejected_on=s.rejected_on, rejection_reason=s.rejection_reason,
+        work_order=api.WorkOrderView(work_order_ref=wo.ref, payee_type=wo.payee_type, payee_id=wo.payee_id,
+                                     cost=wo.cost, ordered_on=wo.ordered_on) if wo else None,
+        cost=s.cost, margin=s.margin, selling_price=s.selling_price, signed_on=s.signed_on,
+        margin_discounted=s.margin_discounted, rebate=s.rebate, disbursed=s.disbursed,
+        tranches=[api.TrancheView(number=t.number, amount=t.amount, trigger=t.trigger, disbursed_on=t.disbursed_on,
+                                  source_of_funds=t.source_of_funds, job_id=t.job_id or (
+                                      s.job_id if t.trigger == "inspection_passed" else None),
+                                  waiting_for=_waiting_for(s, t)) for t in s.tranches],
+        schedule=[api.InstalmentView(number=i.number, due_on=i.due_on, amount=i.amount, cost_part=i.cost_part,
+                                     margin_part=i.amount - i.cost_part, paid=i.paid, waived=i.waived, owed=i.owed,
+                                     status=_instalment_status(i, on)) for i in s.instalments],
+        standing=api.StandingView(as_of=on, days_past_due=pos.days_past_due, arrears=pos.arrears, owed=pos.owed,
+                                  principal_outstanding=pos.principal_outstanding,
+                                  margin_outstanding=pos.margin_outstanding, category=pos.category),
+        hardship_since=s.hardship_since, restructured=s.restructured,
+        late_charges=[api.LateChargeView(instalment_number=c.instalment_number, amount=c.amount, status=c.status,
+                                         proposed_on=c.proposed_on, decided_on=c.decided_on) for c in s.late_charges],
+        written_off_on=s.written_off_on, write_off_reason=s.write_off_reason, recovered=s.recovered,
+        closed_on=s.closed_on, close_reason=s.close_reason,
+        notes=[api.NoteView(topic=n.topic, text=n.text, on=n.on, by=n.by) for n in s.notes], version=s.version,
+    )
+
+
+async def _load(rt: ServiceRuntime, tenant: str, financing_id: str) -> list[Envelope]:
+    assert rt.store is not None
+    return await rt.store.read_stream(tenant, financing_id)
+
+
+async def get_financing(rt: ServiceRuntime, who: Principal, financing_id: str,
+                        as_of: date | None = None) -> api.FinancingResponse:
+    tenant = _tenant(who)
+    events = await _load(rt, tenant, financing_id)
+    if not events:
+        raise NotFound(f"no financing {financing_id} in this cooperative")
+    on = as_of or today(rt)
+    state = fin.fold_as_of(events, on) if as_of else fin.fold(events)
+    if not state.exists:
+        raise NotFound(f"financing {financing_id} did not exist yet on {on}")
+    return financing_view(state, on, await load_settings(rt, tenant))
+
+
+async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
+                          status: str | None = None, product_id: str | None = None, limit: int = 50,
+                          offset: int = 0) -> api.FinancingList:
+    assert rt.pool is not None
+    where = """tenant_id = $1 AND ($2::uuid IS NULL OR member_id = $2) AND ($3::text IS NULL OR status = $3)
+               AND ($4::text IS NULL OR product_id = $4)"""
+    args: list[Any] = [_tenant(who), member_id, status, product_id]
+    total = await rt.pool.fetchval(f"SELECT count(*) FROM loan_financings WHERE {where}", *args)
+    rows = await rt.pool.fetch(
+        f"""SELECT financing_id, member_id, product_id, purpose, status, amount, selling_price, owed, applied_on,
+                   version FROM loan_financings WHERE {where}
+            ORDER BY applied_on DESC, financing_id LIMIT $5 OFFSET $6""", *args, limit, offset)
+    items = [api.FinancingSummary(**{**dict(r), "financing_id": str(r["financing_id"]),
+                                     "member_id": str(r["member_id"])}) for r in rows]
+    return api.FinancingList(items=items, limit=limit, offset=offset, total=total)
+
+
+async def settlement_quote(rt: ServiceRuntime, who: Principal, financing_id: str,
+                           on: date | None) -> api.SettlementQuoteResponse:
+    events = await _load(rt, _tenant(who), financing_id)
+    state = fin.fold(events)
+    if not state.exists:
+        raise NotFound(f"no financing {financing_id} in this cooperative")
+    if state.status not in ("signed", "active"):
+        raise Refusal(f"there is nothing to settle: the financing is {fin._describe(state)}")
+    assert state.terms is not None
+    q = fin.settlement_quote(state, on or today(rt))
+    return api.SettlementQuoteResponse(financing_id=financing_id, on=q.on, owed=q.owed, margin_owed=q.margin_owed,
+                                       unearned_margin=q.unearned_margin, rebate=q.rebate, to_pay=q.to_pay,
+                                       method=state.terms.rebate_method)
+
+
+# -- financings: commands -----------------------------------------------------------------------------------------
+
+
+async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, on: date) -> MemberFacts:
+    assert rt.pool is not None
+    row = await rt.pool.fetchrow("SELECT joined_on, exited_on FROM loan_members WHERE tenant_id = $1 AND member_id = $2",
+                                 tenant, member_id)
+    earliest = await rt.pool.fetchval(
+        "SELECT min(earliest_unpaid_due) FROM loan_financings WHERE tenant_id = $1 AND member_id = $2",
+        tenant, member_id)
+    worst = max(0, (on - earliest).days) if earliest else 0
+    return MemberFacts(joined_on=row["joined_on"] if row else None, worst_days_past_due=worst,
+                       exited_on=row["exited_on"] if row else None)
+
+
+async def _prior(rt: ServiceRuntime, tenant: str, key: str, request: str) -> dict[str, Any] | None:
+    """The first response of an idempotent retry; None when the key is new."""
+    assert rt.store is not None
+    prior = await rt.store.idempotent_response(tenant, key)
+    if prior is None:
+        return None
+    if prior.request_hash != request:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
+    return prior.response
+
+
+async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idempotency_key: str | None,
+                meta: Metadata) -> api.FinancingResponse:
+    """A member applies: the product's limits and the eligibility rules are checked; the terms are quoted."""
+    assert rt.store is not None and meta.actor is not None
+    tenant = _tenant(who)
+    financing_id = str(uuid.uuid4())
+    idem = None
+    if idempotency_key:
+        h = request_hash({"apply": body.model_dump(mode="json")})
+        prior = await _prior(rt, tenant, idempotency_key, h)
+        if prior is not None:
+            return await get_financing(rt, who, prior["financing_id"])
+        idem = Idempotency(idempotency_key, h, {"financing_id": financing_id})
+    on = body.applied_on or today(rt)
+    product = await load_product(rt, tenant, body.product_id)
+    member = await _member_facts(rt, tenant, body.member_id, on)
+    cmd = Apply(financing_id, str(body.member_id), body.amount, body.instalments, on, meta.actor)
+    try:
+        events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
+    except LoanRuleViolation as e:
+        raise refusal(e) from None
+    result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, NO_STREAM, events, meta=meta,
+                                   idempotency=idem, after=keep_read_tables(tenant, fin.Financing()))
+    return await get_financing(rt, who, result.response["financing_id"] if result.replayed else financing_id)
+
+
+async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide: Decision, meta: Metadata, *,
+                  command: str, body: dict[str, Any] | None = None, idempotency_key: str | None = None,
+                  if_match: int | None = None) -> tuple[api.FinancingResponse, bool]:
+    """Run a command on a financing; returns its view and whether anything was recorded.
+
+    ``if_match``: the version the client last saw; a financing changed since is refused with 409.
+    """
+    assert rt.store is not None
+    tenant = _tenant(who)
+    idem = None
+    if idempotency_key:
+        h = request_hash({"command": command, "financing_id": financing_id, "body": body or {}})
+        if await _prior(rt, tenant, idempotency_key, h) is not None:
+            return await get_financing(rt, who, financing_id), False
+        idem = Idempotency(idempotency_key, h, {"financing_id": financing_id})
+    events = await _load(rt, tenant, financing_id)
+    state = fin.fold(events)
+    if not state.exists:
+        raise NotFound(f"no financing {financing_id} in this cooperative")
+    if if_match is not None and if_match != state.version:
+        raise Conflict(f"the financing changed since you loaded it (it is at version {state.version}, you had "
+                       f"{if_match}); reload and try again", field="If-Match")
+    try:
+        new = decide(state, today(rt))
+    except LoanRuleViolation as e:
+        raise refusal(e) from None
+    if not new:
+        return await get_financing(rt, who, financing_id), False
+    result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, state.version, new, meta=meta,
+                                   idempotency=idem, after=keep_read_tables(tenant, state))
+    return await get_financing(rt, who, financing_id), not result.replayed
+
+
+# -- read tables from the streams -----------------------------------------------------------------------------------
+
+
+async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
+    """Rebuild ``tenant``'s financing list and receipt numbers from its streams (after an interrupted bulk
+    import, or to check the tables); returns the number of financings."""
+    assert rt.pool is not None
+    count = 0
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM loan_financings WHERE tenant_id = $1", tenant)
+        await conn.execute("DELETE FROM loan_receipts WHERE tenant_id = $1", tenant)
+        rows, receipts = [], []
+        async for events in financing_histories(conn, tenant):
+            state = fin.fold(events)
+            if not state.exists:
+                continue
+            rows.append(financing_row(tenant, state))
+            receipts += [(tenant, r, uuid.UUID(state.financing_id)) for r in state.receipts]
+            count += 1
+        await conn.copy_records_to_table("loan_financings", columns=list(FINANCING_COLUMNS), records=rows)
+        await conn.copy_records_to_table("loan_receipts", columns=["tenant_id", "receipt_number", "financing_id"],
+                                         records=receipts)
+    return count
+
+
+# -- portfolio ------------------------------------------------------------------------------------------------------
+
+
+async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIterator[list[Envelope]]:
+    """Every financing stream of ``tenant``, one at a time (a cursor: the book is never all in memory)."""
+    current: list[Envelope] = []
+    async for r in conn.cursor(
+            """SELECT stream_id, version, type, schema_version, actor, occurred_at, recorded_at, payload
+               FROM events WHERE tenant_id = $1 AND stream_type = $2 ORDER BY stream_id, version""",
+            tenant, fin.STREAM_TYPE, prefetch=2000):
+        if current and current[0].stream_id != r["stream_id"]:
+            yield current
+            current = []
+        current.append(Envelope.model_construct(
+            stream_id=r["stream_id"], version=r["version"], type=r["type"], schema_version=r["schema_version"],
+            actor=r["actor"], occurred_at=r["occurred_at"], recorded_at=r["recorded_at"], payload=r["payload"],
+            tenant_id=tenant, stream_type=fin.STREAM_TYPE))
+    if current:
+        yield current
+
+
+async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, start: date | None,
+                    end: date | None) -> api.PortfolioResponse:
+    """Portfolio quality of the cooperative as of a date, and the repayment rate over a period
+    (default: from the first of that month to the date)."""
+    assert rt.pool is not None
+    tenant = _tenant(who)
+    on = as_of or today(rt)
+    end = end or on
+    start = start or end.replace(day=1)
+    if start > end:
+        raise Refusal("the period's start is after its end", field="start")
+    settings = await load_settings(rt, tenant)
+    acc = PortfolioAccumulator(on, settings)
+    rate = RepaymentRate(start, end)
+    async with rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async for events in financing_histories(conn, tenant):
+            state = fin.fold_as_of(events, on)
+            acc.add(state)
+            rate.add(state if end == on else fin.fold_as_of(events, end))
+    q = acc.result()
+
+    def ratio(r: Any) -> api.RatioView:
+        return api.RatioView(at_risk=r.at_risk, gross=r.gross, percent=r.percent)
+
+    return api.PortfolioResponse(
+        as_of=on, financings=q.financings, gross_principal=q.gross_principal,
+        margin_outstanding=q.margin_outstanding, arrears=q.arrears,
+        par={f"par{n}": ratio(r) for n, r in q.par.items()},
+        par_with_restructured={f"par{n}": ratio(r) for n, r in q.par_with_restructured.items()},
+        restructured=ratio(q.restructured),
+        categories={k: api.CategoryView(**v) for k, v in q.categories.items()}, written_off=q.written_off,
+        written_off_principal=q.written_off_principal, recovered=q.recovered,
+        late_charges_to_social_fund=q.late_charges_to_social_fund, by_status=q.by_status,
+        repayment_rate=api.RepaymentRateView(start=start, end=end, fallen_due=rate.fallen_due,
+                                             paid_on_time=rate.paid_on_time, percent=rate.percent),
+    )

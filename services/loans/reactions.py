@@ -1,0 +1,130 @@
+"""How the loans service reacts to other services' events (consumers, never synchronous calls).
+
+- ``MemberDirectory`` keeps what loans needs to know of members (exists, joined, exited) from the
+  members service's events: eligibility at application is decided on it.
+- ``TrancheRelease`` is the process manager of the construction saga: a passed SNI inspection of a
+  financed job (``sanitation.InspectionRecorded``) releases the financing's next tranche, once.
+
+Both run from Kafka or, in the embedded default, by tailing the producing service's event log; the
+consumer applies each event effectively once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import asyncpg
+
+from services.loans import handlers
+from services.loans.domain import financing as fin
+from services.loans.domain.commands import ReleaseTrancheOnInspection
+from services.loans.domain.errors import LoanRuleViolation
+from shared.consumer import PoisonEvent, reaction_idempotency, reaction_metadata
+from shared.contracts import Contract
+from shared.contracts.members import TOPIC as MEMBERS_TOPIC
+from shared.contracts.members import MemberDetailsChanged, MemberExited, MemberRegistered
+from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
+from shared.contracts.sanitation import InspectionRecorded
+from shared.db import Migration
+from shared.envelope import Envelope
+from shared.logging import get_logger
+from shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+
+class MemberDirectory:
+    """Members as the loans service knows them: id, date joined, date exited (nothing personal)."""
+
+    name = "loans.members.v1"
+    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    migrations: Sequence[Migration] = [
+        Migration(
+            "0001_loan_members",
+            """
+            CREATE TABLE loan_members (
+                tenant_id text NOT NULL,
+                member_id uuid NOT NULL,
+                joined_on date,
+                exited_on date,
+                PRIMARY KEY (tenant_id, member_id)
+            );
+            """,
+        )
+    ]
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        if isinstance(event, MemberRegistered):
+            await conn.execute(
+                """INSERT INTO loan_members (tenant_id, member_id, joined_on) VALUES ($1, $2, $3)
+                   ON CONFLICT (tenant_id, member_id) DO UPDATE SET joined_on = EXCLUDED.joined_on""",
+                envelope.tenant_id, event.member_id, event.joined_on,
+            )
+        elif isinstance(event, MemberDetailsChanged) and "joined_on" in event.changed_fields:
+            await self._set(conn, envelope.tenant_id, event.member_id, joined_on=event.joined_on)
+        elif isinstance(event, MemberExited):
+            await self._set(conn, envelope.tenant_id, event.member_id, exited_on=event.exited_on)
+
+    @staticmethod
+    async def _set(conn: asyncpg.Connection, tenant: str, member_id: object, *, joined_on: date | None = None,
+                   exited_on: date | None = None) -> None:
+        await conn.execute(
+            """INSERT INTO loan_members (tenant_id, member_id, joined_on, exited_on) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (tenant_id, member_id) DO UPDATE SET
+                   joined_on = COALESCE(EXCLUDED.joined_on, loan_members.joined_on),
+                   exited_on = COALESCE(EXCLUDED.exited_on, loan_members.exited_on)""",
+            tenant, member_id, joined_on, exited_on,
+        )
+
+
+class TrancheRelease:
+    """A passed inspection of a financed job releases the financing's next tranche, exactly once.
+
+    Exactly once rests on three guards: the consumer skips an event it applied before (per stream
+    version); the append is keyed by the inspection event's id (``reaction_idempotency``), so a
+    redelivery after a crash between append and checkpoint appends nothing; and the financing refuses
+    a second release ("tranche 2 was already released on ..."), so another passed inspection of the same
+    job releases nothing either. An expected refusal is logged, not dead-lettered.
+
+    The reaction appends to the loans event store, which the runtime creates at start: the runtime is
+    handed over with ``bind`` in ``app.build_runtime``, before anything runs.
+    """
+
+    name = "loans.tranche-release.v1"
+    topics: Sequence[str] = (SANITATION_TOPIC,)
+    migrations: Sequence[Migration] = ()
+
+    def __init__(self, runtime: Callable[[], ServiceRuntime] | None = None) -> None:
+        self._runtime = runtime
+
+    def bind(self, runtime: ServiceRuntime) -> None:
+        self._runtime = lambda: runtime
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        if not isinstance(event, InspectionRecorded) or not event.passed or event.financing_id is None:
+            return
+        assert self._runtime is not None, "TrancheRelease.bind(runtime) was not called"
+        rt = self._runtime()
+        assert rt.store is not None
+        tenant, financing_id = envelope.tenant_id, str(event.financing_id)
+        state = fin.fold(await rt.store.read_stream(tenant, financing_id))
+        if not state.exists:
+            # the loans service ordered this job itself: an unknown financing is an anomaly to look at
+            raise PoisonEvent(f"inspection {envelope.event_id} names financing {financing_id}, unknown in {tenant}")
+        try:
+            events = fin.decide_release_on_inspection(
+                state, ReleaseTrancheOnInspection(str(event.job_id), event.passed, event.inspected_on))
+        except LoanRuleViolation as e:
+            log.info("tranche_release_refused", tenant_id=tenant, financing_id=financing_id,
+                     inspection_event=str(envelope.event_id), reason=e.message)
+            return
+        # a ConcurrencyError (an officer's command won the race) propagates: the consumer retries the
+        # handler, which reloads the financing and decides again
+        await rt.store.append(
+            tenant, fin.STREAM_TYPE, financing_id, state.version, events,
+            meta=reaction_metadata(self.name, envelope), idempotency=reaction_idempotency(self.name, envelope),
+            after=handlers.keep_read_tables(tenant, state),
+        )
+        log.info("tranche_released", tenant_id=tenant, financing_id=financing_id, job_id=str(event.job_id),
+                 tranche=events[0].payload["tranche_number"])

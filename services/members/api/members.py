@@ -1,0 +1,124 @@
+"""Members routes: thin; the rules live in ``domain`` and the flow in ``handlers``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+
+from services.members.api.deps import Cursor, IdempotencyKey, IfMatch, Limit, Manager, Officer
+from services.members.api.schemas import (
+    CorrectMemberRequest,
+    EligibilityResponse,
+    ExitMemberRequest,
+    MemberList,
+    MemberResponse,
+    MoveGroupRequest,
+    RegisterMemberRequest,
+    SurveyList,
+    SurveyRequest,
+    SurveyResponse,
+)
+from services.members.handlers import members as handlers
+from shared.contracts.members import HygieneRung, SanitationRung, WaterRung
+from shared.web import request_metadata
+
+router = APIRouter(prefix="/members", tags=["members"])
+
+
+def _etag(response: Response, member: MemberResponse) -> MemberResponse:
+    response.headers["ETag"] = f'"{member.version}"'
+    return member
+
+
+@router.post("", status_code=201, response_model=MemberResponse, summary="Register a member",
+             description="Optionally with the household's baseline WASH survey. The B40 flag follows the "
+                         "cooperative's B40 rule when the poverty proxy it uses is given.")
+async def register_member(body: RegisterMemberRequest, principal: Officer, request: Request, response: Response,
+                          idempotency_key: IdempotencyKey = None) -> MemberResponse:
+    return _etag(response, await handlers.register_member(request.app.state.runtime, principal, body,
+                                                          idempotency_key, request_metadata(request, principal)))
+
+
+@router.get("", response_model=MemberList, summary="Members by segment (paged)",
+            description="Filter by group, centre, B40, urban/rural, current JMP rungs, tenure and lead status; "
+                        "in member-number order, at most 200 a page.")
+async def list_members(
+    principal: Officer, request: Request,
+    member_number: Annotated[str | None, Query(max_length=40, description="One member by number")] = None,
+    group_id: str | None = None, centre_id: str | None = None, b40: bool | None = None,
+    area: Literal["urban", "rural"] | None = None, water_rung: WaterRung | None = None,
+    sanitation_rung: SanitationRung | None = None, hygiene_rung: HygieneRung | None = None,
+    min_tenure_months: Annotated[int | None, Query(ge=0, le=1200)] = None,
+    max_tenure_months: Annotated[int | None, Query(ge=0, le=1200)] = None,
+    lead: Literal["water", "sanitation", "any", "none"] | None = None,
+    status: Literal["active", "exited", "all"] = "active",
+    as_of: Annotated[date | None, Query(description="Day for status and tenure (default: today)")] = None,
+    limit: Limit = 50, cursor: Cursor = None,
+) -> MemberList:
+    return await handlers.list_members(
+        request.app.state.runtime, principal, member_number=member_number, group_id=group_id, centre_id=centre_id, b40=b40, area=area,
+        water_rung=water_rung, sanitation_rung=sanitation_rung, hygiene_rung=hygiene_rung,
+        min_tenure_months=min_tenure_months, max_tenure_months=max_tenure_months, lead=lead, status=status,
+        as_of=as_of, limit=limit, cursor=cursor)
+
+
+@router.get("/{member_id}", response_model=MemberResponse, summary="One member (personal numbers masked)")
+async def get_member(member_id: UUID, principal: Officer, request: Request, response: Response) -> MemberResponse:
+    return _etag(response, await handlers.get_member(request.app.state.runtime, principal, str(member_id)))
+
+
+@router.patch("/{member_id}", response_model=MemberResponse, summary="Correct a member's details",
+              description="Only the fields sent change. Send the version you read as If-Match: if someone else "
+                          "changed the member meanwhile, the answer is 409 and nothing changes.")
+async def correct_member(member_id: UUID, body: CorrectMemberRequest, principal: Officer, request: Request,
+                         response: Response, if_match: IfMatch = None) -> MemberResponse:
+    return _etag(response, await handlers.correct_member(request.app.state.runtime, principal, str(member_id), body,
+                                                         if_match, request_metadata(request, principal)))
+
+
+@router.put("/{member_id}/group", response_model=MemberResponse, summary="Move a member to another group")
+async def move_group(member_id: UUID, body: MoveGroupRequest, principal: Officer, request: Request,
+                     response: Response, if_match: IfMatch = None) -> MemberResponse:
+    return _etag(response, await handlers.move_group(request.app.state.runtime, principal, str(member_id), body,
+                                                     if_match, request_metadata(request, principal)))
+
+
+@router.post("/{member_id}/exit", response_model=MemberResponse, summary="Record that a member left")
+async def exit_member(member_id: UUID, body: ExitMemberRequest, principal: Officer, request: Request,
+                      response: Response, if_match: IfMatch = None) -> MemberResponse:
+    return _etag(response, await handlers.exit_member(request.app.state.runtime, principal, str(member_id), body,
+                                                      if_match, request_metadata(request, principal)))
+
+
+@router.delete("/{member_id}/personal-data", response_model=MemberResponse,
+               summary="Erase an exited member's personal data (managers)",
+               description="Name, NIK and phone are deleted; the member's non-personal history stays.")
+async def erase_personal_data(member_id: UUID, principal: Manager, request: Request,
+                              response: Response) -> MemberResponse:
+    return _etag(response, await handlers.erase_personal_data(request.app.state.runtime, principal, str(member_id),
+                                                              request_metadata(request, principal)))
+
+
+@router.post("/{member_id}/surveys", status_code=201, response_model=SurveyResponse,
+             summary="Record a WASH survey of the member's household",
+             description="The first survey is the baseline. The JMP rungs are computed from the answers.")
+async def record_survey(member_id: UUID, body: SurveyRequest, principal: Officer, request: Request,
+                        idempotency_key: IdempotencyKey = None) -> SurveyResponse:
+    return await handlers.record_survey(request.app.state.runtime, principal, str(member_id), body,
+                                        idempotency_key, request_metadata(request, principal))
+
+
+@router.get("/{member_id}/surveys", response_model=SurveyList, summary="The household's WASH surveys")
+async def list_surveys(member_id: UUID, principal: Officer, request: Request) -> SurveyList:
+    return await handlers.list_surveys(request.app.state.runtime, principal, str(member_id))
+
+
+@router.get("/{member_id}/eligibility", response_model=EligibilityResponse,
+            summary="May the member apply for WASH financing? With the reason for each rule")
+async def eligibility(member_id: UUID, principal: Officer, request: Request,
+                      as_of: Annotated[date | None, Query(description="Default: today")] = None,
+                      ) -> EligibilityResponse:
+    return await handlers.member_eligibility(request.app.state.runtime, principal, str(member_id), as_of)

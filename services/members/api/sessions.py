@@ -1,0 +1,60 @@
+"""Promotion and triggering (pemicuan) sessions routes."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+
+from services.members.api.deps import Cursor, IdempotencyKey, Limit, Officer
+from services.members.api.schemas import (
+    AddAttendanceRequest,
+    HoldSessionRequest,
+    MarkLeadRequest,
+    SessionList,
+    SessionResponse,
+)
+from services.members.handlers import sessions as handlers
+from shared.web import request_metadata
+
+router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
+
+
+@router.post("", status_code=201, response_model=SessionResponse, summary="Record a session held, with attendance")
+async def hold_session(body: HoldSessionRequest, principal: Officer, request: Request,
+                       idempotency_key: IdempotencyKey = None) -> SessionResponse:
+    return await handlers.hold_session(request.app.state.runtime, principal, body, idempotency_key,
+                                       request_metadata(request, principal))
+
+
+@router.get("", response_model=SessionList, summary="Sessions, most recent first (paged)")
+async def list_sessions(principal: Officer, request: Request,
+                        kind: Literal["promotion", "triggering"] | None = None, group_id: str | None = None,
+                        village: str | None = None,
+                        held_from: Annotated[date | None, Query(alias="from")] = None,
+                        held_to: Annotated[date | None, Query(alias="to")] = None,
+                        limit: Limit = 50, cursor: Cursor = None) -> SessionList:
+    return await handlers.list_sessions(request.app.state.runtime, principal, kind=kind, group_id=group_id,
+                                        village=village, held_from=held_from, held_to=held_to, limit=limit,
+                                        cursor=cursor)
+
+
+@router.get("/{session_id}", response_model=SessionResponse, summary="One session with its attendees and leads")
+async def get_session(session_id: UUID, principal: Officer, request: Request) -> SessionResponse:
+    return await handlers.get_session(request.app.state.runtime, principal, str(session_id))
+
+
+@router.post("/{session_id}/attendance", response_model=SessionResponse, summary="Add members to the attendance")
+async def add_attendance(session_id: UUID, body: AddAttendanceRequest, principal: Officer,
+                         request: Request) -> SessionResponse:
+    return await handlers.add_attendance(request.app.state.runtime, principal, str(session_id), body,
+                                         request_metadata(request, principal))
+
+
+@router.post("/{session_id}/leads", response_model=SessionResponse,
+             summary="Mark an attendee as a lead for a water or sanitation product")
+async def mark_lead(session_id: UUID, body: MarkLeadRequest, principal: Officer, request: Request) -> SessionResponse:
+    return await handlers.mark_lead(request.app.state.runtime, principal, str(session_id), body,
+                                    request_metadata(request, principal))

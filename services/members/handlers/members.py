@@ -1,0 +1,357 @@
+"""Member commands and queries: load the stream, decide with the domain, append with the expected version.
+
+Personal data is written to ``member_personal_data`` and the read tables by ``read_model.apply`` in the
+same transaction as the events (the ``after=`` hook); any refusal raised there rolls everything back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.members import read_model
+from services.members.api.schemas import (
+    CorrectMemberRequest,
+    EligibilityCheck,
+    EligibilityResponse,
+    ExitMemberRequest,
+    MemberList,
+    MemberResponse,
+    MemberSummary,
+    MoveGroupRequest,
+    OverdueFinancing,
+    RegisterMemberRequest,
+    SurveyList,
+    SurveyRequest,
+    SurveyResponse,
+    mask,
+)
+from services.members.domain import eligibility
+from services.members.domain import member as domain
+from services.members.domain.member import PERSONAL_FIELDS, Member, SurveyAnswers
+from services.members.handlers.common import (
+    check_if_match,
+    decode_cursor,
+    earlier_response,
+    encode_cursor,
+    group_info,
+    idempotency,
+    load_member,
+    load_settings,
+    new_id,
+    parts,
+    refusals,
+    tenant_of,
+    today,
+)
+from services.members.reactions import financings_of
+from shared.contracts.members import HouseholdSurveyed
+from shared.envelope import Envelope, Metadata
+from shared.eventstore import NO_STREAM
+from shared.logging import get_logger
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+from shared.web import Conflict, Refusal
+
+# logs name members by id and fields by name, never a personal value
+log = get_logger(__name__)
+
+
+def _answers(body: SurveyRequest, survey_id: str) -> SurveyAnswers:
+    return SurveyAnswers(survey_id=survey_id, surveyed_on=body.surveyed_on, water=body.water,
+                         sanitation=body.sanitation, hygiene=body.hygiene, household_size=body.household_size)
+
+
+#: fields added to the registration body after its first version
+_LATER_FIELDS = ("electricity", "income_band", "baseline_survey")
+
+
+def registration_fingerprint(body: RegisterMemberRequest) -> dict[str, Any]:
+    """What the Idempotency-Key's request hash covers: the whole body, leaving out the later fields when
+    they were not sent, so a retry of a request stored by the first version hashes as it did then."""
+    return body.model_dump(mode="json", exclude={f for f in _LATER_FIELDS if f not in body.model_fields_set})
+
+
+async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemberRequest,
+                          idempotency_key: str | None, meta: Metadata) -> MemberResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    request = registration_fingerprint(body)
+    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
+        return await get_member(rt, who, earlier["member_id"])
+    member_id = new_id()
+    settings = await load_settings(rt, tenant)
+    group = await group_info(pool, tenant, body.group_id)
+    details = body.model_dump(exclude={*PERSONAL_FIELDS, "baseline_survey"})
+    baseline = _answers(body.baseline_survey, new_id()) if body.baseline_survey else None
+    with refusals():
+        events = domain.register(Member(), member_id, details, today(), settings=settings, group=group,
+                                 baseline=baseline)
+
+    async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        try:
+            await conn.execute(
+                "INSERT INTO member_numbers (tenant_id, member_number, member_id) VALUES ($1, $2, $3)",
+                tenant, body.member_number, uuid.UUID(member_id),
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"member number {body.member_number} is already registered in this cooperative",
+                           field="member_number") from None
+        await conn.execute(
+            "INSERT INTO member_personal_data (tenant_id, member_id, name, nik, phone) VALUES ($1, $2, $3, $4, $5)",
+            tenant, uuid.UUID(member_id), body.name, body.nik, body.phone,
+        )
+        await read_model.apply(conn, envelopes)
+
+    result = await store.append(
+        tenant, domain.STREAM_TYPE, member_id, NO_STREAM, events, meta=meta,
+        idempotency=idempotency(idempotency_key, request, {"member_id": member_id}), after=write,
+    )
+    if not result.replayed:
+        log.info("member_registered", member_id=member_id, events=len(events))
+    # a retry with the same Idempotency-Key answers with the member the first request registered
+    return await get_member(rt, who, result.response["member_id"] if result.replayed else member_id)
+
+
+async def get_member(rt: ServiceRuntime, who: Principal, member_id: str) -> MemberResponse:
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_member(rt, tenant, member_id)
+    return await _response(pool, tenant, state)
+
+
+async def _response(pool: asyncpg.Pool, tenant: str, state: Member) -> MemberResponse:
+    assert state.member_id and state.member_number and state.sex and state.joined_on
+    personal: Any = await pool.fetchrow(
+        "SELECT name, nik, phone FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
+        tenant, uuid.UUID(state.member_id),
+    ) or {"name": None, "nik": None, "phone": None}
+    group = await group_info(pool, tenant, state.group_id)
+    current = state.current_survey
+    return MemberResponse(
+        member_id=state.member_id, member_number=state.member_number, name=personal["name"], sex=state.sex,
+        joined_on=state.joined_on, household_size=state.household_size, group_id=state.group_id,
+        centre_id=group.centre_id if group else None, village=state.village, district=state.district,
+        area=state.area, b40=state.b40, electricity=state.electricity, income_band=state.income_band,
+        programme_consent=state.programme_consent, phone_masked=mask(personal["phone"]),
+        nik_masked=mask(personal["nik"]), status="exited" if state.exited else "active",
+        exited_on=state.exited_on, exit_reason=state.exit_reason, personal_data_erased=state.personal_data_erased,
+        baseline_on=state.baseline_on, last_surveyed_on=current.surveyed_on if current else None,
+        water_rung=current.water_rung if current else None,
+        sanitation_rung=current.sanitation_rung if current else None,
+        hygiene_rung=current.hygiene_rung if current else None, version=state.version,
+    )
+
+
+async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, body: CorrectMemberRequest,
+                         if_match: str | None, meta: Metadata) -> MemberResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_member(rt, tenant, member_id)
+    expected = check_if_match(if_match, state.version)
+    given = body.model_fields_set
+    if "name" in given and body.name is None:
+        raise Refusal("a member's name cannot be cleared", field="name")
+    personal_given = {f: getattr(body, f) for f in PERSONAL_FIELDS if f in given}
+    row = await pool.fetchrow(
+        "SELECT name, nik, phone FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
+        tenant, uuid.UUID(member_id))
+    personal_changed = {f: v for f, v in personal_given.items() if row is None or row[f] != v}
+    changes = {f: getattr(body, f) for f in given if f not in PERSONAL_FIELDS}
+    with refusals():
+        events = domain.correct_details(state, changes, today(), settings=await load_settings(rt, tenant),
+                                        personal_fields_changed=tuple(personal_changed))
+    if not events:
+        return await _response(pool, tenant, state)
+
+    async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        if personal_changed:
+            assignments = ", ".join(f"{f} = ${i + 3}" for i, f in enumerate(personal_changed))
+            await conn.execute(
+                f"UPDATE member_personal_data SET {assignments} WHERE tenant_id = $1 AND member_id = $2",
+                tenant, uuid.UUID(member_id), *personal_changed.values())
+        await read_model.apply(conn, envelopes)
+
+    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=write)
+    log.info("member_corrected", member_id=member_id, fields=sorted([*changes, *personal_changed]))
+    return await get_member(rt, who, member_id)
+
+
+async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: MoveGroupRequest,
+                     if_match: str | None, meta: Metadata) -> MemberResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_member(rt, tenant, member_id)
+    expected = check_if_match(if_match, state.version)
+    with refusals():
+        events = domain.move_group(state, body.group_id, body.effective_on or today(), today(),
+                                   group=await group_info(pool, tenant, body.group_id),
+                                   settings=await load_settings(rt, tenant))
+    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
+    return await get_member(rt, who, member_id)
+
+
+async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: ExitMemberRequest,
+                      if_match: str | None, meta: Metadata) -> MemberResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_member(rt, tenant, member_id)
+    expected = check_if_match(if_match, state.version)
+    with refusals():
+        events = domain.exit_member(state, body.exited_on or today(), body.reason, today())
+    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
+    return await get_member(rt, who, member_id)
+
+
+async def erase_personal_data(rt: ServiceRuntime, who: Principal, member_id: str, meta: Metadata) -> MemberResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_member(rt, tenant, member_id)
+    with refusals():
+        events = domain.erase_personal_data(state, today())
+
+    async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        await conn.execute("DELETE FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
+                           tenant, uuid.UUID(member_id))
+        await read_model.apply(conn, envelopes)
+
+    await store.append(tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta, after=write)
+    log.info("personal_data_erased", member_id=member_id)
+    return await get_member(rt, who, member_id)
+
+
+# -- surveys -------------------------------------------------------------------------------------------------
+
+
+def _survey(payload: dict[str, Any]) -> SurveyResponse:
+    s = HouseholdSurveyed.model_validate(payload)
+    return SurveyResponse(survey_id=str(s.survey_id), member_id=str(s.member_id), kind=s.kind,
+                          surveyed_on=s.surveyed_on, household_size=s.household_size, water=s.water,
+                          sanitation=s.sanitation, hygiene=s.hygiene, water_rung=s.water_rung,
+                          sanitation_rung=s.sanitation_rung, hygiene_rung=s.hygiene_rung)
+
+
+async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body: SurveyRequest,
+                        idempotency_key: str | None, meta: Metadata) -> SurveyResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    request = {"member_id": member_id, **body.model_dump(mode="json")}
+    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
+        return await _listed_survey(rt, who, member_id, earlier["survey_id"])
+    state = await load_member(rt, tenant, member_id)
+    survey_id = new_id()
+    with refusals():
+        events = domain.record_survey(state, _answers(body, survey_id), today())
+    result = await store.append(
+        tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta,
+        idempotency=idempotency(idempotency_key, request, {"survey_id": survey_id}), after=read_model.apply)
+    return await _listed_survey(rt, who, member_id, result.response["survey_id"] if result.replayed else survey_id)
+
+
+async def _listed_survey(rt: ServiceRuntime, who: Principal, member_id: str, survey_id: str) -> SurveyResponse:
+    surveys = await list_surveys(rt, who, member_id)
+    return next(s for s in surveys.items if s.survey_id == survey_id)
+
+
+async def list_surveys(rt: ServiceRuntime, who: Principal, member_id: str) -> SurveyList:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    events = await store.read_stream(tenant, member_id)
+    if not events:
+        await load_member(rt, tenant, member_id)  # 404
+    return SurveyList(items=[_survey(e.payload) for e in events if e.type == HouseholdSurveyed.event_type])
+
+
+# -- eligibility ---------------------------------------------------------------------------------------------
+
+
+async def member_eligibility(rt: ServiceRuntime, who: Principal, member_id: str,
+                             as_of: date | None) -> EligibilityResponse:
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    day = as_of or today()
+    state = await load_member(rt, tenant, member_id)
+    result = eligibility.assess(state, await load_settings(rt, tenant), await financings_of(pool, tenant, member_id),
+                                day)
+    return EligibilityResponse(
+        member_id=member_id, as_of=day, eligible=result.eligible,
+        reasons=[EligibilityCheck(rule=c.rule, passed=c.passed, reason=c.reason) for c in result.checks],  # type: ignore[arg-type]
+        overdue_financings=[OverdueFinancing(financing_id=o.financing_id, instalment=o.instalment, due_on=o.due_on,
+                                             days_overdue=o.days, unpaid=o.unpaid) for o in result.overdue],
+    )
+
+
+# -- segmentation --------------------------------------------------------------------------------------------
+
+
+async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str | None = None,
+                       group_id: str | None, centre_id: str | None,
+                       b40: bool | None, area: str | None, water_rung: str | None, sanitation_rung: str | None,
+                       hygiene_rung: str | None, min_tenure_months: int | None, max_tenure_months: int | None,
+                       lead: str | None, status: str, as_of: date | None, limit: int,
+                       cursor: str | None) -> MemberList:
+    """Members of the cooperative, filtered, in member-number order, one page at a time (keyset paging:
+    a page costs the same wherever it is in a million members)."""
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    day = as_of or today()
+    where = ["m.tenant_id = $1", "$2::date IS NOT NULL"]  # $2, the as_of day, is typed even when unused
+    args: list[Any] = [tenant, day]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    for column, value in (("member_number", member_number), ("group_id", group_id), ("area", area), ("water_rung", water_rung),
+                          ("sanitation_rung", sanitation_rung), ("hygiene_rung", hygiene_rung)):
+        if value is not None:
+            where.append(f"m.{column} = {arg(value)}")
+    if centre_id is not None:
+        where.append(f"g.centre_id = {arg(centre_id)}")
+    if b40 is not None:
+        where.append(f"m.b40 = {arg(b40)}")
+    # tenure as in the eligibility rule: n whole months are reached on joined_on + n months (clamped)
+    if min_tenure_months is not None:
+        where.append(f"m.joined_on + make_interval(months => {arg(min_tenure_months)}) <= $2")
+    if max_tenure_months is not None:
+        where.append(f"m.joined_on + make_interval(months => {arg(max_tenure_months + 1)}) > $2")
+    if lead == "water":
+        where.append("m.lead_water")
+    elif lead == "sanitation":
+        where.append("m.lead_sanitation")
+    elif lead == "any":
+        where.append("(m.lead_water OR m.lead_sanitation)")
+    elif lead == "none":
+        where.append("NOT (m.lead_water OR m.lead_sanitation)")
+    if status == "active":
+        where.append("m.joined_on <= $2 AND (m.exited_on IS NULL OR m.exited_on > $2)")
+    elif status == "exited":
+        where.append("m.exited_on <= $2")
+    after = decode_cursor(cursor, str, uuid.UUID)
+    if after is not None:
+        where.append(f"(m.member_number, m.member_id) > ({arg(after[0])}, {arg(after[1])})")
+    rows = await pool.fetch(
+        f"""SELECT m.*, g.centre_id, p.name FROM member_index m
+            LEFT JOIN groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id
+            LEFT JOIN member_personal_data p ON p.tenant_id = m.tenant_id AND p.member_id = m.member_id
+            WHERE {' AND '.join(where)}
+            ORDER BY m.member_number, m.member_id LIMIT {arg(limit + 1)}""",
+        *args)
+    page = rows[:limit]
+    items = [
+        MemberSummary(
+            member_id=str(r["member_id"]), member_number=r["member_number"], name=r["name"], sex=r["sex"],
+            joined_on=r["joined_on"], tenure_months=eligibility.whole_months(r["joined_on"], day),
+            household_size=r["household_size"], group_id=r["group_id"], centre_id=r["centre_id"],
+            village=r["village"], district=r["district"], area=r["area"], b40=r["b40"],
+            status="exited" if r["exited_on"] is not None and r["exited_on"] <= day else "active",
+            water_rung=r["water_rung"], sanitation_rung=r["sanitation_rung"], hygiene_rung=r["hygiene_rung"],
+            sessions_attended=r["sessions_attended"], lead_water=r["lead_water"],
+            lead_sanitation=r["lead_sanitation"])
+        for r in page
+    ]
+    last = page[-1] if page and len(rows) > limit else None
+    return MemberList(items=items, next_cursor=encode_cursor(last["member_number"], last["member_id"]) if last else None)

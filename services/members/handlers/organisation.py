@@ -1,0 +1,191 @@
+"""Centres and groups: commands on their streams, queries on their read tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.members import read_model
+from services.members.api.schemas import (
+    CentreList,
+    CentreResponse,
+    ChangeCentreRequest,
+    ChangeGroupRequest,
+    CloseGroupRequest,
+    FormGroupRequest,
+    GroupList,
+    GroupResponse,
+    OpenCentreRequest,
+)
+from services.members.domain import organisation as org
+from services.members.handlers.common import (
+    check_if_match,
+    decode_cursor,
+    encode_cursor,
+    parts,
+    refusals,
+    tenant_of,
+    today,
+)
+from shared.envelope import Metadata
+from shared.eventstore import NO_STREAM
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+from shared.web import NotFound
+
+
+async def _centre(rt: ServiceRuntime, tenant: str, centre_id: str | None) -> org.Centre | None:
+    if centre_id is None:
+        return None
+    store, _ = parts(rt)
+    return org.fold_centre(await store.read_stream(tenant, org.centre_stream_id(centre_id)))
+
+
+async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreRequest, meta: Metadata) -> CentreResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await _centre(rt, tenant, body.centre_id)
+    assert state is not None
+    with refusals():
+        events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(), today())
+    await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(body.centre_id), NO_STREAM, events,
+                       meta=meta, after=read_model.apply)
+    return await get_centre(rt, who, body.centre_id)
+
+
+async def change_centre(rt: ServiceRuntime, who: Principal, centre_id: str, body: ChangeCentreRequest,
+                        if_match: str | None, meta: Metadata) -> CentreResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await _centre(rt, tenant, centre_id)
+    assert state is not None
+    if not state.exists:
+        raise NotFound(f"no centre {centre_id} in this cooperative")
+    expected = check_if_match(if_match, state.version)
+    with refusals():
+        events = org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set})
+    if events:
+        await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(centre_id), expected, events,
+                           meta=meta, after=read_model.apply)
+    return await get_centre(rt, who, centre_id)
+
+
+def _centre_response(r: Any) -> CentreResponse:
+    return CentreResponse(centre_id=r["centre_id"], name=r["name"], branch=r["branch"], village=r["village"],
+                          district=r["district"], opened_on=r["opened_on"], version=r["version"])
+
+
+async def get_centre(rt: ServiceRuntime, who: Principal, centre_id: str) -> CentreResponse:
+    _, pool = parts(rt)
+    row = await pool.fetchrow("SELECT * FROM centres WHERE tenant_id = $1 AND centre_id = $2", tenant_of(who), centre_id)
+    if row is None:
+        raise NotFound(f"no centre {centre_id} in this cooperative")
+    return _centre_response(row)
+
+
+async def list_centres(rt: ServiceRuntime, who: Principal, *, branch: str | None, limit: int,
+                       cursor: str | None) -> CentreList:
+    _, pool = parts(rt)
+    after = decode_cursor(cursor, str)
+    rows = await pool.fetch(
+        """SELECT * FROM centres WHERE tenant_id = $1 AND ($2::text IS NULL OR branch = $2)
+             AND ($3::text IS NULL OR centre_id > $3) ORDER BY centre_id LIMIT $4""",
+        tenant_of(who), branch, after[0] if after else None, limit + 1)
+    page = rows[:limit]
+    return CentreList(items=[_centre_response(r) for r in page],
+                      next_cursor=encode_cursor(page[-1]["centre_id"]) if len(rows) > limit else None)
+
+
+# -- groups --------------------------------------------------------------------------------------------------
+
+
+async def _group(rt: ServiceRuntime, tenant: str, group_id: str) -> org.Group:
+    store, _ = parts(rt)
+    return org.fold_group(await store.read_stream(tenant, org.group_stream_id(group_id)))
+
+
+async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest, meta: Metadata) -> GroupResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await _group(rt, tenant, body.group_id)
+    with refusals():
+        events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(), today(),
+                                centre=await _centre(rt, tenant, body.centre_id))
+    await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(body.group_id), NO_STREAM, events,
+                       meta=meta, after=read_model.apply)
+    return await get_group(rt, who, body.group_id)
+
+
+async def change_group(rt: ServiceRuntime, who: Principal, group_id: str, body: ChangeGroupRequest,
+                       if_match: str | None, meta: Metadata) -> GroupResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await _group(rt, tenant, group_id)
+    if not state.exists:
+        raise NotFound(f"no group {group_id} in this cooperative")
+    expected = check_if_match(if_match, state.version)
+    changes = {f: getattr(body, f) for f in body.model_fields_set}
+    with refusals():
+        events = org.change_group(state, changes, centre=await _centre(rt, tenant, changes.get("centre_id")))
+    if events:
+        await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
+                           meta=meta, after=read_model.apply)
+    return await get_group(rt, who, group_id)
+
+
+async def close_group(rt: ServiceRuntime, who: Principal, group_id: str, body: CloseGroupRequest,
+                      if_match: str | None, meta: Metadata) -> GroupResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await _group(rt, tenant, group_id)
+    if not state.exists:
+        raise NotFound(f"no group {group_id} in this cooperative")
+    expected = check_if_match(if_match, state.version)
+    with refusals():
+        events = org.close_group(state, body.closed_on or today(), today(),
+                                 active_members=await _active_members(pool, tenant, group_id))
+    await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
+                       meta=meta, after=read_model.apply)
+    return await get_group(rt, who, group_id)
+
+
+async def _active_members(conn: asyncpg.Pool | asyncpg.Connection, tenant: str, group_id: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM member_index WHERE tenant_id = $1 AND group_id = $2 AND exited_on IS NULL",
+        tenant, group_id))
+
+
+_GROUP_SELECT = """
+    SELECT g.*, (SELECT count(*) FROM member_index m
+                 WHERE m.tenant_id = g.tenant_id AND m.group_id = g.group_id AND m.exited_on IS NULL) AS active
+    FROM groups g"""
+
+
+def _group_response(r: Any) -> GroupResponse:
+    return GroupResponse(group_id=r["group_id"], name=r["name"], centre_id=r["centre_id"],
+                         meeting_day=r["meeting_day"], formed_on=r["formed_on"], closed_on=r["closed_on"],
+                         status="closed" if r["closed_on"] else "open", active_members=r["active"],
+                         version=r["version"])
+
+
+async def get_group(rt: ServiceRuntime, who: Principal, group_id: str) -> GroupResponse:
+    _, pool = parts(rt)
+    row = await pool.fetchrow(f"{_GROUP_SELECT} WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_of(who), group_id)
+    if row is None:
+        raise NotFound(f"no group {group_id} in this cooperative")
+    return _group_response(row)
+
+
+async def list_groups(rt: ServiceRuntime, who: Principal, *, centre_id: str | None, status: str | None,
+                      limit: int, cursor: str | None) -> GroupList:
+    _, pool = parts(rt)
+    after = decode_cursor(cursor, str)
+    rows = await pool.fetch(
+        f"""{_GROUP_SELECT} WHERE g.tenant_id = $1 AND ($2::text IS NULL OR g.centre_id = $2)
+              AND ($3::text IS NULL OR ($3 = 'open') = (g.closed_on IS NULL))
+              AND ($4::text IS NULL OR g.group_id > $4) ORDER BY g.group_id LIMIT $5""",
+        tenant_of(who), centre_id, status, after[0] if after else None, limit + 1)
+    page = rows[:limit]
+    return GroupList(items=[_group_response(r) for r in page],
+                     next_cursor=encode_cursor(page[-1]["group_id"]) if len(rows) > limit else None)

@@ -1,0 +1,138 @@
+"""Promotion and triggering sessions: attendance and leads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+import asyncpg
+
+from services.members import read_model
+from services.members.api.schemas import (
+    AddAttendanceRequest,
+    HoldSessionRequest,
+    Lead,
+    MarkLeadRequest,
+    SessionList,
+    SessionResponse,
+    SessionSummary,
+)
+from services.members.domain import session as domain
+from services.members.handlers.common import (
+    decode_cursor,
+    earlier_response,
+    encode_cursor,
+    idempotency,
+    new_id,
+    parts,
+    refusals,
+    tenant_of,
+    today,
+)
+from shared.envelope import Metadata
+from shared.eventstore import NO_STREAM
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+from shared.web import NotFound
+
+
+async def _not_exited_by(conn: asyncpg.Pool, tenant: str, member_ids: Sequence[uuid.UUID | str],
+                         day: date) -> dict[str, bool]:
+    """For each listed id that is a member of the cooperative: had they not exited by ``day``?"""
+    rows = await conn.fetch(
+        "SELECT member_id, exited_on FROM member_index WHERE tenant_id = $1 AND member_id = ANY($2::uuid[])",
+        tenant, [uuid.UUID(str(m)) for m in member_ids])
+    return {str(r["member_id"]): r["exited_on"] is None or r["exited_on"] > day for r in rows}
+
+
+async def _load(rt: ServiceRuntime, tenant: str, session_id: str) -> domain.Session:
+    store, _ = parts(rt)
+    state = domain.fold(await store.read_stream(tenant, session_id))
+    if not state.exists:
+        raise NotFound(f"no session {session_id} in this cooperative")
+    return state
+
+
+async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequest, idempotency_key: str | None,
+                       meta: Metadata) -> SessionResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    request = body.model_dump(mode="json")
+    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
+        return await get_session(rt, who, earlier["session_id"])
+    session_id = new_id()
+    with refusals():
+        events = domain.hold_session(
+            domain.Session(), session_id, body.model_dump(), today(),
+            active_members=await _not_exited_by(pool, tenant, body.attendee_member_ids, body.held_on))
+    result = await store.append(
+        tenant, domain.STREAM_TYPE, session_id, NO_STREAM, events, meta=meta,
+        idempotency=idempotency(idempotency_key, request, {"session_id": session_id}),
+        after=read_model.apply)
+    return await get_session(rt, who, result.response["session_id"] if result.replayed else session_id)
+
+
+async def add_attendance(rt: ServiceRuntime, who: Principal, session_id: str, body: AddAttendanceRequest,
+                         meta: Metadata) -> SessionResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await _load(rt, tenant, session_id)
+    assert state.held_on is not None
+    with refusals():
+        events = domain.add_attendance(
+            state, [str(m) for m in body.member_ids],
+            active_members=await _not_exited_by(pool, tenant, body.member_ids, state.held_on))
+    await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
+                       after=read_model.apply)
+    return await get_session(rt, who, session_id)
+
+
+async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: MarkLeadRequest,
+                    meta: Metadata) -> SessionResponse:
+    store, pool = parts(rt)
+    tenant = tenant_of(who)
+    state = await _load(rt, tenant, session_id)
+    member_id = str(body.member_id)
+    day = today()
+    with refusals():
+        events = domain.mark_lead(state, member_id, body.product, body.marked_on or day, day,
+                                  member_active=(await _not_exited_by(pool, tenant, [member_id], day)).get(member_id, False))
+    await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
+                       after=read_model.apply)
+    return await get_session(rt, who, session_id)
+
+
+async def get_session(rt: ServiceRuntime, who: Principal, session_id: str) -> SessionResponse:
+    s = await _load(rt, tenant_of(who), session_id)
+    assert s.session_id and s.kind and s.held_on and s.facilitator_id
+    return SessionResponse(
+        session_id=s.session_id, kind=s.kind, held_on=s.held_on, topics=list(s.topics), group_id=s.group_id,
+        village=s.village, district=s.district, facilitator_id=s.facilitator_id,
+        attendee_member_ids=list(s.attendees), other_attendees=s.other_attendees,
+        leads=[Lead(member_id=m, product=p) for m, p in sorted(s.leads)], version=s.version)
+
+
+async def list_sessions(rt: ServiceRuntime, who: Principal, *, kind: str | None, group_id: str | None,
+                        village: str | None, held_from: date | None, held_to: date | None, limit: int,
+                        cursor: str | None) -> SessionList:
+    """Sessions, most recent first, filtered, one page at a time."""
+    _, pool = parts(rt)
+    after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
+    rows = await pool.fetch(
+        """SELECT * FROM promotion_sessions
+           WHERE tenant_id = $1 AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR group_id = $3)
+             AND ($4::text IS NULL OR village = $4) AND ($5::date IS NULL OR held_on >= $5)
+             AND ($6::date IS NULL OR held_on <= $6)
+             AND ($7::date IS NULL OR (held_on, session_id) < ($7, $8::uuid))
+           ORDER BY held_on DESC, session_id DESC LIMIT $9""",
+        tenant_of(who), kind, group_id, village, held_from, held_to,
+        after[0] if after else None, after[1] if after else None, limit + 1)
+    page = rows[:limit]
+    items = [SessionSummary(session_id=str(r["session_id"]), kind=r["kind"], held_on=r["held_on"],
+                            topics=list(r["topics"]), group_id=r["group_id"], village=r["village"],
+                            district=r["district"], facilitator_id=r["facilitator_id"], attendees=r["attendees"],
+                            other_attendees=r["other_attendees"], water_leads=r["water_leads"],
+                            sanitation_leads=r["sanitation_leads"]) for r in page]
+    last = page[-1] if len(rows) > limit else None
+    return SessionList(items=items, next_cursor=encode_cursor(last["held_on"], last["session_id"]) if last else None)

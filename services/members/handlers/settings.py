@@ -1,0 +1,35 @@
+"""The cooperative's own settings (B40 rule, eligibility thresholds, group policy)."""
+
+from __future__ import annotations
+
+from services.members.api.schemas import SettingsBody, SettingsResponse
+from services.members.domain import settings as domain
+from services.members.handlers.common import check_if_match, load_settings, parts, refusals, tenant_of
+from shared.envelope import Metadata
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+
+
+def _response(s: domain.CooperativeSettings) -> SettingsResponse:
+    return SettingsResponse(**s.as_payload(), version=s.version)  # type: ignore[arg-type]
+
+
+async def get_settings(rt: ServiceRuntime, who: Principal) -> SettingsResponse:
+    return _response(await load_settings(rt, tenant_of(who)))
+
+
+async def change_settings(rt: ServiceRuntime, who: Principal, body: SettingsBody, if_match: str | None,
+                          meta: Metadata) -> SettingsResponse:
+    store, _ = parts(rt)
+    tenant = tenant_of(who)
+    state = await load_settings(rt, tenant)
+    expected = check_if_match(if_match, state.version)
+    new = domain.CooperativeSettings(
+        b40_method=body.b40_method, b40_electricity=tuple(dict.fromkeys(body.b40_electricity)),
+        b40_income_bands=tuple(dict.fromkeys(body.b40_income_bands)), min_tenure_months=body.min_tenure_months,
+        max_days_overdue=body.max_days_overdue, require_registered_groups=body.require_registered_groups)
+    with refusals():
+        events = domain.change(state, new)
+    if events:
+        await store.append(tenant, domain.STREAM_TYPE, domain.STREAM_ID, expected, events, meta=meta)
+    return _response(await load_settings(rt, tenant))

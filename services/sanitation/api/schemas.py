@@ -1,0 +1,303 @@
+"""Request and response bodies of the sanitation API (separate from the events).
+
+Request bodies forbid unknown fields, so fields the caller may not set (tenant, status, version,
+financing, ...) are refused with 422. Volumes and measures are exact decimals (JSON strings in
+responses); dates are ISO dates. A command's business date defaults to today in the cooperative's
+time zone and may not lie in the future.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.sanitation.domain.checklist import JudgedItem, SepticTankFindings
+from services.sanitation.domain.settings import CooperativeSettings
+
+T = TypeVar("T")
+JobKind = Literal["septic_tank", "toilet_upgrade", "water_connection"]
+JobStatus = Literal["ordered", "assigned", "started", "inspection_failed", "rework", "inspection_passed",
+                    "completed"]
+VisitOutcome = Literal["emptied", "hose_cannot_reach", "household_absent", "cancelled"]
+CancellationReason = Literal["truck_unavailable", "bad_weather", "access_blocked", "household_declined",
+                             "rescheduled", "other"]
+Volume = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=3, description="Cubic metres")]
+Village = Annotated[str, Field(min_length=1, max_length=120)]
+Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./_-]*$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, v: object) -> object:
+        return " ".join(v.split()) if isinstance(v, str) else v
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    total: int
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+
+class SettingsRequest(CooperativeSettings):
+    """The whole settings document; omitted fields take the SNI 2398:2017 defaults."""
+
+
+class SettingsResponse(CooperativeSettings):
+    version: int
+
+
+# -- contractors --------------------------------------------------------------------------------------
+
+
+class RegisterContractorRequest(Body):
+    contractor_id: UUID | None = Field(default=None, description="Optional: the cooperative's own id for it")
+    name: str = Field(min_length=1, max_length=200, description="Business or person's name (kept out of events)")
+    contact: str | None = Field(default=None, max_length=120, description="Phone or address (kept out of events)")
+    trained_on: date | None = Field(default=None, description="On-the-job SNI septic-tank training")
+
+
+class TrainingRequest(Body):
+    trained_on: date
+
+
+class CertificationRequest(Body):
+    certificate_number: Code
+    certified_on: date
+    valid_until: date = Field(description="Last day the certification is valid (inclusive)")
+
+
+class DeactivationRequest(Body):
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class ExpirySweepRequest(Body):
+    as_of: date | None = Field(default=None, description="Default: today")
+
+
+class ExpirySweepResponse(BaseModel):
+    as_of: date
+    expired: list[str] = Field(description="Contractors whose expiry was recorded now")
+
+
+class ContractorResponse(BaseModel):
+    contractor_id: str
+    name: str
+    contact: str | None
+    registered_on: date
+    trained_on: date | None
+    certificate_number: str | None
+    certified_on: date | None
+    valid_until: date | None
+    certified_today: bool = Field(description="May take septic-tank work today")
+    certification_problem: str | None = Field(description="Why not, when it may not")
+    active: bool
+    version: int
+
+
+class QualityResponse(BaseModel):
+    contractor_id: str
+    jobs_inspected: int
+    passed_first_time: int
+    first_time_pass_rate: float | None
+    rework_count: int
+    jobs_handed_over: int
+    median_days_to_handover: float | None
+
+
+# -- jobs ---------------------------------------------------------------------------------------------
+
+
+class OrderJobRequest(Body):
+    """A cash-funded job (financed jobs are ordered by the financing's first tranche)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "kind": "septic_tank", "village": "Pasir Jaya"}]})
+
+    member_id: UUID
+    kind: JobKind
+    village: Village | None = None
+    ordered_on: date | None = None
+
+
+class VillageRequest(Body):
+    village: Village
+
+
+class AssignRequest(Body):
+    contractor_id: UUID
+    assigned_on: date | None = None
+
+
+class StartRequest(Body):
+    started_on: date | None = None
+
+
+class InspectionRequest(Body):
+    """A septic tank is inspected with ``septic_tank`` (measured findings); a toilet upgrade or a water
+    connection with ``items`` (code -> passed, note, photo)."""
+
+    inspected_on: date | None = None
+    septic_tank: SepticTankFindings | None = None
+    items: dict[str, JudgedItem] | None = None
+
+
+class ReworkRequest(Body):
+    started_on: date | None = None
+    note: str | None = Field(default=None, max_length=300, description="What is being reworked")
+
+
+class CompleteRequest(Body):
+    completed_on: date | None = None
+    pdam_customer_number: str | None = Field(default=None, min_length=1, max_length=40,
+                                             pattern=r"^[A-Za-z0-9][A-Za-z0-9./-]*$",
+                                             description="Required for a water connection only")
+
+
+class InspectionSummary(BaseModel):
+    number: int
+    inspected_on: date
+    passed: bool
+    failed_items: list[str]
+
+
+class InspectionItemView(BaseModel):
+    code: str
+    passed: bool
+    finding: str | None = Field(description="What the rule computed (published with the inspection)")
+    note: str | None = Field(description="The inspector's note (kept in this service)")
+    photo_ref: str | None
+
+
+class InspectionDetail(BaseModel):
+    inspection_number: int
+    inspected_on: date
+    passed: bool
+    items: list[InspectionItemView]
+
+
+class ReceiptResponse(BaseModel):
+    iplt_id: str
+    manifest_number: str
+    received_on: date
+    volume_received_m3: Decimal
+    volume_mismatch: bool
+
+
+class VisitResponse(BaseModel):
+    visit_id: str
+    job_id: str
+    planned_on: date
+    operator: str | None
+    truck_plate: str | None
+    visited_on: date | None
+    outcome: VisitOutcome | None
+    volume_m3: Decimal | None
+    cancellation_reason: CancellationReason | None
+    note: str | None
+    receipt: ReceiptResponse | None
+    safely_emptied: bool = Field(description="Emptied and acknowledged by the IPLT")
+
+
+class DesludgingResponse(BaseModel):
+    interval_years: int
+    next_due_on: date
+    due_status: Literal["not_due", "due", "overdue"]
+    last_emptied_on: date | None = Field(description="Last emptying acknowledged by the IPLT")
+    open_request_on: date | None
+    visits: list[VisitResponse]
+
+
+class JobResponse(BaseModel):
+    job_id: str
+    member_id: str
+    kind: JobKind
+    financing_id: str | None
+    status: JobStatus
+    village: str | None
+    contractor_id: str | None
+    ordered_on: date
+    assigned_on: date | None
+    started_on: date | None
+    completed_on: date | None
+    pdam_customer_number: str | None
+    inspections: list[InspectionSummary]
+    reworks: list[date]
+    desludging: DesludgingResponse | None
+    version: int
+
+
+class JobListItem(BaseModel):
+    job_id: str
+    member_id: str
+    kind: JobKind
+    financing_id: str | None
+    status: JobStatus
+    village: str | None
+    contractor_id: str | None
+    ordered_on: date
+    completed_on: date | None
+    inspections: int
+    reworks: int
+
+
+# -- desludging ---------------------------------------------------------------------------------------
+
+
+class DesludgingRequestBody(Body):
+    requested_on: date | None = None
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class ScheduleVisitRequest(Body):
+    planned_on: date
+    operator: str | None = Field(default=None, min_length=1, max_length=80,
+                                 description="Desludging operator (an organisation, e.g. UPTD PAL)")
+    truck_plate: str | None = Field(default=None, min_length=1, max_length=20)
+
+
+class RecordVisitRequest(Body):
+    visited_on: date | None = None
+    outcome: VisitOutcome
+    operator: str | None = Field(default=None, min_length=1, max_length=80, description="Default: as scheduled")
+    truck_plate: str | None = Field(default=None, min_length=1, max_length=20, description="Default: as scheduled")
+    volume_m3: Volume | None = Field(default=None, description="Sludge removed: only when emptied")
+    cancellation_reason: CancellationReason | None = Field(default=None, description="Required when cancelled")
+    note: str | None = Field(default=None, min_length=1, max_length=300,
+                             description="What happened, e.g. why the hose could not reach (kept in this service)")
+
+
+class IpltReceiptRequest(Body):
+    visit_id: UUID
+    iplt_id: Code = Field(description="The treatment plant")
+    manifest_number: Code
+    received_on: date | None = None
+    volume_received_m3: Volume
+
+
+class ScheduleEntry(BaseModel):
+    job_id: str
+    member_id: str
+    village: str | None
+    next_due_on: date
+    due_status: Literal["not_due", "due", "overdue"]
+    days_overdue: int
+    last_emptied_on: date | None
+    open_request_on: date | None
+    open_visit_id: str | None
+
+
+class DueSummaryRow(BaseModel):
+    month: str
+    village: str | None
+    tanks: int

@@ -1,0 +1,70 @@
+"""What every sanitation handler shares: today's business date, refusals, idempotent retries, settings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.sanitation.domain import settings as settings_domain
+from services.sanitation.domain.errors import AlreadyExists, RuleViolation
+from shared.eventstore import Idempotency, IdempotencyConflict
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal
+from shared.web import Conflict, Forbidden, Refusal, request_hash
+
+AfterHook = Callable[[Any, list[Any]], Awaitable[None]]
+
+
+def business_today(rt: ServiceRuntime) -> date:
+    """Today in the cooperatives' time zone (a business date in the future is refused)."""
+    return datetime.now(ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))).date()
+
+
+def tenant_of(who: Principal) -> str:
+    assert who.tenant_id is not None  # require_roles admits only keys with a tenant
+    return who.tenant_id
+
+
+def refusal(e: RuleViolation) -> Refusal:
+    """The domain's reason as the web's refusal: 409 when the thing exists already, else 422."""
+    cls = Conflict if isinstance(e, AlreadyExists) else Refusal
+    return cls(e.reason, field=e.field)
+
+
+def command_hash(command: str, target: str | None, body: dict[str, Any]) -> str:
+    """Tells a retry from another request reusing the Idempotency-Key (keys are per cooperative)."""
+    return request_hash({"command": command, "target": target, "body": body})
+
+
+async def prior_response(rt: ServiceRuntime, tenant: str, key: str | None, hashed: str) -> dict[str, Any] | None:
+    """The first response of an idempotent retry (checked before deciding, so a retry of a command
+    that has since been applied is not refused as a repeat); None when the key is new."""
+    if not key:
+        return None
+    assert rt.store is not None
+    prior = await rt.store.idempotent_response(tenant, key)
+    if prior is None:
+        return None
+    if prior.request_hash != hashed:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
+    return prior.response
+
+
+def idempotency(key: str | None, hashed: str, response: dict[str, Any]) -> Idempotency | None:
+    return Idempotency(key, hashed, response) if key else None
+
+
+async def load_settings(rt: ServiceRuntime, tenant: str) -> settings_domain.SettingsState:
+    assert rt.store is not None
+    return settings_domain.fold(await rt.store.read_stream(tenant, settings_domain.STREAM_ID))
+
+
+def contractor_subject(who: Principal) -> str:
+    """The contractor id a contractor's key stands for (normalised), or 403 when it names none."""
+    try:
+        return str(uuid.UUID(who.subject or ""))
+    except ValueError:
+        raise Forbidden("this contractor key names no contractor") from None

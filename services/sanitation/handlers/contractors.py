@@ -1,0 +1,193 @@
+"""Contractors: register, training, certification, expiry, (de)activation; reads and quality record."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.sanitation import read_models
+from services.sanitation.api.schemas import (
+    CertificationRequest,
+    ContractorResponse,
+    DeactivationRequest,
+    ExpirySweepResponse,
+    Page,
+    QualityResponse,
+    RegisterContractorRequest,
+    TrainingRequest,
+)
+from services.sanitation.domain import contractor as domain
+from services.sanitation.domain.errors import RuleViolation
+from services.sanitation.handlers.common import (
+    business_today,
+    command_hash,
+    contractor_subject,
+    idempotency,
+    prior_response,
+    refusal,
+    tenant_of,
+)
+from shared.envelope import Envelope, Metadata, NewEvent
+from shared.eventstore import NO_STREAM, ConcurrencyError
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal, Role
+from shared.web import Conflict, NotFound, Refusal
+
+
+async def load(rt: ServiceRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
+    assert rt.store is not None
+    return domain.fold(await rt.store.read_stream(tenant, contractor_id))
+
+
+def _visible(who: Principal, contractor_id: str) -> None:
+    """A contractor's key sees its own record only (others do not exist for it)."""
+    if who.role == Role.CONTRACTOR:
+        if contractor_subject(who) != contractor_id:
+            raise NotFound(f"no contractor {contractor_id} in this cooperative")
+
+
+async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorRequest, key: str | None,
+                   meta: Metadata) -> ContractorResponse:
+    assert rt.store is not None
+    tenant = tenant_of(who)
+    hashed = command_hash("register_contractor", None, body.model_dump(mode="json"))
+    prior = await prior_response(rt, tenant, key, hashed)
+    if prior is not None:
+        return await get(rt, who, prior["contractor_id"])
+    contractor_id = str(body.contractor_id or uuid.uuid4())
+    state = await load(rt, tenant, contractor_id)
+    try:
+        events = domain.register(state, contractor_id, body.trained_on, business_today(rt))
+    except RuleViolation as e:
+        raise refusal(e) from None
+
+    async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        await read_models.insert_contractor(conn, tenant, domain.fold(envelopes), body.name, body.contact)
+
+    try:
+        await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, NO_STREAM, events, meta=meta,
+                              idempotency=idempotency(key, hashed, {"contractor_id": contractor_id}), after=keep)
+    except ConcurrencyError:
+        raise Conflict(f"contractor {contractor_id} is already registered", field="contractor_id") from None
+    return await get(rt, who, contractor_id)
+
+
+async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, command: str, body: dict[str, Any],
+                   key: str | None, meta: Metadata,
+                   decide: Callable[[domain.Contractor], list[NewEvent]]) -> ContractorResponse:
+    assert rt.store is not None
+    tenant = tenant_of(who)
+    hashed = command_hash(command, contractor_id, body)
+    if await prior_response(rt, tenant, key, hashed) is None:
+        state = await load(rt, tenant, contractor_id)
+        if not state.exists:
+            raise NotFound(f"no contractor {contractor_id} in this cooperative")
+        try:
+            events = decide(state)
+        except RuleViolation as e:
+            raise refusal(e) from None
+        if events:
+            async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+                await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))
+
+            await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, state.version, events, meta=meta,
+                                  idempotency=idempotency(key, hashed, {"contractor_id": contractor_id}), after=keep)
+    return await get(rt, who, contractor_id)
+
+
+async def record_training(rt: ServiceRuntime, who: Principal, contractor_id: str, body: TrainingRequest,
+                          key: str | None, meta: Metadata) -> ContractorResponse:
+    today = business_today(rt)
+    return await _command(rt, who, contractor_id, "record_training", body.model_dump(mode="json"), key, meta,
+                          lambda s: domain.record_training(s, body.trained_on, today))
+
+
+async def certify(rt: ServiceRuntime, who: Principal, contractor_id: str, body: CertificationRequest,
+                  key: str | None, meta: Metadata) -> ContractorResponse:
+    today = business_today(rt)
+    return await _command(rt, who, contractor_id, "certify", body.model_dump(mode="json"), key, meta,
+                          lambda s: domain.certify(s, body.certificate_number, body.certified_on, body.valid_until,
+                                                   today))
+
+
+async def deactivate(rt: ServiceRuntime, who: Principal, contractor_id: str, body: DeactivationRequest,
+                     key: str | None, meta: Metadata) -> ContractorResponse:
+    today = business_today(rt)
+    return await _command(rt, who, contractor_id, "deactivate", body.model_dump(mode="json"), key, meta,
+                          lambda s: domain.deactivate(s, body.reason, today))
+
+
+async def reactivate(rt: ServiceRuntime, who: Principal, contractor_id: str, key: str | None,
+                     meta: Metadata) -> ContractorResponse:
+    today = business_today(rt)
+    return await _command(rt, who, contractor_id, "reactivate", {}, key, meta,
+                          lambda s: domain.reactivate(s, today))
+
+
+async def record_expiries(rt: ServiceRuntime, who: Principal, as_of: date | None, meta: Metadata) -> ExpirySweepResponse:
+    """Record ContractorCertificationExpired for every certification that lapsed before ``as_of`` (default
+    today) and is not recorded yet. Safe to run again and from a scheduler: each expiry is recorded once."""
+    assert rt.store is not None and rt.pool is not None
+    tenant, today = tenant_of(who), business_today(rt)
+    if as_of is not None and as_of > today:
+        raise Refusal(f"as_of ({as_of}) cannot be in the future", field="as_of")
+    as_of = as_of or today
+    done = []
+    for contractor_id in await read_models.expired_certifications(rt.pool, tenant, as_of):
+        state = await load(rt, tenant, contractor_id)
+        events = domain.record_expiry(state, as_of)
+        if not events:
+            continue
+
+        async def keep(conn: asyncpg.Connection, envelopes: list[Envelope], state: domain.Contractor = state) -> None:
+            await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))
+
+        try:
+            await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, state.version, events, meta=meta,
+                                  after=keep)
+        except ConcurrencyError:
+            continue  # changed meanwhile (renewed, or another sweep recorded it): the next sweep decides again
+        done.append(contractor_id)
+    return ExpirySweepResponse(as_of=as_of, expired=done)
+
+
+def _response(row: asyncpg.Record, today: date) -> ContractorResponse:
+    state = domain.Contractor(contractor_id=str(row["contractor_id"]), certificate_number=row["certificate_number"],
+                              certified_on=row["certified_on"], valid_until=row["valid_until"])
+    problem = domain.certification_problem(state, today)
+    return ContractorResponse(
+        contractor_id=str(row["contractor_id"]), name=row["name"], contact=row["contact"],
+        registered_on=row["registered_on"], trained_on=row["trained_on"],
+        certificate_number=row["certificate_number"], certified_on=row["certified_on"],
+        valid_until=row["valid_until"], certified_today=problem is None and row["active"],
+        certification_problem=problem, active=row["active"], version=row["version"],
+    )
+
+
+async def get(rt: ServiceRuntime, who: Principal, contractor_id: str) -> ContractorResponse:
+    assert rt.pool is not None
+    _visible(who, contractor_id)
+    row = await read_models.contractor_row(rt.pool, tenant_of(who), contractor_id)
+    if row is None:
+        raise NotFound(f"no contractor {contractor_id} in this cooperative")
+    return _response(row, business_today(rt))
+
+
+async def list_contractors(rt: ServiceRuntime, who: Principal, active: bool | None, certified_on: date | None,
+                           limit: int, offset: int) -> Page[ContractorResponse]:
+    assert rt.pool is not None
+    page = await read_models.list_contractors(rt.pool, tenant_of(who), active=active, certified_on=certified_on,
+                                              limit=limit, offset=offset)
+    today = business_today(rt)
+    return Page(items=[_response(r, today) for r in page.rows], limit=limit, offset=offset, total=page.total)
+
+
+async def quality(rt: ServiceRuntime, who: Principal, contractor_id: str) -> QualityResponse:
+    assert rt.pool is not None
+    await get(rt, who, contractor_id)  # exists, and visible to the caller
+    record = domain.quality_record(await read_models.contractor_outcomes(rt.pool, tenant_of(who), contractor_id))
+    return QualityResponse(contractor_id=contractor_id, **record.__dict__)

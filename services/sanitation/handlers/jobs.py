@@ -1,0 +1,268 @@
+"""Construction jobs: order (cash-funded; financed ones come from the loans reaction), assign, start,
+inspect, rework, complete; reads. A contractor's key sees and updates only the jobs assigned to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.sanitation import read_models
+from services.sanitation.api.schemas import (
+    AssignRequest,
+    CompleteRequest,
+    DesludgingResponse,
+    InspectionDetail,
+    InspectionItemView,
+    InspectionRequest,
+    InspectionSummary,
+    JobListItem,
+    JobResponse,
+    OrderJobRequest,
+    Page,
+    ReceiptResponse,
+    ReworkRequest,
+    StartRequest,
+    VillageRequest,
+    VisitResponse,
+)
+from services.sanitation.domain import job as domain
+from services.sanitation.domain.contractor import fold as fold_contractor
+from services.sanitation.domain.errors import RuleViolation
+from services.sanitation.handlers.common import (
+    AfterHook,
+    business_today,
+    command_hash,
+    contractor_subject,
+    idempotency,
+    load_settings,
+    prior_response,
+    refusal,
+    tenant_of,
+)
+from shared.contracts.sanitation import InspectionRecorded
+from shared.envelope import Envelope, Metadata, NewEvent
+from shared.eventstore import NO_STREAM
+from shared.runtime import ServiceRuntime
+from shared.tenancy import Principal, Role
+from shared.web import NotFound, Refusal
+
+Decide = Callable[[domain.ConstructionJob], list[NewEvent]]
+
+
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"no job {job_id} in this cooperative")
+
+
+async def load(rt: ServiceRuntime, who: Principal, job_id: str) -> domain.ConstructionJob:
+    """The job, if the caller may see it: a contractor's key sees only the jobs assigned to it (any other
+    job answers 404, as if it did not exist)."""
+    assert rt.store is not None
+    job = domain.fold(await rt.store.read_stream(tenant_of(who), job_id))
+    if not job.exists:
+        raise _not_found(job_id)
+    if who.role == Role.CONTRACTOR:
+        if job.contractor_id != contractor_subject(who):
+            raise _not_found(job_id)
+    return job
+
+
+def projector(tenant: str, state: domain.ConstructionJob, extra: AfterHook | None = None) -> AfterHook:
+    """The ``after`` hook of an append to a job: its read rows from the state after the new events."""
+
+    async def after(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        await read_models.upsert_job(conn, tenant, domain.fold(envelopes, state))
+        if extra is not None:
+            await extra(conn, envelopes)
+
+    return after
+
+
+async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, body: dict[str, Any],
+              key: str | None, meta: Metadata, decide: Decide, response: dict[str, Any] | None = None,
+              extra: AfterHook | None = None) -> tuple[domain.ConstructionJob, dict[str, Any]]:
+    """Load, decide, append with the expected version; a retry with the same Idempotency-Key returns the
+    job as it is now and the first response, and appends nothing. Returns the job and that response."""
+    assert rt.store is not None
+    tenant = tenant_of(who)
+    hashed = command_hash(command, job_id, body)
+    prior = await prior_response(rt, tenant, key, hashed)
+    if prior is not None:
+        return await load(rt, who, job_id), prior
+    job = await load(rt, who, job_id)
+    try:
+        events = decide(job)
+    except RuleViolation as e:
+        raise refusal(e) from None
+    if not events:
+        return job, response or {}
+    result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, job.version, events, meta=meta,
+                                   idempotency=idempotency(key, hashed, response or {}),
+                                   after=projector(tenant, job, extra))
+    if result.replayed:  # a concurrent retry with the same key won
+        return await load(rt, who, job_id), result.response
+    return domain.fold(result.events, job), response or {}
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, key: str | None,
+                    meta: Metadata) -> JobResponse:
+    """Order a cash-funded job by hand (no financing)."""
+    assert rt.store is not None
+    tenant, today = tenant_of(who), business_today(rt)
+    hashed = command_hash("order_job", None, body.model_dump(mode="json"))
+    prior = await prior_response(rt, tenant, key, hashed)
+    if prior is not None:
+        return await get_job(rt, who, prior["job_id"])
+    job_id = str(uuid.uuid4())
+    try:
+        events = domain.order(domain.ConstructionJob(), job_id, str(body.member_id), body.kind, None,
+                              body.ordered_on or today, body.village, today)
+    except RuleViolation as e:
+        raise refusal(e) from None
+    result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events, meta=meta,
+                                   idempotency=idempotency(key, hashed, {"job_id": job_id}),
+                                   after=projector(tenant, domain.ConstructionJob()))
+    return await get_job(rt, who, result.response["job_id"] if result.replayed else job_id)
+
+
+async def set_village(rt: ServiceRuntime, who: Principal, job_id: str, body: VillageRequest, key: str | None,
+                      meta: Metadata) -> JobResponse:
+    job, _ = await run(rt, who, job_id, "set_village", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.set_village(j, body.village))
+    return job_response(job, business_today(rt))
+
+
+async def assign(rt: ServiceRuntime, who: Principal, job_id: str, body: AssignRequest, key: str | None,
+                 meta: Metadata) -> JobResponse:
+    assert rt.store is not None
+    today = business_today(rt)
+    contractor_id = str(body.contractor_id)
+    await load(rt, who, job_id)  # the job in the path first: 404 before judging the body
+    contractor = fold_contractor(await rt.store.read_stream(tenant_of(who), contractor_id))
+    if not contractor.exists:
+        raise Refusal(f"no contractor {contractor_id} in this cooperative", field="contractor_id")
+    job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.assign(j, contractor, body.assigned_on or today, today))
+    return job_response(job, today)
+
+
+async def start(rt: ServiceRuntime, who: Principal, job_id: str, body: StartRequest, key: str | None,
+                meta: Metadata) -> JobResponse:
+    today = business_today(rt)
+    job, _ = await run(rt, who, job_id, "start", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.start(j, body.started_on or today, today))
+    return job_response(job, today)
+
+
+async def inspect(rt: ServiceRuntime, who: Principal, job_id: str, body: InspectionRequest, key: str | None,
+                  meta: Metadata) -> JobResponse:
+    today = business_today(rt)
+    settings = (await load_settings(rt, tenant_of(who))).settings
+    job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank, body.items,
+                                                settings, today))
+    return job_response(job, today)
+
+
+async def rework(rt: ServiceRuntime, who: Principal, job_id: str, body: ReworkRequest, key: str | None,
+                 meta: Metadata) -> JobResponse:
+    today = business_today(rt)
+    job, _ = await run(rt, who, job_id, "rework", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.rework(j, body.started_on or today, body.note, today))
+    return job_response(job, today)
+
+
+async def complete(rt: ServiceRuntime, who: Principal, job_id: str, body: CompleteRequest, key: str | None,
+                   meta: Metadata) -> JobResponse:
+    today = business_today(rt)
+    settings = (await load_settings(rt, tenant_of(who))).settings
+    job, _ = await run(rt, who, job_id, "complete", body.model_dump(mode="json"), key, meta,
+                       lambda j: domain.complete(j, body.completed_on or today, body.pdam_customer_number,
+                                                 settings, today))
+    return job_response(job, today)
+
+
+# -- queries ------------------------------------------------------------------------------------------
+
+
+def visit_response(job_id: str, v: domain.DesludgingVisit) -> VisitResponse:
+    r = v.receipt
+    return VisitResponse(
+        visit_id=v.visit_id, job_id=job_id, planned_on=v.planned_on, operator=v.operator,
+        truck_plate=v.truck_plate, visited_on=v.visited_on, outcome=v.outcome, volume_m3=v.volume_m3,
+        cancellation_reason=v.cancellation_reason, note=v.note, safely_emptied=v.outcome == "emptied" and r is not None,
+        receipt=ReceiptResponse(iplt_id=r.iplt_id, manifest_number=r.manifest_number, received_on=r.received_on,
+                                volume_received_m3=r.volume_received_m3, volume_mismatch=r.volume_mismatch)
+        if r else None,
+    )
+
+
+def job_response(job: domain.ConstructionJob, today: date) -> JobResponse:
+    assert job.job_id and job.member_id and job.kind and job.status and job.ordered_on
+    s = job.desludging
+    desludging = None
+    if s is not None:
+        desludging = DesludgingResponse(
+            interval_years=s.interval_years, next_due_on=s.next_due_on,
+            due_status=domain.due_status(s.next_due_on, today), last_emptied_on=s.last_emptied_on,
+            open_request_on=s.open_request_on, visits=[visit_response(job.job_id, v) for v in s.visits])
+    return JobResponse(
+        job_id=job.job_id, member_id=job.member_id, kind=job.kind, financing_id=job.financing_id, status=job.status,
+        village=job.village, contractor_id=job.contractor_id, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
+        started_on=job.started_on, completed_on=job.completed_on, pdam_customer_number=job.pdam_customer_number,
+        inspections=[InspectionSummary(number=i.number, inspected_on=i.inspected_on, passed=i.passed,
+                                       failed_items=list(i.failed_items)) for i in job.inspections],
+        reworks=list(job.reworks), desludging=desludging, version=job.version,
+    )
+
+
+async def get_job(rt: ServiceRuntime, who: Principal, job_id: str) -> JobResponse:
+    return job_response(await load(rt, who, job_id), business_today(rt))
+
+
+async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
+    """Every inspection of the job with its items: the published findings and the inspector's notes."""
+    assert rt.store is not None
+    await load(rt, who, job_id)
+    events = await rt.store.read_stream(tenant_of(who), job_id)
+    notes: dict[int, dict[str, dict[str, Any]]] = {
+        e.payload["inspection_number"]: {r["code"]: r for r in e.payload["results"]}
+        for e in events if e.type == domain.FINDINGS_RECORDED
+    }
+    out = []
+    for e in events:
+        if e.type == InspectionRecorded.event_type:
+            i = InspectionRecorded.model_validate(e.payload)
+            own = notes.get(i.inspection_number, {})
+            out.append(InspectionDetail(
+                inspection_number=i.inspection_number, inspected_on=i.inspected_on, passed=i.passed,
+                items=[InspectionItemView(code=item.code, passed=item.passed, finding=item.note,
+                                          note=own.get(item.code, {}).get("note"), photo_ref=item.photo_ref)
+                       for item in i.items]))
+    return out
+
+
+async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, kind: str | None,
+                    contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
+                    offset: int) -> Page[JobListItem]:
+    assert rt.pool is not None
+    if who.role == Role.CONTRACTOR:
+        own = contractor_subject(who)
+        if contractor_id is not None and contractor_id != own:
+            return Page(items=[], limit=limit, offset=offset, total=0)
+        contractor_id = own  # its own jobs only
+    page = await read_models.list_jobs(rt.pool, tenant_of(who), status=status, kind=kind,
+                                       contractor_id=contractor_id, member_id=member_id, village=village,
+                                       limit=limit, offset=offset)
+    items = [JobListItem(job_id=str(r["job_id"]), member_id=str(r["member_id"]), kind=r["kind"],
+                         financing_id=str(r["financing_id"]) if r["financing_id"] else None, status=r["status"],
+                         village=r["village"], contractor_id=str(r["contractor_id"]) if r["contractor_id"] else None,
+                         ordered_on=r["ordered_on"], completed_on=r["completed_on"], inspections=r["inspections"],
+                         reworks=r["reworks"]) for r in page.rows]
+    return Page(items=items, limit=limit, offset=offset, total=page.total)

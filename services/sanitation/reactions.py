@@ -1,0 +1,85 @@
+"""Reactions to other services' events (process managers).
+
+``TrancheOrdersJob``: when loans disburses the *first* tranche of a financing for construction
+(septic tank, toilet upgrade, water connection), the construction job is ordered, exactly once:
+
+- the job id is the tranche's ``job_id``, or when loans sent none, uuid5(financing_id, "job"), so every
+  delivery of the cause names the same job stream;
+- the append carries the reaction's idempotency key (the cause's event id): a redelivered event, or one
+  re-applied after a crash between the append and the consumer's checkpoint, appends nothing;
+- the append expects NO_STREAM: a second, different event about the same job (a re-published or
+  duplicated disbursement) finds the job ordered and changes nothing.
+
+A "desludging" financing orders nothing here: it pays an emptying fee, and the tank it concerns may not
+be one this service built; an officer schedules that visit by hand. Cash-funded jobs are ordered through
+the API. The job's village is unknown here (member details live in the members service): an officer
+sets it later (PUT /jobs/{id}/village).
+
+The reaction appends through the runtime's event store, which exists only once the runtime has started:
+``bind`` gives it the runtime at composition time, and it reads ``runtime.store`` when an event arrives.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.sanitation.domain import job as domain
+from services.sanitation.handlers.jobs import projector
+from shared.consumer import reaction_idempotency, reaction_metadata
+from shared.contracts import Contract
+from shared.contracts.loans import TOPIC as LOANS_TOPIC
+from shared.contracts.loans import TrancheDisbursed
+from shared.db import Migration
+from shared.envelope import Envelope
+from shared.eventstore import NO_STREAM, ConcurrencyError
+from shared.logging import get_logger
+from shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+CONSTRUCTION_PURPOSES = frozenset({"septic_tank", "toilet_upgrade", "water_connection"})
+
+
+def job_id_for(event: TrancheDisbursed) -> str:
+    """The job a first tranche orders: the one loans named, else one derived from the financing."""
+    return str(event.job_id or uuid.uuid5(event.financing_id, "job"))
+
+
+class TrancheOrdersJob:
+    name = "sanitation.tranche-orders-job.v1"
+    topics: Sequence[str] = (LOANS_TOPIC,)
+    migrations: Sequence[Migration] = ()
+
+    def __init__(self) -> None:
+        self._runtime: ServiceRuntime | None = None
+
+    def bind(self, runtime: ServiceRuntime) -> TrancheOrdersJob:
+        self._runtime = runtime
+        return self
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        if not isinstance(event, TrancheDisbursed):
+            return
+        if event.tranche_number != 1 or event.purpose not in CONSTRUCTION_PURPOSES:
+            return
+        rt = self._runtime
+        assert rt is not None and rt.store is not None, "TrancheOrdersJob needs bind(runtime) and a started runtime"
+        tenant, job_id = envelope.tenant_id, job_id_for(event)
+        # never refuse a real disbursement for clock skew: its own date is the order date
+        tz = ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))
+        today = max(datetime.now(tz).date(), event.disbursed_on)
+        events = domain.order(domain.ConstructionJob(), job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
+                              str(event.financing_id), event.disbursed_on, None, today)
+        try:
+            await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
+                                  meta=reaction_metadata(self.name, envelope),
+                                  idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
+                                  after=projector(tenant, domain.ConstructionJob()))
+        except ConcurrencyError:
+            # the job exists: ordered by an earlier event about the same financing
+            log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))

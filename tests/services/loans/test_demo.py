@@ -1,0 +1,38 @@
+"""The loans demo loads products and financings in several states for both cooperatives, idempotently."""
+
+from __future__ import annotations
+
+import httpx
+
+from deploy.local.demo import key_for
+from services.loans.demo import load_demo
+from shared.tenancy import Role
+from tests.helpers import ServiceClient
+from tests.services.conftest import BAIK, BMI, headers
+from tests.services.loans.support import MANAGER, event_count, known_member
+
+KEYS = {t: {"manager": key_for(t, Role.MANAGER), "field_officer": key_for(t, Role.FIELD_OFFICER)} for t in (BMI, BAIK)}
+
+
+async def test_demo_loads_both_cooperatives_in_several_states_and_again_changes_nothing(loans: ServiceClient) -> None:
+    members = {BMI: [await known_member(loans, BMI) for _ in range(4)],
+               BAIK: [await known_member(loans, BAIK) for _ in range(3)]}
+    transport = httpx.ASGITransport(app=loans._transport.app)  # type: ignore[attr-defined]
+    written = await load_demo("http://test", KEYS, members, transport=transport)
+    assert written > 30
+    bmi = (await loans.get("/financings", headers=headers(BMI, MANAGER))).json()
+    baik = (await loans.get("/financings", headers=headers(BAIK, MANAGER))).json()
+    assert sorted(i["status"] for i in bmi["items"]) == ["active", "active", "applied", "settled"]
+    assert sorted(i["status"] for i in baik["items"]) == ["active", "rejected", "signed"]
+    assert len((await loans.get("/products", headers=headers(BMI, MANAGER))).json()["items"]) == 3
+    assert len((await loans.get("/products", headers=headers(BAIK, MANAGER))).json()["items"]) == 2
+    q = (await loans.get("/portfolio", headers=headers(BMI, MANAGER))).json()
+    assert q["par"]["par30"]["at_risk"] > 0 and q["par"]["par90"]["at_risk"] == 0
+    q = (await loans.get("/portfolio", headers=headers(BAIK, MANAGER))).json()
+    assert q["restructured"]["at_risk"] > 0 and q["par"]["par30"]["at_risk"] == 0
+    settled = next(i for i in bmi["items"] if i["status"] == "settled")
+    body = (await loans.get(f"/financings/{settled['financing_id']}", headers=headers(BMI, MANAGER))).json()
+    assert body["close_reason"] == "settled_early" and body["rebate"] > 0
+    n = await event_count(loans)
+    assert await load_demo("http://test", KEYS, members, transport=transport) == 0
+    assert await event_count(loans) == n

@@ -1,0 +1,117 @@
+"""The construction saga on real PostgreSQL and a real Kafka broker.
+
+Tranche 1 disbursed (loans API) -> the relay publishes ``loans.TrancheDisbursed`` with the job id ->
+the sanitation service's ``sanitation.InspectionRecorded`` (passed) arrives on the sanitation topic ->
+the loans service's reaction releases tranche 2 -> exactly once, although the event is delivered twice,
+another passed inspection of the same job follows, and finally the consumer loses its progress (as after
+a crash between the release and the checkpoint) and everything is delivered again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from deploy.local.infra import KafkaHandle, PostgresHandle
+from services.loans.app import create_app
+from services.loans.reactions import TrancheRelease
+from services.loans.settings import LoansSettings
+from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
+from shared.contracts.sanitation import InspectionItem, InspectionRecorded
+from shared.envelope import Envelope
+from shared.kafka import ensure_topics, make_producer, namespaced
+from tests.helpers import ServiceClient, eventually, running_app
+from tests.kernel.test_relay import read_topic
+from tests.services.loans.support import OFFICER, Walk, events
+
+PARTITIONS = 3
+
+
+def inspection_envelope(job_id: str, financing_id: str, member_id: str, version: int, number: int) -> Envelope:
+    """What the sanitation service's relay puts on its topic for a passed SNI inspection."""
+    event = InspectionRecorded(
+        job_id=uuid.UUID(job_id), member_id=uuid.UUID(member_id), financing_id=uuid.UUID(financing_id),
+        inspection_number=number, passed=True, inspected_on=date(2025, 2, 3),
+        items=[InspectionItem(code=code, passed=True) for code in ("leak_test_12h", "two_compartments", "manhole")])
+    now = datetime.now(UTC)
+    return Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="construction_job", stream_id=job_id,
+                    version=version, type=event.event_type, schema_version=1, occurred_at=now, recorded_at=now,
+                    correlation_id=uuid.uuid4(), actor="key:bmiinspect01", payload=event.model_dump(mode="json"))
+
+
+async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+    producer = make_producer(bootstrap, "test-sanitation")
+    await producer.start()
+    try:
+        for env in envelopes:
+            await producer.send_and_wait(topic, env.to_json(), key=env.stream_id.encode(), headers=[
+                ("type", env.type.encode()), ("tenant", env.tenant_id.encode()),
+                ("event_id", str(env.event_id).encode()), ("schema_version", b"1")])
+    finally:
+        await producer.stop()
+
+
+async def second_tranches(loans: ServiceClient) -> list[Envelope]:
+    return [e for e in await events(loans) if e.type == "loans.TrancheDisbursed" and e.payload["tranche_number"] == 2]
+
+
+async def consumed(loans: ServiceClient, count: int) -> bool:
+    assert loans.runtime.pool is not None
+    total = await loans.runtime.pool.fetchval(
+        "SELECT COALESCE(sum(next_offset), 0) FROM consumer_offsets WHERE consumer = $1", TrancheRelease.name)
+    return int(total) >= count
+
+
+async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka(
+        pg: PostgresHandle, kafka: KafkaHandle, platform_url: str) -> None:
+    namespace = f"loans{uuid.uuid4().hex[:8]}"
+    settings = LoansSettings(database_url=await pg.create_database("loans"), platform_database_url=platform_url,
+                             kafka_bootstrap_servers=kafka.bootstrap_servers, kafka_namespace=namespace,
+                             event_source="kafka", kafka_topic_partitions=PARTITIONS)
+    sanitation_topic = namespaced(SANITATION_TOPIC, namespace)
+    await ensure_topics(kafka.bootstrap_servers, [sanitation_topic], PARTITIONS)
+
+    async with running_app(create_app(settings)) as loans:
+        w = await Walk(loans).disbursed(amount=6_000_000)
+        assert w.body["tranches"][1]["disbursed_on"] is None
+        # the relay published tranche 1 with the job to order: read it as the sanitation service would
+        records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace), 1, timeout=60)
+        published: list[dict[str, Any]] = [orjson.loads(r.value) for r in records]
+        [tranche1] = [p for p in published if p["type"] == "loans.TrancheDisbursed"]
+        job_id = tranche1["payload"]["job_id"]
+        assert job_id == w.body["tranches"][0]["job_id"] and tranche1["payload"]["tranche_number"] == 1
+        assert {p["type"] for p in published} >= {"loans.FinancingApplied", "loans.ContractSigned"}
+        assert not {p["type"] for p in published} & {"loans.TermsQuoted", "loans.WorkOrderRecorded"}  # internal
+
+        passed = inspection_envelope(job_id, w.id, w.member_id, version=4, number=1)
+        await publish(kafka.bootstrap_servers, sanitation_topic, passed, passed)  # delivered twice
+
+        await eventually(lambda: second_tranches(loans), timeout=90)
+        await eventually(lambda: consumed(loans, 2), timeout=60)
+        # a re-inspection that passes again releases nothing more
+        again = inspection_envelope(job_id, w.id, w.member_id, version=6, number=2)
+        await publish(kafka.bootstrap_servers, sanitation_topic, again)
+        await eventually(lambda: consumed(loans, 3), timeout=60)
+        [released] = await second_tranches(loans)
+        assert released.causation_id == passed.event_id and released.payload["amount"] == 3_000_000
+        body = (await loans.get(f"/financings/{w.id}", headers=w.h(OFFICER))).json()
+        assert body["disbursed"] == 6_000_000 and body["tranches"][1]["disbursed_on"] == "2025-02-03"
+
+        # crash between the release and the consumer's checkpoint: its progress is lost
+        assert loans.runtime.pool is not None
+        await loans.runtime.pool.execute("DELETE FROM consumer_offsets WHERE consumer = $1; ", TrancheRelease.name)
+        await loans.runtime.pool.execute("DELETE FROM consumer_streams WHERE consumer = $1", TrancheRelease.name)
+
+    async with running_app(create_app(settings)) as loans:
+        await eventually(lambda: consumed(loans, 3), timeout=90)  # all three delivered once more
+        assert len(await second_tranches(loans)) == 1
+        assert loans.runtime.pool is not None
+        assert await loans.runtime.pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+        # and tranche 2 travelled to the loans topic once
+        records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace), 100, timeout=15)
+        tranches = [orjson.loads(r.value)["payload"]["tranche_number"] for r in records
+                    if orjson.loads(r.value)["type"] == "loans.TrancheDisbursed"]
+        assert sorted(tranches) == [1, 2]

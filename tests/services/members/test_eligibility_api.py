@@ -1,0 +1,204 @@
+"""Eligibility for WASH financing on real PostgreSQL: the LoanStanding reaction is driven directly with
+loans envelopes inside a consumer transaction (as the Kafka and embedded sources do), and
+GET /members/{id}/eligibility answers from what it kept."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.members.domain.eligibility import add_months
+from services.members.handlers.common import today
+from services.members.reactions import LoanStanding
+from shared.consumer import apply_events
+from shared.contracts import load_all
+from shared.contracts.loans import ContractSigned, FinancingClosed, RepaymentRecorded
+from shared.envelope import Envelope
+from tests.helpers import ServiceClient
+from tests.services.conftest import BAIK, BMI, headers
+from tests.services.members.support import manager, register
+
+REGISTRY = load_all()
+
+
+class Financing:
+    """A loans financing stream, as the loans service would publish it."""
+
+    def __init__(self, member_id: str, tenant: str = BMI, signed_on: date = date(2025, 4, 2), n: int = 12,
+                 amount: int = 560_000) -> None:
+        self.id, self.member_id, self.tenant = str(uuid.uuid4()), member_id, tenant
+        self.version = 3  # applied, approved, purchase order before the signing
+        self.signed_on = signed_on
+        self.schedule = [{"number": i, "due_on": add_months(add_months(signed_on, 1), i - 1).isoformat(),
+                          "amount": amount} for i in range(1, n + 1)]
+
+    def envelope(self, contract: Any) -> Envelope:
+        self.version += 1
+        now = datetime.now(UTC)
+        return Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing", stream_id=self.id,
+                        version=self.version, type=contract.event_type, schema_version=contract.schema_version,
+                        occurred_at=now, recorded_at=now, payload=contract.model_dump(mode="json"))
+
+    def signed(self) -> Envelope:
+        return self.envelope(ContractSigned(
+            financing_id=self.id, member_id=self.member_id, product_id="mikro-tata-sanitasi-12m", purpose="septic_tank",
+            contract_type="murabahah", cost=6_000_000, margin=720_000, selling_price=6_720_000,
+            signed_on=self.signed_on, schedule=self.schedule))  # type: ignore[arg-type]
+
+    def repaid(self, receipt: str, paid_on: date, allocations: dict[int, int]) -> Envelope:
+        return self.envelope(RepaymentRecorded(financing_id=self.id, member_id=self.member_id, receipt_number=receipt,
+                                               amount=sum(allocations.values()), paid_on=paid_on,
+                                               allocations=allocations))  # type: ignore[arg-type]
+
+    def closed(self, reason: str, closed_on: date) -> Envelope:
+        return self.envelope(FinancingClosed(financing_id=self.id, member_id=self.member_id, reason=reason,  # type: ignore[arg-type]
+                                             closed_on=closed_on))
+
+
+async def handle(client: ServiceClient, *envelopes: Envelope) -> None:
+    """Hand envelopes to the reaction's handle() inside one transaction of the members database."""
+    reaction = LoanStanding()
+    async with client.runtime.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+        for env in envelopes:
+            await reaction.handle(conn, env, REGISTRY.decode(env))
+
+
+async def eligibility(client: ServiceClient, member_id: str, as_of: str, tenant: str = BMI) -> dict[str, Any]:
+    r = await client.get(f"/members/{member_id}/eligibility?as_of={as_of}", headers=headers(tenant))
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def reason(body: dict[str, Any], rule: str) -> dict[str, Any]:
+    return next(c for c in body["reasons"] if c["rule"] == rule)
+
+
+async def test_overdue_financing_boundaries(members: ServiceClient) -> None:
+    m = await register(members)  # joined 2021-03-15
+    f = Financing(m["member_id"])
+    assert (await eligibility(members, m["member_id"], "2025-06-02"))["eligible"] is True
+    await handle(members, f.signed())  # first instalment due 2025-05-02, nothing paid
+    on_time = await eligibility(members, m["member_id"], "2025-05-02")
+    assert on_time["eligible"] is True and on_time["overdue_financings"] == []
+    thirty = await eligibility(members, m["member_id"], "2025-06-01")
+    assert thirty["eligible"] is True
+    assert thirty["overdue_financings"] == [{"financing_id": f.id, "instalment": 1, "due_on": "2025-05-02",
+                                             "days_overdue": 30, "unpaid": 560_000}]
+    late = await eligibility(members, m["member_id"], "2025-06-02")
+    assert late["eligible"] is False
+    rule = reason(late, "no_financing_overdue")
+    assert rule["passed"] is False and "31 days overdue" in rule["reason"] and "at most 30" in rule["reason"]
+    assert reason(late, "minimum_tenure")["passed"] is True and reason(late, "active_member")["passed"] is True
+
+
+async def test_repayments_and_closing_change_the_answer(members: ServiceClient) -> None:
+    m = await register(members)
+    f = Financing(m["member_id"])
+    await handle(members, f.signed(), f.repaid("KW-1", date(2025, 5, 2), {1: 300_000}))
+    body = await eligibility(members, m["member_id"], "2025-06-10")
+    assert body["eligible"] is False and body["overdue_financings"][0]["unpaid"] == 260_000
+    await handle(members, f.repaid("KW-2", date(2025, 6, 10), {1: 260_000, 2: 560_000}))
+    assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is True
+    # as it stood before that repayment
+    assert (await eligibility(members, m["member_id"], "2025-06-09"))["eligible"] is False
+    # much later nothing more was paid: instalment 3 (due 2 July) is 31 days late on 2 August
+    assert (await eligibility(members, m["member_id"], "2025-08-02"))["overdue_financings"][0]["days_overdue"] == 31
+    await handle(members, f.closed("settled_early", date(2025, 7, 20)))
+    assert (await eligibility(members, m["member_id"], "2025-08-02"))["eligible"] is True
+
+
+async def test_a_written_off_financing_keeps_the_member_ineligible(members: ServiceClient) -> None:
+    m = await register(members)
+    f = Financing(m["member_id"])
+    await handle(members, f.signed(), f.closed("written_off", date(2025, 9, 1)))
+    assert (await eligibility(members, m["member_id"], "2025-10-01"))["eligible"] is False
+
+
+async def test_tenure_and_settings(members: ServiceClient) -> None:
+    joined = add_months(today(), -7)
+    m = await register(members, member_number="BMI-NEW-1", joined_on=joined.isoformat())
+    body = await eligibility(members, m["member_id"], today().isoformat())
+    assert body["eligible"] is False
+    assert reason(body, "minimum_tenure")["reason"] == (
+        f"a member for 7 whole months; at least 12 needed (reached on {add_months(joined, 12)})")
+    settings = (await members.get("/settings", headers=headers(BMI))).json()
+    del settings["version"]
+    r = await members.put("/settings", json={**settings, "min_tenure_months": 6}, headers=manager())
+    assert r.status_code == 200
+    r = await members.get(f"/members/{m['member_id']}/eligibility", headers=headers(BMI))  # as_of: today
+    assert r.status_code == 200 and r.json()["eligible"] is True and r.json()["as_of"] == today().isoformat()
+
+
+async def test_an_exited_member_is_not_eligible(members: ServiceClient) -> None:
+    m = await register(members)
+    r = await members.post(f"/members/{m['member_id']}/exit", json={"exited_on": "2025-01-31", "reason": "voluntary"},
+                           headers=headers(BMI))
+    assert r.status_code == 200
+    assert (await eligibility(members, m["member_id"], "2025-01-30"))["eligible"] is True
+    body = await eligibility(members, m["member_id"], "2025-01-31")
+    assert body["eligible"] is False and reason(body, "active_member")["reason"] == "left the cooperative on 2025-01-31"
+
+
+async def test_loans_events_of_another_cooperative_do_not_count(members: ServiceClient) -> None:
+    m = await register(members)
+    await handle(members, Financing(m["member_id"], tenant=BAIK).signed())
+    assert (await eligibility(members, m["member_id"], "2025-09-01"))["eligible"] is True
+    r = await members.get(f"/members/{m['member_id']}/eligibility", headers=headers(BAIK))
+    assert r.status_code == 404
+
+
+async def test_eligibility_refusals(members: ServiceClient) -> None:
+    m = await register(members)
+    r = await members.get(f"/members/{m['member_id']}/eligibility?as_of=June", headers=headers(BMI))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "as_of"
+    r = await members.get(f"/members/{uuid.uuid4()}/eligibility", headers=headers(BMI))
+    assert r.status_code == 404
+
+
+async def test_redelivered_events_are_applied_once(members: ServiceClient) -> None:
+    m = await register(members)
+    f = Financing(m["member_id"])
+    batch = [f.signed(), f.repaid("KW-1", date(2025, 5, 2), {1: 300_000})]
+    reaction = LoanStanding()
+    pool = members.runtime.pool
+    assert pool is not None
+    for _ in range(2):  # the same records delivered twice
+        async with pool.acquire() as conn, conn.transaction():
+            outcome, dead = await apply_events(conn, reaction, REGISTRY, batch)
+    assert (outcome.applied, outcome.skipped, dead) == (0, 2, [])
+    assert await pool.fetchval("SELECT sum(amount) FROM loan_payments") == 300_000
+    # even the handler itself, called again (a replayed dead letter), adds nothing
+    await handle(members, *batch)
+    assert await pool.fetchval("SELECT sum(amount) FROM loan_payments") == 300_000
+    assert await pool.fetchval("SELECT count(*) FROM loan_instalments") == 12
+    assert (await eligibility(members, m["member_id"], "2025-06-02"))["overdue_financings"][0]["unpaid"] == 260_000
+
+
+async def test_out_of_order_delivery_still_adds_up(members: ServiceClient) -> None:
+    m = await register(members)
+    f = Financing(m["member_id"])
+    signed = f.signed()
+    repaid = f.repaid("KW-1", date(2025, 5, 2), {1: 560_000})
+    await handle(members, repaid)  # a repayment seen before the signing (a replayed dead letter)
+    assert (await eligibility(members, m["member_id"], "2025-06-03"))["eligible"] is True
+    await handle(members, signed)
+    body = await eligibility(members, m["member_id"], "2025-07-03")
+    assert body["overdue_financings"][0]["instalment"] == 2 and body["overdue_financings"][0]["days_overdue"] == 31
+
+
+async def test_a_rescheduled_financing_is_judged_by_its_new_schedule(members: ServiceClient) -> None:
+    m = await register(members)
+    f = Financing(m["member_id"])
+    await handle(members, f.signed())  # instalment 1 (due 2 May) unpaid
+    assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is False
+    rescheduled = REGISTRY.model("loans.FinancingRescheduled")(
+        financing_id=f.id, member_id=m["member_id"], reason="hardship", rescheduled_on=date(2025, 6, 10),
+        owed_before=6_720_000, owed_after=6_720_000,
+        schedule=[{"number": n, "due_on": add_months(date(2025, 7, 10), n - 1), "amount": 1_120_000} for n in range(1, 7)])
+    await handle(members, f.envelope(rescheduled))
+    assert (await eligibility(members, m["member_id"], "2025-06-09"))["eligible"] is False  # the old schedule
+    assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is True
+    await handle(members, f.repaid("KW-9", date(2025, 7, 10), {1: 1_120_000}))
+    body = await eligibility(members, m["member_id"], "2025-09-10")  # new instalment 2 was due 10 August
+    assert body["overdue_financings"][0]["instalment"] == 2 and body["overdue_financings"][0]["days_overdue"] == 31

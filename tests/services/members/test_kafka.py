@@ -1,0 +1,93 @@
+"""On real Kafka: the members service publishes its events (internal ones and personal data stay home),
+and its eligibility view reacts to a loans ContractSigned published on the namespaced loans topic."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import orjson
+
+from deploy.local.infra import KafkaHandle, PostgresHandle
+from services.members.app import create_app
+from services.members.domain.eligibility import add_months
+from services.members.settings import MembersSettings
+from shared.contracts.loans import ContractSigned
+from shared.db import create_pool, migrate
+from shared.envelope import NewEvent
+from shared.eventstore import NO_STREAM
+from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.kafka import namespaced
+from shared.kafka.relay import Relay
+from tests.helpers import eventually, running_app
+from tests.kernel.test_relay import read_topic
+from tests.services.conftest import BMI, headers
+from tests.services.members.support import SURVEY, member
+
+
+async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
+        pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
+                               kafka_bootstrap_servers=kafka.bootstrap_servers, kafka_namespace=namespace,
+                               event_source="kafka", kafka_topic_partitions=3)
+    # the loans side: its own event store, published by a relay to the namespaced loans topic
+    loans_url = await pg.create_database("loans")
+    loans_pool = await create_pool(loans_url, 1, 5)
+    async with loans_pool.acquire() as conn:
+        await migrate(conn, "eventstore", MIGRATIONS)
+    loans = PostgresEventStore(loans_pool, loans_url)
+    stop = asyncio.Event()
+    relay = Relay(loans.reader, kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace),
+                  name="loans-relay", partitions=3)
+    relay_task = asyncio.create_task(relay.run(stop))
+    try:
+        async with running_app(create_app(settings)) as members:
+            r = await members.post("/members", json=member(baseline_survey=SURVEY), headers=headers(BMI))
+            assert r.status_code == 201, r.text
+            member_id = r.json()["member_id"]
+            r = await members.patch(f"/members/{member_id}", json={"phone": "081298765432"}, headers=headers(BMI))
+            assert r.status_code == 200
+
+            records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.members.v1", namespace), 2,
+                                       timeout=60)
+            assert [dict(rec.headers)["type"].decode() for rec in records] == \
+                ["members.MemberRegistered", "members.HouseholdSurveyed"]  # not the internal correction
+            assert {rec.key.decode() for rec in records} == {member_id}
+            for rec in records:
+                value = orjson.loads(rec.value)
+                assert value["tenant_id"] == BMI and value["stream_id"] == member_id
+                for personal in (b"Siti Aminah", b"3603124501800001", b"081234567801", b"081298765432"):
+                    assert personal not in rec.value
+
+            async def eligible(as_of: str) -> bool:
+                r = await members.get(f"/members/{member_id}/eligibility?as_of={as_of}", headers=headers(BMI))
+                assert r.status_code == 200, r.text
+                return bool(r.json()["eligible"])
+
+            assert await eligible("2025-06-02")
+            financing_id = str(uuid.uuid4())
+            signed = ContractSigned(
+                financing_id=financing_id, member_id=member_id, product_id="mikro-tata-air", purpose="water_connection",
+                contract_type="murabahah", cost=2_400_000, margin=240_000, selling_price=2_640_000,
+                signed_on=date(2025, 4, 2),
+                schedule=[{"number": n, "due_on": add_months(date(2025, 5, 2), n - 1), "amount": 220_000}
+                          for n in range(1, 13)])  # type: ignore[arg-type]
+            await loans.append(BMI, "financing", financing_id, NO_STREAM,
+                               [NewEvent(ContractSigned.event_type, signed.model_dump(mode="json"))])
+
+            async def overdue() -> bool:
+                r = await members.get(f"/members/{member_id}/eligibility?as_of=2025-06-02", headers=headers(BMI))
+                return not r.json()["eligible"]
+
+            await eventually(overdue, timeout=90)
+            body = (await members.get(f"/members/{member_id}/eligibility?as_of=2025-06-02", headers=headers(BMI))).json()
+            assert body["overdue_financings"] == [{"financing_id": financing_id, "instalment": 1,
+                                                   "due_on": "2025-05-02", "days_overdue": 31, "unpaid": 220_000}]
+            assert await eligible("2025-06-01")  # 30 days: still allowed
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay_task, 30)
+        await loans.close()
+        await loans_pool.close()

@@ -1,0 +1,139 @@
+"""The reaction to loans.TrancheDisbursed, driven the way a consumer drives it (``apply_events`` in the
+consumer's transaction): the first tranche of a construction financing orders the job exactly once,
+whatever is delivered again; other tranches and purposes order nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from services.sanitation.reactions import TrancheOrdersJob
+from shared.consumer import apply_events
+from shared.contracts import load_all
+from shared.contracts.loans import TrancheDisbursed
+from shared.envelope import Envelope
+from tests.helpers import ServiceClient
+from tests.services.sanitation.helpers import (
+    BAIK,
+    BMI,
+    INSPECTOR,
+    contractor,
+    events,
+    findings,
+    headers,
+    job_at,
+    ok,
+)
+
+REGISTRY = load_all()
+MEMBER = uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85")
+
+
+def tranche(tenant: str = BMI, *, financing_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None,
+            number: int = 1, purpose: str = "septic_tank", version: int | None = None) -> Envelope:
+    financing_id = financing_id or uuid.uuid4()
+    event = TrancheDisbursed(financing_id=financing_id, member_id=MEMBER, purpose=purpose,  # type: ignore[arg-type]
+                             tranche_number=number, tranches_total=2, amount=3_000_000, payee_type="contractor",
+                             payee_id="contractor-cv-tirta", source_of_funds="donor_working_capital",
+                             disbursed_on=date(2025, 4, 3), job_id=job_id)
+    now = datetime.now(UTC)
+    return Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="financing", stream_id=str(financing_id),
+                    version=version or 4 + number, type=event.event_type, schema_version=1, occurred_at=now,
+                    recorded_at=now, correlation_id=uuid.uuid4(), actor="key:bmimanager01",
+                    traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    payload=event.model_dump(mode="json"))
+
+
+def reaction(client: ServiceClient) -> TrancheOrdersJob:
+    found = [p for p in client.runtime.projections if isinstance(p, TrancheOrdersJob)]
+    assert len(found) == 1
+    return found[0]
+
+
+async def deliver(client: ServiceClient, *envelopes: Envelope) -> Any:
+    """As the consumer does: the batch in one transaction, skipping stream versions applied before."""
+    pool = client.runtime.pool
+    assert pool is not None
+    async with pool.acquire() as conn, conn.transaction():
+        outcome, dead = await apply_events(conn, reaction(client), REGISTRY, list(envelopes))
+    assert dead == []
+    return outcome
+
+
+async def ordered(client: ServiceClient) -> list[Envelope]:
+    return [e for e in await events(client) if e.type == "sanitation.JobOrdered"]
+
+
+async def test_first_tranche_orders_the_job_it_names(sanitation: ServiceClient) -> None:
+    job_id = uuid.uuid4()
+    cause = tranche(job_id=job_id)
+    await deliver(sanitation, cause)
+    [e] = await ordered(sanitation)
+    assert (e.tenant_id, e.stream_type, e.stream_id, e.version) == (BMI, "job", str(job_id), 1)
+    assert e.payload == {"job_id": str(job_id), "member_id": str(MEMBER), "kind": "septic_tank",
+                         "financing_id": cause.payload["financing_id"], "ordered_on": "2025-04-03"}
+    # caused by the tranche, in its correlation and trace
+    assert e.causation_id == cause.event_id and e.correlation_id == cause.correlation_id
+    assert e.actor == "reaction:sanitation.tranche-orders-job.v1"
+    assert e.traceparent and e.traceparent.split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    job = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
+    assert (job["status"], job["financing_id"], job["village"]) == ("ordered", cause.payload["financing_id"], None)
+    assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 1
+    assert (await sanitation.get(f"/jobs/{job_id}", headers=headers(BAIK))).status_code == 404
+
+
+async def test_the_same_event_twice_orders_once(sanitation: ServiceClient) -> None:
+    cause = tranche(job_id=uuid.uuid4())
+    first = await deliver(sanitation, cause)
+    again = await deliver(sanitation, cause)                 # redelivered: the consumer's progress skips it
+    assert (first.applied, again.skipped) == (1, 1)
+    await reaction(sanitation).handle(None, cause, REGISTRY.decode(cause))  # type: ignore[arg-type]
+    # ... and even without that progress (a crash between the append and the checkpoint), the
+    # reaction's idempotency key appends nothing twice
+    assert len(await ordered(sanitation)) == 1
+
+
+async def test_two_events_about_the_same_job_order_it_once(sanitation: ServiceClient) -> None:
+    financing, job_id = uuid.uuid4(), uuid.uuid4()
+    await deliver(sanitation, tranche(financing_id=financing, job_id=job_id))
+    # loans re-published the disbursement as a new event (new id, later version)
+    await deliver(sanitation, tranche(financing_id=financing, job_id=job_id, version=9))
+    assert len(await ordered(sanitation)) == 1
+
+
+async def test_without_a_job_id_the_job_is_derived_from_the_financing(sanitation: ServiceClient) -> None:
+    financing = uuid.uuid4()
+    await deliver(sanitation, tranche(financing_id=financing, purpose="water_connection"),
+                  tranche(BAIK, financing_id=financing, purpose="toilet_upgrade"))
+    expected = str(uuid.uuid5(financing, "job"))
+    jobs = {(e.tenant_id, e.stream_id, e.payload["kind"]) for e in await ordered(sanitation)}
+    assert jobs == {(BMI, expected, "water_connection"), (BAIK, expected, "toilet_upgrade")}  # one per cooperative
+
+
+async def test_later_tranches_and_desludging_fees_order_nothing(sanitation: ServiceClient) -> None:
+    financing = uuid.uuid4()
+    outcome = await deliver(sanitation, tranche(financing_id=financing, number=2, job_id=uuid.uuid4()),
+                            tranche(purpose="desludging"))
+    assert outcome.applied == 2 and await ordered(sanitation) == []
+
+
+async def test_a_financed_jobs_inspection_names_its_financing(sanitation: ServiceClient) -> None:
+    job_id = uuid.uuid4()
+    cause = tranche(job_id=job_id)
+    await deliver(sanitation, cause)
+    ok(await sanitation.put(f"/jobs/{job_id}/village", json={"village": "Pasir Jaya"}, headers=headers(BMI)))
+    cid = await contractor(sanitation)
+    h = headers(BMI)
+    ok(await sanitation.post(f"/jobs/{job_id}/assignment", json={"contractor_id": cid, "assigned_on": "2025-04-05"}, headers=h))
+    ok(await sanitation.post(f"/jobs/{job_id}/start", json={"started_on": "2025-04-07"}, headers=h))
+    ok(await sanitation.post(f"/jobs/{job_id}/inspections", headers=headers(BMI, INSPECTOR),
+                             json={"inspected_on": "2025-04-20", "septic_tank": findings()}))
+    [inspection] = [e for e in await events(sanitation) if e.type == "sanitation.InspectionRecorded"]
+    assert inspection.payload["financing_id"] == cause.payload["financing_id"] and inspection.payload["passed"] is True
+    # a cash job's inspection names none
+    cash = await job_at(sanitation, "inspection_passed")
+    cash_inspections = [e for e in await events(sanitation)
+                        if e.type == "sanitation.InspectionRecorded" and e.stream_id == cash]
+    assert {e.payload["financing_id"] for e in cash_inspections} == {None}
+
