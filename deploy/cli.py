@@ -359,12 +359,47 @@ async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
             "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)", str(r["tx_id"]), r["position"])
     lag: dict[str, Any] = {}
     for r in await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions"):
-        lag[f"{r['consumer']}<-{r['source']}"] = f"at {r['tx_id']}:{r['position']}"
-    for r in await conn.fetch("SELECT consumer, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3"):
-        lag[f"{r['consumer']}<-{r['topic']}[{r['partition']}]"] = f"offset {r['next_offset']}"
+        lag[f"{r['consumer']}<-{r['source']}"] = await _log_lag(r["source"], r["tx_id"], r["position"])
+    offsets = await conn.fetch("SELECT consumer, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3")
+    ends = await _end_offsets({(r["topic"], r["partition"]) for r in offsets})
+    for r in offsets:
+        end = ends.get((r["topic"], r["partition"]))
+        lag[f"{r['consumer']}<-{r['topic']}[{r['partition']}]"] = (
+            max(0, end - r["next_offset"]) if end is not None else f"offset {r['next_offset']}")
     figures["consumer_lag"] = lag
     figures["dead_letters"] = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL")
     return figures
+
+
+async def _log_lag(source: str, tx_id: int, position: int) -> int | str:
+    """Events in the tailed service's log after a consumer's position (embedded event source)."""
+    url = os.environ.get(f"{source.upper()}_DATABASE_URL")
+    if not url:
+        return f"at {tx_id}:{position}"
+    conn = await connect(url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)", str(tx_id), position))
+    finally:
+        await conn.close()
+
+
+async def _end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The broker's end offsets, when Kafka is configured and answers (else no figures)."""
+    bootstrap = os.environ.get("WASHFIN_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap or not partitions:
+        return {}
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(consumer.start(), 10)
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): off for tp, off in ends.items()}
+    except Exception:  # noqa: BLE001 - status must answer even with the broker down
+        return {}
+    finally:
+        await consumer.stop()
 
 
 # -- dead letters --------------------------------------------------------------------------------------
