@@ -73,9 +73,12 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
     extra = {"WASHFIN_KAFKA_NAMESPACE": namespace, "WASHFIN_KAFKA_TOPIC_PARTITIONS": "3",
              "MEMBERS_RELAY_BATCH_SIZE": "500", "REPORTING_CONSUMER_BATCH_SIZE": "300"}
 
+    started: list[ServiceProcess] = []
+
     def process(service: str) -> ServiceProcess:
         env = service_env(service, urls, platform_url, kafka=kafka.bootstrap_servers, extra=extra)
-        return ServiceProcess(service, env, tmp_path / f"{service}.log")
+        started.append(ServiceProcess(service, env, tmp_path / f"{service}.log"))
+        return started[-1]
 
     members_pool = await create_pool(urls["members"], 1, 2)
     reporting_pool = await create_pool(urls["reporting"], 1, 2)
@@ -125,6 +128,8 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         reporting.stop()
         members.stop()
     finally:
+        for p in started:  # whatever happened, leave no process behind
+            p.stop()
         await members_pool.close()
         await reporting_pool.close()
 
