@@ -18,7 +18,7 @@ from shared.metrics import install_http_metrics, metrics_router
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
-from shared.web import health_router, install_error_handlers, install_request_context
+from shared.web import BodyLimit, health_router, install_error_handlers, install_request_context
 
 
 def create_service_app(
@@ -46,6 +46,7 @@ def create_service_app(
     install_error_handlers(app)
     install_request_context(app, service)
     install_http_metrics(app, service)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health_router())
     app.include_router(metrics_router())
     for r in routers:

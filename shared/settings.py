@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     event_source: Literal["kafka", "embedded", "none"] = "kafka"
     run_relay: bool = True
     run_consumers: bool = True
+    #: largest request body accepted (bulk imports included); larger ones get 413 unread
+    max_request_bytes: int = 20 * 1024 * 1024
     relay_batch_size: int = 5000
     consumer_batch_size: int = 2000
     platform_database_url: str = Field(

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import asyncpg
 import orjson
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
@@ -74,10 +75,67 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
         )
 
+    async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+        # text PostgreSQL cannot store (the NUL character) reached the database: the client's error,
+        # and the append's transaction rolled back, so nothing was written
+        return JSONResponse({"error": "invalid_text", "reason": "text may not contain the NUL character (\\u0000)"},
+                            status_code=422)
+
+    for error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
+        app.add_exception_handler(error, _unstorable)
+
     @app.exception_handler(IdempotencyConflict)
     async def _reused_key(_: Request, exc: IdempotencyConflict) -> JSONResponse:
         return JSONResponse({"error": "idempotency_key_reused", "field": "Idempotency-Key", "reason": str(exc)},
                             status_code=422)
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over ``max_bytes`` with 413, before they are read whole
+    (by the declared Content-Length, or by counting a streamed body)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        seen = 0
+        exceeded = False
+
+        async def counting_receive() -> Any:
+            nonlocal seen, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    exceeded = True  # hand the app an ended, empty body; its answer is replaced below
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        refused = False
+
+        async def guarded_send(message: Any) -> None:
+            nonlocal refused
+            if not exceeded:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(send)
+
+        await self.app(scope, counting_receive, guarded_send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = orjson.dumps({"error": "payload_too_large",
+                             "reason": f"request body over {self.max_bytes} bytes"})
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def install_request_context(app: FastAPI, service: str) -> None:

@@ -33,6 +33,13 @@ DEMO_KEYS = [
     DemoKey("koperasi-baik", Role.INSPECTOR, "wf_baikinspect1_demoKeyNotForProductionUseBAIK003"),
     DemoKey("koperasi-baik", Role.CONTRACTOR, "wf_baikcontrac1_demoKeyNotForProductionUseBAIK004",
             subject="c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f02"),
+    # programme officers: the subject is the donor programme; the key's cooperative is the programme's lead
+    # cooperative (every non-operator key needs one), and grants nothing there: reporting reads the programme's
+    # consenting cooperatives (REPORTING_PROGRAMMES, or the operator's /programmes routes)
+    DemoKey("kopsyah-bmi", Role.PROGRAMME_OFFICER, "wf_progiuwash01_demoKeyNotForProductionUsePROG0001",
+            subject="iuwash-plus"),
+    DemoKey("koperasi-baik", Role.PROGRAMME_OFFICER, "wf_progwaterorg_demoKeyNotForProductionUsePROG0002",
+            subject="water-org"),
 ]
 
 DEMO_MEMBERS = {
@@ -90,6 +97,7 @@ async def load_all_demo(urls: dict[str, str]) -> dict[str, int]:
     jobs through their states, desludging). Idempotent: every start may call it."""
     from services.loans.demo import load_demo as load_loans
     from services.members.demo import load_demo as load_members
+    from services.reporting.demo import load_demo as load_reporting
     from services.sanitation.demo import load_demo as load_sanitation
 
     member_ids = await load_members(urls["members"])
@@ -99,5 +107,6 @@ async def load_all_demo(urls: dict[str, str]) -> dict[str, int]:
             keys[k.tenant_id].setdefault(k.role.value, k.secret)
     loans = await load_loans(urls["loans"], keys, member_ids)
     sanitation = await load_sanitation(urls["sanitation"], member_ids)
+    reporting = await load_reporting(urls["reporting"])  # programme targets
     return {"members": sum(len(v) for v in member_ids.values()), "loans_requests": loans,
-            "sanitation_requests": sanitation}
+            "sanitation_requests": sanitation, "reporting_requests": reporting}

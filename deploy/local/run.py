@@ -19,6 +19,7 @@ from pathlib import Path
 from deploy.local.demo import DEMO_KEYS, create_demo_tenants, load_all_demo
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
+from services.reporting.demo import demo_env as reporting_demo_env
 from deploy.local.services import SERVICES, ServiceProcess, database_name, service_env
 from shared.db import connect
 from shared.tenancy import migrate_platform
@@ -58,7 +59,8 @@ def run(data_dir: Path, with_kafka: bool) -> int:
             bootstrap = kafka.bootstrap_servers
         service_urls = {s: u for s, u in urls.items() if s != "platform"}
         for s in SERVICES:
-            env = service_env(s, service_urls, urls["platform"], kafka=bootstrap)
+            env = service_env(s, service_urls, urls["platform"], kafka=bootstrap,
+                              extra=reporting_demo_env() if s == "reporting" else None)
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
         for p in procs:
             p.wait_ready()
@@ -104,6 +106,7 @@ def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess
 def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: float, pg: LocalPostgres,
             kafka: LocalKafka | None, data_dir: Path) -> None:
     lines = ["", f"washfin is up ({ready_s:.1f}s to healthy services). Open:", ""]
+    lines.append(f"  dashboard   {reporting.url}/dashboard   (paste a manager key below)")
     for p in procs:
         lines.append(f"  {p.service:<11} {p.url}/docs")
     lines += ["", "Demo API keys (send as the X-API-Key header):"]

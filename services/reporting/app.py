@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.reporting.api.programmes import router as programmes_router
 from services.reporting.api.routes import router
-from services.reporting.projections.summary import CooperativeSummary
+from services.reporting.dashboard import router as dashboard_router
+from services.reporting.runtime import SERVICE, ReportingRuntime
 from services.reporting.settings import ReportingSettings
-from shared.runtime import ServiceRuntime
 from shared.serve import create_service_app
 
-SERVICE = "reporting"
+__all__ = ["SERVICE", "build_runtime", "create_app"]
 
 
-def build_runtime(settings: ReportingSettings) -> ServiceRuntime:
-    return ServiceRuntime(SERVICE, settings, projections=[CooperativeSummary()],
-                          source_database_urls=settings.source_database_urls)
+def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
+    """The kernel runtime plus the projection builds (``services.reporting.runtime``)."""
+    return ReportingRuntime(settings)
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
-    return create_service_app(SERVICE, settings or ReportingSettings(), build_runtime, [router],
-                              "Read models across cooperatives: reports, programme view, dashboard.")
+    return create_service_app(SERVICE, settings or ReportingSettings(), build_runtime,
+                              [router, programmes_router, dashboard_router],
+                              "Read models across cooperatives: reports as of any date, the programme view, "
+                              "exports and the dashboard.")

@@ -1,6 +1,16 @@
+from datetime import date
+
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+
+class ProgrammeSeed(BaseModel):
+    """A donor programme and its consenting cooperatives (cooperative id -> date it consented)."""
+
+    name: str
+    cooperatives: dict[str, date | None] = {}
 
 
 class ReportingSettings(ServiceSettings):
@@ -10,3 +20,16 @@ class ReportingSettings(ServiceSettings):
     run_relay: bool = False  # reporting publishes nothing
     #: embedded event source: producing service -> its database URL, e.g. {"members": "postgresql://..."}
     source_database_urls: dict[str, str] = {}
+    #: "today" (the default as-of date) is the cooperatives' local date
+    business_timezone: str = "Asia/Jakarta"
+    #: how often the build supervisor follows the projection registry (new builds, switches), seconds
+    build_poll_s: float = Field(default=2.0, gt=0)
+    #: how long a retired build's tables stay after reads moved away, seconds
+    build_drop_grace_s: float = Field(default=60.0, ge=0)
+    #: reports' figures kept for reuse until the read models move on (0: none)
+    report_cache_size: int = Field(default=128, ge=0)
+    #: rows any one exported table may have
+    export_max_rows: int = Field(default=50_000, ge=1)
+    #: programmes created at start when missing, e.g. {"iuwash-plus": {"name": "USAID IUWASH PLUS",
+    #: "cooperatives": {"kopsyah-bmi": "2024-01-15"}}}; operators manage them with the /programmes routes
+    programmes: dict[str, ProgrammeSeed] = {}

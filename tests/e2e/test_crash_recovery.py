@@ -119,7 +119,8 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
 
         async def replayed() -> bool:
             row = await reporting_pool.fetchrow(
-                "SELECT count(*) AS partitions, sum(next_offset)::int AS next FROM consumer_offsets")
+                "SELECT count(*) AS partitions, sum(next_offset)::int AS next FROM consumer_offsets "
+                "WHERE consumer = 'reporting.summary.v1'")
             return row["partitions"] == 3 and row["next"] >= EVENTS
 
         await eventually(replayed, timeout=180, interval=0.5)

@@ -113,3 +113,20 @@ async def test_a_dead_background_worker_fails_liveness(pg: PostgresHandle, platf
         r = await client.get("/healthz")
         assert r.status_code == 503 and r.json()["dead"] == [task.get_name()]
         assert (await client.get("/readyz")).status_code == 503
+
+
+async def test_oversized_request_bodies_are_refused_unread(pg: PostgresHandle, platform_url: str) -> None:
+    settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
+                               kafka_bootstrap_servers=None, event_source="none", max_request_bytes=4096)
+    async with running_app(create_app(settings)) as client:
+        big = {**DEMO_MEMBERS[BMI][0], "name": "x" * 10_000}
+        r = await client.post("/members", json=big, headers=headers(BMI))
+        assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
+
+        async def streamed():  # type: ignore[no-untyped-def]
+            for _ in range(10):
+                yield b"x" * 1000
+
+        r = await client.post("/members", content=streamed(), headers={**headers(BMI), "content-type": "application/json"})
+        assert r.status_code == 413
+        assert (await client.post("/members", json=DEMO_MEMBERS[BMI][0], headers=headers(BMI))).status_code == 201

@@ -60,7 +60,8 @@ async def test_one_trace_from_request_to_projection(pg: PostgresHandle, platform
     spans = [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
     names = {s.name for s in spans}
     assert "POST /members" in names
-    applied = [s for s in spans if s.name == "apply members.MemberRegistered"]
-    assert len(applied) == 1 and applied[0].attributes["washfin.consumer"] == "reporting.summary.v1"
+    applied = [s for s in spans if s.name == "apply members.MemberRegistered"
+               and s.attributes["washfin.consumer"] == "reporting.summary.v1"]
+    assert len(applied) == 1
     request_span = next(s for s in spans if s.name == "POST /members")
     assert applied[0].parent is not None and applied[0].parent.span_id == request_span.context.span_id

@@ -29,7 +29,9 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=20,
                                        description="The financing version you last saw: refused (409) if it moved on")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
+# security: bounded like the sanitation lists; unbounded, an offset past 2**63 failed in the database
+# driver (500), and any deep offset makes PostgreSQL walk and discard that many rows
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Status = Literal["applied", "approved", "rejected", "work_ordered", "signed", "active", "settled", "written_off"]
 
 products = APIRouter(prefix="/products", tags=["products"])

@@ -54,7 +54,7 @@ from shared.eventstore import NO_STREAM
 from shared.logging import get_logger
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, Refusal
+from shared.web import Conflict, NotFound, Refusal
 
 # logs name members by id and fields by name, never a personal value
 log = get_logger(__name__)
@@ -260,8 +260,10 @@ async def list_surveys(rt: ServiceRuntime, who: Principal, member_id: str) -> Su
     store, _ = parts(rt)
     tenant = tenant_of(who)
     events = await store.read_stream(tenant, member_id)
-    if not events:
-        await load_member(rt, tenant, member_id)  # 404
+    # security: the stream must be a member's, not merely exist (a session's id answered 200 with no
+    # surveys, telling any id of the cooperative's streams apart from an unknown one)
+    if not domain.fold(events).exists:
+        raise NotFound(f"no member {member_id} in this cooperative")
     return SurveyList(items=[_survey(e.payload) for e in events if e.type == HouseholdSurveyed.event_type])
 
 

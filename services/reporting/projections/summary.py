@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from shared.contracts import Contract
@@ -14,8 +16,8 @@ from shared.rls import protect
 
 class CooperativeSummary:
     name = "reporting.summary.v1"
-    topics = (MEMBERS_TOPIC,)
-    migrations = [
+    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    migrations: Sequence[Migration] = [
         Migration(
             "0001_summary",
             """

@@ -1,0 +1,188 @@
+"""Every report table as rows with fixed columns, written as CSV or XLSX, and the donor indicator table
+(result -> indicator -> period, with baseline, target and actual), IATI-like.
+
+No table holds a member-level row: every row is a count, a sum or a ratio over a cooperative (or a
+programme), or one contractor's quality figures (contractors are businesses, named by id only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import xlsxwriter
+
+from services.reporting import reports as rp
+from services.reporting.reports import Report
+
+Rows = list[dict[str, Any]]
+
+
+def _kv(figures: dict[str, Any], skip: Sequence[str] = ()) -> Rows:
+    return [{"indicator": k, "value": v} for k, v in figures.items() if k not in skip and not isinstance(v, dict | list)]
+
+
+def report_tables(r: Report) -> dict[str, Rows]:
+    """Every table of a report, in a stable order (the XLSX's sheets, the CSV files)."""
+    reach, fin = rp.reach_figures(r), rp.financing_figures(r)
+    con, des = rp.construction_figures(r), rp.desludging_figures(r)
+    p = r.quality
+    return {
+        "reach": _kv(reach),
+        "sessions": [dict(s) for s in r.sessions],
+        "funnel": [{"step": k, "members": v} for k, v in r.funnel.items()],
+        "access_ladder": rp.ladder_rows(r),
+        "rung_movements": rp.access_figures(r)["movements"],
+        "usaid_counts": _kv(rp.usaid_figures(r)),
+        "financing": _kv(fin),
+        "financing_by_product": rp.by_product_rows(r),
+        "financing_by_fund": rp.by_fund_rows(r),
+        "portfolio_quality": [
+            *({"measure": f"PAR{n}", "restructured": "excluded", "principal_at_risk": p.at_risk[n],
+               "gross_principal": p.gross_principal, "pct": p.par(n)} for n in rp.PAR_DAYS),
+            *({"measure": f"PAR{n}", "restructured": "included", "principal_at_risk": p.at_risk_with_restructured[n],
+               "gross_principal": p.gross_principal, "pct": p.par(n, True)} for n in rp.PAR_DAYS),
+            {"measure": "restructured portfolio", "restructured": "only", "principal_at_risk": p.restructured_principal,
+             "gross_principal": p.gross_principal, "pct": p.restructured_pct},
+        ],
+        "write_offs": [dict(w) for w in r.write_offs],
+        "construction": _kv(con) + [{"indicator": f"jobs {s}", "value": n} for s, n in con["by_status"].items()],
+        "construction_by_kind": [dict(k) for k in r.construction["by_kind"]],
+        "contractors": rp.contractor_rows(r),
+        "desludging": _kv(des) + [{"indicator": f"visits {o}", "value": n} for o, n in des["visits_by_outcome"].items()],
+        "sludge_flow": [{"stage": s, "tanks": des["sludge_flow_tanks"][s], "pct": des["sludge_flow_pct"][s]}
+                        for s in ("contained", "emptied", "delivered", "treated")],
+        "monthly": [dict(m) for m in r.monthly],
+        "targets": [dict(g) for g in r.targets],
+    }
+
+
+def by_cooperative_rows(reports: dict[str, Report]) -> Rows:
+    """A programme's cooperatives side by side (aggregates of each, no member-level data)."""
+    rows = []
+    for tenant, r in sorted(reports.items()):
+        reach, fin, des = rp.reach_figures(r), rp.financing_figures(r), rp.desludging_figures(r)
+        rows.append({
+            "cooperative": tenant, "members": reach["members"], "people_reached": reach["people_reached"],
+            "women_pct": reach["women_pct"], "b40_pct": reach["b40_pct"],
+            "safely_managed_sanitation_households": r.access.safely_managed_sanitation_households,
+            **rp.usaid_figures(r),
+            "disbursed_count": fin["disbursed_count"], "disbursed_value": fin["disbursed_value"],
+            "outstanding": fin["outstanding"], "par30_pct": fin["par30_pct"],
+            "repayment_rate_pct": fin["repayment_rate_pct"], "social_fund": fin["social_fund"],
+            "tanks_safely_emptied": des["tanks_safely_emptied"], "m3_acknowledged": des["m3_acknowledged"],
+        })
+    return rows
+
+
+# -- donor indicator table -----------------------------------------------------------------------------------
+
+RESULTS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("1. Cooperative members reached by WASH promotion and finance", [
+        ("members", "members"), ("people_reached", "people"), ("women_pct", "%"), ("b40_pct", "%"),
+        ("sessions", "sessions")]),
+    ("2. Households gain basic and safely managed sanitation", [
+        ("people_gaining_basic_sanitation", "people"), ("people_gaining_safely_managed_sanitation", "people"),
+        ("safely_managed_sanitation_households", "households"), ("septic_tanks_completed", "septic tanks")]),
+    ("3. Households gain basic drinking water", [
+        ("people_gaining_basic_water", "people"), ("basic_water_households", "households"),
+        ("water_connections_completed", "connections")]),
+    ("4. A sound WASH financing portfolio", [
+        ("financings_disbursed", "financings"), ("disbursed_value", "IDR"), ("par30_pct", "%"),
+        ("repayment_rate_pct", "%"), ("social_fund", "IDR")]),
+    ("5. Faecal sludge safely emptied and delivered for treatment", [
+        ("tanks_safely_emptied", "septic tanks"), ("m3_acknowledged", "m3")]),
+]
+
+
+def indicator_values(r: Report) -> dict[str, Any]:
+    reach, fin, des = rp.reach_figures(r), rp.financing_figures(r), rp.desludging_figures(r)
+    return {**rp.indicator_values(r), "women_pct": reach["women_pct"], "b40_pct": reach["b40_pct"],
+            "sessions": reach["sessions"], "par30_pct": fin["par30_pct"],
+            "repayment_rate_pct": fin["repayment_rate_pct"], "social_fund": fin["social_fund"],
+            "m3_acknowledged": des["m3_acknowledged"]}
+
+
+def periods(as_of: date, years: int) -> list[tuple[str, date, date]]:
+    """Calendar-year periods ending with the year of ``as_of`` (its period ends on ``as_of``)."""
+    out = []
+    for y in range(as_of.year - years + 1, as_of.year + 1):
+        out.append((str(y), date(y, 1, 1), min(date(y, 12, 31), as_of)))
+    return out
+
+
+def indicator_table(baseline: Report, by_period: list[tuple[str, date, date, Report]],
+                    targets: list[dict[str, Any]]) -> Rows:
+    """result -> indicator -> period rows. Baseline: the value the day before the first period; actual: the
+    value at the period's end; target: the cooperatives' target for the indicator in the period its due
+    date falls in (the last period when it has none or it lies later)."""
+    base = indicator_values(baseline)
+    actual = [(name, start, end, indicator_values(r)) for name, start, end, r in by_period]
+    by_indicator = {g["indicator"]: g for g in targets}
+    rows = []
+    for result, indicators in RESULTS:
+        for key, unit in indicators:
+            g = by_indicator.get(key)
+            for i, (name, start, end, values) in enumerate(actual):
+                target = None
+                if g is not None:
+                    due = g["due_on"]
+                    last = i == len(actual) - 1
+                    if (due is not None and start <= due <= end) or (last and (due is None or due > end)):
+                        target = g["target"]
+                rows.append({"result": result, "indicator": key, "unit": unit, "period": name,
+                             "period_start": start, "period_end": end, "baseline": base[key],
+                             "target": target, "actual": values[key]})
+    return rows
+
+
+# -- files ------------------------------------------------------------------------------------------------
+
+
+def columns(rows: Rows) -> list[str]:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    return cols
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, dict | list):
+        return str(v)
+    return v
+
+
+def to_csv(rows: Rows) -> bytes:
+    buf = io.StringIO()
+    cols = columns(rows)
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else _cell(r.get(c)) for c in cols])
+    return buf.getvalue().encode("utf-8")
+
+
+def to_xlsx(tables: dict[str, Rows], title: str = "") -> bytes:
+    """One sheet per table (sheet names at most 31 characters), header row bold."""
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
+                                     "strings_to_urls": False})
+    bold = book.add_format({"bold": True})
+    if title:
+        book.set_properties({"title": title, "author": "washfin reporting"})
+    for name, rows in tables.items():
+        sheet = book.add_worksheet(name[:31])
+        cols = columns(rows) or ["(no rows)"]
+        sheet.write_row(0, 0, cols, bold)
+        for i, r in enumerate(rows, start=1):
+            sheet.write_row(i, 0, ["" if r.get(c) is None else _cell(r.get(c)) for c in cols])
+        sheet.set_column(0, len(cols) - 1, 18)
+    book.close()
+    return buf.getvalue()

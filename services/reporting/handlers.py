@@ -1,0 +1,202 @@
+"""What the reporting routes do: resolve the caller's scope from the credential, run the reports in the
+matching row-level-security scope, and add freshness.
+
+Scopes:
+- a manager or field officer key: its own cooperative (``tenant_scope``);
+- a programme officer key (``Principal.subject`` = the programme id; the key's own tenant is only the
+  programme's lead cooperative, which ``shared.tenancy.issue_key`` requires): the cooperatives that
+  consented to the programme (``programme_scope``), summed, and each one side by side.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from services.reporting import exports as ex
+from services.reporting import queries as q
+from services.reporting import reports as rp
+from services.reporting.runtime import ReportingRuntime
+from shared.rls import programme_scope, tenant_scope
+from shared.tenancy import Principal, Role
+from shared.web import NotFound, Refusal
+
+EARLIEST = date(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # "cooperative" | "programme"
+    id: str
+    name: str
+    cooperatives: tuple[str, ...]
+
+    def json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id, "name": self.name, "cooperatives": list(self.cooperatives)}
+
+
+def today(rt: ReportingRuntime) -> date:
+    return datetime.now(ZoneInfo(rt.settings.business_timezone)).date()
+
+
+def as_of_date(rt: ReportingRuntime, as_of: date | None) -> date:
+    """The report date: today (the cooperatives' time zone) by default; never in the future."""
+    now = today(rt)
+    if as_of is None:
+        return now
+    if as_of > now:
+        raise Refusal(f"as_of {as_of} is in the future (today is {now})", field="as_of")
+    if as_of < EARLIEST:
+        raise Refusal(f"as_of {as_of} is before {EARLIEST}", field="as_of")
+    return as_of
+
+
+async def _tenant_names(rt: ReportingRuntime, tenants: list[str]) -> dict[str, str]:
+    assert rt.platform_pool is not None
+    rows = await rt.platform_pool.fetch("SELECT tenant_id, name FROM tenants WHERE tenant_id = ANY($1::text[])",
+                                        tenants)
+    return {r["tenant_id"]: r["name"] for r in rows}
+
+
+async def consenting(rt: ReportingRuntime, programme_id: str) -> list[str]:
+    assert rt.pool is not None
+    rows = await rt.pool.fetch(
+        "SELECT tenant_id FROM programme_cooperatives WHERE programme_id = $1 ORDER BY tenant_id", programme_id)
+    return [r["tenant_id"] for r in rows]
+
+
+async def scope_of(rt: ReportingRuntime, who: Principal) -> Scope:
+    if who.role == Role.PROGRAMME_OFFICER:
+        programme = who.subject or ""
+        assert rt.pool is not None
+        name = await rt.pool.fetchval("SELECT name FROM programmes WHERE programme_id = $1", programme)
+        return Scope("programme", programme, name or programme, tuple(await consenting(rt, programme)))
+    assert who.tenant_id is not None
+    names = await _tenant_names(rt, [who.tenant_id])
+    return Scope("cooperative", who.tenant_id, names.get(who.tenant_id, who.tenant_id), (who.tenant_id,))
+
+
+async def cooperative_scope(rt: ReportingRuntime, who: Principal, tenant_id: str) -> Scope:
+    """One cooperative the caller may read: its own (staff), or one that consented to the caller's
+    programme (programme officer). Anything else is answered as if it did not exist."""
+    if who.role == Role.PROGRAMME_OFFICER:
+        allowed = tenant_id in await consenting(rt, who.subject or "")
+    else:
+        allowed = tenant_id == who.tenant_id
+    if not allowed:
+        raise NotFound(f"no cooperative {tenant_id!r} in your reports")
+    names = await _tenant_names(rt, [tenant_id])
+    return Scope("cooperative", tenant_id, names.get(tenant_id, tenant_id), (tenant_id,))
+
+
+@asynccontextmanager
+async def reading(rt: ReportingRuntime, scope: Scope) -> AsyncIterator[asyncpg.Connection]:
+    """A read-only transaction that sees the scope's cooperatives only (row-level security)."""
+    assert rt.pool is not None
+    if scope.kind == "cooperative":
+        async with tenant_scope(rt.pool, scope.cooperatives[0]) as conn:
+            yield conn
+    else:
+        async with programme_scope(rt.pool, scope.cooperatives) as conn:
+            yield conn
+
+
+def tables(rt: ReportingRuntime) -> q.T:
+    t = rt.live_names()
+    missing = {"members", "financing", "sanitation"} - set(t)
+    if missing:
+        raise Refusal(f"the read models are not ready yet ({', '.join(sorted(missing))}): try again shortly")
+    return t
+
+
+async def freshness(rt: ReportingRuntime, conn: asyncpg.Connection) -> dict[str, Any]:
+    """The last event applied for the scope, the events not applied yet, and the position read to."""
+    last = await q.last_event_at(conn, tables(rt))
+    return {"last_event_at": last.isoformat() if last else None, "lag_events": await rt.lag_events(),
+            "as_of_position": await rt.positions()}
+
+
+async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
+                 repayment_from: date | None = None) -> tuple[rp.Report, dict[str, Any]]:
+    """The scope's report as of ``on``. The figures are a function of the read models at their positions in
+    the sources, so they are kept (``rt.report_cache``) and served again until any live build moves on or
+    reads switch to another build; targets are read every time."""
+    async with reading(rt, scope) as conn:
+        fresh = await freshness(rt, conn)
+        key = (scope.kind, scope.cooperatives, on, months, repayment_from, tuple(sorted(rt.live)),
+               tuple(b.name for _, b in sorted(rt.live.items())), fresh["as_of_position"])
+        figures = rt.report_cache.get(key)
+        if figures is None:
+            figures = await rp.compute_figures(conn, tables(rt), on, months, repayment_from)
+            rt.report_cache.put(key, figures)
+        return await rp.add_targets(conn, copy.copy(figures)), fresh
+
+
+async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+    names = await _tenant_names(rt, list(scope.cooperatives))
+    out = {}
+    for tenant in scope.cooperatives:
+        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,)), on)
+    return out
+
+
+async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) -> dict[str, Any]:
+    """``GET /reports/dashboard`` exactly as the dashboard data contract says."""
+    on = as_of_date(rt, as_of)
+    scope = await scope_of(rt, who)
+    r, fresh = await report(rt, scope, on)
+    body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
+    if scope.kind == "programme":
+        names = await _tenant_names(rt, list(scope.cooperatives))
+        body["by_cooperative"] = [
+            {"scope": Scope("cooperative", t, names.get(t, t), (t,)).json(), "as_of": on.isoformat(),
+             "freshness": f, **rp.dashboard(cr)}
+            for t, (cr, f) in (await per_cooperative(rt, scope, on)).items()]
+    return body
+
+
+async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) -> dict[str, Any]:
+    on = as_of_date(rt, as_of)
+    r, fresh = await report(rt, scope, on)
+    body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
+    if scope.kind == "programme":
+        each = await per_cooperative(rt, scope, on)
+        body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
+    return body
+
+
+async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 3) -> tuple[dict[str, ex.Rows], dict[str, Any]]:
+    """Every table of the scope's report, the donor indicator table, and (programmes) the cooperatives side
+    by side. Bounded: no table may exceed ``export_max_rows``."""
+    r, fresh = await report(rt, scope, on)
+    out = ex.report_tables(r)
+    out["indicators"] = await indicators(rt, scope, on, years)
+    if scope.kind == "programme":
+        each = await per_cooperative(rt, scope, on)
+        out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
+    for name, rows in out.items():
+        if len(rows) > rt.settings.export_max_rows:
+            raise Refusal(f"table {name} has {len(rows)} rows, more than the {rt.settings.export_max_rows} an export "
+                          "may hold")
+    return out, fresh
+
+
+async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int) -> ex.Rows:
+    if not 1 <= years <= 10:
+        raise Refusal("years must be between 1 and 10", field="years")
+    ps = ex.periods(on, years)
+    before = date.fromordinal(ps[0][1].toordinal() - 1)
+    baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1))
+    by_period = []
+    for name, start, end in ps:
+        by_period.append((name, start, end, (await report(rt, scope, end, months=1, repayment_from=start))[0]))
+    async with reading(rt, scope) as conn:
+        targets = await q.targets(conn)
+    return ex.indicator_table(baseline, by_period, targets)

@@ -1,0 +1,127 @@
+"""Versioned projections that can be rebuilt beside the live ones (blue/green).
+
+A *family* (members, financing, sanitation) is the code of a projection at one version: the tables it
+keeps and how each event changes them. A *build* is one materialisation of a family: its own consumer
+name (so its own progress, from the start of the sources) and its own tables, named
+``<prefix>_<table>_<suffix>``: the first build of version 1 is ``reporting.financing.v1`` with tables
+``rf_financing_v1`` ...; a rebuild is ``reporting.financing.v1.r2`` with tables ``rf_financing_v1_r2`` ...
+Reads go to the family's *live* build (see ``services.reporting.builds``); a new build is filled beside it
+and becomes live once it has caught up.
+
+Every table is shared by all cooperatives: its first column and the start of its primary key is
+``tenant_id``, and it is behind row-level security (``shared.rls.protect``). Handlers are deterministic:
+they write only what the event says (business dates, ids, the envelope's own times), never the clock or
+a sequence, so a replay gives the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import asyncpg
+
+from shared.contracts import Contract
+from shared.db import Migration
+from shared.envelope import Envelope
+from shared.rls import protect
+
+SUFFIX = re.compile(r"^v[0-9]+(_r[0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class Table:
+    """One read table of a family. ``ddl`` uses ``{t}`` for the table's physical name and ``{s}`` for
+    the build suffix (index names); ``key`` orders its rows for the rebuild hash."""
+
+    name: str
+    ddl: str
+    key: str
+
+
+class Names(dict[str, str]):
+    """Logical table name -> physical name of one build (``names["financing"] == "rf_financing_v1"``)."""
+
+
+class Family:
+    """A projection's code at one version. Subclasses set the class attributes and ``apply``."""
+
+    family: ClassVar[str]
+    version: ClassVar[int]
+    prefix: ClassVar[str]
+    topics: ClassVar[Sequence[str]]
+    tables: ClassVar[Sequence[Table]]
+
+    @classmethod
+    def default_build(cls) -> str:
+        return f"reporting.{cls.family}.v{cls.version}"
+
+    @classmethod
+    def default_suffix(cls) -> str:
+        return f"v{cls.version}"
+
+    @classmethod
+    def names(cls, suffix: str) -> Names:
+        if not SUFFIX.match(suffix):
+            raise ValueError(f"bad build suffix {suffix!r}")
+        return Names({t.name: f"{cls.prefix}_{t.name}_{suffix}" for t in cls.tables})
+
+    @classmethod
+    def migrations(cls, suffix: str) -> list[Migration]:
+        """The build's tables, then row-level security on each (applied once per build)."""
+        names = cls.names(suffix)
+        ddl = "\n".join(t.ddl.format(t=names[t.name], s=suffix) for t in cls.tables)
+        rls = "\n".join(protect(names[t.name]) for t in cls.tables)
+        return [Migration("0001_tables", ddl), Migration("0002_row_level_security", rls)]
+
+    async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
+        raise NotImplementedError
+
+
+class Build:
+    """One build of a family, shaped as the kernel's ``Projection`` (name, topics, migrations, handle)."""
+
+    def __init__(self, family: Family, name: str, suffix: str) -> None:
+        self.family = family
+        self.name = name
+        self.suffix = suffix
+        self.topics: Sequence[str] = tuple(family.topics)
+        self.names = family.names(suffix)
+        self.migrations: Sequence[Migration] = family.migrations(suffix)
+        self._seen = self.names["seen"]
+
+    @property
+    def tables(self) -> list[str]:
+        return list(self.names.values())
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        await self.family.apply(conn, self.names, envelope, event)
+        # one row per event (an insert, never an update of a hot row): the cooperative's last event time
+        await conn.execute(
+            f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at) VALUES ($1, $2, $3)
+                ON CONFLICT DO NOTHING""",
+            envelope.tenant_id, envelope.event_id, envelope.recorded_at,
+        )
+
+    async def row_hash(self, conn: asyncpg.Connection) -> dict[str, str]:
+        """md5 of every table's rows in key order: equal hashes, equal rows (the rebuild check)."""
+        out = {}
+        for t in self.family.tables:
+            out[t.name] = await conn.fetchval(
+                f"SELECT coalesce(md5(string_agg(x::text, '|' ORDER BY {t.key})), '') FROM {self.names[t.name]} x")
+        return out
+
+
+SEEN = Table(
+    "seen",
+    """CREATE TABLE {t} (
+           tenant_id   text NOT NULL,
+           event_id    uuid NOT NULL,
+           recorded_at timestamptz NOT NULL,
+           PRIMARY KEY (tenant_id, event_id)
+       );
+       CREATE INDEX {t}_recent ON {t} (tenant_id, recorded_at);""",
+    "tenant_id, event_id",
+)

@@ -1,0 +1,427 @@
+"""The SQL behind the reports: counts and sums over the live builds' dated facts, as of a date.
+
+Every query runs inside a row-level-security scope (``shared.rls.tenant_scope`` for one cooperative,
+``programme_scope`` for a programme's consenting ones): the same SQL gives a cooperative's figures or a
+programme's sums, and no query returns a member-level row. ``T`` maps each family to its live build's
+table names. The arithmetic that turns these counts into indicators is in ``indicators.maths``.
+
+"Active members on D" (the population P(D) of the reach and access figures): joined on or before D and
+not exited on or before D.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.reporting.indicators.maths import AccessGroup, Portfolio
+from services.reporting.projections.base import Names
+
+T = dict[str, Names]
+
+
+def _i(v: Any) -> int:
+    return int(v or 0)
+
+
+def _d(v: Any) -> Decimal:
+    return Decimal(v or 0)
+
+
+# -- reach ------------------------------------------------------------------------------------------------
+
+
+async def reach(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+    m = t["members"]["member"]
+    row = await conn.fetchrow(
+        f"""SELECT count(*) AS members,
+                   count(*) FILTER (WHERE sex = 'female') AS women,
+                   count(*) FILTER (WHERE b40 IS NOT NULL) AS b40_known,
+                   count(*) FILTER (WHERE b40) AS b40,
+                   count(*) FILTER (WHERE area IS NOT NULL) AS area_known,
+                   count(*) FILTER (WHERE area = 'urban') AS urban,
+                   coalesce(sum(household_size), 0) AS people_in_households
+            FROM {m} WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)""", on)
+    return {k: _i(v) for k, v in row.items()}
+
+
+async def sessions(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+    s, a = t["members"]["session"], t["members"]["attendance"]
+    rows = await conn.fetch(
+        f"""SELECT s.kind, count(*) AS sessions,
+                   coalesce(sum((SELECT count(*) FROM {a} a
+                                 WHERE a.tenant_id = s.tenant_id AND a.session_id = s.session_id)), 0) AS member_attendances,
+                   coalesce(sum(s.other_attendees), 0) AS other_attendees
+            FROM {s} s WHERE s.held_on <= $1 GROUP BY s.kind ORDER BY s.kind""", on)
+    return [{"kind": r["kind"], "sessions": _i(r["sessions"]), "member_attendances": _i(r["member_attendances"]),
+             "other_attendees": _i(r["other_attendees"])} for r in rows]
+
+
+async def funnel(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+    """Distinct members at each step: attended a session held by D -> marked as a lead (by D, having
+    attended) -> applied, on or after the lead and by D, for a financing of the lead's product (water =
+    water_connection; sanitation = septic_tank, toilet_upgrade) -> that financing's first tranche
+    disbursed by D. Each step is a subset of the one before."""
+    mt, ft = t["members"], t["financing"]
+    row = await conn.fetchrow(
+        f"""WITH att AS (SELECT DISTINCT a.tenant_id, a.member_id FROM {mt['attendance']} a
+                         JOIN {mt['session']} s ON s.tenant_id = a.tenant_id AND s.session_id = a.session_id
+                         WHERE s.held_on <= $1),
+                 leads AS (SELECT l.tenant_id, l.member_id, l.product, min(l.marked_on) AS marked_on
+                           FROM {mt['lead']} l JOIN att ON att.tenant_id = l.tenant_id AND att.member_id = l.member_id
+                           WHERE l.marked_on <= $1 GROUP BY 1, 2, 3),
+                 applied AS (SELECT DISTINCT ld.tenant_id, ld.member_id, f.financing_id FROM leads ld
+                             JOIN {ft['financing']} f ON f.tenant_id = ld.tenant_id AND f.member_id = ld.member_id
+                              AND f.applied_on >= ld.marked_on AND f.applied_on <= $1
+                              AND CASE ld.product WHEN 'water' THEN f.purpose = 'water_connection'
+                                                  ELSE f.purpose IN ('septic_tank', 'toilet_upgrade') END),
+                 disbursed AS (SELECT DISTINCT ap.tenant_id, ap.member_id FROM applied ap
+                               JOIN {ft['tranche']} tr ON tr.tenant_id = ap.tenant_id
+                                AND tr.financing_id = ap.financing_id AND tr.tranche_number = 1
+                                AND tr.disbursed_on <= $1)
+            SELECT (SELECT count(*) FROM att) AS attended,
+                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM leads) x) AS lead,
+                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM applied) x) AS applied,
+                   (SELECT count(*) FROM disbursed) AS disbursed""", on)
+    return {k: _i(v) for k, v in row.items()}
+
+
+# -- access -------------------------------------------------------------------------------------------------
+
+
+async def access_groups(conn: asyncpg.Connection, t: T, on: date) -> list[AccessGroup]:
+    """Active members on D grouped by baseline rungs (the earliest baseline survey by D), latest surveyed
+    rungs (the latest survey by D), and what the sanitation events show by D: a toilet or septic tank
+    handed over, that tank's sludge acknowledged at an IPLT, a water connection handed over."""
+    mt, st = t["members"], t["sanitation"]
+    rows = await conn.fetch(
+        f"""WITH pm AS (SELECT tenant_id, member_id, household_size FROM {mt['member']}
+                        WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)),
+                 base AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
+                          FROM {mt['survey']} WHERE kind = 'baseline' AND surveyed_on <= $1
+                          ORDER BY tenant_id, member_id, surveyed_on, seq),
+                 latest AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
+                            FROM {mt['survey']} WHERE surveyed_on <= $1
+                            ORDER BY tenant_id, member_id, surveyed_on DESC, seq DESC),
+                 jobs AS (SELECT j.tenant_id, j.member_id,
+                                 bool_or(j.kind IN ('septic_tank', 'toilet_upgrade')) AS san,
+                                 bool_or(j.kind = 'water_connection') AS water,
+                                 bool_or(j.kind = 'septic_tank' AND EXISTS (
+                                     SELECT 1 FROM {st['receipt']} r WHERE r.tenant_id = j.tenant_id
+                                       AND r.job_id = j.job_id AND r.received_on <= $1)) AS iplt
+                          FROM {st['job']} j WHERE j.completed_on <= $1 GROUP BY 1, 2)
+            SELECT b.water_rung AS base_w, b.sanitation_rung AS base_s, l.water_rung AS now_w,
+                   l.sanitation_rung AS now_s, coalesce(jobs.san, false) AS san, coalesce(jobs.iplt, false) AS iplt,
+                   coalesce(jobs.water, false) AS water, count(*) AS households,
+                   coalesce(sum(pm.household_size), 0) AS people
+            FROM pm
+            LEFT JOIN base b ON b.tenant_id = pm.tenant_id AND b.member_id = pm.member_id
+            LEFT JOIN latest l ON l.tenant_id = pm.tenant_id AND l.member_id = pm.member_id
+            LEFT JOIN jobs ON jobs.tenant_id = pm.tenant_id AND jobs.member_id = pm.member_id
+            GROUP BY 1, 2, 3, 4, 5, 6, 7""", on)
+    return [AccessGroup(r["base_w"], r["base_s"], r["now_w"], r["now_s"], r["san"], r["iplt"], r["water"],
+                        _i(r["households"]), _i(r["people"])) for r in rows]
+
+
+# -- financing ----------------------------------------------------------------------------------------------
+
+
+async def financing_by_product(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+    """Per product: applied, approved, rejected, signed (count and value) by D; disbursed (financings with a
+    tranche by D, and the value of the tranches); the sum of contract cost of disbursed financings."""
+    ft = t["financing"]
+    rows = await conn.fetch(
+        f"""WITH tr AS (SELECT tenant_id, financing_id, sum(amount) AS value FROM {ft['tranche']}
+                        WHERE disbursed_on <= $1 GROUP BY 1, 2)
+            SELECT f.product_id, f.purpose,
+                   count(*) FILTER (WHERE f.applied_on <= $1) AS applied,
+                   coalesce(sum(f.applied_amount) FILTER (WHERE f.applied_on <= $1), 0) AS applied_value,
+                   count(*) FILTER (WHERE f.approved_on <= $1) AS approved,
+                   coalesce(sum(f.approved_amount) FILTER (WHERE f.approved_on <= $1), 0) AS approved_value,
+                   count(*) FILTER (WHERE f.rejected_on <= $1) AS rejected,
+                   count(*) FILTER (WHERE f.signed_on <= $1) AS signed,
+                   coalesce(sum(f.cost) FILTER (WHERE f.signed_on <= $1), 0) AS signed_cost,
+                   count(tr.financing_id) AS disbursed,
+                   coalesce(sum(tr.value), 0) AS disbursed_value,
+                   coalesce(sum(f.cost) FILTER (WHERE tr.financing_id IS NOT NULL), 0) AS disbursed_cost
+            FROM {ft['financing']} f
+            LEFT JOIN tr ON tr.tenant_id = f.tenant_id AND tr.financing_id = f.financing_id
+            GROUP BY 1, 2 ORDER BY 1, 2""", on)
+    return [{k: (v if k in ("product_id", "purpose") else _i(v)) for k, v in r.items()} for r in rows
+            if r["applied"] or r["signed"] or r["disbursed"]]
+
+
+async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT source_of_funds, count(DISTINCT (tenant_id, financing_id)) AS financings,
+                   coalesce(sum(amount), 0) AS disbursed_value
+            FROM {t['financing']['tranche']} WHERE disbursed_on <= $1 GROUP BY 1 ORDER BY 1""", on)
+    return [{"source_of_funds": r["source_of_funds"], "financings": _i(r["financings"]),
+             "disbursed_value": _i(r["disbursed_value"])} for r in rows]
+
+
+async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> dict[date, dict[str, Any]]:
+    """Portfolio quality on each date, whole and per product and per fund.
+
+    Per financing on date D: in the portfolio when signed by D, neither settled nor written off by D, and
+    something still owed; the schedule in force is the latest one effective by D; what was paid on each
+    instalment is the sum of the repayments allocated to it and paid by D. Principal owed on an
+    instalment = its cost part less the cost part of what was paid (in proportion, rounded down; none once
+    paid in full). Days past due = D - the due date of the oldest instalment with something unpaid that
+    fell due before D. The fund is the first tranche's source of funds (when disbursed by D).
+    """
+    ft = t["financing"]
+    rows = await conn.fetch(
+        f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
+                 fin AS (SELECT d.on_date, f.tenant_id, f.financing_id, f.product_id, f.purpose,
+                                coalesce(f.restructured_on <= d.on_date, false) AS restructured
+                         FROM {ft['financing']} f JOIN d ON f.signed_on <= d.on_date
+                         WHERE NOT coalesce(f.closed_on <= d.on_date AND f.close_reason IN ('settled', 'settled_early'),
+                                            false)
+                           AND NOT coalesce(f.written_off_on <= d.on_date, false)),
+                 eff AS (SELECT DISTINCT ON (fin.tenant_id, fin.financing_id, fin.on_date) fin.*, s.seq
+                         FROM fin JOIN {ft['schedule']} s ON s.tenant_id = fin.tenant_id
+                          AND s.financing_id = fin.financing_id AND s.effective_on <= fin.on_date
+                         ORDER BY fin.tenant_id, fin.financing_id, fin.on_date, s.effective_on DESC, s.seq DESC),
+                 -- correlated lookups by primary-key prefix: linear in financings whatever the statistics
+                 inst AS (SELECT e.on_date, e.tenant_id, e.financing_id, e.product_id, e.purpose, e.restructured,
+                                 i.due_on, i.amount, i.cost_part,
+                                 coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
+                                           WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
+                                             AND a.number = i.number AND a.paid_on <= e.on_date), 0) AS paid
+                          FROM eff e JOIN {ft['instalment']} i ON i.tenant_id = e.tenant_id
+                           AND i.financing_id = e.financing_id AND i.seq = e.seq),
+                 pos AS (SELECT on_date, tenant_id, financing_id, product_id, purpose, restructured,
+                                sum(amount - paid) AS owed,
+                                sum(CASE WHEN amount - paid <= 0 THEN 0
+                                         ELSE cost_part - div(LEAST(paid, amount)::numeric * cost_part, amount) END)
+                                    AS principal,
+                                min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < on_date) AS oldest_late
+                         FROM inst GROUP BY 1, 2, 3, 4, 5, 6)
+            SELECT p.on_date, p.product_id, p.purpose,
+                   coalesce((SELECT t1.source_of_funds FROM {ft['tranche']} t1
+                             WHERE t1.tenant_id = p.tenant_id AND t1.financing_id = p.financing_id
+                               AND t1.tranche_number = 1 AND t1.disbursed_on <= p.on_date), 'not_disbursed') AS fund,
+                   coalesce(p.on_date - p.oldest_late, 0) AS dpd, p.restructured,
+                   count(*) AS financings, sum(p.principal) AS principal, sum(p.owed) AS owed
+            FROM pos p WHERE p.owed > 0
+            GROUP BY 1, 2, 3, 4, 5, 6""", list(dates))
+    from services.reporting.indicators.maths import dpd_bucket
+
+    out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
+    for r in rows:
+        slot = out[r["on_date"]]
+        args = (dpd_bucket(_i(r["dpd"])), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
+        slot["all"].add(*args)
+        slot["product"].setdefault((r["product_id"], r["purpose"]), Portfolio()).add(*args)
+        slot["fund"].setdefault(r["fund"], Portfolio()).add(*args)
+    return out
+
+
+async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date) -> tuple[int, int]:
+    """(paid on time, fallen due) for instalments falling due in [start, end] under the schedule in force
+    on ``end``; instalments of a financing closed by ``end`` that fell due after it closed never fell due;
+    on a settled financing the unpaid rest of an instalment was forgiven (the rebate), so it did not fall
+    due either. Paid on time: allocated by repayments paid on or before the instalment's due date."""
+    ft = t["financing"]
+    row = await conn.fetchrow(
+        f"""WITH fin AS (SELECT f.tenant_id, f.financing_id,
+                                coalesce(f.closed_on <= $2, false) AS closed, f.closed_on,
+                                coalesce(f.closed_on <= $2 AND f.close_reason IN ('settled', 'settled_early'), false)
+                                    AS settled
+                         FROM {ft['financing']} f WHERE f.signed_on <= $2),
+                 eff AS (SELECT DISTINCT ON (fin.tenant_id, fin.financing_id) fin.*, s.seq
+                         FROM fin JOIN {ft['schedule']} s ON s.tenant_id = fin.tenant_id
+                          AND s.financing_id = fin.financing_id AND s.effective_on <= $2
+                         ORDER BY fin.tenant_id, fin.financing_id, s.effective_on DESC, s.seq DESC),
+                 inst AS (SELECT e.settled, i.tenant_id, i.financing_id, i.number, i.due_on, i.amount
+                          FROM eff e JOIN {ft['instalment']} i ON i.tenant_id = e.tenant_id
+                           AND i.financing_id = e.financing_id AND i.seq = e.seq
+                          WHERE i.due_on BETWEEN $1 AND $2 AND NOT (e.closed AND i.due_on > e.closed_on)),
+                 x AS (SELECT i.amount, i.settled,
+                              coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
+                                        WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
+                                          AND a.number = i.number AND a.paid_on <= $2), 0) AS paid,
+                              coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
+                                        WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
+                                          AND a.number = i.number AND a.paid_on <= i.due_on), 0) AS on_time
+                       FROM inst i),
+                 y AS (SELECT CASE WHEN settled THEN LEAST(amount, paid) ELSE amount END AS due, on_time FROM x)
+            SELECT coalesce(sum(LEAST(on_time, due)), 0) AS on_time, coalesce(sum(due), 0) AS fallen_due FROM y""",
+        start, end)
+    return _i(row["on_time"]), _i(row["fallen_due"])
+
+
+async def money_facts(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+    """Repaid, social fund (late charges recorded), write-offs and recoveries, by D."""
+    ft = t["financing"]
+    row = await conn.fetchrow(
+        f"""SELECT (SELECT coalesce(sum(amount), 0) FROM {ft['repayment']} WHERE paid_on <= $1) AS repaid,
+                   (SELECT count(*) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS late_charges,
+                   (SELECT coalesce(sum(amount), 0) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS social_fund,
+                   (SELECT coalesce(sum(r.amount), 0) FROM {ft['repayment']} r
+                    JOIN {ft['financing']} f ON f.tenant_id = r.tenant_id AND f.financing_id = r.financing_id
+                    WHERE f.written_off_on <= $1 AND r.seq > f.written_off_seq AND r.paid_on <= $1) AS recovered""",
+        on)
+    return {k: _i(v) for k, v in row.items()}
+
+
+async def write_offs(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT write_off_reason AS reason, count(*) AS financings,
+                   coalesce(sum(written_off_principal), 0) AS principal, coalesce(sum(written_off_margin), 0) AS margin
+            FROM {t['financing']['financing']} WHERE written_off_on <= $1 GROUP BY 1 ORDER BY 1""", on)
+    return [{"reason": r["reason"], "financings": _i(r["financings"]), "principal": _i(r["principal"]),
+             "margin": _i(r["margin"])} for r in rows]
+
+
+async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date) -> dict[date, dict[str, int]]:
+    """Disbursed and repaid per calendar month in [start, end] (keyed by the month's first day)."""
+    ft = t["financing"]
+    rows = await conn.fetch(
+        f"""SELECT date_trunc('month', disbursed_on)::date AS month, 'disbursed' AS what, sum(amount) AS value
+            FROM {ft['tranche']} WHERE disbursed_on BETWEEN $1 AND $2 GROUP BY 1
+            UNION ALL
+            SELECT date_trunc('month', paid_on)::date, 'repaid', sum(amount)
+            FROM {ft['repayment']} WHERE paid_on BETWEEN $1 AND $2 GROUP BY 1""", start, end)
+    out: dict[date, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r["month"], {"disbursed": 0, "repaid": 0})[r["what"]] = _i(r["value"])
+    return out
+
+
+# -- construction -----------------------------------------------------------------------------------------
+
+
+async def construction(conn: asyncpg.Connection, t: T, on: date) -> dict[str, Any]:
+    st = t["sanitation"]
+    status = await conn.fetch(
+        f"""SELECT step, count(*) AS jobs FROM (
+                SELECT DISTINCT ON (tenant_id, job_id) step FROM {st['job_step']} WHERE on_date <= $1
+                ORDER BY tenant_id, job_id, seq DESC) x GROUP BY 1""", on)
+    kinds = await conn.fetch(
+        f"""SELECT kind, count(*) FILTER (WHERE ordered_on <= $1) AS ordered,
+                   count(*) FILTER (WHERE completed_on <= $1) AS completed
+            FROM {st['job']} GROUP BY 1 ORDER BY 1""", on)
+    insp = await conn.fetchrow(
+        f"""SELECT count(*) FILTER (WHERE inspection_number = 1) AS first,
+                   count(*) FILTER (WHERE inspection_number = 1 AND passed) AS first_passed,
+                   count(*) FILTER (WHERE inspection_number > 1) AS reinspections
+            FROM {st['inspection']} WHERE inspected_on <= $1""", on)
+    days = await conn.fetch(
+        f"""SELECT completed_on - ordered_on AS days, count(*) AS n FROM {st['job']}
+            WHERE completed_on <= $1 AND ordered_on IS NOT NULL GROUP BY 1""", on)
+    return {"by_status": {r["step"]: _i(r["jobs"]) for r in status},
+            "by_kind": [{"kind": r["kind"], "ordered": _i(r["ordered"]), "completed": _i(r["completed"])}
+                        for r in kinds if r["ordered"] or r["completed"]],
+            "first_inspections": _i(insp["first"]), "first_passed": _i(insp["first_passed"]),
+            "reinspections": _i(insp["reinspections"]),
+            "days_order_to_handover": {_i(r["days"]): _i(r["n"]) for r in days}}
+
+
+async def contractors(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+    """Per contractor (the one assigned to each job by D): jobs, completed, first inspections and passes,
+    re-inspections, days order -> handover, and whether a certification was valid on D."""
+    st = t["sanitation"]
+    rows = await conn.fetch(
+        f"""WITH assigned AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, contractor_id
+                              FROM {st['job_step']} WHERE step = 'assigned' AND on_date <= $1
+                              ORDER BY tenant_id, job_id, seq DESC)
+            SELECT a.tenant_id, a.contractor_id, j.job_id, j.ordered_on, j.completed_on,
+                   (SELECT count(*) FROM {st['inspection']} i WHERE i.tenant_id = j.tenant_id AND i.job_id = j.job_id
+                     AND i.inspection_number = 1 AND i.inspected_on <= $1) AS first,
+                   (SELECT count(*) FROM {st['inspection']} i WHERE i.tenant_id = j.tenant_id AND i.job_id = j.job_id
+                     AND i.inspection_number = 1 AND i.passed AND i.inspected_on <= $1) AS first_passed,
+                   (SELECT count(*) FROM {st['inspection']} i WHERE i.tenant_id = j.tenant_id AND i.job_id = j.job_id
+                     AND i.inspection_number > 1 AND i.inspected_on <= $1) AS reinspections
+            FROM assigned a JOIN {st['job']} j ON j.tenant_id = a.tenant_id AND j.job_id = a.job_id""", on)
+    certified = {
+        (r["tenant_id"], r["contractor_id"]) for r in await conn.fetch(
+            f"""SELECT DISTINCT tenant_id, contractor_id FROM {st['certification']}
+                WHERE certified_on <= $1 AND valid_until >= $1
+                  AND (expiry_recorded_on IS NULL OR expiry_recorded_on > $1)""", on)}
+    by: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["tenant_id"], r["contractor_id"])
+        c = by.setdefault(key, {"tenant_id": r["tenant_id"], "contractor_id": str(r["contractor_id"]),
+                                "certified": key in certified, "jobs": 0, "completed": 0, "first_inspections": 0,
+                                "first_time_passes": 0, "reinspections": 0, "days": {}})
+        c["jobs"] += 1
+        c["first_inspections"] += _i(r["first"])
+        c["first_time_passes"] += _i(r["first_passed"])
+        c["reinspections"] += _i(r["reinspections"])
+        if r["completed_on"] is not None and r["completed_on"] <= on and r["ordered_on"] is not None:
+            c["completed"] += 1
+            d = (r["completed_on"] - r["ordered_on"]).days
+            c["days"][d] = c["days"].get(d, 0) + 1
+    return sorted(by.values(), key=lambda c: (c["tenant_id"], c["contractor_id"]))
+
+
+# -- desludging ---------------------------------------------------------------------------------------------
+
+
+async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date) -> dict[str, Any]:
+    """Handed-over septic tanks by D and where each stands: its due date in force on D (the latest due date
+    given by D: at handover, or after an acknowledged emptying, dated by that emptying), visits by D,
+    IPLT receipts by D."""
+    st = t["sanitation"]
+    row = await conn.fetchrow(
+        f"""WITH cur AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, due_on FROM {st['due']}
+                         WHERE since_on <= $1 ORDER BY tenant_id, job_id, since_on DESC, seq DESC),
+                 tanks AS (SELECT DISTINCT tenant_id, job_id FROM {st['due']} WHERE basis = 'handover' AND since_on <= $1),
+                 emptied AS (SELECT * FROM {st['visit']} WHERE outcome = 'emptied' AND visited_on <= $1),
+                 rc AS (SELECT * FROM {st['receipt']} WHERE received_on <= $1)
+            SELECT (SELECT count(*) FROM tanks) AS tanks,
+                   (SELECT count(*) FROM cur WHERE due_on BETWEEN $1 AND $2) AS due,
+                   (SELECT count(*) FROM cur WHERE due_on < $1) AS overdue,
+                   (SELECT count(DISTINCT (tenant_id, job_id)) FROM emptied) AS tanks_emptied,
+                   (SELECT count(*) FROM emptied) AS emptyings,
+                   (SELECT coalesce(sum(volume_m3), 0) FROM emptied) AS m3_removed,
+                   (SELECT count(DISTINCT (tenant_id, job_id)) FROM rc) AS tanks_delivered,
+                   (SELECT count(DISTINCT (tenant_id, job_id)) FROM rc WHERE NOT volume_mismatch) AS tanks_treated,
+                   (SELECT count(*) FROM rc) AS receipts,
+                   (SELECT coalesce(sum(volume_received_m3), 0) FROM rc) AS m3_acknowledged,
+                   (SELECT coalesce(sum(volume_removed_m3), 0) FROM rc) AS m3_removed_acknowledged_loads""",
+        on, month_end)
+    outcomes = await conn.fetch(
+        f"SELECT outcome, count(*) AS n FROM {st['visit']} WHERE visited_on <= $1 GROUP BY 1 ORDER BY 1", on)
+    out: dict[str, Any] = {k: (_d(v) if k.startswith("m3") else _i(v)) for k, v in row.items()}
+    out["visits_by_outcome"] = {r["outcome"]: _i(r["n"]) for r in outcomes}
+    return out
+
+
+async def monthly_desludging(conn: asyncpg.Connection, t: T, start: date, end: date,
+                             on: date) -> dict[date, dict[str, int]]:
+    """Per month in [start, end]: tanks falling due that month (due dates given by ``on``) and emptyings."""
+    st = t["sanitation"]
+    rows = await conn.fetch(
+        f"""SELECT date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n FROM {st['due']}
+            WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3 GROUP BY 1
+            UNION ALL
+            SELECT date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']}
+            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND $2 GROUP BY 1""", start, end, on)
+    out: dict[date, dict[str, int]] = {}
+    for r in rows:
+        out.setdefault(r["month"], {"due": 0, "done": 0})[r["what"]] = _i(r["n"])
+    return out
+
+
+# -- freshness and targets ----------------------------------------------------------------------------------
+
+
+async def last_event_at(conn: asyncpg.Connection, t: T) -> Any:
+    parts = " UNION ALL ".join(f"SELECT max(recorded_at) AS at FROM {names['seen']}" for names in t.values())
+    return await conn.fetchval(f"SELECT max(at) FROM ({parts}) x") if parts else None
+
+
+async def targets(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The cooperatives' targets in scope, summed per indicator (one cooperative: its own)."""
+    rows = await conn.fetch(
+        """SELECT indicator, sum(target) AS target, sum(baseline) AS baseline, max(due_on) AS due_on
+           FROM cooperative_targets GROUP BY 1 ORDER BY 1""")
+    return [{"indicator": r["indicator"], "target": _i(r["target"]), "baseline": _i(r["baseline"]),
+             "due_on": r["due_on"]} for r in rows]

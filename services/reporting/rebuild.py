@@ -1,0 +1,240 @@
+"""Rebuild a projection beside the live one, from the start of its sources, and switch reads to it.
+
+What ``washfin rebuild PROJECTION`` runs. A new build of the family is registered (or the one being built
+is resumed), its tables are created, and its consumers read the sources from the beginning: the tailed
+event logs of the producing services (embedded) or their Kafka topics. The live build keeps serving
+reads meanwhile, so there is no downtime. Once the new build has read every source at least as far as
+the live one, reads switch in one transaction (``builds.switch_if_caught_up``); a running reporting
+service notices within ``build_poll_s``, takes over the new build's consumers (their progress is in the
+database) and drops the old build's tables after ``build_drop_grace_s``.
+
+The consumers take the same advisory locks (embedded) or consumer group (Kafka) as the service's, so a
+service running at the same time and this command never apply the same event twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.reporting import builds as registry
+from services.reporting.projections.base import Build
+from services.reporting.projections.catalog import family
+from services.reporting.schema import MIGRATIONS
+from services.reporting.settings import ReportingSettings
+from shared.consumer import TRACKING_MIGRATIONS
+from shared.consumer.kafka_source import KafkaSource
+from shared.consumer.log_source import EventLogSource
+from shared.contracts import load_all
+from shared.db import create_pool, migrate
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.eventstore.postgres import PostgresLogReader
+from shared.kafka import namespaced
+
+
+class RebuildError(Exception):
+    """A rebuild that cannot run (settings missing, unknown projection): one line for the operator."""
+
+
+@dataclass
+class Progress:
+    build: str
+    done: int
+    total: int
+
+
+@dataclass
+class Result:
+    build: str
+    family: str
+    replaced: str | None
+    switched: bool
+    events: int
+    seconds: float
+
+    def json(self) -> dict[str, Any]:
+        return {"build": self.build, "family": self.family, "replaced": self.replaced, "switched": self.switched,
+                "events": self.events, "seconds": round(self.seconds, 3)}
+
+
+class _Embedded:
+    def __init__(self, settings: ReportingSettings, pool: asyncpg.Pool, b: Build) -> None:
+        self.settings, self.pool, self.build = settings, pool, b
+        self.sources: list[EventLogSource] = []
+        self.source_pools: list[asyncpg.Pool] = []
+
+    async def open(self) -> None:
+        for topic in self.build.topics:
+            producer = topic.split(".")[1]
+            dsn = self.settings.source_database_urls.get(producer)
+            if not dsn:
+                raise RebuildError(f"the {producer} service's database URL is not set "
+                                   "(REPORTING_SOURCE_DATABASE_URLS, or the producing service's *_DATABASE_URL)")
+            spool = await create_pool(dsn, 1, 2)
+            self.source_pools.append(spool)
+            self.sources.append(EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), self.build,
+                                               load_all(), batch_size=self.settings.consumer_batch_size))
+
+    async def progress(self) -> tuple[int, int]:
+        done = total = 0
+        for src in self.sources:
+            everything = await src.reader.count_after(type(src.position)())
+            left = await src.reader.count_after(await src.load_position())
+            total += everything
+            done += everything - left
+        return done, total
+
+    async def close(self) -> None:
+        for src in self.sources:
+            await src.reader.close()
+        for p in self.source_pools:
+            with contextlib.suppress(Exception):
+                await p.close()
+
+
+class _Kafka:
+    def __init__(self, settings: ReportingSettings, pool: asyncpg.Pool, b: Build) -> None:
+        self.settings, self.pool, self.build = settings, pool, b
+        s = settings
+        assert s.kafka_bootstrap_servers
+        self.sources = [KafkaSource(pool, s.kafka_bootstrap_servers, b, load_all(), partitions=s.kafka_topic_partitions,
+                                    replication_factor=s.kafka_replication_factor, namespace=s.kafka_namespace,
+                                    max_poll_records=s.consumer_batch_size)]
+
+    async def open(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        # a group-less consumer that only asks the brokers where each partition ends
+        self.probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                      enable_auto_commit=False)
+        await self.probe.start()
+        self.partitions: list[Any] = []
+
+    async def progress(self) -> tuple[int, int]:
+        from aiokafka import TopicPartition
+
+        s = self.settings
+        topics = [namespaced(t, s.kafka_namespace) for t in self.build.topics]
+        if not self.partitions:
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, client_id="washfin-rebuild")
+            await admin.start()
+            try:
+                for d in await admin.describe_topics(topics):
+                    self.partitions += [TopicPartition(d["topic"], p["partition"]) for p in d.get("partitions", [])]
+            finally:
+                await admin.close()
+        parts = self.partitions
+        ends = await self.probe.end_offsets(parts) if parts else {}
+        total = sum(ends.values())
+        done = int(await self.pool.fetchval(
+            "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer = $1", self.build.name))
+        return min(done, total), total
+
+    async def close(self) -> None:
+        # aiokafka may raise the cancellation of its own background task while stopping
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self.probe.stop()
+
+
+async def prepare(pool: asyncpg.Pool) -> None:
+    """The reporting database's schema, as the service would create it (the service may not be running)."""
+    async with pool.acquire() as conn:
+        await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+        await migrate(conn, "reporting", MIGRATIONS)
+        await registry.ensure_builds(conn)
+
+
+async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callable[[Progress], None] | None = None,
+                  switch: bool = True, poll_s: float = 0.5, timeout: float | None = None) -> Result:
+    """Build ``name`` (a family, or one of its build names) anew and, with ``switch``, make it live once caught
+    up. Without ``switch`` the build stops once it has read the sources to their end (for comparisons)."""
+    try:
+        fam = family(name)
+    except LookupError as e:
+        raise RebuildError(str(e)) from None
+    if settings.event_source == "none":
+        raise RebuildError("no event source: set REPORTING_EVENT_SOURCE to embedded or kafka")
+    if settings.event_source == "kafka" and not settings.kafka_bootstrap_servers:
+        raise RebuildError("the Kafka event source needs WASHFIN_KAFKA_BOOTSTRAP_SERVERS")
+    if settings.event_source == "embedded":
+        for topic in fam.topics:  # refuse before registering anything
+            producer = topic.split(".")[1]
+            if not settings.source_database_urls.get(producer):
+                raise RebuildError(f"the {producer} service's database URL is not set "
+                                   "(REPORTING_SOURCE_DATABASE_URLS, or the producing service's *_DATABASE_URL)")
+    t0 = time.monotonic()
+    pool = await create_pool(settings.database_url, 1, 4)
+    try:
+        await prepare(pool)
+        async with pool.acquire() as conn:
+            row = await registry.register_rebuild(conn, fam)
+            b = row.materialise()
+            await migrate(conn, f"projection:{b.name}", list(b.migrations))
+            live = await registry.live_build(conn, fam.family)
+        driver: _Embedded | _Kafka = (_Kafka(settings, pool, b) if settings.event_source == "kafka"
+                                      else _Embedded(settings, pool, b))
+        await driver.open()
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(src.run(stop)) for src in driver.sources]  # type: ignore[attr-defined]
+        switched = False
+        try:
+            while True:
+                done, total = await driver.progress()
+                if on_progress:
+                    on_progress(Progress(b.name, done, total))
+                if switch:
+                    async with pool.acquire() as conn:
+                        switched = await registry.switch_if_caught_up(conn, b.name)
+                        state = await conn.fetchval("SELECT state FROM projection_builds WHERE build = $1", b.name)
+                    if switched or state != "building":  # switched here, or by the running service
+                        switched = switched or state == "live"
+                        break
+                elif total and done >= total:
+                    break
+                if timeout is not None and time.monotonic() - t0 > timeout:
+                    raise RebuildError(f"{b.name} did not catch up within {timeout:.0f}s ({done} of {total} events)")
+                for t in tasks:
+                    if t.done() and t.exception() is not None:
+                        raise RebuildError(f"{b.name}: its consumer failed: {t.exception()!r}")
+                await asyncio.sleep(poll_s)
+            done, total = await driver.progress()
+            if on_progress:
+                on_progress(Progress(b.name, done, total))
+        finally:
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=15)
+            await driver.close()
+        return Result(b.name, fam.family, live.build if live and live.build != b.name else None, switched, total,
+                      time.monotonic() - t0)
+    finally:
+        await pool.close()
+
+
+async def verify_isolation(database_url: str) -> tuple[list[str], list[str]]:
+    """Run ``shared.rls.self_test`` over every table of the reporting database that holds a ``tenant_id``
+    column, except the kernel's own bookkeeping (event store, idempotency keys, consumer progress), which
+    the reader role never reads. Returns (tables checked, problems found)."""
+    from shared.rls import self_test
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+               WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()
+                 AND c.relname NOT IN ('events', 'idempotency_keys', 'consumer_streams')
+               ORDER BY 1""")
+        tables = [r["relname"] for r in rows]
+        return tables, await self_test(conn, tables)
+    finally:
+        await conn.close()

@@ -1,0 +1,345 @@
+"""Reports as of a date: gathered by ``queries`` inside a row-level-security scope, turned into indicators
+by ``indicators.maths``, and laid out as the API's JSON, the dashboard's JSON and the export tables.
+
+The same ``compute`` gives one cooperative's report (in its tenant scope) or a programme's (in the scope
+of its consenting cooperatives): counts and sums add up across cooperatives by construction, and every
+percentage of the programme is computed from the summed parts, never averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.reporting import queries as q
+from services.reporting.indicators.maths import (
+    PAR_DAYS,
+    SANITATION_RUNGS,
+    WATER_RUNGS,
+    Access,
+    Portfolio,
+    access,
+    last_months,
+    leverage,
+    mean_rupiah,
+    median,
+    month_end,
+    pct,
+    repayment_rate,
+    sludge_flow,
+)
+
+JOB_STATUSES = ("ordered", "assigned", "started", "inspection_failed", "inspection_passed", "completed")
+
+#: target indicators a cooperative may set, and what each counts (see ``indicator_values``)
+TARGET_INDICATORS = {
+    "members": "active members",
+    "households": "households of active members",
+    "people_reached": "people in households whose access improved",
+    "basic_sanitation_households": "households with at least basic sanitation",
+    "safely_managed_sanitation_households": "households with safely managed sanitation",
+    "basic_water_households": "households with at least basic drinking water",
+    "people_gaining_basic_sanitation": "people gaining basic sanitation",
+    "people_gaining_safely_managed_sanitation": "people gaining safely managed sanitation",
+    "people_gaining_basic_water": "people gaining basic drinking water",
+    "financings_disbursed": "financings disbursed",
+    "disbursed_value": "rupiah disbursed",
+    "septic_tanks_completed": "septic tanks handed over",
+    "water_connections_completed": "water connections handed over",
+    "tanks_safely_emptied": "septic tanks emptied with the sludge acknowledged at an IPLT",
+}
+
+
+@dataclass
+class Report:
+    as_of: date
+    reach: dict[str, int]
+    sessions: list[dict[str, Any]]
+    funnel: dict[str, int]
+    access: Access
+    by_product: list[dict[str, Any]]
+    by_fund: list[dict[str, Any]]
+    portfolio: dict[date, dict[str, Any]]
+    repayment_period: tuple[date, date]
+    repayment: tuple[int, int]
+    money: dict[str, int]
+    write_offs: list[dict[str, Any]]
+    construction: dict[str, Any]
+    contractors: list[dict[str, Any]]
+    desludging: dict[str, Any]
+    monthly: list[dict[str, Any]]
+    targets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def quality(self) -> Portfolio:
+        return self.portfolio[self.as_of]["all"]  # type: ignore[no-any-return]
+
+
+async def compute(conn: asyncpg.Connection, t: q.T, as_of: date, months: int = 12,
+                  repayment_from: date | None = None) -> Report:
+    """Every figure as of ``as_of`` (``compute_figures``) with the targets in scope (``add_targets``)."""
+    return await add_targets(conn, await compute_figures(conn, t, as_of, months, repayment_from))
+
+
+async def compute_figures(conn: asyncpg.Connection, t: q.T, as_of: date, months: int = 12,
+                          repayment_from: date | None = None) -> Report:
+    """Every figure as of ``as_of`` for the cooperatives the connection's scope lets it see: the monthly
+    series covers the ``months`` calendar months up to ``as_of``, and so does the repayment rate unless
+    ``repayment_from`` starts its period elsewhere."""
+    window = last_months(as_of, months)
+    ends = [end for _, end in window]
+    start = window[0][0]
+    repaid_from = repayment_from or start
+    money_by_month = await q.monthly_money(conn, t, start, as_of)
+    sludge_by_month = await q.monthly_desludging(conn, t, start, month_end(as_of), as_of)
+    quality = await q.portfolio(conn, t, sorted({*ends, as_of}))
+    monthly = []
+    for first, end in window:
+        money, sludge = money_by_month.get(first, {}), sludge_by_month.get(first, {})
+        monthly.append({"month": first.strftime("%Y-%m"), "disbursed": money.get("disbursed", 0),
+                        "repaid": money.get("repaid", 0), "par30_pct": quality[end]["all"].par(30),
+                        "desludging_due": sludge.get("due", 0), "desludging_done": sludge.get("done", 0)})
+    report = Report(
+        as_of=as_of,
+        reach=await q.reach(conn, t, as_of),
+        sessions=await q.sessions(conn, t, as_of),
+        funnel=await q.funnel(conn, t, as_of),
+        access=access(await q.access_groups(conn, t, as_of)),
+        by_product=await q.financing_by_product(conn, t, as_of),
+        by_fund=await q.disbursed_by_fund(conn, t, as_of),
+        portfolio=quality,
+        repayment_period=(repaid_from, as_of),
+        repayment=await q.repayment(conn, t, repaid_from, as_of),
+        money=await q.money_facts(conn, t, as_of),
+        write_offs=await q.write_offs(conn, t, as_of),
+        construction=await q.construction(conn, t, as_of),
+        contractors=await q.contractors(conn, t, as_of),
+        desludging=await q.desludging(conn, t, as_of, month_end(as_of)),
+        monthly=monthly,
+    )
+    return report
+
+
+async def add_targets(conn: asyncpg.Connection, report: Report) -> Report:
+    """The report with the targets in scope and each one's progress (targets change without events, so
+    they are read every time, never cached with the figures)."""
+    values = indicator_values(report)
+    report.targets = [
+        {"indicator": g["indicator"], "target": g["target"], "baseline": g["baseline"],
+         "actual": values.get(g["indicator"], 0), "progress_pct": pct(values.get(g["indicator"], 0), g["target"]),
+         "due_on": g["due_on"]}
+        for g in await q.targets(conn)]
+    return report
+
+
+# -- figures ------------------------------------------------------------------------------------------------
+
+
+def _sum(rows: list[dict[str, Any]], key: str) -> int:
+    return sum(int(r[key]) for r in rows)
+
+
+def financing_figures(r: Report) -> dict[str, Any]:
+    p, (on_time, fallen_due) = r.quality, r.repayment
+    disbursed = _sum(r.by_product, "disbursed")
+    return {
+        "applied": _sum(r.by_product, "applied"), "applied_value": _sum(r.by_product, "applied_value"),
+        "approved": _sum(r.by_product, "approved"), "approved_value": _sum(r.by_product, "approved_value"),
+        "rejected": _sum(r.by_product, "rejected"),
+        "signed": _sum(r.by_product, "signed"), "signed_value": _sum(r.by_product, "signed_cost"),
+        "disbursed_count": disbursed, "disbursed_value": _sum(r.by_product, "disbursed_value"),
+        "average_size": mean_rupiah(_sum(r.by_product, "disbursed_cost"), disbursed),
+        "outstanding_count": p.financings, "outstanding": p.gross_principal, "outstanding_owed": p.owed,
+        **{f"par{n}_pct": p.par(n) for n in PAR_DAYS},
+        **{f"par{n}_with_restructured_pct": p.par(n, True) for n in PAR_DAYS},
+        **{f"par{n}_principal": p.at_risk[n] for n in PAR_DAYS},
+        "restructured_count": p.restructured_financings, "restructured_principal": p.restructured_principal,
+        "restructured_pct": p.restructured_pct,
+        "repayment_rate_pct": repayment_rate(on_time, fallen_due), "paid_on_time": on_time, "fallen_due": fallen_due,
+        "repayment_period_start": r.repayment_period[0], "repayment_period_end": r.repayment_period[1],
+        "repaid": r.money["repaid"],
+        "written_off_count": _sum(r.write_offs, "financings"), "written_off_principal": _sum(r.write_offs, "principal"),
+        "written_off_margin": _sum(r.write_offs, "margin"), "recovered": r.money["recovered"],
+        "late_charges": r.money["late_charges"], "social_fund": r.money["social_fund"],
+    }
+
+
+def reach_figures(r: Report) -> dict[str, Any]:
+    x = r.reach
+    return {
+        "members": x["members"], "households": x["members"], "people_reached": r.access.people_reached,
+        "people_in_member_households": x["people_in_households"],
+        "women": x["women"], "women_pct": pct(x["women"], x["members"]),
+        "b40": x["b40"], "b40_known": x["b40_known"], "b40_pct": pct(x["b40"], x["b40_known"]),
+        "urban": x["urban"], "area_known": x["area_known"], "urban_pct": pct(x["urban"], x["area_known"]),
+        "households_improved": r.access.households_improved,
+        "sessions": _sum(r.sessions, "sessions"),
+        "session_attendances": _sum(r.sessions, "member_attendances") + _sum(r.sessions, "other_attendees"),
+        "member_attendances": _sum(r.sessions, "member_attendances"),
+        "other_attendees": _sum(r.sessions, "other_attendees"),
+    }
+
+
+def construction_figures(r: Report) -> dict[str, Any]:
+    c = r.construction
+    return {
+        "by_status": {s: c["by_status"].get(s, 0) for s in JOB_STATUSES},
+        "first_inspections": c["first_inspections"], "first_time_passes": c["first_passed"],
+        "first_time_pass_rate_pct": pct(c["first_passed"], c["first_inspections"]),
+        "reinspections": c["reinspections"],
+        "median_days_order_to_handover": median(c["days_order_to_handover"]),
+        "completed": sum(c["days_order_to_handover"].values()),
+    }
+
+
+def _m3(v: Decimal) -> float:
+    return float(Decimal(v).quantize(Decimal("0.001")))
+
+
+def desludging_figures(r: Report) -> dict[str, Any]:
+    d = r.desludging
+    return {
+        "tanks": d["tanks"], "due": d["due"], "overdue": d["overdue"], "emptied": d["tanks_emptied"],
+        "emptyings": d["emptyings"], "tanks_safely_emptied": d["tanks_delivered"], "iplt_receipts": d["receipts"],
+        "m3_removed": _m3(d["m3_removed"]), "m3_acknowledged": _m3(d["m3_acknowledged"]),
+        "m3_removed_in_acknowledged_loads": _m3(d["m3_removed_acknowledged_loads"]),
+        "visits_by_outcome": d["visits_by_outcome"],
+        "sludge_flow_pct": sludge_flow(d["tanks"], d["tanks_emptied"], d["tanks_delivered"], d["tanks_treated"]),
+        "sludge_flow_tanks": {"contained": d["tanks"], "emptied": d["tanks_emptied"],
+                              "delivered": d["tanks_delivered"], "treated": d["tanks_treated"]},
+    }
+
+
+def access_figures(r: Report) -> dict[str, Any]:
+    a = r.access
+    return {
+        "households_with_baseline": a.households_with_baseline,
+        "ladder": {"water": {"baseline": dict(a.water_baseline), "now": dict(a.water_now)},
+                   "sanitation": {"baseline": dict(a.sanitation_baseline), "now": dict(a.sanitation_now)}},
+        "movements": [{"service": s, "baseline": b, "now": n, "households": h}
+                      for (s, b, n), h in sorted(a.movements.items())],
+        "safely_managed_sanitation_households": a.safely_managed_sanitation_households,
+        "basic_sanitation_households": a.basic_sanitation_households,
+        "basic_water_households": a.basic_water_households,
+        "households_improved": a.households_improved, "people_reached": a.people_reached,
+    }
+
+
+def usaid_figures(r: Report) -> dict[str, int]:
+    a = r.access
+    return {
+        "people_gaining_basic_sanitation": a.people_gaining_basic_sanitation,
+        "people_gaining_safely_managed_sanitation": a.people_gaining_safely_managed_sanitation,
+        "people_gaining_basic_water": a.people_gaining_basic_water,
+        "households_gaining_basic_sanitation": a.households_gaining_basic_sanitation,
+        "households_gaining_safely_managed_sanitation": a.households_gaining_safely_managed_sanitation,
+        "households_gaining_basic_water": a.households_gaining_basic_water,
+    }
+
+
+def indicator_values(r: Report) -> dict[str, int]:
+    """The figures a target can be set on (``TARGET_INDICATORS``)."""
+    kinds = {k["kind"]: k for k in r.construction["by_kind"]}
+    return {
+        "members": r.reach["members"], "households": r.reach["members"], "people_reached": r.access.people_reached,
+        "basic_sanitation_households": r.access.basic_sanitation_households,
+        "safely_managed_sanitation_households": r.access.safely_managed_sanitation_households,
+        "basic_water_households": r.access.basic_water_households,
+        **usaid_figures(r),
+        "financings_disbursed": _sum(r.by_product, "disbursed"), "disbursed_value": _sum(r.by_product, "disbursed_value"),
+        "septic_tanks_completed": kinds.get("septic_tank", {}).get("completed", 0),
+        "water_connections_completed": kinds.get("water_connection", {}).get("completed", 0),
+        "tanks_safely_emptied": r.desludging["tanks_delivered"],
+    }
+
+
+def by_product_rows(r: Report) -> list[dict[str, Any]]:
+    quality = r.portfolio[r.as_of]["product"]
+    out = []
+    for p in r.by_product:
+        pq: Portfolio = quality.get((p["product_id"], p["purpose"]), Portfolio())
+        out.append({"product_id": p["product_id"], "purpose": p["purpose"], "applied": p["applied"],
+                    "applied_value": p["applied_value"], "approved": p["approved"],
+                    "approved_value": p["approved_value"], "disbursed": p["disbursed"],
+                    "disbursed_value": p["disbursed_value"],
+                    "average_size": mean_rupiah(p["disbursed_cost"], p["disbursed"]),
+                    "outstanding_count": pq.financings, "outstanding": pq.gross_principal,
+                    "par30_pct": pq.par(30)})
+    return out
+
+
+def by_fund_rows(r: Report) -> list[dict[str, Any]]:
+    quality = r.portfolio[r.as_of]["fund"]
+    lev = leverage({f["source_of_funds"]: f["disbursed_value"] for f in r.by_fund})
+    out = []
+    for f in r.by_fund:
+        pq: Portfolio = quality.get(f["source_of_funds"], Portfolio())
+        out.append({"source_of_funds": f["source_of_funds"], "financings": f["financings"],
+                    "disbursed_value": f["disbursed_value"], "share_pct": lev[f["source_of_funds"]]["share_pct"],
+                    "leverage": lev[f["source_of_funds"]]["leverage"], "outstanding": pq.gross_principal,
+                    "par30_pct": pq.par(30)})
+    return out
+
+
+def contractor_rows(r: Report) -> list[dict[str, Any]]:
+    return [{"contractor_id": c["contractor_id"], "certified": c["certified"], "jobs": c["jobs"],
+             "completed": c["completed"], "first_inspections": c["first_inspections"],
+             "first_time_passes": c["first_time_passes"],
+             "first_time_pass_rate_pct": pct(c["first_time_passes"], c["first_inspections"]),
+             "reinspections": c["reinspections"], "median_days_order_to_handover": median(c["days"])}
+            for c in r.contractors]
+
+
+# -- layouts --------------------------------------------------------------------------------------------------
+
+
+def full(r: Report) -> dict[str, Any]:
+    """The whole report (the API's ``/reports/cooperative`` and ``/reports/programme`` bodies)."""
+    return {
+        "as_of": r.as_of,
+        "reach": {**reach_figures(r), "sessions_by_kind": r.sessions, "funnel": r.funnel},
+        "access": access_figures(r),
+        "usaid": usaid_figures(r),
+        "financing": {**financing_figures(r), "by_product": by_product_rows(r), "by_fund": by_fund_rows(r),
+                      "write_offs": r.write_offs},
+        "construction": {**construction_figures(r), "by_kind": r.construction["by_kind"],
+                         "by_contractor": contractor_rows(r)},
+        "desludging": desludging_figures(r),
+        "monthly": r.monthly,
+        "targets": r.targets,
+    }
+
+
+def dashboard(r: Report) -> dict[str, Any]:
+    """The figures of ``GET /reports/dashboard`` (docs: the dashboard data contract)."""
+    reach, fin, con, des = reach_figures(r), financing_figures(r), construction_figures(r), desludging_figures(r)
+    a = access_figures(r)["ladder"]
+    return {
+        "headline": {k: reach[k] for k in ("members", "households", "people_reached", "women_pct", "b40_pct",
+                                           "urban_pct")}
+        | {"safely_managed_sanitation_households": r.access.safely_managed_sanitation_households},
+        "targets": [{"indicator": g["indicator"], "target": g["target"], "actual": g["actual"],
+                     "progress_pct": g["progress_pct"], "due_on": g["due_on"].isoformat() if g["due_on"] else None}
+                    for g in r.targets],
+        "access_ladder": a,
+        "monthly": r.monthly,
+        "financing": {k: fin[k] for k in ("applied", "approved", "disbursed_count", "disbursed_value", "outstanding",
+                                          "par1_pct", "par30_pct", "par90_pct", "repayment_rate_pct", "social_fund")},
+        "construction": {k: con[k] for k in ("by_status", "first_time_pass_rate_pct", "median_days_order_to_handover")},
+        "desludging": {k: des[k] for k in ("due", "overdue", "emptied", "m3_removed", "m3_acknowledged",
+                                           "sludge_flow_pct")},
+    }
+
+
+def ladder_rows(r: Report) -> list[dict[str, Any]]:
+    a = r.access
+    rows = []
+    for service, rungs, base, now in (("water", WATER_RUNGS, a.water_baseline, a.water_now),
+                                      ("sanitation", SANITATION_RUNGS, a.sanitation_baseline, a.sanitation_now)):
+        for rung in reversed(rungs):
+            rows.append({"service": service, "rung": rung, "baseline": base[rung], "now": now[rung]})
+    return rows

@@ -1,0 +1,246 @@
+"""The reporting service's runtime: the kernel's ``ServiceRuntime`` plus the projection builds.
+
+The kernel runs the fixed projections (the ``coop_summary_v1`` walking-skeleton summary). The versioned
+families (members, financing, sanitation) are run here, one consumer per build and source, because
+their builds come and go while the service runs: a ``washfin rebuild`` registers a new build, this
+runtime's supervisor (every ``build_poll_s``) migrates its tables and starts its consumers beside the
+live build's, switches reads to it once it has caught up, stops the retired build's consumers and drops
+its tables after ``build_drop_grace_s``. The consumers it starts sit in the kernel's task and consumer
+lists, so readiness, liveness and the lag metrics cover them; a build's consumers have their own stop
+event, and a retired build's tasks leave those lists when they stop on purpose.
+
+Reads ask ``live_names()`` which tables to read: the live build of each family.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.reporting import builds as registry
+from services.reporting.projections.base import Build, Names
+from services.reporting.projections.catalog import FAMILIES
+from services.reporting.projections.summary import CooperativeSummary
+from services.reporting.schema import MIGRATIONS
+from services.reporting.settings import ReportingSettings
+from shared.consumer.kafka_source import KafkaSource
+from shared.consumer.log_source import EventLogSource
+from shared.db import create_pool, migrate
+from shared.eventstore.postgres import PostgresLogReader
+from shared.logging import get_logger
+from shared.runtime import ServiceRuntime
+
+log = get_logger(__name__)
+
+SERVICE = "reporting"
+
+
+class LruCache:
+    """A small least-recently-used map (reports' figures, keyed by what they were computed from)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        if self.size <= 0:
+            return
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+@dataclass
+class _Runner:
+    build: Build
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    sources: list[KafkaSource | EventLogSource] = field(default_factory=list)
+
+
+class ReportingRuntime(ServiceRuntime):
+    settings: ReportingSettings
+
+    def __init__(self, settings: ReportingSettings) -> None:
+        super().__init__(SERVICE, settings, migrations=MIGRATIONS, projections=[CooperativeSummary()],
+                         source_database_urls=settings.source_database_urls)
+        self.known: dict[str, Build] = {}
+        self.live: dict[str, Build] = {}
+        self._runners: dict[str, _Runner] = {}
+        self._stopped_here: dict[str, float] = {}
+        self._shared_source_pools: dict[str, asyncpg.Pool] = {}
+        self._consumers_here = False
+        self.report_cache = LruCache(settings.report_cache_size)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    async def start(self, *, background: bool = True) -> None:
+        await super().start(background=background)
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            await self._seed_programmes(conn)
+            await registry.ensure_builds(conn)
+        self._consumers_here = background and self.settings.run_consumers and self.settings.event_source != "none"
+        await self.refresh_builds()
+        if background:
+            self._spawn(self._supervise(), "build-supervisor")
+
+    async def stop(self) -> None:
+        for r in self._runners.values():
+            r.stop.set()
+        await super().stop()
+
+    async def _supervise(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.build_poll_s)
+            if self._stop.is_set():
+                return
+            try:
+                await self.refresh_builds()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("build_supervisor_retrying", error=repr(e))
+
+    async def refresh_builds(self) -> None:
+        """One pass of the supervisor: follow the registry (new builds, switches, retirements, drops)."""
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            rows = await registry.builds(conn)
+            for row in rows:
+                fam = FAMILIES.get(row.family)
+                if row.state == "building" and fam is not None and row.version == fam.version \
+                        and await registry.switch_if_caught_up(conn, row.build):
+                    log.info("projection_build_live", build=row.build, family=row.family)
+                    rows = await registry.builds(conn)
+                    break
+            for row in rows:
+                fam = FAMILIES.get(row.family)
+                if fam is None or row.version != fam.version or row.state == "retired":
+                    continue
+                if row.build not in self.known:
+                    b = row.materialise()
+                    await migrate(conn, f"projection:{b.name}", list(b.migrations))
+                    self.known[row.build] = b
+                if self._consumers_here and row.build not in self._runners:
+                    await self._start_build(self.known[row.build])
+            self.live = {r.family: self.known[r.build] for r in rows if r.state == "live" and r.build in self.known}
+            now = time.monotonic()
+            for row in rows:
+                if row.state != "retired" or row.dropped_at is not None:
+                    continue
+                if row.build in self._runners:
+                    await self._stop_build(row.build)
+                    self._stopped_here[row.build] = now
+                    continue
+                grace = self.settings.build_drop_grace_s
+                since = self._stopped_here.setdefault(row.build, now)
+                if now - since >= grace:
+                    await registry.drop_build(conn, row)
+                    self.known.pop(row.build, None)
+                    log.info("projection_build_dropped", build=row.build)
+
+    async def _source_pool(self, producer: str, dsn: str) -> asyncpg.Pool:
+        pool = self._shared_source_pools.get(producer)
+        if pool is None:
+            pool = await create_pool(dsn, 1, 3)
+            self._shared_source_pools[producer] = pool
+            self._source_pools.append(pool)  # closed by the kernel's stop()
+        return pool
+
+    async def _start_build(self, b: Build) -> None:
+        s = self.settings
+        assert self.pool is not None
+        runner = _Runner(b)
+        if s.event_source == "kafka" and s.kafka_bootstrap_servers:
+            src = KafkaSource(self.pool, s.kafka_bootstrap_servers, b, self.registry,
+                              partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                              namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size)
+            runner.sources.append(src)
+            runner.tasks.append(self._spawn_task(src.run(runner.stop), f"consumer:{b.name}"))
+        elif s.event_source == "embedded":
+            for topic in b.topics:
+                producer = topic.split(".")[1]
+                dsn = self.source_database_urls.get(producer)
+                if not dsn:
+                    log.warning("projection_source_not_configured", build=b.name, producer=producer,
+                                setting=f"{SERVICE.upper()}_SOURCE_DATABASE_URLS")
+                    continue
+                src2 = EventLogSource(self.pool, producer, PostgresLogReader(await self._source_pool(producer, dsn), dsn),
+                                      b, self.registry, batch_size=s.consumer_batch_size)
+                runner.sources.append(src2)
+                runner.tasks.append(self._spawn_task(src2.run(runner.stop), f"consumer:{b.name}:{producer}"))
+        self.consumers.extend(runner.sources)
+        self._runners[b.name] = runner
+
+    def _spawn_task(self, coro: Any, name: str) -> asyncio.Task[None]:
+        self._spawn(coro, name)
+        return self._tasks[-1]
+
+    async def _stop_build(self, name: str) -> None:
+        runner = self._runners.pop(name)
+        runner.stop.set()
+        if runner.tasks:
+            await asyncio.wait(runner.tasks, timeout=10)
+        for t in runner.tasks:
+            t.cancel()
+            with contextlib.suppress(ValueError):
+                self._tasks.remove(t)
+        for src in runner.sources:
+            with contextlib.suppress(ValueError):
+                self.consumers.remove(src)
+            if isinstance(src, EventLogSource):
+                await src.reader.close()
+        log.info("projection_build_stopped", build=name)
+
+    async def _seed_programmes(self, conn: asyncpg.Connection) -> None:
+        """Programmes named in the settings, with their consenting cooperatives, if not there yet."""
+        for programme_id, spec in self.settings.programmes.items():
+            await conn.execute("INSERT INTO programmes (programme_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                               programme_id, spec.name)
+            for tenant, consented_on in spec.cooperatives.items():
+                await conn.execute(
+                    """INSERT INTO programme_cooperatives (tenant_id, programme_id, consented_on) VALUES ($1, $2, $3)
+                       ON CONFLICT DO NOTHING""", tenant, programme_id, consented_on or date.today())
+
+    # -- what reads need -----------------------------------------------------------------------------------
+    def live_names(self) -> dict[str, Names]:
+        """Family -> its live build's table names."""
+        return {fam: b.names for fam, b in self.live.items()}
+
+    async def lag_events(self) -> int:
+        """Events in the sources that the live builds have not applied yet (consumers in this process)."""
+        total = 0
+        for b in self.live.values():
+            runner = self._runners.get(b.name)
+            for src in runner.sources if runner else []:
+                with contextlib.suppress(Exception):
+                    total += sum((await src.lag()).values())
+        return total
+
+    async def positions(self) -> str:
+        """Where the live builds stand in each source: the as-of position of every answer."""
+        assert self.pool is not None
+        names = [b.name for b in self.live.values()]
+        parts: list[str] = []
+        for r in await self.pool.fetch(
+                """SELECT consumer, source, tx_id, position FROM consumer_log_positions
+                   WHERE consumer = ANY($1::text[]) ORDER BY consumer, source""", names):
+            parts.append(f"{r['consumer']}<-{r['source']}@{r['tx_id']}:{r['position']}")
+        for r in await self.pool.fetch(
+                """SELECT consumer, topic, sum(next_offset)::bigint AS n FROM consumer_offsets
+                   WHERE consumer = ANY($1::text[]) GROUP BY consumer, topic ORDER BY consumer, topic""", names):
+            parts.append(f"{r['consumer']}<-{r['topic']}@{r['n']}")
+        return ";".join(parts)

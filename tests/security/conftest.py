@@ -1,0 +1,313 @@
+"""The security suite's system: all four services in-process on real PostgreSQL, wired as in the run
+command's embedded default (each service's consumers tail the other services' event logs), with the demo
+data of both demo cooperatives loaded through the services' own APIs and demo loaders.
+
+The system is package-scoped: started and loaded once for the security suite, stopped after its last test.
+Tests that change credentials (expire, revoke, suspend) or that must not disturb the demo data use
+cooperatives of their own (``SecurityTenant``), never the demo cooperatives or their demo keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from deploy.local.demo import DEMO_KEYS, key_for
+from deploy.local.infra import PostgresHandle
+from shared.db import connect, migrate
+from shared.envelope import LogPosition
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.tenancy import Role, create_tenant, issue_key
+from tests.helpers import ServiceClient, eventually, running_app
+
+#: cooperative A owns the resources under attack; cooperative B is the attacker
+A, B = "kopsyah-bmi", "koperasi-baik"
+SERVICES = ("members", "loans", "sanitation", "reporting")
+ROLES = tuple(Role)
+
+
+def key_of(tenant: str, role: Role) -> str:
+    return key_for(tenant, role)
+
+
+def h(tenant: str, role: Role = Role.MANAGER, **extra: str) -> dict[str, str]:
+    """Headers with a demo cooperative's demo key for ``role``."""
+    return {"X-API-Key": key_for(tenant, role), **extra}
+
+
+@dataclass
+class System:
+    """The four running services and what the demo loaders created."""
+
+    apps: dict[str, FastAPI]
+    clients: dict[str, ServiceClient]
+    database_urls: dict[str, str]
+    platform_url: str
+    #: member ids of each demo cooperative, in member-number order (from the members demo loader)
+    member_ids: dict[str, list[str]]
+    #: resource ids per cooperative, found through the APIs after loading: see ``collect_ids``
+    ids: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the suite's own cooperative with a key of every role (its operator key serves the operator routes)
+    sec: SecurityTenant | None = None
+    #: a programme officer's key for the suite's programme, to which cooperative B (only) consented
+    programme_key: str = ""
+
+    def headers(self, tenant: str, role: Role, **extra: str) -> dict[str, str]:
+        """A key for ``role`` acting on ``tenant``: the demo key where the demo has one; an operator key
+        (which belongs to no cooperative); for a programme officer, the suite programme's officer."""
+        if role == Role.OPERATOR:
+            assert self.sec is not None
+            return {"X-API-Key": self.sec.keys[Role.OPERATOR], **extra}
+        if role == Role.PROGRAMME_OFFICER:
+            return {"X-API-Key": self.programme_key, **extra}
+        return h(tenant, role, **extra)
+
+    def __getitem__(self, service: str) -> ServiceClient:
+        return self.clients[service]
+
+    async def event_count(self, service: str, tenant: str | None = None) -> int:
+        """Events in a service's store (of one cooperative, or all)."""
+        rt = self.clients[service].runtime
+        assert rt.pool is not None
+        if tenant is None:
+            return int(await rt.pool.fetchval("SELECT count(*) FROM events"))
+        return int(await rt.pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", tenant))
+
+    async def event_counts(self) -> dict[str, int]:
+        return {s: await self.event_count(s) for s in SERVICES}
+
+    async def all_events(self, service: str) -> list[Any]:
+        return await all_events(self.clients[service])
+
+    async def quiet(self, settle: float = 0.3) -> None:
+        """Wait until every consumer has applied everything its sources hold and no service is appending
+        (reactions run in the background: a test comparing event counts must start from a quiet system)."""
+
+        async def settled() -> bool:
+            before = await self.event_counts()
+            for c in self.clients.values():
+                for consumer in c.runtime.consumers:
+                    if sum((await consumer.lag()).values()):
+                        return False
+            await asyncio.sleep(settle)
+            return await self.event_counts() == before
+
+        await eventually(settled, timeout=60, interval=0.2)
+
+
+async def all_events(client: ServiceClient) -> list[Any]:
+    """Every event in a service's store, in log order."""
+    assert client.runtime.store is not None
+    out: list[Any] = []
+    after = LogPosition()
+    while batch := await client.runtime.store.read_log(after, 5000):
+        out += [r.envelope for r in batch]
+        after = batch[-1].log_position
+    return out
+
+
+async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -> System:
+    from services.loans.app import create_app as loans_app
+    from services.loans.settings import LoansSettings
+    from services.members.app import create_app as members_app
+    from services.members.settings import MembersSettings
+    from services.reporting.app import create_app as reporting_app
+    from services.reporting.demo import DEMO_PROGRAMMES
+    from services.reporting.settings import ReportingSettings
+    from services.sanitation.app import create_app as sanitation_app
+    from services.sanitation.settings import SanitationSettings
+
+    urls = {s: await pg.create_database(f"sec_{s}") for s in SERVICES}
+    # every event log exists before any consumer starts tailing it
+    for url in urls.values():
+        conn = await connect(url)
+        try:
+            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        finally:
+            await conn.close()
+    common: dict[str, Any] = {"platform_database_url": platform_url, "kafka_bootstrap_servers": None,
+                              "event_source": "embedded", "db_pool_max": 6}
+    apps = {
+        "members": members_app(MembersSettings(database_url=urls["members"], **common,
+                                               source_database_urls={"loans": urls["loans"]})),
+        "loans": loans_app(LoansSettings(database_url=urls["loans"], **common,
+                                         source_database_urls={"members": urls["members"],
+                                                               "sanitation": urls["sanitation"]})),
+        "sanitation": sanitation_app(SanitationSettings(database_url=urls["sanitation"], **common,
+                                                        source_database_urls={"loans": urls["loans"]})),
+        # with the demo programmes, as the run command configures them (REPORTING_PROGRAMMES)
+        "reporting": reporting_app(ReportingSettings(database_url=urls["reporting"], **common, build_poll_s=0.2,
+                                                     programmes=DEMO_PROGRAMMES,
+                                                     source_database_urls={s: urls[s] for s in SERVICES
+                                                                           if s != "reporting"})),
+    }
+    clients = {s: await stack.enter_async_context(running_app(app)) for s, app in apps.items()}
+    return System(apps, clients, urls, platform_url, member_ids={})
+
+
+async def _load_demo(system: System) -> None:
+    """The demo data of both demo cooperatives, through each service's own demo loader and API."""
+    from services.loans.demo import load_demo as load_loans
+    from services.members.demo import load_demo as load_members
+    from services.sanitation.demo import load_demo as load_sanitation
+
+    system.member_ids = await load_members("http://test",
+                                           transport=httpx.ASGITransport(app=system.apps["members"]))
+    keys: dict[str, dict[str, str]] = {}
+    for k in DEMO_KEYS:
+        keys.setdefault(k.tenant_id, {}).setdefault(k.role.value, k.secret)
+    # the loans loader waits until loans has learned the members from the members service's log
+    await load_loans("http://test", keys, system.member_ids,
+                     transport=httpx.ASGITransport(app=system.apps["loans"]))
+    await load_sanitation("http://test", system.member_ids, client=system["sanitation"])
+    await system.quiet()
+
+
+async def collect_ids(system: System, tenant: str) -> dict[str, Any]:
+    """The ids of each kind of resource a cooperative has, found through the APIs as its manager."""
+    hd = h(tenant)
+    m, lo, sa = system["members"], system["loans"], system["sanitation"]
+
+    async def get(client: ServiceClient, path: str) -> Any:
+        r = await client.get(path, headers=hd)
+        assert r.status_code == 200, f"{path}: {r.status_code} {r.text}"
+        return r.json()
+
+    ids: dict[str, Any] = {"members": system.member_ids[tenant]}
+    ids["sessions"] = [s["session_id"] for s in (await get(m, "/sessions"))["items"]]
+    ids["centres"] = [c["centre_id"] for c in (await get(m, "/centres"))["items"]]
+    ids["groups"] = [g["group_id"] for g in (await get(m, "/groups"))["items"]]
+    ids["products"] = [p["product_id"] for p in (await get(lo, "/products"))["items"]]
+    financings = (await get(lo, "/financings?limit=200"))["items"]
+    ids["financings"] = {f["status"]: f["financing_id"] for f in financings}
+    ids["all_financings"] = [f["financing_id"] for f in financings]
+    ids["contractors"] = [c["contractor_id"] for c in (await get(sa, "/contractors?limit=200"))["items"]]
+    jobs = (await get(sa, "/jobs?limit=200"))["items"]
+    ids["jobs"] = {j["status"]: j["job_id"] for j in jobs}
+    ids["all_jobs"] = [j["job_id"] for j in jobs]
+    visits, open_visits = [], []
+    for j in jobs:
+        detail = await get(sa, f"/jobs/{j['job_id']}")
+        for v in (detail["desludging"] or {}).get("visits", []):
+            visits.append((v["visit_id"], j["job_id"]))
+            if v["outcome"] is None:
+                open_visits.append((v["visit_id"], j["job_id"]))
+    ids["visits"] = visits
+    ids["open_visit"] = open_visits[0]
+    ids["tenant_id"] = tenant
+    ids["indicator"] = INDICATOR[tenant]
+    ids["keyed_contractor"] = next(k.subject for k in DEMO_KEYS if k.tenant_id == tenant and k.role == Role.CONTRACTOR)
+    return ids
+
+
+PROGRAMME = "sec-programme"
+#: a report target indicator per cooperative: A's has a target from the reporting demo loader and B has
+#: none (the matrix deletes it as B); B's has none in either (the tests set it as B)
+INDICATOR = {A: "safely_managed_sanitation_households", B: "households"}
+
+
+async def _prepare_reporting(system: System, platform_url: str) -> None:
+    """Reporting's read models ready, its demo loaded (the cooperatives' targets); a programme of the
+    suite's own to which B (only) consented, with an officer's key."""
+    from services.reporting.demo import load_demo as load_reporting
+
+    rp = system["reporting"]
+
+    async def ready() -> bool:
+        return (await rp.get("/reports/cooperative", headers=h(A))).status_code == 200
+
+    await eventually(ready, timeout=60, interval=0.2)
+    assert system.sec is not None
+    operator = system.sec.h(Role.OPERATOR)
+    r = await rp.put(f"/programmes/{PROGRAMME}", json={"name": "Security suite programme"}, headers=operator)
+    assert r.status_code == 200, r.text
+    r = await rp.put(f"/programmes/{PROGRAMME}/cooperatives/{B}", json={"consented_on": "2024-01-15"},
+                     headers=operator)
+    assert r.status_code == 200, r.text
+    conn = await connect(platform_url)
+    try:
+        system.programme_key = (await issue_key(conn, system.sec.tenant_id, Role.PROGRAMME_OFFICER,
+                                                subject=PROGRAMME, label="security suite programme officer",
+                                                actor="tests.security")).secret
+    finally:
+        await conn.close()
+    await load_reporting("http://test", transport=httpx.ASGITransport(app=system.apps["reporting"]))
+    targets = {t: {x["indicator"] for x in (await rp.get("/reports/targets", headers=h(t))).json()["items"]}
+               for t in (A, B)}
+    assert INDICATOR[A] in targets[A] and INDICATOR[A] not in targets[B] and INDICATOR[B] not in targets[B]
+
+
+@pytest.fixture(scope="package")
+async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]:
+    async with AsyncExitStack() as stack:
+        s = await _start(pg, platform_url, stack)
+        s.sec = await make_tenant(platform_url, "sec-roles")
+        await _load_demo(s)
+        await _prepare_reporting(s, platform_url)
+        s.ids = {t: await collect_ids(s, t) for t in (A, B)}
+        yield s
+
+
+@dataclass
+class SecurityTenant:
+    """A cooperative of the security suite's own, with a key for every role (issued with shared.tenancy
+    on the platform database; secrets kept here, as they are shown only once)."""
+
+    tenant_id: str
+    keys: dict[Role, str]
+    key_ids: dict[Role, str]
+    contractor_id: str
+
+    def h(self, role: Role = Role.MANAGER, **extra: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role], **extra}
+
+
+async def make_tenant(platform_url: str, tenant_id: str, *, expires_at: datetime | None = None) -> SecurityTenant:
+    """Register a cooperative and issue it one key of every role (the operator key belongs to no
+    cooperative)."""
+    conn = await connect(platform_url)
+    try:
+        await create_tenant(conn, tenant_id, f"security suite: {tenant_id}", actor="tests.security")
+        contractor_id = str(uuid.uuid4())
+        keys, key_ids = {}, {}
+        for role in ROLES:
+            subject = {Role.CONTRACTOR: contractor_id, Role.PROGRAMME_OFFICER: f"programme-{tenant_id}"}.get(role)
+            issued = await issue_key(conn, None if role == Role.OPERATOR else tenant_id, role,
+                                     label=f"security suite {role.value}", subject=subject, expires_at=expires_at,
+                                     actor="tests.security")
+            keys[role], key_ids[role] = issued.secret, issued.key_id
+        return SecurityTenant(tenant_id, keys, key_ids, contractor_id)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="package")
+async def roles_tenant(system: System) -> SecurityTenant:
+    """A cooperative with a key of every role, for probing who may call what."""
+    assert system.sec is not None
+    return system.sec
+
+
+def readable(response: httpx.Response) -> str:
+    """A response's text to search and compare: an XLSX export is a zip of XML parts, read out of it (less
+    its document properties, which carry the time it was made)."""
+    if response.content[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(response.content)) as z:
+            return "\n".join(z.read(n).decode("utf-8", "replace") for n in sorted(z.namelist())
+                             if not n.startswith("docProps/"))
+    return response.text
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,93 @@
+"""The four services in-process on real PostgreSQL, wired the embedded way: each service's consumers
+tail the other services' event logs (loans <- members, sanitation; sanitation <- loans; members <- loans;
+reporting <- all three)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from deploy.local.infra import PostgresHandle
+from shared.db import connect, migrate
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from tests.helpers import ServiceClient, eventually, running_app
+
+SOURCES = {"members": ("loans",), "loans": ("members", "sanitation"), "sanitation": ("loans",),
+           "reporting": ("members", "loans", "sanitation")}
+
+
+@dataclass
+class System:
+    members: ServiceClient
+    loans: ServiceClient
+    sanitation: ServiceClient
+    reporting: ServiceClient
+    urls: dict[str, str]
+    platform_url: str
+    apps: dict[str, Any]
+
+
+def reporting_settings(urls: dict[str, str], platform_url: str, **extra: object):  # type: ignore[no-untyped-def]
+    from services.reporting.settings import ReportingSettings
+
+    return ReportingSettings(database_url=urls["reporting"], platform_database_url=platform_url,
+                             kafka_bootstrap_servers=None, event_source="embedded",
+                             source_database_urls={s: urls[s] for s in SOURCES["reporting"]},
+                             build_poll_s=0.2, **extra)
+
+
+@pytest.fixture
+async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]:
+    from services.loans.app import create_app as loans_app
+    from services.loans.settings import LoansSettings
+    from services.members.app import create_app as members_app
+    from services.members.settings import MembersSettings
+    from services.reporting.app import create_app as reporting_app
+    from services.sanitation.app import create_app as sanitation_app
+    from services.sanitation.settings import SanitationSettings
+
+    urls = {s: await pg.create_database(s) for s in SOURCES}
+    for url in urls.values():  # every event log exists before a consumer tails it
+        conn = await connect(url)
+        try:
+            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        finally:
+            await conn.close()
+
+    def common(service: str) -> dict[str, object]:
+        return {"database_url": urls[service], "platform_database_url": platform_url, "kafka_bootstrap_servers": None,
+                "event_source": "embedded", "source_database_urls": {s: urls[s] for s in SOURCES[service]}}
+
+    apps = {"members": members_app(MembersSettings(**common("members"))),
+            "loans": loans_app(LoansSettings(**common("loans"))),
+            "sanitation": sanitation_app(SanitationSettings(**common("sanitation"))),
+            "reporting": reporting_app(reporting_settings(urls, platform_url, build_drop_grace_s=60.0))}
+    async with AsyncExitStack() as stack:
+        members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
+                                                 for s in ("members", "loans", "sanitation", "reporting")]
+        yield System(members, loans, sanitation, reporting, urls, platform_url, apps)
+
+
+async def quiet(system: System, timeout: float = 60) -> None:
+    """Wait until every consumer of every service has applied all its sources hold and nothing is being
+    appended any more (reactions append in the background)."""
+    clients = (system.members, system.loans, system.sanitation, system.reporting)
+
+    async def counts() -> list[int]:
+        return [int(await c.runtime.pool.fetchval("SELECT count(*) FROM events")) for c in clients]  # type: ignore[union-attr]
+
+    async def settled() -> bool:
+        before = await counts()
+        for c in clients:
+            for consumer in c.runtime.consumers:
+                if sum((await consumer.lag()).values()):
+                    return False
+        await asyncio.sleep(0.3)
+        return await counts() == before
+
+    await eventually(settled, timeout=timeout, interval=0.2)

@@ -1,0 +1,611 @@
+"""The reporting dashboard in headless Chromium (Debian's ``chromium``), driven over the DevTools protocol.
+
+The page is served by the reporting app under uvicorn on a loopback port; the test types the API key into
+the page as a manager would, then checks every figure the page shows (text and the raw value behind it,
+and the SVG geometry of the charts) against the JSON the API returns for the same key and date, in
+Bahasa Indonesia and in English, and keeps a full-page screenshot of each in ``artifacts/``.
+
+Chromium is installed here when it is missing (``apt-get install chromium``, as CI does); when that is
+impossible the test fails with the reason. It never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from deploy.local.demo import DEMO_KEYS, key_for, load_all_demo
+from services.reporting.demo import DEMO_TARGETS
+from deploy.local.infra import PostgresHandle
+from deploy.local.services import SERVICES, ServiceProcess, service_env
+from shared.tenancy import Role
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
+#: the flags this machine needs, plus the DevTools pipe (no websocket library needed)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--remote-debugging-pipe", "--hide-scrollbars", "--window-size=1280,900"]
+WIDTH, HEIGHT = 1280, 900
+#: installing chromium on a fresh machine (apt-get update, ~100 MB) may take longer than the default timeout
+pytestmark = pytest.mark.timeout(900)
+
+
+# ---------------------------------------------------------------------------------------------- Chromium
+
+
+def ensure_chromium() -> Path:
+    """Debian's chromium, installed with apt-get when missing; a clear failure when that cannot be done."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if shutil.which("apt-get") is None:
+        pytest.fail("the dashboard test needs Debian's chromium package, and apt-get is not on this machine; "
+                    "install chromium so that /usr/bin/chromium exists")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        # CI does the same; the lock timeout rides out a concurrent apt run instead of failing at once
+        done = subprocess.run("apt-get update && apt-get install -y -o DPkg::Lock::Timeout=120 chromium",
+                              shell=True, env=env, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        pytest.fail("installing chromium (apt-get install -y chromium) took longer than 15 minutes")
+    if done.returncode != 0 or not CHROMIUM.exists():
+        pytest.fail(f"could not install chromium with apt-get (exit {done.returncode}); the dashboard test needs "
+                    f"/usr/bin/chromium.\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
+    return CHROMIUM
+
+
+class Chromium:
+    """One headless Chromium and one page, driven over the DevTools protocol on --remote-debugging-pipe
+    (messages are JSON ended by a NUL byte; the browser reads fd 3 and writes fd 4)."""
+
+    def __init__(self, executable: Path, profile: Path) -> None:
+        to_browser_r, to_browser_w = os.pipe()
+        from_browser_r, from_browser_w = os.pipe()
+
+        def child_fds() -> None:  # runs in the child between fork and exec: put the pipe ends on fds 3 and 4
+            r, w = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(r, 3)
+            os.dup2(w, 4)
+
+        self.proc = subprocess.Popen([str(executable), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                     preexec_fn=child_fds, close_fds=False, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._out, self._in = to_browser_w, from_browser_r
+        self._buffer = b""
+        self._next_id = 0
+        self._session: str | None = None
+        self.events: list[dict[str, Any]] = []
+        self.paused: list[dict[str, Any]] = []  # Fetch.requestPaused events not yet answered
+
+    def _message(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("Chromium did not answer over the DevTools pipe")
+            if select.select([self._in], [], [], left)[0]:
+                chunk = os.read(self._in, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed the DevTools pipe (exit code {self.proc.poll()})")
+                self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\0")
+        message: dict[str, Any] = json.loads(raw)
+        return message
+
+    def _event(self, message: dict[str, Any]) -> None:
+        self.events.append(message)
+        if message.get("method") == "Fetch.requestPaused":
+            self.paused.append(message["params"])
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *, browser: bool = False,
+             timeout: float = 30) -> dict[str, Any]:
+        self._next_id += 1
+        command: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if self._session and not browser:
+            command["sessionId"] = self._session
+        os.write(self._out, json.dumps(command).encode() + b"\0")
+        while True:
+            message = self._message(timeout)
+            if message.get("id") == self._next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message["result"]
+                return result
+            self._event(message)
+
+    def pump(self, seconds: float = 0.05) -> None:
+        """Read the events that arrived meanwhile (e.g. paused requests)."""
+        try:
+            while True:
+                self._event(self._message(seconds))
+        except TimeoutError:
+            pass
+
+    def open(self, url: str) -> None:
+        target = self.send("Target.createTarget", {"url": "about:blank"}, browser=True)
+        self._session = self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True},
+                                  browser=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+        self.goto(url)
+
+    def goto(self, url: str) -> None:
+        self.send("Page.navigate", {"url": url})
+
+    def js(self, expression: str) -> Any:
+        answer = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in answer:
+            raise RuntimeError(f"{expression}: {answer['exceptionDetails'].get('exception', {}).get('description')}")
+        return answer["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.js(expression)
+                if last:
+                    return last
+            except RuntimeError as e:  # the page is between documents
+                last = e
+            time.sleep(0.1)
+        raise AssertionError(f"not true within {timeout}s: {expression} (last: {last!r}); page state "
+                             f"{self.js('document.body && document.body.dataset.state')!r}")
+
+    def type_into(self, selector: str, text: str, *, enter: bool = True) -> None:
+        """Focus, type like a keyboard would, and press Enter."""
+        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.send("Input.insertText", {"text": text})
+        if enter:
+            key = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}
+            self.send("Input.dispatchKeyEvent", {"type": "keyDown", "text": "\r", **key})
+            self.send("Input.dispatchKeyEvent", {"type": "keyUp", **key})
+
+    def click(self, selector: str) -> None:
+        self.js(f"document.querySelector({json.dumps(selector)}).click()")
+
+    def screenshot(self, path: Path) -> None:
+        """The whole page, 1280 px wide."""
+        height = int(self.js("Math.ceil(document.documentElement.scrollHeight)"))
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.js("new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)))")
+        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        self.send("Emulation.setDeviceMetricsOverride",
+                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+
+    def script_errors(self) -> list[str]:
+        """Uncaught exceptions and console errors the page produced so far."""
+        self.pump()
+        errors = []
+        for e in self.events:
+            if e.get("method") == "Runtime.exceptionThrown":
+                errors.append(str(e["params"]["exceptionDetails"].get("exception", {}).get("description")))
+            elif e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error":
+                entry = e["params"]["entry"]
+                errors.append(f"{entry.get('url', '')}: {entry['text']}")
+        return errors
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", browser=True, timeout=5)
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        for fd in (self._out, self._in):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> Path:
+    return ensure_chromium()
+
+
+@pytest.fixture
+def browser(chromium_executable: Path) -> Iterator[Chromium]:
+    profile = Path(tempfile.mkdtemp(prefix="washfin-chromium-"))  # a fresh profile for every test
+    b = Chromium(chromium_executable, profile)
+    try:
+        yield b
+    finally:
+        b.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# ------------------------------------------------------------------- what the page must show, in Python
+
+
+def _group(digits: str, sep: str) -> str:
+    out = ""
+    while len(digits) > 3:
+        out, digits = sep + digits[-3:] + out, digits[:-3]
+    return digits + out
+
+
+def _number(value: float, decimals: int, lang: str, *, keep_zeros: bool) -> str:
+    """Intl.NumberFormat('id-ID' | 'en-GB'): ICU rounds the shortest decimal form of the number (what
+    Python's repr gives), half away from zero, so 256.45 shows as 256.5."""
+    q = Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    sign = "-" if q < 0 else ""
+    whole, _, frac = f"{abs(q):f}".partition(".")
+    if not keep_zeros:
+        frac = frac.rstrip("0")
+    group, point = (".", ",") if lang == "id" else (",", ".")
+    return sign + _group(whole, group) + (point + frac if frac else "")
+
+
+def shown(kind: str, value: Any, lang: str) -> str:
+    """The text the page shows for a value of this kind."""
+    if value is None:
+        return "—"
+    if kind == "int":
+        return _number(value, 0, lang, keep_zeros=False)
+    if kind == "money":
+        return "Rp " + _number(value, 0, lang, keep_zeros=False)
+    if kind == "pct":
+        return _number(value, 1, lang, keep_zeros=True) + "%"
+    if kind == "m3":
+        return _number(value, 1, lang, keep_zeros=False) + " m³"
+    if kind == "days":
+        return _number(value, 1, lang, keep_zeros=False) + (" hari" if lang == "id" else " days")
+    raise ValueError(kind)
+
+
+HEADLINE = {"members": "int", "households": "int", "people_reached": "int", "women_pct": "pct", "b40_pct": "pct",
+            "urban_pct": "pct", "safely_managed_sanitation_households": "int"}
+FINANCING = {"applied": "int", "approved": "int", "disbursed_count": "int", "disbursed_value": "money",
+             "outstanding": "money", "par1_pct": "pct", "par30_pct": "pct", "par90_pct": "pct",
+             "repayment_rate_pct": "pct", "social_fund": "money"}
+DESLUDGING = {"due": "int", "overdue": "int", "emptied": "int", "m3_removed": "m3", "m3_acknowledged": "m3"}
+CONSTRUCTION = {"first_time_pass_rate_pct": "pct", "median_days_order_to_handover": "days"}
+HEADINGS = {"id": {"headline-heading": "Angka utama", "ladder-heading": "Tangga akses JMP: awal dan sekarang",
+                   "financing-heading": "Pembiayaan"},
+            "en": {"headline-heading": "Headline figures", "ladder-heading": "JMP access ladder: baseline and now",
+                   "financing-heading": "Financing"}}
+
+FIELDS_JS = """Array.from(document.querySelectorAll('#dashboard [data-field]:not([data-cooperative])'))
+  .map((e) => [e.dataset.field, e.textContent.trim(), e.dataset.value])"""
+MARKS_JS = """Array.from(document.querySelectorAll('[data-chart="%s"] svg .mark')).map((m) => {
+  const b = m.getBBox();
+  return {series: m.dataset.series, category: m.dataset.category, value: Number(m.dataset.value),
+          width: b.width, height: b.height, tag: m.tagName, cy: Number(m.getAttribute('cy'))};
+})"""
+
+
+def expected_fields(body: dict[str, Any], lang: str) -> dict[str, tuple[str, Any]]:
+    """data-field -> (text shown, raw value) for every figure of the top-level scope."""
+    fields: dict[str, tuple[str, Any]] = {}
+    for section, kinds in (("headline", HEADLINE), ("financing", FINANCING), ("desludging", DESLUDGING),
+                           ("construction", CONSTRUCTION)):
+        for key, kind in kinds.items():
+            value = body[section][key]
+            fields[f"{section}.{key}"] = (shown(kind, value, lang), value)
+    for status, n in body["construction"]["by_status"].items():
+        fields[f"construction.by_status.{status}"] = (shown("int", n, lang), n)
+    return fields
+
+
+def check_page_matches(b: Chromium, body: dict[str, Any], lang: str) -> None:
+    """Every figure on the page equals the API's, as text in the page's language and as the raw number."""
+    on_page = {field: (text, raw) for field, text, raw in b.js(FIELDS_JS)}
+    for field, (text, value) in expected_fields(body, lang).items():
+        assert field in on_page, f"{field} is not on the page"
+        got_text, got_raw = on_page[field]
+        assert got_text == text, f"{field}: page shows {got_text!r}, API says {value!r} -> {text!r} ({lang})"
+        if value is None:
+            assert got_raw == "", (field, got_raw)
+        else:
+            assert float(got_raw) == float(value), (field, got_raw, value)
+    # freshness: the projection lag and the position the figures were read at
+    assert on_page["freshness.lag_events"][1] == str(body["freshness"]["lag_events"])
+    assert on_page["freshness.as_of_position"][1] == body["freshness"]["as_of_position"]
+    assert (on_page["freshness.last_event_at"][1] or None) == body["freshness"]["last_event_at"]
+
+    # access ladder: one stacked segment per rung, baseline and now, widths proportional within each bar
+    for service in ("water", "sanitation"):
+        marks = b.js(MARKS_JS % f"ladder-{service}")
+        ladder = body["access_ladder"][service]
+        for when in ("baseline", "now"):
+            row = {m["series"]: m for m in marks if m["category"] == when}
+            total = sum(ladder[when].values())
+            if total == 0:
+                assert not row, f"{service} {when}: an empty ladder draws no segments"
+                continue
+            assert {k: int(m["value"]) for k, m in row.items()} == ladder[when], (service, when)
+            full = sum(m["width"] for m in row.values())
+            for rung, m in row.items():
+                assert abs(m["width"] - full * ladder[when][rung] / total) < 0.6, (service, when, rung)
+
+    # monthly bars and the PAR30 line: one mark per month and series, heights proportional to the values
+    months = [m["month"] for m in body["monthly"]]
+    for chart, series in (("money", ("disbursed", "repaid")), ("desludging", ("desludging_due", "desludging_done"))):
+        marks = b.js(MARKS_JS % chart)
+        assert len(marks) == len(months) * len(series), chart
+        scale = None
+        for m in marks:
+            month = body["monthly"][months.index(m["category"])]
+            assert m["value"] == month[m["series"]], (chart, m)
+            if m["value"]:
+                scale = scale or m["height"] / m["value"]
+                assert abs(m["height"] - scale * m["value"]) < 0.6, (chart, m, scale)
+            else:
+                assert m["height"] == 0, (chart, m)
+    par = b.js(MARKS_JS % "par30")
+    assert [(p["category"], p["value"]) for p in par] == [(m["month"], m["par30_pct"]) for m in body["monthly"]]
+    if len({p["value"] for p in par}) > 1:  # a higher PAR is drawn higher (smaller y)
+        hi, lo = max(par, key=lambda p: p["value"]), min(par, key=lambda p: p["value"])
+        assert hi["cy"] < lo["cy"]
+
+    # targets and sludge flow: bar lengths are the percentages
+    targets = b.js(MARKS_JS % "targets")
+    assert [t["value"] for t in targets] == [t["progress_pct"] for t in body["targets"]]
+    flow = b.js(MARKS_JS % "sludge-flow")
+    assert {m["category"]: m["value"] for m in flow} == body["desludging"]["sludge_flow_pct"]
+    target_texts = b.js("Array.from(document.querySelectorAll('[data-chart=targets] .bar-value'))"
+                        ".map(e => e.textContent)")
+    for t, text in zip(body["targets"], target_texts, strict=True):
+        assert shown("int", t["actual"], lang) in text and shown("int", t["target"], lang) in text, text
+        assert shown("pct", t["progress_pct"], lang) in text, text
+
+    # charts are real SVG with an accessible name
+    charts = b.js("""Array.from(document.querySelectorAll('figure.chart svg'))
+        .map(s => [s.closest('figure').dataset.chart, s.getAttribute('role'), s.getAttribute('aria-label')])""")
+    assert {c[0] for c in charts} >= {"targets", "ladder-water", "ladder-sanitation", "money", "par30",
+                                      "desludging", "sludge-flow"}
+    assert all(role == "img" and label for _, role, label in charts), charts
+    for element_id, heading in HEADINGS[lang].items():
+        assert b.js(f"document.getElementById('{element_id}').textContent") == heading
+    assert b.js("document.documentElement.lang") == lang
+
+
+def open_dashboard(b: Chromium, base_url: str, key: str) -> None:
+    """What a manager does: open the page, type the key once, wait for the figures."""
+    b.open(f"{base_url}/dashboard")
+    b.wait_for("document.body.dataset.state === 'key'")
+    assert b.js("document.getElementById('key-heading').textContent") == "Masuk dengan kunci API"  # default: id
+    b.type_into("#api-key", key)
+    b.wait_for("document.body.dataset.state === 'ready'")
+    # the key lives in this tab's sessionStorage only: never in the URL, never in localStorage
+    assert key not in b.js("location.href")
+    assert b.js("sessionStorage.getItem('washfin.dashboard.apiKey')") == key
+    assert key not in json.dumps(b.js("Object.assign({}, localStorage)"))
+
+
+# ------------------------------------------------------------------------------------------ the system
+
+
+BMI, BAIK = "kopsyah-bmi", "koperasi-baik"
+PROGRAMME = "iuwash-plus"
+PROGRAMMES = {PROGRAMME: {"name": "USAID IUWASH PLUS",
+                          "cooperatives": {BMI: "2024-01-15", BAIK: "2024-02-01"}}}
+PROGRAMME_KEY = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == PROGRAMME)
+MANAGER_KEY = key_for(BMI, Role.MANAGER)
+#: the run command's demo sets these targets (services/reporting/demo.py), so the target chart has bars
+TARGETS = DEMO_TARGETS[BMI]
+
+
+def api(base_url: str, key: str, as_of: str | None = None) -> dict[str, Any]:
+    r = httpx.get(f"{base_url}/reports/dashboard", params={"as_of": as_of} if as_of else None,
+                  headers={"X-API-Key": key}, timeout=30)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _settled(base_url: str, timeout: float = 90) -> None:
+    """Wait until the reporting projections caught up with the demo and the figures stopped moving (the
+    services react to each other's events for a while after the last request)."""
+    deadline = time.monotonic() + timeout
+    last: list[dict[str, Any]] | None = None
+    while time.monotonic() < deadline:
+        now = [api(base_url, MANAGER_KEY), api(base_url, PROGRAMME_KEY)]
+        caught_up = all(b["freshness"]["lag_events"] == 0 for b in now) and now[0]["headline"]["members"] > 0
+        if caught_up and now == last:
+            return
+        last = now if caught_up else None
+        time.sleep(1.0)
+    raise AssertionError(f"the reporting figures did not settle within {timeout}s: {last and last[0]['freshness']}")
+
+
+@pytest.fixture(scope="module")
+def reporting_url(pg: PostgresHandle, platform_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The four services as separate processes (uvicorn on free loopback ports, the embedded event source,
+    real PostgreSQL), loaded with the run command's demo data through their APIs: what ``make run`` shows."""
+    urls = {s: asyncio.run(pg.create_database(s)) for s in SERVICES}
+    logs = tmp_path_factory.mktemp("dashboard-services")
+    procs = [ServiceProcess(s, service_env(s, urls, platform_url, kafka=None,
+                                           extra={"REPORTING_PROGRAMMES": json.dumps(PROGRAMMES)}),
+                            logs / f"{s}.log").start() for s in SERVICES]
+    try:
+        for p in procs:
+            p.wait_ready()
+        by_name = {p.service: p for p in procs}
+        asyncio.run(load_all_demo({p.service: p.url for p in procs}))
+        reporting = by_name["reporting"].url
+        _settled(reporting)
+        yield reporting
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def _days_ago(days: int) -> str:
+    return (datetime.now(ZoneInfo("Asia/Jakarta")).date() - timedelta(days=days)).isoformat()
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_page_and_assets_ship_with_the_service(reporting_url: str) -> None:
+    page = httpx.get(f"{reporting_url}/dashboard", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for asset in ("dashboard.js", "charts.js", "i18n.js", "dashboard.css"):
+        assert f"/dashboard/static/{asset}?v=" in page.text
+        r = httpx.get(f"{reporting_url}/dashboard/static/{asset}", timeout=10)
+        assert r.status_code == 200, asset
+        text = r.text.replace("http://www.w3.org/2000/svg", "")  # the SVG namespace name, not a download
+        assert "http://" not in text and "https://" not in text, f"{asset} must not load anything from elsewhere"
+    assert httpx.get(f"{reporting_url}/dashboard/static/..%2Fsettings.py", timeout=10).status_code == 404
+    assert httpx.get(f"{reporting_url}/dashboard/static/routes.py", timeout=10).status_code == 404
+
+
+def test_manager_sees_the_api_figures_in_both_languages(browser: Chromium, reporting_url: str) -> None:
+    open_dashboard(browser, reporting_url, MANAGER_KEY)
+    as_of = browser.js("document.getElementById('as-of').value")
+    body = api(reporting_url, MANAGER_KEY, as_of)
+    assert body["scope"] == {"kind": "cooperative", "id": BMI, "name": "Kopsyah BMI (Tangerang)", "cooperatives": [BMI]}
+    assert len(body["targets"]) == len(TARGETS) and body["headline"]["members"] > 0  # the figures are not all empty
+    assert browser.js("document.getElementById('scope-name').textContent") == "Kopsyah BMI (Tangerang)"
+    assert browser.js("document.getElementById('bycoop-panel').hidden") is True
+    check_page_matches(browser, body, "id")
+    browser.screenshot(ARTIFACTS / "dashboard-id.png")
+
+    browser.click("[data-lang=en]")
+    browser.wait_for("document.documentElement.lang === 'en'")
+    check_page_matches(browser, body, "en")
+    browser.screenshot(ARTIFACTS / "dashboard-en.png")
+    # every label exists in both languages
+    assert browser.js("Object.keys(WF_I18N.id).sort().join()") == browser.js("Object.keys(WF_I18N.en).sort().join()")
+
+    # the language is remembered, and the key is asked for once per tab
+    browser.goto(f"{reporting_url}/dashboard")
+    browser.wait_for("document.body.dataset.state === 'ready'")
+    check_page_matches(browser, body, "en")
+
+    # an earlier date from the picker: the page asks the API for that date and shows its figures
+    earlier = _days_ago(150)
+    browser.js(f"const i = document.getElementById('as-of'); i.value = '{earlier}';"
+               " i.dispatchEvent(new Event('change'))")
+    browser.wait_for(f"document.body.dataset.state === 'ready' && document.getElementById('as-of').value === "
+                     f"'{earlier}' && new URL(location.href).searchParams.get('as_of') === '{earlier}'")
+    before = api(reporting_url, MANAGER_KEY, earlier)
+    assert before["as_of"] == earlier
+    check_page_matches(browser, before, "en")
+    assert browser.script_errors() == []
+
+
+def test_programme_officer_sees_the_cooperatives_side_by_side(browser: Chromium, reporting_url: str) -> None:
+    open_dashboard(browser, reporting_url, PROGRAMME_KEY)
+    as_of = browser.js("document.getElementById('as-of').value")
+    body = api(reporting_url, PROGRAMME_KEY, as_of)
+    assert body["scope"]["kind"] == "programme" and sorted(body["scope"]["cooperatives"]) == [BAIK, BMI]
+    check_page_matches(browser, body, "id")
+    assert browser.js("document.getElementById('scope-kind').textContent") == "Program"
+    assert browser.js("document.getElementById('bycoop-panel').hidden") is False
+    columns = browser.js("Array.from(document.querySelectorAll('table.bycoop thead th[data-cooperative]'))"
+                         ".map(th => [th.dataset.cooperative, th.textContent])")
+    assert columns == [[c["scope"]["id"], c["scope"]["name"]] for c in body["by_cooperative"]]
+    cells = browser.js("Array.from(document.querySelectorAll('table.bycoop td[data-field]'))"
+                       ".map(td => [td.dataset.cooperative, td.dataset.field, td.textContent])")
+    assert cells, "the per-cooperative table is empty"
+    figures = {c["scope"]["id"]: c for c in body["by_cooperative"]} | {"total": body}
+    kinds = {f"{section}.{k}": kind for section, table in (("headline", HEADLINE), ("financing", FINANCING),
+                                                             ("desludging", DESLUDGING), ("construction", CONSTRUCTION))
+             for k, kind in table.items()}
+    for coop, field, text in cells:
+        section, key = field.split(".")
+        assert text == shown(kinds[field], figures[coop][section][key], "id"), (coop, field, text)
+    browser.screenshot(ARTIFACTS / "dashboard-programme-id.png")
+    assert browser.script_errors() == []
+
+
+def test_export_buttons_download_with_the_key_in_a_header(browser: Chromium, reporting_url: str,
+                                                          tmp_path: Path) -> None:
+    browser.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}, browser=True)
+    open_dashboard(browser, reporting_url, MANAGER_KEY)
+    as_of = browser.js("document.getElementById('as-of').value")
+
+    def downloaded(name: str) -> bytes:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / name).exists():
+            assert time.monotonic() < deadline, f"{name} was not downloaded; have {os.listdir(tmp_path)}"
+            time.sleep(0.1)
+        return (tmp_path / name).read_bytes()
+
+    stem = f"washfin-cooperative-{BMI}-{as_of}"
+    browser.click("[data-export='/reports/exports/report.xlsx']")
+    assert downloaded(f"{stem}.xlsx")[:2] == b"PK"  # an XLSX is a zip
+    browser.click("[data-export='/reports/exports/indicators.csv']")
+    assert b"indicator" in downloaded(f"{stem}-indicators.csv")
+    browser.js("document.getElementById('export-table').value = 'sludge_flow'")
+    browser.click("[data-export=table][data-format=csv]")
+    assert b"contained" in downloaded(f"{stem}-sludge_flow.csv")
+    browser.click("[data-export=client-csv]")
+    figures = downloaded(f"washfin-{BMI}-{as_of}.csv").decode("utf-8-sig")
+    members = api(reporting_url, MANAGER_KEY, as_of)["headline"]["members"]
+    assert f"{BMI},headline,members,{as_of},{members}" in figures.splitlines()
+    assert browser.script_errors() == []
+
+
+def test_error_states(browser: Chromium, reporting_url: str) -> None:
+    browser.open(f"{reporting_url}/dashboard")
+    browser.wait_for("document.body.dataset.state === 'key'")
+    browser.type_into("#api-key", "wf_notakey0000_butitlookslikeoneandisnotknown000")
+    browser.wait_for("document.body.dataset.state === 'key-rejected'")
+    assert "Kunci ditolak" in browser.js("document.getElementById('key-error').textContent")
+    assert browser.js("sessionStorage.getItem('washfin.dashboard.apiKey')") is None
+
+    # a key whose role may not read reports: said so, with a way to change the key
+    browser.type_into("#api-key", key_for(BMI, Role.CONTRACTOR))
+    browser.wait_for("document.body.dataset.state === 'error'")
+    assert "tidak berhak" in browser.js("document.getElementById('alert-text').textContent")
+    assert browser.js("document.getElementById('change-key').hidden") is False
+    browser.click("#change-key")
+    browser.wait_for("document.body.dataset.state === 'key'")
+
+    # a failing service: the page says so and offers to try again, which then works
+    browser.send("Fetch.enable", {"patterns": [{"urlPattern": "*/reports/dashboard*"}]})
+    browser.type_into("#api-key", MANAGER_KEY)
+    deadline = time.monotonic() + 10
+    while not browser.paused:
+        assert time.monotonic() < deadline, "the page did not ask the API"
+        browser.pump()
+    request = browser.paused.pop()
+    browser.send("Fetch.fulfillRequest", {"requestId": request["requestId"], "responseCode": 503,
+                                          "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                                          "body": base64.b64encode(b'{"error":"unavailable"}').decode()})
+    browser.wait_for("document.body.dataset.state === 'error'")
+    assert "HTTP 503" in browser.js("document.getElementById('alert-text').textContent")
+    browser.send("Fetch.disable")
+    browser.click("#retry")
+    browser.wait_for("document.body.dataset.state === 'ready'")
+    shown_as_of = browser.js("document.getElementById('as-of').value")
+
+    # a date the API refuses (the future): its reason is shown, the figures and their date stay
+    future = _days_ago(-30)
+    browser.js(f"const i = document.getElementById('as-of'); i.value = '{future}';"
+               " i.dispatchEvent(new Event('change'))")
+    browser.wait_for("document.body.dataset.state === 'error'")
+    assert "Permintaan ditolak" in browser.js("document.getElementById('alert-text').textContent")
+    assert browser.js("document.getElementById('dashboard').hidden") is False
+    assert browser.js("document.getElementById('as-of').value") == shown_as_of

@@ -1,0 +1,49 @@
+"""The run command's demo data, loaded through every service's API, reaches the reports: both demo
+cooperatives have figures, the demo programmes see their consenting cooperatives, and no event of the
+demo ends in the reporting service's dead letters."""
+
+from __future__ import annotations
+
+import httpx
+
+from deploy.local.demo import DEMO_KEYS, key_for
+from services.reporting.demo import DEMO_PROGRAMMES
+from services.reporting.demo import load_demo as load_reporting
+from shared.tenancy import Role
+from tests.services.reporting.conftest import System, quiet
+from tests.services.reporting.scenario import BAIK, BMI
+
+
+async def test_demo_data_reaches_the_reports(system: System) -> None:
+    from services.loans.demo import load_demo as load_loans
+    from services.members.demo import load_demo as load_members
+    from services.sanitation.demo import load_demo as load_sanitation
+
+    pool = system.reporting.runtime.pool
+    assert pool is not None
+    for programme_id, spec in DEMO_PROGRAMMES.items():  # what REPORTING_PROGRAMMES seeds at start
+        await pool.execute("INSERT INTO programmes VALUES ($1, $2) ON CONFLICT DO NOTHING", programme_id, spec["name"])
+        for tenant, on in spec["cooperatives"].items():
+            await pool.execute("INSERT INTO programme_cooperatives VALUES ($1, $2, $3::text::date) ON CONFLICT DO NOTHING",
+                               tenant, programme_id, on)
+    member_ids = await load_members("http://test", transport=httpx.ASGITransport(app=system.apps["members"]))
+    keys: dict[str, dict[str, str]] = {}
+    for k in DEMO_KEYS:
+        keys.setdefault(k.tenant_id, {}).setdefault(k.role.value, k.secret)
+    await load_loans("http://test", keys, member_ids, transport=httpx.ASGITransport(app=system.apps["loans"]))
+    await load_sanitation("http://test", member_ids, client=system.sanitation)
+    assert await load_reporting("http://test", transport=httpx.ASGITransport(app=system.apps["reporting"])) == 5
+    await quiet(system)
+
+    assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+    for tenant in (BMI, BAIK):
+        body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": key_for(tenant, Role.MANAGER)})).json()
+        assert body["headline"]["members"] > 0 and body["financing"]["disbursed_count"] > 0
+        assert body["construction"]["by_status"]["completed"] > 0 and body["desludging"]["emptied"] > 0
+        assert body["targets"] and body["freshness"]["lag_events"] == 0
+    iuwash = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == "iuwash-plus")
+    body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": iuwash})).json()
+    assert body["scope"]["cooperatives"] == [BAIK, BMI] and len(body["by_cooperative"]) == 2
+    water_org = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == "water-org")
+    body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": water_org})).json()
+    assert body["scope"]["cooperatives"] == [BAIK]
