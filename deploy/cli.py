@@ -9,6 +9,7 @@ Every failure prints one line and exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -36,6 +37,8 @@ dlq_app = typer.Typer(help="Dead letters of the consumers.", no_args_is_help=Tru
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(dlq_app, name="dead-letters")
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
 
 DEFAULT_ENV_FILE = REPO_ROOT / ".washfin" / "run" / "washfin.env"
 console = Console()
@@ -334,6 +337,9 @@ def status() -> None:
             finally:
                 await conn.close()
             out.append(row)
+        broker = await _broker_status()
+        if broker is not None:
+            out.append(broker)
         return out
 
     rows = _run(go)
@@ -369,6 +375,26 @@ async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
     figures["consumer_lag"] = lag
     figures["dead_letters"] = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL")
     return figures
+
+
+async def _broker_status() -> dict[str, Any] | None:
+    """The Kafka broker's answer, when one is configured (a row of its own in `status`)."""
+    bootstrap = os.environ.get("WASHFIN_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        return None
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        topics = await asyncio.wait_for(admin.list_topics(), 10)
+        return {"service": "kafka", "url": bootstrap, "ready": True,
+                "topics": len([t for t in topics if "washfin." in t])}
+    except Exception as e:  # noqa: BLE001 - any failure is "unreachable" for the operator
+        return {"service": "kafka", "url": bootstrap, "ready": False, "error": f"unreachable: {e!r}"}
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 async def _log_lag(source: str, tx_id: int, position: int) -> int | str:
@@ -578,6 +604,32 @@ def verify_isolation() -> None:
 
 
 # -- running -------------------------------------------------------------------------------------------
+@demo_app.command("load")
+def demo_load() -> None:
+    """Load the demo data through the running services' APIs (idempotent; `make run` does it at start)."""
+    from deploy.local.demo import load_all_demo
+
+    urls = {s: _setting(f"WASHFIN_{s.upper()}_URL") for s in SERVICES} if _have_urls() else None
+    if urls is None:
+        _fail("WASHFIN_<SERVICE>_URL settings are not set (export them, or pass --env-file)")
+    assert urls is not None
+
+    async def go() -> dict[str, int]:
+        try:
+            return await load_all_demo(urls)
+        except httpx.HTTPError as e:
+            raise CliError(f"a service did not answer: {e}") from None
+        except RuntimeError as e:
+            raise CliError(str(e)) from None
+
+    result = _run(go)
+    _out(result, text=", ".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def _have_urls() -> bool:
+    return all(os.environ.get(f"WASHFIN_{s.upper()}_URL") for s in SERVICES)
+
+
 @app.command("run")
 def run(kafka: Annotated[bool, typer.Option(help="run a local Kafka broker and the relays")] = False) -> None:
     """The whole system on this machine (what `make run` does)."""

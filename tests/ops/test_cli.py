@@ -118,3 +118,23 @@ def test_unreachable_database_and_missing_settings_fail_in_one_line() -> None:
     # here), else the setting is named
     assert missing.returncode != 0
     assert "WASHFIN_PLATFORM_DATABASE_URL is not set" in missing.stderr or "cannot reach" in missing.stderr
+
+
+async def test_status_reports_a_broker_that_does_not_answer(cli_env: dict[str, str]) -> None:
+    ok(washfin(cli_env, "migrate"))
+    down = {**cli_env, "WASHFIN_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    result = washfin(down, "--json", "status")
+    assert result.returncode == 1
+    rows = json.loads(result.stdout)
+    kafka = next(r for r in rows if r["service"] == "kafka")
+    assert kafka["ready"] is False and "unreachable" in kafka["error"]
+
+
+async def test_status_with_a_live_broker_and_demo_load_without_services(cli_env: dict[str, str], kafka: Any) -> None:
+    ok(washfin(cli_env, "migrate"))
+    rows = ok(washfin({**cli_env, "WASHFIN_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}, "--json", "status"))
+    assert next(r for r in rows if r["service"] == "kafka")["ready"] is True
+    one_error_line(washfin(cli_env, "demo", "load"), "WASHFIN_<SERVICE>_URL")
+    closed = {**cli_env, **{f"WASHFIN_{s.upper()}_URL": f"http://127.0.0.1:{free_port()}"
+                            for s in ("members", "loans", "sanitation", "reporting")}}
+    one_error_line(washfin(closed, "demo", "load"), "did not answer")
