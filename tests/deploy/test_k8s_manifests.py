@@ -3,8 +3,8 @@
 - ``deploy/k8s``: every kustomization (the base and each overlay) is rendered by a small pure-Python
   subset of kustomize (the features the overlays use, and only those: an unknown kustomization field
   fails the test), and every rendered object is validated against the Kubernetes JSON schemas of the
-  ``kubernetes-validate`` package in strict mode (unknown fields are errors). Where ``kubectl`` is
-  installed, its own ``kubectl kustomize`` output must equal the subset's, which keeps the subset honest.
+  ``kubernetes-validate`` package in strict mode (unknown fields are errors). (It is not compared with
+  ``kubectl kustomize``: CI machines have no kubectl, and a test that skips proves nothing.)
   Then what the schemas cannot know: each Deployment runs a real service with settings the code really
   has, probes hit the real health routes, resources and a non-root, read-only security context are set,
   Services, PodDisruptionBudgets and autoscalers select what they mean to, replicas stay within the
@@ -19,8 +19,6 @@ import copy
 import json
 import re
 import shlex
-import shutil
-import subprocess
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -319,20 +317,6 @@ def test_every_rendered_object_matches_the_kubernetes_schema(build: str, version
             where = "/".join(map(str, e.path))
             errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {where}: {e.message}")
     assert not errors, f"{build} (Kubernetes {version}):\n" + "\n".join(errors)
-
-
-@pytest.mark.parametrize("build", sorted(BUILDS))
-def test_kubectl_kustomize_renders_the_same(build: str) -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed: the pure-Python rendering is not cross-checked")
-    out = subprocess.run([kubectl, "kustomize", str(K8S / build)], check=False, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    theirs = {_key(d): d for d in yaml.safe_load_all(out.stdout) if d}
-    ours = {_key(d): d for d in built(build)}
-    assert sorted(theirs) == sorted(ours)
-    for key, doc in ours.items():
-        assert doc == theirs[key], f"{build}: {key} renders differently from kubectl kustomize"
 
 
 # -- what the schemas cannot know ----------------------------------------------------------------------
