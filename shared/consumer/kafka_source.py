@@ -24,6 +24,7 @@ from shared.envelope import Envelope
 from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
+from shared.worker import keep_running
 
 log = get_logger(__name__)
 
@@ -95,17 +96,11 @@ class KafkaSource:
             await self.consumer.seek_to_beginning(*fresh)
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                await self._consume(stop)
-                backoff = 0.5
-            except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
-                self.healthy = False
-                log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 10.0)
+        def failed(e: Exception, backoff: float) -> None:
+            self.healthy = False
+            log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
+
+        await keep_running(stop, lambda: self._consume(stop), failed, first_backoff=0.5)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         topics = self.topics

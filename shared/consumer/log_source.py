@@ -9,18 +9,17 @@ topics' contracts are offered to it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 import asyncpg
 
 from shared.consumer import Outcome, Projection, apply_events, record_dead_letters
 from shared.contracts import ContractRegistry
-from shared.db import advisory_key
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
+from shared.worker import keep_running, leadership, sleep_or_stop, wait_or_stop
 
 log = get_logger(__name__)
 
@@ -58,27 +57,18 @@ class EventLogSource:
         return LogPosition(row["tx_id"], row["position"]) if row else LogPosition()
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                async with self.pool.acquire() as lock_conn:
-                    key = advisory_key(f"consumer:{self.projection.name}:{self.source_name}")
-                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
-                        with contextlib.suppress(asyncio.TimeoutError):
-                            await asyncio.wait_for(stop.wait(), 2.0)
-                        continue
-                    try:
-                        await self._tail(stop)
-                    finally:
-                        with contextlib.suppress(Exception):
-                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
-                backoff = 0.2
-            except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
-                self.healthy = False
-                log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 10.0)
+        async def attempt() -> None:
+            async with leadership(self.pool, f"consumer:{self.projection.name}:{self.source_name}") as leading:
+                if not leading:  # another process applies this source
+                    await sleep_or_stop(stop, 2.0)
+                    return
+                await self._tail(stop)
+
+        def failed(e: Exception, backoff: float) -> None:
+            self.healthy = False
+            log.warning("consumer_retrying", consumer=self.projection.name, error=repr(e), backoff_s=backoff)
+
+        await keep_running(stop, attempt, failed)
 
     async def _tail(self, stop: asyncio.Event) -> None:
         self.position = await self.load_position()
@@ -89,14 +79,9 @@ class EventLogSource:
             if await self.step():
                 continue
             if await self.reader.has_held_back(self.position):
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 0.01)
+                await sleep_or_stop(stop, 0.01)
                 continue
-            waiter = asyncio.ensure_future(self.reader.wait_for_events(self.idle_poll_s))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (waiter, stopper):
-                t.cancel()
+            await wait_or_stop(self.reader.wait_for_events(self.idle_poll_s), stop)
 
     async def lag(self) -> dict[str, int]:
         """Events in the tailed log after this consumer's position."""

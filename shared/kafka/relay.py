@@ -9,7 +9,6 @@ such duplicates by (stream, version). Only one relay per database publishes at a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,12 +16,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared.db import advisory_key
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.kafka import encode_row, ensure_topics, make_producer
 from shared.logging import get_logger
 from shared.metrics import RELAY_PUBLISHED
+from shared.worker import keep_running, leadership, sleep_or_stop, wait_or_stop
 
 log = get_logger(__name__)
 
@@ -96,28 +95,24 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set, surviving broker and database outages with backoff."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                async with self.pool.acquire() as lock_conn:
-                    if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(f"relay:{self.name}")):
-                        self.is_leader = False
-                        await _sleep_or_stop(stop, 2.0)
-                        continue
-                    self.is_leader = True
-                    try:
-                        await self._publish_loop(stop)
-                    finally:
-                        self.is_leader = False
-                        with contextlib.suppress(Exception):
-                            await lock_conn.execute("SELECT pg_advisory_unlock_all()")
-                backoff = 0.2
-            except Exception as e:  # noqa: BLE001 - keep going: log, back off, retry
-                self.healthy = False
-                log.warning("relay_retrying", relay=self.name, error=repr(e), backoff_s=backoff,
-                            exc_info=not isinstance(e, (OSError, asyncio.TimeoutError)))
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        async def attempt() -> None:
+            async with leadership(self.pool, f"relay:{self.name}") as leading:
+                if not leading:  # another process relays this log
+                    await sleep_or_stop(stop, 2.0)
+                    return
+                self.is_leader = True
+                try:
+                    await self._publish_loop(stop)
+                finally:
+                    self.is_leader = False
+
+        await keep_running(stop, attempt, self._failed)
+
+    def _failed(self, e: Exception, backoff: float) -> None:
+        self.healthy = False
+        log.warning("relay_retrying", relay=self.name, error=repr(e), backoff_s=backoff,
+                    exc_info=not isinstance(e, (OSError, asyncio.TimeoutError)))
 
     async def _publish_loop(self, stop: asyncio.Event) -> None:
         await ensure_topics(self.bootstrap_servers, [self.topic], self.partitions, self.replication_factor)
@@ -137,13 +132,9 @@ class Relay:
                     await asyncio.wait_for(producer.client.fetch_all_metadata(), self.stall_s)
                     last_probe = time.monotonic()
                 if await self.reader.has_held_back(self.checkpoint):
-                    await _sleep_or_stop(stop, 0.01)
+                    await sleep_or_stop(stop, 0.01)
                 else:
-                    waiter = asyncio.ensure_future(self.reader.wait_for_events(self.idle_poll_s))
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    for t in (waiter, stopper):
-                        t.cancel()
+                    await wait_or_stop(self.reader.wait_for_events(self.idle_poll_s), stop)
         finally:
             await producer.stop()
 
@@ -169,7 +160,3 @@ class Relay:
         self.last_published_at = time.time()
         return len(rows)
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,56 @@
+"""What every background worker (relay, consumers) shares: retry with backoff until stopped, single
+leadership through a PostgreSQL advisory lock, and waits that end early when the service stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+
+from shared.db import advisory_key
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def wait_or_stop(waiting: Awaitable[object], stop: asyncio.Event) -> None:
+    """Wait for ``waiting`` (e.g. a notification of new events), or until ``stop`` is set."""
+    waiter = asyncio.ensure_future(waiting)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (waiter, stopper):
+        t.cancel()
+
+
+async def keep_running(stop: asyncio.Event, attempt: Callable[[], Awaitable[None]],
+                       on_failure: Callable[[Exception, float], None], first_backoff: float = 0.2) -> None:
+    """Run ``attempt`` again and again until ``stop`` is set; after a failure report it and back off
+    (doubling up to 10 s), so a lost broker or database is retried until it returns."""
+    backoff = first_backoff
+    while not stop.is_set():
+        try:
+            await attempt()
+            backoff = first_backoff
+        except Exception as e:  # noqa: BLE001 - keep going: report, back off, retry
+            on_failure(e, backoff)
+            await sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+@contextlib.asynccontextmanager
+async def leadership(pool: asyncpg.Pool, name: str) -> AsyncIterator[bool]:
+    """Try to become the one worker of ``name`` across processes; yields whether this one leads.
+    The lock lives as long as the connection, so a crashed leader frees it at once."""
+    async with pool.acquire() as conn:
+        leading = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(name)))
+        try:
+            yield leading
+        finally:
+            if leading:
+                with contextlib.suppress(Exception):
+                    await conn.execute("SELECT pg_advisory_unlock_all()")
