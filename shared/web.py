@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
@@ -191,6 +191,11 @@ async def current_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+#: every list is paged: one cap for the whole platform
+MAX_PAGE = 200
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE})")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip")]
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:

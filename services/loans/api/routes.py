@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.loans import bulk_import, handlers
 from services.loans.api import schemas as s
@@ -20,7 +20,7 @@ from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
 from shared.envelope import Metadata
 from shared.tenancy import Principal, Role
-from shared.web import Refusal, request_metadata, require_roles
+from shared.web import Limit, Offset, Refusal, request_metadata, require_roles
 
 Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
 Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
@@ -28,10 +28,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
                                               description="Retry-safe: the same key returns the first result")]
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=20,
                                        description="The financing version you last saw: refused (409) if it moved on")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 # security: bounded like the sanitation lists; unbounded, an offset past 2**63 failed in the database
 # driver (500), and any deep offset makes PostgreSQL walk and discard that many rows
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Status = Literal["applied", "approved", "rejected", "work_ordered", "signed", "active", "settled", "written_off"]
 
 products = APIRouter(prefix="/products", tags=["products"])

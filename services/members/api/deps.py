@@ -18,5 +18,4 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=40,
                                        description="The version you read: the change applies only if it is "
                                                    "still the current one (else 409)")]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200)")]
 Cursor = Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")]

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.members.api.deps import Cursor, IdempotencyKey, IfMatch, Limit, Manager, Officer
+from services.members.api.deps import Cursor, IdempotencyKey, IfMatch, Manager, Officer
 from services.members.api.schemas import (
     CorrectMemberRequest,
     EligibilityResponse,
@@ -23,7 +23,7 @@ from services.members.api.schemas import (
 )
 from services.members.handlers import members as handlers
 from shared.contracts.members import HygieneRung, SanitationRung, WaterRung
-from shared.web import request_metadata
+from shared.web import Limit, request_metadata
 
 router = APIRouter(prefix="/members", tags=["members"])
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 
-from services.members.api.deps import Cursor, IfMatch, Limit, Manager, Officer
+from services.members.api.deps import Cursor, IfMatch, Manager, Officer
 from services.members.api.schemas import (
     CODE,
     CentreList,
@@ -20,7 +20,7 @@ from services.members.api.schemas import (
     OpenCentreRequest,
 )
 from services.members.handlers import organisation as handlers
-from shared.web import request_metadata
+from shared.web import Limit, request_metadata
 
 centres = APIRouter(prefix="/centres", tags=["centres"])
 groups = APIRouter(prefix="/groups", tags=["groups"])

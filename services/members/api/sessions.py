@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from services.members.api.deps import Cursor, IdempotencyKey, Limit, Officer
+from services.members.api.deps import Cursor, IdempotencyKey, Officer
 from services.members.api.schemas import (
     AddAttendanceRequest,
     HoldSessionRequest,
@@ -17,7 +17,7 @@ from services.members.api.schemas import (
     SessionResponse,
 )
 from services.members.handlers import sessions as handlers
-from shared.web import request_metadata
+from shared.web import Limit, request_metadata
 
 router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
 

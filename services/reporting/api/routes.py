@@ -22,7 +22,7 @@ from services.reporting.reports import TARGET_INDICATORS
 from services.reporting.runtime import ReportingRuntime
 from shared.rls import tenant_scope
 from shared.tenancy import Principal, Role
-from shared.web import NotFound, Refusal, require_roles
+from shared.web import Limit, NotFound, Offset, Refusal, require_roles
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -31,8 +31,6 @@ Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 Programme = Annotated[Principal, Depends(require_roles(Role.PROGRAMME_OFFICER))]
 AnyReader = Annotated[Principal, Depends(require_roles(Role.MANAGER, Role.FIELD_OFFICER, Role.PROGRAMME_OFFICER))]
 AsOf = Annotated[date | None, Query(description="Report date (default: today, Asia/Jakarta); not in the future")]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Years = Annotated[int, Query(ge=1, le=10, description="Calendar-year periods of the indicator table")]
 
 TABLES = ("reach", "sessions", "funnel", "access_ladder", "rung_movements", "usaid_counts", "financing",

@@ -50,7 +50,7 @@ from services.sanitation.handlers import contractors, desludging, jobs
 from services.sanitation.handlers import settings as settings_handlers
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal, Role
-from shared.web import request_metadata, require_roles
+from shared.web import Limit, Offset, request_metadata, require_roles
 
 router = APIRouter()
 
@@ -64,8 +64,6 @@ JobWorker = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.
 ContractorReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retry-safe: the same key returns the first result")]
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size")]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Village = Annotated[str | None, Query(min_length=1, max_length=120)]
 
 
