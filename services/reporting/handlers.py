@@ -136,7 +136,16 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
         if figures is None:
             figures = await rp.compute_figures(conn, tables(rt), on, months, repayment_from)
             rt.report_cache.put(key, figures)
-        return await rp.add_targets(conn, copy.copy(figures)), fresh
+        result = await rp.add_targets(conn, copy.copy(figures))
+        setters = await q.target_setters(conn) if scope.kind == "programme" else {}
+    # a programme's target is the sum of the targets its cooperatives set, so its progress counts only
+    # those cooperatives (else one cooperative's target would be measured against everyone's figures)
+    for i, g in enumerate(result.targets):
+        who = setters.get(g["indicator"], scope.cooperatives)
+        if set(who) != set(scope.cooperatives):
+            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who), on, months, repayment_from)
+            result.targets[i] = next(t for t in sub.targets if t["indicator"] == g["indicator"])
+    return result, fresh
 
 
 async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date) -> dict[str, tuple[rp.Report, dict[str, Any]]]:

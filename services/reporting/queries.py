@@ -425,3 +425,10 @@ async def targets(conn: asyncpg.Connection) -> list[dict[str, Any]]:
            FROM cooperative_targets GROUP BY 1 ORDER BY 1""")
     return [{"indicator": r["indicator"], "target": _i(r["target"]), "baseline": _i(r["baseline"]),
              "due_on": r["due_on"]} for r in rows]
+
+
+async def target_setters(conn: asyncpg.Connection) -> dict[str, tuple[str, ...]]:
+    """Per indicator, the cooperatives in scope that set a target on it."""
+    rows = await conn.fetch(
+        "SELECT indicator, array_agg(tenant_id ORDER BY tenant_id) AS who FROM cooperative_targets GROUP BY 1")
+    return {r["indicator"]: tuple(r["who"]) for r in rows}

@@ -7,6 +7,8 @@ import csv
 import io
 import zipfile
 
+import pytest
+
 from deploy.local.demo import DEMO_MEMBERS, key_for
 from shared.tenancy import Role
 from tests.helpers import eventually
@@ -160,3 +162,36 @@ async def test_the_summary_keeps_its_meaning(system: System) -> None:
         return r.json()["members"] == 1 and r.json()["people"] == DEMO_MEMBERS[BMI][0]["household_size"]
 
     await eventually(summary)
+
+
+async def test_a_programme_target_is_measured_on_the_cooperatives_that_set_it(system: System) -> None:
+    """Two cooperatives consent; only BMI sets a members target: the programme's progress counts BMI's
+    members, not BAIK's too (which once showed "2 of 4" for one member against BMI's own target)."""
+    await _one_member_each(system)
+    rep = system.reporting
+    op = {"X-API-Key": OPERATOR_KEY}
+    await prepare_citra(system.platform_url)
+    assert (await rep.put("/programmes/water-org", json={"name": "Water.org"}, headers=op)).status_code == 200
+    for tenant in (BMI, BAIK):
+        r = await rep.put(f"/programmes/water-org/cooperatives/{tenant}", json={"consented_on": "2025-01-01"},
+                          headers=op)
+        assert r.status_code == 200, r.text
+    programme = {"X-API-Key": OTHER_PROGRAMME_KEY}
+    try:
+        assert (await rep.put("/reports/targets/members", json={"target": 4}, headers=h(BMI))).status_code == 200
+        body = (await rep.get("/reports/dashboard", headers=programme)).json()
+        assert body["headline"]["members"] == 2  # the programme's figures still cover both
+        assert body["targets"] == [{"indicator": "members", "target": 4, "actual": 1, "progress_pct": 25.0,
+                                    "due_on": None}]
+        assert (await rep.put("/reports/targets/members", json={"target": 6}, headers=h(BAIK))).status_code == 200
+        body = (await rep.get("/reports/dashboard", headers=programme)).json()
+        assert body["targets"] == [{"indicator": "members", "target": 10, "actual": 2, "progress_pct": 20.0,
+                                    "due_on": None}]
+        # each cooperative's own view is unchanged: its target, its members
+        assert (await rep.get("/reports/dashboard", headers=h(BAIK))).json()["targets"] == [
+            {"indicator": "members", "target": 6, "actual": 1, "progress_pct": pytest.approx(16.7, abs=0.05),
+             "due_on": None}]
+    finally:
+        for tenant in (BMI, BAIK):
+            await rep.delete("/reports/targets/members", headers=h(tenant))
+            await rep.delete(f"/programmes/water-org/cooperatives/{tenant}", headers=op)
