@@ -586,18 +586,37 @@ def rebuild_projection(
 
 @app.command("verify-isolation")
 def verify_isolation() -> None:
-    """Row-level security self-test over every reporting table that holds cooperatives' rows: with no
-    cooperative set nothing is visible, another cooperative's rows never are, the reader cannot write."""
-    from services.reporting.rebuild import verify_isolation as check
+    """Row-level security self-test over every table holding cooperatives' rows, in each service database
+    whose <SERVICE>_DATABASE_URL is set (and the platform database): with no cooperative set nothing is
+    visible, another cooperative's rows never are, no insert for another cooperative passes, and the
+    request roles hold no privilege on a table outside the wall."""
+    from shared.rls import verify_database
 
-    async def go() -> tuple[list[str], list[str]]:
-        return await check(service_db("reporting"))
+    urls = {s: os.environ[f"{s.upper()}_DATABASE_URL"] for s in SERVICES if os.environ.get(f"{s.upper()}_DATABASE_URL")}
+    if urls and os.environ.get("WASHFIN_PLATFORM_DATABASE_URL"):
+        urls["platform"] = os.environ["WASHFIN_PLATFORM_DATABASE_URL"]  # cooperatives and their keys
+    if not urls:
+        _fail("no <SERVICE>_DATABASE_URL is set (MEMBERS_, LOANS_, SANITATION_, REPORTING_): nothing to check")
 
-    tables, problems = _run(go)
-    if not tables:
-        _fail("no reporting tables hold cooperatives' rows: migrate the reporting database first")
+    async def go() -> dict[str, tuple[list[str], list[str]]]:
+        found = {}
+        for service, url in urls.items():
+            conn = await connect(url)
+            try:
+                found[service] = await verify_database(conn)
+            finally:
+                await conn.close()
+        return found
+
+    found = _run(go)
+    tables = [f"{svc}.{t}" for svc, (ts, _) in found.items() for t in ts]
+    problems = [f"{svc}: {p}" for svc, (_, ps) in found.items() for p in ps]
+    for svc, (ts, _) in found.items():
+        if not ts:
+            problems.append(f"{svc}: no table holds cooperatives' rows: migrate this database first")
     _out({"ok": not problems, "tables": tables, "problems": problems},
-         text="\n".join([*problems, f"{len(tables)} tables checked, {len(problems)} problems"]))
+         text="\n".join([*problems, (f"{len(tables)} tables in {len(found)} database(s) checked, "
+                                    f"{len(problems)} problems")]))
     if problems:
         typer.echo(f"error: row-level security problems in {len(problems)} place(s)", err=True)
         raise typer.Exit(1)

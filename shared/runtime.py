@@ -25,6 +25,7 @@ from shared.kafka import namespaced, service_topic
 from shared.kafka.relay import Relay
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
+from shared.rls import TenantPool
 from shared.settings import ServiceSettings
 from shared.tenancy import Authenticator, migrate_platform
 
@@ -56,6 +57,7 @@ class ServiceRuntime:
         self._source_pools: list[asyncpg.Pool] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self._views: dict[str, CooperativeRuntime] = {}
 
     @property
     def topic(self) -> str:
@@ -123,6 +125,16 @@ class ServiceRuntime:
                                          batch_size=s.consumer_batch_size)
                     self.consumers.append(src)
                     self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
+
+    def for_tenant(self, tenant_id: str) -> CooperativeRuntime:
+        """This runtime as one cooperative's request sees it: its ``pool`` and ``store`` run every statement
+        as ``washfin_app`` with the cooperative set (``shared.rls.TenantPool``), so row-level security
+        stands behind each query's own tenant condition. Everything else is this runtime's."""
+        view = self._views.get(tenant_id)
+        if view is None:
+            assert self.pool is not None and self.store is not None, "the runtime has not started"
+            view = self._views[tenant_id] = CooperativeRuntime(self, tenant_id)
+        return view
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -199,3 +211,17 @@ class ServiceRuntime:
                     DEAD_LETTERS.labels(r["consumer"]).set(r["open"])
         except Exception as e:  # noqa: BLE001 - a scrape must answer even when a figure cannot be had
             log.warning("metrics_refresh_failed", error=repr(e))
+
+
+class CooperativeRuntime:
+    """A ``ServiceRuntime`` seen through one cooperative's row-level-security scope (``for_tenant``)."""
+
+    def __init__(self, runtime: ServiceRuntime, tenant_id: str) -> None:
+        assert runtime.pool is not None and runtime.store is not None
+        self.runtime = runtime
+        self.tenant_id = tenant_id
+        self.pool = TenantPool(runtime.pool, tenant_id)
+        self.store = runtime.store.scoped(self.pool)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runtime, name)

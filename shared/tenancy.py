@@ -20,6 +20,7 @@ from shared.db import Migration, migrate
 from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.rls import force_rls
 from shared.eventstore.postgres import append_in_transaction
 
 
@@ -56,6 +57,9 @@ PLATFORM_MIGRATIONS = [
         CREATE INDEX api_keys_tenant ON api_keys (tenant_id);
         """,
     ),
+    # every cooperative's keys and status: forced row-level security with the owner's policy only, nothing
+    # granted to the request roles (authentication looks a key up before any cooperative is known)
+    Migration("0002_row_level_security", force_rls("tenants") + force_rls("api_keys")),
 ]
 
 KEY_PREFIX = "wf"

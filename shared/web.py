@@ -201,12 +201,23 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip")]
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency admitting only ``roles``, and only with a tenant."""
 
-    async def _check(principal: PrincipalDep) -> Principal:
+    async def _check(principal: PrincipalDep, request: Request) -> Principal:
         if principal.role not in roles or principal.tenant_id is None:
             raise Forbidden(f"this needs one of the roles: {', '.join(r.value for r in roles)}")
+        request.state.cooperative = principal.tenant_id
         return principal
 
     return _check
+
+
+def cooperative_runtime(request: Request) -> Any:
+    """The service runtime as the calling cooperative sees it (``ServiceRuntime.for_tenant``): every
+    statement of the request runs behind row-level security for the key's cooperative. Only for routes
+    behind ``require_roles``; elsewhere it refuses to serve rather than fall back to the owner's view."""
+    tenant = getattr(request.state, "cooperative", None)
+    if tenant is None:
+        raise RuntimeError("a business route without require_roles: no cooperative to scope the request to")
+    return request.app.state.runtime.for_tenant(tenant)
 
 
 def request_metadata(request: Request, principal: Principal) -> Metadata:

@@ -72,7 +72,7 @@ async def run(financings: int, payments: int, batch_size: int) -> None:
             print(f"\r  {done}/{total} financings  {time.perf_counter() - t1:6.1f} s", end="", flush=True)
 
         t1 = time.perf_counter()
-        report = await import_loan_book(rt, TENANT, rows, actor="bench", today=date(2026, 1, 1),
+        report = await import_loan_book(rt.for_tenant(TENANT), TENANT, rows, actor="bench", today=date(2026, 1, 1),
                                         batch_size=batch_size, progress=bar)
         elapsed = time.perf_counter() - t1
         stored = await rt.pool.fetchval("SELECT count(*) FROM events WHERE stream_type = 'financing'")

@@ -42,7 +42,7 @@ from services.loans.domain.loan_book import (
     financing_id_for,
     import_financing,
 )
-from services.loans.handlers import FINANCING_COLUMNS, financing_row
+from services.loans.handlers import financing_row, insert_read_rows
 from shared.envelope import Metadata
 from shared.eventstore import NO_STREAM, StreamAppend
 from shared.runtime import ServiceRuntime
@@ -244,11 +244,8 @@ async def _write(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, Importe
     await rt.store.append_batch([StreamAppend(tenant, fin.STREAM_TYPE, i.financing_id, NO_STREAM, i.events, meta)
                                  for i in accepted])
     async with rt.pool.acquire() as conn, conn.transaction():
-        await conn.copy_records_to_table("loan_financings", columns=list(FINANCING_COLUMNS),
-                                         records=[financing_row(tenant, i.state) for i in accepted])
-        await conn.copy_records_to_table("loan_receipts", columns=["tenant_id", "receipt_number", "financing_id"],
-                                         records=[(tenant, r, uuid.UUID(i.financing_id))
-                                                  for i in accepted for r in i.receipts])
+        await insert_read_rows(conn, [financing_row(tenant, i.state) for i in accepted],
+                               [(tenant, r, uuid.UUID(i.financing_id)) for i in accepted for r in i.receipts])
     report.imported += len(accepted)
     report.events += sum(len(i.events) for i in accepted)
     report.payments += sum(len(i.receipts) for i in accepted)
@@ -305,8 +302,9 @@ def cli(argv: list[str]) -> int:
         rt = build_runtime(LoansSettings())
         await rt.start(background=False)
         try:
-            return await import_loan_book(rt, args.tenant, rows, actor=args.actor, today=today(rt),
-                                          batch_size=args.batch_size, progress=_bar)
+            # as the cooperative itself: behind row-level security like a request
+            return await import_loan_book(rt.for_tenant(args.tenant), args.tenant, rows, actor=args.actor,
+                                          today=today(rt), batch_size=args.batch_size, progress=_bar)
         finally:
             await rt.stop()
 

@@ -80,6 +80,24 @@ async def upsert_financing_row(conn: asyncpg.Connection, tenant: str, s: fin.Fin
     )
 
 
+async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any, ...]],
+                           receipts: list[tuple[str, str, uuid.UUID]]) -> None:
+    """Many list rows (``financing_row``) and receipt numbers at once. INSERT from arrays, not COPY:
+    PostgreSQL refuses COPY FROM into a table behind row-level security."""
+    if financings:
+        cols = list(zip(*financings, strict=True))
+        await conn.execute(
+            f"""INSERT INTO loan_financings ({", ".join(FINANCING_COLUMNS)})
+                SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                                     $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::date[], $12::int[])""",
+            *[list(c) for c in cols])
+    if receipts:
+        cols = list(zip(*receipts, strict=True))
+        await conn.execute(
+            """INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])""", *[list(c) for c in cols])
+
+
 def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
     """The ``after=`` of a financing append: its list row and its receipt numbers, in the same transaction."""
 
@@ -399,9 +417,7 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
             rows.append(financing_row(tenant, state))
             receipts += [(tenant, r, uuid.UUID(state.financing_id)) for r in state.receipts]
             count += 1
-        await conn.copy_records_to_table("loan_financings", columns=list(FINANCING_COLUMNS), records=rows)
-        await conn.copy_records_to_table("loan_receipts", columns=["tenant_id", "receipt_number", "financing_id"],
-                                         records=receipts)
+        await insert_read_rows(conn, rows, receipts)
     return count
 
 
@@ -440,7 +456,8 @@ async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, star
     settings = await load_settings(rt, tenant)
     acc = PortfolioAccumulator(on, settings)
     rate = RepaymentRate(start, end)
-    async with rt.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    # one snapshot for the whole book (``rt.pool`` is the cooperative's ``TenantPool``)
+    async with rt.pool.acquire(isolation="repeatable_read", readonly=True) as conn:
         async for events in financing_histories(conn, tenant):
             state = fin.fold_as_of(events, on)
             acc.add(state)

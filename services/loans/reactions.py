@@ -29,6 +29,7 @@ from shared.contracts.sanitation import InspectionRecorded
 from shared.db import Migration
 from shared.envelope import Envelope
 from shared.logging import get_logger
+from shared.rls import request_tables
 from shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
@@ -51,7 +52,9 @@ class MemberDirectory:
                 PRIMARY KEY (tenant_id, member_id)
             );
             """,
-        )
+        ),
+        # written by this consumer (the owner) only; a request reads its own cooperative's rows
+        Migration("0002_row_level_security", request_tables(read_only=("loan_members",))),
     ]
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
@@ -108,7 +111,8 @@ class TrancheRelease:
         rt = self._runtime()
         assert rt.store is not None
         tenant, financing_id = envelope.tenant_id, str(event.financing_id)
-        state = fin.fold(await rt.store.read_stream(tenant, financing_id))
+        store = rt.for_tenant(tenant).store  # as the event's cooperative, behind row-level security
+        state = fin.fold(await store.read_stream(tenant, financing_id))
         if not state.exists:
             # the loans service ordered this job itself: an unknown financing is an anomaly to look at
             raise PoisonEvent(f"inspection {envelope.event_id} names financing {financing_id}, unknown in {tenant}")
@@ -121,7 +125,7 @@ class TrancheRelease:
             return
         # a ConcurrencyError (an officer's command won the race) propagates: the consumer retries the
         # handler, which reloads the financing and decides again
-        await rt.store.append(
+        await store.append(
             tenant, fin.STREAM_TYPE, financing_id, state.version, events,
             meta=reaction_metadata(self.name, envelope), idempotency=reaction_idempotency(self.name, envelope),
             after=handlers.keep_read_tables(tenant, state),

@@ -6,6 +6,7 @@ stay the truth: the tables can be rebuilt from them (``handlers.rebuild_read_tab
 """
 
 from shared.db import Migration
+from shared.rls import request_tables
 
 MIGRATIONS = [
     Migration(
@@ -48,4 +49,6 @@ MIGRATIONS = [
         );
         """,
     ),
+    # the second wall (shared.rls): a request reads and writes only its own cooperative's rows
+    Migration("0002_row_level_security", request_tables("loan_products", "loan_financings", "loan_receipts")),
 ]

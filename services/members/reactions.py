@@ -23,6 +23,7 @@ from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.contracts.loans import ContractSigned, FinancingClosed, RepaymentRecorded
 from shared.db import Migration
 from shared.envelope import Envelope
+from shared.rls import request_tables
 
 #: loans events that replace a financing's schedule with one for the balance still unpaid, and the payload
 #: field holding the day it takes effect. Matched by type name: the members service needs only their
@@ -76,7 +77,10 @@ class LoanStanding:
                 PRIMARY KEY (tenant_id, financing_id, receipt_number, number)
             );
             """,
-        )
+        ),
+        # written by this consumer (the owner) only; a request reads its own cooperative's rows
+        Migration("0002_row_level_security", request_tables(
+            read_only=("loan_financings", "loan_schedules", "loan_instalments", "loan_payments"))),
     ]
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:

@@ -5,6 +5,7 @@ events keep only non-personal facts.
 """
 
 from shared.db import Migration
+from shared.rls import request_tables
 
 MIGRATIONS = [
     Migration(
@@ -106,4 +107,7 @@ MIGRATIONS = [
         CREATE INDEX promotion_sessions_by_day ON promotion_sessions (tenant_id, held_on DESC, session_id);
         """,
     ),
+    # the second wall (shared.rls): a request reads and writes only its own cooperative's rows
+    Migration("0003_row_level_security", request_tables(
+        "member_numbers", "member_personal_data", "member_index", "centres", "groups", "promotion_sessions")),
 ]

@@ -221,20 +221,12 @@ async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callab
 
 
 async def verify_isolation(database_url: str) -> tuple[list[str], list[str]]:
-    """Run ``shared.rls.self_test`` over every table of the reporting database that holds a ``tenant_id``
-    column, except the kernel's own bookkeeping (event store, idempotency keys, consumer progress), which
-    the reader role never reads. Returns (tables checked, problems found)."""
-    from shared.rls import self_test
+    """``shared.rls.verify_database`` on the reporting database: every table holding a ``tenant_id``
+    (the read models and the kernel's) passes the self-test. Returns (tables checked, problems found)."""
+    from shared.rls import verify_database
 
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch(
-            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-               WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()
-                 AND c.relname NOT IN ('events', 'idempotency_keys', 'consumer_streams')
-               ORDER BY 1""")
-        tables = [r["relname"] for r in rows]
-        return tables, await self_test(conn, tables)
+        return await verify_database(conn)
     finally:
         await conn.close()

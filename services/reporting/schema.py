@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from shared.db import Migration
-from shared.rls import protect
+from shared.rls import allow_requests, protect
 
 MIGRATIONS = [
     Migration(
@@ -61,4 +61,7 @@ MIGRATIONS = [
         );
         """ + protect("cooperative_targets"),
     ),
+    # a manager's target is written as the cooperative itself (``shared.rls.TenantPool``), like the other
+    # services' requests: its own row and no other's
+    Migration("0004_targets_written_behind_rls", allow_requests("cooperative_targets")),
 ]

@@ -76,10 +76,11 @@ class TrancheOrdersJob:
         events = domain.order(domain.ConstructionJob(), job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
                               str(event.financing_id), event.disbursed_on, None, today)
         try:
-            await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
-                                  meta=reaction_metadata(self.name, envelope),
-                                  idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
-                                  after=projector(tenant, domain.ConstructionJob()))
+            store = rt.for_tenant(tenant).store  # as the event's cooperative, behind row-level security
+            await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
+                               meta=reaction_metadata(self.name, envelope),
+                               idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
+                               after=projector(tenant, domain.ConstructionJob()))
         except ConcurrencyError:
             # the job exists: ordered by an earlier event about the same financing
             log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))

@@ -8,6 +8,7 @@ A contractor's name and contact are personal data: they live only here, never in
 """
 
 from shared.db import Migration
+from shared.rls import request_tables
 
 MIGRATIONS = [
     Migration(
@@ -90,4 +91,7 @@ MIGRATIONS = [
         );
         """,
     ),
+    # the second wall (shared.rls): a request reads and writes only its own cooperative's rows
+    Migration("0002_row_level_security",
+              request_tables("contractors", "jobs", "desludging_visits", "iplt_manifests")),
 ]

@@ -24,6 +24,7 @@ from shared.envelope import Envelope, Metadata
 from shared.eventstore import Idempotency
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_APPLIED
+from shared.rls import force_rls
 from shared.tracing import child_traceparent, traced, tracing_enabled
 
 log = get_logger(__name__)
@@ -71,6 +72,8 @@ TRACKING_MIGRATIONS = [
         CREATE INDEX dead_letters_open ON dead_letters (consumer) WHERE replayed_at IS NULL;
         """,
     ),
+    # the consumers' own bookkeeping: forced row-level security, nothing granted to the request roles
+    Migration("0002_row_level_security", force_rls("consumer_streams")),
 ]
 
 

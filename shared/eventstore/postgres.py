@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from shared.eventstore import (
 )
 from shared.logging import get_logger
 from shared.metrics import EVENTS_APPENDED
+from shared.rls import allow_requests, force_rls
 
 log = get_logger(__name__)
 
@@ -84,6 +86,13 @@ MIGRATIONS = [
             updated_at timestamptz NOT NULL DEFAULT now()
         );
         """,
+    ),
+    # the second wall: a request (``washfin_app``) reads and appends only its own cooperative's events and
+    # idempotency keys; the relay and the consumers run as the owner and read every cooperative's
+    Migration(
+        "0002_row_level_security",
+        force_rls("events") + allow_requests("events", "SELECT, INSERT")
+        + force_rls("idempotency_keys") + allow_requests("idempotency_keys", "SELECT, INSERT"),
     ),
 ]
 
@@ -267,6 +276,16 @@ class PostgresEventStore:
         self.service = service
         self.reader = PostgresLogReader(pool, dsn, channel)
         self._notifier = _Notifier(pool, channel)
+
+    def scoped(self, pool: Any) -> PostgresEventStore:
+        """This store reading and appending through ``pool`` (a ``shared.rls.TenantPool``: one cooperative's
+        row-level-security scope), sharing its notifier and its readers' wake-up."""
+        view = copy.copy(self)
+        view.pool = pool
+        # its global log is the cooperative's events only; waking readers still wakes this store's
+        view.reader = copy.copy(self.reader)
+        view.reader.pool = pool
+        return view
 
     # -- writing ---------------------------------------------------------------------------------------
     async def append(

@@ -38,6 +38,7 @@ from services.reporting.settings import ReportingSettings
 from services.sanitation.settings import SanitationSettings
 from shared import metrics as metrics_module
 from shared.metrics import metrics_router
+from shared.rls import APP, READER
 from shared.settings import ServiceSettings
 from shared.web import health_router
 
@@ -817,6 +818,7 @@ def test_every_metric_the_docs_name_exists() -> None:
     defined = defined_metrics()
     families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in defined} | set(defined)
     databases = {f"washfin_{s}" for s in SETTINGS} | {"washfin_platform"}
+    databases |= {READER, APP}  # the row-level-security roles (shared/rls.py), named in the runbook's SQL
     for doc in (RUNBOOK, DEPLOY_README):
         named = set(re.findall(r"\bwashfin_[a-z0-9_]+", doc.read_text())) - databases
         assert named <= families, f"{doc.name} names metrics that do not exist: {named - families}"

@@ -1,10 +1,27 @@
-"""Row-level security posture: the reader role sees one cooperative's rows, or a programme's, or none."""
+"""Row-level security posture: the reader role sees one cooperative's rows, or a programme's, or none; the
+request role reads and writes one cooperative's rows of the event store, or none."""
 
 from __future__ import annotations
 
+import asyncpg
+import pytest
+
 from deploy.local.infra import PostgresHandle
-from shared.db import connect, create_pool
-from shared.rls import READER, programme_scope, protect, self_test, tenant_scope
+from shared.consumer import TRACKING_MIGRATIONS
+from shared.db import connect, create_pool, migrate
+from shared.envelope import LogPosition
+from shared.eventstore import NO_STREAM, Idempotency
+from shared.rls import (
+    APP,
+    READER,
+    TenantPool,
+    programme_scope,
+    protect,
+    self_test,
+    tenant_scope,
+    verify_database,
+)
+from tests.kernel.conftest import StoreDb, member_registered
 
 
 async def test_reader_sees_only_its_cooperative_and_nothing_without_one(pg: PostgresHandle) -> None:
@@ -37,3 +54,77 @@ async def test_reader_sees_only_its_cooperative_and_nothing_without_one(pg: Post
     finally:
         await owner.close()
         await pool.close()
+
+
+# -- the request role: one cooperative's rows, read and written, in every shared table ---------------------------
+
+
+async def test_a_cooperative_scope_reads_and_appends_only_its_own_events(es: StoreDb) -> None:
+    """``TenantPool`` (what ``ServiceRuntime.for_tenant`` gives request handlers) over the real event store:
+    a query that names another cooperative, or none, finds nothing; an append for another cooperative is
+    refused by the policy; the cooperative's own work goes through untouched."""
+    a, b = TenantPool(es.pool, "coop-a"), TenantPool(es.pool, "coop-b")
+    store_a, store_b = es.store.scoped(a), es.store.scoped(b)
+    await store_a.append("coop-a", "member", "m-1", NO_STREAM, [member_registered(1)])
+    await store_b.append("coop-b", "member", "m-1", NO_STREAM, [member_registered(2), member_registered(3)])
+    # the same stream id in both cooperatives: each scope reads its own, and nothing of the other's
+    assert [e.tenant_id for e in await store_a.read_stream("coop-a", "m-1")] == ["coop-a"]
+    assert await store_a.read_stream("coop-b", "m-1") == []
+    assert await store_a.stream_version("coop-b", "m-1") == 0
+    assert await a.fetchval("SELECT count(*) FROM events") == 1  # no tenant condition at all: still only A's
+    assert await a.fetchval("SELECT current_user") == APP
+    # writing for another cooperative is refused by the policy, whatever the code asks
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
+        await store_a.append("coop-b", "member", "m-9", NO_STREAM, [member_registered(9)])
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await a.execute("UPDATE events SET payload = '{}' WHERE tenant_id = 'coop-a'")  # events are immutable
+    # idempotency keys are behind the same wall: B's key is invisible to A
+    keyed = Idempotency("k-1", "hash", {"ok": True})
+    await store_b.append("coop-b", "member", "m-2", NO_STREAM, [member_registered(4)], idempotency=keyed)
+    assert await store_a.idempotent_response("coop-b", "k-1") is None
+    assert (await store_b.idempotent_response("coop-b", "k-1")) is not None
+    # the relay and the consumers (the owner) still read the whole log, in order
+    assert [r.envelope.tenant_id for r in await es.store.read_log(LogPosition())] == [
+        "coop-a", "coop-b", "coop-b", "coop-b"]
+    # a nested transaction is a savepoint inside the scope, and an append stays the first write
+    async with a.acquire() as conn:
+        async with conn.transaction():
+            assert await conn.fetchval("SELECT current_setting('washfin.tenant_id')") == "coop-a"
+        await conn.execute("CREATE TEMP TABLE scratch (n int)")  # creating a temp table writes nothing lasting
+    # the scope ends with its transaction: the pooled connection is the owner's again, with no cooperative
+    async with es.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT current_user") != APP
+        assert await conn.fetchval("SELECT current_setting('washfin.tenant_id', true)") in (None, "")
+    with pytest.raises(ValueError, match="not a cooperative id"):
+        TenantPool(es.pool, "coop-a', true); SELECT set_config('role', 'postgres")
+
+
+async def test_with_no_cooperative_set_the_request_role_sees_no_event(es: StoreDb) -> None:
+    await es.store.append("coop-a", "member", "m-1", NO_STREAM, [member_registered(1)])
+    async with es.pool.acquire() as conn:
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+    async with es.pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL ROLE {APP}")
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetchval("SELECT count(*) FROM consumer_streams")  # the consumers' own: no grant at all
+    conn = await connect(es.url)
+    try:
+        tables, problems = await verify_database(conn)
+        assert problems == [] and {"events", "idempotency_keys"} <= set(tables)
+        role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = $1", APP)
+        assert (role["rolsuper"], role["rolbypassrls"], role["rolcanlogin"]) == (False, False, False)
+        # the check can fail: a request role granted a table that is not behind RLS is reported
+        await conn.execute(f"CREATE TABLE leaky (n int); GRANT SELECT ON leaky TO {APP}")
+        _, problems = await verify_database(conn)
+        assert any(p.startswith("leaky: a request role holds privileges") for p in problems), problems
+    finally:
+        await conn.close()
+
+
+async def test_a_cooperative_scopes_global_log_holds_its_own_events_only(es: StoreDb) -> None:
+    for n, tenant in enumerate(("coop-a", "coop-b", "coop-a")):
+        await es.store.append(tenant, "member", f"m-{n}", NO_STREAM, [member_registered(n)])
+    scoped = es.store.scoped(TenantPool(es.pool, "coop-b"))
+    assert [r.envelope.stream_id for r in await scoped.read_log(LogPosition())] == ["m-1"]
+    assert len(await es.store.read_log(LogPosition())) == 3  # the relay's view is whole

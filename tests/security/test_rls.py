@@ -1,85 +1,119 @@
-"""Row-level security, the second wall: every table the reporting service shares between cooperatives and
-protects (FORCE ROW LEVEL SECURITY) passes ``shared.rls.self_test``; and the posture of the other
-services' tables shared by all cooperatives is written down here (they are not behind RLS: their only
-wall is the tenant condition of each query, which the cross-tenant matrix attacks).
+"""Row-level security, the second wall, in every service's database: every table holding cooperatives'
+rows (read tables, personal data, the event store, idempotency keys, consumer bookkeeping) is behind
+forced RLS and passes ``shared.rls.verify_database``; and the business routes really run behind it (as
+``washfin_app`` with the key's cooperative set), shown by narrowing the policy and watching the API's
+answers narrow with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from shared.db import connect
-from shared.rls import READER, self_test
-from tests.security.conftest import A, B, System
+from shared.rls import APP, READER, verify_database
+from tests.security.conftest import SERVICES, A, B, System, h
 
-#: tables with a tenant_id column, shared by every cooperative, that are NOT behind row-level security
-#: (reported, not changed: each service's queries filter by the key's cooperative). A new such table
-#: fails the test until it is protected or added here consciously.
-#: the kernel's tables in every service's database (event store, idempotency, consumer tracking): shared by
-#: all cooperatives, written and read by shared/ code only, not behind RLS (a kernel matter: reported)
-KERNEL = {"events", "idempotency_keys", "consumer_streams"}
-KNOWN_UNPROTECTED: dict[str, set[str]] = {
-    "members": KERNEL | {"member_numbers", "member_personal_data", "member_index", "centres", "groups",
-                         "promotion_sessions", "loan_financings", "loan_instalments", "loan_payments",
-                         "loan_schedules"},
-    "loans": KERNEL | {"loan_products", "loan_financings", "loan_receipts", "loan_members"},
-    "sanitation": KERNEL | {"contractors", "jobs", "desludging_visits", "iplt_manifests"},
+#: tables that must be among those checked in each database (the ones that matter most, named so that a
+#: query bug in ``verify_database`` cannot pass by checking nothing)
+EXPECTED = {
+    "members": {"events", "idempotency_keys", "consumer_streams", "member_personal_data", "member_index",
+                "member_numbers", "centres", "groups", "promotion_sessions", "loan_financings", "loan_instalments",
+                "loan_payments", "loan_schedules"},
+    "loans": {"events", "idempotency_keys", "consumer_streams", "loan_products", "loan_financings",
+              "loan_receipts", "loan_members"},
+    "sanitation": {"events", "idempotency_keys", "consumer_streams", "contractors", "jobs", "desludging_visits",
+                   "iplt_manifests"},
+    "reporting": {"events", "idempotency_keys", "consumer_streams", "programme_cooperatives", "cooperative_targets"},
 }
 
 
-async def _tenant_tables(conn: asyncpg.Connection) -> dict[str, bool]:
-    """Every table of the public schema with a tenant_id column -> whether RLS is enabled and forced."""
-    rows = await conn.fetch(
-        """SELECT c.relname, c.relrowsecurity AND c.relforcerowsecurity AS forced
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
-           WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')""")
-    return {r["relname"]: r["forced"] for r in rows}
-
-
-async def test_every_protected_reporting_table_passes_the_rls_self_test(system: System) -> None:
+async def test_every_shared_table_in_every_service_database_is_behind_row_level_security(system: System) -> None:
     await system.quiet()
-    conn = await connect(system.database_urls["reporting"])
+    report: dict[str, list[str]] = {}
+    for service in SERVICES:
+        conn = await connect(system.database_urls[service])
+        try:
+            tables, problems = await verify_database(conn)
+            report[service] = tables
+            assert problems == [], f"{service}: {problems}"
+            assert EXPECTED[service] <= set(tables), EXPECTED[service] - set(tables)
+            # with both demo cooperatives' rows in them, not on empty tables
+            tenants = {r["tenant_id"] for r in await conn.fetch("SELECT DISTINCT tenant_id FROM events")}
+            if service != "reporting":  # reporting appends no events of its own
+                assert {A, B} <= tenants, (service, tenants)
+            for name in (READER, APP):
+                role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
+                                           "WHERE rolname = $1", name)
+                assert role is not None and not any(role), (name, dict(role or {}))
+        finally:
+            await conn.close()
+    # the platform database: every cooperative's keys, behind forced RLS and out of the request roles' reach
+    conn = await connect(system.platform_url)
     try:
-        protected = [r["relname"] for r in await conn.fetch(
-            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relforcerowsecurity ORDER BY 1""")]
-        print("\nreporting tables behind row-level security:", protected)
-        assert len(protected) >= 5, protected
-        # the posture holds with both demo cooperatives' rows in the tables
-        tenants = set()
-        for table in protected:
-            tenants |= {r["tenant_id"] for r in await conn.fetch(f'SELECT DISTINCT tenant_id FROM "{table}"')}
-        assert {A, B} <= tenants
-        assert await self_test(conn, protected) == []
-        # and every reporting table that holds cooperatives' rows is among the protected ones
-        unprotected = sorted(t for t, forced in (await _tenant_tables(conn)).items() if not forced and t not in KERNEL)
-        assert unprotected == [], f"reporting read tables with tenant_id not behind RLS: {unprotected}"
-        role = await conn.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", READER)
-        assert role is not None and not role["rolsuper"] and not role["rolbypassrls"]
+        tables, problems = await verify_database(conn)
+        assert problems == [] and {"tenants", "api_keys", "events"} <= set(tables), (tables, problems)
+        report["platform"] = tables
+    finally:
+        await conn.close()
+    print("\ntables behind row-level security:", report)
+
+
+@asynccontextmanager
+async def narrowed(url: str, table: str) -> AsyncIterator[None]:
+    """A restrictive policy hiding every row of ``table`` from the request role, for the block's duration."""
+    conn = await connect(url)
+    try:
+        await conn.execute(f"CREATE POLICY test_hide_all ON {table} AS RESTRICTIVE FOR SELECT TO {APP} USING (false)")
+        try:
+            yield
+        finally:
+            await conn.execute(f"DROP POLICY test_hide_all ON {table}")
     finally:
         await conn.close()
 
 
-async def test_the_other_services_shared_tables_are_known_and_reported(system: System) -> None:
-    """Reported, not implemented: which tables of members, loans and sanitation hold every cooperative's
-    rows without row-level security."""
-    report = {}
-    problems = []
-    for service, known in KNOWN_UNPROTECTED.items():
-        conn = await connect(system.database_urls[service])
+async def test_business_routes_run_as_the_request_role_for_the_keys_cooperative(system: System) -> None:
+    """If a route ran as the table owner, a policy for ``washfin_app`` would change nothing; it hides the
+    rows, so every list below runs behind the wall (and comes back when the policy goes)."""
+    cases = [("members", "/members", "member_index"), ("loans", "/financings", "loan_financings"),
+             ("sanitation", "/jobs", "jobs")]
+    for service, path, table in cases:
+        before = await system[service].get(path, headers=h(A))
+        assert before.status_code == 200 and before.json()["items"], (service, before.text)
+        async with narrowed(system.database_urls[service], table):
+            hidden = await system[service].get(path, headers=h(A))
+            assert hidden.status_code == 200 and hidden.json()["items"] == [], (service, hidden.text)
+        after = await system[service].get(path, headers=h(A))
+        assert after.json()["items"] == before.json()["items"]
+    # commands too: a member's stream read through the scope, and the record shown, come from the wall's rows
+    member = system.ids[A]["members"][0]
+    assert (await system["members"].get(f"/members/{member}", headers=h(A))).status_code == 200
+    async with narrowed(system.database_urls["members"], "events"):
+        r = await system["members"].get(f"/members/{member}", headers=h(A))
+        assert r.status_code == 404, r.text  # its events are out of the request role's sight
+    # and each service's cooperative view is that role, for that cooperative only
+    for service in ("members", "loans", "sanitation"):
+        view = system[service].runtime.for_tenant(B)
+        assert await view.pool.fetchval("SELECT current_user") == APP
+        assert await view.pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", A) == 0
+        assert await view.pool.fetchval("SELECT count(*) FROM events") > 0
+
+
+async def test_the_request_role_cannot_write_another_cooperatives_rows(system: System) -> None:
+    """The policy's WITH CHECK: even a handler bug that names another cooperative writes nothing."""
+    view = system["members"].runtime.for_tenant(B)
+    counts = await system.event_counts()
+    for sql in ("UPDATE member_index SET tenant_id = 'kopsyah-bmi' WHERE tenant_id = 'koperasi-baik'",
+                ("INSERT INTO member_numbers (tenant_id, member_number, member_id) "
+                 "VALUES ('kopsyah-bmi', 'X-1', gen_random_uuid())")):
         try:
-            tables = await _tenant_tables(conn)
-        finally:
-            await conn.close()
-        unprotected = {t for t, forced in tables.items() if not forced}
-        report[service] = sorted(unprotected)
-        new = unprotected - known
-        if new:
-            problems.append(f"{service}: new shared tables without RLS {sorted(new)}: protect them, or add them "
-                            "to KNOWN_UNPROTECTED consciously")
-        gone = known - set(tables)
-        if gone:
-            problems.append(f"{service}: {sorted(gone)} listed in KNOWN_UNPROTECTED but not found")
-    print("\nshared tables not behind row-level security:", report)
-    assert not problems, "\n".join(problems)
+            await view.pool.execute(sql)
+            raise AssertionError(f"not refused: {sql}")
+        except asyncpg.InsufficientPrivilegeError as e:
+            assert "row-level security" in str(e)
+    assert await view.pool.execute("UPDATE member_index SET tenant_id = tenant_id WHERE tenant_id = 'kopsyah-bmi'") \
+        == "UPDATE 0"  # A's rows are not even there to update
+    assert await system.event_counts() == counts

@@ -20,7 +20,7 @@ from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
 from shared.envelope import Metadata
 from shared.tenancy import Principal, Role
-from shared.web import Limit, Offset, Refusal, request_metadata, require_roles
+from shared.web import Limit, Offset, Refusal, cooperative_runtime, request_metadata, require_roles
 
 Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
 Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
@@ -40,7 +40,7 @@ portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"])
 
 
 def _rt(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.runtime
+    return cooperative_runtime(request)  # the key's cooperative, behind row-level security
 
 
 def _version(if_match: str | None) -> int | None:

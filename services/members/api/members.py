@@ -23,7 +23,7 @@ from services.members.api.schemas import (
 )
 from services.members.handlers import members as handlers
 from shared.contracts.members import HygieneRung, SanitationRung, WaterRung
-from shared.web import Limit, request_metadata
+from shared.web import Limit, cooperative_runtime, request_metadata
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -38,7 +38,7 @@ def _etag(response: Response, member: MemberResponse) -> MemberResponse:
                          "cooperative's B40 rule when the poverty proxy it uses is given.")
 async def register_member(body: RegisterMemberRequest, principal: Officer, request: Request, response: Response,
                           idempotency_key: IdempotencyKey = None) -> MemberResponse:
-    return _etag(response, await handlers.register_member(request.app.state.runtime, principal, body,
+    return _etag(response, await handlers.register_member(cooperative_runtime(request), principal, body,
                                                           idempotency_key, request_metadata(request, principal)))
 
 
@@ -59,7 +59,7 @@ async def list_members(
     limit: Limit = 50, cursor: Cursor = None,
 ) -> MemberList:
     return await handlers.list_members(
-        request.app.state.runtime, principal, member_number=member_number, group_id=group_id, centre_id=centre_id, b40=b40, area=area,
+        cooperative_runtime(request), principal, member_number=member_number, group_id=group_id, centre_id=centre_id, b40=b40, area=area,
         water_rung=water_rung, sanitation_rung=sanitation_rung, hygiene_rung=hygiene_rung,
         min_tenure_months=min_tenure_months, max_tenure_months=max_tenure_months, lead=lead, status=status,
         as_of=as_of, limit=limit, cursor=cursor)
@@ -67,7 +67,7 @@ async def list_members(
 
 @router.get("/{member_id}", response_model=MemberResponse, summary="One member (personal numbers masked)")
 async def get_member(member_id: UUID, principal: Officer, request: Request, response: Response) -> MemberResponse:
-    return _etag(response, await handlers.get_member(request.app.state.runtime, principal, str(member_id)))
+    return _etag(response, await handlers.get_member(cooperative_runtime(request), principal, str(member_id)))
 
 
 @router.patch("/{member_id}", response_model=MemberResponse, summary="Correct a member's details",
@@ -75,21 +75,21 @@ async def get_member(member_id: UUID, principal: Officer, request: Request, resp
                           "changed the member meanwhile, the answer is 409 and nothing changes.")
 async def correct_member(member_id: UUID, body: CorrectMemberRequest, principal: Officer, request: Request,
                          response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.correct_member(request.app.state.runtime, principal, str(member_id), body,
+    return _etag(response, await handlers.correct_member(cooperative_runtime(request), principal, str(member_id), body,
                                                          if_match, request_metadata(request, principal)))
 
 
 @router.put("/{member_id}/group", response_model=MemberResponse, summary="Move a member to another group")
 async def move_group(member_id: UUID, body: MoveGroupRequest, principal: Officer, request: Request,
                      response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.move_group(request.app.state.runtime, principal, str(member_id), body,
+    return _etag(response, await handlers.move_group(cooperative_runtime(request), principal, str(member_id), body,
                                                      if_match, request_metadata(request, principal)))
 
 
 @router.post("/{member_id}/exit", response_model=MemberResponse, summary="Record that a member left")
 async def exit_member(member_id: UUID, body: ExitMemberRequest, principal: Officer, request: Request,
                       response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.exit_member(request.app.state.runtime, principal, str(member_id), body,
+    return _etag(response, await handlers.exit_member(cooperative_runtime(request), principal, str(member_id), body,
                                                       if_match, request_metadata(request, principal)))
 
 
@@ -98,7 +98,7 @@ async def exit_member(member_id: UUID, body: ExitMemberRequest, principal: Offic
                description="Name, NIK and phone are deleted; the member's non-personal history stays.")
 async def erase_personal_data(member_id: UUID, principal: Manager, request: Request,
                               response: Response) -> MemberResponse:
-    return _etag(response, await handlers.erase_personal_data(request.app.state.runtime, principal, str(member_id),
+    return _etag(response, await handlers.erase_personal_data(cooperative_runtime(request), principal, str(member_id),
                                                               request_metadata(request, principal)))
 
 
@@ -107,13 +107,13 @@ async def erase_personal_data(member_id: UUID, principal: Manager, request: Requ
              description="The first survey is the baseline. The JMP rungs are computed from the answers.")
 async def record_survey(member_id: UUID, body: SurveyRequest, principal: Officer, request: Request,
                         idempotency_key: IdempotencyKey = None) -> SurveyResponse:
-    return await handlers.record_survey(request.app.state.runtime, principal, str(member_id), body,
+    return await handlers.record_survey(cooperative_runtime(request), principal, str(member_id), body,
                                         idempotency_key, request_metadata(request, principal))
 
 
 @router.get("/{member_id}/surveys", response_model=SurveyList, summary="The household's WASH surveys")
 async def list_surveys(member_id: UUID, principal: Officer, request: Request) -> SurveyList:
-    return await handlers.list_surveys(request.app.state.runtime, principal, str(member_id))
+    return await handlers.list_surveys(cooperative_runtime(request), principal, str(member_id))
 
 
 @router.get("/{member_id}/eligibility", response_model=EligibilityResponse,
@@ -121,4 +121,4 @@ async def list_surveys(member_id: UUID, principal: Officer, request: Request) ->
 async def eligibility(member_id: UUID, principal: Officer, request: Request,
                       as_of: Annotated[date | None, Query(description="Default: today")] = None,
                       ) -> EligibilityResponse:
-    return await handlers.member_eligibility(request.app.state.runtime, principal, str(member_id), as_of)
+    return await handlers.member_eligibility(cooperative_runtime(request), principal, str(member_id), as_of)

@@ -20,7 +20,7 @@ from services.members.api.schemas import (
     OpenCentreRequest,
 )
 from services.members.handlers import organisation as handlers
-from shared.web import Limit, request_metadata
+from shared.web import Limit, cooperative_runtime, request_metadata
 
 centres = APIRouter(prefix="/centres", tags=["centres"])
 groups = APIRouter(prefix="/groups", tags=["groups"])
@@ -30,49 +30,49 @@ Code = Annotated[str, Path(max_length=64, pattern=CODE)]
 
 @centres.post("", status_code=201, response_model=CentreResponse, summary="Open a centre (managers)")
 async def open_centre(body: OpenCentreRequest, principal: Manager, request: Request) -> CentreResponse:
-    return await handlers.open_centre(request.app.state.runtime, principal, body, request_metadata(request, principal))
+    return await handlers.open_centre(cooperative_runtime(request), principal, body, request_metadata(request, principal))
 
 
 @centres.get("", response_model=CentreList, summary="Centres (paged)")
 async def list_centres(principal: Officer, request: Request, branch: str | None = None, limit: Limit = 50,
                        cursor: Cursor = None) -> CentreList:
-    return await handlers.list_centres(request.app.state.runtime, principal, branch=branch, limit=limit, cursor=cursor)
+    return await handlers.list_centres(cooperative_runtime(request), principal, branch=branch, limit=limit, cursor=cursor)
 
 
 @centres.get("/{centre_id}", response_model=CentreResponse, summary="One centre")
 async def get_centre(principal: Officer, request: Request, centre_id: Code) -> CentreResponse:
-    return await handlers.get_centre(request.app.state.runtime, principal, centre_id)
+    return await handlers.get_centre(cooperative_runtime(request), principal, centre_id)
 
 
 @centres.patch("/{centre_id}", response_model=CentreResponse, summary="Change a centre's details (managers)")
 async def change_centre(body: ChangeCentreRequest, principal: Manager, request: Request, centre_id: Code,
                         if_match: IfMatch = None) -> CentreResponse:
-    return await handlers.change_centre(request.app.state.runtime, principal, centre_id, body, if_match,
+    return await handlers.change_centre(cooperative_runtime(request), principal, centre_id, body, if_match,
                                         request_metadata(request, principal))
 
 
 @groups.post("", status_code=201, response_model=GroupResponse, summary="Form a group (managers)")
 async def form_group(body: FormGroupRequest, principal: Manager, request: Request) -> GroupResponse:
-    return await handlers.form_group(request.app.state.runtime, principal, body, request_metadata(request, principal))
+    return await handlers.form_group(cooperative_runtime(request), principal, body, request_metadata(request, principal))
 
 
 @groups.get("", response_model=GroupList, summary="Groups (paged)")
 async def list_groups(principal: Officer, request: Request, centre_id: str | None = None,
                       status: Literal["open", "closed"] | None = None, limit: Limit = 50,
                       cursor: Cursor = None) -> GroupList:
-    return await handlers.list_groups(request.app.state.runtime, principal, centre_id=centre_id, status=status,
+    return await handlers.list_groups(cooperative_runtime(request), principal, centre_id=centre_id, status=status,
                                       limit=limit, cursor=cursor)
 
 
 @groups.get("/{group_id}", response_model=GroupResponse, summary="One group, with its number of active members")
 async def get_group(principal: Officer, request: Request, group_id: Code) -> GroupResponse:
-    return await handlers.get_group(request.app.state.runtime, principal, group_id)
+    return await handlers.get_group(cooperative_runtime(request), principal, group_id)
 
 
 @groups.patch("/{group_id}", response_model=GroupResponse, summary="Change a group's details (managers)")
 async def change_group(body: ChangeGroupRequest, principal: Manager, request: Request, group_id: Code,
                        if_match: IfMatch = None) -> GroupResponse:
-    return await handlers.change_group(request.app.state.runtime, principal, group_id, body, if_match,
+    return await handlers.change_group(cooperative_runtime(request), principal, group_id, body, if_match,
                                        request_metadata(request, principal))
 
 
@@ -80,5 +80,5 @@ async def change_group(body: ChangeGroupRequest, principal: Manager, request: Re
              summary="Close a group that has no active members (managers)")
 async def close_group(body: CloseGroupRequest, principal: Manager, request: Request, group_id: Code,
                       if_match: IfMatch = None) -> GroupResponse:
-    return await handlers.close_group(request.app.state.runtime, principal, group_id, body, if_match,
+    return await handlers.close_group(cooperative_runtime(request), principal, group_id, body, if_match,
                                       request_metadata(request, principal))

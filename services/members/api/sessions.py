@@ -17,7 +17,7 @@ from services.members.api.schemas import (
     SessionResponse,
 )
 from services.members.handlers import sessions as handlers
-from shared.web import Limit, request_metadata
+from shared.web import Limit, cooperative_runtime, request_metadata
 
 router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
 @router.post("", status_code=201, response_model=SessionResponse, summary="Record a session held, with attendance")
 async def hold_session(body: HoldSessionRequest, principal: Officer, request: Request,
                        idempotency_key: IdempotencyKey = None) -> SessionResponse:
-    return await handlers.hold_session(request.app.state.runtime, principal, body, idempotency_key,
+    return await handlers.hold_session(cooperative_runtime(request), principal, body, idempotency_key,
                                        request_metadata(request, principal))
 
 
@@ -36,25 +36,25 @@ async def list_sessions(principal: Officer, request: Request,
                         held_from: Annotated[date | None, Query(alias="from")] = None,
                         held_to: Annotated[date | None, Query(alias="to")] = None,
                         limit: Limit = 50, cursor: Cursor = None) -> SessionList:
-    return await handlers.list_sessions(request.app.state.runtime, principal, kind=kind, group_id=group_id,
+    return await handlers.list_sessions(cooperative_runtime(request), principal, kind=kind, group_id=group_id,
                                         village=village, held_from=held_from, held_to=held_to, limit=limit,
                                         cursor=cursor)
 
 
 @router.get("/{session_id}", response_model=SessionResponse, summary="One session with its attendees and leads")
 async def get_session(session_id: UUID, principal: Officer, request: Request) -> SessionResponse:
-    return await handlers.get_session(request.app.state.runtime, principal, str(session_id))
+    return await handlers.get_session(cooperative_runtime(request), principal, str(session_id))
 
 
 @router.post("/{session_id}/attendance", response_model=SessionResponse, summary="Add members to the attendance")
 async def add_attendance(session_id: UUID, body: AddAttendanceRequest, principal: Officer,
                          request: Request) -> SessionResponse:
-    return await handlers.add_attendance(request.app.state.runtime, principal, str(session_id), body,
+    return await handlers.add_attendance(cooperative_runtime(request), principal, str(session_id), body,
                                          request_metadata(request, principal))
 
 
 @router.post("/{session_id}/leads", response_model=SessionResponse,
              summary="Mark an attendee as a lead for a water or sanitation product")
 async def mark_lead(session_id: UUID, body: MarkLeadRequest, principal: Officer, request: Request) -> SessionResponse:
-    return await handlers.mark_lead(request.app.state.runtime, principal, str(session_id), body,
+    return await handlers.mark_lead(cooperative_runtime(request), principal, str(session_id), body,
                                     request_metadata(request, principal))

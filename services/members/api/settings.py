@@ -7,19 +7,19 @@ from fastapi import APIRouter, Request
 from services.members.api.deps import IfMatch, Manager, Officer
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.handlers import settings as handlers
-from shared.web import request_metadata
+from shared.web import cooperative_runtime, request_metadata
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
 
 @router.get("", response_model=SettingsResponse, summary="This cooperative's B40 rule and eligibility thresholds")
 async def get_settings(principal: Officer, request: Request) -> SettingsResponse:
-    return await handlers.get_settings(request.app.state.runtime, principal)
+    return await handlers.get_settings(cooperative_runtime(request), principal)
 
 
 @router.put("", response_model=SettingsResponse, summary="Change them (managers)",
             description="Applies to assessments made from now on; past B40 flags are not rewritten.")
 async def change_settings(body: SettingsBody, principal: Manager, request: Request,
                           if_match: IfMatch = None) -> SettingsResponse:
-    return await handlers.change_settings(request.app.state.runtime, principal, body, if_match,
+    return await handlers.change_settings(cooperative_runtime(request), principal, body, if_match,
                                           request_metadata(request, principal))

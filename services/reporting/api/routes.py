@@ -20,7 +20,7 @@ from services.reporting import handlers as h
 from services.reporting.api import schemas as s
 from services.reporting.reports import TARGET_INDICATORS
 from services.reporting.runtime import ReportingRuntime
-from shared.rls import tenant_scope
+from shared.rls import TenantPool, tenant_scope
 from shared.tenancy import Principal, Role
 from shared.web import Limit, NotFound, Offset, Refusal, require_roles
 
@@ -168,13 +168,19 @@ async def targets(principal: Reader, request: Request) -> s.Targets:
     return s.Targets(items=[s.TargetRow(**dict(r)) for r in rows], indicators=TARGET_INDICATORS)
 
 
+def _as_cooperative(request: Request, principal: Principal) -> TenantPool:
+    """Writes as the key's cooperative, behind row-level security (``washfin_app``)."""
+    pool = rt(request).pool
+    assert pool is not None and principal.tenant_id is not None
+    return TenantPool(pool, principal.tenant_id)
+
+
 @router.put("/targets/{indicator}", response_model=s.TargetRow, summary="Set a target (managers)")
 async def set_target(indicator: str, body: s.TargetBody, principal: Manager, request: Request) -> s.TargetRow:
     if indicator not in TARGET_INDICATORS:
         raise Refusal(f"no indicator {indicator!r}: one of {', '.join(TARGET_INDICATORS)}", field="indicator")
-    pool = rt(request).pool
-    assert pool is not None and principal.tenant_id is not None
-    await pool.execute(
+    assert principal.tenant_id is not None
+    await _as_cooperative(request, principal).execute(
         """INSERT INTO cooperative_targets (tenant_id, indicator, target, due_on, baseline) VALUES ($1, $2, $3, $4, $5)
            ON CONFLICT (tenant_id, indicator) DO UPDATE SET target = EXCLUDED.target, due_on = EXCLUDED.due_on,
                baseline = EXCLUDED.baseline""",
@@ -184,9 +190,7 @@ async def set_target(indicator: str, body: s.TargetBody, principal: Manager, req
 
 @router.delete("/targets/{indicator}", status_code=204, summary="Remove a target (managers)")
 async def delete_target(indicator: str, principal: Manager, request: Request) -> Response:
-    pool = rt(request).pool
-    assert pool is not None
-    done = await pool.execute("DELETE FROM cooperative_targets WHERE tenant_id = $1 AND indicator = $2",
+    done = await _as_cooperative(request, principal).execute("DELETE FROM cooperative_targets WHERE tenant_id = $1 AND indicator = $2",
                               principal.tenant_id, indicator)
     if done.endswith(" 0"):
         raise NotFound(f"no target {indicator!r}")

@@ -50,7 +50,7 @@ from services.sanitation.handlers import contractors, desludging, jobs
 from services.sanitation.handlers import settings as settings_handlers
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal, Role
-from shared.web import Limit, Offset, request_metadata, require_roles
+from shared.web import Limit, Offset, cooperative_runtime, request_metadata, require_roles
 
 router = APIRouter()
 
@@ -68,7 +68,7 @@ Village = Annotated[str | None, Query(min_length=1, max_length=120)]
 
 
 def rt(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return cooperative_runtime(request)  # type: ignore[no-any-return]  # the key's cooperative, behind RLS
 
 
 # -- settings -----------------------------------------------------------------------------------------

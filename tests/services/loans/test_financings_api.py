@@ -403,7 +403,7 @@ async def test_if_match_refuses_a_stale_version(loans: ServiceClient) -> None:
 
 async def test_a_lost_race_is_409_and_writes_nothing(loans: ServiceClient) -> None:
     w = await Walk(loans).disbursed(amount=12_000_000)
-    store = loans.runtime.store
+    store = loans.runtime.for_tenant(w.tenant).store  # what the requests of this cooperative use
     assert store is not None
     original = store.read_stream
     raced = False
