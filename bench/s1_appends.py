@@ -36,6 +36,7 @@ from shared.db import connect, create_pool, migrate
 from shared.envelope import NewEvent
 from shared.eventstore import NO_STREAM, StreamAppend
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.rls import TenantPool
 
 WRITERS = 16
 BATCH = 1000
@@ -106,7 +107,9 @@ def _batch_streams(seq: count) -> list[tuple[str, str, list[dict[str, Any]]]]:
 
 # -- washfin --------------------------------------------------------------------------------------------
 @contextlib.asynccontextmanager
-async def _washfin(bench: Bench, writers: int, batched: bool) -> AsyncIterator[Measure]:
+async def _washfin(bench: Bench, writers: int, batched: bool, scoped: bool = False) -> AsyncIterator[Measure]:
+    """``scoped``: every append as a request of its cooperative makes it (``ServiceRuntime.for_tenant``:
+    a transaction as ``washfin_app`` with the cooperative set, behind row-level security)."""
     url = await bench.fresh_db("bench_s1_wf")
     conn = await connect(url)
     try:
@@ -129,12 +132,14 @@ async def _washfin(bench: Bench, writers: int, batched: bool) -> AsyncIterator[M
 
             ops = [batch_op for _ in range(writers)]
         else:
+            views = {f"coop-{t}": store.scoped(TenantPool(pool, f"coop-{t}")) for t in range(TENANTS)}
             for w in range(writers):
                 streams = _Streams(w)
 
                 async def op(streams: _Streams = streams) -> int:
                     tenant, stream, expected, payload = streams.next()
-                    await store.append(tenant, "member", stream, expected, [NewEvent(MEMBER_EVENT, payload)])
+                    await (views[tenant] if scoped else store).append(
+                        tenant, "member", stream, expected, [NewEvent(MEMBER_EVENT, payload)])
                     return 1
 
                 ops.append(op)
@@ -270,6 +275,11 @@ async def run(bench: Bench) -> list[Row]:
         "eventsourcing insert_events x1000": _eventsourcing(bench, 1, True),
     })
     wfb, rawm, rawc, esb = batches.values()
+    scope = await _compare(bench, {
+        f"washfin as each cooperative (RLS scope), {WRITERS} writers": _washfin(bench, WRITERS, False, scoped=True),
+        f"washfin as the owner, {WRITERS} writers": _washfin(bench, WRITERS, False),
+    })
+    scoped, owner = scope.values()
     raw_batch, raw_batch_name = max((rawm, "executemany"), (rawc, "COPY"), key=lambda x: x[0].rate)
 
     ev = "events/s"
@@ -292,4 +302,8 @@ async def run(bench: Bench) -> list[Row]:
             note=f"raw executemany {rawm.rate:,.0f}/s, COPY {rawc.rate:,.0f}/s"),
         Row("S1c", "append_batch, 1,000 events/batch", wfb.rate, ev, "eventsourcing insert_events x1000",
             esb.rate),
+        Row("S1d", f"{WRITERS} writers, appends as each cooperative's request", scoped.rate, ev,
+            f"the same appends as the owner, {WRITERS} writers", owner.rate,
+            note=f"p99 {scoped.pct_ms(99):.1f} ms vs {owner.pct_ms(99):.1f} ms: the cost of the row-level-security "
+                 "scope (BEGIN, SET LOCAL ROLE + tenant, COMMIT around each append)"),
     ]
