@@ -305,5 +305,5 @@ async def run(bench: Bench) -> list[Row]:
         Row("S1d", f"{WRITERS} writers, appends as each cooperative's request", scoped.rate, ev,
             f"the same appends as the owner, {WRITERS} writers", owner.rate,
             note=f"p99 {scoped.pct_ms(99):.1f} ms vs {owner.pct_ms(99):.1f} ms: the cost of the row-level-security "
-                 "scope (BEGIN, SET LOCAL ROLE + tenant, COMMIT around each append)"),
+                 "scope: one round trip for BEGIN + SET LOCAL ROLE + cooperative, one for COMMIT, around each append"),
     ]

@@ -22,6 +22,7 @@ to; on a managed server an administrator runs the same GRANTs once).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -152,6 +153,7 @@ class TenantPool:
         self.tenant_id = tenant_id
         # one round trip (simple query protocol); the id is checked above, so the literal is safe
         self._enter = f"SET LOCAL ROLE {APP}; SELECT set_config('washfin.tenant_id', '{tenant_id}', true)"
+        self._begin = f"BEGIN; {self._enter}"
 
     @asynccontextmanager
     async def acquire(self, *, isolation: str | None = None, readonly: bool = False) -> AsyncIterator[Any]:
@@ -159,20 +161,37 @@ class TenantPool:
             await conn.execute(self._enter)
             yield conn
 
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[Any]:
+        """A connection for statements that open no transaction of their own (no ``conn.transaction()``
+        inside): BEGIN goes in the same round trip as the role and the cooperative, one fewer than
+        ``acquire``. A transaction left open (an error) is rolled back when the pool takes the
+        connection back, and the role and cooperative end with it."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(self._begin)
+            try:
+                yield conn
+            except BaseException:
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[asyncpg.Record]:
-        async with self.acquire() as conn:
+        async with self.statement() as conn:
             return await conn.fetch(query, *args, timeout=timeout)  # type: ignore[no-any-return]
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> asyncpg.Record | None:
-        async with self.acquire() as conn:
+        async with self.statement() as conn:
             return await conn.fetchrow(query, *args, timeout=timeout)
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
-        async with self.acquire() as conn:
+        async with self.statement() as conn:
             return await conn.fetchval(query, *args, column=column, timeout=timeout)
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        async with self.acquire() as conn:
+        async with self.statement() as conn:
             return await conn.execute(query, *args, timeout=timeout)  # type: ignore[no-any-return]
 
     async def executemany(self, command: str, args: Any, *, timeout: float | None = None) -> None:

@@ -366,8 +366,10 @@ class PostgresEventStore:
         after: AfterAppend | None,
     ) -> AppendResult:
         if idempotency is None and after is None:
-            # one statement is atomic on its own: no BEGIN/COMMIT round trips
-            async with self.pool.acquire() as conn:
+            # one statement is atomic on its own: no BEGIN/COMMIT round trips (in a cooperative's scope,
+            # BEGIN rides with the scope's own round trip)
+            single = getattr(self.pool, "statement", None)
+            async with (single() if single is not None else self.pool.acquire()) as conn:
                 envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
                                                         events, meta)
             return AppendResult(stream_id=stream_id, version=expected + len(events), events=envelopes)
