@@ -34,6 +34,37 @@ def docker_available() -> bool:
         return False
 
 
+#: the ordinary login that owns the databases made for tests and benchmarks (``create_database``)
+SERVICE_LOGIN, SERVICE_PASSWORD = "washfin_service", "washfin-service"
+SERVICE_LOGIN_SQL = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVICE_LOGIN}') THEN
+        CREATE ROLE {SERVICE_LOGIN} LOGIN PASSWORD '{SERVICE_PASSWORD}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_app') THEN
+        CREATE ROLE washfin_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_reader') THEN
+        CREATE ROLE washfin_reader NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    END IF;
+    IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_app', 'MEMBER') THEN
+        GRANT washfin_app TO {SERVICE_LOGIN};
+    END IF;
+    IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_reader', 'MEMBER') THEN
+        GRANT washfin_reader TO {SERVICE_LOGIN};
+    END IF;
+END
+$$;
+"""
+
+
+def with_login(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", parts.path, parts.query, parts.fragment))
+
+
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
@@ -51,16 +82,26 @@ class PostgresHandle:
         return with_database(self.url, name)
 
     async def create_database(self, prefix: str = "t") -> str:
-        """A fresh, empty database; returns its URL."""
+        """A fresh, empty database; returns its URL.
+
+        Where the server's login is a superuser (the embedded server, testcontainers), the database is
+        owned by, and the URL logs in as, ``washfin_service``: an ordinary login like a deployment's
+        service login, so forced row-level security binds the owner's own work too (a superuser would
+        bypass it and hide what breaks under it). The request roles are made beforehand, as an
+        administrator makes them on a managed server (docs/operations.md)."""
         import asyncpg
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         conn = await asyncpg.connect(self.database_url("postgres"))
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            owner = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            if owner:
+                await conn.execute(SERVICE_LOGIN_SQL)
+            await conn.execute(f'CREATE DATABASE "{name}"' + (f" OWNER {SERVICE_LOGIN}" if owner else ""))
         finally:
             await conn.close()
-        return self.database_url(name)
+        url = self.database_url(name)
+        return with_login(url, SERVICE_LOGIN, SERVICE_PASSWORD) if owner else url
 
     def stop(self) -> None:
         if self._stop is not None:
