@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -424,20 +424,29 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
 # -- portfolio ------------------------------------------------------------------------------------------------------
 
 
-async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIterator[list[Envelope]]:
+class StoredFact(NamedTuple):
+    """A financing event as the portfolio folds it (``fin.Fact``): a tuple, not an ``Envelope``, since a
+    book is 10,000 streams of some 26 events each and building envelopes was a third of the time."""
+
+    stream_id: str
+    version: int
+    type: str
+    actor: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIterator[list[StoredFact]]:
     """Every financing stream of ``tenant``, one at a time (a cursor: the book is never all in memory)."""
-    current: list[Envelope] = []
+    current: list[StoredFact] = []
     async for r in conn.cursor(
-            """SELECT stream_id, version, type, schema_version, actor, occurred_at, recorded_at, payload
+            """SELECT stream_id, version, type, actor, occurred_at, payload
                FROM events WHERE tenant_id = $1 AND stream_type = $2 ORDER BY stream_id, version""",
             tenant, fin.STREAM_TYPE, prefetch=2000):
         if current and current[0].stream_id != r["stream_id"]:
             yield current
             current = []
-        current.append(Envelope.model_construct(
-            stream_id=r["stream_id"], version=r["version"], type=r["type"], schema_version=r["schema_version"],
-            actor=r["actor"], occurred_at=r["occurred_at"], recorded_at=r["recorded_at"], payload=r["payload"],
-            tenant_id=tenant, stream_type=fin.STREAM_TYPE))
+        current.append(StoredFact(*r))
     if current:
         yield current
 

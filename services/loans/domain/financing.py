@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from services.loans.domain import schedule as maths
 from services.loans.domain.commands import (
@@ -72,7 +72,7 @@ from shared.contracts.loans import (
     RepaymentRecorded,
     TrancheDisbursed,
 )
-from shared.envelope import Envelope, NewEvent
+from shared.envelope import NewEvent
 
 STREAM_TYPE = "financing"
 
@@ -286,6 +286,39 @@ class Financing:
 # -- evolve ------------------------------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+class Fact(Protocol):
+    """What folding a financing reads of a recorded event: an ``Envelope`` is one, and so is the lighter
+    row the portfolio reads a whole book as."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+def _set(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the frozen, plain dataclasses of this module (no ``__post_init__``, no
+    slots), without re-running ``__init__`` over every field: several times faster, and folding every
+    stream of a book (the portfolio) does it about 3 times per event. An unknown field is refused as
+    ``replace`` refuses it."""
+    unknown = changes.keys() - obj.__dataclass_fields__.keys()  # type: ignore[attr-defined]
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field(s) {sorted(unknown)}")
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
 def _d(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(value)
 
@@ -303,32 +336,32 @@ def _replace_unpaid(state: Financing, schedule: list[Instalment]) -> tuple[Insta
     for i in state.instalments:
         cost_left += i.cost_part - i.paid_cost
         if i.paid > 0:
-            kept.append(replace(i, amount=i.paid, cost_part=i.paid_cost))
+            kept.append(_set(i, amount=i.paid, cost_part=i.paid_cost))
     return (*kept, *_new_instalments(schedule, cost_left))
 
 
-def evolve(state: Financing, event: Envelope) -> Financing:
+def evolve(state: Financing, event: Fact) -> Financing:
     """The state after ``event``. Internal and published events of the stream are both folded."""
     t, p = event.type, event.payload
     s = state
     if t == FinancingApplied.event_type:
         e = FinancingApplied.model_validate(p)
-        s = replace(s, financing_id=str(e.financing_id), member_id=str(e.member_id), status="applied",
+        s = _set(s, financing_id=str(e.financing_id), member_id=str(e.member_id), status="applied",
                     amount=e.amount, applied_on=e.applied_on, applied_by=event.actor)
     elif t == "loans.TermsQuoted":
         q = TermsQuoted.model_validate(p)
-        s = replace(s, terms=Terms(q.product_id, q.purpose, q.contract_type, q.frequency, q.instalments,
+        s = _set(s, terms=Terms(q.product_id, q.purpose, q.contract_type, q.frequency, q.instalments,
                                    q.margin_bp, q.min_amount, q.max_amount, tuple(q.tranche_percents),
                                    q.late_charge, tuple(q.funds), q.rebate_method))
     elif t == FinancingApproved.event_type:
         e2 = FinancingApproved.model_validate(p)
-        s = replace(s, status="approved", amount=e2.amount, approved_on=e2.approved_on, approved_by=event.actor)
+        s = _set(s, status="approved", amount=e2.amount, approved_on=e2.approved_on, approved_by=event.actor)
     elif t == FinancingRejected.event_type:
         e3 = FinancingRejected.model_validate(p)
-        s = replace(s, status="rejected", rejected_on=e3.rejected_on, rejection_reason=e3.reason)
+        s = _set(s, status="rejected", rejected_on=e3.rejected_on, rejection_reason=e3.reason)
     elif t == "loans.WorkOrderRecorded":
         w = WorkOrderRecorded.model_validate(p)
-        s = replace(s, status="work_ordered", work_order=WorkOrder(w.work_order_ref, w.payee_type, w.payee_id,
+        s = _set(s, status="work_ordered", work_order=WorkOrder(w.work_order_ref, w.payee_type, w.payee_id,
                                                                    w.cost, w.ordered_on))
     elif t == ContractSigned.event_type:
         c = ContractSigned.model_validate(p)
@@ -336,29 +369,29 @@ def evolve(state: Financing, event: Envelope) -> Financing:
         amounts = maths.tranche_amounts(c.cost, s.terms.tranche_percents)
         tranches = tuple(Tranche(n + 1, a, "work_order" if n == 0 else "inspection_passed")
                          for n, a in enumerate(amounts))
-        s = replace(s, status="signed", cost=c.cost, margin=c.margin, selling_price=c.selling_price,
+        s = _set(s, status="signed", cost=c.cost, margin=c.margin, selling_price=c.selling_price,
                     signed_on=c.signed_on, instalments=_new_instalments(c.schedule, c.cost), tranches=tranches)
     elif t == TrancheDisbursed.event_type:
         d = TrancheDisbursed.model_validate(p)
         tranches = tuple(
-            replace(tr, disbursed_on=d.disbursed_on, source_of_funds=d.source_of_funds,
+            _set(tr, disbursed_on=d.disbursed_on, source_of_funds=d.source_of_funds,
                     job_id=str(d.job_id) if d.job_id else None) if tr.number == d.tranche_number else tr
             for tr in s.tranches
         )
-        s = replace(s, tranches=tranches, status="active" if s.status == "signed" else s.status)
+        s = _set(s, tranches=tranches, status="active" if s.status == "signed" else s.status)
     elif t == "loans.DisbursementImported":
         di = DisbursementImported.model_validate(p)
         paid = {x.number: x for x in di.tranches}
-        s = replace(s, status="active" if s.status == "signed" else s.status, tranches=tuple(
-            replace(tr, disbursed_on=paid[tr.number].disbursed_on, source_of_funds=paid[tr.number].source_of_funds)
+        s = _set(s, status="active" if s.status == "signed" else s.status, tranches=tuple(
+            _set(tr, disbursed_on=paid[tr.number].disbursed_on, source_of_funds=paid[tr.number].source_of_funds)
             if tr.number in paid else tr for tr in s.tranches))
     elif t == RepaymentRecorded.event_type:
         r = RepaymentRecorded.model_validate(p)
         alloc = r.allocations
-        s = replace(
+        s = _set(
             s,
             instalments=tuple(
-                replace(i, paid=i.paid + alloc[i.number],
+                _set(i, paid=i.paid + alloc[i.number],
                         paid_on_time=i.paid_on_time + (alloc[i.number] if r.paid_on <= i.due_on else 0))
                 if i.number in alloc else i
                 for i in s.instalments
@@ -370,52 +403,52 @@ def evolve(state: Financing, event: Envelope) -> Financing:
     elif t == FinancingClosed.event_type:
         f = FinancingClosed.model_validate(p)
         if f.reason == "written_off":
-            s = replace(s, closed_on=f.closed_on, close_reason=f.reason)
+            s = _set(s, closed_on=f.closed_on, close_reason=f.reason)
         else:
             # on early settlement what is left unpaid is exactly the rebate: it is forgiven
-            s = replace(s, status="settled", closed_on=f.closed_on, close_reason=f.reason, rebate=f.rebate,
-                        instalments=tuple(replace(i, waived=i.waived + i.owed) for i in s.instalments))
+            s = _set(s, status="settled", closed_on=f.closed_on, close_reason=f.reason, rebate=f.rebate,
+                        instalments=tuple(_set(i, waived=i.waived + i.owed) for i in s.instalments))
     elif t == FinancingRescheduled.event_type:
         rs = FinancingRescheduled.model_validate(p)
-        s = replace(s, instalments=_replace_unpaid(s, rs.schedule), restructured=True,
+        s = _set(s, instalments=_replace_unpaid(s, rs.schedule), restructured=True,
                     schedule_changed_on=rs.rescheduled_on)
     elif t == MarginDiscounted.event_type:
         md = MarginDiscounted.model_validate(p)
-        s = replace(s, instalments=_replace_unpaid(s, md.schedule), margin_discounted=s.margin_discounted + md.amount,
+        s = _set(s, instalments=_replace_unpaid(s, md.schedule), margin_discounted=s.margin_discounted + md.amount,
                     schedule_changed_on=md.discounted_on)
     elif t == FinancingWrittenOff.event_type:
         wo = FinancingWrittenOff.model_validate(p)
-        s = replace(s, status="written_off", written_off_on=wo.written_off_on, write_off_reason=wo.reason,
+        s = _set(s, status="written_off", written_off_on=wo.written_off_on, write_off_reason=wo.reason,
                     written_off_principal=wo.principal, written_off_margin=wo.margin)
     elif t == "loans.HardshipFlagged":
-        s = replace(s, hardship_since=_d(p["flagged_on"]))
+        s = _set(s, hardship_since=_d(p["flagged_on"]))
     elif t == "loans.HardshipCleared":
-        s = replace(s, hardship_since=None)
+        s = _set(s, hardship_since=None)
     elif t == "loans.LateChargeProposed":
         lp = LateChargeProposed.model_validate(p)
-        s = replace(s, late_charges=(*s.late_charges,
+        s = _set(s, late_charges=(*s.late_charges,
                                      LateCharge(lp.instalment_number, lp.amount, lp.proposed_on, event.actor)))
     elif t in (LateChargeRecorded.event_type, "loans.LateChargeDeclined"):
         number = p["instalment_number"]
         on = _d(p.get("recorded_on") or p["declined_on"])
         status = "recorded" if t == LateChargeRecorded.event_type else "declined"
-        s = replace(s, late_charges=tuple(
-            replace(c, status=status, decided_on=on) if c.instalment_number == number and c.status == "proposed"
+        s = _set(s, late_charges=tuple(
+            _set(c, status=status, decided_on=on) if c.instalment_number == number and c.status == "proposed"
             else c for c in s.late_charges))
     elif t == "loans.NoteAdded":
         n = NoteAdded.model_validate(p)
-        s = replace(s, notes=(*s.notes, Note(n.topic, n.text, n.on, event.actor)))
-    return replace(s, version=event.version)
+        s = _set(s, notes=(*s.notes, Note(n.topic, n.text, n.on, event.actor)))
+    return _set(s, version=event.version)
 
 
-def fold(events: Iterable[Envelope]) -> Financing:
+def fold(events: Iterable[Fact]) -> Financing:
     state = Financing()
     for e in events:
         state = evolve(state, e)
     return state
 
 
-def business_date(event: Envelope) -> date:
+def business_date(event: Fact) -> date:
     """The business date an event took effect (a repayment's ``paid_on``, ...)."""
     return payload_business_date(event.type, event.payload) or event.occurred_at.date()
 
@@ -428,7 +461,7 @@ def payload_business_date(event_type: str, payload: dict[str, Any]) -> date | No
     return _d(payload[name]) if name else None
 
 
-def fold_as_of(events: Iterable[Envelope], on: date) -> Financing:
+def fold_as_of(events: Iterable[Fact], on: date) -> Financing:
     """The financing as it stood on ``on``: only events whose business date is on or before it."""
     state = Financing()
     for e in events:
