@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
 from shared.rls import TenantPool
 from shared.settings import ServiceSettings
 from shared.tenancy import Authenticator, migrate_platform
+from shared.worker import keep_running, leadership, sleep_or_stop
 
 log = get_logger(__name__)
 
@@ -41,12 +43,14 @@ class ServiceRuntime:
         migrations: Sequence[Migration] = (),
         projections: Sequence[Projection] = (),
         source_database_urls: dict[str, str] | None = None,
+        periodic: Sequence[PeriodicJob] = (),
     ) -> None:
         self.service = service
         self.settings = settings
         self.migrations = list(migrations)
         self.projections = list(projections)
         self.source_database_urls = source_database_urls or {}
+        self.periodic = [j for j in periodic if j.interval_s > 0]
         self.registry: ContractRegistry = load_all()
         self.pool: asyncpg.Pool | None = None
         self.platform_pool: asyncpg.Pool | None = None
@@ -95,6 +99,8 @@ class ServiceRuntime:
             self._spawn(self.relay.run(self._stop), "relay")
         if s.run_consumers:
             await self._start_consumers()
+        for job in self.periodic:
+            self._spawn(self._run_periodic(job), f"schedule:{job.name}")
         log.info("service_started", service=self.service, event_source=s.event_source,
                  relay=self.relay is not None, consumers=len(self.consumers))
 
@@ -125,6 +131,23 @@ class ServiceRuntime:
                                          batch_size=s.consumer_batch_size)
                     self.consumers.append(src)
                     self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
+
+    async def _run_periodic(self, job: PeriodicJob) -> None:
+        """Run ``job`` now and then every ``job.interval_s`` until the service stops; one process at a
+        time across replicas (an advisory lock), and a failure is reported and retried with backoff."""
+        assert self.pool is not None
+        pool = self.pool
+
+        async def attempt() -> None:
+            async with leadership(pool, f"schedule:{self.service}:{job.name}") as leading:
+                if leading:
+                    await job.run(self)
+            await sleep_or_stop(self._stop, job.interval_s)
+
+        def failed(e: Exception, backoff: float) -> None:
+            log.warning("scheduled_job_failed", job=job.name, error=repr(e), backoff_s=backoff)
+
+        await keep_running(self._stop, attempt, failed, first_backoff=5.0)
 
     def for_tenant(self, tenant_id: str) -> CooperativeRuntime:
         """This runtime as one cooperative's request sees it: its ``pool`` and ``store`` run every statement
@@ -211,6 +234,16 @@ class ServiceRuntime:
                     DEAD_LETTERS.labels(r["consumer"]).set(r["open"])
         except Exception as e:  # noqa: BLE001 - a scrape must answer even when a figure cannot be had
             log.warning("metrics_refresh_failed", error=repr(e))
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work a service does on its own on a schedule (e.g. recording lapsed certifications): ``run`` is
+    handed the runtime and must be safe to repeat. ``interval_s`` 0 turns it off."""
+
+    name: str
+    interval_s: float
+    run: Callable[[ServiceRuntime], Awaitable[None]]
 
 
 class CooperativeRuntime:

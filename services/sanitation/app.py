@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sanitation.api.routes import router
+from services.sanitation.handlers import contractors
 from services.sanitation.reactions import TrancheOrdersJob
 from services.sanitation.schema import MIGRATIONS
 from services.sanitation.settings import SanitationSettings
-from shared.runtime import ServiceRuntime
+from shared.runtime import PeriodicJob, ServiceRuntime
 from shared.serve import create_service_app
 
 SERVICE = "sanitation"
@@ -16,8 +17,12 @@ SERVICE = "sanitation"
 
 def build_runtime(settings: SanitationSettings) -> ServiceRuntime:
     reaction = TrancheOrdersJob()
+    # lapsed certifications are recorded on their own, hourly by default (a contractor whose certification
+    # lapsed may not take a new job: the record is what the cooperative and the donor see)
+    sweep = PeriodicJob("certification-expiries", settings.certification_sweep_interval_s,
+                        contractors.sweep_every_cooperative)
     runtime = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[reaction],
-                             source_database_urls=settings.source_database_urls)
+                             source_database_urls=settings.source_database_urls, periodic=[sweep])
     reaction.bind(runtime)  # it appends through runtime.store once the runtime has started
     return runtime
 

@@ -11,3 +11,7 @@ class SanitationSettings(ServiceSettings):
     source_database_urls: dict[str, str] = {}
     #: "today" for business dates (a date in the future is refused): the cooperatives' time zone
     business_timezone: str = "Asia/Jakarta"
+    #: how often lapsed contractor certifications are recorded on their own (seconds; 0: never, leaving it
+    #: to POST /contractors/certification-expiries): hourly, so a lapse is recorded within the hour the
+    #: cooperatives' day turns
+    certification_sweep_interval_s: float = 3600.0

@@ -33,9 +33,12 @@ from services.sanitation.handlers.common import (
 )
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
+from shared.logging import get_logger
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal, Role
 from shared.web import Conflict, NotFound, Refusal
+
+log = get_logger(__name__)
 
 
 async def load(rt: ServiceRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
@@ -153,6 +156,26 @@ async def record_expiries(rt: ServiceRuntime, who: Principal, as_of: date | None
             continue  # changed meanwhile (renewed, or another sweep recorded it): the next sweep decides again
         done.append(contractor_id)
     return ExpirySweepResponse(as_of=as_of, expired=done)
+
+
+async def sweep_every_cooperative(rt: ServiceRuntime) -> None:
+    """The scheduled sweep (``SANITATION_CERTIFICATION_SWEEP_INTERVAL_S``): ``record_expiries`` for today in
+    each cooperative with a lapsed certification, run as that cooperative (behind row-level security) and
+    recorded as the scheduler's doing. Finding the cooperatives spans them all: the owner's query."""
+    assert rt.pool is not None
+    today = business_today(rt)
+    tenants = [r["tenant_id"] for r in await rt.pool.fetch(
+        "SELECT DISTINCT tenant_id FROM contractors WHERE valid_until < $1 ORDER BY 1", today)]
+    for tenant in tenants:
+        scheduler = Principal(tenant_id=tenant, role=Role.MANAGER, key_id="scheduler")
+        result = await record_expiries(rt.for_tenant(tenant), scheduler, today,
+                                       Metadata(correlation_id=uuid.uuid4(), actor=SCHEDULER))
+        if result.expired:
+            log.info("certifications_expired", tenant_id=tenant, contractors=result.expired, as_of=today.isoformat())
+
+
+#: the actor of what the scheduler records
+SCHEDULER = "system:certification-expiry"
 
 
 def _response(row: asyncpg.Record, today: date) -> ContractorResponse:

@@ -3,9 +3,14 @@ reads and the quality record; roles; refusals write nothing; other cooperatives 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import date
 
-from tests.helpers import ServiceClient
+import pytest
+
+from deploy.local.infra import PostgresHandle
+from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.sanitation.helpers import (
     BAIK,
     BMI,
@@ -117,6 +122,52 @@ async def test_expiry_sweep_records_each_lapsed_certification_once(sanitation: S
                   field="as_of")
     await refused(sanitation, "POST", "/contractors/certification-expiries", 403, body={},
                   h=headers(BMI, CONTRACTOR))
+
+
+@pytest.fixture
+async def scheduled(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    """The sanitation service with its certification sweep every 0.3 s instead of hourly."""
+    from services.sanitation.app import create_app
+    from services.sanitation.settings import SanitationSettings
+
+    settings = SanitationSettings(database_url=await pg.create_database("sanitation"),
+                                  platform_database_url=platform_url, kafka_bootstrap_servers=None,
+                                  event_source="none", certification_sweep_interval_s=0.3)
+    async with running_app(create_app(settings)) as client:
+        yield client
+
+
+async def test_the_scheduler_records_lapsed_certifications_in_every_cooperative(scheduled: ServiceClient) -> None:
+    """Nobody calls the sweep endpoint: the service records each lapse on its own, once, as each
+    cooperative (its own events), and leaves valid certifications alone."""
+    lapsed_bmi = await contractor(scheduled, valid_until="2025-01-31")
+    lapsed_baik = await contractor(scheduled, BAIK, valid_until="2024-12-31")
+    valid = await contractor(scheduled)
+
+    async def recorded() -> list[tuple[str, str, str | None]]:
+        return [(e.tenant_id, e.payload["contractor_id"], e.actor) for e in await events(scheduled)
+                if e.type == "sanitation.ContractorCertificationExpired"]
+
+    async def both() -> bool:
+        return len(await recorded()) == 2
+
+    await eventually(both, timeout=15)
+    assert sorted(await recorded()) == sorted([(BMI, lapsed_bmi, "system:certification-expiry"),
+                                               (BAIK, lapsed_baik, "system:certification-expiry")])
+    c = ok(await scheduled.get(f"/contractors/{lapsed_bmi}", headers=headers(BMI)))
+    assert c["certified_today"] is False
+    # it keeps running: a lapse registered later is recorded too, and nothing is recorded twice
+    later = await contractor(scheduled, valid_until="2025-03-31")
+
+    async def three() -> bool:
+        return len(await recorded()) == 3
+
+    await eventually(three, timeout=15)
+    await asyncio.sleep(1.0)  # three more sweeps at 0.3 s: none records anything again
+    assert sorted(cid for _, cid, _ in await recorded()) == sorted([lapsed_bmi, lapsed_baik, later])
+    assert valid not in {cid for _, cid, _ in await recorded()}
+    checks = (await scheduled.get("/readyz")).json()["checks"]
+    assert checks["schedule:certification-expiries"]["ok"] is True
 
 
 async def test_deactivate_and_reactivate(sanitation: ServiceClient) -> None:
