@@ -7,7 +7,6 @@ use) are refreshed when ``/metrics`` is scraped.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -36,21 +35,36 @@ DB_POOL = Gauge("washfin_db_pool_connections", "Database pool connections", ["se
 
 def install_http_metrics(app: FastAPI, service: str) -> None:
     """Count and time every request by its route template (not its raw path: ids would explode labels)."""
+    app.add_middleware(HttpMetrics, service=service)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+
+class HttpMetrics:
+    """The ASGI middleware of ``install_http_metrics`` (plain ASGI: see ``shared.web.RequestContext``)."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
         status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_status)
         finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
             if template != "/metrics":
-                HTTP_REQUESTS.labels(service, request.method, template, str(status)).inc()
-                HTTP_LATENCY.labels(service, request.method, template).observe(time.perf_counter() - start)
+                method = scope["method"]
+                HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+                HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)
 
 
 def metrics_router() -> APIRouter:

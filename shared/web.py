@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
+from starlette.datastructures import Headers, MutableHeaders
 
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
@@ -141,30 +142,51 @@ class BodyLimit:
 def install_request_context(app: FastAPI, service: str) -> None:
     """Bind a correlation id (from ``X-Correlation-ID`` or new) and the W3C trace context (from
     ``traceparent`` or new) to each request and its logs; both travel on the events it appends."""
+    app.add_middleware(RequestContext, service=service)
 
-    @app.middleware("http")
-    async def _context(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        given = request.headers.get("x-correlation-id", "")
+
+class RequestContext:
+    """The ASGI middleware of ``install_request_context``: plain ASGI rather than ``@app.middleware``
+    (Starlette's BaseHTTPMiddleware runs the app in a task of its own and streams the response through
+    a queue, a cost every request paid twice over, once per such middleware)."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
         try:
-            correlation_id = str(uuid.UUID(given))
+            correlation_id = str(uuid.UUID(headers.get("x-correlation-id", "")))
         except ValueError:
             correlation_id = str(uuid.uuid4())
-        with traced(f"{request.method} {request.url.path}", request.headers.get("traceparent"),
-                    SpanKind.SERVER, {"http.method": request.method, "washfin.service": service}) as (span, traceparent):
-            request.state.correlation_id = correlation_id
-            request.state.traceparent = traceparent
+        method = scope["method"]
+        with traced(f"{method} {scope['path']}", headers.get("traceparent"), SpanKind.SERVER,
+                    {"http.method": method, "washfin.service": self.service}) as (span, traceparent):
+            state = scope.setdefault("state", {})
+            state["correlation_id"], state["traceparent"] = correlation_id, traceparent
+            status = 500
+
+            async def send_with_context(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    out = MutableHeaders(scope=message)
+                    out["X-Correlation-ID"] = correlation_id
+                    out["traceparent"] = traceparent
+                await send(message)
+
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))
             try:
-                response = await call_next(request)
+                await self.app(scope, receive, send_with_context)
             finally:
                 structlog.contextvars.unbind_contextvars("correlation_id", "trace_id", "tenant_id")
-            route = request.scope.get("route")
-            if route is not None:
-                span.update_name(f"{request.method} {getattr(route, 'path', '')}")
-            span.set_attribute("http.status_code", response.status_code)
-        response.headers["X-Correlation-ID"] = correlation_id
-        response.headers["traceparent"] = traceparent
-        return response
+                route = scope.get("route")
+                if route is not None:
+                    span.update_name(f"{method} {getattr(route, 'path', '')}")
+                span.set_attribute("http.status_code", status)
 
 
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
