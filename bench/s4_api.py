@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from bench.common import Bench, Row, Timed, run_async_writers
-from deploy.local.demo import create_demo_tenants, key_for
-from shared.db import connect, create_pool
-from shared.tenancy import Role, migrate_platform
+from deploy.local.demo import key_for, prepare_demo_platform
+from shared.db import create_pool
+from shared.tenancy import Role
 
 TENANT = "kopsyah-bmi"
 CLIENTS = 16
@@ -51,12 +51,7 @@ async def _washfin(bench: Bench) -> AsyncIterator[httpx.AsyncClient]:
     from services.members.settings import MembersSettings
 
     platform = await bench.fresh_db("bench_s4_platform")
-    conn = await connect(platform)
-    try:
-        await migrate_platform(conn)
-        await create_demo_tenants(conn)
-    finally:
-        await conn.close()
+    await prepare_demo_platform(platform)
     settings = MembersSettings(database_url=await bench.fresh_db("bench_s4_members"), platform_database_url=platform,
                                kafka_bootstrap_servers=None, event_source="none", log_level="WARNING",
                                db_pool_max=CLIENTS + 2)

@@ -12,6 +12,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+from shared.asgi import HttpMiddleware
+
 HTTP_REQUESTS = Counter("washfin_http_requests_total", "HTTP requests handled",
                         ["service", "method", "route", "status"])
 HTTP_LATENCY = Histogram("washfin_http_request_duration_seconds", "HTTP request latency",
@@ -38,16 +40,14 @@ def install_http_metrics(app: FastAPI, service: str) -> None:
     app.add_middleware(HttpMetrics, service=service)
 
 
-class HttpMetrics:
-    """The ASGI middleware of ``install_http_metrics`` (plain ASGI: see ``shared.web.RequestContext``)."""
+class HttpMetrics(HttpMiddleware):
+    """The ASGI middleware of ``install_http_metrics``."""
 
     def __init__(self, app: Any, service: str) -> None:
-        self.app, self.service = app, service
+        super().__init__(app)
+        self.service = service
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         start = time.perf_counter()
         status = 500
 

@@ -20,8 +20,8 @@ from shared.db import Migration, migrate
 from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
-from shared.rls import force_rls
 from shared.eventstore.postgres import append_in_transaction
+from shared.rls import force_rls
 
 
 class Role(StrEnum):

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
+from shared.asgi import HttpMiddleware
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.tenancy import Authenticator, Principal, Role
@@ -91,17 +92,15 @@ def install_error_handlers(app: FastAPI) -> None:
                             status_code=422)
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware refusing request bodies over ``max_bytes`` with 413, before they are read whole
     (by the declared Content-Length, or by counting a streamed body)."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+        super().__init__(app)
+        self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
@@ -145,18 +144,14 @@ def install_request_context(app: FastAPI, service: str) -> None:
     app.add_middleware(RequestContext, service=service)
 
 
-class RequestContext:
-    """The ASGI middleware of ``install_request_context``: plain ASGI rather than ``@app.middleware``
-    (Starlette's BaseHTTPMiddleware runs the app in a task of its own and streams the response through
-    a queue, a cost every request paid twice over, once per such middleware)."""
+class RequestContext(HttpMiddleware):
+    """The ASGI middleware of ``install_request_context``."""
 
     def __init__(self, app: Any, service: str) -> None:
-        self.app, self.service = app, service
+        super().__init__(app)
+        self.service = service
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         headers = Headers(scope=scope)
         try:
             correlation_id = str(uuid.UUID(headers.get("x-correlation-id", "")))

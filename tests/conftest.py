@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
-from shared.db import connect
-from shared.tenancy import migrate_platform
 
 log = logging.getLogger("washfin.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -39,15 +37,10 @@ def kafka() -> Iterator[KafkaHandle]:
 @pytest.fixture(scope="session")
 async def platform_url(pg: PostgresHandle) -> AsyncIterator[str]:
     """A platform (credentials) database with the demo cooperatives and their demo keys."""
-    from deploy.local.demo import create_demo_tenants
+    from deploy.local.demo import prepare_demo_platform
 
     url = await pg.create_database("platform")
-    conn = await connect(url)
-    try:
-        await migrate_platform(conn)
-        await create_demo_tenants(conn)
-    finally:
-        await conn.close()
+    await prepare_demo_platform(url)
     yield url
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.tenancy import Role, create_tenant, issue_key
+from shared.db import connect
+from shared.tenancy import Role, create_tenant, issue_key, migrate_platform
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,17 @@ async def create_demo_tenants(platform: asyncpg.Connection) -> None:
         await create_tenant(platform, tenant_id, name)
     for k in DEMO_KEYS:
         await issue_key(platform, k.tenant_id, k.role, label="demo", secret=k.secret, subject=k.subject)
+
+
+async def prepare_demo_platform(url: str) -> None:
+    """Migrate the platform database at ``url`` and register the demo cooperatives and their demo keys
+    (idempotent): what the run command, the tests and the benchmarks start from."""
+    conn = await connect(url)
+    try:
+        await migrate_platform(conn)
+        await create_demo_tenants(conn)
+    finally:
+        await conn.close()
 
 
 async def load_all_demo(urls: dict[str, str]) -> dict[str, int]:

@@ -16,22 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.local.demo import DEMO_KEYS, create_demo_tenants, load_all_demo
+from deploy.local.demo import DEMO_KEYS, load_all_demo, prepare_demo_platform
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
-from services.reporting.demo import demo_env as reporting_demo_env
 from deploy.local.services import SERVICES, ServiceProcess, database_name, service_env
-from shared.db import connect
-from shared.tenancy import migrate_platform
-
-
-async def _prepare_platform(url: str) -> None:
-    conn = await connect(url)
-    try:
-        await migrate_platform(conn)
-        await create_demo_tenants(conn)
-    finally:
-        await conn.close()
+from services.reporting.demo import demo_env as reporting_demo_env
 
 
 def run(data_dir: Path, with_kafka: bool) -> int:
@@ -51,7 +40,7 @@ def run(data_dir: Path, with_kafka: bool) -> int:
         for s in (*SERVICES, "platform"):
             pg.create_database(database_name(s))
             urls[s] = pg.url(database_name(s))
-        asyncio.run(_prepare_platform(urls["platform"]))
+        asyncio.run(prepare_demo_platform(urls["platform"]))
         bootstrap = None
         if with_kafka:
             print("starting local Kafka broker ...", flush=True)
