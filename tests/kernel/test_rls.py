@@ -128,3 +128,27 @@ async def test_a_cooperative_scopes_global_log_holds_its_own_events_only(es: Sto
     scoped = es.store.scoped(TenantPool(es.pool, "coop-b"))
     assert [r.envelope.stream_id for r in await scoped.read_log(LogPosition())] == ["m-1"]
     assert len(await es.store.read_log(LogPosition())) == 3  # the relay's view is whole
+
+
+async def test_a_cancelled_or_failed_scope_leaves_no_role_or_cooperative_on_the_pooled_connection(es: StoreDb) -> None:
+    """A request cut off mid-statement (client gone: its task cancelled) or failing: the connection goes
+    back to the pool as the owner's, with no cooperative and no open transaction, and works."""
+    import asyncio
+
+    pool = await create_pool(es.url, 1, 1)  # one connection: whatever comes next gets the same one
+    try:
+        scope = TenantPool(pool, "coop-a")
+        task = asyncio.ensure_future(scope.fetchval("SELECT pg_sleep(5)"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await scope.fetchval("SELECT count(*) FROM no_such_table")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT current_user") != APP
+            assert await conn.fetchval("SELECT current_setting('washfin.tenant_id', true)") in (None, "")
+            assert not conn.is_in_transaction()
+        assert await scope.fetchval("SELECT current_setting('washfin.tenant_id')") == "coop-a"
+    finally:
+        await pool.close()
