@@ -9,6 +9,7 @@ such duplicates by (stream, version). Only one relay per database publishes at a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -115,10 +116,13 @@ class Relay:
                     exc_info=not isinstance(e, (OSError, asyncio.TimeoutError)))
 
     async def _publish_loop(self, stop: asyncio.Event) -> None:
-        await ensure_topics(self.bootstrap_servers, [self.topic], self.partitions, self.replication_factor)
+        # bounded: with the broker gone mid-start, aiokafka retries InitProducerId without end, and the
+        # relay would sit there looking healthy; timed out, it reports the failure and starts over
+        await asyncio.wait_for(ensure_topics(self.bootstrap_servers, [self.topic], self.partitions,
+                                             self.replication_factor), self.stall_s)
         producer = make_producer(self.bootstrap_servers, client_id=f"relay-{self.name}")
-        await producer.start()
         try:
+            await asyncio.wait_for(producer.start(), self.stall_s)
             self.checkpoint = await self.load_checkpoint()
             self.healthy = True
             log.info("relay_started", relay=self.name, topic=self.topic, checkpoint=str(self.checkpoint))
@@ -136,7 +140,8 @@ class Relay:
                 else:
                     await wait_or_stop(self.reader.wait_for_events(self.idle_poll_s), stop)
         finally:
-            await producer.stop()
+            with contextlib.suppress(Exception):  # also after a start that timed out half-way
+                await producer.stop()
 
     async def publish_batch(self, producer: AIOKafkaProducer) -> int:
         """Send the next batch after the checkpoint and checkpoint it once the broker acked all of it."""
