@@ -10,6 +10,9 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+#: what a cooperative (tenant) id looks like: the platform's CHECK on ``tenants.tenant_id`` says the same
+TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

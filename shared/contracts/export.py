@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from shared.contracts import Contract, ContractRegistry, load_all
-from shared.envelope import Envelope
+from shared.envelope import TENANT_ID_PATTERN, Envelope
 from shared.kafka import FOREVER, dead_letter_topic
 
 #: The folder of the generated files: ``contracts/`` at the repository root.
@@ -38,7 +38,7 @@ GENERATED_NOTE = f"Generated from shared/contracts by `{REGENERATE}`; do not edi
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING_VERSION = "0.5.0"
 #: Tenant ids as the platform database constrains them (shared/tenancy.py).
-TENANT_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+TENANT_PATTERN = TENANT_ID_PATTERN
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 _SCHEMA_FILE = re.compile(r"^(?P<event_type>.+)\.v(?P<version>[1-9][0-9]*)\.json$")
 
