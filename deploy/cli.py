@@ -590,7 +590,7 @@ def verify_isolation() -> None:
     whose <SERVICE>_DATABASE_URL is set (and the platform database): with no cooperative set nothing is
     visible, another cooperative's rows never are, no insert for another cooperative passes, and the
     request roles hold no privilege on a table outside the wall."""
-    from shared.rls import verify_database
+    from shared.rls import verify_database_at
 
     urls = {s: os.environ[f"{s.upper()}_DATABASE_URL"] for s in SERVICES if os.environ.get(f"{s.upper()}_DATABASE_URL")}
     if urls and os.environ.get("WASHFIN_PLATFORM_DATABASE_URL"):
@@ -599,14 +599,7 @@ def verify_isolation() -> None:
         _fail("no <SERVICE>_DATABASE_URL is set (MEMBERS_, LOANS_, SANITATION_, REPORTING_): nothing to check")
 
     async def go() -> dict[str, tuple[list[str], list[str]]]:
-        found = {}
-        for service, url in urls.items():
-            conn = await connect(url)
-            try:
-                found[service] = await verify_database(conn)
-            finally:
-                await conn.close()
-        return found
+        return {service: await verify_database_at(url) for service, url in urls.items()}
 
     found = _run(go)
     tables = [f"{svc}.{t}" for svc, (ts, _) in found.items() for t in ts]

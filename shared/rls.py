@@ -30,6 +30,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.envelope import TENANT_ID_PATTERN
+
 READER = "washfin_reader"
 APP = "washfin_app"
 
@@ -131,8 +133,8 @@ async def programme_scope(pool: asyncpg.Pool, tenant_ids: Sequence[str]) -> Asyn
         yield conn
 
 
-#: what a cooperative id may look like (the platform's rule, ``tenants.tenant_id``): it is written into SQL
-_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+#: the cooperative id is written into SQL: only ids of the platform's form get there
+_TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
 
 class TenantPool:
@@ -199,7 +201,8 @@ class TenantPool:
             await conn.executemany(command, args, timeout=timeout)
 
 
-async def self_test(conn: asyncpg.Connection, tables: Sequence[str]) -> list[str]:
+async def self_test(conn: asyncpg.Connection, tables: Sequence[str],
+                    roles: dict[str, asyncpg.Record] | None = None) -> list[str]:
     """Check the posture on ``tables``; returns the problems found (empty: the wall stands).
 
     For each table: RLS enabled and forced, not owned by a request role; and for each request role that
@@ -209,7 +212,7 @@ async def self_test(conn: asyncpg.Connection, tables: Sequence[str]) -> list[str
     ``washfin verify-isolation``, in a transaction it rolls back.
     """
     problems: list[str] = []
-    roles = await _request_roles(conn)
+    roles = roles if roles is not None else await _request_roles(conn)
     if not roles:
         return [f"neither {READER} nor {APP} exists: migrate the database first"]
     for name, role in roles.items():
@@ -271,7 +274,7 @@ async def verify_database(conn: asyncpg.Connection) -> tuple[list[str], list[str
     """The whole posture of one service's database: every table holding a ``tenant_id`` passes
     ``self_test``, and the request roles hold no privilege on any table that is not behind forced RLS.
     Returns (tables with cooperatives' rows, problems)."""
-    roles = list(await _request_roles(conn))
+    roles = await _request_roles(conn)
     if not roles:
         return [], [f"neither {READER} nor {APP} exists: migrate the database first"]
     rows = await conn.fetch(
@@ -282,8 +285,18 @@ async def verify_database(conn: asyncpg.Connection) -> tuple[list[str], list[str
                           WHERE has_table_privilege(r.name, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE'))
                       AS granted
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() ORDER BY 1""", roles)
+           WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() ORDER BY 1""", list(roles))
     tables = [r["relname"] for r in rows if r["shared"]]
     problems = [f"{r['relname']}: a request role holds privileges on it but it is not behind forced row-level "
                 "security" for r in rows if r["granted"] and not r["forced"]]
-    return tables, problems + await self_test(conn, tables)
+    return tables, problems + await self_test(conn, tables, roles)
+
+
+async def verify_database_at(database_url: str) -> tuple[list[str], list[str]]:
+    """``verify_database`` on the database at ``database_url`` (what ``washfin verify-isolation`` runs on
+    each database it is given)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await verify_database(conn)
+    finally:
+        await conn.close()

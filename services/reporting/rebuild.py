@@ -218,15 +218,3 @@ async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callab
                       time.monotonic() - t0)
     finally:
         await pool.close()
-
-
-async def verify_isolation(database_url: str) -> tuple[list[str], list[str]]:
-    """``shared.rls.verify_database`` on the reporting database: every table holding a ``tenant_id``
-    (the read models and the kernel's) passes the self-test. Returns (tables checked, problems found)."""
-    from shared.rls import verify_database
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        return await verify_database(conn)
-    finally:
-        await conn.close()

@@ -17,10 +17,10 @@ import pytest
 from deploy.local.demo import DEMO_MEMBERS, key_for
 from deploy.local.infra import PostgresHandle
 from services.reporting import builds as registry
-from services.reporting.rebuild import RebuildError, rebuild, verify_isolation
+from services.reporting.rebuild import RebuildError, rebuild
 from shared.db import connect, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
-from shared.rls import programme_scope, tenant_scope
+from shared.rls import programme_scope, tenant_scope, verify_database_at
 from shared.tenancy import Role
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.reporting.conftest import System, quiet, reporting_settings
@@ -74,7 +74,7 @@ async def test_every_read_table_is_behind_row_level_security(system: System) -> 
                                       headers={"X-API-Key": key_for(tenant, Role.FIELD_OFFICER)})
         assert r.status_code == 201
     await quiet(system)
-    tables, problems = await verify_isolation(system.urls["reporting"])
+    tables, problems = await verify_database_at(system.urls["reporting"])
     assert problems == []
     for t in ("rm_member_v1", "rm_survey_v1", "rf_financing_v1", "rf_instalment_v1", "rs_job_v1", "rs_receipt_v1",
               "rs_seen_v1", "programme_cooperatives", "cooperative_targets", "coop_summary_v1"):
@@ -90,7 +90,7 @@ async def test_every_read_table_is_behind_row_level_security(system: System) -> 
     async with pool.acquire() as conn:
         await conn.execute("CREATE TABLE careless_copy (tenant_id text NOT NULL, n int)")
         try:
-            _, problems = await verify_isolation(system.urls["reporting"])
+            _, problems = await verify_database_at(system.urls["reporting"])
             assert any("careless_copy" in p and "not enabled and forced" in p for p in problems)
         finally:
             await conn.execute("DROP TABLE careless_copy")
