@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -30,15 +32,22 @@ async def members(pg: PostgresHandle, platform_url: str) -> AsyncIterator[Servic
         yield client
 
 
-@pytest.fixture
-async def sanitation(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+@asynccontextmanager
+async def sanitation_service(pg: PostgresHandle, platform_url: str, **settings: Any) -> AsyncIterator[ServiceClient]:
+    """The sanitation service on a fresh database (``settings``: overrides, e.g. a faster schedule)."""
     from services.sanitation.app import create_app
     from services.sanitation.settings import SanitationSettings
 
-    settings = SanitationSettings(database_url=await pg.create_database("sanitation"),
-                                  platform_database_url=platform_url, kafka_bootstrap_servers=None,
-                                  event_source="none")
-    async with running_app(create_app(settings)) as client:
+    config = SanitationSettings(database_url=await pg.create_database("sanitation"),
+                                platform_database_url=platform_url, kafka_bootstrap_servers=None,
+                                event_source="none", **settings)
+    async with running_app(create_app(config)) as client:
+        yield client
+
+
+@pytest.fixture
+async def sanitation(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    async with sanitation_service(pg, platform_url) as client:
         yield client
 
 

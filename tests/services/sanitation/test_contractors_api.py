@@ -10,7 +10,8 @@ from datetime import date
 import pytest
 
 from deploy.local.infra import PostgresHandle
-from tests.helpers import ServiceClient, eventually, running_app
+from tests.helpers import ServiceClient, eventually
+from tests.services.conftest import sanitation_service
 from tests.services.sanitation.helpers import (
     BAIK,
     BMI,
@@ -127,13 +128,7 @@ async def test_expiry_sweep_records_each_lapsed_certification_once(sanitation: S
 @pytest.fixture
 async def scheduled(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
     """The sanitation service with its certification sweep every 0.3 s instead of hourly."""
-    from services.sanitation.app import create_app
-    from services.sanitation.settings import SanitationSettings
-
-    settings = SanitationSettings(database_url=await pg.create_database("sanitation"),
-                                  platform_database_url=platform_url, kafka_bootstrap_servers=None,
-                                  event_source="none", certification_sweep_interval_s=0.3)
-    async with running_app(create_app(settings)) as client:
+    async with sanitation_service(pg, platform_url, certification_sweep_interval_s=0.3) as client:
         yield client
 
 
