@@ -9,13 +9,31 @@
 - ``repayment`` / ``allocation``: receipts with ``paid_on`` and what each paid on which instalment;
 - ``late_charge``: ta'zir charges owed to the social fund.
 
-Nothing is a running total: figures "as of" a date are computed from these facts at query time.
+Version 2 adds what the portfolio reads, kept as events arrive so that a portfolio as of any date costs
+the number of cooperatives, months and categories asked, not the financings ever recorded:
+
+- ``position``: each financing's contribution to the portfolio as a step function of the date
+  (``indicators.positions.pieces``): from ``start`` to ``end`` counted once under (product, purpose,
+  fund, PAR bucket, restructured) with its outstanding principal and owed amount;
+- ``pf_delta``: per cooperative, per day and category, the change of (financings, principal, owed) on
+  that day (the sum of the financings' steps; rows that sum to zero are removed);
+- ``pf_month``: per cooperative, per month-end and category, the sums of every ``pf_delta`` dated by
+  that month-end, for every month-end of ``pf_span`` (the months from the earliest to the latest day
+  any step was ever dated); zero rows are removed.
+
+An event changes its financing's pieces from its business date on; the difference is added to the
+days it names and to every month-end from the first of them to the end of the span (back-dated events
+included). The portfolio on D = the month-end sums at the last month-end by D + the day changes after
+it up to D. Every row is a sum of the financings' current pieces, so a replay in any interleaving of
+the streams gives the same rows.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+from services.reporting.indicators.maths import month_end
+from services.reporting.indicators.positions import Facts, Piece, deltas, pieces
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from shared.contracts import Contract
@@ -38,7 +56,7 @@ from shared.envelope import Envelope
 
 class FinancingProjection(Family):
     family = "financing"
-    version = 1
+    version = 2
     prefix = "rf"
     topics = (LOANS_TOPIC,)
     tables = (
@@ -144,10 +162,73 @@ class FinancingProjection(Family):
                 recorded_on        date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, seq)
             );""", "tenant_id, financing_id, seq"),
+        Table("position", """
+            CREATE TABLE {t} (
+                tenant_id    text NOT NULL,
+                financing_id uuid NOT NULL,
+                start_on     date NOT NULL,
+                end_on       date,
+                product_id   text,
+                purpose      text,
+                fund         text NOT NULL,
+                bucket       integer NOT NULL,
+                restructured boolean NOT NULL,
+                principal    bigint NOT NULL,
+                owed         bigint NOT NULL,
+                PRIMARY KEY (tenant_id, financing_id, start_on)
+            );""", "tenant_id, financing_id, start_on"),
+        Table("pf_delta", """
+            CREATE TABLE {t} (
+                tenant_id    text NOT NULL,
+                on_date      date NOT NULL,
+                category     text NOT NULL,
+                product_id   text,
+                purpose      text,
+                fund         text NOT NULL,
+                bucket       integer NOT NULL,
+                restructured boolean NOT NULL,
+                financings   bigint NOT NULL,
+                principal    bigint NOT NULL,
+                owed         bigint NOT NULL,
+                PRIMARY KEY (tenant_id, on_date, category)
+            );""", "tenant_id, on_date, category"),
+        Table("pf_month", """
+            CREATE TABLE {t} (
+                tenant_id    text NOT NULL,
+                month_end    date NOT NULL,
+                category     text NOT NULL,
+                product_id   text,
+                purpose      text,
+                fund         text NOT NULL,
+                bucket       integer NOT NULL,
+                restructured boolean NOT NULL,
+                financings   bigint NOT NULL,
+                principal    bigint NOT NULL,
+                owed         bigint NOT NULL,
+                PRIMARY KEY (tenant_id, month_end, category)
+            );""", "tenant_id, month_end, category"),
+        Table("pf_span", """
+            CREATE TABLE {t} (
+                tenant_id   text NOT NULL,
+                first_month date NOT NULL,
+                last_month  date NOT NULL,
+                PRIMARY KEY (tenant_id)
+            );""", "tenant_id"),
         SEEN,
     )
 
+    #: the events that can change a financing's place in the portfolio on some date
+    POSITIONING = (ContractSigned, TrancheDisbursed, RepaymentRecorded, FinancingClosed, FinancingRescheduled,
+                   MarginDiscounted, FinancingWrittenOff, FinancingApplied)
+
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
+        await self.apply_facts(conn, t, envelope, event)
+        if isinstance(event, self.POSITIONING) and not (isinstance(event, TrancheDisbursed)
+                                                         and event.tranche_number != 1):
+            await self.reposition(conn, t, envelope.tenant_id, event.financing_id)
+
+    async def apply_facts(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
+        """Version 1's dated facts (unchanged)."""
         tenant, seq = envelope.tenant_id, envelope.version
         f = t["financing"]
         if isinstance(event, FinancingApplied):
@@ -275,3 +356,115 @@ class FinancingProjection(Family):
             tenant, financing_id, seq, [i.number for i in items], [i.due_on for i in items],
             [i.amount for i in items], [i.cost_part for i in items],
         )
+
+    # -- version 2: positions and the cooperative's sums -------------------------------------------------------
+
+    @staticmethod
+    async def facts(conn: asyncpg.Connection, t: Names, tenant: str, financing_id: object) -> Facts | None:
+        f = await conn.fetchrow(
+            f"""SELECT f.product_id, f.purpose, f.signed_on, f.closed_on, f.close_reason, f.written_off_on,
+                       f.restructured_on, tr.disbursed_on AS first_tranche_on, tr.source_of_funds AS first_tranche_fund
+                FROM {t['financing']} f
+                LEFT JOIN {t['tranche']} tr ON tr.tenant_id = f.tenant_id AND tr.financing_id = f.financing_id
+                 AND tr.tranche_number = 1
+                WHERE f.tenant_id = $1 AND f.financing_id = $2""", tenant, financing_id)
+        if f is None or f["signed_on"] is None:
+            return None
+        rows = await conn.fetch(
+            f"""SELECT s.seq, s.effective_on, i.number, i.due_on, i.amount, i.cost_part FROM {t['schedule']} s
+                LEFT JOIN {t['instalment']} i ON i.tenant_id = s.tenant_id AND i.financing_id = s.financing_id
+                 AND i.seq = s.seq
+                WHERE s.tenant_id = $1 AND s.financing_id = $2 ORDER BY s.seq, i.number""", tenant, financing_id)
+        schedules: dict[int, tuple[object, list[tuple[int, object, int, int]]]] = {}
+        for r in rows:
+            _, items = schedules.setdefault(r["seq"], (r["effective_on"], []))
+            if r["number"] is not None:
+                items.append((r["number"], r["due_on"], r["amount"], r["cost_part"]))
+        allocations = await conn.fetch(
+            f"""SELECT number, paid_on, amount FROM {t['allocation']} WHERE tenant_id = $1 AND financing_id = $2""",
+            tenant, financing_id)
+        return Facts(f["product_id"], f["purpose"], f["signed_on"], f["closed_on"], f["close_reason"],
+                     f["written_off_on"], f["restructured_on"], f["first_tranche_on"], f["first_tranche_fund"],
+                     [(eff, seq, items) for seq, (eff, items) in sorted(schedules.items())],  # type: ignore[misc]
+                     [(a["number"], a["paid_on"], a["amount"]) for a in allocations])
+
+    async def reposition(self, conn: asyncpg.Connection, t: Names, tenant: str, financing_id: object) -> None:
+        """Recompute the financing's pieces from its facts and add the change to the cooperative's sums."""
+        facts = await self.facts(conn, t, tenant, financing_id)
+        new = pieces(facts) if facts is not None else []
+        pos = t["position"]
+        old = [Piece(r["start_on"], r["end_on"], r["product_id"], r["purpose"], r["fund"], r["bucket"],
+                     r["restructured"], r["principal"], r["owed"]) for r in await conn.fetch(
+            f"""SELECT * FROM {pos} WHERE tenant_id = $1 AND financing_id = $2 ORDER BY start_on""",
+            tenant, financing_id)]
+        if old == new:
+            return
+        await conn.execute(f"DELETE FROM {pos} WHERE tenant_id = $1 AND financing_id = $2", tenant, financing_id)
+        await conn.execute(
+            f"""INSERT INTO {pos} (tenant_id, financing_id, start_on, end_on, product_id, purpose, fund, bucket,
+                                   restructured, principal, owed)
+                SELECT $1, $2, * FROM unnest($3::date[], $4::date[], $5::text[], $6::text[], $7::text[], $8::int[],
+                                             $9::bool[], $10::bigint[], $11::bigint[])""",
+            tenant, financing_id, [p.start for p in new], [p.end for p in new], [p.product_id for p in new],
+            [p.purpose for p in new], [p.fund for p in new], [p.bucket for p in new], [p.restructured for p in new],
+            [p.principal for p in new], [p.owed for p in new])
+        changes, cats = deltas(old, new)
+        if changes:
+            await self.add_changes(conn, t, tenant, changes, cats)
+
+    @staticmethod
+    async def add_changes(conn: asyncpg.Connection, t: Names, tenant: str, changes: dict[tuple[object, str], list[int]],
+                          cats: dict[str, tuple[object, ...]]) -> None:
+        keys = sorted(changes, key=lambda k: (k[0], k[1]))  # type: ignore[arg-type, return-value]
+        days = [k[0] for k in keys]
+        cols = (days, [k[1] for k in keys], [cats[k[1]][0] for k in keys], [cats[k[1]][1] for k in keys],
+                [cats[k[1]][2] for k in keys], [cats[k[1]][3] for k in keys], [cats[k[1]][4] for k in keys],
+                [changes[k][0] for k in keys], [changes[k][1] for k in keys], [changes[k][2] for k in keys])
+        args = "unnest($2::date[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bool[], " \
+               "$9::bigint[], $10::bigint[], $11::bigint[])"
+        xcols = "on_date, category, product_id, purpose, fund, bucket, restructured, financings, principal, owed"
+        add = """ON CONFLICT ({key}) DO UPDATE SET financings = {t}.financings + EXCLUDED.financings,
+                     principal = {t}.principal + EXCLUDED.principal, owed = {t}.owed + EXCLUDED.owed"""
+        zero = "financings = 0 AND principal = 0 AND owed = 0"
+        d, m, span = t["pf_delta"], t["pf_month"], t["pf_span"]
+        await conn.execute(
+            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
+                {add.format(key='tenant_id, on_date, category', t=d)}""", tenant, *cols)
+        await conn.execute(
+            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, category) IN
+                    (SELECT * FROM unnest($2::date[], $3::text[])) AND {zero}""", tenant, days, cols[1])
+        lo, hi = month_end(min(days)), month_end(max(days))  # type: ignore[type-var, arg-type]
+        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {span} WHERE tenant_id = $1 FOR UPDATE",
+                                  tenant)
+        if row is None:
+            await conn.execute(f"INSERT INTO {span} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
+                               tenant, lo, hi)
+            last = hi
+        else:
+            last = max(row["last_month"], hi)
+            if hi > row["last_month"]:  # nothing is dated after the old last month: its sums carry forward
+                await conn.execute(
+                    f"""INSERT INTO {m} (tenant_id, month_end, category, product_id, purpose, fund, bucket,
+                                         restructured, financings, principal, owed)
+                        SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, p.category, p.product_id,
+                               p.purpose, p.fund, p.bucket, p.restructured, p.financings, p.principal, p.owed
+                        FROM {m} p, generate_series(date_trunc('month', $2::date) + interval '1 month',
+                                                    date_trunc('month', $3::date), interval '1 month') g
+                        WHERE p.tenant_id = $1 AND p.month_end = $2""", tenant, row["last_month"], hi)
+            if lo < row["first_month"] or hi > row["last_month"]:
+                await conn.execute(
+                    f"UPDATE {span} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
+                    tenant, lo, last)
+        await conn.execute(
+            f"""INSERT INTO {m} (tenant_id, month_end, category, product_id, purpose, fund, bucket, restructured,
+                                 financings, principal, owed)
+                SELECT $1, (g + interval '1 month - 1 day')::date, category, product_id, purpose, fund, bucket,
+                       restructured, sum(financings), sum(principal), sum(owed)
+                FROM {args} AS x({xcols}),
+                     generate_series(date_trunc('month', x.on_date), date_trunc('month', $12::date),
+                                     interval '1 month') g
+                GROUP BY 2, 3, 4, 5, 6, 7, 8
+                {add.format(key='tenant_id, month_end, category', t=m)}""", tenant, *cols, last)
+        await conn.execute(
+            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND category = ANY($3::text[]) AND {zero}""",
+            tenant, lo, sorted(set(cols[1])))
