@@ -173,49 +173,37 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> di
     instalment = its cost part less the cost part of what was paid (in proportion, rounded down; none once
     paid in full). Days past due = D - the due date of the oldest instalment with something unpaid that
     fell due before D. The fund is the first tranche's source of funds (when disbursed by D).
+
+    The projection keeps, per cooperative, these figures summed per category (product, purpose, fund,
+    PAR bucket, restructured) at every month-end of its span and their changes per day
+    (``projections.financing``), so the portfolio on D is the sums at the last month-end by D plus the
+    changes of D's month up to D: rows read = cooperatives x dates x categories (+ the days of D's month
+    with a change), whatever the number of financings or instalments.
     """
     ft = t["financing"]
     rows = await conn.fetch(
         f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
-                 fin AS (SELECT d.on_date, f.tenant_id, f.financing_id, f.product_id, f.purpose,
-                                coalesce(f.restructured_on <= d.on_date, false) AS restructured
-                         FROM {ft['financing']} f JOIN d ON f.signed_on <= d.on_date
-                         WHERE NOT coalesce(f.closed_on <= d.on_date AND f.close_reason IN ('settled', 'settled_early'),
-                                            false)
-                           AND NOT coalesce(f.written_off_on <= d.on_date, false)),
-                 eff AS (SELECT DISTINCT ON (fin.tenant_id, fin.financing_id, fin.on_date) fin.*, s.seq
-                         FROM fin JOIN {ft['schedule']} s ON s.tenant_id = fin.tenant_id
-                          AND s.financing_id = fin.financing_id AND s.effective_on <= fin.on_date
-                         ORDER BY fin.tenant_id, fin.financing_id, fin.on_date, s.effective_on DESC, s.seq DESC),
-                 -- correlated lookups by primary-key prefix: linear in financings whatever the statistics
-                 inst AS (SELECT e.on_date, e.tenant_id, e.financing_id, e.product_id, e.purpose, e.restructured,
-                                 i.due_on, i.amount, i.cost_part,
-                                 coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
-                                           WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
-                                             AND a.number = i.number AND a.paid_on <= e.on_date), 0) AS paid
-                          FROM eff e JOIN {ft['instalment']} i ON i.tenant_id = e.tenant_id
-                           AND i.financing_id = e.financing_id AND i.seq = e.seq),
-                 pos AS (SELECT on_date, tenant_id, financing_id, product_id, purpose, restructured,
-                                sum(amount - paid) AS owed,
-                                sum(CASE WHEN amount - paid <= 0 THEN 0
-                                         ELSE cost_part - div(LEAST(paid, amount)::numeric * cost_part, amount) END)
-                                    AS principal,
-                                min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < on_date) AS oldest_late
-                         FROM inst GROUP BY 1, 2, 3, 4, 5, 6)
-            SELECT p.on_date, p.product_id, p.purpose,
-                   coalesce((SELECT t1.source_of_funds FROM {ft['tranche']} t1
-                             WHERE t1.tenant_id = p.tenant_id AND t1.financing_id = p.financing_id
-                               AND t1.tranche_number = 1 AND t1.disbursed_on <= p.on_date), 'not_disbursed') AS fund,
-                   coalesce(p.on_date - p.oldest_late, 0) AS dpd, p.restructured,
-                   count(*) AS financings, sum(p.principal) AS principal, sum(p.owed) AS owed
-            FROM pos p WHERE p.owed > 0
-            GROUP BY 1, 2, 3, 4, 5, 6""", list(dates))
-    from services.reporting.indicators.maths import dpd_bucket
-
+                 k AS (SELECT s.tenant_id, d.on_date,
+                              CASE WHEN m.last_end >= s.first_month THEN m.last_end END AS month_end
+                       FROM {ft['pf_span']} s CROSS JOIN d
+                       CROSS JOIN LATERAL (SELECT least(s.last_month,
+                           CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
+                                THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
+                 parts AS (SELECT k.on_date, p.product_id, p.purpose, p.fund, p.bucket, p.restructured,
+                                  p.financings, p.principal, p.owed
+                           FROM k JOIN {ft['pf_month']} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
+                           UNION ALL
+                           SELECT k.on_date, x.product_id, x.purpose, x.fund, x.bucket, x.restructured,
+                                  x.financings, x.principal, x.owed
+                           FROM k JOIN {ft['pf_delta']} x ON x.tenant_id = k.tenant_id
+                            AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date)
+            SELECT on_date, product_id, purpose, fund, bucket, restructured, sum(financings) AS financings,
+                   sum(principal) AS principal, sum(owed) AS owed
+            FROM parts GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(financings) <> 0""", list(dates))
     out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
     for r in rows:
         slot = out[r["on_date"]]
-        args = (dpd_bucket(_i(r["dpd"])), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
+        args = (_i(r["bucket"]), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
         slot["all"].add(*args)
         slot["product"].setdefault((r["product_id"], r["purpose"]), Portfolio()).add(*args)
         slot["fund"].setdefault(r["fund"], Portfolio()).add(*args)
