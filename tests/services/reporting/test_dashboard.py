@@ -280,6 +280,22 @@ def shown(kind: str, value: Any, lang: str) -> str:
     raise ValueError(kind)
 
 
+def bycoop_shown(kind: str, value: Any, lang: str) -> str:
+    """The text of a cell of the by-cooperative table: money, m³ and days carry their unit in the column's
+    header, so the cell shows the bare number."""
+    if value is None:
+        return "—"
+    if kind == "money":
+        return shown("int", value, lang)
+    if kind in ("m3", "days"):
+        return _number(value, 1, lang, keep_zeros=False)
+    return shown(kind, value, lang)
+
+
+#: the by-cooperative table's column groups (the buttons above it)
+BYCOOP_GROUPS = ("summary", "headline", "financing", "construction", "desludging")
+
+
 HEADLINE = {"members": "int", "households": "int", "people_reached": "int", "women_pct": "pct", "b40_pct": "pct",
             "urban_pct": "pct", "safely_managed_sanitation_households": "int"}
 FINANCING = {"applied": "int", "approved": "int", "disbursed_count": "int", "disbursed_value": "money",
@@ -522,19 +538,29 @@ def test_programme_officer_sees_the_cooperatives_side_by_side(browser: Chromium,
     check_page_matches(browser, body, "id")
     assert browser.js("document.getElementById('scope-kind').textContent") == "Program"
     assert browser.js("document.getElementById('bycoop-panel').hidden") is False
-    columns = browser.js("Array.from(document.querySelectorAll('table.bycoop thead th[data-cooperative]'))"
-                         ".map(th => [th.dataset.cooperative, th.textContent])")
-    assert columns == [[c["scope"]["id"], c["scope"]["name"]] for c in body["by_cooperative"]]
-    cells = browser.js("Array.from(document.querySelectorAll('table.bycoop td[data-field]'))"
-                       ".map(td => [td.dataset.cooperative, td.dataset.field, td.textContent])")
-    assert cells, "the per-cooperative table is empty"
+    # one row per cooperative under the programme total; the header counts them instead of naming them
+    assert browser.js("document.getElementById('scope-members').textContent") == "2 koperasi ikut"
+    rows = browser.js("Array.from(document.querySelectorAll('table.bycoop tbody tr[data-cooperative]'))"
+                      ".map(tr => [tr.dataset.cooperative, tr.querySelector('th').textContent])")
+    assert rows[0][0] == "total"
+    assert rows[1:] == [[c["scope"]["id"], c["scope"]["name"]] for c in body["by_cooperative"]]
+    assert browser.js("document.getElementById('bycoop-range').textContent") == "1–2 dari 2"
     figures = {c["scope"]["id"]: c for c in body["by_cooperative"]} | {"total": body}
     kinds = {f"{section}.{k}": kind for section, table in (("headline", HEADLINE), ("financing", FINANCING),
                                                              ("desludging", DESLUDGING), ("construction", CONSTRUCTION))
              for k, kind in table.items()}
-    for coop, field, text in cells:
-        section, key = field.split(".")
-        assert text == shown(kinds[field], figures[coop][section][key], "id"), (coop, field, text)
+    seen = set()
+    for group in BYCOOP_GROUPS:  # every indicator is a column of one of the groups
+        browser.click(f"#bycoop-groups [data-group={group}]")
+        cells = browser.js("Array.from(document.querySelectorAll('table.bycoop td[data-field]'))"
+                           ".map(td => [td.dataset.cooperative, td.dataset.field, td.textContent])")
+        assert cells, f"the per-cooperative table is empty ({group})"
+        for coop, field, text in cells:
+            section, key = field.split(".")
+            assert text == bycoop_shown(kinds[field], figures[coop][section][key], "id"), (coop, field, text)
+            seen.add(field)
+    assert seen == set(kinds)
+    browser.click("#bycoop-groups [data-group=summary]")
     browser.screenshot(ARTIFACTS / "dashboard-programme-id.png")
     assert browser.script_errors() == []
 

@@ -238,11 +238,10 @@
     const scope = d.scope || {};
     $("scope-kind").textContent = t(scope.kind === "programme" ? "scope.programme" : "scope.cooperative");
     $("scope-name").textContent = scope.name || scope.id || "";
-    const names = Object.fromEntries((d.by_cooperative || []).map((x) => [(x.scope || {}).id, coopName(x)]));
+    // a programme names itself and counts its cooperatives; their names are in the table below, never here
     const coops = scope.cooperatives || [];
     $("scope-members").textContent = scope.kind !== "programme" ? t("asof.shown", { date: fmt.date(d.as_of) })
-      : coops.length ? t("scope.cooperatives", { list: coops.map((id) => names[id] || id).join(", ") })
-        : t("scope.no_cooperatives");
+      : coops.length ? tn("scope.count", coops.length) : t("scope.no_cooperatives");
     document.title = `${scope.name || scope.id || ""} · ${t("app.title")}`;
     const picker = $("as-of");
     picker.max = jakartaToday();
@@ -360,35 +359,151 @@
         format: fmt.pct, showData: t("chart.show_data"), headings: [t("table.indicator"), t("table.value")] }));
   }
 
-  /** Programme scope: every consenting cooperative's figures in its own column, the programme total last. */
+  // ---- programme scope: the cooperatives as rows (one per cooperative), the indicators as columns
+  // A group switch picks the columns (a summary, or one section's indicators) so the table fits its panel;
+  // the programme total is pinned first; the rows sort by any column, filter by name, and come 20 a page.
+  const PAGE_SIZE = 20;
+  const COLUMNS = {
+    headline: HEADLINE.map(([key, kind]) => [`headline.${key}`, kind]),
+    financing: FINANCING.map(([key, kind]) => [`financing.${key}`, kind]),
+    construction: [["construction.first_time_pass_rate_pct", "pct"], ["construction.median_days_order_to_handover", "days"]],
+    desludging: DESLUDGING.map(([key, kind]) => [`desludging.${key}`, kind]),
+  };
+  COLUMNS.summary = [
+    ["headline.members", "int"], ["headline.people_reached", "int"],
+    ["headline.women_pct", "pct"], ["financing.disbursed_value", "money"], ["financing.outstanding", "money"],
+    ["financing.par30_pct", "pct"], ["financing.repayment_rate_pct", "pct"],
+    ["construction.first_time_pass_rate_pct", "pct"], ["desludging.emptied", "int"],
+  ];
+  /** In this table a unit goes in the column's header, so the cells hold bare numbers and ten columns fit. */
+  const CELL_KIND = { money: "int", m3: "dec", days: "dec" };
+  const UNIT = { money: "bycoop.unit.money", m3: "bycoop.unit.m3", days: "bycoop.unit.days" };
+  const columnLabel = (field, kind) => (UNIT[kind] ? `${t(field)} ${t(UNIT[kind])}` : t(field));
+  /** What the reader chose in the table; kept across redraws (language, date, resize), reset for another scope. */
+  const byCoop = { scope: null, group: "summary", sort: null, dir: "desc", query: "", page: 1 };
+
+  const coopId = (x) => (x.scope || {}).id || "";
+  const coopName = (x) => (x.scope && (x.scope.name || x.scope.id)) || "";
+  /** The raw figure behind a column ("section.key") of one scope's figures. */
+  function figure(x, field) {
+    const [section, key] = field.split(".");
+    const v = (x[section] || {})[key];
+    return v === undefined ? null : v;
+  }
+  /** Plural-aware label: key.one / key.other by the language's plural rules (Indonesian has one form). */
+  function tn(key, n, vars) {
+    const form = new Intl.PluralRules(locale()).select(n);
+    const k = DICT[lang][`${key}.${form}`] !== undefined ? `${key}.${form}` : `${key}.other`;
+    return t(k, { n: fmt.int(n), ...(vars || {}) });
+  }
+  /** Case- and accent-insensitive text for the name search. */
+  const folded = (s) => String(s).normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLocaleLowerCase();
+
   function renderByCooperative(d) {
     const coops = d.scope && d.scope.kind === "programme" ? d.by_cooperative || [] : [];
     $("bycoop-panel").hidden = coops.length === 0;
     if (!coops.length) { fill("bycoop"); return; }
-    const groups = [
-      ["headline.heading", HEADLINE.map(([key, kind]) => [`headline.${key}`, kind, (x) => (x.headline || {})[key]])],
-      ["financing.heading", FINANCING.map(([key, kind]) => [`financing.${key}`, kind, (x) => (x.financing || {})[key]])],
-      ["construction.heading", [["construction.first_time_pass_rate_pct", "pct", (x) => (x.construction || {}).first_time_pass_rate_pct],
-        ["construction.median_days_order_to_handover", "days", (x) => (x.construction || {}).median_days_order_to_handover]]],
-      ["desludging.heading", DESLUDGING.map(([key, kind]) => [`desludging.${key}`, kind, (x) => (x.desludging || {})[key]])],
-    ];
-    const coopId = (x) => (x.scope || {}).id || "";
-    const cells = (field, kind, get) => [
-      ...coops.map((x) => el("td", { class: "num", "data-field": field, "data-cooperative": coopId(x), "data-value": get(x) ?? "", text: format(kind, get(x)) })),
-      el("td", { class: "num total", "data-field": field, "data-cooperative": "total", "data-value": get(d) ?? "", text: format(kind, get(d)) }),
-    ];
-    fill("bycoop", el("table", { class: "data bycoop" }, [
-      el("caption", { text: t("bycoop.caption") }),
-      el("thead", {}, [el("tr", {}, [el("th", { scope: "col", text: t("table.indicator") }),
-        ...coops.map((x) => el("th", { scope: "col", class: "num", "data-cooperative": coopId(x), text: coopName(x) })),
-        el("th", { scope: "col", class: "num total", text: t("table.total") })])]),
-      ...groups.map(([heading, rows]) => el("tbody", {}, [
-        el("tr", { class: "group" }, [el("th", { scope: "colgroup", colspan: coops.length + 2, text: t(heading) })]),
-        ...rows.map(([field, kind, get]) => el("tr", {}, [el("th", { scope: "row", text: t(field) }), ...cells(field, kind, get)])),
-      ])),
-    ]));
+    const scopeId = (d.scope || {}).id || "";
+    if (byCoop.scope !== scopeId) Object.assign(byCoop, { scope: scopeId, group: "summary", sort: null, dir: "desc", query: "", page: 1 });
+    $("bycoop-search").value = byCoop.query;
+    document.querySelectorAll("#bycoop-groups button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.group === byCoop.group)));
+    drawByCooperative();
   }
-  const coopName = (x) => (x.scope && (x.scope.name || x.scope.id)) || "";
+
+  /** The rows that pass the search, in the chosen order. */
+  function byCoopRows(coops) {
+    const q = folded(byCoop.query.trim());
+    const rows = q ? coops.filter((x) => folded(coopName(x)).includes(q)) : coops.slice();
+    const collator = new Intl.Collator(locale(), { sensitivity: "base", numeric: true });
+    const byName = (a, b) => collator.compare(coopName(a), coopName(b));
+    const sign = byCoop.dir === "asc" ? 1 : -1;
+    if (byCoop.sort === "name") {
+      rows.sort((a, b) => sign * byName(a, b));
+    } else if (byCoop.sort) {
+      rows.sort((a, b) => {
+        const va = figure(a, byCoop.sort), vb = figure(b, byCoop.sort);
+        if (!isNum(va) || !isNum(vb)) return isNum(va) ? -1 : isNum(vb) ? 1 : byName(a, b);  // no figure: last
+        return va === vb ? byName(a, b) : sign * (va - vb);
+      });
+    }
+    return rows;
+  }
+
+  function drawByCooperative() {
+    const d = data;
+    if (!d) return;
+    const coops = d.by_cooperative || [];
+    const columns = COLUMNS[byCoop.group] || COLUMNS.summary;
+    if (byCoop.sort && byCoop.sort !== "name" && !columns.some(([field]) => field === byCoop.sort)) byCoop.sort = null;
+    const rows = byCoopRows(coops);
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    byCoop.page = Math.min(Math.max(1, byCoop.page), pages);
+    const first = (byCoop.page - 1) * PAGE_SIZE;
+    const shownRows = rows.slice(first, first + PAGE_SIZE);
+
+    const ariaSort = (key) => (byCoop.sort === key ? (byCoop.dir === "asc" ? "ascending" : "descending") : null);
+    const arrow = (key) => (byCoop.sort === key ? (byCoop.dir === "asc" ? "▲" : "▼") : null);
+    const header = (key, label, cls) => el("th", { scope: "col", class: cls, "aria-sort": ariaSort(key) }, [
+      el("button", { type: "button", class: "sort", "data-sort": key,
+        title: t(byCoop.sort === key && byCoop.dir === (key === "name" ? "asc" : "desc") ? "bycoop.sort_reverse" : "bycoop.sort_by", { column: label }) }, [
+        // only the sorted column shows an arrow (kept with the label's last word): the others stay narrow
+        el("span", { class: "sort-label", text: label }),
+        arrow(key) && el("span", { class: "sort-icon", "aria-hidden": "true", text: `\u00a0${arrow(key)}` })]),
+    ]);
+    const cellsOf = (x, id) => columns.map(([field, kind]) => {
+      const v = figure(x, field);
+      return el("td", { class: "num", "data-field": field, "data-cooperative": id, "data-value": v ?? "",
+        text: format(CELL_KIND[kind] || kind, v) });
+    });
+    const totalRow = el("tr", { class: "total", "data-cooperative": "total" }, [
+      el("th", { scope: "row", class: "name" }, [el("span", { class: "total-label", text: t("bycoop.total") }),
+        el("span", { class: "total-count", text: tn("scope.count", coops.length) })]),
+      ...cellsOf(d, "total"),
+    ]);
+    const body = shownRows.length
+      ? shownRows.map((x) => el("tr", { "data-cooperative": coopId(x) }, [
+        el("th", { scope: "row", class: "name", text: coopName(x) }), ...cellsOf(x, coopId(x))]))
+      : [el("tr", { class: "empty-row" }, [el("td", { colspan: columns.length + 1, text: t("bycoop.no_match", { query: byCoop.query.trim() }) })])];
+    fill("bycoop", el("table", { class: "data bycoop", "data-group": byCoop.group }, [
+      el("caption", { class: "visually-hidden", text: `${t("bycoop.caption")} ${t(`bycoop.group.${byCoop.group}`)}.` }),
+      el("thead", {}, [el("tr", {}, [header("name", t("bycoop.cooperative"), "name"),
+        ...columns.map(([field, kind]) => header(field, columnLabel(field, kind), "num"))])]),
+      el("tbody", { class: "total-body" }, [totalRow]),
+      el("tbody", { class: "coop-body" }, body),
+    ]));
+    $("bycoop").querySelectorAll("button.sort").forEach((b) => b.addEventListener("click", () => sortBy(b.dataset.sort)));
+
+    const range = rows.length ? { from: fmt.int(first + 1), to: fmt.int(first + shownRows.length) } : { from: 0, to: 0 };
+    $("bycoop-range").textContent = rows.length === coops.length
+      ? t("bycoop.range", { ...range, total: fmt.int(rows.length) })
+      : t("bycoop.range_filtered", { ...range, total: fmt.int(rows.length), all: fmt.int(coops.length) });
+    $("bycoop-page").textContent = t("bycoop.page", { page: fmt.int(byCoop.page), pages: fmt.int(pages) });
+    $("bycoop-prev").disabled = byCoop.page <= 1;
+    $("bycoop-next").disabled = byCoop.page >= pages;
+    $("bycoop-pages").hidden = pages <= 1;
+  }
+
+  /** A click on a column header: sort by it (numbers largest first, names A-Z), again to reverse. */
+  function sortBy(key) {
+    if (byCoop.sort === key) byCoop.dir = byCoop.dir === "asc" ? "desc" : "asc";
+    else { byCoop.sort = key; byCoop.dir = key === "name" ? "asc" : "desc"; }
+    byCoop.page = 1;
+    drawByCooperative();
+    const again = $("bycoop").querySelector(`button.sort[data-sort="${CSS.escape(key)}"]`);
+    if (again) again.focus();  // the table was redrawn: keep the keyboard where it was
+  }
+
+  function wireByCooperative() {
+    document.querySelectorAll("#bycoop-groups button").forEach((b) => b.addEventListener("click", () => {
+      byCoop.group = b.dataset.group;
+      document.querySelectorAll("#bycoop-groups button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
+      drawByCooperative();
+    }));
+    $("bycoop-search").addEventListener("input", (e) => { byCoop.query = e.target.value; byCoop.page = 1; drawByCooperative(); });
+    $("bycoop-search-form").addEventListener("submit", (e) => e.preventDefault());
+    $("bycoop-prev").addEventListener("click", () => { byCoop.page -= 1; drawByCooperative(); });
+    $("bycoop-next").addEventListener("click", () => { byCoop.page += 1; drawByCooperative(); });
+  }
 
   // ---- exports
   // The reporting service's own exports, when its OpenAPI document lists them (it does from this release on);
@@ -522,6 +637,7 @@
     });
     $("as-of-today").addEventListener("click", () => { $("as-of").value = jakartaToday(); $("as-of").dispatchEvent(new Event("change")); });
     $("asof-form").addEventListener("submit", (e) => e.preventDefault());
+    wireByCooperative();
     // charts are drawn to their boxes' widths: redraw when the window's width changes
     let lastWidth = window.innerWidth, timer = null;
     window.addEventListener("resize", () => {
