@@ -160,3 +160,35 @@ async def kafka_round_trip(bootstrap: str, topic: str, group: str, rate: int, se
         await producer.stop()
         await consumer.stop()
     return lags
+
+
+def reference_portfolio(histories: Any, on: Any, start: Any, end: Any, settings: Any) -> Any:
+    """The loans portfolio as ``GET /portfolio`` computed it before the book's rows (issue 13): every
+    financing's whole history folded as of the date, and again as of the period's end for the repayment
+    rate. The baseline of the portfolio figures and the oracle of their property test. Returns
+    (``PortfolioQuality``, ``RepaymentRate``)."""
+    from services.loans.domain import financing as fin
+    from services.loans.domain.quality import PortfolioAccumulator, RepaymentRate
+
+    acc = PortfolioAccumulator(on, settings)
+    rate = RepaymentRate(start, end)
+    for events in histories:
+        state = fin.fold_as_of(events, on)
+        acc.add(state)
+        rate.add(state if end == on else fin.fold_as_of(events, end))
+    return acc.result(), rate
+
+
+async def fold_portfolio(conn: asyncpg.Connection, tenant: str, on: Any, start: Any, end: Any, settings: Any) -> Any:
+    """``reference_portfolio`` over ``tenant``'s book read as the old handler read it (one cursor)."""
+    from services.loans.domain import financing as fin
+    from services.loans.domain.quality import PortfolioAccumulator, RepaymentRate
+    from services.loans.handlers import financing_histories
+
+    acc = PortfolioAccumulator(on, settings)
+    rate = RepaymentRate(start, end)
+    async for events in financing_histories(conn, tenant):
+        state = fin.fold_as_of(events, on)
+        acc.add(state)
+        rate.add(state if end == on else fin.fold_as_of(events, end))
+    return acc.result(), rate

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.loans import book
 from services.loans.api.routes import routers
 from services.loans.reactions import MemberDirectory, TrancheRelease
 from services.loans.schema import MIGRATIONS
 from services.loans.settings import LoansSettings
-from shared.runtime import ServiceRuntime
+from shared.runtime import PeriodicJob, ServiceRuntime
 from shared.serve import create_service_app
 
 SERVICE = "loans"
@@ -17,10 +18,17 @@ SERVICE = "loans"
 def build_runtime(settings: LoansSettings) -> ServiceRuntime:
     release = TrancheRelease()
     rt = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[MemberDirectory(), release],
-                        source_database_urls=settings.source_database_urls)
+                        source_database_urls=settings.source_database_urls, periodic=[
+                            PeriodicJob("book-rows-backfill", settings.book_backfill_interval_s, backfill_book_rows)])
     # the reaction appends to this runtime's event store, which exists once the runtime has started
     release.bind(rt)
     return rt
+
+
+async def backfill_book_rows(rt: ServiceRuntime) -> None:
+    """The book rows of financings recorded before they existed (``book.backfill``): once at start."""
+    assert rt.pool is not None
+    await book.backfill(rt.pool)
 
 
 def create_app(settings: LoansSettings | None = None) -> FastAPI:

@@ -7,21 +7,24 @@ domain become HTTP refusals here: a rule (422), a clash with what was recorded (
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from services.loans import book
 from services.loans.api import schemas as api
 from services.loans.domain import financing as fin
 from services.loans.domain import product as prod
 from services.loans.domain.commands import Apply, MemberFacts
 from services.loans.domain.errors import LoanConflict, LoanRuleViolation, MakerChecker
 from services.loans.domain.events import ProductDefined, TenorMargin
-from services.loans.domain.quality import PortfolioAccumulator, RepaymentRate, position
+from services.loans.book import StoredFact
+from services.loans.domain.quality import PortfolioAccumulator, PortfolioQuality, RepaymentRate, position
 from shared.contracts.loans import RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import NO_STREAM, AfterAppend, Idempotency, IdempotencyConflict
@@ -81,9 +84,9 @@ async def upsert_financing_row(conn: asyncpg.Connection, tenant: str, s: fin.Fin
 
 
 async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any, ...]],
-                           receipts: list[tuple[str, str, uuid.UUID]]) -> None:
-    """Many list rows (``financing_row``) and receipt numbers at once. INSERT from arrays, not COPY:
-    PostgreSQL refuses COPY FROM into a table behind row-level security."""
+                           receipts: list[tuple[str, str, uuid.UUID]], rows: book.BookRows | None = None) -> None:
+    """Many list rows (``financing_row``), receipt numbers and book rows (``book.stream_rows``) at once.
+    INSERT from arrays, not COPY: PostgreSQL refuses COPY FROM into a table behind row-level security."""
     if financings:
         cols = list(zip(*financings, strict=True))
         await conn.execute(
@@ -96,16 +99,21 @@ async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any,
         await conn.execute(
             """INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id)
                SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])""", *[list(c) for c in cols])
+    if rows is not None:
+        await book.insert_book_rows(conn, rows)
 
 
 def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
-    """The ``after=`` of a financing append: its list row and its receipt numbers, in the same transaction."""
+    """The ``after=`` of a financing append: its list row, its receipt numbers and its book rows (rewritten
+    from the stream, new events included), in the same transaction."""
 
     async def after(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         state = before
         for env in envelopes:
             state = fin.evolve(state, env)
         await upsert_financing_row(conn, tenant, state)
+        if envelopes:
+            await book.replace_stream_rows(conn, tenant, envelopes[0].stream_id)
         for env in envelopes:
             if env.type != RepaymentRecorded.event_type:
                 continue
@@ -402,38 +410,40 @@ async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide:
 
 
 async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
-    """Rebuild ``tenant``'s financing list and receipt numbers from its streams (after an interrupted bulk
-    import, or to check the tables); returns the number of financings."""
+    """Rebuild ``tenant``'s financing list, receipt numbers and book rows (``book.py``) from its streams
+    (after an interrupted bulk import, or to check the tables); returns the number of financings."""
     assert rt.pool is not None
     count = 0
     async with rt.pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM loan_financings WHERE tenant_id = $1", tenant)
         await conn.execute("DELETE FROM loan_receipts WHERE tenant_id = $1", tenant)
-        rows, receipts = [], []
+        await book.delete_book_rows(conn, tenant, None)
+        rows: list[tuple[Any, ...]] = []
+        receipts: list[tuple[str, str, uuid.UUID]] = []
+        facts = book.BookRows()
+        chunk: list[list[StoredFact]] = []
+
+        def derive(histories: list[list[StoredFact]]) -> None:
+            nonlocal count
+            for events in histories:
+                derived, state = book.derive(tenant, events)
+                if not state.exists:
+                    continue
+                assert state.financing_id is not None
+                rows.append(financing_row(tenant, state))
+                receipts.extend((tenant, r, uuid.UUID(state.financing_id)) for r in state.receipts)
+                facts.extend(derived)
+                count += 1
+
+        # folding is CPU work: in a thread, a chunk of streams at a time, so the event loop goes on serving
         async for events in financing_histories(conn, tenant):
-            state = fin.fold(events)
-            if not state.exists:
-                continue
-            rows.append(financing_row(tenant, state))
-            receipts += [(tenant, r, uuid.UUID(state.financing_id)) for r in state.receipts]
-            count += 1
-        await insert_read_rows(conn, rows, receipts)
+            chunk.append(events)
+            if len(chunk) >= 200:
+                await asyncio.to_thread(derive, chunk)
+                chunk = []
+        await asyncio.to_thread(derive, chunk)
+        await insert_read_rows(conn, rows, receipts, facts)
     return count
-
-
-# -- portfolio ------------------------------------------------------------------------------------------------------
-
-
-class StoredFact(NamedTuple):
-    """A financing event as the portfolio folds it (``fin.Fact``): a tuple, not an ``Envelope``, since a
-    book is 10,000 streams of some 26 events each and building envelopes was a third of the time."""
-
-    stream_id: str
-    version: int
-    type: str
-    actor: str | None
-    occurred_at: datetime
-    payload: dict[str, Any]
 
 
 async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIterator[list[StoredFact]]:
@@ -451,10 +461,20 @@ async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIte
         yield current
 
 
+# -- portfolio ------------------------------------------------------------------------------------------------------
+
+
+class BookRowsPending(Refusal):
+    """The book's rows are still being written after an upgrade (``book.backfill``): retry shortly."""
+
+    status, code = 503, "book_rows_pending"
+
+
 async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, start: date | None,
                     end: date | None) -> api.PortfolioResponse:
     """Portfolio quality of the cooperative as of a date, and the repayment rate over a period
-    (default: from the first of that month to the date)."""
+    (default: from the first of that month to the date): SQL over the book's rows (``book.py``), never a
+    fold of the book. Only as of a past date, a financing whose rows cannot say (``fold_below``) is folded."""
     assert rt.pool is not None
     tenant = _tenant(who)
     on = as_of or today(rt)
@@ -463,21 +483,38 @@ async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, star
     if start > end:
         raise Refusal("the period's start is after its end", field="start")
     settings = await load_settings(rt, tenant)
+    thresholds = (settings.substandard_over_days, settings.doubtful_over_days, settings.loss_over_days)
     acc = PortfolioAccumulator(on, settings)
     rate = RepaymentRate(start, end)
     # one snapshot for the whole book (``rt.pool`` is the cooperative's ``TenantPool``)
     async with rt.pool.acquire(isolation="repeatable_read", readonly=True) as conn:
-        async for events in financing_histories(conn, tenant):
-            state = fin.fold_as_of(events, on)
-            acc.add(state)
-            rate.add(state if end == on else fin.fold_as_of(events, end))
-    q = acc.result()
+        missing = await book.rows_missing(conn, tenant)
+        if missing:
+            raise BookRowsPending(f"the book's rows are being written after an upgrade ({missing} financings to "
+                                  "go); try again in a minute")
+        folded: list[uuid.UUID] = []
+        if as_of is not None:
+            folded = sorted(set(await book.folded_only(conn, tenant, on)) | set(await book.folded_only(conn, tenant, end)))
+        acc.add_totals(await book.portfolio_totals(conn, tenant, on, thresholds, folded))
+        rate.fallen_due, rate.paid_on_time = await book.repayment_totals(conn, tenant, start, end, folded)
+        if folded:
+            histories = await book.histories_of(conn, tenant, folded)
 
+            def fold_few() -> None:
+                for events in histories:
+                    acc.add(fin.fold_as_of(events, on))
+                    rate.add(fin.fold_as_of(events, end))
+
+            await asyncio.to_thread(fold_few)
+    return portfolio_view(acc.result(), rate)
+
+
+def portfolio_view(q: PortfolioQuality, rate: RepaymentRate) -> api.PortfolioResponse:
     def ratio(r: Any) -> api.RatioView:
         return api.RatioView(at_risk=r.at_risk, gross=r.gross, percent=r.percent)
 
     return api.PortfolioResponse(
-        as_of=on, financings=q.financings, gross_principal=q.gross_principal,
+        as_of=q.on, financings=q.financings, gross_principal=q.gross_principal,
         margin_outstanding=q.margin_outstanding, arrears=q.arrears,
         par={f"par{n}": ratio(r) for n, r in q.par.items()},
         par_with_restructured={f"par{n}": ratio(r) for n, r in q.par_with_restructured.items()},
@@ -485,6 +522,6 @@ async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, star
         categories={k: api.CategoryView(**v) for k, v in q.categories.items()}, written_off=q.written_off,
         written_off_principal=q.written_off_principal, recovered=q.recovered,
         late_charges_to_social_fund=q.late_charges_to_social_fund, by_status=q.by_status,
-        repayment_rate=api.RepaymentRateView(start=start, end=end, fallen_due=rate.fallen_due,
+        repayment_rate=api.RepaymentRateView(start=rate.start, end=rate.end, fallen_due=rate.fallen_due,
                                              paid_on_time=rate.paid_on_time, percent=rate.percent),
     )

@@ -51,4 +51,72 @@ MIGRATIONS = [
     ),
     # the second wall (shared.rls): a request reads and writes only its own cooperative's rows
     Migration("0002_row_level_security", request_tables("loan_products", "loan_financings", "loan_receipts")),
+    # the book as dated facts (``services/loans/book.py``): the portfolio, today or as of a date, is SQL over
+    # these rows, never a fold of every stream. A book recorded before this step has no rows here yet: the
+    # service writes them on start (``book.backfill``), and the portfolio answers 503 until it has.
+    Migration(
+        "0003_loan_book_rows",
+        """
+        CREATE TABLE loan_book (
+            tenant_id             text NOT NULL,
+            financing_id          uuid NOT NULL,
+            version               integer NOT NULL,
+            restructured_on       date,
+            closed_on             date,
+            written_off_principal bigint NOT NULL DEFAULT 0,
+            -- as of a date before this one the stream is folded (a late charge's dates the rows cannot
+            -- reproduce); NULL for nearly every financing
+            fold_below            date,
+            PRIMARY KEY (tenant_id, financing_id)
+        );
+        CREATE INDEX loan_book_fold_below ON loan_book (tenant_id, fold_below) WHERE fold_below IS NOT NULL;
+        CREATE TABLE loan_statuses (
+            tenant_id    text NOT NULL,
+            financing_id uuid NOT NULL,
+            version      integer NOT NULL,
+            on_date      date NOT NULL,
+            status       text NOT NULL,
+            PRIMARY KEY (tenant_id, financing_id, version)
+        );
+        CREATE TABLE loan_instalments (
+            tenant_id    text NOT NULL,
+            financing_id uuid NOT NULL,
+            generation   integer NOT NULL,
+            number       integer NOT NULL,
+            due_on       date NOT NULL,
+            amount       bigint NOT NULL,
+            cost_part    bigint NOT NULL,
+            paid         bigint NOT NULL,
+            paid_on_time bigint NOT NULL,
+            valid_from   date NOT NULL,
+            valid_until  date,
+            PRIMARY KEY (tenant_id, financing_id, generation, number)
+        );
+        CREATE INDEX loan_instalments_due ON loan_instalments (tenant_id, due_on);
+        CREATE TABLE loan_allocations (
+            tenant_id    text NOT NULL,
+            financing_id uuid NOT NULL,
+            generation   integer NOT NULL,
+            number       integer NOT NULL,
+            paid_on      date NOT NULL,
+            amount       bigint NOT NULL,
+            on_time      boolean NOT NULL,
+            recovery     boolean NOT NULL
+        );
+        CREATE INDEX loan_allocations_paid_on ON loan_allocations (tenant_id, paid_on);
+        CREATE INDEX loan_allocations_financing ON loan_allocations (tenant_id, financing_id);
+        CREATE TABLE loan_late_charges (
+            tenant_id         text NOT NULL,
+            financing_id      uuid NOT NULL,
+            seq               integer NOT NULL,
+            instalment_number integer NOT NULL,
+            amount            bigint NOT NULL,
+            proposed_on       date NOT NULL,
+            status            text NOT NULL,
+            decided_on        date,
+            PRIMARY KEY (tenant_id, financing_id, seq)
+        );
+        """
+        + request_tables("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges"),
+    ),
 ]

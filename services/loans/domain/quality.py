@@ -89,6 +89,27 @@ class PortfolioQuality:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class PortfolioTotals:
+    """The sums ``PortfolioAccumulator`` keeps, for a set of financings summed at once."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    late_charges: int = 0
+    written_off: int = 0
+    written_off_principal: int = 0
+    recovered: int = 0
+    financings: int = 0
+    gross_principal: int = 0
+    margin_outstanding: int = 0
+    arrears: int = 0
+    #: category -> (financings, principal)
+    categories: dict[str, tuple[int, int]] = field(default_factory=dict)
+    restructured: int = 0
+    #: PAR days -> principal of financings more than that many days late (or also restructured)
+    late: dict[int, int] = field(default_factory=dict)
+    late_or_restructured: dict[int, int] = field(default_factory=dict)
+
+
 class PortfolioAccumulator:
     """Adds financings one at a time, so a whole book need never be held in memory."""
 
@@ -128,6 +149,27 @@ class PortfolioAccumulator:
             if late or pos.restructured:
                 self._late_or_restructured[n] += pos.principal_outstanding
         return pos
+
+    def add_totals(self, t: PortfolioTotals) -> None:
+        """Add figures summed elsewhere (the book's rows, in SQL) to those of the financings added."""
+        q = self.q
+        for status, n in t.by_status.items():
+            q.by_status[status] = q.by_status.get(status, 0) + n
+        q.late_charges_to_social_fund += t.late_charges
+        q.written_off += t.written_off
+        q.written_off_principal += t.written_off_principal
+        q.recovered += t.recovered
+        q.financings += t.financings
+        q.gross_principal += t.gross_principal
+        q.margin_outstanding += t.margin_outstanding
+        q.arrears += t.arrears
+        for c, (n, principal) in t.categories.items():
+            q.categories[c]["financings"] += n
+            q.categories[c]["principal"] += principal
+        self._restructured += t.restructured
+        for n in PAR_DAYS:
+            self._late_principal[n] += t.late.get(n, 0)
+            self._late_or_restructured[n] += t.late_or_restructured.get(n, 0)
 
     def result(self) -> PortfolioQuality:
         q = self.q

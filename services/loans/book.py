@@ -1,0 +1,406 @@
+"""The loan book as rows: each financing's dated facts, kept beside its stream, so the portfolio is SQL.
+
+Rows of one financing (``stream_rows``), derived from its whole stream by the same ``fin.evolve`` a
+command folds with, and written in the transaction of every append (``handlers.keep_read_tables``), by
+the bulk import and by ``handlers.rebuild_read_tables``:
+
+- ``loan_book``: one row per financing: the first reschedule's date (restructured from then), the
+  closing date, the principal written off, and ``fold_below`` (see below);
+- ``loan_statuses``: every status change with its business date and stream version; the status as of a
+  date is that of the last change (by version) dated on or before it. A disbursement changes the status
+  only from "signed" (its first one), so only that one is a row;
+- ``loan_instalments``: each schedule generation (the contract's, then one per reschedule or margin
+  discount, "instalments replaced from a date") with the instalments as that generation ended: amount,
+  cost part, paid, paid on time; in effect from ``valid_from`` (the signing or the change) until
+  ``valid_until`` (the next change);
+- ``loan_allocations``: each repayment's allocation to an instalment of a generation, dated, with whether
+  it was on time (paid on or before the instalment's due date) and whether it was a recovery (made after
+  the write-off);
+- ``loan_late_charges``: each late charge with its decision and its date.
+
+"As of" a date D the domain folds only the events dated on or before D, in stream order
+(``fin.fold_as_of``). The rules on dates make that the rows above read as of D: a repayment is never
+dated before the last schedule change or the write-off, a schedule change never before the last
+repayment, nothing follows a settlement but a later tranche, so an instalment as of D is its
+generation's row less the allocations dated after D, everything unpaid is waived once settled, and a
+recovery is a repayment after the write-off. One case is not so: a late charge approved with a date
+before the decline of an earlier charge on the same instalment; folded as of a date between the two, the
+approval records both. ``fold_below`` is then that decline's date, and a portfolio as of an earlier date
+folds that one stream (never the whole book, never for today).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, NamedTuple
+
+import asyncpg
+
+from services.loans.domain import financing as fin
+from services.loans.domain.quality import PAR_DAYS, PortfolioTotals
+from shared.contracts.loans import (
+    ContractSigned,
+    FinancingRescheduled,
+    LateChargeRecorded,
+    MarginDiscounted,
+    RepaymentRecorded,
+)
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+BOOK_COLUMNS = ("tenant_id", "financing_id", "version", "restructured_on", "closed_on", "written_off_principal",
+                "fold_below")
+STATUS_COLUMNS = ("tenant_id", "financing_id", "version", "on_date", "status")
+INSTALMENT_COLUMNS = ("tenant_id", "financing_id", "generation", "number", "due_on", "amount", "cost_part", "paid",
+                      "paid_on_time", "valid_from", "valid_until")
+ALLOCATION_COLUMNS = ("tenant_id", "financing_id", "generation", "number", "paid_on", "amount", "on_time",
+                      "recovery")
+CHARGE_COLUMNS = ("tenant_id", "financing_id", "seq", "instalment_number", "amount", "proposed_on", "status",
+                  "decided_on")
+
+_TYPES = {
+    "tenant_id": "text", "financing_id": "uuid", "version": "int", "restructured_on": "date", "closed_on": "date",
+    "written_off_principal": "bigint", "fold_below": "date", "on_date": "date", "status": "text",
+    "generation": "int", "number": "int", "due_on": "date", "amount": "bigint", "cost_part": "bigint",
+    "paid": "bigint", "paid_on_time": "bigint", "valid_from": "date", "valid_until": "date", "paid_on": "date",
+    "on_time": "bool", "recovery": "bool", "seq": "int", "instalment_number": "int", "proposed_on": "date",
+    "decided_on": "date",
+}
+
+
+class StoredFact(NamedTuple):
+    """A financing event as the book reads it (``fin.Fact``): a tuple, not an ``Envelope``, since a
+    book is 10,000 streams of some 26 events each and building envelopes was a third of the time."""
+
+    stream_id: str
+    version: int
+    type: str
+    actor: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+_SCHEDULE_CHANGES = (FinancingRescheduled.event_type, MarginDiscounted.event_type)
+
+
+@dataclass
+class BookRows:
+    """Rows of many financings, to write at once."""
+
+    book: list[tuple[Any, ...]] = field(default_factory=list)
+    statuses: list[tuple[Any, ...]] = field(default_factory=list)
+    instalments: list[tuple[Any, ...]] = field(default_factory=list)
+    allocations: list[tuple[Any, ...]] = field(default_factory=list)
+    charges: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def extend(self, other: BookRows) -> None:
+        self.book += other.book
+        self.statuses += other.statuses
+        self.instalments += other.instalments
+        self.allocations += other.allocations
+        self.charges += other.charges
+
+
+def stream_rows(tenant: str, events: Iterable[fin.Fact]) -> BookRows:
+    """The rows of one financing from its whole stream (empty when the stream holds no financing)."""
+    return derive(tenant, events)[0]
+
+
+def derive(tenant: str, events: Iterable[fin.Fact]) -> tuple[BookRows, fin.Financing]:
+    """The rows of one financing from its whole stream, and its state (folded once for both)."""
+    out = BookRows()
+    state = fin.Financing()
+    fid: uuid.UUID | None = None
+    generation = -1
+    valid_from: date | None = None
+    restructured_on: date | None = None
+    fold_below: date | None = None
+    # [instalment number, amount, proposed on, status, decided on]
+    charges: list[list[Any]] = []
+
+    def close_generation(s: fin.Financing, until: date | None) -> None:
+        assert fid is not None and valid_from is not None
+        out.instalments.extend(
+            (tenant, fid, generation, i.number, i.due_on, i.amount, i.cost_part, i.paid, i.paid_on_time, valid_from,
+             until) for i in s.instalments)
+
+    for e in events:
+        before = state
+        state = fin.evolve(state, e)
+        if not state.exists:
+            continue
+        if fid is None:
+            fid = uuid.UUID(state.financing_id)
+        t, p = e.type, e.payload
+        if state.status != before.status:
+            on = fin.payload_business_date(t, p)
+            assert on is not None, t
+            out.statuses.append((tenant, fid, e.version, on, state.status))
+        if t == ContractSigned.event_type:
+            generation, valid_from = 0, state.signed_on
+        elif t in _SCHEDULE_CHANGES:
+            changed = fin.payload_business_date(t, p)
+            close_generation(before, changed)
+            generation, valid_from = generation + 1, changed
+            if t == FinancingRescheduled.event_type and restructured_on is None:
+                restructured_on = changed
+        elif t == RepaymentRecorded.event_type:
+            paid_on = fin.payload_business_date(t, p)
+            assert paid_on is not None
+            due = {i.number: i.due_on for i in before.instalments}
+            recovery = before.status == "written_off"
+            for number, amount in p["allocations"].items():
+                n = int(number)
+                out.allocations.append((tenant, fid, generation, n, paid_on, amount, paid_on <= due[n], recovery))
+        elif t == "loans.LateChargeProposed":
+            charges.append([p["instalment_number"], p["amount"], fin.payload_business_date(t, p), "proposed", None])
+        elif t in (LateChargeRecorded.event_type, "loans.LateChargeDeclined"):
+            on = fin.payload_business_date(t, p)
+            assert on is not None
+            for c in charges:
+                if c[0] != p["instalment_number"]:
+                    continue
+                if c[3] == "proposed":
+                    c[3], c[4] = ("recorded" if t == LateChargeRecorded.event_type else "declined"), on
+                elif t == LateChargeRecorded.event_type and c[3] == "declined" and c[4] > on:
+                    # folded as of a date in [on, c's decline), this approval records c too
+                    fold_below = max(fold_below or c[4], c[4])
+    if fid is None:
+        return out, state
+    if generation >= 0:
+        close_generation(state, None)
+    closed_on = state.closed_on
+    out.book.append((tenant, fid, state.version, restructured_on, closed_on, state.written_off_principal, fold_below))
+    out.charges.extend((tenant, fid, k, *c) for k, c in enumerate(charges))
+    return out, state
+
+
+_TABLES = (("loan_book", BOOK_COLUMNS, "book"), ("loan_statuses", STATUS_COLUMNS, "statuses"),
+           ("loan_instalments", INSTALMENT_COLUMNS, "instalments"),
+           ("loan_allocations", ALLOCATION_COLUMNS, "allocations"), ("loan_late_charges", CHARGE_COLUMNS, "charges"))
+
+
+async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
+    """Insert ``rows`` (INSERT from arrays: COPY is refused under row-level security)."""
+    for table, columns, attr in _TABLES:
+        data: list[tuple[Any, ...]] = getattr(rows, attr)
+        if not data:
+            continue
+        cols = list(zip(*data, strict=True))
+        unnest = ", ".join(f"${k + 1}::{_TYPES[c]}[]" for k, c in enumerate(columns))
+        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({unnest})",
+                           *[list(c) for c in cols])
+
+
+async def delete_book_rows(conn: asyncpg.Connection, tenant: str, financing_ids: list[uuid.UUID] | None) -> None:
+    """Delete the rows of ``financing_ids`` (None: of the whole cooperative)."""
+    for table, _, _ in reversed(_TABLES):
+        if financing_ids is None:
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant)
+        else:
+            await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1 AND financing_id = ANY($2::uuid[])",
+                               tenant, financing_ids)
+
+
+async def replace_stream_rows(conn: asyncpg.Connection, tenant: str, financing_id: str) -> None:
+    """Rewrite one financing's rows from its stream as ``conn`` sees it (inside an append: with the new
+    events)."""
+    events = await conn.fetch(
+        """SELECT stream_id, version, type, actor, occurred_at, payload FROM events
+           WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 ORDER BY version""",
+        tenant, fin.STREAM_TYPE, financing_id)
+    await delete_book_rows(conn, tenant, [uuid.UUID(financing_id)])
+    await insert_book_rows(conn, stream_rows(tenant, [StoredFact(*r) for r in events]))
+
+
+# -- the portfolio from the rows ------------------------------------------------------------------------------------
+
+#: each financing's status as of $2 (those of $3 left out: they are folded)
+_STATUS_AS_OF = """
+    st AS (SELECT DISTINCT ON (financing_id) financing_id, status FROM loan_statuses
+           WHERE tenant_id = $1 AND on_date <= $2 AND NOT (financing_id = ANY($3::uuid[]))
+           ORDER BY financing_id, version DESC)"""
+
+#: the instalments in effect as of $2, with what was paid on them by then (allocations dated later taken off)
+_INSTALMENTS_AS_OF = """
+    later AS (SELECT financing_id, generation, number, sum(amount)::bigint AS amount,
+                     coalesce(sum(amount) FILTER (WHERE on_time), 0)::bigint AS on_time
+              FROM loan_allocations WHERE tenant_id = $1 AND paid_on > $2 GROUP BY 1, 2, 3),
+    inst AS (SELECT i.financing_id, i.due_on, i.amount, i.cost_part, st.status,
+                    i.paid - coalesce(l.amount, 0) AS paid, i.paid_on_time - coalesce(l.on_time, 0) AS paid_on_time
+             FROM loan_instalments i JOIN st USING (financing_id)
+             LEFT JOIN later l ON l.financing_id = i.financing_id AND l.generation = i.generation
+                              AND l.number = i.number
+             WHERE i.tenant_id = $1 AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until)),
+    -- a settled financing's unpaid balance was forgiven (the rebate): owed nothing, waived the rest
+    owing AS (SELECT *, CASE WHEN status = 'settled' THEN 0 ELSE amount - paid END AS owed,
+                        CASE WHEN status = 'settled' THEN amount - paid ELSE 0 END AS waived FROM inst)"""
+
+_PORTFOLIO = f"""
+WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF},
+    per AS (SELECT financing_id, sum(owed) AS owed,
+                   sum(CASE WHEN owed = 0 OR amount <= 0 THEN 0
+                            ELSE cost_part - least(paid, amount) * cost_part / amount END) AS cost_owed,
+                   min(due_on) FILTER (WHERE owed > 0 AND due_on < $2) AS first_late,
+                   coalesce(sum(owed) FILTER (WHERE owed > 0 AND due_on < $2), 0) AS arrears
+            FROM owing GROUP BY financing_id),
+    pos AS (SELECT per.financing_id, per.owed, per.cost_owed, per.arrears,
+                   coalesce($2 - per.first_late, 0) AS dpd, coalesce(b.restructured_on <= $2, false) AS restructured
+            FROM per JOIN st USING (financing_id)
+            JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = per.financing_id
+            WHERE st.status IN ('signed', 'active') AND per.owed > 0),
+    cat AS (SELECT *, CASE WHEN dpd > $6 THEN 'loss' WHEN dpd > $5 THEN 'doubtful' WHEN dpd > $4 THEN 'substandard'
+                           ELSE 'standard' END AS category FROM pos)
+SELECT st.status, c.category, count(*) AS n, count(c.financing_id) AS financings,
+       coalesce(sum(b.written_off_principal) FILTER (WHERE st.status = 'written_off'), 0)::bigint AS wo_principal,
+       coalesce(sum(c.cost_owed), 0)::bigint AS principal, coalesce(sum(c.owed - c.cost_owed), 0)::bigint AS margin,
+       coalesce(sum(c.arrears), 0)::bigint AS arrears,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.restructured), 0)::bigint AS restructured,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 1), 0)::bigint AS late1,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 30), 0)::bigint AS late30,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 90), 0)::bigint AS late90,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 1 OR c.restructured), 0)::bigint AS late_r1,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 30 OR c.restructured), 0)::bigint AS late_r30,
+       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 90 OR c.restructured), 0)::bigint AS late_r90
+FROM st LEFT JOIN cat c USING (financing_id)
+LEFT JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = st.financing_id AND st.status = 'written_off'
+GROUP BY 1, 2
+"""
+
+#: late charges recorded and recoveries, as of $2
+_CHARGES_AND_RECOVERIES = """
+SELECT (SELECT coalesce(sum(amount), 0) FROM loan_late_charges
+        WHERE tenant_id = $1 AND status = 'recorded' AND decided_on <= $2
+              AND NOT (financing_id = ANY($3::uuid[])))::bigint AS charges,
+       (SELECT coalesce(sum(amount), 0) FROM loan_allocations
+        WHERE tenant_id = $1 AND recovery AND paid_on <= $2 AND NOT (financing_id = ANY($3::uuid[])))::bigint AS recovered
+"""
+
+#: instalments falling due in [$4, $2] as the book stood on $2 (the period's end); those of a financing
+#: closed by then (settled, written off) falling due after it closed never fell due
+_REPAYMENT_RATE = f"""
+WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF}
+SELECT coalesce(sum(o.amount - o.waived), 0)::bigint AS fallen_due,
+       coalesce(sum(least(o.paid_on_time, o.amount - o.waived)), 0)::bigint AS paid_on_time
+FROM owing o JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = o.financing_id
+WHERE o.due_on BETWEEN $4 AND $2 AND NOT coalesce(b.closed_on <= $2 AND o.due_on > b.closed_on, false)
+"""
+
+
+async def portfolio_totals(conn: asyncpg.Connection, tenant: str, on: date, thresholds: tuple[int, int, int],
+                           exclude: list[uuid.UUID]) -> PortfolioTotals:
+    """The portfolio figures of ``tenant``'s book as of ``on`` from its rows, but for ``exclude``.
+    ``thresholds``: the days past due above which a financing is substandard, doubtful, loss."""
+    t = PortfolioTotals()
+    for r in await conn.fetch(_PORTFOLIO, tenant, on, exclude, *thresholds):
+        status, n = r["status"], r["n"]
+        t.by_status[status] = t.by_status.get(status, 0) + n
+        if status == "written_off":
+            t.written_off += n
+            t.written_off_principal += r["wo_principal"]
+        if not r["financings"]:
+            continue
+        t.financings += r["financings"]
+        t.gross_principal += r["principal"]
+        t.margin_outstanding += r["margin"]
+        t.arrears += r["arrears"]
+        n0, p0 = t.categories.get(r["category"], (0, 0))
+        t.categories[r["category"]] = (n0 + r["financings"], p0 + r["principal"])
+        t.restructured += r["restructured"]
+        for days in PAR_DAYS:
+            t.late[days] = t.late.get(days, 0) + r[f"late{days}"]
+            t.late_or_restructured[days] = t.late_or_restructured.get(days, 0) + r[f"late_r{days}"]
+    extra = await conn.fetchrow(_CHARGES_AND_RECOVERIES, tenant, on, exclude)
+    t.late_charges, t.recovered = extra["charges"], extra["recovered"]
+    return t
+
+
+async def repayment_totals(conn: asyncpg.Connection, tenant: str, start: date, end: date,
+                           exclude: list[uuid.UUID]) -> tuple[int, int]:
+    """(fallen due, paid on time) of the instalments of ``tenant``'s book falling due in [start, end]."""
+    r = await conn.fetchrow(_REPAYMENT_RATE, tenant, end, exclude, start)
+    return r["fallen_due"], r["paid_on_time"]
+
+
+async def folded_only(conn: asyncpg.Connection, tenant: str, on: date) -> list[uuid.UUID]:
+    """The financings whose rows cannot give their figures as of ``on`` (``fold_below``)."""
+    return [r["financing_id"] for r in await conn.fetch(
+        "SELECT financing_id FROM loan_book WHERE tenant_id = $1 AND fold_below > $2", tenant, on)]
+
+
+async def histories_of(conn: asyncpg.Connection, tenant: str, ids: list[uuid.UUID]) -> list[list[StoredFact]]:
+    """The streams of ``ids`` (few: the financings ``folded_only``)."""
+    out: dict[str, list[StoredFact]] = {}
+    for r in await conn.fetch(
+            """SELECT stream_id, version, type, actor, occurred_at, payload FROM events
+               WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]) ORDER BY stream_id, version""",
+            tenant, fin.STREAM_TYPE, [str(i) for i in ids]):
+        out.setdefault(r["stream_id"], []).append(StoredFact(*r))
+    return list(out.values())
+
+
+async def rows_missing(conn: asyncpg.Connection, tenant: str) -> int:
+    """How many of ``tenant``'s financings have no book rows yet (recorded before the rows existed)."""
+    return await conn.fetchval(
+        """SELECT (SELECT count(*) FROM loan_financings WHERE tenant_id = $1)
+                - (SELECT count(*) FROM loan_book WHERE tenant_id = $1)""", tenant)
+
+
+# -- rows for a book recorded before they existed --------------------------------------------------------------------
+
+
+async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
+    """Write the book rows of every financing that has none (recorded before migration 0003), ``chunk``
+    streams at a time, each chunk in its own transaction, folding in a thread; returns how many.
+
+    Runs as the service's owner (all cooperatives) at start (``app.build_runtime``). A command on such a
+    financing meanwhile writes its rows itself: the chunk then leaves that financing alone."""
+    done = 0
+    while True:
+        todo = await pool.fetch(
+            """SELECT f.tenant_id, f.financing_id FROM loan_financings f
+               WHERE NOT EXISTS (SELECT 1 FROM loan_book b
+                                 WHERE b.tenant_id = f.tenant_id AND b.financing_id = f.financing_id)
+               ORDER BY f.tenant_id, f.financing_id LIMIT $1""", chunk)
+        if not todo:
+            return done
+        written = 0
+        by_tenant: dict[str, list[uuid.UUID]] = {}
+        for r in todo:
+            by_tenant.setdefault(r["tenant_id"], []).append(r["financing_id"])
+        for tenant, ids in by_tenant.items():
+            async with pool.acquire() as conn:
+                histories = await histories_of(conn, tenant, ids)
+                rows = await asyncio.to_thread(lambda h=histories, t=tenant: _many(t, h))
+                async with conn.transaction():
+                    fresh = {r["financing_id"] for r in await conn.fetch(
+                        f"""INSERT INTO loan_book ({', '.join(BOOK_COLUMNS)})
+                            SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::date[], $5::date[],
+                                                 $6::bigint[], $7::date[])
+                            ON CONFLICT DO NOTHING RETURNING financing_id""",
+                        *[list(c) for c in zip(*rows.book, strict=True)])} if rows.book else set()
+                    # a financing a command wrote meanwhile keeps the rows that command wrote
+                    keep = BookRows(statuses=[r for r in rows.statuses if r[1] in fresh],
+                                    instalments=[r for r in rows.instalments if r[1] in fresh],
+                                    allocations=[r for r in rows.allocations if r[1] in fresh],
+                                    charges=[r for r in rows.charges if r[1] in fresh])
+                    await insert_book_rows(conn, keep)
+            written += len(fresh)
+        done += written
+        if not written:
+            # nothing could be written (streams without a financing?): leave them for rebuild_read_tables
+            log.warning("book_backfill_stuck", financings=len(todo))
+            return done
+        log.info("book_backfill", financings=done)
+
+
+def _many(tenant: str, histories: list[list[StoredFact]]) -> BookRows:
+    rows = BookRows()
+    for events in histories:
+        rows.extend(stream_rows(tenant, events))
+    return rows
