@@ -193,10 +193,15 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> di
                                   p.financings, p.principal, p.owed
                            FROM k JOIN {ft['pf_month']} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
                            UNION ALL
+                           -- the changes of D's month up to D: an index range per cooperative and date (OFFSET 0
+                           -- keeps the planner from turning it into a scan of every change ever recorded)
                            SELECT k.on_date, x.product_id, x.purpose, x.fund, x.bucket, x.restructured,
                                   x.financings, x.principal, x.owed
-                           FROM k JOIN {ft['pf_delta']} x ON x.tenant_id = k.tenant_id
-                            AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date)
+                           FROM k CROSS JOIN LATERAL (
+                               SELECT * FROM {ft['pf_delta']} x WHERE x.tenant_id = k.tenant_id
+                                AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
+                               OFFSET 0) x
+                           WHERE k.month_end IS DISTINCT FROM k.on_date)
             SELECT on_date, product_id, purpose, fund, bucket, restructured, sum(financings) AS financings,
                    sum(principal) AS principal, sum(owed) AS owed
             FROM parts GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(financings) <> 0""", list(dates))
