@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
+import time
 from collections.abc import Sequence
+import contextvars
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 import asyncpg
 import orjson
@@ -24,10 +31,125 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     connections). asyncpg still rolls back any open transaction first."""
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, **kw: object) -> asyncpg.Pool:
-    """A pool whose connections decode json/jsonb with orjson."""
+class PoolBusy(Exception):
+    """No pooled connection came free within the pool's bound: the caller should answer 503 and let the
+    client retry, rather than queue without end behind work that may never finish."""
+
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"no database connection free within {waited_s:g} s")
+        self.waited_s = waited_s
+
+
+class NestedAcquire(RuntimeError):
+    """A task asked a pool for a connection while it already holds one from the same pool: with every
+    connection held by such tasks, each waits for the others for ever (a pool deadlock)."""
+
+
+#: the pools whose connections the current task holds (``check_nesting``)
+_HELD: ContextVar[frozenset[int]] = ContextVar("washfin_pools_held", default=frozenset())
+
+
+def unheld_context() -> contextvars.Context:
+    """A copy of the current context in which the task holds no pooled connection: for background tasks
+    started while their starter holds one (they do not run inside the starter's use of it)."""
+    ctx = contextvars.copy_context()
+    ctx.run(_HELD.set, frozenset())
+    return ctx
+
+
+def _nesting_checked() -> bool:
+    return os.environ.get("WASHFIN_POOL_NESTING_CHECK", "") not in ("", "0", "false")
+
+
+class Pool(asyncpg.Pool):
+    """asyncpg's pool, plus what keeps a service from wedging on it:
+
+    - ``acquire_timeout``: a caller waits at most this long for a connection, then gets ``PoolBusy``
+      (requests answer 503 with Retry-After instead of queueing for ever);
+    - ``stalled(after_s)``: connections were asked for but none was handed out or given back for
+      ``after_s`` seconds (every connection held by work that does not end): a liveness failure;
+    - with ``WASHFIN_POOL_NESTING_CHECK=1`` (the test suite sets it), a task that holds a connection and
+      asks the same pool for another gets ``NestedAcquire`` at once, instead of the deadlock that follows
+      when enough tasks do it at the same time.
+    """
+
+    def __init__(self, dsn: str, *, acquire_timeout: float | None = None, **kw: Any) -> None:
+        super().__init__(dsn, **kw)
+        self.dsn = dsn
+        self.acquire_timeout = acquire_timeout
+        self.waiting = 0
+        self.last_progress = time.monotonic()
+        self.last_demand = 0.0
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:  # type: ignore[override]
+        return _Acquire(self, self.acquire_timeout if timeout is None else timeout)
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        try:
+            await super().release(connection, timeout=timeout)
+        finally:
+            self.last_progress = time.monotonic()
+
+    def stalled(self, after_s: float) -> bool:
+        """True when connections have been wanted for ``after_s`` without one being handed out or back."""
+        return self.last_demand > self.last_progress and time.monotonic() - self.last_progress > after_s
+
+
+class _Acquire:
+    """``Pool.acquire()``: as asyncpg's (``async with`` or ``await``), bounded, and tracked."""
+
+    __slots__ = ("pool", "timeout", "connection", "_held_before")
+
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
+        self.pool, self.timeout = pool, timeout
+        self.connection: Any = None
+        self._held_before: frozenset[int] | None = None
+
+    async def _get(self) -> Any:
+        pool = self.pool
+        pool.last_demand = time.monotonic()
+        pool.waiting += 1
+        try:
+            conn = await pool._acquire(self.timeout)
+        except asyncio.TimeoutError:
+            raise PoolBusy(self.timeout or 0.0) from None
+        finally:
+            pool.waiting -= 1
+        pool.last_progress = time.monotonic()
+        return conn
+
+    async def __aenter__(self) -> Any:
+        held = _HELD.get()
+        if id(self.pool) in held and _nesting_checked():
+            raise NestedAcquire("this task already holds a connection of this pool and asks it for another "
+                                "(a pool deadlock once every connection is held this way)")
+        self.connection = await self._get()
+        self._held_before = held
+        _HELD.set(held | {id(self.pool)})
+        return self.connection
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._held_before is not None:
+            _HELD.set(self._held_before)
+        conn, self.connection = self.connection, None
+        await self.pool.release(conn)
+
+    def __await__(self) -> Any:
+        return self._get().__await__()
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, *, acquire_timeout: float | None = None,
+                      **kw: Any) -> Pool:
+    """A pool (``Pool``) whose connections decode json/jsonb with orjson; callers wait at most
+    ``acquire_timeout`` seconds for a connection (None: without bound)."""
     kw.setdefault("reset", _keep_session)
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection, **kw)
+    kw.setdefault("max_queries", 50000)
+    kw.setdefault("max_inactive_connection_lifetime", 300.0)
+    pool = Pool(dsn, acquire_timeout=acquire_timeout, min_size=min_size, max_size=max_size, init=_init_connection,
+                loop=None, connection_class=asyncpg.Connection, record_class=asyncpg.Record, **kw)
+    await pool
+    return pool
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -19,7 +19,7 @@ from shared.consumer import TRACKING_MIGRATIONS, Projection
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import ContractRegistry, load_all
-from shared.db import Migration, create_pool, migrate
+from shared.db import Migration, Pool, create_pool, migrate, unheld_context
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
 from shared.kafka import namespaced, service_topic
@@ -30,6 +30,16 @@ from shared.rls import TenantPool
 from shared.settings import ServiceSettings
 from shared.tenancy import Authenticator, migrate_platform
 from shared.worker import keep_running, leadership, sleep_or_stop
+
+
+def request_server_settings(s: ServiceSettings) -> dict[str, str]:
+    """PostgreSQL settings of the connections that serve requests: bounded statements and transactions,
+    and the plan cache mode chosen for the service."""
+    ms = str(max(1, int(s.db_statement_timeout_s * 1000)))
+    out = {"statement_timeout": ms, "idle_in_transaction_session_timeout": ms}
+    if s.db_plan_cache_mode != "auto":
+        out["plan_cache_mode"] = s.db_plan_cache_mode
+    return out
 
 log = get_logger(__name__)
 
@@ -52,8 +62,16 @@ class ServiceRuntime:
         self.source_database_urls = source_database_urls or {}
         self.periodic = [j for j in periodic if j.interval_s > 0]
         self.registry: ContractRegistry = load_all()
-        self.pool: asyncpg.Pool | None = None
-        self.platform_pool: asyncpg.Pool | None = None
+        #: connections for requests (bounded wait, bounded statements)
+        self.pool: Pool | None = None
+        #: connections for the background workers (migrations, relay, consumers, schedules): requests can
+        #: never starve them, nor they requests
+        self.worker_pool: Pool | None = None
+        #: connections for what the workers do as a cooperative (a reaction's append, a scheduled sweep's),
+        #: asked for while a worker holds one of ``worker_pool``'s: a pool of their own, so neither waits
+        #: on the other
+        self.reaction_pool: Pool | None = None
+        self.platform_pool: Pool | None = None
         self.store: PostgresEventStore | None = None
         self.authenticator: Authenticator | None = None
         self.relay: Relay | None = None
@@ -61,7 +79,7 @@ class ServiceRuntime:
         self._source_pools: list[asyncpg.Pool] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
-        self._views: dict[str, CooperativeRuntime] = {}
+        self._views: dict[tuple[str, bool], CooperativeRuntime] = {}
 
     @property
     def topic(self) -> str:
@@ -69,8 +87,8 @@ class ServiceRuntime:
 
     async def migrate(self) -> None:
         """Create or upgrade this service's schema (idempotent)."""
-        assert self.pool is not None and self.platform_pool is not None
-        async with self.pool.acquire() as conn:
+        assert self.worker_pool is not None and self.platform_pool is not None
+        async with self.worker_pool.acquire() as conn:
             await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
             await migrate(conn, "tracking", TRACKING_MIGRATIONS)
             await migrate(conn, self.service, self.migrations)
@@ -81,8 +99,13 @@ class ServiceRuntime:
 
     async def start(self, *, background: bool = True) -> None:
         s = self.settings
-        self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
-        self.platform_pool = await create_pool(s.platform_database_url, 1, 4)
+        bounded = request_server_settings(s)
+        self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max,
+                                      acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
+        self.worker_pool = await create_pool(s.database_url, 1, s.db_worker_pool_max, acquire_timeout=60.0)
+        self.reaction_pool = await create_pool(s.database_url, 0, 2, acquire_timeout=60.0)
+        self.platform_pool = await create_pool(s.platform_database_url, 1, 4, acquire_timeout=s.db_acquire_timeout_s,
+                                               server_settings=bounded)
         await self.migrate()
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
@@ -91,7 +114,7 @@ class ServiceRuntime:
         if s.kafka_bootstrap_servers and s.run_relay:
             physical = namespaced(self.topic, s.kafka_namespace)
             self.relay = Relay(
-                self.store.reader, s.kafka_bootstrap_servers, physical, name=physical,
+                PostgresLogReader(self.worker_pool, s.database_url), s.kafka_bootstrap_servers, physical, name=physical,
                 publishable=lambda row: self.registry.topic_of(row["type"]) == self.topic,
                 partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                 batch_size=s.relay_batch_size, service=self.service,
@@ -106,11 +129,11 @@ class ServiceRuntime:
 
     async def _start_consumers(self) -> None:
         s = self.settings
-        assert self.pool is not None
+        assert self.worker_pool is not None
         for p in self.projections:
             if s.event_source == "kafka" and s.kafka_bootstrap_servers:
                 src: KafkaSource | EventLogSource = KafkaSource(
-                    self.pool, s.kafka_bootstrap_servers, p, self.registry,
+                    self.worker_pool, s.kafka_bootstrap_servers, p, self.registry,
                     partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                     namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size,
                 )
@@ -127,7 +150,7 @@ class ServiceRuntime:
                         )
                     spool = await create_pool(dsn, 1, 2)
                     self._source_pools.append(spool)
-                    src = EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), p, self.registry,
+                    src = EventLogSource(self.worker_pool, producer, PostgresLogReader(spool, dsn), p, self.registry,
                                          batch_size=s.consumer_batch_size)
                     self.consumers.append(src)
                     self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
@@ -135,8 +158,8 @@ class ServiceRuntime:
     async def _run_periodic(self, job: PeriodicJob) -> None:
         """Run ``job`` now and then every ``job.interval_s`` until the service stops; one process at a
         time across replicas (an advisory lock), and a failure is reported and retried with backoff."""
-        assert self.pool is not None
-        pool = self.pool
+        assert self.worker_pool is not None
+        pool = self.worker_pool
 
         async def attempt() -> None:
             async with leadership(pool, f"schedule:{self.service}:{job.name}") as leading:
@@ -149,18 +172,23 @@ class ServiceRuntime:
 
         await keep_running(self._stop, attempt, failed, first_backoff=5.0)
 
-    def for_tenant(self, tenant_id: str) -> CooperativeRuntime:
+    def for_tenant(self, tenant_id: str, *, background: bool = False) -> CooperativeRuntime:
         """This runtime as one cooperative's request sees it: its ``pool`` and ``store`` run every statement
         as ``washfin_app`` with the cooperative set (``shared.rls.TenantPool``), so row-level security
-        stands behind each query's own tenant condition. Everything else is this runtime's."""
-        view = self._views.get(tenant_id)
+        stands behind each query's own tenant condition. Everything else is this runtime's.
+        ``background``: the same, on the reactions' pool (a reaction or a scheduled job acting for a
+        cooperative)."""
+        key = (tenant_id, background)
+        view = self._views.get(key)
         if view is None:
-            assert self.pool is not None and self.store is not None, "the runtime has not started"
-            view = self._views[tenant_id] = CooperativeRuntime(self, tenant_id)
+            assert self.pool is not None and self.reaction_pool is not None and self.store is not None, \
+                "the runtime has not started"
+            view = self._views[key] = CooperativeRuntime(self, tenant_id,
+                                                         self.reaction_pool if background else self.pool)
         return view
 
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=unheld_context())
 
         def _done(t: asyncio.Task[None]) -> None:
             if not t.cancelled() and t.exception() is not None:
@@ -178,9 +206,11 @@ class ServiceRuntime:
         for c in self.consumers:
             if isinstance(c, EventLogSource):
                 await c.reader.close()
+        if self.relay is not None:
+            await self.relay.reader.close()
         if self.store is not None:
             await self.store.close()
-        for p in [self.pool, self.platform_pool, *self._source_pools]:
+        for p in [self.pool, self.worker_pool, self.reaction_pool, self.platform_pool, *self._source_pools]:
             if p is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(p.close(), 5)
@@ -214,6 +244,28 @@ class ServiceRuntime:
     def dead_tasks(self) -> list[str]:
         """Background workers that ended while the service runs: only a restart brings them back."""
         return [t.get_name() for t in self._tasks if t.done() and not self._stop.is_set()]
+
+    def liveness(self) -> dict[str, list[str]]:
+        """What makes the process useless until restarted (``/healthz`` fails on any of it): background
+        workers that died, a pool that has handed out no connection for ``liveness_stall_s`` while
+        connections were wanted, and consumers that have neither applied a batch nor found themselves
+        caught up for that long."""
+        after = self.settings.liveness_stall_s
+        out: dict[str, list[str]] = {}
+        dead = self.dead_tasks()
+        if dead:
+            out["dead"] = dead
+        stuck = [name for name, p in (("requests", self.pool), ("workers", self.worker_pool),
+                                      ("reactions", self.reaction_pool), ("platform", self.platform_pool))
+                 if p is not None and p.stalled(after)]
+        if stuck:
+            out["stuck_pools"] = stuck
+        if not self._stop.is_set():
+            stalled = [f"{c.projection.name}" + (f":{c.source_name}" if isinstance(c, EventLogSource) else "")
+                       for c in self.consumers if c.progress.stalled(after)]
+            if stalled:
+                out["stalled_consumers"] = stalled
+        return out
 
     async def refresh_gauges(self) -> None:
         """Query-backed metrics, refreshed at each scrape."""
@@ -249,11 +301,11 @@ class PeriodicJob:
 class CooperativeRuntime:
     """A ``ServiceRuntime`` seen through one cooperative's row-level-security scope (``for_tenant``)."""
 
-    def __init__(self, runtime: ServiceRuntime, tenant_id: str) -> None:
+    def __init__(self, runtime: ServiceRuntime, tenant_id: str, pool: asyncpg.Pool | None = None) -> None:
         assert runtime.pool is not None and runtime.store is not None
         self.runtime = runtime
         self.tenant_id = tenant_id
-        self.pool = TenantPool(runtime.pool, tenant_id)
+        self.pool = TenantPool(pool or runtime.pool, tenant_id)
         self.store = runtime.store.scoped(self.pool)
 
     def __getattr__(self, name: str) -> Any:

@@ -22,7 +22,21 @@ class ServiceSettings(BaseSettings):
     port: int = 0
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin"
     db_pool_min: int = 1
+    #: connections for requests; background workers (relay, consumers, schedules) have their own pool
     db_pool_max: int = 10
+    db_worker_pool_max: int = 4
+    #: a request waits at most this long for a connection, then answers 503 with Retry-After
+    db_acquire_timeout_s: float = 5.0
+    #: every statement a request runs is cancelled after this long (PostgreSQL statement_timeout); a
+    #: request's transaction left idle this long is ended by the server (idle_in_transaction_session_timeout)
+    db_statement_timeout_s: float = 30.0
+    #: PostgreSQL plan_cache_mode for request connections ("auto": PostgreSQL's default; reporting uses
+    #: force_custom_plan so a query is planned for the scope it is given, one cooperative or a hundred)
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = "auto"
+    #: /healthz fails (the orchestrator restarts the process) when the request pool has handed out or taken
+    #: back no connection for this long while one was wanted, or a consumer has neither applied a batch nor
+    #: found itself caught up for this long
+    liveness_stall_s: float = 60.0
     log_level: str = "INFO"
     log_json: bool = True
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs

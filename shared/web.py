@@ -11,13 +11,15 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
 from shared.asgi import HttpMiddleware
+from shared.db import PoolBusy
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.tenancy import Authenticator, Principal, Role
@@ -85,6 +87,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for error in (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError):
         app.add_exception_handler(error, _unstorable)
+
+    @app.exception_handler(PoolBusy)
+    async def _busy(_: Request, exc: PoolBusy) -> JSONResponse:
+        # every connection is in use: nothing was done; the client may try again shortly
+        return JSONResponse({"error": "busy", "reason": f"the service is busy ({exc}); try again shortly"},
+                            status_code=503, headers={"Retry-After": str(max(1, round(exc.waited_s)))})
+
+    @app.exception_handler(asyncpg.QueryCanceledError)
+    async def _too_long(_: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
+        # the statement ran past the request bound (statement_timeout): its transaction rolled back
+        return JSONResponse({"error": "busy", "reason": "the request took too long and was cancelled; try again "
+                             "shortly"}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(IdempotencyConflict)
     async def _reused_key(_: Request, exc: IdempotencyConflict) -> JSONResponse:
@@ -187,9 +201,17 @@ class RequestContext(HttpMiddleware):
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
 
 
+#: the API key header, as a security scheme: the OpenAPI documents declare it (Swagger UI's Authorize button)
+#: on every operation that depends on ``current_principal``, instead of an optional header parameter on each;
+#: ``auto_error=False`` leaves a missing key to ``current_principal``, which refuses it in the platform's shape
+API_KEY = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", auto_error=False,
+                       description="The API key issued to your cooperative (or to an operator or a programme "
+                                   "officer). Also accepted as `Authorization: Bearer <key>`.")
+
+
 async def current_principal(
     request: Request,
-    x_api_key: Annotated[str | None, Header(description="API key issued to your cooperative")] = None,
+    x_api_key: Annotated[str | None, Security(API_KEY)],
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     raw = x_api_key
@@ -251,12 +273,14 @@ def request_hash(body: Any) -> str:
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", summary="The process is alive (and none of its background workers died)")
+    @router.get("/healthz", summary="The process can do its work: no background worker died, no connection "
+                                     "pool is stuck, every consumer is advancing")
     async def healthz(request: Request) -> JSONResponse:
         runtime = getattr(request.app.state, "runtime", None)
-        dead = runtime.dead_tasks() if runtime is not None else []
-        if dead:  # a liveness failure: the orchestrator restarts the process
-            return JSONResponse({"status": "dead workers", "dead": dead}, status_code=503)
+        problems = runtime.liveness() if runtime is not None else {}
+        if problems:  # a liveness failure: the orchestrator restarts the process
+            status = "dead workers" if "dead" in problems else "stuck"
+            return JSONResponse({"status": status, **problems}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     @router.get("/readyz", summary="Database reachable and migrated; background workers running")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
@@ -42,15 +43,36 @@ async def keep_running(stop: asyncio.Event, attempt: Callable[[], Awaitable[None
             backoff = min(backoff * 2, 10.0)
 
 
+class Progress:
+    """When a worker last got somewhere (applied a batch, or found nothing left to do, or found another
+    process leading): liveness fails a worker that has done neither for too long (stuck on a lock, a
+    connection, a broker call that never returns)."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def mark(self) -> None:
+        self.at = time.monotonic()
+
+    def stalled(self, after_s: float) -> bool:
+        return time.monotonic() - self.at > after_s
+
+
 @contextlib.asynccontextmanager
 async def leadership(pool: asyncpg.Pool, name: str) -> AsyncIterator[bool]:
     """Try to become the one worker of ``name`` across processes; yields whether this one leads.
-    The lock lives as long as the connection, so a crashed leader frees it at once."""
-    async with pool.acquire() as conn:
+
+    The lock is held on a connection of its own, opened to the pool's database (``shared.db.Pool.dsn``)
+    and not taken from the pool: a leader that held one pooled connection for its lock and asked the same
+    pool for its work could wedge that pool (and everyone sharing it). The lock lives as long as that
+    connection, so a crashed leader frees it at once."""
+    dsn = getattr(pool, "dsn", None)
+    if dsn is None:
+        raise TypeError("leadership needs a shared.db.Pool (it opens its lock connection to the pool's dsn)")
+    conn = await asyncio.wait_for(asyncpg.connect(dsn), 10)
+    try:
         leading = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(name)))
-        try:
-            yield leading
-        finally:
-            if leading:
-                with contextlib.suppress(Exception):
-                    await conn.execute("SELECT pg_advisory_unlock_all()")
+        yield leading
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(), 5)

@@ -8,11 +8,17 @@ fails the test with the reason: nothing here skips.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
+
+# every pool refuses a task that holds one of its connections and asks for another (shared.db.Pool): the
+# whole suite, and the service processes it starts, run with the check on, so such a path fails a test
+# instead of wedging a service under load
+os.environ.setdefault("WASHFIN_POOL_NESTING_CHECK", "1")
 
 log = logging.getLogger("washfin.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import os
 import re
 import shutil
@@ -64,6 +65,16 @@ def fetch_jars() -> Path:
     marker = libs / ".complete"
     if marker.exists():
         return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    # several processes (test sessions, make run) may fetch at once: one fetches, the others wait for it
+    with open(libs.parent / ".fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return libs
+        return _fetch_jars_locked(version, libs, marker)
+
+
+def _fetch_jars_locked(version: str, libs: Path, marker: Path) -> Path:
     mvn = _require("mvn", "to fetch the Kafka broker from Maven Central (install Maven)")
     _require("java", "to run the Kafka broker (install a Java 17+ runtime)")
     tmp = libs.with_name("libs.partial")

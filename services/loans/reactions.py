@@ -111,7 +111,8 @@ class TrancheRelease:
         rt = self._runtime()
         assert rt.store is not None
         tenant, financing_id = envelope.tenant_id, str(event.financing_id)
-        store = rt.for_tenant(tenant).store  # as the event's cooperative, behind row-level security
+        # as the event's cooperative, behind row-level security, on the reactions' pool
+        store = rt.for_tenant(tenant, background=True).store
         state = fin.fold(await store.read_stream(tenant, financing_id))
         if not state.exists:
             # the loans service ordered this job itself: an unknown financing is an anomaly to look at

@@ -116,43 +116,56 @@ def tables(rt: ReportingRuntime) -> q.T:
     return t
 
 
-async def freshness(rt: ReportingRuntime, conn: asyncpg.Connection) -> dict[str, Any]:
-    """The last event applied for the scope, the events not applied yet, and the position read to."""
-    last = await q.last_event_at(conn, tables(rt))
-    return {"last_event_at": last.isoformat() if last else None, "lag_events": await rt.lag_events(),
-            "as_of_position": await rt.positions()}
+async def outside_scope(rt: ReportingRuntime) -> dict[str, Any]:
+    """The freshness figures that span every cooperative (events not applied yet, the position read to),
+    read before any scope's connection is taken: no request holds one pooled connection while it waits
+    for another (with every connection held that way, the pool would wedge for good)."""
+    return {"lag_events": await rt.lag_events(), "as_of_position": await rt.positions()}
 
 
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
-                 repayment_from: date | None = None) -> tuple[rp.Report, dict[str, Any]]:
-    """The scope's report as of ``on``. The figures are a function of the read models at their positions in
-    the sources, so they are kept (``rt.report_cache``) and served again until any live build moves on or
-    reads switch to another build; targets are read every time."""
+                 repayment_from: date | None = None, outside: dict[str, Any] | None = None,
+                 ) -> tuple[rp.Report, dict[str, Any]]:
+    """The scope's report as of ``on``, and its freshness (the last event applied for the scope, the
+    events not applied yet, the position read to).
+
+    The figures are a function of the read models of the scope's cooperatives, so they are kept
+    (``rt.report_cache``) keyed on the live builds and on how many batches of each of those cooperatives'
+    events they have applied (``consumer_tenants``): an event of one cooperative leaves every other
+    cooperative's figures warm. Targets are read every time."""
+    t = tables(rt)
+    builds = tuple(b.name for _, b in sorted(rt.live.items()))
+    changes = await rt.tenant_changes(scope.cooperatives)  # before the snapshot: figures never older than it
+    outside = outside if outside is not None else await outside_scope(rt)
+    key = (scope.cooperatives, on, months, repayment_from, builds, changes)
     async with reading(rt, scope) as conn:
-        fresh = await freshness(rt, conn)
-        key = (scope.kind, scope.cooperatives, on, months, repayment_from, tuple(sorted(rt.live)),
-               tuple(b.name for _, b in sorted(rt.live.items())), fresh["as_of_position"])
+        last = await q.last_event_at(conn, t)
         figures = rt.report_cache.get(key)
         if figures is None:
-            figures = await rp.compute_figures(conn, tables(rt), on, months, repayment_from)
+            figures = await rp.compute_figures(conn, t, on, months, repayment_from)
             rt.report_cache.put(key, figures)
         result = await rp.add_targets(conn, copy.copy(figures))
         setters = await q.target_setters(conn) if scope.kind == "programme" else {}
+    fresh = {"last_event_at": last.isoformat() if last else None, **outside}
     # a programme's target is the sum of the targets its cooperatives set, so its progress counts only
     # those cooperatives (else one cooperative's target would be measured against everyone's figures)
     for i, g in enumerate(result.targets):
         who = setters.get(g["indicator"], scope.cooperatives)
         if set(who) != set(scope.cooperatives):
-            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who), on, months, repayment_from)
+            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who), on, months, repayment_from,
+                                  outside)
             result.targets[i] = next(t for t in sub.targets if t["indicator"] == g["indicator"])
     return result, fresh
 
 
-async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
+                          outside: dict[str, Any] | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
     names = await _tenant_names(rt, list(scope.cooperatives))
+    outside = outside if outside is not None else await outside_scope(rt)
     out = {}
     for tenant in scope.cooperatives:
-        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,)), on)
+        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,)), on,
+                                   outside=outside)
     return out
 
 
@@ -160,23 +173,25 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
     """``GET /reports/dashboard`` exactly as the dashboard data contract says."""
     on = as_of_date(rt, as_of)
     scope = await scope_of(rt, who)
-    r, fresh = await report(rt, scope, on)
+    outside = await outside_scope(rt)
+    r, fresh = await report(rt, scope, on, outside=outside)
     body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
     if scope.kind == "programme":
         names = await _tenant_names(rt, list(scope.cooperatives))
         body["by_cooperative"] = [
             {"scope": Scope("cooperative", t, names.get(t, t), (t,)).json(), "as_of": on.isoformat(),
              "freshness": f, **rp.dashboard(cr)}
-            for t, (cr, f) in (await per_cooperative(rt, scope, on)).items()]
+            for t, (cr, f) in (await per_cooperative(rt, scope, on, outside)).items()]
     return body
 
 
 async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) -> dict[str, Any]:
     on = as_of_date(rt, as_of)
-    r, fresh = await report(rt, scope, on)
+    outside = await outside_scope(rt)
+    r, fresh = await report(rt, scope, on, outside=outside)
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on)
+        each = await per_cooperative(rt, scope, on, outside)
         body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
     return body
 
@@ -184,11 +199,12 @@ async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) ->
 async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 3) -> tuple[dict[str, ex.Rows], dict[str, Any]]:
     """Every table of the scope's report, the donor indicator table, and (programmes) the cooperatives side
     by side. Bounded: no table may exceed ``export_max_rows``."""
-    r, fresh = await report(rt, scope, on)
+    outside = await outside_scope(rt)
+    r, fresh = await report(rt, scope, on, outside=outside)
     out = ex.report_tables(r)
-    out["indicators"] = await indicators(rt, scope, on, years)
+    out["indicators"] = await indicators(rt, scope, on, years, outside)
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on)
+        each = await per_cooperative(rt, scope, on, outside)
         out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
     for name, rows in out.items():
         if len(rows) > rt.settings.export_max_rows:
@@ -197,15 +213,19 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
     return out, fresh
 
 
-async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int) -> ex.Rows:
+async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int,
+                     outside: dict[str, Any] | None = None) -> ex.Rows:
     if not 1 <= years <= 10:
         raise Refusal("years must be between 1 and 10", field="years")
     ps = ex.periods(on, years)
     before = date.fromordinal(ps[0][1].toordinal() - 1)
-    baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1))
+    outside = outside if outside is not None else await outside_scope(rt)
+    baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1),
+                               outside=outside)
     by_period = []
     for name, start, end in ps:
-        by_period.append((name, start, end, (await report(rt, scope, end, months=1, repayment_from=start))[0]))
+        by_period.append((name, start, end, (await report(rt, scope, end, months=1, repayment_from=start,
+                                                          outside=outside))[0]))
     async with reading(rt, scope) as conn:
         targets = await q.targets(conn)
     return ex.indicator_table(baseline, by_period, targets)

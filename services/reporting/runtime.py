@@ -89,8 +89,8 @@ class ReportingRuntime(ServiceRuntime):
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
         await super().start(background=background)
-        assert self.pool is not None
-        async with self.pool.acquire() as conn:
+        assert self.worker_pool is not None
+        async with self.worker_pool.acquire() as conn:
             await self._seed_programmes(conn)
             await registry.ensure_builds(conn)
         self._consumers_here = background and self.settings.run_consumers and self.settings.event_source != "none"
@@ -116,8 +116,8 @@ class ReportingRuntime(ServiceRuntime):
 
     async def refresh_builds(self) -> None:
         """One pass of the supervisor: follow the registry (new builds, switches, retirements, drops)."""
-        assert self.pool is not None
-        async with self.pool.acquire() as conn:
+        assert self.worker_pool is not None
+        async with self.worker_pool.acquire() as conn:
             rows = await registry.builds(conn)
             for row in rows:
                 fam = FAMILIES.get(row.family)
@@ -162,10 +162,10 @@ class ReportingRuntime(ServiceRuntime):
 
     async def _start_build(self, b: Build) -> None:
         s = self.settings
-        assert self.pool is not None
+        assert self.worker_pool is not None
         runner = _Runner(b)
         if s.event_source == "kafka" and s.kafka_bootstrap_servers:
-            src = KafkaSource(self.pool, s.kafka_bootstrap_servers, b, self.registry,
+            src = KafkaSource(self.worker_pool, s.kafka_bootstrap_servers, b, self.registry,
                               partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                               namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size)
             runner.sources.append(src)
@@ -178,7 +178,7 @@ class ReportingRuntime(ServiceRuntime):
                     log.warning("projection_source_not_configured", build=b.name, producer=producer,
                                 setting=f"{SERVICE.upper()}_SOURCE_DATABASE_URLS")
                     continue
-                src2 = EventLogSource(self.pool, producer, PostgresLogReader(await self._source_pool(producer, dsn), dsn),
+                src2 = EventLogSource(self.worker_pool, producer, PostgresLogReader(await self._source_pool(producer, dsn), dsn),
                                       b, self.registry, batch_size=s.consumer_batch_size)
                 runner.sources.append(src2)
                 runner.tasks.append(self._spawn_task(src2.run(runner.stop), f"consumer:{b.name}:{producer}"))
@@ -230,8 +230,22 @@ class ReportingRuntime(ServiceRuntime):
                     total += sum((await src.lag()).values())
         return total
 
+    async def tenant_changes(self, tenants: tuple[str, ...]) -> tuple[int, ...]:
+        """Per cooperative (in ``tenants``' order), how many batches of its events the live builds have
+        applied: what its cached figures are keyed on, so one cooperative's events leave the others' warm.
+        Asks the request pool for one connection and gives it back; never called while holding another."""
+        assert self.pool is not None
+        names = sorted(b.name for b in self.live.values())
+        rows = await self.pool.fetch(
+            """SELECT tenant_id, sum(changes)::bigint AS n FROM consumer_tenants
+               WHERE consumer = ANY($1::text[]) AND tenant_id = ANY($2::text[]) GROUP BY tenant_id""",
+            names, list(tenants))
+        got = {r["tenant_id"]: r["n"] for r in rows}
+        return tuple(got.get(t, 0) for t in tenants)
+
     async def positions(self) -> str:
-        """Where the live builds stand in each source: the as-of position of every answer."""
+        """Where the live builds stand in each source: the as-of position of every answer (asks the request
+        pool for one connection at a time; never called while holding another)."""
         assert self.pool is not None
         names = [b.name for b in self.live.values()]
         parts: list[str] = []

@@ -1,4 +1,5 @@
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
@@ -18,6 +19,11 @@ class ReportingSettings(ServiceSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_reporting"
     run_relay: bool = False  # reporting publishes nothing
+    #: reports' queries are planned for the scope they get (one cooperative or a hundred), never from a
+    #: plan cached on the connection for another scope
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = "force_custom_plan"
+    #: one consumer per projection build and source share these, besides the build supervisor
+    db_worker_pool_max: int = 6
     #: embedded event source: producing service -> its database URL, e.g. {"members": "postgresql://..."}
     source_database_urls: dict[str, str] = {}
     #: "today" (the default as-of date) is the cooperatives' local date
@@ -27,7 +33,7 @@ class ReportingSettings(ServiceSettings):
     #: how long a retired build's tables stay after reads moved away, seconds
     build_drop_grace_s: float = Field(default=60.0, ge=0)
     #: reports' figures kept for reuse until the read models move on (0: none)
-    report_cache_size: int = Field(default=128, ge=0)
+    report_cache_size: int = Field(default=1024, ge=0)
     #: rows any one exported table may have
     export_max_rows: int = Field(default=50_000, ge=1)
     #: programmes created at start when missing, e.g. {"iuwash-plus": {"name": "USAID IUWASH PLUS",

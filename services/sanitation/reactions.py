@@ -76,7 +76,8 @@ class TrancheOrdersJob:
         events = domain.order(domain.ConstructionJob(), job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
                               str(event.financing_id), event.disbursed_on, None, today)
         try:
-            store = rt.for_tenant(tenant).store  # as the event's cooperative, behind row-level security
+            # as the event's cooperative, behind row-level security, on the reactions' pool
+            store = rt.for_tenant(tenant, background=True).store
             await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
                                meta=reaction_metadata(self.name, envelope),
                                idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),

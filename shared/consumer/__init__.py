@@ -74,6 +74,17 @@ TRACKING_MIGRATIONS = [
     ),
     # the consumers' own bookkeeping: forced row-level security, nothing granted to the request roles
     Migration("0002_row_level_security", force_rls("consumer_streams")),
+    # per consumer and cooperative, a number that grows with every batch carrying that cooperative's events
+    # (in the batch's own transaction): what a cooperative's cached figures were computed from, so an event
+    # of one cooperative never makes another's cache cold
+    Migration("0003_consumer_tenants", """
+        CREATE TABLE consumer_tenants (
+            consumer  text NOT NULL,
+            tenant_id text NOT NULL,
+            changes   bigint NOT NULL,
+            PRIMARY KEY (consumer, tenant_id)
+        );
+        """ + force_rls("consumer_tenants")),
 ]
 
 
@@ -197,6 +208,12 @@ async def apply_events(
                SELECT $1, t, s, v FROM unnest($2::text[], $3::text[], $4::int[]) AS x(t, s, v)
                ON CONFLICT (consumer, tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version""",
             projection.name, [k[0] for k in changed], [k[1] for k in changed], list(changed.values()),
+        )
+        await conn.execute(
+            """INSERT INTO consumer_tenants (consumer, tenant_id, changes)
+               SELECT $1, t, 1 FROM unnest($2::text[]) AS x(t)
+               ON CONFLICT (consumer, tenant_id) DO UPDATE SET changes = consumer_tenants.changes + 1""",
+            projection.name, sorted({k[0] for k in changed}),
         )
     return outcome, dead
 

@@ -24,7 +24,7 @@ from shared.envelope import Envelope
 from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
-from shared.worker import keep_running
+from shared.worker import Progress, keep_running
 
 log = get_logger(__name__)
 
@@ -72,6 +72,8 @@ class KafkaSource:
         self.last_event_at: float | None = None
         #: False while the source or the database cannot be reached (readiness)
         self.healthy = True
+        #: last time a poll came back (with records it then applied, or with none): liveness
+        self.progress = Progress()
         self.assigned: set[TopicPartition] = set()
         self._pending_commit: dict[TopicPartition, int] = {}
         self._commit_task: asyncio.Task[None] | None = None
@@ -116,11 +118,13 @@ class KafkaSource:
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=500)
                 if not batch:
+                    self.progress.mark()
                     continue
                 async with self._processing:
                     owned = {tp: recs for tp, recs in batch.items() if tp in self.assigned or not self.assigned}
                     if owned:
                         await self._process_batch(owned, dlq)
+                self.progress.mark()
         finally:
             if self._commit_task is not None:
                 with contextlib.suppress(Exception):

@@ -19,7 +19,7 @@ from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
-from shared.worker import keep_running, leadership, sleep_or_stop, wait_or_stop
+from shared.worker import Progress, keep_running, leadership, sleep_or_stop, wait_or_stop
 
 log = get_logger(__name__)
 
@@ -48,6 +48,8 @@ class EventLogSource:
         self.last_event_at: float | None = None
         #: False while the source or the database cannot be reached (readiness)
         self.healthy = True
+        #: last time it applied a batch, found itself caught up, or found another process leading (liveness)
+        self.progress = Progress()
 
     async def load_position(self) -> LogPosition:
         row = await self.pool.fetchrow(
@@ -60,6 +62,7 @@ class EventLogSource:
         async def attempt() -> None:
             async with leadership(self.pool, f"consumer:{self.projection.name}:{self.source_name}") as leading:
                 if not leading:  # another process applies this source
+                    self.progress.mark()
                     await sleep_or_stop(stop, 2.0)
                     return
                 await self._tail(stop)
@@ -77,7 +80,9 @@ class EventLogSource:
                  position=str(self.position))
         while not stop.is_set():
             if await self.step():
+                self.progress.mark()
                 continue
+            self.progress.mark()  # caught up
             if await self.reader.has_held_back(self.position):
                 await sleep_or_stop(stop, 0.01)
                 continue

@@ -162,13 +162,13 @@ async def sweep_every_cooperative(rt: ServiceRuntime) -> None:
     """The scheduled sweep (``SANITATION_CERTIFICATION_SWEEP_INTERVAL_S``): ``record_expiries`` for today in
     each cooperative with a lapsed certification, run as that cooperative (behind row-level security) and
     recorded as the scheduler's doing. Finding the cooperatives spans them all: the owner's query."""
-    assert rt.pool is not None
+    assert rt.worker_pool is not None
     today = business_today(rt)
-    tenants = [r["tenant_id"] for r in await rt.pool.fetch(
+    tenants = [r["tenant_id"] for r in await rt.worker_pool.fetch(
         "SELECT DISTINCT tenant_id FROM contractors WHERE valid_until < $1 ORDER BY 1", today)]
     for tenant in tenants:
         scheduler = Principal(tenant_id=tenant, role=Role.MANAGER, key_id="scheduler")
-        result = await record_expiries(rt.for_tenant(tenant), scheduler, today,
+        result = await record_expiries(rt.for_tenant(tenant, background=True), scheduler, today,
                                        Metadata(correlation_id=uuid.uuid4(), actor=SCHEDULER))
         if result.expired:
             log.info("certifications_expired", tenant_id=tenant, contractors=result.expired, as_of=today.isoformat())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,13 @@ def reporting_settings(urls: dict[str, str], platform_url: str, **extra: object)
 
 @pytest.fixture
 async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]:
+    async with start_system(pg, platform_url) as s:
+        yield s
+
+
+@asynccontextmanager
+async def start_system(pg: PostgresHandle, platform_url: str, **reporting: object) -> AsyncIterator[System]:
+    """The four services in-process; ``reporting``: settings of the reporting service to override."""
     from services.loans.app import create_app as loans_app
     from services.loans.settings import LoansSettings
     from services.members.app import create_app as members_app
@@ -66,7 +73,8 @@ async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]
     apps = {"members": members_app(MembersSettings(**common("members"))),
             "loans": loans_app(LoansSettings(**common("loans"))),
             "sanitation": sanitation_app(SanitationSettings(**common("sanitation"))),
-            "reporting": reporting_app(reporting_settings(urls, platform_url, build_drop_grace_s=60.0))}
+            "reporting": reporting_app(reporting_settings(urls, platform_url,
+                                                          **{"build_drop_grace_s": 60.0, **reporting}))}
     async with AsyncExitStack() as stack:
         members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
                                                  for s in ("members", "loans", "sanitation", "reporting")]
