@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from shared.logging import configure_logging
 from shared.metrics import install_http_metrics, metrics_router
+from shared.openapi import install_api_docs, install_openapi
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
@@ -42,7 +43,11 @@ def create_service_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=f"washfin {service}", version="0.1.0", lifespan=lifespan, description=description)
+    # the documentation pages are install_api_docs' (assets served offline, at the same URLs as FastAPI's)
+    app = FastAPI(title=f"washfin {service}", version="0.1.0", lifespan=lifespan, description=description,
+                  docs_url=None, redoc_url=None)
+    install_openapi(app)
+    install_api_docs(app)
     install_error_handlers(app)
     install_request_context(app, service)
     install_http_metrics(app, service)

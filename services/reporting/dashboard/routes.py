@@ -45,8 +45,11 @@ def _page() -> str:
     return (STATIC / "index.html").read_text(encoding="utf-8").replace("{{version}}", digest.hexdigest()[:12])
 
 
-@router.api_route("/dashboard", methods=["GET", "HEAD"], response_class=HTMLResponse,
-                  summary="The dashboard page (asks for an API key)")
+# GET and HEAD as two operations (one route with both methods would give both one operationId)
+@router.get("/dashboard", response_class=HTMLResponse, operation_id="dashboard_page",
+            summary="The dashboard page (asks for an API key)")
+@router.head("/dashboard", response_class=HTMLResponse, operation_id="dashboard_page_head",
+             summary="The dashboard page's headers")
 async def dashboard_page() -> HTMLResponse:
     return HTMLResponse(_page(), headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
