@@ -5,7 +5,8 @@ command folds with, and written in the transaction of every append (``handlers.k
 the bulk import and by ``handlers.rebuild_read_tables``:
 
 - ``loan_book``: one row per financing: the first reschedule's date (restructured from then), the
-  closing date, the principal written off, and ``fold_below`` (see below);
+  closing date, the principal written off, ``fold_below`` (see below), and its last status change (status
+  and date: its status as of any date on or after that one);
 - ``loan_statuses``: every status change with its business date and stream version; the status as of a
   date is that of the last change (by version) dated on or before it. A disbursement changes the status
   only from "signed" (its first one), so only that one is a row;
@@ -54,7 +55,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 BOOK_COLUMNS = ("tenant_id", "financing_id", "version", "restructured_on", "closed_on", "written_off_principal",
-                "fold_below")
+                "fold_below", "status", "status_on")
 STATUS_COLUMNS = ("tenant_id", "financing_id", "version", "on_date", "status")
 INSTALMENT_COLUMNS = ("tenant_id", "financing_id", "generation", "number", "due_on", "amount", "cost_part", "paid",
                       "paid_on_time", "valid_from", "valid_until")
@@ -65,7 +66,7 @@ CHARGE_COLUMNS = ("tenant_id", "financing_id", "seq", "instalment_number", "amou
 
 _TYPES = {
     "tenant_id": "text", "financing_id": "uuid", "version": "int", "restructured_on": "date", "closed_on": "date",
-    "written_off_principal": "bigint", "fold_below": "date", "on_date": "date", "status": "text",
+    "written_off_principal": "bigint", "fold_below": "date", "status_on": "date", "on_date": "date", "status": "text",
     "generation": "int", "number": "int", "due_on": "date", "amount": "bigint", "cost_part": "bigint",
     "paid": "bigint", "paid_on_time": "bigint", "valid_from": "date", "valid_until": "date", "paid_on": "date",
     "on_time": "bool", "recovery": "bool", "seq": "int", "instalment_number": "int", "proposed_on": "date",
@@ -175,14 +176,63 @@ def derive(tenant: str, events: Iterable[fin.Fact]) -> tuple[BookRows, fin.Finan
     if generation >= 0:
         close_generation(state, None)
     closed_on = state.closed_on
-    out.book.append((tenant, fid, state.version, restructured_on, closed_on, state.written_off_principal, fold_below))
+    last = out.statuses[-1]
+    out.book.append((tenant, fid, state.version, restructured_on, closed_on, state.written_off_principal, fold_below,
+                     last[4], last[3]))
     out.charges.extend((tenant, fid, k, *c) for k, c in enumerate(charges))
     return out, state
+
+
+#: the events of an imported financing (``domain.loan_book.import_financing``) and the status each one
+#: leaves the financing in (None: unchanged)
+_IMPORTED = {"loans.FinancingApplied": "applied", "loans.TermsQuoted": None, "loans.FinancingApproved": "approved",
+             "loans.WorkOrderRecorded": "work_ordered", ContractSigned.event_type: "signed",
+             "loans.DisbursementImported": "active", RepaymentRecorded.event_type: None}
+
+
+def imported_rows(tenant: str, events: list[Any], state: fin.Financing, actor: str | None) -> BookRows:
+    """The rows of one imported financing from the import's own fold: ``state`` is the financing after
+    ``events`` (``Imported.state``), so nothing is folded again. An imported history is the contract's one
+    generation of instalments, a disbursement and repayments, possibly closed by a settlement; a history of
+    any other shape is derived by ``stream_rows``."""
+    settles = bool(events) and events[-1].type == "loans.FinancingClosed" and state.status == "settled"
+    body = events[:-1] if settles else events
+    if (not state.exists or state.signed_on is None or state.version != len(events) or state.restructured
+            or state.written_off_principal or any(e.type not in _IMPORTED for e in body)
+            or [e.type for e in body[:6]] != list(_IMPORTED)[:6]):
+        return stream_rows(tenant, [StoredFact(state.financing_id or "", n, e.type, actor, e.occurred_at, e.payload)
+                                    for n, e in enumerate(events, start=1)])
+    fid = uuid.UUID(state.financing_id)
+    out = BookRows()
+    bdate = fin.payload_business_date
+    for n, e in enumerate(body[:6], start=1):
+        status = _IMPORTED[e.type]
+        if status is not None:
+            out.statuses.append((tenant, fid, n, bdate(e.type, e.payload), status))
+    due = {i.number: i.due_on for i in state.instalments}
+    for e in body[6:]:
+        paid_on = bdate(e.type, e.payload)
+        assert paid_on is not None
+        out.allocations.extend((tenant, fid, 0, int(k), paid_on, amount, paid_on <= due[int(k)], False)
+                               for k, amount in e.payload["allocations"].items())
+    if settles:
+        out.statuses.append((tenant, fid, len(events), bdate(events[-1].type, events[-1].payload), "settled"))
+    out.instalments.extend(
+        (tenant, fid, 0, i.number, i.due_on, i.amount, i.cost_part, i.paid, i.paid_on_time, state.signed_on, None)
+        for i in state.instalments)
+    last = out.statuses[-1]
+    out.book.append((tenant, fid, state.version, None, state.closed_on, state.written_off_principal, None, last[4],
+                     last[3]))
+    return out
 
 
 _TABLES = (("loan_book", BOOK_COLUMNS, "book"), ("loan_statuses", STATUS_COLUMNS, "statuses"),
            ("loan_instalments", INSTALMENT_COLUMNS, "instalments"),
            ("loan_allocations", ALLOCATION_COLUMNS, "allocations"), ("loan_late_charges", CHARGE_COLUMNS, "charges"))
+
+
+def _unnest(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"${k + 1}::{_TYPES[c]}[]" for k, c in enumerate(columns))
 
 
 async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
@@ -192,8 +242,7 @@ async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
         if not data:
             continue
         cols = list(zip(*data, strict=True))
-        unnest = ", ".join(f"${k + 1}::{_TYPES[c]}[]" for k, c in enumerate(columns))
-        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({unnest})",
+        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({_unnest(columns)})",
                            *[list(c) for c in cols])
 
 
@@ -218,58 +267,110 @@ async def replace_stream_rows(conn: asyncpg.Connection, tenant: str, financing_i
     await insert_book_rows(conn, stream_rows(tenant, [StoredFact(*r) for r in events]))
 
 
+BOOK_TABLES = tuple(t for t, _, _ in _TABLES)
+
+
+def owner_pool(rt: Any) -> asyncpg.Pool:
+    """The pool of the tables' owner behind ``rt`` (a ``ServiceRuntime`` or its ``for_tenant`` view)."""
+    pool = getattr(rt, "runtime", rt).pool
+    assert pool is not None
+    return pool  # type: ignore[no-any-return]
+
+
+async def analyze(pool: asyncpg.Pool) -> None:
+    """Fresh planner statistics for the book's tables after many rows went in at once (an import, a rebuild,
+    the backfill): without them the planner takes a book of thousands for a handful of rows and joins them
+    row by row. ``pool``: the owner's (``owner_pool``); the request role may not ANALYZE (PostgreSQL skips
+    the tables with a warning), and autovacuum may not come round before the next read."""
+    async with pool.acquire() as conn:
+        await conn.execute(f"ANALYZE {', '.join(BOOK_TABLES)}")
+
+
 # -- the portfolio from the rows ------------------------------------------------------------------------------------
 
-#: each financing's status as of $2 (those of $3 left out: they are folded)
+#: each financing's status as of $2 (those of $3 left out: they are folded): its last status (``loan_book``)
+#: when that was dated on or before $2, as for nearly every financing; otherwise the last change dated so
+#: (``loan_statuses``, the primary key read backwards)
 _STATUS_AS_OF = """
-    st AS (SELECT DISTINCT ON (financing_id) financing_id, status FROM loan_statuses
-           WHERE tenant_id = $1 AND on_date <= $2 AND NOT (financing_id = ANY($3::uuid[]))
-           ORDER BY financing_id, version DESC)"""
+    st AS MATERIALIZED (
+        SELECT financing_id, status FROM loan_book
+        WHERE tenant_id = $1 AND status_on <= $2 AND NOT (financing_id = ANY($3::uuid[]))
+        UNION ALL
+        (SELECT DISTINCT ON (s.financing_id) s.financing_id, s.status FROM loan_statuses s
+         WHERE s.tenant_id = $1 AND s.on_date <= $2 AND NOT (s.financing_id = ANY($3::uuid[]))
+           AND s.financing_id IN (SELECT financing_id FROM loan_book
+                                  WHERE tenant_id = $1 AND (status_on > $2 OR status_on IS NULL))
+         ORDER BY s.financing_id DESC, s.version DESC))"""
 
 #: the instalments in effect as of $2, with what was paid on them by then (allocations dated later taken off)
 _INSTALMENTS_AS_OF = """
     later AS (SELECT financing_id, generation, number, sum(amount)::bigint AS amount,
                      coalesce(sum(amount) FILTER (WHERE on_time), 0)::bigint AS on_time
               FROM loan_allocations WHERE tenant_id = $1 AND paid_on > $2 GROUP BY 1, 2, 3),
-    inst AS (SELECT i.financing_id, i.due_on, i.amount, i.cost_part, st.status,
+    inst AS (SELECT i.financing_id, i.due_on, i.amount, i.cost_part,
                     i.paid - coalesce(l.amount, 0) AS paid, i.paid_on_time - coalesce(l.on_time, 0) AS paid_on_time
-             FROM loan_instalments i JOIN st USING (financing_id)
+             FROM loan_instalments i
              LEFT JOIN later l ON l.financing_id = i.financing_id AND l.generation = i.generation
                               AND l.number = i.number
-             WHERE i.tenant_id = $1 AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until)),
-    -- a settled financing's unpaid balance was forgiven (the rebate): owed nothing, waived the rest
-    owing AS (SELECT *, CASE WHEN status = 'settled' THEN 0 ELSE amount - paid END AS owed,
-                        CASE WHEN status = 'settled' THEN amount - paid ELSE 0 END AS waived FROM inst)"""
+             WHERE i.tenant_id = $1 AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until))"""
 
+#: the instalments in effect as of $2 that were not fully paid by then: those not fully paid now (a partial
+#: index), and those paid since (allocations dated after $2). A paid instalment owes nothing, so a position
+#: needs no other; most of a book's instalments are paid and never read
+_UNPAID_AS_OF = """
+    later AS (SELECT financing_id, generation, number, sum(amount)::bigint AS amount
+              FROM loan_allocations WHERE tenant_id = $1 AND paid_on > $2 GROUP BY 1, 2, 3),
+    inst AS (SELECT i.financing_id, i.due_on, i.amount, i.cost_part, i.paid - coalesce(l.amount, 0) AS paid
+             FROM loan_instalments i
+             LEFT JOIN later l ON l.financing_id = i.financing_id AND l.generation = i.generation
+                              AND l.number = i.number
+             WHERE i.tenant_id = $1 AND i.paid < i.amount
+               AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until)
+             UNION ALL
+             SELECT i.financing_id, i.due_on, i.amount, i.cost_part, i.paid - l.amount AS paid
+             FROM later l
+             JOIN loan_instalments i ON i.tenant_id = $1 AND i.financing_id = l.financing_id
+                                    AND i.generation = l.generation AND i.number = l.number
+             WHERE NOT (i.paid < i.amount)
+               AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until))"""
+
+#: one pass: instalments summed per financing (unsettled figures: a settled financing is no position), then
+#: each financing once with its status and its book row, then counted by status and category. Every join is
+#: on whole sets (hash joins), none per financing.
 _PORTFOLIO = f"""
-WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF},
-    per AS (SELECT financing_id, sum(owed) AS owed,
-                   sum(CASE WHEN owed = 0 OR amount <= 0 THEN 0
+WITH {_STATUS_AS_OF}, {_UNPAID_AS_OF},
+    per AS (SELECT financing_id, sum(amount - paid) AS owed,
+                   sum(CASE WHEN amount - paid = 0 OR amount <= 0 THEN 0
                             ELSE cost_part - least(paid, amount) * cost_part / amount END) AS cost_owed,
-                   min(due_on) FILTER (WHERE owed > 0 AND due_on < $2) AS first_late,
-                   coalesce(sum(owed) FILTER (WHERE owed > 0 AND due_on < $2), 0) AS arrears
-            FROM owing GROUP BY financing_id),
-    pos AS (SELECT per.financing_id, per.owed, per.cost_owed, per.arrears,
+                   min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < $2) AS first_late,
+                   coalesce(sum(amount - paid) FILTER (WHERE amount - paid > 0 AND due_on < $2), 0) AS arrears
+            FROM inst GROUP BY financing_id),
+    one AS (SELECT st.status, b.written_off_principal, per.owed, per.cost_owed, per.arrears,
+                   per.financing_id IS NOT NULL AND b.financing_id IS NOT NULL AS positioned,
                    coalesce($2 - per.first_late, 0) AS dpd, coalesce(b.restructured_on <= $2, false) AS restructured
-            FROM per JOIN st USING (financing_id)
-            JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = per.financing_id
-            WHERE st.status IN ('signed', 'active') AND per.owed > 0),
-    cat AS (SELECT *, CASE WHEN dpd > $6 THEN 'loss' WHEN dpd > $5 THEN 'doubtful' WHEN dpd > $4 THEN 'substandard'
-                           ELSE 'standard' END AS category FROM pos)
-SELECT st.status, c.category, count(*) AS n, count(c.financing_id) AS financings,
-       coalesce(sum(b.written_off_principal) FILTER (WHERE st.status = 'written_off'), 0)::bigint AS wo_principal,
-       coalesce(sum(c.cost_owed), 0)::bigint AS principal, coalesce(sum(c.owed - c.cost_owed), 0)::bigint AS margin,
-       coalesce(sum(c.arrears), 0)::bigint AS arrears,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.restructured), 0)::bigint AS restructured,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 1), 0)::bigint AS late1,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 30), 0)::bigint AS late30,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 90), 0)::bigint AS late90,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 1 OR c.restructured), 0)::bigint AS late_r1,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 30 OR c.restructured), 0)::bigint AS late_r30,
-       coalesce(sum(c.cost_owed) FILTER (WHERE c.dpd > 90 OR c.restructured), 0)::bigint AS late_r90
-FROM st LEFT JOIN cat c USING (financing_id)
-LEFT JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = st.financing_id AND st.status = 'written_off'
-GROUP BY 1, 2
+            FROM st
+            LEFT JOIN per ON per.financing_id = st.financing_id AND st.status IN ('signed', 'active')
+                         AND per.owed > 0
+            LEFT JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = st.financing_id),
+    c AS (SELECT status, written_off_principal, positioned,
+                 CASE WHEN NOT positioned THEN NULL WHEN dpd > $6 THEN 'loss' WHEN dpd > $5 THEN 'doubtful'
+                      WHEN dpd > $4 THEN 'substandard' ELSE 'standard' END AS category,
+                 CASE WHEN positioned THEN dpd END AS dpd, CASE WHEN positioned THEN restructured END AS restructured,
+                 CASE WHEN positioned THEN owed END AS owed, CASE WHEN positioned THEN cost_owed END AS cost_owed,
+                 CASE WHEN positioned THEN arrears END AS arrears
+          FROM one)
+SELECT status, category, count(*) AS n, count(*) FILTER (WHERE positioned) AS financings,
+       coalesce(sum(written_off_principal) FILTER (WHERE status = 'written_off'), 0)::bigint AS wo_principal,
+       coalesce(sum(cost_owed), 0)::bigint AS principal, coalesce(sum(owed - cost_owed), 0)::bigint AS margin,
+       coalesce(sum(arrears), 0)::bigint AS arrears,
+       coalesce(sum(cost_owed) FILTER (WHERE restructured), 0)::bigint AS restructured,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 1), 0)::bigint AS late1,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 30), 0)::bigint AS late30,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 90), 0)::bigint AS late90,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 1 OR restructured), 0)::bigint AS late_r1,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 30 OR restructured), 0)::bigint AS late_r30,
+       coalesce(sum(cost_owed) FILTER (WHERE dpd > 90 OR restructured), 0)::bigint AS late_r90
+FROM c GROUP BY 1, 2
 """
 
 #: late charges recorded and recoveries, as of $2
@@ -284,11 +385,14 @@ SELECT (SELECT coalesce(sum(amount), 0) FROM loan_late_charges
 #: instalments falling due in [$4, $2] as the book stood on $2 (the period's end); those of a financing
 #: closed by then (settled, written off) falling due after it closed never fell due
 _REPAYMENT_RATE = f"""
-WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF}
+WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF},
+    -- a settled financing's unpaid balance was forgiven (the rebate): waived, never fallen due
+    owing AS (SELECT i.*, CASE WHEN st.status = 'settled' THEN i.amount - i.paid ELSE 0 END AS waived
+              FROM inst i JOIN st USING (financing_id) WHERE i.due_on BETWEEN $4 AND $2)
 SELECT coalesce(sum(o.amount - o.waived), 0)::bigint AS fallen_due,
        coalesce(sum(least(o.paid_on_time, o.amount - o.waived)), 0)::bigint AS paid_on_time
 FROM owing o JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = o.financing_id
-WHERE o.due_on BETWEEN $4 AND $2 AND NOT coalesce(b.closed_on <= $2 AND o.due_on > b.closed_on, false)
+WHERE NOT coalesce(b.closed_on <= $2 AND o.due_on > b.closed_on, false)
 """
 
 
@@ -368,6 +472,8 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
                                  WHERE b.tenant_id = f.tenant_id AND b.financing_id = f.financing_id)
                ORDER BY f.tenant_id, f.financing_id LIMIT $1""", chunk)
         if not todo:
+            if done:
+                await analyze(pool)
             return done
         written = 0
         by_tenant: dict[str, list[uuid.UUID]] = {}
@@ -380,8 +486,7 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
                 async with conn.transaction():
                     fresh = {r["financing_id"] for r in await conn.fetch(
                         f"""INSERT INTO loan_book ({', '.join(BOOK_COLUMNS)})
-                            SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[], $4::date[], $5::date[],
-                                                 $6::bigint[], $7::date[])
+                            SELECT * FROM unnest({_unnest(BOOK_COLUMNS)})
                             ON CONFLICT DO NOTHING RETURNING financing_id""",
                         *[list(c) for c in zip(*rows.book, strict=True)])} if rows.book else set()
                     # a financing a command wrote meanwhile keeps the rows that command wrote
@@ -395,6 +500,8 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
         if not written:
             # nothing could be written (streams without a financing?): leave them for rebuild_read_tables
             log.warning("book_backfill_stuck", financings=len(todo))
+            if done:
+                await analyze(pool)
             return done
         log.info("book_backfill", financings=done)
 

@@ -443,6 +443,7 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
                 chunk = []
         await asyncio.to_thread(derive, chunk)
         await insert_read_rows(conn, rows, receipts, facts)
+    await book.analyze(book.owner_pool(rt))
     return count
 
 

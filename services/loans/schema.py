@@ -119,4 +119,28 @@ MIGRATIONS = [
         """
         + request_tables("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges"),
     ),
+    # the book's reads at scale: a status as of a date from each financing's last one (``loan_book.status``);
+    # a position reads only the instalments not fully paid (``book._UNPAID_AS_OF``);
+    # recoveries and recorded late charges are few among many allocations and charges
+    # (partial indexes, not a scan of every repayment); the planner's statistics kept fresh by autovacuum on
+    # these tables after a few percent of new rows, not the default 10 % (a bulk import or a rebuild also
+    # ANALYZEs them at once: ``book.analyze``)
+    Migration(
+        "0004_loan_book_read_paths",
+        """
+        -- each financing's last status and its date: its status as of any later date, without its changes
+        ALTER TABLE loan_book ADD COLUMN status text, ADD COLUMN status_on date;
+        UPDATE loan_book b SET status = s.status, status_on = s.on_date
+        FROM (SELECT DISTINCT ON (tenant_id, financing_id) tenant_id, financing_id, status, on_date
+              FROM loan_statuses ORDER BY tenant_id, financing_id, version DESC) s
+        WHERE s.tenant_id = b.tenant_id AND s.financing_id = b.financing_id;
+        CREATE INDEX loan_book_status_on ON loan_book (tenant_id, status_on);
+        CREATE INDEX loan_instalments_unpaid ON loan_instalments (tenant_id, financing_id) WHERE paid < amount;
+        CREATE INDEX loan_allocations_recoveries ON loan_allocations (tenant_id, paid_on) WHERE recovery;
+        CREATE INDEX loan_late_charges_recorded ON loan_late_charges (tenant_id, decided_on)
+            WHERE status = 'recorded';
+        """
+        + "".join(f"ALTER TABLE {t} SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 200);"
+                  for t in ("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges")),
+    ),
 ]

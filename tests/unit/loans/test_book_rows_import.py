@@ -1,0 +1,41 @@
+"""The bulk import writes a financing's book rows from its own fold (``book.imported_rows``): the very rows
+``book.stream_rows`` derives from the stored stream, folded again."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+from services.loans import book
+from services.loans.domain.loan_book import BookEntry, BookPayment, import_financing
+from tests.unit.loans.story import TODAY, product
+
+DUES = [date(2024, 2, 15) + timedelta(days=30 * i) for i in range(12)]
+
+
+def entry(payments: list[BookPayment]) -> BookEntry:
+    return BookEntry(loan_ref="BMI-2024-0001", member_id=str(uuid.uuid4()), product_id="mikro-tata-sanitasi",
+                     cost=6_000_000, margin=720_000, signed_on=date(2024, 1, 15),
+                     schedule=[(d, 560_000) for d in DUES], payments=payments)
+
+
+@pytest.mark.parametrize("payments", [
+    [],
+    [BookPayment(f"KW-{i}", d, 560_000) for i, d in enumerate(DUES[:3])],  # on time
+    [BookPayment(f"KW-{i}", d + timedelta(days=9), 400_000) for i, d in enumerate(DUES[:5])],  # late, partial
+    [BookPayment("A", DUES[0], 1_000_000), BookPayment("B", DUES[4] + timedelta(days=3), 2_000_000)],
+    [BookPayment("ALL", date(2024, 6, 1), 6_720_000)],  # settled at once
+    [BookPayment(f"KW-{i}", d, 560_000) for i, d in enumerate(DUES)],  # paid off instalment by instalment
+])
+def test_the_import_writes_the_rows_the_stream_gives(payments: list[BookPayment]) -> None:
+    imp = import_financing(entry(payments), product(), today=TODAY, actor="import:test")
+    fast = book.imported_rows("kopsyah-bmi", imp.events, imp.state, "import:test")
+    slow = book.stream_rows("kopsyah-bmi", [
+        book.StoredFact(imp.financing_id, n, e.type, "import:test", e.occurred_at, e.payload)  # type: ignore[arg-type]
+        for n, e in enumerate(imp.events, start=1)])
+    assert fast == slow
+    assert fast.book and fast.statuses and fast.instalments
+    assert len(fast.allocations) == sum(len(e.payload["allocations"]) for e in imp.events
+                                        if e.type == "loans.RepaymentRecorded")
