@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--only S1,S2,S3,S4] [--json PATH]
+"""python -m bench [--quick] [--only S1,S2,S3,S4,S6] [--json PATH]
 
 Starts its own PostgreSQL and Kafka (``deploy.local.infra``: ``DATABASE_URL`` /
 ``KAFKA_BOOTSTRAP_SERVERS`` win when set), runs the scenarios, stops everything and prints one table in
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "S2": "bench.s2_relay",
     "S3": "bench.s3_end_to_end",
     "S4": "bench.s4_api",
+    "S6": "bench.s6_load",
 }
 NEEDS_KAFKA = {"S2", "S3"}
 
@@ -70,7 +71,10 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-async def run_all(args: argparse.Namespace, infra: Infra, bench: Bench) -> tuple[list[Row], list[str]]:
+async def run_all(args: argparse.Namespace, infra: Infra, bench: Bench,
+                  extra: dict[str, tuple[str, object]]) -> tuple[list[Row], list[str]]:
+    """Runs the chosen scenarios; a scenario module with a ``tables()`` function (S6) adds its own table,
+    printed under the main one (and written to the JSON), to ``extra``."""
     import importlib
 
     rows: list[Row] = []
@@ -82,6 +86,9 @@ async def run_all(args: argparse.Namespace, infra: Infra, bench: Bench) -> tuple
             module = importlib.import_module(SCENARIOS[name])
             run: Callable[[Bench], Awaitable[list[Row]]] = module.run
             rows += await run(bench)
+            more = getattr(module, "tables", None)
+            if more is not None and (got := more()) is not None:
+                extra[name] = got
         except Exception as e:  # noqa: BLE001 - one failed scenario must not hide the others' figures
             traceback.print_exc()
             errors.append(f"{name} failed: {e!r}")
@@ -102,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     say("starting PostgreSQL" + (" and Kafka" if NEEDS_KAFKA & set(args.scenarios) else ""))
     infra = Infra(need_kafka=bool(NEEDS_KAFKA & set(args.scenarios)))
     bench = Bench(infra, sz)
+    extra: dict[str, tuple[str, object]] = {}
     try:
         for line in infra.describe():
             say(line)
-        rows, errors = asyncio.run(run_all(args, infra, bench))
+        rows, errors = asyncio.run(run_all(args, infra, bench, extra))
         described = infra.describe()
     finally:
         say("stopping the infrastructure")
@@ -123,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(header))
     print()
     print(table(rows) if rows else "(no results)")
+    for text, _ in extra.values():
+        print()
+        print(text)
     if bench.notes:
         print("\ndetails (where the time goes):")
         for n in bench.notes:
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": args.scenarios,
             "rows": [r.as_dict() for r in rows],
             "notes": bench.notes,
+            "tables": {name: data for name, (_, data) in extra.items()},
             "errors": errors,
         }, indent=2, default=str))
         say(f"results written to {args.json}")
