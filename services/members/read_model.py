@@ -29,6 +29,7 @@ from shared.contracts.members import (
     PromotionSessionHeld,
     SessionAttendanceAdded,
 )
+from shared.db import connect
 from shared.envelope import Envelope, LogPosition
 from shared.eventstore.postgres import PostgresEventStore
 
@@ -148,14 +149,20 @@ async def rebuild(store: PostgresEventStore, batch: int = 5000) -> int:
     of events replayed. Run it with the API stopped: a command committing meanwhile, beyond the log
     position read, would be missing from the rebuilt tables (they are written only by ``apply``)."""
     replayed = 0
-    async with store.pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
-        after = LogPosition()
-        while True:
-            events = await store.read_log(after, batch)
-            if not events:
-                break
-            await apply(conn, [r.envelope for r in events])
-            replayed += len(events)
-            after = events[-1].log_position
+    # the rewrite runs on a connection of its own, not a pooled one: the log is read through the store's
+    # pool meanwhile, and holding one pooled connection while asking the same pool for another can wedge it
+    conn = await connect(store.pool.dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+            after = LogPosition()
+            while True:
+                events = await store.read_log(after, batch)
+                if not events:
+                    break
+                await apply(conn, [r.envelope for r in events])
+                replayed += len(events)
+                after = events[-1].log_position
+    finally:
+        await conn.close()
     return replayed
