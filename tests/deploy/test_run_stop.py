@@ -37,7 +37,13 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 240.0  # two shared cores: generous
 STOP_TIMEOUT = 120.0
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_proc() -> None:
+    """These tests find the run's processes in /proc: elsewhere they fail with the reason, never skip."""
+    if not Path("/proc/self/stat").exists():
+        pytest.fail("tests/deploy/test_run_stop.py reads /proc to find the run's processes (Linux only)")
 
 
 def _stat(pid: int) -> tuple[int, str, str] | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.s6_load import call
 from deploy.local.infra import PostgresHandle
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from shared.db import connect
@@ -73,25 +73,6 @@ def book_row(ref: str, member_id: str, n: int) -> dict[str, Any]:
             "schedule": [{"due_on": d.isoformat(), "amount": 560_000} for d in dues],
             "payments": [{"receipt_number": f"{ref}-KW{i}", "paid_on": dues[i].isoformat(), "amount": 560_000}
                          for i in range(n % 4)]}
-
-
-async def call(client: httpx.AsyncClient, method: str, url: str, key: str, body: Any = None) -> Any:
-    """A set-up request, with an Idempotency-Key: a 503 busy is tried again (a few times), and so is a
-    kept-alive connection the server closed as it was reused; anything else above 299 fails."""
-    headers = {"X-API-Key": key, "Idempotency-Key": f"burst-{uuid.uuid4()}"}
-    for attempt in range(10):
-        try:
-            r = await client.request(method, url, json=body, headers=headers)
-        except httpx.TransportError:
-            if attempt == 9:
-                raise
-            await asyncio.sleep(0.5)
-            continue
-        if r.status_code != 503:
-            break
-        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-    assert r.status_code < 300, f"{method} {url}: {r.status_code} {r.text[:300]}"
-    return r.json() if r.content else None
 
 
 async def until(check: Any, timeout: float, what: str) -> Any:
