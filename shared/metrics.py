@@ -32,6 +32,9 @@ CONSUMER_BATCH_SECONDS = Histogram("washfin_consumer_batch_duration_seconds",
 CONSUMER_LAG = Gauge("washfin_consumer_lag_events", "Events in the source not yet applied",
                      ["consumer", "source", "partition"])
 DEAD_LETTERS = Gauge("washfin_dead_letters_open", "Dead letters not yet replayed", ["consumer"])
+AUTH_FAILURES = Counter("washfin_auth_failures_total",
+                        "Requests refused for their API key (refused: well-formed but unknown, expired, revoked "
+                        "or wrong; malformed; throttled: 429 after too many failures)", ["service", "outcome"])
 DB_POOL = Gauge("washfin_db_pool_connections", "Database pool connections", ["service", "state"])
 
 

@@ -37,6 +37,11 @@ class ServiceSettings(BaseSettings):
     #: back no connection for this long while one was wanted, or a consumer has neither applied a batch nor
     #: found itself caught up for this long
     liveness_stall_s: float = 60.0
+    #: failed API keys (shared.throttle): past this many refusals within the window, from one client address
+    #: or at one key id, attempts get 429 with Retry-After until the window has room; 0 turns a limit off
+    auth_failures_per_address: int = 30
+    auth_failures_per_key: int = 10
+    auth_failure_window_s: float = 60.0
     log_level: str = "INFO"
     log_json: bool = True
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs

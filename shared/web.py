@@ -22,8 +22,12 @@ from shared.asgi import HttpMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
-from shared.tenancy import Authenticator, Principal, Role
+from shared.metrics import AUTH_FAILURES
+from shared.tenancy import Authenticator, Principal, Role, parse_key
+from shared.throttle import FailureThrottle
 from shared.tracing import trace_id, traced
+
+log = structlog.get_logger("washfin.auth")
 
 
 class Refusal(Exception):
@@ -53,6 +57,17 @@ class Unauthorized(Refusal):
     status, code = 401, "unauthorized"
 
 
+class TooManyFailures(Refusal):
+    """Too many refused keys from this address, or at this key id, within the window (``shared.throttle``)."""
+
+    status, code = 429, "too_many_failed_attempts"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many requests with a refused API key; try again in {retry_after_s} s",
+                         field="X-API-Key")
+        self.retry_after_s = retry_after_s
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -70,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.field:
             body["field"] = exc.field
         headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+        if isinstance(exc, TooManyFailures):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(ConcurrencyError)
@@ -185,6 +202,11 @@ class RequestContext(HttpMiddleware):
                     out = MutableHeaders(scope=message)
                     out["X-Correlation-ID"] = correlation_id
                     out["traceparent"] = traceparent
+                    # responses carry names and figures of a cooperative: no shared or browser cache keeps
+                    # them (routes that serve static assets set their own Cache-Control), and no browser
+                    # second-guesses their content type
+                    out.setdefault("Cache-Control", "no-store")
+                    out["X-Content-Type-Options"] = "nosniff"
                 await send(message)
 
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))
@@ -220,13 +242,43 @@ async def current_principal(
         raw = m.group(1) if m else None
     if not raw:
         raise Unauthorized("missing API key: send it in the X-API-Key header")
-    auth: Authenticator = request.app.state.runtime.authenticator
+    runtime = request.app.state.runtime
+    throttle = _throttle(request)
+    address, key_id = (request.client.host if request.client else None), parse_key(raw)
+    service = getattr(runtime, "service", "?")
+    wait = throttle.retry_after(address, key_id)
+    if wait is not None:
+        AUTH_FAILURES.labels(service, "throttled").inc()
+        log.warning("auth_throttled", service=service, client=address, key_id_prefix=_prefix(key_id),
+                    retry_after_s=wait)
+        raise TooManyFailures(wait)
+    auth: Authenticator = runtime.authenticator
     principal = await auth.authenticate(raw)
     if principal is None:
+        throttle.failed(address, key_id)
+        AUTH_FAILURES.labels(service, "refused" if key_id else "malformed").inc()
+        log.warning("auth_refused", service=service, client=address, key_id_prefix=_prefix(key_id),
+                    reason="unknown, expired, revoked or wrong secret" if key_id else "malformed key")
         raise Unauthorized("unknown, expired or revoked API key")
     if principal.tenant_id:
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
     return principal
+
+
+def _prefix(key_id: str | None) -> str | None:
+    """What a log may say of a key id: enough to tell whose key it is among a cooperative's few, never
+    enough to stand for it (the id is not the secret, but logs travel further than the database)."""
+    return key_id[:6] if key_id else None
+
+
+def _throttle(request: Request) -> FailureThrottle:
+    throttle = getattr(request.app.state, "auth_throttle", None)
+    if throttle is None:
+        s = request.app.state.runtime.settings
+        throttle = request.app.state.auth_throttle = FailureThrottle(
+            per_address=s.auth_failures_per_address, per_key=s.auth_failures_per_key,
+            window_s=s.auth_failure_window_s)
+    return throttle
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
