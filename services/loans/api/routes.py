@@ -19,6 +19,7 @@ from services.loans.api import schemas as s
 from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
 from shared.envelope import Metadata
+from shared.schemas import BusinessDate
 from shared.tenancy import Principal, Role
 from shared.web import Limit, Offset, Refusal, cooperative_runtime, request_metadata, require_roles
 
@@ -102,7 +103,7 @@ async def member_financings(member_id: UUID, principal: Officer, request: Reques
 @financings.get("/{financing_id}", response_model=s.FinancingResponse,
                 summary="A financing with its schedule and its standing as of a date (default today)")
 async def get_financing(financing_id: UUID, principal: Officer, request: Request,
-                        as_of: date | None = None) -> s.FinancingResponse:
+                        as_of: BusinessDate | None = None) -> s.FinancingResponse:
     return await handlers.get_financing(_rt(request), principal, str(financing_id), as_of)
 
 
@@ -292,7 +293,7 @@ async def decline_late_charge(financing_id: UUID, instalment_number: int, princi
 
 @portfolio.get("", response_model=s.PortfolioResponse,
                summary="Portfolio quality as of a date: PAR1/30/90, provisioning, arrears, repayment rate")
-async def portfolio_summary(principal: Manager, request: Request, as_of: date | None = None,
+async def portfolio_summary(principal: Manager, request: Request, as_of: BusinessDate | None = None,
                             start: date | None = None, end: date | None = None) -> s.PortfolioResponse:
     return await handlers.portfolio(_rt(request), principal, as_of, start, end)
 

@@ -23,13 +23,14 @@ from shared.contracts.loans import (
     RescheduleReason,
     WriteOffReason,
 )
+from shared.schemas import RequestBody
 
 Rupiah = int
 MAX_RUPIAH = 10**13  # ten trillion: far above any WASH financing, far below int64
 Note = str | None
 
 
-class Body(BaseModel):
+class Body(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from services.members.api.schemas import (
 )
 from services.members.handlers import members as handlers
 from shared.contracts.members import HygieneRung, SanitationRung, WaterRung
+from shared.schemas import BusinessDate
 from shared.web import Limit, cooperative_runtime, request_metadata
 
 router = APIRouter(prefix="/members", tags=["members"])
@@ -55,7 +55,7 @@ async def list_members(
     max_tenure_months: Annotated[int | None, Query(ge=0, le=1200)] = None,
     lead: Literal["water", "sanitation", "any", "none"] | None = None,
     status: Literal["active", "exited", "all"] = "active",
-    as_of: Annotated[date | None, Query(description="Day for status and tenure (default: today)")] = None,
+    as_of: Annotated[BusinessDate | None, Query(description="Day for status and tenure (default: today)")] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> MemberList:
     return await handlers.list_members(
@@ -119,6 +119,6 @@ async def list_surveys(member_id: UUID, principal: Officer, request: Request) ->
 @router.get("/{member_id}/eligibility", response_model=EligibilityResponse,
             summary="May the member apply for WASH financing? With the reason for each rule")
 async def eligibility(member_id: UUID, principal: Officer, request: Request,
-                      as_of: Annotated[date | None, Query(description="Default: today")] = None,
+                      as_of: Annotated[BusinessDate | None, Query(description="Default: today")] = None,
                       ) -> EligibilityResponse:
     return await handlers.member_eligibility(cooperative_runtime(request), principal, str(member_id), as_of)

@@ -23,6 +23,7 @@ from shared.contracts.members import (
     WaterInputs,
     WaterRung,
 )
+from shared.schemas import RequestBody
 
 PHONE = r"^(\+62|62|0)8[1-9][0-9]{6,11}$"
 NIK = r"^[0-9]{16}$"
@@ -61,7 +62,7 @@ def _clean_name(v: str | None) -> str | None:
     return v
 
 
-class _Request(BaseModel):
+class _Request(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -17,6 +16,7 @@ from services.members.api.schemas import (
     SessionResponse,
 )
 from services.members.handlers import sessions as handlers
+from shared.schemas import BusinessDate
 from shared.web import Limit, cooperative_runtime, request_metadata
 
 router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
@@ -33,8 +33,8 @@ async def hold_session(body: HoldSessionRequest, principal: Officer, request: Re
 async def list_sessions(principal: Officer, request: Request,
                         kind: Literal["promotion", "triggering"] | None = None, group_id: str | None = None,
                         village: str | None = None,
-                        held_from: Annotated[date | None, Query(alias="from")] = None,
-                        held_to: Annotated[date | None, Query(alias="to")] = None,
+                        held_from: Annotated[BusinessDate | None, Query(alias="from")] = None,
+                        held_to: Annotated[BusinessDate | None, Query(alias="to")] = None,
                         limit: Limit = 50, cursor: Cursor = None) -> SessionList:
     return await handlers.list_sessions(cooperative_runtime(request), principal, kind=kind, group_id=group_id,
                                         village=village, held_from=held_from, held_to=held_to, limit=limit,

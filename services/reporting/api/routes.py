@@ -21,6 +21,7 @@ from services.reporting.api import schemas as s
 from services.reporting.reports import TARGET_INDICATORS
 from services.reporting.runtime import ReportingRuntime
 from shared.rls import TenantPool, tenant_scope
+from shared.schemas import BusinessDate
 from shared.tenancy import Principal, Role
 from shared.web import Limit, NotFound, Offset, Refusal, require_roles
 
@@ -30,7 +31,7 @@ Reader = Annotated[Principal, Depends(require_roles(Role.MANAGER, Role.FIELD_OFF
 Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 Programme = Annotated[Principal, Depends(require_roles(Role.PROGRAMME_OFFICER))]
 AnyReader = Annotated[Principal, Depends(require_roles(Role.MANAGER, Role.FIELD_OFFICER, Role.PROGRAMME_OFFICER))]
-AsOf = Annotated[date | None, Query(description="Report date (default: today, Asia/Jakarta); not in the future")]
+AsOf = Annotated[BusinessDate | None, Query(description="Report date (default: today, Asia/Jakarta); not in the future")]
 Years = Annotated[int, Query(ge=1, le=10, description="Calendar-year periods of the indicator table")]
 
 TABLES = ("reach", "sessions", "funnel", "access_ladder", "rung_movements", "usaid_counts", "financing",

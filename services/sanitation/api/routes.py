@@ -8,7 +8,6 @@ own contractor record. The cooperative always comes from the key.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -49,6 +48,7 @@ from services.sanitation.api.schemas import (
 from services.sanitation.handlers import contractors, desludging, jobs
 from services.sanitation.handlers import settings as settings_handlers
 from shared.runtime import ServiceRuntime
+from shared.schemas import BusinessDate
 from shared.tenancy import Principal, Role
 from shared.web import Limit, Offset, cooperative_runtime, request_metadata, require_roles
 
@@ -100,7 +100,7 @@ async def register_contractor(body: RegisterContractorRequest, principal: Office
 @router.get("/contractors", response_model=Page[ContractorResponse], tags=["contractors"],
             summary="Contractors, by name; filter by active, or by a valid certification on a day")
 async def list_contractors(principal: Officer, request: Request, active: bool | None = None,
-                           certified_on: date | None = None, limit: Limit = 50,
+                           certified_on: BusinessDate | None = None, limit: Limit = 50,
                            offset: Offset = 0) -> Page[ContractorResponse]:
     return await contractors.list_contractors(rt(request), principal, active, certified_on, limit, offset)
 
@@ -279,7 +279,7 @@ async def due(principal: Officer, request: Request,
 
 @router.get("/desludging/overdue", response_model=Page[ScheduleEntry], tags=["desludging"],
             summary="Tanks past their due date without an acknowledged emptying, most overdue first")
-async def overdue(principal: Officer, request: Request, as_of: date | None = None, village: Village = None,
+async def overdue(principal: Officer, request: Request, as_of: BusinessDate | None = None, village: Village = None,
                   limit: Limit = 50, offset: Offset = 0) -> Page[ScheduleEntry]:
     return await desludging.overdue(rt(request), principal, as_of, village, limit, offset)
 

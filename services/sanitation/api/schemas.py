@@ -15,8 +15,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+
 from services.sanitation.domain.checklist import JudgedItem, SepticTankFindings
 from services.sanitation.domain.settings import CooperativeSettings
+from shared.schemas import RequestBody
 
 T = TypeVar("T")
 JobKind = Literal["septic_tank", "toilet_upgrade", "water_connection"]
@@ -30,7 +32,7 @@ Village = Annotated[str, Field(min_length=1, max_length=120)]
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./_-]*$")]
 
 
-class Body(BaseModel):
+class Body(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")

@@ -47,7 +47,7 @@ async def test_register_with_poverty_proxy_and_baseline_survey(members: ServiceC
     ({"electricity": "2200", "b40": True}, "b40"),
     ({"baseline_survey": {**SURVEY, "water": {"source": "protected_dug_well", "round_trip_minutes": 5}}},
      "baseline_survey.water.on_premises"),
-    ({"baseline_survey": {**SURVEY, "surveyed_on": "2999-01-01"}}, "baseline_survey.surveyed_on"),
+    ({"baseline_survey": {**SURVEY, "surveyed_on": "2099-01-01"}}, "baseline_survey.surveyed_on"),
     ({"baseline_survey": {**SURVEY, "water_rung": "safely_managed"}}, "baseline_survey.water_rung"),
     ({"nik": "9903124501800001"}, "nik"),
     ({"nik": "3603124513800001"}, "nik"),
@@ -115,7 +115,7 @@ async def test_correct_non_personal_and_personal_details(members: ServiceClient)
     ({"member_number": "BMI-X"}, {}, 422, "member_number"),
     ({"group_id": "majelis-12"}, {}, 422, "group_id"),
     ({"version": 9}, {}, 422, "version"),
-    ({"joined_on": "2999-01-01"}, {}, 422, "joined_on"),
+    ({"joined_on": "2099-01-01"}, {}, 422, "joined_on"),
     ({"household_size": 0}, {}, 422, "household_size"),
     ({"b40": False, "electricity": "450"}, {}, 422, "b40"),
     ({"nik": "123"}, {}, 422, "nik"),
@@ -227,7 +227,7 @@ async def test_exit_refusals(members: ServiceClient) -> None:
     m = await register(members)
     before = await snapshot(members)
     url = f"/members/{m['member_id']}/exit"
-    for body, field in (({"exited_on": "2999-01-01", "reason": "voluntary"}, "exited_on"),
+    for body, field in (({"exited_on": "2099-01-01", "reason": "voluntary"}, "exited_on"),
                         ({"exited_on": "2000-01-01", "reason": "voluntary"}, "exited_on"),
                         ({"reason": "bored"}, "reason"), ({"reason": "voluntary", "status": "exited"}, "status")):
         r = await members.post(url, json=body, headers=headers(BMI))

@@ -19,7 +19,7 @@ __all__ = ["BAIK", "BMI", "headers"]
 MEMBER = "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85"
 #: the contractors the demo contractor keys stand for
 KEYED_CONTRACTOR = {k.tenant_id: k.subject for k in DEMO_KEYS if k.role == Role.CONTRACTOR}
-FUTURE = "2999-01-01"
+FUTURE = "2099-01-01"
 
 OFFICER, MANAGER, INSPECTOR, CONTRACTOR = Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR, Role.CONTRACTOR
 
