@@ -39,6 +39,10 @@ TABLES = ("reach", "sessions", "funnel", "access_ladder", "rung_movements", "usa
           "construction_by_kind", "contractors", "desludging", "sludge_flow", "monthly", "targets", "indicators",
           "by_cooperative")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CsvDialect = Annotated[Literal["standard", "excel_id"], Query(
+    description="`standard`: comma-separated, no byte-order mark, `.` decimals (for programs); `excel_id`: what "
+                "Excel in an Indonesian locale opens by a double click: `;`-separated, UTF-8 byte-order mark, "
+                "`,` decimals")]
 
 
 def rt(request: Request) -> ReportingRuntime:
@@ -142,20 +146,23 @@ async def export_xlsx(principal: AnyReader, request: Request, as_of: AsOf = None
 
 @router.get("/exports/indicators.csv", summary="The donor indicator table: result -> indicator -> period (CSV)",
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-async def export_indicators(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3) -> Response:
+async def export_indicators(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3,
+                            dialect: CsvDialect = "standard") -> Response:
     scope, on, tables, fresh = await _table(request, principal, "indicators", as_of, years)
-    return _file(ex.to_csv(tables["indicators"]), f"{_stem(scope, on)}-indicators.csv", "text/csv; charset=utf-8",
-                 on, fresh)
+    return _file(ex.to_csv(tables["indicators"], dialect), f"{_stem(scope, on)}-indicators.csv",
+                 "text/csv; charset=utf-8", on, fresh)
 
 
 @router.get("/exports/tables/{table}", summary="One report table as CSV or XLSX",
             response_class=Response, responses={200: {"content": {"text/csv": {}, XLSX: {}}}})
 async def export_table(table: str, principal: AnyReader, request: Request, as_of: AsOf = None,
-                       format: Literal["csv", "xlsx"] = "csv", years: Years = 3) -> Response:
+                       format: Literal["csv", "xlsx"] = "csv", years: Years = 3,
+                       dialect: CsvDialect = "standard") -> Response:
     scope, on, tables, fresh = await _table(request, principal, table, as_of, years)
     if format == "xlsx":
         return _file(ex.to_xlsx({table: tables[table]}), f"{_stem(scope, on)}-{table}.xlsx", XLSX, on, fresh)
-    return _file(ex.to_csv(tables[table]), f"{_stem(scope, on)}-{table}.csv", "text/csv; charset=utf-8", on, fresh)
+    return _file(ex.to_csv(tables[table], dialect), f"{_stem(scope, on)}-{table}.csv", "text/csv; charset=utf-8",
+                 on, fresh)
 
 
 # -- targets ------------------------------------------------------------------------------------------------
