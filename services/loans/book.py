@@ -55,7 +55,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 BOOK_COLUMNS = ("tenant_id", "financing_id", "version", "restructured_on", "closed_on", "written_off_principal",
-                "fold_below", "status", "status_on")
+                "fold_below", "status", "status_on", "owed", "cost_owed", "unpaid_due", "unpaid_cum", "active_on")
 STATUS_COLUMNS = ("tenant_id", "financing_id", "version", "on_date", "status")
 INSTALMENT_COLUMNS = ("tenant_id", "financing_id", "generation", "number", "due_on", "amount", "cost_part", "paid",
                       "paid_on_time", "valid_from", "valid_until")
@@ -70,8 +70,11 @@ _TYPES = {
     "generation": "int", "number": "int", "due_on": "date", "amount": "bigint", "cost_part": "bigint",
     "paid": "bigint", "paid_on_time": "bigint", "valid_from": "date", "valid_until": "date", "paid_on": "date",
     "on_time": "bool", "recovery": "bool", "seq": "int", "instalment_number": "int", "proposed_on": "date",
-    "decided_on": "date",
+    "decided_on": "date", "owed": "bigint", "cost_owed": "bigint", "unpaid_due": "text", "unpaid_cum": "text",
+    "active_on": "date",
 }
+#: array columns: passed as array literals (``unnest`` of a 2-D array would flatten it) and cast in the SELECT
+_ARRAYS = {"unpaid_due": "date[]", "unpaid_cum": "bigint[]"}
 
 
 class StoredFact(NamedTuple):
@@ -178,9 +181,40 @@ def derive(tenant: str, events: Iterable[fin.Fact]) -> tuple[BookRows, fin.Finan
     closed_on = state.closed_on
     last = out.statuses[-1]
     out.book.append((tenant, fid, state.version, restructured_on, closed_on, state.written_off_principal, fold_below,
-                     last[4], last[3]))
+                     last[4], last[3], *position(out)))
     out.charges.extend((tenant, fid, k, *c) for k, c in enumerate(charges))
     return out, state
+
+
+def _div(a: int, b: int) -> int:
+    """``a / b`` as PostgreSQL divides bigints (truncated toward zero)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def position(rows: BookRows) -> tuple[int, int, str, str, date | None]:
+    """The running figures of one financing's ``loan_book`` row, from its other rows (``rows``: that
+    financing's alone, book row not yet in): what it owes now on its current generation's instalments not
+    fully paid (all, and the cost part, as ``_UNPAID_AS_OF`` and ``_PORTFOLIO`` sum them), their due dates in
+    order with the running total owed up to each one (array literals), and ``active_on``, the latest
+    business date of any of its dated facts (a status change, an allocation, a generation's start).
+
+    As of any date on or after ``active_on`` the rows read as they stand: the status is the last one, no
+    allocation is dated later, the generation in effect is the current one. So the portfolio as of such a
+    date reads these figures alone (``_PORTFOLIO_QUIET``); the days past due are those of the first due
+    date, the arrears the running total at the last due date before it."""
+    unpaid = sorted(((r[4], r[3], r[5], r[6], r[7]) for r in rows.instalments if r[10] is None and r[7] < r[5]))
+    owed = cost_owed = 0
+    dues: list[str] = []
+    cums: list[str] = []
+    for due_on, _, amount, cost_part, paid in unpaid:
+        owed += amount - paid
+        if amount > 0:
+            cost_owed += cost_part - _div(min(paid, amount) * cost_part, amount)
+        dues.append(due_on.isoformat())
+        cums.append(str(owed))
+    dated = [r[3] for r in rows.statuses] + [r[4] for r in rows.allocations] + [r[9] for r in rows.instalments]
+    return owed, cost_owed, "{" + ",".join(dues) + "}", "{" + ",".join(cums) + "}", max(dated, default=None)
 
 
 #: the events of an imported financing (``domain.loan_book.import_financing``) and the status each one
@@ -222,7 +256,7 @@ def imported_rows(tenant: str, events: list[Any], state: fin.Financing, actor: s
         for i in state.instalments)
     last = out.statuses[-1]
     out.book.append((tenant, fid, state.version, None, state.closed_on, state.written_off_principal, None, last[4],
-                     last[3]))
+                     last[3], *position(out)))
     return out
 
 
@@ -232,7 +266,10 @@ _TABLES = (("loan_book", BOOK_COLUMNS, "book"), ("loan_statuses", STATUS_COLUMNS
 
 
 def _unnest(columns: tuple[str, ...]) -> str:
-    return ", ".join(f"${k + 1}::{_TYPES[c]}[]" for k, c in enumerate(columns))
+    """``SELECT ... FROM unnest(...)`` of ``columns``, one array parameter each."""
+    picked = ", ".join(f"{c}::{_ARRAYS[c]}" if c in _ARRAYS else c for c in columns)
+    arrays = ", ".join(f"${k + 1}::{_TYPES[c]}[]" for k, c in enumerate(columns))
+    return f"SELECT {picked} FROM unnest({arrays}) AS u({', '.join(columns)})"
 
 
 async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
@@ -242,7 +279,7 @@ async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
         if not data:
             continue
         cols = list(zip(*data, strict=True))
-        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({_unnest(columns)})",
+        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) {_unnest(columns)}",
                            *[list(c) for c in cols])
 
 
@@ -291,16 +328,19 @@ async def analyze(pool: asyncpg.Pool) -> None:
 #: each financing's status as of $2 (those of $3 left out: they are folded): its last status (``loan_book``)
 #: when that was dated on or before $2, as for nearly every financing; otherwise the last change dated so
 #: (``loan_statuses``, the primary key read backwards)
-_STATUS_AS_OF = """
+_STATUS_AS_OF_T = """
     st AS MATERIALIZED (
         SELECT financing_id, status FROM loan_book
-        WHERE tenant_id = $1 AND status_on <= $2 AND NOT (financing_id = ANY($3::uuid[]))
+        WHERE tenant_id = $1 AND status_on <= $2 AND NOT (financing_id = ANY($3::uuid[])) {only}
         UNION ALL
         (SELECT DISTINCT ON (s.financing_id) s.financing_id, s.status FROM loan_statuses s
-         WHERE s.tenant_id = $1 AND s.on_date <= $2 AND NOT (s.financing_id = ANY($3::uuid[]))
+         WHERE s.tenant_id = $1 AND s.on_date <= $2 AND NOT (s.financing_id = ANY($3::uuid[])) {only_s}
            AND s.financing_id IN (SELECT financing_id FROM loan_book
                                   WHERE tenant_id = $1 AND (status_on > $2 OR status_on IS NULL))
          ORDER BY s.financing_id DESC, s.version DESC))"""
+_STATUS_AS_OF = _STATUS_AS_OF_T.format(only="", only_s="")
+_ONLY = "AND financing_id = ANY($7::uuid[])"
+
 
 #: the instalments in effect as of $2, with what was paid on them by then (allocations dated later taken off)
 _INSTALMENTS_AS_OF = """
@@ -319,12 +359,13 @@ _INSTALMENTS_AS_OF = """
 #: needs no other; most of a book's instalments are paid and never read
 _UNPAID_AS_OF = """
     later AS (SELECT financing_id, generation, number, sum(amount)::bigint AS amount
-              FROM loan_allocations WHERE tenant_id = $1 AND paid_on > $2 GROUP BY 1, 2, 3),
+              FROM loan_allocations WHERE tenant_id = $1 AND paid_on > $2 AND financing_id = ANY($7::uuid[])
+              GROUP BY 1, 2, 3),
     inst AS (SELECT i.financing_id, i.due_on, i.amount, i.cost_part, i.paid - coalesce(l.amount, 0) AS paid
              FROM loan_instalments i
              LEFT JOIN later l ON l.financing_id = i.financing_id AND l.generation = i.generation
                               AND l.number = i.number
-             WHERE i.tenant_id = $1 AND i.paid < i.amount
+             WHERE i.tenant_id = $1 AND i.paid < i.amount AND i.financing_id = ANY($7::uuid[])
                AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until)
              UNION ALL
              SELECT i.financing_id, i.due_on, i.amount, i.cost_part, i.paid - l.amount AS paid
@@ -334,24 +375,9 @@ _UNPAID_AS_OF = """
              WHERE NOT (i.paid < i.amount)
                AND i.valid_from <= $2 AND (i.valid_until IS NULL OR $2 < i.valid_until))"""
 
-#: one pass: instalments summed per financing (unsettled figures: a settled financing is no position), then
-#: each financing once with its status and its book row, then counted by status and category. Every join is
-#: on whole sets (hash joins), none per financing.
-_PORTFOLIO = f"""
-WITH {_STATUS_AS_OF}, {_UNPAID_AS_OF},
-    per AS (SELECT financing_id, sum(amount - paid) AS owed,
-                   sum(CASE WHEN amount - paid = 0 OR amount <= 0 THEN 0
-                            ELSE cost_part - least(paid, amount) * cost_part / amount END) AS cost_owed,
-                   min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < $2) AS first_late,
-                   coalesce(sum(amount - paid) FILTER (WHERE amount - paid > 0 AND due_on < $2), 0) AS arrears
-            FROM inst GROUP BY financing_id),
-    one AS (SELECT st.status, b.written_off_principal, per.owed, per.cost_owed, per.arrears,
-                   per.financing_id IS NOT NULL AND b.financing_id IS NOT NULL AS positioned,
-                   coalesce($2 - per.first_late, 0) AS dpd, coalesce(b.restructured_on <= $2, false) AS restructured
-            FROM st
-            LEFT JOIN per ON per.financing_id = st.financing_id AND st.status IN ('signed', 'active')
-                         AND per.owed > 0
-            LEFT JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = st.financing_id),
+#: each financing's figures (``one``: status, written-off principal, owed, cost part owed, arrears, positioned,
+#: days past due, restructured) counted by status and category
+_CATEGORISED = """
     c AS (SELECT status, written_off_principal, positioned,
                  CASE WHEN NOT positioned THEN NULL WHEN dpd > $6 THEN 'loss' WHEN dpd > $5 THEN 'doubtful'
                       WHEN dpd > $4 THEN 'substandard' ELSE 'standard' END AS category,
@@ -371,6 +397,46 @@ SELECT status, category, count(*) AS n, count(*) FILTER (WHERE positioned) AS fi
        coalesce(sum(cost_owed) FILTER (WHERE dpd > 30 OR restructured), 0)::bigint AS late_r30,
        coalesce(sum(cost_owed) FILTER (WHERE dpd > 90 OR restructured), 0)::bigint AS late_r90
 FROM c GROUP BY 1, 2
+"""
+
+#: the financings quiet since $2 (every dated fact of theirs on or before it: ``active_on``, see ``position``),
+#: from their ``loan_book`` row alone: one row per financing, whatever its history. As of today (and as of
+#: any date after the book's last activity) that is every financing
+_PORTFOLIO_QUIET = """
+WITH one AS (
+    SELECT status, written_off_principal, owed, cost_owed, status IN ('signed', 'active') AND owed > 0 AS positioned,
+           coalesce(unpaid_cum[width_bucket($2::date - 1, unpaid_due)], 0) AS arrears,
+           CASE WHEN unpaid_due[1] < $2 THEN $2::date - unpaid_due[1] ELSE 0 END AS dpd,
+           coalesce(restructured_on <= $2, false) AS restructured
+    FROM loan_book
+    WHERE tenant_id = $1 AND active_on <= $2 AND NOT (financing_id = ANY($3::uuid[]))),
+""" + _CATEGORISED
+
+#: the financings with a fact dated after $2 (those of $7 only): their status, instalments and allocations as
+#: of $2 from the dated facts. Instalments summed per financing (unsettled figures: a settled financing is no
+#: position), then each financing once with its status and its book row. Every join is on whole sets (hash
+#: joins), none per financing.
+_PORTFOLIO = f"""
+WITH {_STATUS_AS_OF_T.format(only=_ONLY, only_s="AND s." + _ONLY[4:])}, {_UNPAID_AS_OF},
+    per AS (SELECT financing_id, sum(amount - paid) AS owed,
+                   sum(CASE WHEN amount - paid = 0 OR amount <= 0 THEN 0
+                            ELSE cost_part - least(paid, amount) * cost_part / amount END) AS cost_owed,
+                   min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < $2) AS first_late,
+                   coalesce(sum(amount - paid) FILTER (WHERE amount - paid > 0 AND due_on < $2), 0) AS arrears
+            FROM inst GROUP BY financing_id),
+    one AS (SELECT st.status, b.written_off_principal, per.owed, per.cost_owed, per.arrears,
+                   per.financing_id IS NOT NULL AND b.financing_id IS NOT NULL AS positioned,
+                   coalesce($2 - per.first_late, 0) AS dpd, coalesce(b.restructured_on <= $2, false) AS restructured
+            FROM st
+            LEFT JOIN per ON per.financing_id = st.financing_id AND st.status IN ('signed', 'active')
+                         AND per.owed > 0
+            LEFT JOIN loan_book b ON b.tenant_id = $1 AND b.financing_id = st.financing_id),
+""" + _CATEGORISED
+
+#: the financings not quiet since $2 (some fact dated after it), but for $3
+_ACTIVE_AFTER = """
+SELECT financing_id FROM loan_book
+WHERE tenant_id = $1 AND NOT coalesce(active_on <= $2, false) AND NOT (financing_id = ANY($3::uuid[]))
 """
 
 #: late charges recorded and recoveries, as of $2
@@ -397,11 +463,22 @@ WHERE NOT coalesce(b.closed_on <= $2 AND o.due_on > b.closed_on, false)
 
 
 async def portfolio_totals(conn: asyncpg.Connection, tenant: str, on: date, thresholds: tuple[int, int, int],
-                           exclude: list[uuid.UUID]) -> PortfolioTotals:
+                           exclude: list[uuid.UUID], quiet: bool = True) -> PortfolioTotals:
     """The portfolio figures of ``tenant``'s book as of ``on`` from its rows, but for ``exclude``.
-    ``thresholds``: the days past due above which a financing is substandard, doubtful, loss."""
+    ``thresholds``: the days past due above which a financing is substandard, doubtful, loss.
+
+    The financings quiet since ``on`` (every one, as of today) are read from their ``loan_book`` row alone
+    (``_PORTFOLIO_QUIET``: one row each); only those with a fact dated after ``on`` are read from their
+    dated facts (``_PORTFOLIO``). ``quiet=False``: every financing from its dated facts (the tests compare).
+    """
     t = PortfolioTotals()
-    for r in await conn.fetch(_PORTFOLIO, tenant, on, exclude, *thresholds):
+    rows = list(await conn.fetch(_PORTFOLIO_QUIET, tenant, on, exclude, *thresholds)) if quiet else []
+    active = [r["financing_id"] for r in await conn.fetch(
+        _ACTIVE_AFTER if quiet else "SELECT financing_id FROM loan_book WHERE tenant_id = $1 AND $2::date IS NOT NULL "
+        "AND NOT (financing_id = ANY($3::uuid[]))", tenant, on, exclude)]
+    if active:
+        rows += await conn.fetch(_PORTFOLIO, tenant, on, exclude, *thresholds, active)
+    for r in rows:
         status, n = r["status"], r["n"]
         t.by_status[status] = t.by_status.get(status, 0) + n
         if status == "written_off":
@@ -486,7 +563,7 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
                 async with conn.transaction():
                     fresh = {r["financing_id"] for r in await conn.fetch(
                         f"""INSERT INTO loan_book ({', '.join(BOOK_COLUMNS)})
-                            SELECT * FROM unnest({_unnest(BOOK_COLUMNS)})
+                            {_unnest(BOOK_COLUMNS)}
                             ON CONFLICT DO NOTHING RETURNING financing_id""",
                         *[list(c) for c in zip(*rows.book, strict=True)])} if rows.book else set()
                     # a financing a command wrote meanwhile keeps the rows that command wrote

@@ -8,6 +8,32 @@ stay the truth: the tables can be rebuilt from them (``handlers.rebuild_read_tab
 from shared.db import Migration
 from shared.rls import request_tables
 
+#: each ``loan_book`` row's running figures (``book.position``) from the financing's other rows, in SQL: for
+#: a book recorded before migration 0005 (the rows written since compute them in Python, the same way)
+FILL_BOOK_POSITIONS = """
+UPDATE loan_book b SET active_on = (
+    SELECT max(d) FROM (SELECT max(on_date) FROM loan_statuses s
+                        WHERE s.tenant_id = b.tenant_id AND s.financing_id = b.financing_id
+                        UNION ALL
+                        SELECT max(paid_on) FROM loan_allocations a
+                        WHERE a.tenant_id = b.tenant_id AND a.financing_id = b.financing_id
+                        UNION ALL
+                        SELECT max(valid_from) FROM loan_instalments i
+                        WHERE i.tenant_id = b.tenant_id AND i.financing_id = b.financing_id) AS x(d)),
+    owed = 0, cost_owed = 0, unpaid_due = '{}', unpaid_cum = '{}';
+UPDATE loan_book b SET owed = u.owed, cost_owed = u.cost_owed, unpaid_due = u.dues, unpaid_cum = u.cums
+FROM (SELECT tenant_id, financing_id, sum(amount - paid)::bigint AS owed,
+             sum(CASE WHEN amount <= 0 THEN 0 ELSE cost_part - least(paid, amount) * cost_part / amount END)::bigint
+                 AS cost_owed,
+             array_agg(due_on ORDER BY due_on, number) AS dues, array_agg(cum ORDER BY due_on, number) AS cums
+      FROM (SELECT tenant_id, financing_id, number, due_on, amount, cost_part, paid,
+                   (sum(amount - paid) OVER (PARTITION BY tenant_id, financing_id ORDER BY due_on, number))::bigint
+                       AS cum
+            FROM loan_instalments WHERE valid_until IS NULL AND paid < amount) i
+      GROUP BY 1, 2) u
+WHERE u.tenant_id = b.tenant_id AND u.financing_id = b.financing_id;
+"""
+
 MIGRATIONS = [
     Migration(
         "0001_loans_read_tables",
@@ -142,5 +168,19 @@ MIGRATIONS = [
         """
         + "".join(f"ALTER TABLE {t} SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 200);"
                   for t in ("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges")),
+    ),
+    # the portfolio at scale (``book.position``): each financing's running figures on its ``loan_book`` row, so
+    # that as of any date after its last dated fact (as of today: every financing) the portfolio reads one row
+    # per financing, not its instalments; filled here for a book recorded before
+    Migration(
+        "0005_loan_book_positions",
+        """
+        ALTER TABLE loan_book ADD COLUMN owed bigint NOT NULL DEFAULT 0,
+                              ADD COLUMN cost_owed bigint NOT NULL DEFAULT 0,
+                              ADD COLUMN unpaid_due date[] NOT NULL DEFAULT '{}',
+                              ADD COLUMN unpaid_cum bigint[] NOT NULL DEFAULT '{}',
+                              ADD COLUMN active_on date;
+        CREATE INDEX loan_book_active_on ON loan_book (tenant_id, active_on);
+        """ + FILL_BOOK_POSITIONS,
     ),
 ]
