@@ -70,6 +70,10 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
                               decide_define_product(Product(), LoanSettings(), spec))
         t0 = time.perf_counter()
         rows = book(financings, payments)
+        # the members, as the loans service learns them from the members service's events (its reaction's table)
+        await rt.pool.execute(
+            "INSERT INTO loan_members (tenant_id, member_id, joined_on) SELECT $1, m, '2020-01-01' FROM unnest($2::uuid[]) m",
+            TENANT, [r["member_id"] for r in rows])
         t_gen = time.perf_counter() - t0
 
         def bar(done: int, total: int) -> None:

@@ -420,7 +420,7 @@ _PORTFOLIO = f"""
 WITH {_STATUS_AS_OF_T.format(only=_ONLY, only_s="AND s." + _ONLY[4:])}, {_UNPAID_AS_OF},
     per AS (SELECT financing_id, sum(amount - paid) AS owed,
                    sum(CASE WHEN amount - paid = 0 OR amount <= 0 THEN 0
-                            ELSE cost_part - least(paid, amount) * cost_part / amount END) AS cost_owed,
+                            ELSE cost_part - div(least(paid, amount)::numeric * cost_part, amount) END) AS cost_owed,
                    min(due_on) FILTER (WHERE amount - paid > 0 AND due_on < $2) AS first_late,
                    coalesce(sum(amount - paid) FILTER (WHERE amount - paid > 0 AND due_on < $2), 0) AS arrears
             FROM inst GROUP BY financing_id),

@@ -11,11 +11,13 @@ JSON: ``[{"loan_ref": "BMI-2019-00042", "member_id": "<uuid>", "product_id": "mi
 CSV: the same columns, with ``schedule`` written ``2024-02-15=560000;2024-03-15=560000`` and ``payments``
 written ``KW-1@2024-02-15=560000;KW-2@2024-03-16=560000``.
 
-Every refused row is reported with its row number, loan number and reasons; the others are imported.
-A loan number imported before is refused ("already imported"), so running an import twice imports
-nothing twice. Events go in with ``append_batch`` (one statement per batch); the read tables follow in
-their own transaction right after each batch (``handlers.rebuild_read_tables`` repairs them should the
-process die in between).
+The whole file is checked before anything is written: every field bounded (amounts up to
+``MAX_RUPIAH``, business dates in [``EARLIEST_DATE``, ``LATEST_DATE``]), every member one the loans
+service knows in the cooperative, every row by the domain's rules. A file with a refused row imports
+nothing (``POST /imports`` answers 422 with every refused row, its number, loan number and reasons);
+otherwise every event and read row goes in one transaction. A loan number imported before is refused
+("already imported"), so running an import twice imports nothing twice. ``POST /imports`` takes at
+most ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes (413 beyond, nothing read further).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, NamedTuple, cast
 
+import asyncpg
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,27 +47,41 @@ from services.loans.domain.loan_book import (
     financing_id_for,
     import_financing,
 )
+from services.loans.api.schemas import MAX_RUPIAH
 from services.loans.handlers import financing_row, insert_read_rows
-from shared.envelope import Metadata
-from shared.eventstore import NO_STREAM, StreamAppend
+from shared.envelope import Metadata, utcnow
+from shared.eventstore import ConcurrencyError
 from shared.runtime import ServiceRuntime
+from shared.web import Refusal
 
 Progress = Callable[[int, int], None]
+
+
+#: what one request may import (``POST /imports``: 413 beyond; a larger book goes in several files, or by the
+#: command line, which has no row limit)
+MAX_ROWS = 5_000
+MAX_BYTES = 16 * 1024 * 1024
+#: business dates of an imported book lie in this window (a loan book of the platform's era; year 9999 is a typo)
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(2100, 12, 31)
+BusinessDate = Annotated[date, Field(ge=EARLIEST_DATE, le=LATEST_DATE)]
+#: every amount as the live commands bound it (``api.schemas.MAX_RUPIAH``): a bigint holds any sum of them
+Amount = Annotated[int, Field(ge=1, le=MAX_RUPIAH)]
 
 
 class ScheduleLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    due_on: date
-    amount: int = Field(ge=1)
+    due_on: BusinessDate
+    amount: Amount
 
 
 class PaymentLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     receipt_number: str = Field(min_length=1, max_length=80)
-    paid_on: date
-    amount: int = Field(ge=1)
+    paid_on: BusinessDate
+    amount: Amount
 
 
 class BookRow(BaseModel):
@@ -73,10 +90,10 @@ class BookRow(BaseModel):
     loan_ref: str = Field(min_length=1, max_length=80)
     member_id: uuid.UUID
     product_id: str = Field(min_length=1, max_length=40)
-    cost: int = Field(ge=1)
-    margin: int = Field(ge=0)
-    signed_on: date
-    disbursed_on: date | None = None
+    cost: Amount
+    margin: int = Field(ge=0, le=MAX_RUPIAH)
+    signed_on: BusinessDate
+    disbursed_on: BusinessDate | None = None
     source_of_funds: str | None = Field(default=None, max_length=80)
     payee_type: str = Field(default="contractor", pattern=r"^(contractor|pdam|supplier|member)$")
     payee_id: str = Field(default="imported", min_length=1, max_length=80)
@@ -153,6 +170,44 @@ def parse(data: bytes | str, fmt: str) -> list[dict[str, Any]]:
     raise ValueError(f"unknown format {fmt!r}: csv or json")
 
 
+class ImportTooLarge(Refusal):
+    status, code = 413, "import_too_large"
+
+
+async def read_rows(request: Any, fmt: str) -> list[Any]:
+    """The rows of a ``POST /imports`` body: at most ``MAX_BYTES`` read (413 beyond, by the declared length
+    or by counting) and at most ``MAX_ROWS`` rows (413 beyond); parsed in a thread. 422 when unreadable."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BYTES:
+        raise ImportTooLarge(f"an import takes at most {MAX_BYTES:,} bytes per request ({int(declared):,} sent); "
+                             "split the book into several files; nothing was imported", field="body")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise ImportTooLarge(f"an import takes at most {MAX_BYTES:,} bytes per request; split the book into "
+                                 "several files; nothing was imported", field="body")
+    try:
+        rows = await asyncio.to_thread(parse, bytes(body), fmt)
+    except ValueError as e:  # orjson's and UnicodeDecodeError are ValueErrors too
+        raise Refusal(f"the file cannot be read as {fmt}: {e}", field="body") from None
+    if len(rows) > MAX_ROWS:
+        raise ImportTooLarge(f"an import takes at most {MAX_ROWS:,} rows per request ({len(rows):,} sent); split "
+                             "the book into several files; nothing was imported", field="body")
+    return rows
+
+
+def refused_body(report: ImportReport) -> dict[str, Any]:
+    """The 422 body of a file with refused rows (nothing imported): the first refusal as ``field`` and
+    ``reason``, and the report with every refused row."""
+    first = report.refused[0]
+    name = first.reasons[0].split(":", 1)[0] if first.reasons else "row"
+    return {"error": "import_refused", "field": f"rows[{first.row}].{name}",
+            "reason": f"{len(report.refused)} of {report.rows} rows refused, nothing was imported; row {first.row}"
+                      f"{f' ({first.loan_ref})' if first.loan_ref else ''}: {first.reasons[0] if first.reasons else ''}",
+            **report.as_dict()}
+
+
 def _errors(e: ValidationError) -> list[str]:
     return [f"{'.'.join(str(x) for x in err['loc']) or 'row'}: {err['msg']}" for err in e.errors()]
 
@@ -161,58 +216,98 @@ def _errors(e: ValidationError) -> list[str]:
 
 
 async def import_loan_book(rt: ServiceRuntime, tenant: str, rows: Iterable[dict[str, Any]], *, actor: str,
-                           today: date, batch_size: int = 500, progress: Progress | None = None) -> ImportReport:
-    """Import ``rows`` into ``tenant``'s book; returns the report (every refused row with its reasons)."""
+                           today: date, batch_size: int = 500, progress: Progress | None = None,
+                           wait_for_members: float = 0.0) -> ImportReport:
+    """Import ``rows`` into ``tenant``'s book, all or nothing; returns the report.
+
+    The whole file is checked first (every row's fields and bounds, its product, its member, the domain's
+    rules, loan numbers and receipts against the file and the cooperative); a file with any refused row
+    imports nothing (``report.refused`` says why, row by row). Then every event and every read row go in
+    one transaction, ``batch_size`` financings a statement. The CPU work (validation, the domain's fold,
+    building the rows) runs in a thread, so the event loop goes on serving other requests.
+
+    ``wait_for_members``: seconds to wait for members the loans service has not heard of yet (registered a
+    moment ago, their event still on its way) before refusing their rows."""
     assert rt.store is not None and rt.pool is not None
     started = time.perf_counter()
     rows = list(rows)
     report = ImportReport(rows=len(rows))
-    products: dict[str, prod.Product] = {}
     meta = Metadata(correlation_id=uuid.uuid4(), actor=actor)
-    seen_refs: set[str] = set()
-    seen_receipts: set[str] = set()
-    pending: list[tuple[int, Imported]] = []
-
-    async def flush() -> None:
-        await _write(rt, tenant, pending, meta, report)
-        pending.clear()
-        if progress:
-            progress(min(done, report.rows), report.rows)
-
-    for done, raw in enumerate(rows, start=1):
-        ref = raw.get("loan_ref") if isinstance(raw, dict) else None
-        try:
-            row = BookRow.model_validate(raw)
-        except ValidationError as e:
-            report.refused.append(RefusedRow(done, ref, _errors(e)))
-            continue
-        if row.loan_ref in seen_refs:
-            report.refused.append(RefusedRow(done, row.loan_ref, ["loan_ref: appears twice in the file"]))
-            continue
-        seen_refs.add(row.loan_ref)
-        if row.product_id not in products:
-            products[row.product_id] = await _product(rt, tenant, row.product_id)
-        try:
-            imported = import_financing(row.entry(), products[row.product_id], today=today, actor=actor)
-        except LoanRuleViolation as e:
-            report.refused.append(RefusedRow(done, row.loan_ref, [f"{e.field or 'row'}: {e.message}"]))
-            continue
-        clash = seen_receipts.intersection(imported.receipts)
-        if clash:
-            report.refused.append(RefusedRow(done, row.loan_ref, [
-                f"payments: receipt {sorted(clash)[0]} is already used by another row of the file"]))
-            continue
-        seen_receipts.update(imported.receipts)
-        pending.append((done, imported))
-        if len(pending) >= batch_size:
-            await flush()
-    done = report.rows
-    await flush()
-    if report.imported:
+    checked = await asyncio.to_thread(_check_rows, rows, report)
+    products = {pid: await _product(rt, tenant, pid) for pid in sorted({r.product_id for _, r in checked})}
+    known = await _known_members(rt, tenant, {r.member_id for _, r in checked}, wait_for_members)
+    accepted = await asyncio.to_thread(_decide, checked, products, known, today, actor, report)
+    accepted = await _not_recorded(rt, tenant, accepted, report)
+    report.refused.sort(key=lambda r: r.row)
+    if not report.refused and accepted:
+        await _write(rt, tenant, [i for _, i in accepted], meta, batch_size, progress)
+        report.imported = len(accepted)
+        report.events = sum(len(i.events) for _, i in accepted)
+        report.payments = sum(len(i.receipts) for _, i in accepted)
         # thousands of rows at once: fresh statistics for the portfolio's plans (as the tables' owner)
         await book.analyze(book.owner_pool(rt))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_rows(rows: list[Any], report: ImportReport) -> list[tuple[int, BookRow]]:
+    """Each row against the row model (fields, bounds, no other field) and loan numbers against the file."""
+    out: list[tuple[int, BookRow]] = []
+    seen_refs: set[str] = set()
+    for n, raw in enumerate(rows, start=1):
+        ref = raw.get("loan_ref") if isinstance(raw, dict) else None
+        try:
+            row = BookRow.model_validate(raw)
+        except ValidationError as e:
+            report.refused.append(RefusedRow(n, ref if isinstance(ref, str) else None, _errors(e)))
+            continue
+        if row.loan_ref in seen_refs:
+            report.refused.append(RefusedRow(n, row.loan_ref, ["loan_ref: appears twice in the file"]))
+            continue
+        seen_refs.add(row.loan_ref)
+        out.append((n, row))
+    return out
+
+
+async def _known_members(rt: ServiceRuntime, tenant: str, ids: set[uuid.UUID], wait: float) -> set[uuid.UUID]:
+    """Those of ``ids`` the loans service knows as members of ``tenant`` (``loan_members``, fed by the members
+    service's events), waiting up to ``wait`` seconds for the others."""
+    assert rt.pool is not None
+    deadline = time.monotonic() + wait
+    known: set[uuid.UUID] = set()
+    while True:
+        missing = list(ids - known)
+        known |= {r["member_id"] for r in await rt.pool.fetch(
+            "SELECT member_id FROM loan_members WHERE tenant_id = $1 AND member_id = ANY($2::uuid[])",
+            tenant, missing)} if missing else set()
+        if known >= ids or time.monotonic() >= deadline:
+            return known
+        await asyncio.sleep(0.2)
+
+
+def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product], members: set[uuid.UUID],
+            today: date, actor: str, report: ImportReport) -> list[tuple[int, Imported]]:
+    """Each checked row's events by the domain's rules (its member, its product, its schedule ...)."""
+    out: list[tuple[int, Imported]] = []
+    seen_receipts: set[str] = set()
+    for n, row in checked:
+        if row.member_id not in members:
+            report.refused.append(RefusedRow(n, row.loan_ref, [
+                f"member_id: no member {row.member_id} in this cooperative"]))
+            continue
+        try:
+            imported = import_financing(row.entry(), products[row.product_id], today=today, actor=actor)
+        except LoanRuleViolation as e:
+            report.refused.append(RefusedRow(n, row.loan_ref, [f"{e.field or 'row'}: {e.message}"]))
+            continue
+        clash = seen_receipts.intersection(imported.receipts)
+        if clash:
+            report.refused.append(RefusedRow(n, row.loan_ref, [
+                f"payments: receipt {sorted(clash)[0]} is already used by another row of the file"]))
+            continue
+        seen_receipts.update(imported.receipts)
+        out.append((n, imported))
+    return out
 
 
 async def _product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
@@ -220,21 +315,20 @@ async def _product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Pro
     return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
 
 
-async def _write(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, Imported]], meta: Metadata,
-                 report: ImportReport) -> None:
-    """Append one batch: rows whose loan number or receipts exist already are refused first."""
+async def _not_recorded(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, Imported]],
+                        report: ImportReport) -> list[tuple[int, Imported]]:
+    """``batch`` but the rows whose loan number or receipts the cooperative has recorded already (refused)."""
     if not batch:
-        return
-    assert rt.store is not None and rt.pool is not None
-    ids = [uuid.UUID(i.financing_id) for _, i in batch]
+        return []
+    assert rt.pool is not None
     existing = {str(r["stream_id"]) for r in await rt.pool.fetch(
         "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_id = ANY($2::text[]) AND version = 1",
-        tenant, [str(x) for x in ids])}
+        tenant, [i.financing_id for _, i in batch])}
     receipts = [r for _, i in batch for r in i.receipts]
     used = {r["receipt_number"] for r in await rt.pool.fetch(
         "SELECT receipt_number FROM loan_receipts WHERE tenant_id = $1 AND receipt_number = ANY($2::text[])",
         tenant, receipts)}
-    accepted: list[Imported] = []
+    accepted: list[tuple[int, Imported]] = []
     for row, imp in batch:
         if imp.financing_id in existing:
             report.refused.append(RefusedRow(row, _ref(imp), ["loan_ref: already imported"]))
@@ -243,19 +337,85 @@ async def _write(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, Importe
                 f"payments: receipt {sorted(used.intersection(imp.receipts))[0]} is already recorded in this "
                 "cooperative"]))
         else:
-            accepted.append(imp)
-    if not accepted:
-        return
-    await rt.store.append_batch([StreamAppend(tenant, fin.STREAM_TYPE, i.financing_id, NO_STREAM, i.events, meta)
-                                 for i in accepted])
-    # the book rows from the import's own fold (``Imported.state``): nothing folded twice
-    facts = await asyncio.to_thread(_book_rows, tenant, accepted, meta.actor)
-    async with rt.pool.acquire() as conn, conn.transaction():
-        await insert_read_rows(conn, [financing_row(tenant, i.state) for i in accepted],
-                               [(tenant, r, uuid.UUID(i.financing_id)) for i in accepted for r in i.receipts], facts)
-    report.imported += len(accepted)
-    report.events += sum(len(i.events) for i in accepted)
-    report.payments += sum(len(i.receipts) for i in accepted)
+            accepted.append((row, imp))
+    return accepted
+
+
+#: the events of a batch, from arrays; the payloads as JSON text (encoded in a thread, not in the event loop)
+_INSERT_EVENTS = """
+INSERT INTO events (event_id, tenant_id, stream_type, stream_id, version, type, schema_version,
+                    occurred_at, correlation_id, causation_id, actor, traceparent, payload)
+SELECT e, t, st, s, v, ty, sv, o, c, ca, a, tp, p::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[],
+            $8::timestamptz[], $9::uuid[], $10::uuid[], $11::text[], $12::text[], $13::text[])
+     AS u(e, t, st, s, v, ty, sv, o, c, ca, a, tp, p)
+"""
+
+
+@dataclass
+class _Batch:
+    events: list[list[Any]]
+    financings: list[tuple[Any, ...]]
+    receipts: list[tuple[str, str, uuid.UUID]]
+    rows: book.BookRows
+    types: list[str]
+
+
+def _prepare(tenant: str, chunk: list[Imported], meta: Metadata) -> _Batch:
+    cols: list[list[Any]] = [[] for _ in range(13)]
+    now = utcnow()
+    for imp in chunk:
+        for v, e in enumerate(imp.events, start=1):
+            for col, val in zip(cols, (
+                    uuid.uuid4(), tenant, fin.STREAM_TYPE, imp.financing_id, v, e.type, e.schema_version,
+                    e.occurred_at or now, meta.correlation_id, meta.causation_id, meta.actor, meta.traceparent,
+                    orjson.dumps(e.payload).decode()), strict=True):
+                col.append(val)
+    return _Batch(cols, [financing_row(tenant, i.state) for i in chunk],
+                  [(tenant, r, uuid.UUID(i.financing_id)) for i in chunk for r in i.receipts],
+                  _book_rows(tenant, chunk, meta.actor), cols[5])
+
+
+class _Appended(NamedTuple):
+    type: str
+
+
+async def _write(rt: ServiceRuntime, tenant: str, accepted: list[Imported], meta: Metadata, batch_size: int,
+                 progress: Progress | None) -> None:
+    """Every event and read row of ``accepted`` in one transaction (all or nothing), ``batch_size`` financings
+    a statement; each batch prepared in a thread, the event loop free between statements. The events go in
+    first: an append is the first write of its transaction (``shared.eventstore``)."""
+    assert rt.store is not None and rt.pool is not None
+    chunks = [accepted[k:k + batch_size] for k in range(0, len(accepted), batch_size)]
+    types: list[str] = []
+    async with rt.pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                prepared: list[_Batch] = []
+                for k, chunk in enumerate(chunks):
+                    batch = await asyncio.to_thread(_prepare, tenant, chunk, meta)
+                    await conn.execute(_INSERT_EVENTS, *batch.events)
+                    batch.events = []
+                    prepared.append(batch)
+                    if progress:
+                        progress((k + 1) * batch_size // 2 if k + 1 < len(chunks) else len(accepted) // 2,
+                                 len(accepted))
+                for k, batch in enumerate(prepared):
+                    await insert_read_rows(conn, batch.financings, batch.receipts, batch.rows)
+                    types += batch.types
+                    if progress:
+                        progress(min(len(accepted), len(accepted) // 2 + (k + 1) * batch_size // 2), len(accepted))
+        except asyncpg.UniqueViolationError as e:
+            # another import of the same loans or receipts committed first: nothing of this one was written
+            if e.constraint_name == "events_stream_version":
+                raise ConcurrencyError(tenant, "(import)", -1) from None
+            raise ImportRace(f"another request recorded some of these financings or receipts meanwhile ({e.constraint_name}); "
+                             "nothing was imported: import the file again") from None
+    rt.store.notify_committed(cast(Any, [_Appended(t) for t in types]))
+
+
+class ImportRace(Refusal):
+    status, code = 409, "conflict"
 
 
 def _book_rows(tenant: str, accepted: list[Imported], actor: str | None) -> book.BookRows:

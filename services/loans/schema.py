@@ -23,7 +23,7 @@ UPDATE loan_book b SET active_on = (
     owed = 0, cost_owed = 0, unpaid_due = '{}', unpaid_cum = '{}';
 UPDATE loan_book b SET owed = u.owed, cost_owed = u.cost_owed, unpaid_due = u.dues, unpaid_cum = u.cums
 FROM (SELECT tenant_id, financing_id, sum(amount - paid)::bigint AS owed,
-             sum(CASE WHEN amount <= 0 THEN 0 ELSE cost_part - least(paid, amount) * cost_part / amount END)::bigint
+             sum(CASE WHEN amount <= 0 THEN 0 ELSE cost_part - div(least(paid, amount)::numeric * cost_part, amount) END)::bigint
                  AS cost_owed,
              array_agg(due_on ORDER BY due_on, number) AS dues, array_agg(cum ORDER BY due_on, number) AS cums
       FROM (SELECT tenant_id, financing_id, number, due_on, amount, cost_part, paid,

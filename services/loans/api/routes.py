@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
 
 from services.loans import bulk_import, handlers
 from services.loans.api import schemas as s
@@ -308,14 +309,13 @@ imports = APIRouter(prefix="/imports", tags=["imports"])
 async def import_loan_book(principal: Manager, request: Request,
                            format: Literal["csv", "json"] | None = None) -> s.ImportReportResponse:
     fmt = format or ("csv" if "csv" in request.headers.get("content-type", "") else "json")
-    try:
-        rows = bulk_import.parse(await request.body(), fmt)
-    except ValueError as e:
-        raise Refusal(f"the file cannot be read as {fmt}: {e}", field="body") from None
+    rows = await bulk_import.read_rows(request, fmt)  # 413 over the row or byte limit, 422 unreadable
     rt = _rt(request)
     assert principal.tenant_id is not None
     report = await bulk_import.import_loan_book(rt, principal.tenant_id, rows, actor=_actor(request, principal),
-                                                today=handlers.today(rt))
+                                                today=handlers.today(rt), wait_for_members=5.0)
+    if report.refused:  # all or nothing: a refused row imports nothing
+        return JSONResponse(bulk_import.refused_body(report), status_code=422)  # type: ignore[return-value]
     return s.ImportReportResponse.model_validate(report.as_dict())
 
 

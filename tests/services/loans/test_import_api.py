@@ -1,4 +1,5 @@
-"""POST /imports: a loan book imported row by row, refused rows reported, nothing imported twice."""
+"""POST /imports: a loan book checked whole, then imported all or nothing; refused rows reported, nothing
+imported twice."""
 
 from __future__ import annotations
 
@@ -10,34 +11,53 @@ from services.loans.domain.loan_book import financing_id_for
 from services.loans.handlers import rebuild_read_tables
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
-from tests.services.loans.support import MANAGER, OFFICER, define_product, event_count, events
+from tests.services.loans.support import MANAGER, OFFICER, define_product, event_count, events, known_member
+
+
+#: members the loans service knows (``known_member``), per test
+MEMBERS: list[str] = []
 
 
 def book_row(ref: str, payments: int = 3, **over: Any) -> dict[str, Any]:
     start = date(2024, 2, 15)
     dues = [start + timedelta(days=30 * i) for i in range(12)]
-    return {"loan_ref": ref, "member_id": str(uuid.uuid4()), "product_id": "mikro-tata-sanitasi", "cost": 6_000_000,
+    return {"loan_ref": ref, "member_id": MEMBERS[0] if MEMBERS else str(uuid.uuid4()), "product_id": "mikro-tata-sanitasi", "cost": 6_000_000,
             "margin": 720_000, "signed_on": "2024-01-15", "source_of_funds": "own_funds", "payee_id": "cv-lama",
             "schedule": [{"due_on": d.isoformat(), "amount": 560_000} for d in dues],
             "payments": [{"receipt_number": f"{ref}-KW{i}", "paid_on": dues[i].isoformat(), "amount": 560_000}
                          for i in range(payments)], **over}
 
 
-async def test_import_reports_each_refused_row_and_imports_the_rest(loans: ServiceClient) -> None:
+async def member_of(loans: ServiceClient, tenant: str = BMI) -> None:
+    MEMBERS[:] = [await known_member(loans, tenant)]
+
+
+async def test_a_file_with_refused_rows_reports_each_and_imports_nothing(loans: ServiceClient) -> None:
     await define_product(loans)
+    await member_of(loans)
     rows = [book_row("L-1"), book_row("L-2", payments=12), book_row("L-3", margin=1),
             book_row("L-1"), {"loan_ref": "L-5", "cost": "lots"}, book_row("L-6", product_id="nope"),
             book_row("L-7", payments=0, payments_extra=1)]
+    n = await event_count(loans)
     r = await loans.post("/imports", json=rows, headers=headers(BMI, MANAGER))
-    assert r.status_code == 200, r.text
+    assert r.status_code == 422, r.text
     report = r.json()
-    assert (report["rows"], report["imported"], report["refused_rows"]) == (7, 2, 5)
+    assert (report["rows"], report["imported"], report["refused_rows"]) == (7, 0, 5)
+    assert report["error"] == "import_refused" and report["field"] == "rows[3].schedule"
+    assert "5 of 7 rows refused, nothing was imported; row 3 (L-3)" in report["reason"]
+    assert await event_count(loans) == n
+    assert (await loans.get("/financings", headers=headers(BMI))).json()["total"] == 0
     refused = {x["row"]: x for x in report["refused"]}
     assert "not the selling price" in refused[3]["reasons"][0] and refused[3]["loan_ref"] == "L-3"
     assert refused[4]["reasons"] == ["loan_ref: appears twice in the file"]
     assert any(x.startswith("cost:") for x in refused[5]["reasons"]) and any("member_id" in x for x in refused[5]["reasons"])
     assert "no product nope" in refused[6]["reasons"][0]
     assert "payments_extra" in refused[7]["reasons"][0]
+    # the rows that were fine, on their own
+    r = await loans.post("/imports", json=rows[:2], headers=headers(BMI, MANAGER))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert (report["rows"], report["imported"], report["refused_rows"]) == (2, 2, 0)
     assert report["payments"] == 15 and report["events"] == 6 + 3 + 6 + 12 + 1
     l1 = (await loans.get(f"/financings/{financing_id_for('L-1')}?as_of=2024-05-01", headers=headers(BMI))).json()
     assert l1["status"] == "active" and l1["disbursed"] == 6_000_000 and l1["standing"]["owed"] == 6_720_000 - 1_680_000
@@ -51,24 +71,28 @@ async def test_import_reports_each_refused_row_and_imports_the_rest(loans: Servi
     # importing the same book again imports nothing twice
     n = await event_count(loans)
     again = (await loans.post("/imports", json=rows[:2], headers=headers(BMI, MANAGER))).json()
-    assert again["imported"] == 0 and {x["reasons"][0] for x in again["refused"]} == {"loan_ref: already imported"}
+    assert again["error"] == "import_refused" and again["imported"] == 0 and {x["reasons"][0] for x in again["refused"]} == {"loan_ref: already imported"}
     assert await event_count(loans) == n
 
 
 async def test_csv_receipts_and_the_read_tables(loans: ServiceClient) -> None:
     await define_product(loans)
+    member = await known_member(loans)
     csv = ("loan_ref,member_id,product_id,cost,margin,signed_on,payee_type,payee_id,schedule,payments\n"
-           f"C-1,{uuid.uuid4()},mikro-tata-sanitasi,1000000,120000,2024-01-10,supplier,toko-1,"
+           f"C-1,{member},mikro-tata-sanitasi,1000000,120000,2024-01-10,supplier,toko-1,"
            "2024-02-10=560000;2024-03-10=560000,KW-C1@2024-02-10=560000\n"
-           f"C-2,{uuid.uuid4()},mikro-tata-sanitasi,1000000,120000,2024-01-10,supplier,toko-1,"
+           f"C-2,{member},mikro-tata-sanitasi,1000000,120000,2024-01-10,supplier,toko-1,"
            "2024-02-10=560000;2024-03-10=560000,KW-C1@2024-02-11=100\n"
            f"C-3,not-a-uuid,mikro-tata-sanitasi,1000000,120000,2024-01-10,,,2024-02-10=1120000,\n")
     r = await loans.post("/imports", content=csv, headers={**headers(BMI, MANAGER), "Content-Type": "text/csv"})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 422, r.text
     report = r.json()
-    assert report["imported"] == 1 and [x["row"] for x in report["refused"]] == [2, 3]
+    assert report["imported"] == 0 and [x["row"] for x in report["refused"]] == [2, 3]
     assert "already used by another row" in report["refused"][0]["reasons"][0]
     assert "member_id" in report["refused"][1]["reasons"][0]
+    first = "\n".join(csv.splitlines()[:2]) + "\n"
+    r = await loans.post("/imports", content=first, headers={**headers(BMI, MANAGER), "Content-Type": "text/csv"})
+    assert r.status_code == 200 and r.json()["imported"] == 1, r.text
     assert loans.runtime.pool is not None
     before = [dict(r) for r in await loans.runtime.pool.fetch("SELECT * FROM loan_financings ORDER BY financing_id")]
     assert await rebuild_read_tables(loans.runtime, BMI) == 1
@@ -79,6 +103,7 @@ async def test_csv_receipts_and_the_read_tables(loans: ServiceClient) -> None:
 
 async def test_import_refusals(loans: ServiceClient) -> None:
     await define_product(loans)
+    await member_of(loans, BAIK)
     n = await event_count(loans)
     r = await loans.post("/imports", json=[book_row("X")], headers=headers(BMI, OFFICER))
     assert r.status_code == 403
@@ -88,7 +113,8 @@ async def test_import_refusals(loans: ServiceClient) -> None:
     assert r.status_code == 422 and "list of financings" in r.json()["reason"]
     # another cooperative has no such product: every row refused there
     r = await loans.post("/imports", json=[book_row("X")], headers=headers(BAIK, MANAGER))
-    assert r.json()["imported"] == 0 and "no product" in r.json()["refused"][0]["reasons"][0]
+    assert r.status_code == 422 and r.json()["imported"] == 0
+    assert "no product" in r.json()["refused"][0]["reasons"][0]
     assert await event_count(loans) == n
 
 
@@ -96,11 +122,14 @@ async def test_an_imported_receipt_number_already_used_live_is_refused(loans: Se
     from tests.services.loans.support import Walk
 
     w = await Walk(loans).disbursed(amount=12_000_000)
+    MEMBERS[:] = [w.member_id]
     await w.post("/repayments", {"receipt_number": "KW-LIVE", "amount": 10_000, "paid_on": "2025-02-01"},
                  role=OFFICER, expect=201)
     row = book_row("R-1", payments=1)
     row["payments"][0]["receipt_number"] = "KW-LIVE"
     report = (await loans.post("/imports", json=[row, book_row("R-2")], headers=headers(BMI, MANAGER))).json()
-    assert report["imported"] == 1
+    assert report["imported"] == 0
     assert report["refused"] == [{"row": 1, "loan_ref": "R-1", "reasons": [
         "payments: receipt KW-LIVE is already recorded in this cooperative"]}]
+    report = (await loans.post("/imports", json=[book_row("R-2")], headers=headers(BMI, MANAGER))).json()
+    assert report["imported"] == 1
