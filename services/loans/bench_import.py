@@ -31,6 +31,36 @@ from shared.eventstore import NO_STREAM
 from shared.tenancy import PLATFORM_MIGRATIONS, Principal, Role
 
 TENANT = "kopsyah-bmi"
+#: a small cooperative beside the big one: its simple GET (its financings list) is timed alone and during the import
+NEIGHBOUR = "koperasi-tetangga"
+
+
+async def neighbour_gets(rt: Any, until: asyncio.Event | None, count: int = 200) -> list[float]:
+    """Latencies of the neighbour's ``GET /financings`` (the handler, in this event loop: a stalled loop shows),
+    one every 10 ms: ``count`` of them, or until ``until`` is set."""
+    who = Principal(tenant_id=NEIGHBOUR, role=Role.MANAGER, key_id="bench-neighbour")
+    out: list[float] = []
+    while (until is None and len(out) < count) or (until is not None and not until.is_set()):
+        t = time.perf_counter()
+        await handlers.list_financings(rt.for_tenant(NEIGHBOUR), who, limit=20)
+        out.append(time.perf_counter() - t)
+        await asyncio.sleep(0.01)
+    return out
+
+
+async def loop_stalls(until: asyncio.Event) -> list[float]:
+    """How late a 5 ms sleep wakes, over and over: the longest times the event loop was held."""
+    out: list[float] = []
+    while not until.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(0.005)
+        out.append(time.perf_counter() - t - 0.005)
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
 def book(financings: int, payments: int) -> list[dict[str, Any]]:
@@ -79,10 +109,18 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
         def bar(done: int, total: int) -> None:
             print(f"\r  {done}/{total} financings  {time.perf_counter() - t1:6.1f} s", end="", flush=True)
 
+        alone = await neighbour_gets(rt, None)
+        done = asyncio.Event()
+        during = asyncio.create_task(neighbour_gets(rt, done))
+        stalls = asyncio.create_task(loop_stalls(done))
         t1 = time.perf_counter()
-        report = await import_loan_book(rt.for_tenant(TENANT), TENANT, rows, actor="bench", today=date(2026, 1, 1),
-                                        batch_size=batch_size, progress=bar)
+        try:
+            report = await import_loan_book(rt.for_tenant(TENANT), TENANT, rows, actor="bench",
+                                            today=date(2026, 1, 1), batch_size=batch_size, progress=bar)
+        finally:
+            done.set()
         elapsed = time.perf_counter() - t1
+        during_s, stalls_s = await during, await stalls
         stored = await rt.pool.fetchval("SELECT count(*) FROM events WHERE stream_type = 'financing'")
         # the manager's portfolio screen over the imported book, as the API computes it (every stream folded)
         manager = Principal(tenant_id=TENANT, role=Role.MANAGER, key_id="bench")
@@ -109,6 +147,10 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
         print(f"imported {report.imported} financings, {report.payments} payments, {report.events} events "
               f"({stored} stored) in {elapsed:.1f} s = {report.events / elapsed:,.0f} events/s; "
               f"refused {len(report.refused)}")
+        print(f"neighbour's GET /financings: alone p50 {pct(alone, 0.5) * 1000:.1f} ms p99 {pct(alone, 0.99) * 1000:.1f} ms; "
+              f"during the import p50 {pct(during_s, 0.5) * 1000:.1f} ms p99 {pct(during_s, 0.99) * 1000:.1f} ms "
+              f"({len(during_s)} requests); event loop held at most {max(stalls_s, default=0) * 1000:.0f} ms "
+              f"(p99 {pct(stalls_s, 0.99) * 1000:.1f} ms)")
         print(f"portfolio of {quality.financings} financings from rows: as of 2025-06-30 cold {portfolio_s[0]:.3f} s, "
               f"warm {portfolio_s[1]:.3f} s; today {portfolio_s[2]:.3f} s")
         if baseline:

@@ -448,10 +448,13 @@ SELECT (SELECT coalesce(sum(amount), 0) FROM loan_late_charges
         WHERE tenant_id = $1 AND recovery AND paid_on <= $2 AND NOT (financing_id = ANY($3::uuid[])))::bigint AS recovered
 """
 
-#: instalments falling due in [$4, $2] as the book stood on $2 (the period's end); those of a financing
+#: instalments falling due in [$4, $2] as the book stood on $2 (the period's end; the status of those
+#: financings only that have an instalment falling due then); those of a financing
 #: closed by then (settled, written off) falling due after it closed never fell due
+_DUE_IN_PERIOD = "SELECT financing_id FROM loan_instalments WHERE tenant_id = $1 AND due_on BETWEEN $4 AND $2"
 _REPAYMENT_RATE = f"""
-WITH {_STATUS_AS_OF}, {_INSTALMENTS_AS_OF},
+WITH {_STATUS_AS_OF_T.format(only="AND financing_id IN (" + _DUE_IN_PERIOD + ")",
+                             only_s="AND s.financing_id IN (" + _DUE_IN_PERIOD + ")")}, {_INSTALMENTS_AS_OF},
     -- a settled financing's unpaid balance was forgiven (the rebate): waived, never fallen due
     owing AS (SELECT i.*, CASE WHEN st.status = 'settled' THEN i.amount - i.paid ELSE 0 END AS waived
               FROM inst i JOIN st USING (financing_id) WHERE i.due_on BETWEEN $4 AND $2)
