@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import time
 import uuid
 from datetime import date, timedelta
@@ -110,6 +111,16 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
             print(f"\r  {done}/{total} financings  {time.perf_counter() - t1:6.1f} s", end="", flush=True)
 
         alone = await neighbour_gets(rt, None)
+        gc_pauses: list[float] = []
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                gc_pauses.append(time.perf_counter() - gc_started[0])
+
+        gc.callbacks.append(on_gc)
         done = asyncio.Event()
         during = asyncio.create_task(neighbour_gets(rt, done))
         stalls = asyncio.create_task(loop_stalls(done))
@@ -121,6 +132,7 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
             done.set()
         elapsed = time.perf_counter() - t1
         during_s, stalls_s = await during, await stalls
+        gc.callbacks.remove(on_gc)
         stored = await rt.pool.fetchval("SELECT count(*) FROM events WHERE stream_type = 'financing'")
         # the manager's portfolio screen over the imported book, as the API computes it (every stream folded)
         manager = Principal(tenant_id=TENANT, role=Role.MANAGER, key_id="bench")
@@ -150,7 +162,18 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
         print(f"neighbour's GET /financings: alone p50 {pct(alone, 0.5) * 1000:.1f} ms p99 {pct(alone, 0.99) * 1000:.1f} ms; "
               f"during the import p50 {pct(during_s, 0.5) * 1000:.1f} ms p99 {pct(during_s, 0.99) * 1000:.1f} ms "
               f"({len(during_s)} requests); event loop held at most {max(stalls_s, default=0) * 1000:.0f} ms "
-              f"(p99 {pct(stalls_s, 0.99) * 1000:.1f} ms)")
+              f"(p99 {pct(stalls_s, 0.99) * 1000:.1f} ms); garbage collections {len(gc_pauses)}, longest "
+              f"{max(gc_pauses, default=0) * 1000:.0f} ms, total {sum(gc_pauses):.1f} s")
+        for name, sql, args in (("quiet rows", loan_book._PORTFOLIO_QUIET, (TENANT, date(2025, 6, 30), [], 30, 90, 180)),
+                                ("active after", loan_book._ACTIVE_AFTER, (TENANT, date(2025, 6, 30), [])),
+                                ("charges, recoveries", loan_book._CHARGES_AND_RECOVERIES,
+                                 (TENANT, date(2025, 6, 30), [])),
+                                ("repayment rate", loan_book._REPAYMENT_RATE,
+                                 (TENANT, date(2025, 6, 30), [], date(2025, 6, 1)))):
+            async with rt.for_tenant(TENANT).pool.acquire(readonly=True) as conn:
+                t4 = time.perf_counter()
+                await conn.fetch(sql, *args)
+                print(f"  portfolio part {name}: {(time.perf_counter() - t4) * 1000:.1f} ms")
         print(f"portfolio of {quality.financings} financings from rows: as of 2025-06-30 cold {portfolio_s[0]:.3f} s, "
               f"warm {portfolio_s[1]:.3f} s; today {portfolio_s[2]:.3f} s")
         if baseline:
