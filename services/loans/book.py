@@ -5,8 +5,10 @@ command folds with, and written in the transaction of every append (``handlers.k
 the bulk import and by ``handlers.rebuild_read_tables``:
 
 - ``loan_book``: one row per financing: the first reschedule's date (restructured from then), the
-  closing date, the principal written off, ``fold_below`` (see below), and its last status change (status
-  and date: its status as of any date on or after that one);
+  closing date, the principal written off, ``fold_below`` (see below), its last status change (status
+  and date: its status as of any date on or after that one), and its running figures (``position``: owed,
+  cost part owed, unpaid due dates with the running total owed, ``active_on`` its last dated fact): as of
+  any date on or after ``active_on`` (today: every financing) the portfolio reads this row alone;
 - ``loan_statuses``: every status change with its business date and stream version; the status as of a
   date is that of the last change (by version) dated on or before it. A disbursement changes the status
   only from "signed" (its first one), so only that one is a row;
