@@ -377,6 +377,17 @@ async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
     return figures
 
 
+def _kafka_login(bootstrap: str) -> dict[str, Any]:
+    """aiokafka arguments for the CLI's broker connection: the admin principal's credentials from
+    WASHFIN_KAFKA_SECURITY_PROTOCOL / _SASL_MECHANISM / _SASL_USERNAME / _SASL_PASSWORD / _SSL_CAFILE."""
+    from shared.kafka import KafkaConnection
+
+    env = os.environ.get
+    return KafkaConnection(bootstrap, env("WASHFIN_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+                           env("WASHFIN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"), env("WASHFIN_KAFKA_SASL_USERNAME"),
+                           env("WASHFIN_KAFKA_SASL_PASSWORD"), env("WASHFIN_KAFKA_SSL_CAFILE")).client_kwargs()
+
+
 async def _broker_status() -> dict[str, Any] | None:
     """The Kafka broker's answer, when one is configured (a row of its own in `status`)."""
     bootstrap = os.environ.get("WASHFIN_KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -384,7 +395,7 @@ async def _broker_status() -> dict[str, Any] | None:
         return None
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(request_timeout_ms=5000, **_kafka_login(bootstrap))
     try:
         await asyncio.wait_for(admin.start(), 10)
         topics = await asyncio.wait_for(admin.list_topics(), 10)
@@ -417,7 +428,7 @@ async def _end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int]
         return {}
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, request_timeout_ms=5000, **_kafka_login(bootstrap))
     try:
         await asyncio.wait_for(consumer.start(), 10)
         ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])

@@ -114,7 +114,7 @@ class ServiceRuntime:
         if s.kafka_bootstrap_servers and s.run_relay:
             physical = namespaced(self.topic, s.kafka_namespace)
             self.relay = Relay(
-                PostgresLogReader(self.worker_pool, s.database_url), s.kafka_bootstrap_servers, physical, name=physical,
+                PostgresLogReader(self.worker_pool, s.database_url), s.kafka_connection(), physical, name=physical,
                 publishable=lambda row: self.registry.topic_of(row["type"]) == self.topic,
                 partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                 batch_size=s.relay_batch_size, service=self.service,
@@ -133,7 +133,7 @@ class ServiceRuntime:
         for p in self.projections:
             if s.event_source == "kafka" and s.kafka_bootstrap_servers:
                 src: KafkaSource | EventLogSource = KafkaSource(
-                    self.worker_pool, s.kafka_bootstrap_servers, p, self.registry,
+                    self.worker_pool, s.kafka_connection(), p, self.registry,
                     partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                     namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size,
                 )

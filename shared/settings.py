@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka import KafkaConnection
 
 
 def _platform(name: str, *extra: str) -> AliasChoices:
@@ -66,3 +68,30 @@ class ServiceSettings(BaseSettings):
     kafka_namespace: str = Field(default="", validation_alias=_platform("KAFKA_NAMESPACE"))
     kafka_topic_partitions: int = Field(default=6, validation_alias=_platform("KAFKA_TOPIC_PARTITIONS"))
     kafka_replication_factor: int = Field(default=1, validation_alias=_platform("KAFKA_REPLICATION_FACTOR"))
+    #: how the service logs in to the brokers: PLAINTEXT (no authentication: a development broker only),
+    #: SASL_PLAINTEXT (loopback), SASL_SSL (everywhere else), with its own principal and password
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT", validation_alias=_platform("KAFKA_SECURITY_PROTOCOL"))
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", validation_alias=_platform("KAFKA_SASL_MECHANISM"))
+    kafka_sasl_username: str | None = Field(default=None, validation_alias=_platform("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(default=None, validation_alias=_platform("KAFKA_SASL_PASSWORD"))
+    #: CA bundle that signed the brokers' certificates (SSL / SASL_SSL); unset: the system's trust store
+    kafka_ssl_cafile: str | None = Field(default=None, validation_alias=_platform("KAFKA_SSL_CAFILE"))
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> "ServiceSettings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_sasl_username "
+                             "and kafka_sasl_password (WASHFIN_KAFKA_SASL_USERNAME / _PASSWORD)")
+        return self
+
+    def kafka_connection(self) -> KafkaConnection | None:
+        """How this service's clients reach the brokers (None: no Kafka configured)."""
+        if not self.kafka_bootstrap_servers:
+            return None
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        return KafkaConnection(self.kafka_bootstrap_servers, self.kafka_security_protocol, self.kafka_sasl_mechanism,
+                               self.kafka_sasl_username, password, self.kafka_ssl_cafile)

@@ -10,6 +10,7 @@ A missing prerequisite raises ``InfraError`` with one line naming it: tests fail
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from deploy.local.kafka import InfraError, LocalKafka, kafka_version
+from deploy.local.kafka import PRINCIPALS, InfraError, LocalKafka, kafka_version
 from deploy.local.postgres import LocalPostgres
+from shared.kafka import SERVICES, KafkaConnection
 
 
 def docker_available() -> bool:
@@ -110,11 +112,51 @@ class PostgresHandle:
 
 @dataclass
 class KafkaHandle:
+    """A broker and how each principal connects to it: ``admin`` (set-up, the CLI, kernel tests) and one
+    per service (``connection("loans")``); ``settings_for`` gives a service's settings fields."""
+
     bootstrap_servers: str
     origin: str
     version: str
     local: LocalKafka | None = None
     _stop: Any = field(default=None, repr=False)
+    #: principal -> connection; empty: a plaintext broker without authentication (testcontainers)
+    connections: dict[str, KafkaConnection] = field(default_factory=dict, repr=False)
+    #: namespaces whose ACLs exist already
+    _authorized: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.connections)
+
+    def connection(self, user: str = "admin") -> KafkaConnection:
+        if not self.connections:
+            return KafkaConnection(self.bootstrap_servers)
+        try:
+            return self.connections[user]
+        except KeyError:
+            raise InfraError(f"no Kafka credentials for {user!r}") from None
+
+    @property
+    def admin(self) -> KafkaConnection:
+        return self.connection("admin")
+
+    def settings_for(self, service: str) -> dict[str, Any]:
+        """The kafka_* settings fields a service logs in with (as ``ServiceSettings(**...)``)."""
+        return self.connection(service).settings_fields()
+
+    def env_for(self, service: str) -> dict[str, str]:
+        """The same as environment variables (WASHFIN_KAFKA_*), for a service process."""
+        return {f"WASHFIN_{k.upper()}": str(v) for k, v in self.settings_for(service).items()}
+
+    async def authorize(self, namespace: str = "") -> None:
+        """Create the service principals' ACLs for a namespace (once per handle; a no-op without auth)."""
+        if not self.authenticated or namespace in self._authorized:
+            return
+        from shared.kafka.acl import all_service_acls, create_acls
+
+        await create_acls(self.admin, all_service_acls(namespace))
+        self._authorized.add(namespace)
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -136,9 +178,28 @@ def start_postgres(workdir: Path | None = None) -> PostgresHandle:
                           lambda: (pg.stop(), shutil.rmtree(base, ignore_errors=True)))
 
 
+def _external_connections(bootstrap: str) -> dict[str, KafkaConnection]:
+    """Credentials for an external broker, from the environment: ``WASHFIN_KAFKA_SECURITY_PROTOCOL``
+    (unset or PLAINTEXT: no authentication), ``WASHFIN_KAFKA_SASL_MECHANISM``, ``WASHFIN_KAFKA_SSL_CAFILE``,
+    ``WASHFIN_KAFKA_ADMIN_USERNAME`` / ``_PASSWORD`` and ``WASHFIN_KAFKA_<SERVICE>_USERNAME`` / ``_PASSWORD``."""
+    protocol = os.environ.get("WASHFIN_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    if not protocol.startswith("SASL"):
+        return {}
+    mechanism = os.environ.get("WASHFIN_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    out = {}
+    for user in ("admin", *SERVICES):
+        password = os.environ.get(f"WASHFIN_KAFKA_{user.upper()}_PASSWORD")
+        if not password:
+            raise InfraError(f"KAFKA_BOOTSTRAP_SERVERS with {protocol}: WASHFIN_KAFKA_{user.upper()}_PASSWORD is not set")
+        out[user] = KafkaConnection(bootstrap, protocol, mechanism,
+                                    os.environ.get(f"WASHFIN_KAFKA_{user.upper()}_USERNAME", user), password,
+                                    os.environ.get("WASHFIN_KAFKA_SSL_CAFILE"))
+    return out
+
+
 def start_kafka(workdir: Path | None = None) -> KafkaHandle:
     if bs := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return KafkaHandle(bs, "KAFKA_BOOTSTRAP_SERVERS", "external")
+        return KafkaHandle(bs, "KAFKA_BOOTSTRAP_SERVERS", "external", connections=_external_connections(bs))
     if docker_available():
         from testcontainers.kafka import KafkaContainer
 
@@ -149,8 +210,15 @@ def start_kafka(workdir: Path | None = None) -> KafkaHandle:
                            _stop=lambda: container.__exit__(None, None, None))
     base = workdir or Path(tempfile.mkdtemp(prefix="washfin-kafka-"))
     k = LocalKafka(base).start()
-    return KafkaHandle(k.bootstrap_servers, f"local broker from Maven Central ({base})", k.version, local=k,
-                       _stop=lambda: (k.stop(), shutil.rmtree(base, ignore_errors=True)))
+    handle = KafkaHandle(k.bootstrap_servers, f"local broker from Maven Central ({base}), SASL/SCRAM + ACLs",
+                         k.version, local=k, _stop=lambda: (k.stop(), shutil.rmtree(base, ignore_errors=True)),
+                         connections={u: k.connection(u) for u in PRINCIPALS})
+    try:
+        asyncio.run(handle.authorize(""))
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
 
 
 __all__ = ["InfraError", "KafkaHandle", "PostgresHandle", "docker_available", "start_kafka", "start_postgres"]

@@ -35,7 +35,8 @@ from types import FrameType
 from deploy.local.demo import DEMO_KEYS, load_all_demo, prepare_demo_platform
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
-from deploy.local.services import SERVICES, ServiceProcess, database_name, service_env
+from deploy.local.services import SERVICES, ServiceProcess, database_name, kafka_env, service_env
+from shared.kafka import KafkaConnection
 from services.reporting.demo import demo_env as reporting_demo_env
 
 
@@ -277,17 +278,18 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
                 kafka.start()
             finally:
                 children.add("kafka", kafka.proc)
+            asyncio.run(kafka.authorize())  # the service principals' ACLs (idempotent)
             bootstrap = kafka.bootstrap_servers
         service_urls = {s: u for s, u in urls.items() if s != "platform"}
         for s in SERVICES:
-            env = service_env(s, service_urls, urls["platform"], kafka=bootstrap,
+            env = service_env(s, service_urls, urls["platform"], kafka=kafka.connection(s) if kafka else None,
                               extra=reporting_demo_env() if s == "reporting" else None)
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
             children.add(s, procs[-1].proc)
         for p in procs:
             p.wait_ready()
         ready_s = time.monotonic() - t0
-        _write_env_file(data_dir / "washfin.env", urls, procs, bootstrap)
+        _write_env_file(data_dir / "washfin.env", urls, procs, kafka.connection() if kafka else None)
         if demo:
             print("loading demo data through the services' APIs ...", flush=True)
             asyncio.run(load_all_demo({p.service: p.url for p in procs}))
@@ -326,14 +328,19 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
         _unlock(lock)
 
 
-def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess], kafka: str | None) -> None:
-    """Settings of the running system, for the operator CLI (`washfin status` and friends)."""
+def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess],
+                    kafka: KafkaConnection | None) -> None:
+    """Settings of the running system, for the operator CLI (`washfin status` and friends): with Kafka, the
+    admin principal's login, so the file is its owner's only (mode 0600)."""
     lines = [f"WASHFIN_PLATFORM_DATABASE_URL={urls['platform']}"]
     lines += [f"{s.upper()}_DATABASE_URL={urls[s]}" for s in SERVICES]
     lines += [f"WASHFIN_{p.service.upper()}_URL={p.url}" for p in procs]
     if kafka:
-        lines.append(f"WASHFIN_KAFKA_BOOTSTRAP_SERVERS={kafka}")
-    path.write_text("# written by the run command; read by the washfin CLI\n" + "\n".join(lines) + "\n")
+        lines += [f"{k}={v}" for k, v in kafka_env(kafka).items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by the run command; read by the washfin CLI\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
 
 
 def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: float, pg: LocalPostgres,

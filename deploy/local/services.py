@@ -10,10 +10,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from deploy.local.kafka import InfraError, free_port
+
+if TYPE_CHECKING:
+    from shared.kafka import KafkaConnection
 
 SERVICES = ("members", "loans", "sanitation", "reporting")
 
@@ -83,15 +87,30 @@ class ServiceProcess:
             self.proc.wait(5)
 
 
+def kafka_env(kafka: str | KafkaConnection) -> dict[str, str]:
+    """WASHFIN_KAFKA_* variables for a broker login (a bare bootstrap string: plaintext)."""
+    from shared.kafka import connection
+
+    c = connection(kafka)
+    env = {"WASHFIN_KAFKA_BOOTSTRAP_SERVERS": c.bootstrap_servers, "WASHFIN_KAFKA_SECURITY_PROTOCOL": c.security_protocol}
+    if c.authenticated:
+        env |= {"WASHFIN_KAFKA_SASL_MECHANISM": c.sasl_mechanism, "WASHFIN_KAFKA_SASL_USERNAME": c.username or "",
+                "WASHFIN_KAFKA_SASL_PASSWORD": c.password or ""}
+    if c.ssl_cafile:
+        env["WASHFIN_KAFKA_SSL_CAFILE"] = c.ssl_cafile
+    return env
+
+
 def service_env(
     service: str,
     database_urls: dict[str, str],
     platform_url: str,
     *,
-    kafka: str | None,
+    kafka: str | KafkaConnection | None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment one service process needs: its database, the platform database, its event source."""
+    """The environment one service process needs: its database, the platform database, its event source
+    (with ``kafka`` a connection: the service's own broker login, WASHFIN_KAFKA_SASL_*)."""
     prefix = service.upper()
     env = {
         f"{prefix}_DATABASE_URL": database_urls[service],
@@ -100,7 +119,7 @@ def service_env(
         f"{prefix}_LOG_LEVEL": os.environ.get("WASHFIN_LOG_LEVEL", "INFO"),
     }
     if kafka:
-        env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"] = kafka
+        env |= kafka_env(kafka)
     else:
         env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"] = ""
         others = {s: u for s, u in database_urls.items() if s != service}

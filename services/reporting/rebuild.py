@@ -35,7 +35,7 @@ from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresLogReader
-from shared.kafka import namespaced
+from shared.kafka import client_kwargs, namespaced
 
 
 class RebuildError(Exception):
@@ -103,7 +103,7 @@ class _Kafka:
         self.settings, self.pool, self.build = settings, pool, b
         s = settings
         assert s.kafka_bootstrap_servers
-        self.sources = [KafkaSource(pool, s.kafka_bootstrap_servers, b, load_all(), partitions=s.kafka_topic_partitions,
+        self.sources = [KafkaSource(pool, s.kafka_connection(), b, load_all(), partitions=s.kafka_topic_partitions,
                                     replication_factor=s.kafka_replication_factor, namespace=s.kafka_namespace,
                                     max_poll_records=s.consumer_batch_size)]
 
@@ -111,7 +111,7 @@ class _Kafka:
         from aiokafka import AIOKafkaConsumer
 
         # a group-less consumer that only asks the brokers where each partition ends
-        self.probe = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+        self.probe = AIOKafkaConsumer(**client_kwargs(self.settings.kafka_connection()),
                                       enable_auto_commit=False)
         await self.probe.start()
         self.partitions: list[Any] = []
@@ -124,7 +124,7 @@ class _Kafka:
         if not self.partitions:
             from aiokafka.admin import AIOKafkaAdminClient
 
-            admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, client_id="washfin-rebuild")
+            admin = AIOKafkaAdminClient(client_id="washfin-rebuild", **client_kwargs(s.kafka_connection()))
             await admin.start()
             try:
                 for d in await admin.describe_topics(topics):

@@ -165,7 +165,7 @@ class ReportingRuntime(ServiceRuntime):
         assert self.worker_pool is not None
         runner = _Runner(b)
         if s.event_source == "kafka" and s.kafka_bootstrap_servers:
-            src = KafkaSource(self.worker_pool, s.kafka_bootstrap_servers, b, self.registry,
+            src = KafkaSource(self.worker_pool, s.kafka_connection(), b, self.registry,
                               partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                               namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size)
             runner.sources.append(src)

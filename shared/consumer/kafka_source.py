@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord
 from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters
 from shared.contracts import ContractRegistry
 from shared.envelope import Envelope
-from shared.kafka import dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced
+from shared.kafka import KafkaTarget, dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced, owner_topic
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
 from shared.worker import Progress, keep_running
@@ -46,7 +46,7 @@ class KafkaSource:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         projection: Projection,
         registry: ContractRegistry,
         *,
@@ -171,6 +171,10 @@ class KafkaSource:
                         dead.append(DeadLetter(tp.topic, f"undecodable record: {e}", rec.value or b"",
                                                tp.partition, rec.offset))
                         continue
+                    if (wrong := self._foreign(env.type, tp.topic)) is not None:
+                        dead.append(DeadLetter(tp.topic, wrong, rec.value, tp.partition, rec.offset,
+                                               env.event_id, env.type))
+                        continue
                     envelopes.append(env)
                     raws.append(rec.value)
                     places[str(env.event_id)] = (tp, rec.offset)
@@ -195,6 +199,16 @@ class KafkaSource:
         self.totals.dead += len(dead)
         self.last_event_at = time.time()
         self._commit_to_kafka(new_next)
+
+    def _foreign(self, event_type: str, topic: str) -> str | None:
+        """Why an event may not be applied from ``topic`` (None: it may): an event type is accepted only
+        from the topic of the service that owns it, whatever the broker let through (a principal with
+        write access to one topic cannot speak for another service)."""
+        logical = topic.removeprefix(f"{self.namespace}.") if self.namespace else topic
+        owner = self.registry.topic_of(event_type) or owner_topic(event_type)
+        if logical == owner:
+            return None
+        return f"event type {event_type!r} belongs on {owner!r}, arrived on {logical!r}: not applied"
 
     def _commit_to_kafka(self, offsets: dict[TopicPartition, int]) -> None:
         """Tell the broker too, in the background: informational only (lag dashboards), since the

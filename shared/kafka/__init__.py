@@ -8,12 +8,14 @@ topics keep data forever (``retention.ms=-1``) so read models can be rebuilt by 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared.logging import get_logger
 
@@ -25,6 +27,67 @@ FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "del
 
 def service_topic(service: str) -> str:
     return f"washfin.{service}.v1"
+
+
+def owner_topic(event_type: str) -> str:
+    """The logical topic an event type may arrive on: its producing service's (``loans.X`` -> loans')."""
+    return service_topic(event_type.partition(".")[0])
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where a Kafka client connects and who it is there.
+
+    ``PLAINTEXT`` (no authentication) is what a bare bootstrap string means; a deployment's brokers take
+    ``SASL_PLAINTEXT`` (loopback only) or ``SASL_SSL`` with SCRAM-SHA-512 and one principal per service."""
+
+    bootstrap_servers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: CA bundle for SSL/SASL_SSL (None: the system's trust store)
+    ssl_cafile: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.security_protocol.startswith("SASL")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        kw: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                              "security_protocol": self.security_protocol}
+        if self.authenticated:
+            if not self.username or not self.password:
+                raise ValueError(f"Kafka {self.security_protocol} needs a SASL username and password")
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                      sasl_plain_password=self.password)
+        if "SSL" in self.security_protocol:
+            kw["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        return kw
+
+    def settings_fields(self) -> dict[str, Any]:
+        """The ``kafka_*`` fields of ``shared.settings.ServiceSettings`` that log in as this connection."""
+        out: dict[str, Any] = {"kafka_bootstrap_servers": self.bootstrap_servers,
+                               "kafka_security_protocol": self.security_protocol}
+        if self.authenticated:
+            out |= {"kafka_sasl_mechanism": self.sasl_mechanism, "kafka_sasl_username": self.username,
+                    "kafka_sasl_password": self.password}
+        if self.ssl_cafile:
+            out["kafka_ssl_cafile"] = self.ssl_cafile
+        return out
+
+
+#: a bare bootstrap string (plaintext, unauthenticated) or a full connection
+KafkaTarget = str | KafkaConnection
+
+
+def connection(target: KafkaTarget) -> KafkaConnection:
+    return target if isinstance(target, KafkaConnection) else KafkaConnection(target)
+
+
+def client_kwargs(target: KafkaTarget) -> dict[str, Any]:
+    return connection(target).client_kwargs()
 
 
 def dead_letter_topic(consumer: str) -> str:
@@ -62,14 +125,17 @@ CONSUMER_SETTINGS: dict[str, Any] = {
 }
 
 
-def make_producer(bootstrap_servers: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id,
-                            **{**PRODUCER_SETTINGS, **overrides})
+def make_producer(kafka: KafkaTarget, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(client_id=client_id, **client_kwargs(kafka), **{**PRODUCER_SETTINGS, **overrides})
 
 
-def make_consumer(bootstrap_servers: str, group_id: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap_servers, group_id=group_id,
-                            client_id=group_id, **{**CONSUMER_SETTINGS, **overrides})
+def make_consumer(kafka: KafkaTarget, group_id: str | None, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(*topics, group_id=group_id, client_id=group_id or "washfin-reader",
+                            **client_kwargs(kafka), **{**CONSUMER_SETTINGS, **overrides})
+
+
+def make_admin(kafka: KafkaTarget, client_id: str = "washfin-admin", **overrides: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(client_id=client_id, **client_kwargs(kafka), **overrides)
 
 
 def encode_row(row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -105,21 +171,40 @@ def encode_row(row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return row["stream_id"].encode(), value, headers
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], partitions: int,
+#: CreateTopics error codes that mean "nothing to do": already there / not ours to create (a consumer of
+#: another service's topic waits for that service to create it; it may not create it itself)
+_TOPIC_ALREADY_EXISTS, _TOPIC_AUTHORIZATION_FAILED = 36, 29
+
+
+async def ensure_topics(kafka: KafkaTarget, topics: Iterable[str], partitions: int,
                         replication_factor: int = 1, config: dict[str, str] | None = None) -> None:
-    """Create the topics that do not exist yet, with the given partition count and config."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="washfin-admin")
+    """Create the topics that do not exist yet, with the given partition count and config.
+
+    A topic the principal may not create (another service's) is left to its owner, with a log line."""
+    admin = make_admin(kafka)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [t for t in topics if t not in existing]
         if wanted:
             try:
-                await admin.create_topics(
+                resp = await admin.create_topics(
                     [NewTopic(t, partitions, replication_factor, topic_configs=config or FOREVER) for t in wanted]
                 )
             except TopicAlreadyExistsError:
-                pass
-            log.info("kafka_topics_created", topics=wanted, partitions=partitions)
+                return
+            created, refused = [], []
+            for entry in getattr(resp, "topic_errors", []) or []:
+                name, code = entry[0], entry[1]
+                if code == 0:
+                    created.append(name)
+                elif code == _TOPIC_AUTHORIZATION_FAILED:
+                    refused.append(name)
+                elif code != _TOPIC_ALREADY_EXISTS:
+                    log.warning("kafka_topic_not_created", topic=name, error_code=code)
+            if created:
+                log.info("kafka_topics_created", topics=created, partitions=partitions)
+            if refused:
+                log.info("kafka_topics_left_to_owner", topics=refused)
     finally:
         await admin.close()

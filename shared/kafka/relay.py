@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
-from shared.kafka import encode_row, ensure_topics, make_producer
+from shared.kafka import KafkaTarget, encode_row, ensure_topics, make_producer
 from shared.logging import get_logger
 from shared.metrics import RELAY_PUBLISHED
 from shared.worker import keep_running, leadership, sleep_or_stop, wait_or_stop
@@ -34,7 +34,7 @@ class Relay:
     def __init__(
         self,
         reader: PostgresLogReader,
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaTarget,
         topic: str,
         name: str,
         *,

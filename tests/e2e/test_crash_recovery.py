@@ -68,6 +68,7 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         print(f"[crash] {time.monotonic() - t0:6.1f}s {name}", flush=True)
 
     namespace = f"crash{uuid.uuid4().hex[:8]}"
+    await kafka.authorize(namespace)
     urls = {s: await pg.create_database(s) for s in ("members", "reporting")}
     await fill_members_log(urls["members"])
     extra = {"WASHFIN_KAFKA_NAMESPACE": namespace, "WASHFIN_KAFKA_TOPIC_PARTITIONS": "3",
@@ -76,7 +77,7 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
     started: list[ServiceProcess] = []
 
     def process(service: str) -> ServiceProcess:
-        env = service_env(service, urls, platform_url, kafka=kafka.bootstrap_servers, extra=extra)
+        env = service_env(service, urls, platform_url, kafka=kafka.connection(service), extra=extra)
         started.append(ServiceProcess(service, env, tmp_path / f"{service}.log"))
         return started[-1]
 

@@ -19,20 +19,25 @@ from aiokafka import AIOKafkaConsumer
 from deploy.local.demo import DEMO_MEMBERS, key_for
 from deploy.local.infra import KafkaHandle, PostgresHandle
 from deploy.local.services import SERVICES, ServiceProcess, service_env
+from shared.kafka import KafkaConnection
 from shared.tenancy import Role
 from tests.helpers import eventually
 
 BMI, BAIK = "kopsyah-bmi", "koperasi-baik"
 
 
-def start_system(pg: PostgresHandle, platform_url: str, logs: Path, kafka: str | None,
+def start_system(pg: PostgresHandle, platform_url: str, logs: Path, kafka: KafkaHandle | None,
                  namespace: str) -> list[ServiceProcess]:
     import asyncio
 
     urls = {s: asyncio.run(pg.create_database(s)) for s in SERVICES}
+    if kafka is not None:
+        asyncio.run(kafka.authorize(namespace))
     procs = []
     for s in SERVICES:
-        env = service_env(s, urls, platform_url, kafka=kafka, extra={"WASHFIN_KAFKA_NAMESPACE": namespace})
+        # each service logs in to the broker as its own principal
+        env = service_env(s, urls, platform_url, kafka=kafka.connection(s) if kafka else None,
+                          extra={"WASHFIN_KAFKA_NAMESPACE": namespace})
         procs.append(ServiceProcess(s, env, logs / f"{s}.log").start())
     try:
         for p in procs:
@@ -46,14 +51,14 @@ def start_system(pg: PostgresHandle, platform_url: str, logs: Path, kafka: str |
 
 @pytest.fixture(params=["kafka", "embedded"])
 def system(request: pytest.FixtureRequest, pg: PostgresHandle, platform_url: str,
-           tmp_path: Path) -> Iterator[tuple[dict[str, ServiceProcess], str | None, str]]:
-    bootstrap = None
+           tmp_path: Path) -> Iterator[tuple[dict[str, ServiceProcess], KafkaConnection | None, str]]:
+    bootstrap, k = None, None
     if request.param == "kafka":
-        k: KafkaHandle = request.getfixturevalue("kafka")
-        bootstrap = k.bootstrap_servers
-        print(f"\n[e2e] Apache Kafka {k.version} at {bootstrap}")
+        k = request.getfixturevalue("kafka")
+        bootstrap = k.admin
+        print(f"\n[e2e] Apache Kafka {k.version} at {k.bootstrap_servers}")
     namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    procs = start_system(pg, platform_url, tmp_path, bootstrap, namespace)
+    procs = start_system(pg, platform_url, tmp_path, k, namespace)
     pids = {p.proc.pid for p in procs if p.proc}
     assert len(pids) == 4, "four separate OS processes"
     yield {p.service: p for p in procs}, bootstrap, namespace
@@ -92,7 +97,7 @@ async def test_member_registered_reaches_each_cooperatives_summary(system) -> No
 
     if bootstrap:
         # the events really crossed the broker: read the members topic back
-        consumer = AIOKafkaConsumer(f"{namespace}.washfin.members.v1", bootstrap_servers=bootstrap,
+        consumer = AIOKafkaConsumer(f"{namespace}.washfin.members.v1", **bootstrap.client_kwargs(),
                                     auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:

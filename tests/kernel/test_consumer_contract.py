@@ -43,7 +43,7 @@ class Harness:
     def make_source(self) -> Any:
         if self.kind == "kafka":
             assert self.kafka is not None
-            return KafkaSource(self.pool, self.kafka.bootstrap_servers, self.projection, REGISTRY,
+            return KafkaSource(self.pool, self.kafka.admin, self.projection, REGISTRY,
                                partitions=3, namespace=self.namespace)
         return EventLogSource(self.pool, "members", PostgresLogReader(self.es.pool, self.es.url),
                               self.projection, REGISTRY)
@@ -53,7 +53,7 @@ class Harness:
         if self.kind == "kafka" and self.relay is None:
             assert self.kafka is not None
             topic = namespaced("washfin.members.v1", self.namespace)
-            self.relay = Relay(self.es.store.reader, self.kafka.bootstrap_servers, topic, name=topic, partitions=3)
+            self.relay = Relay(self.es.store.reader, self.kafka.admin, topic, name=topic, partitions=3)
             self.tasks.append(asyncio.create_task(self.relay.run(self.stop_event)))
         self.source = self.make_source()
         self.tasks.append(asyncio.create_task(self.source.run(self.stop_event)))
@@ -151,7 +151,7 @@ async def _read_dlq(h: Harness) -> list[Any]:
     from tests.kernel.test_relay import read_topic
 
     assert h.kafka is not None and isinstance(h.source, KafkaSource)
-    return await read_topic(h.kafka.bootstrap_servers, h.source.dead_letter_topic, 1, timeout=20)
+    return await read_topic(h.kafka.admin, h.source.dead_letter_topic, 1, timeout=20)
 
 
 async def _eq(value: Any, expected: Any) -> bool:
@@ -176,19 +176,19 @@ async def test_kafka_unknown_types_and_undecodable_records_are_dead_lettered(
     topic = namespaced("washfin.members.v1", namespace)
     from shared.kafka import ensure_topics, make_producer
 
-    await ensure_topics(kafka.bootstrap_servers, [topic], 1)
+    await ensure_topics(kafka.admin, [topic], 1)
     await es.store.append("coop-a", "member", "m1", NO_STREAM, [member_registered(1)])
     await es.store.append("coop-a", "member", "m2", NO_STREAM, [member_registered(2)])
-    producer = make_producer(kafka.bootstrap_servers, "poison")
+    producer = make_producer(kafka.admin, "poison")
     await producer.start()
-    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="p", partitions=1)
+    relay = Relay(es.store.reader, kafka.admin, topic, name="p", partitions=1)
     try:
         await producer.send_and_wait(topic, b"{not json", key=b"x")
         await es.store.append("coop-a", "member", "m3", NO_STREAM, [_unknown_event()])
         await relay.publish_batch(producer)
     finally:
         await producer.stop()
-    source = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=1, namespace=namespace)
+    source = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=1, namespace=namespace)
     stop = asyncio.Event()
     task = asyncio.create_task(source.run(stop))
     try:
@@ -213,11 +213,11 @@ async def test_kafka_rebalance_hands_partitions_over_without_double_effects(
     projection = RecordingProjection()
     _, pool = await consumer_database(pg, projection)
     topic = namespaced("washfin.members.v1", namespace)
-    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name=topic, partitions=3)
+    relay = Relay(es.store.reader, kafka.admin, topic, name=topic, partitions=3)
     stop_relay, stop_a, stop_b = asyncio.Event(), asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop_relay))]
-    a = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=3, namespace=namespace)
-    b = KafkaSource(pool, kafka.bootstrap_servers, projection, REGISTRY, partitions=3, namespace=namespace)
+    a = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
+    b = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
     task_a = asyncio.create_task(a.run(stop_a))
     await append_members(es, "coop-a", streams=30, per_stream=5)
     task_b = asyncio.create_task(b.run(stop_b))  # joins: partitions move

@@ -19,14 +19,14 @@ from shared.db import create_pool, migrate
 from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
-from shared.kafka import PRODUCER_SETTINGS, make_producer
+from shared.kafka import PRODUCER_SETTINGS, KafkaTarget, client_kwargs, make_producer
 from shared.kafka.relay import Relay
 from tests.helpers import eventually
 from tests.kernel.conftest import StoreDb, member_registered
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+async def read_topic(bootstrap: KafkaTarget, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     records: list = []  # type: ignore[type-arg]
@@ -51,12 +51,12 @@ async def test_relay_publishes_in_log_order_with_key_and_headers(es: StoreDb, ka
         await es.store.append("coop-a", "member", f"m{i % 2}", i // 2, [member_registered(i)],
                               meta=Metadata(traceparent=tp, correlation_id=uuid.uuid4()))
     await es.store.append("coop-a", "member", "internal", NO_STREAM, [NewEvent("members.InternalNote", {"x": 1})])
-    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="r1", partitions=3,
+    relay = Relay(es.store.reader, kafka.admin, topic, name="r1", partitions=3,
                   publishable=lambda row: row["type"] != "members.InternalNote")
-    producer = make_producer(kafka.bootstrap_servers, "test-relay")
+    producer = make_producer(kafka.admin, "test-relay")
     from shared.kafka import ensure_topics
 
-    await ensure_topics(kafka.bootstrap_servers, [topic], 3)
+    await ensure_topics(kafka.admin, [topic], 3)
     await producer.start()
     try:
         assert await relay.publish_batch(producer) == 6
@@ -66,7 +66,7 @@ async def test_relay_publishes_in_log_order_with_key_and_headers(es: StoreDb, ka
         assert PRODUCER_SETTINGS["acks"] == "all" and PRODUCER_SETTINGS["enable_idempotence"] is True
     finally:
         await producer.stop()
-    records = await read_topic(kafka.bootstrap_servers, topic, 5)
+    records = await read_topic(kafka.admin, topic, 5)
     assert len(records) == 5, "internal events stay home"
     by_stream: dict[str, list[int]] = {}
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -87,7 +87,7 @@ async def test_idle_relay_wakes_on_notify_from_another_process_within_millisecon
         es: StoreDb, kafka: KafkaHandle, namespace: str) -> None:
     topic = f"{namespace}.members"
     # idle poll of 60 s: only the notification can explain a fast delivery
-    relay = Relay(es.store.reader, kafka.bootstrap_servers, topic, name="r2", partitions=1, idle_poll_s=60)
+    relay = Relay(es.store.reader, kafka.admin, topic, name="r2", partitions=1, idle_poll_s=60)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     await eventually(lambda: _async(relay.is_leader), timeout=30)
@@ -119,7 +119,7 @@ async def test_relay_survives_broker_and_database_restarts() -> None:
         async with pool.acquire() as conn:
             await migrate(conn, "eventstore", MIGRATIONS)
         store = PostgresEventStore(pool, url)
-        relay = Relay(store.reader, broker.bootstrap_servers, "restart.members", name="r3", partitions=1,
+        relay = Relay(store.reader, broker.connection(), "restart.members", name="r3", partitions=1,
                       idle_poll_s=0.5)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop))
@@ -139,7 +139,7 @@ async def test_relay_survives_broker_and_database_restarts() -> None:
         await eventually(lambda: _async(relay.checkpoint.position >= 3), timeout=90)
         stop.set()
         await asyncio.wait_for(task, 30)
-        records = await read_topic(broker.bootstrap_servers, "restart.members", 3, timeout=30)
+        records = await read_topic(broker.connection(), "restart.members", 3, timeout=30)
         versions = sorted({orjson.loads(r.value)["version"] for r in records})
         assert versions == [1, 2, 3], "nothing lost across the restarts (duplicates are allowed, consumers skip them)"
         await store.close()

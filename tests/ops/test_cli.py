@@ -132,7 +132,7 @@ async def test_status_reports_a_broker_that_does_not_answer(cli_env: dict[str, s
 
 async def test_status_with_a_live_broker_and_demo_load_without_services(cli_env: dict[str, str], kafka: Any) -> None:
     ok(washfin(cli_env, "migrate"))
-    rows = ok(washfin({**cli_env, "WASHFIN_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers}, "--json", "status"))
+    rows = ok(washfin({**cli_env, **kafka.env_for("admin")}, "--json", "status"))
     assert next(r for r in rows if r["service"] == "kafka")["ready"] is True
     one_error_line(washfin(cli_env, "demo", "load"), "WASHFIN_<SERVICE>_URL")
     closed = {**cli_env, **{f"WASHFIN_{s.upper()}_URL": f"http://127.0.0.1:{free_port()}"

@@ -58,9 +58,10 @@ async def test_readiness_follows_database_and_broker_outages() -> None:
     pgs = LocalPostgres(base / "pg").start()
     broker = LocalKafka(base / "kafka").start()
     try:
+        await broker.authorize()
         await _platform(pgs.url("postgres"))
         settings = MembersSettings(database_url=pgs.url("postgres"), platform_database_url=pgs.url("postgres"),
-                                   kafka_bootstrap_servers=broker.bootstrap_servers, kafka_topic_partitions=1)
+                                   **broker.connection("members").settings_fields(), kafka_topic_partitions=1)
         async with running_app(create_app(settings)) as client:
             async def status() -> int:
                 return (await client.get("/readyz")).status_code

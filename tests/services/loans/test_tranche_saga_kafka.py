@@ -22,7 +22,7 @@ from services.loans.settings import LoansSettings
 from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.contracts.sanitation import InspectionItem, InspectionRecorded
 from shared.envelope import Envelope
-from shared.kafka import ensure_topics, make_producer, namespaced
+from shared.kafka import KafkaTarget, ensure_topics, make_producer, namespaced
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.kernel.test_relay import read_topic
 from tests.services.loans.support import OFFICER, Walk, events
@@ -42,7 +42,7 @@ def inspection_envelope(job_id: str, financing_id: str, member_id: str, version:
                     correlation_id=uuid.uuid4(), actor="key:bmiinspect01", payload=event.model_dump(mode="json"))
 
 
-async def publish(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+async def publish(bootstrap: KafkaTarget, topic: str, *envelopes: Envelope) -> None:
     producer = make_producer(bootstrap, "test-sanitation")
     await producer.start()
     try:
@@ -68,17 +68,18 @@ async def consumed(loans: ServiceClient, count: int) -> bool:
 async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka(
         pg: PostgresHandle, kafka: KafkaHandle, platform_url: str) -> None:
     namespace = f"loans{uuid.uuid4().hex[:8]}"
+    await kafka.authorize(namespace)
     settings = LoansSettings(database_url=await pg.create_database("loans"), platform_database_url=platform_url,
-                             kafka_bootstrap_servers=kafka.bootstrap_servers, kafka_namespace=namespace,
+                             **kafka.settings_for("loans"), kafka_namespace=namespace,
                              event_source="kafka", kafka_topic_partitions=PARTITIONS)
     sanitation_topic = namespaced(SANITATION_TOPIC, namespace)
-    await ensure_topics(kafka.bootstrap_servers, [sanitation_topic], PARTITIONS)
+    await ensure_topics(kafka.connection("sanitation"), [sanitation_topic], PARTITIONS)
 
     async with running_app(create_app(settings)) as loans:
         w = await Walk(loans).disbursed(amount=6_000_000)
         assert w.body["tranches"][1]["disbursed_on"] is None
         # the relay published tranche 1 with the job to order: read it as the sanitation service would
-        records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace), 1, timeout=60)
+        records = await read_topic(kafka.admin, namespaced("washfin.loans.v1", namespace), 1, timeout=60)
         published: list[dict[str, Any]] = [orjson.loads(r.value) for r in records]
         [tranche1] = [p for p in published if p["type"] == "loans.TrancheDisbursed"]
         job_id = tranche1["payload"]["job_id"]
@@ -87,13 +88,13 @@ async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka
         assert not {p["type"] for p in published} & {"loans.TermsQuoted", "loans.WorkOrderRecorded"}  # internal
 
         passed = inspection_envelope(job_id, w.id, w.member_id, version=4, number=1)
-        await publish(kafka.bootstrap_servers, sanitation_topic, passed, passed)  # delivered twice
+        await publish(kafka.connection("sanitation"), sanitation_topic, passed, passed)  # delivered twice
 
         await eventually(lambda: second_tranches(loans), timeout=90)
         await eventually(lambda: consumed(loans, 2), timeout=60)
         # a re-inspection that passes again releases nothing more
         again = inspection_envelope(job_id, w.id, w.member_id, version=6, number=2)
-        await publish(kafka.bootstrap_servers, sanitation_topic, again)
+        await publish(kafka.connection("sanitation"), sanitation_topic, again)
         await eventually(lambda: consumed(loans, 3), timeout=60)
         [released] = await second_tranches(loans)
         assert released.causation_id == passed.event_id and released.payload["amount"] == 3_000_000
@@ -111,7 +112,7 @@ async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka
         assert loans.runtime.pool is not None
         assert await loans.runtime.pool.fetchval("SELECT count(*) FROM dead_letters") == 0
         # and tranche 2 travelled to the loans topic once
-        records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace), 100, timeout=15)
+        records = await read_topic(kafka.admin, namespaced("washfin.loans.v1", namespace), 100, timeout=15)
         tranches = [orjson.loads(r.value)["payload"]["tranche_number"] for r in records
                     if orjson.loads(r.value)["type"] == "loans.TrancheDisbursed"]
         assert sorted(tranches) == [1, 2]

@@ -29,8 +29,9 @@ from tests.services.members.support import SURVEY, member
 async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
         pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
     namespace = f"t{uuid.uuid4().hex[:10]}"
+    await kafka.authorize(namespace)
     settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
-                               kafka_bootstrap_servers=kafka.bootstrap_servers, kafka_namespace=namespace,
+                               **kafka.settings_for("members"), kafka_namespace=namespace,
                                event_source="kafka", kafka_topic_partitions=3)
     # the loans side: its own event store, published by a relay to the namespaced loans topic
     loans_url = await pg.create_database("loans")
@@ -39,7 +40,7 @@ async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
         await migrate(conn, "eventstore", MIGRATIONS)
     loans = PostgresEventStore(loans_pool, loans_url)
     stop = asyncio.Event()
-    relay = Relay(loans.reader, kafka.bootstrap_servers, namespaced("washfin.loans.v1", namespace),
+    relay = Relay(loans.reader, kafka.connection("loans"), namespaced("washfin.loans.v1", namespace),
                   name="loans-relay", partitions=3)
     relay_task = asyncio.create_task(relay.run(stop))
     try:
@@ -50,7 +51,7 @@ async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
             r = await members.patch(f"/members/{member_id}", json={"phone": "081298765432"}, headers=headers(BMI))
             assert r.status_code == 200
 
-            records = await read_topic(kafka.bootstrap_servers, namespaced("washfin.members.v1", namespace), 2,
+            records = await read_topic(kafka.admin, namespaced("washfin.members.v1", namespace), 2,
                                        timeout=60)
             assert [dict(rec.headers)["type"].decode() for rec in records] == \
                 ["members.MemberRegistered", "members.HouseholdSurveyed"]  # not the internal correction

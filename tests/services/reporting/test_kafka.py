@@ -21,11 +21,12 @@ from tests.services.reporting.scenario import BAIK, BMI, S_OD, S_SAFE, W_BASIC, 
 
 async def test_projections_and_rebuild_on_kafka(pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    common = {"platform_database_url": platform_url, "kafka_bootstrap_servers": kafka.bootstrap_servers,
-              "kafka_namespace": namespace, "kafka_topic_partitions": 3}
-    m = MembersSettings(database_url=await pg.create_database("members"), event_source="none", **common)
+    await kafka.authorize(namespace)
+    common = {"platform_database_url": platform_url, "kafka_namespace": namespace, "kafka_topic_partitions": 3}
+    m = MembersSettings(database_url=await pg.create_database("members"), event_source="none", **common,
+                        **kafka.settings_for("members"))
     r = ReportingSettings(database_url=await pg.create_database("reporting"), event_source="kafka", build_poll_s=0.2,
-                          build_drop_grace_s=60, **common)
+                          build_drop_grace_s=60, **common, **kafka.settings_for("reporting"))
     async with running_app(members_app(m)) as members, running_app(reporting_app(r)) as reporting:
         officer = {"X-API-Key": key_for(BMI, Role.FIELD_OFFICER)}
         ids = []

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from deploy.local.infra import KafkaHandle, PostgresHandle
 from shared.contracts.loans import TrancheDisbursed
 from shared.envelope import Envelope
-from shared.kafka import ensure_topics, make_producer, namespaced
+from shared.kafka import KafkaTarget, client_kwargs, ensure_topics, make_producer, namespaced
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.sanitation.helpers import BMI, FAILING, INSPECTOR, contractor, findings, headers, ok
 
@@ -29,19 +29,21 @@ PARTITIONS = 3
 
 @pytest.fixture
 async def sanitation_on_kafka(pg: PostgresHandle, platform_url: str,
-                              kafka: KafkaHandle) -> AsyncIterator[tuple[ServiceClient, str, str]]:
+                              kafka: KafkaHandle) -> AsyncIterator[tuple[ServiceClient, KafkaTarget, str]]:
     from services.sanitation.app import create_app
     from services.sanitation.settings import SanitationSettings
 
     namespace = f"san{uuid.uuid4().hex[:8]}"
+    await kafka.authorize(namespace)
     settings = SanitationSettings(database_url=await pg.create_database("sanitation"),
-                                  platform_database_url=platform_url, kafka_bootstrap_servers=kafka.bootstrap_servers,
+                                  platform_database_url=platform_url, **kafka.settings_for("sanitation"),
                                   kafka_namespace=namespace, kafka_topic_partitions=PARTITIONS, event_source="kafka")
     async with running_app(create_app(settings)) as client:
-        yield client, kafka.bootstrap_servers, namespace
+        # the test plays the loans service: its login writes the loans topic and reads the sanitation one
+        yield client, kafka.connection("loans"), namespace
 
 
-async def publish(bootstrap: str, topic: str, envelope: Envelope, times: int) -> None:
+async def publish(bootstrap: KafkaTarget, topic: str, envelope: Envelope, times: int) -> None:
     """Put a loans event on the loans topic as the loans relay does (key, headers), ``times`` times."""
     await ensure_topics(bootstrap, [topic], PARTITIONS)
     producer = make_producer(bootstrap, "test-loans")
@@ -55,9 +57,9 @@ async def publish(bootstrap: str, topic: str, envelope: Envelope, times: int) ->
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+async def read_all(bootstrap: KafkaTarget, topic: str) -> list[dict[str, Any]]:
     """Every record on the topic so far (values as envelopes, with the record's type header)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
     out: list[dict[str, Any]] = []

@@ -1,0 +1,204 @@
+"""Attacks on the broker, as from a client on the same network: the broker refuses anyone without a
+login, and each service's principal only what its ACLs allow (shared/kafka/acl.py); an event type that
+arrives on another service's topic is dead-lettered by the consumer, whatever the broker let through."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
+
+from deploy.local.infra import KafkaHandle, PostgresHandle
+from services.loans.reactions import MemberDirectory, TrancheRelease
+from services.members.reactions import LoanStanding
+from services.reporting.projections.summary import CooperativeSummary as Summary
+from services.sanitation.reactions import TrancheOrdersJob
+from shared.consumer.kafka_source import KafkaSource
+from shared.contracts import load_all
+from shared.contracts.loans import TOPIC as LOANS_TOPIC
+from shared.contracts.members import TOPIC as MEMBERS_TOPIC
+from shared.kafka import KafkaConnection, ensure_topics, make_consumer, make_producer, namespaced
+from shared.kafka.acl import CONSUMES
+from shared.kafka.relay import Relay
+from tests.helpers import eventually
+from tests.kernel.conftest import StoreDb, consumer_database, member_registered
+from tests.kernel.recording import RecordingProjection, applied_rows
+
+REGISTRY = load_all()
+
+
+async def produce(conn: KafkaConnection | str, topic: str, value: bytes = b"{}", timeout: float = 20) -> None:
+    """Produce one record and wait for the broker's answer (raises what the broker said)."""
+    producer = make_producer(conn, f"attacker-{uuid.uuid4().hex[:6]}", request_timeout_ms=8000)
+    try:
+        await asyncio.wait_for(producer.start(), timeout)
+        await asyncio.wait_for(producer.send_and_wait(topic, value), timeout)
+    finally:
+        await producer.stop()
+
+
+async def raises(coro: Awaitable[Any], *errors: type[BaseException]) -> BaseException:
+    with pytest.raises(errors) as info:
+        await coro
+    return info.value
+
+
+async def topics_of(kafka: KafkaHandle, namespace: str) -> dict[str, str]:
+    topics = {s: namespaced(f"washfin.{s}.v1", namespace) for s in ("members", "loans", "sanitation", "reporting")}
+    await kafka.authorize(namespace)
+    await ensure_topics(kafka.admin, topics.values(), 1)
+    return topics
+
+
+async def test_a_client_without_a_login_is_refused(kafka: KafkaHandle, namespace: str) -> None:
+    topics = await topics_of(kafka, namespace)
+    # no SASL at all: the broker has no plaintext listener to talk to
+    await raises(produce(kafka.bootstrap_servers, topics["sanitation"], timeout=15),
+                 KafkaConnectionError, KafkaError, asyncio.TimeoutError)
+    # a known principal with a wrong password
+    wrong = KafkaConnection(kafka.bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512", "sanitation", "guessed")
+    await raises(produce(wrong, topics["sanitation"], timeout=15), KafkaError, asyncio.TimeoutError)
+    # a principal nobody created
+    stranger = KafkaConnection(kafka.bootstrap_servers, "SASL_PLAINTEXT", "SCRAM-SHA-512", "mallory", "x" * 20)
+    await raises(produce(stranger, topics["sanitation"], timeout=15), KafkaError, asyncio.TimeoutError)
+    # the real sanitation login writes to its own topic (the refusals above are not a broken broker)
+    await produce(kafka.connection("sanitation"), topics["sanitation"])
+
+
+async def test_a_service_writes_only_to_its_own_topic_and_dead_letters(kafka: KafkaHandle, namespace: str) -> None:
+    topics = await topics_of(kafka, namespace)
+    sanitation = kafka.connection("sanitation")
+    await raises(produce(sanitation, topics["loans"]), TopicAuthorizationFailedError)
+    await raises(produce(sanitation, topics["members"]), TopicAuthorizationFailedError)
+    await raises(produce(kafka.connection("members"), topics["sanitation"]), TopicAuthorizationFailedError)
+    await raises(produce(kafka.connection("reporting"), topics["loans"]), TopicAuthorizationFailedError)
+    # another service's dead-letter topics neither
+    loans_dlq = namespaced("washfin.dlq.loans.tranche-release.v1", namespace)
+    await ensure_topics(kafka.admin, [loans_dlq], 1)
+    await raises(produce(sanitation, loans_dlq), TopicAuthorizationFailedError)
+    # what it may do
+    await produce(sanitation, topics["sanitation"])
+    own_dlq = namespaced("washfin.dlq.sanitation.tranche-orders-job.v1", namespace)
+    await ensure_topics(sanitation, [own_dlq], 1)  # it may create its own dead-letter topic
+    await produce(sanitation, own_dlq)
+    # and it may not create topics beyond its own
+    await ensure_topics(sanitation, [namespaced("washfin.loans.v2", namespace)], 1)
+    admin = make_consumer(kafka.admin, None)
+    await admin.start()
+    try:
+        assert namespaced("washfin.loans.v2", namespace) not in await admin.topics()
+    finally:
+        await admin.stop()
+
+
+async def read_one(conn: KafkaConnection, topic: str, group: str | None) -> list[Any]:
+    consumer = make_consumer(conn, group, topic, request_timeout_ms=8000)
+    try:
+        await asyncio.wait_for(consumer.start(), 20)
+        got: list[Any] = []
+        for _ in range(20):
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                got += recs
+            if got:
+                break
+        return got
+    finally:
+        await consumer.stop()
+
+
+async def test_a_service_reads_only_what_it_consumes_in_its_own_groups(kafka: KafkaHandle, namespace: str) -> None:
+    topics = await topics_of(kafka, namespace)
+    await produce(kafka.connection("members"), topics["members"], b'{"member": "personal"}')
+    # sanitation consumes the loans topic only: the members topic is not for it
+    await raises(read_one(kafka.connection("sanitation"), topics["members"], namespaced("sanitation.x", namespace)),
+                 TopicAuthorizationFailedError)
+    # loans reads the members topic, but not in reporting's consumer group
+    await raises(read_one(kafka.connection("loans"), topics["members"], namespaced("reporting.summary.v1", namespace)),
+                 GroupAuthorizationFailedError)
+    # in its own group it reads it
+    got = await read_one(kafka.connection("loans"), topics["members"], namespaced("loans.members.v1", namespace))
+    assert [orjson.loads(r.value) for r in got] == [{"member": "personal"}]
+
+
+def test_the_acl_table_matches_what_the_services_consume() -> None:
+    consumed = {
+        "loans": {*MemberDirectory.topics, *TrancheRelease.topics},
+        "members": set(LoanStanding.topics),
+        "sanitation": set(TrancheOrdersJob.topics),
+        "reporting": set(Summary.topics) | {t for f in _reporting_families() for t in f.topics},
+    }
+    assert {s: set(t) for s, t in CONSUMES.items()} == consumed
+    # and every consumer's name (its group) starts with its service's name, as the group ACLs require
+    for service, names in {"loans": [MemberDirectory.name, TrancheRelease.name], "members": [LoanStanding.name],
+                           "sanitation": [TrancheOrdersJob.name], "reporting": [Summary.name]}.items():
+        assert all(n.startswith(f"{service}.") for n in names)
+
+
+def _reporting_families() -> list[Any]:
+    from services.reporting.projections.catalog import FAMILIES
+
+    return list(FAMILIES.values())
+
+
+async def test_an_event_type_on_a_foreign_topic_is_dead_lettered_not_applied(
+        es: StoreDb, pg: PostgresHandle, kafka: KafkaHandle, namespace: str) -> None:
+    """A members event written to the loans topic (by the loans principal, which may write there) reaches
+    a consumer of both topics (reporting's): it is dead-lettered; the same event on the members topic is
+    applied."""
+    await kafka.authorize(namespace)
+    projection = RecordingProjection("reporting.recording")
+    projection.topics = (MEMBERS_TOPIC, LOANS_TOPIC)  # type: ignore[misc]
+    _, pool = await consumer_database(pg, projection)
+    members_topic, loans_topic = namespaced(MEMBERS_TOPIC, namespace), namespaced(LOANS_TOPIC, namespace)
+    await ensure_topics(kafka.admin, [members_topic, loans_topic], 1)
+    # the forged copy: what the members relay would publish, but sent by the loans service's login
+    await es.store.append("coop-a", "member", "m-forged", -1, [member_registered(1)])
+    forger = Relay(es.store.reader, kafka.connection("loans"), loans_topic, name="forger", partitions=1)
+    producer = make_producer(kafka.connection("loans"), "forger")
+    await producer.start()
+    try:
+        assert await forger.publish_batch(producer) == 1
+    finally:
+        await producer.stop()
+    await es.store.append("coop-a", "member", "m-real", -1, [member_registered(2)])
+    real = Relay(es.store.reader, kafka.connection("members"), members_topic, name="real", partitions=1)
+    real.checkpoint = forger.checkpoint
+    producer = make_producer(kafka.connection("members"), "real")
+    await producer.start()
+    try:
+        assert await real.publish_batch(producer) == 1
+    finally:
+        await producer.stop()
+
+    source = KafkaSource(pool, kafka.connection("reporting"), projection, REGISTRY, partitions=1, namespace=namespace)
+    stop = asyncio.Event()
+    task = asyncio.create_task(source.run(stop))
+    try:
+        await eventually(lambda: _is(pool, "SELECT count(*) FROM dead_letters", 1), timeout=60)
+        await eventually(lambda: _is(pool, "SELECT count(*) FROM applied", 1), timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    [row] = await applied_rows(pool)
+    assert row["stream_id"] == "m-real"
+    dead = await pool.fetchrow("SELECT * FROM dead_letters")
+    assert dead["event_type"] == "members.MemberRegistered" and "belongs on 'washfin.members.v1'" in dead["error"]
+    assert dead["source"] == loans_topic
+    # and the dead letter went to the consumer's own dead-letter topic
+    got = await read_one(kafka.admin, source.dead_letter_topic, None)
+    assert len(got) == 1 and orjson.loads(got[0].value)["stream_id"] == "m-forged"
+    await pool.close()
+
+
+async def _is(pool: Any, sql: str, expected: int) -> bool:
+    return int(await pool.fetchval(sql)) == expected
