@@ -79,3 +79,42 @@ def test_every_database_named_is_created(compose: dict[str, Any]) -> None:
         for value in compose["services"][service]["environment"].values():
             if str(value).startswith("postgresql://"):
                 assert str(value).rsplit("/", 1)[1] in created
+
+
+def test_the_broker_takes_scram_logins_only_and_each_service_has_its_own(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    script = kafka["command"][0]
+    assert "listener.security.protocol.map=BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT" in script
+    assert "PLAINTEXT:PLAINTEXT" not in script and "PLAINTEXT://" not in script
+    assert "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer" in script
+    assert "allow.everyone.if.no.acl.found=false" in script and "--add-scram" in script
+    # the passwords come from the git-ignored .env, never from the file itself
+    assert all(str(v).startswith("${WASHFIN_KAFKA_") for k, v in kafka["environment"].items() if "PASSWORD" in k)
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    setup = compose["services"]["kafka-setup"]
+    assert setup["command"] == ["python", "-m", "deploy.local.kafka", "acls"]
+    assert setup["environment"]["WASHFIN_KAFKA_SASL_USERNAME"] == "admin"
+    for service in SETTINGS:
+        spec = compose["services"][service]
+        env = spec["environment"]
+        assert env["WASHFIN_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert env["WASHFIN_KAFKA_SASL_USERNAME"] == service
+        assert env["WASHFIN_KAFKA_SASL_PASSWORD"] == f"${{WASHFIN_KAFKA_{service.upper()}_PASSWORD:?}}"
+        assert spec["depends_on"]["kafka-setup"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_env_writes_private_generated_passwords(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env_file = tmp_path / ".env"
+    run = [sys.executable, "-m", "deploy.local.kafka", "compose-env", str(env_file)]
+    assert subprocess.run(run, cwd=ROOT, capture_output=True).returncode == 0
+    assert os.stat(env_file).st_mode & 0o777 == 0o600
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(values) == {f"WASHFIN_KAFKA_{u}_PASSWORD" for u in
+                           ("ADMIN", "MEMBERS", "LOANS", "SANITATION", "REPORTING", "CONTROLLER")}
+    assert len(set(values.values())) == 6 and all(len(v) >= 24 for v in values.values())
+    again = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 1 and "exists" in again.stderr  # never overwrites the broker's passwords

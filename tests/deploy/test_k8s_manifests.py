@@ -59,6 +59,7 @@ K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 #: kustomization directory -> the namespace everything lands in
 BUILDS = {"base": "washfin", "overlays/dev": "washfin-dev", "overlays/prod": "washfin"}
 CONFIG_MAP, SECRET, MIGRATE_JOB = "washfin-config", "washfin-db", "washfin-migrate"
+KAFKA_SECRET = "washfin-kafka"
 PRE_ROLLOUT = ("washfin/phase", "pre-rollout")
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass",
                   "CustomResourceDefinition", "PersistentVolume"}
@@ -350,6 +351,22 @@ def config_env(build: str) -> dict[str, str]:
     return env
 
 
+def pod_env(build: str, service: str) -> dict[str, str]:
+    """What a service's pod sees: the ConfigMap, the Secret, and its container's own env (secretKeyRefs
+    resolved against the base's placeholder Secrets)."""
+    env = config_env(build)
+    secrets = by_kind(built("base"), "Secret")
+    [deployment] = [d for d in built(build) if d["kind"] == "Deployment" and d["metadata"]["name"] == service]
+    [container] = _pod_spec(deployment)["containers"]  # type: ignore[index]
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[ref["name"]]["stringData"][ref["key"]]
+    return env
+
+
 def partitions(build: str) -> int:
     return int(by_kind(built(build), "ConfigMap")[CONFIG_MAP]["data"]["WASHFIN_KAFKA_TOPIC_PARTITIONS"])
 
@@ -363,6 +380,32 @@ def test_the_secret_holds_placeholders_and_the_overlays_never_apply_them() -> No
     assert "secret store" in (K8S / "base" / "secret.yaml").read_text()
     for overlay in ("overlays/dev", "overlays/prod"):
         assert SECRET not in by_kind(built(overlay), "Secret"), f"{overlay} would overwrite the real Secret"
+    kafka = by_kind(built("base"), "Secret")[KAFKA_SECRET]["stringData"]
+    assert set(kafka) == {*SETTINGS, "admin"} and all(v == "CHANGE-ME" for v in kafka.values())
+    for overlay in ("overlays/dev", "overlays/prod"):
+        assert KAFKA_SECRET not in by_kind(built(overlay), "Secret"), f"{overlay} would overwrite the Kafka Secret"
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_every_service_logs_in_to_kafka_as_itself_over_tls(build: str) -> None:
+    """SASL_SSL with SCRAM-SHA-512 everywhere, no plaintext; each pod gets its own principal's password
+    only (a pod of one service holding another's could write that service's topic)."""
+    config = by_kind(built(build), "ConfigMap")[CONFIG_MAP]["data"]
+    assert config["WASHFIN_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["WASHFIN_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert not any("SASL_PASSWORD" in k or "SASL_USERNAME" in k for k in config), "credentials are per pod"
+    assert "plaintext" not in (K8S / "base" / "configmap.yaml").read_text().lower()
+    for d in built(build):
+        spec = _pod_spec(d)
+        if d["kind"] != "Deployment" or spec is None:
+            continue
+        service = d["metadata"]["name"]
+        [container] = spec["containers"]
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["WASHFIN_KAFKA_SASL_USERNAME"]["value"] == service
+        assert env["WASHFIN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": KAFKA_SECRET, "key": service}
+        refs = [f.get("secretRef", {}).get("name") for f in container.get("envFrom", [])]
+        assert KAFKA_SECRET not in refs, "the whole Kafka Secret (every service's password) must not reach a pod"
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))
@@ -385,7 +428,7 @@ def test_every_variable_named_is_a_setting_the_code_has(build: str) -> None:
 @pytest.mark.parametrize("build", sorted(BUILDS))
 def test_the_settings_parse_as_the_service_reads_them(build: str, service: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    env = config_env(build)
+    env = pod_env(build, service)
     prefix = service.upper()
     required = {f"{prefix}_DATABASE_URL", f"{prefix}_HOST", f"{prefix}_PORT", f"{prefix}_EVENT_SOURCE",
                 f"{prefix}_LOG_JSON", "WASHFIN_PLATFORM_DATABASE_URL", "WASHFIN_KAFKA_BOOTSTRAP_SERVERS",
@@ -399,6 +442,9 @@ def test_the_settings_parse_as_the_service_reads_them(build: str, service: str,
     assert s.platform_database_url == env["WASHFIN_PLATFORM_DATABASE_URL"]
     assert s.kafka_bootstrap_servers == env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"]
     assert s.kafka_topic_partitions == partitions(build)
+    kafka = s.kafka_connection()
+    assert kafka is not None and kafka.security_protocol == "SASL_SSL" and kafka.username == service
+    assert kafka.password == "CHANGE-ME"  # the placeholder: the real one comes from the secret store
 
 
 def _routes(router: Any) -> set[str]:
