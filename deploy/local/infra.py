@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +215,10 @@ def start_kafka(workdir: Path | None = None) -> KafkaHandle:
                          k.version, local=k, _stop=lambda: (k.stop(), shutil.rmtree(base, ignore_errors=True)),
                          connections={u: k.connection(u) for u in PRINCIPALS})
     try:
-        asyncio.run(handle.authorize(""))
+        # in a thread of its own: start_kafka may be called from a running event loop (a session fixture
+        # first asked for inside an async one), where asyncio.run cannot run
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, handle.authorize("")).result()
     except BaseException:
         handle.stop()
         raise
