@@ -13,9 +13,10 @@ import time
 
 import asyncpg
 
-from shared.consumer import Outcome, Projection, apply_events, record_dead_letters
+from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters
 from shared.contracts import ContractRegistry
 from shared.envelope import LogPosition
+from shared.kafka import service_topic
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_BATCH_SECONDS
@@ -100,11 +101,19 @@ class EventLogSource:
         started = time.perf_counter()
         topics = set(self.projection.topics)
         # the tailed log also holds the producer's internal events: offer only what it publishes
-        envelopes = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
+        offered = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
+        # and, as from Kafka, an event type only from the log of the service that owns it
+        own = service_topic(self.source_name)
+        envelopes = [e for e in offered if self.registry.topic_of(e.type) == own]
+        foreign = [DeadLetter(self.source_name, f"event type {e.type!r} belongs on {self.registry.topic_of(e.type)!r}, "
+                              f"found in the {self.source_name} log: not applied", e.to_json(),
+                              event_id=e.event_id, event_type=e.type)
+                   for e in offered if self.registry.topic_of(e.type) != own]
         last = batch[-1].log_position
         async with self.pool.acquire() as conn, conn.transaction():
             outcome, dead = await apply_events(conn, self.projection, self.registry, envelopes,
                                                source=self.source_name)
+            dead = [*foreign, *dead]
             await record_dead_letters(conn, self.projection.name, dead)
             await conn.execute(
                 """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
@@ -115,6 +124,6 @@ class EventLogSource:
         CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
-        self.totals.dead += outcome.dead
+        self.totals.dead += outcome.dead + len(foreign)
         self.last_event_at = time.time()
         return len(batch)

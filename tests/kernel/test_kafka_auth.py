@@ -202,3 +202,33 @@ async def test_an_event_type_on_a_foreign_topic_is_dead_lettered_not_applied(
 
 async def _is(pool: Any, sql: str, expected: int) -> bool:
     return int(await pool.fetchval(sql)) == expected
+
+
+async def test_the_embedded_source_applies_an_event_type_only_from_its_owners_log(
+        es: StoreDb, pg: PostgresHandle) -> None:
+    """Without Kafka (consumers tailing the producers' logs), the same rule: a loans event type found in
+    the members log is dead-lettered, the members event beside it applied."""
+    from shared.consumer.log_source import EventLogSource
+    from shared.eventstore import NewEvent
+    from shared.eventstore.postgres import PostgresLogReader
+
+    projection = RecordingProjection("reporting.recording-embedded")
+    projection.topics = (MEMBERS_TOPIC, LOANS_TOPIC)  # type: ignore[misc]
+    _, pool = await consumer_database(pg, projection)
+    await es.store.append("coop-a", "member", "m-real", -1, [member_registered(3)])
+    from datetime import date
+
+    from shared.contracts.loans import ContractSigned
+
+    signed = ContractSigned(  # a valid payload: only where it was found is wrong
+        financing_id=uuid.uuid4(), member_id=uuid.uuid4(), product_id="mikro-tata-air", purpose="water_connection",
+        contract_type="murabahah", cost=1_200_000, margin=120_000, selling_price=1_320_000,
+        signed_on=date(2025, 4, 2), schedule=[{"number": 1, "due_on": date(2025, 5, 2), "amount": 1_320_000}])  # type: ignore[arg-type, list-item]
+    await es.store.append("coop-a", "financing", "f-forged", -1,
+                          [NewEvent(ContractSigned.event_type, signed.model_dump(mode="json"))])
+    source = EventLogSource(pool, "members", PostgresLogReader(es.pool, es.url), projection, REGISTRY)
+    assert await source.step() == 2
+    assert [r["stream_id"] for r in await applied_rows(pool)] == ["m-real"]
+    dead = await pool.fetchrow("SELECT * FROM dead_letters")
+    assert dead["event_type"] == "loans.ContractSigned" and "found in the members log" in dead["error"]
+    await pool.close()
