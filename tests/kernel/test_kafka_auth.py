@@ -232,3 +232,39 @@ async def test_the_embedded_source_applies_an_event_type_only_from_its_owners_lo
     dead = await pool.fetchrow("SELECT * FROM dead_letters")
     assert dead["event_type"] == "loans.ContractSigned" and "found in the members log" in dead["error"]
     await pool.close()
+
+
+async def test_rotating_a_password_refuses_the_old_one_and_keeps_the_broker_running(tmp_path: Any) -> None:
+    """The runbook's rotation (python -m deploy.local.kafka rotate DIR USER) on a broker of its own; the
+    credentials file stays private and the broker restarts with the stored passwords."""
+    import os
+
+    from deploy.local.kafka import LocalKafka
+
+    broker = await asyncio.to_thread(LocalKafka(tmp_path / "kafka").start)
+    try:
+        await broker.authorize()
+        assert os.stat(broker.credentials_file).st_mode & 0o777 == 0o600
+        assert os.stat(tmp_path / "kafka" / "server.properties").st_mode & 0o777 == 0o600
+        old = broker.connection("sanitation")
+        await ensure_topics(broker.connection(), ["washfin.sanitation.v1"], 1)
+        await produce(old, "washfin.sanitation.v1")
+        new_password = await asyncio.to_thread(broker.rotate, "sanitation")
+        assert new_password != old.password and broker.connection("sanitation").password == new_password
+        await raises(produce(old, "washfin.sanitation.v1", timeout=15), KafkaError, asyncio.TimeoutError)
+        await produce(broker.connection("sanitation"), "washfin.sanitation.v1")
+        # a restart keeps the formatted credentials and the stored passwords
+        await asyncio.to_thread(broker.stop)
+        await asyncio.to_thread(broker.start)
+        await produce(broker.connection("sanitation"), "washfin.sanitation.v1")
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_a_broker_formatted_without_credentials_is_refused_with_a_message(tmp_path: Any) -> None:
+    from deploy.local.kafka import InfraError, LocalKafka
+
+    (tmp_path / "kafka" / "logs").mkdir(parents=True)
+    (tmp_path / "kafka" / "logs" / "meta.properties").write_text("version=1\n")  # as an old, plaintext run left it
+    with pytest.raises(InfraError, match="formatted before the broker required authentication"):
+        LocalKafka(tmp_path / "kafka").start()
