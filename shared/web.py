@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
+from shared.application import Conflict, NotAllowed, NotFound, RuleViolation, TooLarge, TryLater, Unauthorized
 from shared.asgi import HttpMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
@@ -30,42 +31,38 @@ from shared.tracing import trace_id, traced
 log = structlog.get_logger("washfin.auth")
 
 
-class Refusal(Exception):
-    """A request the business rules refuse: nothing is written, the caller gets a reason."""
-
-    status = 422
-    code = "rule_violation"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.field = message, field
+#: the HTTP names of the application's refusals (``shared/application.py``), kept for the routes
+Refusal = RuleViolation
+Forbidden = NotAllowed
 
 
-class NotFound(Refusal):
-    status, code = 404, "not_found"
-
-
-class Conflict(Refusal):
-    status, code = 409, "conflict"
-
-
-class Forbidden(Refusal):
-    status, code = 403, "forbidden"
-
-
-class Unauthorized(Refusal):
-    status, code = 401, "unauthorized"
-
-
-class TooManyFailures(Refusal):
+class TooManyFailures(RuleViolation):
     """Too many refused keys from this address, or at this key id, within the window (``shared.throttle``)."""
-
-    status, code = 429, "too_many_failed_attempts"
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"too many requests with a refused API key; try again in {retry_after_s} s",
                          field="X-API-Key")
         self.retry_after_s = retry_after_s
+
+
+#: each kind of refusal as HTTP, in one place: the most specific class of an exception decides
+HTTP_REFUSALS: dict[type[RuleViolation], tuple[int, str]] = {
+    Unauthorized: (401, "unauthorized"),
+    NotAllowed: (403, "forbidden"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    TooLarge: (413, "too_large"),
+    TryLater: (503, "unavailable"),
+    TooManyFailures: (429, "too_many_failed_attempts"),
+    RuleViolation: (422, "rule_violation"),
+}
+
+
+def http_refusal(exc: RuleViolation) -> tuple[int, str]:
+    """The status and error code of a refusal: those of the nearest class in ``HTTP_REFUSALS`` (the code
+    replaced by the exception's own ``code`` when its class sets one)."""
+    status, code = next(HTTP_REFUSALS[c] for c in type(exc).__mro__ if c in HTTP_REFUSALS)
+    return status, exc.code or code
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -79,15 +76,16 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [{"field": _field(e.get("loc", ())), "reason": e.get("msg", "invalid")} for e in exc.errors()]
         return JSONResponse({"error": "invalid_request", "errors": errors}, status_code=422)
 
-    @app.exception_handler(Refusal)
-    async def _refused(_: Request, exc: Refusal) -> JSONResponse:
-        body: dict[str, Any] = {"error": exc.code, "reason": exc.message}
+    @app.exception_handler(RuleViolation)
+    async def _refused(_: Request, exc: RuleViolation) -> JSONResponse:
+        status, code = http_refusal(exc)
+        body: dict[str, Any] = {"error": code, "reason": exc.message}
         if exc.field:
             body["field"] = exc.field
-        headers = {"WWW-Authenticate": "ApiKey"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "ApiKey"} if status == 401 else None
         if isinstance(exc, TooManyFailures):
             headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse(body, status_code=exc.status, headers=headers)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ConcurrencyError)
     async def _race(_: Request, exc: ConcurrencyError) -> JSONResponse:

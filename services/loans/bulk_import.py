@@ -50,6 +50,7 @@ from services.loans.domain.loan_book import (
 )
 from services.loans.api.schemas import MAX_RUPIAH
 from services.loans.handlers import financing_row, insert_read_rows
+from shared.application import Conflict, TooLarge
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
 from shared.runtime import ServiceRuntime
@@ -171,8 +172,8 @@ def parse(data: bytes | str, fmt: str) -> list[dict[str, Any]]:
     raise ValueError(f"unknown format {fmt!r}: csv or json")
 
 
-class ImportTooLarge(Refusal):
-    status, code = 413, "import_too_large"
+class ImportTooLarge(TooLarge):
+    code = "import_too_large"
 
 
 async def read_rows(request: Any, fmt: str) -> list[Any]:
@@ -442,8 +443,8 @@ async def _write(rt: ServiceRuntime, tenant: str, accepted: list[Imported], meta
     rt.store.notify_committed(cast(Any, [_Appended(t) for t in types]))
 
 
-class ImportRace(Refusal):
-    status, code = 409, "conflict"
+class ImportRace(Conflict):
+    pass
 
 
 def _book_rows(tenant: str, accepted: list[Imported], actor: str | None) -> book.BookRows:

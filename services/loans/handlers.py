@@ -1,8 +1,9 @@
 """Command and query handlers: load the stream, decide with the domain, append with the expected version.
 
 Every append also updates the read tables (``schema.py``) in its own transaction (``after=``), so a list
-never disagrees with the streams and a refusal raised there writes nothing at all. Refusals of the
-domain become HTTP refusals here: a rule (422), a clash with what was recorded (409), maker-checker (403).
+never disagrees with the streams and a refusal raised there writes nothing at all. The domain's refusals
+(``shared/application.py``) reach the web layer as they are, which maps them to HTTP: a rule (422), a clash
+with what was recorded (409), maker-checker (403).
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from services.loans.api import schemas as api
 from services.loans.domain import financing as fin
 from services.loans.domain import product as prod
 from services.loans.domain.commands import Apply, MemberFacts
-from services.loans.domain.errors import LoanConflict, LoanRuleViolation, MakerChecker
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.book import StoredFact
 from services.loans.domain.quality import PortfolioAccumulator, PortfolioQuality, RepaymentRate, position
+from shared.application import TryLater
 from shared.contracts.loans import RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import NO_STREAM, AfterAppend, Idempotency, IdempotencyConflict
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, Forbidden, NotFound, Refusal, request_hash
+from shared.web import Conflict, NotFound, Refusal, request_hash
 
 #: a decision on a financing, given its state and today's date
 Decision = Callable[[fin.Financing, date], list[NewEvent]]
@@ -39,14 +40,6 @@ Decision = Callable[[fin.Financing, date], list[NewEvent]]
 def today(rt: ServiceRuntime) -> date:
     """Today in the cooperatives' time zone (business dates are local dates)."""
     return datetime.now(ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))).date()
-
-
-def refusal(e: LoanRuleViolation) -> Refusal:
-    if isinstance(e, MakerChecker):
-        return Forbidden(e.message, field=e.field)
-    if isinstance(e, LoanConflict):
-        return Conflict(e.message, field=e.field)
-    return Refusal(e.message, field=e.field)
 
 
 def _tenant(who: Principal) -> str:
@@ -153,10 +146,7 @@ async def change_settings(rt: ServiceRuntime, who: Principal, body: api.Settings
     assert rt.store is not None
     tenant = _tenant(who)
     state = await load_settings(rt, tenant)
-    try:
-        events = prod.decide_change_settings(state, **body.model_dump(), on=today(rt))
-    except LoanRuleViolation as e:
-        raise refusal(e) from None
+    events = prod.decide_change_settings(state, **body.model_dump(), on=today(rt))
     await rt.store.append(tenant, prod.SETTINGS_STREAM_TYPE, prod.settings_stream_id(), state.version, events,
                           meta=meta)
     return await get_settings(rt, who)
@@ -187,10 +177,7 @@ async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefinePro
     state = await load_product(rt, tenant, body.product_id)
     spec = ProductDefined(**body.model_dump(exclude={"tenors"}),
                           tenors=[TenorMargin(**t.model_dump()) for t in body.tenors], defined_on=today(rt))
-    try:
-        events = prod.decide_define_product(state, await load_settings(rt, tenant), spec)
-    except LoanRuleViolation as e:
-        raise refusal(e) from None
+    events = prod.decide_define_product(state, await load_settings(rt, tenant), spec)
 
     async def listed(conn: asyncpg.Connection, _: list[Envelope]) -> None:
         await conn.execute(
@@ -364,10 +351,7 @@ async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idem
     product = await load_product(rt, tenant, body.product_id)
     member = await _member_facts(rt, tenant, body.member_id, on)
     cmd = Apply(financing_id, str(body.member_id), body.amount, body.instalments, on, meta.actor)
-    try:
-        events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
-    except LoanRuleViolation as e:
-        raise refusal(e) from None
+    events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
     result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, NO_STREAM, events, meta=meta,
                                    idempotency=idem, after=keep_read_tables(tenant, fin.Financing()))
     return await get_financing(rt, who, result.response["financing_id"] if result.replayed else financing_id)
@@ -395,10 +379,7 @@ async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide:
     if if_match is not None and if_match != state.version:
         raise Conflict(f"the financing changed since you loaded it (it is at version {state.version}, you had "
                        f"{if_match}); reload and try again", field="If-Match")
-    try:
-        new = decide(state, today(rt))
-    except LoanRuleViolation as e:
-        raise refusal(e) from None
+    new = decide(state, today(rt))
     if not new:
         return await get_financing(rt, who, financing_id), False
     result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, state.version, new, meta=meta,
@@ -465,10 +446,10 @@ async def financing_histories(conn: asyncpg.Connection, tenant: str) -> AsyncIte
 # -- portfolio ------------------------------------------------------------------------------------------------------
 
 
-class BookRowsPending(Refusal):
-    """The book's rows are still being written after an upgrade (``book.backfill``): retry shortly."""
+class BookRowsPending(TryLater):
+    """The book's rows are still being written after an upgrade (``book.backfill``): retry shortly (503)."""
 
-    status, code = 503, "book_rows_pending"
+    code = "book_rows_pending"
 
 
 async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, start: date | None,

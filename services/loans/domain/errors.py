@@ -1,19 +1,19 @@
-"""Refusals of the loans domain, worded for a loan officer."""
+"""Refusals of the loans domain, worded for a loan officer: the kernel's refusal family
+(``shared/application.py``), which the web layer maps to HTTP."""
 
 from __future__ import annotations
 
-
-class LoanRuleViolation(Exception):
-    """A command the financing rules refuse; nothing is written. ``field`` names the input at fault."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.field = message, field
+from shared.application import Conflict, NotAllowed, RuleViolation
 
 
-class LoanConflict(LoanRuleViolation):
-    """The command clashes with what was recorded before (e.g. a receipt number reused for another amount)."""
+class LoanRuleViolation(RuleViolation):
+    """A command the financing rules refuse (422); nothing is written. ``field`` names the input at fault."""
 
 
-class MakerChecker(LoanRuleViolation):
-    """The same person may not both make and check (apply and approve, propose and approve a charge)."""
+class LoanConflict(Conflict, LoanRuleViolation):
+    """The command clashes with what was recorded before (e.g. a receipt number reused for another amount)
+    (409)."""
+
+
+class MakerChecker(NotAllowed, LoanRuleViolation):
+    """The same person may not both make and check (apply and approve, propose and approve a charge) (403)."""

@@ -1,12 +1,10 @@
-"""What the handlers share: the business day, loading state, turning domain refusals into HTTP ones,
-idempotency, If-Match, and page cursors."""
+"""What the handlers share: the business day, loading state, idempotency, If-Match, and page cursors."""
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +13,6 @@ import orjson
 
 from services.members.domain import member as member_domain
 from services.members.domain import settings as settings_domain
-from services.members.domain.errors import MemberRuleViolation, StateConflict
 from services.members.domain.member import GroupInfo, Member
 from services.members.domain.settings import CooperativeSettings
 from shared.eventstore import Idempotency, IdempotencyConflict
@@ -42,16 +39,6 @@ def tenant_of(who: Principal) -> str:
 def parts(rt: ServiceRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
     assert rt.store is not None and rt.pool is not None
     return rt.store, rt.pool
-
-
-@contextmanager
-def refusals(prefix: str = "") -> Iterator[None]:
-    """Domain refusals as HTTP ones: a rule violation is 422, a clash with the state 409."""
-    try:
-        yield
-    except MemberRuleViolation as e:
-        field = f"{prefix}{e.field}" if e.field else (prefix.rstrip(".") or None)
-        raise (Conflict if isinstance(e, StateConflict) else Refusal)(e.message, field=field) from None
 
 
 def check_if_match(if_match: str | None, version: int) -> int:

@@ -43,7 +43,6 @@ from services.members.handlers.common import (
     load_settings,
     new_id,
     parts,
-    refusals,
     tenant_of,
     today,
 )
@@ -87,9 +86,8 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
     group = await group_info(pool, tenant, body.group_id)
     details = body.model_dump(exclude={*PERSONAL_FIELDS, "baseline_survey"})
     baseline = _answers(body.baseline_survey, new_id()) if body.baseline_survey else None
-    with refusals():
-        events = domain.register(Member(), member_id, details, today(), settings=settings, group=group,
-                                 baseline=baseline)
+    events = domain.register(Member(), member_id, details, today(), settings=settings, group=group,
+                             baseline=baseline)
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         try:
@@ -161,9 +159,8 @@ async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, bod
         tenant, uuid.UUID(member_id))
     personal_changed = {f: v for f, v in personal_given.items() if row is None or row[f] != v}
     changes = {f: getattr(body, f) for f in given if f not in PERSONAL_FIELDS}
-    with refusals():
-        events = domain.correct_details(state, changes, today(), settings=await load_settings(rt, tenant),
-                                        personal_fields_changed=tuple(personal_changed))
+    events = domain.correct_details(state, changes, today(), settings=await load_settings(rt, tenant),
+                                    personal_fields_changed=tuple(personal_changed))
     if not events:
         return await _response(pool, tenant, state)
 
@@ -186,10 +183,9 @@ async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: M
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
     expected = check_if_match(if_match, state.version)
-    with refusals():
-        events = domain.move_group(state, body.group_id, body.effective_on or today(), today(),
-                                   group=await group_info(pool, tenant, body.group_id),
-                                   settings=await load_settings(rt, tenant))
+    events = domain.move_group(state, body.group_id, body.effective_on or today(), today(),
+                               group=await group_info(pool, tenant, body.group_id),
+                               settings=await load_settings(rt, tenant))
     await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
     return await get_member(rt, who, member_id)
 
@@ -200,8 +196,7 @@ async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: 
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
     expected = check_if_match(if_match, state.version)
-    with refusals():
-        events = domain.exit_member(state, body.exited_on or today(), body.reason, today())
+    events = domain.exit_member(state, body.exited_on or today(), body.reason, today())
     await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
     return await get_member(rt, who, member_id)
 
@@ -210,8 +205,7 @@ async def erase_personal_data(rt: ServiceRuntime, who: Principal, member_id: str
     store, _ = parts(rt)
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
-    with refusals():
-        events = domain.erase_personal_data(state, today())
+    events = domain.erase_personal_data(state, today())
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         await conn.execute("DELETE FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
@@ -243,8 +237,7 @@ async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body
         return await _listed_survey(rt, who, member_id, earlier["survey_id"])
     state = await load_member(rt, tenant, member_id)
     survey_id = new_id()
-    with refusals():
-        events = domain.record_survey(state, _answers(body, survey_id), today())
+    events = domain.record_survey(state, _answers(body, survey_id), today())
     result = await store.append(
         tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta,
         idempotency=idempotency(idempotency_key, request, {"survey_id": survey_id}), after=read_model.apply)

@@ -24,7 +24,6 @@ from services.members.handlers.common import (
     decode_cursor,
     encode_cursor,
     parts,
-    refusals,
     tenant_of,
     today,
 )
@@ -47,8 +46,7 @@ async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreReques
     tenant = tenant_of(who)
     state = await _centre(rt, tenant, body.centre_id)
     assert state is not None
-    with refusals():
-        events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(), today())
+    events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(), today())
     await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(body.centre_id), NO_STREAM, events,
                        meta=meta, after=read_model.apply)
     return await get_centre(rt, who, body.centre_id)
@@ -63,8 +61,7 @@ async def change_centre(rt: ServiceRuntime, who: Principal, centre_id: str, body
     if not state.exists:
         raise NotFound(f"no centre {centre_id} in this cooperative")
     expected = check_if_match(if_match, state.version)
-    with refusals():
-        events = org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set})
+    events = org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set})
     if events:
         await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(centre_id), expected, events,
                            meta=meta, after=read_model.apply)
@@ -109,9 +106,8 @@ async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest,
     store, _ = parts(rt)
     tenant = tenant_of(who)
     state = await _group(rt, tenant, body.group_id)
-    with refusals():
-        events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(), today(),
-                                centre=await _centre(rt, tenant, body.centre_id))
+    events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(), today(),
+                            centre=await _centre(rt, tenant, body.centre_id))
     await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(body.group_id), NO_STREAM, events,
                        meta=meta, after=read_model.apply)
     return await get_group(rt, who, body.group_id)
@@ -126,8 +122,7 @@ async def change_group(rt: ServiceRuntime, who: Principal, group_id: str, body: 
         raise NotFound(f"no group {group_id} in this cooperative")
     expected = check_if_match(if_match, state.version)
     changes = {f: getattr(body, f) for f in body.model_fields_set}
-    with refusals():
-        events = org.change_group(state, changes, centre=await _centre(rt, tenant, changes.get("centre_id")))
+    events = org.change_group(state, changes, centre=await _centre(rt, tenant, changes.get("centre_id")))
     if events:
         await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
                            meta=meta, after=read_model.apply)
@@ -142,9 +137,8 @@ async def close_group(rt: ServiceRuntime, who: Principal, group_id: str, body: C
     if not state.exists:
         raise NotFound(f"no group {group_id} in this cooperative")
     expected = check_if_match(if_match, state.version)
-    with refusals():
-        events = org.close_group(state, body.closed_on or today(), today(),
-                                 active_members=await _active_members(pool, tenant, group_id))
+    events = org.close_group(state, body.closed_on or today(), today(),
+                             active_members=await _active_members(pool, tenant, group_id))
     await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
                        meta=meta, after=read_model.apply)
     return await get_group(rt, who, group_id)

@@ -26,7 +26,6 @@ from services.members.handlers.common import (
     idempotency,
     new_id,
     parts,
-    refusals,
     tenant_of,
     today,
 )
@@ -62,10 +61,9 @@ async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequ
     if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
         return await get_session(rt, who, earlier["session_id"])
     session_id = new_id()
-    with refusals():
-        events = domain.hold_session(
-            domain.Session(), session_id, body.model_dump(), today(),
-            active_members=await _not_exited_by(pool, tenant, body.attendee_member_ids, body.held_on))
+    events = domain.hold_session(
+        domain.Session(), session_id, body.model_dump(), today(),
+        active_members=await _not_exited_by(pool, tenant, body.attendee_member_ids, body.held_on))
     result = await store.append(
         tenant, domain.STREAM_TYPE, session_id, NO_STREAM, events, meta=meta,
         idempotency=idempotency(idempotency_key, request, {"session_id": session_id}),
@@ -79,10 +77,9 @@ async def add_attendance(rt: ServiceRuntime, who: Principal, session_id: str, bo
     tenant = tenant_of(who)
     state = await _load(rt, tenant, session_id)
     assert state.held_on is not None
-    with refusals():
-        events = domain.add_attendance(
-            state, [str(m) for m in body.member_ids],
-            active_members=await _not_exited_by(pool, tenant, body.member_ids, state.held_on))
+    events = domain.add_attendance(
+        state, [str(m) for m in body.member_ids],
+        active_members=await _not_exited_by(pool, tenant, body.member_ids, state.held_on))
     await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
                        after=read_model.apply)
     return await get_session(rt, who, session_id)
@@ -95,9 +92,8 @@ async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: M
     state = await _load(rt, tenant, session_id)
     member_id = str(body.member_id)
     day = today()
-    with refusals():
-        events = domain.mark_lead(state, member_id, body.product, body.marked_on or day, day,
-                                  member_active=(await _not_exited_by(pool, tenant, [member_id], day)).get(member_id, False))
+    events = domain.mark_lead(state, member_id, body.product, body.marked_on or day, day,
+                              member_active=(await _not_exited_by(pool, tenant, [member_id], day)).get(member_id, False))
     await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
                        after=read_model.apply)
     return await get_session(rt, who, session_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.domain import settings as domain
-from services.members.handlers.common import check_if_match, load_settings, parts, refusals, tenant_of
+from services.members.handlers.common import check_if_match, load_settings, parts, tenant_of
 from shared.envelope import Metadata
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
@@ -28,8 +28,7 @@ async def change_settings(rt: ServiceRuntime, who: Principal, body: SettingsBody
         b40_method=body.b40_method, b40_electricity=tuple(dict.fromkeys(body.b40_electricity)),
         b40_income_bands=tuple(dict.fromkeys(body.b40_income_bands)), min_tenure_months=body.min_tenure_months,
         max_days_overdue=body.max_days_overdue, require_registered_groups=body.require_registered_groups)
-    with refusals():
-        events = domain.change(state, new)
+    events = domain.change(state, new)
     if events:
         await store.append(tenant, domain.STREAM_TYPE, domain.STREAM_ID, expected, events, meta=meta)
     return _response(await load_settings(rt, tenant))

@@ -1,17 +1,17 @@
-"""Why the domain refuses a command: a reason a person understands, and the field at fault if any."""
+"""Why the domain refuses a command: a reason a person understands (``message``), and the field at fault
+if any; the kernel's refusal family (``shared/application.py``), which the web layer maps to HTTP."""
 
 from __future__ import annotations
 
+from shared.application import Conflict
+from shared.application import RuleViolation as _KernelRuleViolation
 
-class RuleViolation(Exception):
+
+class RuleViolation(_KernelRuleViolation):
     """A command the business rules refuse (HTTP 422). Nothing is written."""
 
-    def __init__(self, reason: str, *, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.field = reason, field
 
-
-class AlreadyExists(RuleViolation):
+class AlreadyExists(Conflict, RuleViolation):
     """The thing to create exists already (HTTP 409)."""
 
 

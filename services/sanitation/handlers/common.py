@@ -1,4 +1,4 @@
-"""What every sanitation handler shares: today's business date, refusals, idempotent retries, settings."""
+"""What every sanitation handler shares: today's business date, idempotent retries, settings."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.sanitation.domain import settings as settings_domain
-from services.sanitation.domain.errors import AlreadyExists, RuleViolation
 from shared.eventstore import Idempotency, IdempotencyConflict
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, Forbidden, Refusal, request_hash
+from shared.web import Forbidden, request_hash
 
 AfterHook = Callable[[Any, list[Any]], Awaitable[None]]
 
@@ -26,12 +25,6 @@ def business_today(rt: ServiceRuntime) -> date:
 def tenant_of(who: Principal) -> str:
     assert who.tenant_id is not None  # require_roles admits only keys with a tenant
     return who.tenant_id
-
-
-def refusal(e: RuleViolation) -> Refusal:
-    """The domain's reason as the web's refusal: 409 when the thing exists already, else 422."""
-    cls = Conflict if isinstance(e, AlreadyExists) else Refusal
-    return cls(e.reason, field=e.field)
 
 
 def command_hash(command: str, target: str | None, body: dict[str, Any]) -> str:

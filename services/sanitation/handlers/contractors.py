@@ -21,14 +21,12 @@ from services.sanitation.api.schemas import (
     TrainingRequest,
 )
 from services.sanitation.domain import contractor as domain
-from services.sanitation.domain.errors import RuleViolation
 from services.sanitation.handlers.common import (
     business_today,
     command_hash,
     contractor_subject,
     idempotency,
     prior_response,
-    refusal,
     tenant_of,
 )
 from shared.envelope import Envelope, Metadata, NewEvent
@@ -63,10 +61,7 @@ async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorR
         return await get(rt, who, prior["contractor_id"])
     contractor_id = str(body.contractor_id or uuid.uuid4())
     state = await load(rt, tenant, contractor_id)
-    try:
-        events = domain.register(state, contractor_id, body.trained_on, business_today(rt))
-    except RuleViolation as e:
-        raise refusal(e) from None
+    events = domain.register(state, contractor_id, body.trained_on, business_today(rt))
 
     async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         await read_models.insert_contractor(conn, tenant, domain.fold(envelopes), body.name, body.contact)
@@ -89,10 +84,7 @@ async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, comma
         state = await load(rt, tenant, contractor_id)
         if not state.exists:
             raise NotFound(f"no contractor {contractor_id} in this cooperative")
-        try:
-            events = decide(state)
-        except RuleViolation as e:
-            raise refusal(e) from None
+        events = decide(state)
         if events:
             async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
                 await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))

@@ -31,7 +31,6 @@ from services.sanitation.api.schemas import (
 )
 from services.sanitation.domain import job as domain
 from services.sanitation.domain.contractor import fold as fold_contractor
-from services.sanitation.domain.errors import RuleViolation
 from services.sanitation.handlers.common import (
     AfterHook,
     business_today,
@@ -40,7 +39,6 @@ from services.sanitation.handlers.common import (
     idempotency,
     load_settings,
     prior_response,
-    refusal,
     tenant_of,
 )
 from shared.contracts.sanitation import InspectionRecorded
@@ -93,10 +91,7 @@ async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, bod
     if prior is not None:
         return await load(rt, who, job_id), prior
     job = await load(rt, who, job_id)
-    try:
-        events = decide(job)
-    except RuleViolation as e:
-        raise refusal(e) from None
+    events = decide(job)
     if not events:
         return job, response or {}
     result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, job.version, events, meta=meta,
@@ -120,11 +115,8 @@ async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, k
     if prior is not None:
         return await get_job(rt, who, prior["job_id"])
     job_id = str(uuid.uuid4())
-    try:
-        events = domain.order(domain.ConstructionJob(), job_id, str(body.member_id), body.kind, None,
-                              body.ordered_on or today, body.village, today)
-    except RuleViolation as e:
-        raise refusal(e) from None
+    events = domain.order(domain.ConstructionJob(), job_id, str(body.member_id), body.kind, None,
+                          body.ordered_on or today, body.village, today)
     result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events, meta=meta,
                                    idempotency=idempotency(key, hashed, {"job_id": job_id}),
                                    after=projector(tenant, domain.ConstructionJob()))

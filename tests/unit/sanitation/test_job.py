@@ -117,7 +117,7 @@ def test_contractor_cannot_change_after_work_started() -> None:
 def test_septic_tank_work_needs_an_active_validly_certified_contractor(who, reason: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RuleViolation) as e:
         j.assign(ordered().state, who, ASSIGNED, TODAY)
-    assert reason in e.value.reason and e.value.field == "contractor_id"
+    assert reason in e.value.message and e.value.field == "contractor_id"
 
 
 def test_certification_is_checked_on_the_assignment_day() -> None:
@@ -315,7 +315,7 @@ def test_first_due_date_uses_the_cooperatives_interval(completed_on: date, inter
 def test_completing_a_job_whose_last_inspection_failed_is_refused() -> None:
     with pytest.raises(RuleViolation) as e:
         j.complete(failed().state, COMPLETED, None, DEFAULTS, TODAY)
-    assert e.value.reason == ("the last inspection (#1 on 2025-04-20) failed (dimensions): the job can be "
+    assert e.value.message == ("the last inspection (#1 on 2025-04-20) failed (dimensions): the job can be "
                               "completed only after a re-inspection passes")
     with pytest.raises(RuleViolation, match="failed"):
         j.complete(in_rework().state, COMPLETED, None, DEFAULTS, TODAY)
