@@ -6,10 +6,23 @@ them (``LoanRuleViolation``, ``MemberRuleViolation`` and sanitation's ``RuleViol
 ``shared/web.py`` maps each kind to its HTTP status once (``install_error_handlers``), so no handler
 translates them.
 
+It also holds what every command shares before it decides: the look-up of an earlier response to the
+same Idempotency-Key (``earlier_response``).
+
 This module imports no I/O library: domain modules may import it.
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shared.eventstore import Idempotency, IdempotencyConflict
+
+
+class KeyedResponses(Protocol):
+    """What ``earlier_response`` needs of an event store (both stores have it)."""
+
+    async def idempotent_response(self, tenant_id: str, key: str) -> Idempotency | None: ...
 
 
 class RuleViolation(Exception):
@@ -47,3 +60,19 @@ class TooLarge(RuleViolation):
 class TryLater(RuleViolation):
     """Not now: the service cannot answer yet (e.g. a read table still being written); nothing was done
     (HTTP 503)."""
+
+
+async def earlier_response(store: KeyedResponses, tenant: str, key: str | None,
+                           request_hash: str) -> dict[str, Any] | None:
+    """The first response of an idempotent retry, looked up before deciding: a retry gets the first result
+    even if the state has moved on since (the member exited, the job was started). None when there is no
+    key or the key is new; the key used before for a different request is refused (``IdempotencyConflict``,
+    422 with the field Idempotency-Key)."""
+    if not key:
+        return None
+    prior = await store.idempotent_response(tenant, key)
+    if prior is None:
+        return None
+    if prior.request_hash != request_hash:
+        raise IdempotencyConflict(key)
+    return prior.response

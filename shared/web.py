@@ -299,6 +299,30 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return _check
 
 
+#: the roles most commands admit, shared by the services' routes
+Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
+Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
+
+#: the headers a command takes, with one rule each for every service
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Retry-safe: the same key returns the first result")]
+IF_MATCH_MAX = 40
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=IF_MATCH_MAX,
+                                       description="The version you read: the change applies only if it is "
+                                                   "still the current one (else 409)")]
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an If-Match names (a number, quoted or weak: ``7``, ``"7"``, ``W/"7"``), None without
+    one; anything else is refused (422, field If-Match). The one parsing rule of every service."""
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise Refusal("If-Match takes the version number you read, e.g. 7", field="If-Match") from None
+
+
 def cooperative_runtime(request: Request) -> Any:
     """The service runtime as the calling cooperative sees it (``ServiceRuntime.for_tenant``): every
     statement of the request runs behind row-level security for the key's cooperative. Only for routes

@@ -25,10 +25,10 @@ from services.loans.domain.commands import Apply, MemberFacts
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.book import StoredFact
 from services.loans.domain.quality import PortfolioAccumulator, PortfolioQuality, RepaymentRate, position
-from shared.application import TryLater
+from shared.application import TryLater, earlier_response
 from shared.contracts.loans import RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
-from shared.eventstore import NO_STREAM, AfterAppend, Idempotency, IdempotencyConflict
+from shared.eventstore import NO_STREAM, AfterAppend, Idempotency
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal, request_hash
@@ -169,11 +169,9 @@ async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefinePro
     if idempotency_key:
         idem = Idempotency(idempotency_key, request_hash({"define_product": body.model_dump(mode="json")}),
                            {"product_id": body.product_id})
-        prior = await rt.store.idempotent_response(tenant, idempotency_key)
+        prior = await earlier_response(rt.store, tenant, idempotency_key, idem.request_hash)
         if prior is not None:
-            if prior.request_hash != idem.request_hash:
-                raise IdempotencyConflict(f"Idempotency-Key {idempotency_key!r} was already used for a different request")
-            return await get_product(rt, who, prior.response["product_id"])
+            return await get_product(rt, who, prior["product_id"])
     state = await load_product(rt, tenant, body.product_id)
     spec = ProductDefined(**body.model_dump(exclude={"tenors"}),
                           tenors=[TenorMargin(**t.model_dump()) for t in body.tenors], defined_on=today(rt))
@@ -326,12 +324,7 @@ async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, o
 async def _prior(rt: ServiceRuntime, tenant: str, key: str, request: str) -> dict[str, Any] | None:
     """The first response of an idempotent retry; None when the key is new."""
     assert rt.store is not None
-    prior = await rt.store.idempotent_response(tenant, key)
-    if prior is None:
-        return None
-    if prior.request_hash != request:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
-    return prior.response
+    return await earlier_response(rt.store, tenant, key, request)
 
 
 async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idempotency_key: str | None,

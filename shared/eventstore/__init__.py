@@ -34,7 +34,13 @@ class ConcurrencyError(EventStoreError):
 
 
 class IdempotencyConflict(EventStoreError):
-    """The idempotency key was used before for a different request."""
+    """The idempotency key was used before for a different request. Its text is written here only: the
+    stores' append and the handlers' look-up before deciding (``shared.application.earlier_response``)
+    raise it with the key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used for a different request")
+        self.key = key
 
 
 class FirstWriteRequired(EventStoreError):

@@ -42,9 +42,7 @@ class InMemoryEventStore:
         async with self._lock:
             if idempotency is not None and (prior := self._keys.get((tenant_id, idempotency.key))):
                 if prior.request_hash != idempotency.request_hash:
-                    raise IdempotencyConflict(
-                        f"Idempotency-Key {idempotency.key!r} was already used for a different request"
-                    )
+                    raise IdempotencyConflict(idempotency.key)
                 return AppendResult(stream_id, int(prior.response.get("version", 0)), [], True, prior.response)
             stream = self._streams.get((tenant_id, stream_id), [])
             current = len(stream)

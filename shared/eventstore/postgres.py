@@ -348,9 +348,7 @@ class PostgresEventStore:
 
     def _replay(self, prior: Idempotency, asked: Idempotency, stream_id: str) -> AppendResult:
         if prior.request_hash != asked.request_hash:
-            raise IdempotencyConflict(
-                f"Idempotency-Key {asked.key!r} was already used for a different request"
-            )
+            raise IdempotencyConflict(asked.key)
         return AppendResult(stream_id=stream_id, version=int(prior.response.get("version", 0)),
                             events=[], replayed=True, response=prior.response)
 

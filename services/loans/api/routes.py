@@ -9,10 +9,10 @@ charges (never one they proposed), define products and read the portfolio.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.loans import bulk_import, handlers
@@ -21,15 +21,20 @@ from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
 from shared.envelope import Metadata
 from shared.schemas import BusinessDate
-from shared.tenancy import Principal, Role
-from shared.web import Limit, Offset, Refusal, cooperative_runtime, request_metadata, require_roles
+from shared.tenancy import Principal
+from shared.web import (
+    IdempotencyKey,
+    IfMatch,
+    Limit,
+    Manager,
+    Offset,
+    Officer,
+    Refusal,
+    cooperative_runtime,
+    request_metadata,
+)
+from shared.web import expected_version as _version
 
-Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
-Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                              description="Retry-safe: the same key returns the first result")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=20,
-                                       description="The financing version you last saw: refused (409) if it moved on")]
 # security: bounded like the sanitation lists; unbounded, an offset past 2**63 failed in the database
 # driver (500), and any deep offset makes PostgreSQL walk and discard that many rows
 Status = Literal["applied", "approved", "rejected", "work_ordered", "signed", "active", "settled", "written_off"]
@@ -43,15 +48,6 @@ portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"])
 
 def _rt(request: Request):  # type: ignore[no-untyped-def]
     return cooperative_runtime(request)  # the key's cooperative, behind row-level security
-
-
-def _version(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().strip('W/').strip('"'))
-    except ValueError:
-        raise Refusal("If-Match takes the financing's version number, e.g. 7", field="If-Match") from None
 
 
 # -- products and settings ----------------------------------------------------------------------------------------

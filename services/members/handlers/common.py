@@ -15,11 +15,12 @@ from services.members.domain import member as member_domain
 from services.members.domain import settings as settings_domain
 from services.members.domain.member import GroupInfo, Member
 from services.members.domain.settings import CooperativeSettings
-from shared.eventstore import Idempotency, IdempotencyConflict
+from shared.application import earlier_response as shared_earlier_response
+from shared.eventstore import Idempotency
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, NotFound, Refusal, request_hash
+from shared.web import Conflict, NotFound, Refusal, expected_version, request_hash
 
 #: Western Indonesian Time (WIB), where the demo cooperatives work: "today" is their business day, so a
 #: field officer entering today's date at 06:00 WIB (still yesterday in UTC) is not told it is the future
@@ -44,13 +45,9 @@ def parts(rt: ServiceRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
 def check_if_match(if_match: str | None, version: int) -> int:
     """The version to append after: the client's If-Match (a version number, quoted or not) when given,
     refused at once if the member has moved on already; else the version just loaded."""
-    if if_match is None:
+    expected = expected_version(if_match)
+    if expected is None:
         return version
-    raw = if_match.strip().removeprefix("W/").strip('"')
-    try:
-        expected = int(raw)
-    except ValueError:
-        raise Refusal("If-Match must be the version number you read", field="If-Match") from None
     if expected != version:
         raise Conflict(f"the record is at version {version}, not {expected}: someone else changed it first; "
                        "reload and try again", field="If-Match")
@@ -70,12 +67,7 @@ async def earlier_response(rt: ServiceRuntime, tenant: str, key: str | None, bod
     if not key:
         return None
     store, _ = parts(rt)
-    prior = await store.idempotent_response(tenant, key)
-    if prior is None:
-        return None
-    if prior.request_hash != request_hash(body):
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
-    return prior.response
+    return await shared_earlier_response(store, tenant, key, request_hash(body))
 
 
 async def load_member(rt: ServiceRuntime, tenant: str, member_id: str) -> Member:

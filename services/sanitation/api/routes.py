@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.sanitation.api.schemas import (
     AssignRequest,
@@ -50,20 +50,25 @@ from services.sanitation.handlers import settings as settings_handlers
 from shared.runtime import ServiceRuntime
 from shared.schemas import BusinessDate
 from shared.tenancy import Principal, Role
-from shared.web import Limit, Offset, cooperative_runtime, request_metadata, require_roles
+from shared.web import (
+    IdempotencyKey,
+    Limit,
+    Manager,
+    Offset,
+    Officer,
+    cooperative_runtime,
+    request_metadata,
+    require_roles,
+)
 
 router = APIRouter()
 
-Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
-Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 Inspector = Annotated[Principal, Depends(require_roles(Role.INSPECTOR))]
 SettingsReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR))]
 JobReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR,
                                                        Role.CONTRACTOR))]
 JobWorker = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
 ContractorReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
-                                              description="Retry-safe: the same key returns the first result")]
 Village = Annotated[str | None, Query(min_length=1, max_length=120)]
 
 

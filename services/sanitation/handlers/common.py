@@ -9,7 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.sanitation.domain import settings as settings_domain
-from shared.eventstore import Idempotency, IdempotencyConflict
+from shared.application import earlier_response
+from shared.eventstore import Idempotency
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Forbidden, request_hash
@@ -35,15 +36,8 @@ def command_hash(command: str, target: str | None, body: dict[str, Any]) -> str:
 async def prior_response(rt: ServiceRuntime, tenant: str, key: str | None, hashed: str) -> dict[str, Any] | None:
     """The first response of an idempotent retry (checked before deciding, so a retry of a command
     that has since been applied is not refused as a repeat); None when the key is new."""
-    if not key:
-        return None
     assert rt.store is not None
-    prior = await rt.store.idempotent_response(tenant, key)
-    if prior is None:
-        return None
-    if prior.request_hash != hashed:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different request")
-    return prior.response
+    return await earlier_response(rt.store, tenant, key, hashed)
 
 
 def idempotency(key: str | None, hashed: str, response: dict[str, Any]) -> Idempotency | None:
