@@ -1,8 +1,8 @@
-"""One contract suite, run against every event store: in-memory and PostgreSQL."""
+"""The store's contract suite (``shared/eventstore/testing.py``, shipped with the kernel), run against every
+event store: in-memory and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,14 +10,9 @@ import pytest
 
 from deploy.local.infra import PostgresHandle
 from shared.db import create_pool, migrate
-from shared.envelope import LogPosition, Metadata, NewEvent
-from shared.eventstore import ANY, NO_STREAM, ConcurrencyError, Idempotency, IdempotencyConflict
 from shared.eventstore.memory import InMemoryEventStore
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
-
-
-def ev(n: int, type_: str = "test.Happened") -> NewEvent:
-    return NewEvent(type_, {"n": n})
+from shared.eventstore.testing import *  # noqa: F403  (the contract's tests, run on the store below)
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -34,113 +29,3 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     yield s
     await s.close()
     await pool.close()
-
-
-async def test_append_then_read_stream_in_order(store: Any) -> None:
-    r = await store.append("t1", "thing", "s1", NO_STREAM, [ev(1), ev(2)], meta=Metadata(actor="tester"))
-    assert r.version == 2 and [e.version for e in r.events] == [1, 2]
-    await store.append("t1", "thing", "s1", 2, [ev(3)])
-    got = await store.read_stream("t1", "s1")
-    assert [e.payload["n"] for e in got] == [1, 2, 3]
-    assert [e.version for e in got] == [1, 2, 3]
-    assert got[0].actor == "tester" and got[0].tenant_id == "t1" and got[0].stream_type == "thing"
-    assert len({e.event_id for e in got}) == 3
-    assert [e.payload["n"] for e in await store.read_stream("t1", "s1", after_version=2)] == [3]
-    assert await store.stream_version("t1", "s1") == 3
-
-
-async def test_stale_expected_version_is_refused_and_writes_nothing(store: Any) -> None:
-    await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)])
-    with pytest.raises(ConcurrencyError):
-        await store.append("t1", "thing", "s1", NO_STREAM, [ev(2)])
-    with pytest.raises(ConcurrencyError):
-        await store.append("t1", "thing", "s1", 5, [ev(2)])  # ahead of the stream: no gap allowed
-    assert [e.payload["n"] for e in await store.read_stream("t1", "s1")] == [1]
-
-
-async def test_any_version_appends_at_the_end(store: Any) -> None:
-    await store.append("t1", "thing", "s1", ANY, [ev(1)])
-    r = await store.append("t1", "thing", "s1", ANY, [ev(2)])
-    assert r.version == 2
-
-
-async def test_same_stream_id_in_two_tenants_is_two_streams(store: Any) -> None:
-    await store.append("coop-a", "thing", "same-id", NO_STREAM, [ev(1)])
-    await store.append("coop-b", "thing", "same-id", NO_STREAM, [ev(100), ev(101)])
-    a = await store.read_stream("coop-a", "same-id")
-    b = await store.read_stream("coop-b", "same-id")
-    assert [e.payload["n"] for e in a] == [1]
-    assert [e.payload["n"] for e in b] == [100, 101]
-    assert {e.tenant_id for e in a} == {"coop-a"} and {e.tenant_id for e in b} == {"coop-b"}
-
-
-async def test_racing_appends_exactly_one_wins(store: Any) -> None:
-    await store.append("t1", "thing", "s1", NO_STREAM, [ev(0)])
-    results = await asyncio.gather(
-        *[store.append("t1", "thing", "s1", 1, [ev(i)]) for i in range(1, 9)], return_exceptions=True
-    )
-    winners = [r for r in results if not isinstance(r, BaseException)]
-    losers = [r for r in results if isinstance(r, ConcurrencyError)]
-    assert len(winners) == 1 and len(losers) == 7
-    assert await store.stream_version("t1", "s1") == 2
-
-
-async def test_idempotent_retry_returns_first_result_and_appends_nothing(store: Any) -> None:
-    key = Idempotency("k-1", "hash-a", {"thing_id": "s1"})
-    first = await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)], idempotency=key)
-    again = await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)], idempotency=key)
-    assert not first.replayed and again.replayed
-    assert again.response == first.response == {"version": 1, "thing_id": "s1"}
-    assert await store.stream_version("t1", "s1") == 1
-    # the same key in another tenant is another key
-    other = await store.append("t2", "thing", "s1", NO_STREAM, [ev(1)], idempotency=key)
-    assert not other.replayed
-
-
-async def test_concurrent_retries_with_one_key_append_once(store: Any) -> None:
-    key = Idempotency("k-2", "hash-a", {"thing_id": "x"})
-    # each retry would create a new stream: only the key can tell they are one request
-    results = await asyncio.gather(
-        *[store.append("t1", "thing", f"new-{i}", NO_STREAM, [ev(i)], idempotency=key) for i in range(6)]
-    )
-    assert sum(not r.replayed for r in results) == 1
-    log = await store.read_log(LogPosition(), 100)
-    assert len([r for r in log if r.envelope.tenant_id == "t1"]) == 1
-
-
-async def test_reused_key_with_another_request_is_refused(store: Any) -> None:
-    await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)], idempotency=Idempotency("k", "hash-a"))
-    with pytest.raises(IdempotencyConflict):
-        await store.append("t1", "thing", "s2", NO_STREAM, [ev(2)], idempotency=Idempotency("k", "hash-b"))
-    assert await store.stream_version("t1", "s2") == 0
-
-
-async def test_failing_after_hook_rolls_the_append_back(store: Any) -> None:
-    async def boom(conn: Any, events: Any) -> None:
-        raise RuntimeError("refused")
-
-    with pytest.raises(RuntimeError):
-        await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)], after=boom,
-                           idempotency=Idempotency("k", "h"))
-    assert await store.stream_version("t1", "s1") == 0
-    assert await store.idempotent_response("t1", "k") is None
-
-
-async def test_global_log_reads_everything_once_in_batches(store: Any) -> None:
-    for s in range(5):
-        await store.append("t1", "thing", f"s{s}", NO_STREAM, [ev(s * 10 + i) for i in range(3)])
-    seen = []
-    pos = LogPosition()
-    while batch := await store.read_log(pos, 4):
-        seen += [r.envelope for r in batch]
-        pos = batch[-1].log_position
-    assert len(seen) == 15 and len({e.event_id for e in seen}) == 15
-    for s in range(5):
-        assert [e.version for e in seen if e.stream_id == f"s{s}"] == [1, 2, 3]
-
-
-async def test_wait_for_events_wakes_on_append(store: Any) -> None:
-    waiter = asyncio.create_task(store.wait_for_events(5.0))
-    await asyncio.sleep(0.05)
-    await store.append("t1", "thing", "s1", NO_STREAM, [ev(1)])
-    assert await asyncio.wait_for(waiter, 5.0) is True
