@@ -1,0 +1,205 @@
+"""Business refusals of the loans domain that no other test reached: each names its field and reason, and
+the financing (or product, or import) is left as it was: no event, the state unchanged."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.loans.domain import financing as fin
+from services.loans.domain.commands import (
+    ApproveLateCharge,
+    ClearHardship,
+    DisburseTranche,
+    FlagHardship,
+    ProposeLateCharge,
+    RecordRepayment,
+    RecordWorkOrder,
+    SettleEarly,
+    SignContract,
+)
+from services.loans.domain.errors import LoanRuleViolation
+from services.loans.domain.loan_book import import_financing
+from services.loans.domain.product import LoanSettings, Product, decide_define_product
+from tests.unit.loans.story import MANAGER, MANAGER2, TODAY, Story, product
+from tests.unit.loans.test_loan_book import entry
+from tests.unit.loans.test_product import spec
+
+
+def refused(story: Story, decide: Any, cmd: Any, message: str, field: str | None) -> LoanRuleViolation:
+    """``decide`` refuses ``cmd`` with ``message`` on ``field``; the story records nothing."""
+    before, events = story.state, list(story.events)
+    with pytest.raises(LoanRuleViolation, match=message) as e:
+        story.when(decide, cmd)
+    assert e.value.field == field
+    assert story.events == events and story.state == before
+    return e.value
+
+
+# -- work order: the cost's bounds ------------------------------------------------------------------------
+
+
+def test_a_work_order_costing_more_than_approved_is_refused() -> None:
+    s = Story().applied(5_000_000).approved()
+    refused(s, fin.decide_record_work_order, RecordWorkOrder("WO-1", "contractor", "cv", 5_000_001, date(2025, 1, 10)),
+            r"the work order's cost Rp 5,000,001 is more than the Rp 5,000,000 approved", "cost")
+    assert s.state.status == "approved" and s.state.work_order is None
+
+
+def test_a_work_order_below_the_products_minimum_is_refused() -> None:
+    s = Story().applied(5_000_000).approved()
+    refused(s, fin.decide_record_work_order, RecordWorkOrder("WO-1", "contractor", "cv", 999_999, date(2025, 1, 10)),
+            r"below the product's minimum of Rp 1,000,000", "cost")
+
+
+# "too small to pay in the product's tranches" and "cannot be repaid in N instalments" are defensive: the
+# cost is at least the product's minimum, which the product's own rules already make payable in its
+# tranches and in each of its tenors (test_more_product_rules, tests/unit/loans/test_product.py)
+
+
+# -- signing ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first_due", [date(2025, 1, 15), date(2025, 1, 14)])
+def test_a_first_due_date_on_or_before_signing_is_refused(first_due: date) -> None:
+    s = Story().applied().approved().work_ordered()
+    refused(s, fin.decide_sign_contract, SignContract(date(2025, 1, 15), first_due),
+            "the first instalment must fall due after the contract is signed", "first_due_on")
+    assert s.state.status == "work_ordered" and s.state.instalments == ()
+
+
+# -- early settlement -------------------------------------------------------------------------------------
+
+
+def test_a_settlement_dated_before_the_last_repayment_is_refused() -> None:
+    s = Story().contract()
+    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.when(fin.decide_record_repayment, RecordRepayment("R-1", 1_000_000, date(2025, 3, 1)))
+    quote = fin.settlement_quote(s.state, date(2025, 2, 20))
+    refused(s, fin.decide_settle_early, SettleEarly("R-2", quote.to_pay, date(2025, 2, 20)),
+            r"settled_on 2025-02-20 is before the last repayment \(2025-03-01\)", "settled_on")
+    assert s.state.status == "active" and s.state.paid == 1_000_000
+
+
+# -- hardship and late charges ----------------------------------------------------------------------------
+
+
+def late(story: Story | None = None) -> Story:
+    s = story or Story().contract()
+    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    return s
+
+
+def test_hardship_is_flagged_once() -> None:
+    s = late()
+    s.when(fin.decide_flag_hardship, FlagHardship(date(2025, 3, 1), "flood"))
+    refused(s, fin.decide_flag_hardship, FlagHardship(date(2025, 3, 5), "again"),
+            "hardship is already flagged since 2025-03-01", None)
+    assert s.state.hardship_since == date(2025, 3, 1)
+
+
+def test_hardship_needs_a_reason() -> None:
+    s = late()
+    refused(s, fin.decide_flag_hardship, FlagHardship(date(2025, 3, 1), "   "),
+            "say why the member is in hardship", "note")
+    assert s.state.hardship_since is None
+
+
+def test_clearing_hardship_needs_a_flag_and_a_date_after_it() -> None:
+    s = late()
+    refused(s, fin.decide_clear_hardship, ClearHardship(date(2025, 3, 1)),
+            "no hardship is flagged on this financing", None)
+    s.when(fin.decide_flag_hardship, FlagHardship(date(2025, 3, 1), "flood"))
+    refused(s, fin.decide_clear_hardship, ClearHardship(date(2025, 2, 28)),
+            r"cleared_on 2025-02-28 is before the hardship flag \(2025-03-01\)", "cleared_on")
+    assert s.state.hardship_since == date(2025, 3, 1)
+
+
+def test_no_late_charge_while_the_member_is_in_hardship() -> None:
+    s = late()
+    s.when(fin.decide_flag_hardship, FlagHardship(date(2025, 3, 1), "flood"))
+    refused(s, fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 3, 20), "unwilling", MANAGER),
+            "the member has a hardship flag since 2025-03-01: no late charge may be imposed", None)
+    assert s.state.late_charges == ()
+
+
+def test_a_late_charge_proposed_before_the_hardship_cannot_be_approved_during_it() -> None:
+    s = late()
+    s.when(fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 3, 20), "unwilling", MANAGER))
+    s.when(fin.decide_flag_hardship, FlagHardship(date(2025, 3, 21), "flood"))
+    refused(s, fin.decide_approve_late_charge, ApproveLateCharge(1, date(2025, 3, 22), MANAGER2),
+            "no late charge may be imposed", None)
+    assert [c.status for c in s.state.late_charges] == ["proposed"]
+
+
+def test_a_product_without_a_late_charge_charges_none() -> None:
+    s = late(Story().contract(prod=product(late_charge=0)))
+    refused(s, fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 3, 20), "unwilling", MANAGER),
+            "product mikro-tata-sanitasi has no late charge", None)
+
+
+def test_a_late_charge_needs_a_reason_and_a_real_late_instalment() -> None:
+    s = late()
+    refused(s, fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 3, 20), " ", MANAGER),
+            "say why the member is able but unwilling to pay", "note")
+    refused(s, fin.decide_propose_late_charge, ProposeLateCharge(99, date(2025, 3, 20), "unwilling", MANAGER),
+            "there is no instalment 99", "instalment_number")
+    refused(s, fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 2, 15), "unwilling", MANAGER),
+            r"instalment 1 \(due 2025-02-15\) is not late", "instalment_number")
+    assert s.state.late_charges == ()
+
+
+def test_a_late_charge_is_approved_no_earlier_than_proposed() -> None:
+    s = late()
+    s.when(fin.decide_propose_late_charge, ProposeLateCharge(1, date(2025, 3, 20), "unwilling", MANAGER))
+    refused(s, fin.decide_approve_late_charge, ApproveLateCharge(1, date(2025, 3, 19), MANAGER2),
+            r"approved_on 2025-03-19 is before the proposal \(2025-03-20\)", "approved_on")
+    assert [c.status for c in s.state.late_charges] == ["proposed"]
+
+
+# -- importing a loan book --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("over", "contract", "message", "field"), [
+    ({"cost": 0}, "murabahah", "cost must be at least Rp 1 and margin not negative", "cost"),
+    ({"margin": -1}, "murabahah", "cost must be at least Rp 1 and margin not negative", "cost"),
+    ({}, "qard_hasan", "a qard hasan carries no margin", "margin"),
+    ({"schedule": [], "payments": []}, "murabahah", "the schedule is empty", "schedule"),
+    ({"schedule": [(date(2024, 1, 15), 6_720_000)], "payments": []}, "murabahah",
+     "due dates must rise and fall after the signing date", "schedule"),
+    ({"signed_on": date(2030, 1, 2), "schedule": [(date(2030, 2, 1), 6_720_000)], "payments": []}, "murabahah",
+     "signed_on is in the future", "signed_on"),
+    ({"disbursed_on": date(2024, 1, 14)}, "murabahah", "disbursed_on must lie between the signing and today",
+     "disbursed_on"),
+    ({"disbursed_on": date(2030, 1, 2)}, "murabahah", "disbursed_on must lie between the signing and today",
+     "disbursed_on"),
+])
+def test_import_refusals(over: dict[str, Any], contract: str, message: str, field: str) -> None:
+    prod = product(contract_type=contract, tenors=[{"instalments": 12, "margin_bp": 0}]) \
+        if contract == "qard_hasan" else product()
+    book_entry = entry(**over)
+    before = repr(book_entry), repr(prod)
+    with pytest.raises(LoanRuleViolation, match=message) as e:
+        import_financing(book_entry, prod, today=TODAY)
+    assert e.value.field == field
+    assert (repr(book_entry), repr(prod)) == before
+
+
+# -- defining a product -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("over", "message", "field"), [
+    ({"min_amount": 50, "tranche_percents": [1, 99], "purpose": "septic_tank"},
+     r"the smallest amount \(Rp 50\) would make a tranche of Rp 0", "tranche_percents"),
+    ({"late_charge": -1}, "the late charge cannot be negative", "late_charge"),
+    ({"min_membership_months": -1}, "eligibility rules cannot be negative", "min_membership_months"),
+    ({"max_days_overdue": -1}, "eligibility rules cannot be negative", "min_membership_months"),
+])
+def test_more_product_rules(over: dict[str, Any], message: str, field: str) -> None:
+    state = Product()
+    with pytest.raises(LoanRuleViolation, match=message) as e:
+        decide_define_product(state, LoanSettings(), spec(**over))
+    assert e.value.field == field
+    assert state == Product() and not state.exists

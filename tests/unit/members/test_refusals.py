@@ -1,0 +1,40 @@
+"""Members-domain refusals no other test reached: the field and reason, and nothing changed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from services.members.domain import organisation as org
+from services.members.domain import settings as cfg
+from services.members.domain.errors import MemberRuleViolation
+from tests.unit.members.test_organisation_and_sessions import a_centre, a_group
+
+
+def test_a_groups_name_cannot_be_cleared() -> None:
+    group, _ = a_group()
+    before = repr(group)
+    with pytest.raises(MemberRuleViolation, match="cannot be cleared") as e:
+        org.change_group(group, {"name": ""}, centre=a_centre())
+    assert e.value.field == "name"
+    assert repr(group) == before and group.name == "Majelis Mawar"
+
+
+@pytest.mark.parametrize(("change", "message", "field"), [
+    ({"min_tenure_months": -1}, "between 0 and 120 months", "min_tenure_months"),
+    ({"min_tenure_months": 121}, "between 0 and 120 months", "min_tenure_months"),
+    ({"max_days_overdue": -1}, "between 0 and 365 days", "max_days_overdue"),
+    ({"max_days_overdue": 366}, "between 0 and 365 days", "max_days_overdue"),
+])
+def test_eligibility_thresholds_are_bounded(change: dict[str, int], message: str, field: str) -> None:
+    state = cfg.DEFAULT
+    with pytest.raises(MemberRuleViolation, match=message) as e:
+        cfg.change(state, replace(state, **change))  # type: ignore[arg-type]
+    assert e.value.field == field
+    assert state == cfg.CooperativeSettings() and state.min_tenure_months == 12 and state.max_days_overdue == 30
+
+
+def test_thresholds_at_their_bounds_are_accepted() -> None:
+    assert cfg.change(cfg.DEFAULT, replace(cfg.DEFAULT, min_tenure_months=120, max_days_overdue=365))
+    assert cfg.change(cfg.DEFAULT, replace(cfg.DEFAULT, min_tenure_months=0, max_days_overdue=0))
