@@ -856,7 +856,9 @@ def test_every_command_in_the_runbook_is_a_real_cli_invocation() -> None:
 
 
 def test_the_deploy_readme_commands_are_real_too() -> None:
-    for line in command_lines(DEPLOY_README.read_text()):
+    lines = command_lines(DEPLOY_README.read_text())
+    assert lines, "the deploy README shows no washfin command: nothing was checked"
+    for line in lines:
         check_command(line)
 
 

@@ -54,7 +54,14 @@ def test_centre_refusals() -> None:
 
 
 def test_stream_ids_derive_from_codes() -> None:
-    assert org.centre_stream_id("pusat-1") == org.centre_stream_id("pusat-1") != org.group_stream_id("pusat-1")
+    # the same code always names the same stream (no second centre with that code), a centre and a group
+    # of the same code, or two codes, never the same one
+    import uuid
+
+    centre = org.centre_stream_id("pusat-1")
+    assert uuid.UUID(centre) == uuid.uuid5(uuid.NAMESPACE_URL, "washfin:members:centre:pusat-1")
+    assert len({centre, org.centre_stream_id("pusat-2"), org.group_stream_id("pusat-1"),
+                org.group_stream_id("pusat-2")}) == 4
 
 
 # -- groups --------------------------------------------------------------------------------------------------

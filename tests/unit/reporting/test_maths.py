@@ -130,10 +130,11 @@ def test_months_up_to_a_date() -> None:
     assert last_months(date(2025, 1, 31), 2)[0] == (date(2024, 12, 1), date(2024, 12, 31))
 
 
-@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=1, max_value=10**12))
-def test_pct_is_between_0_and_100_for_parts(part: int, whole: int) -> None:
-    if part <= whole:
-        assert 0.0 <= pct(part, whole) <= 100.0
+@given(st.integers(min_value=1, max_value=10**12).flatmap(
+    lambda whole: st.tuples(st.integers(min_value=0, max_value=whole), st.just(whole))))
+def test_pct_is_between_0_and_100_for_parts(part_whole: tuple[int, int]) -> None:
+    part, whole = part_whole
+    assert 0.0 <= pct(part, whole) <= 100.0
 
 
 @pytest.mark.parametrize("values", [[1], [1, 2], [5, 1, 9, 3], [2, 2, 2, 7]])
