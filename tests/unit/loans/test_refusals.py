@@ -203,3 +203,49 @@ def test_more_product_rules(over: dict[str, Any], message: str, field: str) -> N
         decide_define_product(state, LoanSettings(), spec(**over))
     assert e.value.field == field
     assert state == Product() and not state.exists
+
+
+# -- application, schedule changes, a late charge's approval ---------------------------------------------
+
+
+def test_a_financing_is_applied_for_once_and_not_by_a_member_who_left() -> None:
+    from services.loans.domain.commands import Apply, MemberFacts
+
+    s = Story().applied()
+    again = Apply(s.financing_id, s.member_id, 5_000_000, 12, date(2025, 1, 7), "key:officer00001")
+    before, events = s.state, list(s.events)
+    with pytest.raises(LoanRuleViolation, match=f"financing {s.financing_id} exists already"):
+        s.when(fin.decide_apply, again, product(), MemberFacts(joined_on=date(2020, 1, 1)))
+    assert s.events == events and s.state == before and s.state.amount == 100_000_000
+
+    fresh = Story()
+    cmd = Apply(fresh.financing_id, fresh.member_id, 5_000_000, 12, date(2025, 1, 6), "key:officer00001")
+    with pytest.raises(LoanRuleViolation, match="the member left the cooperative on 2025-01-06") as e:
+        fresh.when(fin.decide_apply, cmd, product(), MemberFacts(joined_on=date(2020, 1, 1), exited_on=date(2025, 1, 6)))
+    assert e.value.field == "member_id" and fresh.events == [] and not fresh.state.exists
+
+
+def test_a_reschedules_first_new_instalment_falls_due_after_it() -> None:
+    from services.loans.domain.commands import Reschedule
+
+    s = late()
+    owed = s.state.owed
+    refused(s, fin.decide_reschedule, Reschedule(20, date(2025, 4, 1), "hardship", first_due_on=date(2025, 4, 1)),
+            "the first new instalment must fall due after the reschedule", "first_due_on")
+    assert s.state.owed == owed and not s.state.restructured
+
+
+def test_a_discount_is_at_least_one_rupiah() -> None:
+    from services.loans.domain.commands import DiscountMargin
+
+    s = late()
+    refused(s, fin.decide_discount_margin, DiscountMargin(0, date(2025, 3, 20), "goodwill"),
+            "a discount must be at least Rp 1", "amount")
+    assert s.state.margin_discounted == 0
+
+
+def test_only_a_proposed_late_charge_can_be_approved() -> None:
+    s = late()
+    refused(s, fin.decide_approve_late_charge, ApproveLateCharge(1, date(2025, 3, 22), MANAGER2),
+            "no late charge for instalment 1 is waiting for approval", "instalment_number")
+    assert s.state.late_charges == ()
