@@ -7,6 +7,7 @@ fails the test with the reason: nothing here skips.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,14 @@ def pg() -> Iterator[PostgresHandle]:
     handle = start_postgres()
     print(f"\n[infra] PostgreSQL: {handle.origin}")
     yield handle
+    if handle.origin == "DATABASE_URL":
+        # a server of its own outlives the session: it keeps none of the session's databases (the embedded
+        # server and testcontainers' are thrown away whole)
+        loop = asyncio.new_event_loop()  # not the tests' loop, and not made the current one
+        try:
+            loop.run_until_complete(handle.drop_databases())
+        finally:
+            loop.close()
     handle.stop()
 
 

@@ -11,12 +11,14 @@ A missing prerequisite raises ``InfraError`` with one line naming it: tests fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,18 +82,24 @@ class PostgresHandle:
     url: str
     origin: str
     _stop: Any = field(default=None, repr=False)
+    #: the databases ``create_database`` made and nobody dropped yet
+    _databases: list[str] = field(default_factory=list, repr=False)
 
     def database_url(self, name: str) -> str:
         return with_database(self.url, name)
 
-    async def create_database(self, prefix: str = "t") -> str:
-        """A fresh, empty database; returns its URL.
+    async def create_database(self, prefix: str = "t", *, template: str | None = None) -> str:
+        """A fresh database; returns its URL. Empty, or with ``template``: a copy of that database (made by
+        this handle, e.g. with ``make_template``), which must then have no open connection.
 
         Where the server's login is a superuser (the embedded server, testcontainers), the database is
         owned by, and the URL logs in as, ``washfin_service``: an ordinary login like a deployment's
         service login, so forced row-level security binds the owner's own work too (a superuser would
         bypass it and hide what breaks under it). The request roles are made beforehand, as an
-        administrator makes them on a managed server (docs/operations.md)."""
+        administrator makes them on a managed server (docs/operations.md).
+
+        Every database made here is remembered: ``drop_database`` drops one, ``drop_databases`` what is
+        left (the test session's end), so a server of ``DATABASE_URL`` keeps no test databases."""
         import asyncpg
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -100,11 +108,58 @@ class PostgresHandle:
             owner = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             if owner:
                 await conn.execute(SERVICE_LOGIN_SQL)
-            await conn.execute(f'CREATE DATABASE "{name}"' + (f" OWNER {SERVICE_LOGIN}" if owner else ""))
+            sql = f'CREATE DATABASE "{name}"' + (f" OWNER {SERVICE_LOGIN}" if owner else "")
+            if template is not None:
+                sql += f' TEMPLATE "{template}"'
+            for attempt in range(20):
+                try:
+                    await conn.execute(sql)
+                    break
+                except asyncpg.ObjectInUseError:
+                    # "source database is being accessed by other users": PostgreSQL waits 5 s for the
+                    # template's last backends to exit; one closing right now may take a little longer
+                    if attempt == 19:
+                        raise
+                    await asyncio.sleep(0.25)
         finally:
             await conn.close()
+        self._databases.append(name)
         url = self.database_url(name)
         return with_login(url, SERVICE_LOGIN, SERVICE_PASSWORD) if owner else url
+
+    async def make_template(self, prefix: str, prepare: Callable[[str], Awaitable[None]]) -> str:
+        """A database ``prepare(url)`` fills (e.g. a service's own migrate command), closed to connections
+        afterwards so it can be copied (``create_database(template=...)``); returns its name."""
+        import asyncpg
+
+        url = await self.create_database(f"{prefix}_template")
+        await prepare(url)
+        name = urlsplit(url).path.lstrip("/")
+        conn = await asyncpg.connect(self.database_url("postgres"))
+        try:
+            # no one connects by mistake and blocks the copies (a copy needs its template to be unused)
+            await conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        finally:
+            await conn.close()
+        return name
+
+    async def drop_database(self, url_or_name: str) -> None:
+        """Drop a database made by ``create_database``, ending any connection still open on it."""
+        import asyncpg
+
+        name = urlsplit(url_or_name).path.lstrip("/") if "://" in url_or_name else url_or_name
+        conn = await asyncpg.connect(self.database_url("postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        with contextlib.suppress(ValueError):
+            self._databases.remove(name)
+
+    async def drop_databases(self) -> None:
+        """Drop every database ``create_database`` made and nobody dropped yet."""
+        for name in list(reversed(self._databases)):
+            await self.drop_database(name)
 
     def stop(self) -> None:
         if self._stop is not None:

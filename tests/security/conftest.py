@@ -25,10 +25,10 @@ from fastapi import FastAPI
 
 from deploy.local.demo import DEMO_KEYS, key_for
 from deploy.local.infra import PostgresHandle
-from shared.db import connect, migrate
+from shared.db import connect
 from shared.envelope import LogPosition
-from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.tenancy import Role, create_tenant, issue_key
+from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
 
 #: cooperative A owns the resources under attack; cooperative B is the attacker
@@ -128,14 +128,13 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
     from services.sanitation.app import create_app as sanitation_app
     from services.sanitation.settings import SanitationSettings
 
-    urls = {s: await pg.create_database(f"sec_{s}") for s in SERVICES}
-    # every event log exists before any consumer starts tailing it
-    for url in urls.values():
-        conn = await connect(url)
-        try:
-            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
-        finally:
-            await conn.close()
+    # each a copy of its service's migrated template (every event log exists before any consumer starts
+    # tailing it), dropped once the services have stopped
+    dbs = service_databases(pg, platform_url)
+    urls = {}
+    for s in SERVICES:
+        urls[s] = await dbs.create(s, f"sec_{s}")
+        stack.push_async_callback(dbs.drop, urls[s])
     common: dict[str, Any] = {"platform_database_url": platform_url, "kafka_bootstrap_servers": None,
                               "event_source": "embedded", "db_pool_max": 6,
                               # this suite sends hundreds of refused keys from one address on purpose (every

@@ -1,4 +1,5 @@
-"""In-process services on real PostgreSQL, with the demo cooperatives' keys."""
+"""In-process services on real PostgreSQL, with the demo cooperatives' keys; each on a fresh copy of its
+service's migrated template (``tests.databases``), dropped after the test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from deploy.local.demo import key_for
 from deploy.local.infra import PostgresHandle
 from shared.tenancy import Role
+from tests.databases import service_databases
 from tests.helpers import ServiceClient, running_app
 
 BMI, BAIK = "kopsyah-bmi", "koperasi-baik"
@@ -25,11 +27,11 @@ async def members(pg: PostgresHandle, platform_url: str) -> AsyncIterator[Servic
     from services.members.app import create_app
     from services.members.settings import MembersSettings
 
-    settings = MembersSettings(database_url=await pg.create_database("members"),
-                               platform_database_url=platform_url, kafka_bootstrap_servers=None,
-                               event_source="none")
-    async with running_app(create_app(settings)) as client:
-        yield client
+    async with service_databases(pg, platform_url).database("members") as url:
+        settings = MembersSettings(database_url=url, platform_database_url=platform_url,
+                                   kafka_bootstrap_servers=None, event_source="none")
+        async with running_app(create_app(settings)) as client:
+            yield client
 
 
 @asynccontextmanager
@@ -38,11 +40,11 @@ async def sanitation_service(pg: PostgresHandle, platform_url: str, **settings: 
     from services.sanitation.app import create_app
     from services.sanitation.settings import SanitationSettings
 
-    config = SanitationSettings(database_url=await pg.create_database("sanitation"),
-                                platform_database_url=platform_url, kafka_bootstrap_servers=None,
-                                event_source="none", **settings)
-    async with running_app(create_app(config)) as client:
-        yield client
+    async with service_databases(pg, platform_url).database("sanitation") as url:
+        config = SanitationSettings(database_url=url, platform_database_url=platform_url,
+                                    kafka_bootstrap_servers=None, event_source="none", **settings)
+        async with running_app(create_app(config)) as client:
+            yield client
 
 
 @pytest.fixture
@@ -56,7 +58,8 @@ async def loans(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceC
     from services.loans.app import create_app
     from services.loans.settings import LoansSettings
 
-    settings = LoansSettings(database_url=await pg.create_database("loans"), platform_database_url=platform_url,
-                             kafka_bootstrap_servers=None, event_source="none")
-    async with running_app(create_app(settings)) as client:
-        yield client
+    async with service_databases(pg, platform_url).database("loans") as url:
+        settings = LoansSettings(database_url=url, platform_database_url=platform_url,
+                                 kafka_bootstrap_servers=None, event_source="none")
+        async with running_app(create_app(settings)) as client:
+            yield client

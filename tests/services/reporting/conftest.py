@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from deploy.local.infra import PostgresHandle
-from shared.db import connect, migrate
-from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
 
 SOURCES = {"members": ("loans",), "loans": ("members", "sanitation"), "sanitation": ("loans",),
@@ -58,13 +57,9 @@ async def start_system(pg: PostgresHandle, platform_url: str, **reporting: objec
     from services.sanitation.app import create_app as sanitation_app
     from services.sanitation.settings import SanitationSettings
 
-    urls = {s: await pg.create_database(s) for s in SOURCES}
-    for url in urls.values():  # every event log exists before a consumer tails it
-        conn = await connect(url)
-        try:
-            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
-        finally:
-            await conn.close()
+    dbs = service_databases(pg, platform_url)
+    # each a copy of its service's migrated template: every event log exists before a consumer tails it
+    urls = {s: await dbs.create(s) for s in SOURCES}
 
     def common(service: str) -> dict[str, object]:
         return {"database_url": urls[service], "platform_database_url": platform_url, "kafka_bootstrap_servers": None,
@@ -75,10 +70,14 @@ async def start_system(pg: PostgresHandle, platform_url: str, **reporting: objec
             "sanitation": sanitation_app(SanitationSettings(**common("sanitation"))),
             "reporting": reporting_app(reporting_settings(urls, platform_url,
                                                           **{"build_drop_grace_s": 60.0, **reporting}))}
-    async with AsyncExitStack() as stack:
-        members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
-                                                 for s in ("members", "loans", "sanitation", "reporting")]
-        yield System(members, loans, sanitation, reporting, urls, platform_url, apps)
+    try:
+        async with AsyncExitStack() as stack:
+            members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
+                                                     for s in ("members", "loans", "sanitation", "reporting")]
+            yield System(members, loans, sanitation, reporting, urls, platform_url, apps)
+    finally:
+        for url in urls.values():
+            await dbs.drop(url)
 
 
 async def quiet(system: System, timeout: float = 60) -> None:
