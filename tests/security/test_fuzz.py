@@ -131,8 +131,9 @@ def _request(kwargs: dict[str, Any], key: str | None) -> dict[str, Any]:
     return out
 
 
-def _run_cases(strategy: Any, examples: int, probe: Any) -> None:
-    """Draw ``examples`` cases from ``strategy`` and probe each (hypothesis, bounded and seeded)."""
+def _run_cases(strategy: Any, examples: int, probe: Any, *, negative: bool) -> None:
+    """Draw ``examples`` cases from ``strategy`` and probe each (hypothesis, bounded and seeded). Only
+    negative data may be unsatisfiable: positive data always exists, so failing to draw any fails."""
 
     @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
@@ -142,8 +143,10 @@ def _run_cases(strategy: Any, examples: int, probe: Any) -> None:
 
     try:
         run()
-    except Unsatisfiable:  # negative data for an operation with nothing to get wrong (no parameters, no body)
-        pass
+    except Unsatisfiable:
+        if not negative:
+            raise
+        # negative data for an operation with nothing to get wrong (no parameters, no body)
 
 
 def _fuzz_service(system: System, world: FuzzWorld, service: str, loop: asyncio.AbstractEventLoop) -> tuple[int, list[str]]:
@@ -188,7 +191,8 @@ def _fuzz_service(system: System, world: FuzzWorld, service: str, loop: asyncio.
                             f"    response: {response.text[:300]}")
         for mode, examples in EXAMPLES.items():
             _run_cases(operation.as_strategy(generation_mode=mode), examples,
-                       lambda case, data, mode=mode: probe(case, data, mode))
+                       lambda case, data, mode=mode: probe(case, data, mode),
+                       negative=mode == GenerationMode.NEGATIVE)
         failures += seen[:3]
     return sent, failures
 
