@@ -186,8 +186,9 @@ async def test_personal_data_never_reaches_kafka(pg: PostgresHandle, platform_ur
     from services.members.settings import MembersSettings
 
     namespace = f"sec{uuid.uuid4().hex[:8]}"
+    await kafka.authorize(namespace)
     settings = MembersSettings(database_url=await pg.create_database("sec_members_kafka"),
-                               platform_database_url=platform_url, kafka_bootstrap_servers=kafka.bootstrap_servers,
+                               platform_database_url=platform_url, **kafka.settings_for("members"),
                                kafka_namespace=namespace, event_source="none", kafka_topic_partitions=2)
     async with running_app(create_app(settings)) as members:
         tenant = await make_tenant(platform_url, "sec-pii-kafka")
@@ -195,7 +196,7 @@ async def test_personal_data_never_reaches_kafka(pg: PostgresHandle, platform_ur
         rt = members.runtime
         stored = [e for e in await all_events(members) if rt.registry.topic_of(e.type) == rt.topic]
         assert len(stored) >= len(PEOPLE) + 2
-        records = await read_topic(kafka.bootstrap_servers, namespaced(rt.topic, namespace), len(stored), timeout=90)
+        records = await read_topic(kafka.admin, namespaced(rt.topic, namespace), len(stored), timeout=90)
     assert len(records) == len(stored), f"{len(records)} published of {len(stored)}"
     types = set()
     for rec in records:
