@@ -18,8 +18,10 @@ from typing import Any
 
 import asyncpg
 
-from services.reporting.indicators.maths import AccessGroup, Portfolio
+from services.reporting.indicators.maths import AccessGroup, Portfolio, month_end
 from services.reporting.projections.base import Names
+from services.reporting.projections.financing import FACTS, REPAYMENT
+from services.reporting.projections.sums import at_dates_sql
 
 T = dict[str, Names]
 
@@ -130,38 +132,38 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date) -> list[Access
 # -- financing ----------------------------------------------------------------------------------------------
 
 
+async def _facts(conn: asyncpg.Connection, t: T, dates: Sequence[date], kind: str, select: str,
+                 group: str) -> list[asyncpg.Record]:
+    """The version 3 sums of one kind (``projections.financing.FACTS``) on each date, pivoted by ``select``
+    over the rows ``(on_date, a, b, metric, value)`` and grouped by ``group``: rows read = dates x keys
+    (+ the days of each date's month with a change), whatever the number of financings."""
+    sums = at_dates_sql(FACTS, t["financing"], "kind = $2")
+    return await conn.fetch(f"SELECT {select} FROM ({sums}) x GROUP BY {group} ORDER BY {group}",  # noqa: S608
+                            list(dates), kind)
+
+
+def _metric(name: str) -> str:
+    return f"coalesce(sum(value) FILTER (WHERE metric = '{name}'), 0) AS {name}"
+
+
 async def financing_by_product(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
     """Per product: applied, approved, rejected, signed (count and value) by D; disbursed (financings with a
-    tranche by D, and the value of the tranches); the sum of contract cost of disbursed financings."""
-    ft = t["financing"]
-    rows = await conn.fetch(
-        f"""WITH tr AS (SELECT tenant_id, financing_id, sum(amount) AS value FROM {ft['tranche']}
-                        WHERE disbursed_on <= $1 GROUP BY 1, 2)
-            SELECT f.product_id, f.purpose,
-                   count(*) FILTER (WHERE f.applied_on <= $1) AS applied,
-                   coalesce(sum(f.applied_amount) FILTER (WHERE f.applied_on <= $1), 0) AS applied_value,
-                   count(*) FILTER (WHERE f.approved_on <= $1) AS approved,
-                   coalesce(sum(f.approved_amount) FILTER (WHERE f.approved_on <= $1), 0) AS approved_value,
-                   count(*) FILTER (WHERE f.rejected_on <= $1) AS rejected,
-                   count(*) FILTER (WHERE f.signed_on <= $1) AS signed,
-                   coalesce(sum(f.cost) FILTER (WHERE f.signed_on <= $1), 0) AS signed_cost,
-                   count(tr.financing_id) AS disbursed,
-                   coalesce(sum(tr.value), 0) AS disbursed_value,
-                   coalesce(sum(f.cost) FILTER (WHERE tr.financing_id IS NOT NULL), 0) AS disbursed_cost
-            FROM {ft['financing']} f
-            LEFT JOIN tr ON tr.tenant_id = f.tenant_id AND tr.financing_id = f.financing_id
-            GROUP BY 1, 2 ORDER BY 1, 2""", on)
+    tranche by D, and the value of the tranches); the sum of contract cost of disbursed financings.
+
+    Read from the cooperatives' sums (``indicators.contributions``, kind ``product``)."""
+    metrics = ("applied", "applied_value", "approved", "approved_value", "rejected", "signed", "signed_cost",
+               "disbursed", "disbursed_value", "disbursed_cost")
+    rows = await _facts(conn, t, [on], "product",
+                        "a AS product_id, b AS purpose, " + ", ".join(_metric(m) for m in metrics), "a, b")
     return [{k: (v if k in ("product_id", "purpose") else _i(v)) for k, v in r.items()} for r in rows
             if r["applied"] or r["signed"] or r["disbursed"]]
 
 
 async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"""SELECT source_of_funds, count(DISTINCT (tenant_id, financing_id)) AS financings,
-                   coalesce(sum(amount), 0) AS disbursed_value
-            FROM {t['financing']['tranche']} WHERE disbursed_on <= $1 GROUP BY 1 ORDER BY 1""", on)
+    rows = await _facts(conn, t, [on], "fund", f"a AS source_of_funds, {_metric('financings')}, "
+                                               f"{_metric('value')}", "a")
     return [{"source_of_funds": r["source_of_funds"], "financings": _i(r["financings"]),
-             "disbursed_value": _i(r["disbursed_value"])} for r in rows]
+             "disbursed_value": _i(r["value"])} for r in rows if r["financings"]]
 
 
 async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> dict[date, dict[str, Any]]:
@@ -219,72 +221,60 @@ async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date) -> t
     """(paid on time, fallen due) for instalments falling due in [start, end] under the schedule in force
     on ``end``; instalments of a financing closed by ``end`` that fell due after it closed never fell due;
     on a settled financing the unpaid rest of an instalment was forgiven (the rebate), so it did not fall
-    due either. Paid on time: allocated by repayments paid on or before the instalment's due date."""
-    ft = t["financing"]
+    due either. Paid on time: allocated by repayments paid on or before the instalment's due date.
+
+    Read from the cooperatives' repayment cells (``indicators.contributions.repayment_parts``) as of
+    ``end``, for the due dates in [start, end]: rows read = due days in the period (+ the changes of
+    ``end``'s month), whatever the number of financings or instalments."""
+    sums = at_dates_sql(REPAYMENT, t["financing"], "due_on >= $2 AND due_on <= on_date")
     row = await conn.fetchrow(
-        f"""WITH fin AS (SELECT f.tenant_id, f.financing_id,
-                                coalesce(f.closed_on <= $2, false) AS closed, f.closed_on,
-                                coalesce(f.closed_on <= $2 AND f.close_reason IN ('settled', 'settled_early'), false)
-                                    AS settled
-                         FROM {ft['financing']} f WHERE f.signed_on <= $2),
-                 eff AS (SELECT DISTINCT ON (fin.tenant_id, fin.financing_id) fin.*, s.seq
-                         FROM fin JOIN {ft['schedule']} s ON s.tenant_id = fin.tenant_id
-                          AND s.financing_id = fin.financing_id AND s.effective_on <= $2
-                         ORDER BY fin.tenant_id, fin.financing_id, s.effective_on DESC, s.seq DESC),
-                 inst AS (SELECT e.settled, i.tenant_id, i.financing_id, i.number, i.due_on, i.amount
-                          FROM eff e JOIN {ft['instalment']} i ON i.tenant_id = e.tenant_id
-                           AND i.financing_id = e.financing_id AND i.seq = e.seq
-                          WHERE i.due_on BETWEEN $1 AND $2 AND NOT (e.closed AND i.due_on > e.closed_on)),
-                 x AS (SELECT i.amount, i.settled,
-                              coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
-                                        WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
-                                          AND a.number = i.number AND a.paid_on <= $2), 0) AS paid,
-                              coalesce((SELECT sum(a.amount) FROM {ft['allocation']} a
-                                        WHERE a.tenant_id = i.tenant_id AND a.financing_id = i.financing_id
-                                          AND a.number = i.number AND a.paid_on <= i.due_on), 0) AS on_time
-                       FROM inst i),
-                 y AS (SELECT CASE WHEN settled THEN LEAST(amount, paid) ELSE amount END AS due, on_time FROM x)
-            SELECT coalesce(sum(LEAST(on_time, due)), 0) AS on_time, coalesce(sum(due), 0) AS fallen_due FROM y""",
-        start, end)
+        f"SELECT coalesce(sum(on_time), 0) AS on_time, coalesce(sum(due), 0) AS fallen_due FROM ({sums}) x",  # noqa: S608
+        [end], start)
     return _i(row["on_time"]), _i(row["fallen_due"])
 
 
 async def money_facts(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
-    """Repaid, social fund (late charges recorded), write-offs and recoveries, by D."""
-    ft = t["financing"]
-    row = await conn.fetchrow(
-        f"""SELECT (SELECT coalesce(sum(amount), 0) FROM {ft['repayment']} WHERE paid_on <= $1) AS repaid,
-                   (SELECT count(*) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS late_charges,
-                   (SELECT coalesce(sum(amount), 0) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS social_fund,
-                   (SELECT coalesce(sum(r.amount), 0) FROM {ft['repayment']} r
-                    JOIN {ft['financing']} f ON f.tenant_id = r.tenant_id AND f.financing_id = r.financing_id
-                    WHERE f.written_off_on <= $1 AND r.seq > f.written_off_seq AND r.paid_on <= $1) AS recovered""",
-        on)
-    return {k: _i(v) for k, v in row.items()}
+    """Repaid, social fund (late charges recorded), write-offs and recoveries, by D (the cooperatives'
+    sums, kind ``money``)."""
+    metrics = ("repaid", "late_charges", "social_fund", "recovered")
+    rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in metrics), "on_date")
+    r = rows[0] if rows else {}
+    return {m: _i(r.get(m)) for m in metrics}
 
 
 async def write_offs(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"""SELECT write_off_reason AS reason, count(*) AS financings,
-                   coalesce(sum(written_off_principal), 0) AS principal, coalesce(sum(written_off_margin), 0) AS margin
-            FROM {t['financing']['financing']} WHERE written_off_on <= $1 GROUP BY 1 ORDER BY 1""", on)
+    rows = await _facts(conn, t, [on], "write_off", "a AS reason, " + ", ".join(
+        _metric(m) for m in ("financings", "principal", "margin")), "a")
     return [{"reason": r["reason"], "financings": _i(r["financings"]), "principal": _i(r["principal"]),
-             "margin": _i(r["margin"])} for r in rows]
+             "margin": _i(r["margin"])} for r in rows if r["financings"]]
 
 
 async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date) -> dict[date, dict[str, int]]:
-    """Disbursed and repaid per calendar month in [start, end] (keyed by the month's first day)."""
-    ft = t["financing"]
-    rows = await conn.fetch(
-        f"""SELECT date_trunc('month', disbursed_on)::date AS month, 'disbursed' AS what, sum(amount) AS value
-            FROM {ft['tranche']} WHERE disbursed_on BETWEEN $1 AND $2 GROUP BY 1
-            UNION ALL
-            SELECT date_trunc('month', paid_on)::date, 'repaid', sum(amount)
-            FROM {ft['repayment']} WHERE paid_on BETWEEN $1 AND $2 GROUP BY 1""", start, end)
+    """Disbursed and repaid per calendar month in [start, end] (keyed by the month's first day): the
+    differences of the cooperatives' running totals (kinds ``fund`` and ``money``) at the month bounds."""
+    if end < start:
+        return {}
+    bounds = [date.fromordinal(start.toordinal() - 1)]
+    m = start
+    while True:
+        last = month_end(m)
+        if last >= end:
+            break
+        bounds.append(last)
+        m = date.fromordinal(last.toordinal() + 1)
+    bounds.append(end)
+    totals: dict[date, dict[str, int]] = {b: {"disbursed": 0, "repaid": 0} for b in bounds}
+    for r in await _facts(conn, t, bounds, "fund", f"on_date, {_metric('value')}", "on_date"):
+        totals[r["on_date"]]["disbursed"] = _i(r["value"])
+    for r in await _facts(conn, t, bounds, "money", f"on_date, {_metric('repaid')}", "on_date"):
+        totals[r["on_date"]]["repaid"] = _i(r["repaid"])
     out: dict[date, dict[str, int]] = {}
-    for r in rows:
-        out.setdefault(r["month"], {"disbursed": 0, "repaid": 0})[r["what"]] = _i(r["value"])
+    for before, upto in zip(bounds, bounds[1:], strict=False):
+        x = {k: totals[upto][k] - totals[before][k] for k in ("disbursed", "repaid")}
+        if any(x.values()):
+            out[date(upto.year, upto.month, 1)] = x
     return out
+
 
 
 # -- construction -----------------------------------------------------------------------------------------

@@ -26,16 +26,26 @@ days it names and to every month-end from the first of them to the end of the sp
 included). The portfolio on D = the month-end sums at the last month-end by D + the day changes after
 it up to D. Every row is a sum of the financings' current pieces, so a replay in any interleaving of
 the streams gives the same rows.
+
+Version 3 adds the same kind of sums (``projections.sums``) for the report's other financing figures:
+``fx_*`` (financings by product, disbursements by fund, money, write-offs, keyed by (kind, a, b, metric))
+and ``rp_*`` (the repayment-rate cells, keyed by due date). Each financing's parts in them are a function
+of its facts (``indicators.contributions``); ``apply`` reads the facts before and after the event and
+adds the difference.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import asyncpg
 
+from services.reporting.indicators.contributions import Book, diff, facts_parts, repayment_parts
 from services.reporting.indicators.maths import month_end
-from services.reporting.indicators.positions import Facts, Piece, deltas, pieces
+from services.reporting.indicators.positions import Facts, Piece, category_key, deltas, pieces
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
 from services.reporting.projections.base import SEEN, Family, Names, Table
+from services.reporting.projections.sums import Sums
 from shared.contracts import Contract
 from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.contracts.loans import (
@@ -54,9 +64,16 @@ from shared.contracts.loans import (
 from shared.envelope import Envelope
 
 
+#: version 3: the figures "by D" other than the portfolio, per cooperative (``indicators.contributions``)
+FACTS = Sums("fx", ("category", "text"), (("kind", "text"), ("a", "text"), ("b", "text"), ("metric", "text")),
+             ("value",))
+#: version 3: the repayment rate's cells per cooperative, keyed by the instalments' due date
+REPAYMENT = Sums("rp", ("due_on", "date"), (), ("on_time", "due"))
+
+
 class FinancingProjection(Family):
     family = "financing"
-    version = 2
+    version = 3
     prefix = "rf"
     topics = (LOANS_TOPIC,)
     tables = (
@@ -214,6 +231,8 @@ class FinancingProjection(Family):
                 last_month  date NOT NULL,
                 PRIMARY KEY (tenant_id)
             );""", "tenant_id"),
+        *FACTS.tables(),
+        *REPAYMENT.tables(),
         SEEN,
     )
 
@@ -222,7 +241,12 @@ class FinancingProjection(Family):
                    MarginDiscounted, FinancingWrittenOff, FinancingApplied)
 
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
+        fid = getattr(event, "financing_id", None)
+        before = await self.book(conn, t, envelope.tenant_id, fid) if fid is not None else None
         await self.apply_facts(conn, t, envelope, event)
+        if before is not None:
+            await self.add_parts(conn, t, envelope.tenant_id, before,
+                                 await self.book(conn, t, envelope.tenant_id, fid))
         if isinstance(event, self.POSITIONING) and not (isinstance(event, TrancheDisbursed)
                                                          and event.tranche_number != 1):
             await self.reposition(conn, t, envelope.tenant_id, event.financing_id)
@@ -356,6 +380,58 @@ class FinancingProjection(Family):
             tenant, financing_id, seq, [i.number for i in items], [i.due_on for i in items],
             [i.amount for i in items], [i.cost_part for i in items],
         )
+
+    # -- version 3: the other figures' sums --------------------------------------------------------------------
+
+    @staticmethod
+    async def book(conn: asyncpg.Connection, t: Names, tenant: str, financing_id: object) -> Book:
+        """Every fact of one financing the version 3 sums depend on (one statement)."""
+        r = await conn.fetchrow(
+            f"""SELECT f.*,
+                       (SELECT array_agg(ARRAY[x.amount::text, x.source_of_funds, x.disbursed_on::text])
+                        FROM {t['tranche']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS tranches,
+                       (SELECT array_agg(ARRAY[x.seq::text, x.amount::text, x.paid_on::text])
+                        FROM {t['repayment']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS repayments,
+                       (SELECT array_agg(ARRAY[x.amount::text, x.recorded_on::text])
+                        FROM {t['late_charge']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS late_charges,
+                       (SELECT array_agg(ARRAY[s.effective_on::text, s.seq::text, i.number::text, i.due_on::text,
+                                               i.amount::text])
+                        FROM {t['schedule']} s JOIN {t['instalment']} i ON i.tenant_id = s.tenant_id
+                         AND i.financing_id = s.financing_id AND i.seq = s.seq
+                        WHERE s.tenant_id = $1 AND s.financing_id = $2) AS instalments,
+                       (SELECT array_agg(ARRAY[x.number::text, x.paid_on::text, x.amount::text])
+                        FROM {t['allocation']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS allocations
+                FROM (SELECT $1::text AS tenant_id, $2::uuid AS financing_id) k
+                LEFT JOIN {t['financing']} f ON f.tenant_id = k.tenant_id AND f.financing_id = k.financing_id""",
+            tenant, financing_id)
+        d = date.fromisoformat
+        schedules: dict[tuple[date, int], list[tuple[int, date, int]]] = {}
+        for eff, seq, number, due_on, amount in r["instalments"] or ():
+            schedules.setdefault((d(eff), int(seq)), []).append((int(number), d(due_on), int(amount)))
+        return Book(
+            product_id=r["product_id"], purpose=r["purpose"], applied_on=r["applied_on"],
+            applied_amount=r["applied_amount"], approved_on=r["approved_on"], approved_amount=r["approved_amount"],
+            rejected_on=r["rejected_on"], signed_on=r["signed_on"], cost=r["cost"], closed_on=r["closed_on"],
+            close_reason=r["close_reason"], written_off_on=r["written_off_on"], written_off_seq=r["written_off_seq"],
+            write_off_reason=r["write_off_reason"], written_off_principal=r["written_off_principal"],
+            written_off_margin=r["written_off_margin"], has_row=r["member_id"] is not None,
+            tranches=[(int(a), fund, d(on)) for a, fund, on in r["tranches"] or ()],
+            repayments=[(int(seq), int(a), d(on)) for seq, a, on in r["repayments"] or ()],
+            late_charges=[(int(a), d(on)) for a, on in r["late_charges"] or ()],
+            schedules=[(eff, seq, items) for (eff, seq), items in sorted(schedules.items())],
+            allocations=[(int(n), d(on), int(a)) for n, on, a in r["allocations"] or ()])
+
+    @staticmethod
+    async def add_parts(conn: asyncpg.Connection, t: Names, tenant: str, before: Book, after: Book) -> None:
+        """Add the change of one financing's parts (before -> after its event) to the cooperative's sums."""
+        fx = diff(facts_parts(before), facts_parts(after))
+        if fx:
+            cats = {c: c for _, c in fx}
+            await FACTS.add(conn, t, tenant, {(on, category_key(c)): v for (on, c), v in fx.items()},  # type: ignore[misc]
+                            {category_key(c): c for c in cats})  # type: ignore[arg-type]
+        rp = diff(repayment_parts(before), repayment_parts(after))
+        if rp:
+            await REPAYMENT.add(conn, t, tenant, rp, {k: () for _, k in rp})
 
     # -- version 2: positions and the cooperative's sums -------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""Per-cooperative dated sums: day changes and month-end totals, kept as changes arrive (any date).
+
+A *sums* is three tables of a build: ``<x>_delta`` (per cooperative, day and key: the change of the values
+on that day; rows summing to zero are removed), ``<x>_month`` (per cooperative, month-end and key: the sum
+of every change dated by that month-end, for every month-end of the span; zero rows removed) and
+``<x>_span`` (per cooperative, the months from the earliest to the latest day any change was dated). The
+total on D = the month-end row at the last month-end by D + the day changes after it up to D: rows read =
+keys x (1 + days of D's month with a change), whatever the number of financings behind them.
+
+``rf_pf_*`` (the portfolio) is the first such sums (kept by ``FinancingProjection.add_changes``); this
+module keeps the others generically: one key column (``key``) naming the row, descriptive columns that the
+key determines (``extra``) and the summed ``values``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.reporting.indicators.maths import month_end
+from services.reporting.projections.base import Names, Table
+
+
+@dataclass(frozen=True)
+class Sums:
+    name: str  # "fx": tables fx_delta, fx_month, fx_span
+    key: tuple[str, str]  # (column, SQL type)
+    extra: tuple[tuple[str, str], ...]
+    values: tuple[str, ...]
+
+    def tables(self) -> list[Table]:
+        k, kt = self.key
+        cols = ",\n".join([f"{k} {kt} NOT NULL", *(f"{c} {ty}" for c, ty in self.extra),
+                           *(f"{v} bigint NOT NULL" for v in self.values)])
+        return [
+            Table(f"{self.name}_delta", f"""
+                CREATE TABLE {{t}} (tenant_id text NOT NULL, on_date date NOT NULL, {cols},
+                                    PRIMARY KEY (tenant_id, on_date, {k}));""", f"tenant_id, on_date, {k}"),
+            Table(f"{self.name}_month", f"""
+                CREATE TABLE {{t}} (tenant_id text NOT NULL, month_end date NOT NULL, {cols},
+                                    PRIMARY KEY (tenant_id, month_end, {k}));""", f"tenant_id, month_end, {k}"),
+            Table(f"{self.name}_span", """
+                CREATE TABLE {t} (tenant_id text NOT NULL, first_month date NOT NULL, last_month date NOT NULL,
+                                  PRIMARY KEY (tenant_id));""", "tenant_id"),
+        ]
+
+    async def add(self, conn: asyncpg.Connection, t: Names, tenant: str,
+                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]]) -> None:
+        """Add ``changes`` ((day, key) -> values) to the cooperative's day and month-end rows; ``extra``
+        gives each key's descriptive columns."""
+        if not changes:
+            return
+        keys = sorted(changes, key=lambda x: (x[0], str(x[1])))
+        k, kt = self.key
+        ecols = [c for c, _ in self.extra]
+        cols: list[list[Any]] = [[x[0] for x in keys], [x[1] for x in keys]]
+        cols += [[extra[x[1]][i] for x in keys] for i in range(len(ecols))]
+        cols += [[changes[x][i] for x in keys] for i in range(len(self.values))]
+        types = ["date", kt, *(ty for _, ty in self.extra), *("bigint" for _ in self.values)]
+        names = ["on_date", k, *ecols, *self.values]
+        args = "unnest(" + ", ".join(f"${i + 2}::{ty}[]" for i, ty in enumerate(types)) + ")"
+        xcols = ", ".join(names)
+        n_last = len(types) + 2
+        add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in self.values)
+        zero = " AND ".join(f"{v} = 0" for v in self.values)
+        d, m, span = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
+        await conn.execute(
+            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
+                ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
+        await conn.execute(
+            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
+                    (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
+        days = cols[0]
+        lo, hi = month_end(min(days)), month_end(max(days))
+        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {span} WHERE tenant_id = $1 FOR UPDATE",
+                                  tenant)
+        allcols = ", ".join([k, *ecols, *self.values])
+        if row is None:
+            await conn.execute(f"INSERT INTO {span} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
+                               tenant, lo, hi)
+            last = hi
+        else:
+            last = max(row["last_month"], hi)
+            if hi > row["last_month"]:  # nothing is dated after the old last month: its sums carry forward
+                await conn.execute(
+                    f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
+                        SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, {', '.join(
+                            f'p.{c}' for c in [k, *ecols, *self.values])}
+                        FROM {m} p, generate_series(date_trunc('month', $2::date) + interval '1 month',
+                                                    date_trunc('month', $3::date), interval '1 month') g
+                        WHERE p.tenant_id = $1 AND p.month_end = $2""", tenant, row["last_month"], hi)
+            if lo < row["first_month"] or hi > row["last_month"]:
+                await conn.execute(
+                    f"UPDATE {span} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
+                    tenant, lo, last)
+        group = ", ".join(str(i + 2) for i in range(2 + len(ecols)))
+        picked = ", ".join([k, *ecols, *(f"sum({v})" for v in self.values)])
+        await conn.execute(
+            f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
+                SELECT $1, (g + interval '1 month - 1 day')::date, {picked}
+                FROM {args} AS x({xcols}),
+                     generate_series(date_trunc('month', x.on_date), date_trunc('month', ${n_last}::date),
+                                     interval '1 month') g
+                GROUP BY {group}
+                ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}""", tenant, *cols, last)
+        await conn.execute(
+            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
+            tenant, lo, sorted(set(cols[1])))
+
+
+def at_dates_sql(s: Sums, t: Names, where: str = "TRUE") -> str:
+    """A statement giving, for each date of $1 (date[]), the sums per key (and its extra columns) of the
+    rows in scope: ``(on_date, key, extra..., values...)``; ``where`` filters the rows (columns of the
+    sums, parameters from $2; ``on_date`` is the date asked for)."""
+    k, _ = s.key
+    ecols = [c for c, _ in s.extra]
+    sel = ", ".join([k, *ecols])
+    d, m, span = t[f"{s.name}_delta"], t[f"{s.name}_month"], t[f"{s.name}_span"]
+    return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
+                 k AS (SELECT sp.tenant_id, d.on_date,
+                              CASE WHEN m.last_end >= sp.first_month THEN m.last_end END AS month_end
+                       FROM {span} sp CROSS JOIN d
+                       CROSS JOIN LATERAL (SELECT least(sp.last_month,
+                           CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
+                                THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
+                 parts AS (SELECT k.on_date, {', '.join(f'p.{c}' for c in [k, *ecols, *s.values])}
+                           FROM k JOIN {m} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
+                           UNION ALL
+                           SELECT k.on_date, {', '.join(f'x.{c}' for c in [k, *ecols, *s.values])}
+                           FROM k CROSS JOIN LATERAL (
+                               SELECT * FROM {d} x WHERE x.tenant_id = k.tenant_id
+                                AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
+                               OFFSET 0) x
+                           WHERE k.month_end IS DISTINCT FROM k.on_date)
+            SELECT on_date, {sel}, {', '.join(f'sum({v}) AS {v}' for v in s.values)}
+            FROM parts WHERE {where} GROUP BY on_date, {sel}"""  # noqa: S608
