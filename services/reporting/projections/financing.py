@@ -396,7 +396,7 @@ class FinancingProjection(Family):
                         FROM {t['late_charge']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS late_charges,
                        (SELECT array_agg(ARRAY[s.effective_on::text, s.seq::text, i.number::text, i.due_on::text,
                                                i.amount::text])
-                        FROM {t['schedule']} s JOIN {t['instalment']} i ON i.tenant_id = s.tenant_id
+                        FROM {t['schedule']} s LEFT JOIN {t['instalment']} i ON i.tenant_id = s.tenant_id
                          AND i.financing_id = s.financing_id AND i.seq = s.seq
                         WHERE s.tenant_id = $1 AND s.financing_id = $2) AS instalments,
                        (SELECT array_agg(ARRAY[x.number::text, x.paid_on::text, x.amount::text])
@@ -407,7 +407,9 @@ class FinancingProjection(Family):
         d = date.fromisoformat
         schedules: dict[tuple[date, int], list[tuple[int, date, int]]] = {}
         for eff, seq, number, due_on, amount in r["instalments"] or ():
-            schedules.setdefault((d(eff), int(seq)), []).append((int(number), d(due_on), int(amount)))
+            items = schedules.setdefault((d(eff), int(seq)), [])  # a schedule without instalments is in force too
+            if number is not None:
+                items.append((int(number), d(due_on), int(amount)))
         return Book(
             product_id=r["product_id"], purpose=r["purpose"], applied_on=r["applied_on"],
             applied_amount=r["applied_amount"], approved_on=r["approved_on"], approved_amount=r["approved_amount"],
