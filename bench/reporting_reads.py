@@ -1,0 +1,227 @@
+"""Issue 13 items 2 and 7: the reads of a cooperative's figures before and after the financing read model's
+version 3, at two (or more) book sizes, in one run.
+
+Two cooperatives: ``bench-coop`` with N financings and ``bench-coop-b`` with N / 4, decided by the loans
+service's pure domain (``bench.reporting_portfolio.book``: the generator of the rewrite tests, further
+financings replaying a decided life under a new id), applied through the consumer's ``apply_events`` into
+a ``reporting.financing.v3`` build. Then, on the same tables, each read is timed with today's queries
+(``new``) and with the financing queries as they were before versions 2 and 3 (``old``: the references
+of ``tests/services/reporting/portfolio_reference.py`` and ``facts_reference.py``, the baseline):
+
+- ``report``: the cooperative report's figures and targets, laid out as ``/reports/cooperative``'s JSON;
+- ``dashboard``: the same figures as the dashboard JSON;
+- ``xlsx``: the export (the report, the indicator table's baseline and three yearly periods, every table
+  written to an XLSX workbook);
+- ``programme``: a programme of both cooperatives (its figures, then each cooperative's, as the
+  programme report does today).
+
+``cold`` is the first call of a read in its mode (right after the book was projected and ANALYZEd, no
+report cache: this is the computation a cache miss pays); ``warm`` the median of the repeats. The service's
+report cache (hits cost a dictionary lookup) is not involved. Ratios are old / new; growth is the new
+figure at the largest size / at the smallest.
+
+    .venv/bin/python -m bench.reporting_reads --sizes 1000 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+from bench.common import quiet_logs, say
+from bench.reporting_portfolio import uptime
+from deploy.local.infra import start_postgres
+from services.reporting import exports as ex
+from services.reporting import queries as q
+from services.reporting import reports as rp
+from services.reporting.projections.base import Build
+from services.reporting.projections.catalog import FAMILIES
+from services.reporting.schema import MIGRATIONS
+from shared.consumer import TRACKING_MIGRATIONS, apply_events
+from shared.contracts import load_all
+from shared.contracts.loans import TOPIC
+from shared.db import create_pool, migrate
+from shared.envelope import Envelope
+from shared.rls import programme_scope, tenant_scope
+from tests.services.reporting import facts_reference as fref
+from tests.services.reporting.portfolio_reference import portfolio_reference
+from tests.services.reporting.test_portfolio_rewrite import TODAY, history
+
+TENANTS = ("bench-coop", "bench-coop-b")
+EMPTY_T = ("members", "sanitation")
+READS = ("report", "dashboard", "xlsx", "programme")
+OLD = {"portfolio": portfolio_reference, "financing_by_product": fref.financing_by_product_reference,
+       "disbursed_by_fund": fref.disbursed_by_fund_reference, "repayment": fref.repayment_reference,
+       "money_facts": fref.money_facts_reference, "write_offs": fref.write_offs_reference,
+       "monthly_money": fref.monthly_money_reference}
+
+
+def book(tenant: str, n: int, distinct: int, seed: int) -> list[Envelope]:
+    """The published loans events of ``n`` financings of ``tenant``, stream after stream."""
+    rng = random.Random(seed)
+    registry = load_all()
+    lives = []
+    for _ in range(min(n, distinct)):
+        h = history(tenant, rng, date(2024, 1, 1), 800)
+        lives.append([e for e in h.envelopes if registry.topic_of(e.type) == TOPIC])
+    out: list[Envelope] = []
+    for i in range(n):
+        life = lives[i % len(lives)]
+        if i < len(lives):
+            out.extend(life)
+            continue
+        fid = str(uuid.uuid4())
+        out.extend(e.model_copy(update={"event_id": uuid.uuid4(), "stream_id": fid,
+                                        "payload": {**e.payload, "financing_id": fid}}) for e in life)
+    return out
+
+
+class Old:
+    """Today's queries swapped for the references while the block runs (the baseline)."""
+
+    def __enter__(self) -> None:
+        self.saved = {k: getattr(q, k) for k in OLD}
+        for k, fn in OLD.items():
+            setattr(q, k, fn)
+
+    def __exit__(self, *exc: object) -> None:
+        for k, fn in self.saved.items():
+            setattr(q, k, fn)
+
+
+async def reads(pool: Any, t: q.T) -> dict[str, Callable[[], Awaitable[Any]]]:
+    async def report() -> Any:
+        async with tenant_scope(pool, TENANTS[0]) as conn:
+            return json.dumps(rp.full(await rp.compute(conn, t, TODAY)), default=str)
+
+    async def dashboard() -> Any:
+        async with tenant_scope(pool, TENANTS[0]) as conn:
+            return json.dumps(rp.dashboard(await rp.compute(conn, t, TODAY)), default=str)
+
+    async def xlsx() -> Any:
+        async with tenant_scope(pool, TENANTS[0]) as conn:
+            r = await rp.compute(conn, t, TODAY)
+            ps = ex.periods(TODAY, 3)
+            before = date.fromordinal(ps[0][1].toordinal() - 1)
+            baseline = await rp.compute(conn, t, before, months=1, repayment_from=date(before.year, 1, 1))
+            by_period = [(name, start, end, await rp.compute(conn, t, end, months=1, repayment_from=start))
+                         for name, start, end in ps]
+            tables = ex.report_tables(r)
+            tables["indicators"] = ex.indicator_table(baseline, by_period, await q.targets(conn))
+        # the tables (the workbook's bytes hold its creation time, so the answers compare the tables)
+        return json.dumps(tables, default=str), len(ex.to_xlsx(tables, "bench"))
+
+    async def programme() -> Any:
+        async with programme_scope(pool, list(TENANTS)) as conn:
+            body = rp.full(await rp.compute(conn, t, TODAY))
+        each = {}
+        for tenant in TENANTS:
+            async with tenant_scope(pool, tenant) as conn:
+                each[tenant] = await rp.compute(conn, t, TODAY)
+        body["by_cooperative"] = ex.by_cooperative_rows(each)
+        return json.dumps(body, default=str)
+
+    return {"report": report, "dashboard": dashboard, "xlsx": xlsx, "programme": programme}
+
+
+async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any]:
+    pool = await create_pool(url, 1, 3)
+    b = Build(FAMILIES["financing"], "reporting.financing.v3", "v3")
+    others = {f: Build(FAMILIES[f], f"reporting.{f}.v{FAMILIES[f].version}", f"v{FAMILIES[f].version}")
+              for f in EMPTY_T}
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+            await migrate(conn, "reporting", MIGRATIONS)
+            for x in (b, *others.values()):
+                await migrate(conn, f"projection:{x.name}", list(x.migrations))
+        events = book(TENANTS[0], n, distinct, seed=n) + book(TENANTS[1], max(1, n // 4), distinct, seed=n + 1)
+        say(f"{n} (+{max(1, n // 4)}) financings: {len(events)} events decided; projecting")
+        registry = load_all()
+        t0 = time.perf_counter()
+        for i in range(0, len(events), 500):
+            async with pool.acquire() as conn, conn.transaction():
+                _, dead = await apply_events(conn, b, registry, events[i:i + 500])
+                assert not dead, dead[:1]
+        project_s = time.perf_counter() - t0
+        say(f"  projected in {project_s:.1f} s ({1000 * project_s / len(events):.2f} ms an event)")
+        async with pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+        t = {"financing": b.names, **{f: x.names for f, x in others.items()}}
+        fns = await reads(pool, t)
+        # the same answer both ways, first (else the timings compare different work)
+        for name, fn in fns.items():
+            new = await fn()
+            with Old():
+                old = await fn()
+            if new != old:
+                a, b_ = (json.loads(x[0] if isinstance(x, tuple) else x) for x in (new, old))
+                for k in a:
+                    if a[k] != b_.get(k):
+                        say(f"DIFF {name} {k}: {str(a[k])[:600]} /// {str(b_.get(k))[:600]}")
+            same = (new[0] == old[0]) if isinstance(new, tuple) else new == old
+            assert same, f"{name}: old and new differ"
+        timings: dict[tuple[str, str], list[float]] = {}
+        for _ in range(repeat + 1):  # alternate, so both see the same machine
+            for name, fn in fns.items():
+                for mode in ("old", "new"):
+                    s = time.perf_counter()
+                    if mode == "old":
+                        with Old():
+                            await fn()
+                    else:
+                        await fn()
+                    timings.setdefault((name, mode), []).append(time.perf_counter() - s)
+        out: dict[str, Any] = {"financings": n, "events": len(events), "project_s": round(project_s, 1)}
+        for name in READS:
+            for mode in ("old", "new"):
+                xs = timings[(name, mode)]
+                out[f"{name}_{mode}"] = {"cold": round(xs[0], 4), "warm": round(statistics.median(xs[1:]), 4)}
+        return out
+    finally:
+        await pool.close()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
+    ap.add_argument("--distinct", type=int, default=2000, help="lives decided by the domain; more are replays")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    quiet_logs()
+    pg = start_postgres()
+    try:
+        results = []
+        for n in args.sizes:
+            say(f"uptime before {n}: {uptime()}")
+            results.append(await measure(await pg.create_database(f"bench_reads_{n}"), n, args.distinct,
+                                         args.repeat))
+            results[-1]["uptime"] = uptime()
+            say(f"uptime after {n}: {results[-1]['uptime']}")
+        if args.json:
+            print(json.dumps(results, indent=1))
+        print("read        financings  old cold s  old warm s  new cold s  new warm s  ratio cold  ratio warm")
+        for name in READS:
+            for r in results:
+                o, w = r[f"{name}_old"], r[f"{name}_new"]
+                print(f"{name:<10}  {r['financings']:>10}  {o['cold']:>10.3f}  {o['warm']:>10.3f}  {w['cold']:>10.3f}"
+                      f"  {w['warm']:>10.3f}  {o['cold'] / w['cold']:>10.1f}  {o['warm'] / w['warm']:>10.1f}")
+            if len(results) > 1:
+                lo, hi = results[0][f"{name}_new"], results[-1][f"{name}_new"]
+                print(f"{'':<10}  growth of new {results[-1]['financings']} / {results[0]['financings']}: "
+                      f"cold {hi['cold'] / lo['cold']:.1f}x, warm {hi['warm'] / lo['warm']:.1f}x")
+    finally:
+        pg.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
