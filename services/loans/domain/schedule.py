@@ -12,6 +12,9 @@ from datetime import date, timedelta
 from typing import Literal
 
 from services.loans.domain.errors import LoanRuleViolation
+# the principal split of a schedule is published ground (reporting derives it too): its one home is there
+from shared.contracts.schedule import cost_parts as cost_parts
+from shared.contracts.schedule import paid_cost_part as paid_cost_part
 
 Frequency = Literal["weekly", "monthly"]
 
@@ -76,35 +79,6 @@ def margin_for(cost: int, margin_bp: int) -> int:
     if cost < 0 or margin_bp < 0:
         raise LoanRuleViolation("cost and margin cannot be negative")
     return cost * margin_bp // BASIS_POINTS
-
-
-def cost_parts(amounts: Sequence[int], cost: int) -> list[int]:
-    """The cost (principal) portion of each amount, so that the portions sum exactly to ``cost``.
-
-    Cumulative rounding: part_i = floor(A_i * cost / T) - floor(A_(i-1) * cost / T), with A_i the running
-    total of the amounts and T their sum. Each part lies between 0 and its amount, so each margin
-    portion (amount - part) is never negative, and no remainder is left over.
-    """
-    total = sum(amounts)
-    if not 0 <= cost <= total:
-        raise ValueError(f"cost {cost} must lie between 0 and the total {total}")
-    if total == 0:
-        return [0 for _ in amounts]
-    parts, running, before = [], 0, 0
-    for a in amounts:
-        running += a
-        upto = running * cost // total
-        parts.append(upto - before)
-        before = upto
-    return parts
-
-
-def paid_cost_part(paid: int, amount: int, cost_part: int) -> int:
-    """The cost portion of ``paid`` rupiah paid on an instalment of ``amount`` (in proportion, rounded
-    down; exact once the instalment is fully paid)."""
-    if amount <= 0:
-        return 0
-    return min(paid, amount) * cost_part // amount
 
 
 def tranche_amounts(cost: int, percents: Sequence[int]) -> list[int]:

@@ -1,8 +1,8 @@
 """Instalment schedules as the reporting read model keeps them: whole rupiah, no float, exact.
 
 The published events carry each schedule's instalment amounts; the principal (cost) portion of each
-instalment, which portfolio-at-risk needs, is not published, so it is derived here the way the loans
-service derives it (DOMAIN.md "loans": PAR is on the outstanding *principal*): cumulative rounding of
+instalment, which portfolio-at-risk needs, is not published, so it is derived with the loans service's own
+functions (``shared.contracts.schedule``) (DOMAIN.md "loans": PAR is on the outstanding *principal*): cumulative rounding of
 cost over the amounts, and, when a schedule is replaced (reschedule, margin discount), instalments
 already partly or fully paid close at what was paid while the unpaid principal moves, exactly, onto the
 new instalments.
@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from shared.contracts.schedule import cost_parts as cost_parts
+from shared.contracts.schedule import paid_cost_part as paid_cost_part
+
 
 @dataclass(frozen=True)
 class Instalment:
@@ -21,32 +24,6 @@ class Instalment:
     due_on: date
     amount: int
     cost_part: int
-
-
-def cost_parts(amounts: Sequence[int], cost: int) -> list[int]:
-    """The cost portion of each amount, summing exactly to ``cost``: part_i = floor(A_i * cost / T) -
-    floor(A_(i-1) * cost / T), A_i the running total of the amounts and T their sum. Each part lies
-    between 0 and its amount."""
-    total = sum(amounts)
-    if not 0 <= cost <= total:
-        raise ValueError(f"cost {cost} must lie between 0 and the total {total}")
-    if total == 0:
-        return [0 for _ in amounts]
-    parts, running, before = [], 0, 0
-    for a in amounts:
-        running += a
-        upto = running * cost // total
-        parts.append(upto - before)
-        before = upto
-    return parts
-
-
-def paid_cost_part(paid: int, amount: int, cost_part: int) -> int:
-    """The cost portion of ``paid`` rupiah paid on an instalment: in proportion, rounded down (exact
-    once the instalment is paid in full)."""
-    if amount <= 0:
-        return 0
-    return min(paid, amount) * cost_part // amount
 
 
 def cost_owed(amount: int, paid: int, cost_part: int) -> int:
