@@ -1,6 +1,6 @@
 """Benchmark (not a test): bulk import of 10,000 financings with 20 payments each.
 
-``python -m services.loans.bench_import [--financings 10000] [--payments 20]`` starts its own PostgreSQL
+``python -m bench.loans_import [--financings 10000] [--payments 20]`` starts its own PostgreSQL
 (the tests' embedded one, or ``DATABASE_URL``), defines a product, and imports a generated loan book
 through ``import_loan_book`` exactly as the API and the CLI do, then times the portfolio over it: every row validated and allocated by the
 domain, events appended with ``append_batch``, read tables written by INSERT from arrays (COPY is refused under
@@ -187,7 +187,7 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m services.loans.bench_import")
+    p = argparse.ArgumentParser(prog="python -m bench.loans_import")
     p.add_argument("--financings", type=int, default=10_000)
     p.add_argument("--payments", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=500)
