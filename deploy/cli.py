@@ -39,6 +39,8 @@ app.add_typer(key_app, name="key")
 app.add_typer(dlq_app, name="dead-letters")
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+members_app = typer.Typer(help="The members service's personal-data keys.", no_args_is_help=True)
+app.add_typer(members_app, name="members")
 
 DEFAULT_ENV_FILE = REPO_ROOT / ".washfin" / "run" / "washfin.env"
 console = Console()
@@ -624,6 +626,48 @@ def verify_isolation() -> None:
     if problems:
         typer.echo(f"error: row-level security problems in {len(problems)} place(s)", err=True)
         raise typer.Exit(1)
+
+
+# -- personal-data keys ----------------------------------------------------------------------------------
+@members_app.command("new-key")
+def members_new_key() -> None:
+    """Print a fresh personal-data key (base64 of 32 random bytes) for MEMBERS_PERSONAL_DATA_KEYS or
+    MEMBERS_PERSONAL_DATA_LOOKUP_KEY. Store it in your secret store, never in git."""
+    from services.members.personal_data import new_key
+
+    typer.echo(new_key())
+
+
+@members_app.command("reseal")
+def members_reseal() -> None:
+    """Re-seal every name, NIK and phone under the current personal-data key (MEMBERS_PERSONAL_DATA_KEY_ID)
+    and recompute the NIK look-up hashes, in MEMBERS_DATABASE_URL. Rotation: add the new key to
+    MEMBERS_PERSONAL_DATA_KEYS, make it current, restart the members service, run this, then remove the old
+    key (docs/operations.md)."""
+    from pydantic import ValidationError
+
+    from services.members.personal_data import PersonalDataKeyError, ResealConflict, reseal
+    from services.members.settings import MembersSettings
+
+    url = service_db("members")
+    try:
+        vault = MembersSettings().vault()
+    except (PersonalDataKeyError, ValidationError) as e:
+        _fail(str(e).splitlines()[0])
+
+    async def go() -> dict[str, Any]:
+        conn = await connect(url)
+        try:
+            return await reseal(conn, vault)
+        finally:
+            await conn.close()
+
+    try:
+        done = _run(go)
+    except (PersonalDataKeyError, ResealConflict) as e:
+        _fail(str(e))
+    _out(done, text=f"{done['resealed']} member(s) re-sealed under key {done['current_key']}; values by key "
+                    f"before: {done['rows_by_key_before'] or 'none'}")
 
 
 # -- running -------------------------------------------------------------------------------------------

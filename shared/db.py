@@ -6,10 +6,10 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 import contextvars
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -160,10 +160,15 @@ async def connect(dsn: str) -> asyncpg.Connection:
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step. ``name`` is its identity; applied steps never change (add a new one)."""
+    """One schema step. ``name`` is its identity; applied steps never change (add a new one).
+
+    ``step``: a data step in Python that SQL cannot do (e.g. sealing values with a key the database never
+    sees), run after ``sql`` in the same transaction; ``sql`` then describes it, and is what the checksum
+    covers."""
 
     name: str
     sql: str
+    step: Callable[[asyncpg.Connection], Awaitable[None]] | None = field(default=None, compare=False)
 
     @property
     def checksum(self) -> str:
@@ -196,6 +201,8 @@ async def migrate(conn: asyncpg.Connection, component: str, migrations: Sequence
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
+                if m.step is not None:
+                    await m.step(conn)
                 await conn.execute(
                     "INSERT INTO schema_migrations (component, name, checksum) VALUES ($1, $2, $3)",
                     component, m.name, m.checksum,

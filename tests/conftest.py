@@ -21,6 +21,20 @@ from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_p
 # instead of wedging a service under load
 os.environ.setdefault("WASHFIN_POOL_NESTING_CHECK", "1")
 
+
+def _session_personal_data_keys() -> None:
+    """The members service seals names, NIKs and phones with keys from settings and does not start without
+    them: the session makes its own (random; the service processes it starts inherit them)."""
+    import json
+
+    from services.members.personal_data import new_key
+
+    os.environ.setdefault("MEMBERS_PERSONAL_DATA_KEYS", json.dumps({"test-1": new_key()}))
+    os.environ.setdefault("MEMBERS_PERSONAL_DATA_LOOKUP_KEY", new_key())
+
+
+_session_personal_data_keys()
+
 log = logging.getLogger("washfin.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -405,8 +405,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.path.exists():
                 raise InfraError(f"{args.path} exists: keep it (the broker's credentials are formatted into its "
                                  "volume) or remove it together with the kafkadata volume")
+            import json
+
+            from services.members.personal_data import new_key
+
+            members_keys = (f"MEMBERS_PERSONAL_DATA_KEYS='{json.dumps({'compose-1': new_key()})}'\n"
+                            f"MEMBERS_PERSONAL_DATA_KEY_ID=compose-1\nMEMBERS_PERSONAL_DATA_LOOKUP_KEY={new_key()}\n")
             _write_private(args.path, "".join(f"WASHFIN_KAFKA_{u.upper()}_PASSWORD={secrets.token_urlsafe(24)}\n"
-                                              for u in (*PRINCIPALS, "controller")))
+                                              for u in (*PRINCIPALS, "controller")) + members_keys)
             print(f"wrote {args.path} (mode 0600)")
         elif args.cmd == "acls":
             import asyncio

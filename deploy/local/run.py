@@ -35,7 +35,14 @@ from types import FrameType
 from deploy.local.demo import DEMO_KEYS, load_all_demo, prepare_demo_platform
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
-from deploy.local.services import SERVICES, ServiceProcess, database_name, kafka_env, service_env
+from deploy.local.services import (
+    SERVICES,
+    ServiceProcess,
+    database_name,
+    kafka_env,
+    members_personal_data_env,
+    service_env,
+)
 from shared.kafka import KafkaConnection
 from services.reporting.demo import demo_env as reporting_demo_env
 
@@ -281,15 +288,18 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
             asyncio.run(kafka.authorize())  # the service principals' ACLs (idempotent)
             bootstrap = kafka.bootstrap_servers
         service_urls = {s: u for s, u in urls.items() if s != "platform"}
+        # the members service seals personal data with keys of this data directory (made on the first run)
+        extras = {"reporting": reporting_demo_env(), "members": members_personal_data_env(data_dir)}
         for s in SERVICES:
             env = service_env(s, service_urls, urls["platform"], kafka=kafka.connection(s) if kafka else None,
-                              extra=reporting_demo_env() if s == "reporting" else None)
+                              extra=extras.get(s))
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
             children.add(s, procs[-1].proc)
         for p in procs:
             p.wait_ready()
         ready_s = time.monotonic() - t0
-        _write_env_file(data_dir / "washfin.env", urls, procs, kafka.connection() if kafka else None)
+        _write_env_file(data_dir / "washfin.env", urls, procs, kafka.connection() if kafka else None,
+                        extras["members"])
         if demo:
             print("loading demo data through the services' APIs ...", flush=True)
             asyncio.run(load_all_demo({p.service: p.url for p in procs}))
@@ -329,10 +339,12 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
 
 
 def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess],
-                    kafka: KafkaConnection | None) -> None:
+                    kafka: KafkaConnection | None, members_keys: dict[str, str]) -> None:
     """Settings of the running system, for the operator CLI (`washfin status` and friends): with Kafka, the
-    admin principal's login, so the file is its owner's only (mode 0600)."""
+    admin principal's login, and the members service's personal-data keys (`washfin members reseal`), so
+    the file is its owner's only (mode 0600)."""
     lines = [f"WASHFIN_PLATFORM_DATABASE_URL={urls['platform']}"]
+    lines += [f"{k}={v}" for k, v in members_keys.items()]
     lines += [f"{s.upper()}_DATABASE_URL={urls[s]}" for s in SERVICES]
     lines += [f"WASHFIN_{p.service.upper()}_URL={p.url}" for p in procs]
     if kafka:

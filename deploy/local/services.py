@@ -126,3 +126,21 @@ def service_env(
         env[f"{prefix}_SOURCE_DATABASE_URLS"] = json.dumps(others)
     env.update(extra or {})
     return env
+
+
+def members_personal_data_env(data_dir: Path) -> dict[str, str]:
+    """The members service's personal-data keys for a local run: made once (random, 32 bytes each) and kept
+    in ``<data_dir>/secrets/members-personal-data.json``, the owner's only (0600), so the data sealed in
+    one run opens in the next. Never in git: ``.washfin/`` is ignored."""
+    from services.members.personal_data import new_key
+
+    path = data_dir / "secrets" / "members-personal-data.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        keys = {"keys": {"local-1": new_key()}, "key_id": "local-1", "lookup_key": new_key()}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(keys, f)
+    keys = json.loads(path.read_text())
+    return {"MEMBERS_PERSONAL_DATA_KEYS": json.dumps(keys["keys"]), "MEMBERS_PERSONAL_DATA_KEY_ID": keys["key_id"],
+            "MEMBERS_PERSONAL_DATA_LOOKUP_KEY": keys["lookup_key"]}

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.members.api.routes import routers
 from services.members.reactions import LoanStanding
-from services.members.schema import MIGRATIONS
+from services.members.schema import migrations
 from services.members.settings import MembersSettings
 from shared.runtime import ServiceRuntime
 from shared.serve import create_service_app
@@ -16,7 +16,9 @@ SERVICE = "members"
 
 def build_runtime(settings: MembersSettings) -> ServiceRuntime:
     # LoanStanding consumes the loans service's events (eligibility: overdue financings)
-    return ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[LoanStanding()],
+    # the schema's last step seals personal data an older version kept in the clear: it needs the keys, and
+    # a members service without them does not start (settings.vault() says which setting is missing)
+    return ServiceRuntime(SERVICE, settings, migrations=migrations(settings.vault()), projections=[LoanStanding()],
                           source_database_urls=settings.source_database_urls)
 
 

@@ -1,9 +1,15 @@
 """The members service's own tables beside its event store.
 
 Personal data (name, NIK, phone) is kept here, not in events, so it can be corrected or erased; the
-events keep only non-personal facts.
+events keep only non-personal facts. Since migration 0005 it is kept sealed (AES-GCM, by the service:
+``services/members/personal_data.py``): the database holds no name, NIK or phone in the clear.
 """
 
+from __future__ import annotations
+
+import asyncpg
+
+from services.members.personal_data import SEALED_FIELDS, Vault
 from shared.db import Migration
 from shared.rls import request_tables
 
@@ -110,4 +116,48 @@ MIGRATIONS = [
     # the second wall (shared.rls): a request reads and writes only its own cooperative's rows
     Migration("0003_row_level_security", request_tables(
         "member_numbers", "member_personal_data", "member_index", "centres", "groups", "promotion_sessions")),
+    # personal data sealed by the service (issue 14 item 3): one sealed column per personal field, and the
+    # NIK's keyed look-up hash, unique within a cooperative (the same person cannot be registered twice)
+    Migration("0004_sealed_personal_data", """
+        ALTER TABLE member_personal_data
+            ADD COLUMN name_sealed  bytea,
+            ADD COLUMN nik_sealed   bytea,
+            ADD COLUMN phone_sealed bytea,
+            ADD COLUMN nik_lookup   bytea,
+            ALTER COLUMN name DROP NOT NULL;
+        CREATE UNIQUE INDEX member_personal_data_nik ON member_personal_data (tenant_id, nik_lookup)
+            WHERE nik_lookup IS NOT NULL;
+        """),
 ]
+
+#: the data step after 0004, in Python (the database never sees the keys): what the checksum covers
+SEAL_EXISTING = """
+    -- services/members/schema.py seal_existing: every name, NIK and phone an older version wrote in the
+    -- clear is sealed under the current personal-data key, with the NIK's look-up hash; then the clear
+    -- columns name, nik and phone are dropped, so nothing can be written in the clear again
+    SELECT 1;
+    """
+
+
+def migrations(vault: Vault) -> list[Migration]:
+    """The members schema, with the sealing step that needs the service's keys."""
+
+    async def seal_existing(conn: asyncpg.Connection) -> None:
+        rows = await conn.fetch("SELECT tenant_id, member_id, name, nik, phone FROM member_personal_data")
+        for r in rows:
+            tenant, member = r["tenant_id"], r["member_id"]
+            try:
+                await conn.execute(
+                    """UPDATE member_personal_data SET name_sealed = $3, nik_sealed = $4, phone_sealed = $5,
+                              nik_lookup = $6 WHERE tenant_id = $1 AND member_id = $2""",
+                    tenant, member, *(vault.seal(tenant, member, f, r[f]) for f in SEALED_FIELDS),
+                    vault.nik_lookup(tenant, r["nik"]))
+            except asyncpg.UniqueViolationError:
+                raise RuntimeError(
+                    f"members: cooperative {tenant} has two members with the same NIK (member {member} and an "
+                    "earlier one); a NIK is now unique within a cooperative: correct one of them with the "
+                    "previous version, then start this one") from None
+        await conn.execute("""ALTER TABLE member_personal_data DROP COLUMN name, DROP COLUMN nik, DROP COLUMN phone,
+                                  ALTER COLUMN name_sealed SET NOT NULL""")
+
+    return [*MIGRATIONS, Migration("0005_seal_personal_data", SEAL_EXISTING, step=seal_existing)]

@@ -3,6 +3,8 @@ setting the code requires, with no misspelt setting and the pinned Kafka version
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,8 @@ def test_service_runs_its_module_with_every_required_setting(compose: dict[str, 
     assert ours <= known, f"settings the code does not have: {ours - known}"
     # the settings parse as the service would read them from its environment
     for k, v in env.items():
+        if k.startswith("MEMBERS_PERSONAL_DATA_"):
+            continue  # keys compose takes from .env (compose-env, below): the session's own stand in
         monkeypatch.setenv(k, str(v))
     settings = SETTINGS[service]()
     assert settings.database_url == env[f"{prefix}_DATABASE_URL"]
@@ -113,8 +117,16 @@ def test_compose_env_writes_private_generated_passwords(tmp_path: Path) -> None:
     assert subprocess.run(run, cwd=ROOT, capture_output=True).returncode == 0
     assert os.stat(env_file).st_mode & 0o777 == 0o600
     values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    keys = {k: values.pop(k) for k in ("MEMBERS_PERSONAL_DATA_KEYS", "MEMBERS_PERSONAL_DATA_KEY_ID",
+                                       "MEMBERS_PERSONAL_DATA_LOOKUP_KEY")}
     assert set(values) == {f"WASHFIN_KAFKA_{u}_PASSWORD" for u in
                            ("ADMIN", "MEMBERS", "LOANS", "SANITATION", "REPORTING", "CONTROLLER")}
     assert len(set(values.values())) == 6 and all(len(v) >= 24 for v in values.values())
+    # the members service's personal-data keys, generated too: they open a vault (compose reads the quoted JSON)
+    from services.members.personal_data import Vault
+
+    vault = Vault.from_settings(json.loads(keys["MEMBERS_PERSONAL_DATA_KEYS"].strip("'")),
+                                keys["MEMBERS_PERSONAL_DATA_KEY_ID"], keys["MEMBERS_PERSONAL_DATA_LOOKUP_KEY"])
+    assert vault.current == keys["MEMBERS_PERSONAL_DATA_KEY_ID"]
     again = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 1 and "exists" in again.stderr  # never overwrites the broker's passwords

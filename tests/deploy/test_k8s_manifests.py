@@ -59,6 +59,7 @@ K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 #: kustomization directory -> the namespace everything lands in
 BUILDS = {"base": "washfin", "overlays/dev": "washfin-dev", "overlays/prod": "washfin"}
 CONFIG_MAP, SECRET, MIGRATE_JOB = "washfin-config", "washfin-db", "washfin-migrate"
+MEMBERS_KEYS = "washfin-members-keys"
 KAFKA_SECRET = "washfin-kafka"
 PRE_ROLLOUT = ("washfin/phase", "pre-rollout")
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass",
@@ -482,7 +483,11 @@ def _check_security(name: str, spec: dict[str, Any]) -> None:
             assert req is not None and lim is not None, f"{name}/{c['name']}: {kind} request and limit"
             assert _quantity(req) <= _quantity(lim), f"{name}/{c['name']}: {kind} request above its limit"
         refs = {(next(iter(e)), next(iter(e.values()))["name"]) for e in c.get("envFrom", [])}
-        assert refs == {("configMapRef", CONFIG_MAP), ("secretRef", SECRET)}, f"{name}/{c['name']}: envFrom"
+        expected = {("configMapRef", CONFIG_MAP), ("secretRef", SECRET)}
+        # the personal-data keys reach the members pods and the migration Job (which seals), no other pod
+        if name in ("members", MIGRATE_JOB):
+            expected.add(("secretRef", MEMBERS_KEYS))
+        assert refs == expected, f"{name}/{c['name']}: envFrom"
 
 
 def _port_number(container: dict[str, Any], port: int | str) -> int:

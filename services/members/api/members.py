@@ -12,6 +12,7 @@ from services.members.api.schemas import (
     CorrectMemberRequest,
     EligibilityResponse,
     ExitMemberRequest,
+    FindByNikRequest,
     MemberList,
     MemberResponse,
     MoveGroupRequest,
@@ -40,6 +41,14 @@ async def register_member(body: RegisterMemberRequest, principal: Officer, reque
                           idempotency_key: IdempotencyKey = None) -> MemberResponse:
     return _etag(response, await handlers.register_member(cooperative_runtime(request), principal, body,
                                                           idempotency_key, request_metadata(request, principal)))
+
+
+@router.post("/find-by-nik", response_model=MemberResponse, summary="The member with a NIK",
+             description="The NIK goes in the body (never in a URL, which access logs keep). It is found by a "
+                         "keyed hash: the service stores NIKs only sealed. 404 when no member of this "
+                         "cooperative has it.")
+async def find_by_nik(body: FindByNikRequest, principal: Officer, request: Request, response: Response) -> MemberResponse:
+    return _etag(response, await handlers.find_by_nik(cooperative_runtime(request), principal, body.nik))
 
 
 @router.get("", response_model=MemberList, summary="Members by segment (paged)",

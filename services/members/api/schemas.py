@@ -59,6 +59,10 @@ def _clean_name(v: str | None) -> str | None:
     v = " ".join(v.split())
     if not v:
         raise ValueError("name cannot be blank")
+    # a name is sealed before it is stored, so nothing downstream would catch a NUL or another control
+    # character (PostgreSQL's text type refused NUL, when names were stored in the clear)
+    if any(c < " " or "\x7f" <= c <= "\x9f" for c in v):
+        raise ValueError("name cannot contain control characters")
     return v
 
 
@@ -468,3 +472,10 @@ class SettingsResponse(SettingsBody):
     model_config = ConfigDict(extra="forbid")
 
     version: int
+
+
+class FindByNikRequest(_Request):
+    """A NIK to look up: sent in the body, never in the URL, so it stays out of access logs."""
+
+    nik: str = Field(pattern=NIK, description="16-digit national identity number (NIK)")
+    _nik = field_validator("nik")(check_nik)

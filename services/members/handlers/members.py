@@ -46,6 +46,7 @@ from services.members.handlers.common import (
     tenant_of,
     today,
 )
+from services.members.personal_data import SEALED_FIELDS, Vault
 from services.members.reactions import financings_of
 from shared.contracts.members import HouseholdSurveyed
 from shared.envelope import Envelope, Metadata
@@ -57,6 +58,29 @@ from shared.web import Conflict, NotFound, Refusal
 
 # logs name members by id and fields by name, never a personal value
 log = get_logger(__name__)
+
+
+def vault(rt: ServiceRuntime) -> Vault:
+    """The service's personal-data vault (MembersSettings.vault: the keys come from settings)."""
+    return rt.settings.vault()  # type: ignore[attr-defined, no-any-return]
+
+
+async def personal_data(pool: Any, v: Vault, tenant: str, member_id: str) -> dict[str, str | None] | None:
+    """A member's name, NIK and phone, opened; None once erased (or never written)."""
+    row = await pool.fetchrow(
+        "SELECT name_sealed, nik_sealed, phone_sealed FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
+        tenant, uuid.UUID(member_id))
+    if row is None:
+        return None
+    return {f: v.open(tenant, member_id, f, row[f"{f}_sealed"]) for f in SEALED_FIELDS}
+
+
+def _nik_taken(e: asyncpg.UniqueViolationError) -> bool:
+    return getattr(e, "constraint_name", None) == "member_personal_data_nik"
+
+
+NIK_TAKEN = "a member with this NIK is already registered in this cooperative"
+
 
 
 def _answers(body: SurveyRequest, survey_id: str) -> SurveyAnswers:
@@ -98,10 +122,18 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
         except asyncpg.UniqueViolationError:
             raise Conflict(f"member number {body.member_number} is already registered in this cooperative",
                            field="member_number") from None
-        await conn.execute(
-            "INSERT INTO member_personal_data (tenant_id, member_id, name, nik, phone) VALUES ($1, $2, $3, $4, $5)",
-            tenant, uuid.UUID(member_id), body.name, body.nik, body.phone,
-        )
+        v = vault(rt)
+        try:
+            await conn.execute(
+                """INSERT INTO member_personal_data (tenant_id, member_id, name_sealed, nik_sealed, phone_sealed,
+                                                     nik_lookup) VALUES ($1, $2, $3, $4, $5, $6)""",
+                tenant, uuid.UUID(member_id), *(v.seal(tenant, member_id, f, getattr(body, f)) for f in SEALED_FIELDS),
+                v.nik_lookup(tenant, body.nik),
+            )
+        except asyncpg.UniqueViolationError as e:
+            if not _nik_taken(e):
+                raise
+            raise Conflict(NIK_TAKEN, field="nik") from None
         await read_model.apply(conn, envelopes)
 
     result = await store.append(
@@ -118,15 +150,13 @@ async def get_member(rt: ServiceRuntime, who: Principal, member_id: str) -> Memb
     _, pool = parts(rt)
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
-    return await _response(pool, tenant, state)
+    return await _response(pool, vault(rt), tenant, state)
 
 
-async def _response(pool: asyncpg.Pool, tenant: str, state: Member) -> MemberResponse:
+async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) -> MemberResponse:
     assert state.member_id and state.member_number and state.sex and state.joined_on
-    personal: Any = await pool.fetchrow(
-        "SELECT name, nik, phone FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
-        tenant, uuid.UUID(state.member_id),
-    ) or {"name": None, "nik": None, "phone": None}
+    personal: Any = await personal_data(pool, v, tenant, state.member_id) or {
+        "name": None, "nik": None, "phone": None}
     group = await group_info(pool, tenant, state.group_id)
     current = state.current_survey
     return MemberResponse(
@@ -154,22 +184,30 @@ async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, bod
     if "name" in given and body.name is None:
         raise Refusal("a member's name cannot be cleared", field="name")
     personal_given = {f: getattr(body, f) for f in PERSONAL_FIELDS if f in given}
-    row = await pool.fetchrow(
-        "SELECT name, nik, phone FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
-        tenant, uuid.UUID(member_id))
+    v = vault(rt)
+    row = await personal_data(pool, v, tenant, member_id)
     personal_changed = {f: v for f, v in personal_given.items() if row is None or row[f] != v}
     changes = {f: getattr(body, f) for f in given if f not in PERSONAL_FIELDS}
     events = domain.correct_details(state, changes, today(), settings=await load_settings(rt, tenant),
                                     personal_fields_changed=tuple(personal_changed))
     if not events:
-        return await _response(pool, tenant, state)
+        return await _response(pool, vault(rt), tenant, state)
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         if personal_changed:
-            assignments = ", ".join(f"{f} = ${i + 3}" for i, f in enumerate(personal_changed))
-            await conn.execute(
-                f"UPDATE member_personal_data SET {assignments} WHERE tenant_id = $1 AND member_id = $2",
-                tenant, uuid.UUID(member_id), *personal_changed.values())
+            # the fields are the fixed SEALED_FIELDS names, never input; the values go sealed, as parameters
+            sealed = {f"{f}_sealed": v.seal(tenant, member_id, f, value) for f, value in personal_changed.items()}
+            if "nik" in personal_changed:
+                sealed["nik_lookup"] = v.nik_lookup(tenant, personal_changed["nik"])
+            assignments = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(sealed))
+            try:
+                await conn.execute(
+                    f"UPDATE member_personal_data SET {assignments} WHERE tenant_id = $1 AND member_id = $2",
+                    tenant, uuid.UUID(member_id), *sealed.values())
+            except asyncpg.UniqueViolationError as e:
+                if not _nik_taken(e):
+                    raise
+                raise Conflict(NIK_TAKEN, field="nik") from None
         await read_model.apply(conn, envelopes)
 
     await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=write)
@@ -329,16 +367,18 @@ async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str
     if after is not None:
         where.append(f"(m.member_number, m.member_id) > ({arg(after[0])}, {arg(after[1])})")
     rows = await pool.fetch(
-        f"""SELECT m.*, g.centre_id, p.name FROM member_index m
+        f"""SELECT m.*, g.centre_id, p.name_sealed FROM member_index m
             LEFT JOIN groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id
             LEFT JOIN member_personal_data p ON p.tenant_id = m.tenant_id AND p.member_id = m.member_id
             WHERE {' AND '.join(where)}
             ORDER BY m.member_number, m.member_id LIMIT {arg(limit + 1)}""",
         *args)
     page = rows[:limit]
+    v = vault(rt)
     items = [
         MemberSummary(
-            member_id=str(r["member_id"]), member_number=r["member_number"], name=r["name"], sex=r["sex"],
+            member_id=str(r["member_id"]), member_number=r["member_number"],
+            name=v.open(tenant, str(r["member_id"]), "name", r["name_sealed"]), sex=r["sex"],
             joined_on=r["joined_on"], tenure_months=eligibility.whole_months(r["joined_on"], day),
             household_size=r["household_size"], group_id=r["group_id"], centre_id=r["centre_id"],
             village=r["village"], district=r["district"], area=r["area"], b40=r["b40"],
@@ -350,3 +390,15 @@ async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str
     ]
     last = page[-1] if page and len(rows) > limit else None
     return MemberList(items=items, next_cursor=encode_cursor(last["member_number"], last["member_id"]) if last else None)
+
+
+async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberResponse:
+    """The cooperative's member with this NIK, found by its keyed hash (the NIK is stored only sealed)."""
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    member_id = await pool.fetchval(
+        "SELECT member_id FROM member_personal_data WHERE tenant_id = $1 AND nik_lookup = $2",
+        tenant, vault(rt).nik_lookup(tenant, nik))
+    if member_id is None:
+        raise NotFound("no member with this NIK in this cooperative")
+    return await get_member(rt, who, str(member_id))

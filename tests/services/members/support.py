@@ -19,7 +19,12 @@ SURVEY: dict[str, Any] = {
 
 
 def member(tenant: str = BMI, n: int = 0, **over: Any) -> dict[str, Any]:
-    return {**DEMO_MEMBERS[tenant][n], **over}
+    """A demo member's registration, changed by ``over``. Registered again under another member number it
+    is another person: a NIK is unique within a cooperative, so the demo NIK is left out then."""
+    base = dict(DEMO_MEMBERS[tenant][n])
+    if "member_number" in over and "nik" not in over:
+        base.pop("nik", None)
+    return {**base, **over}
 
 
 async def register(client: ServiceClient, tenant: str = BMI, n: int = 0, **over: Any) -> dict[str, Any]:
