@@ -27,15 +27,27 @@ from rich.table import Table
 from deploy.local.kafka import REPO_ROOT
 from deploy.local.services import SERVICES
 from shared.db import connect, migrate
-from shared.tenancy import Role, create_tenant, issue_key, migrate_platform, revoke_key, set_tenant_status
+from shared.tenancy import (
+    Role,
+    add_staff,
+    create_tenant,
+    issue_key,
+    migrate_platform,
+    revoke_key,
+    set_tenant_status,
+    staff_leaves,
+)
 
 app = typer.Typer(help="Operate washfin: cooperatives, keys, migrations, status, dead letters.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 tenant_app = typer.Typer(help="Cooperatives (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+staff_app = typer.Typer(help="A cooperative's staff: the people its keys stand for (maker-checker compares them).",
+                        no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters of the consumers.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(staff_app, name="staff")
 app.add_typer(dlq_app, name="dead-letters")
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
@@ -199,8 +211,11 @@ def key_issue(
     subject: Annotated[str | None, typer.Option(help="contractor id or programme id (contractor, programme_officer)")] = None,
     label: Annotated[str, typer.Option(help="who holds it, e.g. 'Ibu Ani, branch Cikupa'")] = "",
     expires_in_days: Annotated[int | None, typer.Option(min=1, help="expiry")] = None,
+    staff: Annotated[str | None, typer.Option(help="the staff member the key stands for (field_officer, manager, "
+                                                    "inspector); without it the key gets a staff member of its own")] = None,
 ) -> None:
-    """Issue an API key. The key is shown once: only its hash is stored."""
+    """Issue an API key. The key is shown once: only its hash is stored. A second key for the same person
+    (after a leak) names the same --staff, so approvals still see one person."""
     tenant = None if tenant_id == "-" else tenant_id
     expires = datetime.now(timezone.utc) + timedelta(days=expires_in_days) if expires_in_days else None
 
@@ -211,8 +226,8 @@ def key_issue(
                 raise CliError(f"no cooperative {tenant!r}")
             try:
                 return await issue_key(conn, tenant, role, label=label, subject=subject, expires_at=expires,
-                                       actor=_operator())
-            except ValueError as e:
+                                       actor=_operator(), staff_id=staff)
+            except (ValueError, LookupError) as e:
                 raise CliError(str(e)) from None
         finally:
             await conn.close()
@@ -231,7 +246,7 @@ def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this coo
         conn = await _platform()
         try:
             rows = await conn.fetch(
-                """SELECT key_id, tenant_id, role, subject, label, created_at, expires_at, revoked_at
+                """SELECT key_id, tenant_id, role, subject, staff_id, label, created_at, expires_at, revoked_at
                    FROM api_keys WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at""",
                 tenant_id)
             return [dict(r) for r in rows]
@@ -240,13 +255,81 @@ def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this coo
 
     rows = _run(go)
     now = datetime.now(timezone.utc)
-    table = Table("key id", "cooperative", "role", "subject", "label", "state")
+    table = Table("key id", "cooperative", "role", "subject / staff", "label", "state")
     for r in rows:
         state = ("revoked" if r["revoked_at"] else
                  "expired" if r["expires_at"] and r["expires_at"] <= now else "active")
         r["state"] = state
-        table.add_row(r["key_id"], r["tenant_id"] or "-", r["role"], r["subject"] or "", r["label"], state)
+        table.add_row(r["key_id"], r["tenant_id"] or "-", r["role"], r["subject"] or r["staff_id"] or "", r["label"],
+                      state)
     _out(rows, table)
+
+
+# -- staff -------------------------------------------------------------------------------------------
+@staff_app.command("add")
+def staff_add(tenant_id: str, staff_id: str, name: str) -> None:
+    """Record a staff member of a cooperative; then issue their keys with `key issue ... --staff STAFF_ID`."""
+
+    async def go() -> bool:
+        conn = await _platform()
+        try:
+            return await add_staff(conn, tenant_id, staff_id, name, actor=_operator())
+        except (ValueError, LookupError) as e:
+            raise CliError(str(e)) from None
+        finally:
+            await conn.close()
+
+    if not _run(go):
+        _fail(f"staff member {staff_id} of {tenant_id} exists already")
+    _out({"tenant_id": tenant_id, "staff_id": staff_id, "name": name, "created": True},
+         text=f"staff member {staff_id} ({name}) of {tenant_id} recorded")
+
+
+@staff_app.command("list")
+def staff_list(tenant_id: str) -> None:
+    """A cooperative's staff, with their active keys."""
+
+    async def go() -> list[dict[str, Any]]:
+        conn = await _platform()
+        try:
+            if not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant_id):
+                raise CliError(f"no cooperative {tenant_id!r}")
+            rows = await conn.fetch(
+                """SELECT s.staff_id, s.name, s.created_at, s.left_at,
+                          coalesce(array_agg(k.key_id ORDER BY k.created_at) FILTER (WHERE k.revoked_at IS NULL),
+                                   '{}') AS active_keys
+                   FROM staff s LEFT JOIN api_keys k ON k.tenant_id = s.tenant_id AND k.staff_id = s.staff_id
+                   WHERE s.tenant_id = $1 GROUP BY s.tenant_id, s.staff_id ORDER BY s.staff_id""", tenant_id)
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    rows = _run(go)
+    table = Table("staff id", "name", "active keys", "state")
+    for r in rows:
+        r["active_keys"] = list(r["active_keys"])
+        table.add_row(r["staff_id"], r["name"], ", ".join(r["active_keys"]) or "-",
+                      "left" if r["left_at"] else "active")
+    _out(rows, table)
+
+
+@staff_app.command("leave")
+def staff_leave(tenant_id: str, staff_id: str,
+                reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+    """A staff member leaves: recorded, and every key of theirs is revoked at once."""
+
+    async def go() -> list[str]:
+        conn = await _platform()
+        try:
+            return await staff_leaves(conn, tenant_id, staff_id, reason=reason, actor=_operator())
+        except LookupError as e:
+            raise CliError(str(e)) from None
+        finally:
+            await conn.close()
+
+    revoked = _run(go)
+    _out({"tenant_id": tenant_id, "staff_id": staff_id, "revoked_keys": revoked},
+         text=f"staff member {staff_id} of {tenant_id} left; keys revoked: {', '.join(revoked) or 'none'}")
 
 
 @key_app.command("revoke")

@@ -335,7 +335,7 @@ def cooperative_runtime(request: Request) -> Any:
 
 def request_metadata(request: Request, principal: Principal) -> Metadata:
     """What every event appended by this request carries: who, and which request and trace caused it."""
-    return Metadata(correlation_id=uuid.UUID(request.state.correlation_id), actor=f"key:{principal.key_id}",
+    return Metadata(correlation_id=uuid.UUID(request.state.correlation_id), actor=principal.actor,
                     traceparent=request.state.traceparent)
 
 

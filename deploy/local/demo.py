@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.db import connect
-from shared.tenancy import Role, create_tenant, issue_key, migrate_platform
+from shared.tenancy import Role, add_staff, create_tenant, issue_key, migrate_platform
 
 
 @dataclass(frozen=True)
@@ -20,18 +20,25 @@ class DemoKey:
     secret: str
     #: who the key stands for, where the role needs it (a contractor key: the contractor id)
     subject: str | None = None
+    #: the staff member a staff key stands for (maker-checker compares staff members, not keys)
+    staff_id: str | None = None
 
 
 # Published on purpose: these keys exist only in the demo database of the run command.
 DEMO_KEYS = [
-    DemoKey("kopsyah-bmi", Role.MANAGER, "wf_bmimanager01_demoKeyNotForProductionUseBMI0001"),
-    DemoKey("kopsyah-bmi", Role.FIELD_OFFICER, "wf_bmiofficer01_demoKeyNotForProductionUseBMI0002"),
-    DemoKey("koperasi-baik", Role.MANAGER, "wf_baikmanager1_demoKeyNotForProductionUseBAIK001"),
-    DemoKey("koperasi-baik", Role.FIELD_OFFICER, "wf_baikofficer1_demoKeyNotForProductionUseBAIK002"),
-    DemoKey("kopsyah-bmi", Role.INSPECTOR, "wf_bmiinspect01_demoKeyNotForProductionUseBMI0003"),
+    DemoKey("kopsyah-bmi", Role.MANAGER, "wf_bmimanager01_demoKeyNotForProductionUseBMI0001", staff_id="bmi-ani"),
+    DemoKey("kopsyah-bmi", Role.FIELD_OFFICER, "wf_bmiofficer01_demoKeyNotForProductionUseBMI0002", staff_id="bmi-rudi"),
+    DemoKey("koperasi-baik", Role.MANAGER, "wf_baikmanager1_demoKeyNotForProductionUseBAIK001", staff_id="baik-yeni"),
+    DemoKey("koperasi-baik", Role.FIELD_OFFICER, "wf_baikofficer1_demoKeyNotForProductionUseBAIK002",
+            staff_id="baik-dadang"),
+    DemoKey("kopsyah-bmi", Role.INSPECTOR, "wf_bmiinspect01_demoKeyNotForProductionUseBMI0003", staff_id="bmi-joko"),
+    # a second manager in each cooperative: an application one manager took, the other approves
+    DemoKey("kopsyah-bmi", Role.MANAGER, "wf_bmimanager02_demoKeyNotForProductionUseBMI0005", staff_id="bmi-wati"),
+    DemoKey("koperasi-baik", Role.MANAGER, "wf_baikmanager2_demoKeyNotForProductionUseBAIK005", staff_id="baik-asep"),
     DemoKey("kopsyah-bmi", Role.CONTRACTOR, "wf_bmicontrac01_demoKeyNotForProductionUseBMI0004",
             subject="c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f01"),
-    DemoKey("koperasi-baik", Role.INSPECTOR, "wf_baikinspect1_demoKeyNotForProductionUseBAIK003"),
+    DemoKey("koperasi-baik", Role.INSPECTOR, "wf_baikinspect1_demoKeyNotForProductionUseBAIK003",
+            staff_id="baik-iwan"),
     DemoKey("koperasi-baik", Role.CONTRACTOR, "wf_baikcontrac1_demoKeyNotForProductionUseBAIK004",
             subject="c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f02"),
     # programme officers: the subject is the donor programme; the key's cooperative is the programme's lead
@@ -81,15 +88,33 @@ DEMO_MEMBERS = {
 TENANT_NAMES = {"kopsyah-bmi": "Kopsyah BMI (Tangerang)", "koperasi-baik": "Koperasi BAIK (Bogor)"}
 
 
+#: the people the demo's staff keys stand for
+DEMO_STAFF = {
+    "kopsyah-bmi": {"bmi-ani": "Ibu Ani Suryani (manajer)", "bmi-wati": "Ibu Wati Rahayu (manajer)",
+                    "bmi-rudi": "Pak Rudi Hartono (petugas lapangan)", "bmi-joko": "Pak Joko Susilo (pemeriksa)"},
+    "koperasi-baik": {"baik-yeni": "Ibu Yeni Marlina (manajer)", "baik-asep": "Pak Asep Sunandar (manajer)",
+                      "baik-dadang": "Pak Dadang Suparman (petugas lapangan)",
+                      "baik-iwan": "Pak Iwan Setiawan (pemeriksa)"},
+}
+
+
 def key_for(tenant_id: str, role: Role) -> str:
     return next(k.secret for k in DEMO_KEYS if k.tenant_id == tenant_id and k.role == role)
+
+
+def second_manager_key(tenant_id: str) -> str:
+    """The key of the cooperative's other demo manager (another person than ``key_for(.., MANAGER)``'s)."""
+    return [k.secret for k in DEMO_KEYS if k.tenant_id == tenant_id and k.role == Role.MANAGER][1]
 
 
 async def create_demo_tenants(platform: asyncpg.Connection) -> None:
     for tenant_id, name in TENANT_NAMES.items():
         await create_tenant(platform, tenant_id, name)
+        for staff_id, staff_name in DEMO_STAFF[tenant_id].items():
+            await add_staff(platform, tenant_id, staff_id, staff_name)
     for k in DEMO_KEYS:
-        await issue_key(platform, k.tenant_id, k.role, label="demo", secret=k.secret, subject=k.subject)
+        await issue_key(platform, k.tenant_id, k.role, label="demo", secret=k.secret, subject=k.subject,
+                        staff_id=k.staff_id)
 
 
 async def prepare_demo_platform(url: str) -> None:

@@ -138,3 +138,31 @@ async def test_status_with_a_live_broker_and_demo_load_without_services(cli_env:
     closed = {**cli_env, **{f"WASHFIN_{s.upper()}_URL": f"http://127.0.0.1:{free_port()}"
                             for s in ("members", "loans", "sanitation", "reporting")}}
     one_error_line(washfin(closed, "demo", "load"), "did not answer")
+
+
+async def test_staff_members_and_their_keys(cli_env: dict[str, str]) -> None:
+    """A cooperative's staff through the CLI: a person with two keys stays one person; leaving stops both."""
+    ok(washfin(cli_env, "tenant", "add", "koperasi-staf", "Koperasi Staf"))
+    ok(washfin(cli_env, "staff", "add", "koperasi-staf", "ani", "Ibu Ani"))
+    one_error_line(washfin(cli_env, "staff", "add", "koperasi-staf", "ani", "Again"), "exists already")
+    one_error_line(washfin(cli_env, "staff", "add", "koperasi-staf", "bad id!", "X"), "invalid staff id")
+    one_error_line(washfin(cli_env, "staff", "add", "nobody", "ani", "X"), "no cooperative")
+    first = ok(washfin(cli_env, "--json", "key", "issue", "koperasi-staf", "manager", "--staff", "ani"))
+    second = ok(washfin(cli_env, "--json", "key", "issue", "koperasi-staf", "manager", "--staff", "ani"))
+    one_error_line(washfin(cli_env, "key", "issue", "koperasi-staf", "manager", "--staff", "budi"), "no staff member")
+    one_error_line(washfin(cli_env, "key", "issue", "koperasi-staf", "contractor", "--subject", "c1", "--staff", "ani"),
+                   "stands for no staff member")
+    staff = ok(washfin(cli_env, "--json", "staff", "list", "koperasi-staf"))
+    assert [(s["staff_id"], sorted(s["active_keys"])) for s in staff] == [
+        ("ani", sorted([first["key_id"], second["key_id"]]))]
+    pool = await create_pool(cli_env["WASHFIN_PLATFORM_DATABASE_URL"], 1, 2)
+    auth = Authenticator(pool)
+    try:
+        who = [await auth.authenticate(k["key"]) for k in (first, second)]
+        assert [p.actor for p in who if p] == ["staff:ani", "staff:ani"]
+        left = ok(washfin(cli_env, "--json", "staff", "leave", "koperasi-staf", "ani", "--reason", "retired"))
+        assert sorted(left["revoked_keys"]) == sorted([first["key_id"], second["key_id"]])
+        assert [await auth.authenticate(k["key"]) for k in (first, second)] == [None, None]
+    finally:
+        await pool.close()
+    one_error_line(washfin(cli_env, "staff", "leave", "koperasi-staf", "budi"), "no staff member")

@@ -269,5 +269,5 @@ async def test_erasure_of_an_exited_member_removes_the_personal_fields_and_is_re
     assert system["members"].runtime.store is not None
     stream = await system["members"].runtime.store.read_stream("sec-erasure", member_id)
     erasures = [e for e in stream if e.type == "members.MemberPersonalDataErased"]
-    assert len(erasures) == 1 and erasures[0].actor == f"key:{tenant.key_ids[Role.MANAGER]}"
+    assert len(erasures) == 1 and erasures[0].actor == f"staff:{tenant.key_ids[Role.MANAGER]}"
     assert set(erasures[0].payload) == {"member_id", "erased_on"}

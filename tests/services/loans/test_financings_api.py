@@ -119,7 +119,7 @@ async def test_reject_with_a_reason_and_a_private_note(loans: ServiceClient) -> 
     body = await w.post("/reject", {"reason": "repayment_capacity", "note": "irregular income",
                                     "rejected_on": "2025-01-07"})
     assert body["status"] == "rejected" and body["rejection_reason"] == "repayment_capacity"
-    assert body["notes"][0]["text"] == "irregular income" and body["notes"][0]["by"] == "key:bmimanager01"
+    assert body["notes"][0]["text"] == "irregular income" and body["notes"][0]["by"] == "staff:bmi-ani"
     rejected = next(e for e in await events(loans) if e.type == "loans.FinancingRejected")
     assert "irregular" not in str(rejected.payload)
     r = await w.post("/reject", {"reason": "whim"}, expect=422)

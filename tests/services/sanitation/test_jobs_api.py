@@ -43,7 +43,7 @@ async def test_order_a_cash_job(sanitation: ServiceClient) -> None:
     assert ok(await sanitation.get(f"/jobs/{job['job_id']}", headers=headers(BMI, MANAGER))) == job
     stored = await events(sanitation)
     assert [e.type for e in stored] == ["sanitation.JobOrdered", "sanitation.JobVillageSet"]
-    assert stored[0].tenant_id == BMI and stored[0].stream_type == "job" and stored[0].actor == "key:bmiofficer01"
+    assert stored[0].tenant_id == BMI and stored[0].stream_type == "job" and stored[0].actor == "staff:bmi-rudi"
 
 
 async def test_order_is_idempotent(sanitation: ServiceClient) -> None:
@@ -249,7 +249,7 @@ async def test_inspector_records_a_failed_inspection(sanitation: ServiceClient) 
     # the published item carries the computed finding, never the inspector's free text
     published_dims = next(i for i in published[0].payload["items"] if i["code"] == "dimensions")
     assert published_dims["note"] == dims["finding"] and "Budi" not in str(published[0].payload)
-    assert published[0].actor == "key:bmiinspect01"
+    assert published[0].actor == "staff:bmi-joko"
 
 
 async def test_passed_reinspection_after_rework(sanitation: ServiceClient) -> None:
