@@ -37,6 +37,10 @@ class Scope:
     id: str
     name: str
     cooperatives: tuple[str, ...]
+    #: programme figures: only the members who consented to programme-level reporting count (every
+    #: scope a programme officer reads, a consenting cooperative's own included); a cooperative's staff
+    #: read their own books whole
+    consent: bool = False
 
     def json(self) -> dict[str, Any]:
         return {"kind": self.kind, "id": self.id, "name": self.name, "cooperatives": list(self.cooperatives)}
@@ -77,7 +81,7 @@ async def scope_of(rt: ReportingRuntime, who: Principal) -> Scope:
         programme = who.subject or ""
         assert rt.pool is not None
         name = await rt.pool.fetchval("SELECT name FROM programmes WHERE programme_id = $1", programme)
-        return Scope("programme", programme, name or programme, tuple(await consenting(rt, programme)))
+        return Scope("programme", programme, name or programme, tuple(await consenting(rt, programme)), True)
     assert who.tenant_id is not None
     names = await _tenant_names(rt, [who.tenant_id])
     return Scope("cooperative", who.tenant_id, names.get(who.tenant_id, who.tenant_id), (who.tenant_id,))
@@ -86,14 +90,15 @@ async def scope_of(rt: ReportingRuntime, who: Principal) -> Scope:
 async def cooperative_scope(rt: ReportingRuntime, who: Principal, tenant_id: str) -> Scope:
     """One cooperative the caller may read: its own (staff), or one that consented to the caller's
     programme (programme officer). Anything else is answered as if it did not exist."""
-    if who.role == Role.PROGRAMME_OFFICER:
+    programme = who.role == Role.PROGRAMME_OFFICER
+    if programme:
         allowed = tenant_id in await consenting(rt, who.subject or "")
     else:
         allowed = tenant_id == who.tenant_id
     if not allowed:
         raise NotFound(f"no cooperative {tenant_id!r} in your reports")
     names = await _tenant_names(rt, [tenant_id])
-    return Scope("cooperative", tenant_id, names.get(tenant_id, tenant_id), (tenant_id,))
+    return Scope("cooperative", tenant_id, names.get(tenant_id, tenant_id), (tenant_id,), programme)
 
 
 @asynccontextmanager
@@ -137,12 +142,12 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
     builds = tuple(b.name for _, b in sorted(rt.live.items()))
     changes = await rt.tenant_changes(scope.cooperatives)  # before the snapshot: figures never older than it
     outside = outside if outside is not None else await outside_scope(rt)
-    key = (scope.cooperatives, on, months, repayment_from, builds, changes)
+    key = (scope.cooperatives, scope.consent, on, months, repayment_from, builds, changes)
     async with reading(rt, scope) as conn:
         last = await q.last_event_at(conn, t)
         figures = rt.report_cache.get(key)
         if figures is None:
-            figures = await rp.compute_figures(conn, t, on, months, repayment_from)
+            figures = await rp.compute_figures(conn, t, on, months, repayment_from, scope.consent)
             rt.report_cache.put(key, figures)
         result = await rp.add_targets(conn, copy.copy(figures))
         setters = await q.target_setters(conn) if scope.kind == "programme" else {}
@@ -152,8 +157,8 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
     for i, g in enumerate(result.targets):
         who = setters.get(g["indicator"], scope.cooperatives)
         if set(who) != set(scope.cooperatives):
-            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who), on, months, repayment_from,
-                                  outside)
+            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who, scope.consent), on, months,
+                                  repayment_from, outside)
             result.targets[i] = next(t for t in sub.targets if t["indicator"] == g["indicator"])
     return result, fresh
 
@@ -164,8 +169,8 @@ async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
     outside = outside if outside is not None else await outside_scope(rt)
     out = {}
     for tenant in scope.cooperatives:
-        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,)), on,
-                                   outside=outside)
+        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,),
+                                             scope.consent), on, outside=outside)
     return out
 
 

@@ -7,20 +7,30 @@ table names. The arithmetic that turns these counts into indicators is in ``indi
 
 "Active members on D" (the population P(D) of the reach and access figures): joined on or before D and
 not exited on or before D.
+
+Programme figures (``consent=True``) leave out every member who has not consented to programme-level
+reporting (``programme_consent``, its latest recorded value): the member-level facts are filtered in SQL
+(members, surveys, attendances, leads, jobs and what follows them), and the financings of those members
+(``withheld``) are taken out of the cooperatives' financing sums: their parts (``indicators.contributions``)
+and portfolio pieces (``rf_position``) are subtracted from what the sums give. A member the read model
+does not know yet has not consented.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from services.reporting.indicators.contributions import Book, facts_parts, repayment_parts
 from services.reporting.indicators.maths import AccessGroup, Portfolio, month_end
+from services.reporting.indicators.positions import Piece
 from services.reporting.projections.base import Names
-from services.reporting.projections.financing import FACTS, REPAYMENT
+from services.reporting.projections.financing import FACTS, REPAYMENT, FinancingProjection
 from services.reporting.projections.sums import at_dates_sql
 
 T = dict[str, Names]
@@ -34,10 +44,79 @@ def _d(v: Any) -> Decimal:
     return Decimal(v or 0)
 
 
+# -- consent ------------------------------------------------------------------------------------------------
+
+
+def _consents(t: T, alias: str, consent: bool) -> str:
+    """`` AND`` the row's member (``alias.tenant_id``, ``alias.member_id``) consented to programme-level
+    reporting, when ``consent``; nothing otherwise."""
+    if not consent:
+        return ""
+    return (f" AND EXISTS (SELECT 1 FROM {t['members']['member']} pc WHERE pc.tenant_id = {alias}.tenant_id"
+            f" AND pc.member_id = {alias}.member_id AND pc.programme_consent)")
+
+
+def _job_consents(t: T, alias: str, consent: bool) -> str:
+    """`` AND`` the member of the job ``alias.job_id`` consented, when ``consent``."""
+    if not consent:
+        return ""
+    return (f" AND EXISTS (SELECT 1 FROM {t['sanitation']['job']} pj JOIN {t['members']['member']} pc"
+            f" ON pc.tenant_id = pj.tenant_id AND pc.member_id = pj.member_id AND pc.programme_consent"
+            f" WHERE pj.tenant_id = {alias}.tenant_id AND pj.job_id = {alias}.job_id)")
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """The financings of the members in scope who have not consented to programme-level reporting: their
+    facts (``Book``) and portfolio pieces, which programme figures subtract from the cooperatives' sums."""
+
+    books: tuple[Book, ...] = ()
+    pieces: tuple[Piece, ...] = field(default_factory=tuple)
+
+    def facts_on(self, dates: Sequence[date], kind: str) -> list[tuple[date, str | None, str | None, str, int]]:
+        """(date, a, b, metric, value) of the withheld financings' parts of ``kind`` dated by each date."""
+        out: dict[tuple[date, str | None, str | None, str], int] = {}
+        for b in self.books:
+            for (on, (k, a, bb, metric)), amount in facts_parts(b).items():
+                if k != kind:
+                    continue
+                for d in dates:
+                    if on <= d:
+                        out[(d, a, bb, metric)] = out.get((d, a, bb, metric), 0) + amount
+        return [(*key, v) for key, v in sorted(out.items(), key=lambda x: str(x[0])) if v]
+
+    def repayment(self, start: date, end: date) -> tuple[int, int]:
+        """(paid on time, fallen due) of the withheld financings' instalments due in [start, end], as of end."""
+        on_time = due = 0
+        for b in self.books:
+            for (on, due_on), (x, y) in repayment_parts(b).items():
+                if on <= end and start <= due_on <= end:
+                    on_time, due = on_time + x, due + y
+        return on_time, due
+
+
+async def withheld(conn: asyncpg.Connection, t: T) -> Withheld:
+    """The financings (in scope) of members not known to have consented: one statement for the list and
+    the pieces, and one per financing for its facts (as the projection reads them)."""
+    ft, m = t["financing"], t["members"]["member"]
+    refused = (f"NOT EXISTS (SELECT 1 FROM {m} pc WHERE pc.tenant_id = f.tenant_id AND pc.member_id = f.member_id"
+               f" AND pc.programme_consent)")
+    ids = await conn.fetch(f"SELECT tenant_id, financing_id FROM {ft['financing']} f WHERE {refused} ORDER BY 1, 2")
+    if not ids:
+        return Withheld()
+    books = tuple([await FinancingProjection.book(conn, ft, r["tenant_id"], r["financing_id"]) for r in ids])
+    rows = await conn.fetch(
+        f"""SELECT p.* FROM {ft['position']} p JOIN {ft['financing']} f ON f.tenant_id = p.tenant_id
+             AND f.financing_id = p.financing_id WHERE {refused}""")
+    pieces = tuple(Piece(r["start_on"], r["end_on"], r["product_id"], r["purpose"], r["fund"], r["bucket"],
+                         r["restructured"], r["principal"], r["owed"]) for r in rows)
+    return Withheld(books, pieces)
+
+
 # -- reach ------------------------------------------------------------------------------------------------
 
 
-async def reach(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+async def reach(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, int]:
     m = t["members"]["member"]
     row = await conn.fetchrow(
         f"""SELECT count(*) AS members,
@@ -47,23 +126,27 @@ async def reach(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
                    count(*) FILTER (WHERE area IS NOT NULL) AS area_known,
                    count(*) FILTER (WHERE area = 'urban') AS urban,
                    coalesce(sum(household_size), 0) AS people_in_households
-            FROM {m} WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)""", on)
+            FROM {m} WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)
+              {"AND programme_consent" if consent else ""}""", on)
     return {k: _i(v) for k, v in row.items()}
 
 
-async def sessions(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+async def sessions(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[dict[str, Any]]:
+    """Sessions held by D by kind, their member attendances (programme: consenting members only) and other
+    attendees (not members: counted as recorded)."""
     s, a = t["members"]["session"], t["members"]["attendance"]
     rows = await conn.fetch(
         f"""SELECT s.kind, count(*) AS sessions,
                    coalesce(sum((SELECT count(*) FROM {a} a
-                                 WHERE a.tenant_id = s.tenant_id AND a.session_id = s.session_id)), 0) AS member_attendances,
+                                 WHERE a.tenant_id = s.tenant_id AND a.session_id = s.session_id{_consents(t, "a", consent)})), 0)
+                       AS member_attendances,
                    coalesce(sum(s.other_attendees), 0) AS other_attendees
             FROM {s} s WHERE s.held_on <= $1 GROUP BY s.kind ORDER BY s.kind""", on)
     return [{"kind": r["kind"], "sessions": _i(r["sessions"]), "member_attendances": _i(r["member_attendances"]),
              "other_attendees": _i(r["other_attendees"])} for r in rows]
 
 
-async def funnel(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, int]:
     """Distinct members at each step: attended a session held by D -> marked as a lead (by D, having
     attended) -> applied, on or after the lead and by D, for a financing of the lead's product (water =
     water_connection; sanitation = septic_tank, toilet_upgrade) -> that financing's first tranche
@@ -72,7 +155,7 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
     row = await conn.fetchrow(
         f"""WITH att AS (SELECT DISTINCT a.tenant_id, a.member_id FROM {mt['attendance']} a
                          JOIN {mt['session']} s ON s.tenant_id = a.tenant_id AND s.session_id = a.session_id
-                         WHERE s.held_on <= $1),
+                         WHERE s.held_on <= $1{_consents(t, "a", consent)}),
                  leads AS (SELECT l.tenant_id, l.member_id, l.product, min(l.marked_on) AS marked_on
                            FROM {mt['lead']} l JOIN att ON att.tenant_id = l.tenant_id AND att.member_id = l.member_id
                            WHERE l.marked_on <= $1 GROUP BY 1, 2, 3),
@@ -95,14 +178,15 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
 # -- access -------------------------------------------------------------------------------------------------
 
 
-async def access_groups(conn: asyncpg.Connection, t: T, on: date) -> list[AccessGroup]:
+async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[AccessGroup]:
     """Active members on D grouped by baseline rungs (the earliest baseline survey by D), latest surveyed
     rungs (the latest survey by D), and what the sanitation events show by D: a toilet or septic tank
     handed over, that tank's sludge acknowledged at an IPLT, a water connection handed over."""
     mt, st = t["members"], t["sanitation"]
     rows = await conn.fetch(
         f"""WITH pm AS (SELECT tenant_id, member_id, household_size FROM {mt['member']}
-                        WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)),
+                        WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)
+                          {"AND programme_consent" if consent else ""}),
                  base AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
                           FROM {mt['survey']} WHERE kind = 'baseline' AND surveyed_on <= $1
                           ORDER BY tenant_id, member_id, surveyed_on, seq),
@@ -133,20 +217,27 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date) -> list[Access
 
 
 async def _facts(conn: asyncpg.Connection, t: T, dates: Sequence[date], kind: str, select: str,
-                 group: str) -> list[asyncpg.Record]:
+                 group: str, minus: Withheld | None = None) -> list[asyncpg.Record]:
     """The version 3 sums of one kind (``projections.financing.FACTS``) on each date, pivoted by ``select``
     over the rows ``(on_date, a, b, metric, value)`` and grouped by ``group``: rows read = dates x keys
-    (+ the days of each date's month with a change), whatever the number of financings."""
+    (+ the days of each date's month with a change), whatever the number of financings. ``minus``: the
+    withheld financings' parts, added to the rows with the opposite sign."""
     sums = at_dates_sql(FACTS, t["financing"], "kind = $2")
+    rows = minus.facts_on(dates, kind) if minus is not None else []
+    if not rows:
+        return await conn.fetch(f"SELECT {select} FROM ({sums}) x GROUP BY {group} ORDER BY {group}",  # noqa: S608
+                                list(dates), kind)
+    sums += """ UNION ALL SELECT on_date, NULL::text, $2::text, a, b, metric, -value
+                FROM unnest($3::date[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS m(on_date, a, b, metric, value)"""
     return await conn.fetch(f"SELECT {select} FROM ({sums}) x GROUP BY {group} ORDER BY {group}",  # noqa: S608
-                            list(dates), kind)
+                            list(dates), kind, *[list(c) for c in zip(*rows, strict=True)])
 
 
 def _metric(name: str) -> str:
     return f"coalesce(sum(value) FILTER (WHERE metric = '{name}'), 0) AS {name}"
 
 
-async def financing_by_product(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+async def financing_by_product(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
     """Per product: applied, approved, rejected, signed (count and value) by D; disbursed (financings with a
     tranche by D, and the value of the tranches); the sum of contract cost of disbursed financings.
 
@@ -154,19 +245,20 @@ async def financing_by_product(conn: asyncpg.Connection, t: T, on: date) -> list
     metrics = ("applied", "applied_value", "approved", "approved_value", "rejected", "signed", "signed_cost",
                "disbursed", "disbursed_value", "disbursed_cost")
     rows = await _facts(conn, t, [on], "product",
-                        "a AS product_id, b AS purpose, " + ", ".join(_metric(m) for m in metrics), "a, b")
+                        "a AS product_id, b AS purpose, " + ", ".join(_metric(m) for m in metrics), "a, b", minus)
     return [{k: (v if k in ("product_id", "purpose") else _i(v)) for k, v in r.items()} for r in rows
             if r["applied"] or r["signed"] or r["disbursed"]]
 
 
-async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
     rows = await _facts(conn, t, [on], "fund", f"a AS source_of_funds, {_metric('financings')}, "
-                                               f"{_metric('value')}", "a")
+                                               f"{_metric('value')}", "a", minus)
     return [{"source_of_funds": r["source_of_funds"], "financings": _i(r["financings"]),
              "disbursed_value": _i(r["value"])} for r in rows if r["financings"]]
 
 
-async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> dict[date, dict[str, Any]]:
+async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date],
+                    minus: Withheld | None = None) -> dict[date, dict[str, Any]]:
     """Portfolio quality on each date, whole and per product and per fund.
 
     Per financing on date D: in the portfolio when signed by D, neither settled nor written off by D, and
@@ -180,7 +272,8 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> di
     PAR bucket, restructured) at every month-end of its span and their changes per day
     (``projections.financing``), so the portfolio on D is the sums at the last month-end by D plus the
     changes of D's month up to D: rows read = cooperatives x dates x categories (+ the days of D's month
-    with a change), whatever the number of financings or instalments.
+    with a change), whatever the number of financings or instalments. ``minus``: the withheld financings,
+    whose pieces in force on each date are taken out.
     """
     ft = t["financing"]
     rows = await conn.fetch(
@@ -214,10 +307,19 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date]) -> di
         slot["all"].add(*args)
         slot["product"].setdefault((r["product_id"], r["purpose"]), Portfolio()).add(*args)
         slot["fund"].setdefault(r["fund"], Portfolio()).add(*args)
+    for p in minus.pieces if minus is not None else ():
+        for d in dates:
+            if p.start <= d and (p.end is None or d < p.end):
+                slot = out[d]
+                args = (p.bucket, p.restructured, -1, -p.principal, -p.owed)
+                slot["all"].add(*args)
+                slot["product"].setdefault((p.product_id, p.purpose), Portfolio()).add(*args)
+                slot["fund"].setdefault(p.fund, Portfolio()).add(*args)
     return out
 
 
-async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date) -> tuple[int, int]:
+async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date,
+                    minus: Withheld | None = None) -> tuple[int, int]:
     """(paid on time, fallen due) for instalments falling due in [start, end] under the schedule in force
     on ``end``; instalments of a financing closed by ``end`` that fell due after it closed never fell due;
     on a settled financing the unpaid rest of an instalment was forgiven (the rebate), so it did not fall
@@ -230,26 +332,28 @@ async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date) -> t
     row = await conn.fetchrow(
         f"SELECT coalesce(sum(on_time), 0) AS on_time, coalesce(sum(due), 0) AS fallen_due FROM ({sums}) x",  # noqa: S608
         [end], start)
-    return _i(row["on_time"]), _i(row["fallen_due"])
+    x, y = minus.repayment(start, end) if minus is not None else (0, 0)
+    return _i(row["on_time"]) - x, _i(row["fallen_due"]) - y
 
 
-async def money_facts(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
+async def money_facts(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> dict[str, int]:
     """Repaid, social fund (late charges recorded), write-offs and recoveries, by D (the cooperatives'
     sums, kind ``money``)."""
     metrics = ("repaid", "late_charges", "social_fund", "recovered")
-    rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in metrics), "on_date")
+    rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in metrics), "on_date", minus)
     r = rows[0] if rows else {}
     return {m: _i(r.get(m)) for m in metrics}
 
 
-async def write_offs(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+async def write_offs(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
     rows = await _facts(conn, t, [on], "write_off", "a AS reason, " + ", ".join(
-        _metric(m) for m in ("financings", "principal", "margin")), "a")
+        _metric(m) for m in ("financings", "principal", "margin")), "a", minus)
     return [{"reason": r["reason"], "financings": _i(r["financings"]), "principal": _i(r["principal"]),
              "margin": _i(r["margin"])} for r in rows if r["financings"]]
 
 
-async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date) -> dict[date, dict[str, int]]:
+async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date,
+                        minus: Withheld | None = None) -> dict[date, dict[str, int]]:
     """Disbursed and repaid per calendar month in [start, end] (keyed by the month's first day): the
     differences of the cooperatives' running totals (kinds ``fund`` and ``money``) at the month bounds."""
     if end < start:
@@ -264,9 +368,9 @@ async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date) 
         m = date.fromordinal(last.toordinal() + 1)
     bounds.append(end)
     totals: dict[date, dict[str, int]] = {b: {"disbursed": 0, "repaid": 0} for b in bounds}
-    for r in await _facts(conn, t, bounds, "fund", f"on_date, {_metric('value')}", "on_date"):
+    for r in await _facts(conn, t, bounds, "fund", f"on_date, {_metric('value')}", "on_date", minus):
         totals[r["on_date"]]["disbursed"] = _i(r["value"])
-    for r in await _facts(conn, t, bounds, "money", f"on_date, {_metric('repaid')}", "on_date"):
+    for r in await _facts(conn, t, bounds, "money", f"on_date, {_metric('repaid')}", "on_date", minus):
         totals[r["on_date"]]["repaid"] = _i(r["repaid"])
     out: dict[date, dict[str, int]] = {}
     for before, upto in zip(bounds, bounds[1:], strict=False):
@@ -280,24 +384,25 @@ async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date) 
 # -- construction -----------------------------------------------------------------------------------------
 
 
-async def construction(conn: asyncpg.Connection, t: T, on: date) -> dict[str, Any]:
+async def construction(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, Any]:
     st = t["sanitation"]
     status = await conn.fetch(
         f"""SELECT step, count(*) AS jobs FROM (
-                SELECT DISTINCT ON (tenant_id, job_id) step FROM {st['job_step']} WHERE on_date <= $1
+                SELECT DISTINCT ON (tenant_id, job_id) step FROM {st['job_step']} x
+                WHERE on_date <= $1{_job_consents(t, "x", consent)}
                 ORDER BY tenant_id, job_id, seq DESC) x GROUP BY 1""", on)
     kinds = await conn.fetch(
         f"""SELECT kind, count(*) FILTER (WHERE ordered_on <= $1) AS ordered,
                    count(*) FILTER (WHERE completed_on <= $1) AS completed
-            FROM {st['job']} GROUP BY 1 ORDER BY 1""", on)
+            FROM {st['job']} j WHERE TRUE{_consents(t, "j", consent)} GROUP BY 1 ORDER BY 1""", on)
     insp = await conn.fetchrow(
         f"""SELECT count(*) FILTER (WHERE inspection_number = 1) AS first,
                    count(*) FILTER (WHERE inspection_number = 1 AND passed) AS first_passed,
                    count(*) FILTER (WHERE inspection_number > 1) AS reinspections
-            FROM {st['inspection']} WHERE inspected_on <= $1""", on)
+            FROM {st['inspection']} x WHERE inspected_on <= $1{_job_consents(t, "x", consent)}""", on)
     days = await conn.fetch(
-        f"""SELECT completed_on - ordered_on AS days, count(*) AS n FROM {st['job']}
-            WHERE completed_on <= $1 AND ordered_on IS NOT NULL GROUP BY 1""", on)
+        f"""SELECT completed_on - ordered_on AS days, count(*) AS n FROM {st['job']} j
+            WHERE completed_on <= $1 AND ordered_on IS NOT NULL{_consents(t, "j", consent)} GROUP BY 1""", on)
     return {"by_status": {r["step"]: _i(r["jobs"]) for r in status},
             "by_kind": [{"kind": r["kind"], "ordered": _i(r["ordered"]), "completed": _i(r["completed"])}
                         for r in kinds if r["ordered"] or r["completed"]],
@@ -306,7 +411,7 @@ async def construction(conn: asyncpg.Connection, t: T, on: date) -> dict[str, An
             "days_order_to_handover": {_i(r["days"]): _i(r["n"]) for r in days}}
 
 
-async def contractors(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str, Any]]:
+async def contractors(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[dict[str, Any]]:
     """Per contractor (the one assigned to each job by D): jobs, completed, first inspections and passes,
     re-inspections, days order -> handover, and whether a certification was valid on D."""
     st = t["sanitation"]
@@ -321,7 +426,8 @@ async def contractors(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str
                      AND i.inspection_number = 1 AND i.passed AND i.inspected_on <= $1) AS first_passed,
                    (SELECT count(*) FROM {st['inspection']} i WHERE i.tenant_id = j.tenant_id AND i.job_id = j.job_id
                      AND i.inspection_number > 1 AND i.inspected_on <= $1) AS reinspections
-            FROM assigned a JOIN {st['job']} j ON j.tenant_id = a.tenant_id AND j.job_id = a.job_id""", on)
+            FROM assigned a JOIN {st['job']} j ON j.tenant_id = a.tenant_id AND j.job_id = a.job_id
+            WHERE TRUE{_consents(t, "j", consent)}""", on)
     certified = {
         (r["tenant_id"], r["contractor_id"]) for r in await conn.fetch(
             f"""SELECT DISTINCT tenant_id, contractor_id FROM {st['certification']}
@@ -347,17 +453,21 @@ async def contractors(conn: asyncpg.Connection, t: T, on: date) -> list[dict[str
 # -- desludging ---------------------------------------------------------------------------------------------
 
 
-async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date) -> dict[str, Any]:
+async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date,
+                     consent: bool = False) -> dict[str, Any]:
     """Handed-over septic tanks by D and where each stands: its due date in force on D (the latest due date
     given by D: at handover, or after an acknowledged emptying, dated by that emptying), visits by D,
     IPLT receipts by D."""
     st = t["sanitation"]
     row = await conn.fetchrow(
-        f"""WITH cur AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, due_on FROM {st['due']}
-                         WHERE since_on <= $1 ORDER BY tenant_id, job_id, since_on DESC, seq DESC),
-                 tanks AS (SELECT DISTINCT tenant_id, job_id FROM {st['due']} WHERE basis = 'handover' AND since_on <= $1),
-                 emptied AS (SELECT * FROM {st['visit']} WHERE outcome = 'emptied' AND visited_on <= $1),
-                 rc AS (SELECT * FROM {st['receipt']} WHERE received_on <= $1)
+        f"""WITH cur AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, due_on FROM {st['due']} x
+                         WHERE since_on <= $1{_consents(t, "x", consent)}
+                         ORDER BY tenant_id, job_id, since_on DESC, seq DESC),
+                 tanks AS (SELECT DISTINCT tenant_id, job_id FROM {st['due']} x
+                           WHERE basis = 'handover' AND since_on <= $1{_consents(t, "x", consent)}),
+                 emptied AS (SELECT * FROM {st['visit']} x
+                             WHERE outcome = 'emptied' AND visited_on <= $1{_consents(t, "x", consent)}),
+                 rc AS (SELECT * FROM {st['receipt']} x WHERE received_on <= $1{_consents(t, "x", consent)})
             SELECT (SELECT count(*) FROM tanks) AS tanks,
                    (SELECT count(*) FROM cur WHERE due_on BETWEEN $1 AND $2) AS due,
                    (SELECT count(*) FROM cur WHERE due_on < $1) AS overdue,
@@ -371,22 +481,24 @@ async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date) 
                    (SELECT coalesce(sum(volume_removed_m3), 0) FROM rc) AS m3_removed_acknowledged_loads""",
         on, month_end)
     outcomes = await conn.fetch(
-        f"SELECT outcome, count(*) AS n FROM {st['visit']} WHERE visited_on <= $1 GROUP BY 1 ORDER BY 1", on)
+        f"""SELECT outcome, count(*) AS n FROM {st['visit']} x WHERE visited_on <= $1{_consents(t, "x", consent)}
+            GROUP BY 1 ORDER BY 1""", on)
     out: dict[str, Any] = {k: (_d(v) if k.startswith("m3") else _i(v)) for k, v in row.items()}
     out["visits_by_outcome"] = {r["outcome"]: _i(r["n"]) for r in outcomes}
     return out
 
 
 async def monthly_desludging(conn: asyncpg.Connection, t: T, start: date, end: date,
-                             on: date) -> dict[date, dict[str, int]]:
+                             on: date, consent: bool = False) -> dict[date, dict[str, int]]:
     """Per month in [start, end]: tanks falling due that month (due dates given by ``on``) and emptyings."""
     st = t["sanitation"]
     rows = await conn.fetch(
-        f"""SELECT date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n FROM {st['due']}
-            WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3 GROUP BY 1
+        f"""SELECT date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n FROM {st['due']} x
+            WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3{_consents(t, "x", consent)} GROUP BY 1
             UNION ALL
-            SELECT date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']}
-            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND $2 GROUP BY 1""", start, end, on)
+            SELECT date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']} x
+            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND $2{_consents(t, "x", consent)} GROUP BY 1""",
+        start, end, on)
     out: dict[date, dict[str, int]] = {}
     for r in rows:
         out.setdefault(r["month"], {"due": 0, "done": 0})[r["what"]] = _i(r["n"])
