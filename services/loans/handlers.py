@@ -24,7 +24,13 @@ from services.loans.domain import product as prod
 from services.loans.domain.commands import Apply, MemberFacts
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.book import StoredFact
-from services.loans.domain.quality import PortfolioAccumulator, PortfolioQuality, RepaymentRate, position
+from services.loans.domain.quality import (
+    PortfolioAccumulator,
+    PortfolioQuality,
+    RepaymentRate,
+    position,
+    repayment_window_start,
+)
 from shared.application import TryLater, earlier_response
 from shared.contracts.loans import RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
@@ -448,13 +454,14 @@ class BookRowsPending(TryLater):
 async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, start: date | None,
                     end: date | None) -> api.PortfolioResponse:
     """Portfolio quality of the cooperative as of a date, and the repayment rate over a period
-    (default: from the first of that month to the date): SQL over the book's rows (``book.py``), never a
+    (default: the trailing 12 calendar months up to the date, ``quality.repayment_window_start``; no rate
+    when nothing fell due in it): SQL over the book's rows (``book.py``), never a
     fold of the book. Only as of a past date, a financing whose rows cannot say (``fold_below``) is folded."""
     assert rt.pool is not None
     tenant = _tenant(who)
     on = as_of or today(rt)
     end = end or on
-    start = start or end.replace(day=1)
+    start = start or repayment_window_start(end)
     if start > end:
         raise Refusal("the period's start is after its end", field="start")
     settings = await load_settings(rt, tenant)
@@ -498,5 +505,6 @@ def portfolio_view(q: PortfolioQuality, rate: RepaymentRate) -> api.PortfolioRes
         written_off_principal=q.written_off_principal, recovered=q.recovered,
         late_charges_to_social_fund=q.late_charges_to_social_fund, by_status=q.by_status,
         repayment_rate=api.RepaymentRateView(start=rate.start, end=rate.end, fallen_due=rate.fallen_due,
-                                             paid_on_time=rate.paid_on_time, percent=rate.percent),
+                                             paid_on_time=rate.paid_on_time, percent=rate.percent,
+                                             not_applicable=not rate.applicable),
     )

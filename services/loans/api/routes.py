@@ -9,10 +9,10 @@ charges (never one they proposed), define products and read the portfolio.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.loans import bulk_import, handlers
@@ -290,8 +290,13 @@ async def decline_late_charge(financing_id: UUID, instalment_number: int, princi
 
 @portfolio.get("", response_model=s.PortfolioResponse,
                summary="Portfolio quality as of a date: PAR1/30/90, provisioning, arrears, repayment rate")
-async def portfolio_summary(principal: Manager, request: Request, as_of: BusinessDate | None = None,
-                            start: date | None = None, end: date | None = None) -> s.PortfolioResponse:
+async def portfolio_summary(
+        principal: Manager, request: Request, as_of: BusinessDate | None = None,
+        start: Annotated[date | None, Query(description=(
+            "First day of the repayment-rate period (default: the trailing 12 calendar months up to end, i.e. "
+            "the first of the month 11 months before end's month: the reporting dashboard's window)"))] = None,
+        end: Annotated[date | None, Query(description="Last day of the repayment-rate period (default: as_of)")] = None,
+) -> s.PortfolioResponse:
     return await handlers.portfolio(_rt(request), principal, as_of, start, end)
 
 

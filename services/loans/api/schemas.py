@@ -345,11 +345,14 @@ class CategoryView(BaseModel):
 
 
 class RepaymentRateView(BaseModel):
-    start: date
-    end: date
-    fallen_due: int
-    paid_on_time: int
-    percent: float
+    start: date = Field(description="First day of the period (default: the trailing 12 calendar months, from the "
+                                    "first of the month 11 months before the end)")
+    end: date = Field(description="Last day of the period (default: as_of)")
+    fallen_due: int = Field(description="Amount of the instalments that fell due in the period")
+    paid_on_time: int = Field(description="Of that, what was paid on or before each instalment's due date")
+    percent: float | None = Field(description="paid_on_time / fallen_due in percent; null when nothing fell due "
+                                              "(not_applicable), never 100")
+    not_applicable: bool = Field(description="True when nothing fell due in the period: there is no rate")
 
 
 class PortfolioResponse(BaseModel):

@@ -8,7 +8,10 @@ Definitions (DOMAIN.md, "loans"):
   restructured financing to the numerator whatever its lateness (CGAP's renegotiated loans); the
   restructured portfolio is also shown as its own line;
 - provisioning category by the cooperative's day thresholds;
-- repayment rate: paid on time / fallen due, for instalments falling due in a period.
+- repayment rate: paid on time / fallen due, for instalments falling due in a period; by default the
+  trailing 12 calendar months (``repayment_window_start``: from the first day of the month 11 months
+  before the period's end to its end, the window of the reporting service's dashboard); not applicable
+  (``None``, never 100 %) when nothing fell due in the period.
 
 The gross portfolio is every signed financing not settled and not written off; written-off financings
 are reported apart (with their recoveries), as CGAP asks.
@@ -25,6 +28,15 @@ from services.loans.domain.product import LoanSettings
 
 PAR_DAYS = (1, 30, 90)
 CATEGORIES = ("standard", "substandard", "doubtful", "loss")
+#: the repayment rate's default period: this many calendar months up to its end (the last one ending on it)
+REPAYMENT_RATE_MONTHS = 12
+
+
+def repayment_window_start(end: date, months: int = REPAYMENT_RATE_MONTHS) -> date:
+    """The first day of the default repayment-rate period ending on ``end``: the first of the month
+    ``months - 1`` months before ``end``'s month (12 months: 2025-04-15 -> 2024-05-01)."""
+    k = max(end.year * 12 + end.month - 1 - (months - 1), 12)  # never before 0001-01-01
+    return date(k // 12, k % 12 + 1, 1)
 
 
 @dataclass(frozen=True)
@@ -207,8 +219,15 @@ class RepaymentRate:
             self.paid_on_time += min(i.paid_on_time, i.amount - i.waived)
 
     @property
-    def percent(self) -> float:
-        return round(100 * self.paid_on_time / self.fallen_due, 2) if self.fallen_due else 100.0
+    def applicable(self) -> bool:
+        """Something fell due in the period: without that there is no rate (nothing was missed, and
+        nothing was repaid on time either)."""
+        return self.fallen_due > 0
+
+    @property
+    def percent(self) -> float | None:
+        """Paid on time / fallen due, in percent (2 decimals); None when nothing fell due (not applicable)."""
+        return round(100 * self.paid_on_time / self.fallen_due, 2) if self.fallen_due else None
 
 
 def repayment_rate(states: Iterable[Financing], start: date, end: date) -> RepaymentRate:

@@ -93,7 +93,10 @@ class FinancingOut(BaseModel):
     par1_pct: float
     par30_pct: float
     par90_pct: float
-    repayment_rate_pct: float
+    repayment_rate_pct: float | None = Field(description=(
+        "Paid on time / fallen due over the trailing 12 calendar months (the monthly series' months); null when "
+        "nothing fell due in them (repayment_rate_not_applicable), never 100"))
+    repayment_rate_not_applicable: bool = Field(description="True when nothing fell due in the period: no rate")
     social_fund: int
 
 
@@ -148,7 +151,10 @@ class Report(BaseModel):
     reach: dict[str, Any]
     access: dict[str, Any]
     usaid: dict[str, int]
-    financing: dict[str, Any]
+    financing: dict[str, Any] = Field(description=(
+        "repayment_rate_pct: paid on time / fallen due from repayment_period_start to repayment_period_end, by "
+        "default the trailing 12 calendar months (the monthly series' months, as the loans service's portfolio); "
+        "null with repayment_rate_not_applicable true when nothing fell due, never 100"))
     construction: dict[str, Any]
     desludging: dict[str, Any]
     monthly: list[Month]

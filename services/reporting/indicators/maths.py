@@ -110,10 +110,15 @@ class Portfolio:
         return pct(self.restructured_principal, self.gross_principal)
 
 
-def repayment_rate(paid_on_time: int, fallen_due: int) -> float:
-    """Paid on time / fallen due in the period, as a percentage; 100.0 when nothing fell due (nothing
-    was missed), as the loans service reports it."""
-    return pct(paid_on_time, fallen_due) if fallen_due else 100.0
+#: the repayment rate's default period: the trailing 12 calendar months (the monthly series' months), as
+#: in the loans service's portfolio (``services.loans.domain.quality.REPAYMENT_RATE_MONTHS``)
+REPAYMENT_RATE_MONTHS = 12
+
+
+def repayment_rate(paid_on_time: int, fallen_due: int) -> float | None:
+    """Paid on time / fallen due in the period, as a percentage; None (not applicable, never 100 %) when
+    nothing fell due, as the loans service reports it."""
+    return pct(paid_on_time, fallen_due) if fallen_due else None
 
 
 def leverage(disbursed_by_fund: Mapping[str, int]) -> dict[str, dict[str, float | int]]:

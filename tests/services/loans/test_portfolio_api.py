@@ -32,9 +32,21 @@ async def test_par30_known_answer_one_of_three_financings_31_days_late(loans: Se
     assert q["categories"]["substandard"] == {"financings": 1, "principal": 5_500_000}
     assert q["categories"]["standard"]["financings"] == 2
     assert q["arrears"] == 560_000  # instalments due on 15 Apr are due, not yet in arrears
-    # April: instalments due 15 Apr: current paid on time, late not paid, due_today not yet
-    assert q["repayment_rate"] == {"start": "2025-04-01", "end": "2025-04-15", "fallen_due": 2_520_000,
-                                   "paid_on_time": 1_120_000, "percent": 44.44}
+    # the default period is the trailing 12 calendar months (2024-05-01 to 2025-04-15): the instalments due
+    # 15 Feb, Mar and Apr of all three (3 x 2 520 000); on time: current's three, late's February and
+    # due_today's February and March (3 x 1 120 000 + 560 000 + 2 x 840 000)
+    assert q["repayment_rate"] == {"start": "2024-05-01", "end": "2025-04-15", "fallen_due": 7_560_000,
+                                   "paid_on_time": 5_600_000, "percent": 74.07, "not_applicable": False}
+    # April alone: instalments due 15 Apr: current paid on time, late not paid, due_today not yet
+    april = (await loans.get("/portfolio?as_of=2025-04-15&start=2025-04-01",
+                             headers=headers(BMI, MANAGER))).json()["repayment_rate"]
+    assert april == {"start": "2025-04-01", "end": "2025-04-15", "fallen_due": 2_520_000,
+                     "paid_on_time": 1_120_000, "percent": 44.44, "not_applicable": False}
+    # nothing fell due (1-14 April): no rate, not 100 %
+    none_due = (await loans.get("/portfolio?as_of=2025-04-15&start=2025-04-01&end=2025-04-14",
+                                headers=headers(BMI, MANAGER))).json()["repayment_rate"]
+    assert none_due == {"start": "2025-04-01", "end": "2025-04-14", "fallen_due": 0, "paid_on_time": 0,
+                        "percent": None, "not_applicable": True}
     # a restructure shows in the "with restructured" figure and its own line
     await late.post("/reschedule", {"instalments": 24, "reason": "hardship", "rescheduled_on": "2025-04-16"})
     q2 = (await loans.get("/portfolio?as_of=2025-04-20", headers=headers(BMI, MANAGER))).json()

@@ -21,6 +21,7 @@ from bench.baselines import reference_portfolio
 from deploy.local.infra import PostgresHandle
 from services.loans import book, handlers
 from services.loans.domain.product import LoanSettings
+from services.loans.domain.quality import repayment_window_start
 from services.loans.schema import FILL_BOOK_POSITIONS
 from tests.helpers import ServiceClient, running_app
 from tests.services.conftest import BAIK, BMI, headers
@@ -186,7 +187,7 @@ async def reference(client: ServiceClient, tenant: str, as_of: date | None, star
     rt = client.runtime
     on = as_of or handlers.today(rt)
     end = end or on
-    start = start or end.replace(day=1)
+    start = start or repayment_window_start(end)  # the service's default period: the trailing 12 months
     assert rt.pool is not None
     async with rt.pool.acquire() as conn, conn.transaction():
         histories = [h async for h in handlers.financing_histories(conn, tenant)]

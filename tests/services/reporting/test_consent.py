@@ -108,6 +108,16 @@ async def test_a_refusing_member_is_in_no_programme_figure_and_consent_can_chang
     assert own["reach"]["members"] == 2 and own["reach"]["people_reached"] == 12
     assert own["financing"]["disbursed_count"] == 2 and own["desludging"]["emptied"] == 1
     assert own["reach"]["funnel"] == {"attended": 2, "lead": 2, "applied": 2, "disbursed": 2}
+    # one default repayment-rate window in both services: the trailing 12 calendar months (2024-10-01 on)
+    loans = (await system.loans.get("/portfolio", params={"as_of": ON},
+                                    headers={"X-API-Key": key(BMI, Role.MANAGER)})).json()["repayment_rate"]
+    f = own["financing"]
+    assert (loans["start"], loans["end"]) == (f["repayment_period_start"], f["repayment_period_end"]) == (
+        "2024-10-01", ON)
+    # m1's 8 instalments due Feb-Sep all paid on time, m2's February only
+    assert (loans["paid_on_time"], loans["fallen_due"]) == (f["paid_on_time"], f["fallen_due"]) == (
+        9 * 550_000, 16 * 550_000)
+    assert loans["percent"] == 56.25 and f["repayment_rate_pct"] == 56.3 and not loans["not_applicable"]
     # the twin's figures, worked by hand: m1 alone
     assert twin["reach"]["members"] == 1 and twin["reach"]["people_reached"] == 5
     assert twin["reach"]["women_pct"] == 100.0 and twin["reach"]["b40_pct"] == 100.0

@@ -265,6 +265,9 @@ def _number(value: float, decimals: int, lang: str, *, keep_zeros: bool) -> str:
 
 def shown(kind: str, value: Any, lang: str) -> str:
     """The text the page shows for a value of this kind."""
+    if kind == "rate":  # the repayment rate: null when nothing fell due (not applicable)
+        return (("tidak berlaku" if lang == "id" else "not applicable") if value is None
+                else shown("pct", value, lang))
     if value is None:
         return "—"
     if kind == "int":
@@ -283,6 +286,8 @@ def shown(kind: str, value: Any, lang: str) -> str:
 def bycoop_shown(kind: str, value: Any, lang: str) -> str:
     """The text of a cell of the by-cooperative table: money, m³ and days carry their unit in the column's
     header, so the cell shows the bare number."""
+    if kind == "rate":
+        return shown(kind, value, lang)
     if value is None:
         return "—"
     if kind == "money":
@@ -300,7 +305,7 @@ HEADLINE = {"members": "int", "households": "int", "people_reached": "int", "wom
             "urban_pct": "pct", "safely_managed_sanitation_households": "int"}
 FINANCING = {"applied": "int", "approved": "int", "disbursed_count": "int", "disbursed_value": "money",
              "outstanding": "money", "par1_pct": "pct", "par30_pct": "pct", "par90_pct": "pct",
-             "repayment_rate_pct": "pct", "social_fund": "money"}
+             "repayment_rate_pct": "rate", "social_fund": "money"}
 DESLUDGING = {"due": "int", "overdue": "int", "emptied": "int", "m3_removed": "m3", "m3_acknowledged": "m3"}
 CONSTRUCTION = {"first_time_pass_rate_pct": "pct", "median_days_order_to_handover": "days"}
 HEADINGS = {"id": {"headline-heading": "Angka utama", "ladder-heading": "Tangga akses JMP: awal dan sekarang",
@@ -527,6 +532,21 @@ def test_manager_sees_the_api_figures_in_both_languages(browser: Chromium, repor
     before = api(reporting_url, MANAGER_KEY, earlier)
     assert before["as_of"] == earlier
     check_page_matches(browser, before, "en")
+
+    # a date before any instalment fell due: no repayment rate ("not applicable", never 100 %), in both languages
+    first = "2020-01-31"
+    browser.js(f"{{ const i = document.getElementById('as-of'); i.value = '{first}';"
+               " i.dispatchEvent(new Event('change')); }")
+    browser.wait_for(f"document.body.dataset.state === 'ready' && document.getElementById('as-of').value === '{first}'")
+    empty = api(reporting_url, MANAGER_KEY, first)
+    assert empty["financing"]["repayment_rate_pct"] is None and empty["financing"]["repayment_rate_not_applicable"]
+    check_page_matches(browser, empty, "en")
+    rate = "document.querySelector('[data-field=\"financing.repayment_rate_pct\"]').textContent"
+    assert browser.js(rate) == "not applicable"
+    browser.click("[data-lang=id]")
+    browser.wait_for("document.documentElement.lang === 'id'")
+    check_page_matches(browser, empty, "id")
+    assert browser.js(rate) == "tidak berlaku"
     assert browser.script_errors() == []
 
 

@@ -106,6 +106,12 @@ async def test_targets_dates_paging_and_exports(system: System) -> None:
     assert r.status_code == 422 and r.json()["field"] == "as_of"
     past = (await rep.get("/reports/dashboard", params={"as_of": "2020-01-31"}, headers=h(BMI))).json()
     assert past["headline"]["members"] == 0 and past["monthly"][-1]["month"] == "2020-01"  # joined 2021-03-15
+    # nothing fell due in the 12 months: the repayment rate is not applicable (null), never 100 %
+    assert past["financing"]["repayment_rate_pct"] is None and past["financing"]["repayment_rate_not_applicable"]
+    r = await rep.get("/reports/cooperative", params={"as_of": "2020-01-31"}, headers=h(BMI))
+    f = r.json()["financing"]
+    assert (f["repayment_rate_pct"], f["repayment_rate_not_applicable"], f["fallen_due"]) == (None, True, 0)
+    assert (f["repayment_period_start"], f["repayment_period_end"]) == ("2019-02-01", "2020-01-31")
 
     # paging
     page = (await rep.get("/reports/tables/monthly", params={"limit": 5, "offset": 10}, headers=h(BMI))).json()

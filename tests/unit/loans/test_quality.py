@@ -110,4 +110,5 @@ def test_repayment_rate_is_paid_on_time_over_fallen_due() -> None:
     r = repayment_rate(states, date(2025, 2, 1), date(2025, 4, 30))
     assert (r.paid_on_time, r.fallen_due) == (2 * 1_120_000, 3 * 1_120_000)
     assert r.percent == 66.67
-    assert repayment_rate([], date(2025, 1, 1), date(2025, 1, 31)).percent == 100.0
+    none_due = repayment_rate([], date(2025, 1, 1), date(2025, 1, 31))  # nothing fell due: no rate, not 100 %
+    assert none_due.percent is None and not none_due.applicable

@@ -69,7 +69,7 @@ def test_par_with_and_without_restructured() -> None:
 
 def test_repayment_rate_is_paid_on_time_over_fallen_due() -> None:
     assert repayment_rate(2_750_000, 3_000_000) == 91.7
-    assert repayment_rate(0, 0) == 100.0
+    assert repayment_rate(0, 0) is None  # nothing fell due: not applicable, never 100 %
 
 
 def test_leverage_per_source_of_funds() -> None:

@@ -30,7 +30,7 @@
   const FINANCING = [
     ["applied", "int"], ["approved", "int"], ["disbursed_count", "int"], ["disbursed_value", "money"],
     ["outstanding", "money"], ["par1_pct", "pct"], ["par30_pct", "pct"], ["par90_pct", "pct"],
-    ["repayment_rate_pct", "pct"], ["social_fund", "money"],
+    ["repayment_rate_pct", "rate"], ["social_fund", "money"],
   ];
   const DESLUDGING = [["due", "int"], ["overdue", "int"], ["emptied", "int"], ["m3_removed", "m3"], ["m3_acknowledged", "m3"]];
   const FLOW = ["contained", "emptied", "delivered", "treated"];
@@ -68,6 +68,8 @@
     int: (v) => (isNum(v) ? nf(0, 0).format(v) : t("na")),
     money: (v) => (isNum(v) ? `Rp ${nf(0, 0).format(v)}` : t("na")),
     pct: (v) => (isNum(v) ? `${nf(1, 1).format(v)}%` : t("na")),
+    // the repayment rate: null when nothing fell due in the period (not applicable, never 100 %)
+    rate: (v) => (isNum(v) ? `${nf(1, 1).format(v)}%` : t("not_applicable")),
     dec: (v) => (isNum(v) ? nf(0, 1).format(v) : t("na")),
     m3: (v) => (isNum(v) ? t("unit.m3", { n: nf(0, 1).format(v) }) : t("na")),
     days: (v) => (isNum(v) ? t("unit.days", { n: nf(0, 1).format(v) }) : t("na")),
@@ -372,7 +374,7 @@
   COLUMNS.summary = [
     ["headline.members", "int"], ["headline.people_reached", "int"],
     ["headline.women_pct", "pct"], ["financing.disbursed_value", "money"], ["financing.outstanding", "money"],
-    ["financing.par30_pct", "pct"], ["financing.repayment_rate_pct", "pct"],
+    ["financing.par30_pct", "pct"], ["financing.repayment_rate_pct", "rate"],
     ["construction.first_time_pass_rate_pct", "pct"], ["desludging.emptied", "int"],
   ];
   /** In this table a unit goes in the column's header, so the cells hold bare numbers and ten columns fit. */
