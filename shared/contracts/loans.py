@@ -72,6 +72,51 @@ class TrancheDisbursed(Contract):
     job_id: UUID | None = None
 
 
+class ImportedTranche(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int = Field(ge=1)
+    amount: int = Field(ge=1)
+    disbursed_on: date
+    source_of_funds: str = Field(max_length=80)
+
+
+@registry.register
+class FinancingImported(Contract):
+    """A financing of a cooperative's existing loan book brought onto the platform (loans ``POST /imports``),
+    disbursed before it came: the disbursement of its tranches, in its stream where a live financing's
+    ``TrancheDisbursed`` would stand (after ``ContractSigned``, which carries the terms and the schedule,
+    and before the ``RepaymentRecorded`` and ``FinancingClosed`` of its history, published as for any
+    financing).
+
+    Consumed by reporting (disbursed, funds, the disbursement month). The sanitation service orders no
+    construction job for it: the work was paid, and maybe built, before the import. ``repaid`` and
+    ``status`` say how the financing stood when it was imported; the repayments themselves follow as
+    events, so a consumer that counts those must not add ``repaid`` to them."""
+
+    event_type = "loans.FinancingImported"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    loan_ref: str = Field(max_length=80, description="The cooperative's own loan number in the imported book")
+    product_id: str = Field(max_length=40)
+    purpose: Purpose
+    contract_type: ContractType
+    cost: int = Field(ge=1, description="Cost financed (principal), rupiah")
+    margin: int = Field(ge=0, description="Margin, rupiah")
+    instalments: int = Field(ge=1, description="Tenor: number of instalments of the schedule signed")
+    signed_on: date
+    payee_type: PayeeType
+    payee_id: str = Field(max_length=80)
+    tranches: list[ImportedTranche] = Field(min_length=1, description="Every tranche, all disbursed before the import")
+    imported_on: date = Field(description="The business day the book was imported")
+    repaid: int = Field(ge=0, description="Paid on the financing before the import (the sum of the repayments "
+                                          "that follow in its stream), rupiah")
+    status: Literal["active", "settled"] = Field(description="The financing's status as imported")
+
+
 @registry.register
 class RepaymentRecorded(Contract):
     """Consumed by members (eligibility) and reporting. Allocated oldest instalment first."""

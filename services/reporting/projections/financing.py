@@ -5,7 +5,8 @@
 - ``schedule`` / ``instalment``: each schedule the financing ever had (``seq`` = the event's version in the
   financing's stream, ``effective_on`` = its business date) with every instalment's due date, amount and
   principal portion, so the schedule in force on any date is known;
-- ``tranche``: disbursements with date, amount and source of funds;
+- ``tranche``: disbursements with date, amount and source of funds (``TrancheDisbursed``, and every tranche
+  of an imported financing, ``FinancingImported``);
 - ``repayment`` / ``allocation``: receipts with ``paid_on`` and what each paid on which instalment;
 - ``late_charge``: ta'zir charges owed to the social fund.
 
@@ -53,6 +54,7 @@ from shared.contracts.loans import (
     FinancingApplied,
     FinancingApproved,
     FinancingClosed,
+    FinancingImported,
     FinancingRejected,
     FinancingRescheduled,
     FinancingWrittenOff,
@@ -237,8 +239,8 @@ class FinancingProjection(Family):
     )
 
     #: the events that can change a financing's place in the portfolio on some date
-    POSITIONING = (ContractSigned, TrancheDisbursed, RepaymentRecorded, FinancingClosed, FinancingRescheduled,
-                   MarginDiscounted, FinancingWrittenOff, FinancingApplied)
+    POSITIONING = (ContractSigned, TrancheDisbursed, FinancingImported, RepaymentRecorded, FinancingClosed,
+                   FinancingRescheduled, MarginDiscounted, FinancingWrittenOff, FinancingApplied)
 
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         fid = getattr(event, "financing_id", None)
@@ -288,6 +290,18 @@ class FinancingProjection(Family):
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
                 tenant, event.financing_id, event.tranche_number, event.tranches_total, event.amount,
                 event.payee_type, event.source_of_funds, event.disbursed_on,
+            )
+        elif isinstance(event, FinancingImported):
+            # an imported financing's tranches, all paid before the import: disbursements like any other
+            await conn.execute(
+                f"""INSERT INTO {t['tranche']} (tenant_id, financing_id, tranche_number, tranches_total, amount,
+                                                payee_type, source_of_funds, disbursed_on)
+                    SELECT $1, $2, n, $3, a, $4, f, d FROM unnest($5::int[], $6::bigint[], $7::text[], $8::date[])
+                        AS x(n, a, f, d)
+                    ON CONFLICT DO NOTHING""",
+                tenant, event.financing_id, len(event.tranches), event.payee_type,
+                [x.number for x in event.tranches], [x.amount for x in event.tranches],
+                [x.source_of_funds for x in event.tranches], [x.disbursed_on for x in event.tranches],
             )
         elif isinstance(event, RepaymentRecorded):
             await conn.execute(
