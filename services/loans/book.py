@@ -47,6 +47,7 @@ from services.loans.domain import financing as fin
 from services.loans.domain.quality import PAR_DAYS, PortfolioTotals
 from shared.contracts.loans import (
     ContractSigned,
+    FinancingImported,
     FinancingRescheduled,
     LateChargeRecorded,
     MarginDiscounted,
@@ -220,10 +221,13 @@ def position(rows: BookRows) -> tuple[int, int, str, str, date | None]:
 
 
 #: the events of an imported financing (``domain.loan_book.import_financing``) and the status each one
-#: leaves the financing in (None: unchanged)
+#: leaves the financing in (None: unchanged); its disbursement is ``FinancingImported`` (published), in books
+#: imported before that event existed ``DisbursementImported`` (internal)
 _IMPORTED = {"loans.FinancingApplied": "applied", "loans.TermsQuoted": None, "loans.FinancingApproved": "approved",
              "loans.WorkOrderRecorded": "work_ordered", ContractSigned.event_type: "signed",
-             "loans.DisbursementImported": "active", RepaymentRecorded.event_type: None}
+             FinancingImported.event_type: "active", "loans.DisbursementImported": "active",
+             RepaymentRecorded.event_type: None}
+_HEADS = ([*list(_IMPORTED)[:5], FinancingImported.event_type], [*list(_IMPORTED)[:5], "loans.DisbursementImported"])
 
 
 def imported_rows(tenant: str, events: list[Any], state: fin.Financing, actor: str | None) -> BookRows:
@@ -235,7 +239,8 @@ def imported_rows(tenant: str, events: list[Any], state: fin.Financing, actor: s
     body = events[:-1] if settles else events
     if (not state.exists or state.signed_on is None or state.version != len(events) or state.restructured
             or state.written_off_principal or any(e.type not in _IMPORTED for e in body)
-            or [e.type for e in body[:6]] != list(_IMPORTED)[:6]):
+            or [e.type for e in body[:6]] not in _HEADS
+            or any(e.type != RepaymentRecorded.event_type for e in body[6:])):
         return stream_rows(tenant, [StoredFact(state.financing_id or "", n, e.type, actor, e.occurred_at, e.payload)
                                     for n, e in enumerate(events, start=1)])
     fid = uuid.UUID(state.financing_id)

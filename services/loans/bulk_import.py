@@ -456,7 +456,7 @@ def _book_rows(tenant: str, accepted: list[Imported], actor: str | None) -> book
 
 def _ref(imp: Imported) -> str | None:
     for e in imp.events:
-        if e.type == "loans.DisbursementImported":
+        if e.type in ("loans.FinancingImported", "loans.DisbursementImported"):
             return str(e.payload["loan_ref"])
     return None
 

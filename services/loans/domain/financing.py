@@ -63,6 +63,7 @@ from shared.contracts.loans import (
     FinancingApplied,
     FinancingApproved,
     FinancingClosed,
+    FinancingImported,
     FinancingRejected,
     FinancingRescheduled,
     FinancingWrittenOff,
@@ -96,8 +97,9 @@ BUSINESS_DATE = {
     "loans.FinancingWrittenOff": "written_off_on", "loans.HardshipFlagged": "flagged_on",
     "loans.HardshipCleared": "cleared_on", "loans.NoteAdded": "on",
 }
-#: imported disbursements take effect on the first tranche's date
-_FIRST_TRANCHE = "loans.DisbursementImported"
+#: imported disbursements take effect on the first tranche's date (the published event, and the internal
+#: one of books imported before it existed)
+_FIRST_TRANCHE = frozenset({FinancingImported.event_type, "loans.DisbursementImported"})
 
 
 def job_id_for(financing_id: str) -> str:
@@ -379,8 +381,8 @@ def evolve(state: Financing, event: Fact) -> Financing:
             for tr in s.tranches
         )
         s = _set(s, tranches=tranches, status="active" if s.status == "signed" else s.status)
-    elif t == "loans.DisbursementImported":
-        di = DisbursementImported.model_validate(p)
+    elif t in _FIRST_TRANCHE:
+        di = (FinancingImported if t == FinancingImported.event_type else DisbursementImported).model_validate(p)
         paid = {x.number: x for x in di.tranches}
         s = _set(s, status="active" if s.status == "signed" else s.status, tranches=tuple(
             _set(tr, disbursed_on=paid[tr.number].disbursed_on, source_of_funds=paid[tr.number].source_of_funds)
@@ -455,7 +457,7 @@ def business_date(event: Fact) -> date:
 
 def payload_business_date(event_type: str, payload: dict[str, Any]) -> date | None:
     """The business date in an event's payload; None for a type that carries none."""
-    if event_type == _FIRST_TRANCHE:
+    if event_type in _FIRST_TRANCHE:
         return _d(payload["tranches"][0]["disbursed_on"])
     name = BUSINESS_DATE.get(event_type)
     return _d(payload[name]) if name else None

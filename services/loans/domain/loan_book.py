@@ -4,8 +4,10 @@ becomes the events it would have produced on the platform.
 The row passes through the same rules as a live financing: the product must exist, the schedule must
 sum exactly to cost + margin with no zero instalment and rising due dates, and every payment is
 allocated by ``decide_record_repayment`` (oldest instalment first, never over-paying, receipts once),
-so an imported financing is indistinguishable from one recorded live. Disbursements are imported as an
-internal event (see ``DisbursementImported``).
+so an imported financing is indistinguishable from one recorded live. Its disbursement is the published
+``FinancingImported``, not ``TrancheDisbursed``: the sanitation service must not order construction jobs
+for work paid before the import, and the other services still learn of the money lent (books imported
+before it existed hold the internal ``DisbursementImported`` instead).
 """
 
 from __future__ import annotations
@@ -21,9 +23,16 @@ from services.loans.domain import financing as fin
 from services.loans.domain import schedule as maths
 from services.loans.domain.commands import RecordRepayment
 from services.loans.domain.errors import LoanRuleViolation
-from services.loans.domain.events import DisbursementImported, ImportedTranche, TermsQuoted, WorkOrderRecorded
+from services.loans.domain.events import TermsQuoted, WorkOrderRecorded
 from services.loans.domain.product import LOANS_NAMESPACE, Product, new_event
-from shared.contracts.loans import ContractSigned, FinancingApplied, FinancingApproved, Instalment
+from shared.contracts.loans import (
+    ContractSigned,
+    FinancingApplied,
+    FinancingApproved,
+    FinancingImported,
+    ImportedTranche,
+    Instalment,
+)
 from shared.envelope import Envelope, NewEvent
 
 
@@ -111,6 +120,8 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
     ids: dict[str, Any] = {"financing_id": financing_id, "member_id": entry.member_id}
     on = entry.signed_on
     margin_bp = entry.margin * maths.BASIS_POINTS // entry.cost
+    # what the history pays (each payment is checked below: a book that over-pays is refused)
+    repaid = sum(p.amount for p in entry.payments)
     events = [
         new_event(FinancingApplied(**ids, product_id=product.product_id, purpose=product.purpose,  # type: ignore[arg-type]
                                    contract_type=product.contract_type, amount=entry.cost,  # type: ignore[arg-type]
@@ -130,9 +141,14 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
             contract_type=product.contract_type, cost=entry.cost, margin=entry.margin,  # type: ignore[arg-type]
             selling_price=selling_price, signed_on=on,
             schedule=[Instalment(number=n, due_on=d, amount=a) for n, (d, a) in enumerate(entry.schedule, start=1)])),
-        new_event(DisbursementImported(loan_ref=entry.loan_ref, tranches=[
-            ImportedTranche(number=n, amount=a, disbursed_on=disbursed_on, source_of_funds=fund)
-            for n, a in enumerate(maths.tranche_amounts(entry.cost, product.tranche_percents), start=1)])),
+        new_event(FinancingImported(
+            **ids, loan_ref=entry.loan_ref, product_id=product.product_id, purpose=product.purpose,  # type: ignore[arg-type]
+            contract_type=product.contract_type, cost=entry.cost, margin=entry.margin,  # type: ignore[arg-type]
+            instalments=len(entry.schedule), signed_on=on, payee_type=entry.payee_type,  # type: ignore[arg-type]
+            payee_id=entry.payee_id, imported_on=today, repaid=repaid,
+            status="settled" if repaid == selling_price else "active",
+            tranches=[ImportedTranche(number=n, amount=a, disbursed_on=disbursed_on, source_of_funds=fund)
+                      for n, a in enumerate(maths.tranche_amounts(entry.cost, product.tranche_percents), start=1)])),
     ]
     state = fin.Financing()
     for e in events:
@@ -151,6 +167,7 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
             state = _fold(state, event, actor)
         events += new
         receipts.append(p.receipt_number)
+    assert state.status == ("settled" if repaid == selling_price else "active"), state.status
     # imported events happened long ago: their occurred_at is their business date
     dated = [NewEvent(e.type, e.payload, e.schema_version,
                       business_instant(fin.payload_business_date(e.type, e.payload) or today)) for e in events]

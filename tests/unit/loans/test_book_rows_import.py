@@ -39,3 +39,26 @@ def test_the_import_writes_the_rows_the_stream_gives(payments: list[BookPayment]
     assert fast.book and fast.statuses and fast.instalments
     assert len(fast.allocations) == sum(len(e.payload["allocations"]) for e in imp.events
                                         if e.type == "loans.RepaymentRecorded")
+
+
+def test_a_book_imported_before_the_published_event_folds_and_reads_the_same() -> None:
+    """Streams of books imported earlier hold the internal ``DisbursementImported`` where new ones hold
+    ``FinancingImported``: the same financing, the same rows."""
+    from services.loans.domain import financing as fin
+    from shared.envelope import NewEvent
+
+    imp = import_financing(entry([BookPayment("KW-0", DUES[0], 560_000)]), product(), today=TODAY)
+    [k] = [n for n, e in enumerate(imp.events) if e.type == "loans.FinancingImported"]
+    new = imp.events[k].payload
+    old = NewEvent("loans.DisbursementImported", {"loan_ref": new["loan_ref"], "tranches": new["tranches"]}, 1,
+                   imp.events[k].occurred_at)
+    events = [*imp.events[:k], old, *imp.events[k + 1:]]
+
+    def rows(evs: list[NewEvent]) -> book.BookRows:
+        return book.stream_rows("kopsyah-bmi", [book.StoredFact(imp.financing_id, n, e.type, "import", e.occurred_at,
+                                                                e.payload)  # type: ignore[arg-type]
+                                                for n, e in enumerate(evs, start=1)])
+
+    assert rows(events) == rows(imp.events)
+    assert book.imported_rows("kopsyah-bmi", events, imp.state, "import") == rows(events)
+    assert fin.payload_business_date(old.type, old.payload) == fin.payload_business_date(imp.events[k].type, new)

@@ -28,7 +28,7 @@ def test_an_imported_financing_is_folded_like_a_live_one() -> None:
     imp = import_financing(entry(), product(), today=TODAY)
     types = [e.type for e in imp.events]
     assert types[:6] == ["loans.FinancingApplied", "loans.TermsQuoted", "loans.FinancingApproved",
-                         "loans.WorkOrderRecorded", "loans.ContractSigned", "loans.DisbursementImported"]
+                         "loans.WorkOrderRecorded", "loans.ContractSigned", "loans.FinancingImported"]
     assert types[6:] == ["loans.RepaymentRecorded"] * 3
     assert "loans.TrancheDisbursed" not in types  # no construction job is ordered for work done long ago
     s = imp.state
@@ -61,3 +61,26 @@ def test_refusals(over: dict[str, object], message: str) -> None:
     prod = Product() if over.get("product_id") == "nope" else product()
     with pytest.raises(LoanRuleViolation, match=message):
         import_financing(entry(**over), prod, today=TODAY)
+
+
+@pytest.mark.parametrize(("payments", "repaid", "status"), [
+    ([], 0, "active"),
+    ([BookPayment("A", date(2024, 2, 15), 560_000)], 560_000, "active"),
+    ([BookPayment("A", date(2024, 2, 15), 560_000), BookPayment("B", date(2024, 2, 20), 1)], 560_001, "active"),
+    ([BookPayment("A", date(2024, 2, 15), 6_719_999), BookPayment("B", date(2024, 3, 1), 1)], 6_720_000, "settled"),
+])
+def test_the_published_import_event_states_the_disbursement_and_the_history_as_imported(
+        payments: list[BookPayment], repaid: int, status: str) -> None:
+    imp = import_financing(entry(payments=payments, disbursed_on=date(2024, 1, 20), source_of_funds="own_funds",
+                                 payee_id="cv-lama"), product(), today=TODAY)
+    [event] = [e for e in imp.events if e.type == "loans.FinancingImported"]
+    p = event.payload
+    # the tranches of the product's split (50/50), all paid on the disbursement day from the fund given
+    assert p["tranches"] == [{"number": 1, "amount": 3_000_000, "disbursed_on": "2024-01-20", "source_of_funds": "own_funds"},
+                             {"number": 2, "amount": 3_000_000, "disbursed_on": "2024-01-20", "source_of_funds": "own_funds"}]
+    assert (p["repaid"], p["status"], imp.state.status, imp.state.paid) == (repaid, status, status, repaid)
+    assert (p["loan_ref"], p["cost"], p["margin"], p["instalments"], p["payee_id"], p["imported_on"]) == (
+        "BMI-2024-0001", 6_000_000, 720_000, 12, "cv-lama", TODAY.isoformat())
+    # dated by its disbursement: "as of" views see the financing active from then
+    assert event.occurred_at is not None and event.occurred_at.date() == date(2024, 1, 20)
+    assert fin.payload_business_date(event.type, p) == date(2024, 1, 20)
