@@ -5,8 +5,11 @@ waiting for its first tranche, active with tranche 2 waiting for the SNI inspect
 late (in PAR30), rescheduled, and settled early with the rebate. Dates are relative to today, so the
 standing (days past due, PAR) looks alive whenever it is loaded.
 
-Idempotent: a product that exists is left alone, and a member who already has a financing is skipped,
-so the run command can call it at every start. The members must be known to the loans service (it
+Each cooperative also has an imported book (``IMPORTED_BOOKS``): a few financings from before the platform,
+brought in through ``POST /imports`` with their payment history, one of them repaid in full.
+
+Idempotent: a product that exists is left alone, a member who already has a financing is skipped, and an
+imported loan number already there is not imported again, so the run command can call it at every start. The members must be known to the loans service (it
 learns them from the members service's events); applications are retried for a while until they are.
 
 Usage: ``await load_demo(loans_url, keys, member_ids)`` with ``keys[tenant]["manager" | "field_officer"]``
@@ -63,6 +66,22 @@ STORIES: dict[str, list[tuple[str, int, int, str]]] = {
         ("jamban-sehat", 5_000_000, 12, "rescheduled"),
         ("sambungan-air", 2_000_000, 10, "signed"),
         ("jamban-sehat", 7_500_000, 18, "rejected"),
+    ],
+}
+
+
+#: the book each cooperative kept before the platform, imported after the stories: (loan number, demo member
+#: by registration order, product, cost, instalments, margin in basis points of the cost, days ago signed,
+#: fund); every instalment fallen due was paid on its due date, so the oldest ones are repaid in full
+IMPORTED_BOOKS: dict[str, list[tuple[str, int, str, int, int, int, int, str]]] = {
+    BMI: [
+        ("BMI-LAMA-0001", 0, "mikro-tata-sanitasi", 5_000_000, 12, 1200, 400, "water_org"),
+        ("BMI-LAMA-0002", 1, "mikro-tata-air", 2_000_000, 12, 1000, 200, "donor_working_capital"),
+        ("BMI-LAMA-0003", 2, "mikro-tata-sanitasi", 4_000_000, 24, 2200, 150, "own_funds"),
+    ],
+    BAIK: [
+        ("BAIK-LAMA-0001", 0, "jamban-sehat", 3_000_000, 12, 1100, 420, "water_org"),
+        ("BAIK-LAMA-0002", 1, "sambungan-air", 1_500_000, 10, 900, 180, "own_funds"),
     ],
 }
 
@@ -161,6 +180,38 @@ class _Loader:
                 "receipt_number": f"LUNAS-{fid[:8]}", "amount": quote["to_pay"], "settled_on": self.day(2)})
 
 
+def imported_book(tenant: str, member_ids: list[str], today: date) -> list[dict[str, Any]]:
+    """The rows of ``tenant``'s imported book (``POST /imports`` JSON), dated relative to ``today``."""
+    rows = []
+    for ref, m, product, cost, n, margin_bp, days_ago, fund in IMPORTED_BOOKS[tenant]:
+        signed_on = today - timedelta(days=days_ago)
+        margin = cost * margin_bp // 10_000
+        each, rest = divmod(cost + margin, n)
+        schedule = [(signed_on + timedelta(days=30 * k), each + (rest if k == n else 0)) for k in range(1, n + 1)]
+        payee = ("pdam", "PDAM-TKR") if "air" in product else ("contractor", f"contractor-{tenant}-01")
+        rows.append({
+            "loan_ref": ref, "member_id": member_ids[m % len(member_ids)], "product_id": product, "cost": cost,
+            "margin": margin, "signed_on": signed_on.isoformat(), "disbursed_on": (signed_on + timedelta(days=1)).isoformat(),
+            "source_of_funds": fund, "payee_type": payee[0], "payee_id": payee[1],
+            "schedule": [{"due_on": d.isoformat(), "amount": a} for d, a in schedule],
+            "payments": [{"receipt_number": f"{ref}-KW{k:02d}", "paid_on": d.isoformat(), "amount": a}
+                         for k, (d, a) in enumerate(schedule, start=1) if d <= today]})
+    return rows
+
+
+async def _import_book(loader: _Loader, member_ids: list[str]) -> None:
+    """The cooperative's imported book, but the financings imported already."""
+    from services.loans.domain.loan_book import financing_id_for
+
+    rows = []
+    for row in imported_book(loader.tenant, member_ids, loader.today):
+        r = await loader.client.get(f"/financings/{financing_id_for(row['loan_ref'])}", headers=loader.h("manager"))
+        if r.status_code == 404:
+            rows.append(row)
+    if rows:
+        await loader.call("POST", "/imports", json=rows)
+
+
 async def load_demo(base_url: str, keys: dict[str, dict[str, str]], member_ids: dict[str, list[str]],
                     today: date | None = None, transport: httpx.AsyncBaseTransport | None = None) -> int:
     """Load the loans demo for both cooperatives through the API; returns the number of requests that
@@ -173,5 +224,7 @@ async def load_demo(base_url: str, keys: dict[str, dict[str, str]], member_ids: 
             for member_id, (product, amount, instalments, story) in zip(member_ids.get(tenant, []),
                                                                       STORIES[tenant], strict=False):
                 await loader.story(member_id, product, amount, instalments, story)
+            if member_ids.get(tenant):
+                await _import_book(loader, member_ids[tenant])
             total += loader.requests
     return total

@@ -6,10 +6,11 @@ import httpx
 
 from deploy.local.demo import key_for
 from services.loans.demo import load_demo
+from services.loans.domain.loan_book import financing_id_for
 from shared.tenancy import Role
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
-from tests.services.loans.support import MANAGER, event_count, known_member
+from tests.services.loans.support import MANAGER, event_count, events, known_member
 
 KEYS = {t: {"manager": key_for(t, Role.MANAGER), "field_officer": key_for(t, Role.FIELD_OFFICER)} for t in (BMI, BAIK)}
 
@@ -22,8 +23,18 @@ async def test_demo_loads_both_cooperatives_in_several_states_and_again_changes_
     assert written > 30
     bmi = (await loans.get("/financings", headers=headers(BMI, MANAGER))).json()
     baik = (await loans.get("/financings", headers=headers(BAIK, MANAGER))).json()
-    assert sorted(i["status"] for i in bmi["items"]) == ["active", "active", "applied", "settled"]
-    assert sorted(i["status"] for i in baik["items"]) == ["active", "rejected", "signed"]
+    # the stories, and each cooperative's imported book (its oldest financing repaid in full)
+    assert sorted(i["status"] for i in bmi["items"]) == ["active", "active", "active", "active", "applied",
+                                                           "settled", "settled"]
+    assert sorted(i["status"] for i in baik["items"]) == ["active", "active", "rejected", "settled", "signed"]
+    for tenant, refs in ((BMI, ["BMI-LAMA-0001", "BMI-LAMA-0002", "BMI-LAMA-0003"]), (BAIK, ["BAIK-LAMA-0001",
+                                                                                            "BAIK-LAMA-0002"])):
+        imported = [(await loans.get(f"/financings/{financing_id_for(ref)}", headers=headers(tenant, MANAGER))).json()
+                    for ref in refs]
+        assert [f["status"] for f in imported] == ["settled", "active", "active"][:len(refs)]
+        assert all(f["disbursed"] == f["cost"] and f["standing"]["days_past_due"] == 0 for f in imported)
+    assert not [e for e in await events(loans) if e.type == "loans.TrancheDisbursed"
+                and e.stream_id in {financing_id_for(r) for r in ("BMI-LAMA-0001", "BAIK-LAMA-0001")}]
     assert len((await loans.get("/products", headers=headers(BMI, MANAGER))).json()["items"]) == 3
     assert len((await loans.get("/products", headers=headers(BAIK, MANAGER))).json()["items"]) == 2
     q = (await loans.get("/portfolio", headers=headers(BMI, MANAGER))).json()

@@ -41,6 +41,14 @@ async def test_demo_data_reaches_the_reports(system: System) -> None:
         assert body["headline"]["members"] > 0 and body["financing"]["disbursed_count"] > 0
         assert body["construction"]["by_status"]["completed"] > 0 and body["desludging"]["emptied"] > 0
         assert body["targets"] and body["freshness"]["lag_events"] == 0
+        # every financing the loans service shows disbursed is in the report, the imported book's too
+        h = {"X-API-Key": key_for(tenant, Role.MANAGER)}
+        listed = (await system.loans.get("/financings", params={"limit": 200}, headers=h)).json()["items"]
+        shown = [(await system.loans.get(f"/financings/{f['financing_id']}", headers=h)).json() for f in listed]
+        disbursed = [f["disbursed"] for f in shown if f["disbursed"]]
+        assert any(f["work_order"]["work_order_ref"].startswith("import:") for f in shown if f["disbursed"])
+        report = (await system.reporting.get("/reports/cooperative", headers=h)).json()["financing"]
+        assert (report["disbursed_count"], report["disbursed_value"]) == (len(disbursed), sum(disbursed))
     iuwash = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == "iuwash-plus")
     body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": iuwash})).json()
     assert body["scope"]["cooperatives"] == [BAIK, BMI] and len(body["by_cooperative"]) == 2
