@@ -3,7 +3,7 @@ computed from the dated facts alone (``portfolio_reference``: the query as it wa
 
 Books: several cooperatives, financings decided by the loans service's pure domain (payments on time,
 late, partial and missed, reschedules, margin discounts, early settlements, write-offs with
-recoveries), their events interleaved at random across financings and cooperatives (so a financing's
+recoveries; some imported with their history, as ``POST /imports`` does), their events interleaved at random across financings and cooperatives (so a financing's
 events often arrive after later-dated events of others: back-dated for the cooperative's sums) and
 applied batch by batch through the consumer's ``apply_events``; after each batch both queries are asked
 the same random dates (month-ends, days inside months, due dates and the days around them, dates before
@@ -42,6 +42,7 @@ from services.loans.domain.commands import (
     WriteOff,
 )
 from services.loans.domain.errors import LoanRuleViolation
+from services.loans.domain.loan_book import BookEntry, BookPayment, Imported, import_financing
 from services.reporting import queries as q
 from services.reporting.indicators.maths import month_end
 from services.reporting.projections.base import Build
@@ -73,6 +74,18 @@ class History:
         self.envelopes: list[Envelope] = []
         self.fid = str(uuid.uuid4())  # unique whatever the generator draws
 
+    def adopt(self, imported: Imported) -> None:
+        """The events of an imported financing (``POST /imports``), as the store keeps them."""
+        self.fid = imported.financing_id
+        for e in imported.events:
+            env = Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing",
+                           stream_id=self.fid, version=len(self.envelopes) + 1, type=e.type, schema_version=1,
+                           occurred_at=e.occurred_at or utcnow(), recorded_at=utcnow(), actor="import",
+                           payload=e.payload)
+            self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
+            self.envelopes.append(env)
+            self.events.append(e)
+
     def do(self, decide: Any, cmd: Any, actor: str = "officer") -> bool:
         try:
             new = decide(self.state, cmd, today=TODAY)
@@ -92,6 +105,8 @@ def history(tenant: str, rng: random.Random, first: date, span_days: int) -> His
     """A financing's life: applied, approved, signed, disbursed (one or two tranches), then rounds of
     payments (on time, early, late, partial), missed rounds, reschedules, margin discounts, write-offs
     (payments after them are recoveries) and early settlements, until settled or ``TODAY``."""
+    if rng.random() < 0.15:
+        return imported_history(tenant, rng, first, span_days)
     h = History(tenant, rng)
     product = rng.choice(PRODUCTS)
     tenor, _ = rng.choice(product.tenors)
@@ -137,6 +152,32 @@ def history(tenant: str, rng: random.Random, first: date, span_days: int) -> His
             h.do(fin.decide_settle_early, SettleEarly(f"s{receipt}", quote.to_pay, day))
         day = max(day, h.state.last_paid_on or day, h.state.schedule_changed_on or day) + timedelta(
             days=rng.randrange(5, 60))
+    return h
+
+
+def imported_history(tenant: str, rng: random.Random, first: date, span_days: int) -> History:
+    """A financing of an imported loan book (``domain.loan_book.import_financing``): signed and disbursed
+    before the import, with a history of payments (on time, late, a part of one), possibly repaid in full."""
+    h = History(tenant, rng)
+    product = rng.choice(PRODUCTS)
+    tenor, margin_bp = rng.choice(product.tenors)
+    signed_on = min(first + timedelta(days=rng.randrange(0, span_days)), TODAY - timedelta(days=1))
+    cost = rng.randrange(product.min_amount, product.max_amount + 1, 1000) + rng.randrange(0, 7)
+    each, rest = divmod(cost + cost * margin_bp // 10_000, tenor)
+    step = 7 if product.frequency == "weekly" else 30
+    schedule = [(signed_on + timedelta(days=step * k), each + (rest if k == tenor else 0)) for k in range(1, tenor + 1)]
+    payments, day = [], signed_on
+    for n, (due_on, amount) in enumerate(schedule[:rng.randrange(0, tenor + 1)]):
+        day = max(day, due_on + timedelta(days=rng.choice([0, 0, -2, 3, 40])))
+        if day > TODAY:
+            break
+        part = amount if rng.random() < 0.9 else rng.randrange(1, amount + 1)
+        payments.append(BookPayment(f"i{n}", day, part))
+    h.adopt(import_financing(BookEntry(
+        loan_ref=str(uuid.uuid4()), member_id=str(uuid.uuid4()), product_id=str(product.product_id), cost=cost,
+        margin=cost * margin_bp // 10_000, signed_on=signed_on, schedule=schedule, payments=payments,
+        disbursed_on=min(signed_on + timedelta(days=rng.randrange(0, 10)), TODAY),
+        source_of_funds=rng.choice(product.funds)), product, today=TODAY))
     return h
 
 
