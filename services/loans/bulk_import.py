@@ -18,6 +18,10 @@ nothing (``POST /imports`` answers 422 with every refused row, its number, loan 
 otherwise every event and read row goes in one transaction. A loan number imported before is refused
 ("already imported"), so running an import twice imports nothing twice. ``POST /imports`` takes at
 most ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes (413 beyond, nothing read further).
+
+The events of an imported financing are published like those of any (``domain.loan_book``): its
+disbursement as ``loans.FinancingImported``, which the sanitation service does not turn into a
+construction job.
 """
 
 from __future__ import annotations
