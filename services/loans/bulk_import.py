@@ -49,6 +49,7 @@ from services.loans.domain.loan_book import (
     BookEntry,
     BookPayment,
     Imported,
+    earlier_import_published,
     financing_id_for,
     import_financing,
 )
@@ -451,6 +452,37 @@ class ImportRace(Conflict):
     pass
 
 
+async def publish_earlier_imports(rt: ServiceRuntime, tenant: str, *, actor: str = "import:publish") -> int:
+    """Publish the disbursements of ``tenant``'s financings imported before ``loans.FinancingImported``
+    existed: each such stream gets, as a new fact at its end, the ``FinancingImported`` its import would
+    append today (``loan_book.earlier_import_published``), with its read rows in the same transaction.
+    A financing that has one is left alone, so running this again appends nothing. Returns how many were
+    published."""
+    from services.loans.handlers import keep_read_tables
+
+    assert rt.store is not None and rt.pool is not None
+    streams = [r["stream_id"] for r in await rt.pool.fetch(
+        """SELECT DISTINCT stream_id FROM events e WHERE tenant_id = $1 AND type = 'loans.DisbursementImported'
+             AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant_id = e.tenant_id AND x.stream_id = e.stream_id
+                                                       AND x.type = 'loans.FinancingImported')
+           ORDER BY stream_id""", tenant)]
+    published = 0
+    for stream_id in streams:
+        events = await rt.store.read_stream(tenant, stream_id)
+        event = earlier_import_published(events)
+        if event is None:
+            continue
+        state = fin.fold(events)
+        try:
+            await rt.store.append(tenant, fin.STREAM_TYPE, stream_id, state.version, [event],
+                                  meta=Metadata(correlation_id=uuid.uuid4(), actor=actor),
+                                  after=keep_read_tables(tenant, state))
+        except ConcurrencyError:
+            continue  # the financing moved meanwhile (or another run published it): the next run sees it
+        published += 1
+    return published
+
+
 def _book_rows(tenant: str, accepted: list[Imported], actor: str | None) -> book.BookRows:
     rows = book.BookRows()
     for imp in accepted:
@@ -465,7 +497,7 @@ def _ref(imp: Imported) -> str | None:
     return None
 
 
-__all__ = ["BookRow", "ImportReport", "financing_id_for", "import_loan_book", "parse"]
+__all__ = ["BookRow", "ImportReport", "financing_id_for", "import_loan_book", "parse", "publish_earlier_imports"]
 
 
 # -- command line -------------------------------------------------------------------------------------------------
@@ -491,6 +523,8 @@ def cli(argv: list[str]) -> int:
     from services.loans.handlers import today
     from services.loans.settings import LoansSettings
 
+    if argv[:1] == ["--publish-earlier"]:
+        return _publish_cli(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m services.loans import")
     parser.add_argument("file", type=Path)
     parser.add_argument("--tenant", required=True, help="the cooperative whose book this is")
@@ -519,3 +553,26 @@ def cli(argv: list[str]) -> int:
     sys.stderr.write("\n")
     print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     return 0 if not report.refused else 1
+
+
+def _publish_cli(argv: list[str]) -> int:
+    """``python -m services.loans import --publish-earlier --tenant T``: ``publish_earlier_imports``."""
+    import argparse
+
+    from services.loans.app import build_runtime
+    from services.loans.settings import LoansSettings
+
+    parser = argparse.ArgumentParser(prog="python -m services.loans import --publish-earlier")
+    parser.add_argument("--tenant", required=True, help="the cooperative whose earlier imports to publish")
+    args = parser.parse_args(argv)
+
+    async def run() -> int:
+        rt = build_runtime(LoansSettings())
+        await rt.start(background=False)
+        try:
+            return await publish_earlier_imports(rt.for_tenant(args.tenant), args.tenant)
+        finally:
+            await rt.stop()
+
+    print(orjson.dumps({"published": asyncio.run(run())}).decode())
+    return 0

@@ -177,3 +177,31 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
 def business_instant(d: date) -> datetime:
     """A business date as an instant (midnight UTC), for ``occurred_at``."""
     return datetime.combine(d, time(), tzinfo=UTC)
+
+
+def earlier_import_published(events: Sequence[Envelope]) -> NewEvent | None:
+    """The ``FinancingImported`` a financing imported before that event existed lacks, or None.
+
+    Such a stream holds the internal ``DisbursementImported`` instead, so its disbursement never reached
+    the other services. Its import appended it with the rest of the history it brought (one correlation
+    id): the tranches as imported, the repayments and settlement of that history give ``repaid`` and
+    ``status``, the day it was recorded is ``imported_on``. Dated, as at the import, by its first tranche.
+    None when the stream has a ``FinancingImported`` already or is no imported financing."""
+    by_type = {e.type: e for e in reversed(events)}  # the first of each type
+    di = by_type.get("loans.DisbursementImported")
+    if di is None or FinancingImported.event_type in by_type:
+        return None
+    signed, applied = by_type[ContractSigned.event_type].payload, by_type[FinancingApplied.event_type].payload
+    work = by_type["loans.WorkOrderRecorded"].payload
+    history = [e for e in events if e.correlation_id == di.correlation_id]
+    repaid = sum(int(e.payload["amount"]) for e in history if e.type == "loans.RepaymentRecorded")
+    settled = any(e.type == "loans.FinancingClosed" and e.payload["reason"] != "written_off" for e in history)
+    event = new_event(FinancingImported(
+        financing_id=signed["financing_id"], member_id=signed["member_id"], loan_ref=di.payload["loan_ref"],
+        product_id=signed["product_id"], purpose=signed["purpose"], contract_type=signed["contract_type"],
+        cost=signed["cost"], margin=signed["margin"], instalments=applied["instalments"], signed_on=signed["signed_on"],
+        payee_type=work["payee_type"], payee_id=work["payee_id"], imported_on=di.recorded_at.date(), repaid=repaid,
+        status="settled" if settled else "active", tranches=di.payload["tranches"]))
+    first = fin.payload_business_date(di.type, di.payload)
+    assert first is not None
+    return NewEvent(event.type, event.payload, event.schema_version, business_instant(first))

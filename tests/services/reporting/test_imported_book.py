@@ -15,6 +15,7 @@ embedded way (each service's consumers tail the others' event logs, as in ``conf
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -213,3 +214,53 @@ async def test_an_imported_book_is_reported_as_the_same_book_entered_live(system
     await quiet(system)
     for on in DATES:
         assert await report(system, IMPORTED, on) == answers[on], on
+
+
+async def test_a_book_imported_before_the_published_event_is_published_once(system: System) -> None:
+    """A financing imported before ``FinancingImported`` existed holds the internal ``DisbursementImported``
+    (written here as that import wrote it): reporting does not count it as disbursed. Publishing the earlier
+    imports appends its ``FinancingImported``, once; then reporting counts it, the loans service shows it
+    as before, and sanitation still orders no job."""
+    from services.loans import bulk_import
+    from services.loans.domain.loan_book import BookEntry, BookPayment, import_financing
+    from services.loans.domain.product import fold_product, product_stream_id
+    from shared.envelope import Metadata, NewEvent
+
+    members = await register_members(system)
+    rt = system.loans.runtime.for_tenant(IMPORTED)
+    assert rt.store is not None
+    product = fold_product(await rt.store.read_stream(IMPORTED, product_stream_id("tangki-septik")))
+    schedule = [(date(2025, 2, 10) + timedelta(days=30 * k), 560_000) for k in range(12)]
+    imp = import_financing(BookEntry(
+        loan_ref="OLD-1", member_id=members[IMPORTED][0], product_id="tangki-septik", cost=6_000_000, margin=720_000,
+        signed_on=date(2025, 1, 10), disbursed_on=date(2025, 1, 13), source_of_funds="water_org",
+        schedule=schedule, payments=[BookPayment("OLD-1-KW1", schedule[0][0], 560_000)]), product,
+        today=date(2026, 1, 1), actor="import:test")
+    [k] = [n for n, e in enumerate(imp.events) if e.type == "loans.FinancingImported"]
+    new = imp.events[k]
+    imp.events[k] = NewEvent("loans.DisbursementImported", {"loan_ref": "OLD-1", "tranches": new.payload["tranches"]},
+                             1, new.occurred_at)
+    await bulk_import._write(rt, IMPORTED, [imp], Metadata(correlation_id=uuid.uuid4(), actor="import:test"), 500, None)
+    await quiet(system)
+    fid = financing_id_for("OLD-1")
+    before = (await system.loans.get(f"/financings/{fid}", headers=h(IMPORTED))).json()
+    f = (await report(system, IMPORTED, "2025-06-30"))["financing"]
+    assert (before["status"], before["disbursed"], f["outstanding_count"], f["disbursed_count"]) == ("active", 6_000_000, 1, 0)
+
+    assert await bulk_import.publish_earlier_imports(rt, IMPORTED) == 1
+    assert await bulk_import.publish_earlier_imports(rt, IMPORTED) == 0  # once
+    await quiet(system)
+    after = (await system.loans.get(f"/financings/{fid}", headers=h(IMPORTED))).json()
+    assert after["version"] == before["version"] + 1
+    assert {k: v for k, v in after.items() if k != "version"} == {k: v for k, v in before.items() if k != "version"}
+    [published] = [e.envelope for e in await rt.store.read_log(LogPosition(), 100_000)
+                   if e.envelope.type == "loans.FinancingImported"]
+    assert published.stream_id == fid and published.version == len(imp.events) + 1
+    assert (published.payload["repaid"], published.payload["status"], published.payload["loan_ref"]) == (
+        560_000, "active", "OLD-1")
+    f = (await report(system, IMPORTED, "2025-06-30"))["financing"]
+    assert (f["disbursed_count"], f["disbursed_value"], f["outstanding_count"]) == (1, 6_000_000, 1)
+    assert [(x["source_of_funds"], x["disbursed_value"]) for x in f["by_fund"]] == [("water_org", 6_000_000)]
+    monthly = {m["month"]: m["disbursed"] for m in (await report(system, IMPORTED, "2025-06-30"))["monthly"]}
+    assert monthly["2025-01"] == 6_000_000
+    assert (await system.sanitation.get("/jobs", headers=h(IMPORTED))).json()["total"] == 0

@@ -62,3 +62,45 @@ def test_a_book_imported_before_the_published_event_folds_and_reads_the_same() -
     assert rows(events) == rows(imp.events)
     assert book.imported_rows("kopsyah-bmi", events, imp.state, "import") == rows(events)
     assert fin.payload_business_date(old.type, old.payload) == fin.payload_business_date(imp.events[k].type, new)
+
+
+@pytest.mark.parametrize("paid", [0, 3, 12])
+def test_an_earlier_import_gets_the_event_a_new_import_appends(paid: int) -> None:
+    """``loan_book.earlier_import_published``: for a stream of the earlier shape, the ``FinancingImported``
+    the import appends today (the state as imported from the import's own events), dated alike; nothing
+    for a stream that has one."""
+    from datetime import UTC, datetime
+
+    from services.loans.domain.loan_book import earlier_import_published
+    from shared.envelope import Envelope, NewEvent
+
+    today = date(2025, 3, 1)
+    imp = import_financing(entry([BookPayment(f"KW-{i}", d, 560_000) for i, d in enumerate(DUES[:paid])]), product(),
+                           today=TODAY)
+    [k] = [n for n, e in enumerate(imp.events) if e.type == "loans.FinancingImported"]
+    new = imp.events[k]
+    old = [*imp.events[:k], NewEvent("loans.DisbursementImported", {"loan_ref": new.payload["loan_ref"],
+                                                                    "tranches": new.payload["tranches"]}),
+           *imp.events[k + 1:]]
+    cid, later = uuid.uuid4(), uuid.uuid4()
+
+    def stored(events: list[NewEvent], correlation: uuid.UUID, first: int = 1) -> list[Envelope]:
+        return [Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="financing",
+                         stream_id=imp.financing_id, version=n, type=e.type, schema_version=1,
+                         occurred_at=e.occurred_at or datetime.now(UTC),
+                         recorded_at=datetime.combine(today, datetime.min.time(), tzinfo=UTC),
+                         correlation_id=correlation, payload=e.payload) for n, e in enumerate(events, start=first)]
+
+    # a repayment recorded live after the import is not part of the state as imported
+    stream = stored(old, cid)
+    if paid < 12:
+        stream += stored([NewEvent("loans.RepaymentRecorded", {**imp.events[6].payload, "receipt_number": "LIVE"}
+                                   if paid else {"financing_id": imp.financing_id, "member_id": new.payload["member_id"],
+                                                 "receipt_number": "LIVE", "amount": 1, "paid_on": "2025-03-01",
+                                                 "allocations": {"1": 1}})], later, len(stream) + 1)
+    got = earlier_import_published(stream)
+    assert got is not None and got.type == "loans.FinancingImported" and got.occurred_at == new.occurred_at
+    assert got.payload == {**new.payload, "imported_on": today.isoformat()}
+    assert got.payload["status"] == ("settled" if paid == 12 else "active")
+    assert earlier_import_published([*stream, *stored([got], later, len(stream) + 1)]) is None
+    assert earlier_import_published(stored(imp.events, cid)) is None
