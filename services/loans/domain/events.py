@@ -139,9 +139,11 @@ class ImportedTranche(BaseModel):
 
 
 class DisbursementImported(BaseModel):
-    """Tranches paid before the financing came onto the platform (bulk import of a loan book). Internal:
-    published as ``TrancheDisbursed`` it would make the sanitation service order construction jobs for
-    work done long ago."""
+    """Tranches paid before the financing came onto the platform, as books imported before
+    ``loans.FinancingImported`` existed hold them (still folded; never published, so the other services
+    did not see that disbursement: ``bulk_import.publish_earlier_imports`` appends the published event to
+    such streams). A new import appends ``FinancingImported`` instead, never ``TrancheDisbursed``, which
+    would make the sanitation service order construction jobs for work done long ago."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
