@@ -166,11 +166,19 @@ class CompleteRequest(Body):
                                              description="Required for a water connection only")
 
 
+class FailedItemView(BaseModel):
+    code: str
+    finding: str | None = Field(description="Why it failed, as the rule computed it (septic-tank items)")
+    note: str | None = Field(description="The inspector's note (kept in this service)")
+    photo_ref: str | None
+
+
 class InspectionSummary(BaseModel):
     number: int
     inspected_on: date
     passed: bool
     failed_items: list[str]
+    failures: list[FailedItemView] = Field(description="The failed items with why they failed")
 
 
 class InspectionItemView(BaseModel):

@@ -59,11 +59,22 @@ KINDS: tuple[str, ...] = ("septic_tank", "toilet_upgrade", "water_connection")
 
 
 @dataclass(frozen=True)
+class FailedItem:
+    """Why a checklist item failed: the rule's finding (published) and the inspector's note (kept here)."""
+
+    code: str
+    finding: str | None = None
+    note: str | None = None
+    photo_ref: str | None = None
+
+
+@dataclass(frozen=True)
 class Inspection:
     number: int
     inspected_on: date
     passed: bool
     failed_items: tuple[str, ...] = ()
+    failures: tuple[FailedItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,8 @@ class ConstructionJob:
     completed_on: date | None = None
     pdam_customer_number: str | None = None
     desludging: DesludgingSchedule | None = None
+    #: the inspector's notes of the inspection being recorded (its findings event comes just before it)
+    pending_notes: tuple[tuple[int, tuple[tuple[str, str | None], ...]], ...] = ()
     version: int = 0
 
     @property
@@ -163,12 +176,18 @@ def evolve(state: ConstructionJob, event: Envelope) -> ConstructionJob:
                        version=v)
     if t == JobStarted.event_type:
         return replace(state, status="started", started_on=JobStarted.model_validate(p).started_on, version=v)
+    if t == FINDINGS_RECORDED:
+        notes = tuple((r["code"], r.get("note")) for r in p["results"])
+        return replace(state, pending_notes=((p["inspection_number"], notes),), version=v)
     if t == InspectionRecorded.event_type:
         i = InspectionRecorded.model_validate(p)
+        notes = dict(next((n for number, n in state.pending_notes if number == i.inspection_number), ()))
+        failures = tuple(FailedItem(item.code, item.note, notes.get(item.code), item.photo_ref)
+                         for item in i.items if not item.passed)
         inspection = Inspection(i.inspection_number, i.inspected_on, i.passed,
-                                tuple(item.code for item in i.items if not item.passed))
+                                tuple(f.code for f in failures), failures)
         return replace(state, status="inspection_passed" if i.passed else "inspection_failed",
-                       inspections=(*state.inspections, inspection), version=v)
+                       inspections=(*state.inspections, inspection), pending_notes=(), version=v)
     if t == REWORK_STARTED:
         return replace(state, status="rework", reworks=(*state.reworks, date.fromisoformat(p["started_on"])),
                        version=v)

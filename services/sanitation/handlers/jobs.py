@@ -15,6 +15,7 @@ from services.sanitation.api.schemas import (
     AssignRequest,
     CompleteRequest,
     DesludgingResponse,
+    FailedItemView,
     InspectionDetail,
     InspectionItemView,
     InspectionRequest,
@@ -209,7 +210,10 @@ def job_response(job: domain.ConstructionJob, today: date) -> JobResponse:
         village=job.village, contractor_id=job.contractor_id, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
         started_on=job.started_on, completed_on=job.completed_on, pdam_customer_number=job.pdam_customer_number,
         inspections=[InspectionSummary(number=i.number, inspected_on=i.inspected_on, passed=i.passed,
-                                       failed_items=list(i.failed_items)) for i in job.inspections],
+                                       failed_items=list(i.failed_items),
+                                       failures=[FailedItemView(code=f.code, finding=f.finding, note=f.note,
+                                                                photo_ref=f.photo_ref) for f in i.failures])
+                     for i in job.inspections],
         reworks=list(job.reworks), desludging=desludging, version=job.version,
     )
 

@@ -237,13 +237,22 @@ async def test_inspector_records_a_failed_inspection(sanitation: ServiceClient) 
     job = ok(await sanitation.post(f"/jobs/{job_id}/inspections", headers=headers(BMI, INSPECTOR), json={
         "inspected_on": "2025-04-20", "septic_tank": findings(**FAILING, evidence=photos)}))
     assert job["status"] == "inspection_failed"
+    # the failed items come with why they failed: no second GET needed
+    [failure] = job["inspections"][0].pop("failures")
     assert job["inspections"] == [{"number": 1, "inspected_on": "2025-04-20", "passed": False,
                                    "failed_items": ["dimensions"]}]
+    assert "width 0.7 m (min 0.75 m) FAIL" in failure["finding"]
+    assert failure == {"code": "dimensions", "finding": failure["finding"], "note": "measured twice with Pak Budi",
+                       "photo_ref": "photos/dim.jpg"}
     detail = ok(await sanitation.get(f"/jobs/{job_id}/inspections", headers=headers(BMI)))
     assert len(detail) == 1 and detail[0]["passed"] is False and len(detail[0]["items"]) == 10
     dims = next(i for i in detail[0]["items"] if i["code"] == "dimensions")
     assert dims["passed"] is False and "width 0.7 m (min 0.75 m) FAIL" in dims["finding"]
     assert dims["note"] == "measured twice with Pak Budi" and dims["photo_ref"] == "photos/dim.jpg"
+    assert dims["finding"] == failure["finding"]
+    # the job read again (a contractor's key included) tells the same reasons
+    again = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
+    assert again["inspections"][0]["failures"] == [failure]
     published = [e for e in await events(sanitation) if e.type == "sanitation.InspectionRecorded"]
     assert published[0].payload["passed"] is False and published[0].payload["financing_id"] is None
     # the published item carries the computed finding, never the inspector's free text

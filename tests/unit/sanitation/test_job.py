@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from services.sanitation.domain import job as j
+from services.sanitation.domain.checklist import JudgedItem
 from services.sanitation.domain.errors import AlreadyExists, RuleViolation
 from services.sanitation.domain.settings import DEFAULTS, CooperativeSettings
 from shared.contracts.sanitation import InspectionRecorded
@@ -184,7 +185,9 @@ def test_a_failed_inspection() -> None:
     internal = h.envelopes[-2].payload
     assert internal["septic_tank"]["width_m"] == "0.7" and internal["settings"]["min_width_m"] == "0.75"
     assert h.state.status == "inspection_failed"
-    assert h.state.last_inspection == j.Inspection(1, INSPECTED, False, ("dimensions",))
+    last = h.state.last_inspection
+    assert last is not None and replace(last, failures=()) == j.Inspection(1, INSPECTED, False, ("dimensions",))
+    assert [(f.code, "width 0.7 m (min 0.75 m) FAIL" in (f.finding or "")) for f in last.failures] == [("dimensions", True)]
 
 
 def test_a_passed_reinspection_after_rework() -> None:
@@ -247,6 +250,30 @@ def test_the_thresholds_in_force_decide() -> None:
     h.given(j.inspect(h.state, INSPECTED, findings(), None, strict, TODAY))
     assert h.state.status == "inspection_failed" and h.state.last_inspection.failed_items == ("distance_to_well",)  # type: ignore[union-attr]
     assert h.envelopes[-2].payload["settings"]["min_distance_to_well_m"] == "20"
+
+
+@pytest.mark.parametrize(("kind", "inspection", "expected"), [
+    # a septic tank: the computed finding, with the inspector's note and photo for the item
+    ("septic_tank", dict(septic_tank=findings(width_m=j.Decimal("0.7"), compartments=1, evidence={
+        "two_compartments": {"note": "one wall missing", "photo_ref": "p/1.jpg"}})), [
+        j.FailedItem("two_compartments", "1 compartment (min 2)", "one wall missing", "p/1.jpg"),
+        j.FailedItem("dimensions", "length:width 2.29:1 (2:1 to 3:1) ok; width 0.7 m (min 0.75 m) FAIL; "
+                                   "length 1.6 m (min 1.5 m) ok; depth incl. freeboard 1.6 m (min 1.5 m) ok; "
+                                   "freeboard 0.3 m (min 0.3 m) ok")]),
+    # a judged checklist: no computed finding, the inspector's note is the reason
+    ("water_connection", dict(items={"meter_installed": JudgedItem(passed=True),
+                                     "water_flows": JudgedItem(passed=False, note="no pressure at the tap"),
+                                     "no_leaks": JudgedItem(passed=False)}), [
+        j.FailedItem("water_flows", None, "no pressure at the tap"), j.FailedItem("no_leaks")]),
+    ("septic_tank", dict(septic_tank=findings()), []),
+])
+def test_an_inspection_keeps_why_each_item_failed(kind: str, inspection: dict, expected: list) -> None:  # type: ignore[type-arg]
+    h = started(kind)
+    h.given(j.inspect(h.state, INSPECTED, inspection.get("septic_tank"), inspection.get("items"), DEFAULTS, TODAY))
+    last = h.state.last_inspection
+    assert last is not None and list(last.failures) == expected
+    assert last.failed_items == tuple(f.code for f in expected) and last.passed == (not expected)
+    assert h.state.pending_notes == ()
 
 
 # -- rework -------------------------------------------------------------------------------------------
