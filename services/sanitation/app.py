@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.sanitation.api.routes import router
 from services.sanitation.handlers import contractors
+from services.sanitation.member_directory import MemberDirectory
 from services.sanitation.reactions import TrancheOrdersJob
 from services.sanitation.schema import MIGRATIONS
 from services.sanitation.settings import SanitationSettings
@@ -21,7 +22,7 @@ def build_runtime(settings: SanitationSettings) -> ServiceRuntime:
     # lapsed may not take a new job: the record is what the cooperative and the donor see)
     sweep = PeriodicJob("certification-expiries", settings.certification_sweep_interval_s,
                         contractors.sweep_every_cooperative)
-    runtime = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[reaction],
+    runtime = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[reaction, MemberDirectory()],
                              source_database_urls=settings.source_database_urls, periodic=[sweep])
     reaction.bind(runtime)  # it appends through runtime.store once the runtime has started
     return runtime

@@ -111,6 +111,14 @@ async def _page(pool: asyncpg.Pool, sql: str, args: list[Any], order: str, limit
     return Page(list(rows), total)
 
 
+#: jobs with their household's village: the job's own (set by an officer), else its member's as the members
+#: service last told it (``member_directory``), so a job follows its member until an officer sets one
+JOBS = """(SELECT j.*, COALESCE(j.village, m.village) AS effective_village, m.member_id IS NOT NULL AS member_known,
+                  m.village AS member_village, m.district AS member_district,
+                  COALESCE(m.personal_data_erased, false) AS personal_data_erased
+           FROM jobs j LEFT JOIN sanitation_members m ON m.tenant_id = j.tenant_id AND m.member_id = j.member_id) jv"""
+
+
 class Filters:
     """A WHERE clause built from optional filters, with numbered parameters."""
 
@@ -136,8 +144,8 @@ async def list_jobs(pool: asyncpg.Pool, tenant: str, *, status: str | None, kind
     f.add("kind = ?", kind)
     f.add("contractor_id = ?", _uuid(contractor_id))
     f.add("member_id = ?", _uuid(member_id))
-    f.add("village = ?", village)
-    return await _page(pool, f"SELECT * FROM jobs WHERE {f.where}", f.args, "ordered_on DESC, job_id", limit, offset)
+    f.add("effective_village = ?", village)
+    return await _page(pool, f"SELECT * FROM {JOBS} WHERE {f.where}", f.args, "ordered_on DESC, job_id", limit, offset)
 
 
 async def list_schedule(pool: asyncpg.Pool, tenant: str, *, due_from: date | None, due_to: date | None,
@@ -151,9 +159,9 @@ async def list_schedule(pool: asyncpg.Pool, tenant: str, *, due_from: date | Non
     f.add("next_due_on < ?", before)
     if requested:
         f.clauses.append("open_request_on IS NOT NULL")
-    f.add("village = ?", village)
+    f.add("effective_village = ?", village)
     order = "open_request_on, job_id" if requested else "next_due_on, job_id"
-    return await _page(pool, f"SELECT * FROM jobs WHERE {f.where}", f.args, order, limit, offset)
+    return await _page(pool, f"SELECT * FROM {JOBS} WHERE {f.where}", f.args, order, limit, offset)
 
 
 async def due_summary(pool: asyncpg.Pool, tenant: str, due_from: date, due_to: date,
@@ -162,10 +170,10 @@ async def due_summary(pool: asyncpg.Pool, tenant: str, due_from: date, due_to: d
     f = Filters(tenant)
     f.add("next_due_on >= ?", due_from)
     f.add("next_due_on <= ?", due_to)
-    f.add("village = ?", village)
+    f.add("effective_village = ?", village)
     return list(await pool.fetch(
-        f"""SELECT to_char(next_due_on, 'YYYY-MM') AS month, village, count(*) AS tanks
-            FROM jobs WHERE {f.where} GROUP BY 1, 2 ORDER BY 1, 2 NULLS LAST""", *f.args))
+        f"""SELECT to_char(next_due_on, 'YYYY-MM') AS month, effective_village AS village, count(*) AS tanks
+            FROM {JOBS} WHERE {f.where} GROUP BY 1, 2 ORDER BY 1, 2 NULLS LAST""", *f.args))
 
 
 async def visit_job(pool: asyncpg.Pool, tenant: str, visit_id: str) -> str | None:

@@ -30,7 +30,7 @@ from shared.kafka import SERVICES, KafkaTarget, make_admin, namespaced, service_
 CONSUMES: dict[str, tuple[str, ...]] = {
     "members": (service_topic("loans"),),
     "loans": (service_topic("members"), service_topic("sanitation")),
-    "sanitation": (service_topic("loans"),),
+    "sanitation": (service_topic("loans"), service_topic("members")),
     "reporting": (service_topic("members"), service_topic("loans"), service_topic("sanitation")),
 }
 

@@ -22,6 +22,7 @@ from deploy.local.infra import KafkaHandle, PostgresHandle
 from services.loans.reactions import MemberDirectory, TrancheRelease
 from services.members.reactions import LoanStanding
 from services.reporting.projections.summary import CooperativeSummary as Summary
+from services.sanitation.member_directory import MemberDirectory as SanitationMembers
 from services.sanitation.reactions import TrancheOrdersJob
 from shared.consumer.kafka_source import KafkaSource
 from shared.contracts import load_all
@@ -119,8 +120,8 @@ async def read_one(conn: KafkaConnection, topic: str, group: str | None) -> list
 async def test_a_service_reads_only_what_it_consumes_in_its_own_groups(kafka: KafkaHandle, namespace: str) -> None:
     topics = await topics_of(kafka, namespace)
     await produce(kafka.connection("members"), topics["members"], b'{"member": "personal"}')
-    # sanitation consumes the loans topic only: the members topic is not for it
-    await raises(read_one(kafka.connection("sanitation"), topics["members"], namespaced("sanitation.x", namespace)),
+    # members consumes the loans topic only: its own topic it writes, but may not read
+    await raises(read_one(kafka.connection("members"), topics["members"], namespaced("members.x", namespace)),
                  TopicAuthorizationFailedError)
     # loans reads the members topic, but not in reporting's consumer group
     await raises(read_one(kafka.connection("loans"), topics["members"], namespaced("reporting.summary.v1", namespace)),
@@ -134,13 +135,13 @@ def test_the_acl_table_matches_what_the_services_consume() -> None:
     consumed = {
         "loans": {*MemberDirectory.topics, *TrancheRelease.topics},
         "members": set(LoanStanding.topics),
-        "sanitation": set(TrancheOrdersJob.topics),
+        "sanitation": {*TrancheOrdersJob.topics, *SanitationMembers.topics},
         "reporting": set(Summary.topics) | {t for f in _reporting_families() for t in f.topics},
     }
     assert {s: set(t) for s, t in CONSUMES.items()} == consumed
     # and every consumer's name (its group) starts with its service's name, as the group ACLs require
     for service, names in {"loans": [MemberDirectory.name, TrancheRelease.name], "members": [LoanStanding.name],
-                           "sanitation": [TrancheOrdersJob.name], "reporting": [Summary.name]}.items():
+                           "sanitation": [TrancheOrdersJob.name, SanitationMembers.name], "reporting": [Summary.name]}.items():
         assert all(n.startswith(f"{service}.") for n in names)
 
 

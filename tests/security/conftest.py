@@ -148,7 +148,8 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
                                          source_database_urls={"members": urls["members"],
                                                                "sanitation": urls["sanitation"]})),
         "sanitation": sanitation_app(SanitationSettings(database_url=urls["sanitation"], **common,
-                                                        source_database_urls={"loans": urls["loans"]})),
+                                                        source_database_urls={"loans": urls["loans"],
+                                                                              "members": urls["members"]})),
         # with the demo programmes, as the run command configures them (REPORTING_PROGRAMMES)
         "reporting": reporting_app(ReportingSettings(database_url=urls["reporting"], **common, build_poll_s=0.2,
                                                      programmes=DEMO_PROGRAMMES,

@@ -25,7 +25,7 @@ EXPECTED = {
     "loans": {"events", "idempotency_keys", "consumer_streams", "loan_products", "loan_financings",
               "loan_receipts", "loan_members"},
     "sanitation": {"events", "idempotency_keys", "consumer_streams", "contractors", "jobs", "desludging_visits",
-                   "iplt_manifests"},
+                   "iplt_manifests", "sanitation_members"},
     "reporting": {"events", "idempotency_keys", "consumer_streams", "programme_cooperatives", "cooperative_targets"},
 }
 

@@ -70,6 +70,8 @@ JobReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.
 JobWorker = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
 ContractorReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
 Village = Annotated[str | None, Query(min_length=1, max_length=120)]
+MemberNumberQuery = Annotated[str | None, Query(min_length=1, max_length=40,
+                                                description="The cooperative's member number (instead of member_id)")]
 
 
 def rt(request: Request) -> ServiceRuntime:
@@ -174,11 +176,12 @@ async def order_job(body: OrderJobRequest, principal: Officer, request: Request,
             summary="Jobs, newest order first (a contractor's key: its own jobs only)")
 async def list_jobs(principal: JobReader, request: Request, status: JobStatus | None = None,
                     kind: JobKind | None = None, contractor_id: UUID | None = None, member_id: UUID | None = None,
-                    village: Village = None, limit: Limit = 50, offset: Offset = 0) -> Page[JobListItem]:
+                    member_number: MemberNumberQuery = None, village: Village = None, limit: Limit = 50,
+                    offset: Offset = 0) -> Page[JobListItem]:
     return await jobs.list_jobs(rt(request), principal, status=status, kind=kind,
                                 contractor_id=str(contractor_id) if contractor_id else None,
-                                member_id=str(member_id) if member_id else None, village=village, limit=limit,
-                                offset=offset)
+                                member_id=str(member_id) if member_id else None, member_number=member_number,
+                                village=village, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse, tags=["jobs"], summary="One job, with its desludging")

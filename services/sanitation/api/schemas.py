@@ -30,6 +30,8 @@ CancellationReason = Literal["truck_unavailable", "bad_weather", "access_blocked
 Volume = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=3, description="Cubic metres")]
 Village = Annotated[str, Field(min_length=1, max_length=120)]
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./_-]*$")]
+MemberNumber = Annotated[str, Field(min_length=1, max_length=40,
+                                    description="The cooperative's own member number (instead of member_id)")]
 
 
 class Body(RequestBody):
@@ -126,9 +128,10 @@ class OrderJobRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "kind": "septic_tank", "village": "Pasir Jaya"}]})
 
-    member_id: UUID
+    member_id: UUID | None = Field(default=None, description="The member, or give member_number")
+    member_number: MemberNumber | None = None
     kind: JobKind
-    village: Village | None = None
+    village: Village | None = Field(default=None, description="Default: the member's village")
     ordered_on: date | None = None
 
 
@@ -228,13 +231,24 @@ class DesludgingResponse(BaseModel):
     visits: list[VisitResponse]
 
 
+class Household(BaseModel):
+    """Where the member's household is, as the members service tells it (nothing personal: the members
+    service keeps names, NIK and phone numbers, and its events carry no street address)."""
+
+    village: str | None
+    district: str | None
+
+
 class JobResponse(BaseModel):
     job_id: str
     member_id: str
     kind: JobKind
     financing_id: str | None
     status: JobStatus
-    village: str | None
+    village: str | None = Field(description="Set on the job by an officer, else the member's village")
+    household: Household | None = Field(
+        description="The member's village and district; null when unknown here or the member's personal data "
+                    "was erased")
     contractor_id: str | None
     ordered_on: date
     assigned_on: date | None
@@ -253,7 +267,8 @@ class JobListItem(BaseModel):
     kind: JobKind
     financing_id: str | None
     status: JobStatus
-    village: str | None
+    village: str | None = Field(description="Set on the job by an officer, else the member's village")
+    household: Household | None
     contractor_id: str | None
     ordered_on: date
     completed_on: date | None

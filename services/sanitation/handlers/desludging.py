@@ -34,7 +34,7 @@ async def request(rt: ServiceRuntime, who: Principal, job_id: str, body: Desludg
     today = business_today(rt)
     job, _ = await jobs.run(rt, who, job_id, "request_desludging", body.model_dump(mode="json"), key, meta,
                             lambda j: domain.request_desludging(j, body.requested_on or today, body.reason, today))
-    return jobs.job_response(job, today)
+    return await jobs.respond(rt, who, job, today)
 
 
 async def schedule_visit(rt: ServiceRuntime, who: Principal, job_id: str, body: ScheduleVisitRequest,
@@ -104,7 +104,8 @@ async def acknowledge_receipt(rt: ServiceRuntime, who: Principal, body: IpltRece
 
 def _entries(rows: list[asyncpg.Record], today: date) -> list[ScheduleEntry]:
     return [ScheduleEntry(
-        job_id=str(r["job_id"]), member_id=str(r["member_id"]), village=r["village"], next_due_on=r["next_due_on"],
+        job_id=str(r["job_id"]), member_id=str(r["member_id"]), village=r["effective_village"],
+        next_due_on=r["next_due_on"],
         due_status=domain.due_status(r["next_due_on"], today), days_overdue=max(0, (today - r["next_due_on"]).days),
         last_emptied_on=r["last_emptied_on"], open_request_on=r["open_request_on"],
         open_visit_id=str(r["open_visit_id"]) if r["open_visit_id"] else None) for r in rows]

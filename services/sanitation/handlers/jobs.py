@@ -10,12 +10,13 @@ from typing import Any
 
 import asyncpg
 
-from services.sanitation import read_models
+from services.sanitation import member_directory, read_models
 from services.sanitation.api.schemas import (
     AssignRequest,
     CompleteRequest,
     DesludgingResponse,
     FailedItemView,
+    Household,
     InspectionDetail,
     InspectionItemView,
     InspectionRequest,
@@ -32,6 +33,7 @@ from services.sanitation.api.schemas import (
 )
 from services.sanitation.domain import job as domain
 from services.sanitation.domain.contractor import fold as fold_contractor
+from services.sanitation.member_directory import MemberFacts
 from services.sanitation.handlers.common import (
     AfterHook,
     business_today,
@@ -103,6 +105,24 @@ async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, bod
     return domain.fold(result.events, job), response or {}
 
 
+async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | None,
+                         member_number: str | None, *, required: bool) -> str | None:
+    """The member a request names, by id or by the cooperative's member number (looked up in this
+    cooperative's members only: another cooperative's number is never resolved)."""
+    assert rt.pool is not None
+    if member_number is None:
+        if member_id is None and required:
+            raise Refusal("name the member: member_id or member_number", field="member_id")
+        return member_id
+    found = await member_directory.member_by_number(rt.pool, tenant_of(who), member_number)
+    if found is None:
+        raise Refusal(f"no member number {member_number} in this cooperative (or not known here yet)",
+                      field="member_number")
+    if member_id is not None and member_id != found.member_id:
+        raise Refusal(f"member number {member_number} is not member {member_id}", field="member_number")
+    return found.member_id
+
+
 # -- commands -----------------------------------------------------------------------------------------
 
 
@@ -115,8 +135,11 @@ async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, k
     prior = await prior_response(rt, tenant, key, hashed)
     if prior is not None:
         return await get_job(rt, who, prior["job_id"])
+    member_id = await resolve_member(rt, who, str(body.member_id) if body.member_id else None, body.member_number,
+                                     required=True)
+    assert member_id is not None
     job_id = str(uuid.uuid4())
-    events = domain.order(domain.ConstructionJob(), job_id, str(body.member_id), body.kind, None,
+    events = domain.order(domain.ConstructionJob(), job_id, member_id, body.kind, None,
                           body.ordered_on or today, body.village, today)
     result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events, meta=meta,
                                    idempotency=idempotency(key, hashed, {"job_id": job_id}),
@@ -128,7 +151,7 @@ async def set_village(rt: ServiceRuntime, who: Principal, job_id: str, body: Vil
                       meta: Metadata) -> JobResponse:
     job, _ = await run(rt, who, job_id, "set_village", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.set_village(j, body.village))
-    return job_response(job, business_today(rt))
+    return await respond(rt, who, job, business_today(rt))
 
 
 async def assign(rt: ServiceRuntime, who: Principal, job_id: str, body: AssignRequest, key: str | None,
@@ -142,7 +165,7 @@ async def assign(rt: ServiceRuntime, who: Principal, job_id: str, body: AssignRe
         raise Refusal(f"no contractor {contractor_id} in this cooperative", field="contractor_id")
     job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.assign(j, contractor, body.assigned_on or today, today))
-    return job_response(job, today)
+    return await respond(rt, who, job, today)
 
 
 async def start(rt: ServiceRuntime, who: Principal, job_id: str, body: StartRequest, key: str | None,
@@ -150,7 +173,7 @@ async def start(rt: ServiceRuntime, who: Principal, job_id: str, body: StartRequ
     today = business_today(rt)
     job, _ = await run(rt, who, job_id, "start", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.start(j, body.started_on or today, today))
-    return job_response(job, today)
+    return await respond(rt, who, job, today)
 
 
 async def inspect(rt: ServiceRuntime, who: Principal, job_id: str, body: InspectionRequest, key: str | None,
@@ -160,7 +183,7 @@ async def inspect(rt: ServiceRuntime, who: Principal, job_id: str, body: Inspect
     job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank, body.items,
                                                 settings, today))
-    return job_response(job, today)
+    return await respond(rt, who, job, today)
 
 
 async def rework(rt: ServiceRuntime, who: Principal, job_id: str, body: ReworkRequest, key: str | None,
@@ -168,7 +191,7 @@ async def rework(rt: ServiceRuntime, who: Principal, job_id: str, body: ReworkRe
     today = business_today(rt)
     job, _ = await run(rt, who, job_id, "rework", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.rework(j, body.started_on or today, body.note, today))
-    return job_response(job, today)
+    return await respond(rt, who, job, today)
 
 
 async def complete(rt: ServiceRuntime, who: Principal, job_id: str, body: CompleteRequest, key: str | None,
@@ -178,7 +201,7 @@ async def complete(rt: ServiceRuntime, who: Principal, job_id: str, body: Comple
     job, _ = await run(rt, who, job_id, "complete", body.model_dump(mode="json"), key, meta,
                        lambda j: domain.complete(j, body.completed_on or today, body.pdam_customer_number,
                                                  settings, today))
-    return job_response(job, today)
+    return await respond(rt, who, job, today)
 
 
 # -- queries ------------------------------------------------------------------------------------------
@@ -196,7 +219,15 @@ def visit_response(job_id: str, v: domain.DesludgingVisit) -> VisitResponse:
     )
 
 
-def job_response(job: domain.ConstructionJob, today: date) -> JobResponse:
+def household(member: MemberFacts | None) -> Household | None:
+    """The household's whereabouts from the member directory; nothing once the personal data is erased."""
+    if member is None or member.personal_data_erased:
+        return None
+    return Household(village=member.village, district=member.district)
+
+
+def job_response(job: domain.ConstructionJob, today: date, member: MemberFacts | None = None) -> JobResponse:
+    """The job as folded; ``member``: its member as this service knows them (village, district)."""
     assert job.job_id and job.member_id and job.kind and job.status and job.ordered_on
     s = job.desludging
     desludging = None
@@ -207,7 +238,8 @@ def job_response(job: domain.ConstructionJob, today: date) -> JobResponse:
             open_request_on=s.open_request_on, visits=[visit_response(job.job_id, v) for v in s.visits])
     return JobResponse(
         job_id=job.job_id, member_id=job.member_id, kind=job.kind, financing_id=job.financing_id, status=job.status,
-        village=job.village, contractor_id=job.contractor_id, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
+        village=job.village or (member.village if member else None), household=household(member),
+        contractor_id=job.contractor_id, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
         started_on=job.started_on, completed_on=job.completed_on, pdam_customer_number=job.pdam_customer_number,
         inspections=[InspectionSummary(number=i.number, inspected_on=i.inspected_on, passed=i.passed,
                                        failed_items=list(i.failed_items),
@@ -218,8 +250,14 @@ def job_response(job: domain.ConstructionJob, today: date) -> JobResponse:
     )
 
 
+async def respond(rt: ServiceRuntime, who: Principal, job: domain.ConstructionJob, today: date) -> JobResponse:
+    """The job's response with its member's village and district (read in the caller's cooperative)."""
+    assert rt.pool is not None and job.member_id
+    return job_response(job, today, await member_directory.member(rt.pool, tenant_of(who), job.member_id))
+
+
 async def get_job(rt: ServiceRuntime, who: Principal, job_id: str) -> JobResponse:
-    return job_response(await load(rt, who, job_id), business_today(rt))
+    return await respond(rt, who, await load(rt, who, job_id), business_today(rt))
 
 
 async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
@@ -246,8 +284,9 @@ async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> li
 
 async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, kind: str | None,
                     contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
-                    offset: int) -> Page[JobListItem]:
+                    offset: int, member_number: str | None = None) -> Page[JobListItem]:
     assert rt.pool is not None
+    member_id = await resolve_member(rt, who, member_id, member_number, required=False)
     if who.role == Role.CONTRACTOR:
         own = contractor_subject(who)
         if contractor_id is not None and contractor_id != own:
@@ -258,7 +297,11 @@ async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, k
                                        limit=limit, offset=offset)
     items = [JobListItem(job_id=str(r["job_id"]), member_id=str(r["member_id"]), kind=r["kind"],
                          financing_id=str(r["financing_id"]) if r["financing_id"] else None, status=r["status"],
-                         village=r["village"], contractor_id=str(r["contractor_id"]) if r["contractor_id"] else None,
+                         village=r["effective_village"],
+                         household=household(MemberFacts(str(r["member_id"]), None, r["member_village"],
+                                                          r["member_district"], r["personal_data_erased"])
+                                             if r["member_known"] else None),
+                         contractor_id=str(r["contractor_id"]) if r["contractor_id"] else None,
                          ordered_on=r["ordered_on"], completed_on=r["completed_on"], inspections=r["inspections"],
                          reworks=r["reworks"]) for r in page.rows]
     return Page(items=items, limit=limit, offset=offset, total=page.total)

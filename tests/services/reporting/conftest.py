@@ -1,5 +1,5 @@
 """The four services in-process on real PostgreSQL, wired the embedded way: each service's consumers
-tail the other services' event logs (loans <- members, sanitation; sanitation <- loans; members <- loans;
+tail the other services' event logs (loans <- members, sanitation; sanitation <- loans, members; members <- loans;
 reporting <- all three)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from deploy.local.infra import PostgresHandle
 from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
 
-SOURCES = {"members": ("loans",), "loans": ("members", "sanitation"), "sanitation": ("loans",),
+SOURCES = {"members": ("loans",), "loans": ("members", "sanitation"), "sanitation": ("loans", "members"),
            "reporting": ("members", "loans", "sanitation")}
 
 

@@ -31,11 +31,13 @@ MEMBER = uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85")
 
 
 def tranche(tenant: str = BMI, *, financing_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None,
-            number: int = 1, purpose: str = "septic_tank", version: int | None = None) -> Envelope:
+            number: int = 1, purpose: str = "septic_tank", version: int | None = None,
+            member_id: uuid.UUID = MEMBER, payee_type: str = "contractor",
+            payee_id: str = "contractor-cv-tirta") -> Envelope:
     financing_id = financing_id or uuid.uuid4()
-    event = TrancheDisbursed(financing_id=financing_id, member_id=MEMBER, purpose=purpose,  # type: ignore[arg-type]
-                             tranche_number=number, tranches_total=2, amount=3_000_000, payee_type="contractor",
-                             payee_id="contractor-cv-tirta", source_of_funds="donor_working_capital",
+    event = TrancheDisbursed(financing_id=financing_id, member_id=member_id, purpose=purpose,  # type: ignore[arg-type]
+                             tranche_number=number, tranches_total=2, amount=3_000_000, payee_type=payee_type,  # type: ignore[arg-type]
+                             payee_id=payee_id, source_of_funds="donor_working_capital",
                              disbursed_on=date(2025, 4, 3), job_id=job_id)
     now = datetime.now(UTC)
     return Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="financing", stream_id=str(financing_id),
