@@ -12,8 +12,12 @@
 
 A "desludging" financing orders nothing here: it pays an emptying fee, and the tank it concerns may not
 be one this service built; an officer schedules that visit by hand. Cash-funded jobs are ordered through
-the API. The job's village is unknown here (member details live in the members service): an officer
-sets it later (PUT /jobs/{id}/village).
+the API. The job's village is its member's, from the members events (``member_directory``), unless an
+officer sets one (PUT /jobs/{id}/village).
+
+When the financing's work order names a contractor (the tranche's payee), that contractor is assigned in
+the same append, on the order day, if it is registered in this cooperative, active and (septic tanks)
+certified on the day; otherwise the job stays ordered and shows why (``assignment_problem``).
 
 The reaction appends through the runtime's event store, which exists only once the runtime has started:
 ``bind`` gives it the runtime at composition time, and it reads ``runtime.store`` when an event arrives.
@@ -29,6 +33,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.sanitation.domain import job as domain
+from services.sanitation.domain.contractor import fold as fold_contractor
 from services.sanitation.handlers.jobs import projector
 from shared.consumer import reaction_idempotency, reaction_metadata
 from shared.contracts import Contract
@@ -73,11 +78,13 @@ class TrancheOrdersJob:
         # never refuse a real disbursement for clock skew: its own date is the order date
         tz = ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))
         today = max(datetime.now(tz).date(), event.disbursed_on)
-        events = domain.order(domain.ConstructionJob(), job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
-                              str(event.financing_id), event.disbursed_on, None, today)
+        # as the event's cooperative, behind row-level security, on the reactions' pool
+        store = rt.for_tenant(tenant, background=True).store
+        contractor_ref = event.payee_id if event.payee_type == "contractor" else None
+        contractor = fold_contractor(await store.read_stream(tenant, contractor_ref)) if contractor_ref else None
+        events = domain.order_financed(job_id, str(event.member_id), event.purpose, str(event.financing_id),  # type: ignore[arg-type]
+                                       event.disbursed_on, contractor_ref, contractor, today)
         try:
-            # as the event's cooperative, behind row-level security, on the reactions' pool
-            store = rt.for_tenant(tenant, background=True).store
             await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
                                meta=reaction_metadata(self.name, envelope),
                                idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),

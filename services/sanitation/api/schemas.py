@@ -250,6 +250,8 @@ class JobResponse(BaseModel):
         description="The member's village and district; null when unknown here or the member's personal data "
                     "was erased")
     contractor_id: str | None
+    assignment_problem: str | None = Field(
+        description="Why the contractor the financing's work order names was not assigned (until one is)")
     ordered_on: date
     assigned_on: date | None
     started_on: date | None

@@ -42,6 +42,8 @@ from shared.envelope import Envelope, NewEvent
 STREAM_TYPE = "job"
 # internal events (not published)
 VILLAGE_SET = "sanitation.JobVillageSet"
+#: the contractor a financing's work order names could not be assigned (why: ``reason``)
+WORK_ORDER_CONTRACTOR_NOT_ASSIGNED = "sanitation.WorkOrderContractorNotAssigned"
 FINDINGS_RECORDED = "sanitation.InspectionFindingsRecorded"
 REWORK_STARTED = "sanitation.ReworkStarted"
 DESLUDGING_REQUESTED = "sanitation.DesludgingRequested"
@@ -135,6 +137,8 @@ class ConstructionJob:
     status: JobStatus | None = None
     contractor_id: str | None = None
     assigned_on: date | None = None
+    #: why the work order's contractor was not assigned (until a contractor is)
+    assignment_problem: str | None = None
     started_on: date | None = None
     inspections: tuple[Inspection, ...] = ()
     reworks: tuple[date, ...] = ()
@@ -173,7 +177,9 @@ def evolve(state: ConstructionJob, event: Envelope) -> ConstructionJob:
     if t == ContractorAssigned.event_type:
         a = ContractorAssigned.model_validate(p)
         return replace(state, status="assigned", contractor_id=str(a.contractor_id), assigned_on=a.assigned_on,
-                       version=v)
+                       assignment_problem=None, version=v)
+    if t == WORK_ORDER_CONTRACTOR_NOT_ASSIGNED:
+        return replace(state, assignment_problem=p["reason"], version=v)
     if t == JobStarted.event_type:
         return replace(state, status="started", started_on=JobStarted.model_validate(p).started_on, version=v)
     if t == FINDINGS_RECORDED:
@@ -271,6 +277,28 @@ def order(state: ConstructionJob, job_id: str, member_id: str, kind: JobKind, fi
     if village:
         events.append(NewEvent(VILLAGE_SET, {"job_id": job_id, "village": village}))
     return events
+
+
+def order_financed(job_id: str, member_id: str, kind: JobKind, financing_id: str, ordered_on: date,
+                   contractor_ref: str | None, contractor: Contractor | None, today: date) -> list[NewEvent]:
+    """Order a financed job (its first tranche was disbursed). When the financing's work order names a
+    contractor (``contractor_ref``, the payee), that contractor takes the job on the order day if it may:
+    registered in this cooperative (``contractor``, None when not), active, and for a septic tank
+    certified on the day. Otherwise the job stays ordered, with the reason, for an officer to assign."""
+    events = order(ConstructionJob(), job_id, member_id, kind, financing_id, ordered_on, None, today)
+    if contractor_ref is None:
+        return events
+    ordered = ConstructionJob(job_id=job_id, member_id=member_id, kind=kind, financing_id=financing_id,
+                              ordered_on=ordered_on, status="ordered")
+    if contractor is None or not contractor.exists:
+        reason = f"the work order names contractor {contractor_ref}, which is not registered in this cooperative"
+    else:
+        try:
+            return events + assign(ordered, contractor, ordered_on, today)
+        except RuleViolation as e:
+            reason = f"the work order's contractor {contractor_ref} was not assigned: {e.message}"
+    return events + [NewEvent(WORK_ORDER_CONTRACTOR_NOT_ASSIGNED, {
+        "job_id": job_id, "contractor_ref": contractor_ref, "reason": reason})]
 
 
 def set_village(state: ConstructionJob, village: str) -> list[NewEvent]:

@@ -239,7 +239,7 @@ def job_response(job: domain.ConstructionJob, today: date, member: MemberFacts |
     return JobResponse(
         job_id=job.job_id, member_id=job.member_id, kind=job.kind, financing_id=job.financing_id, status=job.status,
         village=job.village or (member.village if member else None), household=household(member),
-        contractor_id=job.contractor_id, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
+        contractor_id=job.contractor_id, assignment_problem=job.assignment_problem, ordered_on=job.ordered_on, assigned_on=job.assigned_on,
         started_on=job.started_on, completed_on=job.completed_on, pdam_customer_number=job.pdam_customer_number,
         inspections=[InspectionSummary(number=i.number, inspected_on=i.inspected_on, passed=i.passed,
                                        failed_items=list(i.failed_items),

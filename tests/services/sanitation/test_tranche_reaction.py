@@ -17,7 +17,9 @@ from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
     BMI,
+    CONTRACTOR,
     INSPECTOR,
+    KEYED_CONTRACTOR,
     contractor,
     events,
     findings,
@@ -139,3 +141,60 @@ async def test_a_financed_jobs_inspection_names_its_financing(sanitation: Servic
                         if e.type == "sanitation.InspectionRecorded" and e.stream_id == cash]
     assert {e.payload["financing_id"] for e in cash_inspections} == {None}
 
+
+
+# -- the work order's contractor --------------------------------------------------------------------------
+
+
+async def test_the_work_orders_certified_contractor_is_assigned_with_the_order(sanitation: ServiceClient) -> None:
+    keyed = await contractor(sanitation, contractor_id=KEYED_CONTRACTOR[BMI])
+    job_id = uuid.uuid4()
+    cause = tranche(job_id=job_id, payee_id=keyed)
+    await deliver(sanitation, cause)
+    job = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
+    assert (job["status"], job["contractor_id"], job["assigned_on"], job["assignment_problem"]) == (
+        "assigned", keyed, "2025-04-03", None)
+    [assigned] = [e for e in await events(sanitation) if e.type == "sanitation.ContractorAssigned"]
+    assert assigned.stream_id == str(job_id) and assigned.version == 2 and assigned.causation_id == cause.event_id
+    # the contractor's own key finds it at once, and starts the work; another cooperative's key sees nothing
+    mine = ok(await sanitation.get("/jobs", headers=headers(BMI, CONTRACTOR)))
+    assert [j["job_id"] for j in mine["items"]] == [str(job_id)]
+    ok(await sanitation.post(f"/jobs/{job_id}/start", json={"started_on": "2025-04-07"}, headers=headers(BMI, CONTRACTOR)))
+    assert ok(await sanitation.get("/jobs", headers=headers(BAIK, CONTRACTOR)))["total"] == 0
+    # delivered again, nothing more is appended
+    before = len(await events(sanitation))
+    await reaction(sanitation).handle(None, cause, REGISTRY.decode(cause))  # type: ignore[arg-type]
+    assert len(await events(sanitation)) == before
+
+
+async def test_a_work_order_contractor_who_may_not_take_the_job_leaves_it_unassigned_with_the_reason(
+        sanitation: ServiceClient) -> None:
+    uncertified = await contractor(sanitation, certified=False)
+    lapsed = await contractor(sanitation, valid_until="2025-03-31")
+    baik_contractor = await contractor(sanitation, BAIK, contractor_id=KEYED_CONTRACTOR[BAIK])
+    cases = [(uncertified, "needs a certified contractor"), (lapsed, "expired on 2025-04-01"),
+             ("CV Tirta", "not registered in this cooperative"),
+             (baik_contractor, "not registered in this cooperative")]  # another cooperative's contractor
+    for ref, reason in cases:
+        job_id = uuid.uuid4()
+        await deliver(sanitation, tranche(job_id=job_id, payee_id=ref))
+        job = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
+        assert (job["status"], job["contractor_id"]) == ("ordered", None), ref
+        assert reason in job["assignment_problem"] and ref in job["assignment_problem"], job["assignment_problem"]
+    assert ok(await sanitation.get("/jobs", headers=headers(BAIK, CONTRACTOR)))["total"] == 0
+    assert ok(await sanitation.get("/jobs", headers=headers(BAIK)))["total"] == 0
+    assert [e for e in await events(sanitation) if e.type == "sanitation.ContractorAssigned"] == []
+    # an uncertified contractor may still connect water; a PDAM payee names no contractor at all
+    water, pdam = uuid.uuid4(), uuid.uuid4()
+    await deliver(sanitation, tranche(job_id=water, payee_id=uncertified, purpose="water_connection"),
+                  tranche(job_id=pdam, payee_type="pdam", payee_id="PDAM-TKR", purpose="water_connection"))
+    assert ok(await sanitation.get(f"/jobs/{water}", headers=headers(BMI)))["contractor_id"] == uncertified
+    assert [ok(await sanitation.get(f"/jobs/{pdam}", headers=headers(BMI)))[k]
+            for k in ("status", "assignment_problem")] == ["ordered", None]
+    # an officer assigns a certified contractor by hand: the reason is gone
+    job_id = uuid.uuid4()
+    await deliver(sanitation, tranche(job_id=job_id, payee_id=uncertified))
+    certified = await contractor(sanitation)
+    job = ok(await sanitation.post(f"/jobs/{job_id}/assignment", headers=headers(BMI),
+                                   json={"contractor_id": certified, "assigned_on": "2025-04-05"}))
+    assert (job["status"], job["contractor_id"], job["assignment_problem"]) == ("assigned", certified, None)

@@ -12,7 +12,7 @@ from services.sanitation.domain.checklist import JudgedItem
 from services.sanitation.domain.errors import AlreadyExists, RuleViolation
 from services.sanitation.domain.settings import DEFAULTS, CooperativeSettings
 from shared.contracts.sanitation import InspectionRecorded
-from tests.unit.sanitation.given import types
+from tests.unit.sanitation.given import History, types
 from tests.unit.sanitation.jobs import (
     ASSIGNED,
     CERTIFIED,
@@ -399,3 +399,37 @@ def test_the_whole_lifecycle_in_order() -> None:
     ]
     assert h.state.version == 10 and h.state.assigned_on == ASSIGNED and h.state.started_on == STARTED
     assert [i.inspected_on for i in h.state.inspections] == [INSPECTED, REINSPECTED]
+
+
+# -- a financed job: the work order's contractor ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "named", "assigned_to", "problem"), [
+    ("septic_tank", contractor(), CERTIFIED, None),
+    ("septic_tank", None, None, "which is not registered in this cooperative"),
+    ("septic_tank", contractor(certified=False), None, "septic-tank work needs a certified contractor: the "
+                                                       "contractor has no SNI 2398:2017"),
+    ("septic_tank", contractor(valid_until=date(2025, 4, 2)), None, "expired on 2025-04-03"),
+    ("septic_tank", contractor(active=False), None, "is inactive (stopped working)"),
+    ("water_connection", contractor(certified=False), CERTIFIED, None),  # only septic tanks need the certificate
+])
+def test_a_financed_job_takes_the_work_orders_contractor_when_it_may(
+        kind: str, named: object, assigned_to: str | None, problem: str | None) -> None:
+    h = History(j.evolve, j.ConstructionJob(), JOB).given(
+        j.order_financed(JOB, MEMBER, kind, FINANCING, ORDERED, CERTIFIED, named, TODAY))  # type: ignore[arg-type]
+    s = h.state
+    assert (s.status, s.contractor_id) == ("assigned" if assigned_to else "ordered", assigned_to)
+    if problem is None:
+        assert s.assignment_problem is None and s.assigned_on == ORDERED
+        assert types(h.envelopes) == ["sanitation.JobOrdered", "sanitation.ContractorAssigned"]
+    else:
+        assert problem in (s.assignment_problem or "") and CERTIFIED in (s.assignment_problem or "")
+        assert types(h.envelopes) == ["sanitation.JobOrdered", "sanitation.WorkOrderContractorNotAssigned"]
+        # an officer's assignment later clears the reason
+        h.given(j.assign(h.state, contractor(OTHER), ASSIGNED, TODAY))
+        assert (h.state.status, h.state.contractor_id, h.state.assignment_problem) == ("assigned", OTHER, None)
+
+
+def test_a_financed_job_without_a_named_contractor_is_only_ordered() -> None:
+    events = j.order_financed(JOB, MEMBER, "water_connection", FINANCING, ORDERED, None, None, TODAY)
+    assert [e.type for e in events] == ["sanitation.JobOrdered"]
