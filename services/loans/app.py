@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.loans import book
 from services.loans.api.routes import routers
-from services.loans.reactions import MemberDirectory, TrancheRelease
+from services.loans.reactions import MemberDirectory, MemberNumbers, TrancheRelease
 from services.loans.schema import MIGRATIONS
 from services.loans.settings import LoansSettings
 from shared.runtime import PeriodicJob, ServiceRuntime
@@ -17,7 +17,7 @@ SERVICE = "loans"
 
 def build_runtime(settings: LoansSettings) -> ServiceRuntime:
     release = TrancheRelease()
-    rt = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[MemberDirectory(), release],
+    rt = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[MemberDirectory(), MemberNumbers(), release],
                         source_database_urls=settings.source_database_urls, periodic=[
                             PeriodicJob("book-rows-backfill", settings.book_backfill_interval_s, backfill_book_rows)])
     # the reaction appends to this runtime's event store, which exists once the runtime has started

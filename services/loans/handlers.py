@@ -282,8 +282,9 @@ async def get_financing(rt: ServiceRuntime, who: Principal, financing_id: str,
 
 async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
                           status: str | None = None, product_id: str | None = None, limit: int = 50,
-                          offset: int = 0) -> api.FinancingList:
+                          offset: int = 0, member_number: str | None = None) -> api.FinancingList:
     assert rt.pool is not None
+    member_id = await resolve_member(rt, _tenant(who), member_id, member_number, required=False)
     where = """tenant_id = $1 AND ($2::uuid IS NULL OR member_id = $2) AND ($3::text IS NULL OR status = $3)
                AND ($4::text IS NULL OR product_id = $4)"""
     args: list[Any] = [_tenant(who), member_id, status, product_id]
@@ -327,6 +328,25 @@ async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, o
                        exited_on=row["exited_on"] if row else None)
 
 
+async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID | None,
+                         member_number: str | None, *, required: bool) -> uuid.UUID | None:
+    """The member a request names, by id or by the cooperative's member number, looked up among this
+    cooperative's members only (another cooperative's number is never resolved)."""
+    assert rt.pool is not None
+    if member_number is None:
+        if member_id is None and required:
+            raise Refusal("name the member: member_id or member_number", field="member_id")
+        return member_id
+    found = await rt.pool.fetchval(
+        "SELECT member_id FROM loan_member_numbers WHERE tenant_id = $1 AND member_number = $2", tenant, member_number)
+    if found is None:
+        raise Refusal(f"no member number {member_number} in this cooperative (or not known here yet)",
+                      field="member_number")
+    if member_id is not None and member_id != found:
+        raise Refusal(f"member number {member_number} is not member {member_id}", field="member_number")
+    return found  # type: ignore[no-any-return]
+
+
 async def _prior(rt: ServiceRuntime, tenant: str, key: str, request: str) -> dict[str, Any] | None:
     """The first response of an idempotent retry; None when the key is new."""
     assert rt.store is not None
@@ -347,9 +367,11 @@ async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idem
             return await get_financing(rt, who, prior["financing_id"])
         idem = Idempotency(idempotency_key, h, {"financing_id": financing_id})
     on = body.applied_on or today(rt)
+    member_id = await resolve_member(rt, tenant, body.member_id, body.member_number, required=True)
+    assert member_id is not None
     product = await load_product(rt, tenant, body.product_id)
-    member = await _member_facts(rt, tenant, body.member_id, on)
-    cmd = Apply(financing_id, str(body.member_id), body.amount, body.instalments, on, meta.actor)
+    member = await _member_facts(rt, tenant, member_id, on)
+    cmd = Apply(financing_id, str(member_id), body.amount, body.instalments, on, meta.actor)
     events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
     result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, NO_STREAM, events, meta=meta,
                                    idempotency=idem, after=keep_read_tables(tenant, fin.Financing()))

@@ -2,6 +2,7 @@
 
 - ``MemberDirectory`` keeps what loans needs to know of members (exists, joined, exited) from the
   members service's events: eligibility at application is decided on it.
+- ``MemberNumbers`` resolves the member number staff know to the member id, per cooperative.
 - ``TrancheRelease`` is the process manager of the construction saga: a passed SNI inspection of a
   financed job (``sanitation.InspectionRecorded``) releases the financing's next tranche, once.
 
@@ -79,6 +80,35 @@ class MemberDirectory:
                    exited_on = COALESCE(EXCLUDED.exited_on, loan_members.exited_on)""",
             tenant, member_id, joined_on, exited_on,
         )
+
+
+class MemberNumbers:
+    """The member numbers staff know, per cooperative, to the member ids (``MemberRegistered``: a number
+    never changes). A consumer of its own, so it fills from the start of the members log."""
+
+    name = "loans.member-numbers.v1"
+    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    migrations: Sequence[Migration] = [
+        Migration(
+            "0001_loan_member_numbers",
+            """
+            CREATE TABLE loan_member_numbers (
+                tenant_id     text NOT NULL,
+                member_number text NOT NULL,
+                member_id     uuid NOT NULL,
+                PRIMARY KEY (tenant_id, member_number)
+            );
+            """,
+        ),
+        Migration("0002_row_level_security", request_tables(read_only=("loan_member_numbers",))),
+    ]
+
+    async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        if isinstance(event, MemberRegistered):
+            await conn.execute(
+                """INSERT INTO loan_member_numbers (tenant_id, member_number, member_id) VALUES ($1, $2, $3)
+                   ON CONFLICT (tenant_id, member_number) DO UPDATE SET member_id = EXCLUDED.member_id""",
+                envelope.tenant_id, event.member_number, event.member_id)
 
 
 class TrancheRelease:

@@ -23,7 +23,7 @@ EXPECTED = {
                 "member_numbers", "centres", "groups", "promotion_sessions", "loan_financings", "loan_instalments",
                 "loan_payments", "loan_schedules"},
     "loans": {"events", "idempotency_keys", "consumer_streams", "loan_products", "loan_financings",
-              "loan_receipts", "loan_members"},
+              "loan_receipts", "loan_members", "loan_member_numbers"},
     "sanitation": {"events", "idempotency_keys", "consumer_streams", "contractors", "jobs", "desludging_visits",
                    "iplt_manifests", "sanitation_members"},
     "reporting": {"events", "idempotency_keys", "consumer_streams", "programme_cooperatives", "cooperative_targets"},

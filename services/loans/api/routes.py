@@ -85,10 +85,11 @@ async def change_settings(body: s.SettingsBody, principal: Manager, request: Req
 
 @financings.get("", response_model=s.FinancingList, summary="Financings, newest application first")
 async def list_financings(principal: Officer, request: Request, member_id: UUID | None = None,
+                          member_number: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
                           status: Status | None = None, product_id: str | None = None, limit: Limit = 50,
                           offset: Offset = 0) -> s.FinancingList:
-    return await handlers.list_financings(_rt(request), principal, member_id=member_id, status=status,
-                                          product_id=product_id, limit=limit, offset=offset)
+    return await handlers.list_financings(_rt(request), principal, member_id=member_id, member_number=member_number,
+                                          status=status, product_id=product_id, limit=limit, offset=offset)
 
 
 @members.get("/{member_id}/financings", response_model=s.FinancingList, summary="A member's financings")

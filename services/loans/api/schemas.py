@@ -114,7 +114,9 @@ class ApplyRequest(Body):
         "member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "product_id": "mikro-tata-sanitasi",
         "amount": 6_000_000, "instalments": 50}]})
 
-    member_id: UUID
+    member_id: UUID | None = Field(default=None, description="The member, or give member_number")
+    member_number: str | None = Field(default=None, min_length=1, max_length=40,
+                                      description="The cooperative's own member number (instead of member_id)")
     product_id: str = Field(min_length=1, max_length=40)
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Cost asked for, rupiah")
     instalments: int = Field(ge=1, le=520, description="One of the product's tenors")
