@@ -286,7 +286,12 @@ async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, k
                     contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
                     offset: int, member_number: str | None = None) -> Page[JobListItem]:
     assert rt.pool is not None
-    member_id = await resolve_member(rt, who, member_id, member_number, required=False)
+    try:
+        member_id = await resolve_member(rt, who, member_id, member_number, required=False)
+    except Refusal:
+        if who.role == Role.CONTRACTOR:  # no oracle of the cooperative's member numbers: none of its jobs
+            return Page(items=[], limit=limit, offset=offset, total=0)
+        raise
     if who.role == Role.CONTRACTOR:
         own = contractor_subject(who)
         if contractor_id is not None and contractor_id != own:

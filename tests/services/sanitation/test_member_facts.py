@@ -198,6 +198,10 @@ async def test_a_job_is_ordered_and_found_by_member_number_in_its_cooperative_on
                       field="member_number", reason=number)
         await refused(sanitation, "GET", f"/jobs?member_number={number}", 422, field="member_number")
     await refused(sanitation, "POST", "/jobs", 422, body={"kind": "septic_tank"}, field="member_id")
+    # a contractor's key learns nothing of the cooperative's member numbers: an unknown one is just no job
+    for number in ("KOP-999", "KOP-777"):
+        assert ok(await sanitation.get("/jobs", params={"member_number": number},
+                                       headers=headers(BMI, CONTRACTOR)))["total"] == 0
     # BAIK resolves its own number, not BMI's
     await refused(sanitation, "POST", "/jobs", 422, body={"member_number": "KOP-777", "kind": "septic_tank"},
                   h=headers(BAIK), field="member_number")
