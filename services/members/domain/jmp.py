@@ -38,7 +38,7 @@ are refused with the field at fault, so the events only ever carry consistent su
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import get_args
+from typing import Literal, get_args
 
 from shared.contracts.members import (
     ExcretaManagement,
@@ -177,3 +177,48 @@ def hygiene_rung(h: HygieneInputs) -> HygieneRung | None:
 def classify(water: WaterInputs, sanitation: SanitationInputs, hygiene: HygieneInputs) -> JmpRungs:
     """All three rungs of one household survey; raises ``SurveyInputError`` on inconsistent answers."""
     return JmpRungs(water_rung(water), sanitation_rung(sanitation), hygiene_rung(hygiene))
+
+
+# -- the sanitation rung after construction and emptying --------------------------------------------------
+# A survey classifies the facility a household uses on the day it is surveyed. The sanitation service's
+# events then show what changed without a new survey: a toilet or SNI septic tank handed over to the
+# household (sanitation.JobCompleted) is an improved facility; that septic tank emptied, with the sludge
+# acknowledged at a treatment plant (sanitation.IpltReceiptAcknowledged), has its excreta removed and
+# treated off-site. As in reporting (services/reporting/indicators/maths.py, ``sanitation_now``), the
+# household's rung is the higher of its latest survey's and what those events show; a survey that ranks
+# as high is the rung's source. One more JMP criterion the members service can see and reporting cannot:
+# both "basic" and "safely managed" need a facility not shared with other households, so when the latest
+# survey says the household shares its facility, construction and emptying show no more than "limited".
+
+SANITATION_LADDER: tuple[SanitationRung, ...] = ("open_defecation", "unimproved", "limited", "basic",
+                                                 "safely_managed")
+#: construction jobs that give the household an improved sanitation facility of its own
+SANITATION_JOB_KINDS = frozenset({"septic_tank", "toilet_upgrade"})
+#: the job kind whose emptying, acknowledged at an IPLT, is "emptied and treated off-site"
+EMPTIED_JOB_KIND = "septic_tank"
+
+RungSource = Literal["survey", "construction", "emptying"]
+
+
+def _rank(rung: str | None) -> int:
+    return SANITATION_LADDER.index(rung) if rung in SANITATION_LADDER else -1  # type: ignore[arg-type]
+
+
+def sanitation_after_works(surveyed: SanitationRung | None, surveyed_shared: bool | None, handed_over: bool,
+                           emptied_to_iplt: bool) -> tuple[SanitationRung | None, RungSource | None]:
+    """The household's sanitation rung and where it comes from: ``surveyed`` (its latest survey's rung,
+    None before any survey) and ``surveyed_shared`` (that survey's answer to "shared with other
+    households?"), raised by a sanitation facility handed over (``handed_over``) and by that household's
+    septic tank emptied with an acknowledged IPLT receipt (``emptied_to_iplt``, only counted with a
+    handover of that tank)."""
+    evidence: SanitationRung | None = None
+    source: RungSource | None = None
+    if handed_over and emptied_to_iplt:
+        evidence, source = "safely_managed", "emptying"
+    elif handed_over:
+        evidence, source = "basic", "construction"
+    if evidence is not None and surveyed_shared:
+        evidence = "limited"
+    if evidence is None or _rank(surveyed) >= _rank(evidence):
+        return surveyed, ("survey" if surveyed is not None else None)
+    return evidence, source

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
 
 from services.members.domain import jmp
 from services.members.domain.errors import MemberRuleViolation, StateConflict
@@ -34,6 +37,35 @@ STREAM_TYPE = "member"
 #: internal (never published): which personal fields were corrected, never their values
 PERSONAL_DATA_CORRECTED = "members.PersonalDataCorrected"
 PERSONAL_FIELDS = ("name", "nik", "phone")
+#: internal (never published): what the sanitation service's events showed about the household's facility,
+#: recorded by the reaction in ``services/members/sanitation_reactions.py`` (the sanitation service
+#: publishes the facts themselves; these are the member's copy, so the member's stream alone gives its rung)
+SANITATION_HANDED_OVER = "members.SanitationFacilityHandedOver"
+SANITATION_TANK_EMPTIED = "members.SanitationTankEmptied"
+
+
+class SanitationFacilityHandedOver(BaseModel):
+    """A toilet or SNI septic tank built for the household passed its inspection and was handed over
+    (sanitation.JobCompleted): an improved sanitation facility."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: UUID
+    job_id: UUID
+    kind: str
+    completed_on: date
+
+
+class SanitationTankEmptied(BaseModel):
+    """The household's septic tank (the job that built it) was emptied and the treatment plant acknowledged
+    the sludge (sanitation.IpltReceiptAcknowledged): excreta removed and treated off-site."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: UUID
+    job_id: UUID
+    visit_id: UUID
+    received_on: date
 
 #: non-personal details a correction may change; member number and group have their own rules
 CORRECTABLE = ("sex", "joined_on", "household_size", "village", "district", "area", "electricity",
@@ -50,6 +82,22 @@ class SurveySummary:
     water_rung: str
     sanitation_rung: str
     hygiene_rung: str | None
+    #: the survey's answer to "shared with other households?" (None: not asked, e.g. no facility)
+    sanitation_shared: bool | None = None
+
+
+@dataclass(frozen=True)
+class Handover:
+    job_id: str
+    kind: str
+    completed_on: date
+
+
+@dataclass(frozen=True)
+class Emptying:
+    job_id: str
+    visit_id: str
+    received_on: date
 
 
 @dataclass(frozen=True)
@@ -73,6 +121,8 @@ class Member:
     surveys: int = 0
     baseline_on: date | None = None
     current_survey: SurveySummary | None = None
+    handovers: tuple[Handover, ...] = ()
+    emptyings: tuple[Emptying, ...] = ()
     version: int = 0
 
     @property
@@ -85,6 +135,30 @@ class Member:
 
     def active_on(self, day: date) -> bool:
         return self.exists and (self.exited_on is None or self.exited_on > day)
+
+    @property
+    def handed_over_on(self) -> date | None:
+        """The day of the latest sanitation facility handed over to the household."""
+        return max((h.completed_on for h in self.handovers), default=None)
+
+    @property
+    def tank_emptied_on(self) -> date | None:
+        """The first acknowledged emptying of a septic tank handed over to the household."""
+        tanks = {h.job_id for h in self.handovers if h.kind == jmp.EMPTIED_JOB_KIND}
+        return min((e.received_on for e in self.emptyings if e.job_id in tanks), default=None)
+
+    def sanitation(self) -> tuple[str | None, str | None]:
+        """The household's sanitation rung and its source ("survey", "construction" or "emptying")."""
+        s = self.current_survey
+        return jmp.sanitation_after_works(s.sanitation_rung if s else None,  # type: ignore[arg-type]
+                                          s.sanitation_shared if s else None,
+                                          bool(self.handovers), self.tank_emptied_on is not None)
+
+    @property
+    def follow_up_due(self) -> bool:
+        """A facility was handed over and the household has not been surveyed on or since that day."""
+        handed = self.handed_over_on
+        return handed is not None and (self.current_survey is None or self.current_survey.surveyed_on < handed)
 
 
 @dataclass(frozen=True)
@@ -130,7 +204,7 @@ def _evolve(state: Member, type_: str, payload: dict[str, Any], version: int) ->
     if type_ == HouseholdSurveyed.event_type:
         s = HouseholdSurveyed.model_validate(payload)
         summary = SurveySummary(str(s.survey_id), s.surveyed_on, s.kind, s.water_rung, s.sanitation_rung,
-                                s.hygiene_rung)
+                                s.hygiene_rung, s.sanitation.shared)
         current = state.current_survey
         # the current rungs are the latest survey's by survey date (a late entry of an older one is history)
         if current is None or s.surveyed_on >= current.surveyed_on:
@@ -142,6 +216,14 @@ def _evolve(state: Member, type_: str, payload: dict[str, Any], version: int) ->
         return replace(state, exited_on=x.exited_on, exit_reason=x.reason, version=version)
     if type_ == MemberPersonalDataErased.event_type:
         return replace(state, personal_data_erased=True, version=version)
+    if type_ == SANITATION_HANDED_OVER:
+        h = SanitationFacilityHandedOver.model_validate(payload)
+        return replace(state, handovers=(*state.handovers, Handover(str(h.job_id), h.kind, h.completed_on)),
+                       version=version)
+    if type_ == SANITATION_TANK_EMPTIED:
+        t = SanitationTankEmptied.model_validate(payload)
+        return replace(state, emptyings=(*state.emptyings, Emptying(str(t.job_id), str(t.visit_id), t.received_on)),
+                       version=version)
     return replace(state, version=version)
 
 
@@ -315,3 +397,36 @@ def erase_personal_data(state: Member, today: date) -> list[NewEvent]:
     if state.personal_data_erased:
         raise StateConflict("this member's personal data was already erased")
     return [_event(MemberPersonalDataErased(member_id=state.member_id, erased_on=today))]
+
+
+# -- what the sanitation service's events show (the reaction's decisions) -------------------------------------
+
+
+def _known_member(state: Member) -> None:
+    if not state.exists:
+        raise MemberRuleViolation("no such member")
+
+
+def record_handover(state: Member, job_id: str, kind: str, completed_on: date) -> list[NewEvent]:
+    """A construction job handed over to the household: recorded once per job, and only for a sanitation
+    facility (a water connection does not change the sanitation ladder). Recorded for an exited member
+    too: it is history, and changes nothing they can be offered."""
+    _known_member(state)
+    assert state.member_id is not None
+    if kind not in jmp.SANITATION_JOB_KINDS or any(h.job_id == job_id for h in state.handovers):
+        return []
+    payload = SanitationFacilityHandedOver(member_id=state.member_id, job_id=job_id, kind=kind,  # type: ignore[arg-type]
+                                           completed_on=completed_on)
+    return [NewEvent(SANITATION_HANDED_OVER, payload.model_dump(mode="json"), 1)]
+
+
+def record_tank_emptied(state: Member, job_id: str, visit_id: str, received_on: date) -> list[NewEvent]:
+    """A tank's sludge acknowledged at an IPLT: recorded once per visit, in whatever order it arrives with
+    the handover; it counts once the handover of that septic tank is known too."""
+    _known_member(state)
+    assert state.member_id is not None
+    if any(e.visit_id == visit_id for e in state.emptyings):
+        return []
+    payload = SanitationTankEmptied(member_id=state.member_id, job_id=job_id, visit_id=visit_id,  # type: ignore[arg-type]
+                                    received_on=received_on)
+    return [NewEvent(SANITATION_TANK_EMPTIED, payload.model_dump(mode="json"), 1)]
