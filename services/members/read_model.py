@@ -5,8 +5,11 @@ transaction as the events: a query never sees an event without its effect, nor t
 command changes neither. ``apply`` depends on the events alone, so ``rebuild`` can drop the tables' rows
 and replay the service's log to the same result (tested). The tables hold no personal data.
 
-Tables: ``member_index`` (segmentation: group, B40, area, rungs, tenure, leads), ``centres``, ``groups``,
-``promotion_sessions``.
+Tables: ``member_index`` (segmentation: group, B40, area, rungs, tenure, leads), ``member_sanitation_jobs``
+(the construction jobs handed over and tanks emptied that the member's stream recorded), ``centres``,
+``groups``, ``promotion_sessions``. ``member_index.sanitation_rung`` is the household's rung with what
+construction and emptying show (``jmp.sanitation_after_works``, as the member aggregate computes it);
+``survey_sanitation_rung`` is the latest survey's own.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from services.members.domain import jmp
+from services.members.domain import member as member_domain
 from services.members.domain import organisation as org
 from shared.contracts.members import (
     HouseholdSurveyed,
@@ -33,7 +38,7 @@ from shared.db import connect
 from shared.envelope import Envelope, LogPosition
 from shared.eventstore.postgres import PostgresEventStore
 
-TABLES = ("member_index", "centres", "groups", "promotion_sessions")
+TABLES = ("member_index", "member_sanitation_jobs", "centres", "groups", "promotion_sessions")
 #: member_index columns a MemberDetailsChanged may set (the contract's field names)
 _DETAIL_COLUMNS = frozenset({"sex", "joined_on", "household_size", "village", "district", "area", "electricity",
                              "income_band", "b40", "programme_consent"})
@@ -81,11 +86,33 @@ async def _apply_one(conn: asyncpg.Connection, e: Envelope) -> None:
                 "baseline_sanitation_rung": s.sanitation_rung, "baseline_hygiene_rung": s.hygiene_rung})
         # the current rungs are the latest survey's by survey date, as in the member aggregate
         await conn.execute(
-            """UPDATE member_index SET water_rung = $3, sanitation_rung = $4, hygiene_rung = $5,
-                   last_surveyed_on = $6
+            """UPDATE member_index SET water_rung = $3, survey_sanitation_rung = $4, hygiene_rung = $5,
+                   last_surveyed_on = $6, survey_sanitation_shared = $7
                WHERE tenant_id = $1 AND member_id = $2 AND (last_surveyed_on IS NULL OR last_surveyed_on <= $6)""",
-            t, s.member_id, s.water_rung, s.sanitation_rung, s.hygiene_rung, s.surveyed_on)
+            t, s.member_id, s.water_rung, s.sanitation_rung, s.hygiene_rung, s.surveyed_on, s.sanitation.shared)
         await _set(conn, "member_index", "member_id", t, s.member_id, {"version": e.version})
+        await _sanitation(conn, t, s.member_id)
+    elif e.type == member_domain.SANITATION_HANDED_OVER:
+        h = member_domain.SanitationFacilityHandedOver.model_validate(p)
+        await conn.execute(
+            """INSERT INTO member_sanitation_jobs (tenant_id, member_id, job_id, kind, completed_on)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (tenant_id, member_id, job_id) DO UPDATE
+               SET kind = EXCLUDED.kind, completed_on = EXCLUDED.completed_on""",
+            t, h.member_id, h.job_id, h.kind, h.completed_on)
+        await conn.execute(
+            """UPDATE member_index SET handed_over_on = greatest(handed_over_on, $3), version = $4
+               WHERE tenant_id = $1 AND member_id = $2""", t, h.member_id, h.completed_on, e.version)
+        await _sanitation(conn, t, h.member_id)
+    elif e.type == member_domain.SANITATION_TANK_EMPTIED:
+        x = member_domain.SanitationTankEmptied.model_validate(p)
+        await conn.execute(
+            """INSERT INTO member_sanitation_jobs (tenant_id, member_id, job_id, emptied_on) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (tenant_id, member_id, job_id) DO UPDATE
+               SET emptied_on = least(member_sanitation_jobs.emptied_on, EXCLUDED.emptied_on)""",
+            t, x.member_id, x.job_id, x.received_on)
+        await _set(conn, "member_index", "member_id", t, x.member_id, {"version": e.version})
+        await _sanitation(conn, t, x.member_id)
     elif e.type == MemberExited.event_type:
         x = MemberExited.model_validate(p)
         await _set(conn, "member_index", "member_id", t, x.member_id, {"exited_on": x.exited_on, "version": e.version})
@@ -136,6 +163,25 @@ async def _apply_one(conn: asyncpg.Connection, e: Envelope) -> None:
     elif e.type == org.GROUP_CLOSED:
         await conn.execute("UPDATE groups SET closed_on = $3::text::date, version = $4 WHERE tenant_id = $1 AND group_id = $2",
                            t, p["group_id"], p["closed_on"], e.version)
+
+
+async def _sanitation(conn: asyncpg.Connection, tenant: str, member_id: uuid.UUID) -> None:
+    """Set the member's sanitation rung and its source from the latest survey and the jobs recorded."""
+    row = await conn.fetchrow(
+        """SELECT m.survey_sanitation_rung, m.survey_sanitation_shared,
+                  EXISTS (SELECT 1 FROM member_sanitation_jobs j WHERE j.tenant_id = m.tenant_id
+                            AND j.member_id = m.member_id AND j.completed_on IS NOT NULL) AS handed_over,
+                  EXISTS (SELECT 1 FROM member_sanitation_jobs j WHERE j.tenant_id = m.tenant_id
+                            AND j.member_id = m.member_id AND j.completed_on IS NOT NULL AND j.kind = $3
+                            AND j.emptied_on IS NOT NULL) AS emptied
+           FROM member_index m WHERE m.tenant_id = $1 AND m.member_id = $2""", tenant, member_id, jmp.EMPTIED_JOB_KIND)
+    if row is None:
+        return
+    rung, source = jmp.sanitation_after_works(row["survey_sanitation_rung"], row["survey_sanitation_shared"],
+                                              row["handed_over"], row["emptied"])
+    await conn.execute(
+        "UPDATE member_index SET sanitation_rung = $3, sanitation_rung_source = $4 WHERE tenant_id = $1 AND member_id = $2",
+        tenant, member_id, rung, source)
 
 
 async def _attended(conn: asyncpg.Connection, tenant: str, member_ids: Sequence[uuid.UUID]) -> None:

@@ -1,7 +1,7 @@
 """The members service's own tables beside its event store.
 
 Personal data (name, NIK, phone) is kept here, not in events, so it can be corrected or erased; the
-events keep only non-personal facts. Since migration 0005 it is kept sealed (AES-GCM, by the service:
+events keep only non-personal facts. Since migration 0006 it is kept sealed (AES-GCM, by the service:
 ``services/members/personal_data.py``): the database holds no name, NIK or phone in the clear.
 """
 
@@ -128,9 +128,45 @@ MIGRATIONS = [
         CREATE UNIQUE INDEX member_personal_data_nik ON member_personal_data (tenant_id, nik_lookup)
             WHERE nik_lookup IS NOT NULL;
         """),
+    # the sanitation ladder follows construction (services/members/sanitation_reactions.py):
+    # ``sanitation_rung`` is now the household's rung with what the sanitation service's events show,
+    # ``survey_sanitation_*`` the latest survey's own answer, ``handed_over_on`` the latest facility
+    # handed over (the follow-up list)
+    Migration(
+        "0005_sanitation_after_works",
+        """
+        ALTER TABLE member_index
+            ADD COLUMN survey_sanitation_rung   text,
+            ADD COLUMN survey_sanitation_shared boolean,
+            ADD COLUMN sanitation_rung_source   text,
+            ADD COLUMN handed_over_on           date;
+        UPDATE member_index SET survey_sanitation_rung = sanitation_rung,
+                                sanitation_rung_source = CASE WHEN sanitation_rung IS NOT NULL THEN 'survey' END;
+        -- the latest survey's "shared" answer, from the events (latest by survey date, then by version,
+        -- as read_model.apply and the member aggregate pick it)
+        UPDATE member_index m SET survey_sanitation_shared = (s.payload->'sanitation'->>'shared')::boolean
+        FROM (SELECT DISTINCT ON (tenant_id, stream_id) tenant_id, stream_id, payload FROM events
+              WHERE type = 'members.HouseholdSurveyed'
+              ORDER BY tenant_id, stream_id, (payload->>'surveyed_on')::date DESC, version DESC) s
+        WHERE m.tenant_id = s.tenant_id AND m.member_id::text = s.stream_id;
+        -- one row per construction job the member's stream recorded: handed over (kind, completed_on)
+        -- and, for a septic tank, the first acknowledged emptying (either may be recorded first)
+        CREATE TABLE member_sanitation_jobs (
+            tenant_id    text NOT NULL,
+            member_id    uuid NOT NULL,
+            job_id       uuid NOT NULL,
+            kind         text,
+            completed_on date,
+            emptied_on   date,
+            PRIMARY KEY (tenant_id, member_id, job_id)
+        );
+        CREATE INDEX member_index_follow_ups ON member_index (tenant_id, handed_over_on, member_id)
+            WHERE handed_over_on IS NOT NULL AND (last_surveyed_on IS NULL OR last_surveyed_on < handed_over_on);
+        """ + request_tables("member_sanitation_jobs"),
+    ),
 ]
 
-#: the data step after 0004, in Python (the database never sees the keys): what the checksum covers
+#: the data step after 0004 and 0005, in Python (the database never sees the keys): what the checksum covers
 SEAL_EXISTING = """
     -- services/members/schema.py seal_existing: every name, NIK and phone an older version wrote in the
     -- clear is sealed under the current personal-data key, with the NIK's look-up hash; then the clear
@@ -160,4 +196,4 @@ def migrations(vault: Vault) -> list[Migration]:
         await conn.execute("""ALTER TABLE member_personal_data DROP COLUMN name, DROP COLUMN nik, DROP COLUMN phone,
                                   ALTER COLUMN name_sealed SET NOT NULL""")
 
-    return [*MIGRATIONS, Migration("0005_seal_personal_data", SEAL_EXISTING, step=seal_existing)]
+    return [*MIGRATIONS, Migration("0006_seal_personal_data", SEAL_EXISTING, step=seal_existing)]

@@ -28,7 +28,7 @@ from shared.kafka import SERVICES, KafkaTarget, make_admin, namespaced, service_
 #: the topics each service's consumers read (logical names); tests/kernel/test_kafka_acl.py checks it
 #: against the services' projections
 CONSUMES: dict[str, tuple[str, ...]] = {
-    "members": (service_topic("loans"),),
+    "members": (service_topic("loans"), service_topic("sanitation")),
     "loans": (service_topic("members"), service_topic("sanitation")),
     "sanitation": (service_topic("loans"), service_topic("members")),
     "reporting": (service_topic("members"), service_topic("loans"), service_topic("sanitation")),

@@ -21,6 +21,7 @@ from aiokafka.errors import (
 from deploy.local.infra import KafkaHandle, PostgresHandle
 from services.loans.reactions import MemberDirectory, TrancheRelease
 from services.members.reactions import LoanStanding
+from services.members.sanitation_reactions import SanitationWorks
 from services.reporting.projections.summary import CooperativeSummary as Summary
 from services.sanitation.member_directory import MemberDirectory as SanitationMembers
 from services.sanitation.reactions import TrancheOrdersJob
@@ -134,13 +135,14 @@ async def test_a_service_reads_only_what_it_consumes_in_its_own_groups(kafka: Ka
 def test_the_acl_table_matches_what_the_services_consume() -> None:
     consumed = {
         "loans": {*MemberDirectory.topics, *TrancheRelease.topics},
-        "members": set(LoanStanding.topics),
+        "members": {*LoanStanding.topics, *SanitationWorks.topics},
         "sanitation": {*TrancheOrdersJob.topics, *SanitationMembers.topics},
         "reporting": set(Summary.topics) | {t for f in _reporting_families() for t in f.topics},
     }
     assert {s: set(t) for s, t in CONSUMES.items()} == consumed
     # and every consumer's name (its group) starts with its service's name, as the group ACLs require
-    for service, names in {"loans": [MemberDirectory.name, TrancheRelease.name], "members": [LoanStanding.name],
+    for service, names in {"loans": [MemberDirectory.name, TrancheRelease.name],
+                           "members": [LoanStanding.name, SanitationWorks.name],
                            "sanitation": [TrancheOrdersJob.name, SanitationMembers.name], "reporting": [Summary.name]}.items():
         assert all(n.startswith(f"{service}.") for n in names)
 

@@ -143,7 +143,8 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
                               "auth_failures_per_address": 0, "auth_failures_per_key": 0}
     apps = {
         "members": members_app(MembersSettings(database_url=urls["members"], **common,
-                                               source_database_urls={"loans": urls["loans"]})),
+                                               source_database_urls={"loans": urls["loans"],
+                                                                     "sanitation": urls["sanitation"]})),
         "loans": loans_app(LoansSettings(database_url=urls["loans"], **common,
                                          source_database_urls={"members": urls["members"],
                                                                "sanitation": urls["sanitation"]})),

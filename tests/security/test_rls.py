@@ -21,7 +21,7 @@ from tests.security.conftest import SERVICES, A, B, System, h
 EXPECTED = {
     "members": {"events", "idempotency_keys", "consumer_streams", "member_personal_data", "member_index",
                 "member_numbers", "centres", "groups", "promotion_sessions", "loan_financings", "loan_instalments",
-                "loan_payments", "loan_schedules"},
+                "loan_payments", "loan_schedules", "member_sanitation_jobs"},
     "loans": {"events", "idempotency_keys", "consumer_streams", "loan_products", "loan_financings",
               "loan_receipts", "loan_members", "loan_member_numbers"},
     "sanitation": {"events", "idempotency_keys", "consumer_streams", "contractors", "jobs", "desludging_visits",

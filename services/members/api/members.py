@@ -13,6 +13,7 @@ from services.members.api.schemas import (
     EligibilityResponse,
     ExitMemberRequest,
     FindByNikRequest,
+    FollowUpList,
     MemberList,
     MemberResponse,
     MoveGroupRequest,
@@ -72,6 +73,14 @@ async def list_members(
         water_rung=water_rung, sanitation_rung=sanitation_rung, hygiene_rung=hygiene_rung,
         min_tenure_months=min_tenure_months, max_tenure_months=max_tenure_months, lead=lead, status=status,
         as_of=as_of, limit=limit, cursor=cursor)
+
+
+@router.get("/follow-ups", response_model=FollowUpList, summary="Households due a follow-up survey (paged)",
+            description="Active members whose household was handed a toilet or septic tank and has not been "
+                        "surveyed on or since the handover day, the longest waiting first. Recording a survey "
+                        "takes the member off the list.")
+async def follow_ups(principal: Officer, request: Request, limit: Limit = 50, cursor: Cursor = None) -> FollowUpList:
+    return await handlers.follow_ups(cooperative_runtime(request), principal, limit=limit, cursor=cursor)
 
 
 @router.get("/{member_id}", response_model=MemberResponse, summary="One member (personal numbers masked)")

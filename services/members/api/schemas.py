@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.members.domain.jmp import RungSource
 from services.members.domain.settings import B40Method
 from shared.contracts.members import (
     ElectricityClass,
@@ -234,7 +235,20 @@ class MemberResponse(BaseModel):
     baseline_on: date | None = None
     last_surveyed_on: date | None = None
     water_rung: str | None = None
-    sanitation_rung: str | None = None
+    sanitation_rung: str | None = Field(
+        default=None, description="The latest survey's rung, raised by a toilet or septic tank handed over (basic) "
+                                  "and that tank emptied with an acknowledged IPLT receipt (safely managed); "
+                                  "no more than limited while the latest survey says the facility is shared")
+    sanitation_rung_source: RungSource | None = Field(
+        default=None, description="Where sanitation_rung comes from: the latest survey, a facility handed over "
+                                  "(construction), or that septic tank emptied to an IPLT (emptying)")
+    surveyed_sanitation_rung: str | None = Field(default=None, description="The latest survey's own sanitation rung")
+    sanitation_handed_over_on: date | None = Field(
+        default=None, description="The latest toilet or septic tank handed over to the household")
+    septic_tank_emptied_on: date | None = Field(
+        default=None, description="The first IPLT receipt acknowledged for a septic tank handed over to the household")
+    follow_up_due: bool = Field(
+        default=False, description="A facility was handed over and the household has not been surveyed on or since that day")
     hygiene_rung: str | None = None
     version: int = Field(description="Send it as If-Match to change the member only if nobody else did")
 
@@ -256,6 +270,7 @@ class MemberSummary(BaseModel):
     status: Literal["active", "exited"]
     water_rung: str | None
     sanitation_rung: str | None
+    sanitation_rung_source: RungSource | None = None
     hygiene_rung: str | None
     sessions_attended: int
     lead_water: bool
@@ -264,6 +279,23 @@ class MemberSummary(BaseModel):
 
 class MemberList(BaseModel):
     items: list[MemberSummary]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+
+
+class FollowUp(BaseModel):
+    member_id: str
+    member_number: str
+    name: str | None
+    group_id: str | None
+    village: str | None
+    handed_over_on: date = Field(description="The latest toilet or septic tank handed over to the household")
+    last_surveyed_on: date | None = Field(description="The latest survey, before the handover (null: never surveyed)")
+    sanitation_rung: str | None
+    sanitation_rung_source: RungSource | None
+
+
+class FollowUpList(BaseModel):
+    items: list[FollowUp]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
 

@@ -18,6 +18,8 @@ from services.members.api.schemas import (
     EligibilityCheck,
     EligibilityResponse,
     ExitMemberRequest,
+    FollowUp,
+    FollowUpList,
     MemberList,
     MemberResponse,
     MemberSummary,
@@ -159,6 +161,7 @@ async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) ->
         "name": None, "nik": None, "phone": None}
     group = await group_info(pool, tenant, state.group_id)
     current = state.current_survey
+    sanitation_rung, sanitation_source = state.sanitation()
     return MemberResponse(
         member_id=state.member_id, member_number=state.member_number, name=personal["name"], sex=state.sex,
         joined_on=state.joined_on, household_size=state.household_size, group_id=state.group_id,
@@ -169,7 +172,10 @@ async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) ->
         exited_on=state.exited_on, exit_reason=state.exit_reason, personal_data_erased=state.personal_data_erased,
         baseline_on=state.baseline_on, last_surveyed_on=current.surveyed_on if current else None,
         water_rung=current.water_rung if current else None,
-        sanitation_rung=current.sanitation_rung if current else None,
+        sanitation_rung=sanitation_rung, sanitation_rung_source=sanitation_source,  # type: ignore[arg-type]
+        surveyed_sanitation_rung=current.sanitation_rung if current else None,
+        sanitation_handed_over_on=state.handed_over_on, septic_tank_emptied_on=state.tank_emptied_on,
+        follow_up_due=state.follow_up_due and not state.exited,
         hygiene_rung=current.hygiene_rung if current else None, version=state.version,
     )
 
@@ -383,7 +389,8 @@ async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str
             household_size=r["household_size"], group_id=r["group_id"], centre_id=r["centre_id"],
             village=r["village"], district=r["district"], area=r["area"], b40=r["b40"],
             status="exited" if r["exited_on"] is not None and r["exited_on"] <= day else "active",
-            water_rung=r["water_rung"], sanitation_rung=r["sanitation_rung"], hygiene_rung=r["hygiene_rung"],
+            water_rung=r["water_rung"], sanitation_rung=r["sanitation_rung"],
+            sanitation_rung_source=r["sanitation_rung_source"], hygiene_rung=r["hygiene_rung"],
             sessions_attended=r["sessions_attended"], lead_water=r["lead_water"],
             lead_sanitation=r["lead_sanitation"])
         for r in page
@@ -402,3 +409,37 @@ async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberRes
     if member_id is None:
         raise NotFound("no member with this NIK in this cooperative")
     return await get_member(rt, who, str(member_id))
+
+
+async def follow_ups(rt: ServiceRuntime, who: Principal, *, limit: int, cursor: str | None) -> FollowUpList:
+    """Active members whose household was handed a toilet or septic tank and has not been surveyed on or
+    since that day, the longest waiting first (keyset paging on the handover day; a partial index holds
+    just these rows). A survey dated on or after the handover takes the member off the list."""
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    where = ["m.tenant_id = $1", "m.handed_over_on IS NOT NULL",
+             "(m.last_surveyed_on IS NULL OR m.last_surveyed_on < m.handed_over_on)",
+             "(m.exited_on IS NULL OR m.exited_on > $2)"]
+    args: list[Any] = [tenant, today()]
+    after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
+    if after is not None:
+        args += after
+        where.append("(m.handed_over_on, m.member_id) > ($3, $4)")
+    args.append(limit + 1)
+    rows = await pool.fetch(
+        f"""SELECT m.member_id, m.member_number, m.group_id, m.village, m.handed_over_on, m.last_surveyed_on,
+                   m.sanitation_rung, m.sanitation_rung_source, p.name_sealed
+            FROM member_index m
+            LEFT JOIN member_personal_data p ON p.tenant_id = m.tenant_id AND p.member_id = m.member_id
+            WHERE {' AND '.join(where)}
+            ORDER BY m.handed_over_on, m.member_id LIMIT ${len(args)}""", *args)
+    page = rows[:limit]
+    v = vault(rt)
+    items = [FollowUp(member_id=str(r["member_id"]), member_number=r["member_number"],
+                      name=v.open(tenant, str(r["member_id"]), "name", r["name_sealed"]),
+                      group_id=r["group_id"], village=r["village"], handed_over_on=r["handed_over_on"],
+                      last_surveyed_on=r["last_surveyed_on"], sanitation_rung=r["sanitation_rung"],
+                      sanitation_rung_source=r["sanitation_rung_source"]) for r in page]
+    last = page[-1] if page and len(rows) > limit else None
+    return FollowUpList(items=items,
+                        next_cursor=encode_cursor(last["handed_over_on"], last["member_id"]) if last else None)

@@ -1,11 +1,13 @@
 """On real Kafka: the members service publishes its events (internal ones and personal data stay home),
-and its eligibility view reacts to a loans ContractSigned published on the namespaced loans topic."""
+its eligibility view reacts to a loans ContractSigned published on the namespaced loans topic, and its
+sanitation ladder to the sanitation service's handovers and IPLT receipts on the sanitation topic."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import date
+from decimal import Decimal
 
 import orjson
 
@@ -14,6 +16,7 @@ from services.members.app import create_app
 from services.members.domain.eligibility import add_months
 from services.members.settings import MembersSettings
 from shared.contracts.loans import ContractSigned
+from shared.contracts.sanitation import IpltReceiptAcknowledged, JobCompleted
 from shared.db import create_pool, migrate
 from shared.envelope import NewEvent
 from shared.eventstore import NO_STREAM
@@ -92,3 +95,60 @@ async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
         await asyncio.wait_for(relay_task, 30)
         await loans.close()
         await loans_pool.close()
+
+
+async def test_the_sanitation_ladder_follows_handovers_and_iplt_receipts_published_on_kafka(
+        pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    await kafka.authorize(namespace)
+    settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
+                               **kafka.settings_for("members"), kafka_namespace=namespace,
+                               event_source="kafka", kafka_topic_partitions=3)
+    # the sanitation side: its own event store, published by a relay to the namespaced sanitation topic
+    sanitation_url = await pg.create_database("sanitation")
+    sanitation_pool = await create_pool(sanitation_url, 1, 5)
+    async with sanitation_pool.acquire() as conn:
+        await migrate(conn, "eventstore", MIGRATIONS)
+    sanitation = PostgresEventStore(sanitation_pool, sanitation_url)
+    stop = asyncio.Event()
+    relay = Relay(sanitation.reader, kafka.connection("sanitation"), namespaced("washfin.sanitation.v1", namespace),
+                  name="sanitation-relay", partitions=3)
+    relay_task = asyncio.create_task(relay.run(stop))
+    try:
+        async with running_app(create_app(settings)) as members:
+            r = await members.post("/members", json=member(baseline_survey=SURVEY), headers=headers(BMI))
+            assert r.status_code == 201, r.text
+            member_id = r.json()["member_id"]
+            job_id, visit_id = str(uuid.uuid4()), str(uuid.uuid4())
+            contractor = str(uuid.uuid4())
+            handover = JobCompleted(job_id=job_id, member_id=member_id, kind="septic_tank",  # type: ignore[arg-type]
+                                    contractor_id=contractor, completed_on=date(2025, 3, 20))
+            receipt = IpltReceiptAcknowledged(
+                job_id=job_id, member_id=member_id, visit_id=visit_id, iplt_id="iplt-suwung",  # type: ignore[arg-type]
+                manifest_number="M-1", received_on=date(2025, 9, 3), volume_removed_m3=Decimal("2.000"),
+                volume_received_m3=Decimal("2.000"), volume_mismatch=False)
+            await sanitation.append(BMI, "job", job_id, NO_STREAM,
+                                    [NewEvent(handover.event_type, handover.model_dump(mode="json"))])
+
+            async def rung(expected: str) -> bool:
+                body = (await members.get(f"/members/{member_id}", headers=headers(BMI))).json()
+                return body["sanitation_rung"] == expected  # type: ignore[no-any-return]
+
+            await eventually(lambda: rung("basic"), timeout=90)
+            due = (await members.get("/members/follow-ups", headers=headers(BMI))).json()["items"]
+            assert [(i["member_id"], i["handed_over_on"]) for i in due] == [(member_id, "2025-03-20")]
+            await sanitation.append(BMI, "job", job_id, 1,
+                                    [NewEvent(receipt.event_type, receipt.model_dump(mode="json"))])
+            await eventually(lambda: rung("safely_managed"), timeout=90)
+            r = await members.get("/members", params={"sanitation_rung": "safely_managed"}, headers=headers(BMI))
+            assert [m["member_id"] for m in r.json()["items"]] == [member_id]
+            # the member's copies of those facts are internal: the members topic carries the registration
+            # and the survey only
+            records = await read_topic(kafka.admin, namespaced("washfin.members.v1", namespace), 2, timeout=60)
+            assert [dict(rec.headers)["type"].decode() for rec in records] == \
+                ["members.MemberRegistered", "members.HouseholdSurveyed"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay_task, 30)
+        await sanitation.close()
+        await sanitation_pool.close()

@@ -16,7 +16,7 @@ from deploy.local.infra import PostgresHandle
 from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
 
-SOURCES = {"members": ("loans",), "loans": ("members", "sanitation"), "sanitation": ("loans", "members"),
+SOURCES = {"members": ("loans", "sanitation"), "loans": ("members", "sanitation"), "sanitation": ("loans", "members"),
            "reporting": ("members", "loans", "sanitation")}
 
 
