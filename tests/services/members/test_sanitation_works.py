@@ -16,7 +16,7 @@ from services.members import read_model
 from services.members.sanitation_reactions import SanitationWorks
 from shared.consumer import DeadLetter, apply_events
 from shared.contracts import Contract, load_all
-from shared.contracts.sanitation import IpltReceiptAcknowledged, JobCompleted
+from shared.contracts.sanitation import DesludgingVisitRecorded, IpltReceiptAcknowledged, JobCompleted
 from shared.envelope import Envelope, LogPosition
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
@@ -44,6 +44,11 @@ class Job:
     def completed(self, on: date = date(2025, 3, 20)) -> Envelope:
         return self.envelope(JobCompleted(job_id=self.id, member_id=self.member_id, kind=self.kind,  # type: ignore[arg-type]
                                           contractor_id=CONTRACTOR, completed_on=on))
+
+    def emptied(self, on: date = date(2025, 9, 2), visit_id: uuid.UUID | None = None) -> Envelope:
+        return self.envelope(DesludgingVisitRecorded(
+            job_id=self.id, member_id=self.member_id, visit_id=visit_id or uuid.uuid4(), visited_on=on,  # type: ignore[arg-type]
+            outcome="emptied", operator="UPTD PALD", truck_plate="B 9123 TX", volume_m3=Decimal("2.000")))
 
     def receipt(self, on: date = date(2025, 9, 3), visit_id: uuid.UUID | None = None) -> Envelope:
         return self.envelope(IpltReceiptAcknowledged(
@@ -108,7 +113,11 @@ async def test_handover_then_iplt_receipt_moves_the_household_up(members: Servic
     assert number not in await numbers(members, sanitation_rung="unimproved")
     assert number in await numbers(members, sanitation_rung="basic")
 
-    await delivered(members, job.receipt(date(2025, 9, 3)))
+    # the truck emptied the tank: not yet safely managed, until the treatment plant acknowledges the sludge
+    visit = uuid.uuid4()
+    await delivered(members, job.emptied(date(2025, 9, 2), visit))
+    assert await view(members, m["member_id"]) == body
+    await delivered(members, job.receipt(date(2025, 9, 3), visit))
     body = await view(members, m["member_id"])
     assert ladder_of(body) == ("safely_managed", "emptying", "unimproved")
     assert body["septic_tank_emptied_on"] == "2025-09-03"
