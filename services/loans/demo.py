@@ -26,6 +26,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 BMI, BAIK = "kopsyah-bmi", "koperasi-baik"
+#: the cooperatives offered their products before they came onto the platform: the demo financings are dated
+#: months back, and none may be dated before its product's definition
+PRODUCTS_DEFINED_ON = "2018-01-02"
 
 PRODUCTS: dict[str, list[dict[str, Any]]] = {
     BMI: [
@@ -112,7 +115,7 @@ class _Loader:
         for p in PRODUCTS[self.tenant]:
             r = await self.client.get(f"/products/{p['product_id']}", headers=self.h("manager"))
             if r.status_code == 404:
-                await self.call("POST", "/products", json=p)
+                await self.call("POST", "/products", json={"defined_on": PRODUCTS_DEFINED_ON, **p})
 
     async def apply(self, member_id: str, product: str, amount: int, instalments: int, days_ago: int) -> str:
         body = {"member_id": member_id, "product_id": product, "amount": amount, "instalments": instalments,

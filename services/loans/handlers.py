@@ -179,9 +179,10 @@ async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefinePro
         if prior is not None:
             return await get_product(rt, who, prior["product_id"])
     state = await load_product(rt, tenant, body.product_id)
-    spec = ProductDefined(**body.model_dump(exclude={"tenors"}),
-                          tenors=[TenorMargin(**t.model_dump()) for t in body.tenors], defined_on=today(rt))
-    events = prod.decide_define_product(state, await load_settings(rt, tenant), spec)
+    spec = ProductDefined(**body.model_dump(exclude={"tenors", "defined_on"}),
+                          tenors=[TenorMargin(**t.model_dump()) for t in body.tenors],
+                          defined_on=body.defined_on or today(rt))
+    events = prod.decide_define_product(state, await load_settings(rt, tenant), spec, today=today(rt))
 
     async def listed(conn: asyncpg.Connection, _: list[Envelope]) -> None:
         await conn.execute(

@@ -68,6 +68,9 @@ class DefineProductRequest(Body):
     rebate_method: Literal["proportional", "daily"] = "proportional"
     min_membership_months: int = Field(default=12, ge=0, le=600)
     max_days_overdue: int = Field(default=30, ge=0, le=3650)
+    defined_on: date | None = Field(default=None, description=(
+        "The day the cooperative introduced the product (default today; a product offered before the "
+        "cooperative came onto the platform may be dated back, never ahead). No application is dated before it"))
 
 
 class ProductResponse(BaseModel):
@@ -120,7 +123,8 @@ class ApplyRequest(Body):
     product_id: str = Field(min_length=1, max_length=40)
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Cost asked for, rupiah")
     instalments: int = Field(ge=1, le=520, description="One of the product's tenors")
-    applied_on: date | None = None
+    applied_on: date | None = Field(default=None, description=(
+        "Default today; never in the future, nor before the product was defined or the member joined"))
 
 
 class ApproveRequest(Body):

@@ -517,10 +517,18 @@ def decide_apply(state: Financing, cmd: Apply, product: Product, member: MemberF
     if not product.exists:
         raise LoanRuleViolation("no such product in this cooperative", field="product_id")
     _not_future(cmd.applied_on, today, "applied_on")
+    if product.defined_on is not None and cmd.applied_on < product.defined_on:
+        raise LoanRuleViolation(
+            f"applied_on {cmd.applied_on} is before {product.name} was defined ({product.defined_on}): no "
+            "financing from it can be dated earlier", field="applied_on")
     if member.joined_on is None:
         raise LoanRuleViolation(
             f"member {cmd.member_id} is not known to the loans service: the members service has not published "
             "their registration (yet)", field="member_id")
+    if cmd.applied_on < member.joined_on:
+        raise LoanRuleViolation(
+            f"applied_on {cmd.applied_on} is before the member joined the cooperative ({member.joined_on})",
+            field="applied_on")
     if member.exited_on is not None and member.exited_on <= cmd.applied_on:
         raise LoanRuleViolation(f"the member left the cooperative on {member.exited_on}", field="member_id")
     eligible_from = maths.add_months(member.joined_on, product.min_membership_months)
@@ -872,6 +880,7 @@ def decide_flag_hardship(state: Financing, cmd: FlagHardship, *, today: date) ->
     if state.hardship_since is not None:
         raise LoanRuleViolation(f"hardship is already flagged since {state.hardship_since}")
     _not_future(cmd.flagged_on, today, "flagged_on")
+    _not_before(cmd.flagged_on, state.applied_on, "flagged_on", "the application")
     if not cmd.note.strip():
         raise LoanRuleViolation("say why the member is in hardship", field="note")
     return [new_event(HardshipFlagged(flagged_on=cmd.flagged_on)), *_note("hardship", cmd.note, cmd.flagged_on)]

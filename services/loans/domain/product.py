@@ -165,11 +165,15 @@ def fold_product(events: Iterable[Envelope]) -> Product:
     return state
 
 
-def decide_define_product(state: Product, settings: LoanSettings, spec: ProductDefined) -> list[NewEvent]:
+def decide_define_product(state: Product, settings: LoanSettings, spec: ProductDefined, *,
+                          today: date | None = None) -> list[NewEvent]:
     """Define a product. The rules a product must satisfy are checked here, once, so every financing
-    made from it can rely on them."""
+    made from it can rely on them. ``spec.defined_on`` is the day the cooperative introduced it (a product
+    it offered before coming onto the platform may be dated back): no financing is dated before it."""
     if state.exists:
         raise LoanConflict(f"product {spec.product_id} already exists in this cooperative", field="product_id")
+    if today is not None and spec.defined_on > today:
+        raise LoanRuleViolation(f"defined_on {spec.defined_on} is in the future", field="defined_on")
     if not PRODUCT_ID.match(spec.product_id):
         raise LoanRuleViolation("a product id is 2-40 lowercase letters, digits and dashes", field="product_id")
     if spec.contract_type == "conventional_flat" and settings.sharia:

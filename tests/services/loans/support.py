@@ -21,6 +21,8 @@ SANITATION_PRODUCT: dict[str, Any] = {
     "contract_type": "murabahah", "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 200_000_000,
     "tenors": [{"instalments": 12, "margin_bp": 1200}, {"instalments": 24, "margin_bp": 2400}],
     "tranche_percents": [50, 50], "late_charge": 25_000, "funds": ["own_funds", "donor_working_capital"],
+    # offered since before the tests' financings (2025) and their members (joined 2020 by default)
+    "defined_on": "2020-01-01",
 }
 
 

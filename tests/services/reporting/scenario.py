@@ -127,7 +127,7 @@ class Coop:
             "product_id": product_id, "name": product_id, "purpose": purpose, "contract_type": "murabahah",
             "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 10_000_000,
             "tenors": [{"instalments": instalments, "margin_bp": 1000}], "tranche_percents": tranches,
-            "late_charge": late_charge, "funds": funds})
+            "late_charge": late_charge, "funds": funds, "defined_on": "2020-01-01"})
 
     async def apply(self, label: str, name: str, product: str, amount: int, instalments: int, on: str) -> str:
         body = {"member_id": self.ids[name], "product_id": product, "amount": amount, "instalments": instalments,

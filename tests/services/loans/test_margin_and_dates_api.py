@@ -1,0 +1,92 @@
+"""Through the API, on real PostgreSQL: commands dated before the product's definition or the member's joining
+refused with 422 and the reason. Nothing is written on a refusal."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from tests.helpers import ServiceClient
+from tests.services.conftest import BMI, headers
+from tests.services.loans.support import (
+    MANAGER,
+    OFFICER,
+    SANITATION_PRODUCT,
+    Walk,
+    define_product,
+    event_count,
+    known_member,
+)
+
+
+# -- commands dated before the product or the membership ------------------------------------------------------
+
+
+async def test_an_application_dated_before_the_product_was_defined_is_refused(loans: ServiceClient) -> None:
+    await define_product(loans, defined_on="2025-01-01")
+    member = await known_member(loans)
+    n = await event_count(loans)
+    body = {"member_id": member, "product_id": "mikro-tata-sanitasi", "amount": 4_000_000, "instalments": 12}
+    r = await loans.post("/financings", json={**body, "applied_on": "2024-12-31"}, headers=headers(BMI, OFFICER))
+    assert r.status_code == 422 and r.json()["field"] == "applied_on"
+    assert "before Mikro Tata Sanitasi was defined (2025-01-01)" in r.json()["reason"]
+    assert await event_count(loans) == n
+    r = await loans.post("/financings", json={**body, "applied_on": "2025-01-01"}, headers=headers(BMI, OFFICER))
+    assert r.status_code == 201, r.text
+
+
+async def test_an_application_dated_before_the_member_joined_is_refused(loans: ServiceClient) -> None:
+    # without a membership age rule, only the joining date stands between a back-dated application and the book
+    await define_product(loans, min_membership_months=0)
+    member = await known_member(loans, joined_on=date(2025, 3, 1))
+    n = await event_count(loans)
+    body = {"member_id": member, "product_id": "mikro-tata-sanitasi", "amount": 4_000_000, "instalments": 12}
+    r = await loans.post("/financings", json={**body, "applied_on": "2025-02-28"}, headers=headers(BMI, OFFICER))
+    assert r.status_code == 422 and r.json()["field"] == "applied_on"
+    assert "before the member joined the cooperative (2025-03-01)" in r.json()["reason"]
+    assert await event_count(loans) == n
+    r = await loans.post("/financings", json={**body, "applied_on": "2025-03-01"}, headers=headers(BMI, OFFICER))
+    assert r.status_code == 201, r.text
+
+
+async def test_a_product_may_be_dated_back_but_not_ahead(loans: ServiceClient) -> None:
+    n = await event_count(loans)
+    r = await loans.post("/products", json={**SANITATION_PRODUCT, "defined_on": "2099-01-01"},
+                         headers=headers(BMI, MANAGER))
+    assert r.status_code == 422 and r.json()["field"] == "defined_on" and "in the future" in r.json()["reason"]
+    assert await event_count(loans) == n
+    today = (await define_product(loans, defined_on=None))["defined_on"]
+    assert date.fromisoformat(today) > date(2025, 1, 1)  # by default the day it is defined
+
+
+async def test_every_dated_command_is_refused_before_the_step_it_follows(loans: ServiceClient) -> None:
+    """Each later command is dated on or after the step before it, so none can precede the application,
+    hence the product's definition and the membership."""
+    w = await Walk(loans).applied()  # applied 2025-01-06
+    before = await event_count(loans)
+    r = await w.post("/approve", {"approved_on": "2025-01-05"}, expect=422)
+    assert r["field"] == "approved_on" and "before the application (2025-01-06)" in r["reason"]
+    r = await w.post("/reject", {"reason": "other", "rejected_on": "2025-01-05"}, expect=422)
+    assert r["field"] == "rejected_on"
+    await w.post("/approve", {"approved_on": "2025-01-08"})
+    r = await w.post("/work-order", {"work_order_ref": "WO", "payee_type": "contractor", "payee_id": "c",
+                                     "cost": 100_000_000, "ordered_on": "2025-01-07"}, expect=422)
+    assert r["field"] == "ordered_on"
+    await w.post("/work-order", {"work_order_ref": "WO", "payee_type": "contractor", "payee_id": "c",
+                                 "cost": 100_000_000, "ordered_on": "2025-01-10"})
+    r = await w.post("/contract", {"signed_on": "2025-01-09"}, expect=422)
+    assert r["field"] == "signed_on"
+    await w.post("/contract", {"signed_on": "2025-01-15", "first_due_on": "2025-02-15"})
+    checks: list[tuple[str, dict[str, Any], str]] = [
+        ("/disbursements", {"disbursed_on": "2025-01-14"}, "disbursed_on"),
+        ("/repayments", {"receipt_number": "KW-1", "amount": 1_000, "paid_on": "2025-01-14"}, "paid_on"),
+        ("/early-settlement", {"receipt_number": "KW-2", "amount": 1, "settled_on": "2025-01-14"}, "settled_on"),
+        ("/reschedule", {"instalments": 24, "reason": "hardship", "rescheduled_on": "2025-01-14"}, "rescheduled_on"),
+        ("/discount", {"amount": 1_000, "reason": "goodwill", "discounted_on": "2025-01-14"}, "discounted_on"),
+        ("/write-off", {"reason": "deceased", "written_off_on": "2025-01-14"}, "written_off_on"),
+        ("/hardship", {"note": "flood", "flagged_on": "2025-01-05"}, "flagged_on"),
+    ]
+    for path, body, field in checks:
+        r = await w.post(path, body, expect=422)
+        assert r["field"] == field, (path, r)
+    assert await event_count(loans) == before + 3  # the approval, the work order and the contract only
