@@ -57,7 +57,7 @@ def _tenant(who: Principal) -> str:
 
 
 FINANCING_COLUMNS = ("tenant_id", "financing_id", "member_id", "product_id", "purpose", "status", "amount",
-                     "selling_price", "owed", "applied_on", "earliest_unpaid_due", "version")
+                     "selling_price", "owed", "applied_on", "earliest_unpaid_due", "version", "instalments")
 
 
 def financing_row(tenant: str, s: fin.Financing) -> tuple[Any, ...]:
@@ -67,17 +67,19 @@ def financing_row(tenant: str, s: fin.Financing) -> tuple[Any, ...]:
     owing = s.status in ("signed", "active", "written_off")
     unpaid = [i.due_on for i in s.instalments if i.owed > 0] if owing else []
     return (tenant, uuid.UUID(s.financing_id), uuid.UUID(s.member_id), s.terms.product_id, s.terms.purpose,
-            s.status, s.amount, s.selling_price, s.owed, s.applied_on, min(unpaid) if unpaid else None, s.version)
+            s.status, s.amount, s.selling_price, s.owed, s.applied_on, min(unpaid) if unpaid else None, s.version,
+            s.instalment_count)
 
 
 async def upsert_financing_row(conn: asyncpg.Connection, tenant: str, s: fin.Financing) -> None:
     await conn.execute(
         """INSERT INTO loan_financings (tenant_id, financing_id, member_id, product_id, purpose, status, amount,
-                                        selling_price, owed, applied_on, earliest_unpaid_due, version)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                        selling_price, owed, applied_on, earliest_unpaid_due, version, instalments)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
            ON CONFLICT (tenant_id, financing_id) DO UPDATE SET
                status = EXCLUDED.status, amount = EXCLUDED.amount, selling_price = EXCLUDED.selling_price,
-               owed = EXCLUDED.owed, earliest_unpaid_due = EXCLUDED.earliest_unpaid_due, version = EXCLUDED.version""",
+               owed = EXCLUDED.owed, earliest_unpaid_due = EXCLUDED.earliest_unpaid_due, version = EXCLUDED.version,
+               instalments = EXCLUDED.instalments""",
         *financing_row(tenant, s),
     )
 
@@ -91,7 +93,8 @@ async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any,
         await conn.execute(
             f"""INSERT INTO loan_financings ({", ".join(FINANCING_COLUMNS)})
                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                                     $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::date[], $12::int[])""",
+                                     $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::date[], $12::int[],
+                                     $13::int[])""",
             *[list(c) for c in cols])
     if receipts:
         cols = list(zip(*receipts, strict=True))
@@ -238,7 +241,7 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
     return api.FinancingResponse(
         financing_id=s.financing_id, member_id=s.member_id, status=s.status, product_id=s.terms.product_id,
         purpose=s.terms.purpose, contract_type=s.terms.contract_type, frequency=s.terms.frequency,
-        instalments=s.terms.instalments, margin_bp=s.terms.margin_bp, amount=s.amount, applied_on=s.applied_on,
+        instalments=s.instalment_count, margin_bp=s.terms.margin_bp, amount=s.amount, applied_on=s.applied_on,
         approved_on=s.approved_on, rejected_on=s.rejected_on, rejection_reason=s.rejection_reason,
         work_order=api.WorkOrderView(work_order_ref=wo.ref, payee_type=wo.payee_type, payee_id=wo.payee_id,
                                      cost=wo.cost, ordered_on=wo.ordered_on) if wo else None,
@@ -291,8 +294,8 @@ async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid
     args: list[Any] = [_tenant(who), member_id, status, product_id]
     total = await rt.pool.fetchval(f"SELECT count(*) FROM loan_financings WHERE {where}", *args)
     rows = await rt.pool.fetch(
-        f"""SELECT financing_id, member_id, product_id, purpose, status, amount, selling_price, owed, applied_on,
-                   version FROM loan_financings WHERE {where}
+        f"""SELECT financing_id, member_id, product_id, purpose, status, amount, instalments, selling_price, owed,
+                   applied_on, version FROM loan_financings WHERE {where}
             ORDER BY applied_on DESC, financing_id LIMIT $5 OFFSET $6""", *args, limit, offset)
     items = [api.FinancingSummary(**{**dict(r), "financing_id": str(r["financing_id"]),
                                      "member_id": str(r["member_id"])}) for r in rows]

@@ -183,4 +183,20 @@ MIGRATIONS = [
         CREATE INDEX loan_book_active_on ON loan_book (tenant_id, active_on);
         """ + FILL_BOOK_POSITIONS,
     ),
+    # the instalments of each financing's schedule in force (after a reschedule, not the count applied for), for
+    # the lists: from the book's current schedule generation, or, before a contract, the application
+    Migration(
+        "0006_financing_instalments",
+        """
+        ALTER TABLE loan_financings ADD COLUMN instalments integer;
+        UPDATE loan_financings f SET instalments = coalesce(
+            (SELECT nullif(count(*), 0) FROM loan_instalments i
+             WHERE i.tenant_id = f.tenant_id AND i.financing_id = f.financing_id AND i.valid_until IS NULL),
+            (SELECT (e.payload->>'instalments')::int FROM events e
+             WHERE e.tenant_id = f.tenant_id AND e.stream_id = f.financing_id::text
+               AND e.type = 'loans.FinancingApplied'),
+            0);
+        ALTER TABLE loan_financings ALTER COLUMN instalments SET NOT NULL;
+        """,
+    ),
 ]

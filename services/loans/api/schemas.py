@@ -275,7 +275,8 @@ class FinancingResponse(BaseModel):
     purpose: str
     contract_type: str
     frequency: str
-    instalments: int
+    instalments: int = Field(description="Instalments of the schedule in force (after a reschedule: those paid on "
+                                         "before it and the new ones); before the contract, the number applied for")
     margin_bp: int
     amount: int
     applied_on: date
@@ -312,6 +313,7 @@ class FinancingSummary(BaseModel):
     purpose: str
     status: str
     amount: int
+    instalments: int = Field(description="Instalments of the schedule in force (as in the financing's view)")
     selling_price: int
     owed: int
     applied_on: date

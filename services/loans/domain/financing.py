@@ -116,6 +116,7 @@ class Terms:
     purpose: str
     contract_type: str
     frequency: maths.Frequency
+    #: the instalments applied for (after a reschedule: ``Financing.instalment_count``)
     instalments: int
     margin_bp: int
     min_amount: int
@@ -258,6 +259,14 @@ class Financing:
     @property
     def paid(self) -> int:
         return sum(i.paid for i in self.instalments)
+
+    @property
+    def instalment_count(self) -> int:
+        """Instalments of the schedule in force (after a reschedule: those paid on before it and the new
+        ones); before the contract, the number applied for."""
+        if self.instalments:
+            return len(self.instalments)
+        return self.terms.instalments if self.terms is not None else 0
 
     @property
     def job_id(self) -> str | None:

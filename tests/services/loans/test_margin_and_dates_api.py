@@ -1,5 +1,6 @@
-"""Through the API, on real PostgreSQL: commands dated before the product's definition or the member's joining
-refused with 422 and the reason. Nothing is written on a refusal."""
+"""Through the API, on real PostgreSQL: the instalment count of a rescheduled financing in its views, and
+commands dated before the product's definition or the member's joining refused with 422 and the reason.
+Nothing is written on a refusal."""
 
 from __future__ import annotations
 
@@ -17,6 +18,28 @@ from tests.services.loans.support import (
     event_count,
     known_member,
 )
+
+
+# -- the rescheduled instalment count -----------------------------------------------------------------------------
+
+
+async def test_a_rescheduled_financing_reports_the_new_schedules_instalment_count(loans: ServiceClient) -> None:
+    w = await Walk(loans).disbursed(amount=12_000_000)  # 12 monthly instalments of 1,120,000 from 2025-02-15
+    for n, paid_on in enumerate(("2025-02-15", "2025-03-15", "2025-04-15"), start=1):
+        await w.post("/repayments", {"receipt_number": f"KW-{n}", "amount": 1_120_000, "paid_on": paid_on},
+                     role=OFFICER, expect=201)
+    f = await w.post("/reschedule", {"instalments": 15, "reason": "disaster", "rescheduled_on": "2025-04-21"})
+    assert f["restructured"] and len(f["schedule"]) == 18 and f["instalments"] == 18
+    assert [i["number"] for i in f["schedule"]] == list(range(1, 19))
+    got = (await loans.get(f"/financings/{w.id}", headers=w.h())).json()
+    assert got["instalments"] == 18
+    listed = (await loans.get("/financings", headers=w.h())).json()["items"]
+    assert [i["instalments"] for i in listed if i["financing_id"] == w.id] == [18]
+    mine = (await loans.get(f"/members/{w.member_id}/financings", headers=w.h())).json()["items"]
+    assert [i["instalments"] for i in mine] == [18]
+    # as of a date before the reschedule, the schedule then in force
+    old = (await loans.get(f"/financings/{w.id}", params={"as_of": "2025-04-20"}, headers=w.h())).json()
+    assert old["instalments"] == 12 and len(old["schedule"]) == 12
 
 
 # -- commands dated before the product or the membership ------------------------------------------------------
