@@ -241,7 +241,8 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
     return api.FinancingResponse(
         financing_id=s.financing_id, member_id=s.member_id, status=s.status, product_id=s.terms.product_id,
         purpose=s.terms.purpose, contract_type=s.terms.contract_type, frequency=s.terms.frequency,
-        instalments=s.instalment_count, margin_bp=s.terms.margin_bp, amount=s.amount, applied_on=s.applied_on,
+        instalments=s.instalment_count, margin_bp=s.terms.margin_bp, margin_idr=s.terms.margin_idr, amount=s.amount,
+        applied_on=s.applied_on,
         approved_on=s.approved_on, rejected_on=s.rejected_on, rejection_reason=s.rejection_reason,
         work_order=api.WorkOrderView(work_order_ref=wo.ref, payee_type=wo.payee_type, payee_id=wo.payee_id,
                                      cost=wo.cost, ordered_on=wo.ordered_on) if wo else None,
@@ -375,7 +376,8 @@ async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idem
     assert member_id is not None
     product = await load_product(rt, tenant, body.product_id)
     member = await _member_facts(rt, tenant, member_id, on)
-    cmd = Apply(financing_id, str(member_id), body.amount, body.instalments, on, meta.actor)
+    cmd = Apply(financing_id, str(member_id), body.amount, body.instalments, on, meta.actor,
+                margin_bp=body.margin_bp, margin_idr=body.margin_idr)
     events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
     result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, NO_STREAM, events, meta=meta,
                                    idempotency=idem, after=keep_read_tables(tenant, fin.Financing()))

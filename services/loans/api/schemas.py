@@ -11,7 +11,7 @@ from datetime import date
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.contracts.loans import (
     ContractType,
@@ -37,10 +37,38 @@ class Body(RequestBody):
 # -- products and settings ----------------------------------------------------------------------------------
 
 
+def _one_margin(margin_idr: int | None, info: ValidationInfo, *, required: bool) -> int | None:
+    """``margin_idr``'s check, beside ``margin_bp`` (declared before it): not both (422 naming ``margin_idr``),
+    and neither where one is required."""
+    if "margin_bp" not in info.data:  # margin_bp itself was refused: that is the error to report
+        return margin_idr
+    bp = info.data["margin_bp"]
+    if bp is not None and margin_idr is not None:
+        raise ValueError("give the margin either in basis points (margin_bp) or in rupiah (margin_idr), not both")
+    if required and bp is None and margin_idr is None:
+        raise ValueError("give the margin in basis points (margin_bp) or in rupiah (margin_idr)")
+    return margin_idr
+
+
 class TenorTerms(Body):
     instalments: int = Field(ge=1, le=520, description="Number of instalments")
-    margin_bp: int = Field(ge=0, le=10_000, description="Margin for this tenor in basis points of the cost "
-                                                        "(1200 = 12 % of the cost, flat for the whole term)")
+    margin_bp: int | None = Field(default=None, ge=0, le=10_000, description=(
+        "Margin for this tenor in basis points of the cost (1200 = 12 % of the cost, flat for the whole term); "
+        "the contract's margin is the cost times it, rounded down. Give this or margin_idr"))
+    margin_idr: int | None = Field(default=None, ge=0, le=MAX_RUPIAH, validate_default=True, description=(
+        "Margin for this tenor in rupiah, whatever the cost (at most the product's min_amount). Give this or "
+        "margin_bp"))
+
+    @field_validator("margin_idr", mode="after")
+    @classmethod
+    def _exactly_one_margin(cls, value: int | None, info: ValidationInfo) -> int | None:
+        return _one_margin(value, info, required=True)
+
+
+class TenorView(BaseModel):
+    instalments: int
+    margin_bp: int | None = Field(description="Margin in basis points of the cost; null when given in rupiah")
+    margin_idr: int | None = Field(description="Margin in rupiah; null when given in basis points")
 
 
 class DefineProductRequest(Body):
@@ -81,7 +109,7 @@ class ProductResponse(BaseModel):
     frequency: str
     min_amount: int
     max_amount: int
-    tenors: list[TenorTerms]
+    tenors: list[TenorView]
     tranche_percents: list[int]
     late_charge: int
     funds: list[str]
@@ -125,6 +153,18 @@ class ApplyRequest(Body):
     instalments: int = Field(ge=1, le=520, description="One of the product's tenors")
     applied_on: date | None = Field(default=None, description=(
         "Default today; never in the future, nor before the product was defined or the member joined"))
+    margin_bp: int | None = Field(default=None, ge=0, le=10_000, description=(
+        "The margin agreed, in basis points of the cost (at most one of margin_bp and margin_idr; neither: "
+        "the product's margin for the tenor). Never more than the product's margin on the amount"))
+    margin_idr: Rupiah | None = Field(default=None, ge=0, le=MAX_RUPIAH, description=(
+        "The margin agreed, in rupiah: the contract's margin exactly, whatever the work order's cost (e.g. "
+        "Rp 555,555 on Rp 4,000,000, which no whole number of basis points gives). Never more than the "
+        "product's margin on the amount, nor than the cost"))
+
+    @field_validator("margin_idr", mode="after")
+    @classmethod
+    def _at_most_one_margin(cls, value: int | None, info: ValidationInfo) -> int | None:
+        return _one_margin(value, info, required=False)
 
 
 class ApproveRequest(Body):
@@ -277,7 +317,9 @@ class FinancingResponse(BaseModel):
     frequency: str
     instalments: int = Field(description="Instalments of the schedule in force (after a reschedule: those paid on "
                                          "before it and the new ones); before the contract, the number applied for")
-    margin_bp: int
+    margin_bp: int | None = Field(description="The margin agreed in basis points of the cost; null when agreed "
+                                              "in rupiah")
+    margin_idr: int | None = Field(description="The margin agreed in rupiah; null when agreed in basis points")
     amount: int
     applied_on: date
     approved_on: date | None

@@ -33,6 +33,9 @@ class Apply:
     instalments: int
     applied_on: date
     by: str
+    #: the margin agreed with the member, at most one of the two; neither: the product's for the tenor
+    margin_bp: int | None = None
+    margin_idr: int | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,10 @@ class TenorMargin(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     instalments: int = Field(ge=1, le=520)
-    margin_bp: int = Field(ge=0, le=10_000, description="Margin in basis points of the cost, flat for the term")
+    #: exactly one of the two (events stored before ``margin_idr`` existed all carry ``margin_bp``)
+    margin_bp: int | None = Field(default=None, ge=0, le=10_000,
+                                  description="Margin in basis points of the cost, flat for the term")
+    margin_idr: int | None = Field(default=None, ge=0, description="Margin in rupiah, whatever the cost")
 
 
 class ProductDefined(BaseModel):
@@ -72,7 +75,9 @@ class TermsQuoted(BaseModel):
     contract_type: ContractType
     frequency: Frequency
     instalments: int
-    margin_bp: int
+    #: the margin agreed: in basis points of the cost (``margin_bp``) or in rupiah (``margin_idr``, then
+    #: ``margin_bp`` is None); events stored before ``margin_idr`` existed all carry ``margin_bp``
+    margin_bp: int | None
     min_amount: int
     max_amount: int
     tranche_percents: list[int]
@@ -80,6 +85,7 @@ class TermsQuoted(BaseModel):
     funds: list[str]
     rebate_method: RebateMethod
     applied_on: date
+    margin_idr: int | None = None
 
 
 class WorkOrderRecorded(BaseModel):

@@ -118,13 +118,15 @@ class Terms:
     frequency: maths.Frequency
     #: the instalments applied for (after a reschedule: ``Financing.instalment_count``)
     instalments: int
-    margin_bp: int
+    #: the margin agreed: in basis points of the cost, or in rupiah (then ``margin_bp`` is None)
+    margin_bp: int | None
     min_amount: int
     max_amount: int
     tranche_percents: tuple[int, ...]
     late_charge: int
     funds: tuple[str, ...]
     rebate_method: maths.RebateMethod
+    margin_idr: int | None = None
 
 
 @dataclass(frozen=True)
@@ -363,7 +365,7 @@ def evolve(state: Financing, event: Fact) -> Financing:
         q = TermsQuoted.model_validate(p)
         s = _set(s, terms=Terms(q.product_id, q.purpose, q.contract_type, q.frequency, q.instalments,
                                    q.margin_bp, q.min_amount, q.max_amount, tuple(q.tranche_percents),
-                                   q.late_charge, tuple(q.funds), q.rebate_method))
+                                   q.late_charge, tuple(q.funds), q.rebate_method, q.margin_idr))
     elif t == FinancingApproved.event_type:
         e2 = FinancingApproved.model_validate(p)
         s = _set(s, status="approved", amount=e2.amount, approved_on=e2.approved_on, approved_by=event.actor)
@@ -553,12 +555,12 @@ def decide_apply(state: Financing, cmd: Apply, product: Product, member: MemberF
         raise LoanRuleViolation(
             f"{product.name} finances Rp {product.min_amount:,} to Rp {product.max_amount:,}; "
             f"Rp {cmd.amount:,} was asked", field="amount")
-    margin_bp = product.margin_bp(cmd.instalments)
-    if margin_bp is None:
-        offered = ", ".join(str(n) for n, _ in product.tenors)
+    if not product.offers(cmd.instalments):
+        offered = ", ".join(str(n) for n in product.tenor_counts)
         raise LoanRuleViolation(
             f"{product.name} is offered over {offered} {product.frequency} instalments, not {cmd.instalments}",
             field="instalments")
+    margin_bp, margin_idr = _agreed_margin(cmd, product)
     assert product.product_id is not None
     applied = FinancingApplied(
         financing_id=cmd.financing_id, member_id=cmd.member_id, product_id=product.product_id,  # type: ignore[arg-type]
@@ -571,8 +573,33 @@ def decide_apply(state: Financing, cmd: Apply, product: Product, member: MemberF
         min_amount=product.min_amount, max_amount=product.max_amount,
         tranche_percents=list(product.tranche_percents), late_charge=product.late_charge,
         funds=list(product.funds), rebate_method=product.rebate_method, applied_on=cmd.applied_on,  # type: ignore[arg-type]
+        margin_idr=margin_idr,
     )
     return [new_event(applied), new_event(terms)]
+
+
+def _agreed_margin(cmd: Apply, product: Product) -> tuple[int | None, int | None]:
+    """(margin_bp, margin_idr) of the application: the one it gives, else the product's for the tenor.
+
+    A margin agreed with the member is never more than the product's on the amount applied for (the
+    product's terms are the most a member is asked); it may be less."""
+    product_bp, product_idr = product.margin_bp(cmd.instalments), product.margin_idr(cmd.instalments)
+    if cmd.margin_bp is not None and cmd.margin_idr is not None:
+        raise LoanRuleViolation("give the margin either in basis points (margin_bp) or in rupiah (margin_idr), "
+                                "not both", field="margin_idr")
+    if cmd.margin_bp is None and cmd.margin_idr is None:
+        return product_bp, product_idr
+    name = "margin_bp" if cmd.margin_bp is not None else "margin_idr"
+    asked = maths.contract_margin(cmd.amount, margin_bp=cmd.margin_bp, margin_idr=cmd.margin_idr)
+    ceiling = maths.contract_margin(cmd.amount, margin_bp=product_bp, margin_idr=product_idr)
+    if product.contract_type == "qard_hasan" and asked:
+        raise LoanRuleViolation("a qard hasan is a benevolent loan: it carries no margin", field=name)
+    if asked > ceiling:
+        rate = f" ({product_bp} bp)" if product_bp is not None else ""
+        raise LoanRuleViolation(
+            f"{product.name} over {cmd.instalments} instalments carries a margin of at most Rp {ceiling:,}{rate} "
+            f"on Rp {cmd.amount:,}; a margin of Rp {asked:,} was asked", field=name)
+    return cmd.margin_bp, cmd.margin_idr
 
 
 def _ids(state: Financing) -> dict[str, Any]:
@@ -620,6 +647,10 @@ def decide_record_work_order(state: Financing, cmd: RecordWorkOrder, *, today: d
     if cmd.cost < state.terms.instalments:
         raise LoanRuleViolation(f"Rp {cmd.cost:,} cannot be repaid in {state.terms.instalments} instalments",
                                 field="cost")
+    if state.terms.margin_idr is not None and state.terms.margin_idr > cmd.cost:
+        raise LoanRuleViolation(
+            f"the margin agreed is Rp {state.terms.margin_idr:,}, more than the work order's cost Rp {cmd.cost:,}; "
+            "a margin is at most the cost", field="cost")
     return [new_event(WorkOrderRecorded(work_order_ref=cmd.work_order_ref, payee_type=cmd.payee_type,
                                         payee_id=cmd.payee_id, cost=cmd.cost, ordered_on=cmd.ordered_on))]
 
@@ -636,7 +667,8 @@ def decide_sign_contract(state: Financing, cmd: SignContract, *, today: date) ->
         raise LoanRuleViolation("the first instalment must fall due after the contract is signed",
                                 field="first_due_on")
     cost = state.work_order.cost
-    margin = 0 if terms.contract_type == "qard_hasan" else maths.margin_for(cost, terms.margin_bp)
+    margin = 0 if terms.contract_type == "qard_hasan" else maths.contract_margin(
+        cost, margin_bp=terms.margin_bp, margin_idr=terms.margin_idr)
     selling_price = cost + margin
     # by default instalments fall on the signing day of the month (signed 31 Jan: 28 Feb, 31 Mar, ...)
     day = None if cmd.first_due_on else cmd.signed_on.day

@@ -119,7 +119,6 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
     financing_id = financing_id_for(entry.loan_ref)
     ids: dict[str, Any] = {"financing_id": financing_id, "member_id": entry.member_id}
     on = entry.signed_on
-    margin_bp = entry.margin * maths.BASIS_POINTS // entry.cost
     # what the history pays (each payment is checked below: a book that over-pays is refused)
     repaid = sum(p.amount for p in entry.payments)
     events = [
@@ -129,7 +128,8 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
                                    applied_on=on)),
         new_event(TermsQuoted(product_id=product.product_id, purpose=product.purpose,  # type: ignore[arg-type]
                               contract_type=product.contract_type, frequency=product.frequency,  # type: ignore[arg-type]
-                              instalments=len(entry.schedule), margin_bp=margin_bp, min_amount=product.min_amount,
+                              instalments=len(entry.schedule), margin_bp=None, margin_idr=entry.margin,
+                              min_amount=product.min_amount,
                               max_amount=product.max_amount, tranche_percents=list(product.tranche_percents),
                               late_charge=product.late_charge, funds=list(product.funds),
                               rebate_method=product.rebate_method, applied_on=on)),  # type: ignore[arg-type]

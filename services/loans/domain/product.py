@@ -115,6 +115,8 @@ class Product:
     max_amount: int = 0
     #: instalment count -> margin in basis points of the cost
     tenors: tuple[tuple[int, int], ...] = ()
+    #: instalment count -> margin in rupiah, whatever the cost (tenors defined so: none in ``tenors``)
+    rupiah_tenors: tuple[tuple[int, int], ...] = ()
     tranche_percents: tuple[int, ...] = (100,)
     late_charge: int = 0
     funds: tuple[str, ...] = ()
@@ -131,12 +133,23 @@ class Product:
     def margin_bp(self, instalments: int) -> int | None:
         return dict(self.tenors).get(instalments)
 
+    def margin_idr(self, instalments: int) -> int | None:
+        return dict(self.rupiah_tenors).get(instalments)
+
+    def offers(self, instalments: int) -> bool:
+        return self.margin_bp(instalments) is not None or self.margin_idr(instalments) is not None
+
+    @property
+    def tenor_counts(self) -> list[int]:
+        return [n for n, _ in (*self.tenors, *self.rupiah_tenors)]
+
     def as_payload(self) -> dict[str, Any]:
         return {
             "product_id": self.product_id, "name": self.name, "purpose": self.purpose,
             "contract_type": self.contract_type, "frequency": self.frequency, "min_amount": self.min_amount,
             "max_amount": self.max_amount,
-            "tenors": [{"instalments": n, "margin_bp": bp} for n, bp in self.tenors],
+            "tenors": [*({"instalments": n, "margin_bp": bp, "margin_idr": None} for n, bp in self.tenors),
+                       *({"instalments": n, "margin_bp": None, "margin_idr": idr} for n, idr in self.rupiah_tenors)],
             "tranche_percents": list(self.tranche_percents), "late_charge": self.late_charge,
             "funds": list(self.funds), "rebate_method": self.rebate_method,
             "min_membership_months": self.min_membership_months, "max_days_overdue": self.max_days_overdue,
@@ -150,7 +163,8 @@ def evolve_product(state: Product, event: Envelope) -> Product:
         return Product(
             product_id=p.product_id, name=p.name, purpose=p.purpose, contract_type=p.contract_type,
             frequency=p.frequency, min_amount=p.min_amount, max_amount=p.max_amount,
-            tenors=tuple((t.instalments, t.margin_bp) for t in p.tenors),
+            tenors=tuple((t.instalments, t.margin_bp) for t in p.tenors if t.margin_bp is not None),
+            rupiah_tenors=tuple((t.instalments, t.margin_idr) for t in p.tenors if t.margin_idr is not None),
             tranche_percents=tuple(p.tranche_percents), late_charge=p.late_charge, funds=tuple(p.funds),
             rebate_method=p.rebate_method, min_membership_months=p.min_membership_months,
             max_days_overdue=p.max_days_overdue, defined_on=p.defined_on, version=event.version,
@@ -193,10 +207,19 @@ def decide_define_product(state: Product, settings: LoanSettings, spec: ProductD
     counts = [t.instalments for t in spec.tenors]
     if len(set(counts)) != len(counts):
         raise LoanRuleViolation("each tenor may be listed once", field="tenors")
-    if spec.contract_type == "qard_hasan" and any(t.margin_bp for t in spec.tenors):
+    for t in spec.tenors:
+        if (t.margin_bp is None) == (t.margin_idr is None):
+            raise LoanRuleViolation(
+                f"the tenor of {t.instalments} instalments: give its margin either in basis points (margin_bp) "
+                "or in rupiah (margin_idr), exactly one of the two", field="tenors")
+    if spec.contract_type == "qard_hasan" and any(t.margin_bp or t.margin_idr for t in spec.tenors):
         raise LoanRuleViolation("qard hasan is a benevolent loan: its margin must be 0 for every tenor",
                                 field="tenors")
     for t in spec.tenors:
+        if t.margin_idr is not None and t.margin_idr > spec.min_amount:
+            raise LoanRuleViolation(
+                f"the tenor of {t.instalments} instalments: a margin of Rp {t.margin_idr:,} is more than the "
+                f"smallest cost financed (Rp {spec.min_amount:,}); a margin is at most the cost", field="tenors")
         if spec.min_amount < t.instalments:
             raise LoanRuleViolation(
                 f"the smallest amount (Rp {spec.min_amount:,}) cannot be split into {t.instalments} instalments",

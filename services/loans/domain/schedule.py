@@ -81,6 +81,21 @@ def margin_for(cost: int, margin_bp: int) -> int:
     return cost * margin_bp // BASIS_POINTS
 
 
+def contract_margin(cost: int, *, margin_bp: int | None = None, margin_idr: int | None = None) -> int:
+    """The margin a contract on ``cost`` carries, given either in basis points of the cost (rounded down,
+    ``margin_for``) or in rupiah (exactly that, whatever the cost: a sale price of cost + an agreed margin
+    that no whole number of basis points gives, e.g. Rp 4,000,000 + Rp 555,555). Exactly one is given."""
+    if (margin_bp is None) == (margin_idr is None):
+        raise LoanRuleViolation("give the margin either in basis points (margin_bp) or in rupiah (margin_idr)",
+                                field="margin_idr")
+    if margin_idr is not None:
+        if cost < 0 or margin_idr < 0:
+            raise LoanRuleViolation("cost and margin cannot be negative")
+        return margin_idr
+    assert margin_bp is not None
+    return margin_for(cost, margin_bp)
+
+
 def tranche_amounts(cost: int, percents: Sequence[int]) -> list[int]:
     """The tranches of ``cost`` by the plan's percentages; the rounding remainder goes on the last one."""
     if sum(percents) != 100 or any(p <= 0 for p in percents):

@@ -10,7 +10,8 @@ from tests.services.loans.support import MANAGER, OFFICER, SANITATION_PRODUCT, d
 async def test_define_get_and_list_products(loans: ServiceClient) -> None:
     body = await define_product(loans)
     assert body["product_id"] == "mikro-tata-sanitasi" and body["tranche_percents"] == [50, 50]
-    assert body["tenors"] == [{"instalments": 12, "margin_bp": 1200}, {"instalments": 24, "margin_bp": 2400}]
+    assert body["tenors"] == [{"instalments": 12, "margin_bp": 1200, "margin_idr": None},
+                              {"instalments": 24, "margin_bp": 2400, "margin_idr": None}]
     assert body["defined_on"] == "2020-01-01"
     assert body["rebate_method"] == "proportional" and body["min_membership_months"] == 12
     got = await loans.get("/products/mikro-tata-sanitasi", headers=headers(BMI, OFFICER))

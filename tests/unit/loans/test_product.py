@@ -35,7 +35,8 @@ def test_a_product_is_defined_with_its_terms() -> None:
     events = decide_define_product(Product(), LoanSettings(), spec())
     p = fold_product(envelopes(events, "p", 0, MANAGER))
     assert p.exists and p.margin_bp(50) == 1100 and p.margin_bp(12) is None
-    assert p.as_payload()["tenors"] == [{"instalments": 25, "margin_bp": 600}, {"instalments": 50, "margin_bp": 1100}]
+    assert p.as_payload()["tenors"] == [{"instalments": 25, "margin_bp": 600, "margin_idr": None},
+                                       {"instalments": 50, "margin_bp": 1100, "margin_idr": None}]
 
 
 def test_a_product_id_is_used_once() -> None:

@@ -139,3 +139,31 @@ def test_rebate_never_exceeds_the_remaining_margin(margin: int, total: int, data
     assert 0 <= unearned <= margin
     got = m.rebate(unearned, unpaid_margin)
     assert 0 <= got <= unpaid_margin and got <= unearned
+
+
+# the margin in basis points or in rupiah, and the schedule of the sale price it gives (floor for the first
+# n-1 instalments, the remainder on the last): 4,000,000 + 555,555 is what no whole number of basis points gives
+@pytest.mark.parametrize(("cost", "margin_bp", "margin_idr", "n", "margin", "first", "last"), [
+    (4_000_000, 1388, None, 24, 555_200, 189_800, 189_800),
+    (4_000_000, 1389, None, 24, 555_600, 189_816, 189_832),
+    (4_000_000, None, 555_555, 24, 555_555, 189_814, 189_833),
+    (4_000_000, None, 555_555, 12, 555_555, 379_629, 379_636),
+    (100_000_000, 1200, None, 12, 12_000_000, 9_333_333, 9_333_337),
+    (3_333_333, 1000, None, 10, 333_333, 366_666, 366_672),
+    (4_000_000, None, 0, 6, 0, 666_666, 666_670),
+])
+def test_margin_in_basis_points_or_in_rupiah_and_its_schedule(cost: int, margin_bp: int | None,
+                                                              margin_idr: int | None, n: int, margin: int,
+                                                              first: int, last: int) -> None:
+    assert m.contract_margin(cost, margin_bp=margin_bp, margin_idr=margin_idr) == margin
+    amounts = m.split_evenly(cost + margin, n)
+    assert amounts == [first] * (n - 1) + [last] and sum(amounts) == cost + margin
+
+
+def test_a_margin_is_given_in_exactly_one_form() -> None:
+    for bp, idr in ((None, None), (1200, 480_000)):
+        with pytest.raises(LoanRuleViolation, match="either in basis points") as e:
+            m.contract_margin(4_000_000, margin_bp=bp, margin_idr=idr)
+        assert e.value.field == "margin_idr"
+    with pytest.raises(LoanRuleViolation, match="cannot be negative"):
+        m.contract_margin(4_000_000, margin_idr=-1)
