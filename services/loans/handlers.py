@@ -531,7 +531,8 @@ def portfolio_view(q: PortfolioQuality, rate: RepaymentRate) -> api.PortfolioRes
         restructured=ratio(q.restructured),
         categories={k: api.CategoryView(**v) for k, v in q.categories.items()}, written_off=q.written_off,
         written_off_principal=q.written_off_principal, recovered=q.recovered,
-        late_charges_to_social_fund=q.late_charges_to_social_fund, by_status=q.by_status,
+        late_charges_to_social_fund=q.late_charges_to_social_fund,
+        by_status=dict(sorted(q.by_status.items())),  # in one order, whatever the order the SQL grouped them in
         repayment_rate=api.RepaymentRateView(start=rate.start, end=rate.end, fallen_due=rate.fallen_due,
                                              paid_on_time=rate.paid_on_time, percent=rate.percent,
                                              not_applicable=not rate.applicable),
