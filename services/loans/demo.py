@@ -2,8 +2,9 @@
 
 Products per cooperative, and financings in several states: awaiting approval, rejected, signed and
 waiting for its first tranche, active with tranche 2 waiting for the SNI inspection, repaying on time,
-late (in PAR30), rescheduled, and settled early with the rebate. Dates are relative to today, so the
-standing (days past due, PAR) looks alive whenever it is loaded.
+late (in PAR30), rescheduled, settled early with the rebate, and one per cooperative repaying a margin in
+rupiah (agreed on the application in one, stated by the product's tenor in the other). Dates are relative
+to today, so the standing (days past due, PAR) looks alive whenever it is loaded.
 
 Each cooperative also has an imported book (``IMPORTED_BOOKS``): a few financings from before the platform,
 brought in through ``POST /imports`` with their payment history, one of them repaid in full.
@@ -44,6 +45,12 @@ PRODUCTS: dict[str, list[dict[str, Any]]] = {
          "contract_type": "qard_hasan", "frequency": "monthly", "min_amount": 300_000, "max_amount": 1_000_000,
          "tenors": [{"instalments": 3, "margin_bp": 0}, {"instalments": 6, "margin_bp": 0}],
          "tranche_percents": [100], "late_charge": 0, "funds": ["own_funds"]},
+        # a margin agreed in rupiah on the application (``RUPIAH_MARGINS``): 4,000,000 + 555,555, which no whole
+        # number of basis points gives
+        {"product_id": "sanitasi-margin-rupiah", "name": "Mikro Tata Sanitasi (margin rupiah)",
+         "purpose": "toilet_upgrade", "contract_type": "murabahah", "frequency": "monthly", "min_amount": 2_000_000,
+         "max_amount": 6_000_000, "tenors": [{"instalments": 24, "margin_bp": 1400}], "tranche_percents": [100],
+         "late_charge": 10_000, "funds": ["own_funds"]},
     ],
     BAIK: [
         {"product_id": "jamban-sehat", "name": "Pembiayaan Jamban Sehat", "purpose": "toilet_upgrade",
@@ -53,6 +60,11 @@ PRODUCTS: dict[str, list[dict[str, Any]]] = {
         {"product_id": "sambungan-air", "name": "Pembiayaan Sambungan Air PDAM", "purpose": "water_connection",
          "contract_type": "murabahah", "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 3_000_000,
          "tenors": [{"instalments": 10, "margin_bp": 900}], "tranche_percents": [100], "late_charge": 5_000,
+         "funds": ["own_funds"]},
+        # a fixed-price package whose tenor states its margin in rupiah
+        {"product_id": "paket-jamban", "name": "Paket Jamban Sehat", "purpose": "toilet_upgrade",
+         "contract_type": "murabahah", "frequency": "monthly", "min_amount": 3_500_000, "max_amount": 3_500_000,
+         "tenors": [{"instalments": 12, "margin_idr": 385_000}], "tranche_percents": [100], "late_charge": 5_000,
          "funds": ["own_funds"]},
     ],
 }
@@ -64,13 +76,17 @@ STORIES: dict[str, list[tuple[str, int, int, str]]] = {
         ("mikro-tata-air", 2_500_000, 10, "settled_early"),
         ("mikro-tata-sanitasi", 8_000_000, 24, "late"),
         ("qard-sedot-tinja", 600_000, 6, "applied"),
+        ("sanitasi-margin-rupiah", 4_000_000, 24, "rupiah_margin"),
     ],
     BAIK: [
         ("jamban-sehat", 5_000_000, 12, "rescheduled"),
         ("sambungan-air", 2_000_000, 10, "signed"),
         ("jamban-sehat", 7_500_000, 18, "rejected"),
+        ("paket-jamban", 3_500_000, 12, "rupiah_margin"),
     ],
 }
+#: the margin agreed in rupiah on the application of a "rupiah_margin" story (none: the product's tenor gives it)
+RUPIAH_MARGINS: dict[str, int | None] = {BMI: 555_555, BAIK: None}
 
 
 #: the book each cooperative kept before the platform, imported after the stories: (loan number, demo member
@@ -117,9 +133,12 @@ class _Loader:
             if r.status_code == 404:
                 await self.call("POST", "/products", json={"defined_on": PRODUCTS_DEFINED_ON, **p})
 
-    async def apply(self, member_id: str, product: str, amount: int, instalments: int, days_ago: int) -> str:
-        body = {"member_id": member_id, "product_id": product, "amount": amount, "instalments": instalments,
-                "applied_on": self.day(days_ago)}
+    async def apply(self, member_id: str, product: str, amount: int, instalments: int, days_ago: int,
+                    margin_idr: int | None = None) -> str:
+        body: dict[str, Any] = {"member_id": member_id, "product_id": product, "amount": amount,
+                                "instalments": instalments, "applied_on": self.day(days_ago)}
+        if margin_idr is not None:
+            body["margin_idr"] = margin_idr
         for _ in range(60):  # the loans service may not have learned of the member yet
             r = await self.client.post("/financings", json=body, headers=self.h("field_officer"))
             if r.status_code == 201:
@@ -145,7 +164,8 @@ class _Loader:
             return
         # days ago the member applied: early stages are recent, repaying ones months back
         start = {"applied": 3, "rejected": 20, "signed": 12, "rescheduled": 320}.get(story, 220)
-        fid = await self.apply(member_id, product, amount, instalments, start)
+        fid = await self.apply(member_id, product, amount, instalments, start,
+                               RUPIAH_MARGINS[self.tenant] if story == "rupiah_margin" else None)
         f = f"/financings/{fid}"
         if story == "applied":
             return

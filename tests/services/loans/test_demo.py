@@ -16,17 +16,19 @@ KEYS = {t: {"manager": key_for(t, Role.MANAGER), "field_officer": key_for(t, Rol
 
 
 async def test_demo_loads_both_cooperatives_in_several_states_and_again_changes_nothing(loans: ServiceClient) -> None:
-    members = {BMI: [await known_member(loans, BMI) for _ in range(4)],
-               BAIK: [await known_member(loans, BAIK) for _ in range(3)]}
+    members = {BMI: [await known_member(loans, BMI) for _ in range(5)],
+               BAIK: [await known_member(loans, BAIK) for _ in range(4)]}
     transport = httpx.ASGITransport(app=loans._transport.app)  # type: ignore[attr-defined]
     written = await load_demo("http://test", KEYS, members, transport=transport)
     assert written > 30
     bmi = (await loans.get("/financings", headers=headers(BMI, MANAGER))).json()
     baik = (await loans.get("/financings", headers=headers(BAIK, MANAGER))).json()
     # the stories, and each cooperative's imported book (its oldest financing repaid in full)
-    assert sorted(i["status"] for i in bmi["items"]) == ["active", "active", "active", "active", "applied",
-                                                           "settled", "settled"]
-    assert sorted(i["status"] for i in baik["items"]) == ["active", "active", "rejected", "settled", "signed"]
+    # the stories, a rupiah-margin financing, and each cooperative's imported book
+    assert sorted(i["status"] for i in bmi["items"]) == ["active", "active", "active", "active", "active",
+                                                           "applied", "settled", "settled"]
+    assert sorted(i["status"] for i in baik["items"]) == ["active", "active", "active", "rejected", "settled",
+                                                            "signed"]
     for tenant, refs in ((BMI, ["BMI-LAMA-0001", "BMI-LAMA-0002", "BMI-LAMA-0003"]), (BAIK, ["BAIK-LAMA-0001",
                                                                                             "BAIK-LAMA-0002"])):
         imported = [(await loans.get(f"/financings/{financing_id_for(ref)}", headers=headers(tenant, MANAGER))).json()
@@ -35,8 +37,20 @@ async def test_demo_loads_both_cooperatives_in_several_states_and_again_changes_
         assert all(f["disbursed"] == f["cost"] and f["standing"]["days_past_due"] == 0 for f in imported)
     assert not [e for e in await events(loans) if e.type == "loans.TrancheDisbursed"
                 and e.stream_id in {financing_id_for(r) for r in ("BMI-LAMA-0001", "BAIK-LAMA-0001")}]
-    assert len((await loans.get("/products", headers=headers(BMI, MANAGER))).json()["items"]) == 3
-    assert len((await loans.get("/products", headers=headers(BAIK, MANAGER))).json()["items"]) == 2
+    assert len((await loans.get("/products", headers=headers(BMI, MANAGER))).json()["items"]) == 4
+    assert len((await loans.get("/products", headers=headers(BAIK, MANAGER))).json()["items"]) == 3
+    # one financing per cooperative repays a margin in rupiah: agreed on the application (BMI), stated by the
+    # product's tenor (BAIK); its schedule splits cost + margin exactly, the remainder on the last instalment
+    rupiah = ((BMI, bmi["items"], "sanitasi-margin-rupiah", 4_000_000, 555_555, 24),
+              (BAIK, baik["items"], "paket-jamban", 3_500_000, 385_000, 12))
+    for tenant, items, product, cost, margin, n in rupiah:
+        [fid] = [i["financing_id"] for i in items if i["product_id"] == product]
+        f = (await loans.get(f"/financings/{fid}", headers=headers(tenant, MANAGER))).json()
+        assert f["status"] == "active" and f["margin_idr"] == margin and f["margin_bp"] is None
+        assert f["cost"] == cost and f["margin"] == margin and f["selling_price"] == cost + margin
+        base = (cost + margin) // n
+        assert [i["amount"] for i in f["schedule"]] == [base] * (n - 1) + [cost + margin - base * (n - 1)]
+        assert any(i["paid"] for i in f["schedule"])
     q = (await loans.get("/portfolio", headers=headers(BMI, MANAGER))).json()
     assert q["par"]["par30"]["at_risk"] > 0 and q["par"]["par90"]["at_risk"] == 0
     q = (await loans.get("/portfolio", headers=headers(BAIK, MANAGER))).json()
