@@ -53,7 +53,8 @@ def _rt(request: Request):  # type: ignore[no-untyped-def]
 # -- products and settings ----------------------------------------------------------------------------------------
 
 
-@products.post("", status_code=201, response_model=s.ProductResponse, summary="Define a product")
+@products.post("", status_code=201, response_model=s.ProductResponse,
+               summary="Define a product (each tenor's margin in basis points or in rupiah)")
 async def define_product(body: s.DefineProductRequest, principal: Manager, request: Request,
                          idempotency_key: IdempotencyKey = None) -> s.ProductResponse:
     return await handlers.define_product(_rt(request), principal, body, idempotency_key,
@@ -115,7 +116,8 @@ async def settlement_quote(financing_id: UUID, principal: Officer, request: Requ
 # -- financings: commands -------------------------------------------------------------------------------------------
 
 
-@financings.post("", status_code=201, response_model=s.FinancingResponse, summary="Take a member's application")
+@financings.post("", status_code=201, response_model=s.FinancingResponse,
+                 summary="Take a member's application (margin: the product's, or one agreed in bp or rupiah)")
 async def apply(body: s.ApplyRequest, principal: Officer, request: Request,
                 idempotency_key: IdempotencyKey = None) -> s.FinancingResponse:
     return await handlers.apply(_rt(request), principal, body, idempotency_key, request_metadata(request, principal))
