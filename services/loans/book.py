@@ -19,7 +19,9 @@ the bulk import and by ``handlers.rebuild_read_tables``:
 - ``loan_allocations``: each repayment's allocation to an instalment of a generation, dated, with whether
   it was on time (paid on or before the instalment's due date) and whether it was a recovery (made after
   the write-off);
-- ``loan_late_charges``: each late charge with its decision and its date.
+- ``loan_late_charges``: each late charge with its decision and its date;
+- ``loan_charge_payments``: each payment against a late charge (its stream version, the instalment whose
+  charge it pays, receipt, amount, date): social fund money, apart from the allocations.
 
 "As of" a date D the domain folds only the events dated on or before D, in stream order
 (``fin.fold_as_of``). The rules on dates make that the rows above read as of D: a repayment is never
@@ -49,6 +51,7 @@ from shared.contracts.loans import (
     ContractSigned,
     FinancingImported,
     FinancingRescheduled,
+    LateChargePaid,
     LateChargeRecorded,
     MarginDiscounted,
     RepaymentRecorded,
@@ -66,6 +69,8 @@ ALLOCATION_COLUMNS = ("tenant_id", "financing_id", "generation", "number", "paid
                       "recovery")
 CHARGE_COLUMNS = ("tenant_id", "financing_id", "seq", "instalment_number", "amount", "proposed_on", "status",
                   "decided_on")
+CHARGE_PAYMENT_COLUMNS = ("tenant_id", "financing_id", "version", "instalment_number", "receipt_number", "amount",
+                          "paid_on")
 
 _TYPES = {
     "tenant_id": "text", "financing_id": "uuid", "version": "int", "restructured_on": "date", "closed_on": "date",
@@ -74,7 +79,7 @@ _TYPES = {
     "paid": "bigint", "paid_on_time": "bigint", "valid_from": "date", "valid_until": "date", "paid_on": "date",
     "on_time": "bool", "recovery": "bool", "seq": "int", "instalment_number": "int", "proposed_on": "date",
     "decided_on": "date", "owed": "bigint", "cost_owed": "bigint", "unpaid_due": "text", "unpaid_cum": "text",
-    "active_on": "date",
+    "active_on": "date", "receipt_number": "text",
 }
 #: array columns: passed as array literals (``unnest`` of a 2-D array would flatten it) and cast in the SELECT
 _ARRAYS = {"unpaid_due": "date[]", "unpaid_cum": "bigint[]"}
@@ -104,6 +109,7 @@ class BookRows:
     instalments: list[tuple[Any, ...]] = field(default_factory=list)
     allocations: list[tuple[Any, ...]] = field(default_factory=list)
     charges: list[tuple[Any, ...]] = field(default_factory=list)
+    charge_payments: list[tuple[Any, ...]] = field(default_factory=list)
 
     def extend(self, other: BookRows) -> None:
         self.book += other.book
@@ -111,6 +117,7 @@ class BookRows:
         self.instalments += other.instalments
         self.allocations += other.allocations
         self.charges += other.charges
+        self.charge_payments += other.charge_payments
 
 
 def stream_rows(tenant: str, events: Iterable[fin.Fact]) -> BookRows:
@@ -177,6 +184,9 @@ def derive(tenant: str, events: Iterable[fin.Fact]) -> tuple[BookRows, fin.Finan
                 elif t == LateChargeRecorded.event_type and c[3] == "declined" and c[4] > on:
                     # folded as of a date in [on, c's decline), this approval records c too
                     fold_below = max(fold_below or c[4], c[4])
+        elif t == LateChargePaid.event_type:
+            out.charge_payments.append((tenant, fid, e.version, p["instalment_number"], p["receipt_number"],
+                                        p["amount"], fin.payload_business_date(t, p)))
     if fid is None:
         return out, state
     if generation >= 0:
@@ -269,7 +279,8 @@ def imported_rows(tenant: str, events: list[Any], state: fin.Financing, actor: s
 
 _TABLES = (("loan_book", BOOK_COLUMNS, "book"), ("loan_statuses", STATUS_COLUMNS, "statuses"),
            ("loan_instalments", INSTALMENT_COLUMNS, "instalments"),
-           ("loan_allocations", ALLOCATION_COLUMNS, "allocations"), ("loan_late_charges", CHARGE_COLUMNS, "charges"))
+           ("loan_allocations", ALLOCATION_COLUMNS, "allocations"), ("loan_late_charges", CHARGE_COLUMNS, "charges"),
+           ("loan_charge_payments", CHARGE_PAYMENT_COLUMNS, "charge_payments"))
 
 
 def _unnest(columns: tuple[str, ...]) -> str:
@@ -446,11 +457,13 @@ SELECT financing_id FROM loan_book
 WHERE tenant_id = $1 AND NOT coalesce(active_on <= $2, false) AND NOT (financing_id = ANY($3::uuid[]))
 """
 
-#: late charges recorded and recoveries, as of $2
+#: late charges recorded, paid against them, and recoveries, as of $2
 _CHARGES_AND_RECOVERIES = """
 SELECT (SELECT coalesce(sum(amount), 0) FROM loan_late_charges
         WHERE tenant_id = $1 AND status = 'recorded' AND decided_on <= $2
               AND NOT (financing_id = ANY($3::uuid[])))::bigint AS charges,
+       (SELECT coalesce(sum(amount), 0) FROM loan_charge_payments
+        WHERE tenant_id = $1 AND paid_on <= $2 AND NOT (financing_id = ANY($3::uuid[])))::bigint AS charges_received,
        (SELECT coalesce(sum(amount), 0) FROM loan_allocations
         WHERE tenant_id = $1 AND recovery AND paid_on <= $2 AND NOT (financing_id = ANY($3::uuid[])))::bigint AS recovered
 """
@@ -507,7 +520,7 @@ async def portfolio_totals(conn: asyncpg.Connection, tenant: str, on: date, thre
             t.late[days] = t.late.get(days, 0) + r[f"late{days}"]
             t.late_or_restructured[days] = t.late_or_restructured.get(days, 0) + r[f"late_r{days}"]
     extra = await conn.fetchrow(_CHARGES_AND_RECOVERIES, tenant, on, exclude)
-    t.late_charges, t.recovered = extra["charges"], extra["recovered"]
+    t.late_charges, t.late_charges_received, t.recovered = extra["charges"], extra["charges_received"], extra["recovered"]
     return t
 
 
@@ -580,7 +593,8 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
                     keep = BookRows(statuses=[r for r in rows.statuses if r[1] in fresh],
                                     instalments=[r for r in rows.instalments if r[1] in fresh],
                                     allocations=[r for r in rows.allocations if r[1] in fresh],
-                                    charges=[r for r in rows.charges if r[1] in fresh])
+                                    charges=[r for r in rows.charges if r[1] in fresh],
+                                    charge_payments=[r for r in rows.charge_payments if r[1] in fresh])
                     await insert_book_rows(conn, keep)
             written += len(fresh)
         done += written

@@ -32,7 +32,7 @@ from services.loans.domain.quality import (
     repayment_window_start,
 )
 from shared.application import TryLater, earlier_response
-from shared.contracts.loans import RepaymentRecorded
+from shared.contracts.loans import LateChargePaid, RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import NO_STREAM, AfterAppend, Idempotency
 from shared.runtime import ServiceRuntime
@@ -117,7 +117,8 @@ def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
         if envelopes:
             await book.replace_stream_rows(conn, tenant, envelopes[0].stream_id)
         for env in envelopes:
-            if env.type != RepaymentRecorded.event_type:
+            # a late charge's receipt is one of the cooperative's receipts too: never reused for either
+            if env.type not in (RepaymentRecorded.event_type, LateChargePaid.event_type):
                 continue
             receipt = env.payload["receipt_number"]
             try:
@@ -260,7 +261,8 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
                                   margin_outstanding=pos.margin_outstanding, category=pos.category),
         hardship_since=s.hardship_since, restructured=s.restructured,
         late_charges=[api.LateChargeView(instalment_number=c.instalment_number, amount=c.amount, status=c.status,
-                                         proposed_on=c.proposed_on, decided_on=c.decided_on) for c in s.late_charges],
+                                         proposed_on=c.proposed_on, decided_on=c.decided_on, imposed=c.imposed,
+                                         paid=c.paid, outstanding=c.outstanding) for c in s.late_charges],
         written_off_on=s.written_off_on, write_off_reason=s.write_off_reason, recovered=s.recovered,
         closed_on=s.closed_on, close_reason=s.close_reason,
         notes=[api.NoteView(topic=n.topic, text=n.text, on=n.on, by=n.by) for n in s.notes], version=s.version,
@@ -439,7 +441,8 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
                     continue
                 assert state.financing_id is not None
                 rows.append(financing_row(tenant, state))
-                receipts.extend((tenant, r, uuid.UUID(state.financing_id)) for r in state.receipts)
+                receipts.extend((tenant, r, uuid.UUID(state.financing_id))
+                                for r in (*state.receipts, *state.charge_receipts))
                 facts.extend(derived)
                 count += 1
 
@@ -532,6 +535,8 @@ def portfolio_view(q: PortfolioQuality, rate: RepaymentRate) -> api.PortfolioRes
         categories={k: api.CategoryView(**v) for k, v in q.categories.items()}, written_off=q.written_off,
         written_off_principal=q.written_off_principal, recovered=q.recovered,
         late_charges_to_social_fund=q.late_charges_to_social_fund,
+        social_fund=api.SocialFundView(imposed=q.late_charges_to_social_fund, received=q.social_fund_received,
+                                       outstanding=q.late_charges_to_social_fund - q.social_fund_received),
         by_status=dict(sorted(q.by_status.items())),  # in one order, whatever the order the SQL grouped them in
         repayment_rate=api.RepaymentRateView(start=rate.start, end=rate.end, fallen_due=rate.fallen_due,
                                              paid_on_time=rate.paid_on_time, percent=rate.percent,

@@ -199,4 +199,22 @@ MIGRATIONS = [
         ALTER TABLE loan_financings ALTER COLUMN instalments SET NOT NULL;
         """,
     ),
+    # payments against late charges (``book.py``): the social fund received as of a date, apart from the
+    # repayments' allocations; a book recorded before this step has none (the payments are new)
+    Migration(
+        "0007_loan_charge_payments",
+        """
+        CREATE TABLE loan_charge_payments (
+            tenant_id         text NOT NULL,
+            financing_id      uuid NOT NULL,
+            version           integer NOT NULL,
+            instalment_number integer NOT NULL,
+            receipt_number    text NOT NULL,
+            amount            bigint NOT NULL,
+            paid_on           date NOT NULL,
+            PRIMARY KEY (tenant_id, financing_id, version)
+        );
+        CREATE INDEX loan_charge_payments_paid_on ON loan_charge_payments (tenant_id, paid_on);
+        """ + request_tables("loan_charge_payments"),
+    ),
 ]

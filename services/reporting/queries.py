@@ -337,9 +337,9 @@ async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date,
 
 
 async def money_facts(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> dict[str, int]:
-    """Repaid, social fund (late charges recorded), write-offs and recoveries, by D (the cooperatives'
-    sums, kind ``money``)."""
-    metrics = ("repaid", "late_charges", "social_fund", "recovered")
+    """Repaid, social fund (late charges recorded), social fund received (paid against them), write-offs and
+    recoveries, by D (the cooperatives' sums, kind ``money``)."""
+    metrics = ("repaid", "late_charges", "social_fund", "social_fund_received", "recovered")
     rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in metrics), "on_date", minus)
     r = rows[0] if rows else {}
     return {m: _i(r.get(m)) for m in metrics}

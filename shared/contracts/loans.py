@@ -222,6 +222,24 @@ class LateChargeRecorded(Contract):
 
 
 @registry.register
+class LateChargePaid(Contract):
+    """Money received against an approved late charge (ta'zir), with its receipt: it goes to the social fund,
+    never to an instalment, never to margin or income. Consumed by reporting (the social fund received)."""
+
+    event_type = "loans.LateChargePaid"
+    schema_version = 1
+    topic = TOPIC
+
+    financing_id: UUID
+    member_id: UUID
+    instalment_number: int = Field(ge=1, description="The late instalment whose charge is paid")
+    receipt_number: str = Field(max_length=80)
+    amount: int = Field(ge=1, description="Rupiah received, at most what is still owed on the charge")
+    paid_on: date
+    credited_to: Literal["social_fund"] = "social_fund"
+
+
+@registry.register
 class FinancingRescheduled(Contract):
     """The unpaid balance spread over a new schedule; the total owed never rises."""
 

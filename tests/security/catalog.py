@@ -185,6 +185,8 @@ CATALOG: dict[str, dict[tuple[str, str], Spec]] = {
             "instalment_number": 1, "note": "security probe"}),
         ("POST", "/financings/{financing_id}/late-charges/{instalment_number}/approve"): Spec(MANAGER, RES, _none),
         ("POST", "/financings/{financing_id}/late-charges/{instalment_number}/decline"): Spec(MANAGER, RES, _none),
+        ("POST", "/financings/{financing_id}/late-charges/{instalment_number}/payments"): Spec(OFFICER, RES, lambda i: {
+            "receipt_number": unique("TZ-SEC"), "amount": 1_000}),
         ("GET", "/members/{member_id}/financings"): Spec(OFFICER, FIL, notes=(
             "loans answers an empty page for a member it does not know in the caller's cooperative")),
         ("GET", "/portfolio"): Spec(MANAGER, COL),

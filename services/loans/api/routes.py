@@ -1,7 +1,7 @@
 """Loans routes: thin. The rules live in ``domain``, the flow in ``handlers``.
 
 Who may do what: field officers take applications, record repayments and early settlements, flag
-hardship and propose late charges; managers do all that and approve or reject (never an application
+hardship, propose late charges and record their payments; managers do all that and approve or reject (never an application
 they took themselves), record work orders, sign, disburse, reschedule, discount, write off, decide late
 charges (never one they proposed), define products and read the portfolio.
 """
@@ -286,6 +286,19 @@ async def decline_late_charge(financing_id: UUID, instalment_number: int, princi
                       lambda st, t: fin.decide_decline_late_charge(
                           st, c.DeclineLateCharge(instalment_number, b.decided_on or t, by), today=t),
                       idempotency_key, if_match)
+
+
+@financings.post("/{financing_id}/late-charges/{instalment_number}/payments", status_code=201,
+                 response_model=s.FinancingResponse,
+                 summary="Record money received against an approved late charge, to the social fund, never an "
+                         "instalment (201); a retry with the same Idempotency-Key records nothing (200)")
+async def pay_late_charge(financing_id: UUID, instalment_number: int, body: s.LateChargePaymentRequest,
+                          principal: Officer, request: Request, response: Response,
+                          idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+    return await _run(request, principal, financing_id, f"pay_late_charge:{instalment_number}", body,
+                      lambda st, t: fin.decide_pay_late_charge(
+                          st, c.PayLateCharge(instalment_number, body.receipt_number, body.amount, body.paid_on or t),
+                          today=t), idempotency_key, if_match, response)
 
 
 # -- portfolio ----------------------------------------------------------------------------------------------------

@@ -247,6 +247,13 @@ class LateChargeDecision(Body):
     decided_on: date | None = None
 
 
+class LateChargePaymentRequest(Body):
+    receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$",
+                                description="Once per cooperative (repayment receipts included)")
+    amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="At most what is still owed on the charge")
+    paid_on: date | None = None
+
+
 # -- financing views --------------------------------------------------------------------------------------------
 
 
@@ -298,6 +305,9 @@ class LateChargeView(BaseModel):
     proposed_on: date
     decided_on: date | None
     credited_to: str = "social_fund"
+    imposed: int = Field(description="Owed to the social fund: the amount once approved, else 0")
+    paid: int = Field(description="Received against the charge (never an instalment or margin)")
+    outstanding: int = Field(description="imposed - paid")
 
 
 class NoteView(BaseModel):
@@ -405,6 +415,12 @@ class RepaymentRateView(BaseModel):
     not_applicable: bool = Field(description="True when nothing fell due in the period: there is no rate")
 
 
+class SocialFundView(BaseModel):
+    imposed: int = Field(description="Late charges (ta'zir) approved by the date, rupiah")
+    received: int = Field(description="Paid against them by the date")
+    outstanding: int = Field(description="imposed - received")
+
+
 class PortfolioResponse(BaseModel):
     as_of: date
     financings: int = Field(description="Financings in the portfolio (signed, not settled, not written off)")
@@ -418,7 +434,8 @@ class PortfolioResponse(BaseModel):
     written_off: int
     written_off_principal: int
     recovered: int
-    late_charges_to_social_fund: int
+    late_charges_to_social_fund: int = Field(description="The social fund imposed (as social_fund.imposed)")
+    social_fund: SocialFundView
     by_status: dict[str, int]
     repayment_rate: RepaymentRateView
 

@@ -151,3 +151,13 @@ class DeclineLateCharge:
     instalment_number: int
     declined_on: date
     by: str
+
+
+@dataclass(frozen=True)
+class PayLateCharge:
+    """Money received against the approved late charge of an instalment (to the social fund)."""
+
+    instalment_number: int
+    receipt_number: str
+    amount: int
+    paid_on: date

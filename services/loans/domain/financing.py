@@ -11,7 +11,8 @@ Murabahah rules enforced here:
 - early settlement rebates the unearned margin (proportional by default, as the contract says);
 - a reschedule may lengthen the term but never raises the total owed; a discount only reduces margin;
 - a late charge (ta'zir) needs a second approver, never applies with a hardship flag, and is credited to
-  the social fund;
+  the social fund; payments against it (each with a receipt) go to the social fund too, never to an
+  instalment or to margin, and never more than is still owed on the charge;
 - a write-off takes the financing off the portfolio but it stays collectable.
 """
 
@@ -35,6 +36,7 @@ from services.loans.domain.commands import (
     DiscountMargin,
     FlagHardship,
     MemberFacts,
+    PayLateCharge,
     ProposeLateCharge,
     RecordRepayment,
     RecordWorkOrder,
@@ -68,6 +70,7 @@ from shared.contracts.loans import (
     FinancingRescheduled,
     FinancingWrittenOff,
     Instalment,
+    LateChargePaid,
     LateChargeRecorded,
     MarginDiscounted,
     RepaymentRecorded,
@@ -93,6 +96,7 @@ BUSINESS_DATE = {
     "loans.TrancheDisbursed": "disbursed_on", "loans.RepaymentRecorded": "paid_on",
     "loans.FinancingClosed": "closed_on", "loans.LateChargeProposed": "proposed_on",
     "loans.LateChargeRecorded": "recorded_on", "loans.LateChargeDeclined": "declined_on",
+    "loans.LateChargePaid": "paid_on",
     "loans.FinancingRescheduled": "rescheduled_on", "loans.MarginDiscounted": "discounted_on",
     "loans.FinancingWrittenOff": "written_off_on", "loans.HardshipFlagged": "flagged_on",
     "loans.HardshipCleared": "cleared_on", "loans.NoteAdded": "on",
@@ -186,6 +190,17 @@ class LateCharge:
     proposed_by: str | None
     status: str = "proposed"  # proposed -> recorded | declined
     decided_on: date | None = None
+    #: received against the charge (recorded ones only), for the social fund
+    paid: int = 0
+
+    @property
+    def imposed(self) -> int:
+        """What the member owes the social fund for this charge: its amount once approved."""
+        return self.amount if self.status == "recorded" else 0
+
+    @property
+    def outstanding(self) -> int:
+        return self.imposed - self.paid
 
 
 @dataclass(frozen=True)
@@ -225,6 +240,8 @@ class Financing:
     instalments: tuple[InstalmentState, ...] = ()
     tranches: tuple[Tranche, ...] = ()
     receipts: Mapping[str, Receipt] = field(default_factory=lambda: MappingProxyType({}))
+    #: receipts of late-charge payments (social fund money, apart from the repayments')
+    charge_receipts: Mapping[str, Receipt] = field(default_factory=lambda: MappingProxyType({}))
     hardship_since: date | None = None
     restructured: bool = False
     late_charges: tuple[LateCharge, ...] = ()
@@ -287,6 +304,11 @@ class Financing:
     @property
     def late_charges_recorded(self) -> int:
         return sum(c.amount for c in self.late_charges if c.status == "recorded")
+
+    @property
+    def late_charges_received(self) -> int:
+        """Paid against the late charges: social fund money received."""
+        return sum(c.paid for c in self.late_charges)
 
     @property
     def money_floor(self) -> date | None:
@@ -448,6 +470,15 @@ def evolve(state: Financing, event: Fact) -> Financing:
         s = _set(s, late_charges=tuple(
             _set(c, status=status, decided_on=on) if c.instalment_number == number and c.status == "proposed"
             else c for c in s.late_charges))
+    elif t == LateChargePaid.event_type:
+        lp2 = LateChargePaid.model_validate(p)
+        # the charge recorded last for the instalment (an earlier one on it was declined)
+        k = max(n for n, c in enumerate(s.late_charges)
+                if c.instalment_number == lp2.instalment_number and c.status == "recorded")
+        s = _set(s, late_charges=tuple(_set(c, paid=c.paid + lp2.amount) if n == k else c
+                                       for n, c in enumerate(s.late_charges)),
+                 charge_receipts=MappingProxyType({**s.charge_receipts,
+                                                   lp2.receipt_number: Receipt(lp2.amount, lp2.paid_on)}))
     elif t == "loans.NoteAdded":
         n = NoteAdded.model_validate(p)
         s = _set(s, notes=(*s.notes, Note(n.topic, n.text, n.on, event.actor)))
@@ -750,6 +781,9 @@ def _repayment_dates(state: Financing, paid_on: date, today: date, name: str) ->
 
 def _repeat(state: Financing, receipt: str, amount: int, on: date) -> bool:
     """True when ``receipt`` was recorded before with the same amount and date (a retry: nothing to do)."""
+    if receipt in state.charge_receipts:
+        raise LoanConflict(f"receipt {receipt} was already recorded on this financing for a late charge payment",
+                           field="receipt_number")
     prior = state.receipts.get(receipt)
     if prior is None:
         return False
@@ -994,3 +1028,35 @@ def decide_decline_late_charge(state: Financing, cmd: DeclineLateCharge, *, toda
     _not_future(cmd.declined_on, today, "declined_on")
     _not_before(cmd.declined_on, charge.proposed_on, "declined_on", "the proposal")
     return [new_event(LateChargeDeclined(instalment_number=charge.instalment_number, declined_on=cmd.declined_on))]
+
+
+def decide_pay_late_charge(state: Financing, cmd: PayLateCharge, *, today: date) -> list[NewEvent]:
+    """Record money received against an approved late charge, with its receipt. It goes to the social fund:
+    no instalment, margin or income moves. Never more than is still owed on the charge; a receipt number is
+    used once (here on the financing; across the cooperative by the handler's receipt table)."""
+    if not state.exists:
+        raise LoanRuleViolation("no such financing")
+    charges = [c for c in state.late_charges if c.instalment_number == cmd.instalment_number]
+    if not charges:
+        raise LoanRuleViolation(f"there is no late charge for instalment {cmd.instalment_number}",
+                                field="instalment_number")
+    charge = next((c for c in reversed(charges) if c.status == "recorded"), None)
+    if charge is None:
+        raise LoanRuleViolation(
+            f"the late charge for instalment {cmd.instalment_number} is {charges[-1].status}, not approved: "
+            "nothing is owed on it", field="instalment_number")
+    if cmd.amount < 1:
+        raise LoanRuleViolation("a payment must be at least Rp 1", field="amount")
+    if cmd.amount > charge.outstanding:
+        raise LoanRuleViolation(
+            f"Rp {cmd.amount:,} is more than the Rp {charge.outstanding:,} still owed on the late charge for "
+            f"instalment {charge.instalment_number} (Rp {charge.amount:,}, Rp {charge.paid:,} paid)", field="amount")
+    if cmd.receipt_number in state.receipts or cmd.receipt_number in state.charge_receipts:
+        raise LoanConflict(f"receipt {cmd.receipt_number} was already recorded on this financing",
+                           field="receipt_number")
+    _not_future(cmd.paid_on, today, "paid_on")
+    assert charge.decided_on is not None
+    _not_before(cmd.paid_on, charge.decided_on, "paid_on", "the late charge's approval")
+    return [new_event(LateChargePaid(**_ids(state), instalment_number=charge.instalment_number,
+                                     receipt_number=cmd.receipt_number, amount=cmd.amount, paid_on=cmd.paid_on,
+                                     credited_to="social_fund"))]

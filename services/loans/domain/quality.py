@@ -98,6 +98,8 @@ class PortfolioQuality:
     written_off_principal: int = 0
     recovered: int = 0
     late_charges_to_social_fund: int = 0
+    #: paid against the late charges by the date (social fund money received; never repayments)
+    social_fund_received: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
 
 
@@ -107,6 +109,7 @@ class PortfolioTotals:
 
     by_status: dict[str, int] = field(default_factory=dict)
     late_charges: int = 0
+    late_charges_received: int = 0
     written_off: int = 0
     written_off_principal: int = 0
     recovered: int = 0
@@ -138,6 +141,7 @@ class PortfolioAccumulator:
         q = self.q
         q.by_status[state.status or ""] = q.by_status.get(state.status or "", 0) + 1
         q.late_charges_to_social_fund += state.late_charges_recorded
+        q.social_fund_received += state.late_charges_received
         if state.status == "written_off":
             q.written_off += 1
             q.written_off_principal += state.written_off_principal
@@ -168,6 +172,7 @@ class PortfolioAccumulator:
         for status, n in t.by_status.items():
             q.by_status[status] = q.by_status.get(status, 0) + n
         q.late_charges_to_social_fund += t.late_charges
+        q.social_fund_received += t.late_charges_received
         q.written_off += t.written_off
         q.written_off_principal += t.written_off_principal
         q.recovered += t.recovered

@@ -17,7 +17,8 @@ that date; the sum of every part dated by D is the figure on D. They are exactly
   date), disbursed_value (each tranche on its date);
 - ``fund`` (a = source of funds): financings (on the earliest tranche of that fund), value (each tranche);
 - ``money``: repaid (each receipt on paid_on), late_charges / social_fund (on recorded_on), recovered (each
-  receipt recorded after the write-off, on the later of its date and the write-off's);
+  receipt recorded after the write-off, on the later of its date and the write-off's), social_fund_received
+  (each payment against a late charge, on its paid_on; version 4);
 - ``write_off`` (a = reason): financings, principal, margin (on written_off_on).
 
 Repayment cells (the repayment rate over [S, E], ``queries.repayment``): for an end date E, every
@@ -66,6 +67,8 @@ class Book:
     repayments: Sequence[tuple[int, int, date]] = field(default_factory=tuple)
     #: (amount, recorded_on)
     late_charges: Sequence[tuple[int, date]] = field(default_factory=tuple)
+    #: (amount, paid_on) of each payment against a late charge
+    late_charge_payments: Sequence[tuple[int, date]] = field(default_factory=tuple)
     #: (effective_on, seq, [(number, due_on, amount)])
     schedules: Sequence[tuple[date, int, Sequence[tuple[int, date, int]]]] = field(default_factory=tuple)
     #: (number, paid_on, amount)
@@ -116,6 +119,8 @@ def facts_parts(b: Book) -> dict[tuple[date, Cat], int]:
     for amount, on in b.late_charges:
         add(on, ("money", None, None, "late_charges"), 1)
         add(on, ("money", None, None, "social_fund"), amount)
+    for amount, on in b.late_charge_payments:
+        add(on, ("money", None, None, "social_fund_received"), amount)
     return out
 
 

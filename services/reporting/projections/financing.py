@@ -8,7 +8,8 @@
 - ``tranche``: disbursements with date, amount and source of funds (``TrancheDisbursed``, and every tranche
   of an imported financing, ``FinancingImported``);
 - ``repayment`` / ``allocation``: receipts with ``paid_on`` and what each paid on which instalment;
-- ``late_charge``: ta'zir charges owed to the social fund.
+- ``late_charge``: ta'zir charges owed to the social fund;
+- ``late_charge_payment`` (version 4): money received against them (receipt, amount, ``paid_on``).
 
 Version 2 adds what the portfolio reads, kept as events arrive so that a portfolio as of any date costs
 the number of cooperatives, months and categories asked, not the financings ever recorded:
@@ -33,6 +34,9 @@ Version 3 adds the same kind of sums (``projections.sums``) for the report's oth
 and ``rp_*`` (the repayment-rate cells, keyed by due date). Each financing's parts in them are a function
 of its facts (``indicators.contributions``); ``apply`` reads the facts before and after the event and
 adds the difference.
+
+Version 4 adds ``late_charge_payment`` (``loans.LateChargePaid``) and the social fund received (kind
+``money``, metric ``social_fund_received``) to those sums; the rest is version 3 unchanged.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from shared.contracts.loans import (
     FinancingRejected,
     FinancingRescheduled,
     FinancingWrittenOff,
+    LateChargePaid,
     LateChargeRecorded,
     MarginDiscounted,
     RepaymentRecorded,
@@ -75,7 +80,7 @@ REPAYMENT = Sums("rp", ("due_on", "date"), (), ("on_time", "due"))
 
 class FinancingProjection(Family):
     family = "financing"
-    version = 3
+    version = 4
     prefix = "rf"
     topics = (LOANS_TOPIC,)
     tables = (
@@ -179,6 +184,17 @@ class FinancingProjection(Family):
                 instalment_number  integer NOT NULL,
                 amount             bigint NOT NULL,
                 recorded_on        date NOT NULL,
+                PRIMARY KEY (tenant_id, financing_id, seq)
+            );""", "tenant_id, financing_id, seq"),
+        Table("late_charge_payment", """
+            CREATE TABLE {t} (
+                tenant_id          text NOT NULL,
+                financing_id       uuid NOT NULL,
+                seq                integer NOT NULL,
+                instalment_number  integer NOT NULL,
+                receipt_number     text NOT NULL,
+                amount             bigint NOT NULL,
+                paid_on            date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, seq)
             );""", "tenant_id, financing_id, seq"),
         Table("position", """
@@ -347,6 +363,14 @@ class FinancingProjection(Family):
                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
                 tenant, event.financing_id, seq, event.instalment_number, event.amount, event.recorded_on,
             )
+        elif isinstance(event, LateChargePaid):
+            await conn.execute(
+                f"""INSERT INTO {t['late_charge_payment']} (tenant_id, financing_id, seq, instalment_number,
+                                                            receipt_number, amount, paid_on)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
+                tenant, event.financing_id, seq, event.instalment_number, event.receipt_number, event.amount,
+                event.paid_on,
+            )
 
     @staticmethod
     async def _set(conn: asyncpg.Connection, table: str, tenant: str, financing_id: object, member_id: object,
@@ -408,6 +432,9 @@ class FinancingProjection(Family):
                         FROM {t['repayment']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS repayments,
                        (SELECT array_agg(ARRAY[x.amount::text, x.recorded_on::text])
                         FROM {t['late_charge']} x WHERE x.tenant_id = $1 AND x.financing_id = $2) AS late_charges,
+                       (SELECT array_agg(ARRAY[x.amount::text, x.paid_on::text])
+                        FROM {t['late_charge_payment']} x WHERE x.tenant_id = $1 AND x.financing_id = $2)
+                           AS late_charge_payments,
                        (SELECT array_agg(ARRAY[s.effective_on::text, s.seq::text, i.number::text, i.due_on::text,
                                                i.amount::text])
                         FROM {t['schedule']} s LEFT JOIN {t['instalment']} i ON i.tenant_id = s.tenant_id
@@ -434,6 +461,7 @@ class FinancingProjection(Family):
             tranches=[(int(a), fund, d(on)) for a, fund, on in r["tranches"] or ()],
             repayments=[(int(seq), int(a), d(on)) for seq, a, on in r["repayments"] or ()],
             late_charges=[(int(a), d(on)) for a, on in r["late_charges"] or ()],
+            late_charge_payments=[(int(a), d(on)) for a, on in r["late_charge_payments"] or ()],
             schedules=[(eff, seq, items) for (eff, seq), items in sorted(schedules.items())],
             allocations=[(int(n), d(on), int(a)) for n, on, a in r["allocations"] or ()])
 

@@ -290,7 +290,8 @@ async def test_late_charge_second_approver_hardship_and_social_fund(loans: Servi
     body = await w.post("/late-charges", {"instalment_number": 1, "note": "able but unwilling",
                                           "proposed_on": "2025-03-01"}, role=OFFICER, expect=201)
     assert body["late_charges"] == [{"instalment_number": 1, "amount": 25_000, "status": "proposed",
-                                     "proposed_on": "2025-03-01", "decided_on": None, "credited_to": "social_fund"}]
+                                     "proposed_on": "2025-03-01", "decided_on": None, "credited_to": "social_fund",
+                                     "imposed": 0, "paid": 0, "outstanding": 0}]
     await w.post("/late-charges/1/approve", {}, role=OFFICER, expect=403)
     body = await w.post("/late-charges/1/approve", {"decided_on": "2025-03-02"})
     assert body["late_charges"][0]["status"] == "recorded"
@@ -369,6 +370,7 @@ COMMANDS = [
     ("/hardship", {"note": "x"}), ("/hardship/clear", {}),
     ("/late-charges", {"instalment_number": 1, "note": "x"}), ("/late-charges/1/approve", {}),
     ("/late-charges/1/decline", {}),
+    ("/late-charges/1/payments", {"receipt_number": "TZ-1", "amount": 1_000}),
 ]
 
 

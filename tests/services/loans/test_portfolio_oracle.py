@@ -30,7 +30,8 @@ from tests.services.loans.support import MANAGER, OFFICER, SANITATION_PRODUCT, k
 TENANTS = (BMI, BAIK)
 #: (command, accepted) -> how many: shows the books are varied (printed with -s)
 ACCEPTED: Counter[tuple[str, bool]] = Counter()
-TABLES = ("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges")
+TABLES = ("loan_book", "loan_statuses", "loan_instalments", "loan_allocations", "loan_late_charges",
+          "loan_charge_payments")
 #: business dates the books are drawn in, all before the service's real today
 FIRST_SIGNING = date(2024, 3, 1)
 
@@ -57,7 +58,7 @@ class Plan:
 
 actions = st.builds(
     Action, kind=st.sampled_from(["pay", "pay", "pay", "pay_one", "pay_all", "reschedule", "discount", "settle",
-                                  "write_off", "charge", "charge", "hardship"]),
+                                  "write_off", "charge", "charge", "hardship", "pay_charge"]),
     offset=st.integers(0, 560), x=st.floats(0.01, 1.0), later=st.integers(0, 60))
 plans = st.builds(
     Plan, tenant=st.sampled_from(TENANTS), origin=st.sampled_from(["api", "api", "import"]),
@@ -177,6 +178,15 @@ class Driver:
                 decided = self.day(a.offset + a.later)
                 verb = "approve" if a.later % 3 else "decline"
                 await self.post(f"/late-charges/{number}/{verb}", {"decided_on": decided})
+        elif a.kind == "pay_charge":
+            # a part (or all, or too much: refused) of what is still owed on a recorded charge
+            owing = [c for c in self.view["late_charges"] if c["outstanding"] > 0]
+            if owing:
+                c = owing[int(a.x * len(owing)) % len(owing)]
+                amount = max(1, int(c["outstanding"] * a.x * 1.2))
+                await self.post(f"/late-charges/{c['instalment_number']}/payments",
+                                {"receipt_number": receipt, "amount": amount,
+                                 "paid_on": self.day(a.offset + a.later)}, OFFICER)
         elif a.kind == "hardship":
             await self.post("/hardship", {"note": "flood", "flagged_on": on}, OFFICER)
 

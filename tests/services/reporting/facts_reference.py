@@ -84,12 +84,15 @@ async def repayment_reference(conn: asyncpg.Connection, t: T, start: date, end: 
 
 
 async def money_facts_reference(conn: asyncpg.Connection, t: T, on: date) -> dict[str, int]:
-    """Repaid, social fund (late charges recorded), write-offs and recoveries, by D."""
+    """Repaid, social fund (late charges recorded), social fund received (paid against them; version 4, row
+    by row as the others), write-offs and recoveries, by D."""
     ft = t["financing"]
     row = await conn.fetchrow(
         f"""SELECT (SELECT coalesce(sum(amount), 0) FROM {ft['repayment']} WHERE paid_on <= $1) AS repaid,
                    (SELECT count(*) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS late_charges,
                    (SELECT coalesce(sum(amount), 0) FROM {ft['late_charge']} WHERE recorded_on <= $1) AS social_fund,
+                   (SELECT coalesce(sum(amount), 0) FROM {ft['late_charge_payment']} WHERE paid_on <= $1)
+                       AS social_fund_received,
                    (SELECT coalesce(sum(r.amount), 0) FROM {ft['repayment']} r
                     JOIN {ft['financing']} f ON f.tenant_id = r.tenant_id AND f.financing_id = r.financing_id
                     WHERE f.written_off_on <= $1 AND r.seq > f.written_off_seq AND r.paid_on <= $1) AS recovered""",

@@ -178,6 +178,11 @@ async def _raw_facts(conn: asyncpg.Connection, t: Names, tenant: str, rng: rando
         await conn.execute(
             f"""INSERT INTO {t['late_charge']} (tenant_id, financing_id, seq, instalment_number, amount, recorded_on)
                 VALUES ($1, $2, $3, 1, $4, $5)""", tenant, fid, k + 1, rng.randrange(1, 50), _d(rng))
+    for k in range(rng.randrange(0, 3)):
+        await conn.execute(
+            f"""INSERT INTO {t['late_charge_payment']} (tenant_id, financing_id, seq, instalment_number, receipt_number,
+                                                        amount, paid_on)
+                VALUES ($1, $2, $3, 1, $4, $5, $6)""", tenant, fid, k + 1, f"t{k}", rng.randrange(1, 50), _d(rng))
     return fid
 
 
