@@ -73,6 +73,7 @@ def by_cooperative_rows(reports: dict[str, Report]) -> Rows:
             "disbursed_count": fin["disbursed_count"], "disbursed_value": fin["disbursed_value"],
             "outstanding": fin["outstanding"], "par30_pct": fin["par30_pct"],
             "repayment_rate_pct": fin["repayment_rate_pct"], "social_fund": fin["social_fund"],
+            "social_fund_received": fin["social_fund_received"], "social_fund_outstanding": fin["social_fund_outstanding"],
             "tanks_safely_emptied": des["tanks_safely_emptied"], "m3_acknowledged": des["m3_acknowledged"],
         })
     return rows
@@ -92,7 +93,8 @@ RESULTS: list[tuple[str, list[tuple[str, str]]]] = [
         ("water_connections_completed", "connections")]),
     ("4. A sound WASH financing portfolio", [
         ("financings_disbursed", "financings"), ("disbursed_value", "IDR"), ("par30_pct", "%"),
-        ("repayment_rate_pct", "%"), ("social_fund", "IDR")]),
+        ("repayment_rate_pct", "%"), ("social_fund", "IDR"), ("social_fund_received", "IDR"),
+        ("social_fund_outstanding", "IDR")]),
     ("5. Faecal sludge safely emptied and delivered for treatment", [
         ("tanks_safely_emptied", "septic tanks"), ("m3_acknowledged", "m3")]),
 ]
@@ -103,6 +105,7 @@ def indicator_values(r: Report) -> dict[str, Any]:
     return {**rp.indicator_values(r), "women_pct": reach["women_pct"], "b40_pct": reach["b40_pct"],
             "sessions": reach["sessions"], "par30_pct": fin["par30_pct"],
             "repayment_rate_pct": fin["repayment_rate_pct"], "social_fund": fin["social_fund"],
+            "social_fund_received": fin["social_fund_received"], "social_fund_outstanding": fin["social_fund_outstanding"],
             "m3_acknowledged": des["m3_acknowledged"]}
 
 

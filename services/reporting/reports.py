@@ -168,6 +168,10 @@ def financing_figures(r: Report) -> dict[str, Any]:
         "written_off_count": _sum(r.write_offs, "financings"), "written_off_principal": _sum(r.write_offs, "principal"),
         "written_off_margin": _sum(r.write_offs, "margin"), "recovered": r.money["recovered"],
         "late_charges": r.money["late_charges"], "social_fund": r.money["social_fund"],
+        # the social fund (ta'zir): imposed (= social_fund, charges approved), received (paid against them),
+        # outstanding (still owed by members); none of it is repaid, margin or income
+        "social_fund_imposed": r.money["social_fund"], "social_fund_received": r.money["social_fund_received"],
+        "social_fund_outstanding": r.money["social_fund"] - r.money["social_fund_received"],
     }
 
 
@@ -332,7 +336,8 @@ def dashboard(r: Report) -> dict[str, Any]:
         "monthly": r.monthly,
         "financing": {k: fin[k] for k in ("applied", "approved", "disbursed_count", "disbursed_value", "outstanding",
                                           "par1_pct", "par30_pct", "par90_pct", "repayment_rate_pct",
-                                          "repayment_rate_not_applicable", "social_fund")},
+                                          "repayment_rate_not_applicable", "social_fund", "social_fund_imposed",
+                                          "social_fund_received", "social_fund_outstanding")},
         "construction": {k: con[k] for k in ("by_status", "first_time_pass_rate_pct", "median_days_order_to_handover")},
         "desludging": {k: des[k] for k in ("due", "overdue", "emptied", "m3_removed", "m3_acknowledged",
                                            "sludge_flow_pct")},

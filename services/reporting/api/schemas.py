@@ -97,7 +97,10 @@ class FinancingOut(BaseModel):
         "Paid on time / fallen due over the trailing 12 calendar months (the monthly series' months); null when "
         "nothing fell due in them (repayment_rate_not_applicable), never 100"))
     repayment_rate_not_applicable: bool = Field(description="True when nothing fell due in the period: no rate")
-    social_fund: int
+    social_fund: int = Field(description="Late charges (ta'zir) imposed by the date, as social_fund_imposed")
+    social_fund_imposed: int = Field(description="Late charges (ta'zir) approved by the date, rupiah")
+    social_fund_received: int = Field(description="Paid against them by the date (never repayments or margin)")
+    social_fund_outstanding: int = Field(description="imposed - received: still owed by members")
 
 
 class ConstructionOut(BaseModel):

@@ -333,6 +333,10 @@ async def load_bmi(c: Coop) -> None:
         "instalment_number": 4, "note": "able to pay, declined twice", "proposed_on": "2025-06-01"})
     await c.call(c.loans, "POST", f"/financings/{c.ids['F2']}/late-charges/4/approve", Role.MANAGER,
                  body={"decided_on": "2025-06-02"})
+    # the member pays it in two parts (Rp 4 000 now, Rp 6 000 in November): social fund money, never a
+    # repayment: no other figure moves
+    await c.call(c.loans, "POST", f"/financings/{c.ids['F2']}/late-charges/4/payments", body={
+        "receipt_number": "F2-tazir-1", "amount": 4_000, "paid_on": "2025-06-20"})
     await c.repay("F1", "06", 550_000, "2025-06-15")
     await c.call(c.loans, "POST", f"/financings/{c.ids['F2']}/reschedule", Role.MANAGER, body={
         "instalments": 10, "reason": "hardship", "first_due_on": "2025-08-15", "rescheduled_on": "2025-07-10"})
@@ -343,6 +347,8 @@ async def load_bmi(c: Coop) -> None:
         await c.repay("F5", month, 550_000, f"2025-{month}-15")
     await c.call(c.loans, "POST", f"/financings/{c.ids['F3']}/write-off", Role.MANAGER,
                  body={"reason": "uncollectable", "written_off_on": "2025-09-30"})
+    await c.call(c.loans, "POST", f"/financings/{c.ids['F2']}/late-charges/4/payments", body={
+        "receipt_number": "F2-tazir-2", "amount": 6_000, "paid_on": "2025-11-20"})
     await c.repay("F1", "11", 550_000, "2025-11-15")
     await c.repay("F2", "11", 385_000, "2025-11-15")
     await c.repay("F3", "recovery", 440_000, "2025-11-20")

@@ -298,14 +298,15 @@ def bycoop_shown(kind: str, value: Any, lang: str) -> str:
 
 
 #: the by-cooperative table's column groups (the buttons above it)
-BYCOOP_GROUPS = ("summary", "headline", "financing", "construction", "desludging")
+BYCOOP_GROUPS = ("summary", "headline", "financing", "social_fund", "construction", "desludging")
 
 
 HEADLINE = {"members": "int", "households": "int", "people_reached": "int", "women_pct": "pct", "b40_pct": "pct",
             "urban_pct": "pct", "safely_managed_sanitation_households": "int"}
 FINANCING = {"applied": "int", "approved": "int", "disbursed_count": "int", "disbursed_value": "money",
              "outstanding": "money", "par1_pct": "pct", "par30_pct": "pct", "par90_pct": "pct",
-             "repayment_rate_pct": "rate", "social_fund": "money"}
+             "repayment_rate_pct": "rate", "social_fund_imposed": "money", "social_fund_received": "money",
+             "social_fund_outstanding": "money"}
 DESLUDGING = {"due": "int", "overdue": "int", "emptied": "int", "m3_removed": "m3", "m3_acknowledged": "m3"}
 CONSTRUCTION = {"first_time_pass_rate_pct": "pct", "median_days_order_to_handover": "days"}
 HEADINGS = {"id": {"headline-heading": "Angka utama", "ladder-heading": "Tangga akses JMP: awal dan sekarang",

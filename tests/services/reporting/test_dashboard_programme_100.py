@@ -413,7 +413,9 @@ def large_figures(body: dict[str, Any]) -> dict[str, Any]:
             applied=(987 - i) * n, approved=(876 - i) * n, disbursed_count=(765 - i) * n,
             disbursed_value=(9_876_543_210 - 1_234_567 * i) * n, outstanding=(8_765_432_109 - 2_345_678 * i) * n,
             par1_pct=99.95 - i / 3, par30_pct=45.55 - i / 7, par90_pct=12.25 + i / 9,
-            repayment_rate_pct=100 - i / 11, social_fund=(98_765_432 + 4_321 * i) * n)
+            repayment_rate_pct=100 - i / 11, social_fund=(98_765_432 + 4_321 * i) * n,
+            social_fund_imposed=(98_765_432 + 4_321 * i) * n, social_fund_received=(87_654_321 + 3_210 * i) * n,
+            social_fund_outstanding=(11_111_111 + 1_111 * i) * n)
         x["construction"].update(first_time_pass_rate_pct=66.65 + i / 5, median_days_order_to_handover=123.5 + i)
         x["desludging"].update(due=(9_876 - i) * n, overdue=(987 - i) * n, emptied=(8_765 - i) * n,
                                m3_removed=(12_345.6 - i) * n, m3_acknowledged=(11_234.5 - i) * n)

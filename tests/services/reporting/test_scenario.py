@@ -10,6 +10,8 @@ by D. Percentages are rounded half up to one decimal.
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from services.reporting import builds as registry
@@ -115,6 +117,8 @@ BMI_D1 = {
         # F3 (Feb) 440 000 + F4 (Apr; May paid 05-20) 440 000 = 5 280 000 -> 61.538 %
         "repayment_rate_pct": 61.5,
         "social_fund": 10_000,  # F2's ta'zir, recorded 06-02
+        # of which Rp 4 000 paid on 06-20 (social fund money: no repayment, PAR or monthly figure above moves)
+        "social_fund_imposed": 10_000, "social_fund_received": 4_000, "social_fund_outstanding": 6_000,
     },
     "construction": {
         # J1 J2 J3 J4 and the 2022 tanks T1 T2 T3 handed over; J5 not ordered yet
@@ -169,6 +173,8 @@ BMI_D2 = {
         # 5 500 000 + 3 575 000 + 440 000 + 440 000 + 1 650 000 = 11 605 000 -> 77.86 %
         "repayment_rate_pct": 77.9,
         "social_fund": 10_000,
+        # + Rp 6 000 paid on 11-20: the charge is paid in full
+        "social_fund_imposed": 10_000, "social_fund_received": 10_000, "social_fund_outstanding": 0,
     },
     "construction": {
         "by_status": {"ordered": 0, "assigned": 0, "started": 0, "inspection_failed": 0, "inspection_passed": 0,
@@ -216,7 +222,7 @@ BAIK_D1 = {
         # G1 6 x 500k = 3M on time; G2 8 x 500k = 4M, May 10 unpaid: 51 days
         "outstanding": 7_000_000, "par1_pct": 57.1, "par30_pct": 57.1, "par90_pct": 0.0,
         # fallen due Mar-Jun: G1 2.2M + G2 2.2M; on time G1 2.2M + G2 Mar 550k (Apr paid 04-20) -> 62.5 %
-        "repayment_rate_pct": 62.5, "social_fund": 0,
+        "repayment_rate_pct": 62.5, "social_fund": 0, "social_fund_received": 0, "social_fund_outstanding": 0,
     },
     "construction": {
         "by_status": {"ordered": 0, "assigned": 0, "started": 0, "inspection_failed": 0, "inspection_passed": 0,
@@ -252,7 +258,7 @@ BAIK_D2 = {
         "applied": 3, "approved": 2, "disbursed_count": 2, "disbursed_value": 10_000_000,
         "outstanding": 4_000_000, "par1_pct": 100.0, "par30_pct": 100.0, "par90_pct": 100.0,  # G2, 235 days
         # fallen due 2025: G1 10 x 550k + G2 10 x 550k = 11M; on time 5.5M + 550k -> 55 %
-        "repayment_rate_pct": 55.0, "social_fund": 0,
+        "repayment_rate_pct": 55.0, "social_fund": 0, "social_fund_received": 0, "social_fund_outstanding": 0,
     },
     "construction": {"first_time_pass_rate_pct": 75.0, "median_days_order_to_handover": 20.0},
     "desludging": {
@@ -390,6 +396,9 @@ async def test_scenario_figures_rebuild_and_programme(system: System) -> None:
             loans["par"]["par90"]["at_risk"]), "reporting and the loans service disagree on PAR"
         assert (f["paid_on_time"], f["fallen_due"]) == (loans["repayment_rate"]["paid_on_time"],
                                                         loans["repayment_rate"]["fallen_due"])
+        assert (f["social_fund_imposed"], f["social_fund_received"], f["social_fund_outstanding"]) == (
+            loans["social_fund"]["imposed"], loans["social_fund"]["received"], loans["social_fund"]["outstanding"]), \
+            "reporting and the loans service disagree on the social fund"
     c1 = contractors_by_label(await full(system, bmi, D1), coops[BMI])
     check(c1, {"K1": {"jobs": 3, "completed": 3, "first_time_pass_rate_pct": 100.0, "certified": True,
                       "median_days_order_to_handover": 20.0},
@@ -422,7 +431,8 @@ async def test_scenario_figures_rebuild_and_programme(system: System) -> None:
         b, k = answers[(BMI, on)], answers[(BAIK, on)]
         for field in ("members", "households", "people_reached", "safely_managed_sanitation_households"):
             assert body["headline"][field] == b["headline"][field] + k["headline"][field]
-        for field in ("applied", "approved", "disbursed_count", "disbursed_value", "outstanding", "social_fund"):
+        for field in ("applied", "approved", "disbursed_count", "disbursed_value", "outstanding", "social_fund",
+                      "social_fund_imposed", "social_fund_received", "social_fund_outstanding"):
             assert body["financing"][field] == b["financing"][field] + k["financing"][field]
         for field in ("due", "overdue", "emptied"):
             assert body["desludging"][field] == b["desludging"][field] + k["desludging"][field]
@@ -464,6 +474,16 @@ async def test_scenario_figures_rebuild_and_programme(system: System) -> None:
                                "people_gaining_safely_managed_sanitation": 4 + 3,
                                "people_gaining_basic_water": 9 + 0}, "programme USAID counts D2")
     assert {row["cooperative"] for row in programme["by_cooperative"]} == {BMI, BAIK}
+    each_row = {row["cooperative"]: row for row in programme["by_cooperative"]}
+    assert [(each_row[t]["social_fund"], each_row[t]["social_fund_received"], each_row[t]["social_fund_outstanding"])
+            for t in (BMI, BAIK)] == [(10_000, 10_000, 0), (0, 0, 0)]
+    # the donor indicator table gives the social fund received and outstanding too (BMI, 2025 to D1)
+    r = await system.reporting.get("/reports/exports/indicators.csv", params={"as_of": D1, "years": 1},
+                                   headers={"X-API-Key": bmi})
+    assert r.status_code == 200, r.text
+    fund = {row["indicator"]: row["actual"] for row in csv.DictReader(io.StringIO(r.text))
+            if row["indicator"].startswith("social_fund")}
+    assert fund == {"social_fund": "10000", "social_fund_received": "4000", "social_fund_outstanding": "6000"}
     water_org = next(f for f in programme["financing"]["by_fund"] if f["source_of_funds"] == "water_org")
     assert water_org["leverage"] == 1.9  # (29M - 10M) / 10M
     # nothing member-level in what a programme officer gets
