@@ -3,8 +3,9 @@
 Products per cooperative, and financings in several states: awaiting approval, rejected, signed and
 waiting for its first tranche, active with tranche 2 waiting for the SNI inspection, repaying on time,
 late (in PAR30), rescheduled, settled early with the rebate, and one per cooperative repaying a margin in
-rupiah (agreed on the application in one, stated by the product's tenor in the other). Dates are relative
-to today, so the standing (days past due, PAR) looks alive whenever it is loaded.
+rupiah (agreed on the application in one, stated by the product's tenor in the other). In each cooperative
+one late instalment also carries a late charge (ta'zir), approved and collected in full: social fund money.
+Dates are relative to today, so the standing (days past due, PAR) looks alive whenever it is loaded.
 
 Each cooperative also has an imported book (``IMPORTED_BOOKS``): a few financings from before the platform,
 brought in through ``POST /imports`` with their payment history, one of them repaid in full.
@@ -158,6 +159,17 @@ class _Loader:
                 "receipt_number": f"KW-{fid[:8]}-{i['number']:03d}", "amount": i["amount"],
                 "paid_on": paid_on.isoformat()})
 
+    async def collected_late_charge(self, fid: str, number: int, on: date) -> None:
+        """A late charge (ta'zir) for instalment ``number``, late on ``on``: proposed by the field officer,
+        approved by the manager and paid in full that day, to the social fund."""
+        f, day = f"/financings/{fid}", on.isoformat()
+        await self.call("POST", f"{f}/late-charges", "field_officer", json={
+            "instalment_number": number, "note": "able to pay, did not come to the group meeting", "proposed_on": day})
+        body = await self.call("POST", f"{f}/late-charges/{number}/approve", json={"decided_on": day})
+        owed = next(c["outstanding"] for c in body["late_charges"] if c["instalment_number"] == number)
+        await self.call("POST", f"{f}/late-charges/{number}/payments", "field_officer", json={
+            "receipt_number": f"TZ-{fid[:8]}-{number:03d}", "amount": owed, "paid_on": day})
+
     async def story(self, member_id: str, product: str, amount: int, instalments: int, story: str) -> None:
         existing = await self.call("GET", f"/members/{member_id}/financings", "field_officer")
         if existing["total"]:
@@ -184,9 +196,17 @@ class _Loader:
         await self.call("POST", f"{f}/disbursements", json={"disbursed_on": self.day(start - 8)})
         due = [i for i in body["schedule"] if date.fromisoformat(i["due_on"]) <= self.today]
         if story == "late":
-            due = due[:-2]  # the last two instalments unpaid: more than 30 days late
+            due, unpaid = due[:-2], due[-2]  # the last two instalments unpaid: more than 30 days late
+            # its first unpaid instalment a week late: a ta'zir, collected
+            await self.collected_late_charge(fid, unpaid["number"], min(
+                self.today, date.fromisoformat(unpaid["due_on"]) + timedelta(days=7)))
         if story == "rescheduled":
             due = due[:3]
+            # instalment 2, paid two days late, drew a ta'zir the day after it fell due (before the hardship)
+            await self.repay(fid, due[:1])
+            await self.collected_late_charge(fid, due[1]["number"],
+                                             date.fromisoformat(due[1]["due_on"]) + timedelta(days=1))
+            due = due[1:]
         await self.repay(fid, due)
         if story == "rescheduled":
             last_paid = date.fromisoformat(due[-1]["due_on"]) + timedelta(days=due[-1]["number"] % 3)

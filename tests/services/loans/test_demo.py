@@ -53,8 +53,10 @@ async def test_demo_loads_both_cooperatives_in_several_states_and_again_changes_
         assert any(i["paid"] for i in f["schedule"])
     q = (await loans.get("/portfolio", headers=headers(BMI, MANAGER))).json()
     assert q["par"]["par30"]["at_risk"] > 0 and q["par"]["par90"]["at_risk"] == 0
+    assert q["social_fund"] == {"imposed": 10_000, "received": 10_000, "outstanding": 0}  # a ta'zir, collected
     q = (await loans.get("/portfolio", headers=headers(BAIK, MANAGER))).json()
     assert q["restructured"]["at_risk"] > 0 and q["par"]["par30"]["at_risk"] == 0
+    assert q["social_fund"] == {"imposed": 10_000, "received": 10_000, "outstanding": 0}
     settled = next(i for i in bmi["items"] if i["status"] == "settled")
     body = (await loans.get(f"/financings/{settled['financing_id']}", headers=headers(BMI, MANAGER))).json()
     assert body["close_reason"] == "settled_early" and body["rebate"] > 0

@@ -70,6 +70,9 @@ async def test_demo_data_reaches_the_reports(system: System) -> None:
                 differ.append((v["member_number"], v["sanitation_rung"], latest["sanitation"]["shared"]))
         assert by_reporting.count("safely_managed") == body["headline"]["safely_managed_sanitation_households"]
         assert all(rung == "limited" and shared for _, rung, shared in differ), differ
+        # each cooperative's collected ta'zir reaches the social fund, received in full
+        f = body["financing"]
+        assert f["social_fund_imposed"] == f["social_fund_received"] > 0 and f["social_fund_outstanding"] == 0
     iuwash = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == "iuwash-plus")
     body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": iuwash})).json()
     assert body["scope"]["cooperatives"] == [BAIK, BMI] and len(body["by_cooperative"]) == 2
