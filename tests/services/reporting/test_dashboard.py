@@ -593,8 +593,11 @@ def test_export_buttons_download_with_the_key_in_a_header(browser: Chromium, rep
     as_of = browser.js("document.getElementById('as-of').value")
 
     def downloaded(name: str) -> bytes:
+        # Chromium may create the file empty when the download starts and write it after (a busy machine
+        # shows it): done when the file is there, not empty, and no partial download is left
         deadline = time.monotonic() + 20
-        while not (tmp_path / name).exists():
+        while not ((tmp_path / name).exists() and (tmp_path / name).stat().st_size > 0
+                   and not any(f.endswith(".crdownload") for f in os.listdir(tmp_path))):
             assert time.monotonic() < deadline, f"{name} was not downloaded; have {os.listdir(tmp_path)}"
             time.sleep(0.1)
         return (tmp_path / name).read_bytes()

@@ -34,10 +34,11 @@ from tests.services.reporting.scenario import BAIK, BMI
 LIVE, IMPORTED = BAIK, BMI
 PRODUCTS: list[dict[str, Any]] = [
     {"product_id": "tangki-septik", "name": "Tangki Septik", "purpose": "septic_tank", "contract_type": "murabahah",
+     "defined_on": "2024-06-01",
      "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 20_000_000,
      "tenors": [{"instalments": 12, "margin_bp": 1200}], "tranche_percents": [100], "late_charge": 10_000,
      "funds": ["own_funds", "water_org"]},
-    {"product_id": "sambungan-air", "name": "Sambungan Air", "purpose": "water_connection",
+    {"product_id": "sambungan-air", "name": "Sambungan Air", "purpose": "water_connection", "defined_on": "2024-06-01",
      "contract_type": "murabahah", "frequency": "monthly", "min_amount": 500_000, "max_amount": 5_000_000,
      "tenors": [{"instalments": 6, "margin_bp": 600}], "tranche_percents": [100], "late_charge": 5_000,
      "funds": ["own_funds", "donor_working_capital"]},
