@@ -3,9 +3,11 @@ values (Kafka, the credential database) fall back to WASHFIN_* and the conventio
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka import KafkaConnection
@@ -44,6 +46,9 @@ class ServiceSettings(BaseSettings):
     auth_failures_per_address: int = 30
     auth_failures_per_key: int = 10
     auth_failure_window_s: float = 60.0
+    #: the cooperatives' time zone (IANA): business dates ("today") are its local dates; one setting for
+    #: every service (<SVC>_BUSINESS_TIMEZONE), the same value in all four
+    business_timezone: str = "Asia/Jakarta"
     log_level: str = "INFO"
     log_json: bool = True
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs
@@ -78,6 +83,22 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(default=None, validation_alias=_platform("KAFKA_SASL_PASSWORD"))
     #: CA bundle that signed the brokers' certificates (SSL / SASL_SSL); unset: the system's trust store
     kafka_ssl_cafile: str | None = Field(default=None, validation_alias=_platform("KAFKA_SSL_CAFILE"))
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"business_timezone {value!r} is not an IANA time zone (e.g. Asia/Jakarta, "
+                             "Asia/Makassar, Asia/Jayapura)") from None
+        return value
+
+    def business_today(self) -> date:
+        """Today in the cooperatives' time zone: every business date (default dates, "not in the future")
+        is a local date, so a field officer entering today's date at 06:00 WIB, still yesterday in UTC,
+        is not told it is the future."""
+        return datetime.now(ZoneInfo(self.business_timezone)).date()
 
     @model_validator(mode="after")
     def _kafka_credentials(self) -> "ServiceSettings":

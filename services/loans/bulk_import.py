@@ -301,25 +301,32 @@ def _check_rows(rows: list[Any], report: ImportReport) -> list[tuple[int, BookRo
     return out
 
 
-async def _known_members(rt: ServiceRuntime, tenant: str, ids: set[uuid.UUID], wait: float) -> set[uuid.UUID]:
+async def _known_members(rt: ServiceRuntime, tenant: str, ids: set[uuid.UUID],
+                         wait: float) -> dict[uuid.UUID, date | None]:
     """Those of ``ids`` the loans service knows as members of ``tenant`` (``loan_members``, fed by the members
-    service's events), waiting up to ``wait`` seconds for the others."""
+    service's events), with the day each joined, waiting up to ``wait`` seconds for the others."""
     assert rt.pool is not None
     deadline = time.monotonic() + wait
-    known: set[uuid.UUID] = set()
+    known: dict[uuid.UUID, date | None] = {}
     while True:
-        missing = list(ids - known)
-        known |= {r["member_id"] for r in await rt.pool.fetch(
-            "SELECT member_id FROM loan_members WHERE tenant_id = $1 AND member_id = ANY($2::uuid[])",
-            tenant, missing)} if missing else set()
-        if known >= ids or time.monotonic() >= deadline:
+        missing = list(ids - known.keys())
+        if missing:
+            known |= {r["member_id"]: r["joined_on"] for r in await rt.pool.fetch(
+                "SELECT member_id, joined_on FROM loan_members WHERE tenant_id = $1 AND member_id = ANY($2::uuid[])",
+                tenant, missing)}
+        if known.keys() >= ids or time.monotonic() >= deadline:
             return known
         await asyncio.sleep(0.2)
 
 
-def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product], members: set[uuid.UUID],
-            today: date, actor: str, report: ImportReport) -> list[tuple[int, Imported]]:
-    """Each checked row's events by the domain's rules (its member, its product, its schedule ...)."""
+def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product],
+            members: dict[uuid.UUID, date | None], today: date, actor: str,
+            report: ImportReport) -> list[tuple[int, Imported]]:
+    """Each checked row's events by the domain's rules (its member, its product, its schedule ...).
+
+    A financing cannot have been signed before its member joined the cooperative: such a row is refused.
+    The product's ``defined_on`` does not bound an imported row: a migrated book predates the platform, and
+    its products are recorded on the platform when the cooperative moves onto it."""
     out: list[tuple[int, Imported]] = []
     seen_receipts: set[str] = set()
     for n, row in checked:
@@ -327,6 +334,11 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
         if row.member_id not in members:
             report.refused.append(RefusedRow(n, row.loan_ref, [
                 f"member_id: no member {row.member_id} in this cooperative"]))
+            continue
+        joined = members[row.member_id]
+        if joined is not None and row.signed_on < joined:
+            report.refused.append(RefusedRow(n, row.loan_ref, [
+                f"signed_on: {row.signed_on} is before member {row.member_id} joined the cooperative ({joined})"]))
             continue
         try:
             imported = import_financing(row.entry(), products[row.product_id], today=today, actor=actor)

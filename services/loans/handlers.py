@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -45,7 +44,7 @@ Decision = Callable[[fin.Financing, date], list[NewEvent]]
 
 def today(rt: ServiceRuntime) -> date:
     """Today in the cooperatives' time zone (business dates are local dates)."""
-    return datetime.now(ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))).date()
+    return rt.settings.business_today()
 
 
 def _tenant(who: Principal) -> str:

@@ -9,8 +9,6 @@ class LoansSettings(ServiceSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_loans"
     #: embedded event source: producing service -> its database URL ({"members": ..., "sanitation": ...})
     source_database_urls: dict[str, str] = {}
-    #: business dates ("today") are the cooperatives' local dates
-    business_timezone: str = "Asia/Jakarta"
     #: how often the service looks for financings without book rows (a book recorded before the rows
     #: existed, migration 0003) and writes them; it looks once at start in any case. 0: never
     book_backfill_interval_s: float = 3600.0

@@ -14,9 +14,8 @@ import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -47,7 +46,7 @@ class Scope:
 
 
 def today(rt: ReportingRuntime) -> date:
-    return datetime.now(ZoneInfo(rt.settings.business_timezone)).date()
+    return rt.settings.business_today()
 
 
 def as_of_date(rt: ReportingRuntime, as_of: date | None) -> date:

@@ -26,8 +26,6 @@ class ReportingSettings(ServiceSettings):
     db_worker_pool_max: int = 6
     #: embedded event source: producing service -> its database URL, e.g. {"members": "postgresql://..."}
     source_database_urls: dict[str, str] = {}
-    #: "today" (the default as-of date) is the cooperatives' local date
-    business_timezone: str = "Asia/Jakarta"
     #: how often the build supervisor follows the projection registry (new builds, switches), seconds
     build_poll_s: float = Field(default=2.0, gt=0)
     #: how long a retired build's tables stay after reads moved away, seconds

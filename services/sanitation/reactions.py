@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -76,8 +74,7 @@ class TrancheOrdersJob:
         assert rt is not None and rt.store is not None, "TrancheOrdersJob needs bind(runtime) and a started runtime"
         tenant, job_id = envelope.tenant_id, job_id_for(event)
         # never refuse a real disbursement for clock skew: its own date is the order date
-        tz = ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))
-        today = max(datetime.now(tz).date(), event.disbursed_on)
+        today = max(rt.settings.business_today(), event.disbursed_on)
         # as the event's cooperative, behind row-level security, on the reactions' pool
         store = rt.for_tenant(tenant, background=True).store
         contractor_ref = event.payee_id if event.payee_type == "contractor" else None

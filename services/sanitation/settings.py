@@ -9,8 +9,6 @@ class SanitationSettings(ServiceSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_sanitation"
     #: embedded event source: producing service -> its database URL, e.g. {"loans": "postgresql://..."}
     source_database_urls: dict[str, str] = {}
-    #: "today" for business dates (a date in the future is refused): the cooperatives' time zone
-    business_timezone: str = "Asia/Jakarta"
     #: how often lapsed contractor certifications are recorded on their own (seconds; 0: never, leaving it
     #: to POST /contractors/certification-expiries): hourly, so a lapse is recorded within the hour the
     #: cooperatives' day turns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -22,14 +22,9 @@ from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal, expected_version, request_hash
 
-#: Western Indonesian Time (WIB), where the demo cooperatives work: "today" is their business day, so a
-#: field officer entering today's date at 06:00 WIB (still yesterday in UTC) is not told it is the future
-WIB = timezone(timedelta(hours=7))
-
-
-def today() -> date:
-    """The business day in Indonesia (WIB)."""
-    return datetime.now(WIB).date()
+def today(rt: ServiceRuntime) -> date:
+    """The business day in the cooperatives' time zone (``<SVC>_BUSINESS_TIMEZONE``, default Asia/Jakarta)."""
+    return rt.settings.business_today()
 
 
 def tenant_of(who: Principal) -> str:

@@ -112,7 +112,7 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
     group = await group_info(pool, tenant, body.group_id)
     details = body.model_dump(exclude={*PERSONAL_FIELDS, "baseline_survey"})
     baseline = _answers(body.baseline_survey, new_id()) if body.baseline_survey else None
-    events = domain.register(Member(), member_id, details, today(), settings=settings, group=group,
+    events = domain.register(Member(), member_id, details, today(rt), settings=settings, group=group,
                              baseline=baseline)
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
@@ -194,7 +194,7 @@ async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, bod
     row = await personal_data(pool, v, tenant, member_id)
     personal_changed = {f: v for f, v in personal_given.items() if row is None or row[f] != v}
     changes = {f: getattr(body, f) for f in given if f not in PERSONAL_FIELDS}
-    events = domain.correct_details(state, changes, today(), settings=await load_settings(rt, tenant),
+    events = domain.correct_details(state, changes, today(rt), settings=await load_settings(rt, tenant),
                                     personal_fields_changed=tuple(personal_changed))
     if not events:
         return await _response(pool, vault(rt), tenant, state)
@@ -227,7 +227,7 @@ async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: M
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
     expected = check_if_match(if_match, state.version)
-    events = domain.move_group(state, body.group_id, body.effective_on or today(), today(),
+    events = domain.move_group(state, body.group_id, body.effective_on or today(rt), today(rt),
                                group=await group_info(pool, tenant, body.group_id),
                                settings=await load_settings(rt, tenant))
     await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
@@ -240,7 +240,7 @@ async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: 
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
     expected = check_if_match(if_match, state.version)
-    events = domain.exit_member(state, body.exited_on or today(), body.reason, today())
+    events = domain.exit_member(state, body.exited_on or today(rt), body.reason, today(rt))
     await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
     return await get_member(rt, who, member_id)
 
@@ -249,7 +249,7 @@ async def erase_personal_data(rt: ServiceRuntime, who: Principal, member_id: str
     store, _ = parts(rt)
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
-    events = domain.erase_personal_data(state, today())
+    events = domain.erase_personal_data(state, today(rt))
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         await conn.execute("DELETE FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
@@ -281,7 +281,7 @@ async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body
         return await _listed_survey(rt, who, member_id, earlier["survey_id"])
     state = await load_member(rt, tenant, member_id)
     survey_id = new_id()
-    events = domain.record_survey(state, _answers(body, survey_id), today())
+    events = domain.record_survey(state, _answers(body, survey_id), today(rt))
     result = await store.append(
         tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta,
         idempotency=idempotency(idempotency_key, request, {"survey_id": survey_id}), after=read_model.apply)
@@ -311,7 +311,7 @@ async def member_eligibility(rt: ServiceRuntime, who: Principal, member_id: str,
                              as_of: date | None) -> EligibilityResponse:
     _, pool = parts(rt)
     tenant = tenant_of(who)
-    day = as_of or today()
+    day = as_of or today(rt)
     state = await load_member(rt, tenant, member_id)
     result = eligibility.assess(state, await load_settings(rt, tenant), await financings_of(pool, tenant, member_id),
                                 day)
@@ -336,7 +336,7 @@ async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str
     a page costs the same wherever it is in a million members)."""
     _, pool = parts(rt)
     tenant = tenant_of(who)
-    day = as_of or today()
+    day = as_of or today(rt)
     where = ["m.tenant_id = $1", "$2::date IS NOT NULL"]  # $2, the as_of day, is typed even when unused
     args: list[Any] = [tenant, day]
 
@@ -420,7 +420,7 @@ async def follow_ups(rt: ServiceRuntime, who: Principal, *, limit: int, cursor: 
     where = ["m.tenant_id = $1", "m.handed_over_on IS NOT NULL",
              "(m.last_surveyed_on IS NULL OR m.last_surveyed_on < m.handed_over_on)",
              "(m.exited_on IS NULL OR m.exited_on > $2)"]
-    args: list[Any] = [tenant, today()]
+    args: list[Any] = [tenant, today(rt)]
     after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
     if after is not None:
         args += after

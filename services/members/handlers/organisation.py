@@ -46,7 +46,7 @@ async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreReques
     tenant = tenant_of(who)
     state = await _centre(rt, tenant, body.centre_id)
     assert state is not None
-    events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(), today())
+    events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(rt), today(rt))
     await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(body.centre_id), NO_STREAM, events,
                        meta=meta, after=read_model.apply)
     return await get_centre(rt, who, body.centre_id)
@@ -106,7 +106,7 @@ async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest,
     store, _ = parts(rt)
     tenant = tenant_of(who)
     state = await _group(rt, tenant, body.group_id)
-    events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(), today(),
+    events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(rt), today(rt),
                             centre=await _centre(rt, tenant, body.centre_id))
     await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(body.group_id), NO_STREAM, events,
                        meta=meta, after=read_model.apply)
@@ -137,7 +137,7 @@ async def close_group(rt: ServiceRuntime, who: Principal, group_id: str, body: C
     if not state.exists:
         raise NotFound(f"no group {group_id} in this cooperative")
     expected = check_if_match(if_match, state.version)
-    events = org.close_group(state, body.closed_on or today(), today(),
+    events = org.close_group(state, body.closed_on or today(rt), today(rt),
                              active_members=await _active_members(pool, tenant, group_id))
     await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
                        meta=meta, after=read_model.apply)

@@ -62,7 +62,7 @@ async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequ
         return await get_session(rt, who, earlier["session_id"])
     session_id = new_id()
     events = domain.hold_session(
-        domain.Session(), session_id, body.model_dump(), today(),
+        domain.Session(), session_id, body.model_dump(), today(rt),
         active_members=await _not_exited_by(pool, tenant, body.attendee_member_ids, body.held_on))
     result = await store.append(
         tenant, domain.STREAM_TYPE, session_id, NO_STREAM, events, meta=meta,
@@ -91,7 +91,7 @@ async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: M
     tenant = tenant_of(who)
     state = await _load(rt, tenant, session_id)
     member_id = str(body.member_id)
-    day = today()
+    day = today(rt)
     events = domain.mark_lead(state, member_id, body.product, body.marked_on or day, day,
                               member_active=(await _not_exited_by(pool, tenant, [member_id], day)).get(member_id, False))
     await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,

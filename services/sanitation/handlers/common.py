@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from services.sanitation.domain import settings as settings_domain
 from shared.application import earlier_response
@@ -20,7 +19,7 @@ AfterHook = Callable[[Any, list[Any]], Awaitable[None]]
 
 def business_today(rt: ServiceRuntime) -> date:
     """Today in the cooperatives' time zone (a business date in the future is refused)."""
-    return datetime.now(ZoneInfo(getattr(rt.settings, "business_timezone", "Asia/Jakarta"))).date()
+    return rt.settings.business_today()
 
 
 def tenant_of(who: Principal) -> str:

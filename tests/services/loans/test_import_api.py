@@ -133,3 +133,26 @@ async def test_an_imported_receipt_number_already_used_live_is_refused(loans: Se
         "payments: receipt KW-LIVE is already recorded in this cooperative"]}]
     report = (await loans.post("/imports", json=[book_row("R-2")], headers=headers(BMI, MANAGER))).json()
     assert report["imported"] == 1
+
+
+async def test_a_row_signed_before_its_member_joined_is_refused(loans: ServiceClient) -> None:
+    """A financing cannot predate its member's membership: the row is refused with both dates, and the
+    whole file imports nothing. (A product defined on the platform after the book's loans does not
+    refuse them: a migrated book predates the platform.)"""
+    await define_product(loans)
+    late_joiner = await known_member(loans, BMI, joined_on=date(2024, 6, 1))
+    MEMBERS[:] = [await known_member(loans, BMI)]
+    rows = [book_row("J-1"), book_row("J-2", member_id=late_joiner)]
+    n = await event_count(loans)
+    r = await loans.post("/imports", json=rows, headers=headers(BMI, MANAGER))
+    assert r.status_code == 422, r.text
+    [refused] = r.json()["refused"]
+    assert refused["loan_ref"] == "J-2" and refused["reasons"] == [
+        f"signed_on: 2024-01-15 is before member {late_joiner} joined the cooperative (2024-06-01)"]
+    assert await event_count(loans) == n
+    # signed after joining, it is imported
+    ok = await loans.post("/imports", json=[book_row("J-2", member_id=late_joiner, signed_on="2024-06-03",
+                                                     payments=0,
+                                                     schedule=[{"due_on": "2024-07-15", "amount": 6_720_000}])],
+                          headers=headers(BMI, MANAGER))
+    assert ok.status_code == 200 and ok.json()["imported"] == 1, ok.text

@@ -116,9 +116,9 @@ async def test_a_written_off_financing_keeps_the_member_ineligible(members: Serv
 
 
 async def test_tenure_and_settings(members: ServiceClient) -> None:
-    joined = add_months(today(), -7)
+    joined = add_months(today(members.runtime), -7)
     m = await register(members, member_number="BMI-NEW-1", joined_on=joined.isoformat())
-    body = await eligibility(members, m["member_id"], today().isoformat())
+    body = await eligibility(members, m["member_id"], today(members.runtime).isoformat())
     assert body["eligible"] is False
     assert reason(body, "minimum_tenure")["reason"] == (
         f"a member for 7 whole months; at least 12 needed (reached on {add_months(joined, 12)})")
@@ -127,7 +127,7 @@ async def test_tenure_and_settings(members: ServiceClient) -> None:
     r = await members.put("/settings", json={**settings, "min_tenure_months": 6}, headers=manager())
     assert r.status_code == 200
     r = await members.get(f"/members/{m['member_id']}/eligibility", headers=headers(BMI))  # as_of: today
-    assert r.status_code == 200 and r.json()["eligible"] is True and r.json()["as_of"] == today().isoformat()
+    assert r.status_code == 200 and r.json()["eligible"] is True and r.json()["as_of"] == today(members.runtime).isoformat()
 
 
 async def test_an_exited_member_is_not_eligible(members: ServiceClient) -> None:

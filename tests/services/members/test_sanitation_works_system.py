@@ -63,7 +63,7 @@ async def test_the_ladder_follows_construction_as_reporting_counts_it(pg: Postgr
         for tenant, expected in ((BMI, BMI_RUNGS), (BAIK, BAIK_RUNGS)):
             assert await rungs(coops[tenant]) == expected, tenant
 
-        day = today().isoformat()
+        day = today(system.members.runtime).isoformat()
         for tenant, expected in ((BMI, BMI_RUNGS), (BAIK, BAIK_RUNGS)):
             c = coops[tenant]
             active = {n: r for n, r in expected.items() if n != "m6"}
