@@ -92,7 +92,6 @@ async def run(financings: int, payments: int, batch_size: int, baseline: bool = 
         await conn.close()
         rt = build_runtime(settings)
         await rt.start(background=False)
-        assert rt.store is not None and rt.pool is not None
         spec = ProductDefined(
             product_id="mikro-tata-sanitasi", name="Mikro Tata Sanitasi", purpose="septic_tank",
             contract_type="istishna", frequency="monthly", min_amount=1_000_000, max_amount=10_000_000,

@@ -44,6 +44,10 @@ def request_server_settings(s: ServiceSettings) -> dict[str, str]:
 log = get_logger(__name__)
 
 
+class NotStarted(RuntimeError):
+    """A part of the runtime (a pool, the store) was used before ``ServiceRuntime.start`` made it."""
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -62,17 +66,13 @@ class ServiceRuntime:
         self.source_database_urls = source_database_urls or {}
         self.periodic = [j for j in periodic if j.interval_s > 0]
         self.registry: ContractRegistry = load_all()
-        #: connections for requests (bounded wait, bounded statements)
-        self.pool: Pool | None = None
-        #: connections for the background workers (migrations, relay, consumers, schedules): requests can
-        #: never starve them, nor they requests
-        self.worker_pool: Pool | None = None
-        #: connections for what the workers do as a cooperative (a reaction's append, a scheduled sweep's),
-        #: asked for while a worker holds one of ``worker_pool``'s: a pool of their own, so neither waits
-        #: on the other
-        self.reaction_pool: Pool | None = None
-        self.platform_pool: Pool | None = None
-        self.store: PostgresEventStore | None = None
+        # the parts ``start`` makes; read through the typed properties below, which refuse before ``start``
+        # (so no caller needs to assert that a pool or the store exists)
+        self._pool: Pool | None = None
+        self._worker_pool: Pool | None = None
+        self._reaction_pool: Pool | None = None
+        self._platform_pool: Pool | None = None
+        self._store: PostgresEventStore | None = None
         self.authenticator: Authenticator | None = None
         self.relay: Relay | None = None
         self.consumers: list[KafkaSource | EventLogSource] = []
@@ -81,13 +81,67 @@ class ServiceRuntime:
         self._stop = asyncio.Event()
         self._views: dict[tuple[str, bool], CooperativeRuntime] = {}
 
+    def _started(self, part: Any, name: str) -> Any:
+        if part is None:
+            raise NotStarted(f"{self.service}: {name} is used before the runtime started (ServiceRuntime.start)")
+        return part
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    @property
+    def pool(self) -> Pool:
+        """Connections for requests (bounded wait, bounded statements)."""
+        return self._started(self._pool, "the request pool")  # type: ignore[no-any-return]
+
+    @pool.setter
+    def pool(self, value: Pool) -> None:
+        self._pool = value
+
+    @property
+    def worker_pool(self) -> Pool:
+        """Connections for the background workers (migrations, relay, consumers, schedules): requests can
+        never starve them, nor they requests."""
+        return self._started(self._worker_pool, "the worker pool")  # type: ignore[no-any-return]
+
+    @worker_pool.setter
+    def worker_pool(self, value: Pool) -> None:
+        self._worker_pool = value
+
+    @property
+    def reaction_pool(self) -> Pool:
+        """Connections for what the workers do as a cooperative (a reaction's append, a scheduled sweep's),
+        asked for while a worker holds one of ``worker_pool``'s: a pool of their own, so neither waits on
+        the other."""
+        return self._started(self._reaction_pool, "the reaction pool")  # type: ignore[no-any-return]
+
+    @reaction_pool.setter
+    def reaction_pool(self, value: Pool) -> None:
+        self._reaction_pool = value
+
+    @property
+    def platform_pool(self) -> Pool:
+        return self._started(self._platform_pool, "the platform pool")  # type: ignore[no-any-return]
+
+    @platform_pool.setter
+    def platform_pool(self, value: Pool) -> None:
+        self._platform_pool = value
+
+    @property
+    def store(self) -> PostgresEventStore:
+        return self._started(self._store, "the event store")  # type: ignore[no-any-return]
+
+    @store.setter
+    def store(self, value: PostgresEventStore) -> None:
+        self._store = value
+
     @property
     def topic(self) -> str:
         return service_topic(self.service)
 
     async def migrate(self) -> None:
         """Create or upgrade this service's schema (idempotent)."""
-        assert self.worker_pool is not None and self.platform_pool is not None
         async with self.worker_pool.acquire() as conn:
             await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
             await migrate(conn, "tracking", TRACKING_MIGRATIONS)
@@ -129,7 +183,6 @@ class ServiceRuntime:
 
     async def _start_consumers(self) -> None:
         s = self.settings
-        assert self.worker_pool is not None
         for p in self.projections:
             if s.event_source == "kafka" and s.kafka_bootstrap_servers:
                 src: KafkaSource | EventLogSource = KafkaSource(
@@ -158,7 +211,6 @@ class ServiceRuntime:
     async def _run_periodic(self, job: PeriodicJob) -> None:
         """Run ``job`` now and then every ``job.interval_s`` until the service stops; one process at a
         time across replicas (an advisory lock), and a failure is reported and retried with backoff."""
-        assert self.worker_pool is not None
         pool = self.worker_pool
 
         async def attempt() -> None:
@@ -181,8 +233,6 @@ class ServiceRuntime:
         key = (tenant_id, background)
         view = self._views.get(key)
         if view is None:
-            assert self.pool is not None and self.reaction_pool is not None and self.store is not None, \
-                "the runtime has not started"
             view = self._views[key] = CooperativeRuntime(self, tenant_id,
                                                          self.reaction_pool if background else self.pool)
         return view
@@ -208,9 +258,9 @@ class ServiceRuntime:
                 await c.reader.close()
         if self.relay is not None:
             await self.relay.reader.close()
-        if self.store is not None:
-            await self.store.close()
-        for p in [self.pool, self.worker_pool, self.reaction_pool, self.platform_pool, *self._source_pools]:
+        if self._store is not None:
+            await self._store.close()
+        for p in [self._pool, self._worker_pool, self._reaction_pool, self._platform_pool, *self._source_pools]:
             if p is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(p.close(), 5)
@@ -219,7 +269,6 @@ class ServiceRuntime:
         """Database reachable and migrated; relay and consumers running and reaching their source."""
         checks: dict[str, dict[str, Any]] = {}
         try:
-            assert self.pool is not None
             applied = await asyncio.wait_for(self.pool.fetchval(
                 "SELECT count(*) FROM schema_migrations WHERE component = $1", self.service), 3)
             ok = applied >= len(self.migrations)
@@ -227,7 +276,6 @@ class ServiceRuntime:
         except Exception as e:  # noqa: BLE001 - any failure means not ready
             checks["database"] = {"ok": False, "error": str(e) or type(e).__name__}
         try:
-            assert self.platform_pool is not None
             await asyncio.wait_for(self.platform_pool.fetchval("SELECT 1 FROM api_keys LIMIT 1"), 3)
             checks["credentials"] = {"ok": True}
         except Exception as e:  # noqa: BLE001 - without credentials no request can be served
@@ -269,7 +317,7 @@ class ServiceRuntime:
 
     async def refresh_gauges(self) -> None:
         """Query-backed metrics, refreshed at each scrape."""
-        if self.pool is not None:
+        if self._pool is not None:
             DB_POOL.labels(self.service, "size").set(self.pool.get_size())
             DB_POOL.labels(self.service, "idle").set(self.pool.get_idle_size())
         try:
@@ -279,7 +327,7 @@ class ServiceRuntime:
                 for source, lag in (await c.lag()).items():
                     topic, _, partition = source.partition(":")
                     CONSUMER_LAG.labels(c.projection.name, topic, partition or "-").set(lag)
-            if self.consumers and self.pool is not None:
+            if self.consumers and self._pool is not None:
                 rows = await self.pool.fetch(
                     "SELECT consumer, count(*) FILTER (WHERE replayed_at IS NULL) AS open FROM dead_letters GROUP BY consumer")
                 for r in rows:
@@ -302,7 +350,6 @@ class CooperativeRuntime:
     """A ``ServiceRuntime`` seen through one cooperative's row-level-security scope (``for_tenant``)."""
 
     def __init__(self, runtime: ServiceRuntime, tenant_id: str, pool: asyncpg.Pool | None = None) -> None:
-        assert runtime.pool is not None and runtime.store is not None
         self.runtime = runtime
         self.tenant_id = tenant_id
         self.pool = TenantPool(pool or runtime.pool, tenant_id)

@@ -27,7 +27,6 @@ def build_runtime(settings: LoansSettings) -> ServiceRuntime:
 
 async def backfill_book_rows(rt: ServiceRuntime) -> None:
     """The book rows of financings recorded before they existed (``book.backfill``): once at start."""
-    assert rt.pool is not None
     await book.backfill(rt.pool)
 
 

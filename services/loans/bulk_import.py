@@ -235,7 +235,6 @@ async def import_loan_book(rt: ServiceRuntime, tenant: str, rows: Iterable[dict[
 
     ``wait_for_members``: seconds to wait for members the loans service has not heard of yet (registered a
     moment ago, their event still on its way) before refusing their rows."""
-    assert rt.store is not None and rt.pool is not None
     started = time.perf_counter()
     rows = list(rows)
     report = ImportReport(rows=len(rows))
@@ -251,7 +250,6 @@ async def import_loan_book(rt: ServiceRuntime, tenant: str, rows: Iterable[dict[
 async def _import(rt: ServiceRuntime, tenant: str, rows: list[Any], report: ImportReport, meta: Metadata, *,
                   actor: str, today: date, batch_size: int, progress: Progress | None, wait_for_members: float,
                   started: float) -> ImportReport:
-    assert rt.store is not None and rt.pool is not None
     checked = await asyncio.to_thread(_check_rows, rows, report)
     products = {pid: await _product(rt, tenant, pid) for pid in sorted({r.product_id for _, r in checked})}
     known = await _known_members(rt, tenant, {r.member_id for _, r in checked}, wait_for_members)
@@ -305,7 +303,6 @@ async def _known_members(rt: ServiceRuntime, tenant: str, ids: set[uuid.UUID],
                          wait: float) -> dict[uuid.UUID, date | None]:
     """Those of ``ids`` the loans service knows as members of ``tenant`` (``loan_members``, fed by the members
     service's events), with the day each joined, waiting up to ``wait`` seconds for the others."""
-    assert rt.pool is not None
     deadline = time.monotonic() + wait
     known: dict[uuid.UUID, date | None] = {}
     while True:
@@ -356,7 +353,6 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
 
 
 async def _product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
-    assert rt.store is not None
     return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
 
 
@@ -365,7 +361,6 @@ async def _not_recorded(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, 
     """``batch`` but the rows whose loan number or receipts the cooperative has recorded already (refused)."""
     if not batch:
         return []
-    assert rt.pool is not None
     existing = {str(r["stream_id"]) for r in await rt.pool.fetch(
         "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_id = ANY($2::text[]) AND version = 1",
         tenant, [i.financing_id for _, i in batch])}
@@ -431,7 +426,6 @@ async def _write(rt: ServiceRuntime, tenant: str, accepted: list[Imported], meta
     """Every event and read row of ``accepted`` in one transaction (all or nothing), ``batch_size`` financings
     a statement; each batch prepared in a thread, the event loop free between statements. The events go in
     first: an append is the first write of its transaction (``shared.eventstore``)."""
-    assert rt.store is not None and rt.pool is not None
     chunks = [accepted[k:k + batch_size] for k in range(0, len(accepted), batch_size)]
     types: list[str] = []
     async with rt.pool.acquire() as conn:
@@ -472,7 +466,6 @@ async def publish_earlier_imports(rt: ServiceRuntime, tenant: str, *, actor: str
     published."""
     from services.loans.handlers import keep_read_tables
 
-    assert rt.store is not None and rt.pool is not None
     streams = [r["stream_id"] for r in await rt.pool.fetch(
         """SELECT DISTINCT stream_id FROM events e WHERE tenant_id = $1 AND type = 'loans.DisbursementImported'
              AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant_id = e.tenant_id AND x.stream_id = e.stream_id

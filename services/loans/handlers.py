@@ -136,7 +136,6 @@ def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
 
 
 async def load_settings(rt: ServiceRuntime, tenant: str) -> prod.LoanSettings:
-    assert rt.store is not None
     return prod.fold_settings(await rt.store.read_stream(tenant, prod.settings_stream_id()))
 
 
@@ -152,7 +151,6 @@ async def get_settings(rt: ServiceRuntime, who: Principal) -> api.SettingsRespon
 
 async def change_settings(rt: ServiceRuntime, who: Principal, body: api.SettingsBody,
                           meta: Metadata) -> api.SettingsResponse:
-    assert rt.store is not None
     tenant = _tenant(who)
     state = await load_settings(rt, tenant)
     events = prod.decide_change_settings(state, **body.model_dump(), on=today(rt))
@@ -162,7 +160,6 @@ async def change_settings(rt: ServiceRuntime, who: Principal, body: api.Settings
 
 
 async def load_product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
-    assert rt.store is not None
     return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
 
 
@@ -172,7 +169,6 @@ def product_view(p: prod.Product) -> api.ProductResponse:
 
 async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefineProductRequest,
                          idempotency_key: str | None, meta: Metadata) -> api.ProductResponse:
-    assert rt.store is not None
     tenant = _tenant(who)
     idem = None
     if idempotency_key:
@@ -206,7 +202,6 @@ async def get_product(rt: ServiceRuntime, who: Principal, product_id: str) -> ap
 
 
 async def list_products(rt: ServiceRuntime, who: Principal, purpose: str | None) -> api.ProductList:
-    assert rt.pool is not None
     rows = await rt.pool.fetch(
         """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
            ORDER BY product_id LIMIT 500""", _tenant(who), purpose)
@@ -269,7 +264,6 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
 
 
 async def _load(rt: ServiceRuntime, tenant: str, financing_id: str) -> list[Envelope]:
-    assert rt.store is not None
     return await rt.store.read_stream(tenant, financing_id)
 
 
@@ -289,7 +283,6 @@ async def get_financing(rt: ServiceRuntime, who: Principal, financing_id: str,
 async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
                           status: str | None = None, product_id: str | None = None, limit: int = 50,
                           offset: int = 0, member_number: str | None = None) -> api.FinancingList:
-    assert rt.pool is not None
     member_id = await resolve_member(rt, _tenant(who), member_id, member_number, required=False)
     where = """tenant_id = $1 AND ($2::uuid IS NULL OR member_id = $2) AND ($3::text IS NULL OR status = $3)
                AND ($4::text IS NULL OR product_id = $4)"""
@@ -323,7 +316,6 @@ async def settlement_quote(rt: ServiceRuntime, who: Principal, financing_id: str
 
 
 async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, on: date) -> MemberFacts:
-    assert rt.pool is not None
     row = await rt.pool.fetchrow("SELECT joined_on, exited_on FROM loan_members WHERE tenant_id = $1 AND member_id = $2",
                                  tenant, member_id)
     earliest = await rt.pool.fetchval(
@@ -338,7 +330,6 @@ async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID |
                          member_number: str | None, *, required: bool) -> uuid.UUID | None:
     """The member a request names, by id or by the cooperative's member number, looked up among this
     cooperative's members only (another cooperative's number is never resolved)."""
-    assert rt.pool is not None
     if member_number is None:
         if member_id is None and required:
             raise Refusal("name the member: member_id or member_number", field="member_id")
@@ -355,14 +346,13 @@ async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID |
 
 async def _prior(rt: ServiceRuntime, tenant: str, key: str, request: str) -> dict[str, Any] | None:
     """The first response of an idempotent retry; None when the key is new."""
-    assert rt.store is not None
     return await earlier_response(rt.store, tenant, key, request)
 
 
 async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idempotency_key: str | None,
                 meta: Metadata) -> api.FinancingResponse:
     """A member applies: the product's limits and the eligibility rules are checked; the terms are quoted."""
-    assert rt.store is not None and meta.actor is not None
+    assert meta.actor is not None
     tenant = _tenant(who)
     financing_id = str(uuid.uuid4())
     idem = None
@@ -392,7 +382,6 @@ async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide:
 
     ``if_match``: the version the client last saw; a financing changed since is refused with 409.
     """
-    assert rt.store is not None
     tenant = _tenant(who)
     idem = None
     if idempotency_key:
@@ -421,7 +410,6 @@ async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide:
 async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
     """Rebuild ``tenant``'s financing list, receipt numbers and book rows (``book.py``) from its streams
     (after an interrupted bulk import, or to check the tables); returns the number of financings."""
-    assert rt.pool is not None
     count = 0
     async with rt.pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM loan_financings WHERE tenant_id = $1", tenant)
@@ -487,7 +475,6 @@ async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, star
     (default: the trailing 12 calendar months up to the date, ``quality.repayment_window_start``; no rate
     when nothing fell due in it): SQL over the book's rows (``book.py``), never a
     fold of the book. Only as of a past date, a financing whose rows cannot say (``fold_below``) is folded."""
-    assert rt.pool is not None
     tenant = _tenant(who)
     on = as_of or today(rt)
     end = end or on

@@ -139,7 +139,6 @@ class TrancheRelease:
             return
         assert self._runtime is not None, "TrancheRelease.bind(runtime) was not called"
         rt = self._runtime()
-        assert rt.store is not None
         tenant, financing_id = envelope.tenant_id, str(event.financing_id)
         # as the event's cooperative, behind row-level security, on the reactions' pool
         store = rt.for_tenant(tenant, background=True).store

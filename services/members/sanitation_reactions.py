@@ -64,7 +64,7 @@ class SanitationWorks:
         if not isinstance(event, JobCompleted | IpltReceiptAcknowledged):
             return
         rt = self._runtime
-        assert rt is not None and rt.store is not None, "SanitationWorks needs bind(runtime) and a started runtime"
+        assert rt is not None, "SanitationWorks needs bind(runtime)"
         tenant, member_id = envelope.tenant_id, str(event.member_id)
         store = rt.for_tenant(tenant, background=True).store
         for attempt in range(ATTEMPTS):

@@ -62,14 +62,12 @@ def as_of_date(rt: ReportingRuntime, as_of: date | None) -> date:
 
 
 async def _tenant_names(rt: ReportingRuntime, tenants: list[str]) -> dict[str, str]:
-    assert rt.platform_pool is not None
     rows = await rt.platform_pool.fetch("SELECT tenant_id, name FROM tenants WHERE tenant_id = ANY($1::text[])",
                                         tenants)
     return {r["tenant_id"]: r["name"] for r in rows}
 
 
 async def consenting(rt: ReportingRuntime, programme_id: str) -> list[str]:
-    assert rt.pool is not None
     rows = await rt.pool.fetch(
         "SELECT tenant_id FROM programme_cooperatives WHERE programme_id = $1 ORDER BY tenant_id", programme_id)
     return [r["tenant_id"] for r in rows]
@@ -78,7 +76,6 @@ async def consenting(rt: ReportingRuntime, programme_id: str) -> list[str]:
 async def scope_of(rt: ReportingRuntime, who: Principal) -> Scope:
     if who.role == Role.PROGRAMME_OFFICER:
         programme = who.subject or ""
-        assert rt.pool is not None
         name = await rt.pool.fetchval("SELECT name FROM programmes WHERE programme_id = $1", programme)
         return Scope("programme", programme, name or programme, tuple(await consenting(rt, programme)), True)
     assert who.tenant_id is not None
@@ -103,7 +100,6 @@ async def cooperative_scope(rt: ReportingRuntime, who: Principal, tenant_id: str
 @asynccontextmanager
 async def reading(rt: ReportingRuntime, scope: Scope) -> AsyncIterator[asyncpg.Connection]:
     """A read-only transaction that sees the scope's cooperatives only (row-level security)."""
-    assert rt.pool is not None
     if scope.kind == "cooperative":
         async with tenant_scope(rt.pool, scope.cooperatives[0]) as conn:
             yield conn

@@ -89,7 +89,6 @@ class ReportingRuntime(ServiceRuntime):
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
         await super().start(background=background)
-        assert self.worker_pool is not None
         async with self.worker_pool.acquire() as conn:
             await self._seed_programmes(conn)
             await registry.ensure_builds(conn)
@@ -116,7 +115,6 @@ class ReportingRuntime(ServiceRuntime):
 
     async def refresh_builds(self) -> None:
         """One pass of the supervisor: follow the registry (new builds, switches, retirements, drops)."""
-        assert self.worker_pool is not None
         async with self.worker_pool.acquire() as conn:
             rows = await registry.builds(conn)
             for row in rows:
@@ -162,7 +160,6 @@ class ReportingRuntime(ServiceRuntime):
 
     async def _start_build(self, b: Build) -> None:
         s = self.settings
-        assert self.worker_pool is not None
         runner = _Runner(b)
         if s.event_source == "kafka" and s.kafka_bootstrap_servers:
             src = KafkaSource(self.worker_pool, s.kafka_connection(), b, self.registry,
@@ -234,7 +231,6 @@ class ReportingRuntime(ServiceRuntime):
         """Per cooperative (in ``tenants``' order), how many batches of its events the live builds have
         applied: what its cached figures are keyed on, so one cooperative's events leave the others' warm.
         Asks the request pool for one connection and gives it back; never called while holding another."""
-        assert self.pool is not None
         names = sorted(b.name for b in self.live.values())
         rows = await self.pool.fetch(
             """SELECT tenant_id, sum(changes)::bigint AS n FROM consumer_tenants
@@ -246,7 +242,6 @@ class ReportingRuntime(ServiceRuntime):
     async def positions(self) -> str:
         """Where the live builds stand in each source: the as-of position of every answer (asks the request
         pool for one connection at a time; never called while holding another)."""
-        assert self.pool is not None
         names = [b.name for b in self.live.values()]
         parts: list[str] = []
         for r in await self.pool.fetch(

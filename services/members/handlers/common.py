@@ -33,7 +33,6 @@ def tenant_of(who: Principal) -> str:
 
 
 def parts(rt: ServiceRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
-    assert rt.store is not None and rt.pool is not None
     return rt.store, rt.pool
 
 

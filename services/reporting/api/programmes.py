@@ -80,7 +80,6 @@ async def put_programme(programme_id: str, body: s.ProgrammeBody, principal: Ope
 async def add_cooperative(programme_id: str, tenant_id: str, principal: Operator, request: Request,
                           body: s.ConsentBody | None = None) -> s.ProgrammeOut:
     runtime = rt(request)
-    assert runtime.pool is not None and runtime.platform_pool is not None
     await _programme(request, programme_id)
     if not await runtime.platform_pool.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant_id):
         raise NotFound(f"no cooperative {tenant_id!r}")

@@ -35,7 +35,6 @@ def command_hash(command: str, target: str | None, body: dict[str, Any]) -> str:
 async def prior_response(rt: ServiceRuntime, tenant: str, key: str | None, hashed: str) -> dict[str, Any] | None:
     """The first response of an idempotent retry (checked before deciding, so a retry of a command
     that has since been applied is not refused as a repeat); None when the key is new."""
-    assert rt.store is not None
     return await earlier_response(rt.store, tenant, key, hashed)
 
 
@@ -44,7 +43,6 @@ def idempotency(key: str | None, hashed: str, response: dict[str, Any]) -> Idemp
 
 
 async def load_settings(rt: ServiceRuntime, tenant: str) -> settings_domain.SettingsState:
-    assert rt.store is not None
     return settings_domain.fold(await rt.store.read_stream(tenant, settings_domain.STREAM_ID))
 
 

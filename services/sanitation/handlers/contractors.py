@@ -40,7 +40,6 @@ log = get_logger(__name__)
 
 
 async def load(rt: ServiceRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
-    assert rt.store is not None
     return domain.fold(await rt.store.read_stream(tenant, contractor_id))
 
 
@@ -53,7 +52,6 @@ def _visible(who: Principal, contractor_id: str) -> None:
 
 async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorRequest, key: str | None,
                    meta: Metadata) -> ContractorResponse:
-    assert rt.store is not None
     tenant = tenant_of(who)
     hashed = command_hash("register_contractor", None, body.model_dump(mode="json"))
     prior = await prior_response(rt, tenant, key, hashed)
@@ -77,7 +75,6 @@ async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorR
 async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, command: str, body: dict[str, Any],
                    key: str | None, meta: Metadata,
                    decide: Callable[[domain.Contractor], list[NewEvent]]) -> ContractorResponse:
-    assert rt.store is not None
     tenant = tenant_of(who)
     hashed = command_hash(command, contractor_id, body)
     if await prior_response(rt, tenant, key, hashed) is None:
@@ -126,7 +123,6 @@ async def reactivate(rt: ServiceRuntime, who: Principal, contractor_id: str, key
 async def record_expiries(rt: ServiceRuntime, who: Principal, as_of: date | None, meta: Metadata) -> ExpirySweepResponse:
     """Record ContractorCertificationExpired for every certification that lapsed before ``as_of`` (default
     today) and is not recorded yet. Safe to run again and from a scheduler: each expiry is recorded once."""
-    assert rt.store is not None and rt.pool is not None
     tenant, today = tenant_of(who), business_today(rt)
     if as_of is not None and as_of > today:
         raise Refusal(f"as_of ({as_of}) cannot be in the future", field="as_of")
@@ -154,7 +150,6 @@ async def sweep_every_cooperative(rt: ServiceRuntime) -> None:
     """The scheduled sweep (``SANITATION_CERTIFICATION_SWEEP_INTERVAL_S``): ``record_expiries`` for today in
     each cooperative with a lapsed certification, run as that cooperative (behind row-level security) and
     recorded as the scheduler's doing. Finding the cooperatives spans them all: the owner's query."""
-    assert rt.worker_pool is not None
     today = business_today(rt)
     tenants = [r["tenant_id"] for r in await rt.worker_pool.fetch(
         "SELECT DISTINCT tenant_id FROM contractors WHERE valid_until < $1 ORDER BY 1", today)]
@@ -184,7 +179,6 @@ def _response(row: asyncpg.Record, today: date) -> ContractorResponse:
 
 
 async def get(rt: ServiceRuntime, who: Principal, contractor_id: str) -> ContractorResponse:
-    assert rt.pool is not None
     _visible(who, contractor_id)
     row = await read_models.contractor_row(rt.pool, tenant_of(who), contractor_id)
     if row is None:
@@ -194,7 +188,6 @@ async def get(rt: ServiceRuntime, who: Principal, contractor_id: str) -> Contrac
 
 async def list_contractors(rt: ServiceRuntime, who: Principal, active: bool | None, certified_on: date | None,
                            limit: int, offset: int) -> Page[ContractorResponse]:
-    assert rt.pool is not None
     page = await read_models.list_contractors(rt.pool, tenant_of(who), active=active, certified_on=certified_on,
                                               limit=limit, offset=offset)
     today = business_today(rt)
@@ -202,7 +195,6 @@ async def list_contractors(rt: ServiceRuntime, who: Principal, active: bool | No
 
 
 async def quality(rt: ServiceRuntime, who: Principal, contractor_id: str) -> QualityResponse:
-    assert rt.pool is not None
     await get(rt, who, contractor_id)  # exists, and visible to the caller
     record = domain.quality_record(await read_models.contractor_outcomes(rt.pool, tenant_of(who), contractor_id))
     return QualityResponse(contractor_id=contractor_id, **record.__dict__)

@@ -50,7 +50,6 @@ async def schedule_visit(rt: ServiceRuntime, who: Principal, job_id: str, body: 
 
 
 async def _job_of_visit(rt: ServiceRuntime, who: Principal, visit_id: str) -> str | None:
-    assert rt.pool is not None
     return await read_models.visit_job(rt.pool, tenant_of(who), visit_id)
 
 
@@ -121,7 +120,6 @@ def _month(text: str, field: str) -> tuple[date, date]:
 async def due(rt: ServiceRuntime, who: Principal, month: str | None, village: str | None, limit: int,
               offset: int) -> Page[ScheduleEntry]:
     """Tanks falling due in a month (default: this month), by due date."""
-    assert rt.pool is not None
     today = business_today(rt)
     first, last = _month(month, "month") if month else month_bounds(today.year, today.month)
     page = await read_models.list_schedule(rt.pool, tenant_of(who), due_from=first, due_to=last, before=None,
@@ -132,7 +130,6 @@ async def due(rt: ServiceRuntime, who: Principal, month: str | None, village: st
 async def overdue(rt: ServiceRuntime, who: Principal, as_of: date | None, village: str | None, limit: int,
                   offset: int) -> Page[ScheduleEntry]:
     """Tanks whose due date passed before ``as_of`` (default today) without an acknowledged emptying."""
-    assert rt.pool is not None
     today = business_today(rt)
     page = await read_models.list_schedule(rt.pool, tenant_of(who), due_from=None, due_to=None,
                                            before=as_of or today, requested=False, village=village, limit=limit,
@@ -143,7 +140,6 @@ async def overdue(rt: ServiceRuntime, who: Principal, as_of: date | None, villag
 async def requests(rt: ServiceRuntime, who: Principal, village: str | None, limit: int,
                    offset: int) -> Page[ScheduleEntry]:
     """Tanks whose household asked for an emptying that has not happened yet, oldest request first."""
-    assert rt.pool is not None
     today = business_today(rt)
     page = await read_models.list_schedule(rt.pool, tenant_of(who), due_from=None, due_to=None, before=None,
                                            requested=True, village=village, limit=limit, offset=offset)
@@ -153,7 +149,6 @@ async def requests(rt: ServiceRuntime, who: Principal, village: str | None, limi
 async def due_summary(rt: ServiceRuntime, who: Principal, from_month: str, to_month: str,
                       village: str | None) -> list[DueSummaryRow]:
     """How many tanks fall due per month and village (at most five years at once)."""
-    assert rt.pool is not None
     first, _ = _month(from_month, "from_month")
     _, last = _month(to_month, "to_month")
     if last < first:

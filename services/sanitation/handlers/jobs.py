@@ -61,7 +61,6 @@ def _not_found(job_id: str) -> NotFound:
 async def load(rt: ServiceRuntime, who: Principal, job_id: str) -> domain.ConstructionJob:
     """The job, if the caller may see it: a contractor's key sees only the jobs assigned to it (any other
     job answers 404, as if it did not exist)."""
-    assert rt.store is not None
     job = domain.fold(await rt.store.read_stream(tenant_of(who), job_id))
     if not job.exists:
         raise _not_found(job_id)
@@ -87,7 +86,6 @@ async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, bod
               extra: AfterHook | None = None) -> tuple[domain.ConstructionJob, dict[str, Any]]:
     """Load, decide, append with the expected version; a retry with the same Idempotency-Key returns the
     job as it is now and the first response, and appends nothing. Returns the job and that response."""
-    assert rt.store is not None
     tenant = tenant_of(who)
     hashed = command_hash(command, job_id, body)
     prior = await prior_response(rt, tenant, key, hashed)
@@ -109,7 +107,6 @@ async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | No
                          member_number: str | None, *, required: bool) -> str | None:
     """The member a request names, by id or by the cooperative's member number (looked up in this
     cooperative's members only: another cooperative's number is never resolved)."""
-    assert rt.pool is not None
     if member_number is None:
         if member_id is None and required:
             raise Refusal("name the member: member_id or member_number", field="member_id")
@@ -129,7 +126,6 @@ async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | No
 async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, key: str | None,
                     meta: Metadata) -> JobResponse:
     """Order a cash-funded job by hand (no financing)."""
-    assert rt.store is not None
     tenant, today = tenant_of(who), business_today(rt)
     hashed = command_hash("order_job", None, body.model_dump(mode="json"))
     prior = await prior_response(rt, tenant, key, hashed)
@@ -156,7 +152,6 @@ async def set_village(rt: ServiceRuntime, who: Principal, job_id: str, body: Vil
 
 async def assign(rt: ServiceRuntime, who: Principal, job_id: str, body: AssignRequest, key: str | None,
                  meta: Metadata) -> JobResponse:
-    assert rt.store is not None
     today = business_today(rt)
     contractor_id = str(body.contractor_id)
     await load(rt, who, job_id)  # the job in the path first: 404 before judging the body
@@ -252,7 +247,7 @@ def job_response(job: domain.ConstructionJob, today: date, member: MemberFacts |
 
 async def respond(rt: ServiceRuntime, who: Principal, job: domain.ConstructionJob, today: date) -> JobResponse:
     """The job's response with its member's village and district (read in the caller's cooperative)."""
-    assert rt.pool is not None and job.member_id
+    assert job.member_id
     return job_response(job, today, await member_directory.member(rt.pool, tenant_of(who), job.member_id))
 
 
@@ -262,7 +257,6 @@ async def get_job(rt: ServiceRuntime, who: Principal, job_id: str) -> JobRespons
 
 async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
     """Every inspection of the job with its items: the published findings and the inspector's notes."""
-    assert rt.store is not None
     await load(rt, who, job_id)
     events = await rt.store.read_stream(tenant_of(who), job_id)
     notes: dict[int, dict[str, dict[str, Any]]] = {
@@ -285,7 +279,6 @@ async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> li
 async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, kind: str | None,
                     contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
                     offset: int, member_number: str | None = None) -> Page[JobListItem]:
-    assert rt.pool is not None
     try:
         member_id = await resolve_member(rt, who, member_id, member_number, required=False)
     except Refusal:

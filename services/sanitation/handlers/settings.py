@@ -17,7 +17,6 @@ async def get_settings(rt: ServiceRuntime, who: Principal) -> SettingsResponse:
 
 async def put_settings(rt: ServiceRuntime, who: Principal, body: SettingsRequest, meta: Metadata) -> SettingsResponse:
     """Replace the settings (a change is an event; the same settings again append nothing)."""
-    assert rt.store is not None
     tenant = tenant_of(who)
     state = await load_settings(rt, tenant)
     events = domain.change(state, domain.CooperativeSettings(**body.model_dump()))
