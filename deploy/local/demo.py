@@ -132,10 +132,10 @@ async def load_all_demo(urls: dict[str, str]) -> dict[str, int]:
     """The run command's demo data, through each service's API in the order the saga needs: members,
     then loans (financings; their first tranches order construction jobs), then sanitation (contractors,
     jobs through their states, desludging). Idempotent: every start may call it."""
-    from services.loans.demo import load_demo as load_loans
-    from services.members.demo import load_demo as load_members
-    from services.reporting.demo import load_demo as load_reporting
-    from services.sanitation.demo import load_demo as load_sanitation
+    from deploy.local.demos.loans import load_demo as load_loans
+    from deploy.local.demos.members import load_demo as load_members
+    from deploy.local.demos.reporting import load_demo as load_reporting
+    from deploy.local.demos.sanitation import load_demo as load_sanitation
 
     member_ids = await load_members(urls["members"])
     keys = {k.tenant_id: {} for k in DEMO_KEYS}  # type: dict[str, dict[str, str]]

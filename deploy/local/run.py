@@ -44,7 +44,7 @@ from deploy.local.services import (
     service_env,
 )
 from shared.kafka import KafkaConnection
-from services.reporting.demo import demo_env as reporting_demo_env
+from deploy.local.demos.reporting import demo_env as reporting_demo_env
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

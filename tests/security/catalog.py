@@ -28,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.members.api.schemas import SURVEY_EXAMPLE
-from services.sanitation.demo import GOOD_TANK
+from deploy.local.demos.sanitation import GOOD_TANK
 from shared.tenancy import Role
 
 FO, MGR, INSP, CONTR, PROG, OPER = (Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR, Role.CONTRACTOR,

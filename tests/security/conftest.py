@@ -123,7 +123,7 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
     from services.members.app import create_app as members_app
     from services.members.settings import MembersSettings
     from services.reporting.app import create_app as reporting_app
-    from services.reporting.demo import DEMO_PROGRAMMES
+    from deploy.local.demos.reporting import DEMO_PROGRAMMES
     from services.reporting.settings import ReportingSettings
     from services.sanitation.app import create_app as sanitation_app
     from services.sanitation.settings import SanitationSettings
@@ -163,9 +163,9 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
 
 async def _load_demo(system: System) -> None:
     """The demo data of both demo cooperatives, through each service's own demo loader and API."""
-    from services.loans.demo import load_demo as load_loans
-    from services.members.demo import load_demo as load_members
-    from services.sanitation.demo import load_demo as load_sanitation
+    from deploy.local.demos.loans import load_demo as load_loans
+    from deploy.local.demos.members import load_demo as load_members
+    from deploy.local.demos.sanitation import load_demo as load_sanitation
 
     system.member_ids = await load_members("http://test",
                                            transport=httpx.ASGITransport(app=system.apps["members"]))
@@ -225,7 +225,7 @@ INDICATOR = {A: "safely_managed_sanitation_households", B: "households"}
 async def _prepare_reporting(system: System, platform_url: str) -> None:
     """Reporting's read models ready, its demo loaded (the cooperatives' targets); a programme of the
     suite's own to which B (only) consented, with an officer's key."""
-    from services.reporting.demo import load_demo as load_reporting
+    from deploy.local.demos.reporting import load_demo as load_reporting
 
     rp = system["reporting"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from deploy.local.demo import DEMO_MEMBERS
 from services.loans.domain.loan_book import financing_id_for
-from services.members.demo import EXTRA_MEMBERS
+from deploy.local.demos.members import EXTRA_MEMBERS
 from shared.tenancy import Role
 from tests.security.catalog import (
     CATALOG,

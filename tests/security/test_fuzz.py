@@ -30,7 +30,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
-from services.sanitation.demo import GOOD_TANK
+from deploy.local.demos.sanitation import GOOD_TANK
 from shared.tenancy import Role
 from tests.helpers import eventually
 from tests.security.catalog import CATALOG, Kind, caller_role, fill, routes_of

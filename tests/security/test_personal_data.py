@@ -14,8 +14,8 @@ import pytest
 
 from deploy.local.demo import DEMO_MEMBERS
 from deploy.local.infra import KafkaHandle, PostgresHandle
-from services.members.demo import EXTRA_MEMBERS
-from services.sanitation.demo import CONTRACTORS
+from deploy.local.demos.members import EXTRA_MEMBERS
+from deploy.local.demos.sanitation import CONTRACTORS
 from shared.db import connect
 from shared.kafka import namespaced
 from shared.tenancy import Role

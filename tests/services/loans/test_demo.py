@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from deploy.local.demo import key_for
-from services.loans.demo import load_demo
+from deploy.local.demos.loans import load_demo
 from services.loans.domain.loan_book import financing_id_for
 from shared.tenancy import Role
 from tests.helpers import ServiceClient

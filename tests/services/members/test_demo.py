@@ -6,7 +6,7 @@ from collections import Counter
 
 import httpx
 
-from services.members.demo import BAIK, BMI, EXTRA_MEMBERS, SESSIONS, load_demo
+from deploy.local.demos.members import BAIK, BMI, EXTRA_MEMBERS, SESSIONS, load_demo
 from tests.helpers import ServiceClient
 from tests.services.conftest import headers
 from tests.services.members.support import events

@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from deploy.local.demo import DEMO_KEYS, key_for, load_all_demo
-from services.reporting.demo import DEMO_TARGETS
+from deploy.local.demos.reporting import DEMO_TARGETS
 from deploy.local.infra import PostgresHandle
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from shared.tenancy import Role
@@ -431,7 +431,7 @@ PROGRAMMES = {PROGRAMME: {"name": "USAID IUWASH PLUS",
                           "cooperatives": {BMI: "2024-01-15", BAIK: "2024-02-01"}}}
 PROGRAMME_KEY = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == PROGRAMME)
 MANAGER_KEY = key_for(BMI, Role.MANAGER)
-#: the run command's demo sets these targets (services/reporting/demo.py), so the target chart has bars
+#: the run command's demo sets these targets (deploy/local/demos/reporting.py), so the target chart has bars
 TARGETS = DEMO_TARGETS[BMI]
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 
 from deploy.local.demo import DEMO_KEYS, key_for
-from services.reporting.demo import DEMO_PROGRAMMES
-from services.reporting.demo import load_demo as load_reporting
+from deploy.local.demos.reporting import DEMO_PROGRAMMES
+from deploy.local.demos.reporting import load_demo as load_reporting
 from services.reporting.indicators.maths import sanitation_now
 from shared.tenancy import Role
 from tests.services.reporting.conftest import System, quiet
@@ -16,9 +16,9 @@ from tests.services.reporting.scenario import BAIK, BMI
 
 
 async def test_demo_data_reaches_the_reports(system: System) -> None:
-    from services.loans.demo import load_demo as load_loans
-    from services.members.demo import load_demo as load_members
-    from services.sanitation.demo import load_demo as load_sanitation
+    from deploy.local.demos.loans import load_demo as load_loans
+    from deploy.local.demos.members import load_demo as load_members
+    from deploy.local.demos.sanitation import load_demo as load_sanitation
 
     pool = system.reporting.runtime.pool
     assert pool is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.sanitation.demo import load_demo
+from deploy.local.demos.sanitation import load_demo
 from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
