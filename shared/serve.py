@@ -45,15 +45,17 @@ def create_service_app(
 
     # the documentation pages are install_api_docs' (assets served offline, at the same URLs as FastAPI's)
     app = FastAPI(title=f"washfin {service}", version="0.1.0", lifespan=lifespan, description=description,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json" if settings.api_docs else None)
     install_openapi(app)
-    install_api_docs(app)
+    if settings.api_docs:
+        install_api_docs(app)
     install_error_handlers(app)
     install_request_context(app, service)
     install_http_metrics(app, service)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health_router())
-    app.include_router(metrics_router())
+    if settings.metrics:
+        app.include_router(metrics_router())
     for r in routers:
         app.include_router(r)
     return app

@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     #: the cooperatives' time zone (IANA): business dates ("today") are its local dates; one setting for
     #: every service (<SVC>_BUSINESS_TIMEZONE), the same value in all four
     business_timezone: str = "Asia/Jakarta"
+    #: serve the API documentation (/docs, /redoc, /openapi.json); off where a deployment must not describe
+    #: its API to whoever reaches it (the routes then answer 404)
+    api_docs: bool = True
+    #: serve Prometheus metrics at /metrics (no authentication: keep it to the scraper's network, or off)
+    metrics: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs

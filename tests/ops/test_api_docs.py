@@ -244,3 +244,25 @@ async def test_the_pages_follow_a_root_path(apps: dict[str, FastAPI]) -> None:
             r = await client.get(page)
             assert r.status_code == 200, page
             assert all(u.startswith("/api/members/") for u in referenced(r.text)), referenced(r.text)
+
+
+async def test_docs_and_metrics_exposure_follow_the_settings(pg: PostgresHandle, platform_url: str) -> None:
+    """``<SVC>_API_DOCS=false`` and ``<SVC>_METRICS=false``: the pages, the document and the metrics answer
+    404; the API itself still answers (a route of the service, with a key)."""
+    from services.members.app import create_app
+    from services.members.settings import MembersSettings
+    from tests.helpers import running_app
+
+    async def statuses(**flags: bool) -> dict[str, int]:
+        settings = MembersSettings(database_url=await pg.create_database("exposure"), platform_database_url=platform_url,
+                                   kafka_bootstrap_servers=None, event_source="none", **flags)
+        async with running_app(create_app(settings)) as client:
+            out = {p: (await client.get(p)).status_code for p in ("/docs", "/redoc", "/openapi.json", "/metrics")}
+            out["api"] = (await client.get("/members", headers={"X-API-Key": key_for(BMI, Role.MANAGER)})).status_code
+            return out
+
+    assert await statuses() == {"/docs": 200, "/redoc": 200, "/openapi.json": 200, "/metrics": 200, "api": 200}
+    assert await statuses(api_docs=False, metrics=False) == {"/docs": 404, "/redoc": 404, "/openapi.json": 404,
+                                                             "/metrics": 404, "api": 200}
+    assert await statuses(api_docs=False) == {"/docs": 404, "/redoc": 404, "/openapi.json": 404, "/metrics": 200,
+                                              "api": 200}
