@@ -17,6 +17,7 @@ seed (derandomized), so the run takes seconds and is the same on every machine.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -279,3 +280,82 @@ def _fuzz_ids(world: FuzzWorld) -> dict[str, Any]:
     return {"members": ids[("members", "member_id")], "groups": ["fz-group"], "products": ["fz-tank"],
             "keyed_contractor": ids[("sanitation", "contractor_id")][0],
             "open_visit": (ids[("sanitation", "visit_id")][0], ids[("sanitation", "job_id")][0])}
+
+
+FAR_DATES = ("9999-06-01", "2999-01-01", "0001-01-01")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_fields(body: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(where, a body with that date replaced by a placeholder setter) for every date of a valid body: its
+    top-level fields and those of the objects in its top-level lists."""
+    out: list[tuple[str, Any]] = []
+    if not isinstance(body, dict):
+        return out
+    for name, value in body.items():
+        if isinstance(value, str) and ISO_DATE.match(value):
+            out.append((f"{prefix}.{name}", (name, None)))
+        elif isinstance(value, list):
+            for i, item in enumerate(value[:1]):
+                if isinstance(item, dict):
+                    for inner, v in item.items():
+                        if isinstance(v, str) and ISO_DATE.match(v):
+                            out.append((f"{prefix}.{name}[{i}].{inner}", (name, (i, inner))))
+    return out
+
+
+def _with_date(body: dict[str, Any], at: tuple[str, Any], value: str) -> dict[str, Any]:
+    name, inner = at
+    if inner is None:
+        return {**body, name: value}
+    i, key = inner
+    items = [dict(x) for x in body[name]]
+    items[i][key] = value
+    return {**body, name: items}
+
+
+async def test_dates_outside_the_business_window_are_refused_never_a_server_error(
+        system: System, fuzz_world: FuzzWorld) -> None:
+    """Far-future and far-past dates (year 9999, 2999 and 1) in every date query parameter and every date
+    field of a valid body of every route (top level and the first item of its lists: an import's schedule
+    and payments): a 4xx naming the field, never a 5xx, and nothing written."""
+    t = fuzz_world.tenant
+    problems: list[str] = []
+    probes = 0
+    for service in SERVICES:
+        api = system.apps[service].openapi()
+        for method, template, _ in routes_of(system.apps[service]):
+            spec = CATALOG[service].get((method, template))
+            op = api["paths"].get(template, {}).get(method.lower())
+            if spec is None or op is None or spec.kind == Kind.PUBLIC:
+                continue
+            headers = t.h(caller_role(spec))
+            values = {name: ids[0] for (svc, name), ids in fuzz_world.ids.items() if svc == service}
+            body = spec.body(_fuzz_ids(fuzz_world)) if spec.body else None
+            query = dict(spec.extra.get("query", {}))
+            variants: list[tuple[str, Any, dict[str, Any]]] = []
+            for p in op.get("parameters", []):
+                schemas = [p["schema"], *p["schema"].get("anyOf", [])]
+                if p["in"] == "query" and any(s.get("format") == "date" for s in schemas):
+                    variants += [(f"?{p['name']}={d}", body, {**query, p["name"]: d}) for d in FAR_DATES]
+            for where, at in _date_fields(body):
+                variants += [(f"{where}={d}", _with_date(body, at, d), query) for d in FAR_DATES]
+            for where, b, q in variants:
+                before = await system.event_counts()
+                kwargs: dict[str, Any] = {"headers": headers, "params": q}
+                if b is not None:
+                    kwargs["json"] = b
+                try:
+                    r = await system[service].request(method, fill(template, values), **kwargs)
+                except Exception as e:  # noqa: BLE001 - escaping the app: a 500 in production
+                    problems.append(f"{service} {method} {template} {where}: raised {type(e).__name__}: {e}")
+                    continue
+                probes += 1
+                if r.status_code >= 500:
+                    problems.append(f"{service} {method} {template} {where}: {r.status_code} {r.text[:200]}")
+                elif 200 <= r.status_code < 300 and method != "GET":
+                    problems.append(f"{service} {method} {template} {where}: accepted ({r.status_code})")
+                elif await system.event_counts() != before:
+                    problems.append(f"{service} {method} {template} {where}: {r.status_code} and something was written")
+    assert probes > 60, probes
+    assert not problems, "\n".join(problems)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.schemas import RequestBody
+
 
 class Freshness(BaseModel):
     last_event_at: str | None = Field(description="Recorded time of the last event applied for this scope")
@@ -181,7 +183,7 @@ class TablePage(BaseModel):
     offset: int
 
 
-class TargetBody(BaseModel):
+class TargetBody(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"target": 10000, "due_on": "2027-12-31", "baseline": 0}]})
 
@@ -202,14 +204,12 @@ class Targets(BaseModel):
     indicators: dict[str, str] = Field(description="Indicators a target can be set on, and what each counts")
 
 
-class ProgrammeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProgrammeBody(RequestBody):
 
     name: str = Field(min_length=1, max_length=200)
 
 
-class ConsentBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ConsentBody(RequestBody):
 
     consented_on: date | None = Field(default=None, description="Default: today")
 
