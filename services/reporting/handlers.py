@@ -116,11 +116,13 @@ def tables(rt: ReportingRuntime) -> q.T:
     return t
 
 
-async def outside_scope(rt: ReportingRuntime) -> dict[str, Any]:
-    """The freshness figures that span every cooperative (events not applied yet, the position read to),
-    read before any scope's connection is taken: no request holds one pooled connection while it waits
-    for another (with every connection held that way, the pool would wedge for good)."""
-    return {"lag_events": await rt.lag_events(), "as_of_position": await rt.positions()}
+async def outside_scope(rt: ReportingRuntime, tenants: tuple[str, ...]) -> dict[str, Any]:
+    """The scope's freshness figures read outside its row-level-security scope (its cooperatives' events
+    not applied yet, and how far the live builds have applied theirs), read before any scope's connection
+    is taken: no request holds one pooled connection while it waits for another (with every connection
+    held that way, the pool would wedge for good). Only the scope's cooperatives count: another
+    cooperative's activity never shows in them."""
+    return {"lag_events": await rt.lag_of(tenants), "as_of_position": await rt.scope_position(tenants)}
 
 
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
@@ -136,7 +138,7 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
     t = tables(rt)
     builds = tuple(b.name for _, b in sorted(rt.live.items()))
     changes = await rt.tenant_changes(scope.cooperatives)  # before the snapshot: figures never older than it
-    outside = outside if outside is not None else await outside_scope(rt)
+    outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
     key = (scope.cooperatives, scope.consent, on, months, repayment_from, builds, changes)
     async with reading(rt, scope) as conn:
         last = await q.last_event_at(conn, t)
@@ -161,11 +163,11 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
 async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
                           outside: dict[str, Any] | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
     names = await _tenant_names(rt, list(scope.cooperatives))
-    outside = outside if outside is not None else await outside_scope(rt)
     out = {}
     for tenant in scope.cooperatives:
+        # each cooperative's freshness its own (the programme's would count the others')
         out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,),
-                                             scope.consent), on, outside=outside)
+                                             scope.consent), on, outside=await outside_scope(rt, (tenant,)))
     return out
 
 
@@ -173,7 +175,7 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
     """``GET /reports/dashboard`` exactly as the dashboard data contract says."""
     on = as_of_date(rt, as_of)
     scope = await scope_of(rt, who)
-    outside = await outside_scope(rt)
+    outside = await outside_scope(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
     if scope.kind == "programme":
@@ -187,7 +189,7 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
 
 async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) -> dict[str, Any]:
     on = as_of_date(rt, as_of)
-    outside = await outside_scope(rt)
+    outside = await outside_scope(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
@@ -199,7 +201,7 @@ async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) ->
 async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 3) -> tuple[dict[str, ex.Rows], dict[str, Any]]:
     """Every table of the scope's report, the donor indicator table, and (programmes) the cooperatives side
     by side. Bounded: no table may exceed ``export_max_rows``."""
-    outside = await outside_scope(rt)
+    outside = await outside_scope(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     out = ex.report_tables(r)
     out["indicators"] = await indicators(rt, scope, on, years, outside)
@@ -219,7 +221,7 @@ async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int,
         raise Refusal("years must be between 1 and 10", field="years")
     ps = ex.periods(on, years)
     before = date.fromordinal(ps[0][1].toordinal() - 1)
-    outside = outside if outside is not None else await outside_scope(rt)
+    outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
     baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1),
                                outside=outside)
     by_period = []

@@ -8,6 +8,8 @@ topics' contracts are offered to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncio
 import time
 
@@ -92,6 +94,10 @@ class EventLogSource:
     async def lag(self) -> dict[str, int]:
         """Events in the tailed log after this consumer's position."""
         return {self.source_name: await self.reader.count_after(self.position)}
+
+    async def lag_of(self, tenants: Sequence[str]) -> int:
+        """Events of ``tenants`` in the tailed log after this consumer's position."""
+        return await self.reader.count_after(self.position, tenants)
 
     async def step(self) -> int:
         """Apply the next batch; returns how many log entries it covered."""

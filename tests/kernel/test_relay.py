@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncio
 import shutil
 import tempfile
@@ -38,6 +40,25 @@ async def read_topic(bootstrap: KafkaTarget, topic: str, expected: int, timeout:
         # a little longer, to catch anything extra
         for recs in (await consumer.getmany(timeout_ms=300)).values():
             records += recs
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_topic_until(bootstrap: KafkaTarget, topic: str, done: Callable[[list], bool],  # type: ignore[type-arg]
+                           timeout: float = 60.0) -> list:  # type: ignore[type-arg]
+    """The topic's records from the start, read until ``done(records)`` holds (the relay publishes in
+    batches: a first record says nothing about the one a test waits for); fails after ``timeout``."""
+    consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(records):
+            assert time.monotonic() < deadline, f"{topic}: not there within {timeout}s ({len(records)} records read)"
+            for recs in (await consumer.getmany(timeout_ms=500)).values():
+                records += recs
     finally:
         await consumer.stop()
     return records

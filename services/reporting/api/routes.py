@@ -130,7 +130,7 @@ def _file(content: bytes, name: str, media_type: str, on: date, fresh: dict[str,
     return Response(content, media_type=media_type, headers={
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Washfin-As-Of": on.isoformat(), "X-Washfin-Last-Event-At": fresh["last_event_at"] or "",
-        "X-Washfin-Lag-Events": str(fresh["lag_events"]), "X-Washfin-As-Of-Position": fresh["as_of_position"]})
+        "X-Washfin-Lag-Events": "" if fresh["lag_events"] is None else str(fresh["lag_events"]), "X-Washfin-As-Of-Position": fresh["as_of_position"]})
 
 
 def _stem(scope: h.Scope, on: date) -> str:

@@ -17,8 +17,12 @@ from shared.schemas import RequestBody
 
 class Freshness(BaseModel):
     last_event_at: str | None = Field(description="Recorded time of the last event applied for this scope")
-    lag_events: int = Field(description="Events in the sources the read models have not applied yet")
-    as_of_position: str = Field(description="Where each live projection stands in each source")
+    lag_events: int | None = Field(description=(
+        "Events of this scope's cooperatives the read models have not applied yet (never another "
+        "cooperative's); null where it cannot be told (a Kafka consumer still behind)"))
+    as_of_position: str = Field(description=(
+        "Per live projection, how many batches of this scope's cooperatives' events it has applied "
+        "(build@n; moves with this scope's events only)"))
 
 
 class ScopeOut(BaseModel):

@@ -22,7 +22,7 @@ from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.kafka import ensure_topics, namespaced
 from tests.helpers import ServiceClient, eventually, running_app
-from tests.kernel.test_relay import read_topic
+from tests.kernel.test_relay import read_topic_until
 from tests.services.loans.support import OFFICER, Walk
 from tests.services.loans.test_tranche_saga_kafka import PARTITIONS, inspection_envelope, publish, second_tranches
 
@@ -47,7 +47,8 @@ async def test_a_forged_inspection_cannot_release_a_tranche(pg: PostgresHandle, 
 
     async with running_app(create_app(settings)) as loans:
         w = await Walk(loans).disbursed(amount=6_500_000)
-        records = await read_topic(kafka.admin, namespaced("washfin.loans.v1", namespace), 1, timeout=60)
+        records = await read_topic_until(kafka.admin, namespaced("washfin.loans.v1", namespace), lambda rs: any(
+            orjson.loads(r.value)["type"] == "loans.TrancheDisbursed" for r in rs), timeout=60)
         [tranche1] = [orjson.loads(r.value) for r in records
                       if orjson.loads(r.value)["type"] == "loans.TrancheDisbursed"]
         job_id = tranche1["payload"]["job_id"]

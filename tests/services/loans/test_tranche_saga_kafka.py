@@ -24,7 +24,7 @@ from shared.contracts.sanitation import InspectionItem, InspectionRecorded
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, ensure_topics, make_producer, namespaced
 from tests.helpers import ServiceClient, eventually, running_app
-from tests.kernel.test_relay import read_topic
+from tests.kernel.test_relay import read_topic, read_topic_until
 from tests.services.loans.support import OFFICER, Walk, events
 
 PARTITIONS = 3
@@ -79,7 +79,8 @@ async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka
         w = await Walk(loans).disbursed(amount=6_000_000)
         assert w.body["tranches"][1]["disbursed_on"] is None
         # the relay published tranche 1 with the job to order: read it as the sanitation service would
-        records = await read_topic(kafka.admin, namespaced("washfin.loans.v1", namespace), 1, timeout=60)
+        records = await read_topic_until(kafka.admin, namespaced("washfin.loans.v1", namespace), lambda rs: any(
+            orjson.loads(r.value)["type"] == "loans.TrancheDisbursed" for r in rs), timeout=60)
         published: list[dict[str, Any]] = [orjson.loads(r.value) for r in records]
         [tranche1] = [p for p in published if p["type"] == "loans.TrancheDisbursed"]
         job_id = tranche1["payload"]["job_id"]

@@ -56,7 +56,7 @@ async def test_projections_and_rebuild_on_kafka(pg: PostgresHandle, platform_url
         before = await dashboard()
         # the first member's household (5 people): OD -> safely managed, limited -> basic water
         assert before["headline"]["people_reached"] == DEMO_MEMBERS[BMI][0]["household_size"]
-        assert "reporting.members.v1<-" in before["freshness"]["as_of_position"]
+        assert "reporting.members.v1@" in before["freshness"]["as_of_position"]
 
         pool = reporting.runtime.pool
         assert pool is not None

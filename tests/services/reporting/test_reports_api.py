@@ -30,6 +30,29 @@ async def _one_member_each(system: System) -> None:
     await quiet(system)
 
 
+async def test_a_cooperatives_freshness_never_shows_another_cooperatives_activity(system: System) -> None:
+    """Attack: a cooperative watching its own freshness (lag, position) to learn how busy another one is.
+    Another cooperative's events move neither; the cooperative's own events move its position."""
+    await _one_member_each(system)
+
+    async def freshness(tenant: str) -> dict[str, object]:
+        return (await system.reporting.get("/reports/dashboard", headers=h(tenant))).json()["freshness"]
+
+    before = await freshness(BMI)
+    assert before["lag_events"] == 0 and BAIK not in str(before["as_of_position"])
+    for n in range(1, 3):  # BAIK is busy
+        r = await system.members.post("/members", json={**DEMO_MEMBERS[BAIK][n]}, headers=h(BAIK, Role.FIELD_OFFICER))
+        assert r.status_code == 201, r.text
+    await quiet(system)
+    after = await freshness(BMI)
+    assert after["as_of_position"] == before["as_of_position"] and after["lag_events"] == 0
+    # BMI's own events move its own position
+    r = await system.members.post("/members", json=DEMO_MEMBERS[BMI][1], headers=h(BMI, Role.FIELD_OFFICER))
+    assert r.status_code == 201, r.text
+    await quiet(system)
+    assert (await freshness(BMI))["as_of_position"] != before["as_of_position"]
+
+
 async def test_scopes_roles_and_another_cooperative(system: System) -> None:
     await prepare_citra(system.platform_url)
     await _one_member_each(system)
@@ -45,7 +68,8 @@ async def test_scopes_roles_and_another_cooperative(system: System) -> None:
         body = (await rep.get("/reports/dashboard", headers=h(BMI, role))).json()
         assert body["scope"]["id"] == BMI and body["headline"]["members"] == 1
         assert set(body["freshness"]) == {"last_event_at", "lag_events", "as_of_position"}
-        assert body["freshness"]["last_event_at"] and "reporting.members.v1<-members@" in body["freshness"]["as_of_position"]
+        assert body["freshness"]["last_event_at"] and "reporting.members.v1@" in body["freshness"]["as_of_position"]
+        assert BAIK not in body["freshness"]["as_of_position"]
     # another cooperative's report: 404, whatever the role
     assert (await rep.get(f"/reports/cooperatives/{BAIK}", headers=h(BMI))).status_code == 404
     assert (await rep.get("/reports/cooperatives/no-such-coop", headers=h(BMI))).status_code == 404
