@@ -9,6 +9,7 @@ reads on each request, so a revoked key fails at once everywhere.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -263,8 +264,6 @@ async def _add_staff(conn: asyncpg.Connection, tenant_id: str, staff_id: str, na
 async def add_staff(conn: asyncpg.Connection, tenant_id: str, staff_id: str, name: str, *,
                     actor: str | None = None) -> bool:
     """Record a staff member of a cooperative (an operator action, an event); False if they exist already."""
-    import re
-
     if not re.fullmatch(STAFF_ID, staff_id):
         raise ValueError(f"invalid staff id {staff_id!r}: 1-64 letters, digits, '.', '_' or '-', starting with a "
                          "letter or digit")

@@ -116,13 +116,28 @@ def tables(rt: ReportingRuntime) -> q.T:
     return t
 
 
+def _freshness(builds: list[str], pending: dict[str, int] | None, applied: dict[str, dict[str, int]],
+               tenants: tuple[str, ...]) -> dict[str, Any]:
+    """The freshness figures of the cooperatives ``tenants``, from the per-cooperative counts."""
+    return {"lag_events": None if pending is None else sum(pending.get(t, 0) for t in tenants),
+            "as_of_position": ";".join(f"{b}@{sum(applied.get(t, {}).get(b, 0) for t in tenants)}" for b in builds)}
+
+
+async def outside_each(rt: ReportingRuntime, tenants: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The freshness figures of the scope ``tenants`` and of each of its cooperatives, read once, before
+    any scope's connection is taken: no request holds one pooled connection while it waits for another
+    (with every connection held that way, the pool would wedge for good). Only the scope's cooperatives
+    count: another cooperative's activity never shows in them."""
+    builds = rt.live_build_names()
+    pending = await rt.pending_by_tenant(tenants)
+    applied = await rt.applied_by_tenant(tenants)
+    return (_freshness(builds, pending, applied, tenants),
+            {t: _freshness(builds, pending, applied, (t,)) for t in tenants})
+
+
 async def outside_scope(rt: ReportingRuntime, tenants: tuple[str, ...]) -> dict[str, Any]:
-    """The scope's freshness figures read outside its row-level-security scope (its cooperatives' events
-    not applied yet, and how far the live builds have applied theirs), read before any scope's connection
-    is taken: no request holds one pooled connection while it waits for another (with every connection
-    held that way, the pool would wedge for good). Only the scope's cooperatives count: another
-    cooperative's activity never shows in them."""
-    return {"lag_events": await rt.lag_of(tenants), "as_of_position": await rt.scope_position(tenants)}
+    """The scope's freshness figures (``outside_each``)."""
+    return (await outside_each(rt, tenants))[0]
 
 
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
@@ -161,13 +176,15 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
 
 
 async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
-                          outside: dict[str, Any] | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+                          each: dict[str, dict[str, Any]] | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+    """Each cooperative's report, with its own freshness (``each``, from ``outside_each``; the programme's
+    would count the others')."""
     names = await _tenant_names(rt, list(scope.cooperatives))
+    each = each if each is not None else (await outside_each(rt, scope.cooperatives))[1]
     out = {}
     for tenant in scope.cooperatives:
-        # each cooperative's freshness its own (the programme's would count the others')
         out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,),
-                                             scope.consent), on, outside=await outside_scope(rt, (tenant,)))
+                                             scope.consent), on, outside=each[tenant])
     return out
 
 
@@ -175,7 +192,7 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
     """``GET /reports/dashboard`` exactly as the dashboard data contract says."""
     on = as_of_date(rt, as_of)
     scope = await scope_of(rt, who)
-    outside = await outside_scope(rt, scope.cooperatives)
+    outside, each_fresh = await outside_each(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
     if scope.kind == "programme":
@@ -183,17 +200,17 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
         body["by_cooperative"] = [
             {"scope": Scope("cooperative", t, names.get(t, t), (t,)).json(), "as_of": on.isoformat(),
              "freshness": f, **rp.dashboard(cr)}
-            for t, (cr, f) in (await per_cooperative(rt, scope, on, outside)).items()]
+            for t, (cr, f) in (await per_cooperative(rt, scope, on, each_fresh)).items()]
     return body
 
 
 async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) -> dict[str, Any]:
     on = as_of_date(rt, as_of)
-    outside = await outside_scope(rt, scope.cooperatives)
+    outside, each_fresh = await outside_each(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, outside)
+        each = await per_cooperative(rt, scope, on, each_fresh)
         body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
     return body
 
@@ -201,12 +218,12 @@ async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) ->
 async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 3) -> tuple[dict[str, ex.Rows], dict[str, Any]]:
     """Every table of the scope's report, the donor indicator table, and (programmes) the cooperatives side
     by side. Bounded: no table may exceed ``export_max_rows``."""
-    outside = await outside_scope(rt, scope.cooperatives)
+    outside, each_fresh = await outside_each(rt, scope.cooperatives)
     r, fresh = await report(rt, scope, on, outside=outside)
     out = ex.report_tables(r)
     out["indicators"] = await indicators(rt, scope, on, years, outside)
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, outside)
+        each = await per_cooperative(rt, scope, on, each_fresh)
         out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
     for name, rows in out.items():
         if len(rows) > rt.settings.export_max_rows:

@@ -218,69 +218,42 @@ class ReportingRuntime(ServiceRuntime):
         """Family -> its live build's table names."""
         return {fam: b.names for fam, b in self.live.items()}
 
-    async def lag_events(self) -> int:
-        """Events in the sources that the live builds have not applied yet (consumers in this process)."""
-        total = 0
-        for b in self.live.values():
-            runner = self._runners.get(b.name)
-            for src in runner.sources if runner else []:
-                with contextlib.suppress(Exception):
-                    total += sum((await src.lag()).values())
-        return total
-
     async def tenant_changes(self, tenants: tuple[str, ...]) -> tuple[int, ...]:
         """Per cooperative (in ``tenants``' order), how many batches of its events the live builds have
         applied: what its cached figures are keyed on, so one cooperative's events leave the others' warm.
         Asks the request pool for one connection and gives it back; never called while holding another."""
-        names = sorted(b.name for b in self.live.values())
-        rows = await self.pool.fetch(
-            """SELECT tenant_id, sum(changes)::bigint AS n FROM consumer_tenants
-               WHERE consumer = ANY($1::text[]) AND tenant_id = ANY($2::text[]) GROUP BY tenant_id""",
-            names, list(tenants))
-        got = {r["tenant_id"]: r["n"] for r in rows}
-        return tuple(got.get(t, 0) for t in tenants)
+        applied = await self.applied_by_tenant(tenants)
+        return tuple(sum(applied.get(t, {}).values()) for t in tenants)
 
-    async def lag_of(self, tenants: Sequence[str]) -> int | None:
-        """Events of ``tenants`` in the sources that the live builds have not applied yet: what a scope's
-        freshness shows, so it never counts another cooperative's events (a side channel on their
-        activity). Exact where the consumers tail the event logs; a Kafka consumer cannot tell whose records
-        it has not read yet, so there it is 0 once caught up and None (unknown) while it is behind."""
-        total = 0
+    def live_build_names(self) -> list[str]:
+        return sorted(b.name for b in self.live.values())
+
+    async def applied_by_tenant(self, tenants: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Cooperative -> live build -> how many batches of that cooperative's events the build has applied
+        (``consumer_tenants``, one statement)."""
+        out: dict[str, dict[str, int]] = {}
+        for r in await self.pool.fetch(
+                """SELECT tenant_id, consumer, changes FROM consumer_tenants
+                   WHERE consumer = ANY($1::text[]) AND tenant_id = ANY($2::text[])""",
+                self.live_build_names(), list(tenants)):
+            out.setdefault(r["tenant_id"], {})[r["consumer"]] = r["changes"]
+        return out
+
+    async def pending_by_tenant(self, tenants: Sequence[str]) -> dict[str, int] | None:
+        """Cooperative -> its events in the sources that the live builds have not applied yet (one statement
+        per tailed log). Exact where the consumers tail the event logs; a Kafka consumer cannot tell whose
+        records it has not read yet, so there every count is 0 once caught up and the answer None (unknown)
+        while it is behind."""
+        out: dict[str, int] = {}
         for b in self.live.values():
             runner = self._runners.get(b.name)
             for src in runner.sources if runner else []:
                 try:
                     if isinstance(src, EventLogSource):
-                        total += await src.lag_of(tenants)
+                        for t, n in (await src.pending_by_tenant(tenants)).items():
+                            out[t] = out.get(t, 0) + n
                     elif sum((await src.lag()).values()) > 0:
                         return None
                 except Exception:  # noqa: BLE001 - a source out of reach: no figure this time
                     return None
-        return total
-
-    async def scope_position(self, tenants: Sequence[str]) -> str:
-        """Where the live builds stand for ``tenants``: per build, how many batches of these cooperatives'
-        events it has applied (``consumer_tenants``, summed over the scope). It moves with the scope's
-        events only."""
-        names = sorted(b.name for b in self.live.values())
-        rows = await self.pool.fetch(
-            """SELECT consumer, sum(changes)::bigint AS n FROM consumer_tenants
-               WHERE consumer = ANY($1::text[]) AND tenant_id = ANY($2::text[]) GROUP BY consumer""",
-            names, list(tenants))
-        got = {r["consumer"]: r["n"] for r in rows}
-        return ";".join(f"{c}@{got.get(c, 0)}" for c in names)
-
-    async def positions(self) -> str:
-        """Where the live builds stand in each source: the as-of position of every answer (asks the request
-        pool for one connection at a time; never called while holding another)."""
-        names = [b.name for b in self.live.values()]
-        parts: list[str] = []
-        for r in await self.pool.fetch(
-                """SELECT consumer, source, tx_id, position FROM consumer_log_positions
-                   WHERE consumer = ANY($1::text[]) ORDER BY consumer, source""", names):
-            parts.append(f"{r['consumer']}<-{r['source']}@{r['tx_id']}:{r['position']}")
-        for r in await self.pool.fetch(
-                """SELECT consumer, topic, sum(next_offset)::bigint AS n FROM consumer_offsets
-                   WHERE consumer = ANY($1::text[]) GROUP BY consumer, topic ORDER BY consumer, topic""", names):
-            parts.append(f"{r['consumer']}<-{r['topic']}@{r['n']}")
-        return ";".join(parts)
+        return out

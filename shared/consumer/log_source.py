@@ -95,9 +95,9 @@ class EventLogSource:
         """Events in the tailed log after this consumer's position."""
         return {self.source_name: await self.reader.count_after(self.position)}
 
-    async def lag_of(self, tenants: Sequence[str]) -> int:
-        """Events of ``tenants`` in the tailed log after this consumer's position."""
-        return await self.reader.count_after(self.position, tenants)
+    async def pending_by_tenant(self, tenants: Sequence[str]) -> dict[str, int]:
+        """Per cooperative of ``tenants``, its events in the tailed log after this consumer's position."""
+        return await self.reader.count_after_by_tenant(self.position, tenants)
 
     async def step(self) -> int:
         """Apply the next batch; returns how many log entries it covered."""

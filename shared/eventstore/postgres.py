@@ -192,15 +192,21 @@ class PostgresLogReader:
         )
         return LogPosition(row["tx"], row["position"]) if row else LogPosition()
 
-    async def count_after(self, after: LogPosition, tenants: Sequence[str] | None = None) -> int:
-        """Events after ``after`` (only those of ``tenants``, when given)."""
-        if tenants is None:
-            return int(await self.pool.fetchval(
+    async def count_after(self, after: LogPosition) -> int:
+        return int(
+            await self.pool.fetchval(
                 "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
-                str(after.tx_id), after.position))
-        return int(await self.pool.fetchval(
-            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2) AND tenant_id = ANY($3::text[])",
-            str(after.tx_id), after.position, list(tenants)))
+                str(after.tx_id), after.position,
+            )
+        )
+
+    async def count_after_by_tenant(self, after: LogPosition, tenants: Sequence[str]) -> dict[str, int]:
+        """Per cooperative of ``tenants``, its events after ``after``."""
+        rows = await self.pool.fetch(
+            """SELECT tenant_id, count(*) AS n FROM events
+               WHERE (tx_id, position) > ($1::text::xid8, $2) AND tenant_id = ANY($3::text[]) GROUP BY tenant_id""",
+            str(after.tx_id), after.position, list(tenants))
+        return {r["tenant_id"]: r["n"] for r in rows}
 
     def poke(self) -> None:
         """Wake local waiters now (an append in this process committed)."""
