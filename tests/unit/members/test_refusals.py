@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 
 import pytest
 
@@ -38,3 +39,16 @@ def test_eligibility_thresholds_are_bounded(change: dict[str, int], message: str
 def test_thresholds_at_their_bounds_are_accepted() -> None:
     assert cfg.change(cfg.DEFAULT, replace(cfg.DEFAULT, min_tenure_months=120, max_days_overdue=365))
     assert cfg.change(cfg.DEFAULT, replace(cfg.DEFAULT, min_tenure_months=0, max_days_overdue=0))
+
+
+def test_changing_or_closing_a_group_nobody_formed_is_refused() -> None:
+    nobody = org.Group()
+    with pytest.raises(MemberRuleViolation, match="^no such group$"):
+        org.change_group(nobody, {"name": "Majelis Melati"}, centre=a_centre())
+    with pytest.raises(MemberRuleViolation, match="^no such group$"):
+        org.close_group(nobody, date(2025, 1, 1), date(2025, 1, 2), active_members=0)
+    assert nobody == org.Group() and not nobody.exists
+
+
+# Left defensive: "this member's personal data was erased" in correct_details (erasure needs an exited member,
+# and correct_details refuses an exited one first: test_an_exited_members_record_is_closed)

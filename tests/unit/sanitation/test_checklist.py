@@ -263,3 +263,9 @@ def test_each_kind_is_inspected_with_its_own_checklist() -> None:
 def test_settings_are_validated(over: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CooperativeSettings(**over)
+
+
+def test_a_septic_tank_is_not_judged_item_by_item() -> None:
+    with pytest.raises(RuleViolation, match="a septic_tank job is inspected with the septic-tank findings") as e:
+        evaluate_judged("septic_tank", {"no_leaks": JudgedItem(passed=True)})
+    assert e.value.field == "items"
