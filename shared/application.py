@@ -6,17 +6,27 @@ them (``LoanRuleViolation``, ``MemberRuleViolation`` and sanitation's ``RuleViol
 ``shared/web.py`` maps each kind to its HTTP status once (``install_error_handlers``), so no handler
 translates them.
 
-It also holds what every command shares before it decides: the look-up of an earlier response to the
-same Idempotency-Key (``earlier_response``).
+It also holds the command pipeline every command of every service runs (``run_command``): the look-up of
+an earlier response to the same Idempotency-Key (``earlier_response``), load and fold, the expected-version
+(If-Match) check, decide, append with the version loaded, and the outcome. A handler gives it what differs
+(the stream, the fold, the decision, the extra writes of the same transaction) with a ``CommandContext``.
 
 This module imports no I/O library: domain modules may import it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Generic, Protocol, TypeVar
 
-from shared.eventstore import Idempotency, IdempotencyConflict
+import orjson
+
+from shared.envelope import Envelope, Metadata, NewEvent
+from shared.eventstore import NO_STREAM, AfterAppend, AppendResult, Idempotency, IdempotencyConflict
 
 
 class KeyedResponses(Protocol):
@@ -76,3 +86,108 @@ async def earlier_response(store: KeyedResponses, tenant: str, key: str | None,
     if prior.request_hash != request_hash:
         raise IdempotencyConflict(key)
     return prior.response
+
+
+# -- the command pipeline ------------------------------------------------------------------------------------
+
+
+class Aggregate(Protocol):
+    """What the pipeline needs of a folded state: its stream version (0: no stream yet). A command given
+    ``missing`` needs ``exists`` too."""
+
+    @property
+    def version(self) -> int: ...
+
+
+S = TypeVar("S", bound=Aggregate)
+#: the decision on the loaded state: the events it takes (none: nothing changes); it may await what it needs to
+#: read first (a product, a member's standing), which is then read only when the command is not a retry
+Decide = Callable[[S], "list[NewEvent] | Awaitable[list[NewEvent]]"]
+
+
+class CommandStore(KeyedResponses, Protocol):
+    """What ``run_command`` needs of an event store (the PostgreSQL and the in-memory store have it)."""
+
+    async def read_stream(self, tenant_id: str, stream_id: str) -> list[Envelope]: ...
+
+    async def append(self, tenant_id: str, stream_type: str, stream_id: str, expected_version: int,
+                     events: Sequence[NewEvent], *, meta: Metadata = ..., idempotency: Idempotency | None = ...,
+                     after: AfterAppend | None = ...) -> AppendResult: ...
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What a command runs with, whatever it does: whose cooperative, what its events carry (who, which
+    request), the business day, the client's Idempotency-Key and the version its If-Match named."""
+
+    tenant: str
+    meta: Metadata
+    today: date
+    idempotency_key: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[S]):
+    """What a command did. ``state``: the stream as loaded, before the command (None on a replay);
+    ``events``: what it appended now (none: nothing changed, or a replay); ``replayed``: an idempotent retry,
+    whose first answer is ``response``."""
+
+    state: S | None
+    events: list[Envelope] = field(default_factory=list)
+    replayed: bool = False
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recorded(self) -> bool:
+        return bool(self.events)
+
+
+def request_hash(body: Any) -> str:
+    """A stable hash of a request, to tell an idempotent retry from a reused key."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def stale_version(what: str, version: int, expected: int) -> Conflict:
+    """The one refusal of a stale If-Match (HTTP 409)."""
+    return Conflict(f"the {what} changed since you loaded it (it is at version {version}, you had {expected}); "
+                    "reload and try again", field="If-Match")
+
+
+async def run_command(store: CommandStore, ctx: CommandContext, *, stream_type: str, stream_id: str,
+                      fold: Callable[[list[Envelope]], S], decide: Decide[S],
+                      request: Any = None, response: dict[str, Any] | None = None, missing: str | None = None,
+                      what: str = "record", new: bool = False,
+                      after: Callable[[S], AfterAppend | None] | None = None) -> Outcome[S]:
+    """Run one command on one stream, the same way for every command of every service.
+
+    1. With an Idempotency-Key, an earlier request with the key answers at once (``response`` as first
+       given); the key used for another ``request`` is refused (422).
+    2. The stream is loaded and folded (``new``: a stream the command creates under a fresh id; nothing to
+       load). ``missing``: the refusal (404) when the stream does not exist.
+    3. An If-Match (``ctx.expected_version``) that is not the loaded version is refused (409).
+    4. ``decide`` the events (it may be a coroutine); none: nothing changed, nothing is written.
+    5. Append after the version loaded, so a concurrent change is refused by the store (409), with the key
+       and ``response`` kept for retries, and ``after(state)``'s writes in the same transaction.
+    """
+    idem = None
+    if ctx.idempotency_key and request is not None:
+        h = request_hash(request)
+        prior = await earlier_response(store, ctx.tenant, ctx.idempotency_key, h)
+        if prior is not None:
+            return Outcome(None, replayed=True, response=prior)
+        idem = Idempotency(ctx.idempotency_key, h, response or {})
+    state = fold([] if new else await store.read_stream(ctx.tenant, stream_id))
+    if missing is not None and not getattr(state, "exists"):
+        raise NotFound(missing)
+    if ctx.expected_version is not None and ctx.expected_version != state.version:
+        raise stale_version(what, state.version, ctx.expected_version)
+    decided = decide(state)
+    events = await decided if inspect.isawaitable(decided) else decided
+    if not events:
+        return Outcome(state, response=response or {})
+    result = await store.append(ctx.tenant, stream_type, stream_id, NO_STREAM if new else state.version, events,
+                                meta=ctx.meta, idempotency=idem, after=after(state) if after else None)
+    if result.replayed:  # the same key won a race with this request: its answer stands
+        return Outcome(None, replayed=True, response=result.response)
+    return Outcome(state, events=result.events, response=response or {})

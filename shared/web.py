@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,16 @@ from fastapi.security import APIKeyHeader
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
-from shared.application import Conflict, NotAllowed, NotFound, RuleViolation, TooLarge, TryLater, Unauthorized
+from shared.application import (
+    Conflict,
+    NotAllowed,
+    NotFound,
+    RuleViolation,
+    TooLarge,
+    TryLater,
+    Unauthorized,
+    request_hash,
+)
 from shared.asgi import HttpMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
@@ -337,11 +345,6 @@ def request_metadata(request: Request, principal: Principal) -> Metadata:
     """What every event appended by this request carries: who, and which request and trace caused it."""
     return Metadata(correlation_id=uuid.UUID(request.state.correlation_id), actor=principal.actor,
                     traceparent=request.state.traceparent)
-
-
-def request_hash(body: Any) -> str:
-    """A stable hash of a request body, to tell an idempotent retry from a reused key."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def health_router() -> APIRouter:

@@ -30,13 +30,13 @@ from services.loans.domain.quality import (
     position,
     repayment_window_start,
 )
-from shared.application import TryLater, earlier_response
+from shared.application import CommandContext, TryLater, run_command
 from shared.contracts.loans import LateChargePaid, RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import NO_STREAM, AfterAppend, Idempotency
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, NotFound, Refusal, request_hash
+from shared.web import Conflict, NotFound, Refusal
 
 #: a decision on a financing, given its state and today's date
 Decision = Callable[[fin.Financing, date], list[NewEvent]]
@@ -151,11 +151,10 @@ async def get_settings(rt: ServiceRuntime, who: Principal) -> api.SettingsRespon
 
 async def change_settings(rt: ServiceRuntime, who: Principal, body: api.SettingsBody,
                           meta: Metadata) -> api.SettingsResponse:
-    tenant = _tenant(who)
-    state = await load_settings(rt, tenant)
-    events = prod.decide_change_settings(state, **body.model_dump(), on=today(rt))
-    await rt.store.append(tenant, prod.SETTINGS_STREAM_TYPE, prod.settings_stream_id(), state.version, events,
-                          meta=meta)
+    ctx = context(rt, who, meta)
+    await run_command(rt.store, ctx, stream_type=prod.SETTINGS_STREAM_TYPE, stream_id=prod.settings_stream_id(),
+                      fold=prod.fold_settings,
+                      decide=lambda state: prod.decide_change_settings(state, **body.model_dump(), on=ctx.today))
     return await get_settings(rt, who)
 
 
@@ -169,29 +168,26 @@ def product_view(p: prod.Product) -> api.ProductResponse:
 
 async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefineProductRequest,
                          idempotency_key: str | None, meta: Metadata) -> api.ProductResponse:
-    tenant = _tenant(who)
-    idem = None
-    if idempotency_key:
-        idem = Idempotency(idempotency_key, request_hash({"define_product": body.model_dump(mode="json")}),
-                           {"product_id": body.product_id})
-        prior = await earlier_response(rt.store, tenant, idempotency_key, idem.request_hash)
-        if prior is not None:
-            return await get_product(rt, who, prior["product_id"])
-    state = await load_product(rt, tenant, body.product_id)
+    ctx = context(rt, who, meta, idempotency_key)
     spec = ProductDefined(**body.model_dump(exclude={"tenors", "defined_on"}),
                           tenors=[TenorMargin(**t.model_dump()) for t in body.tenors],
-                          defined_on=body.defined_on or today(rt))
-    events = prod.decide_define_product(state, await load_settings(rt, tenant), spec, today=today(rt))
+                          defined_on=body.defined_on or ctx.today)
+
+    async def decide(state: prod.Product) -> list[NewEvent]:
+        return prod.decide_define_product(state, await load_settings(rt, ctx.tenant), spec, today=ctx.today)
 
     async def listed(conn: asyncpg.Connection, _: list[Envelope]) -> None:
         await conn.execute(
             """INSERT INTO loan_products (tenant_id, product_id, name, purpose, contract_type, defined_on)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            tenant, spec.product_id, spec.name, spec.purpose, spec.contract_type, spec.defined_on)
+            ctx.tenant, spec.product_id, spec.name, spec.purpose, spec.contract_type, spec.defined_on)
 
-    await rt.store.append(tenant, prod.PRODUCT_STREAM_TYPE, prod.product_stream_id(body.product_id), NO_STREAM,
-                          events, meta=meta, idempotency=idem, after=listed)
-    return await get_product(rt, who, body.product_id)
+    done = await run_command(
+        rt.store, ctx, stream_type=prod.PRODUCT_STREAM_TYPE, stream_id=prod.product_stream_id(body.product_id),
+        fold=prod.fold_product, decide=decide,
+        request={"define_product": body.model_dump(mode="json")}, response={"product_id": body.product_id},
+        after=lambda _: listed)
+    return await get_product(rt, who, done.response["product_id"])
 
 
 async def get_product(rt: ServiceRuntime, who: Principal, product_id: str) -> api.ProductResponse:
@@ -344,35 +340,34 @@ async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID |
     return found  # type: ignore[no-any-return]
 
 
-async def _prior(rt: ServiceRuntime, tenant: str, key: str, request: str) -> dict[str, Any] | None:
-    """The first response of an idempotent retry; None when the key is new."""
-    return await earlier_response(rt.store, tenant, key, request)
-
-
 async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idempotency_key: str | None,
                 meta: Metadata) -> api.FinancingResponse:
     """A member applies: the product's limits and the eligibility rules are checked; the terms are quoted."""
     assert meta.actor is not None
-    tenant = _tenant(who)
+    ctx = context(rt, who, meta, idempotency_key)
     financing_id = str(uuid.uuid4())
-    idem = None
-    if idempotency_key:
-        h = request_hash({"apply": body.model_dump(mode="json")})
-        prior = await _prior(rt, tenant, idempotency_key, h)
-        if prior is not None:
-            return await get_financing(rt, who, prior["financing_id"])
-        idem = Idempotency(idempotency_key, h, {"financing_id": financing_id})
-    on = body.applied_on or today(rt)
-    member_id = await resolve_member(rt, tenant, body.member_id, body.member_number, required=True)
-    assert member_id is not None
-    product = await load_product(rt, tenant, body.product_id)
-    member = await _member_facts(rt, tenant, member_id, on)
-    cmd = Apply(financing_id, str(member_id), body.amount, body.instalments, on, meta.actor,
-                margin_bp=body.margin_bp, margin_idr=body.margin_idr)
-    events = fin.decide_apply(fin.Financing(), cmd, product, member, today=today(rt))
-    result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, NO_STREAM, events, meta=meta,
-                                   idempotency=idem, after=keep_read_tables(tenant, fin.Financing()))
-    return await get_financing(rt, who, result.response["financing_id"] if result.replayed else financing_id)
+    on = body.applied_on or ctx.today
+
+    async def decide(state: fin.Financing) -> list[NewEvent]:
+        member_id = await resolve_member(rt, ctx.tenant, body.member_id, body.member_number, required=True)
+        assert member_id is not None
+        product = await load_product(rt, ctx.tenant, body.product_id)
+        member = await _member_facts(rt, ctx.tenant, member_id, on)
+        cmd = Apply(financing_id, str(member_id), body.amount, body.instalments, on, meta.actor,
+                    margin_bp=body.margin_bp, margin_idr=body.margin_idr)
+        return fin.decide_apply(state, cmd, product, member, today=ctx.today)
+
+    done = await run_command(
+        rt.store, ctx, stream_type=fin.STREAM_TYPE, stream_id=financing_id, fold=fin.fold, new=True, decide=decide,
+        request={"apply": body.model_dump(mode="json")}, response={"financing_id": financing_id},
+        after=lambda state: keep_read_tables(ctx.tenant, state))
+    return await get_financing(rt, who, done.response["financing_id"])
+
+
+def context(rt: ServiceRuntime, who: Principal, meta: Metadata, idempotency_key: str | None = None,
+            if_match: int | None = None) -> CommandContext:
+    """The command context of a request of ``who``'s cooperative."""
+    return CommandContext(_tenant(who), meta, today(rt), idempotency_key, if_match)
 
 
 async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide: Decision, meta: Metadata, *,
@@ -382,26 +377,14 @@ async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide:
 
     ``if_match``: the version the client last saw; a financing changed since is refused with 409.
     """
-    tenant = _tenant(who)
-    idem = None
-    if idempotency_key:
-        h = request_hash({"command": command, "financing_id": financing_id, "body": body or {}})
-        if await _prior(rt, tenant, idempotency_key, h) is not None:
-            return await get_financing(rt, who, financing_id), False
-        idem = Idempotency(idempotency_key, h, {"financing_id": financing_id})
-    events = await _load(rt, tenant, financing_id)
-    state = fin.fold(events)
-    if not state.exists:
-        raise NotFound(f"no financing {financing_id} in this cooperative")
-    if if_match is not None and if_match != state.version:
-        raise Conflict(f"the financing changed since you loaded it (it is at version {state.version}, you had "
-                       f"{if_match}); reload and try again", field="If-Match")
-    new = decide(state, today(rt))
-    if not new:
-        return await get_financing(rt, who, financing_id), False
-    result = await rt.store.append(tenant, fin.STREAM_TYPE, financing_id, state.version, new, meta=meta,
-                                   idempotency=idem, after=keep_read_tables(tenant, state))
-    return await get_financing(rt, who, financing_id), not result.replayed
+    ctx = context(rt, who, meta, idempotency_key, if_match)
+    done = await run_command(
+        rt.store, ctx, stream_type=fin.STREAM_TYPE, stream_id=financing_id, fold=fin.fold,
+        decide=lambda state: decide(state, ctx.today), what="financing",
+        request={"command": command, "financing_id": financing_id, "body": body or {}},
+        response={"financing_id": financing_id}, missing=f"no financing {financing_id} in this cooperative",
+        after=lambda state: keep_read_tables(ctx.tenant, state))
+    return await get_financing(rt, who, financing_id), done.recorded
 
 
 # -- read tables from the streams -----------------------------------------------------------------------------------
