@@ -229,7 +229,11 @@ def start_postgres(workdir: Path | None = None) -> PostgresHandle:
         c = container.__enter__()
         return PostgresHandle(c.get_connection_url(), "testcontainers", lambda: container.__exit__(None, None, None))
     base = workdir or Path(tempfile.mkdtemp(prefix="washfin-pg-"))
-    pg = LocalPostgres(base, settings={"fsync": "on"}).start()
+    # The test server does not fsync: every DROP DATABASE forces a checkpoint, and with fsync each one waited
+    # for the disk (4-10 s per test of the four-service system). Commits still write their WAL before they
+    # answer, so a kill -9 of a process or of PostgreSQL itself (the crash tests, the chaos run) loses
+    # nothing; only a crash of the operating system would, which no test makes. `make run` keeps fsync.
+    pg = LocalPostgres(base, settings={"fsync": "off"}).start()
     return PostgresHandle(pg.url(), f"embedded PostgreSQL ({pg.data_dir})",
                           lambda: (pg.stop(), shutil.rmtree(base, ignore_errors=True)))
 
