@@ -1,4 +1,4 @@
-"""What every sanitation handler shares: today's business date, idempotent retries, settings."""
+"""What every sanitation handler shares: today's business date, the command context, settings."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from datetime import date
 from typing import Any
 
 from services.sanitation.domain import settings as settings_domain
-from shared.application import earlier_response
-from shared.eventstore import Idempotency
+from shared.application import CommandContext
+from shared.envelope import Metadata
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Forbidden, request_hash
+from shared.web import Forbidden
 
 AfterHook = Callable[[Any, list[Any]], Awaitable[None]]
 
@@ -27,19 +27,14 @@ def tenant_of(who: Principal) -> str:
     return who.tenant_id
 
 
-def command_hash(command: str, target: str | None, body: dict[str, Any]) -> str:
-    """Tells a retry from another request reusing the Idempotency-Key (keys are per cooperative)."""
-    return request_hash({"command": command, "target": target, "body": body})
+def command_request(command: str, target: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    """What tells a retry from another request reusing the Idempotency-Key (keys are per cooperative)."""
+    return {"command": command, "target": target, "body": body}
 
 
-async def prior_response(rt: ServiceRuntime, tenant: str, key: str | None, hashed: str) -> dict[str, Any] | None:
-    """The first response of an idempotent retry (checked before deciding, so a retry of a command
-    that has since been applied is not refused as a repeat); None when the key is new."""
-    return await earlier_response(rt.store, tenant, key, hashed)
-
-
-def idempotency(key: str | None, hashed: str, response: dict[str, Any]) -> Idempotency | None:
-    return Idempotency(key, hashed, response) if key else None
+def context(rt: ServiceRuntime, who: Principal, meta: Metadata, key: str | None = None) -> CommandContext:
+    """The command context of a request of ``who``'s cooperative."""
+    return CommandContext(tenant_of(who), meta, business_today(rt), key)
 
 
 async def load_settings(rt: ServiceRuntime, tenant: str) -> settings_domain.SettingsState:

@@ -22,15 +22,16 @@ from services.sanitation.api.schemas import (
 )
 from services.sanitation.domain import contractor as domain
 from services.sanitation.handlers.common import (
+    AfterHook,
     business_today,
-    command_hash,
+    command_request,
+    context,
     contractor_subject,
-    idempotency,
-    prior_response,
     tenant_of,
 )
+from shared.application import run_command
 from shared.envelope import Envelope, Metadata, NewEvent
-from shared.eventstore import NO_STREAM, ConcurrencyError
+from shared.eventstore import ConcurrencyError
 from shared.logging import get_logger
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal, Role
@@ -52,42 +53,37 @@ def _visible(who: Principal, contractor_id: str) -> None:
 
 async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorRequest, key: str | None,
                    meta: Metadata) -> ContractorResponse:
-    tenant = tenant_of(who)
-    hashed = command_hash("register_contractor", None, body.model_dump(mode="json"))
-    prior = await prior_response(rt, tenant, key, hashed)
-    if prior is not None:
-        return await get(rt, who, prior["contractor_id"])
+    ctx = context(rt, who, meta, key)
     contractor_id = str(body.contractor_id or uuid.uuid4())
-    state = await load(rt, tenant, contractor_id)
-    events = domain.register(state, contractor_id, body.trained_on, business_today(rt))
 
     async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
-        await read_models.insert_contractor(conn, tenant, domain.fold(envelopes), body.name, body.contact)
+        await read_models.insert_contractor(conn, ctx.tenant, domain.fold(envelopes), body.name, body.contact)
 
     try:
-        await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, NO_STREAM, events, meta=meta,
-                              idempotency=idempotency(key, hashed, {"contractor_id": contractor_id}), after=keep)
+        done = await run_command(
+            rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id, fold=domain.fold, new=True,
+            decide=lambda state: domain.register(state, contractor_id, body.trained_on, ctx.today),
+            request=command_request("register_contractor", None, body.model_dump(mode="json")),
+            response={"contractor_id": contractor_id}, after=lambda _: keep)
     except ConcurrencyError:
         raise Conflict(f"contractor {contractor_id} is already registered", field="contractor_id") from None
-    return await get(rt, who, contractor_id)
+    return await get(rt, who, done.response["contractor_id"])
 
 
 async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, command: str, body: dict[str, Any],
                    key: str | None, meta: Metadata,
                    decide: Callable[[domain.Contractor], list[NewEvent]]) -> ContractorResponse:
-    tenant = tenant_of(who)
-    hashed = command_hash(command, contractor_id, body)
-    if await prior_response(rt, tenant, key, hashed) is None:
-        state = await load(rt, tenant, contractor_id)
-        if not state.exists:
-            raise NotFound(f"no contractor {contractor_id} in this cooperative")
-        events = decide(state)
-        if events:
-            async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
-                await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))
+    ctx = context(rt, who, meta, key)
 
-            await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, state.version, events, meta=meta,
-                                  idempotency=idempotency(key, hashed, {"contractor_id": contractor_id}), after=keep)
+    def keep(state: domain.Contractor) -> AfterHook:
+        async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+            await read_models.update_contractor(conn, ctx.tenant, domain.fold(envelopes, state))
+        return write
+
+    await run_command(rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id, fold=domain.fold,
+                      decide=decide, request=command_request(command, contractor_id, body),
+                      response={"contractor_id": contractor_id},
+                      missing=f"no contractor {contractor_id} in this cooperative", after=keep)
     return await get(rt, who, contractor_id)
 
 

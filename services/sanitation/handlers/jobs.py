@@ -37,16 +37,15 @@ from services.sanitation.member_directory import MemberFacts
 from services.sanitation.handlers.common import (
     AfterHook,
     business_today,
-    command_hash,
+    command_request,
+    context,
     contractor_subject,
-    idempotency,
     load_settings,
-    prior_response,
     tenant_of,
 )
 from shared.contracts.sanitation import InspectionRecorded
+from shared.application import run_command
 from shared.envelope import Envelope, Metadata, NewEvent
-from shared.eventstore import NO_STREAM
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal, Role
 from shared.web import NotFound, Refusal
@@ -64,10 +63,7 @@ async def load(rt: ServiceRuntime, who: Principal, job_id: str) -> domain.Constr
     job = domain.fold(await rt.store.read_stream(tenant_of(who), job_id))
     if not job.exists:
         raise _not_found(job_id)
-    if who.role == Role.CONTRACTOR:
-        if job.contractor_id != contractor_subject(who):
-            raise _not_found(job_id)
-    return job
+    return _visible(who, job_id, job)
 
 
 def projector(tenant: str, state: domain.ConstructionJob, extra: AfterHook | None = None) -> AfterHook:
@@ -81,26 +77,28 @@ def projector(tenant: str, state: domain.ConstructionJob, extra: AfterHook | Non
     return after
 
 
+def _visible(who: Principal, job_id: str, job: domain.ConstructionJob) -> domain.ConstructionJob:
+    """A contractor's key sees only the jobs assigned to it (any other job answers 404, as if it did not exist)."""
+    if who.role == Role.CONTRACTOR and job.contractor_id != contractor_subject(who):
+        raise _not_found(job_id)
+    return job
+
+
 async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, body: dict[str, Any],
               key: str | None, meta: Metadata, decide: Decide, response: dict[str, Any] | None = None,
               extra: AfterHook | None = None) -> tuple[domain.ConstructionJob, dict[str, Any]]:
-    """Load, decide, append with the expected version; a retry with the same Idempotency-Key returns the
-    job as it is now and the first response, and appends nothing. Returns the job and that response."""
-    tenant = tenant_of(who)
-    hashed = command_hash(command, job_id, body)
-    prior = await prior_response(rt, tenant, key, hashed)
-    if prior is not None:
-        return await load(rt, who, job_id), prior
-    job = await load(rt, who, job_id)
-    events = decide(job)
-    if not events:
-        return job, response or {}
-    result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, job.version, events, meta=meta,
-                                   idempotency=idempotency(key, hashed, response or {}),
-                                   after=projector(tenant, job, extra))
-    if result.replayed:  # a concurrent retry with the same key won
-        return await load(rt, who, job_id), result.response
-    return domain.fold(result.events, job), response or {}
+    """The kernel's command pipeline on a job; a retry with the same Idempotency-Key returns the job as it is
+    now and the first response, and appends nothing. Returns the job and that response."""
+    ctx = context(rt, who, meta, key)
+    done = await run_command(
+        rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=job_id, fold=domain.fold,
+        decide=lambda job: decide(_visible(who, job_id, job)), request=command_request(command, job_id, body),
+        response=response, missing=f"no job {job_id} in this cooperative",
+        after=lambda job: projector(ctx.tenant, job, extra))
+    if done.replayed:
+        return await load(rt, who, job_id), done.response
+    assert done.state is not None
+    return domain.fold(done.events, done.state), done.response
 
 
 async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | None,
@@ -126,21 +124,21 @@ async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | No
 async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, key: str | None,
                     meta: Metadata) -> JobResponse:
     """Order a cash-funded job by hand (no financing)."""
-    tenant, today = tenant_of(who), business_today(rt)
-    hashed = command_hash("order_job", None, body.model_dump(mode="json"))
-    prior = await prior_response(rt, tenant, key, hashed)
-    if prior is not None:
-        return await get_job(rt, who, prior["job_id"])
-    member_id = await resolve_member(rt, who, str(body.member_id) if body.member_id else None, body.member_number,
-                                     required=True)
-    assert member_id is not None
+    ctx = context(rt, who, meta, key)
     job_id = str(uuid.uuid4())
-    events = domain.order(domain.ConstructionJob(), job_id, member_id, body.kind, None,
-                          body.ordered_on or today, body.village, today)
-    result = await rt.store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events, meta=meta,
-                                   idempotency=idempotency(key, hashed, {"job_id": job_id}),
-                                   after=projector(tenant, domain.ConstructionJob()))
-    return await get_job(rt, who, result.response["job_id"] if result.replayed else job_id)
+
+    async def decide(job: domain.ConstructionJob) -> list[NewEvent]:
+        member_id = await resolve_member(rt, who, str(body.member_id) if body.member_id else None,
+                                         body.member_number, required=True)
+        assert member_id is not None
+        return domain.order(job, job_id, member_id, body.kind, None, body.ordered_on or ctx.today, body.village,
+                            ctx.today)
+
+    done = await run_command(
+        rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=job_id, fold=domain.fold, new=True, decide=decide,
+        request=command_request("order_job", None, body.model_dump(mode="json")), response={"job_id": job_id},
+        after=lambda job: projector(ctx.tenant, job))
+    return await get_job(rt, who, done.response["job_id"])
 
 
 async def set_village(rt: ServiceRuntime, who: Principal, job_id: str, body: VillageRequest, key: str | None,
