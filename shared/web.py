@@ -17,16 +17,7 @@ from fastapi.security import APIKeyHeader
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
-from shared.application import (
-    Conflict,
-    NotAllowed,
-    NotFound,
-    RuleViolation,
-    TooLarge,
-    TryLater,
-    Unauthorized,
-    request_hash,
-)
+from shared.application import Conflict, NotAllowed, NotFound, RuleViolation, TooLarge, TryLater, Unauthorized
 from shared.asgi import HttpMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata

@@ -1,4 +1,4 @@
-"""What the handlers share: the business day, loading state, idempotency, If-Match, and page cursors."""
+"""What the handlers share: the business day, the command context, loading state, and page cursors."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from services.members.domain import member as member_domain
 from services.members.domain import settings as settings_domain
 from services.members.domain.member import GroupInfo, Member
 from services.members.domain.settings import CooperativeSettings
-from shared.application import earlier_response as shared_earlier_response
-from shared.eventstore import Idempotency
+from shared.application import CommandContext
+from shared.envelope import Metadata
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import Conflict, NotFound, Refusal, expected_version, request_hash
+from shared.web import NotFound, Refusal, expected_version
 
 def today(rt: ServiceRuntime) -> date:
     """The business day in the cooperatives' time zone (``<SVC>_BUSINESS_TIMEZONE``, default Asia/Jakarta)."""
@@ -36,39 +36,22 @@ def parts(rt: ServiceRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
     return rt.store, rt.pool
 
 
-def check_if_match(if_match: str | None, version: int) -> int:
-    """The version to append after: the client's If-Match (a version number, quoted or not) when given,
-    refused at once if the member has moved on already; else the version just loaded."""
-    expected = expected_version(if_match)
-    if expected is None:
-        return version
-    if expected != version:
-        raise Conflict(f"the record is at version {version}, not {expected}: someone else changed it first; "
-                       "reload and try again", field="If-Match")
-    return expected
+def context(rt: ServiceRuntime, who: Principal, meta: Metadata, key: str | None = None,
+            if_match: str | None = None) -> CommandContext:
+    """The command context of a request of ``who``'s cooperative: its Idempotency-Key, and the version its
+    If-Match names (a version number, quoted or not; anything else is refused, 422)."""
+    return CommandContext(tenant_of(who), meta, today(rt), key, expected_version(if_match))
 
 
-def idempotency(key: str | None, body: Any, response: dict[str, Any]) -> Idempotency | None:
-    if not key:
-        return None
-    return Idempotency(key, request_hash(body), response)
-
-
-async def earlier_response(rt: ServiceRuntime, tenant: str, key: str | None, body: Any) -> dict[str, Any] | None:
-    """The response of an earlier request with this Idempotency-Key, looked up before deciding: a retry
-    gets the first result even if the state has moved on since (the member exited, the rule changed).
-    The key used for a different request is refused (422)."""
-    if not key:
-        return None
-    store, _ = parts(rt)
-    return await shared_earlier_response(store, tenant, key, request_hash(body))
+def member_not_found(member_id: str) -> str:
+    return f"no member {member_id} in this cooperative"
 
 
 async def load_member(rt: ServiceRuntime, tenant: str, member_id: str) -> Member:
     store, _ = parts(rt)
     state = member_domain.fold(await store.read_stream(tenant, member_id))
     if not state.exists:
-        raise NotFound(f"no member {member_id} in this cooperative")
+        raise NotFound(member_not_found(member_id))
     return state
 
 

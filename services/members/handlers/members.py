@@ -35,14 +35,13 @@ from services.members.domain import eligibility
 from services.members.domain import member as domain
 from services.members.domain.member import PERSONAL_FIELDS, Member, SurveyAnswers
 from services.members.handlers.common import (
-    check_if_match,
+    context,
     decode_cursor,
-    earlier_response,
     encode_cursor,
     group_info,
-    idempotency,
     load_member,
     load_settings,
+    member_not_found,
     new_id,
     parts,
     tenant_of,
@@ -51,8 +50,8 @@ from services.members.handlers.common import (
 from services.members.personal_data import SEALED_FIELDS, Vault
 from services.members.reactions import financings_of
 from shared.contracts.members import HouseholdSurveyed
-from shared.envelope import Envelope, Metadata
-from shared.eventstore import NO_STREAM
+from shared.application import run_command
+from shared.envelope import Envelope, Metadata, NewEvent
 from shared.logging import get_logger
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
@@ -103,17 +102,15 @@ def registration_fingerprint(body: RegisterMemberRequest) -> dict[str, Any]:
 async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemberRequest,
                           idempotency_key: str | None, meta: Metadata) -> MemberResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    request = registration_fingerprint(body)
-    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
-        return await get_member(rt, who, earlier["member_id"])
+    ctx = context(rt, who, meta, idempotency_key)
+    tenant = ctx.tenant
     member_id = new_id()
-    settings = await load_settings(rt, tenant)
-    group = await group_info(pool, tenant, body.group_id)
     details = body.model_dump(exclude={*PERSONAL_FIELDS, "baseline_survey"})
     baseline = _answers(body.baseline_survey, new_id()) if body.baseline_survey else None
-    events = domain.register(Member(), member_id, details, today(rt), settings=settings, group=group,
-                             baseline=baseline)
+
+    async def decide(state: Member) -> list[NewEvent]:
+        return domain.register(state, member_id, details, ctx.today, settings=await load_settings(rt, tenant),
+                               group=await group_info(pool, tenant, body.group_id), baseline=baseline)
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         try:
@@ -138,14 +135,13 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
             raise Conflict(NIK_TAKEN, field="nik") from None
         await read_model.apply(conn, envelopes)
 
-    result = await store.append(
-        tenant, domain.STREAM_TYPE, member_id, NO_STREAM, events, meta=meta,
-        idempotency=idempotency(idempotency_key, request, {"member_id": member_id}), after=write,
-    )
-    if not result.replayed:
-        log.info("member_registered", member_id=member_id, events=len(events))
+    done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
+                             new=True, decide=decide, request=registration_fingerprint(body),
+                             response={"member_id": member_id}, after=lambda _: write)
+    if done.recorded:
+        log.info("member_registered", member_id=member_id, events=len(done.events))
     # a retry with the same Idempotency-Key answers with the member the first request registered
-    return await get_member(rt, who, result.response["member_id"] if result.replayed else member_id)
+    return await get_member(rt, who, done.response["member_id"])
 
 
 async def get_member(rt: ServiceRuntime, who: Principal, member_id: str) -> MemberResponse:
@@ -183,21 +179,21 @@ async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) ->
 async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, body: CorrectMemberRequest,
                          if_match: str | None, meta: Metadata) -> MemberResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    state = await load_member(rt, tenant, member_id)
-    expected = check_if_match(if_match, state.version)
+    ctx = context(rt, who, meta, if_match=if_match)
+    tenant = ctx.tenant
     given = body.model_fields_set
-    if "name" in given and body.name is None:
-        raise Refusal("a member's name cannot be cleared", field="name")
-    personal_given = {f: getattr(body, f) for f in PERSONAL_FIELDS if f in given}
     v = vault(rt)
-    row = await personal_data(pool, v, tenant, member_id)
-    personal_changed = {f: v for f, v in personal_given.items() if row is None or row[f] != v}
+    personal_changed: dict[str, Any] = {}
     changes = {f: getattr(body, f) for f in given if f not in PERSONAL_FIELDS}
-    events = domain.correct_details(state, changes, today(rt), settings=await load_settings(rt, tenant),
-                                    personal_fields_changed=tuple(personal_changed))
-    if not events:
-        return await _response(pool, vault(rt), tenant, state)
+
+    async def decide(state: Member) -> list[NewEvent]:
+        if "name" in given and body.name is None:
+            raise Refusal("a member's name cannot be cleared", field="name")
+        personal_given = {f: getattr(body, f) for f in PERSONAL_FIELDS if f in given}
+        row = await personal_data(pool, v, tenant, member_id)
+        personal_changed.update({f: x for f, x in personal_given.items() if row is None or row[f] != x})
+        return domain.correct_details(state, changes, ctx.today, settings=await load_settings(rt, tenant),
+                                      personal_fields_changed=tuple(personal_changed))
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         if personal_changed:
@@ -216,48 +212,52 @@ async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, bod
                 raise Conflict(NIK_TAKEN, field="nik") from None
         await read_model.apply(conn, envelopes)
 
-    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=write)
-    log.info("member_corrected", member_id=member_id, fields=sorted([*changes, *personal_changed]))
+    done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
+                             decide=decide, missing=member_not_found(member_id), after=lambda _: write)
+    if done.recorded:
+        log.info("member_corrected", member_id=member_id, fields=sorted([*changes, *personal_changed]))
     return await get_member(rt, who, member_id)
 
 
 async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: MoveGroupRequest,
                      if_match: str | None, meta: Metadata) -> MemberResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    state = await load_member(rt, tenant, member_id)
-    expected = check_if_match(if_match, state.version)
-    events = domain.move_group(state, body.group_id, body.effective_on or today(rt), today(rt),
-                               group=await group_info(pool, tenant, body.group_id),
-                               settings=await load_settings(rt, tenant))
-    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
+    ctx = context(rt, who, meta, if_match=if_match)
+
+    async def decide(state: Member) -> list[NewEvent]:
+        return domain.move_group(state, body.group_id, body.effective_on or ctx.today, ctx.today,
+                                 group=await group_info(pool, ctx.tenant, body.group_id),
+                                 settings=await load_settings(rt, ctx.tenant))
+
+    await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
+                      decide=decide, missing=member_not_found(member_id), after=lambda _: read_model.apply)
     return await get_member(rt, who, member_id)
 
 
 async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: ExitMemberRequest,
                       if_match: str | None, meta: Metadata) -> MemberResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await load_member(rt, tenant, member_id)
-    expected = check_if_match(if_match, state.version)
-    events = domain.exit_member(state, body.exited_on or today(rt), body.reason, today(rt))
-    await store.append(tenant, domain.STREAM_TYPE, member_id, expected, events, meta=meta, after=read_model.apply)
+    ctx = context(rt, who, meta, if_match=if_match)
+    await run_command(parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
+                      decide=lambda state: domain.exit_member(state, body.exited_on or ctx.today, body.reason,
+                                                              ctx.today),
+                      missing=member_not_found(member_id), after=lambda _: read_model.apply)
     return await get_member(rt, who, member_id)
 
 
 async def erase_personal_data(rt: ServiceRuntime, who: Principal, member_id: str, meta: Metadata) -> MemberResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await load_member(rt, tenant, member_id)
-    events = domain.erase_personal_data(state, today(rt))
+    ctx = context(rt, who, meta)
+    tenant = ctx.tenant
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
         await conn.execute("DELETE FROM member_personal_data WHERE tenant_id = $1 AND member_id = $2",
                            tenant, uuid.UUID(member_id))
         await read_model.apply(conn, envelopes)
 
-    await store.append(tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta, after=write)
-    log.info("personal_data_erased", member_id=member_id)
+    done = await run_command(parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id,
+                             fold=domain.fold, decide=lambda state: domain.erase_personal_data(state, ctx.today),
+                             missing=member_not_found(member_id), after=lambda _: write)
+    if done.recorded:
+        log.info("personal_data_erased", member_id=member_id)
     return await get_member(rt, who, member_id)
 
 
@@ -274,18 +274,14 @@ def _survey(payload: dict[str, Any]) -> SurveyResponse:
 
 async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body: SurveyRequest,
                         idempotency_key: str | None, meta: Metadata) -> SurveyResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    request = {"member_id": member_id, **body.model_dump(mode="json")}
-    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
-        return await _listed_survey(rt, who, member_id, earlier["survey_id"])
-    state = await load_member(rt, tenant, member_id)
+    ctx = context(rt, who, meta, idempotency_key)
     survey_id = new_id()
-    events = domain.record_survey(state, _answers(body, survey_id), today(rt))
-    result = await store.append(
-        tenant, domain.STREAM_TYPE, member_id, state.version, events, meta=meta,
-        idempotency=idempotency(idempotency_key, request, {"survey_id": survey_id}), after=read_model.apply)
-    return await _listed_survey(rt, who, member_id, result.response["survey_id"] if result.replayed else survey_id)
+    done = await run_command(
+        parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
+        decide=lambda state: domain.record_survey(state, _answers(body, survey_id), ctx.today),
+        request={"member_id": member_id, **body.model_dump(mode="json")}, response={"survey_id": survey_id},
+        missing=member_not_found(member_id), after=lambda _: read_model.apply)
+    return await _listed_survey(rt, who, member_id, done.response["survey_id"])
 
 
 async def _listed_survey(rt: ServiceRuntime, who: Principal, member_id: str, survey_id: str) -> SurveyResponse:

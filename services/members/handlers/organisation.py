@@ -20,15 +20,14 @@ from services.members.api.schemas import (
 )
 from services.members.domain import organisation as org
 from services.members.handlers.common import (
-    check_if_match,
+    context,
     decode_cursor,
     encode_cursor,
     parts,
     tenant_of,
-    today,
 )
-from shared.envelope import Metadata
-from shared.eventstore import NO_STREAM
+from shared.application import run_command
+from shared.envelope import Metadata, NewEvent
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import NotFound
@@ -42,29 +41,20 @@ async def _centre(rt: ServiceRuntime, tenant: str, centre_id: str | None) -> org
 
 
 async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreRequest, meta: Metadata) -> CentreResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await _centre(rt, tenant, body.centre_id)
-    assert state is not None
-    events = org.open_centre(state, body.centre_id, body.model_dump(), body.opened_on or today(rt), today(rt))
-    await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(body.centre_id), NO_STREAM, events,
-                       meta=meta, after=read_model.apply)
+    ctx = context(rt, who, meta)
+    await run_command(parts(rt)[0], ctx, stream_type=org.CENTRE_STREAM, stream_id=org.centre_stream_id(body.centre_id),
+                      fold=org.fold_centre, after=lambda _: read_model.apply,
+                      decide=lambda state: org.open_centre(state, body.centre_id, body.model_dump(),
+                                                           body.opened_on or ctx.today, ctx.today))
     return await get_centre(rt, who, body.centre_id)
 
 
 async def change_centre(rt: ServiceRuntime, who: Principal, centre_id: str, body: ChangeCentreRequest,
                         if_match: str | None, meta: Metadata) -> CentreResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await _centre(rt, tenant, centre_id)
-    assert state is not None
-    if not state.exists:
-        raise NotFound(f"no centre {centre_id} in this cooperative")
-    expected = check_if_match(if_match, state.version)
-    events = org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set})
-    if events:
-        await store.append(tenant, org.CENTRE_STREAM, org.centre_stream_id(centre_id), expected, events,
-                           meta=meta, after=read_model.apply)
+    await run_command(parts(rt)[0], context(rt, who, meta, if_match=if_match), stream_type=org.CENTRE_STREAM,
+                      stream_id=org.centre_stream_id(centre_id), fold=org.fold_centre, what="centre",
+                      missing=f"no centre {centre_id} in this cooperative", after=lambda _: read_model.apply,
+                      decide=lambda state: org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set}))
     return await get_centre(rt, who, centre_id)
 
 
@@ -103,44 +93,43 @@ async def _group(rt: ServiceRuntime, tenant: str, group_id: str) -> org.Group:
 
 
 async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest, meta: Metadata) -> GroupResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await _group(rt, tenant, body.group_id)
-    events = org.form_group(state, body.group_id, body.model_dump(), body.formed_on or today(rt), today(rt),
-                            centre=await _centre(rt, tenant, body.centre_id))
-    await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(body.group_id), NO_STREAM, events,
-                       meta=meta, after=read_model.apply)
+    ctx = context(rt, who, meta)
+
+    async def decide(state: org.Group) -> list[NewEvent]:
+        return org.form_group(state, body.group_id, body.model_dump(), body.formed_on or ctx.today, ctx.today,
+                              centre=await _centre(rt, ctx.tenant, body.centre_id))
+
+    await run_command(parts(rt)[0], ctx, stream_type=org.GROUP_STREAM, stream_id=org.group_stream_id(body.group_id),
+                      fold=org.fold_group, decide=decide, after=lambda _: read_model.apply)
     return await get_group(rt, who, body.group_id)
 
 
 async def change_group(rt: ServiceRuntime, who: Principal, group_id: str, body: ChangeGroupRequest,
                        if_match: str | None, meta: Metadata) -> GroupResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await _group(rt, tenant, group_id)
-    if not state.exists:
-        raise NotFound(f"no group {group_id} in this cooperative")
-    expected = check_if_match(if_match, state.version)
+    ctx = context(rt, who, meta, if_match=if_match)
     changes = {f: getattr(body, f) for f in body.model_fields_set}
-    events = org.change_group(state, changes, centre=await _centre(rt, tenant, changes.get("centre_id")))
-    if events:
-        await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
-                           meta=meta, after=read_model.apply)
+
+    async def decide(state: org.Group) -> list[NewEvent]:
+        return org.change_group(state, changes, centre=await _centre(rt, ctx.tenant, changes.get("centre_id")))
+
+    await run_command(parts(rt)[0], ctx, stream_type=org.GROUP_STREAM, stream_id=org.group_stream_id(group_id),
+                      fold=org.fold_group, decide=decide, what="group", missing=f"no group {group_id} in this cooperative",
+                      after=lambda _: read_model.apply)
     return await get_group(rt, who, group_id)
 
 
 async def close_group(rt: ServiceRuntime, who: Principal, group_id: str, body: CloseGroupRequest,
                       if_match: str | None, meta: Metadata) -> GroupResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    state = await _group(rt, tenant, group_id)
-    if not state.exists:
-        raise NotFound(f"no group {group_id} in this cooperative")
-    expected = check_if_match(if_match, state.version)
-    events = org.close_group(state, body.closed_on or today(rt), today(rt),
-                             active_members=await _active_members(pool, tenant, group_id))
-    await store.append(tenant, org.GROUP_STREAM, org.group_stream_id(group_id), expected, events,
-                       meta=meta, after=read_model.apply)
+    ctx = context(rt, who, meta, if_match=if_match)
+
+    async def decide(state: org.Group) -> list[NewEvent]:
+        return org.close_group(state, body.closed_on or ctx.today, ctx.today,
+                               active_members=await _active_members(pool, ctx.tenant, group_id))
+
+    await run_command(store, ctx, stream_type=org.GROUP_STREAM, stream_id=org.group_stream_id(group_id),
+                      fold=org.fold_group, decide=decide, what="group", missing=f"no group {group_id} in this cooperative",
+                      after=lambda _: read_model.apply)
     return await get_group(rt, who, group_id)
 
 

@@ -20,17 +20,15 @@ from services.members.api.schemas import (
 )
 from services.members.domain import session as domain
 from services.members.handlers.common import (
+    context,
     decode_cursor,
-    earlier_response,
     encode_cursor,
-    idempotency,
     new_id,
     parts,
     tenant_of,
-    today,
 )
-from shared.envelope import Metadata
-from shared.eventstore import NO_STREAM
+from shared.application import run_command
+from shared.envelope import Metadata, NewEvent
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import NotFound
@@ -49,53 +47,60 @@ async def _load(rt: ServiceRuntime, tenant: str, session_id: str) -> domain.Sess
     store, _ = parts(rt)
     state = domain.fold(await store.read_stream(tenant, session_id))
     if not state.exists:
-        raise NotFound(f"no session {session_id} in this cooperative")
+        raise NotFound(session_not_found(session_id))
     return state
+
+
+def session_not_found(session_id: str) -> str:
+    return f"no session {session_id} in this cooperative"
 
 
 async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequest, idempotency_key: str | None,
                        meta: Metadata) -> SessionResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    request = body.model_dump(mode="json")
-    if (earlier := await earlier_response(rt, tenant, idempotency_key, request)) is not None:
-        return await get_session(rt, who, earlier["session_id"])
+    ctx = context(rt, who, meta, idempotency_key)
     session_id = new_id()
-    events = domain.hold_session(
-        domain.Session(), session_id, body.model_dump(), today(rt),
-        active_members=await _not_exited_by(pool, tenant, body.attendee_member_ids, body.held_on))
-    result = await store.append(
-        tenant, domain.STREAM_TYPE, session_id, NO_STREAM, events, meta=meta,
-        idempotency=idempotency(idempotency_key, request, {"session_id": session_id}),
-        after=read_model.apply)
-    return await get_session(rt, who, result.response["session_id"] if result.replayed else session_id)
+
+    async def decide(state: domain.Session) -> list[NewEvent]:
+        return domain.hold_session(
+            state, session_id, body.model_dump(), ctx.today,
+            active_members=await _not_exited_by(pool, ctx.tenant, body.attendee_member_ids, body.held_on))
+
+    done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=session_id, fold=domain.fold,
+                             new=True, decide=decide, request=body.model_dump(mode="json"),
+                             response={"session_id": session_id}, after=lambda _: read_model.apply)
+    return await get_session(rt, who, done.response["session_id"])
 
 
 async def add_attendance(rt: ServiceRuntime, who: Principal, session_id: str, body: AddAttendanceRequest,
                          meta: Metadata) -> SessionResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    state = await _load(rt, tenant, session_id)
-    assert state.held_on is not None
-    events = domain.add_attendance(
-        state, [str(m) for m in body.member_ids],
-        active_members=await _not_exited_by(pool, tenant, body.member_ids, state.held_on))
-    await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
-                       after=read_model.apply)
+    ctx = context(rt, who, meta)
+
+    async def decide(state: domain.Session) -> list[NewEvent]:
+        assert state.held_on is not None
+        return domain.add_attendance(
+            state, [str(m) for m in body.member_ids],
+            active_members=await _not_exited_by(pool, ctx.tenant, body.member_ids, state.held_on))
+
+    await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=session_id, fold=domain.fold,
+                      decide=decide, missing=session_not_found(session_id), after=lambda _: read_model.apply)
     return await get_session(rt, who, session_id)
 
 
 async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: MarkLeadRequest,
                     meta: Metadata) -> SessionResponse:
     store, pool = parts(rt)
-    tenant = tenant_of(who)
-    state = await _load(rt, tenant, session_id)
+    ctx = context(rt, who, meta)
     member_id = str(body.member_id)
-    day = today(rt)
-    events = domain.mark_lead(state, member_id, body.product, body.marked_on or day, day,
-                              member_active=(await _not_exited_by(pool, tenant, [member_id], day)).get(member_id, False))
-    await store.append(tenant, domain.STREAM_TYPE, session_id, state.version, events, meta=meta,
-                       after=read_model.apply)
+    day = ctx.today
+
+    async def decide(state: domain.Session) -> list[NewEvent]:
+        active = (await _not_exited_by(pool, ctx.tenant, [member_id], day)).get(member_id, False)
+        return domain.mark_lead(state, member_id, body.product, body.marked_on or day, day, member_active=active)
+
+    await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=session_id, fold=domain.fold,
+                      decide=decide, missing=session_not_found(session_id), after=lambda _: read_model.apply)
     return await get_session(rt, who, session_id)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.domain import settings as domain
-from services.members.handlers.common import check_if_match, load_settings, parts, tenant_of
+from services.members.handlers.common import context, load_settings, parts, tenant_of
+from shared.application import run_command
 from shared.envelope import Metadata
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
@@ -20,15 +21,11 @@ async def get_settings(rt: ServiceRuntime, who: Principal) -> SettingsResponse:
 
 async def change_settings(rt: ServiceRuntime, who: Principal, body: SettingsBody, if_match: str | None,
                           meta: Metadata) -> SettingsResponse:
-    store, _ = parts(rt)
-    tenant = tenant_of(who)
-    state = await load_settings(rt, tenant)
-    expected = check_if_match(if_match, state.version)
     new = domain.CooperativeSettings(
         b40_method=body.b40_method, b40_electricity=tuple(dict.fromkeys(body.b40_electricity)),
         b40_income_bands=tuple(dict.fromkeys(body.b40_income_bands)), min_tenure_months=body.min_tenure_months,
         max_days_overdue=body.max_days_overdue, require_registered_groups=body.require_registered_groups)
-    events = domain.change(state, new)
-    if events:
-        await store.append(tenant, domain.STREAM_TYPE, domain.STREAM_ID, expected, events, meta=meta)
-    return _response(await load_settings(rt, tenant))
+    await run_command(parts(rt)[0], context(rt, who, meta, if_match=if_match), stream_type=domain.STREAM_TYPE,
+                      stream_id=domain.STREAM_ID, fold=domain.fold, decide=lambda state: domain.change(state, new),
+                      what="settings")
+    return _response(await load_settings(rt, tenant_of(who)))

@@ -329,7 +329,7 @@ def test_a_registration_hashes_as_in_the_first_version_when_the_new_fields_are_n
     # keys stored by the first version (e.g. the run command's demo data) keep answering retries
     from services.members.api.schemas import RegisterMemberRequest
     from services.members.handlers.members import registration_fingerprint
-    from shared.web import request_hash
+    from shared.application import request_hash
 
     body = member()
     first_version = dict(body)  # exactly the 13 fields of the first RegisterMemberRequest
