@@ -70,20 +70,23 @@ async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorR
     return await get(rt, who, done.response["contractor_id"])
 
 
+def _keep(tenant: str) -> Callable[[domain.Contractor], AfterHook]:
+    """The ``after`` of an append to a contractor: its read row from the state after the new events."""
+    def keep(state: domain.Contractor) -> AfterHook:
+        async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+            await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))
+        return write
+    return keep
+
+
 async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, command: str, body: dict[str, Any],
                    key: str | None, meta: Metadata,
                    decide: Callable[[domain.Contractor], list[NewEvent]]) -> ContractorResponse:
     ctx = context(rt, who, meta, key)
-
-    def keep(state: domain.Contractor) -> AfterHook:
-        async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
-            await read_models.update_contractor(conn, ctx.tenant, domain.fold(envelopes, state))
-        return write
-
     await run_command(rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id, fold=domain.fold,
                       decide=decide, request=command_request(command, contractor_id, body),
                       response={"contractor_id": contractor_id},
-                      missing=f"no contractor {contractor_id} in this cooperative", after=keep)
+                      missing=f"no contractor {contractor_id} in this cooperative", after=_keep(ctx.tenant))
     return await get(rt, who, contractor_id)
 
 
@@ -123,22 +126,16 @@ async def record_expiries(rt: ServiceRuntime, who: Principal, as_of: date | None
     if as_of is not None and as_of > today:
         raise Refusal(f"as_of ({as_of}) cannot be in the future", field="as_of")
     as_of = as_of or today
-    done = []
+    ctx, done = context(rt, who, meta), []
     for contractor_id in await read_models.expired_certifications(rt.pool, tenant, as_of):
-        state = await load(rt, tenant, contractor_id)
-        events = domain.record_expiry(state, as_of)
-        if not events:
-            continue
-
-        async def keep(conn: asyncpg.Connection, envelopes: list[Envelope], state: domain.Contractor = state) -> None:
-            await read_models.update_contractor(conn, tenant, domain.fold(envelopes, state))
-
         try:
-            await rt.store.append(tenant, domain.STREAM_TYPE, contractor_id, state.version, events, meta=meta,
-                                  after=keep)
+            swept = await run_command(rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id,
+                                      fold=domain.fold, decide=lambda s: domain.record_expiry(s, as_of),
+                                      after=_keep(tenant))
         except ConcurrencyError:
             continue  # changed meanwhile (renewed, or another sweep recorded it): the next sweep decides again
-        done.append(contractor_id)
+        if swept.recorded:
+            done.append(contractor_id)
     return ExpirySweepResponse(as_of=as_of, expired=done)
 
 
