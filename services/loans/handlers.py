@@ -33,7 +33,7 @@ from services.loans.domain.quality import (
 from shared.application import CommandContext, TryLater, run_command
 from shared.contracts.loans import LateChargePaid, RepaymentRecorded
 from shared.envelope import Envelope, Metadata, NewEvent
-from shared.eventstore import NO_STREAM, AfterAppend, Idempotency
+from shared.eventstore import AfterAppend
 from shared.runtime import ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.envelope import Envelope
+from shared.envelope import Envelope, NewEvent
 
 
 class Contract(BaseModel):
@@ -23,6 +23,22 @@ class Contract(BaseModel):
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str]
+
+
+class InternalEvent(BaseModel):
+    """Base of a service's internal events: stored in its own streams, never published (their types are not
+    registered here). Each names itself, as a contract does, so ``new_event`` needs no table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+def new_event(model: Contract | InternalEvent) -> NewEvent:
+    """The ``NewEvent`` of a published contract or an internal event: its type, its JSON payload, its version.
+    The one helper every domain uses to turn a decided event into something to append."""
+    return NewEvent(model.event_type, model.model_dump(mode="json"), model.schema_version)
 
 
 class UnknownEventType(LookupError):

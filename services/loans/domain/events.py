@@ -9,10 +9,11 @@ member's personal circumstances.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.contracts import InternalEvent
 from shared.contracts.loans import ContractType, Frequency, PayeeType, Purpose
 
 RebateMethod = Literal["proportional", "daily"]
@@ -32,8 +33,8 @@ class TenorMargin(BaseModel):
     margin_idr: int | None = Field(default=None, ge=0, description="Margin in rupiah, whatever the cost")
 
 
-class ProductDefined(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ProductDefined(InternalEvent):
+    event_type: ClassVar[str] = "loans.ProductDefined"
 
     product_id: str
     name: str
@@ -52,8 +53,8 @@ class ProductDefined(BaseModel):
     defined_on: date
 
 
-class LoanSettingsChanged(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LoanSettingsChanged(InternalEvent):
+    event_type: ClassVar[str] = "loans.LoanSettingsChanged"
 
     sharia: bool
     substandard_over_days: int
@@ -65,10 +66,10 @@ class LoanSettingsChanged(BaseModel):
 # -- financing ----------------------------------------------------------------------------------------------
 
 
-class TermsQuoted(BaseModel):
+class TermsQuoted(InternalEvent):
     """The product's terms as they stood when the member applied: later product changes do not touch them."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str] = "loans.TermsQuoted"
 
     product_id: str
     purpose: Purpose
@@ -88,10 +89,10 @@ class TermsQuoted(BaseModel):
     margin_idr: int | None = None
 
 
-class WorkOrderRecorded(BaseModel):
+class WorkOrderRecorded(InternalEvent):
     """The goods bought or the work ordered before the sale (murabahah: acquisition precedes the contract)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str] = "loans.WorkOrderRecorded"
 
     work_order_ref: str
     payee_type: PayeeType
@@ -100,36 +101,36 @@ class WorkOrderRecorded(BaseModel):
     ordered_on: date
 
 
-class NoteAdded(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class NoteAdded(InternalEvent):
+    event_type: ClassVar[str] = "loans.NoteAdded"
 
     topic: NoteTopic
     text: str
     on: date
 
 
-class HardshipFlagged(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class HardshipFlagged(InternalEvent):
+    event_type: ClassVar[str] = "loans.HardshipFlagged"
 
     flagged_on: date
 
 
-class HardshipCleared(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class HardshipCleared(InternalEvent):
+    event_type: ClassVar[str] = "loans.HardshipCleared"
 
     cleared_on: date
 
 
-class LateChargeProposed(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LateChargeProposed(InternalEvent):
+    event_type: ClassVar[str] = "loans.LateChargeProposed"
 
     instalment_number: int
     amount: int
     proposed_on: date
 
 
-class LateChargeDeclined(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class LateChargeDeclined(InternalEvent):
+    event_type: ClassVar[str] = "loans.LateChargeDeclined"
 
     instalment_number: int
     declined_on: date
@@ -144,30 +145,20 @@ class ImportedTranche(BaseModel):
     source_of_funds: str
 
 
-class DisbursementImported(BaseModel):
+class DisbursementImported(InternalEvent):
     """Tranches paid before the financing came onto the platform, as books imported before
     ``loans.FinancingImported`` existed hold them (still folded; never published, so the other services
     did not see that disbursement: ``bulk_import.publish_earlier_imports`` appends the published event to
     such streams). A new import appends ``FinancingImported`` instead, never ``TrancheDisbursed``, which
     would make the sanitation service order construction jobs for work done long ago."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str] = "loans.DisbursementImported"
 
     tranches: list[ImportedTranche]
     loan_ref: str
 
 
-#: stable type names of the internal events (never module paths)
-INTERNAL_TYPES: dict[str, type[BaseModel]] = {
-    "loans.ProductDefined": ProductDefined,
-    "loans.LoanSettingsChanged": LoanSettingsChanged,
-    "loans.TermsQuoted": TermsQuoted,
-    "loans.WorkOrderRecorded": WorkOrderRecorded,
-    "loans.NoteAdded": NoteAdded,
-    "loans.HardshipFlagged": HardshipFlagged,
-    "loans.HardshipCleared": HardshipCleared,
-    "loans.LateChargeProposed": LateChargeProposed,
-    "loans.LateChargeDeclined": LateChargeDeclined,
-    "loans.DisbursementImported": DisbursementImported,
-}
-TYPE_OF = {model: name for name, model in INTERNAL_TYPES.items()}
+#: the internal events by their stable type names (never module paths)
+INTERNAL_TYPES: dict[str, type[InternalEvent]] = {m.event_type: m for m in (
+    ProductDefined, LoanSettingsChanged, TermsQuoted, WorkOrderRecorded, NoteAdded, HardshipFlagged,
+    HardshipCleared, LateChargeProposed, LateChargeDeclined, DisbursementImported)}

@@ -19,7 +19,7 @@ Murabahah rules enforced here:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
@@ -59,7 +59,8 @@ from services.loans.domain.events import (
     TermsQuoted,
     WorkOrderRecorded,
 )
-from services.loans.domain.product import CONSTRUCTION_PURPOSES, Product, new_event
+from services.loans.domain.product import CONSTRUCTION_PURPOSES, Product
+from shared.contracts import Contract, InternalEvent, new_event
 from shared.contracts.loans import (
     ContractSigned,
     FinancingApplied,
@@ -89,21 +90,18 @@ PAYEES = {
 }
 
 #: the payload field holding each event's business date (for "as of" views)
-BUSINESS_DATE = {
-    "loans.FinancingApplied": "applied_on", "loans.TermsQuoted": "applied_on",
-    "loans.FinancingApproved": "approved_on", "loans.FinancingRejected": "rejected_on",
-    "loans.WorkOrderRecorded": "ordered_on", "loans.ContractSigned": "signed_on",
-    "loans.TrancheDisbursed": "disbursed_on", "loans.RepaymentRecorded": "paid_on",
-    "loans.FinancingClosed": "closed_on", "loans.LateChargeProposed": "proposed_on",
-    "loans.LateChargeRecorded": "recorded_on", "loans.LateChargeDeclined": "declined_on",
-    "loans.LateChargePaid": "paid_on",
-    "loans.FinancingRescheduled": "rescheduled_on", "loans.MarginDiscounted": "discounted_on",
-    "loans.FinancingWrittenOff": "written_off_on", "loans.HardshipFlagged": "flagged_on",
-    "loans.HardshipCleared": "cleared_on", "loans.NoteAdded": "on",
-}
+BUSINESS_DATE: dict[str, str] = {m.event_type: f for m, f in (
+    (FinancingApplied, "applied_on"), (TermsQuoted, "applied_on"), (FinancingApproved, "approved_on"),
+    (FinancingRejected, "rejected_on"), (WorkOrderRecorded, "ordered_on"), (ContractSigned, "signed_on"),
+    (TrancheDisbursed, "disbursed_on"), (RepaymentRecorded, "paid_on"), (FinancingClosed, "closed_on"),
+    (LateChargeProposed, "proposed_on"), (LateChargeRecorded, "recorded_on"), (LateChargeDeclined, "declined_on"),
+    (LateChargePaid, "paid_on"), (FinancingRescheduled, "rescheduled_on"), (MarginDiscounted, "discounted_on"),
+    (FinancingWrittenOff, "written_off_on"), (HardshipFlagged, "flagged_on"), (HardshipCleared, "cleared_on"),
+    (NoteAdded, "on"),
+)}
 #: imported disbursements take effect on the first tranche's date (the published event, and the internal
 #: one of books imported before it existed)
-_FIRST_TRANCHE = frozenset({FinancingImported.event_type, "loans.DisbursementImported"})
+_FIRST_TRANCHE = frozenset({FinancingImported.event_type, DisbursementImported.event_type})
 
 
 def job_id_for(financing_id: str) -> str:
@@ -375,114 +373,182 @@ def _replace_unpaid(state: Financing, schedule: list[Instalment]) -> tuple[Insta
     return (*kept, *_new_instalments(schedule, cost_left))
 
 
+#: how each event of a financing's stream changes its state: internal and published events both
+_Evolve = Callable[[Financing, Fact], Financing]
+_EVOLVE: dict[str, _Evolve] = {}
+
+
+def _on(*models: type[Contract] | type[InternalEvent]) -> Callable[[_Evolve], _Evolve]:
+    def register(fn: _Evolve) -> _Evolve:
+        for m in models:
+            assert m.event_type not in _EVOLVE, m.event_type
+            _EVOLVE[m.event_type] = fn
+        return fn
+    return register
+
+
+@_on(FinancingApplied)
+def _applied(s: Financing, event: Fact) -> Financing:
+    e = FinancingApplied.model_validate(event.payload)
+    return _set(s, financing_id=str(e.financing_id), member_id=str(e.member_id), status="applied",
+                amount=e.amount, applied_on=e.applied_on, applied_by=event.actor)
+
+
+@_on(TermsQuoted)
+def _terms_quoted(s: Financing, event: Fact) -> Financing:
+    q = TermsQuoted.model_validate(event.payload)
+    return _set(s, terms=Terms(q.product_id, q.purpose, q.contract_type, q.frequency, q.instalments, q.margin_bp,
+                               q.min_amount, q.max_amount, tuple(q.tranche_percents), q.late_charge, tuple(q.funds),
+                               q.rebate_method, q.margin_idr))
+
+
+@_on(FinancingApproved)
+def _approved(s: Financing, event: Fact) -> Financing:
+    e = FinancingApproved.model_validate(event.payload)
+    return _set(s, status="approved", amount=e.amount, approved_on=e.approved_on, approved_by=event.actor)
+
+
+@_on(FinancingRejected)
+def _rejected(s: Financing, event: Fact) -> Financing:
+    e = FinancingRejected.model_validate(event.payload)
+    return _set(s, status="rejected", rejected_on=e.rejected_on, rejection_reason=e.reason)
+
+
+@_on(WorkOrderRecorded)
+def _work_ordered(s: Financing, event: Fact) -> Financing:
+    w = WorkOrderRecorded.model_validate(event.payload)
+    return _set(s, status="work_ordered", work_order=WorkOrder(w.work_order_ref, w.payee_type, w.payee_id, w.cost,
+                                                               w.ordered_on))
+
+
+@_on(ContractSigned)
+def _signed(s: Financing, event: Fact) -> Financing:
+    c = ContractSigned.model_validate(event.payload)
+    assert s.terms is not None
+    amounts = maths.tranche_amounts(c.cost, s.terms.tranche_percents)
+    tranches = tuple(Tranche(n + 1, a, "work_order" if n == 0 else "inspection_passed") for n, a in enumerate(amounts))
+    return _set(s, status="signed", cost=c.cost, margin=c.margin, selling_price=c.selling_price, signed_on=c.signed_on,
+                instalments=_new_instalments(c.schedule, c.cost), tranches=tranches)
+
+
+@_on(TrancheDisbursed)
+def _disbursed(s: Financing, event: Fact) -> Financing:
+    d = TrancheDisbursed.model_validate(event.payload)
+    tranches = tuple(
+        _set(tr, disbursed_on=d.disbursed_on, source_of_funds=d.source_of_funds,
+             job_id=str(d.job_id) if d.job_id else None) if tr.number == d.tranche_number else tr
+        for tr in s.tranches
+    )
+    return _set(s, tranches=tranches, status="active" if s.status == "signed" else s.status)
+
+
+@_on(FinancingImported, DisbursementImported)
+def _imported(s: Financing, event: Fact) -> Financing:
+    model = FinancingImported if event.type == FinancingImported.event_type else DisbursementImported
+    paid = {x.number: x for x in model.model_validate(event.payload).tranches}
+    return _set(s, status="active" if s.status == "signed" else s.status, tranches=tuple(
+        _set(tr, disbursed_on=paid[tr.number].disbursed_on, source_of_funds=paid[tr.number].source_of_funds)
+        if tr.number in paid else tr for tr in s.tranches))
+
+
+@_on(RepaymentRecorded)
+def _repaid(s: Financing, event: Fact) -> Financing:
+    r = RepaymentRecorded.model_validate(event.payload)
+    alloc = r.allocations
+    return _set(
+        s,
+        instalments=tuple(
+            _set(i, paid=i.paid + alloc[i.number],
+                 paid_on_time=i.paid_on_time + (alloc[i.number] if r.paid_on <= i.due_on else 0))
+            if i.number in alloc else i
+            for i in s.instalments
+        ),
+        receipts=MappingProxyType({**s.receipts, r.receipt_number: Receipt(r.amount, r.paid_on)}),
+        last_paid_on=max(s.last_paid_on, r.paid_on) if s.last_paid_on else r.paid_on,
+        recovered=s.recovered + (r.amount if s.status == "written_off" else 0),
+    )
+
+
+@_on(FinancingClosed)
+def _closed(s: Financing, event: Fact) -> Financing:
+    f = FinancingClosed.model_validate(event.payload)
+    if f.reason == "written_off":
+        return _set(s, closed_on=f.closed_on, close_reason=f.reason)
+    # on early settlement what is left unpaid is exactly the rebate: it is forgiven
+    return _set(s, status="settled", closed_on=f.closed_on, close_reason=f.reason, rebate=f.rebate,
+                instalments=tuple(_set(i, waived=i.waived + i.owed) for i in s.instalments))
+
+
+@_on(FinancingRescheduled)
+def _rescheduled(s: Financing, event: Fact) -> Financing:
+    rs = FinancingRescheduled.model_validate(event.payload)
+    return _set(s, instalments=_replace_unpaid(s, rs.schedule), restructured=True,
+                schedule_changed_on=rs.rescheduled_on)
+
+
+@_on(MarginDiscounted)
+def _discounted(s: Financing, event: Fact) -> Financing:
+    md = MarginDiscounted.model_validate(event.payload)
+    return _set(s, instalments=_replace_unpaid(s, md.schedule), margin_discounted=s.margin_discounted + md.amount,
+                schedule_changed_on=md.discounted_on)
+
+
+@_on(FinancingWrittenOff)
+def _written_off(s: Financing, event: Fact) -> Financing:
+    wo = FinancingWrittenOff.model_validate(event.payload)
+    return _set(s, status="written_off", written_off_on=wo.written_off_on, write_off_reason=wo.reason,
+                written_off_principal=wo.principal, written_off_margin=wo.margin)
+
+
+@_on(HardshipFlagged)
+def _hardship_flagged(s: Financing, event: Fact) -> Financing:
+    return _set(s, hardship_since=_d(event.payload["flagged_on"]))
+
+
+@_on(HardshipCleared)
+def _hardship_cleared(s: Financing, event: Fact) -> Financing:
+    return _set(s, hardship_since=None)
+
+
+@_on(LateChargeProposed)
+def _late_charge_proposed(s: Financing, event: Fact) -> Financing:
+    lp = LateChargeProposed.model_validate(event.payload)
+    return _set(s, late_charges=(*s.late_charges, LateCharge(lp.instalment_number, lp.amount, lp.proposed_on,
+                                                             event.actor)))
+
+
+@_on(LateChargeRecorded, LateChargeDeclined)
+def _late_charge_decided(s: Financing, event: Fact) -> Financing:
+    p = event.payload
+    number, on = p["instalment_number"], _d(p.get("recorded_on") or p["declined_on"])
+    status = "recorded" if event.type == LateChargeRecorded.event_type else "declined"
+    return _set(s, late_charges=tuple(
+        _set(c, status=status, decided_on=on) if c.instalment_number == number and c.status == "proposed" else c
+        for c in s.late_charges))
+
+
+@_on(LateChargePaid)
+def _late_charge_paid(s: Financing, event: Fact) -> Financing:
+    lp = LateChargePaid.model_validate(event.payload)
+    # the charge recorded last for the instalment (an earlier one on it was declined)
+    k = max(n for n, c in enumerate(s.late_charges)
+            if c.instalment_number == lp.instalment_number and c.status == "recorded")
+    return _set(s, late_charges=tuple(_set(c, paid=c.paid + lp.amount) if n == k else c
+                                      for n, c in enumerate(s.late_charges)),
+                charge_receipts=MappingProxyType({**s.charge_receipts, lp.receipt_number: Receipt(lp.amount, lp.paid_on)}))
+
+
+@_on(NoteAdded)
+def _noted(s: Financing, event: Fact) -> Financing:
+    n = NoteAdded.model_validate(event.payload)
+    return _set(s, notes=(*s.notes, Note(n.topic, n.text, n.on, event.actor)))
+
+
 def evolve(state: Financing, event: Fact) -> Financing:
-    """The state after ``event``. Internal and published events of the stream are both folded."""
-    t, p = event.type, event.payload
-    s = state
-    if t == FinancingApplied.event_type:
-        e = FinancingApplied.model_validate(p)
-        s = _set(s, financing_id=str(e.financing_id), member_id=str(e.member_id), status="applied",
-                    amount=e.amount, applied_on=e.applied_on, applied_by=event.actor)
-    elif t == "loans.TermsQuoted":
-        q = TermsQuoted.model_validate(p)
-        s = _set(s, terms=Terms(q.product_id, q.purpose, q.contract_type, q.frequency, q.instalments,
-                                   q.margin_bp, q.min_amount, q.max_amount, tuple(q.tranche_percents),
-                                   q.late_charge, tuple(q.funds), q.rebate_method, q.margin_idr))
-    elif t == FinancingApproved.event_type:
-        e2 = FinancingApproved.model_validate(p)
-        s = _set(s, status="approved", amount=e2.amount, approved_on=e2.approved_on, approved_by=event.actor)
-    elif t == FinancingRejected.event_type:
-        e3 = FinancingRejected.model_validate(p)
-        s = _set(s, status="rejected", rejected_on=e3.rejected_on, rejection_reason=e3.reason)
-    elif t == "loans.WorkOrderRecorded":
-        w = WorkOrderRecorded.model_validate(p)
-        s = _set(s, status="work_ordered", work_order=WorkOrder(w.work_order_ref, w.payee_type, w.payee_id,
-                                                                   w.cost, w.ordered_on))
-    elif t == ContractSigned.event_type:
-        c = ContractSigned.model_validate(p)
-        assert s.terms is not None
-        amounts = maths.tranche_amounts(c.cost, s.terms.tranche_percents)
-        tranches = tuple(Tranche(n + 1, a, "work_order" if n == 0 else "inspection_passed")
-                         for n, a in enumerate(amounts))
-        s = _set(s, status="signed", cost=c.cost, margin=c.margin, selling_price=c.selling_price,
-                    signed_on=c.signed_on, instalments=_new_instalments(c.schedule, c.cost), tranches=tranches)
-    elif t == TrancheDisbursed.event_type:
-        d = TrancheDisbursed.model_validate(p)
-        tranches = tuple(
-            _set(tr, disbursed_on=d.disbursed_on, source_of_funds=d.source_of_funds,
-                    job_id=str(d.job_id) if d.job_id else None) if tr.number == d.tranche_number else tr
-            for tr in s.tranches
-        )
-        s = _set(s, tranches=tranches, status="active" if s.status == "signed" else s.status)
-    elif t in _FIRST_TRANCHE:
-        di = (FinancingImported if t == FinancingImported.event_type else DisbursementImported).model_validate(p)
-        paid = {x.number: x for x in di.tranches}
-        s = _set(s, status="active" if s.status == "signed" else s.status, tranches=tuple(
-            _set(tr, disbursed_on=paid[tr.number].disbursed_on, source_of_funds=paid[tr.number].source_of_funds)
-            if tr.number in paid else tr for tr in s.tranches))
-    elif t == RepaymentRecorded.event_type:
-        r = RepaymentRecorded.model_validate(p)
-        alloc = r.allocations
-        s = _set(
-            s,
-            instalments=tuple(
-                _set(i, paid=i.paid + alloc[i.number],
-                        paid_on_time=i.paid_on_time + (alloc[i.number] if r.paid_on <= i.due_on else 0))
-                if i.number in alloc else i
-                for i in s.instalments
-            ),
-            receipts=MappingProxyType({**s.receipts, r.receipt_number: Receipt(r.amount, r.paid_on)}),
-            last_paid_on=max(s.last_paid_on, r.paid_on) if s.last_paid_on else r.paid_on,
-            recovered=s.recovered + (r.amount if s.status == "written_off" else 0),
-        )
-    elif t == FinancingClosed.event_type:
-        f = FinancingClosed.model_validate(p)
-        if f.reason == "written_off":
-            s = _set(s, closed_on=f.closed_on, close_reason=f.reason)
-        else:
-            # on early settlement what is left unpaid is exactly the rebate: it is forgiven
-            s = _set(s, status="settled", closed_on=f.closed_on, close_reason=f.reason, rebate=f.rebate,
-                        instalments=tuple(_set(i, waived=i.waived + i.owed) for i in s.instalments))
-    elif t == FinancingRescheduled.event_type:
-        rs = FinancingRescheduled.model_validate(p)
-        s = _set(s, instalments=_replace_unpaid(s, rs.schedule), restructured=True,
-                    schedule_changed_on=rs.rescheduled_on)
-    elif t == MarginDiscounted.event_type:
-        md = MarginDiscounted.model_validate(p)
-        s = _set(s, instalments=_replace_unpaid(s, md.schedule), margin_discounted=s.margin_discounted + md.amount,
-                    schedule_changed_on=md.discounted_on)
-    elif t == FinancingWrittenOff.event_type:
-        wo = FinancingWrittenOff.model_validate(p)
-        s = _set(s, status="written_off", written_off_on=wo.written_off_on, write_off_reason=wo.reason,
-                    written_off_principal=wo.principal, written_off_margin=wo.margin)
-    elif t == "loans.HardshipFlagged":
-        s = _set(s, hardship_since=_d(p["flagged_on"]))
-    elif t == "loans.HardshipCleared":
-        s = _set(s, hardship_since=None)
-    elif t == "loans.LateChargeProposed":
-        lp = LateChargeProposed.model_validate(p)
-        s = _set(s, late_charges=(*s.late_charges,
-                                     LateCharge(lp.instalment_number, lp.amount, lp.proposed_on, event.actor)))
-    elif t in (LateChargeRecorded.event_type, "loans.LateChargeDeclined"):
-        number = p["instalment_number"]
-        on = _d(p.get("recorded_on") or p["declined_on"])
-        status = "recorded" if t == LateChargeRecorded.event_type else "declined"
-        s = _set(s, late_charges=tuple(
-            _set(c, status=status, decided_on=on) if c.instalment_number == number and c.status == "proposed"
-            else c for c in s.late_charges))
-    elif t == LateChargePaid.event_type:
-        lp2 = LateChargePaid.model_validate(p)
-        # the charge recorded last for the instalment (an earlier one on it was declined)
-        k = max(n for n, c in enumerate(s.late_charges)
-                if c.instalment_number == lp2.instalment_number and c.status == "recorded")
-        s = _set(s, late_charges=tuple(_set(c, paid=c.paid + lp2.amount) if n == k else c
-                                       for n, c in enumerate(s.late_charges)),
-                 charge_receipts=MappingProxyType({**s.charge_receipts,
-                                                   lp2.receipt_number: Receipt(lp2.amount, lp2.paid_on)}))
-    elif t == "loans.NoteAdded":
-        n = NoteAdded.model_validate(p)
-        s = _set(s, notes=(*s.notes, Note(n.topic, n.text, n.on, event.actor)))
-    return _set(s, version=event.version)
+    """The state after ``event`` (``_EVOLVE``: one function per event type). Internal and published events of
+    the stream are both folded; a type the stream never held changes only the version."""
+    step = _EVOLVE.get(event.type)
+    return _set(step(state, event) if step is not None else state, version=event.version)
 
 
 def fold(events: Iterable[Fact]) -> Financing:

@@ -24,7 +24,8 @@ from services.loans.domain import schedule as maths
 from services.loans.domain.commands import RecordRepayment
 from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.events import TermsQuoted, WorkOrderRecorded
-from services.loans.domain.product import LOANS_NAMESPACE, Product, new_event
+from services.loans.domain.product import LOANS_NAMESPACE, Product
+from shared.contracts import new_event
 from shared.contracts.loans import (
     ContractSigned,
     FinancingApplied,

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel
 
 from services.loans.domain.errors import LoanConflict, LoanRuleViolation
-from services.loans.domain.events import TYPE_OF, LoanSettingsChanged, ProductDefined, TenorMargin
+from services.loans.domain.events import LoanSettingsChanged, ProductDefined, TenorMargin
 from services.loans.domain.schedule import tranche_amounts
-from shared.contracts import Contract
+from shared.contracts import new_event
 from shared.envelope import Envelope, NewEvent
 
 PRODUCT_STREAM_TYPE = "loan_product"
@@ -31,13 +30,6 @@ CONSTRUCTION_PURPOSES = frozenset({"septic_tank", "toilet_upgrade", "water_conne
 SHARIA_CONTRACTS = frozenset({"murabahah", "istishna", "qard_hasan"})
 PRODUCT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 FUND = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-
-
-def new_event(model: BaseModel) -> NewEvent:
-    """A ``NewEvent`` of a published contract or an internal event model."""
-    if isinstance(model, Contract):
-        return NewEvent(model.event_type, model.model_dump(mode="json"), model.schema_version)
-    return NewEvent(TYPE_OF[type(model)], model.model_dump(mode="json"), 1)
 
 
 def product_stream_id(product_id: str) -> str:

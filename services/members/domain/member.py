@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from services.members.domain import jmp
 from services.members.domain.errors import MemberRuleViolation, StateConflict
 from services.members.domain.settings import DEFAULT, CooperativeSettings, assess_b40, b40_by_rule
+from shared.contracts import new_event
 from shared.contracts.members import (
     HouseholdSurveyed,
     HygieneInputs,
@@ -241,10 +242,6 @@ def _then(state: Member, events: list[NewEvent]) -> Member:
     return state
 
 
-def _event(contract: Any) -> NewEvent:
-    return NewEvent(contract.event_type, contract.model_dump(mode="json"), contract.schema_version)
-
-
 # -- rules shared by commands ------------------------------------------------------------------------------
 
 
@@ -292,9 +289,9 @@ def register(state: Member, member_id: str, details: dict[str, Any], today: date
     check_group(details.get("group_id"), group, settings)
     details["b40"] = assess_b40(settings, proxies.get("electricity"), proxies.get("income_band"),
                                 details.get("b40"))
-    events = [_event(MemberRegistered(member_id=member_id, **details))]
+    events = [new_event(MemberRegistered(member_id=member_id, **details))]
     if proxies:
-        events.append(_event(MemberDetailsChanged(member_id=member_id, cause="registration",
+        events.append(new_event(MemberDetailsChanged(member_id=member_id, cause="registration",
                                                   changed_fields=list(proxies), **proxies)))
     if baseline is not None:
         try:
@@ -330,7 +327,7 @@ def correct_details(state: Member, changes: dict[str, Any], today: date, *,
     changed = [f for f in CORRECTABLE if new[f] != getattr(state, f)]
     events: list[NewEvent] = []
     if changed:
-        events.append(_event(MemberDetailsChanged(member_id=state.member_id, cause="correction",
+        events.append(new_event(MemberDetailsChanged(member_id=state.member_id, cause="correction",
                                                   changed_fields=changed, **{f: new[f] for f in changed})))
     personal = [f for f in PERSONAL_FIELDS if f in personal_fields_changed]
     if personal:
@@ -351,7 +348,7 @@ def move_group(state: Member, group_id: str, effective_on: date, today: date, *,
     _not_future(effective_on, today, "effective_on")
     if effective_on < state.joined_on:
         raise MemberRuleViolation(f"before the member joined ({state.joined_on})", field="effective_on")
-    return [_event(MemberGroupChanged(member_id=state.member_id, from_group_id=state.group_id, to_group_id=group_id,
+    return [new_event(MemberGroupChanged(member_id=state.member_id, from_group_id=state.group_id, to_group_id=group_id,
                                       centre_id=group.centre_id if group else None, effective_on=effective_on))]
 
 
@@ -367,7 +364,7 @@ def record_survey(state: Member, answers: SurveyAnswers, today: date) -> list[Ne
         rungs = jmp.classify(answers.water, answers.sanitation, answers.hygiene)
     except jmp.SurveyInputError as e:
         raise MemberRuleViolation(e.reason, field=e.field) from None
-    return [_event(HouseholdSurveyed(
+    return [new_event(HouseholdSurveyed(
         survey_id=answers.survey_id, member_id=state.member_id,
         kind="baseline" if state.surveys == 0 else "follow_up", surveyed_on=answers.surveyed_on,
         household_size=answers.household_size or state.household_size,
@@ -383,7 +380,7 @@ def exit_member(state: Member, exited_on: date, reason: str, today: date) -> lis
     _not_future(exited_on, today, "exited_on")
     if exited_on < state.joined_on:
         raise MemberRuleViolation(f"before the member joined ({state.joined_on})", field="exited_on")
-    return [_event(MemberExited(member_id=state.member_id, exited_on=exited_on, reason=reason))]  # type: ignore[arg-type]
+    return [new_event(MemberExited(member_id=state.member_id, exited_on=exited_on, reason=reason))]  # type: ignore[arg-type]
 
 
 def erase_personal_data(state: Member, today: date) -> list[NewEvent]:
@@ -396,7 +393,7 @@ def erase_personal_data(state: Member, today: date) -> list[NewEvent]:
         raise StateConflict("only an exited member's personal data can be erased: record the exit first")
     if state.personal_data_erased:
         raise StateConflict("this member's personal data was already erased")
-    return [_event(MemberPersonalDataErased(member_id=state.member_id, erased_on=today))]
+    return [new_event(MemberPersonalDataErased(member_id=state.member_id, erased_on=today))]
 
 
 # -- what the sanitation service's events show (the reaction's decisions) -------------------------------------

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from services.members.domain.errors import MemberRuleViolation, StateConflict
+from shared.contracts import new_event
 from shared.contracts.members import LeadMarked, PromotionSessionHeld, SessionAttendanceAdded
 from shared.envelope import Envelope, NewEvent
 
@@ -63,10 +64,6 @@ def fold(events: list[Envelope]) -> Session:
     return state
 
 
-def _event(contract: Any) -> NewEvent:
-    return NewEvent(contract.event_type, contract.model_dump(mode="json"), contract.schema_version)
-
-
 def _check_attendees(member_ids: list[str], active_members: dict[str, bool], field_name: str) -> None:
     """Attendees are members of this cooperative who had not exited by the session's day, each listed once
     (someone may attend before joining: triggering sessions recruit)."""
@@ -100,7 +97,7 @@ def hold_session(state: Session, session_id: str, details: dict[str, Any], today
     _check_attendees(attendees, active_members, "attendee_member_ids")
     if not attendees and not details.get("other_attendees"):
         raise MemberRuleViolation("a session needs at least one attendee", field="attendee_member_ids")
-    return [_event(PromotionSessionHeld(session_id=session_id, **{**details, "attendee_member_ids": attendees}))]
+    return [new_event(PromotionSessionHeld(session_id=session_id, **{**details, "attendee_member_ids": attendees}))]
 
 
 def add_attendance(state: Session, member_ids: list[str], *, active_members: dict[str, bool]) -> list[NewEvent]:
@@ -112,7 +109,7 @@ def add_attendance(state: Session, member_ids: list[str], *, active_members: dic
     if already:
         raise StateConflict(f"already recorded as attending: {', '.join(already)}", field="member_ids")
     _check_attendees(member_ids, active_members, "member_ids")
-    return [_event(SessionAttendanceAdded(session_id=state.session_id, member_ids=member_ids))]
+    return [new_event(SessionAttendanceAdded(session_id=state.session_id, member_ids=member_ids))]
 
 
 def mark_lead(state: Session, member_id: str, product: str, marked_on: date, today: date, *,
@@ -131,5 +128,5 @@ def mark_lead(state: Session, member_id: str, product: str, marked_on: date, tod
         raise MemberRuleViolation("marked_on cannot be in the future", field="marked_on")
     if marked_on < state.held_on:
         raise MemberRuleViolation(f"before the session was held ({state.held_on})", field="marked_on")
-    return [_event(LeadMarked(session_id=state.session_id, member_id=member_id, product=product,  # type: ignore[arg-type]
+    return [new_event(LeadMarked(session_id=state.session_id, member_id=member_id, product=product,  # type: ignore[arg-type]
                               marked_on=marked_on))]

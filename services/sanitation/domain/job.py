@@ -24,7 +24,7 @@ from services.sanitation.domain.contractor import Contractor, certification_prob
 from services.sanitation.domain.dates import add_years, month_bounds
 from services.sanitation.domain.errors import AlreadyExists, RuleViolation, UnknownVisit
 from services.sanitation.domain.settings import CooperativeSettings
-from shared.contracts import Contract
+from shared.contracts import new_event
 from shared.contracts.sanitation import (
     ContractorAssigned,
     DesludgingScheduled,
@@ -243,10 +243,6 @@ def fold(events: Iterable[Envelope], state: ConstructionJob | None = None) -> Co
 # -- helpers ------------------------------------------------------------------------------------------
 
 
-def _event(contract: Contract) -> NewEvent:
-    return NewEvent(contract.event_type, contract.model_dump(mode="json"), contract.schema_version)
-
-
 def _not_future(day: date, today: date, field: str) -> None:
     if day > today:
         raise RuleViolation(f"{field} ({day}) cannot be in the future", field=field)
@@ -272,7 +268,7 @@ def order(state: ConstructionJob, job_id: str, member_id: str, kind: JobKind, fi
     if kind not in KINDS:
         raise RuleViolation(f"unknown job kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind")
     _not_future(ordered_on, today, "ordered_on")
-    events = [_event(JobOrdered(job_id=job_id, member_id=member_id, kind=kind,  # type: ignore[arg-type]
+    events = [new_event(JobOrdered(job_id=job_id, member_id=member_id, kind=kind,  # type: ignore[arg-type]
                                 financing_id=financing_id, ordered_on=ordered_on))]  # type: ignore[arg-type]
     if village:
         events.append(NewEvent(VILLAGE_SET, {"job_id": job_id, "village": village}))
@@ -326,7 +322,7 @@ def assign(state: ConstructionJob, contractor: Contractor, assigned_on: date, to
         problem = certification_problem(contractor, assigned_on)
         if problem is not None:
             raise RuleViolation(f"septic-tank work needs a certified contractor: {problem}", field="contractor_id")
-    return [_event(ContractorAssigned(job_id=state.job_id, member_id=state.member_id, kind=state.kind,  # type: ignore[arg-type]
+    return [new_event(ContractorAssigned(job_id=state.job_id, member_id=state.member_id, kind=state.kind,  # type: ignore[arg-type]
                                       financing_id=state.financing_id, contractor_id=contractor.contractor_id,  # type: ignore[arg-type]
                                       assigned_on=assigned_on))]
 
@@ -338,7 +334,7 @@ def start(state: ConstructionJob, started_on: date, today: date) -> list[NewEven
         raise RuleViolation(f"work has already started (the job is {state.status})")
     _not_future(started_on, today, "started_on")
     _not_before(started_on, state.assigned_on, "the assignment", "started_on")
-    return [_event(JobStarted(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
+    return [new_event(JobStarted(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
                               contractor_id=state.contractor_id, started_on=started_on))]  # type: ignore[arg-type]
 
 
@@ -382,7 +378,7 @@ def inspect(state: ConstructionJob, inspected_on: date, septic_tank: checklist.S
         items=[InspectionItem(code=r.code, passed=r.passed, note=r.contract_note(), photo_ref=r.photo_ref)
                for r in results],
     )
-    return [NewEvent(FINDINGS_RECORDED, findings), _event(recorded)]
+    return [NewEvent(FINDINGS_RECORDED, findings), new_event(recorded)]
 
 
 def rework(state: ConstructionJob, started_on: date, note: str | None, today: date) -> list[NewEvent]:
@@ -421,12 +417,12 @@ def complete(state: ConstructionJob, completed_on: date, pdam_customer_number: s
                             field="pdam_customer_number")
     _not_future(completed_on, today, "completed_on")
     _not_before(completed_on, last.inspected_on, f"the passed inspection #{last.number}", "completed_on")
-    events = [_event(JobCompleted(job_id=state.job_id, member_id=state.member_id, kind=state.kind,  # type: ignore[arg-type]
+    events = [new_event(JobCompleted(job_id=state.job_id, member_id=state.member_id, kind=state.kind,  # type: ignore[arg-type]
                                   financing_id=state.financing_id, contractor_id=state.contractor_id,  # type: ignore[arg-type]
                                   completed_on=completed_on, pdam_customer_number=pdam_customer_number))]
     if state.kind == "septic_tank":
         interval = settings.desludging_interval_years
-        events.append(_event(DesludgingScheduled(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
+        events.append(new_event(DesludgingScheduled(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
                                                  completed_on=completed_on, interval_years=interval,
                                                  due_on=first_due_date(completed_on, interval))))
     return events
@@ -518,7 +514,7 @@ def record_visit(state: ConstructionJob, visit_id: str, visited_on: date, outcom
     elif volume_m3 is not None:
         raise RuleViolation(f"no sludge was removed at a visit that ended {outcome.replace('_', ' ')}: "
                             "leave volume_m3 out", field="volume_m3")
-    events = [_event(DesludgingVisitRecorded(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
+    events = [new_event(DesludgingVisitRecorded(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
                                              visit_id=visit_id, visited_on=visited_on, outcome=outcome,  # type: ignore[arg-type]
                                              operator=operator, truck_plate=truck_plate, volume_m3=volume_m3,
                                              cancellation_reason=cancellation_reason))]
@@ -553,14 +549,14 @@ def acknowledge_receipt(state: ConstructionJob, visit_id: str, iplt_id: str, man
     _not_future(received_on, today, "received_on")
     _not_before(received_on, visit.visited_on, "the emptying", "received_on")
     tolerance = settings.iplt_volume_tolerance_pct
-    events = [_event(IpltReceiptAcknowledged(
+    events = [new_event(IpltReceiptAcknowledged(
         job_id=state.job_id, member_id=state.member_id, visit_id=visit_id, iplt_id=iplt_id,  # type: ignore[arg-type]
         manifest_number=manifest_number, received_on=received_on, volume_removed_m3=visit.volume_m3,
         volume_received_m3=volume_received_m3,
         volume_mismatch=volume_mismatch(visit.volume_m3, volume_received_m3, tolerance)))]
     if s.last_emptied_on is None or visit.visited_on > s.last_emptied_on:
         interval = settings.desludging_interval_years
-        events.append(_event(NextDesludgingDue(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
+        events.append(new_event(NextDesludgingDue(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
                                                last_emptied_on=visit.visited_on, interval_years=interval,
                                                due_on=next_due_date(visit.visited_on, interval))))
     return events
