@@ -41,7 +41,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresHandle]:
-    handle = start_postgres()
+    handle = start_postgres(durable=False)  # a test server: no fsync (deploy/local/infra.py)
     print(f"\n[infra] PostgreSQL: {handle.origin}")
     yield handle
     if handle.origin == "DATABASE_URL":

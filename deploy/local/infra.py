@@ -219,7 +219,10 @@ class KafkaHandle:
             self._stop()
 
 
-def start_postgres(workdir: Path | None = None) -> PostgresHandle:
+def start_postgres(workdir: Path | None = None, *, durable: bool = True) -> PostgresHandle:
+    """A PostgreSQL server: ``DATABASE_URL``'s, a testcontainers one where Docker answers, else the embedded
+    one. ``durable=False`` (the test suite's): the embedded server does not fsync (see below); the
+    benchmarks keep the default, since their commit rates are measured against the disk's."""
     if url := os.environ.get("DATABASE_URL"):
         return PostgresHandle(url, "DATABASE_URL")
     if docker_available():
@@ -233,7 +236,7 @@ def start_postgres(workdir: Path | None = None) -> PostgresHandle:
     # for the disk (4-10 s per test of the four-service system). Commits still write their WAL before they
     # answer, so a kill -9 of a process or of PostgreSQL itself (the crash tests, the chaos run) loses
     # nothing; only a crash of the operating system would, which no test makes. `make run` keeps fsync.
-    pg = LocalPostgres(base, settings={"fsync": "off"}).start()
+    pg = LocalPostgres(base, settings={"fsync": "on" if durable else "off"}).start()
     return PostgresHandle(pg.url(), f"embedded PostgreSQL ({pg.data_dir})",
                           lambda: (pg.stop(), shutil.rmtree(base, ignore_errors=True)))
 
