@@ -27,6 +27,10 @@ from random import Random
 from typing import Any, Literal
 
 from deploy.local.infra import InfraError, KafkaHandle, PostgresHandle, start_kafka, start_postgres
+from deploy.local.services import ephemeral_personal_data_keys
+
+# the members service does not start without its personal-data keys: a benchmark run makes its own
+ephemeral_personal_data_keys("bench-1")
 
 MEMBER_EVENT = "members.MemberRegistered"
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_postgres
+from deploy.local.services import ephemeral_personal_data_keys
 
 # every pool refuses a task that holds one of its connections and asks for another (shared.db.Pool): the
 # whole suite, and the service processes it starts, run with the check on, so such a path fails a test
@@ -22,18 +23,9 @@ from deploy.local.infra import KafkaHandle, PostgresHandle, start_kafka, start_p
 os.environ.setdefault("WASHFIN_POOL_NESTING_CHECK", "1")
 
 
-def _session_personal_data_keys() -> None:
-    """The members service seals names, NIKs and phones with keys from settings and does not start without
-    them: the session makes its own (random; the service processes it starts inherit them)."""
-    import json
-
-    from services.members.personal_data import new_key
-
-    os.environ.setdefault("MEMBERS_PERSONAL_DATA_KEYS", json.dumps({"test-1": new_key()}))
-    os.environ.setdefault("MEMBERS_PERSONAL_DATA_LOOKUP_KEY", new_key())
-
-
-_session_personal_data_keys()
+# the members service seals names, NIKs and phones with keys from settings and does not start without them:
+# the session makes its own (random; the service processes it starts inherit them)
+ephemeral_personal_data_keys("test-1")
 
 log = logging.getLogger("washfin.tests")
 logging.getLogger("httpx").setLevel(logging.WARNING)

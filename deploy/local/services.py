@@ -144,3 +144,12 @@ def members_personal_data_env(data_dir: Path) -> dict[str, str]:
     keys = json.loads(path.read_text())
     return {"MEMBERS_PERSONAL_DATA_KEYS": json.dumps(keys["keys"]), "MEMBERS_PERSONAL_DATA_KEY_ID": keys["key_id"],
             "MEMBERS_PERSONAL_DATA_LOOKUP_KEY": keys["lookup_key"]}
+
+
+def ephemeral_personal_data_keys(key_id: str) -> None:
+    """Personal-data keys for a process that keeps nothing (the test session, a benchmark run): random,
+    set in this process's environment unless given, and inherited by the service processes it starts."""
+    from services.members.personal_data import new_key
+
+    os.environ.setdefault("MEMBERS_PERSONAL_DATA_KEYS", json.dumps({key_id: new_key()}))
+    os.environ.setdefault("MEMBERS_PERSONAL_DATA_LOOKUP_KEY", new_key())
