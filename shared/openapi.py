@@ -10,8 +10,15 @@ tells the truth about keys and errors.
 - Errors are documented as ``shared.web`` shapes them, once for every operation, never per route:
   ``ValidationErrorBody`` (``{"error": "invalid_request", "errors": [{"field", "reason"}]}``) and
   ``ErrorBody`` (``{"error": code, "reason", "field"?}``) in place of FastAPI's ``HTTPValidationError``,
-  with 401/403 where a key is needed, 404 where the path names a resource, 409 where a write can conflict,
-  413 where a body is accepted, and 503 (busy, with ``Retry-After``) everywhere.
+  with 401/403 and 429 (refused keys throttled, with ``Retry-After``) where a key is needed, 404 where the
+  path names a resource, 409 where a write can conflict, 413 where the operation takes a body (the
+  ``BodyLimit`` middleware's limit; ``POST /imports`` has its own), and 503 (busy, with ``Retry-After``)
+  everywhere.
+- Every request body has at least one example, shown by the pages as named examples of its media type
+  (``examples``: each the body model's ``json_schema_extra`` examples, in order), and each one is accepted by
+  the demo system (``make run``): ``tests/ops/test_api_examples.py`` replays them all, in workflow order.
+  An id an example needs is one of ``EXAMPLE_IDS`` (the same made-up id everywhere): the step that gives
+  the real one is named in each path parameter's description (``PATH_PARAMETERS``) and in the body field's.
 """
 
 from __future__ import annotations
@@ -36,6 +43,42 @@ METHODS = WRITES | {"get", "head", "options", "trace"}
 PROBE_TAG = "health"
 
 _REF = "#/components/schemas/{}"
+
+#: the made-up ids the examples use, each standing for one an earlier step answered with (the replay test
+#: substitutes the real ones), with that step
+EXAMPLE_IDS: dict[str, tuple[str, str]] = {
+    "member_id": ("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85",
+                  "`member_id` in the answer of members `POST /members` (or an item of `GET /members`)"),
+    "other_member_id": ("9c41e7a0-2b6d-4f1e-8a3c-5d7f9e1b2c60",
+                        "`member_id` of another member, from members `POST /members` (its second example)"),
+    "financing_id": ("7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                     "`financing_id` in the answer of loans `POST /financings` (or an item of `GET /financings`)"),
+    "contractor_id": ("c0a7f1e2-6b1d-4c3e-9a5f-0b1c2d3e4f99",
+                      "`contractor_id` in the answer of sanitation `POST /contractors`"),
+    "job_id": ("3e8b1f5c-7a2d-4e9f-b6c1-0d4a8e2f7b13",
+               "`job_id` in the answer of sanitation `POST /jobs`, or of the job a financing's first tranche "
+               "ordered (`GET /jobs?member_id=...`, its `financing_id`)"),
+    "visit_id": ("a6f2c9d4-1e7b-4b3a-9c8d-2f5e7a1b3c46",
+                 "`visit_id` in the answer of sanitation `POST /jobs/{job_id}/desludging/visits`"),
+    "session_id": ("e2b7d4f9-8c1a-4d6e-b3f5-7a9c1e2d4b68",
+                   "`session_id` in the answer of members `POST /sessions`"),
+}
+
+#: what each path parameter is and which step gives it, with its example (set where a route gave none)
+PATH_PARAMETERS: dict[str, tuple[str, Any]] = {
+    **{name: (f"From an earlier step: {where}.", example) for name, (example, where) in EXAMPLE_IDS.items()},
+    "centre_id": ("The centre's code, as given to members `POST /centres`.", "pusat-cikupa-01"),
+    "group_id": ("The group's code, as given to members `POST /groups`.", "majelis-15"),
+    "product_id": ("The product's code, as given to loans `POST /products`.", "mikro-tata-sanitasi"),
+    "instalment_number": ("The instalment the late charge is for: `instalment_number` as proposed to "
+                          "`POST /financings/{financing_id}/late-charges`.", 2),
+    "indicator": ("One of the indicators `GET /reports/targets` lists (`indicators`).",
+                  "basic_sanitation_households"),
+    "programme_id": ("The programme's id (2-63 lowercase letters, digits and dashes), as created by "
+                     "`PUT /programmes/{programme_id}`.", "iuwash-tangguh"),
+    "tenant_id": ("A cooperative's id on the platform (the demo's: `kopsyah-bmi`, `koperasi-baik`).", "kopsyah-bmi"),
+    "table": ("One of the tables `GET /reports/tables` lists.", "members"),
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -124,7 +167,13 @@ RESPONSES: dict[str, dict[str, Any]] = {
         "request conflicts with what exists. Reload and try again.", "conflict",
         "version 3 expected, found 4 - someone else changed it first; reload and try again"),
     "PayloadTooLarge": _refusal("The request body is over the service's limit.", "payload_too_large",
-                                "request body over 1048576 bytes"),
+                                "request body over 20971520 bytes"),
+    "TooManyFailedAttempts": _refusal(
+        "Too many requests with a refused API key from this address, or at this key id, in the window: the key "
+        "was not even looked up; try again after Retry-After seconds.", "too_many_failed_attempts",
+        "too many requests with a refused API key; try again in 12 s",
+        **{"Retry-After": {"description": "Seconds until the window has room again",
+                           "schema": {"type": "integer", "minimum": 1}}}),
     "Unprocessable": {
         "description": "The request is malformed (`ValidationErrorBody`: every field at fault), or the business "
                        "rules refuse it (`ErrorBody`, e.g. `rule_violation`, `invalid_text`, "
@@ -167,6 +216,8 @@ def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if method not in METHODS:
                 continue
             _document_operation(method, op)
+            if "requestBody" in op:
+                _name_examples(schema, op["requestBody"])
     # FastAPI's 422 body ({"detail": [...]}), which no operation answers with any more
     used = json.dumps(schema["paths"])
     for fastapi_own in ("HTTPValidationError", "ValidationError"):
@@ -184,17 +235,73 @@ def _document_operation(method: str, op: dict[str, Any]) -> None:
         op["security"] = [r for r in op["security"] if BEARER_SCHEME not in r] + [{BEARER_SCHEME: []}]
         responses.setdefault("401", _response("Unauthorized"))
         responses.setdefault("403", _response("Forbidden"))
+        responses.setdefault("429", _response("TooManyFailedAttempts"))
+    for p in params:
+        if p.get("in") == "path" and p.get("name") in PATH_PARAMETERS:
+            description, example = PATH_PARAMETERS[p["name"]]
+            p.setdefault("description", description)
+            if "example" not in p and "examples" not in p:
+                p["example"] = example
     if any(p.get("in") == "path" for p in params):
         responses.setdefault("404", _response("NotFound"))
     if_match = any(p.get("in") == "header" and p.get("name", "").lower() == "if-match" for p in params)
     if method in WRITES or if_match:
         responses.setdefault("409", _response("Conflict"))
-    if "requestBody" in op or method in {"post", "put", "patch"}:
+    if "requestBody" in op:
         responses.setdefault("413", _response("PayloadTooLarge"))
     if "422" in responses or secured or params or "requestBody" in op:
         responses["422"] = _response("Unprocessable")  # replaces FastAPI's HTTPValidationError
     responses.setdefault("503", _response("NotLive" if probe else "Busy"))
     op["responses"] = dict(sorted(responses.items()))  # by status code, as the pages list them
+
+
+def _body_model(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The body's own schema: through a ``$ref``, and past ``anyOf [model, null]`` (an optional body)."""
+    alternatives = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(alternatives) == 1:
+        schema = alternatives[0]
+    while "$ref" in schema:
+        *_, kind, name = schema["$ref"].split("/")
+        schema = document["components"][kind][name]
+    return schema
+
+
+def _name_examples(document: dict[str, Any], body: dict[str, Any]) -> None:
+    """Each media type of a request body lists its examples as named ``examples`` (the model's own, from its
+    ``json_schema_extra``), where Swagger UI and ReDoc offer them, also for an optional body (``anyOf``)."""
+    for media in body.get("content", {}).values():
+        if "examples" in media:
+            continue
+        model = _body_model(document, media.get("schema", {}))
+        found = list(model.get("examples", []))
+        if "example" in media:
+            found = [media.pop("example"), *found]
+        if found:
+            media["examples"] = {f"example-{i}": {"summary": _summary(model, value, i), "value": value}
+                                 for i, value in enumerate(found, start=1)}
+
+
+def _summary(model: dict[str, Any], value: Any, i: int) -> str:
+    summaries = model.get("x-example-summaries") or []
+    return str(summaries[i - 1]) if i <= len(summaries) else f"example {i}"
+
+
+def inline_schema(model: Any) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` written in place (a body FastAPI does not derive, declared in
+    a route's ``openapi_extra``, cannot refer to the document's components; the models are not recursive)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def expand(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+                return expand(defs[node["$ref"].rsplit("/", 1)[1]])
+            return {k: expand(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [expand(v) for v in node]
+        return node
+
+    return expand(schema)  # type: ignore[no-any-return]
 
 
 def install_openapi(app: FastAPI) -> None:

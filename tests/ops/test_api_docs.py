@@ -152,16 +152,19 @@ def test_errors_are_documented_as_the_services_shape_them(apps: dict[str, FastAP
             codes = set(op["responses"])
             assert "503" in codes, where
             params = op.get("parameters", [])
+            # a refused key is throttled (429) only where a key is looked up
+            assert ("429" in codes) == ("security" in op), where
             if "security" in op:
-                assert {"401", "403", "422"} <= codes, where
-                for code in ("401", "403"):
+                assert {"401", "403", "422", "429"} <= codes, where
+                for code in ("401", "403", "429"):
                     assert response_schema(api, op, int(code)) == {"$ref": "#/components/schemas/ErrorBody"}
+                assert "Retry-After" in resolve(api, op["responses"]["429"])["headers"], where
             if any(p["in"] == "path" for p in params):
                 assert "404" in codes, where
             if method in WRITES or any(p["name"] == "If-Match" for p in params):
                 assert "409" in codes, where
-            if "requestBody" in op:
-                assert "413" in codes, where
+            # over the body limit (shared.web.BodyLimit) only where the operation takes a body
+            assert ("413" in codes) == ("requestBody" in op), where
             if "422" in codes:
                 refs = {s["$ref"] for s in response_schema(api, op, 422)["anyOf"]}
                 assert refs == {"#/components/schemas/ValidationErrorBody", "#/components/schemas/ErrorBody"}
@@ -173,6 +176,17 @@ def test_errors_are_documented_as_the_services_shape_them(apps: dict[str, FastAP
                  {"error": "invalid_request", "errors": [{"field": "limit", "reason": "too large"}]})
         with pytest.raises(jsonschema.ValidationError):
             conforms(api, {"$ref": "#/components/schemas/ErrorBody"}, {"detail": [{"loc": ["query"], "msg": "x"}]})
+
+
+async def test_a_real_413_matches_its_documented_schema(members: ServiceClient) -> None:
+    api = (await members.get("/openapi.json")).json()
+    op = api["paths"]["/members"]["post"]
+    key = key_for(BMI, Role.FIELD_OFFICER)
+    limit = members.runtime.settings.max_request_bytes
+    r = await members.post("/members", content=b"{" + b" " * limit + b"}",
+                           headers={"X-API-Key": key, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    conforms(api, response_schema(api, op, 413), r.json())
 
 
 async def test_real_refusals_match_their_documented_schemas(members: ServiceClient) -> None:
