@@ -77,7 +77,7 @@ PATH_PARAMETERS: dict[str, tuple[str, Any]] = {
     "programme_id": ("The programme's id (2-63 lowercase letters, digits and dashes), as created by "
                      "`PUT /programmes/{programme_id}`.", "iuwash-tangguh"),
     "tenant_id": ("A cooperative's id on the platform (the demo's: `kopsyah-bmi`, `koperasi-baik`).", "kopsyah-bmi"),
-    "table": ("One of the tables `GET /reports/tables` lists.", "members"),
+    "table": ("One of the tables `GET /reports/tables` lists.", "reach"),
 }
 
 

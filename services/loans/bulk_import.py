@@ -94,18 +94,22 @@ class PaymentLine(BaseModel):
 class BookRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    loan_ref: str = Field(min_length=1, max_length=80)
-    member_id: uuid.UUID
-    product_id: str = Field(min_length=1, max_length=40)
-    cost: Amount
-    margin: int = Field(ge=0, le=MAX_RUPIAH)
-    signed_on: BusinessDate
-    disbursed_on: BusinessDate | None = None
-    source_of_funds: str | None = Field(default=None, max_length=80)
+    loan_ref: str = Field(min_length=1, max_length=80, description=(
+        "The cooperative's own loan number, unique: the financing's id is derived from it, so a loan imported "
+        "before is refused"))
+    member_id: uuid.UUID = Field(description="A member the loans service knows (members `POST /members`)")
+    product_id: str = Field(min_length=1, max_length=40, description="One of the cooperative's products")
+    cost: Amount = Field(description="Cost financed, rupiah")
+    margin: int = Field(ge=0, le=MAX_RUPIAH, description="Margin, rupiah: the schedule sums to cost + margin")
+    signed_on: BusinessDate = Field(description="Contract signed; not before the member joined")
+    disbursed_on: BusinessDate | None = Field(default=None, description="Default: signed_on")
+    source_of_funds: str | None = Field(default=None, max_length=80, description="Default: the product's first")
     payee_type: str = Field(default="contractor", pattern=r"^(contractor|pdam|supplier|member)$")
     payee_id: str = Field(default="imported", min_length=1, max_length=80)
-    schedule: list[ScheduleLine] = Field(min_length=1, max_length=1000)
-    payments: list[PaymentLine] = Field(default=[], max_length=2000)
+    schedule: list[ScheduleLine] = Field(min_length=1, max_length=1000, description=(
+        "Instalments, due dates rising, none zero, summing to cost + margin"))
+    payments: list[PaymentLine] = Field(default=[], max_length=2000, description=(
+        "Repayments received, each receipt number once; at most what the schedule asks"))
 
     def entry(self) -> BookEntry:
         return BookEntry(

@@ -321,7 +321,31 @@ async def portfolio_summary(
 imports = APIRouter(prefix="/imports", tags=["imports"])
 
 
-@imports.post("", response_model=s.ImportReportResponse,
+def _loan_book_body() -> dict[str, object]:
+    """``POST /imports``' body as the document shows it: the route reads the stream itself (its own byte and
+    row limits, CSV or JSON), so FastAPI cannot derive it; the JSON rows are ``bulk_import.BookRow``'s."""
+    from shared.openapi import inline_schema
+
+    row = inline_schema(bulk_import.BookRow)
+    limits = (f"At most {bulk_import.MAX_ROWS:,} rows and {bulk_import.MAX_BYTES:,} bytes (413 beyond). A file "
+              "with a refused row imports nothing (422 with every refused row and its reasons); a loan number "
+              "imported before is refused, so a second run imports nothing twice.")
+    return {"requestBody": {"required": True, "description": (
+        "The loan book, one financing per row: JSON (a list of rows) or CSV (the same columns, `schedule` and "
+        "`payments` written compactly). Each row's member is a `member_id` from members `POST /members`. "
+        + limits), "content": {
+        "application/json": {"schema": {"type": "array", "items": row, "maxItems": bulk_import.MAX_ROWS},
+                             "examples": {"example-1": {"summary": "a financing repaid in full",
+                                                        "value": s.LOAN_BOOK_EXAMPLE}}},
+        "text/csv": {"schema": {"type": "string", "description": (
+            "A header line with the JSON rows' field names, then one financing per line; `schedule` is "
+            "`due_on=amount;...` and `payments` `receipt_number@paid_on=amount;...`. Send `Content-Type: text/csv` "
+            "or `?format=csv`.")},
+                     "examples": {"example-1": {"summary": "a financing repaid in full, as CSV",
+                                                "value": s.LOAN_BOOK_CSV_EXAMPLE}}}}}}
+
+
+@imports.post("", response_model=s.ImportReportResponse, openapi_extra=_loan_book_body(),
               summary="Import a loan book (CSV or JSON): every refused row is reported with its reasons")
 async def import_loan_book(principal: Manager, request: Request,
                            format: Literal["csv", "json"] | None = None) -> s.ImportReportResponse:

@@ -23,7 +23,12 @@ from shared.contracts.loans import (
     RescheduleReason,
     WriteOffReason,
 )
+from shared.openapi import EXAMPLE_IDS
 from shared.schemas import RequestBody
+
+#: the made-up ids of the examples (``shared.openapi.EXAMPLE_IDS``): each field's description names the step
+#: that gives the real one
+MEMBER_ID, CONTRACTOR_ID = EXAMPLE_IDS["member_id"][0], EXAMPLE_IDS["contractor_id"][0]
 
 Rupiah = int
 MAX_RUPIAH = 10**13  # ten trillion: far above any WASH financing, far below int64
@@ -73,8 +78,8 @@ class TenorView(BaseModel):
 
 class DefineProductRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "product_id": "mikro-tata-sanitasi", "name": "Mikro Tata Sanitasi", "purpose": "septic_tank",
-        "contract_type": "murabahah", "frequency": "weekly", "min_amount": 3_000_000, "max_amount": 10_000_000,
+        "product_id": "mikro-tata-sanitasi-mingguan", "name": "Mikro Tata Sanitasi (mingguan)",
+        "purpose": "septic_tank", "contract_type": "murabahah", "frequency": "weekly", "min_amount": 3_000_000, "max_amount": 10_000_000,
         "tenors": [{"instalments": 50, "margin_bp": 1200}, {"instalments": 100, "margin_bp": 2200}],
         "tranche_percents": [50, 50], "late_charge": 10_000, "funds": ["own_funds", "water_org"],
     }]})
@@ -125,6 +130,8 @@ class ProductList(BaseModel):
 
 
 class SettingsBody(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"sharia": True, "substandard_over_days": 90, "doubtful_over_days": 120, "loss_over_days": 180}]})
+
     sharia: bool = Field(description="A sharia cooperative may not offer conventional flat-rate products")
     substandard_over_days: int = Field(ge=1, le=3650, description="Days past due above which: substandard")
     doubtful_over_days: int = Field(ge=1, le=3650)
@@ -142,10 +149,11 @@ class SettingsResponse(SettingsBody):
 
 class ApplyRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "product_id": "mikro-tata-sanitasi",
-        "amount": 6_000_000, "instalments": 50}]})
+        "member_id": MEMBER_ID, "product_id": "mikro-tata-sanitasi", "amount": 6_000_000, "instalments": 12,
+        "applied_on": "2025-01-06"}]})
 
-    member_id: UUID | None = Field(default=None, description="The member, or give member_number")
+    member_id: UUID | None = Field(default=None, description=(
+        "The member (`member_id` from members `POST /members`), or give member_number"))
     member_number: str | None = Field(default=None, min_length=1, max_length=40,
                                       description="The cooperative's own member number (instead of member_id)")
     product_id: str = Field(min_length=1, max_length=40)
@@ -168,46 +176,66 @@ class ApplyRequest(Body):
 
 
 class ApproveRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"approved_on": "2025-01-08"}]})
+
     approved_on: date | None = None
 
 
 class RejectRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "repayment_capacity", "rejected_on": "2025-01-08", "note": "income too irregular for this tenor; reapply for 24"}]})
+
     reason: RejectionReason
     note: Note = Field(default=None, max_length=2000, description="Kept in the loans service only")
     rejected_on: date | None = None
 
 
 class WorkOrderRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"work_order_ref": "WO-2025-0042", "payee_type": "contractor", "payee_id": CONTRACTOR_ID, "cost": 6_000_000, "ordered_on": "2025-01-09"}]})
+
     work_order_ref: str = Field(min_length=1, max_length=80)
     payee_type: PayeeType
-    payee_id: str = Field(min_length=1, max_length=80, description="Contractor id, PDAM or supplier reference")
+    payee_id: str = Field(min_length=1, max_length=80, description=(
+        "Contractor id (a contractor payee named by its `contractor_id` from sanitation `POST /contractors` is "
+        "assigned the construction job), PDAM or supplier reference"))
     cost: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Price of the goods or work, rupiah")
     ordered_on: date | None = None
 
 
 class SignRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"signed_on": "2025-01-10", "first_due_on": "2025-02-10"}]})
+
     signed_on: date | None = None
     first_due_on: date | None = Field(default=None, description="Default: one period after signing")
 
 
 class DisburseRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"source_of_funds": "water_org", "disbursed_on": "2025-01-13"}]})
+
     source_of_funds: str | None = Field(default=None, max_length=80, description="Default: the product's first")
     disbursed_on: date | None = None
 
 
 class RepaymentRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "KW-2025-0001", "amount": 560_000, "paid_on": "2025-02-10"}]})
+
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH)
     paid_on: date | None = None
 
 
 class EarlySettlementRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "LUNAS-2025-0001", "amount": 4_741_334, "settled_on": "2025-06-02"}]})
+
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
-    amount: Rupiah = Field(ge=0, le=MAX_RUPIAH, description="Exactly the settlement quote's amount to pay")
+    amount: Rupiah = Field(ge=0, le=MAX_RUPIAH, description=(
+        "Exactly the settlement quote's amount to pay: `to_pay` of `GET /financings/{financing_id}/"
+        "settlement-quote?on=<settled_on>`"))
     settled_on: date | None = None
 
 
 class RescheduleRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"instalments": 18, "reason": "disaster", "rescheduled_on": "2025-05-07", "note": "flood in the village; longer term agreed with the group"}]})
+
     instalments: int = Field(ge=1, le=520, description="Instalments for the unpaid balance")
     reason: RescheduleReason
     first_due_on: date | None = None
@@ -216,6 +244,8 @@ class RescheduleRequest(Body):
 
 
 class DiscountRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": 50_000, "reason": "hardship", "discounted_on": "2025-05-06", "note": "margin forgiven after the flood"}]})
+
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Margin forgiven, rupiah")
     reason: DiscountReason
     note: Note = Field(default=None, max_length=2000)
@@ -223,31 +253,43 @@ class DiscountRequest(Body):
 
 
 class WriteOffRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "disaster", "written_off_on": "2025-06-02", "note": "house and tank washed away by the flood"}]})
+
     reason: WriteOffReason
     note: Note = Field(default=None, max_length=2000)
     written_off_on: date | None = None
 
 
 class HardshipRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "harvest failed after the flood", "flagged_on": "2025-04-14"}]})
+
     note: str = Field(min_length=1, max_length=2000, description="Why the member cannot pay")
     flagged_on: date | None = None
 
 
 class ClearHardshipRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"cleared_on": "2025-05-05"}]})
+
     cleared_on: date | None = None
 
 
 class LateChargeRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"instalment_number": 2, "note": "able to pay, did not come to the group meeting", "proposed_on": "2025-03-17"}]})
+
     instalment_number: int = Field(ge=1)
     note: str = Field(min_length=1, max_length=2000, description="Why the member is able but unwilling to pay")
     proposed_on: date | None = None
 
 
 class LateChargeDecision(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decided_on": "2025-03-18"}]})
+
     decided_on: date | None = None
 
 
 class LateChargePaymentRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "TZ-2025-0001", "amount": 10_000, "paid_on": "2025-03-20"}]})
+
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$",
                                 description="Once per cooperative (repayment receipts included)")
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="At most what is still owed on the charge")
@@ -441,6 +483,36 @@ class PortfolioResponse(BaseModel):
 
 
 # -- bulk import ---------------------------------------------------------------------------------------------------
+
+
+def _monthly(first_due: tuple[int, int], day: int, n: int) -> list[str]:
+    year, month = first_due
+    out = []
+    for k in range(n):
+        y, m = divmod(month - 1 + k, 12)
+        out.append(date(year + y, m + 1, day).isoformat())
+    return out
+
+
+#: a book kept before the platform (``POST /imports`` JSON): one financing of the member (`member_id` from
+#: members ``POST /members``), repaid in full on its due dates: 4,800,000 + 12 % margin over 12 months
+_DUES = _monthly((2024, 3), 15, 12)
+LOAN_BOOK_EXAMPLE: list[dict[str, object]] = [{
+    "loan_ref": "BMI-2024-00042", "member_id": MEMBER_ID, "product_id": "mikro-tata-sanitasi",
+    "cost": 4_800_000, "margin": 576_000, "signed_on": "2024-02-15", "disbursed_on": "2024-02-16",
+    "source_of_funds": "own_funds", "payee_type": "contractor", "payee_id": "cv-tirta",
+    "schedule": [{"due_on": d, "amount": 448_000} for d in _DUES],
+    "payments": [{"receipt_number": f"KW-42-{k:02d}", "paid_on": d, "amount": 448_000}
+                 for k, d in enumerate(_DUES, start=1)]}]
+#: the same kind of book as CSV: the compact ``schedule`` (``due_on=amount;...``) and ``payments``
+#: (``receipt@paid_on=amount;...``) columns; 3,000,000 + 12 % over 12 months, repaid in full
+_CSV_DUES = _monthly((2023, 6), 20, 12)
+LOAN_BOOK_CSV_EXAMPLE = (
+    "loan_ref,member_id,product_id,cost,margin,signed_on,disbursed_on,source_of_funds,payee_type,payee_id,"
+    "schedule,payments\n"
+    f"BMI-2023-00017,{MEMBER_ID},mikro-tata-sanitasi,3000000,360000,2023-05-20,2023-05-22,water_org,contractor,"
+    f"cv-tirta,{';'.join(f'{d}=280000' for d in _CSV_DUES)},"
+    f"{';'.join(f'KW-17-{k:02d}@{d}=280000' for k, d in enumerate(_CSV_DUES, start=1))}\n")
 
 
 class RefusedRowView(BaseModel):

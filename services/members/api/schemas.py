@@ -24,7 +24,12 @@ from shared.contracts.members import (
     WaterInputs,
     WaterRung,
 )
+from shared.openapi import EXAMPLE_IDS
 from shared.schemas import RequestBody
+
+#: the made-up ids of the examples (``shared.openapi.EXAMPLE_IDS``: each field's description names the step
+#: that gives the real one)
+MEMBER_ID, OTHER_MEMBER_ID = EXAMPLE_IDS["member_id"][0], EXAMPLE_IDS["other_member_id"][0]
 
 PHONE = r"^(\+62|62|0)8[1-9][0-9]{6,11}$"
 NIK = r"^[0-9]{16}$"
@@ -83,10 +88,21 @@ SURVEY_EXAMPLE = {
 }
 
 
+#: a follow-up survey of the member registered with ``SURVEY_EXAMPLE`` as baseline, after a septic tank was
+#: handed over
+FOLLOW_UP_EXAMPLE = {
+    "surveyed_on": "2025-08-04",
+    "water": {"source": "protected_dug_well", "on_premises": False, "round_trip_minutes": 20,
+              "available_when_needed": True},
+    "sanitation": {"facility": "flush_to_septic_tank", "shared": False, "excreta": "emptied_to_treatment_plant"},
+    "hygiene": {"facility": "fixed", "water_available": True, "soap": "soap_or_detergent"},
+}
+
+
 class SurveyRequest(_Request):
     """A household WASH survey: JMP answers. The rungs are computed, never sent."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SURVEY_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [FOLLOW_UP_EXAMPLE]})
 
     surveyed_on: date
     household_size: int | None = Field(default=None, ge=1, le=50,
@@ -123,13 +139,19 @@ class RegisterMemberRequest(_Request):
         json_schema_extra={
             "examples": [
                 {
-                    "member_number": "BMI-TGR-000123", "name": "Siti Aminah", "sex": "female",
+                    "member_number": "BMI-TGR-000123", "name": "Siti Rohmah", "sex": "female",
                     "joined_on": "2023-02-01", "household_size": 5, "group_id": "majelis-07",
                     "village": "Pasir Jaya", "district": "Cikupa", "area": "rural",
-                    "phone": "081234567890", "nik": "3603124501800001", "electricity": "450",
+                    "phone": "081234567890", "nik": "3603124503850123", "electricity": "450",
                     "programme_consent": True, "baseline_survey": SURVEY_EXAMPLE,
-                }
-            ]
+                },
+                {
+                    "member_number": "BMI-TGR-000124", "name": "Wawan Setiawan", "sex": "male",
+                    "joined_on": "2022-06-13", "household_size": 4, "group_id": "majelis-07",
+                    "village": "Pasir Jaya", "district": "Cikupa", "area": "rural", "income_band": "1m_to_2m",
+                },
+            ],
+            "x-example-summaries": ["a member with the baseline survey", "a member registered without a survey"],
         },
     )
 
@@ -197,7 +219,7 @@ class MoveGroupRequest(_Request):
 
 class ExitMemberRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"exited_on": "2025-03-01", "reason": "moved_away"}]})
+        "examples": [{"exited_on": "2026-06-30", "reason": "moved_away"}]})
 
     exited_on: date | None = Field(default=None, description="Default: today")
     reason: Literal["voluntary", "moved_away", "deceased", "expelled", "other"]
@@ -349,6 +371,9 @@ class OpenCentreRequest(_Request):
 
 
 class ChangeCentreRequest(_Request):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Pusat Pasir Jaya Utara", "branch": "Cikupa"}]})
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     branch: str | None = Field(default=None, max_length=120)
     village: str | None = Field(default=None, max_length=120)
@@ -372,7 +397,7 @@ class CentreList(BaseModel):
 
 class FormGroupRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "group_id": "majelis-07", "name": "Majelis Mawar", "centre_id": "pusat-cikupa-01",
+        "group_id": "majelis-15", "name": "Majelis Kenanga", "centre_id": "pusat-cikupa-01",
         "meeting_day": "tuesday", "formed_on": "2019-07-02"}]})
 
     group_id: str = Field(min_length=1, max_length=64, pattern=CODE, description="The cooperative's group code")
@@ -383,12 +408,16 @@ class FormGroupRequest(_Request):
 
 
 class ChangeGroupRequest(_Request):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"meeting_day": "friday"}]})
+
     name: str | None = Field(default=None, min_length=1, max_length=120)
     centre_id: str | None = Field(default=None, max_length=64, pattern=CODE)
     meeting_day: MeetingDay | None = None
 
 
 class CloseGroupRequest(_Request):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"closed_on": "2025-09-30"}]})
+
     closed_on: date | None = Field(default=None, description="Default: today")
 
 
@@ -416,7 +445,7 @@ class HoldSessionRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "kind": "triggering", "held_on": "2025-02-11", "topics": ["sanitation", "hygiene"],
         "group_id": "majelis-07", "village": "Pasir Jaya", "district": "Cikupa", "facilitator_id": "FO-017",
-        "attendee_member_ids": ["5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85"], "other_attendees": 6}]})
+        "attendee_member_ids": [MEMBER_ID], "other_attendees": 6}]})
 
     kind: Literal["promotion", "triggering"] = Field(
         description="promotion: behaviour-change promotion; triggering: community-led total sanitation (pemicuan)")
@@ -426,19 +455,23 @@ class HoldSessionRequest(_Request):
     village: str | None = Field(default=None, max_length=120)
     district: str | None = Field(default=None, max_length=120)
     facilitator_id: str = Field(min_length=1, max_length=64, description="Staff code of the facilitator (not a name)")
-    attendee_member_ids: list[UUID] = Field(default_factory=list, max_length=500)
+    attendee_member_ids: list[UUID] = Field(default_factory=list, max_length=500, description=(
+        "Members who attended: each a `member_id` from `POST /members`"))
     other_attendees: int = Field(default=0, ge=0, le=10000, description="Attendees who are not members")
 
 
 class AddAttendanceRequest(_Request):
-    member_ids: list[UUID] = Field(min_length=1, max_length=500)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"member_ids": [OTHER_MEMBER_ID]}]})
+
+    member_ids: list[UUID] = Field(min_length=1, max_length=500, description=(
+        "Members who attended and are not recorded yet: each a `member_id` from `POST /members`"))
 
 
 class MarkLeadRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "product": "sanitation", "marked_on": "2025-02-11"}]})
+        "member_id": MEMBER_ID, "product": "sanitation", "marked_on": "2025-02-11"}]})
 
-    member_id: UUID
+    member_id: UUID = Field(description="An attendee of the session: a `member_id` from `POST /members`")
     product: Literal["water", "sanitation"]
     marked_on: date | None = Field(default=None, description="Default: today")
 
@@ -508,6 +541,8 @@ class SettingsResponse(SettingsBody):
 
 class FindByNikRequest(_Request):
     """A NIK to look up: sent in the body, never in the URL, so it stays out of access logs."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"nik": "3603124503850123"}]})
 
     nik: str = Field(pattern=NIK, description="16-digit national identity number (NIK)")
     _nik = field_validator("nik")(check_nik)

@@ -189,7 +189,7 @@ class TablePage(BaseModel):
 
 class TargetBody(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"target": 10000, "due_on": "2027-12-31", "baseline": 0}]})
+        "examples": [{"target": 400, "due_on": "2027-12-31", "baseline": 120}]})
 
     target: int = Field(ge=1, le=10**15)
     due_on: date | None = None
@@ -209,11 +209,13 @@ class Targets(BaseModel):
 
 
 class ProgrammeBody(RequestBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "IUWASH Tangguh"}]})
 
     name: str = Field(min_length=1, max_length=200)
 
 
 class ConsentBody(RequestBody):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"consented_on": "2025-07-01"}]})
 
     consented_on: date | None = Field(default=None, description="Default: today")
 

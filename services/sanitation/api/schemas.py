@@ -16,9 +16,15 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-from services.sanitation.domain.checklist import JudgedItem, SepticTankFindings
+from services.sanitation.domain.checklist import JUDGED_CHECKLISTS, JudgedItem, SepticTankFindings
 from services.sanitation.domain.settings import CooperativeSettings
+from shared.openapi import EXAMPLE_IDS
 from shared.schemas import RequestBody
+
+#: the made-up ids of the examples (``shared.openapi.EXAMPLE_IDS``): each field's description names the step
+#: that gives the real one
+MEMBER_ID, CONTRACTOR_ID = EXAMPLE_IDS["member_id"][0], EXAMPLE_IDS["contractor_id"][0]
+VISIT_ID = EXAMPLE_IDS["visit_id"][0]
 
 T = TypeVar("T")
 JobKind = Literal["septic_tank", "toilet_upgrade", "water_connection"]
@@ -56,6 +62,9 @@ class Page(BaseModel, Generic[T]):
 class SettingsRequest(CooperativeSettings):
     """The whole settings document; omitted fields take the SNI 2398:2017 defaults."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [
+        {"desludging_interval_years": 3, "iplt_volume_tolerance_pct": 10, "min_distance_to_well_m": "10"}]})
+
 
 class SettingsResponse(CooperativeSettings):
     version: int
@@ -65,6 +74,8 @@ class SettingsResponse(CooperativeSettings):
 
 
 class RegisterContractorRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "CV Sanitasi Cikupa Mandiri", "contact": "021 5940 7788", "trained_on": "2024-08-01"}]})
+
     contractor_id: UUID | None = Field(default=None, description="Optional: the cooperative's own id for it")
     name: str = Field(min_length=1, max_length=200, description="Business or person's name (kept out of events)")
     contact: str | None = Field(default=None, max_length=120, description="Phone or address (kept out of events)")
@@ -72,20 +83,28 @@ class RegisterContractorRequest(Body):
 
 
 class TrainingRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"trained_on": "2024-08-05"}]})
+
     trained_on: date
 
 
 class CertificationRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"certificate_number": "SNI-TGR-24-021", "certified_on": "2024-09-02", "valid_until": "2029-09-01"}]})
+
     certificate_number: Code
     certified_on: date
     valid_until: date = Field(description="Last day the certification is valid (inclusive)")
 
 
 class DeactivationRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "left the cooperative's contractor programme"}]})
+
     reason: str = Field(min_length=1, max_length=300)
 
 
 class ExpirySweepRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"as_of": "2025-06-30"}]})
+
     as_of: date | None = Field(default=None, description="Default: today")
 
 
@@ -126,9 +145,10 @@ class OrderJobRequest(Body):
     """A cash-funded job (financed jobs are ordered by the financing's first tranche)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "kind": "septic_tank", "village": "Pasir Jaya"}]})
+        {"member_id": MEMBER_ID, "kind": "toilet_upgrade", "village": "Pasir Jaya", "ordered_on": "2025-01-14"}]})
 
-    member_id: UUID | None = Field(default=None, description="The member, or give member_number")
+    member_id: UUID | None = Field(default=None, description=(
+        "The member (`member_id` from members `POST /members`), or give member_number"))
     member_number: MemberNumber | None = None
     kind: JobKind
     village: Village | None = Field(default=None, description="Default: the member's village")
@@ -136,33 +156,89 @@ class OrderJobRequest(Body):
 
 
 class VillageRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"village": "Pasir Jaya Timur"}]})
+
     village: Village
 
 
 class AssignRequest(Body):
-    contractor_id: UUID
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"contractor_id": CONTRACTOR_ID, "assigned_on": "2025-01-15"}]})
+
+    contractor_id: UUID = Field(description="`contractor_id` from `POST /contractors`; certified for a septic tank")
     assigned_on: date | None = None
 
 
 class StartRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"started_on": "2025-01-20"}]})
+
     started_on: date | None = None
+
+
+class JudgedChecklist(BaseModel):
+    """The observation items of a toilet upgrade (``water_seal_pan``, ``connected_to_safe_containment``,
+    ``no_leaks``) or of a water connection (``meter_installed``, ``water_flows``, ``no_leaks``): every item of
+    the job's kind must be answered, and no item of the other kind (422 ``items`` names the missing and
+    unknown ones)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    water_seal_pan: JudgedItem | None = Field(default=None, description="Toilet upgrade: a water-seal pan "
+                                              "(leher angsa) is fitted")
+    connected_to_safe_containment: JudgedItem | None = Field(
+        default=None, description="Toilet upgrade: it drains to a septic tank or a sewer, not to a drain or a pit")
+    meter_installed: JudgedItem | None = Field(default=None, description="Water connection: the PDAM meter is fitted")
+    water_flows: JudgedItem | None = Field(default=None, description="Water connection: water flows at the tap")
+    no_leaks: JudgedItem | None = Field(default=None, description="Both kinds: no leak at the joints")
+
+    def answered(self) -> dict[str, JudgedItem]:
+        """The items sent, by code (what the domain's checklist evaluates)."""
+        return {code: item for code in type(self).model_fields if (item := getattr(self, code)) is not None}
+
+
+# one list of checklist codes: the domain's (a code added there without a field here fails at import)
+assert set(JudgedChecklist.model_fields) == {c for codes in JUDGED_CHECKLISTS.values() for c in codes}
+
+#: a septic tank built to SNI 2398:2017 for five people (the demo cooperatives' default thresholds); no null
+#: in an example: the document leaves out null values, so "no such well near the tank" cannot be shown here
+SEPTIC_TANK_EXAMPLE = {
+    "household_size": 5, "leak_test_12h_passed": True, "compartments": 2, "inlet_pipe": True, "outlet_pipe": True,
+    "vent_pipe": True, "access_manhole": True, "length_m": "1.8", "width_m": "0.8", "depth_m": "1.6",
+    "freeboard_m": "0.3", "system": "separate", "effluent_treatment": "upflow_filter", "distance_to_well_m": "11.5",
+    "distance_to_building_m": "2", "distance_to_infiltration_well_m": "6.5",
+}
 
 
 class InspectionRequest(Body):
     """A septic tank is inspected with ``septic_tank`` (measured findings); a toilet upgrade or a water
-    connection with ``items`` (code -> passed, note, photo)."""
+    connection with ``items`` (each item of its checklist: passed, note, photo)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [
+            {"inspected_on": "2025-02-05", "septic_tank": SEPTIC_TANK_EXAMPLE},
+            {"inspected_on": "2025-02-05", "items": {
+                "water_seal_pan": {"passed": True},
+                "connected_to_safe_containment": {"passed": True},
+                "no_leaks": {"passed": False, "note": "the joint under the pan drips",
+                             "photo_ref": "inspections/2025-02-05/no_leaks.jpg"}}},
+        ],
+        "x-example-summaries": ["a septic tank that passes (its measured findings)",
+                                "a toilet upgrade with a failed item (needs rework)"]})
 
     inspected_on: date | None = None
-    septic_tank: SepticTankFindings | None = None
-    items: dict[str, JudgedItem] | None = None
+    septic_tank: SepticTankFindings | None = Field(default=None, description="For a septic tank job")
+    items: JudgedChecklist | None = Field(default=None, description="For a toilet upgrade or a water connection")
 
 
 class ReworkRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"started_on": "2025-02-06", "note": "resealing the joint under the pan"}]})
+
     started_on: date | None = None
     note: str | None = Field(default=None, max_length=300, description="What is being reworked")
 
 
 class CompleteRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"completed_on": "2025-02-10"}]})
+
     completed_on: date | None = None
     pdam_customer_number: str | None = Field(default=None, min_length=1, max_length=40,
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9./-]*$",
@@ -282,11 +358,15 @@ class JobListItem(BaseModel):
 
 
 class DesludgingRequestBody(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requested_on": "2025-06-02", "reason": "toilet drains slowly after heavy rain"}]})
+
     requested_on: date | None = None
     reason: str | None = Field(default=None, max_length=300)
 
 
 class ScheduleVisitRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"planned_on": "2025-06-09", "operator": "UPTD PALD Kabupaten Tangerang", "truck_plate": "B 9123 TXA"}]})
+
     planned_on: date
     operator: str | None = Field(default=None, min_length=1, max_length=80,
                                  description="Desludging operator (an organisation, e.g. UPTD PAL)")
@@ -294,6 +374,8 @@ class ScheduleVisitRequest(Body):
 
 
 class RecordVisitRequest(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"visited_on": "2025-06-09", "outcome": "emptied", "volume_m3": "2.4"}]})
+
     visited_on: date | None = None
     outcome: VisitOutcome
     operator: str | None = Field(default=None, min_length=1, max_length=80, description="Default: as scheduled")
@@ -305,7 +387,9 @@ class RecordVisitRequest(Body):
 
 
 class IpltReceiptRequest(Body):
-    visit_id: UUID
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"visit_id": VISIT_ID, "iplt_id": "iplt-jatiwaringin", "manifest_number": "MNF-2025-0117", "received_on": "2025-06-10", "volume_received_m3": "2.35"}]})
+
+    visit_id: UUID = Field(description="The emptying visit: `visit_id` from `POST /jobs/{job_id}/desludging/visits`")
     iplt_id: Code = Field(description="The treatment plant")
     manifest_number: Code
     received_on: date | None = None

@@ -174,7 +174,8 @@ async def inspect(rt: ServiceRuntime, who: Principal, job_id: str, body: Inspect
     today = business_today(rt)
     settings = (await load_settings(rt, tenant_of(who))).settings
     job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), key, meta,
-                       lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank, body.items,
+                       lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank,
+                                                None if body.items is None else body.items.answered(),
                                                 settings, today))
     return await respond(rt, who, job, today)
 

@@ -318,6 +318,30 @@ async def test_water_connection_inspected_with_items(sanitation: ServiceClient) 
     assert job["status"] == "inspection_passed"
 
 
+async def test_inspection_items_have_the_documented_shape(sanitation: ServiceClient) -> None:
+    """``items`` is ``JudgedChecklist``: a code outside every checklist is refused by its shape (422 naming
+    ``items.<code>``), one of the other kind's checklist by the rule (422 ``items`` naming it), and the
+    document lists the codes as the object's properties."""
+    job_id = await job_at(sanitation, "started", kind="toilet_upgrade")
+    every = {"water_seal_pan": {"passed": True}, "connected_to_safe_containment": {"passed": True},
+             "no_leaks": {"passed": True}}
+    await refused(sanitation, "POST", f"/jobs/{job_id}/inspections", 422, h=headers(BMI, INSPECTOR),
+                  body={"items": {**every, "roof": {"passed": True}}}, field="items.roof")
+    await refused(sanitation, "POST", f"/jobs/{job_id}/inspections", 422, h=headers(BMI, INSPECTOR),
+                  body={"items": {**every, "water_flows": {"passed": True}}}, field="items",
+                  reason="unknown: water_flows")
+    await refused(sanitation, "POST", f"/jobs/{job_id}/inspections", 422, h=headers(BMI, INSPECTOR),
+                  body={"items": {**every, "no_leaks": {"passed": "maybe"}}}, field="items.no_leaks.passed")
+    api = (await sanitation.get("/openapi.json")).json()
+    checklist = api["components"]["schemas"]["JudgedChecklist"]
+    assert set(checklist["properties"]) == {"water_seal_pan", "connected_to_safe_containment", "meter_installed",
+                                            "water_flows", "no_leaks"}
+    assert checklist["additionalProperties"] is False
+    job = ok(await sanitation.post(f"/jobs/{job_id}/inspections", headers=headers(BMI, INSPECTOR),
+                                   json={"inspected_on": "2025-04-20", "items": every}))
+    assert job["status"] == "inspection_passed"
+
+
 async def test_inspection_uses_the_cooperatives_thresholds(sanitation: ServiceClient) -> None:
     ok(await sanitation.put("/settings", json={"min_distance_to_well_m": "15"}, headers=headers(BMI, MANAGER)))
     job_id = await job_at(sanitation, "started")
