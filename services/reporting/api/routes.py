@@ -104,9 +104,11 @@ async def table_list(principal: AnyReader) -> s.TableList:
     return s.TableList(tables=names)
 
 
-async def _table(request: Request, principal: Principal, table: str, as_of: date | None,
+async def _table(request: Request, principal: Principal, table: str | None, as_of: date | None,
                  years: int = 3) -> tuple[h.Scope, date, dict[str, ex.Rows], dict[str, Any]]:
-    if table not in TABLES and table != "all":
+    """Every table of the caller's scope; ``table`` (None: the whole workbook) must be one of them (a path
+    naming no table, ``all`` included, is 404: it answered 500 with a KeyError)."""
+    if table is not None and table not in TABLES:
         raise NotFound(f"no report table {table!r}")
     scope = await h.scope_of(rt(request), principal)
     if table == "by_cooperative" and scope.kind != "programme":
@@ -140,7 +142,7 @@ def _stem(scope: h.Scope, on: date) -> str:
 @router.get("/exports/report.xlsx", summary="Every report table, one sheet each (XLSX)",
             response_class=Response, responses={200: {"content": {XLSX: {}}}})
 async def export_xlsx(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3) -> Response:
-    scope, on, tables, fresh = await _table(request, principal, "all", as_of, years)
+    scope, on, tables, fresh = await _table(request, principal, None, as_of, years)
     return _file(ex.to_xlsx(tables, f"washfin report {scope.name} {on}"), f"{_stem(scope, on)}.xlsx", XLSX, on, fresh)
 
 
