@@ -94,6 +94,9 @@ def import_financing(entry: BookEntry, product: Product, *, today: date, actor: 
         raise LoanRuleViolation(f"no product {entry.product_id} in this cooperative", field="product_id")
     if entry.cost < 1 or entry.margin < 0:
         raise LoanRuleViolation("cost must be at least Rp 1 and margin not negative", field="cost")
+    if min(maths.tranche_amounts(entry.cost, product.tranche_percents)) < 1:
+        raise LoanRuleViolation(f"Rp {entry.cost:,} is too small to pay in the product's tranches "
+                                f"({'/'.join(str(p) for p in product.tranche_percents)} %)", field="cost")
     if product.contract_type == "qard_hasan" and entry.margin:
         raise LoanRuleViolation("a qard hasan carries no margin", field="margin")
     if not entry.schedule:
