@@ -72,6 +72,13 @@ def position(state: Financing, on: date, settings: LoanSettings) -> Position:
     )
 
 
+def percent_half_up(part: int, whole: int) -> float:
+    """``part`` / ``whole`` in percent to 2 decimals, rounded half up on the exact ratio (as the reporting
+    service rounds its percentages): 1 / 800 is 0.13 %, where ``round(100 * 1 / 800, 2)`` gives 0.12 (a float
+    rounds half to even, and on its binary value). ``whole`` > 0 and ``part`` >= 0."""
+    return (20_000 * part + whole) // (2 * whole) / 100
+
+
 @dataclass(frozen=True)
 class Ratio:
     at_risk: int
@@ -80,7 +87,7 @@ class Ratio:
     @property
     def percent(self) -> float:
         """For display only; the exact figures are ``at_risk`` and ``gross``."""
-        return round(100 * self.at_risk / self.gross, 2) if self.gross else 0.0
+        return percent_half_up(self.at_risk, self.gross) if self.gross else 0.0
 
 
 @dataclass
@@ -231,8 +238,9 @@ class RepaymentRate:
 
     @property
     def percent(self) -> float | None:
-        """Paid on time / fallen due, in percent (2 decimals); None when nothing fell due (not applicable)."""
-        return round(100 * self.paid_on_time / self.fallen_due, 2) if self.fallen_due else None
+        """Paid on time / fallen due, in percent (2 decimals, half up); None when nothing fell due (not
+        applicable)."""
+        return percent_half_up(self.paid_on_time, self.fallen_due) if self.fallen_due else None
 
 
 def repayment_rate(states: Iterable[Financing], start: date, end: date) -> RepaymentRate:
