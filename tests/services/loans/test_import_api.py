@@ -156,3 +156,18 @@ async def test_a_row_signed_before_its_member_joined_is_refused(loans: ServiceCl
                                                      schedule=[{"due_on": "2024-07-15", "amount": 6_720_000}])],
                           headers=headers(BMI, MANAGER))
     assert ok.status_code == 200 and ok.json()["imported"] == 1, ok.text
+
+
+async def test_a_cost_too_small_for_the_products_tranches_is_a_refused_row(loans: ServiceClient) -> None:
+    """Rp 1 in the product's 50/50 tranches would be a tranche of Rp 0: the row is refused naming the cost (it
+    was a 500: the published event refused the tranche), and the file imports nothing."""
+    await define_product(loans)
+    await member_of(loans)
+    n = await event_count(loans)
+    row = book_row("T-1", payments=0, cost=1, margin=0, schedule=[{"due_on": "2024-02-15", "amount": 1}])
+    r = await loans.post("/imports", json=[row, book_row("T-2")], headers=headers(BMI, MANAGER))
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "rows[1].cost" and r.json()["imported"] == 0
+    assert r.json()["refused"] == [{"row": 1, "loan_ref": "T-1", "reasons": [
+        "cost: Rp 1 is too small to pay in the product's tranches (50/50 %)"]}]
+    assert await event_count(loans) == n
