@@ -15,6 +15,9 @@ from services.loans.domain import financing as fin
 from services.loans.domain import quality
 from services.loans.domain.product import LoanSettings
 from services.members.domain import eligibility as members
+from services.reporting.indicators import maths as rmaths
+from services.reporting.indicators import positions
+from services.reporting.indicators import schedule as rschedule
 from shared.envelope import Envelope
 from tests.unit.loans.histories import CHARGES, History, histories, probe_days
 
@@ -180,3 +183,61 @@ def test_late_charges_move_only_the_social_fund(book: list[History], data: st.Da
             before = fin.evolve(before, e)
         assert all(0 <= c.paid <= c.imposed for c in before.late_charges)
         assert before.late_charges_received == received <= before.late_charges_recorded
+
+
+def _reporting_facts(h: History) -> positions.Facts:
+    """What the reporting read model keeps of the stream (``services/reporting/projections/financing.py``): the
+    signed schedule with the cost split over it, each replacement by ``replace_unpaid`` over what was allocated
+    so far, the allocations, the closing, the write-off, the first reschedule and the first tranche."""
+    schedules: list[tuple[date, int, list[tuple[int, date, int, int]]]] = []
+    current: list[rschedule.Instalment] = []
+    paid: dict[int, int] = defaultdict(int)
+    allocations: list[tuple[int, date, int]] = []
+    f: dict[str, object] = {}
+    for e in h.envelopes:
+        p = e.payload
+        if e.type in ("loans.ContractSigned", "loans.FinancingRescheduled", "loans.MarginDiscounted"):
+            items = [(i["number"], date.fromisoformat(i["due_on"]), i["amount"]) for i in p["schedule"]]
+            if e.type == "loans.ContractSigned":
+                f |= {"product_id": p["product_id"], "purpose": p["purpose"],
+                      "signed_on": date.fromisoformat(p["signed_on"])}
+                current, effective = rschedule.signed_schedule(items, p["cost"]), f["signed_on"]
+            else:
+                effective = date.fromisoformat(p.get("rescheduled_on") or p["discounted_on"])
+                current = rschedule.replace_unpaid(current, dict(paid), items)
+                if e.type == "loans.FinancingRescheduled":
+                    f.setdefault("restructured_on", effective)
+            schedules.append((effective, e.version, [(i.number, i.due_on, i.amount, i.cost_part)
+                                                      for i in current]))  # type: ignore[arg-type]
+        elif e.type == "loans.TrancheDisbursed" and p["tranche_number"] == 1:
+            f |= {"first_tranche_on": date.fromisoformat(p["disbursed_on"]), "first_tranche_fund": p["source_of_funds"]}
+        elif e.type == "loans.RepaymentRecorded":
+            for n, amount in p["allocations"].items():
+                paid[int(n)] += amount
+                allocations.append((int(n), date.fromisoformat(p["paid_on"]), amount))
+        elif e.type == "loans.FinancingClosed":
+            f |= {"closed_on": date.fromisoformat(p["closed_on"]), "close_reason": p["reason"]}
+        elif e.type == "loans.FinancingWrittenOff":
+            f["written_off_on"] = date.fromisoformat(p["written_off_on"])
+    return positions.Facts(
+        f.get("product_id"), f.get("purpose"), f.get("signed_on"), f.get("closed_on"), f.get("close_reason"),  # type: ignore[arg-type]
+        f.get("written_off_on"), f.get("restructured_on"), f.get("first_tranche_on"),  # type: ignore[arg-type]
+        f.get("first_tranche_fund"), schedules, allocations)  # type: ignore[arg-type]
+
+
+@SETTINGS
+@given(book=books, data=st.data())
+def test_reporting_places_each_financing_where_loans_does_on_every_day(book: list[History], data: st.DataObject) -> None:
+    """Reporting's portfolio pieces (the step functions its PAR sums are made of) and the loans fold as of
+    a day agree on every financing: in the portfolio or not, its principal and what it owes, its PAR bucket
+    and whether it is restructured."""
+    for h in book:
+        ps = positions.pieces(_reporting_facts(h))
+        assert all(a.end is not None and a.end <= b.start for a, b in zip(ps, ps[1:], strict=False))
+        for on in _days([h], data, most=10):
+            pos = quality.position(h.as_of(on), on, LOAN_SETTINGS)
+            piece = next((p for p in ps if p.start <= on and (p.end is None or on < p.end)), None)
+            assert (piece is not None) == pos.in_portfolio, (on, h.done)
+            if piece is not None:
+                assert (piece.principal, piece.owed, piece.bucket, piece.restructured) == (
+                    pos.principal_outstanding, pos.owed, rmaths.dpd_bucket(pos.days_past_due), pos.restructured), on
