@@ -5,6 +5,7 @@ the import of an existing loan book."""
 from __future__ import annotations
 
 import calendar
+import itertools
 import random
 from datetime import date, timedelta
 from fractions import Fraction
@@ -64,9 +65,9 @@ def test_months_counted_on_a_day_of_the_month_never_drift(d: date, a: int, b: in
 def test_due_dates_rise_one_period_apart(first: date, count: int, frequency: str, day: int | None) -> None:
     dues = maths.due_dates(first, count, frequency, day)  # type: ignore[arg-type]
     assert len(dues) == count and dues[0] == (first if frequency == "weekly" else maths.add_months(first, 0, day))
-    assert all(a < b for a, b in zip(dues, dues[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(dues))
     if frequency == "weekly":
-        assert all((b - a).days == 7 for a, b in zip(dues, dues[1:], strict=False))
+        assert all((b - a).days == 7 for a, b in itertools.pairwise(dues))
     else:
         assert [_month(d) for d in dues] == list(range(_month(first), _month(first) + count))
         assert all(d.day == min(day or first.day, _last(d.year, d.month)) for d in dues)

@@ -5,6 +5,7 @@ the days where the figures move: due dates and their 1, 30 and 90 day thresholds
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import date, timedelta
 
@@ -233,7 +234,7 @@ def test_reporting_places_each_financing_where_loans_does_on_every_day(book: lis
     and whether it is restructured."""
     for h in book:
         ps = positions.pieces(_reporting_facts(h))
-        assert all(a.end is not None and a.end <= b.start for a, b in zip(ps, ps[1:], strict=False))
+        assert all(a.end is not None and a.end <= b.start for a, b in itertools.pairwise(ps))
         for on in _days([h], data, most=10):
             pos = quality.position(h.as_of(on), on, LOAN_SETTINGS)
             piece = next((p for p in ps if p.start <= on and (p.end is None or on < p.end)), None)
