@@ -9,7 +9,7 @@ import itertools
 from collections import defaultdict
 from datetime import date, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from services.loans.domain import financing as fin
@@ -81,6 +81,7 @@ def test_figures_as_of_a_day_are_what_was_recorded_by_then_whatever_came_later(b
         assert quality.portfolio(now, on, LOAN_SETTINGS) == quality.portfolio(then, on, LOAN_SETTINGS)
         start = quality.repayment_window_start(on)
         assert quality.repayment_rate(now, start, on) == quality.repayment_rate(then, start, on)
+    event(f"days asked: {min(asked, 3)}{'+' if asked >= 3 else ''}")  # --hypothesis-show-statistics
 
 
 def _members_record(h: History) -> members.FinancingRecord:
