@@ -22,11 +22,11 @@ to; on a managed server an administrator runs the same GRANTs once).
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -53,6 +53,159 @@ $$;
 
 
 CREATE_APP = CREATE_READER.replace(READER, APP)
+
+# -- a cooperative context that SQL cannot forge ------------------------------------------------------------
+#
+# A request's SQL runs on a connection that logged in as the request role itself (``washfin_app``,
+# ``washfin_reader``): there is no owner to ``RESET ROLE`` back to, and the request role is a member of no
+# other role, so ``SET ROLE`` widens nothing. The cooperative it may see is named in a setting that any SQL
+# could change with ``set_config``, so the setting carries a MAC: ``<value>|<mac>``, where the MAC binds the
+# value to the connection's backend (pid) under a key only the database owner can read
+# (``washfin_context_key``). The policies trust the setting only through ``washfin_verified``, a function
+# that runs as the owner and returns the value when its MAC is right and NULL (no rows) otherwise. The key
+# never leaves the owner's connections; the token is sent as a bind parameter, so no other session sees it
+# in ``pg_stat_activity``, and a token read anyhow opens nothing on another connection.
+
+CONTEXT_KEY = "washfin_context_key"
+
+
+def signed_context_sql(schema: str) -> str:
+    """SQL (run as the owner, idempotent) creating the context key, ``washfin_verified`` and the two
+    functions the policies use: ``washfin_tenant()`` and ``washfin_programme_tenants()``."""
+    return f"""
+{CREATE_APP}
+{CREATE_READER}
+CREATE TABLE IF NOT EXISTS {schema}.{CONTEXT_KEY} (
+    single boolean PRIMARY KEY DEFAULT true CHECK (single), key bytea NOT NULL);
+REVOKE ALL ON {schema}.{CONTEXT_KEY} FROM PUBLIC;
+INSERT INTO {schema}.{CONTEXT_KEY} (key)
+    SELECT decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex')
+    ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION {schema}.washfin_verified(setting text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+    v text := current_setting(setting, true);
+    k bytea;
+BEGIN
+    IF v IS NULL OR position('|' IN v) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT key INTO k FROM {schema}.{CONTEXT_KEY};
+    IF split_part(v, '|', 2) = encode(sha256(k || sha256(k || convert_to(
+            split_part(v, '|', 1) || '|' || pg_backend_pid()::text, 'UTF8'))), 'hex') THEN
+        RETURN split_part(v, '|', 1);
+    END IF;
+    RETURN NULL;
+END
+$f$;
+REVOKE ALL ON FUNCTION {schema}.washfin_verified(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {schema}.washfin_verified(text) TO {APP}, {READER};
+CREATE OR REPLACE FUNCTION {schema}.washfin_tenant() RETURNS text LANGUAGE sql STABLE
+    AS $f$ SELECT {schema}.washfin_verified('washfin.tenant_id') $f$;
+CREATE OR REPLACE FUNCTION {schema}.washfin_programme_tenants() RETURNS text[] LANGUAGE sql STABLE
+    AS $f$ SELECT COALESCE(string_to_array(NULLIF({schema}.washfin_verified('washfin.programme_tenants'), ''),
+                                           ','), '{{}}'::text[]) $f$;
+GRANT EXECUTE ON FUNCTION {schema}.washfin_tenant(), {schema}.washfin_programme_tenants() TO {APP}, {READER};
+"""
+
+
+#: what the request roles' policies are made of: the verified context, never the bare setting
+APP_ROWS = "tenant_id = (SELECT washfin_tenant())"
+READER_ROWS = "tenant_id = (SELECT washfin_tenant()) OR tenant_id = ANY ((SELECT washfin_programme_tenants())::text[])"
+
+
+async def ensure_signed_context(conn: asyncpg.Connection, password: str | None = None) -> bytes:
+    """As the owner, after the migrations: the signed-context functions exist and every policy of a
+    request role in the schema trusts only them (policies written by earlier migrations, or by a reporting
+    build, on the bare setting are altered in place). Returns the context key, which the service's
+    request pools sign with. Idempotent; alters only what is not signed yet.
+
+    Where the owner may (a superuser, as under ``make run``), the request roles are made logins, with
+    ``password`` (the owner's) when one is given; elsewhere an administrator does it once
+    (docs/operations.md)."""
+    schema = await conn.fetchval("SELECT current_schema()")
+    if await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        for role in (APP, READER):
+            await conn.execute(CREATE_APP.replace(APP, role))
+            await conn.execute(await conn.fetchval(
+                "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, "
+                "$1::text, $2::text)", role, password))
+    async with conn.transaction():
+        # one at a time per database: replicas start together
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('washfin_signed_context'))")
+        await conn.execute(signed_context_sql(schema))
+        rows = await conn.fetch(
+            """SELECT tablename, policyname, roles::text[] AS roles, qual, with_check FROM pg_policies
+               WHERE schemaname = $1 AND roles && ARRAY[$2, $3]::name[]""", schema, APP, READER)
+        for r in rows:
+            if "washfin_tenant()" in (r["qual"] or ""):
+                continue
+            using = APP_ROWS if APP in r["roles"] else READER_ROWS
+            check = f" WITH CHECK ({APP_ROWS})" if r["with_check"] is not None else ""
+            await conn.execute(f'ALTER POLICY "{r["policyname"]}" ON "{r["tablename"]}" USING ({using}){check}')
+        return bytes(await conn.fetchval(f"SELECT key FROM {CONTEXT_KEY}"))
+
+
+def sign(key: bytes, value: str, pid: int) -> str:
+    """The setting that names ``value`` (a cooperative, or a programme's comma-joined list) to the
+    connection of backend ``pid``: what ``washfin_verified`` accepts."""
+    inner = hashlib.sha256(key + f"{value}|{pid}".encode()).digest()
+    return f"{value}|{hashlib.sha256(key + inner).hexdigest()}"
+
+
+class RequestLogin(Protocol):
+    """A pool whose connections logged in as a request role, with the database's context key
+    (``ServiceRuntime.request_pool``, reporting's ``reader_pool``)."""
+
+    context_key: bytes
+
+    def acquire(self, *, timeout: float | None = None) -> Any: ...
+
+
+async def name_scope(conn: asyncpg.Connection, key: bytes, tenant: str | None,
+                     programme: Sequence[str] = (), *, local: bool = False) -> None:
+    """Name the cooperative (or the programme's cooperatives) this use of a request connection may see:
+    the first statement of every use, so nothing a previous use named is left standing (``local``: for the
+    transaction only, on an owner's connection that switched role)."""
+    pid = conn.get_server_pid()
+    listed = ",".join(t for t in programme if "," not in t and "|" not in t)
+    await conn.execute("SELECT set_config('washfin.tenant_id', $1, $3), "
+                       "set_config('washfin.programme_tenants', $2, $3)",
+                       sign(key, tenant, pid) if tenant else "", sign(key, listed, pid) if listed else "", local)
+
+
+async def _owner_key(pool: Any) -> bytes:
+    """The context key, read through an owner's pool (background work and tools, never a request): the
+    signed context made sure of once per pool."""
+    key = getattr(pool, "context_key", None) or getattr(pool, "_washfin_owner_key", None)
+    if key is None:
+        async with pool.acquire() as conn:
+            key = await ensure_signed_context(conn)
+        pool._washfin_owner_key = key
+    return key  # type: ignore[no-any-return]
+
+
+@asynccontextmanager
+async def scoped(pool: Any, role: str, tenant: str | None, programme: Sequence[str] = (), *,
+                 isolation: str | None = None, readonly: bool = False) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction that sees what ``role`` may of ``tenant`` (or of the programme's cooperatives).
+
+    On a request login (``RequestLogin``: the services' request paths) the connection is ``role`` itself:
+    the signed setting is all it needs, and no SQL on it can leave it. On an owner's pool (tools, tests of
+    the policies) the transaction switches role first (``SET LOCAL ROLE``): a wall against a forgotten
+    condition, not against SQL the owner runs."""
+    login = getattr(pool, "context_key", None) is not None
+    key = pool.context_key if login else await _owner_key(pool)
+    async with pool.acquire() as conn:
+        if login:
+            await name_scope(conn, key, tenant, programme)
+            async with conn.transaction(isolation=isolation, readonly=readonly):
+                yield conn
+        else:
+            async with conn.transaction(isolation=isolation, readonly=readonly):
+                await conn.execute(f"SET LOCAL ROLE {role}")
+                await name_scope(conn, key, tenant, programme, local=True)
+                yield conn
 
 
 def allow_requests(table: str, grant: str = "SELECT, INSERT, UPDATE, DELETE") -> str:
@@ -114,22 +267,17 @@ GRANT SELECT ON {table} TO {READER};
 
 
 @asynccontextmanager
-async def tenant_scope(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
+async def tenant_scope(pool: Any, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
     """A read-only transaction as ``washfin_reader`` that sees one cooperative's rows."""
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(f"SET LOCAL ROLE {READER}")
-        await conn.execute("SELECT set_config('washfin.tenant_id', $1, true)", tenant_id)
+    async with scoped(pool, READER, tenant_id, readonly=True) as conn:
         yield conn
 
 
 @asynccontextmanager
-async def programme_scope(pool: asyncpg.Pool, tenant_ids: Sequence[str]) -> AsyncIterator[asyncpg.Connection]:
+async def programme_scope(pool: Any, tenant_ids: Sequence[str]) -> AsyncIterator[asyncpg.Connection]:
     """A read-only transaction as ``washfin_reader`` that sees the rows of these cooperatives (a
     programme's consenting ones): for aggregates only."""
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        await conn.execute(f"SET LOCAL ROLE {READER}")
-        await conn.execute("SELECT set_config('washfin.programme_tenants', $1, true)",
-                           ",".join(t for t in tenant_ids if "," not in t))
+    async with scoped(pool, READER, None, tenant_ids, readonly=True) as conn:
         yield conn
 
 
@@ -140,45 +288,35 @@ _TENANT_ID = re.compile(TENANT_ID_PATTERN)
 class TenantPool:
     """An ``asyncpg.Pool`` look-alike whose every statement runs as ``washfin_app`` for one cooperative.
 
-    ``acquire()`` yields a connection inside a transaction that has switched role (``SET LOCAL ROLE``) and
-    named the cooperative (``washfin.tenant_id``); both end with the transaction, so a pooled connection
-    never carries one request's cooperative into another use. ``fetch``/``fetchrow``/``fetchval``/
-    ``execute`` each run in such a transaction of their own, as the pool's do. Code inside may nest
-    ``conn.transaction()`` (a savepoint) and an event-store append stays the first write of its
-    transaction (switching role and setting a parameter write nothing).
+    On the services' request paths its pool's connections logged in as ``washfin_app`` (``RequestLogin``);
+    each use first names the cooperative with a signed setting (``name_scope``), one round trip, so the
+    policies see that cooperative and SQL run on the connection cannot name another (``scoped``). ``acquire()`` yields the connection inside a
+    transaction; ``fetch``/``fetchrow``/``fetchval``/``execute`` run as statements of their own. Code inside
+    may nest ``conn.transaction()`` (a savepoint) and an event-store append stays the first write of its
+    transaction.
     """
 
-    def __init__(self, pool: asyncpg.Pool, tenant_id: str) -> None:
+    def __init__(self, pool: Any, tenant_id: str) -> None:
         if not _TENANT_ID.fullmatch(tenant_id):
             raise ValueError(f"not a cooperative id: {tenant_id!r}")
         self._pool = pool
         self.tenant_id = tenant_id
-        # one round trip (simple query protocol); the id is checked above, so the literal is safe
-        self._enter = f"SET LOCAL ROLE {APP}; SELECT set_config('washfin.tenant_id', '{tenant_id}', true)"
-        self._begin = f"BEGIN; {self._enter}"
 
-    @asynccontextmanager
-    async def acquire(self, *, isolation: str | None = None, readonly: bool = False) -> AsyncIterator[Any]:
-        async with self._pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=readonly):
-            await conn.execute(self._enter)
-            yield conn
+    def acquire(self, *, isolation: str | None = None, readonly: bool = False) -> Any:
+        return scoped(self._pool, APP, self.tenant_id, isolation=isolation, readonly=readonly)
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[Any]:
         """A connection for statements that open no transaction of their own (no ``conn.transaction()``
-        inside): BEGIN goes in the same round trip as the role and the cooperative, one fewer than
-        ``acquire``. A transaction left open (an error) is rolled back when the pool takes the
-        connection back, and the role and cooperative end with it."""
-        async with self._pool.acquire() as conn:
-            await conn.execute(self._begin)
-            try:
+        inside): on a request login each runs on its own, after the round trip that names the cooperative;
+        on an owner's pool, in the switched transaction."""
+        if getattr(self._pool, "context_key", None) is None:
+            async with self.acquire() as conn:
                 yield conn
-            except BaseException:
-                if not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+            return
+        async with self._pool.acquire() as conn:
+            await name_scope(conn, self._pool.context_key, self.tenant_id)
+            yield conn
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[asyncpg.Record]:
         async with self.statement() as conn:

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -26,8 +27,8 @@ from shared.kafka import namespaced, service_topic
 from shared.kafka.relay import Relay
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
-from shared.rls import TenantPool
-from shared.settings import ServiceSettings
+from shared.rls import APP, TenantPool, ensure_signed_context
+from shared.settings import ServiceSettings, login_url
 from shared.tenancy import Authenticator, migrate_platform
 from shared.worker import keep_running, leadership, sleep_or_stop
 
@@ -72,6 +73,9 @@ class ServiceRuntime:
         self._worker_pool: Pool | None = None
         self._reaction_pool: Pool | None = None
         self._platform_pool: Pool | None = None
+        self._request_pool: Pool | None = None
+        self._background_pool: Pool | None = None
+        self.context_key: bytes = b""
         self._store: PostgresEventStore | None = None
         self.authenticator: Authenticator | None = None
         self.relay: Relay | None = None
@@ -98,6 +102,17 @@ class ServiceRuntime:
     @pool.setter
     def pool(self, value: Pool) -> None:
         self._pool = value
+
+    @property
+    def request_pool(self) -> Pool:
+        """Connections logged in as ``washfin_app`` for requests (``for_tenant``): every use names its
+        cooperative with a signed setting (``shared.rls.TenantPool``)."""
+        return self._started(self._request_pool, "the request login pool")  # type: ignore[no-any-return]
+
+    @property
+    def background_pool(self) -> Pool:
+        """The same login for reactions and scheduled jobs acting for a cooperative (``for_tenant(background=True)``)."""
+        return self._started(self._background_pool, "the background login pool")  # type: ignore[no-any-return]
 
     @property
     def worker_pool(self) -> Pool:
@@ -148,6 +163,7 @@ class ServiceRuntime:
             await migrate(conn, self.service, self.migrations)
             for p in self.projections:
                 await migrate(conn, f"projection:{p.name}", list(p.migrations))
+            self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password)
         async with self.platform_pool.acquire() as conn:
             await migrate_platform(conn)
 
@@ -161,6 +177,10 @@ class ServiceRuntime:
         self.platform_pool = await create_pool(s.platform_database_url, 1, 4, acquire_timeout=s.db_acquire_timeout_s,
                                                server_settings=bounded)
         await self.migrate()
+        self._request_pool = await self.login_pool(s.request_database_url or login_url(s.database_url, APP),
+                                                   s.db_pool_min, s.db_pool_max, s.db_acquire_timeout_s, bounded)
+        self._background_pool = await self.login_pool(s.request_database_url or login_url(s.database_url, APP),
+                                                      0, 2, 60.0, None)
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
         if not background:
@@ -224,6 +244,20 @@ class ServiceRuntime:
 
         await keep_running(self._stop, attempt, failed, first_backoff=5.0)
 
+    async def login_pool(self, dsn: str, min_size: int, max_size: int, acquire_timeout: float,
+                         server_settings: dict[str, str] | None) -> Pool:
+        """A pool of a request role's own login (``shared/rls.py``), carrying the database's context key."""
+        try:
+            pool = await create_pool(dsn, min_size, max_size, acquire_timeout=acquire_timeout,
+                                     **({"server_settings": server_settings} if server_settings else {}))
+        except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as e:
+            user = dsn.split("://", 1)[-1].split("@")[0].split(":")[0]
+            raise RuntimeError(
+                f"{self.service}: the request login {user} cannot log in ({e}); create it once as an administrator "
+                "(docs/operations.md, 'Database logins') or set the request/reader database URL") from e
+        pool.context_key = self.context_key  # type: ignore[attr-defined]
+        return pool
+
     def for_tenant(self, tenant_id: str, *, background: bool = False) -> CooperativeRuntime:
         """This runtime as one cooperative's request sees it: its ``pool`` and ``store`` run every statement
         as ``washfin_app`` with the cooperative set (``shared.rls.TenantPool``), so row-level security
@@ -234,7 +268,7 @@ class ServiceRuntime:
         view = self._views.get(key)
         if view is None:
             view = self._views[key] = CooperativeRuntime(self, tenant_id,
-                                                         self.reaction_pool if background else self.pool)
+                                                         self.background_pool if background else self.request_pool)
         return view
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -260,7 +294,8 @@ class ServiceRuntime:
             await self.relay.reader.close()
         if self._store is not None:
             await self._store.close()
-        for p in [self._pool, self._worker_pool, self._reaction_pool, self._platform_pool, *self._source_pools]:
+        for p in [self._pool, self._worker_pool, self._reaction_pool, self._platform_pool, self._request_pool,
+                  self._background_pool, *self._source_pools]:
             if p is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(p.close(), 5)
@@ -352,7 +387,7 @@ class CooperativeRuntime:
     def __init__(self, runtime: ServiceRuntime, tenant_id: str, pool: asyncpg.Pool | None = None) -> None:
         self.runtime = runtime
         self.tenant_id = tenant_id
-        self.pool = TenantPool(pool or runtime.pool, tenant_id)
+        self.pool = TenantPool(pool or runtime.request_pool, tenant_id)  # type: ignore[arg-type]
         self.store = runtime.store.scoped(self.pool)
 
     def __getattr__(self, name: str) -> Any:

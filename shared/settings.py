@@ -25,6 +25,11 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 0
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin"
+    #: the logins a request's SQL runs on (``shared/rls.py``): ``washfin_app`` (and, for reporting,
+    #: ``washfin_reader``) on the same database; unset, ``database_url`` with its user replaced by the
+    #: role (and the same password). Never the owner: a request connection has no owner to return to.
+    request_database_url: str | None = None
+    reader_database_url: str | None = None
     db_pool_min: int = 1
     #: connections for requests; background workers (relay, consumers, schedules) have their own pool
     db_pool_max: int = 10
@@ -121,3 +126,15 @@ class ServiceSettings(BaseSettings):
         password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
         return KafkaConnection(self.kafka_bootstrap_servers, self.kafka_security_protocol, self.kafka_sasl_mechanism,
                                self.kafka_sasl_username, password, self.kafka_ssl_cafile)
+
+
+def login_url(database_url: str, role: str) -> str:
+    """``database_url`` with its user replaced by ``role`` (host, port, database, password and options kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    u = urlsplit(database_url)
+    netloc = u.netloc.rsplit("@", 1)[-1]
+    password = u.password
+    auth = role + (f":{password}" if password else "")
+    return urlunsplit((u.scheme, f"{auth}@{netloc}", u.path, u.query, u.fragment))
+

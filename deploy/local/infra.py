@@ -53,6 +53,9 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_reader') THEN
         CREATE ROLE washfin_reader NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
     END IF;
+    -- a request's SQL runs on these logins themselves (shared/rls.py): no owner to RESET ROLE back to
+    ALTER ROLE washfin_app LOGIN PASSWORD '{SERVICE_PASSWORD}';
+    ALTER ROLE washfin_reader LOGIN PASSWORD '{SERVICE_PASSWORD}';
     IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_app', 'MEMBER') THEN
         GRANT washfin_app TO {SERVICE_LOGIN};
     END IF;

@@ -101,10 +101,10 @@ async def cooperative_scope(rt: ReportingRuntime, who: Principal, tenant_id: str
 async def reading(rt: ReportingRuntime, scope: Scope) -> AsyncIterator[asyncpg.Connection]:
     """A read-only transaction that sees the scope's cooperatives only (row-level security)."""
     if scope.kind == "cooperative":
-        async with tenant_scope(rt.pool, scope.cooperatives[0]) as conn:
+        async with tenant_scope(rt.reader_pool, scope.cooperatives[0]) as conn:
             yield conn
     else:
-        async with programme_scope(rt.pool, scope.cooperatives) as conn:
+        async with programme_scope(rt.reader_pool, scope.cooperatives) as conn:
             yield conn
 
 

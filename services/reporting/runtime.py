@@ -33,10 +33,12 @@ from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
-from shared.db import create_pool, migrate
+from shared.db import Pool, create_pool, migrate
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.rls import READER, ensure_signed_context
+from shared.runtime import ServiceRuntime, request_server_settings
+from shared.settings import login_url
 
 log = get_logger(__name__)
 
@@ -86,10 +88,21 @@ class ReportingRuntime(ServiceRuntime):
         self._shared_source_pools: dict[str, asyncpg.Pool] = {}
         self._consumers_here = False
         self.report_cache = LruCache(settings.report_cache_size)
+        self._reader_pool: Pool | None = None
+
+    @property
+    def reader_pool(self) -> Pool:
+        """Connections logged in as ``washfin_reader`` for the report reads (``tenant_scope``,
+        ``programme_scope``): every use names its scope with a signed setting."""
+        return self._started(self._reader_pool, "the reader login pool")  # type: ignore[no-any-return]
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def start(self, *, background: bool = True) -> None:
         await super().start(background=background)
+        s = self.settings
+        self._reader_pool = await self.login_pool(s.reader_database_url or login_url(s.database_url, READER),
+                                                  s.db_pool_min, s.db_pool_max, s.db_acquire_timeout_s,
+                                                  request_server_settings(s))
         async with self.worker_pool.acquire() as conn:
             await self._seed_programmes(conn)
             await registry.ensure_builds(conn)
@@ -102,6 +115,9 @@ class ReportingRuntime(ServiceRuntime):
         for r in self._runners.values():
             r.stop.set()
         await super().stop()
+        if self._reader_pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._reader_pool.close(), 5)
 
     async def _supervise(self) -> None:
         while not self._stop.is_set():
@@ -132,6 +148,7 @@ class ReportingRuntime(ServiceRuntime):
                 if row.build not in self.known:
                     b = row.materialise()
                     await migrate(conn, f"projection:{b.name}", list(b.migrations))
+                    await ensure_signed_context(conn)  # the build's tables: their policies trust the signed scope
                     self.known[row.build] = b
                 if self._consumers_here and row.build not in self._runners:
                     await self._start_build(self.known[row.build])

@@ -64,7 +64,7 @@ class Summary(BaseModel):
 @router.get("/summary", response_model=Summary, summary="Headline figures of your cooperative")
 async def summary(principal: Reader, request: Request) -> Summary:
     assert principal.tenant_id is not None
-    async with tenant_scope(rt(request).pool, principal.tenant_id) as conn:  # type: ignore[arg-type]
+    async with tenant_scope(rt(request).reader_pool, principal.tenant_id) as conn:  # type: ignore[arg-type]
         # row-level security is the second wall: the reader role sees this cooperative's row only
         row = await conn.fetchrow("SELECT members, women, people, last_event_at FROM coop_summary_v1")
     if row is None:
@@ -173,16 +173,15 @@ async def export_table(table: str, principal: AnyReader, request: Request, as_of
 @router.get("/targets", response_model=s.Targets, summary="Your cooperative's targets")
 async def targets(principal: Reader, request: Request) -> s.Targets:
     assert principal.tenant_id is not None
-    async with tenant_scope(rt(request).pool, principal.tenant_id) as conn:  # type: ignore[arg-type]
+    async with tenant_scope(rt(request).reader_pool, principal.tenant_id) as conn:  # type: ignore[arg-type]
         rows = await conn.fetch("SELECT indicator, target, due_on, baseline FROM cooperative_targets ORDER BY 1")
     return s.Targets(items=[s.TargetRow(**dict(r)) for r in rows], indicators=TARGET_INDICATORS)
 
 
 def _as_cooperative(request: Request, principal: Principal) -> TenantPool:
     """Writes as the key's cooperative, behind row-level security (``washfin_app``)."""
-    pool = rt(request).pool
-    assert pool is not None and principal.tenant_id is not None
-    return TenantPool(pool, principal.tenant_id)
+    assert principal.tenant_id is not None
+    return TenantPool(rt(request).request_pool, principal.tenant_id)
 
 
 @router.put("/targets/{indicator}", response_model=s.TargetRow, summary="Set a target (managers)")
