@@ -150,8 +150,8 @@ def request_hash(body: Any) -> str:
 
 def stale_version(what: str, version: int, expected: int) -> Conflict:
     """The one refusal of a stale If-Match (HTTP 409)."""
-    return Conflict(f"the {what} changed since you loaded it (it is at version {version}, you had {expected}); "
-                    "reload and try again", field="If-Match")
+    return Conflict(f"the {what} changed since you loaded it (it is at version {version}, you had {expected}): "
+                    "someone else changed it first; reload and try again", field="If-Match")
 
 
 async def run_command(store: CommandStore, ctx: CommandContext, *, stream_type: str, stream_id: str,

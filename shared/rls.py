@@ -427,7 +427,33 @@ async def verify_database(conn: asyncpg.Connection) -> tuple[list[str], list[str
     tables = [r["relname"] for r in rows if r["shared"]]
     problems = [f"{r['relname']}: a request role holds privileges on it but it is not behind forced row-level "
                 "security" for r in rows if r["granted"] and not r["forced"]]
-    return tables, problems + await self_test(conn, tables, roles)
+    return tables, problems + await escapes(conn, list(roles)) + await self_test(conn, tables, roles)
+
+
+async def escapes(conn: asyncpg.Connection, roles: Sequence[str]) -> list[str]:
+    """The ways SQL on a request connection could widen what it sees: a request role that can become the
+    owner (``RESET ROLE``/``SET ROLE``), a policy of a request role on the bare, forgeable setting, and a
+    context key a request role can read."""
+    problems = []
+    for role in roles:
+        if await conn.fetchval("SELECT pg_has_role($1, current_user, 'MEMBER')", role):
+            problems.append(f"{role} is a member of the owner {await conn.fetchval('SELECT current_user')}: "
+                            "a request could SET ROLE to it")
+    schema = await conn.fetchval("SELECT current_schema()")
+    for r in await conn.fetch(
+            """SELECT tablename, policyname, qual FROM pg_policies
+               WHERE schemaname = $1 AND roles && $2::name[] ORDER BY 1, 2""", schema, list(roles)):
+        if "washfin_tenant()" not in (r["qual"] or ""):
+            problems.append(f"{r['tablename']}: policy {r['policyname']} trusts a setting any SQL can forge "
+                            "(start the service once: it signs the policies)")
+    if await conn.fetchval("SELECT to_regclass($1) IS NULL", f"{schema}.{CONTEXT_KEY}"):
+        problems.append(f"no {CONTEXT_KEY}: the service has not started on this database since the signed context")
+    else:
+        for role in roles:
+            if await conn.fetchval("SELECT has_table_privilege($1, $2::regclass, 'SELECT')", role,
+                                   f"{schema}.{CONTEXT_KEY}"):
+                problems.append(f"{role} can read {CONTEXT_KEY}: it could sign any cooperative")
+    return problems
 
 
 async def verify_database_at(database_url: str) -> tuple[list[str], list[str]]:

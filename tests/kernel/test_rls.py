@@ -15,6 +15,7 @@ from shared.rls import (
     APP,
     READER,
     TenantPool,
+    ensure_signed_context,
     programme_scope,
     protect,
     self_test,
@@ -112,6 +113,10 @@ async def test_with_no_cooperative_set_the_request_role_sees_no_event(es: StoreD
             await conn.fetchval("SELECT count(*) FROM consumer_streams")  # the consumers' own: no grant at all
     conn = await connect(es.url)
     try:
+        # the posture before the signed context: policies on a setting any SQL can forge are reported
+        _, problems = await verify_database(conn)
+        assert any("trusts a setting any SQL can forge" in p for p in problems), problems
+        await ensure_signed_context(conn)
         tables, problems = await verify_database(conn)
         assert problems == [] and {"events", "idempotency_keys"} <= set(tables)
         role = await conn.fetchrow("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", APP)

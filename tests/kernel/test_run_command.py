@@ -92,7 +92,7 @@ async def test_a_stale_if_match_is_refused_with_nothing_written() -> None:
     store = InMemoryEventStore()
     await run(store, ctx(), add(2))
     await run(store, ctx(), add(2))
-    with pytest.raises(Conflict, match=r"it is at version 2, you had 1\); reload and try again") as e:
+    with pytest.raises(Conflict, match=r"it is at version 2, you had 1\): someone else changed it first; reload and try again") as e:
         await run(store, ctx(if_match=1), add(5), what="counter")
     assert e.value.field == "If-Match" and "the counter changed" in e.value.message
     assert fold(await store.read_stream(TENANT, "c-1")) == Counter(2, 4)
