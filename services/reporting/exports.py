@@ -2,7 +2,8 @@
 (result -> indicator -> period, with baseline, target and actual), IATI-like.
 
 No table holds a member-level row: every row is a count, a sum or a ratio over a cooperative (or a
-programme), or one contractor's quality figures (contractors are businesses, named by id only).
+programme), or one contractor's quality figures. Contractors are named by their SNI certificate number
+(a contractor's name and contacts stay in the sanitation service, never in events), cooperatives by name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import xlsxwriter
 
+from services.reporting import export_labels as words
 from services.reporting import reports as rp
+from services.reporting.export_labels import Lang
 from services.reporting.reports import Report
 
 Rows = list[dict[str, Any]]
@@ -60,13 +63,15 @@ def report_tables(r: Report) -> dict[str, Rows]:
     }
 
 
-def by_cooperative_rows(reports: dict[str, Report]) -> Rows:
-    """A programme's cooperatives side by side (aggregates of each, no member-level data)."""
+def by_cooperative_rows(reports: dict[str, Report], names: dict[str, str] | None = None) -> Rows:
+    """A programme's cooperatives side by side (aggregates of each, no member-level data), each named
+    (``names``; its id when it has no name) beside its id."""
     rows = []
     for tenant, r in sorted(reports.items()):
         reach, fin, des = rp.reach_figures(r), rp.financing_figures(r), rp.desludging_figures(r)
         rows.append({
-            "cooperative": tenant, "members": reach["members"], "people_reached": reach["people_reached"],
+            "cooperative_name": (names or {}).get(tenant) or tenant, "cooperative": tenant,
+            "members": reach["members"], "people_reached": reach["people_reached"],
             "women_pct": reach["women_pct"], "b40_pct": reach["b40_pct"],
             "safely_managed_sanitation_households": r.access.safely_managed_sanitation_households,
             **rp.usaid_figures(r),
@@ -162,9 +167,10 @@ def _cell(v: Any) -> Any:
     return v
 
 
-#: ``standard``: comma-separated UTF-8 without a byte-order mark, ``.`` decimals (for programs and for
-#: spreadsheets in an English locale); ``excel_id``: what Excel in an Indonesian locale opens by a double
-#: click: ``;``-separated, a UTF-8 byte-order mark (so names with accents survive), ``,`` decimals
+#: ``standard``: comma-separated UTF-8 without a byte-order mark, ``.`` decimals, field names and codes as
+#: the API has them (for programs); ``excel_id``: what Excel in an Indonesian locale opens by a double
+#: click: ``;``-separated, a UTF-8 byte-order mark (so names with accents survive), ``,`` decimals, and
+#: headers and codes in words in the request's language (``export_labels``)
 CSV_DIALECTS = ("standard", "excel_id")
 
 
@@ -176,69 +182,68 @@ def _csv_cell(v: Any, dialect: str) -> Any:
     return _cell(v)
 
 
-def to_csv(rows: Rows, dialect: str = "standard") -> bytes:
+def to_csv(rows: Rows, dialect: str = "standard", lang: Lang = "id", table: str = "") -> bytes:
     buf = io.StringIO()
     cols = columns(rows)
     w = csv.writer(buf, lineterminator="\r\n", delimiter=";" if dialect == "excel_id" else ",")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow([_csv_cell(r.get(c), dialect) for c in cols])
+    if dialect == "excel_id":
+        w.writerow([words.header(c, lang) for c in cols])
+        for r in rows:
+            w.writerow([_csv_cell(words.cell(table, c, r.get(c), lang), dialect) for c in cols])
+    else:
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([_csv_cell(r.get(c), dialect) for c in cols])
     text = buf.getvalue()
     return ("\ufeff" + text if dialect == "excel_id" else text).encode("utf-8")
 
 
-def label(column: str) -> str:
-    """A column's header in a spreadsheet: words, not a field name (``disbursed_value`` -> "Disbursed
-    value", ``par30_pct`` -> "PAR30 %", ``m3_acknowledged`` -> "m3 acknowledged")."""
-    words = column.split("_")
-    out = []
-    for i, w in enumerate(words):
-        if w == "pct":
-            out.append("%")
-        elif w.startswith("par") and w[3:].isdigit():
-            out.append(w.upper())
-        elif w in ("b40", "iplt", "sni", "jmp", "usaid", "pdam"):
-            out.append(w.upper())
-        else:
-            out.append(w.capitalize() if i == 0 else w)
-    return " ".join(out)
+def label(column: str, lang: Lang = "en") -> str:
+    """A column's header in a spreadsheet: words in ``lang``, not a field name (``disbursed_value`` ->
+    "Value disbursed (IDR)" / "Nilai dicairkan (Rp)")."""
+    return words.header(column, lang)
 
 
-def to_xlsx(tables: dict[str, Rows], title: str = "") -> bytes:
-    """One sheet per table (sheet names at most 31 characters), as an office opens it: a bold header row in
-    words (``label``) that stays in view when scrolling, a filter on every column, whole rupiah and counts
-    with thousands separators, percentages with one decimal, dates as dates, columns as wide as their
-    content. The field names themselves head the CSV export's columns."""
+#: number formats: Rupiah with the thousands separator, percentages (the figures are 0-100) with one decimal,
+#: cubic metres with one to three decimals, counts whole, dates as dates (Excel shows the separators and the
+#: date order of the reader's locale)
+FORMATS = {"money": '"Rp" #,##0', "pct": '0.0"%"', "m3": "#,##0.0##", "int": "#,##0", "float": "#,##0.0##",
+           "date": "yyyy-mm-dd"}
+
+
+def to_xlsx(tables: dict[str, Rows], title: str = "", lang: Lang = "id") -> bytes:
+    """One sheet per table (named in ``lang``, at most 31 characters), as an office opens it: a bold header
+    row in words in ``lang`` that stays in view when scrolling (frozen), a filter on every column, codes in
+    words, Rupiah, percentages and cubic metres formatted as such, counts with thousands separators, dates
+    as dates, columns as wide as their content. The standard CSV keeps the field names and codes."""
     buf = io.BytesIO()
     book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_numbers": False, "strings_to_formulas": False,
                                      "strings_to_urls": False})
     header = book.add_format({"bold": True, "bg_color": "#E8EEF4", "border": 1, "text_wrap": True, "valign": "top"})
-    whole = book.add_format({"num_format": "#,##0"})
-    decimal = book.add_format({"num_format": "#,##0.0"})
-    day = book.add_format({"num_format": "yyyy-mm-dd"})
+    fmt = {k: book.add_format({"num_format": v}) for k, v in FORMATS.items()}
     if title:
         book.set_properties({"title": title, "author": "washfin reporting"})
     for name, rows in tables.items():
-        sheet = book.add_worksheet(name[:31])
+        sheet = book.add_worksheet(words.sheet_name(name, lang))
         cols = columns(rows)
         if not cols:
-            sheet.write_row(0, 0, ["(no rows)"], header)
+            sheet.write_row(0, 0, [words.NO_ROWS[0 if lang == "id" else 1]], header)
             continue
-        sheet.write_row(0, 0, [label(c) for c in cols], header)
-        widths = [max(10, min(40, len(label(c)) + 2)) for c in cols]
+        heads = [words.header(c, lang) for c in cols]
+        sheet.write_row(0, 0, heads, header)
+        widths = [max(10, min(40, len(h) + 2)) for h in heads]
         for i, r in enumerate(rows, start=1):
             for j, c in enumerate(cols):
-                v = r.get(c)
+                v = words.cell(name, c, r.get(c), lang)
                 if v is None:
                     continue
                 if isinstance(v, bool):
                     sheet.write_boolean(i, j, v)
-                elif isinstance(v, int):
-                    sheet.write_number(i, j, v, whole)
-                elif isinstance(v, float):
-                    sheet.write_number(i, j, v, decimal)
+                elif isinstance(v, int | float):
+                    kind = words.number_kind(c, r) or ("int" if isinstance(v, int) else "float")
+                    sheet.write_number(i, j, v, fmt[kind])
                 elif isinstance(v, date):
-                    sheet.write_datetime(i, j, datetime.combine(v, datetime.min.time()), day)
+                    sheet.write_datetime(i, j, datetime.combine(v, datetime.min.time()), fmt["date"])
                 else:
                     sheet.write_string(i, j, str(_cell(v)))
                 widths[j] = max(widths[j], min(60, len(str(_cell(v))) + 2))

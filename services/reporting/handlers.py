@@ -211,7 +211,8 @@ async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) ->
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
         each = await per_cooperative(rt, scope, on, each_fresh)
-        body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
+        body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
+                                                        await _tenant_names(rt, list(scope.cooperatives)))
     return body
 
 
@@ -224,7 +225,8 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
     out["indicators"] = await indicators(rt, scope, on, years, outside)
     if scope.kind == "programme":
         each = await per_cooperative(rt, scope, on, each_fresh)
-        out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()})
+        out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
+                                                       await _tenant_names(rt, list(scope.cooperatives)))
     for name, rows in out.items():
         if len(rows) > rt.settings.export_max_rows:
             raise Refusal(f"table {name} has {len(rows)} rows, more than the {rt.settings.export_max_rows} an export "

@@ -433,12 +433,19 @@ async def contractors(conn: asyncpg.Connection, t: T, on: date, consent: bool = 
             f"""SELECT DISTINCT tenant_id, contractor_id FROM {st['certification']}
                 WHERE certified_on <= $1 AND valid_until >= $1
                   AND (expiry_recorded_on IS NULL OR expiry_recorded_on > $1)""", on)}
+    # the certificate a contractor is known by: its latest one by D (any, valid or not)
+    certificates = {
+        (r["tenant_id"], r["contractor_id"]): r["certificate_number"] for r in await conn.fetch(
+            f"""SELECT DISTINCT ON (tenant_id, contractor_id) tenant_id, contractor_id, certificate_number
+                FROM {st['certification']} WHERE certified_on <= $1
+                ORDER BY tenant_id, contractor_id, certified_on DESC, certificate_number DESC""", on)}
     by: dict[tuple[str, Any], dict[str, Any]] = {}
     for r in rows:
         key = (r["tenant_id"], r["contractor_id"])
         c = by.setdefault(key, {"tenant_id": r["tenant_id"], "contractor_id": str(r["contractor_id"]),
-                                "certified": key in certified, "jobs": 0, "completed": 0, "first_inspections": 0,
-                                "first_time_passes": 0, "reinspections": 0, "days": {}})
+                                "certificate_number": certificates.get(key), "certified": key in certified,
+                                "jobs": 0, "completed": 0, "first_inspections": 0, "first_time_passes": 0,
+                                "reinspections": 0, "days": {}})
         c["jobs"] += 1
         c["first_inspections"] += _i(r["first"])
         c["first_time_passes"] += _i(r["first_passed"])

@@ -293,7 +293,8 @@ def by_fund_rows(r: Report) -> list[dict[str, Any]]:
 
 
 def contractor_rows(r: Report) -> list[dict[str, Any]]:
-    return [{"contractor_id": c["contractor_id"], "certified": c["certified"], "jobs": c["jobs"],
+    return [{"certificate_number": c.get("certificate_number"), "contractor_id": c["contractor_id"],
+             "certified": c["certified"], "jobs": c["jobs"],
              "completed": c["completed"], "first_inspections": c["first_inspections"],
              "first_time_passes": c["first_time_passes"],
              "first_time_pass_rate_pct": pct(c["first_time_passes"], c["first_inspections"]),

@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from services.reporting import export_labels as words
 from services.reporting import exports as ex
 from services.reporting import handlers as h
 from services.reporting.api import schemas as s
@@ -42,7 +43,11 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CsvDialect = Annotated[Literal["standard", "excel_id"], Query(
     description="`standard`: comma-separated, no byte-order mark, `.` decimals (for programs); `excel_id`: what "
                 "Excel in an Indonesian locale opens by a double click: `;`-separated, UTF-8 byte-order mark, "
-                "`,` decimals")]
+                "`,` decimals, and headers and codes in words in the request's language (`lang`)")]
+ExportLang = Annotated[Literal["id", "en"] | None, Query(
+    description="The language of the headers, sheet names and codes in words (XLSX and the `excel_id` CSV): "
+                "`id` (Bahasa Indonesia) or `en`; by default the first of them in the Accept-Language header, "
+                "else `id`. The `standard` CSV keeps field names and codes, for programs")]
 
 
 def rt(request: Request) -> ReportingRuntime:
@@ -128,11 +133,17 @@ async def table_page(table: str, principal: AnyReader, request: Request, as_of: 
                   "limit": limit, "offset": offset})
 
 
-def _file(content: bytes, name: str, media_type: str, on: date, fresh: dict[str, Any]) -> Response:
+def _file(content: bytes, name: str, media_type: str, on: date, fresh: dict[str, Any],
+          lang: str | None = None) -> Response:
     return Response(content, media_type=media_type, headers={
+        **({"Content-Language": lang} if lang else {}),
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Washfin-As-Of": on.isoformat(), "X-Washfin-Last-Event-At": fresh["last_event_at"] or "",
         "X-Washfin-Lag-Events": "" if fresh["lag_events"] is None else str(fresh["lag_events"]), "X-Washfin-As-Of-Position": fresh["as_of_position"]})
+
+
+def _lang(request: Request, lang: str | None) -> words.Lang:
+    return words.pick_language(lang, request.headers.get("accept-language"))
 
 
 def _stem(scope: h.Scope, on: date) -> str:
@@ -141,30 +152,37 @@ def _stem(scope: h.Scope, on: date) -> str:
 
 @router.get("/exports/report.xlsx", summary="Every report table, one sheet each (XLSX)",
             response_class=Response, responses={200: {"content": {XLSX: {}}}})
-async def export_xlsx(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3) -> Response:
+async def export_xlsx(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3,
+                      lang: ExportLang = None) -> Response:
     scope, on, tables, fresh = await _table(request, principal, None, as_of, years)
-    return _file(ex.to_xlsx(tables, f"washfin report {scope.name} {on}"), f"{_stem(scope, on)}.xlsx", XLSX, on, fresh)
+    language = _lang(request, lang)
+    return _file(ex.to_xlsx(tables, f"washfin report {scope.name} {on}", language),
+                 f"{_stem(scope, on)}.xlsx", XLSX, on, fresh, language)
 
 
 @router.get("/exports/indicators.csv", summary="The donor indicator table: result -> indicator -> period (CSV)",
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 async def export_indicators(principal: AnyReader, request: Request, as_of: AsOf = None, years: Years = 3,
-                            dialect: CsvDialect = "standard") -> Response:
+                            dialect: CsvDialect = "standard", lang: ExportLang = None) -> Response:
     scope, on, tables, fresh = await _table(request, principal, "indicators", as_of, years)
-    return _file(ex.to_csv(tables["indicators"], dialect), f"{_stem(scope, on)}-indicators.csv",
-                 "text/csv; charset=utf-8", on, fresh)
+    language = _lang(request, lang) if dialect == "excel_id" else None
+    return _file(ex.to_csv(tables["indicators"], dialect, language or "id", "indicators"),
+                 f"{_stem(scope, on)}-indicators.csv", "text/csv; charset=utf-8", on, fresh, language)
 
 
 @router.get("/exports/tables/{table}", summary="One report table as CSV or XLSX",
             response_class=Response, responses={200: {"content": {"text/csv": {}, XLSX: {}}}})
 async def export_table(table: str, principal: AnyReader, request: Request, as_of: AsOf = None,
                        format: Literal["csv", "xlsx"] = "csv", years: Years = 3,
-                       dialect: CsvDialect = "standard") -> Response:
+                       dialect: CsvDialect = "standard", lang: ExportLang = None) -> Response:
     scope, on, tables, fresh = await _table(request, principal, table, as_of, years)
     if format == "xlsx":
-        return _file(ex.to_xlsx({table: tables[table]}), f"{_stem(scope, on)}-{table}.xlsx", XLSX, on, fresh)
-    return _file(ex.to_csv(tables[table], dialect), f"{_stem(scope, on)}-{table}.csv", "text/csv; charset=utf-8",
-                 on, fresh)
+        language = _lang(request, lang)
+        return _file(ex.to_xlsx({table: tables[table]}, lang=language), f"{_stem(scope, on)}-{table}.xlsx",
+                     XLSX, on, fresh, language)
+    language = _lang(request, lang) if dialect == "excel_id" else None
+    return _file(ex.to_csv(tables[table], dialect, language or "id", table), f"{_stem(scope, on)}-{table}.csv",
+                 "text/csv; charset=utf-8", on, fresh, language)
 
 
 # -- targets ------------------------------------------------------------------------------------------------

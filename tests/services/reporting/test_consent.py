@@ -60,10 +60,12 @@ async def tank(c: Coop, name: str, fund: str, paid_months: int, contractor: str)
 
 
 def figures(body: dict[str, Any]) -> dict[str, Any]:
-    """The report's figures, without what names a cooperative's own things (its contractors' ids)."""
+    """The report's figures, without what names a cooperative's own things (its contractors' ids and
+    certificates)."""
     out = {k: body[k] for k in SECTIONS}
     out["construction"] = {**out["construction"], "by_contractor": [
-        {k: v for k, v in row.items() if k != "contractor_id"} for row in out["construction"]["by_contractor"]]}
+        {k: v for k, v in row.items() if k not in ("contractor_id", "certificate_number")}
+        for row in out["construction"]["by_contractor"]]}
     return out
 
 
