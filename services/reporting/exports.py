@@ -59,7 +59,7 @@ def report_tables(r: Report) -> dict[str, Rows]:
         "sludge_flow": [{"stage": s, "tanks": des["sludge_flow_tanks"][s], "pct": des["sludge_flow_pct"][s]}
                         for s in ("contained", "emptied", "delivered", "treated")],
         "monthly": [dict(m) for m in r.monthly],
-        "targets": [dict(g) for g in r.targets],
+        "targets": [{**g, "cooperatives": "; ".join(g.get("cooperatives", ()))} for g in r.targets],
     }
 
 

@@ -166,12 +166,14 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
     fresh = {"last_event_at": last.isoformat() if last else None, **outside}
     # a programme's target is the sum of the targets its cooperatives set, so its progress counts only
     # those cooperatives (else one cooperative's target would be measured against everyone's figures)
+    # (each target says which cooperatives it covers: the ones that set it)
     for i, g in enumerate(result.targets):
         who = setters.get(g["indicator"], scope.cooperatives)
         if set(who) != set(scope.cooperatives):
             sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who, scope.consent), on, months,
                                   repayment_from, outside)
             result.targets[i] = next(t for t in sub.targets if t["indicator"] == g["indicator"])
+        result.targets[i] = {**result.targets[i], "cooperatives": list(who)}
     return result, fresh
 
 

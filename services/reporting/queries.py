@@ -480,6 +480,7 @@ async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date,
                    (SELECT count(*) FROM cur WHERE due_on < $1) AS overdue,
                    (SELECT count(DISTINCT (tenant_id, job_id)) FROM emptied) AS tanks_emptied,
                    (SELECT count(*) FROM emptied) AS emptyings,
+                   (SELECT max(visited_on) FROM emptied) AS last_emptied_on,
                    (SELECT coalesce(sum(volume_m3), 0) FROM emptied) AS m3_removed,
                    (SELECT count(DISTINCT (tenant_id, job_id)) FROM rc) AS tanks_delivered,
                    (SELECT count(DISTINCT (tenant_id, job_id)) FROM rc WHERE NOT volume_mismatch) AS tanks_treated,
@@ -490,21 +491,24 @@ async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date,
     outcomes = await conn.fetch(
         f"""SELECT outcome, count(*) AS n FROM {st['visit']} x WHERE visited_on <= $1{_consents(t, "x", consent)}
             GROUP BY 1 ORDER BY 1""", on)
-    out: dict[str, Any] = {k: (_d(v) if k.startswith("m3") else _i(v)) for k, v in row.items()}
+    out: dict[str, Any] = {k: (_d(v) if k.startswith("m3") else v if k.endswith("_on") else _i(v))
+                           for k, v in row.items()}
     out["visits_by_outcome"] = {r["outcome"]: _i(r["n"]) for r in outcomes}
     return out
 
 
 async def monthly_desludging(conn: asyncpg.Connection, t: T, start: date, end: date,
                              on: date, consent: bool = False) -> dict[date, dict[str, int]]:
-    """Per month in [start, end]: tanks falling due that month (due dates given by ``on``) and emptyings."""
+    """Per month in [start, end]: tanks falling due that month (due dates given by ``on``) and emptyings
+    by ``on`` (a visit later in ``on``'s month is not known on ``on``)."""
     st = t["sanitation"]
     rows = await conn.fetch(
         f"""SELECT date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n FROM {st['due']} x
             WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3{_consents(t, "x", consent)} GROUP BY 1
             UNION ALL
             SELECT date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']} x
-            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND $2{_consents(t, "x", consent)} GROUP BY 1""",
+            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND least($2, $3){_consents(t, "x", consent)}
+            GROUP BY 1""",
         start, end, on)
     out: dict[date, dict[str, int]] = {}
     for r in rows:

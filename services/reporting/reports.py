@@ -211,7 +211,9 @@ def desludging_figures(r: Report) -> dict[str, Any]:
     d = r.desludging
     return {
         "tanks": d["tanks"], "due": d["due"], "overdue": d["overdue"], "emptied": d["tanks_emptied"],
-        "emptyings": d["emptyings"], "tanks_safely_emptied": d["tanks_delivered"], "iplt_receipts": d["receipts"],
+        "emptyings": d["emptyings"], "last_emptied_on": d["last_emptied_on"],
+        "emptyings_in_window": sum(m["desludging_done"] for m in r.monthly),
+        "tanks_safely_emptied": d["tanks_delivered"], "iplt_receipts": d["receipts"],
         "m3_removed": _m3(d["m3_removed"]), "m3_acknowledged": _m3(d["m3_acknowledged"]),
         "m3_removed_in_acknowledged_loads": _m3(d["m3_removed_acknowledged_loads"]),
         "visits_by_outcome": d["visits_by_outcome"],
@@ -331,7 +333,8 @@ def dashboard(r: Report) -> dict[str, Any]:
                                            "urban_pct")}
         | {"safely_managed_sanitation_households": r.access.safely_managed_sanitation_households},
         "targets": [{"indicator": g["indicator"], "target": g["target"], "actual": g["actual"],
-                     "progress_pct": g["progress_pct"], "due_on": g["due_on"].isoformat() if g["due_on"] else None}
+                     "progress_pct": g["progress_pct"], "due_on": g["due_on"].isoformat() if g["due_on"] else None,
+                     "cooperatives": list(g.get("cooperatives", ()))}
                     for g in r.targets],
         "access_ladder": a,
         "monthly": r.monthly,
@@ -340,8 +343,9 @@ def dashboard(r: Report) -> dict[str, Any]:
                                           "repayment_rate_not_applicable", "social_fund", "social_fund_imposed",
                                           "social_fund_received", "social_fund_outstanding")},
         "construction": {k: con[k] for k in ("by_status", "first_time_pass_rate_pct", "median_days_order_to_handover")},
-        "desludging": {k: des[k] for k in ("due", "overdue", "emptied", "m3_removed", "m3_acknowledged",
-                                           "sludge_flow_pct")},
+        "desludging": {k: des[k] for k in ("due", "overdue", "emptied", "emptyings_in_window", "m3_removed",
+                                           "m3_acknowledged", "sludge_flow_pct")}
+        | {"last_emptied_on": des["last_emptied_on"].isoformat() if des["last_emptied_on"] else None},
     }
 
 

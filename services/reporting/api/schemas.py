@@ -48,6 +48,9 @@ class TargetOut(BaseModel):
     actual: int
     progress_pct: float
     due_on: str | None
+    cooperatives: list[str] = Field(description=(
+        "The cooperatives the target covers (the ones that set it: a programme's target is the sum of theirs, "
+        "and its actual counts only them)"))
 
 
 class WaterLadder(BaseModel):
@@ -125,7 +128,10 @@ class SludgeFlow(BaseModel):
 class DesludgingOut(BaseModel):
     due: int
     overdue: int
-    emptied: int
+    emptied: int = Field(description="Tanks emptied at least once by the date (since the start)")
+    emptyings_in_window: int = Field(description=(
+        "Emptyings in the months of the monthly series (the sum of its desludging_done)"))
+    last_emptied_on: str | None = Field(description="The date of the latest emptying by the date")
     m3_removed: float
     m3_acknowledged: float
     sludge_flow_pct: SludgeFlow

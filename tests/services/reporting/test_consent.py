@@ -59,13 +59,19 @@ async def tank(c: Coop, name: str, fund: str, paid_months: int, contractor: str)
         await c.repay(f, f"r{month}", 550_000, f"2025-{month:02d}-15")
 
 
+def unnamed(targets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in g.items() if k != "cooperatives"} for g in targets]
+
+
 def figures(body: dict[str, Any]) -> dict[str, Any]:
     """The report's figures, without what names a cooperative's own things (its contractors' ids and
-    certificates)."""
+    certificates, the cooperatives its targets cover)."""
     out = {k: body[k] for k in SECTIONS}
     out["construction"] = {**out["construction"], "by_contractor": [
         {k: v for k, v in row.items() if k not in ("contractor_id", "certificate_number")}
         for row in out["construction"]["by_contractor"]]}
+    if "targets" in out:
+        out["targets"] = unnamed(out["targets"])
     return out
 
 
@@ -142,9 +148,13 @@ async def test_a_refusing_member_is_in_no_programme_figure_and_consent_can_chang
     assert figures(await get(system, f"/reports/cooperatives/{BMI}", PROGRAMME_KEY)) == twin
     dash = await get(system, "/reports/dashboard", PROGRAMME_KEY)
     twin_dash = await get(system, "/reports/dashboard", key(BAIK, Role.MANAGER))
-    for section in ("headline", "targets", "access_ladder", "monthly", "financing", "construction", "desludging"):
+    for section in ("headline", "access_ladder", "monthly", "financing", "construction", "desludging"):
         assert dash[section] == twin_dash[section], section
         assert dash["by_cooperative"][0][section] == twin_dash[section], section
+    assert unnamed(dash["targets"]) == unnamed(dash["by_cooperative"][0]["targets"]) == unnamed(twin_dash["targets"])
+    # each names the cooperative whose target it is
+    assert [g["cooperatives"] for g in dash["targets"]] == [[BMI]] * len(dash["targets"])
+    assert [g["cooperatives"] for g in twin_dash["targets"]] == [[BAIK]] * len(twin_dash["targets"])
     reach = list(csv.DictReader(io.StringIO(await get(system, "/reports/exports/tables/reach", PROGRAMME_KEY))))
     assert reach == list(csv.DictReader(io.StringIO(await get(system, "/reports/exports/tables/reach",
                                                               key(BAIK, Role.MANAGER)))))

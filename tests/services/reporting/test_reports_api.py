@@ -119,7 +119,7 @@ async def test_targets_dates_paging_and_exports(system: System) -> None:
     assert r.status_code == 200
     body = (await rep.get("/reports/dashboard", headers=h(BMI))).json()
     assert body["targets"] == [{"indicator": "members", "target": 4, "actual": 1, "progress_pct": 25.0,
-                                "due_on": "2027-12-31"}]
+                                "due_on": "2027-12-31", "cooperatives": [BMI]}]
     assert (await rep.get("/reports/dashboard", headers=h(BAIK))).json()["targets"] == []  # BMI's only
     assert [t["indicator"] for t in (await rep.get("/reports/targets", headers=h(BMI))).json()["items"]] == ["members"]
     assert (await rep.delete("/reports/targets/members", headers=h(BMI))).status_code == 204
@@ -215,15 +215,15 @@ async def test_a_programme_target_is_measured_on_the_cooperatives_that_set_it(sy
         body = (await rep.get("/reports/dashboard", headers=programme)).json()
         assert body["headline"]["members"] == 2  # the programme's figures still cover both
         assert body["targets"] == [{"indicator": "members", "target": 4, "actual": 1, "progress_pct": 25.0,
-                                    "due_on": None}]
+                                    "due_on": None, "cooperatives": [BMI]}]  # the one cooperative that set it
         assert (await rep.put("/reports/targets/members", json={"target": 6}, headers=h(BAIK))).status_code == 200
         body = (await rep.get("/reports/dashboard", headers=programme)).json()
         assert body["targets"] == [{"indicator": "members", "target": 10, "actual": 2, "progress_pct": 20.0,
-                                    "due_on": None}]
+                                    "due_on": None, "cooperatives": sorted([BMI, BAIK])}]
         # each cooperative's own view is unchanged: its target, its members
         assert (await rep.get("/reports/dashboard", headers=h(BAIK))).json()["targets"] == [
             {"indicator": "members", "target": 6, "actual": 1, "progress_pct": pytest.approx(16.7, abs=0.05),
-             "due_on": None}]
+             "due_on": None, "cooperatives": [BAIK]}]
     finally:
         for tenant in (BMI, BAIK):
             await rep.delete("/reports/targets/members", headers=h(tenant))
