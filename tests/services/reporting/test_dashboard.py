@@ -184,17 +184,20 @@ class Chromium:
     def click(self, selector: str) -> None:
         self.js(f"document.querySelector({json.dumps(selector)}).click()")
 
-    def screenshot(self, path: Path) -> None:
-        """The whole page, 1280 px wide."""
-        height = int(self.js("Math.ceil(document.documentElement.scrollHeight)"))
+    def set_width(self, width: int, height: int = HEIGHT) -> None:
+        """The viewport of a desktop (WIDTH) or of a phone (narrower: mobile emulation)."""
         self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 800})
+
+    def screenshot(self, path: Path, width: int = WIDTH) -> None:
+        """The whole page, ``width`` px wide (the viewport is put back after)."""
+        height = int(self.js("Math.ceil(document.documentElement.scrollHeight)"))
+        self.set_width(width, height)
         self.js("new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)))")
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(shot["data"]))
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+        self.set_width(width)
 
     def script_errors(self) -> list[str]:
         """Uncaught exceptions and console errors the page produced so far."""
@@ -307,7 +310,8 @@ FINANCING = {"applied": "int", "approved": "int", "disbursed_count": "int", "dis
              "outstanding": "money", "par1_pct": "pct", "par30_pct": "pct", "par90_pct": "pct",
              "repayment_rate_pct": "rate", "social_fund_imposed": "money", "social_fund_received": "money",
              "social_fund_outstanding": "money"}
-DESLUDGING = {"due": "int", "overdue": "int", "emptied": "int", "m3_removed": "m3", "m3_acknowledged": "m3"}
+DESLUDGING = {"due": "int", "overdue": "int", "emptied": "int", "emptyings_in_window": "int", "m3_removed": "m3",
+              "m3_acknowledged": "m3"}
 CONSTRUCTION = {"first_time_pass_rate_pct": "pct", "median_days_order_to_handover": "days"}
 HEADINGS = {"id": {"headline-heading": "Angka utama", "ladder-heading": "Tangga akses JMP: awal dan sekarang",
                    "financing-heading": "Pembiayaan"},
@@ -336,6 +340,108 @@ def expected_fields(body: dict[str, Any], lang: str) -> dict[str, tuple[str, Any
     return fields
 
 
+def ago_words(seconds: int, lang: str) -> str:
+    """What the freshness panel says for an age in seconds (the page's own count, data-age-seconds)."""
+    if seconds < 60:
+        return "baru saja" if lang == "id" else "just now"
+    for size, id_word, en_word in ((86400, "hari", "day"), (3600, "jam", "hour"), (60, "menit", "minute")):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {id_word} lalu" if lang == "id" else f"{n} {en_word}{'' if n == 1 else 's'} ago"
+    raise AssertionError(seconds)
+
+
+#: developer strings the freshness panel must never show (build names, positions, topic names)
+DEVELOPER = ("reporting.", "@", "<-", "washfin.", ";")
+
+
+def check_freshness(b: Chromium, body: dict[str, Any], lang: str) -> None:
+    """The freshness panel in words: how long ago the figures last changed, whether every event is counted,
+    and that they are the scope's own; no developer string."""
+    fresh = body["freshness"]
+    panel = b.js("document.getElementById('freshness').textContent")
+    assert not any(d in panel for d in DEVELOPER), panel
+    last = b.js("(() => { const e = document.querySelector('[data-field=\"freshness.last_event_at\"]');"
+                " return [e.textContent, e.dataset.value, e.dataset.ageSeconds]; })()")
+    assert (last[1] or None) == fresh["last_event_at"]
+    if fresh["last_event_at"]:
+        age = int(last[2])
+        assert last[0].startswith(f"{ago_words(age, lang)} ("), last
+    else:
+        assert last[0] == ("belum ada peristiwa" if lang == "id" else "no events yet")
+    state = b.js("document.querySelector('[data-field=\"freshness.lag_events\"]').textContent")
+    lag = fresh["lag_events"]
+    if lag == 0:
+        assert state == ("terkini semua peristiwa sudah dihitung" if lang == "id"
+                         else "up to date every event is counted"), state
+    elif lag is not None:
+        assert str(lag) in state and state.startswith("sedang mengejar" if lang == "id" else "catching up"), state
+    scope = b.js("document.querySelector('[data-footnote=\"freshness-scope\"]').textContent")
+    n = len(body["scope"]["cooperatives"])
+    if body["scope"]["kind"] == "programme":
+        assert scope == (f"Dihitung dari peristiwa {n} koperasi program ini saja." if lang == "id"
+                         else f"Counted from the events of this programme's {n} cooperatives only."), scope
+    else:
+        assert scope == ("Dihitung dari peristiwa koperasi ini saja." if lang == "id"
+                         else "Counted from this cooperative's events only."), scope
+
+
+NOTES_JS = """Object.fromEntries(['headline-notes', 'targets-notes', 'financing-notes', 'desludging-chart-notes']
+  .map((id) => [id, Array.from(document.querySelectorAll('#' + id + ':not([hidden]) li'))
+    .map((li) => [li.dataset.footnote, li.dataset.indicator || null, li.textContent])]))"""
+
+
+def check_notes(b: Chromium, body: dict[str, Any], lang: str) -> None:
+    """The footnotes a figure needs: outstanding vs disbursed, which cooperatives each target covers
+    (programmes), whose consent the programme figures rest on, and why the desludging chart has no
+    'done' bars while the table counts emptied tanks."""
+    notes = b.js(NOTES_JS)
+    fin = body["financing"]
+    [(key, _, text)] = notes["financing-notes"]
+    assert key == "outstanding" and text.startswith("¹ "), notes["financing-notes"]
+    assert ("sebelum dananya" in text) if lang == "id" else ("before its money is" in text), text
+    more = fin["outstanding"] - fin["disbursed_value"]
+    if more > 0:
+        assert shown("money", more, lang) in text, (text, more)
+    else:
+        assert "Rp" not in text, text
+    assert b.js("document.querySelector('[data-field=\"financing.outstanding\"]').closest('tr')"
+                ".querySelector('sup').textContent") == "1"
+    programme = body["scope"]["kind"] == "programme"
+    names = {c["scope"]["id"]: c["scope"]["name"] for c in body.get("by_cooperative") or []}
+    if programme:
+        [(key, _, text)] = notes["headline-notes"]
+        assert key == "consent" and (("menyetujui" in text) if lang == "id" else ("consented" in text)), text
+        assert len(notes["targets-notes"]) == len(body["targets"])
+        everyone = body["scope"]["cooperatives"]
+        for target, (key, indicator, text) in zip(body["targets"], notes["targets-notes"], strict=True):
+            assert indicator == target["indicator"]
+            covers = target["cooperatives"]
+            if len(covers) < len(everyone):
+                assert key == "target-some", (key, text)
+                count = (f"oleh {len(covers)} dari {len(everyone)} koperasi" if lang == "id"
+                         else f"set by {len(covers)} of the {len(everyone)} cooperatives")
+                assert count in text and ", ".join(names[c] for c in covers) in text, text
+            else:
+                assert key == "target-all", (key, text)
+    else:
+        assert notes["headline-notes"] == []  # a cooperative's own staff see all its members
+        assert [k for k, _, _ in notes["targets-notes"]] == (["target-own"] if body["targets"] else [])
+        assert all(t["cooperatives"] == [body["scope"]["id"]] for t in body["targets"])
+    des = body["desludging"]
+    assert des["emptyings_in_window"] == sum(m["desludging_done"] for m in body["monthly"])
+    if des["emptyings_in_window"] == 0 and des["last_emptied_on"]:
+        [(key, _, text)] = notes["desludging-chart-notes"]
+        day = datetime.fromisoformat(des["last_emptied_on"])
+        months = (["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+                   "November", "Desember"] if lang == "id" else
+                  ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                   "November", "December"])
+        assert key == "desludging-none" and f"{day.day} {months[day.month - 1]} {day.year}" in text, text
+    else:
+        assert notes["desludging-chart-notes"] == []
+
+
 def check_page_matches(b: Chromium, body: dict[str, Any], lang: str) -> None:
     """Every figure on the page equals the API's, as text in the page's language and as the raw number."""
     on_page = {field: (text, raw) for field, text, raw in b.js(FIELDS_JS)}
@@ -347,10 +453,8 @@ def check_page_matches(b: Chromium, body: dict[str, Any], lang: str) -> None:
             assert got_raw == "", (field, got_raw)
         else:
             assert float(got_raw) == float(value), (field, got_raw, value)
-    # freshness: the projection lag and the position the figures were read at
-    assert on_page["freshness.lag_events"][1] == str(body["freshness"]["lag_events"])
-    assert on_page["freshness.as_of_position"][1] == body["freshness"]["as_of_position"]
-    assert (on_page["freshness.last_event_at"][1] or None) == body["freshness"]["last_event_at"]
+    check_freshness(b, body, lang)
+    check_notes(b, body, lang)
 
     # access ladder: one stacked segment per rung, baseline and now, widths proportional within each bar
     for service in ("water", "sanitation"):
@@ -548,6 +652,99 @@ def test_manager_sees_the_api_figures_in_both_languages(browser: Chromium, repor
     browser.wait_for("document.documentElement.lang === 'id'")
     check_page_matches(browser, empty, "id")
     assert browser.js(rate) == "tidak berlaku"
+    assert browser.script_errors() == []
+
+
+#: every pair of chart texts whose boxes overlap, and every chart text reaching outside its chart, measured in
+#: the page (getBoundingClientRect, CSS pixels)
+OVERLAPS_JS = """(() => {
+  const out = [];
+  for (const svg of document.querySelectorAll('figure.chart svg')) {
+    const chart = svg.closest('figure').dataset.chart, box = svg.getBoundingClientRect();
+    const texts = Array.from(svg.querySelectorAll('text')).map((t) => [t.textContent, t.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0 && r.height > 0);
+    texts.forEach(([a, r], i) => {
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5) out.push([chart, a, '(outside the chart)']);
+      for (const [b, q] of texts.slice(i + 1)) {
+        const w = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+        const h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+        if (w > 0.5 && h > 0.5) out.push([chart, a, b]);
+      }
+    });
+  }
+  return out;
+})()"""
+#: what a phone's width must give: charts drawn to the screen, no sideways scrolling of the page
+PHONE_JS = """({scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+  charts: Array.from(document.querySelectorAll('figure.chart svg')).map((s) => s.viewBox.baseVal.width),
+  labels: Array.from(document.querySelectorAll('[data-chart=money] svg text.axis-label tspan:first-child'))
+    .map((t) => t.textContent)})"""
+
+
+def check_readable_at(b: Chromium, width: int) -> dict[str, Any]:
+    """At this width: the charts are redrawn to it, the page does not scroll sideways, and no chart label
+    overlaps another or leaves its chart."""
+    b.set_width(width)
+    b.wait_for(f"Array.from(document.querySelectorAll('figure.chart svg')).every((s) => s.viewBox.baseVal.width <= {width})"
+               " && document.body.dataset.state === 'ready'")
+    b.js("new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)))")
+    phone: dict[str, Any] = b.js(PHONE_JS)
+    assert phone["scroll"] <= phone["inner"] == width, phone
+    assert b.js(OVERLAPS_JS) == [], f"chart labels overlap at {width} px"
+    return phone
+
+
+def test_the_page_reads_on_a_phone(browser: Chromium, reporting_url: str) -> None:
+    """At a phone's 412 px (and the narrowest common phone's 360 px), in both languages: no chart label
+    overprints another (measured from the DOM), months do not run together, nothing scrolls sideways; the
+    desktop layout has no overlap either. Screenshots of both widths in both languages go to artifacts/."""
+    open_dashboard(browser, reporting_url, MANAGER_KEY)
+    as_of = browser.js("document.getElementById('as-of').value")
+    body = api(reporting_url, MANAGER_KEY, as_of)
+    for lang in ("id", "en"):
+        if lang == "en":
+            browser.click("[data-lang=en]")
+            browser.wait_for("document.documentElement.lang === 'en'")
+        check_readable_at(browser, WIDTH)
+        for width in (412, 360):
+            phone = check_readable_at(browser, width)
+            # fewer month labels than months where they would not fit, the latest month always named
+            assert 0 < len(phone["labels"]) < len(body["monthly"]), phone["labels"]
+            check_page_matches(browser, body, lang)
+        check_readable_at(browser, 412)
+        browser.screenshot(ARTIFACTS / f"dashboard-phone-{lang}.png", 412)
+        check_readable_at(browser, WIDTH)
+    assert browser.script_errors() == []
+
+
+def test_the_desludging_chart_agrees_with_its_table(browser: Chromium, reporting_url: str) -> None:
+    """The demo's three emptyings are in March, May and August 2024. As of 31 August 2024 the chart's
+    'done' bars add up to the table's emptyings in these 12 months, and to its tanks emptied; as of 6 May
+    2024 the emptying of 7 May is not counted yet, in the chart or the table. Today none lies in the
+    12 months shown, and a note under the chart says so and when the last one was."""
+    open_dashboard(browser, reporting_url, MANAGER_KEY)
+    for day, in_window, emptied in (("2024-08-31", 3, 3), ("2024-05-06", 1, 1)):
+        browser.js(f"{{ const i = document.getElementById('as-of'); i.value = '{day}';"
+                   " i.dispatchEvent(new Event('change')); }")
+        browser.wait_for(f"document.body.dataset.state === 'ready' && document.getElementById('as-of').value === '{day}'")
+        body = api(reporting_url, MANAGER_KEY, day)
+        done = {m["month"]: m["desludging_done"] for m in body["monthly"]}
+        assert sum(done.values()) == body["desludging"]["emptyings_in_window"] == in_window, done
+        assert body["desludging"]["emptied"] == emptied
+        marks = browser.js(MARKS_JS % "desludging")
+        assert sum(m["value"] for m in marks if m["series"] == "desludging_done") == in_window
+        shown_in_window = browser.js("document.querySelector('[data-field=\"desludging.emptyings_in_window\"]')"
+                                     ".dataset.value")
+        assert int(shown_in_window) == in_window
+        if day == "2024-05-06":
+            assert done["2024-05"] == 0  # the visit of 7 May is after the date
+        check_page_matches(browser, body, "id")
+    browser.click("#as-of-today")
+    browser.wait_for("document.body.dataset.state === 'ready' && document.querySelector('#desludging-chart-notes li') !== null")
+    today = api(reporting_url, MANAGER_KEY, browser.js("document.getElementById('as-of').value"))
+    assert today["desludging"]["emptyings_in_window"] == 0 and today["desludging"]["last_emptied_on"] == "2024-08-12"
+    assert browser.js("document.querySelector('#desludging-chart-notes li').textContent") == (
+        "Tidak ada pengosongan dalam 12 bulan ini; pengosongan terakhir pada 12 Agustus 2024.")
     assert browser.script_errors() == []
 
 

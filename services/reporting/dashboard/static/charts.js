@@ -88,6 +88,40 @@
       lines.map((line, i) => s("tspan", { x, dy: i ? "1.15em" : 0, text: line })));
   }
 
+  /** A text's width in pixels, estimated (the SVG is built before it is in the page, so it cannot be
+   * measured): generous for the page's sans-serif at this size, so labels placed apart never touch. */
+  const textWidth = (text, size) => String(text).length * size * 0.64;
+
+  /**
+   * The category labels that fit under a band of this width: every k-th one, counted back from the
+   * latest (always shown), so months never run together on a phone. A year carried by a label that is
+   * left out moves to the next label shown, so every year stays named.
+   */
+  function thinnedLabels(categories, band, size) {
+    const lines = categories.map((c) => String(c.label).split("\n"));
+    const need = Math.max(1, ...lines.map((l) => Math.max(...l.map((line) => textWidth(line, size))))) + 8;
+    const step = Math.max(1, Math.ceil(need / band));
+    const out = [];
+    let year = null;
+    lines.forEach((l, i) => {
+      if (l[1]) year = l[1];
+      if ((lines.length - 1 - i) % step !== 0) return;
+      out.push([i, year ? `${l[0]}\n${year}` : l[0]]);
+      year = null;
+    });
+    return out;
+  }
+
+  /** Horizontal room taken by the labels placed so far; a label that would touch one of them is left out. */
+  function placer() {
+    const boxes = [];
+    return (x0, x1, y0, y1) => {
+      if (boxes.some((b) => x0 < b[1] + 2 && b[0] < x1 + 2 && y0 < b[3] + 1 && b[2] < y1 + 1)) return false;
+      boxes.push([x0, x1, y0, y1]);
+      return true;
+    };
+  }
+
   function yAxis(g, ticks, y, x0, x1, fmt) {
     for (const t of ticks) {
       g.appendChild(s("line", { x1: x0, x2: x1, y1: y(t), y2: y(t), class: t === 0 ? "axis" : "grid" }));
@@ -120,8 +154,8 @@
           class: "mark", "data-series": se.key, "data-category": cat.key, "data-value": v },
         [s("title", { text: `${cat.label.replace("\n", " ")} · ${se.label}: ${opts.format(v)}` })]));
       });
-      g.appendChild(categoryLabel(L + band * i + band / 2, H - B + 18, cat.label));
     });
+    for (const [i, label] of thinnedLabels(opts.categories, band, 12)) g.appendChild(categoryLabel(L + band * i + band / 2, H - B + 20, label));
     if (max === 0) g.appendChild(s("text", { x: (L + W) / 2, y: (T + H - B) / 2, class: "empty", "text-anchor": "middle", text: opts.empty }));
     svg.appendChild(g);
     const table = dataTable(opts.label, [opts.categoryHeading, ...opts.series.map((se) => se.label)],
@@ -145,7 +179,8 @@
     const x = (i) => L + band * i + band / 2;
     const g = s("g");
     yAxis(g, ticks, y, L, W - R, opts.axisFormat);
-    opts.categories.forEach((cat, i) => g.appendChild(categoryLabel(x(i), H - B + 18, cat.label)));
+    for (const [i, label] of thinnedLabels(opts.categories, band, 12)) g.appendChild(categoryLabel(x(i), H - B + 20, label));
+    const place = placer();
     for (const se of opts.series) {
       const pts = se.values.map((v, i) => `${x(i).toFixed(1)},${y(v || 0).toFixed(1)}`).join(" ");
       g.appendChild(s("polyline", { points: pts, fill: "none", stroke: se.color, "stroke-width": 2.5,
@@ -155,11 +190,19 @@
         g.appendChild(s("circle", { cx: x(i), cy: y(v || 0), r: 4, fill: "#ffffff", stroke: se.color, "stroke-width": 2,
           class: "mark", "data-series": se.key, "data-category": cat.key, "data-value": v || 0 },
         [s("title", { text: `${cat.label.replace("\n", " ")} · ${se.label}: ${opts.format(v || 0)}` })]));
-        // label the points that say something: non-zero values, and the latest month
-        if (v || i === se.values.length - 1) {
-          g.appendChild(s("text", { x: x(i), y: y(v || 0) - 9, class: "point-label", "text-anchor": "middle", text: opts.format(v || 0) }));
-        }
       });
+      // label the points that say something (non-zero values, and the latest month), latest first; a label
+      // that would touch one already placed is left out (its value is in the point's title and the table)
+      for (let i = se.values.length - 1; i >= 0; i -= 1) {
+        const v = se.values[i];
+        if (!v && i !== se.values.length - 1) continue;
+        const text = opts.format(v || 0), w = textWidth(text, 11);
+        const cx = Math.min(Math.max(x(i), L + w / 2 + 2), W - w / 2 - 2);  // inside the plot, clear of the axis labels
+        const base = y(v || 0) - 9;
+        if (place(cx - w / 2, cx + w / 2, base - 11, base + 3)) {
+          g.appendChild(s("text", { x: cx, y: base, class: "point-label", "text-anchor": "middle", text }));
+        }
+      }
     }
     svg.appendChild(g);
     const table = dataTable(opts.label, [opts.categoryHeading, ...opts.series.map((se) => se.label)],
@@ -194,7 +237,7 @@
           class: "mark", "data-series": p.key, "data-category": row.key, "data-value": v },
         [s("title", { text: `${row.label} · ${p.label}: ${opts.format(v)} (${opts.percent(100 * v / total)})` })]);
         g.appendChild(rect);
-        if (w >= 34) {
+        if (w >= textWidth(opts.format(v), 12) + 8) {
           g.appendChild(s("text", { x: x + w / 2, y: y0 + 24, fill: inkOn(p.color), class: "seg-label",
             "text-anchor": "middle", text: opts.format(v) }));
         }
@@ -212,20 +255,40 @@
    * opts: {key, label, items:[{key,label,value,text}], max, color, format, showData, headings:[2]}
    */
   function progressBars(opts) {
-    const W = width(opts), L = 2, R = 2, rowH = 48, T = 4;
-    const H = T + rowH * Math.max(1, opts.items.length);
+    const W = width(opts), L = 2, R = 2, T = 4, LINE = 17, SIZE = 13;
+    const plotW = W - L - R;
+    /** Words of a label in lines no wider than room. */
+    const wrap = (text, room) => {
+      const lines = [];
+      for (const word of String(text).split(" ")) {
+        const last = lines.length ? lines[lines.length - 1] : null;
+        if (last !== null && textWidth(`${last} ${word}`, SIZE) <= room) lines[lines.length - 1] = `${last} ${word}`;
+        else lines.push(word);
+      }
+      return lines;
+    };
+    const rows = opts.items.map((it) => {
+      const value = it.text || opts.format(it.value || 0);
+      const together = textWidth(it.label, SIZE) + textWidth(value, SIZE) + 16 <= plotW;
+      return { it, value, together, lines: together ? [it.label] : wrap(it.label, plotW) };
+    });
+    const heightOf = (r) => (r.lines.length + (r.together ? 0 : 1)) * LINE + 30;
+    const H = T + Math.max(48, rows.reduce((sum, r) => sum + heightOf(r), 0));
     const svg = svgRoot(W, H, opts.label);
     const g = s("g");
-    const plotW = W - L - R;
-    opts.items.forEach((it, i) => {
-      const y0 = T + i * rowH;
+    let y0 = T;
+    rows.forEach(({ it, value, together, lines }) => {
       const frac = Math.max(0, Math.min(1, (it.value || 0) / opts.max));
-      g.appendChild(s("text", { x: L, y: y0 + 14, class: "row-label", text: it.label }));
-      g.appendChild(s("rect", { x: L, y: y0 + 22, width: plotW, height: 16, rx: 8, class: "track" }));
-      g.appendChild(s("rect", { x: L, y: y0 + 22, width: plotW * frac, height: 16, rx: 8, fill: it.color || opts.color,
+      g.appendChild(s("text", { x: L, y: y0 + 13, class: "row-label" },
+        lines.map((line, i) => s("tspan", { x: L, dy: i ? LINE : 0, text: line }))));
+      const valueY = together ? y0 + 13 : y0 + 13 + LINE * lines.length;
+      g.appendChild(s("text", { x: W - R, y: valueY, class: "bar-value", "text-anchor": "end", text: value }));
+      const barY = valueY + 8;
+      g.appendChild(s("rect", { x: L, y: barY, width: plotW, height: 16, rx: 8, class: "track" }));
+      g.appendChild(s("rect", { x: L, y: barY, width: plotW * frac, height: 16, rx: 8, fill: it.color || opts.color,
         class: "mark", "data-series": opts.key, "data-category": it.key, "data-value": it.value || 0 },
-      [s("title", { text: `${it.label}: ${it.text || opts.format(it.value || 0)}` })]));
-      g.appendChild(s("text", { x: W - R, y: y0 + 14, class: "bar-value", "text-anchor": "end", text: it.text || opts.format(it.value || 0) }));
+      [s("title", { text: `${it.label}: ${value}` })]));
+      y0 += heightOf({ lines, together });
     });
     svg.appendChild(g);
     const table = dataTable(opts.label, opts.headings, opts.items.map((it) => [it.label, it.text || opts.format(it.value || 0)]));

@@ -33,7 +33,8 @@
     ["repayment_rate_pct", "rate"], ["social_fund_imposed", "money"], ["social_fund_received", "money"],
     ["social_fund_outstanding", "money"],
   ];
-  const DESLUDGING = [["due", "int"], ["overdue", "int"], ["emptied", "int"], ["m3_removed", "m3"], ["m3_acknowledged", "m3"]];
+  const DESLUDGING = [["due", "int"], ["overdue", "int"], ["emptied", "int"], ["emptyings_in_window", "int"],
+    ["m3_removed", "m3"], ["m3_acknowledged", "m3"]];
   const FLOW = ["contained", "emptied", "delivered", "treated"];
 
   const $ = (id) => document.getElementById(id);
@@ -108,13 +109,13 @@
   function setState(state) { document.body.dataset.state = state; }
 
   /** A two-column table (indicator, value) whose value cells carry the raw number for checks and copy. */
-  function valueTable(caption, section, rows) {
+  function valueTable(caption, section, rows, marks) {
     return el("table", { class: "data values" }, [
       el("caption", { class: "visually-hidden", text: caption }),
       el("thead", {}, [el("tr", {}, [el("th", { scope: "col", text: t("table.indicator") }),
         el("th", { scope: "col", class: "num", text: t("table.value") })])]),
       el("tbody", {}, rows.map(([key, label, kind, value]) => el("tr", {}, [
-        el("th", { scope: "row", text: label }),
+        el("th", { scope: "row" }, [label, (marks || {})[key] && el("sup", { class: "note-mark", text: marks[key] })]),
         el("td", { class: "num", "data-field": `${section}.${key}`, "data-value": value ?? "", text: format(kind, value) }),
       ]))),
     ]);
@@ -250,31 +251,56 @@
     picker.max = jakartaToday();
     picker.value = d.as_of || asOf;
 
-    renderFreshness(d.freshness || {});
+    renderFreshness(d.freshness || {}, scope);
     renderExports(d);
     renderHeadline(d.headline || {});
-    renderTargets(d.targets || []);
+    // programme figures leave out the members who did not consent to programme reporting: said under them
+    notes("headline-notes", [scope.kind === "programme" && ["consent", t("note.consent")]]);
+    renderTargets(d.targets || [], d);
     renderLadder(d.access_ladder || {});
     renderMonthly(d.monthly || []);
     renderFinancing(d.financing || {});
+    renderDesludgingChartNote(d.desludging || {});
     renderConstruction(d.construction || {});
     renderDesludging(d.desludging || {});
     renderByCooperative(d);
   }
 
-  function renderFreshness(f) {
+  /** How long ago an instant was, in words ("5 minutes ago"), and the whole seconds it stands for. */
+  function ago(iso) {
+    const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    const words = seconds < 60 ? t("fresh.ago.now")
+      : seconds < 3600 ? tn("fresh.ago.minutes", Math.floor(seconds / 60))
+        : seconds < 86400 ? tn("fresh.ago.hours", Math.floor(seconds / 3600))
+          : tn("fresh.ago.days", Math.floor(seconds / 86400));
+    return { words, seconds };
+  }
+
+  /** The freshness panel in words: when the figures last changed, whether every event is counted, and
+   * that both are the scope's own (the API counts the caller's cooperatives' events only). */
+  function renderFreshness(f, scope) {
     const lag = isNum(f.lag_events) ? f.lag_events : null;
-    const badge = lag === null ? null : el("span", { class: `badge ${lag === 0 ? "ok" : "warn"}`, text: t(lag === 0 ? "fresh.up_to_date" : "fresh.behind") });
+    const when = f.last_event_at ? ago(f.last_event_at) : null;
+    const badge = el("span", { class: `badge ${lag === 0 ? "ok" : "warn"}`, text: t(lag === 0 ? "fresh.up_to_date" : "fresh.behind") });
+    const state = lag === 0 ? t("fresh.up_to_date_text") : lag === null ? t("fresh.behind_unknown") : tn("fresh.behind_text", lag);
+    const coops = (scope.cooperatives || []).length;
     fill("freshness",
       el("div", {}, [el("dt", { text: t("fresh.last_event") }),
         el("dd", { "data-field": "freshness.last_event_at", "data-value": f.last_event_at || "",
-          text: f.last_event_at ? fmt.dateTime(f.last_event_at) : t("fresh.none") })]),
-      el("div", {}, [el("dt", { text: t("fresh.lag") }),
-        el("dd", { "data-field": "freshness.lag_events", "data-value": lag ?? "" },
-          [lag === null ? t("na") : t("fresh.lag_value", { n: fmt.int(lag) }), " ", badge])]),
-      el("div", {}, [el("dt", { text: t("fresh.position") }),
-        el("dd", { class: "mono position", "data-field": "freshness.as_of_position", "data-value": f.as_of_position || "" },
-          (f.as_of_position || t("na")).split(";").map((part) => el("span", { text: part })))]));
+          "data-age-seconds": when ? when.seconds : "",
+          text: when ? t("fresh.when", { ago: when.words, date: fmt.dateTime(f.last_event_at) }) : t("fresh.none") })]),
+      el("div", {}, [el("dt", { text: t("fresh.state") }),
+        el("dd", { "data-field": "freshness.lag_events", "data-value": lag ?? "" }, [badge, " ", el("span", { class: "state-text", text: state })])]),
+      el("p", { class: "help fresh-scope", "data-footnote": "freshness-scope",
+        text: scope.kind === "programme" ? tn("fresh.scope_programme", coops) : t("fresh.scope_cooperative") }));
+  }
+
+  /** Notes under a panel: one list item per note, each with a key for tests and links. */
+  function notes(id, items) {
+    const box = $(id);
+    const shown = items.filter(Boolean);
+    box.hidden = shown.length === 0;
+    box.replaceChildren(...shown.map(([key, text, extra]) => el("li", { "data-footnote": key, ...(extra || {}), text })));
   }
 
   function renderHeadline(h) {
@@ -284,7 +310,27 @@
     ])));
   }
 
-  function renderTargets(targets) {
+  /** The name of a cooperative of this scope (the by-cooperative rows name them). */
+  function nameOf(d, id) {
+    if ((d.scope || {}).kind === "cooperative" && d.scope.id === id) return d.scope.name || id;
+    const row = (d.by_cooperative || []).find((x) => coopId(x) === id);
+    return row ? coopName(row) : id;
+  }
+
+  function renderTargets(targets, d) {
+    // which cooperatives a target covers: a programme's target is the sum of the ones its cooperatives set,
+    // and its progress counts only them (the headline counts every cooperative)
+    const scope = d.scope || {};
+    const all = scope.cooperatives || [];
+    const indicatorName = (tg) => tOr(`indicator.${tg.indicator}`, tg.indicator);
+    notes("targets-notes", !targets.length ? [] : scope.kind !== "programme" ? [["target-own", t("note.target_own")]]
+      : targets.map((tg) => {
+        const covers = tg.cooperatives || [];
+        const some = covers.length < all.length;
+        return [some ? "target-some" : "target-all", t(some ? "note.target_some" : "note.target_all", {
+          indicator: indicatorName(tg), count: fmt.int(covers.length), total: fmt.int(all.length),
+          names: covers.map((id) => nameOf(d, id)).join(", ") }), { "data-indicator": tg.indicator }];
+      }));
     if (!targets.length) { fill("targets", el("p", { class: "muted", text: t("targets.none") })); return; }
     const items = targets.map((tg, i) => ({
       key: tg.indicator || String(i),
@@ -329,7 +375,18 @@
 
   function renderFinancing(f) {
     fill("financing", valueTable(t("financing.heading"), "financing",
-      FINANCING.map(([key, kind]) => [key, t(`financing.${key}`), kind, f[key]])));
+      FINANCING.map(([key, kind]) => [key, t(`financing.${key}`), kind, f[key]]), { outstanding: "1" }));
+    // outstanding principal counts a signed contract at its full cost before it is disbursed: said, with
+    // the difference when it shows
+    const more = isNum(f.outstanding) && isNum(f.disbursed_value) && f.outstanding > f.disbursed_value
+      ? ` ${t("note.outstanding_more", { amount: fmt.money(f.outstanding - f.disbursed_value) })}` : "";
+    notes("financing-notes", [["outstanding", `¹ ${t("note.outstanding")}${more}`]]);
+  }
+
+  /** The desludging chart says why its "done" bars are empty when the table counts emptied tanks. */
+  function renderDesludgingChartNote(dl) {
+    notes("desludging-chart-notes", [dl.emptyings_in_window === 0 && dl.last_emptied_on
+      && ["desludging-none", t("note.desludging_none", { date: fmt.date(dl.last_emptied_on) })]]);
   }
 
   function renderConstruction(c) {
@@ -574,7 +631,8 @@
     const sep = target.includes("?") ? "&" : "?";
     let r;
     try {
-      r = await fetch(`${target}${sep}as_of=${encodeURIComponent(d.as_of)}`,
+      // the files' headers and codes in words come in the page's language
+      r = await fetch(`${target}${sep}as_of=${encodeURIComponent(d.as_of)}&lang=${encodeURIComponent(lang)}`,
         { headers: { "X-API-Key": storedKey() || "" }, cache: "no-store", credentials: "omit" });
     } catch (e) { note.textContent = t("state.network"); return; }
     if (r.status === 401) { forgetKey(); askForKey(t("key.rejected")); return; }
