@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import os
 import select
@@ -28,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import openpyxl
 import pytest
 
 from deploy.local.demo import DEMO_KEYS, key_for, load_all_demo
@@ -801,12 +803,22 @@ def test_export_buttons_download_with_the_key_in_a_header(browser: Chromium, rep
 
     stem = f"washfin-cooperative-{BMI}-{as_of}"
     browser.click("[data-export='/reports/exports/report.xlsx']")
-    assert downloaded(f"{stem}.xlsx")[:2] == b"PK"  # an XLSX is a zip
+    xlsx = downloaded(f"{stem}.xlsx")
+    assert xlsx[:2] == b"PK"  # an XLSX is a zip
+    # in the page's language (Indonesian by default)
+    assert openpyxl.load_workbook(io.BytesIO(xlsx)).sheetnames[0] == "Jangkauan"
     browser.click("[data-export='/reports/exports/indicators.csv']")
     assert b"indicator" in downloaded(f"{stem}-indicators.csv")
     browser.js("document.getElementById('export-table').value = 'sludge_flow'")
     browser.click("[data-export=table][data-format=csv]")
     assert b"contained" in downloaded(f"{stem}-sludge_flow.csv")
+    # the page in English: the files come in English
+    browser.click("[data-lang=en]")
+    browser.wait_for("document.documentElement.lang === 'en'")
+    browser.js("document.getElementById('export-table').value = 'funnel'")
+    browser.click("[data-export=table][data-format=xlsx]")
+    sheet = openpyxl.load_workbook(io.BytesIO(downloaded(f"{stem}-funnel.xlsx"))).active
+    assert sheet.title == "Member funnel" and [c.value for c in sheet[1]] == ["Step", "Members"]
     browser.click("[data-export=client-csv]")
     figures = downloaded(f"washfin-{BMI}-{as_of}.csv").decode("utf-8-sig")
     members = api(reporting_url, MANAGER_KEY, as_of)["headline"]["members"]
