@@ -130,3 +130,84 @@ def test_compose_env_writes_private_generated_passwords(tmp_path: Path) -> None:
     assert vault.current == keys["MEMBERS_PERSONAL_DATA_KEY_ID"]
     again = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 1 and "exists" in again.stderr  # never overwrites the broker's passwords
+
+
+#: a pinned image: a full release tag (major.minor.patch, a variant after it) and optionally its digest
+PINNED = re.compile(r"^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?$")
+
+
+def _third_party_images(compose: dict[str, Any]) -> dict[str, str]:
+    images = {name: spec["image"] for name, spec in compose["services"].items() if "build" not in spec}
+    froms = re.findall(r"^FROM\s+(\S+)", (ROOT / "deploy/Dockerfile").read_text(), flags=re.M)
+    images.update({f"Dockerfile FROM {i}": image for i, image in enumerate(froms)})
+    return images
+
+
+def test_every_image_not_built_here_is_pinned_to_a_full_release(compose: dict[str, Any]) -> None:
+    images = _third_party_images(compose)
+    assert set(images) >= {"postgres", "kafka", "Dockerfile FROM 0"}
+    loose = {name: image for name, image in images.items()
+             if not PINNED.match(image) or ":latest" in image or re.search(r":\d+(-|$)", image)}
+    assert not loose, f"images pinned by no full release (deploy/README.md, 'Pinning images'): {loose}"
+    # the rule is written where operators look, with the images it names
+    rule = (ROOT / "deploy/README.md").read_text().split("### Pinning images", 1)[1].split("\n## ", 1)[0]
+    for image in images.values():
+        assert f"`{image.split('@')[0]}`" in rule, image
+
+
+@pytest.mark.parametrize("pattern,pinned", [
+    ("postgres:16.4-alpine", True), ("apache/kafka:4.1.1", True), ("python:3.11.10-slim-bookworm", True),
+    ("postgres:16.4-alpine@sha256:" + "a" * 64, True), ("postgres:latest", False), ("postgres", False),
+    ("postgres:16-alpine", False), ("postgres:16.4-alpine@sha256:abc", False),
+], ids=["tag", "namespaced tag", "variant", "tag and digest", "latest", "no tag", "bare major", "short digest"])
+def test_the_pinning_rule_tells_pinned_from_floating(pattern: str, pinned: bool) -> None:
+    assert (PINNED.match(pattern) is not None and not re.search(r":\d+(-|$)", pattern)
+            and ":latest" not in pattern) is pinned
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_each_service_has_a_healthcheck_that_asks_readiness(compose: dict[str, Any], service: str) -> None:
+    """The healthcheck's own command, run here against a real HTTP server on the port the service's
+    PORT names: exit 0 while /readyz answers 200, non-zero on 503 and with nothing listening."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    spec = compose["services"][service]
+    check = spec["healthcheck"]
+    test = check["test"]
+    assert test[:3] == ["CMD", "python", "-c"], test
+    assert all(k in check for k in ("interval", "timeout", "retries", "start_period"))
+    answer = {"status": 200}
+    asked: list[str] = []
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            asked.append(self.path)
+            self.send_response(answer["status"] if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def run(port: int) -> int:
+        env = {"PATH": "/usr/bin:/bin", "PORT": str(port)}
+        return subprocess.run([sys.executable, "-c", test[3]], env=env, capture_output=True, timeout=60).returncode
+
+    try:
+        port = server.server_address[1]
+        assert spec["environment"]["PORT"] == "8000"  # the port the command asks inside the container
+        assert run(port) == 0
+        answer["status"] = 503
+        assert run(port) != 0
+        assert asked == ["/readyz", "/readyz"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    from deploy.local.kafka import free_port
+
+    assert run(free_port()) != 0
