@@ -365,8 +365,12 @@ class ServiceRuntime:
             if self.consumers and self._pool is not None:
                 rows = await self.pool.fetch(
                     "SELECT consumer, count(*) FILTER (WHERE replayed_at IS NULL) AS open FROM dead_letters GROUP BY consumer")
-                for r in rows:
-                    DEAD_LETTERS.labels(r["consumer"]).set(r["open"])
+                # every consumer of this process has a sample, 0 when it set nothing aside: a panel or an
+                # alert over the gauge then reads 0, not "no data"
+                open_by = {c.projection.name: 0 for c in self.consumers}
+                open_by.update({r["consumer"]: r["open"] for r in rows})
+                for consumer, n in open_by.items():
+                    DEAD_LETTERS.labels(consumer).set(n)
         except Exception as e:  # noqa: BLE001 - a scrape must answer even when a figure cannot be had
             log.warning("metrics_refresh_failed", error=repr(e))
 

@@ -131,3 +131,45 @@ async def test_oversized_request_bodies_are_refused_unread(pg: PostgresHandle, p
         r = await client.post("/members", content=streamed(), headers={**headers(BMI), "content-type": "application/json"})
         assert r.status_code == 413
         assert (await client.post("/members", json=DEMO_MEMBERS[BMI][0], headers=headers(BMI))).status_code == 201
+
+
+async def test_every_consumer_reports_zero_dead_letters_when_it_has_none(pg: PostgresHandle, platform_url: str) -> None:
+    """washfin_dead_letters_open has a sample for each of the service's consumers, 0 without dead letters
+    (Grafana's panels and the alert read 0, not "no data"), and the count once one is set aside."""
+    from services.reporting.app import create_app as reporting_app
+    from services.reporting.settings import ReportingSettings
+    from shared.consumer import TRACKING_MIGRATIONS
+    from shared.eventstore.postgres import MIGRATIONS
+    from shared.metrics import DEAD_LETTERS
+
+    sources = {}
+    for s in ("members", "loans", "sanitation"):
+        sources[s] = await pg.create_database(s)
+        conn = await connect(sources[s])
+        await migrate(conn, "eventstore", MIGRATIONS)
+        await conn.close()
+    settings = ReportingSettings(database_url=await pg.create_database("reporting"), platform_database_url=platform_url,
+                                 kafka_bootstrap_servers=None, event_source="embedded", source_database_urls=sources)
+    DEAD_LETTERS.clear()  # one registry per process: samples other tests' services left would hide the gap
+    async with running_app(reporting_app(settings)) as client:
+        consumers = await eventually(lambda: _consumer_names(client), timeout=60)
+        assert len(consumers) >= 4, consumers  # the summary and the three families' live builds
+        text = (await client.get("/metrics")).text
+        assert {c: metric(text, "washfin_dead_letters_open", consumer=c) for c in consumers} == dict.fromkeys(consumers, 0)
+        assert all(f'washfin_dead_letters_open{{consumer="{c}"}} 0.0' in text for c in consumers)
+        one = sorted(consumers)[0]
+        conn = await connect(settings.database_url)
+        try:
+            await conn.execute(
+                """INSERT INTO dead_letters (consumer, source, partition, "offset", event_id, event_type, error, record)
+                   VALUES ($1, 'members', 0, 1, gen_random_uuid(), 'members.MemberRegistered', 'test', '{}')""", one)
+        finally:
+            await conn.close()
+        text = (await client.get("/metrics")).text
+        assert metric(text, "washfin_dead_letters_open", consumer=one) == 1
+        assert all(metric(text, "washfin_dead_letters_open", consumer=c) == 0 for c in consumers if c != one)
+
+
+async def _consumer_names(client: ServiceClient) -> set[str]:
+    names = {c.projection.name for c in client.runtime.consumers}
+    return names if len(names) >= 4 else set()
