@@ -29,10 +29,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from deploy.local.demo import DEMO_KEYS, load_all_demo, prepare_demo_platform
+from deploy.local.demo import DEMO_KEYS, DemoKey, load_all_demo, prepare_demo_platform
+from deploy.local.demos.reporting import demo_env as reporting_demo_env
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import (
@@ -44,7 +46,7 @@ from deploy.local.services import (
     service_env,
 )
 from shared.kafka import KafkaConnection
-from deploy.local.demos.reporting import demo_env as reporting_demo_env
+from shared.tenancy import Role
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -355,15 +357,24 @@ def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess
     os.chmod(path, 0o600)
 
 
+def demo_key_lines(keys: Sequence[DemoKey]) -> list[str]:
+    """The demo keys as a table whose columns line up whatever the longest cooperative, role or programme:
+    a programme officer's key reads the programme (its subject), not the lead cooperative it is filed under."""
+    rows = [("who", "role", "key")]
+    for k in keys:
+        who = f"programme {k.subject}" if k.role is Role.PROGRAMME_OFFICER and k.subject else k.tenant_id
+        rows.append((who, k.role.value, k.secret))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    return [f"  {who:<{widths[0]}}  {role:<{widths[1]}}  {key}" for who, role, key in rows]
+
+
 def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: float, pg: LocalPostgres,
             kafka: LocalKafka | None, data_dir: Path) -> None:
     lines = ["", f"washfin is up ({ready_s:.1f}s to healthy services). Open:", ""]
     lines.append(f"  dashboard   {reporting.url}/dashboard   (paste a manager key below)")
     for p in procs:
         lines.append(f"  {p.service:<11} {p.url}/docs")
-    lines += ["", "Demo API keys (send as the X-API-Key header):"]
-    for k in DEMO_KEYS:
-        lines.append(f"  {k.tenant_id:<14} {k.role.value:<14} {k.secret}")
+    lines += ["", "Demo API keys (send as the X-API-Key header):", *demo_key_lines(DEMO_KEYS)]
     bmi = next(k.secret for k in DEMO_KEYS if k.tenant_id == "kopsyah-bmi")
     lines += [
         "",

@@ -249,9 +249,25 @@ def test_repeated_signals_to_the_group_stop_everything(runs: Callable[[str], Run
     assert_stopped_cleanly(r, rc, started)
 
 
+def banner_keys_line_up(stdout: str) -> None:
+    """The start banner's demo keys: one line each, every column starting where its heading does (the
+    programme officer keys, the longest role, included), a programme key named by its programme."""
+    from deploy.local.demo import DEMO_KEYS
+
+    lines = stdout.split("Demo API keys (send as the X-API-Key header):\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    heading, rows = lines[0], lines[1:]
+    assert heading.split() == ["who", "role", "key"], heading
+    assert len(rows) == len(DEMO_KEYS)
+    for k, line in zip(DEMO_KEYS, rows, strict=True):
+        assert line.index(k.role.value) == heading.index("role"), (heading, line)
+        assert line.index(k.secret) == heading.index("key") and line.endswith(k.secret), (heading, line)
+    assert any(line.strip().startswith("programme iuwash-plus ") for line in rows), rows
+
+
 def test_second_start_is_refused_and_leaves_the_first_running(runs: Callable[[str], Run]) -> None:
     first = runs("first")
     started = first.wait_up()
+    banner_keys_line_up(first.stdout)
     postmaster = (first.data_dir / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0]
 
     second = runs("second")
