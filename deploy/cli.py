@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -23,6 +24,14 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+#: click before 8.2 has no error of its own for a group named without its verb
+_NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
 
 from deploy.local.kafka import REPO_ROOT
 from deploy.local.services import SERVICES
@@ -38,24 +47,103 @@ from shared.tenancy import (
     staff_leaves,
 )
 
-app = typer.Typer(help="Operate washfin: cooperatives, keys, migrations, status, dead letters.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-tenant_app = typer.Typer(help="Cooperatives (tenants).", no_args_is_help=True)
-key_app = typer.Typer(help="API keys.", no_args_is_help=True)
-staff_app = typer.Typer(help="A cooperative's staff: the people its keys stand for (maker-checker compares them).",
-                        no_args_is_help=True)
-dlq_app = typer.Typer(help="Dead letters of the consumers.", no_args_is_help=True)
+#: the options of the whole command line, accepted before the verb or anywhere after it
+#: (``washfin --json status`` and ``washfin status --json`` are the same); name -> takes a value
+GLOBAL_OPTIONS = {"--json": False, "--env-file": True}
+
+
+class WashfinGroup(TyperGroup):
+    """The root command: moves the global options found after the verb to the front, where click
+    expects them (nothing after a ``--`` is touched)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """A usage error (unknown option, bad value, missing argument) is one line on stderr, as every
+        other failure is, and exit code 2."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _NO_ARGS_IS_HELP as e:  # a group named without its verb: its help
+            e.show()
+            sys.exit(e.exit_code)
+        except click_errors.UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+            message = e.format_message().replace("Value error, ", "")  # pydantic's prefix, typer passes it on
+            typer.echo(f"error: {message}{where}", err=True)
+            sys.exit(e.exit_code)
+        except click_errors.ClickException as e:
+            typer.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except (click_errors.Abort, typer.Abort):
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if GLOBAL_OPTIONS[name] and "=" not in arg and i + 1 < len(args):
+                front += args[i:i + 2]
+                i += 2
+                continue
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _typer(help_text: str, **kwargs: Any) -> typer.Typer:
+    # plain help (click's): flags without a '<bool>' type, arguments listed with their help
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None, **kwargs)
+
+
+app = _typer("Operate washfin: cooperatives, keys, staff, migrations, status, dead letters, rebuilds, exports. "
+             "The global options (--json, --env-file) may come before or after the verb. Every failure is "
+             "one line on stderr and a non-zero exit.",
+             cls=WashfinGroup, pretty_exceptions_enable=False)
+tenant_app = _typer("Cooperatives (tenants).")
+key_app = _typer("API keys.")
+staff_app = _typer("A cooperative's staff: the people its keys stand for (maker-checker compares them).")
+dlq_app = _typer("Dead letters of the consumers.")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(staff_app, name="staff")
 app.add_typer(dlq_app, name="dead-letters")
-demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+demo_app = _typer("Demo data.")
 app.add_typer(demo_app, name="demo")
-members_app = typer.Typer(help="The members service's personal-data keys.", no_args_is_help=True)
+members_app = _typer("The members service's personal-data keys.")
 app.add_typer(members_app, name="members")
 
+TenantArg = Annotated[str, typer.Argument(help="the cooperative's id, e.g. kopsyah-bmi")]
+StaffArg = Annotated[str, typer.Argument(help="the staff member's id within the cooperative, e.g. bmi-rudi")]
+ReasonOpt = Annotated[str, typer.Option(help="why, for the record")]
+ServiceArg = Annotated[str, typer.Argument(help="the service: members, loans, sanitation or reporting")]
+
 DEFAULT_ENV_FILE = REPO_ROOT / ".washfin" / "run" / "washfin.env"
-console = Console()
+
+
+def _console() -> Console:
+    """On a terminal, tables fit its width; anywhere else (a pipe, a file) they are never cut or folded
+    to 80 columns: each row is one line, as wide as it needs."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=100_000, no_color=True, highlight=False)
+
+
+console = _console()
 T = TypeVar("T")
 _state: dict[str, Any] = {"json": False}
 
@@ -75,8 +163,9 @@ def load_env_file(path: Path) -> None:
 
 @app.callback()
 def main(
-    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    env_file: Annotated[Path | None, typer.Option(help="settings file (KEY=VALUE lines)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output (JSON on stdout)")] = False,
+    env_file: Annotated[Path | None, typer.Option(help="settings file (KEY=VALUE lines); without it the "
+                                                       "environment, else .washfin/run/washfin.env")] = None,
 ) -> None:
     _state["json"] = json_output
     if env_file is not None:
@@ -134,7 +223,9 @@ async def _platform() -> asyncpg.Connection:
 
 # -- cooperatives ------------------------------------------------------------------------------------
 @tenant_app.command("add")
-def tenant_add(tenant_id: str, name: str) -> None:
+def tenant_add(tenant_id: Annotated[str, typer.Argument(help="the new cooperative's id: 2-63 lowercase "
+                                                                 "letters, digits, dashes")],
+               name: Annotated[str, typer.Argument(help="its name, e.g. 'Koperasi Syariah BMI'")]) -> None:
     """Register a cooperative (ids: lowercase letters, digits, dashes)."""
 
     async def go() -> bool:
@@ -192,13 +283,13 @@ def _set_status(tenant_id: str, status: str, reason: str) -> None:
 
 
 @tenant_app.command("suspend")
-def tenant_suspend(tenant_id: str, reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+def tenant_suspend(tenant_id: TenantArg, reason: ReasonOpt = "") -> None:
     """Suspend a cooperative: every one of its keys stops working at once."""
     _set_status(tenant_id, "suspended", reason)
 
 
 @tenant_app.command("resume")
-def tenant_resume(tenant_id: str) -> None:
+def tenant_resume(tenant_id: TenantArg) -> None:
     """Resume a suspended cooperative."""
     _set_status(tenant_id, "active", "")
 
@@ -210,7 +301,8 @@ def key_issue(
     role: Annotated[Role, typer.Argument(help="role of the key")],
     subject: Annotated[str | None, typer.Option(help="contractor id or programme id (contractor, programme_officer)")] = None,
     label: Annotated[str, typer.Option(help="who holds it, e.g. 'Ibu Ani, branch Cikupa'")] = "",
-    expires_in_days: Annotated[int | None, typer.Option(min=1, help="expiry")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(min=1, help="the key expires this many days from now "
+                                                                    "(default: never)")] = None,
     staff: Annotated[str | None, typer.Option(help="the staff member the key stands for (field_officer, manager, "
                                                     "inspector); without it the key gets a staff member of its own")] = None,
 ) -> None:
@@ -240,14 +332,18 @@ def key_issue(
 
 @key_app.command("list")
 def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this cooperative")] = None) -> None:
-    """List keys (ids, roles, state; never the keys themselves)."""
+    """List keys (ids, roles, state; never the keys themselves). A state is active, revoked, expired,
+    'cooperative suspended' or 'staff member left'."""
 
     async def go() -> list[dict[str, Any]]:
         conn = await _platform()
         try:
             rows = await conn.fetch(
-                """SELECT key_id, tenant_id, role, subject, staff_id, label, created_at, expires_at, revoked_at
-                   FROM api_keys WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at""",
+                """SELECT k.key_id, k.tenant_id, k.role, k.subject, k.staff_id, k.label, k.created_at, k.expires_at,
+                          k.revoked_at, t.status AS tenant_status, s.left_at AS staff_left_at
+                   FROM api_keys k LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
+                   LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
+                   WHERE ($1::text IS NULL OR k.tenant_id = $1) ORDER BY k.tenant_id, k.created_at""",
                 tenant_id)
             return [dict(r) for r in rows]
         finally:
@@ -257,8 +353,11 @@ def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this coo
     now = datetime.now(timezone.utc)
     table = Table("key id", "cooperative", "role", "subject / staff", "label", "state")
     for r in rows:
+        # a key that would work but for its cooperative or its person says so, as the services do
         state = ("revoked" if r["revoked_at"] else
-                 "expired" if r["expires_at"] and r["expires_at"] <= now else "active")
+                 "expired" if r["expires_at"] and r["expires_at"] <= now else
+                 f"cooperative {r['tenant_status']}" if r["tenant_id"] and r["tenant_status"] != "active" else
+                 "staff member left" if r["staff_left_at"] else "active")
         r["state"] = state
         table.add_row(r["key_id"], r["tenant_id"] or "-", r["role"], r["subject"] or r["staff_id"] or "", r["label"],
                       state)
@@ -267,7 +366,8 @@ def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this coo
 
 # -- staff -------------------------------------------------------------------------------------------
 @staff_app.command("add")
-def staff_add(tenant_id: str, staff_id: str, name: str) -> None:
+def staff_add(tenant_id: TenantArg, staff_id: StaffArg,
+              name: Annotated[str, typer.Argument(help="the person's name, e.g. 'Ibu Ani'")]) -> None:
     """Record a staff member of a cooperative; then issue their keys with `key issue ... --staff STAFF_ID`."""
 
     async def go() -> bool:
@@ -286,7 +386,7 @@ def staff_add(tenant_id: str, staff_id: str, name: str) -> None:
 
 
 @staff_app.command("list")
-def staff_list(tenant_id: str) -> None:
+def staff_list(tenant_id: TenantArg) -> None:
     """A cooperative's staff, with their active keys."""
 
     async def go() -> list[dict[str, Any]]:
@@ -314,8 +414,7 @@ def staff_list(tenant_id: str) -> None:
 
 
 @staff_app.command("leave")
-def staff_leave(tenant_id: str, staff_id: str,
-                reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+def staff_leave(tenant_id: TenantArg, staff_id: StaffArg, reason: ReasonOpt = "") -> None:
     """A staff member leaves: recorded, and every key of theirs is revoked at once."""
 
     async def go() -> list[str]:
@@ -333,7 +432,9 @@ def staff_leave(tenant_id: str, staff_id: str,
 
 
 @key_app.command("revoke")
-def key_revoke(key_id: str, reason: Annotated[str, typer.Option(help="why, for the record")] = "") -> None:
+def key_revoke(key_id: Annotated[str, typer.Argument(help="the key's id: the 12 characters after 'wf_', as "
+                                                             "key list shows it")],
+               reason: ReasonOpt = "") -> None:
     """Revoke a key: it fails at once on every service."""
 
     async def go() -> bool:
@@ -449,9 +550,16 @@ async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
         figures["relay_lag"] = await conn.fetchval(
             "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)", str(r["tx_id"]), r["position"])
     lag: dict[str, Any] = {}
-    for r in await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions"):
-        lag[f"{r['consumer']}<-{r['source']}"] = await _log_lag(r["source"], r["tx_id"], r["position"])
+    retired = await _retired_builds(conn)
+    positions = await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions ORDER BY 1, 2")
     offsets = await conn.fetch("SELECT consumer, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3")
+    # a build a rebuild replaced keeps its progress rows until the reporting service drops its tables:
+    # its consumer no longer runs, so it has no lag to report
+    figures["retired_consumers"] = sorted({r["consumer"] for r in [*positions, *offsets]} & retired)
+    positions = [r for r in positions if r["consumer"] not in retired]
+    offsets = [r for r in offsets if r["consumer"] not in retired]
+    for r in positions:
+        lag[f"{r['consumer']}<-{r['source']}"] = await _log_lag(r["source"], r["tx_id"], r["position"])
     ends = await _end_offsets({(r["topic"], r["partition"]) for r in offsets})
     for r in offsets:
         end = ends.get((r["topic"], r["partition"]))
@@ -460,6 +568,13 @@ async def _log_figures(conn: asyncpg.Connection) -> dict[str, Any]:
     figures["consumer_lag"] = lag
     figures["dead_letters"] = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL")
     return figures
+
+
+async def _retired_builds(conn: asyncpg.Connection) -> set[str]:
+    """The consumers of projection builds a rebuild retired (reporting's registry; none elsewhere)."""
+    if not await conn.fetchval("SELECT to_regclass('projection_builds') IS NOT NULL"):
+        return set()
+    return {r["build"] for r in await conn.fetch("SELECT build FROM projection_builds WHERE state = 'retired'")}
 
 
 def _kafka_login(bootstrap: str) -> dict[str, Any]:
@@ -526,7 +641,7 @@ async def _end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int]
 
 # -- dead letters --------------------------------------------------------------------------------------
 @dlq_app.command("list")
-def dead_letters_list(service: Annotated[str, typer.Argument(help="service whose consumers to look at")]) -> None:
+def dead_letters_list(service: ServiceArg) -> None:
     """Open dead letters of a service's consumers."""
     _check_service(service)
 
@@ -549,7 +664,9 @@ def dead_letters_list(service: Annotated[str, typer.Argument(help="service whose
 
 
 @dlq_app.command("show")
-def dead_letters_show(service: str, dead_letter_id: int) -> None:
+def dead_letters_show(service: ServiceArg,
+                      dead_letter_id: Annotated[int, typer.Argument(help="the dead letter's id (dead-letters "
+                                                                         "list)")]) -> None:
     """One dead letter with its record."""
     _check_service(service)
 
@@ -570,7 +687,7 @@ def dead_letters_show(service: str, dead_letter_id: int) -> None:
 
 
 @dlq_app.command("replay")
-def dead_letters_replay(service: str) -> None:
+def dead_letters_replay(service: ServiceArg) -> None:
     """Hand a service's open dead letters to their consumers again (after a fix)."""
     _check_service(service)
     from shared.consumer import replay_dead_letters
@@ -619,6 +736,14 @@ def _reporting_settings() -> Any:
         raise CliError(f"setting REPORTING_{'.'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
 
 
+def _settings_or_fail(read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except CliError as e:
+        _fail(str(e))
+    raise AssertionError("unreachable")
+
+
 def _quiet_logs() -> None:
     """The consumers a rebuild runs log as a service would: here only errors, and on stderr (stdout
     carries the progress bar or the JSON answer)."""
@@ -649,9 +774,16 @@ def rebuild_projection(
         TimeRemainingColumn,
     )
 
+    from services.reporting.projections.catalog import family
     from services.reporting.rebuild import Progress as Step
     from services.reporting.rebuild import RebuildError, rebuild
 
+    # everything that can be checked without the databases is, before any progress bar is drawn
+    try:
+        family(projection)
+    except LookupError as e:
+        _fail(str(e))
+    settings = _settings_or_fail(_reporting_settings)
     bar = None if _state["json"] else Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
@@ -662,7 +794,6 @@ def rebuild_projection(
             bar.update(task, description=step.build, total=step.total or None, completed=step.done)
 
     async def go() -> Any:
-        settings = _reporting_settings()
         _quiet_logs()
         try:
             return await rebuild(settings, projection, on_progress=show, switch=switch, timeout=timeout)
@@ -678,6 +809,111 @@ def rebuild_projection(
     verb = "is live" if result.switched else "is built (reads not switched)"
     _out(data, text=f"{result.build} {verb}: {result.events} events in {result.seconds:.1f}s"
                     + (f"; {result.replaced} retired" if result.replaced and result.switched else ""))
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+class ScopeKind(str, Enum):
+    cooperative = "cooperative"
+    programme = "programme"
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+class CsvDialect(str, Enum):
+    standard = "standard"
+    excel_id = "excel_id"
+
+
+@app.command("export")
+def export(
+    kind: Annotated[ScopeKind, typer.Argument(help="whose figures: one cooperative's, or a programme's consenting "
+                                                   "cooperatives (summed, and side by side in by_cooperative)")],
+    scope_id: Annotated[str, typer.Argument(metavar="ID", help="the cooperative's or the programme's id")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the file to write (replaced if it exists); its "
+                                                                 "suffix .csv or .xlsx gives the format")],
+    table: Annotated[str | None, typer.Option(help="one report table (reach, financing, indicators, ...); "
+                                                   "without it every table, one sheet each (XLSX only)")] = None,
+    format: Annotated[ExportFormat | None, typer.Option("--format", help="csv or xlsx (default: from the "
+                                                                          "output's suffix)")] = None,
+    as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="report date (default: today in "
+                                                                               "the business time zone)")] = None,
+    years: Annotated[int, typer.Option(min=1, max=10, help="calendar-year periods of the indicator table")] = 3,
+    dialect: Annotated[CsvDialect, typer.Option(help="CSV only: standard (comma, '.' decimals, no byte-order "
+                                                     "mark) or excel_id (';', ',' decimals, UTF-8 BOM, for "
+                                                     "Excel in an Indonesian locale)")] = CsvDialect.standard,
+) -> None:
+    """Write a cooperative's or a programme's report tables to a CSV or XLSX file: the same tables and
+    figures the reporting API's exports give the cooperative's staff or the programme's officers (a
+    programme counts only the members who consented). Aggregates only, never a member. Reads the reporting
+    database (REPORTING_DATABASE_URL) and the platform database; the service need not run."""
+    from services.reporting.api.routes import TABLES
+
+    fmt = format or {".csv": ExportFormat.csv, ".xlsx": ExportFormat.xlsx}.get(output.suffix.lower())
+    if fmt is None:
+        _fail(f"cannot tell the format of {output}: name a .csv or .xlsx file, or pass --format")
+    assert fmt is not None
+    if table is not None and table not in TABLES:
+        _fail(f"no report table {table!r}: one of {', '.join(TABLES)}")
+    if table == "by_cooperative" and kind is ScopeKind.cooperative:
+        _fail("by_cooperative is a programme table")
+    if fmt is ExportFormat.csv and table is None:
+        _fail("a CSV file holds one table: name it with --table (e.g. --table indicators)")
+    if not output.parent.is_dir():
+        _fail(f"no folder {output.parent} to write {output.name} in")
+    if output.is_dir():
+        _fail(f"{output} is a folder: name a file")
+    settings = _settings_or_fail(_reporting_settings)
+    on = as_of.date() if as_of is not None else settings.business_today()
+    if on > settings.business_today():
+        _fail(f"--as-of {on} is in the future (today is {settings.business_today()})")
+
+    async def go() -> tuple[Any, dict[str, Any]]:
+        from services.reporting import handlers as h
+        from services.reporting.runtime import ReportingRuntime
+        from shared.web import Refusal
+
+        runtime = ReportingRuntime(settings)  # started without its consumers, relay or schedules
+        _quiet_logs()
+        await runtime.start(background=False)
+        try:
+            if kind is ScopeKind.cooperative:
+                name = await runtime.platform_pool.fetchval("SELECT name FROM tenants WHERE tenant_id = $1", scope_id)
+                if name is None:
+                    raise CliError(f"no cooperative {scope_id!r}")
+                scope = h.Scope("cooperative", scope_id, name, (scope_id,))
+            else:
+                name = await runtime.pool.fetchval("SELECT name FROM programmes WHERE programme_id = $1", scope_id)
+                if name is None:
+                    raise CliError(f"no programme {scope_id!r} (the operator's /programmes routes, or "
+                                   "REPORTING_PROGRAMMES)")
+                scope = h.Scope("programme", scope_id, name, tuple(await h.consenting(runtime, scope_id)), True)
+            try:
+                tables, _ = await h.all_tables(runtime, scope, on, years)
+            except Refusal as e:
+                raise CliError(str(e)) from None
+            return scope, tables
+        finally:
+            await runtime.stop()
+
+    scope, tables = _run(go)
+    from services.reporting import exports as ex
+
+    chosen = {table: tables[table]} if table else tables
+    if fmt is ExportFormat.csv:
+        assert table is not None
+        content = ex.to_csv(tables[table], dialect.value)
+    else:
+        content = ex.to_xlsx(chosen, "" if table else f"washfin report {scope.name} {on}")
+    partial = output.with_name(f".{output.name}.partial")
+    partial.write_bytes(content)
+    partial.replace(output)  # whole or not at all
+    rows = {t: len(r) for t, r in chosen.items()}
+    _out({"file": str(output), "format": fmt.value, "scope": scope.json(), "as_of": on, "rows": rows,
+          "bytes": len(content)},
+         text=f"{output}: {scope.kind} {scope.id} as of {on}, {len(rows)} table(s), {sum(rows.values())} rows")
 
 
 @app.command("verify-isolation")
@@ -718,7 +954,8 @@ def members_new_key() -> None:
     MEMBERS_PERSONAL_DATA_LOOKUP_KEY. Store it in your secret store, never in git."""
     from services.members.personal_data import new_key
 
-    typer.echo(new_key())
+    key = new_key()
+    _out({"key": key}, text=key)
 
 
 @members_app.command("reseal")
@@ -782,20 +1019,27 @@ def _have_urls() -> bool:
 
 @app.command("run")
 def run(kafka: Annotated[bool, typer.Option(help="run a local Kafka broker and the relays")] = False) -> None:
-    """The whole system on this machine (what `make run` does)."""
+    """The whole system on this machine (what `make run` does). Prints its own progress: no --json."""
     from deploy.local.run import main as run_main
 
+    _no_json("run")
     raise typer.Exit(run_main(["--kafka"] if kafka else []))
 
 
 @app.command("bench")
 def bench(quick: Annotated[bool, typer.Option(help="small sizes, a smoke run")] = False) -> None:
-    """Run the benchmarks (bench/README.md)."""
+    """Run the benchmarks (bench/README.md). They write their own report: no --json."""
     import subprocess
 
+    _no_json("bench")
     # bench/ is part of the repository, not of the installed package: run it from the checkout
     raise typer.Exit(subprocess.call([sys.executable, "-m", "bench", *(["--quick"] if quick else [])],
                                      cwd=REPO_ROOT))
+
+
+def _no_json(verb: str) -> None:
+    if _state["json"]:
+        _fail(f"{verb} prints its own progress and has no machine-readable output: drop --json")
 
 
 def cli() -> None:

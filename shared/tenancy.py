@@ -315,6 +315,10 @@ async def _record_leaving(conn: asyncpg.Connection, tenant_id: str, staff_id: st
     await conn.execute("UPDATE staff SET left_at = now() WHERE tenant_id = $1 AND staff_id = $2", tenant_id, staff_id)
 
 
+#: what a refused key is told, unless the holder of its right secret may be told more (``refusal``)
+UNKNOWN_KEY = "unknown, expired or revoked API key"
+
+
 class Authenticator:
     """Looks API keys up in the platform database."""
 
@@ -338,3 +342,26 @@ class Authenticator:
         if row is None or not secrets.compare_digest(bytes(row["key_hash"]), _hash(raw)):
             return None
         return Principal(row["tenant_id"], Role(row["role"]), key_id, row["subject"], row["staff_id"])
+
+    async def refusal(self, raw: str) -> str:
+        """Why ``authenticate`` refused ``raw``, for its answer. Only the holder of the right secret learns
+        more than "unknown, expired or revoked": that the key's cooperative is suspended, or its staff
+        member has left (the key is good, the operator stopped it); anyone else learns nothing of the key."""
+        key_id = parse_key(raw)
+        if key_id is None:
+            return UNKNOWN_KEY
+        row = await self.pool.fetchrow(
+            """SELECT k.tenant_id, k.key_hash, t.status, s.left_at FROM api_keys k
+               LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
+               LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
+               WHERE k.key_id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())""",
+            key_id,
+        )
+        if row is None or not secrets.compare_digest(bytes(row["key_hash"]), _hash(raw)):
+            return UNKNOWN_KEY
+        if row["tenant_id"] is not None and row["status"] != "active":
+            return (f"cooperative {row['tenant_id']} is {row['status']}: its keys work again once the platform "
+                    "operator resumes it")
+        if row["left_at"] is not None:
+            return "the staff member this key stands for has left the cooperative"
+        return UNKNOWN_KEY

@@ -23,7 +23,7 @@ from shared.db import PoolBusy
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
 from shared.metrics import AUTH_FAILURES
-from shared.tenancy import Authenticator, Principal, Role, parse_key
+from shared.tenancy import UNKNOWN_KEY, Authenticator, Principal, Role, parse_key
 from shared.throttle import FailureThrottle
 from shared.tracing import trace_id, traced
 
@@ -254,9 +254,12 @@ async def current_principal(
     if principal is None:
         throttle.failed(address, key_id)
         AUTH_FAILURES.labels(service, "refused" if key_id else "malformed").inc()
+        # the right secret of a key the operator stopped (suspended cooperative, staff member left) is told so
+        why = await auth.refusal(raw) if key_id else UNKNOWN_KEY
         log.warning("auth_refused", service=service, client=address, key_id_prefix=_prefix(key_id),
-                    reason="unknown, expired, revoked or wrong secret" if key_id else "malformed key")
-        raise Unauthorized("unknown, expired or revoked API key")
+                    reason=("malformed key" if not key_id else
+                            "unknown, expired, revoked or wrong secret" if why == UNKNOWN_KEY else why))
+        raise Unauthorized(why)
     if principal.tenant_id:
         structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
     return principal

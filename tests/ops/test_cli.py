@@ -166,3 +166,267 @@ async def test_staff_members_and_their_keys(cli_env: dict[str, str]) -> None:
     finally:
         await pool.close()
     one_error_line(washfin(cli_env, "staff", "leave", "koperasi-staf", "budi"), "no staff member")
+
+
+# -- issue 15 item 6: global options, help, status, rebuild, suspended cooperatives, export ---------------------------
+def _commands() -> list[list[str]]:
+    """Every verb of the CLI, as the words that name it (`tenant add`, `status`...)."""
+    import typer.main
+
+    from deploy.cli import app
+
+    out: list[list[str]] = []
+
+    def walk(cmd: Any, path: list[str]) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in sorted(subs.items()):
+                walk(sub, [*path, name])
+        else:
+            out.append(path)
+
+    walk(typer.main.get_command(app), [])
+    return out
+
+
+def test_every_verb_and_option_has_help_and_no_type_noise() -> None:
+    """`--help` of the CLI and of every verb: no `<bool>` after a flag, every verb and every argument and
+    option of it explained (the help texts read in the command tree, the pages as a subprocess prints them)."""
+    import typer.main
+
+    from deploy.cli import app
+
+    root = typer.main.get_command(app)
+    verbs = _commands()
+    assert ["export"] in verbs and ["tenant", "add"] in verbs and len(verbs) >= 20
+    undocumented = []
+    for path in verbs:
+        cmd = root
+        for word in path:
+            cmd = cmd.commands[word]  # type: ignore[attr-defined]
+        if not (cmd.help or "").strip():
+            undocumented.append(" ".join(path))
+        undocumented += [f"{' '.join(path)} {p.name}" for p in cmd.params if not (getattr(p, "help", None) or "").strip()]
+    assert not undocumented, f"without help text: {undocumented}"
+    for path in [[], *verbs]:
+        page = washfin({}, *path, "--help")
+        assert page.returncode == 0, page.stderr
+        assert "<bool>" not in page.stdout, f"{' '.join(path)}:\n{page.stdout}"
+        assert "Show this message and exit." in page.stdout
+    assert "--json" in washfin({}, "--help").stdout and "after the verb" in washfin({}, "--help").stdout
+
+
+async def test_global_options_are_taken_after_the_verb_too(cli_env: dict[str, str], tmp_path: Any) -> None:
+    ok(washfin(cli_env, "tenant", "add", "koperasi-opsi", "Koperasi Opsi"))
+    before = ok(washfin(cli_env, "--json", "tenant", "list"))
+    assert ok(washfin(cli_env, "tenant", "list", "--json")) == before
+    assert [t["tenant_id"] for t in before] == ["koperasi-opsi"]
+    # --env-file after the verb, before or after --json, and in its --opt=value form
+    settings = tmp_path / "washfin.env"
+    settings.write_text("\n".join(f"{k}={v}" for k, v in cli_env.items()) + "\n")
+    for args in (["tenant", "list", "--env-file", str(settings), "--json"],
+                 ["tenant", "list", "--json", f"--env-file={settings}"],
+                 ["--json", "tenant", "list", "--env-file", str(settings)]):
+        assert ok(washfin({}, *args)) == before, args
+    one_error_line(washfin({}, "tenant", "list", "--env-file", str(tmp_path / "none.env")), "no settings file")
+    migrated = ok(washfin(cli_env, "migrate", "--json"))
+    assert isinstance(migrated, dict) and "members" in migrated
+    rows = ok(washfin(cli_env, "status", "--json"))
+    assert [r["service"] for r in rows] == ["members", "loans", "sanitation", "reporting"]
+    # --json for the verbs that printed text only: a fresh personal-data key
+    assert len(ok(washfin(cli_env, "members", "new-key", "--json"))["key"]) == 44
+    one_error_line(washfin(cli_env, "run", "--json"), "drop --json")
+    # a usage error is one line too, and exit code 2
+    for bad, says in ((["status", "--bogus"], "No such option: --bogus"),
+                      (["key", "issue", "koperasi-opsi", "superuser"], "superuser"),
+                      (["tenant", "add", "only-an-id"], "Missing argument")):
+        result = washfin(cli_env, *bad)
+        one_error_line(result, says)
+        assert result.returncode == 2
+
+
+async def _member_events(url: str, tenant: str, n: int) -> None:
+    from shared.eventstore import NO_STREAM
+    from shared.eventstore.postgres import PostgresEventStore
+
+    pool = await create_pool(url, 1, 2)
+    try:
+        store = PostgresEventStore(pool, url, service="members")
+        for i in range(n):
+            await store.append(tenant, "member", str(uuid.uuid4()), NO_STREAM, [member_registered(i)])
+    finally:
+        await pool.close()
+
+
+async def test_status_after_rebuilds_and_through_a_pipe(cli_env: dict[str, str]) -> None:
+    """Two rebuilds of the members projection: the first build's consumer is retired by the second and
+    no longer listed with a lag (named as retired in --json); the table, written to a pipe, is not cut or
+    folded at 80 columns (each consumer's name whole, on one line)."""
+    ok(washfin(cli_env, "migrate"))
+    await _member_events(cli_env["MEMBERS_DATABASE_URL"], "kopsyah-bmi", 3)
+    first = ok(washfin(cli_env, "--json", "rebuild", "members", "--timeout", "120"))
+    second = ok(washfin(cli_env, "rebuild", "members", "--json", "--timeout", "120"))
+    assert first["switched"] and second["switched"] and first["events"] == second["events"] == 3
+    assert second["replaced"] == first["build"]
+    rows = {r["service"]: r for r in ok(washfin(cli_env, "status", "--json"))}
+    reporting = rows["reporting"]
+    lagging = [k.split("<-")[0] for k in reporting["consumer_lag"]]
+    assert first["build"] not in lagging and second["build"] in lagging, reporting["consumer_lag"]
+    assert reporting["retired_consumers"] == [first["build"]]
+    assert reporting["consumer_lag"][f"{second['build']}<-members"] == 0
+
+    table = washfin(cli_env, "status")  # stdout is a pipe here, as in `washfin status | grep ...`
+    assert table.returncode == 0, table.stderr
+    assert "…" not in table.stdout
+    [line] = [ln for ln in table.stdout.splitlines() if ln.lstrip("│| ").startswith("reporting")]
+    assert f"{second['build']}<-members 0" in line and len(line) > 80
+    assert first["build"] + "<-" not in table.stdout
+
+
+async def test_rebuild_checks_its_arguments_before_any_progress_bar(cli_env: dict[str, str]) -> None:
+    for env, args, says in ((cli_env, ["rebuild", "bogus"], "no projection 'bogus'"),
+                            ({}, ["rebuild", "bogus"], "no projection 'bogus'"),
+                            ({k: v for k, v in cli_env.items() if k != "REPORTING_DATABASE_URL"},
+                             ["rebuild", "members"], "REPORTING_DATABASE_URL is not set")):
+        result = washfin(env, *args)
+        one_error_line(result, says)
+        assert result.stdout == "", f"drew before refusing: {result.stdout!r}"
+    assert await _count(cli_env["REPORTING_DATABASE_URL"], "projection_builds") is None, "nothing registered"
+
+
+async def _count(url: str, table: str) -> int | None:
+    pool = await create_pool(url, 1, 1)
+    try:
+        if not await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            return None
+        return int(await pool.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await pool.close()
+
+
+async def test_a_suspended_cooperatives_key_is_told_why(cli_env: dict[str, str], pg: PostgresHandle) -> None:
+    """Suspended with the CLI: `key list` says so, and a service answers the holder of the right secret
+    that the cooperative is suspended; a wrong secret for the same key id still learns nothing."""
+    from services.members.app import create_app
+    from services.members.settings import MembersSettings
+    from tests.helpers import running_app
+
+    ok(washfin(cli_env, "tenant", "add", "koperasi-tidur", "Koperasi Tidur"))
+    key = ok(washfin(cli_env, "--json", "key", "issue", "koperasi-tidur", "manager"))
+    settings = MembersSettings(database_url=cli_env["MEMBERS_DATABASE_URL"],
+                               platform_database_url=cli_env["WASHFIN_PLATFORM_DATABASE_URL"],
+                               kafka_bootstrap_servers=None, event_source="none")
+    wrong = key["key"].rsplit("_", 1)[0] + "_" + "x" * 40
+    async with running_app(create_app(settings)) as members:
+        assert (await members.get("/members", headers={"X-API-Key": key["key"]})).status_code == 200
+        ok(washfin(cli_env, "tenant", "suspend", "koperasi-tidur", "--reason", "audit"))
+        [listed] = ok(washfin(cli_env, "--json", "key", "list", "koperasi-tidur"))
+        assert listed["state"] == "cooperative suspended"
+        r = await members.get("/members", headers={"X-API-Key": key["key"]})
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        assert "cooperative koperasi-tidur is suspended" in r.json()["reason"], r.json()
+        r = await members.get("/members", headers={"X-API-Key": wrong})
+        assert r.status_code == 401 and r.json()["reason"] == "unknown, expired or revoked API key"
+        ok(washfin(cli_env, "tenant", "resume", "koperasi-tidur"))
+        assert (await members.get("/members", headers={"X-API-Key": key["key"]})).status_code == 200
+        assert ok(washfin(cli_env, "--json", "key", "list", "koperasi-tidur"))[0]["state"] == "active"
+
+
+EXPORT_ON = "2026-06-30"
+
+
+async def test_export_writes_the_reporting_apis_figures_to_a_file(pg: PostgresHandle, platform_url: str,
+                                                                  tmp_path: Any) -> None:
+    """`washfin export` for a cooperative (CSV, XLSX) and a programme (XLSX, every sheet), read back with
+    csv and openpyxl, equals what the reporting API answers the cooperative's manager and the programme's
+    officer for the same date; bad input is one line, a non-zero exit and no file."""
+    import csv
+    import io
+
+    import openpyxl
+
+    from deploy.local.demo import DEMO_MEMBERS, key_for
+    from deploy.local.demos.reporting import DEMO_PROGRAMMES
+    from shared.tenancy import Role
+    from tests.helpers import eventually
+    from tests.services.reporting.conftest import start_system
+
+    bmi, baik = "kopsyah-bmi", "koperasi-baik"
+    programme_key = "wf_progiuwash01_demoKeyNotForProductionUsePROG0001"  # iuwash-plus: both cooperatives
+    async with start_system(pg, platform_url, programmes=DEMO_PROGRAMMES) as system:
+        for tenant in (bmi, baik):
+            for i, body in enumerate(DEMO_MEMBERS[tenant]):
+                r = await system.members.post("/members", json=body, headers={
+                    "X-API-Key": key_for(tenant, Role.FIELD_OFFICER), "Idempotency-Key": f"export-{tenant}-{i}"})
+                assert r.status_code == 201, r.text
+        manager = {"X-API-Key": key_for(bmi, Role.MANAGER)}
+
+        async def projected() -> bool:
+            r = await system.reporting.get("/reports/cooperative", params={"as_of": EXPORT_ON}, headers=manager)
+            p = await system.reporting.get("/reports/programme", params={"as_of": EXPORT_ON},
+                                           headers={"X-API-Key": programme_key})
+            return (r.status_code == p.status_code == 200
+                    and r.json()["reach"]["members"] == len(DEMO_MEMBERS[bmi])
+                    and r.json()["freshness"]["lag_events"] == 0 and p.json()["freshness"]["lag_events"] == 0)
+
+        await eventually(projected, timeout=90)
+        env = {"WASHFIN_PLATFORM_DATABASE_URL": platform_url,
+               **{f"{s.upper()}_DATABASE_URL": url for s, url in system.urls.items()}}
+
+        async def api(path: str, key: dict[str, str], **params: str) -> Any:
+            r = await system.reporting.get(path, params={"as_of": EXPORT_ON, **params}, headers=key)
+            assert r.status_code == 200, r.text
+            return r
+
+        # one table of a cooperative as CSV: the rows the API pages out, and its CSV byte for byte
+        out = tmp_path / "bmi-reach.csv"
+        done = ok(washfin(env, "export", "cooperative", bmi, "--table", "reach", "-o", str(out), "--as-of",
+                          EXPORT_ON, "--json"))
+        rows = list(csv.DictReader(io.StringIO(out.read_text())))
+        page = (await api("/reports/tables/reach", manager, limit="200")).json()
+        assert done["rows"] == {"reach": page["total"]} == {"reach": len(rows)}
+        assert done["scope"]["cooperatives"] == [bmi]
+        assert rows == [{k: "" if v is None else str(v) for k, v in item.items()} for item in page["items"]]
+        assert {r["indicator"]: r["value"] for r in rows}["members"] == str(len(DEMO_MEMBERS[bmi]))
+        assert out.read_bytes() == (await api("/reports/exports/tables/reach", manager, format="csv")).content
+        # the Indonesian Excel dialect too
+        ok(washfin(env, "export", "cooperative", bmi, "--table", "indicators", "--dialect", "excel_id",
+                   "-o", str(tmp_path / "ind.csv"), "--as-of", EXPORT_ON))
+        assert (tmp_path / "ind.csv").read_bytes() == (await api(
+            "/reports/exports/tables/indicators", manager, format="csv", dialect="excel_id")).content
+
+        def sheets(content: bytes) -> dict[str, list[tuple[Any, ...]]]:
+            book = openpyxl.load_workbook(io.BytesIO(content))
+            return {ws.title: list(ws.iter_rows(values_only=True)) for ws in book.worksheets}
+
+        # the programme, every table: the API's workbook sheet for sheet, cell for cell
+        out = tmp_path / "iuwash.xlsx"
+        ok(washfin(env, "export", "programme", "iuwash-plus", "-o", str(out), "--as-of", EXPORT_ON))
+        mine = sheets(out.read_bytes())
+        theirs = sheets((await api("/reports/exports/report.xlsx", {"X-API-Key": programme_key})).content)
+        assert mine == theirs
+        assert "by_cooperative" in mine and len(mine["by_cooperative"]) == 1 + 2  # a header, each cooperative
+        consenting = sum(1 for t in (bmi, baik) for m in DEMO_MEMBERS[t] if m.get("programme_consent"))
+        report = (await api("/reports/programme", {"X-API-Key": programme_key})).json()
+        assert report["reach"]["members"] == consenting < len(DEMO_MEMBERS[bmi]) + len(DEMO_MEMBERS[baik])
+        # a cooperative's workbook: its own books whole (consent is about programmes)
+        out = tmp_path / "bmi.xlsx"
+        ok(washfin(env, "export", "cooperative", bmi, "-o", str(out), "--as-of", EXPORT_ON))
+        assert sheets(out.read_bytes()) == sheets((await api("/reports/exports/report.xlsx", manager)).content)
+
+        for args, says in ((["cooperative", "nobody", "-o", str(tmp_path / "x.xlsx")], "no cooperative 'nobody'"),
+                           (["programme", "nothing", "-o", str(tmp_path / "x.xlsx")], "no programme 'nothing'"),
+                           (["cooperative", bmi, "-o", str(tmp_path / "x.csv")], "holds one table"),
+                           (["cooperative", bmi, "--table", "bogus", "-o", str(tmp_path / "x.csv")],
+                            "no report table 'bogus'"),
+                           (["cooperative", bmi, "--table", "by_cooperative", "-o", str(tmp_path / "x.csv")],
+                            "programme table"),
+                           (["cooperative", bmi, "-o", str(tmp_path / "x.pdf")], "cannot tell the format"),
+                           (["cooperative", bmi, "-o", str(tmp_path / "no" / "x.xlsx")], "no folder"),
+                           (["cooperative", bmi, "--as-of", "2999-01-01", "-o", str(tmp_path / "x.xlsx")],
+                            "in the future"),
+                           (["cooperative", bmi, "--as-of", "30-06-2026", "-o", str(tmp_path / "x.xlsx")],
+                            "--as-of"),
+                           (["household", bmi, "-o", str(tmp_path / "x.xlsx")], "household")):
+            one_error_line(washfin(env, "export", *args), says)
+        assert not any(p.name.startswith("x.") for p in tmp_path.iterdir()), list(tmp_path.iterdir())
