@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - older typer runs on click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
 #: click before 8.2 has no error of its own for a group named without its verb
 _NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
+#: Ctrl-C at a prompt: typer's own Abort, and click's where typer runs on click itself
+_ABORTS = tuple({typer.Abort, getattr(click_errors, "Abort", typer.Abort)})
 
 from deploy.local.kafka import REPO_ROOT
 from deploy.local.services import SERVICES
@@ -77,7 +79,7 @@ class WashfinGroup(TyperGroup):
         except click_errors.ClickException as e:
             typer.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
-        except (click_errors.Abort, typer.Abort):
+        except _ABORTS:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -490,7 +492,10 @@ def _build_runtime(service: str) -> Any:
     settings_module = importlib.import_module(f"services.{service}.settings")
     settings_cls = next(getattr(settings_module, n) for n in dir(settings_module) if n.endswith("Settings")
                         and n != "ServiceSettings")
-    return module.build_runtime(settings_cls())
+    try:
+        return module.build_runtime(settings_cls())
+    except ValueError as e:  # a setting missing or malformed (pydantic's errors and the key errors are ValueErrors)
+        raise CliError(f"{service}: {str(e).splitlines()[0]}") from None
 
 
 # -- status --------------------------------------------------------------------------------------------

@@ -430,3 +430,12 @@ async def test_export_writes_the_reporting_apis_figures_to_a_file(pg: PostgresHa
                            (["household", bmi, "-o", str(tmp_path / "x.xlsx")], "household")):
             one_error_line(washfin(env, "export", *args), says)
         assert not any(p.name.startswith("x.") for p in tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+async def test_a_missing_service_setting_is_one_line_not_a_traceback(cli_env: dict[str, str]) -> None:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.endswith("_DATABASE_URL") and not k.startswith(("WASHFIN_", "MEMBERS_PERSONAL_DATA_"))}
+    result = subprocess.run([sys.executable, "-m", "deploy.cli", "migrate"], env={**clean, **cli_env},
+                            capture_output=True, text=True, timeout=120, check=False)
+    one_error_line(result, "members: MEMBERS_PERSONAL_DATA_KEYS is not set")
+    assert result.returncode == 1
