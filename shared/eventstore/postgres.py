@@ -154,6 +154,8 @@ class PostgresLogReader:
         self._channel = channel
         self._wakeup = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        #: set once this reader LISTENs on its channel (a notification sent from then on wakes it)
+        self.listening = asyncio.Event()
 
     async def read_log_rows(self, after: LogPosition, limit: int = 1000) -> list[asyncpg.Record]:
         """Raw rows (payload as JSON text) after ``after``, in log order: for hot paths like the relay."""
@@ -218,8 +220,10 @@ class PostgresLogReader:
         if self._dsn is None:
             return
         try:
+            self.listening.clear()
             self._listener = await asyncpg.connect(self._dsn)
             await self._listener.add_listener(self._channel, lambda *_: self._wakeup.set())
+            self.listening.set()
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("event_listener_unavailable", error=str(e))
             self._listener = None
@@ -236,6 +240,7 @@ class PostgresLogReader:
             self._wakeup.clear()
 
     async def close(self) -> None:
+        self.listening.clear()
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
