@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.local.infra import KafkaHandle, PostgresHandle
 from shared.consumer import CONSUMER_SETTINGS_CHECK, replay_dead_letters
@@ -19,7 +20,7 @@ from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
 from shared.eventstore import NO_STREAM
 from shared.eventstore.postgres import PostgresLogReader
-from shared.kafka import namespaced
+from shared.kafka import client_kwargs, namespaced
 from shared.kafka.relay import Relay
 from tests.helpers import eventually
 from tests.kernel.conftest import StoreDb, consumer_database, member_registered
@@ -67,6 +68,17 @@ class Harness:
     async def applied_count(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM applied"))
 
+    async def caught_up(self) -> bool:
+        """True once the source has taken in everything the producer's log holds: under Kafka the relay
+        has published the whole log and the consumer's stored offsets reach the broker's end offsets; on
+        the embedded source its position is the log's head. Whatever is delivered is then behind us."""
+        if self.kind == "kafka":
+            assert self.relay is not None and self.kafka is not None
+            if await self.relay.lag():
+                return False
+            return await offsets_reach_end(self.pool, self.kafka, self.source.topics[0], self.projection.name)
+        return not sum((await self.source.lag()).values())
+
 
 @pytest.fixture(params=["kafka", "embedded"])
 async def harness(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandle,
@@ -79,6 +91,21 @@ async def harness(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandl
     if h.tasks:
         await h.stop()
     await pool.close()
+
+
+async def offsets_reach_end(pool: asyncpg.Pool, kafka: KafkaHandle, topic: str, consumer: str,
+                            partitions: int = 3) -> bool:
+    """The consumer's offsets stored with its writes reach the end offsets the broker reports for every
+    partition of ``topic`` (everything on the topic has been taken in, applied or skipped)."""
+    probe = AIOKafkaConsumer(**client_kwargs(kafka.admin), enable_auto_commit=False, group_id=None)
+    await probe.start()
+    try:
+        ends = await probe.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await probe.stop()
+    stored = {r["partition"]: r["next_offset"] for r in await pool.fetch(
+        "SELECT partition, next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2", consumer, topic)}
+    return bool(ends) and all(end == 0 or stored.get(tp.partition, 0) >= end for tp, end in ends.items())
 
 
 async def append_members(es: StoreDb, tenant: str, streams: int, per_stream: int, start: int = 0,
@@ -117,7 +144,9 @@ async def test_redelivery_from_the_start_applies_nothing_twice(harness: Harness,
     await harness.start()
     await append_members(es, "coop-a", streams=1, per_stream=1, start=3)
     await eventually(lambda: _eq(harness.applied_count(), 13), timeout=60)
-    await asyncio.sleep(1.0)
+    # everything redelivered has been taken in (the 13th event alone proves nothing under Kafka: it may
+    # sit on a partition read before the others): only now may "nothing twice" be asserted
+    await eventually(harness.caught_up, timeout=60)
     rows = await applied_rows(harness.pool)
     assert len(rows) == 13 and len({r["event_id"] for r in rows}) == 13
     assert harness.source.totals.skipped >= 12
@@ -210,28 +239,52 @@ def _unknown_event() -> Any:
 
 async def test_kafka_rebalance_hands_partitions_over_without_double_effects(
         es: StoreDb, pg: PostgresHandle, kafka: KafkaHandle, namespace: str) -> None:
+    """One instance holds every partition; a second joins and takes some; the first leaves and the
+    second takes the rest. Every event is applied once, by one of them."""
     projection = RecordingProjection()
     _, pool = await consumer_database(pg, projection)
     topic = namespaced("washfin.members.v1", namespace)
+    every = {TopicPartition(topic, p) for p in range(3)}
     relay = Relay(es.store.reader, kafka.admin, topic, name=topic, partitions=3)
     stop_relay, stop_a, stop_b = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(relay.run(stop_relay))]
     a = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
     b = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
-    task_a = asyncio.create_task(a.run(stop_a))
-    await append_members(es, "coop-a", streams=30, per_stream=5)
-    task_b = asyncio.create_task(b.run(stop_b))  # joins: partitions move
-    await append_members(es, "coop-a", streams=30, per_stream=5, start=5)
-    await asyncio.sleep(2)
-    stop_a.set()  # leaves: its partitions move to b
-    await task_a
-    await append_members(es, "coop-a", streams=30, per_stream=5, start=10)
-    await eventually(lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), 450), timeout=120)
-    await asyncio.sleep(1)
-    stop_b.set()
-    stop_relay.set()
-    await asyncio.gather(task_b, *tasks)
+    tasks = {"relay": asyncio.create_task(relay.run(stop_relay)), "a": asyncio.create_task(a.run(stop_a))}
+    applied = lambda n: lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), n)  # noqa: E731
+    try:
+        await append_members(es, "coop-a", streams=30, per_stream=5)
+        await eventually(lambda: _async(a.assigned == every), timeout=60)
+        await eventually(applied(150), timeout=120)
+        held_by_a_alone = set(a.assigned)
+
+        tasks["b"] = asyncio.create_task(b.run(stop_b))  # joins: some partitions move to b
+        await eventually(lambda: _async(bool(b.assigned) and bool(a.assigned) and not a.assigned & b.assigned
+                                        and a.assigned | b.assigned == every), timeout=120)
+        moved_on_join = set(b.assigned)
+        await append_members(es, "coop-a", streams=30, per_stream=5, start=5)
+        await eventually(applied(300), timeout=120)
+        applied_by_a_before_leaving = a.totals.applied
+
+        stop_a.set()  # leaves: its partitions move to b
+        await asyncio.wait_for(tasks.pop("a"), 60)
+        await eventually(lambda: _async(b.assigned == every), timeout=120)
+        await append_members(es, "coop-a", streams=30, per_stream=5, start=10)
+        await eventually(applied(450), timeout=120)
+        await eventually(lambda: _async(relay.checkpoint.position == 450), timeout=60)
+        await eventually(lambda: offsets_reach_end(pool, kafka, topic, projection.name), timeout=60)
+    finally:
+        for stop in (stop_a, stop_b, stop_relay):
+            stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks.values()), 60)
+    assert held_by_a_alone == every and moved_on_join and moved_on_join < every
     counts = Counter(r["event_id"] for r in await applied_rows(pool))
     assert len(counts) == 450 and max(counts.values()) == 1
-    assert b.totals.applied > 0
+    # each event was applied by exactly one instance: a the first wave and its share of the second, b its
+    # share of the second and (a gone) all of the third
+    assert applied_by_a_before_leaving == a.totals.applied >= 150 and b.totals.applied >= 150
+    assert a.totals.applied + b.totals.applied == 450, (a.totals, b.totals)
     await pool.close()
+
+
+async def _async(value: Any) -> Any:
+    return value
