@@ -66,6 +66,8 @@ class ServiceRuntime:
         self.projections = list(projections)
         self.source_database_urls = source_database_urls or {}
         self.periodic = [j for j in periodic if j.interval_s > 0]
+        #: completed runs of each periodic job in this process, by name (tests wait on it; a gauge of work done)
+        self.periodic_runs: dict[str, int] = {j.name: 0 for j in self.periodic}
         self.registry: ContractRegistry = load_all()
         # the parts ``start`` makes; read through the typed properties below, which refuse before ``start``
         # (so no caller needs to assert that a pool or the store exists)
@@ -237,6 +239,7 @@ class ServiceRuntime:
             async with leadership(pool, f"schedule:{self.service}:{job.name}") as leading:
                 if leading:
                     await job.run(self)
+                    self.periodic_runs[job.name] += 1
             await sleep_or_stop(self._stop, job.interval_s)
 
         def failed(e: Exception, backoff: float) -> None:

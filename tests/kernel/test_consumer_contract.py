@@ -250,7 +250,7 @@ async def test_kafka_rebalance_hands_partitions_over_without_double_effects(
     a = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
     b = KafkaSource(pool, kafka.admin, projection, REGISTRY, partitions=3, namespace=namespace)
     tasks = {"relay": asyncio.create_task(relay.run(stop_relay)), "a": asyncio.create_task(a.run(stop_a))}
-    applied = lambda n: lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), n)  # noqa: E731
+    applied = lambda n: lambda: _eq(pool.fetchval("SELECT count(*) FROM applied"), n)
     try:
         await append_members(es, "coop-a", streams=30, per_stream=5)
         await eventually(lambda: _async(a.assigned == every), timeout=60)

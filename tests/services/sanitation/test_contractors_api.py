@@ -3,7 +3,6 @@ reads and the quality record; roles; refusals write nothing; other cooperatives 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 
@@ -158,11 +157,18 @@ async def test_the_scheduler_records_lapsed_certifications_in_every_cooperative(
         return len(await recorded()) == 3
 
     await eventually(three, timeout=15)
-    await asyncio.sleep(1.0)  # three more sweeps at 0.3 s: none records anything again
+    # three more complete sweeps after the third record (counted by the runtime): none records anything again
+    runs = scheduled.runtime.periodic_runs["certification-expiries"]
+    await eventually(lambda: _at_least(scheduled.runtime.periodic_runs["certification-expiries"], runs + 3),
+                     timeout=30, interval=0.05)
     assert sorted(cid for _, cid, _ in await recorded()) == sorted([lapsed_bmi, lapsed_baik, later])
     assert valid not in {cid for _, cid, _ in await recorded()}
     checks = (await scheduled.get("/readyz")).json()["checks"]
     assert checks["schedule:certification-expiries"]["ok"] is True
+
+
+async def _at_least(value: int, floor: int) -> bool:
+    return value >= floor
 
 
 async def test_deactivate_and_reactivate(sanitation: ServiceClient) -> None:
