@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from services.loans.reactions import MemberDirectory
-from shared.contracts.members import MemberRegistered
+from shared.consumer import apply_events
+from shared.contracts import load_all
 from shared.envelope import Envelope, LogPosition
 from shared.tenancy import Role
+from tests.events import members
 from tests.helpers import ServiceClient
 from tests.services.conftest import BMI, headers
 
+REGISTRY = load_all()
 OFFICER = Role.FIELD_OFFICER
 MANAGER = Role.MANAGER
 
@@ -27,17 +29,13 @@ SANITATION_PRODUCT: dict[str, Any] = {
 
 
 async def known_member(loans: ServiceClient, tenant: str = BMI, joined_on: date = date(2020, 1, 1)) -> str:
-    """A member the loans service learned of from the members service's event (driven directly here)."""
-    member_id = uuid.uuid4()
-    event = MemberRegistered(member_id=member_id, member_number=f"M-{member_id.hex[:6]}", sex="female",
-                             joined_on=joined_on, household_size=4)
-    env = Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="member", stream_id=str(member_id),
-                   version=1, type=event.event_type, schema_version=1, occurred_at=datetime.now(UTC),
-                   recorded_at=datetime.now(UTC), payload=event.model_dump(mode="json"))
-    assert loans.runtime.pool is not None
-    async with loans.runtime.pool.acquire() as conn:
-        await MemberDirectory().handle(conn, env, event)
-    return str(member_id)
+    """A member registered by the members service's domain code (``tests.events``), applied by the loans
+    service's member directory as its consumer applies it."""
+    env = await members().registered(tenant, joined_on=joined_on)
+    async with loans.runtime.pool.acquire() as conn, conn.transaction():
+        outcome, dead = await apply_events(conn, MemberDirectory(), REGISTRY, [env])
+    assert dead == [] and outcome.applied == 1
+    return env.stream_id
 
 
 async def define_product(loans: ServiceClient, tenant: str = BMI, **over: Any) -> dict[str, Any]:

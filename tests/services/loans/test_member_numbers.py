@@ -6,13 +6,11 @@ written."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
 
 from services.loans.reactions import MemberDirectory, MemberNumbers
 from shared.consumer import apply_events
 from shared.contracts import load_all
-from shared.contracts.members import MemberRegistered
-from shared.envelope import Envelope
+from tests.events import members
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
 from tests.services.loans.support import OFFICER, define_product, event_count
@@ -21,14 +19,9 @@ REGISTRY = load_all()
 
 
 async def registered(loans: ServiceClient, number: str, tenant: str = BMI) -> str:
-    """A member registered in the members service, as both loans consumers of the members log apply it."""
-    member_id = uuid.uuid4()
-    event = MemberRegistered(member_id=member_id, member_number=number, sex="female", joined_on=date(2020, 1, 1),
-                             household_size=4)
-    now = datetime.now(UTC)
-    env = Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="member", stream_id=str(member_id), version=1,
-                   type=event.event_type, schema_version=1, occurred_at=now, recorded_at=now,
-                   payload=event.model_dump(mode="json"))
+    """A member registered by the members service's domain code, as both loans consumers of the members log apply it."""
+    env = await members().registered(tenant, member_number=number)
+    member_id = env.stream_id
     pool = loans.runtime.pool
     assert pool is not None
     for consumer in (MemberDirectory(), *[p for p in loans.runtime.projections if isinstance(p, MemberNumbers)]):

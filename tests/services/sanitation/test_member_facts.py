@@ -8,7 +8,7 @@ only."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from services.sanitation.member_directory import MemberDirectory
@@ -20,7 +20,7 @@ from shared.contracts.members import (
     MemberPersonalDataErased,
     MemberRegistered,
 )
-from shared.envelope import Envelope
+from tests.events import members
 from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
@@ -39,16 +39,6 @@ from tests.services.sanitation.test_tranche_reaction import tranche
 
 REGISTRY = load_all()
 MEMBER = uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85")  # the member the tranche helper names
-_versions: dict[tuple[str, uuid.UUID], int] = {}
-
-
-def member_event(event: Contract, tenant: str = BMI) -> Envelope:
-    member_id = event.member_id  # type: ignore[attr-defined]
-    version = _versions[(tenant, member_id)] = _versions.get((tenant, member_id), 0) + 1
-    now = datetime.now(UTC)
-    return Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="member", stream_id=str(member_id),
-                    version=version, type=event.event_type, schema_version=1, occurred_at=now, recorded_at=now,
-                    correlation_id=uuid.uuid4(), actor="key:bmiofficer01", payload=event.model_dump(mode="json"))
 
 
 def registered(member_id: uuid.UUID, number: str, village: str | None, district: str | None = "Cikupa") -> Contract:
@@ -65,9 +55,11 @@ async def learn(client: ServiceClient, *events: Contract, tenant: str = BMI) -> 
     [directory] = [p for p in client.runtime.projections if isinstance(p, MemberDirectory)]
     pool = client.runtime.pool
     assert pool is not None
+    # each event as the members service's domain code records it (tests.events): real stream versions
+    envelopes = [env for e in events for env in await members().recorded(tenant, e)]
     async with pool.acquire() as conn, conn.transaction():
-        outcome, dead = await apply_events(conn, directory, REGISTRY, [member_event(e, tenant) for e in events])
-    assert dead == [] and outcome.applied == len(events)
+        outcome, dead = await apply_events(conn, directory, REGISTRY, envelopes)
+    assert dead == [] and outcome.applied == len(envelopes)
 
 
 async def financed_job(client: ServiceClient, tenant: str = BMI, **over: Any) -> str:
