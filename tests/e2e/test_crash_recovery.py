@@ -17,9 +17,9 @@ from services.reporting.projections.summary import CooperativeSummary
 from shared.consumer import TRACKING_MIGRATIONS
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
-from shared.db import create_pool, migrate
+from shared.db import connect, create_pool, migrate
 from shared.eventstore import StreamAppend
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader
+from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader, append_in_transaction
 from tests.helpers import eventually
 from tests.kernel.conftest import member_registered
 
@@ -27,20 +27,38 @@ EVENTS = 30_000
 HASH = "SELECT md5(string_agg(t::text, '|' ORDER BY tenant_id)) FROM coop_summary_v1 t"
 
 
-async def fill_members_log(url: str) -> None:
+#: events committed before the fence; the rest, and the fence itself, are held back while it is open
+BEFORE_FENCE = 20_000
+
+
+async def fill_members_log(url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:
+    """EVENTS member registrations, one of them appended by a transaction left open (the fence) after
+    the first BEFORE_FENCE: until the test commits it, no relay may publish past it (the log is read
+    gap-free, below the oldest running transaction), so the relay and then the consumer are caught with
+    work left to do however fast the machine is. Returns the fence's connection and transaction."""
     pool = await create_pool(url, 1, 4)
     async with pool.acquire() as conn:
         await migrate(conn, "eventstore", MIGRATIONS)
     store = PostgresEventStore(pool, url)
-    for batch in range(EVENTS // 1000):
-        await store.append_batch([
-            StreamAppend("kopsyah-bmi" if i % 3 else "koperasi-baik", "member", str(uuid.uuid4()), 0,
-                         [member_registered(batch * 1000 + i, sex="female" if i % 4 else "male",
-                                            household=1 + i % 9)])
-            for i in range(1000)
-        ])
+
+    async def fill(first: int, count: int) -> None:
+        for start in range(first, first + count, 1000):
+            await store.append_batch([
+                StreamAppend("kopsyah-bmi" if i % 3 else "koperasi-baik", "member", str(uuid.uuid4()), 0,
+                             [member_registered(i, sex="female" if i % 4 else "male", household=1 + i % 9)])
+                for i in range(start, min(start + 1000, first + count))
+            ])
+
+    await fill(0, BEFORE_FENCE)
+    fence = await connect(url)  # with the JSON codecs the store uses
+    tx = fence.transaction()
+    await tx.start()
+    await append_in_transaction(fence, "kopsyah-bmi", "member", str(uuid.uuid4()), 0,
+                                [member_registered(BEFORE_FENCE, household=1 + BEFORE_FENCE % 9)])
+    await fill(BEFORE_FENCE + 1, EVENTS - BEFORE_FENCE - 1)
     await store.close()
     await pool.close()
+    return fence, tx
 
 
 async def kill_when(proc: ServiceProcess, pool: asyncpg.Pool, query: str, low: int, high: int) -> int:
@@ -56,7 +74,7 @@ async def kill_when(proc: ServiceProcess, pool: asyncpg.Pool, query: str, low: i
             return int(value)
         if value is not None and value >= high:
             raise AssertionError(f"finished before it could be killed ({value}); make the work bigger")
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # the poll interval of a wait on the progress figure
     raise AssertionError(f"no progress to kill in: {proc.tail()}")
 
 
@@ -70,7 +88,7 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
     namespace = f"crash{uuid.uuid4().hex[:8]}"
     await kafka.authorize(namespace)
     urls = {s: await pg.create_database(s) for s in ("members", "reporting")}
-    await fill_members_log(urls["members"])
+    fence, fence_tx = await fill_members_log(urls["members"])
     extra = {"WASHFIN_KAFKA_NAMESPACE": namespace, "WASHFIN_KAFKA_TOPIC_PARTITIONS": "3",
              "MEMBERS_RELAY_BATCH_SIZE": "500", "REPORTING_CONSUMER_BATCH_SIZE": "300"}
 
@@ -85,9 +103,11 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
     reporting_pool = await create_pool(urls["reporting"], 1, 2)
     try:
         phase("filled")
-        # 1. the relay dies in the middle of publishing
+        # 1. the relay dies in the middle of publishing (it cannot pass the open fence: at the latest it
+        # is killed there, with the rest of the log still to publish)
         members = process("members").start()
         published = await kill_when(members, members_pool, "SELECT max(position) FROM relay_checkpoints", 0, EVENTS)
+        assert published <= BEFORE_FENCE
         members = process("members").start()
         members.wait_ready()
 
@@ -96,6 +116,9 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         reporting = process("reporting").start()
         applied = await kill_when(reporting, reporting_pool,
                                   "SELECT sum(members)::int FROM coop_summary_v1", 0, EVENTS)
+        assert applied <= BEFORE_FENCE  # the topic holds nothing past the fence yet
+        await fence_tx.commit()  # the rest of the log may now be published
+        await fence.close()
         reporting = process("reporting").start()
         reporting.wait_ready()
 
@@ -130,6 +153,8 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         reporting.stop()
         members.stop()
     finally:
+        if not fence.is_closed():
+            await fence.close()  # an open fence rolls back with its connection
         for p in started:  # whatever happened, leave no process behind
             p.stop()
         await members_pool.close()
