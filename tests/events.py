@@ -123,3 +123,13 @@ class MembersProducer(Produced):
 
 
 members = per_loop(MembersProducer)
+
+
+async def produced(client: Any, event_type: str, **payload: Any) -> list[Envelope]:
+    """The ``event_type`` events a running service's own code appended (read back from its store, in log
+    order), whose payload holds ``payload``: what its consumers are delivered, with their real ids and versions."""
+    from shared.envelope import LogPosition
+
+    rows = await client.runtime.store.read_log(LogPosition(), 100_000)
+    return [r.envelope for r in rows if r.envelope.type == event_type
+            and all(r.envelope.payload.get(k) == v for k, v in payload.items())]
