@@ -19,7 +19,12 @@ from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
 from shared.db import connect, create_pool, migrate
 from shared.eventstore import StreamAppend
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader, append_in_transaction
+from shared.eventstore.postgres import (
+    MIGRATIONS,
+    PostgresEventStore,
+    PostgresLogReader,
+    append_in_transaction,
+)
 from tests.helpers import eventually
 from tests.kernel.conftest import member_registered
 
