@@ -22,6 +22,7 @@ from shared.rls import (
     tenant_scope,
     verify_database,
 )
+from tests.helpers import eventually
 from tests.kernel.conftest import StoreDb, member_registered
 
 
@@ -147,7 +148,12 @@ async def test_a_cancelled_or_failed_scope_leaves_no_role_or_cooperative_on_the_
     try:
         scope = TenantPool(pool, "coop-a")
         task = asyncio.ensure_future(scope.fetchval("SELECT pg_sleep(5)"))
-        await asyncio.sleep(0.3)
+
+        async def running() -> bool:  # the statement is under way on the server: cut it off mid-statement
+            return bool(await es.pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'"))
+
+        await eventually(running, timeout=30, interval=0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -9,7 +9,6 @@ cooperatives of their own (``SecurityTenant``), never the demo cooperatives or t
 
 from __future__ import annotations
 
-import asyncio
 import io
 import uuid
 import zipfile
@@ -90,9 +89,13 @@ class System:
     async def all_events(self, service: str) -> list[Any]:
         return await all_events(self.clients[service])
 
-    async def quiet(self, settle: float = 0.3) -> None:
+    async def quiet(self) -> None:
         """Wait until every consumer has applied everything its sources hold and no service is appending
-        (reactions run in the background: a test comparing event counts must start from a quiet system)."""
+        (reactions run in the background: a test comparing event counts must start from a quiet system).
+
+        Quiet is: every consumer's lag is 0 and no log grew while the lags were read. A reaction appends
+        before its consumer commits the cause's position, so while one is under way its consumer still
+        lags; an append made while the lags were read shows in the counts."""
 
         async def settled() -> bool:
             before = await self.event_counts()
@@ -100,7 +103,6 @@ class System:
                 for consumer in c.runtime.consumers:
                     if sum((await consumer.lag()).values()):
                         return False
-            await asyncio.sleep(settle)
             return await self.event_counts() == before
 
         await eventually(settled, timeout=60, interval=0.2)

@@ -246,7 +246,7 @@ async def test_commands_of_another_cooperative_on_its_own_data_change_nothing_of
             r = await _call(system, service, method, path, system.headers(B, caller_role(spec)), body)
             if r.status_code >= 500:
                 failures.append(f"{service} {method} {template} by B: {r.status_code}")
-            await system.quiet(settle=0.05)  # B's reactions (in B) have run
+            await system.quiet()  # B's reactions (in B) have run
             after = await view()
             if after != before:
                 changed = [k for k in before if before[k] != after[k]]

@@ -4,7 +4,6 @@ reporting <- all three)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -82,7 +81,9 @@ async def start_system(pg: PostgresHandle, platform_url: str, **reporting: objec
 
 async def quiet(system: System, timeout: float = 60) -> None:
     """Wait until every consumer of every service has applied all its sources hold and nothing is being
-    appended any more (reactions append in the background)."""
+    appended any more (reactions append in the background): every consumer's lag is 0 and no log grew
+    while the lags were read (a reaction appends before its consumer commits the cause's position, so
+    while one is under way its consumer still lags)."""
     clients = (system.members, system.loans, system.sanitation, system.reporting)
 
     async def counts() -> list[int]:
@@ -94,7 +95,6 @@ async def quiet(system: System, timeout: float = 60) -> None:
             for consumer in c.runtime.consumers:
                 if sum((await consumer.lag()).values()):
                     return False
-        await asyncio.sleep(0.3)
         return await counts() == before
 
     await eventually(settled, timeout=timeout, interval=0.2)
