@@ -9,7 +9,8 @@ stream, folds it with the producer's own ``fold``, runs the producer's own decis
 returns at the stream's version, as the producer's handler does.
 
 ``MembersProducer`` says it in the members service's words (registered, corrected, exited);
-``members()`` is the test's own (one per event loop, so each test starts with an empty log).
+``SanitationProducer`` in the sanitation service's (a job started, inspected, completed);
+``members()`` and ``sanitation()`` are the test's own (one per event loop, so each test starts with an empty log).
 """
 
 from __future__ import annotations
@@ -122,7 +123,79 @@ class MembersProducer(Produced):
         raise TypeError(f"no members decision for {type(event).__name__}")
 
 
+#: a septic tank that passes the SNI 2398:2017 checklist (and one too narrow for it)
+GOOD_TANK: dict[str, Any] = {
+    "household_size": 5, "leak_test_12h_passed": True, "compartments": 2, "inlet_pipe": True, "outlet_pipe": True,
+    "vent_pipe": True, "access_manhole": True, "length_m": "1.8", "width_m": "0.8", "depth_m": "1.6",
+    "freeboard_m": "0.3", "system": "separate", "effluent_treatment": "upflow_filter", "distance_to_well_m": "11.5",
+    "distance_to_building_m": "2", "distance_to_infiltration_well_m": None,
+}
+NARROW_TANK = {**GOOD_TANK, "width_m": "0.7"}
+
+
+class SanitationProducer(Produced):
+    """The sanitation service's contractor and construction-job streams, decided by
+    ``services.sanitation.domain`` (contractor, job, checklist): a septic-tank job ordered for a financing,
+    assigned to a certified contractor, started, inspected and handed over."""
+
+    TODAY = date(2025, 12, 31)
+
+    async def certified_contractor(self, tenant: str) -> Any:
+        """A registered, trained and certified contractor's state (as the job decisions need it)."""
+        from services.sanitation.domain import contractor as domain
+
+        cid = str(uuid.uuid4())
+        await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
+                          lambda s: domain.register(s, cid, date(2020, 6, 1), date(2020, 6, 1)))
+        await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
+                          lambda s: domain.certify(s, f"SNI-{cid[:6]}", date(2020, 7, 1), date(2030, 12, 31),
+                                                   self.TODAY))
+        return domain.fold(await self.store.read_stream(tenant, cid))
+
+    async def job(self, tenant: str, decide: Callable[[Any], Sequence[NewEvent]], job_id: str) -> list[Envelope]:
+        from services.sanitation.domain import job as domain
+
+        return await self.decide(tenant, domain.STREAM_TYPE, job_id, domain.fold, decide, actor="key:officer")
+
+    async def started(self, tenant: str, member_id: uuid.UUID | str, financing_id: uuid.UUID | str | None,
+                      job_id: uuid.UUID | str | None = None) -> str:
+        """A septic-tank job ordered (for ``financing_id``, or paid in cash), assigned and started; its id."""
+        from services.sanitation.domain import job as domain
+
+        jid = str(job_id or uuid.uuid4())
+        contractor = await self.certified_contractor(tenant)
+        await self.job(tenant, lambda s: domain.order(s, jid, str(member_id), "septic_tank",
+                                                      str(financing_id) if financing_id else None,
+                                                      date(2025, 1, 6), None, self.TODAY), jid)
+        await self.job(tenant, lambda s: domain.assign(s, contractor, date(2025, 1, 7), self.TODAY), jid)
+        await self.job(tenant, lambda s: domain.start(s, date(2025, 1, 10), self.TODAY), jid)
+        return jid
+
+    async def inspected(self, tenant: str, job_id: str, passed: bool = True,
+                        on: date = date(2025, 2, 3)) -> Envelope:
+        """An SNI inspection of the job (after a rework when the last one failed); the published
+        InspectionRecorded envelope (the findings event before it stays in sanitation)."""
+        from services.sanitation.domain import checklist
+        from services.sanitation.domain import job as domain
+        from services.sanitation.domain.settings import DEFAULTS
+
+        history = await self.store.read_stream(tenant, job_id)
+        if domain.fold(history).status == "inspection_failed":
+            await self.job(tenant, lambda s: domain.rework(s, on, "rebuilt", self.TODAY), job_id)
+        tank = checklist.SepticTankFindings(**(GOOD_TANK if passed else NARROW_TANK))
+        recorded = await self.job(tenant, lambda s: domain.inspect(s, on, tank, None, DEFAULTS, self.TODAY), job_id)
+        return next(e for e in recorded if e.type == "sanitation.InspectionRecorded")
+
+    async def completed(self, tenant: str, job_id: str, on: date = date(2025, 3, 20)) -> list[Envelope]:
+        """The handover (JobCompleted, and DesludgingScheduled for a tank)."""
+        from services.sanitation.domain import job as domain
+        from services.sanitation.domain.settings import DEFAULTS
+
+        return await self.job(tenant, lambda s: domain.complete(s, on, None, DEFAULTS, self.TODAY), job_id)
+
+
 members = per_loop(MembersProducer)
+sanitation = per_loop(SanitationProducer)
 
 
 async def produced(client: Any, event_type: str, **payload: Any) -> list[Envelope]:
