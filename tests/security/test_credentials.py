@@ -6,11 +6,11 @@ platform database, for cooperatives of this suite's own (the demo keys other tes
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from shared.db import connect
 from shared.tenancy import Role, revoke_key, set_tenant_status
+from tests.helpers import eventually
 from tests.security.catalog import CATALOG, Kind, fill, routes_of
 from tests.security.conftest import SERVICES, A, System, h, key_of, make_tenant, now
 from tests.security.test_authorisation import NOWHERE
@@ -103,7 +103,8 @@ async def test_expired_revoked_and_suspended_keys_fail_at_once_on_every_service(
         # the cooperative's other keys are untouched by a revocation
         assert (await system["sanitation"].get("/jobs", headers=revoked.h(Role.INSPECTOR))).status_code == 200
         # the expiring keys: still good until their expiry, refused after it
-        await asyncio.sleep(max(0.0, (soon - now()).total_seconds()) + 0.2)
+        # (the services compare expires_at with the platform database's now(): wait until that clock passed it)
+        await eventually(lambda: conn.fetchval("SELECT now() > $1", soon), timeout=60, interval=0.05)
         for role in (Role.MANAGER, Role.FIELD_OFFICER, Role.INSPECTOR):
             assert set(await _answers(system, expiring.keys[role])) == {401}
         # resuming brings the suspended cooperative's keys back; the revoked keys stay revoked
