@@ -10,7 +10,6 @@ instalments of Rp 440 000, each with Rp 400 000 of principal.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,16 +131,21 @@ class Coop:
     async def apply(self, label: str, name: str, product: str, amount: int, instalments: int, on: str) -> str:
         body = {"member_id": self.ids[name], "product_id": product, "amount": amount, "instalments": instalments,
                 "applied_on": on}
-        for _ in range(100):  # the loans service learns members from the members service's log
-            r = await self.loans.post("/financings", json=body,
-                                      headers={"X-API-Key": key(self.tenant, Role.FIELD_OFFICER)})
-            if r.status_code == 422 and "not known to the loans service" in r.text:
-                await asyncio.sleep(0.2)
-                continue
-            assert r.status_code == 201, r.text
-            self.ids[label] = str(r.json()["financing_id"])
-            return self.ids[label]
-        raise AssertionError(f"member {name} never reached the loans service")
+        await self.loans_knows(name)
+        r = await self.loans.post("/financings", json=body, headers={"X-API-Key": key(self.tenant, Role.FIELD_OFFICER)})
+        assert r.status_code == 201, r.text
+        self.ids[label] = str(r.json()["financing_id"])
+        return self.ids[label]
+
+    async def loans_knows(self, name: str) -> None:
+        """Wait until the loans service's member directory has applied the member's stream (it learns
+        members from the members service's log; the directory and its bookkeeping commit together)."""
+        async def known() -> bool:
+            return bool(await self.loans.runtime.worker_pool.fetchval(
+                "SELECT count(*) FROM consumer_streams WHERE consumer = 'loans.members.v1' AND tenant_id = $1 "
+                "AND stream_id = $2", self.tenant, self.ids[name]))
+
+        await eventually(known, timeout=60, interval=0.05)
 
     async def approve(self, label: str, on: str) -> None:
         await self.call(self.loans, "POST", f"/financings/{self.ids[label]}/approve", Role.MANAGER,
