@@ -171,13 +171,19 @@ class Outcome:
         return sum(v for k, v in self.statuses.items() if isinstance(k, int) and k < 300)
 
 
-async def burst(system: System, requests: list[tuple[str, str, str]]) -> Outcome:
-    """``requests`` (service, path, key) all at once, each on its own connection; every one must answer."""
+async def burst(system: System, requests: list[tuple[str, str, str]],
+                under_way: asyncio.Event | None = None) -> Outcome:
+    """``requests`` (service, path, key) all at once, each on its own connection; every one must answer.
+    ``under_way`` is set when the first answer comes back (the rest are still in flight)."""
     outcome = Outcome()
     limits = httpx.Limits(max_connections=len(requests) + 5)
     async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S, limits=limits) as client:
         async def one(service: str, path: str, key: str) -> httpx.Response:
-            return await client.get(system.url(service) + path, headers={"X-API-Key": key})
+            try:
+                return await client.get(system.url(service) + path, headers={"X-API-Key": key})
+            finally:
+                if under_way is not None:
+                    under_way.set()
 
         answers = await asyncio.gather(*(one(*r) for r in requests), return_exceptions=True)
     for (service, path, _), answer in zip(requests, answers):
@@ -195,9 +201,10 @@ async def make_cold(system: System, round_: int) -> None:
                        {"household_size": 3 + round_ % 2})
 
 
-async def write_during(system: System, coop: Coop, n: int, delay: float = 0.3) -> str:
-    """A member registered in ``coop`` while the burst runs (tried again while the service is busy)."""
-    await asyncio.sleep(delay)
+async def write_during(system: System, coop: Coop, n: int, under_way: asyncio.Event) -> str:
+    """A member registered in ``coop`` while the burst runs (once its first answer is back; tried again
+    while the service is busy)."""
+    await asyncio.wait_for(under_way.wait(), CLIENT_TIMEOUT_S)
     async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
         got = await call(client, "POST", f"{system.url('members')}/members", coop.manager,
                          member_body(coop.tenant, n))
@@ -242,7 +249,9 @@ async def test_cold_report_burst_on_a_tiny_pool_answers_every_request_and_recove
                          ("reporting", "/reports/dashboard", coop.programme_officer)][i % 4])
     target = coops[0]
     before = await members_in_report(system, target)
-    outcome, _ = await asyncio.gather(burst(system, requests), write_during(system, target, 100))
+    under_way = asyncio.Event()
+    outcome, _ = await asyncio.gather(burst(system, requests, under_way),
+                                      write_during(system, target, 100, under_way))
 
     assert not outcome.bad, explain(system, outcome)
     assert sum(outcome.statuses.values()) == len(requests)
@@ -261,7 +270,9 @@ async def test_list_burst_on_members_and_loans_answers_every_request_and_recover
     requests = [(*paths[i % len(paths)], coops[i % len(coops)].manager) for i in range(48)]
     target = coops[1]
     before = await members_in_report(system, target)
-    outcome, member_id = await asyncio.gather(burst(system, requests), write_during(system, target, 101))
+    under_way = asyncio.Event()
+    outcome, member_id = await asyncio.gather(burst(system, requests, under_way),
+                                              write_during(system, target, 101, under_way))
 
     assert not outcome.bad, explain(system, outcome)
     assert sum(outcome.statuses.values()) == len(requests)
