@@ -38,6 +38,7 @@ _ABORTS = tuple({typer.Abort, getattr(click_errors, "Abort", typer.Abort)})
 from deploy.local.kafka import REPO_ROOT
 from deploy.local.services import SERVICES
 from shared.db import connect, migrate
+from shared.rls import ensure_signed_context
 from shared.tenancy import (
     Role,
     add_staff,
@@ -476,6 +477,7 @@ def migrate_all() -> None:
                 applied += await migrate(conn, service, runtime.migrations)
                 for p in runtime.projections:
                     applied += await migrate(conn, f"projection:{p.name}", list(p.migrations))
+                await ensure_signed_context(conn)  # the request-role policies trust only the signed scope
                 done[service] = applied
             finally:
                 await conn.close()

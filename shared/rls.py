@@ -446,8 +446,12 @@ async def escapes(conn: asyncpg.Connection, roles: Sequence[str]) -> list[str]:
         if "washfin_tenant()" not in (r["qual"] or ""):
             problems.append(f"{r['tablename']}: policy {r['policyname']} trusts a setting any SQL can forge "
                             "(start the service once: it signs the policies)")
+    policies = await conn.fetchval("SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND roles && $2::name[]",
+                                   schema, list(roles))
     if await conn.fetchval("SELECT to_regclass($1) IS NULL", f"{schema}.{CONTEXT_KEY}"):
-        problems.append(f"no {CONTEXT_KEY}: the service has not started on this database since the signed context")
+        if policies:
+            problems.append(f"no {CONTEXT_KEY}: the service has not started on this database since the signed "
+                            "context (washfin migrate makes it)")
     else:
         for role in roles:
             if await conn.fetchval("SELECT has_table_privilege($1, $2::regclass, 'SELECT')", role,

@@ -22,7 +22,7 @@ from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import append_in_transaction
-from shared.rls import force_rls
+from shared.rls import ensure_signed_context, force_rls
 
 
 class Role(StrEnum):
@@ -98,6 +98,7 @@ async def migrate_platform(conn: asyncpg.Connection) -> None:
     """The platform database: its own event store (operator actions) beside the credential tables."""
     await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
     await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+    await ensure_signed_context(conn)  # its event store's request-role policies trust only the signed scope
 
 
 @dataclass(frozen=True)

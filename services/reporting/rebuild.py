@@ -36,6 +36,7 @@ from shared.db import create_pool, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresLogReader
 from shared.kafka import client_kwargs, namespaced
+from shared.rls import ensure_signed_context
 
 
 class RebuildError(Exception):
@@ -179,6 +180,7 @@ async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callab
             row = await registry.register_rebuild(conn, fam)
             b = row.materialise()
             await migrate(conn, f"projection:{b.name}", list(b.migrations))
+            await ensure_signed_context(conn)  # the new build's tables trust only the signed scope
             live = await registry.live_build(conn, fam.family)
         driver: _Embedded | _Kafka = (_Kafka(settings, pool, b) if settings.event_source == "kafka"
                                       else _Embedded(settings, pool, b))

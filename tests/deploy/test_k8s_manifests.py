@@ -38,7 +38,7 @@ from services.reporting.settings import ReportingSettings
 from services.sanitation.settings import SanitationSettings
 from shared import metrics as metrics_module
 from shared.metrics import metrics_router
-from shared.rls import APP, READER
+from shared.rls import APP, CONTEXT_KEY, READER
 from shared.settings import ServiceSettings
 from shared.web import health_router
 
@@ -375,7 +375,11 @@ def partitions(build: str) -> int:
 def test_the_secret_holds_placeholders_and_the_overlays_never_apply_them() -> None:
     secret = by_kind(built("base"), "Secret")[SECRET]
     values = secret["stringData"]
-    assert set(values) == {f"{s.upper()}_DATABASE_URL" for s in SETTINGS} | {"WASHFIN_PLATFORM_DATABASE_URL"}
+    assert set(values) == ({f"{s.upper()}_DATABASE_URL" for s in SETTINGS} | {"WASHFIN_PLATFORM_DATABASE_URL"}
+                           | {f"{s.upper()}_REQUEST_DATABASE_URL" for s in SETTINGS} | {"REPORTING_READER_DATABASE_URL"})
+    # a request's SQL runs on the request logins, never on the owner's (shared/rls.py)
+    assert all(values[f"{s.upper()}_REQUEST_DATABASE_URL"].startswith("postgresql://washfin_app:") for s in SETTINGS)
+    assert values["REPORTING_READER_DATABASE_URL"].startswith("postgresql://washfin_reader:")
     for k, v in values.items():
         assert "CHANGE-ME" in v, f"{k} looks like a real credential: the base holds placeholders only"
     assert "secret store" in (K8S / "base" / "secret.yaml").read_text()
@@ -872,6 +876,7 @@ def test_every_metric_the_docs_name_exists() -> None:
     families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in defined} | set(defined)
     databases = {f"washfin_{s}" for s in SETTINGS} | {"washfin_platform"}
     databases |= {READER, APP}  # the row-level-security roles (shared/rls.py), named in the runbook's SQL
+    databases |= {CONTEXT_KEY, "washfin_verified", "washfin_service"}  # the signed context's table and function
     for doc in (RUNBOOK, DEPLOY_README):
         named = set(re.findall(r"\bwashfin_[a-z0-9_]+", doc.read_text())) - databases
         assert named <= families, f"{doc.name} names metrics that do not exist: {named - families}"

@@ -409,7 +409,8 @@ async def test_export_writes_the_reporting_apis_figures_to_a_file(pg: PostgresHa
         mine = sheets(out.read_bytes())
         theirs = sheets((await api("/reports/exports/report.xlsx", {"X-API-Key": programme_key})).content)
         assert mine == theirs
-        assert "by_cooperative" in mine and len(mine["by_cooperative"]) == 1 + 2  # a header, each cooperative
+        # sheets are named in the export's language (Indonesian by default: services/reporting/export_labels.py)
+        assert "Per koperasi" in mine and len(mine["Per koperasi"]) == 1 + 2  # a header, each cooperative
         consenting = sum(1 for t in (bmi, baik) for m in DEMO_MEMBERS[t] if m.get("programme_consent"))
         report = (await api("/reports/programme", {"X-API-Key": programme_key})).json()
         assert report["reach"]["members"] == consenting < len(DEMO_MEMBERS[bmi]) + len(DEMO_MEMBERS[baik])

@@ -47,8 +47,10 @@ async def test_every_shared_table_in_every_service_database_is_behind_row_level_
             if service != "reporting":  # reporting appends no events of its own
                 assert {A, B} <= tenants, (service, tenants)
             for name in (READER, APP):
-                role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles "
-                                           "WHERE rolname = $1", name)
+                # a login of its own (the request path's), and nothing more: not superuser, no BYPASSRLS,
+                # and no way to become the owner (RESET ROLE / SET ROLE)
+                role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, pg_has_role(rolname, current_user, "
+                                           "'MEMBER') AS owner FROM pg_roles WHERE rolname = $1", name)
                 assert role is not None and not any(role), (name, dict(role or {}))
         finally:
             await conn.close()
