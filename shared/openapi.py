@@ -156,7 +156,8 @@ def _refusal(description: str, code: str, reason: str, **headers: dict[str, Any]
 
 RESPONSES: dict[str, dict[str, Any]] = {
     "Unauthorized": _refusal(
-        "No API key, or one that is unknown, expired or revoked.", "unauthorized",
+        "No API key, or one that is unknown, expired or revoked; to the holder of a right key, also that its "
+        "cooperative is suspended or its staff member has left (the reason says which).", "unauthorized",
         "missing API key: send it in the X-API-Key header",
         **{"WWW-Authenticate": {"description": "`ApiKey`", "schema": {"type": "string"}}}),
     "Forbidden": _refusal("The key's role may not do this.", "forbidden",
