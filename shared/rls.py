@@ -131,7 +131,9 @@ async def ensure_signed_context(conn: asyncpg.Connection, password: str | None =
                 "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, "
                 "$1::text, $2::text)", role, password))
     async with conn.transaction():
-        # one at a time per database: replicas start together
+        # one at a time per database: replicas start together. Altering a policy locks its table: a start
+        # waits for a transaction holding it at most this long, then fails saying so (never hangs)
+        await conn.execute("SET LOCAL lock_timeout = '60s'")
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('washfin_signed_context'))")
         await conn.execute(signed_context_sql(schema))
         rows = await conn.fetch(

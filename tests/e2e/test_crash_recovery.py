@@ -25,6 +25,7 @@ from shared.eventstore.postgres import (
     PostgresLogReader,
     append_in_transaction,
 )
+from shared.rls import ensure_signed_context
 from tests.helpers import eventually
 from tests.kernel.conftest import member_registered
 
@@ -44,6 +45,7 @@ async def fill_members_log(url: str) -> tuple[asyncpg.Connection, asyncpg.transa
     pool = await create_pool(url, 1, 4)
     async with pool.acquire() as conn:
         await migrate(conn, "eventstore", MIGRATIONS)
+        await ensure_signed_context(conn)  # as the service's first start leaves it (before the fence opens)
     store = PostgresEventStore(pool, url)
 
     async def fill(first: int, count: int) -> None:
