@@ -103,8 +103,9 @@
     for (const c of children || []) if (c) node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
     return node;
   }
-  /** The inner width a chart drawn into this box may use, in CSS pixels. */
-  const widthOf = (id) => $(id).clientWidth || 720;
+  /** The inner width a chart drawn into this box may use, in CSS pixels (a box not laid out yet, or hidden,
+   * has none: then the viewport's, never wider than a desktop chart, so no chart is drawn wider than a phone). */
+  const widthOf = (id) => $(id).clientWidth || Math.min(720, document.documentElement.clientWidth || 720);
   function fill(id, ...nodes) { const box = $(id); box.replaceChildren(...nodes.filter(Boolean)); return box; }
   function setState(state) { document.body.dataset.state = state; }
 
