@@ -1,8 +1,11 @@
-"""A real Apache Kafka broker (KRaft, one combined broker+controller) for machines without Docker.
+"""A real Apache Kafka broker (KRaft, one combined broker+controller) for machines without Docker, and a
+cluster of N such nodes (``LocalKafkaCluster``: the chaos run's three, replication factor 3).
 
 The broker jars come from Maven Central through Maven (``kafka-pom.xml`` beside this file, one pinned
 version) and are cached in a git-ignored folder. The broker listens on 127.0.0.1 only, on free ports,
-with a heap of at most 512 MB.
+with a heap of at most 512 MB. The single node stays the default (``make test``, ``make run-kafka``);
+a cluster's nodes are each broker and controller (a quorum of N voters), with topics of replication
+factor N (at most 3), ``min.insync.replicas=2`` and unclean leader election off, as a deployment has them.
 
 It refuses anonymous clients: the client listener takes SASL_PLAINTEXT with SCRAM-SHA-512 only (loopback),
 the controller listener is a separate one with its own PLAIN password, ``StandardAuthorizer`` allows only
@@ -13,12 +16,14 @@ when the storage is formatted (``StorageTool format --add-scram``) and kept in `
 
     python -m deploy.local.kafka fetch          # resolve the jars (idempotent)
     python -m deploy.local.kafka start DIR      # run in the foreground until Ctrl-C
+    python -m deploy.local.kafka start DIR --nodes 3   # a three-node cluster, in the foreground
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -144,6 +149,13 @@ class LocalKafka:
     controller_port: int = 0
     heap_mb: int = 512
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: a cluster's node: its id, the quorum's voters (``1@127.0.0.1:P1,2@...``), the cluster id every node
+    #: formats with, the replication of the internal and default topics, and the cluster's credentials file
+    node_id: int = 1
+    voters: str | None = None
+    cluster_id: str | None = None
+    replication: int = 1
+    shared_credentials: Path | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -159,7 +171,7 @@ class LocalKafka:
 
     @property
     def credentials_file(self) -> Path:
-        return self.data_dir / "credentials.json"
+        return self.shared_credentials or self.data_dir / "credentials.json"
 
     def credentials(self) -> dict[str, str]:
         """Principal -> password (``controller`` included), generated on first use, file mode 0600."""
@@ -204,8 +216,8 @@ class LocalKafka:
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.voters or f'{self.node_id}@127.0.0.1:{self.controller_port}'}",
                     f"listeners=BROKER://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=BROKER://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
@@ -228,12 +240,8 @@ class LocalKafka:
                     "allow.everyone.if.no.acl.found=false",
                     f"log.dirs={self.data_dir / 'logs'}",
                     "num.partitions=1",
-                    "offsets.topic.replication.factor=1",
+                    *self._replication_settings(),
                     "offsets.topic.num.partitions=4",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",
                     # topics are created explicitly, with their retention, by the services
                     "auto.create.topics.enable=false",
@@ -247,7 +255,31 @@ class LocalKafka:
         )
         return props
 
+    def _replication_settings(self) -> list[str]:
+        """One node: everything at 1. A cluster: every topic (internal ones, and those made without a factor)
+        on ``replication`` nodes, a write acknowledged (``acks=all``) only once 2 of them have it, and no
+        out-of-sync replica ever elected leader (it would drop acknowledged records)."""
+        rf = self.replication
+        isr = min(2, rf)
+        return [
+            f"default.replication.factor={rf}",
+            f"min.insync.replicas={isr}",
+            "unclean.leader.election.enable=false",
+            f"offsets.topic.replication.factor={rf}",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={isr}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={isr}",
+        ]
+
     def start(self, timeout: float = 90.0) -> "LocalKafka":
+        self.launch()
+        self._wait_ready(timeout)
+        return self
+
+    def launch(self) -> "LocalKafka":
+        """Format the storage (the first time) and start the process, without waiting for it to answer
+        (a cluster's node answers only once a quorum of controllers is up)."""
         java = _require("java", "to run the Kafka broker (install a Java 17+ runtime)")
         libs = fetch_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +302,7 @@ class LocalKafka:
         props = self._write_config()
         base = self._java(java, libs, self.heap_mb)
         if not formatted:
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = self.cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             creds = self.credentials()
             scram = [arg for user in PRINCIPALS
                      for arg in ("--add-scram", f"{SCRAM}=[name={user},password={creds[user]}]")]
@@ -288,7 +320,6 @@ class LocalKafka:
             start_new_session=True,
         )
         out.close()
-        self._wait_ready(timeout)
         return self
 
     def _java(self, java: str, libs: Path, heap_mb: int) -> list[str]:
@@ -343,12 +374,171 @@ class LocalKafka:
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)  # a stopped JVM cannot act on SIGTERM
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown at all (the chaos run's nemesis). ``start`` brings the node back on its data."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+_LEADER_TRANSITION = re.compile(r"Completed transition to Leader(?:State)?\(.*?\bepoch=(\d+)")
+
+
+@dataclass
+class LocalKafkaCluster:
+    """N KRaft nodes on loopback, each a broker and a controller voter, sharing one cluster id and one set of
+    SCRAM credentials (``DIR/credentials.json``), with replication factor ``min(N, 3)``, min ISR 2 and no
+    unclean leader election. Node ``i`` keeps its data in ``DIR/node-i``; the ports are kept in
+    ``DIR/ports.json`` so a node restarted on its data (or the whole cluster) finds its quorum again."""
+
+    data_dir: Path
+    size: int = 3
+    heap_mb: int = 320
+    nodes: list[LocalKafka] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError("a cluster has at least one node")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        saved = self.data_dir / "ports.json"
+        if saved.exists():
+            layout = json.loads(saved.read_text())
+        else:
+            layout = {"cluster_id": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+                      "ports": [[free_port(), free_port()] for _ in range(self.size)]}
+            saved.write_text(json.dumps(layout))
+        if len(layout["ports"]) != self.size:
+            raise InfraError(f"{self.data_dir} holds a cluster of {len(layout['ports'])} nodes, not {self.size}")
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(layout["ports"]))
+        self.nodes = [
+            LocalKafka(self.data_dir / f"node-{i + 1}", port=p, controller_port=c, heap_mb=self.heap_mb,
+                       node_id=i + 1, voters=voters, cluster_id=layout["cluster_id"],
+                       replication=min(self.size, 3), shared_credentials=self.data_dir / "credentials.json")
+            for i, (p, c) in enumerate(layout["ports"])
+        ]
+
+    @property
+    def replication(self) -> int:
+        return min(self.size, 3)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(n.bootstrap_servers for n in self.nodes)
+
+    @property
+    def version(self) -> str:
+        return kafka_version()
+
+    def credentials(self) -> dict[str, str]:
+        return self.nodes[0].credentials()
+
+    def connection(self, user: str = ADMIN) -> KafkaConnection:
+        """How ``user`` connects: to every node's listener (a client finds the cluster through any)."""
+        if user not in PRINCIPALS:
+            raise ValueError(f"no principal {user!r} on this cluster")
+        return KafkaConnection(self.bootstrap_servers, "SASL_PLAINTEXT", SCRAM, user, self.credentials()[user])
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def start(self, timeout: float = 120.0) -> "LocalKafkaCluster":
+        self.credentials()  # one set for every node, before any formats its storage
+        try:
+            for n in self.nodes:
+                n.launch()
+            for n in self.nodes:
+                n._wait_ready(timeout)
+            self.wait_brokers(self.size, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart(self, node_id: int, timeout: float = 120.0) -> None:
+        """Start a node again on its data (after ``kill`` or ``stop``) and wait until it answers."""
+        self.node(node_id).start(timeout)
+
+    def wait_brokers(self, count: int, timeout: float = 120.0) -> None:
+        """Wait until every running node's own metadata lists ``count`` brokers. Asking one node is not enough:
+        a node just started may answer with only itself, and a client that bootstrapped there knows no other
+        broker (aiokafka drops its bootstrap connection once it has a layout): when that node dies, the
+        client has nowhere left to ask (seen in the cluster test)."""
+        import asyncio
+
+        from shared.kafka import make_admin
+
+        async def seen_by(node: LocalKafka) -> int:
+            conn = self.connection(ADMIN)
+            admin = make_admin(KafkaConnection(node.bootstrap_servers, conn.security_protocol, conn.sasl_mechanism,
+                                               conn.username, conn.password), request_timeout_ms=5000)
+            try:
+                await asyncio.wait_for(admin.start(), 10)
+                # the layout a client starting there gets: the bootstrap node's own view
+                return len(admin._client.cluster.brokers())
+            except Exception:
+                return 0
+            finally:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+
+        async def least() -> int:
+            views = [await seen_by(n) for n in self.nodes if n.running]
+            return min(views) if views else 0
+
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = asyncio.run(least())
+            if seen >= count:
+                return
+            time.sleep(0.5)
+        raise InfraError(f"a Kafka node lists only {seen} of {count} brokers after {timeout:.0f}s; "
+                         f"see {self.data_dir}/node-*/broker.log")
+
+    def quorum_leader(self) -> int | None:
+        """The node id of the active controller (the metadata quorum's leader): the node whose log records
+        the latest election won (``Completed transition to Leader(...)``, highest epoch) and that runs."""
+        best: tuple[int, int] | None = None
+        for n in self.nodes:
+            try:
+                text = n.log_file.read_text(errors="replace")
+            except OSError:
+                continue
+            for m in _LEADER_TRANSITION.finditer(text):
+                epoch = int(m.group(1))
+                if best is None or epoch > best[0]:
+                    best = (epoch, n.node_id)
+        if best is None or not self.node(best[1]).running:
+            return None
+        return best[1]
+
+    async def authorize(self, namespace: str = "") -> None:
+        from shared.kafka.acl import all_service_acls, create_acls
+
+        await create_acls(self.connection(ADMIN), all_service_acls(namespace))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        for n in self.nodes:
+            with contextlib.suppress(ProcessLookupError):
+                if n.proc is not None and n.proc.poll() is None:
+                    os.kill(n.proc.pid, signal.SIGCONT)
+                    n.proc.send_signal(signal.SIGTERM)
+        for n in self.nodes:
+            n.stop(timeout)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -389,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("version", help="print the pinned Kafka version")
     st = sub.add_parser("start", help="run a broker in the foreground until interrupted")
     st.add_argument("data_dir", type=Path)
+    st.add_argument("--nodes", type=int, default=1,
+                    help="1: one broker (the default); N: a cluster of N KRaft nodes, replication factor min(N, 3)")
     ce = sub.add_parser("compose-env", help="write generated Kafka passwords for docker compose (mode 0600)")
     ce.add_argument("path", type=Path)
     sub.add_parser("acls", help="create the service principals' ACLs on the broker in WASHFIN_KAFKA_* (admin)")
@@ -435,6 +627,20 @@ def main(argv: list[str] | None = None) -> int:
             k.port, k.controller_port = (int(x) for x in saved.read_text().split())
             k.rotate(args.user)
             print(f"{args.user}: new password stored in {k.credentials_file}; restart what logs in as {args.user}")
+        elif args.nodes > 1:
+            import asyncio
+
+            cluster = LocalKafkaCluster(args.data_dir, args.nodes).start()
+            asyncio.run(cluster.authorize())
+            print(f"Kafka {cluster.version} cluster of {args.nodes} ready at {cluster.bootstrap_servers} "
+                  f"(replication factor {cluster.replication}, min ISR 2)", flush=True)
+            try:
+                while any(n.running for n in cluster.nodes):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                cluster.stop()
         else:
             k = LocalKafka(args.data_dir).start()
             import asyncio

@@ -1,0 +1,114 @@
+"""The local three-node Kafka cluster (``LocalKafkaCluster``), as the chaos run uses it: it forms (three brokers
+and a quorum of three controllers, SASL/SCRAM and ACLs as the single broker), its topics have three replicas
+with ``min.insync.replicas=2`` and no unclean leader election, a write acknowledged with ``acks=all`` survives
+the partition leader killed with SIGKILL, and with only one node left nothing is acknowledged at all.
+About 70 s here (three JVMs start on a shared 2-core machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from deploy.local.kafka import LocalKafkaCluster
+from shared.kafka import ensure_topics, make_admin, make_consumer, make_producer
+
+
+async def _topic(cluster: LocalKafkaCluster, topic: str) -> dict:  # type: ignore[type-arg]
+    admin = make_admin(cluster.connection())
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return described  # type: ignore[no-any-return]
+    finally:
+        await admin.close()
+
+
+async def _topic_config(cluster: LocalKafkaCluster, topic: str) -> dict[str, str]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = make_admin(cluster.connection())
+    await admin.start()
+    try:
+        (resp,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        (resource,) = resp.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
+    finally:
+        await admin.close()
+
+
+async def _read_all(cluster: LocalKafkaCluster, topic: str, expected: int) -> list[bytes]:
+    consumer = make_consumer(cluster.connection(), None, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        values: list[bytes] = []
+        for _ in range(60):  # bounded: at most 60 polls of 1 s
+            for recs in (await consumer.getmany(timeout_ms=1000)).values():
+                values += [r.value for r in recs]
+            if len(values) >= expected:
+                break
+        return values
+    finally:
+        await consumer.stop()
+
+
+async def test_three_node_cluster_keeps_acknowledged_writes(tmp_path: Path) -> None:
+    cluster = LocalKafkaCluster(tmp_path / "cluster", 3)
+    await asyncio.to_thread(cluster.start)
+    try:
+        await cluster.authorize("")
+        pids = {n.proc.pid for n in cluster.nodes if n.proc}
+        assert len(pids) == 3, "three broker processes"
+        assert cluster.quorum_leader() in (1, 2, 3), "one node leads the controller quorum"
+        assert len(cluster.bootstrap_servers.split(",")) == 3
+
+        topic = "cluster.check.v1"
+        await ensure_topics(cluster.connection(), [topic], 1, cluster.replication)
+        described = await _topic(cluster, topic)
+        (partition,) = described["partitions"]
+        assert sorted(partition["replicas"]) == [1, 2, 3]
+        assert sorted(partition["isr"]) == [1, 2, 3]
+        config = await _topic_config(cluster, topic)
+        assert config["min.insync.replicas"] == "2"
+        assert config["unclean.leader.election.enable"] == "false"
+
+        producer = make_producer(cluster.connection(), "cluster-check")  # acks=all, idempotent (the relay's)
+        await producer.start()
+        try:
+            for i in range(50):
+                await producer.send_and_wait(topic, f"before-{i}".encode())
+            # kill -9 the partition's leader: the next writes go to a new leader, from the in-sync replicas
+            leader = partition["leader"]
+            cluster.node(leader).kill()
+            # bounded (a failure bound, not a measure): a client that knew only the dead node (it bootstrapped
+            # on a node whose metadata listed only itself) would retry it without end
+            for i in range(50):
+                await asyncio.wait_for(producer.send_and_wait(topic, f"after-{i}".encode()), 90)
+        finally:
+            await producer.stop()
+        after = (await _topic(cluster, topic))["partitions"][0]
+        assert after["leader"] != leader and after["leader"] in (1, 2, 3)
+        expected = [f"before-{i}".encode() for i in range(50)] + [f"after-{i}".encode() for i in range(50)]
+        assert await _read_all(cluster, topic, 100) == expected
+
+        # one node left (of three replicas, min ISR 2): no write is acknowledged
+        survivor = next(n.node_id for n in cluster.nodes if n.running and n.node_id != after["leader"])
+        cluster.node(survivor).kill()
+        lone = make_producer(cluster.connection(), "cluster-lone", request_timeout_ms=3000)
+        await lone.start()
+        try:
+            with pytest.raises((KafkaError, asyncio.TimeoutError)):
+                await asyncio.wait_for(lone.send_and_wait(topic, b"never-acknowledged"), 20)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(lone.stop(), 10)
+
+    finally:
+        await asyncio.to_thread(cluster.stop)
