@@ -1,0 +1,5 @@
+import sys
+
+from bench.chaos import main
+
+sys.exit(main())
