@@ -180,15 +180,15 @@ class System:
                 done.append(f"{r.name} started")
         return done
 
-    def rss_kb(self) -> dict[str, int]:
-        """Resident memory of each service replica (Linux /proc)."""
+    def rss_kb(self) -> dict[str, tuple[int, int]]:
+        """Resident memory of each service replica (Linux /proc): name -> (pid, kB)."""
         out = {}
         for r in self.replicas:
             if r.pid and r.running:
                 with contextlib.suppress(OSError):
                     for line in Path(f"/proc/{r.pid}/status").read_text().splitlines():
                         if line.startswith("VmRSS:"):
-                            out[r.name] = int(line.split()[1])
+                            out[r.name] = (r.pid, int(line.split()[1]))
         return out
 
     def write_state(self) -> None:
