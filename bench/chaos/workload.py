@@ -186,6 +186,8 @@ class Workload:
         self.contractors: dict[str, str] = {}
         self.run_id = uuid.uuid4().hex[:6]
         self._serial = 0
+        #: no step waits past this (the workload's end and a grace for the case in hand): every loop is bounded
+        self.stop_at = float("inf")
 
     async def close(self) -> None:
         await self.client.close()
@@ -198,8 +200,10 @@ class Workload:
         """A command that must be acknowledged for the case to go on. A refusal whose text contains one of
         ``wait_for`` (the service has not learned of something yet: an event still on its way) is tried
         again, with the same key, until ``bound_s``."""
-        deadline = time.monotonic() + bound_s
+        deadline = min(time.monotonic() + bound_s, self.stop_at)
         while True:
+            if time.monotonic() >= self.stop_at:
+                raise Unavailable(f"{method} {_shape(path)}: the workload's time is up")
             cmd, data = await self.client.command(service, tenant, role, method, path, body, key)
             if data is not None:
                 return data
@@ -231,8 +235,9 @@ class Workload:
             self.contractors[t] = cid
 
     # ---- the cases --------------------------------------------------------------------------------------
-    async def run(self, seconds: float) -> None:
+    async def run(self, seconds: float, grace_s: float = 60.0) -> None:
         deadline = time.monotonic() + seconds
+        self.stop_at = deadline + grace_s  # the cases in hand may finish, within a minute
         await asyncio.gather(*(self._worker(i, deadline) for i in range(self.workers)))
 
     async def _worker(self, i: int, deadline: float) -> None:
@@ -321,7 +326,7 @@ class Workload:
 
     async def _job_for(self, t: str, member_id: str, bound_s: float = 180.0) -> dict[str, Any]:
         """The construction job sanitation ordered by itself for the disbursement (an event away)."""
-        deadline = time.monotonic() + bound_s
+        deadline = min(time.monotonic() + bound_s, self.stop_at)
         while time.monotonic() < deadline:
             page = await self.client.read("sanitation", t, "field_officer", "/jobs", {"member_id": member_id})
             if page and page["items"]:
