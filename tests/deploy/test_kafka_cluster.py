@@ -2,7 +2,7 @@
 and a quorum of three controllers, SASL/SCRAM and ACLs as the single broker), its topics have three replicas
 with ``min.insync.replicas=2`` and no unclean leader election, a write acknowledged with ``acks=all`` survives
 the partition leader killed with SIGKILL, and with only one node left nothing is acknowledged at all.
-About 70 s here (three JVMs start on a shared 2-core machine)."""
+About 70-110 s here (three JVMs start on a shared 2-core machine)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from aiokafka.structs import TopicPartition
 
 from deploy.local.kafka import LocalKafkaCluster
 from shared.kafka import ensure_topics, make_admin, make_consumer, make_producer
+
+pytestmark = pytest.mark.timeout(600)  # three JVMs start; about 70-110 s on a loaded 2-core machine
 
 
 async def _topic(cluster: LocalKafkaCluster, topic: str) -> dict:  # type: ignore[type-arg]

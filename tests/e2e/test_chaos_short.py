@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.chaos import run, summary
 from bench.chaos.nemesis import INFRA_KINDS, PROCESS_KINDS
+
+# start-up (~1 min), two minutes of workload, healing and the checks: 4-5 minutes on a loaded 2-core machine
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
