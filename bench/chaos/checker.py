@@ -37,6 +37,15 @@ from shared.kafka import make_admin, make_consumer, namespaced, service_topic
 
 PUBLISHED_TOPICS = {s: service_topic(s) for s in ("members", "loans", "sanitation")}
 
+#: the Kafka consumers each service runs (their names in consumer_offsets): healing waits for every one of
+#: them, so a consumer that never started (no offsets at all) is a lag, not an absence the checks skip
+EXPECTED_CONSUMERS = {
+    "members": ("members.loan_standing.v1", "members.sanitation-works.v1"),
+    "loans": ("loans.tranche-release.v1", "loans.member-numbers.v1", "loans.members.v1"),
+    "sanitation": ("sanitation.tranche-orders-job.v1", "sanitation.members.v1"),
+    "reporting": ("reporting.summary.v1", "reporting.members.v1", "reporting.sanitation.v1"),
+}
+
 
 @dataclass
 class Findings:
@@ -141,6 +150,13 @@ async def lag(system: System) -> dict[str, int]:
             by_consumer: dict[str, dict[tuple[str, int], int]] = defaultdict(dict)
             for r in rows:
                 by_consumer[r["consumer"]][(r["topic"], r["partition"])] = r["next_offset"]
+            expected = list(EXPECTED_CONSUMERS[s])
+            if s == "reporting":  # and every live projection build (its name carries its version)
+                expected += [r["build"] for r in await conn.fetch(
+                    "SELECT build FROM projection_builds WHERE state = 'live'")]
+            for consumer in expected:
+                if consumer not in by_consumer:
+                    out[f"{s}:{consumer} (no offsets yet)"] = 1
             for consumer, offsets in by_consumer.items():
                 topics = {t for t, _ in offsets}
                 out[f"{s}:{consumer}"] = sum(end - offsets.get((t, p), 0) for (t, p), end in ends.items()
