@@ -99,8 +99,9 @@ def run(minutes: float, *, seed: int | None = None, workdir: Path | None = None,
         fixed = system.ensure_all_running()
         if fixed:
             say("brought back: " + ", ".join(fixed))
+        heal_from = nemesis.last_fault_end if nemesis.faults else time.monotonic()
         healed, lag = asyncio.run(wait_healed(system, heal_timeout_s, say))
-        heal_s = time.monotonic() - nemesis.last_fault_end if healed else None
+        heal_s = time.monotonic() - heal_from if healed else None
         findings = Findings()
         if not healed:
             findings.fail("healed (lag 0 everywhere)", f"after {heal_timeout_s:.0f}s: "
@@ -152,7 +153,8 @@ def summary(r: Result) -> str:
                                                   "no job ordered twice", "indeterminate commands absent or once"))
     diffs = len(r.checks.get("read models equal a clean rebuild", [])) + len(r.checks.get("each published event applied once", []))
     lines.append(f"events lost {lost}, duplicated {dup}, read-model differences {diffs}")
-    lines.append("time to heal after the last fault: " + (f"{r.heal_s:.1f}s" if r.heal_s is not None else "did not heal"))
+    since = "the last fault" if sum(r.faults.values()) else "the workload (no faults)"
+    lines.append(f"time to heal after {since}: " + (f"{r.heal_s:.1f}s" if r.heal_s is not None else "did not heal"))
     lines.append("")
     for name, problems in r.checks.items():
         lines.append(f"  [{'ok' if not problems else 'FAIL'}] {name}" + (f": {len(problems)}" if problems else ""))

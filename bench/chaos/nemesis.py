@@ -17,7 +17,7 @@ import signal
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.chaos.system import SESSION_TIMEOUT_S, System
@@ -29,7 +29,7 @@ KINDS = INFRA_KINDS + PROCESS_KINDS
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -169,7 +169,7 @@ class Nemesis:
         cluster = self.system.kafka
         assert cluster is not None
         event_id = uuid.uuid4()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         row = {"event_id": event_id, "tenant_id": "kopsyah-bmi", "stream_type": "member",
                "stream_id": f"poison-{event_id.hex[:12]}", "version": 1, "type": "members.MemberRegistered",
                "schema_version": 1, "occurred_at": now, "recorded_at": now, "correlation_id": None,

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class System:
     replicas: list[Replica] = field(default_factory=list)
 
     # ---- start and stop -------------------------------------------------------------------------------
-    def start(self, say: "callable[[str], None]" = print) -> None:  # type: ignore[valid-type]
+    def start(self, say: Callable[[str], None] = print) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         say("starting embedded PostgreSQL")
         self.pg = LocalPostgres(self.workdir / "postgres", settings={"fsync": "on"}).start()

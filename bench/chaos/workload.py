@@ -210,10 +210,9 @@ class Workload:
             # a 409 "has moved on": a reaction (tranche 2 released) appended to the stream meanwhile; a client
             # reloads and sends again (same key: nothing was appended)
             retry = cmd.outcome == "refused" and any(w in (cmd.error or "") for w in (*wait_for, "has moved on"))
-            if cmd.outcome in ("indeterminate", "failed") or retry:
-                if time.monotonic() < deadline:
-                    await asyncio.sleep(1.0)
-                    continue
+            if (cmd.outcome in ("indeterminate", "failed") or retry) and time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                continue
             raise Unavailable(f"{method} {_shape(path)}: {cmd.outcome} {cmd.status} {(cmd.error or '')[:160]}")
 
     # ---- set-up (before the faults) -------------------------------------------------------------------

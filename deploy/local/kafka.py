@@ -272,12 +272,12 @@ class LocalKafka:
             f"share.coordinator.state.topic.min.isr={isr}",
         ]
 
-    def start(self, timeout: float = 90.0) -> "LocalKafka":
+    def start(self, timeout: float = 90.0) -> LocalKafka:
         self.launch()
         self._wait_ready(timeout)
         return self
 
-    def launch(self) -> "LocalKafka":
+    def launch(self) -> LocalKafka:
         """Format the storage (the first time) and start the process, without waiting for it to answer
         (a cluster's node answers only once a quorum of controllers is up)."""
         java = _require("java", "to run the Kafka broker (install a Java 17+ runtime)")
@@ -455,7 +455,7 @@ class LocalKafkaCluster:
     def node(self, node_id: int) -> LocalKafka:
         return self.nodes[node_id - 1]
 
-    def start(self, timeout: float = 120.0) -> "LocalKafkaCluster":
+    def start(self, timeout: float = 120.0) -> LocalKafkaCluster:
         self.credentials()  # one set for every node, before any formats its storage
         try:
             for n in self.nodes:
@@ -489,7 +489,7 @@ class LocalKafkaCluster:
                 await asyncio.wait_for(admin.start(), 10)
                 # the layout a client starting there gets: the bootstrap node's own view
                 return len(admin._client.cluster.brokers())
-            except Exception:
+            except Exception:  # noqa: BLE001 - a node not answering yet: seen by none
                 return 0
             finally:
                 with contextlib.suppress(Exception):
