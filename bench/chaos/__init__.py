@@ -91,6 +91,7 @@ def run(minutes: float, *, seed: int | None = None, workdir: Path | None = None,
     base = workdir or Path(tempfile.mkdtemp(prefix="washfin-chaos-"))
     system = System(base)
     say(f"seed {seed}, data in {base}")
+    passed = False
     try:
         system.start(say)
         system.write_state()
@@ -127,13 +128,14 @@ def run(minutes: float, *, seed: int | None = None, workdir: Path | None = None,
         operations = {"attempted": len(ledger.commands), **findings.figures.get("commands", {}),
                       "cases completed": ledger.cases_done,
                       "cases abandoned": sum(ledger.cases_abandoned.values()), "reads": ledger.reads}
-        return Result("PASS" if findings.passed else "FAIL", minutes, seed, operations, nemesis.count(), heal_s,
+        passed = findings.passed
+        return Result("PASS" if passed else "FAIL", minutes, seed, operations, nemesis.count(), heal_s,
                       dict(findings.checks), {**findings.figures, "refusals by route": ledger.refusals,
                                               "abandoned by step": ledger.cases_abandoned},
                       [asdict(x) for x in nemesis.faults], rss, str(base))
     finally:
         system.stop()
-        if not keep:
+        if not keep and passed:  # a failed run keeps its databases and broker logs, to be looked at
             import shutil
 
             shutil.rmtree(base / "postgres", ignore_errors=True)
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true", help="the workload and the checker alone")
     parser.add_argument("--soak", action="store_true", help="sample each replica's RSS; fail on growth >= 10%%")
     parser.add_argument("--workdir", type=Path, default=None, help="where the data and the logs go")
-    parser.add_argument("--keep", action="store_true", help="keep the databases and broker data afterwards")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and broker data (a failed run keeps them anyway)")
     parser.add_argument("--json", type=Path, default=None, help="also write the result (with the fault log) here")
     args = parser.parse_args(argv)
     r = run(args.minutes, seed=args.seed, workdir=args.workdir, faults=not args.no_faults, soak=args.soak,

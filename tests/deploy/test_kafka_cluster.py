@@ -73,7 +73,11 @@ async def test_three_node_cluster_keeps_acknowledged_writes(tmp_path: Path) -> N
 
         topic = "cluster.check.v1"
         await ensure_topics(cluster.connection(), [topic], 1, cluster.replication)
-        described = await _topic(cluster, topic)
+        for _ in range(60):  # bounded: a new topic's partitions reach every node's metadata in a moment
+            described = await _topic(cluster, topic)
+            if described["partitions"] and len(described["partitions"][0]["isr"]) == 3:
+                break
+            await asyncio.sleep(0.5)
         (partition,) = described["partitions"]
         assert sorted(partition["replicas"]) == [1, 2, 3]
         assert sorted(partition["isr"]) == [1, 2, 3]
