@@ -40,6 +40,8 @@
   const $ = (id) => document.getElementById(id);
   let lang = pickLanguage();
   let data = null;
+  /** The window width the charts were last drawn for (a resize redraws when the window is not that wide). */
+  let drawnWidth = 0;
   let asOf = new URLSearchParams(location.search).get("as_of") || "";
 
   function pickLanguage() {
@@ -239,6 +241,7 @@
 
   // ---- rendering
   function render(d) {
+    drawnWidth = window.innerWidth;
     $("dashboard").hidden = false;
     const scope = d.scope || {};
     $("scope-kind").textContent = t(scope.kind === "programme" ? "scope.programme" : "scope.cooperative");
@@ -704,10 +707,12 @@
     $("asof-form").addEventListener("submit", (e) => e.preventDefault());
     wireByCooperative();
     // charts are drawn to their boxes' widths: redraw when the window's width changes
-    let lastWidth = window.innerWidth, timer = null;
+    // (compared with the width of the last drawing, not of the last resize: a resize that came while the data
+    // were loading must still redraw once they are drawn for another width)
+    let timer = null;
     window.addEventListener("resize", () => {
       clearTimeout(timer);
-      timer = setTimeout(() => { if (data && window.innerWidth !== lastWidth) { lastWidth = window.innerWidth; render(data); } }, 150);
+      timer = setTimeout(() => { if (data && window.innerWidth !== drawnWidth) render(data); }, 150);
     });
     discoverExports().finally(load);
   }
