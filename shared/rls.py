@@ -22,6 +22,7 @@ to; on a managed server an administrator runs the same GRANTs once).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -126,10 +127,7 @@ async def ensure_signed_context(conn: asyncpg.Connection, password: str | None =
     schema = await conn.fetchval("SELECT current_schema()")
     if await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         for role in (APP, READER):
-            await conn.execute(CREATE_APP.replace(APP, role))
-            await conn.execute(await conn.fetchval(
-                "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, "
-                "$1::text, $2::text)", role, password))
+            await _make_login(conn, role, password)
     async with conn.transaction():
         # one at a time per database: replicas start together. Altering a policy locks its table: a start
         # waits for a transaction holding it at most this long, then fails saying so (never hangs)
@@ -146,6 +144,27 @@ async def ensure_signed_context(conn: asyncpg.Connection, password: str | None =
             check = f" WITH CHECK ({APP_ROWS})" if r["with_check"] is not None else ""
             await conn.execute(f'ALTER POLICY "{r["policyname"]}" ON "{r["tablename"]}" USING ({using}){check}')
         return bytes(await conn.fetchval(f"SELECT key FROM {CONTEXT_KEY}"))
+
+
+async def _make_login(conn: asyncpg.Connection, role: str, password: str | None) -> None:
+    """As a superuser: ``role`` exists and may log in, with ``password`` if it has none yet. Roles are the
+    cluster's: services starting together change the same catalog row, which PostgreSQL refuses with "tuple
+    concurrently updated"; nothing is changed when nothing needs to, and a clash is tried again."""
+    for attempt in range(20):
+        try:
+            await conn.execute(CREATE_APP.replace(APP, role))
+            row = await conn.fetchrow("SELECT rolcanlogin, rolpassword IS NOT NULL AS has_password FROM pg_authid "
+                                      "WHERE rolname = $1", role)
+            if row["rolcanlogin"] and (password is None or row["has_password"]):
+                return
+            await conn.execute(await conn.fetchval(
+                "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, "
+                "$1::text, $2::text)", role, password))
+            return
+        except (asyncpg.InternalServerError, asyncpg.UniqueViolationError) as e:
+            if attempt == 19 or "concurrently" not in str(e) and not isinstance(e, asyncpg.UniqueViolationError):
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
 
 
 def sign(key: bytes, value: str, pid: int) -> str:
