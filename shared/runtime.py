@@ -179,10 +179,10 @@ class ServiceRuntime:
         self.platform_pool = await create_pool(s.platform_database_url, 1, 4, acquire_timeout=s.db_acquire_timeout_s,
                                                server_settings=bounded)
         await self.migrate()
-        self._request_pool = await self.login_pool(s.request_database_url or login_url(s.database_url, APP),
-                                                   s.db_pool_min, s.db_pool_max, s.db_acquire_timeout_s, bounded)
-        self._background_pool = await self.login_pool(s.request_database_url or login_url(s.database_url, APP),
-                                                      0, 2, 60.0, None)
+        request_login = s.request_database_url or login_url(s.database_url, APP)
+        self._request_pool = await self.login_pool(request_login, s.db_pool_min, s.db_pool_max,
+                                                   s.db_acquire_timeout_s, bounded)
+        self._background_pool = await self.login_pool(request_login, 0, 2, 60.0, None)
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
         if not background:

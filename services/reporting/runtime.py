@@ -141,15 +141,15 @@ class ReportingRuntime(ServiceRuntime):
                     log.info("projection_build_live", build=row.build, family=row.family)
                     rows = await registry.builds(conn)
                     break
-            for row in rows:
-                fam = FAMILIES.get(row.family)
-                if fam is None or row.version != fam.version or row.state == "retired":
-                    continue
-                if row.build not in self.known:
-                    b = row.materialise()
-                    await migrate(conn, f"projection:{b.name}", list(b.migrations))
-                    await ensure_signed_context(conn)  # the build's tables: their policies trust the signed scope
-                    self.known[row.build] = b
+            current = [r for r in rows if (fam := FAMILIES.get(r.family)) is not None and r.version == fam.version
+                       and r.state != "retired"]
+            new = {r.build: r.materialise() for r in current if r.build not in self.known}
+            for b in new.values():
+                await migrate(conn, f"projection:{b.name}", list(b.migrations))
+            if new:  # the new builds' tables: their policies trust the signed scope (one pass for all of them)
+                await ensure_signed_context(conn)
+            self.known.update(new)
+            for row in current:
                 if self._consumers_here and row.build not in self._runners:
                     await self._start_build(self.known[row.build])
             self.live = {r.family: self.known[r.build] for r in rows if r.state == "live" and r.build in self.known}
