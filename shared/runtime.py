@@ -389,7 +389,13 @@ class PeriodicJob:
 
 
 class CooperativeRuntime:
-    """A ``ServiceRuntime`` seen through one cooperative's row-level-security scope (``for_tenant``)."""
+    """A ``ServiceRuntime`` seen through one cooperative's row-level-security scope (``for_tenant``): what a
+    handler acting for that cooperative works with, and nothing else. ``pool`` and ``store`` run every
+    statement as that cooperative; ``settings`` are the service's; ``runtime`` is the whole runtime, for
+    the few callers that must reach past the scope on purpose (the owner's pool for ANALYZE, a job
+    acting for each cooperative in turn)."""
+
+    __slots__ = ("runtime", "tenant_id", "pool", "store")
 
     def __init__(self, runtime: ServiceRuntime, tenant_id: str, pool: asyncpg.Pool | None = None) -> None:
         self.runtime = runtime
@@ -397,5 +403,6 @@ class CooperativeRuntime:
         self.pool = TenantPool(pool or runtime.request_pool, tenant_id)  # type: ignore[arg-type]
         self.store = runtime.store.scoped(self.pool)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.runtime, name)
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings

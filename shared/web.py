@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 import orjson
@@ -26,6 +26,9 @@ from shared.metrics import AUTH_FAILURES
 from shared.tenancy import UNKNOWN_KEY, Authenticator, Principal, Role, parse_key
 from shared.throttle import FailureThrottle
 from shared.tracing import trace_id, traced
+
+if TYPE_CHECKING:
+    from shared.runtime import CooperativeRuntime
 
 log = structlog.get_logger("washfin.auth")
 
@@ -325,7 +328,7 @@ def expected_version(if_match: str | None) -> int | None:
         raise Refusal("If-Match takes the version number you read, e.g. 7", field="If-Match") from None
 
 
-def cooperative_runtime(request: Request) -> Any:
+def cooperative_runtime(request: Request) -> CooperativeRuntime:
     """The service runtime as the calling cooperative sees it (``ServiceRuntime.for_tenant``): every
     statement of the request runs behind row-level security for the key's cooperative. Only for routes
     behind ``require_roles``; elsewhere it refuses to serve rather than fall back to the owner's view."""
