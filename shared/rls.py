@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -183,16 +184,34 @@ class RequestLogin(Protocol):
     def acquire(self, *, timeout: float | None = None) -> Any: ...
 
 
+#: what each request-login connection was last named (the two signed values), recorded only when the naming
+#: ran outside a transaction and came back, so the value is the session's for certain. A use for the same
+#: scope then needs no round trip: the values the policies accept carry a MAC bound to this backend that only
+#: ``name_scope`` can make (the key is the owner's), so no SQL run on the connection since can have replaced
+#: them with another scope's. What such SQL can do is clear them (``RESET``, a bare or forged value): the
+#: connection then sees no row at all until it is named again, which fails closed. A use for any other scope
+#: names it anew; a naming that fails forgets the connection.
+_NAMED: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
 async def name_scope(conn: asyncpg.Connection, key: bytes, tenant: str | None,
                      programme: Sequence[str] = (), *, local: bool = False) -> None:
-    """Name the cooperative (or the programme's cooperatives) this use of a request connection may see:
-    the first statement of every use, so nothing a previous use named is left standing (``local``: for the
-    transaction only, on an owner's connection that switched role)."""
+    """Name the cooperative (or the programme's cooperatives) this use of a request connection may see,
+    before its first statement, so nothing a previous use named is left standing (``local``: for the
+    transaction only, on an owner's connection that switched role). A request connection already named
+    for exactly this scope is left as it is (``_NAMED``): the round trip is saved, not the check."""
     pid = conn.get_server_pid()
     listed = ",".join(t for t in programme if "," not in t and "|" not in t)
+    values = (sign(key, tenant, pid) if tenant else "", sign(key, listed, pid) if listed else "")
+    raw = getattr(conn, "_con", None) or conn  # a pool's proxy: the connection behind it, which outlives the use
+    session = not local and not conn.is_in_transaction()
+    if session and _NAMED.get(raw) == values:
+        return
+    _NAMED.pop(raw, None)
     await conn.execute("SELECT set_config('washfin.tenant_id', $1, $3), "
-                       "set_config('washfin.programme_tenants', $2, $3)",
-                       sign(key, tenant, pid) if tenant else "", sign(key, listed, pid) if listed else "", local)
+                       "set_config('washfin.programme_tenants', $2, $3)", *values, local)
+    if session:
+        _NAMED[raw] = values
 
 
 async def _owner_key(pool: Any) -> bytes:

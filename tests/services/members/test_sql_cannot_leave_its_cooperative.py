@@ -10,10 +10,12 @@ change ``RESET ROLE`` alone returned the owner and every cooperative's rows."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
-from shared.rls import APP, CONTEXT_KEY
+from shared.rls import APP, CONTEXT_KEY, name_scope
 from shared.settings import login_url
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI
@@ -61,3 +63,55 @@ async def test_injected_sql_on_a_request_connection_cannot_reach_another_coopera
         await other.close()
     # and the next request on any connection sees its own cooperative as before
     assert await rt.for_tenant(BAIK).pool.fetchval("SELECT array_agg(DISTINCT tenant_id) FROM member_index") == [BAIK]
+
+
+async def test_a_connection_named_for_its_scope_is_not_named_again_and_never_keeps_another_scope(
+        members: ServiceClient) -> None:
+    """``name_scope`` saves the round trip when the connection is already named for exactly this scope (the
+    request path's common case: two of a GET's five statements were the naming), and only then: another
+    scope is named anew, a naming inside a transaction that rolls back is not remembered (the session
+    value went back to the previous scope), and a value cleared by SQL on the connection fails closed."""
+    await register(members, BMI, 1)
+    await register(members, BAIK, 2)
+    rt = members.runtime
+    key = rt.request_pool.context_key
+    seen = "SELECT array_agg(DISTINCT tenant_id) FROM member_index"
+    conn = await asyncpg.connect(login_url(rt.settings.database_url, APP))
+    sent: list[str] = []
+    conn.add_query_logger(lambda q: sent.append(q.query))
+
+    async def namings() -> int:
+        for _ in range(3):  # asyncpg calls query loggers soon after the query, not in it
+            await asyncio.sleep(0)
+        return sum("set_config" in q for q in sent)
+
+    try:
+        await name_scope(conn, key, BMI)
+        assert await conn.fetchval(seen) == [BMI] and await namings() == 1
+        await name_scope(conn, key, BMI)  # the same scope: nothing sent
+        assert await namings() == 1 and await conn.fetchval(seen) == [BMI]
+
+        await name_scope(conn, key, BAIK)  # another scope: named anew
+        assert await namings() == 2 and await conn.fetchval(seen) == [BAIK]
+        await name_scope(conn, key, None, (BMI, BAIK))  # a programme is a scope of its own
+        assert await namings() == 3
+
+        await name_scope(conn, key, BAIK)
+        tx = conn.transaction()
+        await tx.start()
+        await name_scope(conn, key, BMI)  # inside a transaction: sent, and not remembered
+        assert await conn.fetchval(seen) == [BMI]
+        await tx.rollback()  # the session's value is BAIK's again
+        assert await conn.fetchval(seen) == [BAIK]
+        await name_scope(conn, key, BMI)  # so BMI is named again, not taken as done
+        assert await conn.fetchval(seen) == [BMI]
+
+        # SQL that clears the value (all an injection can do without the key) leaves a connection that
+        # sees nothing at all, until a use for another scope names it again
+        await conn.execute("SELECT set_config('washfin.tenant_id', '', false)")
+        await name_scope(conn, key, BMI)
+        assert await conn.fetchval(seen) is None
+        await name_scope(conn, key, BAIK)
+        assert await conn.fetchval(seen) == [BAIK]
+    finally:
+        await conn.close()
