@@ -13,7 +13,8 @@ written ``KW-1@2024-02-15=560000;KW-2@2024-03-16=560000``.
 
 The whole file is checked before anything is written: every field bounded (amounts up to
 ``MAX_RUPIAH``, business dates in [``EARLIEST_DATE``, ``LATEST_DATE``]), every member one the loans
-service knows in the cooperative, every row by the domain's rules. A file with a refused row imports
+service knows in the cooperative, every row by the domain's rules (none signed before its member joined
+or before its product's ``defined_on``). A file with a refused row imports
 nothing (``POST /imports`` answers 422 with every refused row, its number, loan number and reasons);
 otherwise every event and read row goes in one transaction. A loan number imported before is refused
 ("already imported"), so running an import twice imports nothing twice. ``POST /imports`` takes at
@@ -101,7 +102,8 @@ class BookRow(BaseModel):
     product_id: str = Field(min_length=1, max_length=40, description="One of the cooperative's products")
     cost: Amount = Field(description="Cost financed, rupiah")
     margin: int = Field(ge=0, le=MAX_RUPIAH, description="Margin, rupiah: the schedule sums to cost + margin")
-    signed_on: BusinessDate = Field(description="Contract signed; not before the member joined")
+    signed_on: BusinessDate = Field(description=(
+        "Contract signed; not before the member joined, nor before the product's defined_on"))
     disbursed_on: BusinessDate | None = Field(default=None, description="Default: signed_on")
     source_of_funds: str | None = Field(default=None, max_length=80, description="Default: the product's first")
     payee_type: str = Field(default="contractor", pattern=r"^(contractor|pdam|supplier|member)$")
@@ -325,9 +327,10 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
             report: ImportReport) -> list[tuple[int, Imported]]:
     """Each checked row's events by the domain's rules (its member, its product, its schedule ...).
 
-    A financing cannot have been signed before its member joined the cooperative: such a row is refused.
-    The product's ``defined_on`` does not bound an imported row: a migrated book predates the platform, and
-    its products are recorded on the platform when the cooperative moves onto it."""
+    A financing cannot have been signed before its member joined the cooperative, nor before its product was
+    defined (``defined_on``), as for a live application: such a row is refused with both dates. A migrated
+    book predates the platform, so its products are defined with ``defined_on`` dated back to the day the
+    cooperative first offered them (``POST /products`` allows it)."""
     out: list[tuple[int, Imported]] = []
     seen_receipts: set[str] = set()
     for n, row in checked:
@@ -341,8 +344,15 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
             report.refused.append(RefusedRow(n, row.loan_ref, [
                 f"signed_on: {row.signed_on} is before member {row.member_id} joined the cooperative ({joined})"]))
             continue
+        product = products[row.product_id]
+        if product.exists and product.defined_on is not None and row.signed_on < product.defined_on:
+            report.refused.append(RefusedRow(n, row.loan_ref, [
+                f"signed_on: {row.signed_on} is before {product.name} was defined ({product.defined_on}): no "
+                "financing from it can be dated earlier (a product offered before the platform is defined with "
+                "defined_on dated back)"]))
+            continue
         try:
-            imported = import_financing(row.entry(), products[row.product_id], today=today, actor=actor)
+            imported = import_financing(row.entry(), product, today=today, actor=actor)
         except LoanRuleViolation as e:
             report.refused.append(RefusedRow(n, row.loan_ref, [f"{e.field or 'row'}: {e.message}"]))
             continue

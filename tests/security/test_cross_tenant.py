@@ -290,7 +290,7 @@ async def test_ids_chosen_by_the_client_are_separate_per_cooperative(system: Sys
         r = await lo.post("/products", headers=h(tenant), json={
             "product_id": product, "name": label, "purpose": "septic_tank", "contract_type": "murabahah",
             "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 10_000_000,
-            "tenors": [{"instalments": 12, "margin_bp": 1200}], "funds": ["own_funds"]})
+            "tenors": [{"instalments": 12, "margin_bp": 1200}], "funds": ["own_funds"], "defined_on": "2020-01-01"})
         assert r.status_code == 201, r.text
         r = await sa.post("/contractors", json={"contractor_id": contractor, "name": label}, headers=h(tenant))
         assert r.status_code == 201, r.text

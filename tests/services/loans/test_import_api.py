@@ -137,8 +137,7 @@ async def test_an_imported_receipt_number_already_used_live_is_refused(loans: Se
 
 async def test_a_row_signed_before_its_member_joined_is_refused(loans: ServiceClient) -> None:
     """A financing cannot predate its member's membership: the row is refused with both dates, and the
-    whole file imports nothing. (A product defined on the platform after the book's loans does not
-    refuse them: a migrated book predates the platform.)"""
+    whole file imports nothing."""
     await define_product(loans)
     late_joiner = await known_member(loans, BMI, joined_on=date(2024, 6, 1))
     MEMBERS[:] = [await known_member(loans, BMI)]
@@ -156,6 +155,39 @@ async def test_a_row_signed_before_its_member_joined_is_refused(loans: ServiceCl
                                                      schedule=[{"due_on": "2024-07-15", "amount": 6_720_000}])],
                           headers=headers(BMI, MANAGER))
     assert ok.status_code == 200 and ok.json()["imported"] == 1, ok.text
+
+
+async def test_a_row_signed_before_its_product_was_defined_is_refused(loans: ServiceClient) -> None:
+    """As for a live application (``applied_on`` before ``defined_on``): a row signed before its product was
+    defined is refused with both dates and the file imports nothing; a row signed on the day the product
+    was defined is imported, and the product dated back lets the earlier book in."""
+    await define_product(loans, defined_on="2024-01-16")
+    await member_of(loans)
+    n = await event_count(loans)
+    rows = [book_row("D-1", signed_on="2024-01-16"), book_row("D-2"), book_row("D-3", signed_on="2023-12-31")]
+    r = await loans.post("/imports", json=rows, headers=headers(BMI, MANAGER))
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert (body["rows"], body["imported"], body["refused_rows"]) == (3, 0, 2)
+    assert body["field"] == "rows[2].signed_on"
+    assert body["refused"] == [
+        {"row": 2, "loan_ref": "D-2", "reasons": [
+            "signed_on: 2024-01-15 is before Mikro Tata Sanitasi was defined (2024-01-16): no financing from it can "
+            "be dated earlier (a product offered before the platform is defined with defined_on dated back)"]},
+        {"row": 3, "loan_ref": "D-3", "reasons": [
+            "signed_on: 2023-12-31 is before Mikro Tata Sanitasi was defined (2024-01-16): no financing from it can "
+            "be dated earlier (a product offered before the platform is defined with defined_on dated back)"]}]
+    assert await event_count(loans) == n
+    assert (await loans.get("/financings", headers=headers(BMI))).json()["total"] == 0
+    # on the day the product was defined: imported
+    ok = await loans.post("/imports", json=[rows[0]], headers=headers(BMI, MANAGER))
+    assert ok.status_code == 200 and ok.json()["imported"] == 1, ok.text
+    # the same book against a product dated back (another cooperative, the same product code): imported whole
+    await define_product(loans, BAIK, defined_on="2023-01-01")
+    MEMBERS[:] = [await known_member(loans, BAIK)]
+    ok = await loans.post("/imports", json=[book_row("D-2"), book_row("D-3", signed_on="2023-12-31")],
+                          headers=headers(BAIK, MANAGER))
+    assert ok.status_code == 200 and ok.json()["imported"] == 2, ok.text
 
 
 async def test_a_cost_too_small_for_the_products_tranches_is_a_refused_row(loans: ServiceClient) -> None:
