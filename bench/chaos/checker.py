@@ -40,7 +40,7 @@ PUBLISHED_TOPICS = {s: service_topic(s) for s in ("members", "loans", "sanitatio
 #: the Kafka consumers each service runs (their names in consumer_offsets): healing waits for every one of
 #: them, so a consumer that never started (no offsets at all) is a lag, not an absence the checks skip
 EXPECTED_CONSUMERS = {
-    "members": ("members.loan_standing.v1", "members.sanitation-works.v1"),
+    "members": ("members.loan_standing.v1", "members.sanitation-works.v1", "members.contractor-jobs.v1"),
     "loans": ("loans.tranche-release.v1", "loans.member-numbers.v1", "loans.members.v1"),
     "sanitation": ("sanitation.tranche-orders-job.v1", "sanitation.members.v1"),
     "reporting": ("reporting.summary.v1", "reporting.members.v1", "reporting.sanitation.v1"),

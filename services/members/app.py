@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.members.api.routes import routers
+from services.members.contractor_jobs import ContractorJobs
 from services.members.sanitation_reactions import SanitationWorks
 from services.members.reactions import LoanStanding
 from services.members.schema import migrations
@@ -17,12 +18,13 @@ SERVICE = "members"
 
 def build_runtime(settings: MembersSettings) -> ServiceRuntime:
     # LoanStanding consumes the loans service's events (eligibility: overdue financings); SanitationWorks
-    # the sanitation service's (the sanitation ladder follows construction and emptying). The schema's last
+    # the sanitation service's (the sanitation ladder follows construction and emptying), and ContractorJobs
+    # its assignments (a contractor's key reads its own open jobs' households). The schema's last
     # step seals personal data an older version kept in the clear: it needs the keys, and a members service
     # without them does not start (settings.vault() says which setting is missing)
     works = SanitationWorks()
     runtime = ServiceRuntime(SERVICE, settings, migrations=migrations(settings.vault()),
-                             projections=[LoanStanding(), works], source_database_urls=settings.source_database_urls)
+                             projections=[LoanStanding(), works, ContractorJobs()], source_database_urls=settings.source_database_urls)
     works.bind(runtime)  # it appends through runtime.store once the runtime has started
     return runtime
 

@@ -126,6 +126,8 @@ CATALOG: dict[str, dict[tuple[str, str], Spec]] = {
         # a NIK of the caller's own cooperative (the demo's first member): another cooperative gets 404
         ("POST", "/members/find-by-nik"): Spec(OFFICER, COL, lambda i: {"nik": "3603124501800001"}),
         ("GET", "/members/follow-ups"): Spec(OFFICER, COL),
+        # a contractor's own open jobs with the household's name: contractor keys only, their own jobs only
+        ("GET", "/contractor-jobs"): Spec(frozenset({CONTR}), COL),
         ("GET", "/members/{member_id}"): Spec(OFFICER, RES),
         ("PATCH", "/members/{member_id}"): Spec(OFFICER, RES, lambda i: {"village": "Desa Serangan"}),
         ("PUT", "/members/{member_id}/group"): Spec(OFFICER, RES, lambda i: {"group_id": i["groups"][0]}),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from services.members.api import members, organisation, sessions, settings
+from services.members.api import contractor_jobs, members, organisation, sessions, settings
 
 router = members.router
-routers = [members.router, organisation.centres, organisation.groups, sessions.router, settings.router]
+routers = [members.router, organisation.centres, organisation.groups, sessions.router, settings.router,
+           contractor_jobs.router]

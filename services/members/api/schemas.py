@@ -321,6 +321,28 @@ class FollowUpList(BaseModel):
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
 
 
+class ContractorJob(BaseModel):
+    """A construction job assigned to the caller's contractor, with the household to find."""
+
+    job_id: str = Field(description="The sanitation service's job (GET /jobs/{job_id} there)")
+    member_id: str
+    kind: Literal["septic_tank", "toilet_upgrade", "water_connection"]
+    assigned_on: date = Field(description="The day the job was (last) assigned to this contractor")
+    name: str | None = Field(description="The household's member, as registered")
+    village: str | None
+    district: str | None
+
+
+class ContractorJobList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [{
+        "job_id": "7d2c9e41-0b3a-4f6e-8c15-2a9d4e6f1b37", "member_id": "5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85",
+        "kind": "septic_tank", "assigned_on": "2025-02-03", "name": "Siti Aminah", "village": "Desa Sukamaju",
+        "district": "Cibeber"}], "next_cursor": None}]})
+
+    items: list[ContractorJob]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
+
+
 class EligibilityCheck(BaseModel):
     rule: Literal["active_member", "minimum_tenure", "no_financing_overdue"]
     passed: bool

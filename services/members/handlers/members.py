@@ -14,6 +14,8 @@ import asyncpg
 
 from services.members import read_model
 from services.members.api.schemas import (
+    ContractorJob,
+    ContractorJobList,
     CorrectMemberRequest,
     EligibilityCheck,
     EligibilityResponse,
@@ -405,6 +407,28 @@ async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberRes
     if member_id is None:
         raise NotFound("no member with this NIK in this cooperative")
     return await get_member(rt, who, str(member_id))
+
+
+async def contractor_jobs(rt: ServiceRuntime, who: Principal, *, job_id: str | None, limit: int,
+                          cursor: str | None) -> ContractorJobList:
+    """The open jobs assigned to the caller's contractor in its cooperative, with each household's name, village
+    and district (``services/members/contractor_jobs.py``): nothing of any other job."""
+    from services.members import contractor_jobs as jobs
+
+    _, pool = parts(rt)
+    tenant = tenant_of(who)
+    contractor = jobs.contractor_of(who)
+    after = decode_cursor(cursor, date.fromisoformat, uuid.UUID)
+    rows = await jobs.open_jobs(pool, tenant, contractor, job_id=uuid.UUID(job_id) if job_id else None,
+                                after=(after[0], after[1]) if after else None, limit=limit)
+    page = rows[:limit]
+    v = vault(rt)
+    items = [ContractorJob(job_id=str(r["job_id"]), member_id=str(r["member_id"]), kind=r["kind"],
+                           assigned_on=r["assigned_on"], name=v.open(tenant, str(r["member_id"]), "name", r["name_sealed"]),
+                           village=r["village"], district=r["district"]) for r in page]
+    last = page[-1] if page and len(rows) > limit else None
+    return ContractorJobList(items=items,
+                             next_cursor=encode_cursor(last["assigned_on"], last["job_id"]) if last else None)
 
 
 async def follow_ups(rt: ServiceRuntime, who: Principal, *, limit: int, cursor: str | None) -> FollowUpList:
