@@ -43,7 +43,7 @@ EXPECTED_CONSUMERS = {
     "members": ("members.loan_standing.v1", "members.sanitation-works.v1", "members.contractor-jobs.v1"),
     "loans": ("loans.tranche-release.v1", "loans.member-numbers.v1", "loans.members.v1"),
     "sanitation": ("sanitation.tranche-orders-job.v1", "sanitation.members.v1"),
-    "reporting": ("reporting.summary.v1", "reporting.members.v1", "reporting.sanitation.v1"),
+    "reporting": ("reporting.summary.v1", "reporting.members.v2", "reporting.sanitation.v1"),
 }
 
 

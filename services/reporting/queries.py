@@ -180,7 +180,7 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False
 
 async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[AccessGroup]:
     """Active members on D grouped by baseline rungs (the earliest baseline survey by D), latest surveyed
-    rungs (the latest survey by D), and what the sanitation events show by D: a toilet or septic tank
+    rungs (the latest survey by D, with its "shared" answer), and what the sanitation events show by D: a toilet or septic tank
     handed over, that tank's sludge acknowledged at an IPLT, a water connection handed over."""
     mt, st = t["members"], t["sanitation"]
     rows = await conn.fetch(
@@ -190,7 +190,8 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool 
                  base AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
                           FROM {mt['survey']} WHERE kind = 'baseline' AND surveyed_on <= $1
                           ORDER BY tenant_id, member_id, surveyed_on, seq),
-                 latest AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
+                 latest AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung,
+                                   sanitation_shared
                             FROM {mt['survey']} WHERE surveyed_on <= $1
                             ORDER BY tenant_id, member_id, surveyed_on DESC, seq DESC),
                  jobs AS (SELECT j.tenant_id, j.member_id,
@@ -202,15 +203,15 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool 
                           FROM {st['job']} j WHERE j.completed_on <= $1 GROUP BY 1, 2)
             SELECT b.water_rung AS base_w, b.sanitation_rung AS base_s, l.water_rung AS now_w,
                    l.sanitation_rung AS now_s, coalesce(jobs.san, false) AS san, coalesce(jobs.iplt, false) AS iplt,
-                   coalesce(jobs.water, false) AS water, count(*) AS households,
+                   coalesce(jobs.water, false) AS water, l.sanitation_shared AS now_shared, count(*) AS households,
                    coalesce(sum(pm.household_size), 0) AS people
             FROM pm
             LEFT JOIN base b ON b.tenant_id = pm.tenant_id AND b.member_id = pm.member_id
             LEFT JOIN latest l ON l.tenant_id = pm.tenant_id AND l.member_id = pm.member_id
             LEFT JOIN jobs ON jobs.tenant_id = pm.tenant_id AND jobs.member_id = pm.member_id
-            GROUP BY 1, 2, 3, 4, 5, 6, 7""", on)
+            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""", on)
     return [AccessGroup(r["base_w"], r["base_s"], r["now_w"], r["now_s"], r["san"], r["iplt"], r["water"],
-                        _i(r["households"]), _i(r["people"])) for r in rows]
+                        _i(r["households"]), _i(r["people"]), r["now_shared"]) for r in rows]
 
 
 # -- financing ----------------------------------------------------------------------------------------------

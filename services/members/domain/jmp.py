@@ -186,9 +186,9 @@ def classify(water: WaterInputs, sanitation: SanitationInputs, hygiene: HygieneI
 # acknowledged at a treatment plant (sanitation.IpltReceiptAcknowledged), has its excreta removed and
 # treated off-site. As in reporting (services/reporting/indicators/maths.py, ``sanitation_now``), the
 # household's rung is the higher of its latest survey's and what those events show; a survey that ranks
-# as high is the rung's source. One more JMP criterion the members service can see and reporting cannot:
-# both "basic" and "safely managed" need a facility not shared with other households, so when the latest
-# survey says the household shares its facility, construction and emptying show no more than "limited".
+# as high is the rung's source. Both "basic" and "safely managed" need a facility not shared with other
+# households, so when the latest survey says the household shares its facility, construction and emptying
+# show no more than "limited" (reporting applies the same rule: it keeps each survey's "shared" answer).
 
 SANITATION_LADDER: tuple[SanitationRung, ...] = ("open_defecation", "unimproved", "limited", "basic",
                                                  "safely_managed")

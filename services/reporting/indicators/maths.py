@@ -144,12 +144,18 @@ def higher(a: str | None, b: str | None, ladder: Sequence[str]) -> str | None:
     return a if rank(a, ladder) >= rank(b, ladder) else b
 
 
-def sanitation_now(surveyed: str | None, toilet_or_tank_completed: bool, tank_emptied_to_iplt: bool) -> str | None:
+def sanitation_now(surveyed: str | None, toilet_or_tank_completed: bool, tank_emptied_to_iplt: bool,
+                   surveyed_shared: bool | None = None) -> str | None:
     """A household's sanitation rung on a date: its latest survey's rung, raised by what the chain of
     events shows: a toilet or SNI septic tank handed over gives at least "basic" (an improved facility of
     the household's own); that tank emptied with the sludge acknowledged at an IPLT gives "safely_managed"
-    (excreta emptied and treated off-site, JMP 6.2.1a)."""
+    (excreta emptied and treated off-site, JMP 6.2.1a). Both need a facility not shared with other
+    households: while the latest survey says the household shares its facility (``surveyed_shared``), the
+    events show no more than "limited" (JMP: an improved facility shared by two or more households), as in
+    the members service (``services/members/domain/jmp.py``, ``sanitation_after_works``)."""
     evidence = "safely_managed" if tank_emptied_to_iplt else "basic" if toilet_or_tank_completed else None
+    if evidence is not None and surveyed_shared:
+        evidence = "limited"
     return higher(surveyed, evidence, SANITATION_RUNGS)
 
 
@@ -174,6 +180,8 @@ class AccessGroup:
     connection_completed: bool
     households: int
     people: int
+    #: the latest survey's answer to "shared with other households?" (None: no survey, or not asked)
+    survey_sanitation_shared: bool | None = None
 
 
 def _ladder(keys: Sequence[str]) -> dict[str, int]:
@@ -204,7 +212,8 @@ class Access:
     households_gaining_basic_water: int = 0
 
     def add(self, g: AccessGroup) -> None:
-        s_now = sanitation_now(g.survey_sanitation, g.toilet_or_tank_completed, g.tank_emptied_to_iplt)
+        s_now = sanitation_now(g.survey_sanitation, g.toilet_or_tank_completed, g.tank_emptied_to_iplt,
+                               g.survey_sanitation_shared)
         w_now = water_now(g.survey_water, g.connection_completed)
         basic_s, basic_w = rank("basic", SANITATION_RUNGS), rank("basic", WATER_RUNGS)
         safe_s = rank("safely_managed", SANITATION_RUNGS)

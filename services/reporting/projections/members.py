@@ -2,7 +2,8 @@
 triggering sessions, attendance and leads, from the members service's events.
 
 Dated facts, so figures can be asked as of any date: a member row carries ``joined_on`` / ``exited_on``;
-every survey is kept with its date (baseline and follow-ups); sessions with ``held_on``; leads with
+every survey is kept with its date (baseline and follow-ups) and, since version 2, its answer to "is the
+sanitation facility shared with other households?"; sessions with ``held_on``; leads with
 ``marked_on``. Member attributes (sex, household size, area, B40) are kept at their latest value: a
 ``MemberDetailsChanged`` is a correction of what was recorded, so it applies to every date.
 Nothing personal is stored: no name, NIK, phone, nor the member number.
@@ -38,7 +39,9 @@ _REQUIRED = ("sex", "joined_on", "household_size", "programme_consent")
 
 class MembersProjection(Family):
     family = "members"
-    version = 1
+    #: 2: each survey keeps its "shared with other households?" answer (``sanitation_shared``), so the rung
+    #: after construction follows JMP (a shared improved facility is "limited") as the members service does
+    version = 2
     prefix = "rm"
     topics = (MEMBERS_TOPIC,)
     tables = (
@@ -70,6 +73,7 @@ class MembersProjection(Family):
                 water_rung      text NOT NULL,
                 sanitation_rung text NOT NULL,
                 hygiene_rung    text,
+                sanitation_shared boolean,
                 PRIMARY KEY (tenant_id, survey_id)
             );
             CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id, surveyed_on, seq);""",
@@ -141,10 +145,11 @@ class MembersProjection(Family):
         elif isinstance(event, HouseholdSurveyed):
             await conn.execute(
                 f"""INSERT INTO {t['survey']} (tenant_id, survey_id, member_id, seq, kind, surveyed_on, household_size,
-                                               water_rung, sanitation_rung, hygiene_rung)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING""",
+                                               water_rung, sanitation_rung, hygiene_rung, sanitation_shared)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING""",
                 tenant, event.survey_id, event.member_id, envelope.version, event.kind, event.surveyed_on,
                 event.household_size, event.water_rung, event.sanitation_rung, event.hygiene_rung,
+                event.sanitation.shared,
             )
         elif isinstance(event, PromotionSessionHeld):
             await conn.execute(

@@ -76,17 +76,17 @@ async def test_every_read_table_is_behind_row_level_security(system: System) -> 
     await quiet(system)
     tables, problems = await verify_database_at(system.urls["reporting"])
     assert problems == []
-    for t in ("rm_member_v1", "rm_survey_v1", "rf_financing_v4", "rf_instalment_v4", "rf_late_charge_payment_v4",
+    for t in ("rm_member_v2", "rm_survey_v2", "rf_financing_v4", "rf_instalment_v4", "rf_late_charge_payment_v4",
               "rs_job_v1", "rs_receipt_v1",
               "rs_seen_v1", "programme_cooperatives", "cooperative_targets", "coop_summary_v1"):
         assert t in tables
     pool = system.reporting.runtime.pool
     assert pool is not None
     async with tenant_scope(pool, BMI) as conn:
-        assert await conn.fetchval("SELECT count(*) FROM rm_member_v1") == 2
-        assert await conn.fetchval("SELECT count(*) FROM rm_member_v1 WHERE tenant_id = $1", BAIK) == 0
+        assert await conn.fetchval("SELECT count(*) FROM rm_member_v2") == 2
+        assert await conn.fetchval("SELECT count(*) FROM rm_member_v2 WHERE tenant_id = $1", BAIK) == 0
     async with programme_scope(pool, [BMI, BAIK]) as conn:
-        assert await conn.fetchval("SELECT count(*) FROM rm_member_v1") == 3
+        assert await conn.fetchval("SELECT count(*) FROM rm_member_v2") == 3
     # the check can fail: a shared table without row-level security is reported
     async with pool.acquire() as conn:
         await conn.execute("CREATE TABLE careless_copy (tenant_id text NOT NULL, n int)")
@@ -104,12 +104,12 @@ async def test_rebuild_switches_reads_without_downtime_and_drops_the_old_build(p
     pool = pair.reporting.runtime.pool
     assert pool is not None
     old = await registry.live_build(pool, "members")
-    assert old is not None and old.build == "reporting.members.v1"
+    assert old is not None and old.build == "reporting.members.v2"
     settings = reporting_settings({**pair.urls, "loans": "", "sanitation": ""}, pair.platform_url)
     settings.source_database_urls = {"members": pair.urls["members"]}
     seen: list[tuple[int, int]] = []
     result = await rebuild(settings, "members", on_progress=lambda p: seen.append((p.done, p.total)), timeout=60)
-    assert result.switched and result.build == "reporting.members.v1.r2" and result.replaced == old.build
+    assert result.switched and result.build == "reporting.members.v2.r2" and result.replaced == old.build
     assert seen and seen[-1][0] == seen[-1][1] == result.events
     # reads went on during the rebuild and go on after it, from the new build
     assert await _members_seen(pair, BMI) == 3 and await _members_seen(pair, BAIK) == 1
@@ -121,15 +121,15 @@ async def test_rebuild_switches_reads_without_downtime_and_drops_the_old_build(p
         return rows[old.build].state == "retired" and rows[old.build].dropped_at is not None
 
     await eventually(dropped)
-    assert await pool.fetchval("SELECT to_regclass('rm_member_v1')") is None
+    assert await pool.fetchval("SELECT to_regclass('rm_member_v2')") is None
     assert await pool.fetchval("SELECT count(*) FROM consumer_streams WHERE consumer = $1", old.build) == 0
     assert (await pair.reporting.get("/healthz")).status_code == 200
     ready = (await pair.reporting.get("/readyz")).json()["checks"]
-    assert any(name.startswith("consumer:reporting.members.v1.r2") for name in ready)
-    assert not any(name == "consumer:reporting.members.v1:members" for name in ready)
+    assert any(name.startswith("consumer:reporting.members.v2.r2") for name in ready)
+    assert not any(name == "consumer:reporting.members.v2:members" for name in ready)
     # a second rebuild builds r3 beside r2
-    again = await rebuild(settings, "reporting.members.v1", timeout=60)
-    assert again.build == "reporting.members.v1.r3" and again.replaced == "reporting.members.v1.r2"
+    again = await rebuild(settings, "reporting.members.v2", timeout=60)
+    assert again.build == "reporting.members.v2.r3" and again.replaced == "reporting.members.v2.r2"
     with pytest.raises(RebuildError, match="no projection"):
         await rebuild(settings, "nothing")
 
@@ -156,10 +156,10 @@ async def test_cli_rebuild_and_verify_isolation(pair: Pair) -> None:
     done = await washfin(env, "--json", "rebuild", "members")
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["switched"] is True and out["build"] == "reporting.members.v1.r2" and out["events"] >= 2
+    assert out["switched"] is True and out["build"] == "reporting.members.v2.r2" and out["events"] >= 2
     shown = await washfin(env, "rebuild", "members")  # with the progress bar
     assert shown.returncode == 0, shown.stderr
-    assert "reporting.members.v1.r3 is live" in shown.stdout and "events" in shown.stdout
+    assert "reporting.members.v2.r3 is live" in shown.stdout and "events" in shown.stdout
     assert await _members_seen(pair, BMI) == 1
 
     bad = await washfin(env, "rebuild", "nothing")
@@ -169,14 +169,14 @@ async def test_cli_rebuild_and_verify_isolation(pair: Pair) -> None:
     assert unset.returncode != 0 and len(unset.stderr.strip().splitlines()) == 1 and "members" in unset.stderr
     pool = pair.reporting.runtime.pool
     assert pool is not None  # a refused rebuild registers nothing
-    assert [b.build for b in await registry.builds(pool) if b.family == "members"][-1] == "reporting.members.v1.r3"
+    assert [b.build for b in await registry.builds(pool) if b.family == "members"][-1] == "reporting.members.v2.r3"
 
     ok = await washfin(env, "--json", "verify-isolation")
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["ok"] is True and report["problems"] == []
     # both databases given were checked, the kernel's tables with the read models
-    assert {"reporting.rm_member_v1_r3", "reporting.events", "members.events", "members.member_personal_data",
+    assert {"reporting.rm_member_v2_r3", "reporting.events", "members.events", "members.member_personal_data",
             "members.member_index", "platform.api_keys", "platform.tenants"} <= set(report["tables"])
     conn = await connect(pair.urls["reporting"])
     try:
@@ -194,27 +194,27 @@ async def test_a_new_projection_version_builds_beside_the_old_and_takes_over(pai
     from services.reporting.projections.catalog import FAMILIES
     from services.reporting.projections.members import MembersProjection
 
-    class MembersV2(MembersProjection):
-        version = 2
+    class MembersV3(MembersProjection):
+        version = 3
 
     for tenant, n in ((BMI, 0), (BMI, 1), (BAIK, 0)):
         await _register(pair.members, tenant, n)
     await eventually(lambda: _is(_members_seen(pair, BMI), 2))
     pool = pair.reporting.runtime.pool
     assert pool is not None
-    # the code of version 2 is deployed: at start the service registers its build beside version 1's
-    monkeypatch.setitem(FAMILIES, "members", MembersV2())
+    # the code of version 3 is deployed: at start the service registers its build beside version 2's
+    monkeypatch.setitem(FAMILIES, "members", MembersV3())
     async with pool.acquire() as conn:
         await registry.ensure_builds(conn)
     assert {b.build: b.state for b in await registry.builds(pool) if b.family == "members"} == {
-        "reporting.members.v1": "live", "reporting.members.v2": "building"}
-    assert await _members_seen(pair, BMI) == 2  # reads stay on version 1 meanwhile
+        "reporting.members.v2": "live", "reporting.members.v3": "building"}
+    assert await _members_seen(pair, BMI) == 2  # reads stay on version 2 meanwhile
 
     async def switched() -> bool:
         rows = {b.build: b for b in await registry.builds(pool)}
-        return rows["reporting.members.v2"].state == "live" and rows["reporting.members.v1"].dropped_at is not None
+        return rows["reporting.members.v3"].state == "live" and rows["reporting.members.v2"].dropped_at is not None
 
     await eventually(switched)
-    assert await pool.fetchval("SELECT to_regclass('rm_member_v2')") is not None
-    assert await pool.fetchval("SELECT to_regclass('rm_member_v1')") is None
+    assert await pool.fetchval("SELECT to_regclass('rm_member_v3')") is not None
+    assert await pool.fetchval("SELECT to_regclass('rm_member_v2')") is None
     assert await _members_seen(pair, BMI) == 2 and await _members_seen(pair, BAIK) == 1

@@ -56,14 +56,14 @@ async def test_projections_and_rebuild_on_kafka(pg: PostgresHandle, platform_url
         before = await dashboard()
         # the first member's household (5 people): OD -> safely managed, limited -> basic water
         assert before["headline"]["people_reached"] == DEMO_MEMBERS[BMI][0]["household_size"]
-        assert "reporting.members.v1@" in before["freshness"]["as_of_position"]
+        assert "reporting.members.v2@" in before["freshness"]["as_of_position"]
 
         pool = reporting.runtime.pool
         assert pool is not None
         old = await registry.live_build(pool, "members")
         assert old is not None
         result = await rebuild(r, "members", timeout=120)
-        assert result.switched and result.build == "reporting.members.v1.r2" and result.events >= 6
+        assert result.switched and result.build == "reporting.members.v2.r2" and result.events >= 6
         new = await registry.live_build(pool, "members")
         assert new is not None and new.build == result.build
         async with pool.acquire() as conn:

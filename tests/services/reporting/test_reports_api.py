@@ -68,7 +68,7 @@ async def test_scopes_roles_and_another_cooperative(system: System) -> None:
         body = (await rep.get("/reports/dashboard", headers=h(BMI, role))).json()
         assert body["scope"]["id"] == BMI and body["headline"]["members"] == 1
         assert set(body["freshness"]) == {"last_event_at", "lag_events", "as_of_position"}
-        assert body["freshness"]["last_event_at"] and "reporting.members.v1@" in body["freshness"]["as_of_position"]
+        assert body["freshness"]["last_event_at"] and "reporting.members.v2@" in body["freshness"]["as_of_position"]
         assert BAIK not in body["freshness"]["as_of_position"]
     # another cooperative's report: 404, whatever the role
     assert (await rep.get(f"/reports/cooperatives/{BAIK}", headers=h(BMI))).status_code == 404

@@ -1,5 +1,5 @@
 """The sanitation rung after construction and emptying, table by table (``jmp.sanitation_after_works``),
-its agreement with reporting's ``sanitation_now`` wherever the survey does not say the facility is shared,
+its agreement with reporting's ``sanitation_now`` on every input (the "shared" answer included),
 and the member commands the sanitation reaction decides with (each fact recorded once)."""
 
 from __future__ import annotations
@@ -48,11 +48,12 @@ def test_rung_table(surveyed: Any, shared: Any, handed: bool, emptied: bool, exp
 
 @pytest.mark.parametrize(("surveyed", "handed", "emptied"),
                          list(product((None, *SANITATION_LADDER), (False, True), (False, True))))
-def test_agrees_with_reporting_unless_the_survey_says_shared(surveyed: Any, handed: bool, emptied: bool) -> None:
-    # reporting's emptying flag is "that septic tank, handed over, emptied to an IPLT": never without the handover
-    for shared in (None, False):
+def test_agrees_with_reporting_whatever_the_survey_says_of_sharing(surveyed: Any, handed: bool, emptied: bool) -> None:
+    # reporting's emptying flag is "that septic tank, handed over, emptied to an IPLT": never without the handover;
+    # reporting keeps the latest survey's "shared" answer (reporting.members.v2) and follows JMP on it too
+    for shared in (None, False, True):
         rung, _ = sanitation_after_works(surveyed, shared, handed, emptied)
-        assert rung == sanitation_now(surveyed, handed, handed and emptied)
+        assert rung == sanitation_now(surveyed, handed, handed and emptied, shared), shared
 
 
 # -- the member aggregate and the reaction's commands ----------------------------------------------------------

@@ -89,6 +89,18 @@ def test_rung_now_is_the_survey_raised_by_the_chain_of_events() -> None:
     assert water_now("safely_managed", True) == "safely_managed"
 
 
+def test_a_shared_facility_shows_no_more_than_limited_after_construction_or_emptying() -> None:
+    """JMP: basic and safely managed need a facility not shared with other households. While the latest survey
+    says the household shares its facility, a handover or an IPLT-acknowledged emptying shows "limited"."""
+    assert sanitation_now("unimproved", True, False, surveyed_shared=True) == "limited"
+    assert sanitation_now("unimproved", True, True, surveyed_shared=True) == "limited"
+    assert sanitation_now("limited", True, True, surveyed_shared=True) == "limited"
+    assert sanitation_now("open_defecation", False, False, surveyed_shared=True) == "open_defecation"
+    assert sanitation_now("unimproved", True, False, surveyed_shared=False) == "basic"
+    assert sanitation_now("unimproved", True, True, surveyed_shared=False) == "safely_managed"
+    assert sanitation_now("unimproved", True, True, surveyed_shared=None) == "safely_managed"
+
+
 def test_access_ladders_movements_reach_and_usaid_counts() -> None:
     groups = [
         # baseline unimproved sanitation, tank built and emptied to an IPLT: gains basic and safely managed
