@@ -336,6 +336,15 @@ async def full(system: System, api_key: str, on: str, path: str = "/reports/coop
     return r.json()  # type: ignore[no-any-return]
 
 
+def _keys(value: Any) -> list[str]:
+    """Every mapping key in ``value``, and every string of a list of strings (a table's columns)."""
+    if isinstance(value, dict):
+        return [k for k, v in value.items() for k in (k, *_keys(v))]
+    if isinstance(value, list):
+        return [x for v in value for x in ([v] if isinstance(v, str) else _keys(v))]
+    return []
+
+
 def contractors_by_label(body: dict[str, Any], coop: Coop) -> dict[str, dict[str, Any]]:
     label = {v: k for k, v in coop.ids.items()}
     return {label[c["contractor_id"]]: c for c in body["construction"]["by_contractor"]}
@@ -399,6 +408,19 @@ async def test_scenario_figures_rebuild_and_programme(system: System) -> None:
         assert (f["social_fund_imposed"], f["social_fund_received"], f["social_fund_outstanding"]) == (
             loans["social_fund"]["imposed"], loans["social_fund"]["received"], loans["social_fund"]["outstanding"]), \
             "reporting and the loans service disagree on the social fund"
+    # a rescheduled financing's instalment count (F2: 10 instalments, rescheduled on 2025-07-10 into 10 new ones
+    # after the 3 it paid): the loans service's view and list give the schedule in force; reporting shows no
+    # financing's instalment count in any report, table or export column (its rf_financing.instalments is the
+    # number applied for and read by nothing), so there is none there to follow (reporting README)
+    f2 = (await system.loans.get(f"/financings/{coops[BMI].ids['F2']}", headers={"X-API-Key": bmi})).json()
+    assert f2["instalments"] == 13 and f2["instalments"] != 10, f2["instalments"]
+    shown: list[Any] = [await dashboard(system, bmi, D2), await full(system, bmi, D2)]
+    for table in (await system.reporting.get("/reports/tables", headers={"X-API-Key": bmi})).json()["tables"]:
+        page = (await system.reporting.get(f"/reports/tables/{table}", params={"as_of": D2, "limit": 200},
+                                           headers={"X-API-Key": bmi})).json()
+        shown += [page["columns"], page["items"]]
+    assert not [k for k in _keys(shown) if "instalments" in k or "tenor" in k]
+
     c1 = contractors_by_label(await full(system, bmi, D1), coops[BMI])
     check(c1, {"K1": {"jobs": 3, "completed": 3, "first_time_pass_rate_pct": 100.0, "certified": True,
                       "median_days_order_to_handover": 20.0},
