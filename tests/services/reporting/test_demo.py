@@ -41,6 +41,7 @@ async def test_demo_data_reaches_the_reports(system: System) -> None:
     assert members_pool is not None
     assert await members_pool.fetchval("SELECT count(*) FROM dead_letters") == 0  # its sanitation reaction too
     shared_and_built = 0  # households whose latest survey says shared and whose facility was handed over
+    contractor_jobs_named = 0
     for tenant in (BMI, BAIK):
         body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": key_for(tenant, Role.MANAGER)})).json()
         assert body["headline"]["members"] > 0 and body["financing"]["disbursed_count"] > 0
@@ -77,10 +78,21 @@ async def test_demo_data_reaches_the_reports(system: System) -> None:
         assert rungs.count("safely_managed") == access["safely_managed_sanitation_households"] \
             == body["headline"]["safely_managed_sanitation_households"]
         assert rungs.count("safely_managed") + rungs.count("basic") == access["basic_sanitation_households"]
+        # the demo contractor's key: the members service names the households of exactly its open jobs in the
+        # sanitation service (assigned to it, not handed over), with the village sanitation shows
+        contractor = {"X-API-Key": key_for(tenant, Role.CONTRACTOR)}
+        jobs = (await system.sanitation.get("/jobs", params={"limit": 200}, headers=contractor)).json()["items"]
+        named = (await system.members.get("/contractor-jobs", params={"limit": 200}, headers=contractor)).json()["items"]
+        open_jobs = {j["job_id"]: j["household"]["village"] for j in jobs
+                     if j["status"] != "completed" and j["household"] is not None}
+        assert {j["job_id"]: j["village"] for j in named} == open_jobs
+        assert all(j["name"] for j in named)
+        contractor_jobs_named += len(named)
         # each cooperative's collected ta'zir reaches the social fund, received in full
         f = body["financing"]
         assert f["social_fund_imposed"] == f["social_fund_received"] > 0 and f["social_fund_outstanding"] == 0
     assert shared_and_built > 0  # the demo has the case the rule is about
+    assert contractor_jobs_named > 0
     iuwash = next(k.secret for k in DEMO_KEYS if k.role == Role.PROGRAMME_OFFICER and k.subject == "iuwash-plus")
     body = (await system.reporting.get("/reports/dashboard", headers={"X-API-Key": iuwash})).json()
     assert body["scope"]["cooperatives"] == [BAIK, BMI] and len(body["by_cooperative"]) == 2
