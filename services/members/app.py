@@ -24,7 +24,8 @@ def build_runtime(settings: MembersSettings) -> ServiceRuntime:
     # without them does not start (settings.vault() says which setting is missing)
     works = SanitationWorks()
     runtime = ServiceRuntime(SERVICE, settings, migrations=migrations(settings.vault()),
-                             projections=[LoanStanding(), works, ContractorJobs()], source_database_urls=settings.source_database_urls)
+                             projections=[LoanStanding(), works, ContractorJobs()],
+                             source_database_urls=settings.source_database_urls)
     works.bind(runtime)  # it appends through runtime.store once the runtime has started
     return runtime
 

@@ -180,8 +180,9 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False
 
 async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[AccessGroup]:
     """Active members on D grouped by baseline rungs (the earliest baseline survey by D), latest surveyed
-    rungs (the latest survey by D, with its "shared" answer), and what the sanitation events show by D: a toilet or septic tank
-    handed over, that tank's sludge acknowledged at an IPLT, a water connection handed over."""
+    rungs (the latest survey by D, with its "shared" answer), and what the sanitation events show by D: a
+    toilet or septic tank handed over, that tank's sludge acknowledged at an IPLT, a water connection
+    handed over."""
     mt, st = t["members"], t["sanitation"]
     rows = await conn.fetch(
         f"""WITH pm AS (SELECT tenant_id, member_id, household_size FROM {mt['member']}

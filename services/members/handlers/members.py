@@ -411,8 +411,8 @@ async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberRes
 
 async def contractor_jobs(rt: ServiceRuntime, who: Principal, *, job_id: str | None, limit: int,
                           cursor: str | None) -> ContractorJobList:
-    """The open jobs assigned to the caller's contractor in its cooperative, with each household's name, village
-    and district (``services/members/contractor_jobs.py``): nothing of any other job."""
+    """The open jobs assigned to the caller's contractor in its cooperative, with each household's name,
+    village and district (``services/members/contractor_jobs.py``): nothing of any other job."""
     from services.members import contractor_jobs as jobs
 
     _, pool = parts(rt)
@@ -424,7 +424,8 @@ async def contractor_jobs(rt: ServiceRuntime, who: Principal, *, job_id: str | N
     page = rows[:limit]
     v = vault(rt)
     items = [ContractorJob(job_id=str(r["job_id"]), member_id=str(r["member_id"]), kind=r["kind"],
-                           assigned_on=r["assigned_on"], name=v.open(tenant, str(r["member_id"]), "name", r["name_sealed"]),
+                           assigned_on=r["assigned_on"],
+                           name=v.open(tenant, str(r["member_id"]), "name", r["name_sealed"]),
                            village=r["village"], district=r["district"]) for r in page]
     last = page[-1] if page and len(rows) > limit else None
     return ContractorJobList(items=items,
