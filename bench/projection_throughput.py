@@ -1,0 +1,382 @@
+"""Issue 13 item 5: the reporting projections' throughput, rebuild and live catch-up, before and after.
+
+A book of real contract events is generated and appended, through ``PostgresEventStore.append_batch``, to
+the event logs of a loans, a members and a sanitation database: financings decided by the loans service's
+pure domain (the generator of ``tests/services/reporting/test_portfolio_rewrite.py``; beyond ``--distinct``
+lives, further financings replay a decided life under a new financing id), members registered and surveyed,
+sanitation jobs from order to desludging (the contract fixtures of ``tests/fixtures/events`` under new ids),
+over ``--cooperatives`` cooperatives.
+
+Then, for each mode (``per-event``: the consumer's path as it was, every event through ``handle``;
+``batch``: the batch path, ``handle_batch``), in the same run and on the same server:
+
+- (a) ``rebuild``: ``services.reporting.rebuild.rebuild`` of each family (the real rebuild path: a new build
+  registered beside the live one, its ``EventLogSource`` reading the source log from the start in the
+  consumer's batch size), timed to the end of the log: events/s;
+- (b) ``catch-up``: a fresh financing build is given the first half of the loans events, then the second
+  half is timed through ``apply_events`` in the consumer's batch size (``consumer_batch_size``, 2000), one
+  transaction per batch, as the live consumer applies them after an import: events/s.
+
+Per measurement: the peak RSS of this process during it (sampled every 20 ms; the server is another
+process), the database statements per event and where the time goes (statements awaited vs the rest),
+and, with ``--profile``, the top functions of a cProfile of the batch catch-up. The rebuilt builds of the
+two modes are compared row for row (``row_hash``). Ratios are batch / per-event.
+
+    .venv/bin/python -m bench.projection_throughput --financings 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import glob
+import io
+import json
+import os
+import pstats
+import random
+import resource
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+import shared.consumer as consumer
+from bench.common import quiet_logs, say
+from deploy.local.infra import start_postgres
+from services.reporting import builds as registry
+from services.reporting.projections.base import Build
+from services.reporting.projections.catalog import FAMILIES
+from services.reporting.rebuild import prepare, rebuild
+from services.reporting.settings import ReportingSettings
+from shared.consumer import TRACKING_MIGRATIONS, apply_events
+from shared.contracts import load_all
+from shared.contracts.loans import TOPIC as LOANS_TOPIC
+from shared.db import create_pool, migrate
+from shared.envelope import Envelope, LogPosition, NewEvent
+from shared.eventstore import StreamAppend
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
+
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "events"
+BATCH = 2000  # the consumer's batch size (ServiceSettings.consumer_batch_size)
+
+
+def _fixture(kind: str, name: str | None = None) -> dict[str, Any]:
+    files = sorted(glob.glob(str(FIXTURES / kind / "*.json")))
+    path = next(f for f in files if name is None or name in f)
+    return json.loads(Path(path).read_text())["payload"]
+
+
+def _reid(payload: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    text = json.dumps(payload)
+    for old, new in ids.items():
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+def loans_book(tenants: list[str], n: int, distinct: int, seed: int) -> list[StreamAppend]:
+    from tests.services.reporting.test_portfolio_rewrite import history
+
+    rng = random.Random(seed)
+    lives = [history(tenants[i % len(tenants)], rng, date(2023, 6, 1), 900) for i in range(min(n, distinct))]
+    out = []
+    for i in range(n):
+        h = lives[i % len(lives)]
+        tenant = tenants[i % len(tenants)]
+        if i < len(lives):
+            out.append(StreamAppend(h.tenant, "financing", h.fid, 0, h.events))
+            continue
+        fid = str(uuid.uuid4())
+        events = [NewEvent(e.type, {**e.payload, "financing_id": fid} if "financing_id" in e.payload else e.payload,
+                           e.schema_version, e.occurred_at) for e in h.events]
+        out.append(StreamAppend(tenant, "financing", fid, 0, events))
+    return out
+
+
+def members_book(tenants: list[str], n: int) -> list[StreamAppend]:
+    reg, survey = _fixture("members.MemberRegistered", "rural"), _fixture("members.HouseholdSurveyed")
+    old_member, old_survey = reg["member_id"], survey["survey_id"]
+    out = []
+    for i in range(n):
+        m = str(uuid.uuid4())
+        ids = {old_member: m, old_survey: str(uuid.uuid4())}
+        r = {**_reid(reg, ids), "member_number": f"M-{i}", "sex": ("female", "male")[i % 2],
+             "household_size": 1 + i % 7}
+        out.append(StreamAppend(tenants[i % len(tenants)], "member", m, 0,
+                                [NewEvent("members.MemberRegistered", r),
+                                 NewEvent("members.HouseholdSurveyed", _reid(survey, ids))]))
+    return out
+
+
+SANITATION_LIFE = (("sanitation.JobOrdered", "septic"), ("sanitation.ContractorAssigned", None),
+                   ("sanitation.JobStarted", None), ("sanitation.InspectionRecorded", None),
+                   ("sanitation.JobCompleted", None), ("sanitation.DesludgingScheduled", None),
+                   ("sanitation.DesludgingVisitRecorded", None), ("sanitation.IpltReceiptAcknowledged", None),
+                   ("sanitation.NextDesludgingDue", None))
+
+
+def sanitation_book(tenants: list[str], n: int) -> list[StreamAppend]:
+    life = [(kind, _fixture(kind, name)) for kind, name in SANITATION_LIFE]
+    cert = _fixture("sanitation.ContractorCertified")
+    job0, member0 = life[0][1]["job_id"], life[0][1]["member_id"]
+    fin0 = life[0][1]["financing_id"]
+    visit0 = life[6][1]["visit_id"]
+    out = [StreamAppend(t, "contractor", cert["contractor_id"], 0, [NewEvent("sanitation.ContractorCertified", cert)])
+           for t in tenants]
+    for i in range(n):
+        job = str(uuid.uuid4())
+        ids = {job0: job, member0: str(uuid.uuid4()), fin0: str(uuid.uuid4()), visit0: str(uuid.uuid4())}
+        out.append(StreamAppend(tenants[i % len(tenants)], "job", job, 0,
+                                [NewEvent(kind, _reid(p, ids)) for kind, p in life]))
+    return out
+
+
+class Rss:
+    """Peak resident set of this process while the block runs (sampled)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def now_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, self.now_mb())
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> Rss:
+        self.peak_mb = self.now_mb()
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.peak_mb = max(self.peak_mb, self.now_mb())
+
+
+class Statements:
+    """Counts the statements sent through asyncpg connections and the time spent awaiting them."""
+
+    METHODS = ("execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_records_to_table")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Statements]:
+        saved = {m: getattr(asyncpg.Connection, m) for m in self.METHODS}
+
+        def wrap(fn: Any) -> Any:
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                self.count += 1
+                t0 = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    self.seconds += time.perf_counter() - t0
+            return counted
+
+        for m, fn in saved.items():
+            setattr(asyncpg.Connection, m, wrap(fn))
+        try:
+            yield self
+        finally:
+            for m, fn in saved.items():
+                setattr(asyncpg.Connection, m, fn)
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) -> dict[str, Any]:
+    st = Statements()
+    async with Rss() as rss:
+        with st.counting():
+            t0 = time.perf_counter()
+            result = await rebuild(settings, fam, switch=False, poll_s=0.2, timeout=3600)
+            seconds = time.perf_counter() - t0
+    # kept for the comparison, but no longer "building": the next rebuild registers a build of its own
+    pool = await create_pool(settings.database_url, 1, 1)
+    try:
+        await pool.execute("UPDATE projection_builds SET state = 'retired', retired_at = now() WHERE build = $1",
+                           result.build)
+    finally:
+        await pool.close()
+    assert result.events == events, (result.events, events)
+    return {"what": f"rebuild {fam}", "build": result.build, "events": events, "seconds": round(seconds, 2),
+            "events_per_s": round(events / seconds), "peak_rss_mb": round(rss.peak_mb),
+            "statements_per_event": round(st.count / events, 2),
+            "db_wait_share": round(st.seconds / seconds, 2)}
+
+
+async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelope],
+                          profile: bool) -> tuple[dict[str, Any], Build]:
+    fam = FAMILIES["financing"]
+    suffix = f"v{fam.version}_r{90 if mode == 'per-event' else 91}"
+    b = Build(fam, f"bench.catchup.{mode}", suffix)
+    registry_ = load_all()
+    async with pool.acquire() as conn:
+        await migrate(conn, f"projection:{b.name}", list(b.migrations))
+    half = len(envelopes) // 2
+    for i in range(0, half, BATCH):
+        async with pool.acquire() as conn, conn.transaction():
+            await apply_events(conn, b, registry_, envelopes[i:min(i + BATCH, half)])
+    st = Statements()
+    prof = cProfile.Profile() if profile else None
+    n = len(envelopes) - half
+    async with Rss() as rss:
+        with st.counting():
+            t0 = time.perf_counter()
+            if prof:
+                prof.enable()
+            for i in range(half, len(envelopes), BATCH):
+                async with pool.acquire() as conn, conn.transaction():
+                    out, dead = await apply_events(conn, b, registry_, envelopes[i:i + BATCH])
+                    assert not dead, dead[:1]
+            if prof:
+                prof.disable()
+            seconds = time.perf_counter() - t0
+    row = {"what": "catch-up financing", "events": n, "seconds": round(seconds, 2),
+           "events_per_s": round(n / seconds), "peak_rss_mb": round(rss.peak_mb),
+           "statements_per_event": round(st.count / n, 2), "db_wait_share": round(st.seconds / seconds, 2)}
+    if prof:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
+        row["profile_tottime"] = s.getvalue()
+    return row, b
+
+
+async def run(args: argparse.Namespace) -> None:
+    pg = start_postgres()
+    try:
+        tenants = [f"coop-{i:02d}" for i in range(args.cooperatives)]
+        urls = {s: await pg.create_database(f"tp_{s}") for s in ("loans", "members", "sanitation")}
+        reporting_url = await pg.create_database("tp_reporting")
+        contracts = load_all()
+        counts: dict[str, int] = {}
+        t0 = time.perf_counter()
+        books = {"loans": loans_book(tenants, args.financings, args.distinct, seed=args.financings),
+                 "members": members_book(tenants, args.members or args.financings),
+                 "sanitation": sanitation_book(tenants, args.jobs or args.financings // 4)}
+        say(f"book decided in {time.perf_counter() - t0:.1f} s")
+        loans_envelopes: list[Envelope] = []
+        for service, appends in books.items():
+            spool = await create_pool(urls[service], 1, 2)
+            try:
+                async with spool.acquire() as conn:
+                    await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+                store = PostgresEventStore(spool, urls[service])
+                for i in range(0, len(appends), 200):
+                    await store.append_batch(appends[i:i + 200])
+                logged = [r.envelope for r in
+                          await PostgresLogReader(spool, urls[service]).read_log(LogPosition(), 10_000_000)]
+                counts[service] = len(logged)
+                if service == "loans":
+                    loans_envelopes = [e for e in logged if contracts.topic_of(e.type) == LOANS_TOPIC]
+            finally:
+                await spool.close()
+        say(f"logs: {counts} ({len(tenants)} cooperatives); uptime {_uptime()}")
+        settings = ReportingSettings(database_url=reporting_url, event_source="embedded",
+                                     source_database_urls=urls, consumer_batch_size=BATCH)
+        pool = await create_pool(reporting_url, 1, 3)
+        async with pool.acquire() as conn:
+            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+            await prepare(pool)
+        rows: list[dict[str, Any]] = []
+        built: dict[tuple[str, str], str] = {}
+        catchups: dict[str, Build] = {}
+        modes = ["per-event", "batch"] if hasattr(consumer, "BATCH_HANDLERS") and not args.only_batch else \
+            (["batch"] if args.only_batch else ["per-event"])
+        producer = {"members": "members", "financing": "loans", "sanitation": "sanitation"}
+        try:
+            for mode in modes:
+                if hasattr(consumer, "BATCH_HANDLERS"):
+                    consumer.BATCH_HANDLERS = mode == "batch"
+                say(f"-- {mode}; uptime {_uptime()}")
+                for fam in args.families:
+                    r = await measure_rebuild(settings, fam, counts[producer[fam]])
+                    r["mode"] = mode
+                    built[(mode, fam)] = r.pop("build")
+                    rows.append(r)
+                    say(f"  {r}")
+                r, b = await measure_catchup(pool, mode, loans_envelopes, args.profile)
+                r["mode"] = mode
+                catchups[mode] = b
+                prof = r.pop("profile_tottime", None)
+                rows.append(r)
+                say(f"  {r}")
+                if prof:
+                    say(prof)
+        finally:
+            if hasattr(consumer, "BATCH_HANDLERS"):
+                consumer.BATCH_HANDLERS = True
+        same: dict[str, bool] = {}
+        if len(modes) == 2:
+            async with pool.acquire() as conn:
+                for fam in args.families:
+                    rb = await registry.builds(conn)
+                    by = {x.build: x for x in rb}
+                    a, c = by[built[("per-event", fam)]], by[built[("batch", fam)]]
+                    same[f"rebuild {fam}"] = (await a.materialise().row_hash(conn)
+                                              == await c.materialise().row_hash(conn))
+                same["catch-up financing"] = (await catchups["per-event"].row_hash(conn)
+                                              == await catchups["batch"].row_hash(conn))
+        await pool.close()
+        say(f"uptime after: {_uptime()}")
+        print(f"book: {counts} events, {args.financings} financings, {len(tenants)} cooperatives; "
+              f"load after: {_uptime()}")
+        print(f"{'measurement':<22} {'mode':<10} {'events':>8} {'s':>7} {'events/s':>9} {'ratio':>6} "
+              f"{'stmts/ev':>8} {'db wait':>7} {'peak RSS MB':>11} {'rows equal':>10}")
+        base = {r["what"]: r for r in rows if r["mode"] == "per-event"}
+        for r in rows:
+            ratio = (f"{r['events_per_s'] / base[r['what']]['events_per_s']:.1f}"
+                     if r["what"] in base and r["mode"] == "batch" else "")
+            eq = str(same.get(r["what"], "")) if r["mode"] == "batch" else ""
+            print(f"{r['what']:<22} {r['mode']:<10} {r['events']:>8} {r['seconds']:>7} {r['events_per_s']:>9} "
+                  f"{ratio:>6} {r['statements_per_event']:>8} {r['db_wait_share']:>7} {r['peak_rss_mb']:>11} "
+                  f"{eq:>10}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"counts": counts, "rows": rows, "same_rows": same,
+                                                   "uptime": _uptime()}, indent=1))
+    finally:
+        pg.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--financings", type=int, default=2000)
+    ap.add_argument("--distinct", type=int, default=1000, help="lives decided by the domain; more are replays")
+    ap.add_argument("--members", type=int, default=0, help="default: as many as financings")
+    ap.add_argument("--jobs", type=int, default=0, help="sanitation jobs; default: a quarter of the financings")
+    ap.add_argument("--cooperatives", type=int, default=4)
+    ap.add_argument("--families", nargs="+", default=["members", "financing", "sanitation"])
+    ap.add_argument("--only-batch", action="store_true", help="skip the per-event baseline")
+    ap.add_argument("--profile", action="store_true", help="cProfile the catch-up (slows it)")
+    ap.add_argument("--json", help="also write the rows as JSON")
+    args = ap.parse_args()
+    quiet_logs()
+    os.environ.setdefault("WASHFIN_LOG_LEVEL", "warning")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
