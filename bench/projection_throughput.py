@@ -179,6 +179,12 @@ class Statements:
     def __init__(self) -> None:
         self.count = 0
         self.seconds = 0.0
+        self.by_sql: dict[str, list[float]] = {}
+
+    def top(self, n: int = 6) -> list[str]:
+        """The statements that took the longest in all: seconds, count, the statement's start."""
+        top = sorted(self.by_sql.items(), key=lambda kv: -kv[1][1])[:n]
+        return [f"{s:.2f}s {int(c)}x {sql}" for sql, (c, s) in top]
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[Statements]:
@@ -191,7 +197,12 @@ class Statements:
                 try:
                     return await fn(*args, **kwargs)
                 finally:
-                    self.seconds += time.perf_counter() - t0
+                    took = time.perf_counter() - t0
+                    self.seconds += took
+                    sql = " ".join(str(args[1] if len(args) > 1 else "").split())[:90]
+                    cur = self.by_sql.setdefault(sql, [0, 0.0])
+                    cur[0] += 1
+                    cur[1] += took
             return counted
 
         for m, fn in saved.items():
@@ -212,7 +223,7 @@ async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) ->
     async with Rss() as rss:
         with st.counting():
             t0 = time.perf_counter()
-            result = await rebuild(settings, fam, switch=False, poll_s=0.2, timeout=3600)
+            result = await rebuild(settings, fam, switch=False, timeout=3600)
             seconds = time.perf_counter() - t0
     # kept for the comparison, but no longer "building": the next rebuild registers a build of its own
     pool = await create_pool(settings.database_url, 1, 1)
@@ -225,7 +236,7 @@ async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) ->
     return {"what": f"rebuild {fam}", "build": result.build, "events": events, "seconds": round(seconds, 2),
             "events_per_s": round(events / seconds), "peak_rss_mb": round(rss.peak_mb),
             "statements_per_event": round(st.count / events, 2),
-            "db_wait_share": round(st.seconds / seconds, 2)}
+            "db_wait_share": round(st.seconds / seconds, 2), "slowest_statements": st.top()}
 
 
 async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelope],
@@ -257,7 +268,8 @@ async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelop
             seconds = time.perf_counter() - t0
     row = {"what": "catch-up financing", "events": n, "seconds": round(seconds, 2),
            "events_per_s": round(n / seconds), "peak_rss_mb": round(rss.peak_mb),
-           "statements_per_event": round(st.count / n, 2), "db_wait_share": round(st.seconds / seconds, 2)}
+           "statements_per_event": round(st.count / n, 2), "db_wait_share": round(st.seconds / seconds, 2),
+           "slowest_statements": st.top()}
     if prof:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
@@ -318,12 +330,14 @@ async def run(args: argparse.Namespace) -> None:
                     built[(mode, fam)] = r.pop("build")
                     rows.append(r)
                     say(f"  {r}")
+                    r.pop("slowest_statements", None)
                 r, b = await measure_catchup(pool, mode, loans_envelopes, args.profile)
                 r["mode"] = mode
                 catchups[mode] = b
                 prof = r.pop("profile_tottime", None)
                 rows.append(r)
                 say(f"  {r}")
+                r.pop("slowest_statements", None)
                 if prof:
                     say(prof)
         finally:

@@ -15,6 +15,7 @@ A piece counts the financing once with its outstanding principal and owed amount
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ class Piece:
         return (self.product_id, self.purpose, self.fund, self.bucket, self.restructured)
 
 
+@functools.lru_cache(maxsize=65536)
 def category_key(category: tuple[str | None, str | None, str, int, bool]) -> str:
     """A category as one text key (the sums' primary key; product and purpose may be null)."""
     return json.dumps(list(category), separators=(",", ":"))

@@ -41,6 +41,7 @@ Version 4 adds ``late_charge_payment`` (``loans.LateChargePaid``) and the social
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 import asyncpg
@@ -49,6 +50,7 @@ from services.reporting.indicators.contributions import Book, diff, facts_parts,
 from services.reporting.indicators.maths import month_end
 from services.reporting.indicators.positions import Facts, Piece, category_key, deltas, pieces
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
+from services.reporting.projections import financing_batch
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from services.reporting.projections.sums import Sums
 from shared.contracts import Contract
@@ -268,6 +270,11 @@ class FinancingProjection(Family):
         if isinstance(event, self.POSITIONING) and not (isinstance(event, TrancheDisbursed)
                                                          and event.tranche_number != 1):
             await self.reposition(conn, t, envelope.tenant_id, event.financing_id)
+
+    async def apply_batch(self, conn: asyncpg.Connection, t: Names,
+                          items: Sequence[tuple[Envelope, Contract]]) -> None:
+        """``apply`` of every item in turn, in a bounded number of statements (``financing_batch``)."""
+        await financing_batch.apply_batch(conn, t, items, FACTS, REPAYMENT)
 
     async def apply_facts(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         """Version 1's dated facts (unchanged)."""

@@ -49,10 +49,16 @@ class Sums:
         ]
 
     async def add(self, conn: asyncpg.Connection, t: Names, tenant: str,
-                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]]) -> None:
+                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]],
+                  span: tuple[date, date] | None = None) -> None:
         """Add ``changes`` ((day, key) -> values) to the cooperative's day and month-end rows; ``extra``
-        gives each key's descriptive columns."""
-        if not changes:
+        gives each key's descriptive columns.
+
+        ``span`` (a batch's net changes, ``FinancingProjection.apply_batch``): the earliest and latest day
+        of the changes the batch's events made one by one, some of which may have cancelled out; the span
+        grows to cover them as those changes one by one would have grown it (so the rows are exactly
+        those of adding each event's changes in turn: they depend only on the sums and the span)."""
+        if not changes and span is None:
             return
         keys = sorted(changes, key=lambda x: (x[0], str(x[1])))
         k, kt = self.key
@@ -67,20 +73,21 @@ class Sums:
         n_last = len(types) + 2
         add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in self.values)
         zero = " AND ".join(f"{v} = 0" for v in self.values)
-        d, m, span = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
-        await conn.execute(
-            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
-                ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
-        await conn.execute(
-            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
-                    (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
-        days = cols[0]
+        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
+        if changes:
+            await conn.execute(
+                f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
+                    ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
+            await conn.execute(
+                f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
+                        (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
+        days = cols[0] if span is None else list(span)
         lo, hi = month_end(min(days)), month_end(max(days))
-        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {span} WHERE tenant_id = $1 FOR UPDATE",
+        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {sp} WHERE tenant_id = $1 FOR UPDATE",
                                   tenant)
         allcols = ", ".join([k, *ecols, *self.values])
         if row is None:
-            await conn.execute(f"INSERT INTO {span} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
+            await conn.execute(f"INSERT INTO {sp} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
                                tenant, lo, hi)
             last = hi
         else:
@@ -95,21 +102,40 @@ class Sums:
                         WHERE p.tenant_id = $1 AND p.month_end = $2""", tenant, row["last_month"], hi)
             if lo < row["first_month"] or hi > row["last_month"]:
                 await conn.execute(
-                    f"UPDATE {span} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
+                    f"UPDATE {sp} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
                     tenant, lo, last)
+        if not changes:
+            return
         group = ", ".join(str(i + 2) for i in range(2 + len(ecols)))
         picked = ", ".join([k, *ecols, *(f"sum({v})" for v in self.values)])
-        await conn.execute(
-            f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
+        upsert = f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
                 SELECT $1, (g + interval '1 month - 1 day')::date, {picked}
                 FROM {args} AS x({xcols}),
                      generate_series(date_trunc('month', x.on_date), date_trunc('month', ${n_last}::date),
                                      interval '1 month') g
                 GROUP BY {group}
-                ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}""", tenant, *cols, last)
-        await conn.execute(
-            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
-            tenant, lo, sorted(set(cols[1])))
+                ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}"""
+        if span is None:
+            await conn.execute(upsert, tenant, *cols, last)
+            await conn.execute(
+                f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
+                tenant, lo, sorted(set(cols[1])))
+            return
+        # a batch: the rows the upsert left at zero are deleted by their key. They are the same rows as the
+        # statement above deletes (no other row is ever zero: every change removes the zeros it makes), but
+        # ``{k} = ANY($3)`` with a batch's thousands of keys is one index range scan per key, most of the
+        # batch's time. And a month's changes that sum to zero change nothing (a row there stays as it is,
+        # none is made only to be deleted): left out
+        having = " OR ".join(f"sum({v}) <> 0" for v in self.values)
+        upsert = upsert.replace(f"GROUP BY {group}", f"GROUP BY {group} HAVING {having}")
+        zeros = await conn.fetch(f"""WITH up AS ({upsert} RETURNING month_end, {k}, {', '.join(self.values)})
+                                     SELECT month_end, {k} FROM up WHERE {zero}""", tenant, *cols, last)
+        if zeros:
+            await conn.execute(
+                f"""DELETE FROM {m} x USING unnest($2::date[], $3::{kt}[]) AS u(e, k)
+                    WHERE x.tenant_id = $1 AND x.month_end = u.e AND x.{k} = u.k AND {' AND '.join(
+                        f'x.{v} = 0' for v in self.values)}""",
+                tenant, [z[0] for z in zeros], [z[1] for z in zeros])
 
 
 def at_dates_sql(s: Sums, t: Names, where: str = "TRUE") -> str:

@@ -1,0 +1,140 @@
+"""The consumer's batch path (``handle_batch``: ``FinancingProjection.apply_batch`` and the other families'
+``apply_batch``) writes exactly the rows of the per-event path (``handle`` of each event in turn, the path
+as it was: ``shared.consumer.BATCH_HANDLERS = False``), on generated books.
+
+Books: financings decided by the loans service's pure domain (``test_portfolio_rewrite.history``: late,
+partial, early-settled, rescheduled, discounted, written-off, imported), of several cooperatives, their
+streams interleaved at random and cut into random batches. Batches carry redeliveries (events of earlier
+batches, and the same event twice in one batch) and, in some books, a poison event (a contract whose cost
+exceeds its schedule: ``handle`` raises on it) or an event that does not decode. Each batch goes through
+``apply_events`` into two builds, one per path; after each batch the outcomes and every table's rows
+(``row_hash``) must be equal, and the batch path must have run (no ``apply`` of single events, except in the
+event-by-event retry that a poison event causes).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import shared.consumer as consumer
+from deploy.local.infra import PostgresHandle
+from services.reporting.projections.base import Build
+from services.reporting.projections.catalog import FAMILIES
+from services.reporting.projections.financing import FinancingProjection
+from shared.consumer import TRACKING_MIGRATIONS, apply_events
+from shared.contracts import load_all
+from shared.db import create_pool, migrate
+from shared.envelope import Envelope
+from tests.services.reporting.test_portfolio_rewrite import TENANTS, history, interleave
+
+FAM = FAMILIES["financing"]
+
+
+@pytest.fixture(scope="module")
+async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
+    pool = await create_pool(await pg.create_database("batch_apply"), 1, 3)
+    ref = Build(FAM, "reporting.financing.v4", "v4")
+    bat = Build(FAM, "reporting.financing.v4.r2", "v4_r2")
+    async with pool.acquire() as conn:
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+        for b in (ref, bat):
+            await migrate(conn, f"projection:{b.name}", list(b.migrations))
+    yield pool, ref, bat
+    await pool.close()
+
+
+def poison(template: Envelope, undecodable: bool) -> Envelope:
+    """A ContractSigned of a new financing that ``handle`` cannot apply (its cost exceeds its schedule's
+    total: ``cost_parts`` raises), or whose payload does not decode."""
+    fid = str(uuid.uuid4())
+    total = sum(i["amount"] for i in template.payload["schedule"])
+    payload = {**template.payload, "financing_id": fid, "cost": total + 1}
+    if undecodable:
+        payload = {**payload, "schedule": "not a schedule"}
+    return template.model_copy(update={"event_id": uuid.uuid4(), "stream_id": fid, "version": 1,
+                                       "payload": payload})
+
+
+class Calls:
+    """Counts ``FinancingProjection.apply`` (the per-event handler) while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        original = FinancingProjection.apply
+
+        async def counted(this: Any, *args: Any) -> None:
+            self.n += 1
+            await original(this, *args)
+
+        monkeypatch.setattr(FinancingProjection, "apply", counted)
+
+
+async def apply(pool: asyncpg.Pool, b: Build, batch: list[Envelope], batched: bool) -> tuple[int, int, int, list[str]]:
+    saved = consumer.BATCH_HANDLERS
+    consumer.BATCH_HANDLERS = batched
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            outcome, dead = await apply_events(conn, b, load_all(), batch)
+    finally:
+        consumer.BATCH_HANDLERS = saved
+    return outcome.applied, outcome.skipped, outcome.dead, sorted(str(d.event_id) for d in dead)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3), financings=st.integers(1, 12),
+       batches=st.integers(1, 5), first=st.dates(date(2023, 1, 1), date(2025, 6, 1)),
+       span_days=st.integers(1, 700), redeliver=st.booleans(), bad=st.sampled_from([None, "poison", "undecodable"]))
+async def test_the_batch_path_writes_the_rows_of_the_per_event_path(
+        db: tuple[asyncpg.Pool, Build, Build], monkeypatch: pytest.MonkeyPatch, rng: random.Random,
+        cooperatives: int, financings: int, batches: int, first: date, span_days: int, redeliver: bool,
+        bad: str | None) -> None:
+    pool, ref, bat = db
+    async with pool.acquire() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(ref.tables + bat.tables)}, consumer_streams, consumer_tenants")
+    tenants = list(TENANTS[:cooperatives])
+    histories = [history(rng.choice(tenants), rng, first, span_days) for _ in range(financings)]
+    log = interleave(histories, rng)
+    signed = [e for e in log if e.type == "loans.ContractSigned"]
+    poisoned = None
+    if bad and signed:
+        poisoned = poison(rng.choice(signed), bad == "undecodable")
+        log.insert(rng.randrange(0, len(log) + 1), poisoned)
+    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
+    done = 0
+    calls = Calls(monkeypatch)
+    for cut in cuts:
+        batch = list(log[done:cut])
+        if redeliver:
+            batch += rng.sample(log[:cut], min(3, cut))  # earlier events again, and events of this batch twice
+            rng.shuffle(batch)
+            # each stream still in its order (as a partition delivers it); a redelivery anywhere
+            order = {id(e): i for i, e in enumerate(log)}
+            streams: dict[str, list[Envelope]] = {}
+            for e in batch:
+                streams.setdefault(e.stream_id, []).append(e)
+            for mine in streams.values():
+                mine.sort(key=lambda e: order[id(e)])
+            batch = [streams[e.stream_id].pop(0) for e in batch]
+        expected = await apply(pool, ref, batch, batched=False)
+        calls.n = 0
+        got = await apply(pool, bat, batch, batched=True)
+        assert got == expected
+        if poisoned is None or poisoned not in batch:
+            assert calls.n == 0, "the batch path did not run"
+        done = cut
+        async with pool.acquire() as conn:
+            assert await bat.row_hash(conn) == await ref.row_hash(conn), f"rows differ after the batch up to {cut}"
+    if poisoned is not None:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM rf_financing_v4_r2 WHERE financing_id = $1",
+                                       uuid.UUID(poisoned.stream_id)) == 0
