@@ -167,6 +167,72 @@ class MembersProjection(Family):
                 tenant, event.session_id, event.member_id, event.product, event.marked_on,
             )
 
+    async def apply_batch(self, conn: asyncpg.Connection, t: Names,
+                          items: Sequence[tuple[Envelope, Contract]]) -> None:
+        """``apply`` of every item in turn, in one statement per table for the registrations and the rows
+        only ever inserted (surveys, attendance, leads). A run of registrations is written before any
+        other change of a member row (the order of a member row's writes is kept); of a member registered
+        twice in a run the later registration is written (its upsert sets every column the earlier set);
+        the inserted-only tables keep their rows' order, so the first of two rows with one key stays."""
+        registered: dict[tuple[str, UUID], tuple[object, ...]] = {}
+        surveys: list[tuple[object, ...]] = []
+        attendance: list[tuple[object, ...]] = []
+        leads: list[tuple[object, ...]] = []
+        for envelope, event in items:
+            tenant = envelope.tenant_id
+            if isinstance(event, MemberRegistered):
+                registered[(tenant, event.member_id)] = (
+                    tenant, event.member_id, event.sex, event.joined_on, event.household_size, event.area,
+                    event.b40, event.programme_consent, event.group_id)
+            elif isinstance(event, HouseholdSurveyed):
+                surveys.append((tenant, event.survey_id, event.member_id, envelope.version, event.kind,
+                                event.surveyed_on, event.household_size, event.water_rung, event.sanitation_rung,
+                                event.hygiene_rung))
+            elif isinstance(event, SessionAttendanceAdded):
+                attendance += [(tenant, event.session_id, m) for m in event.member_ids]
+            elif isinstance(event, LeadMarked):
+                leads.append((tenant, event.session_id, event.member_id, event.product, event.marked_on))
+            elif isinstance(event, PromotionSessionHeld):
+                await conn.execute(
+                    f"""INSERT INTO {t['session']} (tenant_id, session_id, kind, held_on, topics, other_attendees)
+                        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+                    tenant, event.session_id, event.kind, event.held_on, list(event.topics),
+                    event.other_attendees)
+                attendance += [(tenant, event.session_id, m) for m in event.attendee_member_ids]
+            else:  # a change of a member row: after the registrations before it
+                await self._register(conn, t, list(registered.values()))
+                registered.clear()
+                await self.apply(conn, t, envelope, event)
+        await self._register(conn, t, list(registered.values()))
+        for table, rows, types in (
+                ("survey", surveys, "text, uuid, uuid, int, text, date, int, text, text, text"),
+                ("attendance", attendance, "text, uuid, uuid"),
+                ("lead", leads, "text, uuid, uuid, text, date")):
+            if rows:
+                args = ", ".join(f"${i + 1}::{ty.strip()}[]" for i, ty in enumerate(types.split(",")))
+                cols = {"survey": "tenant_id, survey_id, member_id, seq, kind, surveyed_on, household_size, "
+                                  "water_rung, sanitation_rung, hygiene_rung",
+                        "attendance": "tenant_id, session_id, member_id",
+                        "lead": "tenant_id, session_id, member_id, product, marked_on"}[table]
+                await conn.execute(f"""INSERT INTO {t[table]} ({cols}) SELECT * FROM unnest({args})
+                                       ON CONFLICT DO NOTHING""", *[list(c) for c in zip(*rows, strict=True)])
+
+    @staticmethod
+    async def _register(conn: asyncpg.Connection, t: Names, rows: list[tuple[object, ...]]) -> None:
+        """MemberRegistered's upsert for many members (each once)."""
+        if not rows:
+            return
+        await conn.execute(
+            f"""INSERT INTO {t['member']} (tenant_id, member_id, sex, joined_on, household_size, area, b40,
+                                           programme_consent, group_id)
+                SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::date[], $5::int[], $6::text[],
+                                     $7::bool[], $8::bool[], $9::text[])
+                ON CONFLICT (tenant_id, member_id) DO UPDATE SET
+                    sex = EXCLUDED.sex, joined_on = EXCLUDED.joined_on,
+                    household_size = EXCLUDED.household_size, area = EXCLUDED.area, b40 = EXCLUDED.b40,
+                    programme_consent = EXCLUDED.programme_consent, group_id = EXCLUDED.group_id""",
+            *[list(c) for c in zip(*rows, strict=True)])
+
     @staticmethod
     async def _attend(conn: asyncpg.Connection, t: Names, tenant: str, session_id: UUID,
                       member_ids: Sequence[UUID]) -> None:

@@ -126,10 +126,24 @@ class Sums:
         # ``{k} = ANY($3)`` with a batch's thousands of keys is one index range scan per key, most of the
         # batch's time. And a month's changes that sum to zero change nothing (a row there stays as it is,
         # none is made only to be deleted): left out
+        # The changes go in summed per month and key (the month rows only see their month).
+        by_month: dict[tuple[date, Any], list[int]] = {}
+        for x in keys:
+            mk = (month_end(x[0]), x[1])
+            cur = by_month.get(mk)
+            if cur is None:
+                by_month[mk] = list(changes[x])
+            else:
+                for i, v in enumerate(changes[x]):
+                    cur[i] += v
+        mkeys = sorted(by_month, key=lambda x: (x[0], str(x[1])))
+        mcols: list[list[Any]] = [[x[0] for x in mkeys], [x[1] for x in mkeys]]
+        mcols += [[extra[x[1]][i] for x in mkeys] for i in range(len(ecols))]
+        mcols += [[by_month[x][i] for x in mkeys] for i in range(len(self.values))]
         having = " OR ".join(f"sum({v}) <> 0" for v in self.values)
         upsert = upsert.replace(f"GROUP BY {group}", f"GROUP BY {group} HAVING {having}")
         zeros = await conn.fetch(f"""WITH up AS ({upsert} RETURNING month_end, {k}, {', '.join(self.values)})
-                                     SELECT month_end, {k} FROM up WHERE {zero}""", tenant, *cols, last)
+                                     SELECT month_end, {k} FROM up WHERE {zero}""", tenant, *mcols, last)
         if zeros:
             await conn.execute(
                 f"""DELETE FROM {m} x USING unnest($2::date[], $3::{kt}[]) AS u(e, k)
