@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import glob
 import io
 import json
@@ -161,17 +162,49 @@ class Rss:
             if n % 4 == 0:
                 self.peak_mb = max(self.peak_mb, self.now_mb())
             n += 1
-            t0 = time.perf_counter()
+            t0 = self._tick = time.perf_counter()
             await asyncio.sleep(0.005)
             self.hold_ms = max(self.hold_ms, (time.perf_counter() - t0 - 0.005) * 1000)
 
+    def _watch(self, main: int) -> None:
+        """Where the loop is while it is held past 25 ms (the main thread's stack, innermost last)."""
+        import sys
+        import traceback
+
+        worst = 0.0
+        while not self._stop_watch:
+            time.sleep(0.005)
+            held = time.perf_counter() - self._tick
+            if held > 0.025 and held > worst:
+                worst = held
+                frame = sys._current_frames().get(main)
+                if frame is not None:
+                    self.where = [f"{x.filename.split('/w2/')[-1]}:{x.lineno} {x.name}"
+                                  for x in traceback.extract_stack(frame)[-6:]]
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        elif self._gc_t0 is not None:
+            self.gc_ms = max(self.gc_ms, (time.perf_counter() - self._gc_t0) * 1000)
+
     async def __aenter__(self) -> Rss:
+        self.gc_ms, self._gc_t0 = 0.0, None
+        gc.callbacks.append(self._gc)
         self.start_mb = self.peak_mb = self.now_mb()
+        import threading
+
+        self._tick, self._stop_watch, self.where = time.perf_counter(), False, []
         self._task = asyncio.create_task(self._sample())
+        self._watcher = threading.Thread(target=self._watch, args=(threading.get_ident(),), daemon=True)
+        self._watcher.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
+        gc.callbacks.remove(self._gc)
+        self._stop_watch = True
+        self._watcher.join()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -243,7 +276,7 @@ async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) ->
     return {"what": f"rebuild {fam}", "build": result.build, "events": events, "seconds": round(seconds, 2),
             "events_per_s": round(events / seconds), "peak_rss_mb": round(rss.peak_mb),
             "rss_at_start_mb": round(rss.start_mb),
-            "loop_hold_ms": round(rss.hold_ms),
+            "loop_hold_ms": round(rss.hold_ms), "longest_gc_ms": round(rss.gc_ms), "held_at": rss.where, "held_at": rss.where, "longest_gc_ms": round(rss.gc_ms),
             "statements_per_event": round(st.count / events, 2),
             "db_wait_share": round(st.seconds / seconds, 2), "slowest_statements": st.top()}
 
@@ -278,7 +311,7 @@ async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelop
     row = {"what": "catch-up financing", "events": n, "seconds": round(seconds, 2),
            "events_per_s": round(n / seconds), "peak_rss_mb": round(rss.peak_mb),
            "rss_at_start_mb": round(rss.start_mb),
-           "loop_hold_ms": round(rss.hold_ms),
+           "loop_hold_ms": round(rss.hold_ms), "longest_gc_ms": round(rss.gc_ms), "held_at": rss.where,
            "statements_per_event": round(st.count / n, 2), "db_wait_share": round(st.seconds / seconds, 2),
            "slowest_statements": st.top()}
     if prof:
@@ -318,6 +351,8 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 await spool.close()
         del books  # the catch-up keeps only the loans envelopes in memory (part of every RSS figure)
+        gc.collect()
+        gc.freeze()  # the bench's own objects: out of the collector's walks (its pauses are the projections')
         say(f"logs: {counts} ({len(tenants)} cooperatives); uptime {_uptime()}")
         settings = ReportingSettings(database_url=reporting_url, event_source="embedded",
                                      source_database_urls=urls, consumer_batch_size=BATCH)
@@ -379,7 +414,7 @@ async def run(args: argparse.Namespace) -> None:
             eq = str(same.get(r["what"], "")) if r["mode"] == "batch" else ""
             print(f"{r['what']:<22} {r['mode']:<10} {r['events']:>8} {r['seconds']:>7} {r['events_per_s']:>9} "
                   f"{ratio:>6} {r['statements_per_event']:>8} {r['db_wait_share']:>7} {r['peak_rss_mb']:>11} "
-                  f"{eq:>10}")
+                  f"{r['loop_hold_ms']:>12} {eq:>10}")
         if args.json:
             Path(args.json).write_text(json.dumps({"counts": counts, "rows": rows, "same_rows": same,
                                                    "uptime": _uptime()}, indent=1))
