@@ -258,6 +258,40 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+async def child_rebuild(spec: str) -> None:
+    """``--child-rebuild``: one rebuild in a process of its own (as ``washfin rebuild`` runs), printing its
+    seconds and the process's peak RSS as JSON."""
+    job = json.loads(spec)
+    consumer.BATCH_HANDLERS = job["batch"]
+    settings = ReportingSettings(**job["settings"])
+    t0 = time.perf_counter()
+    result = await rebuild(settings, job["family"], switch=False, timeout=3600)
+    print(json.dumps({"build": result.build, "events": result.events, "seconds": time.perf_counter() - t0,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+async def measure_rebuild_alone(settings: ReportingSettings, fam: str, events: int, batch: bool) -> dict[str, Any]:
+    import sys
+
+    spec = json.dumps({"batch": batch, "family": fam, "settings": {
+        "database_url": settings.database_url, "event_source": "embedded",
+        "source_database_urls": settings.source_database_urls, "consumer_batch_size": BATCH}})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.projection_throughput",
+                                                "--child-rebuild", spec, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    got = json.loads(out.decode().strip().splitlines()[-1])
+    pool = await create_pool(settings.database_url, 1, 1)
+    try:
+        await pool.execute("UPDATE projection_builds SET state = 'retired', retired_at = now() WHERE build = $1",
+                           got["build"])
+    finally:
+        await pool.close()
+    assert got["events"] == events, (got["events"], events)
+    return {"what": f"rebuild {fam} (own process)", "events": events, "seconds": round(got["seconds"], 2),
+            "events_per_s": round(events / got["seconds"]), "peak_rss_mb": round(got["peak_rss_mb"]),
+            "rss_at_start_mb": None, "loop_hold_ms": "", "statements_per_event": "", "db_wait_share": ""}
+
+
 async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) -> dict[str, Any]:
     st = Statements()
     async with Rss() as rss:
@@ -276,7 +310,7 @@ async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) ->
     return {"what": f"rebuild {fam}", "build": result.build, "events": events, "seconds": round(seconds, 2),
             "events_per_s": round(events / seconds), "peak_rss_mb": round(rss.peak_mb),
             "rss_at_start_mb": round(rss.start_mb),
-            "loop_hold_ms": round(rss.hold_ms), "longest_gc_ms": round(rss.gc_ms), "held_at": rss.where, "held_at": rss.where, "longest_gc_ms": round(rss.gc_ms),
+            "loop_hold_ms": round(rss.hold_ms), "longest_gc_ms": round(rss.gc_ms), "held_at": rss.where,
             "statements_per_event": round(st.count / events, 2),
             "db_wait_share": round(st.seconds / seconds, 2), "slowest_statements": st.top()}
 
@@ -378,6 +412,12 @@ async def run(args: argparse.Namespace) -> None:
                     rows.append(r)
                     say(f"  {r}")
                     r.pop("slowest_statements", None)
+                if args.own_process:
+                    for fam in args.families:
+                        r = await measure_rebuild_alone(settings, fam, counts[producer[fam]], mode == "batch")
+                        r["mode"] = mode
+                        rows.append(r)
+                        say(f"  {r}")
                 r, b = await measure_catchup(pool, mode, loans_envelopes, args.profile)
                 r["mode"] = mode
                 catchups[mode] = b
@@ -433,8 +473,14 @@ def main() -> None:
     ap.add_argument("--only-batch", action="store_true", help="skip the per-event baseline")
     ap.add_argument("--profile", action="store_true", help="cProfile the catch-up (slows it)")
     ap.add_argument("--json", help="also write the rows as JSON")
+    ap.add_argument("--own-process", action="store_true",
+                    help="also rebuild each family in a process of its own (its peak RSS is the rebuild's)")
+    ap.add_argument("--child-rebuild", help=argparse.SUPPRESS)
     args = ap.parse_args()
     quiet_logs()
+    if args.child_rebuild:
+        asyncio.run(child_rebuild(args.child_rebuild))
+        return
     os.environ.setdefault("WASHFIN_LOG_LEVEL", "warning")
     asyncio.run(run(args))
 
