@@ -266,8 +266,10 @@ async def child_rebuild(spec: str) -> None:
     settings = ReportingSettings(**job["settings"])
     t0 = time.perf_counter()
     result = await rebuild(settings, job["family"], switch=False, timeout=3600)
+    # VmHWM, the high-water mark of this process's own memory: ru_maxrss keeps the forking parent's across exec
+    hwm = next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
     print(json.dumps({"build": result.build, "events": result.events, "seconds": time.perf_counter() - t0,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": hwm / 1024}))
 
 
 async def measure_rebuild_alone(settings: ReportingSettings, fam: str, events: int, batch: bool) -> dict[str, Any]:
