@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--only S1,S2,S3,S4,S6] [--json PATH]
+"""python -m bench [--quick] [--only S1,S2,S3,S4,S5,S6] [--json PATH]
 
 Starts its own PostgreSQL and Kafka (``deploy.local.infra``: ``DATABASE_URL`` /
 ``KAFKA_BOOTSTRAP_SERVERS`` win when set), runs the scenarios, stops everything and prints one table in
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "S2": "bench.s2_relay",
     "S3": "bench.s3_end_to_end",
     "S4": "bench.s4_api",
+    "S5": "bench.s5_scale",
     "S6": "bench.s6_load",
 }
 NEEDS_KAFKA = {"S2", "S3"}
