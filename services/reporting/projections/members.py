@@ -187,7 +187,7 @@ class MembersProjection(Family):
             elif isinstance(event, HouseholdSurveyed):
                 surveys.append((tenant, event.survey_id, event.member_id, envelope.version, event.kind,
                                 event.surveyed_on, event.household_size, event.water_rung, event.sanitation_rung,
-                                event.hygiene_rung))
+                                event.hygiene_rung, event.sanitation.shared))
             elif isinstance(event, SessionAttendanceAdded):
                 attendance += [(tenant, event.session_id, m) for m in event.member_ids]
             elif isinstance(event, LeadMarked):
@@ -205,13 +205,13 @@ class MembersProjection(Family):
                 await self.apply(conn, t, envelope, event)
         await self._register(conn, t, list(registered.values()))
         for table, rows, types in (
-                ("survey", surveys, "text, uuid, uuid, int, text, date, int, text, text, text"),
+                ("survey", surveys, "text, uuid, uuid, int, text, date, int, text, text, text, bool"),
                 ("attendance", attendance, "text, uuid, uuid"),
                 ("lead", leads, "text, uuid, uuid, text, date")):
             if rows:
                 args = ", ".join(f"${i + 1}::{ty.strip()}[]" for i, ty in enumerate(types.split(",")))
                 cols = {"survey": "tenant_id, survey_id, member_id, seq, kind, surveyed_on, household_size, "
-                                  "water_rung, sanitation_rung, hygiene_rung",
+                                  "water_rung, sanitation_rung, hygiene_rung, sanitation_shared",
                         "attendance": "tenant_id, session_id, member_id",
                         "lead": "tenant_id, session_id, member_id, product, marked_on"}[table]
                 await conn.execute(f"""INSERT INTO {t[table]} ({cols}) SELECT * FROM unnest({args})
