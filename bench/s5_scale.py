@@ -85,6 +85,7 @@ PRODUCT: dict[str, Any] = {
     "contract_type": "murabahah", "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 200_000_000,
     "tenors": [{"instalments": INSTALMENTS, "margin_bp": 1200}], "tranche_percents": [50, 50],
     "funds": ["own_funds", "donor_working_capital"],
+    "defined_on": "2020-01-01",  # before the imported books' loans (an import is refused before its product)
 }
 
 
