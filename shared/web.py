@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
@@ -17,7 +20,16 @@ from fastapi.security import APIKeyHeader
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers, MutableHeaders
 
-from shared.application import Conflict, NotAllowed, NotFound, RuleViolation, TooLarge, TryLater, Unauthorized
+from shared.application import (
+    CommandContext,
+    Conflict,
+    NotAllowed,
+    NotFound,
+    RuleViolation,
+    TooLarge,
+    TryLater,
+    Unauthorized,
+)
 from shared.asgi import HttpMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
@@ -305,8 +317,10 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
 
 #: the roles most commands admit, shared by the services' routes
-Officer = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER))]
-Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
+OFFICER_ROLES = (Role.FIELD_OFFICER, Role.MANAGER)
+_officer, _manager = require_roles(*OFFICER_ROLES), require_roles(Role.MANAGER)
+Officer = Annotated[Principal, Depends(_officer)]
+Manager = Annotated[Principal, Depends(_manager)]
 
 #: the headers a command takes, with one rule each for every service
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -342,6 +356,94 @@ def request_metadata(request: Request, principal: Principal) -> Metadata:
     """What every event appended by this request carries: who, and which request and trace caused it."""
     return Metadata(correlation_id=uuid.UUID(request.state.correlation_id), actor=principal.actor,
                     traceparent=request.state.traceparent)
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """What a command route works with, from one dependency (``command_request``): who calls (admitted by
+    role, with a cooperative), the service as that cooperative sees it (``cooperative_runtime``), what the
+    events it appends carry (``request_metadata``), and the command headers the route takes
+    (Idempotency-Key, If-Match; None when the route takes none or the client sent none).
+
+    ``context()`` is the ``CommandContext`` a handler gives ``run_command``: the If-Match is read there, by
+    the one rule (``expected_version``), so a malformed one is refused (422, field If-Match) when the command
+    runs, after the request's own validation, as before the dependency existed."""
+
+    principal: Principal
+    runtime: CooperativeRuntime
+    meta: Metadata
+    idempotency_key: str | None = None
+    if_match: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.runtime.tenant_id
+
+    @property
+    def actor(self) -> str:
+        """Who the events record as their actor (the staff member behind the key, else the key)."""
+        return self.principal.actor
+
+    def today(self) -> date:
+        """The business day, in the cooperatives' time zone (``ServiceSettings.business_today``)."""
+        return self.runtime.settings.business_today()  # type: ignore[no-any-return]
+
+    def context(self) -> CommandContext:
+        return CommandContext(self.tenant, self.meta, self.today(), self.idempotency_key,
+                              expected_version(self.if_match))
+
+
+CommandDependency = Callable[..., Awaitable["CommandRequest"]]
+_COMMAND_DEPENDENCIES: dict[tuple[tuple[Role, ...], bool, bool], CommandDependency] = {}
+
+
+def command_request(*roles: Role, idempotency_key: bool = False,
+                    if_match: bool = False) -> CommandDependency:
+    """The dependency giving a command route its ``CommandRequest``, admitting only ``roles`` (with a
+    tenant, as ``require_roles``). ``idempotency_key`` / ``if_match``: the route takes that header (declared
+    once, ``IdempotencyKey`` / ``IfMatch``, so each appears in the OpenAPI document with its rule); a route
+    without one neither reads it nor documents it."""
+    cached = _COMMAND_DEPENDENCIES.get((roles, idempotency_key, if_match))
+    if cached is not None:
+        return cached
+    check = {OFFICER_ROLES: _officer, (Role.MANAGER,): _manager}.get(roles) or require_roles(*roles)
+
+    async def command(request: Request, principal: Principal, idempotency_key: str | None = None,
+                      if_match: str | None = None) -> CommandRequest:
+        return CommandRequest(principal, cooperative_runtime(request), request_metadata(request, principal),
+                              idempotency_key, if_match)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("request", keyword, annotation=Request),
+              inspect.Parameter("principal", keyword, annotation=Annotated[Principal, Depends(check)])]
+    if idempotency_key:
+        params.append(inspect.Parameter("idempotency_key", keyword, default=None, annotation=IdempotencyKey))
+    if if_match:
+        params.append(inspect.Parameter("if_match", keyword, default=None, annotation=IfMatch))
+    signature = inspect.Signature(params, return_annotation=CommandRequest)
+    command.__signature__ = signature  # type: ignore[attr-defined]  # what FastAPI reads
+    _COMMAND_DEPENDENCIES[(roles, idempotency_key, if_match)] = command
+    return command
+
+
+def command_type(*roles: Role, idempotency_key: bool = False, if_match: bool = False) -> Any:
+    """``Annotated[CommandRequest, Depends(command_request(...))]``: a route parameter of that type is its
+    command request."""
+    return Annotated[CommandRequest, Depends(command_request(*roles, idempotency_key=idempotency_key,
+                                                             if_match=if_match))]
+
+
+#: the command requests of the shared roles: a route's parameter ``cmd: OfficerCommand`` (no command headers),
+#: ``KeyedOfficerCommand`` (takes Idempotency-Key), ``VersionedOfficerCommand`` (If-Match), or
+#: ``KeyedVersionedOfficerCommand`` (both); the same for managers
+OfficerCommand = command_type(*OFFICER_ROLES)
+KeyedOfficerCommand = command_type(*OFFICER_ROLES, idempotency_key=True)
+VersionedOfficerCommand = command_type(*OFFICER_ROLES, if_match=True)
+KeyedVersionedOfficerCommand = command_type(*OFFICER_ROLES, idempotency_key=True, if_match=True)
+ManagerCommand = command_type(Role.MANAGER)
+KeyedManagerCommand = command_type(Role.MANAGER, idempotency_key=True)
+VersionedManagerCommand = command_type(Role.MANAGER, if_match=True)
+KeyedVersionedManagerCommand = command_type(Role.MANAGER, idempotency_key=True, if_match=True)
 
 
 def health_router() -> APIRouter:

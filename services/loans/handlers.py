@@ -32,9 +32,9 @@ from services.loans.domain.quality import (
 )
 from shared.application import CommandContext, TryLater, run_command
 from shared.contracts.loans import LateChargePaid, RepaymentRecorded
-from shared.envelope import Envelope, Metadata, NewEvent
+from shared.envelope import Envelope, NewEvent
 from shared.eventstore import AfterAppend
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime, ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal
 
@@ -149,9 +149,8 @@ async def get_settings(rt: ServiceRuntime, who: Principal) -> api.SettingsRespon
     return settings_view(await load_settings(rt, _tenant(who)))
 
 
-async def change_settings(rt: ServiceRuntime, who: Principal, body: api.SettingsBody,
-                          meta: Metadata) -> api.SettingsResponse:
-    ctx = context(rt, who, meta)
+async def change_settings(rt: CooperativeRuntime, who: Principal, body: api.SettingsBody,
+                          ctx: CommandContext) -> api.SettingsResponse:
     await run_command(rt.store, ctx, stream_type=prod.SETTINGS_STREAM_TYPE, stream_id=prod.settings_stream_id(),
                       fold=prod.fold_settings,
                       decide=lambda state: prod.decide_change_settings(state, **body.model_dump(), on=ctx.today))
@@ -166,9 +165,8 @@ def product_view(p: prod.Product) -> api.ProductResponse:
     return api.ProductResponse.model_validate(p.as_payload())
 
 
-async def define_product(rt: ServiceRuntime, who: Principal, body: api.DefineProductRequest,
-                         idempotency_key: str | None, meta: Metadata) -> api.ProductResponse:
-    ctx = context(rt, who, meta, idempotency_key)
+async def define_product(rt: CooperativeRuntime, who: Principal, body: api.DefineProductRequest,
+                         ctx: CommandContext) -> api.ProductResponse:
     spec = ProductDefined(**body.model_dump(exclude={"tenors", "defined_on"}),
                           tenors=[TenorMargin(**t.model_dump()) for t in body.tenors],
                           defined_on=body.defined_on or ctx.today)
@@ -340,11 +338,11 @@ async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID |
     return found  # type: ignore[no-any-return]
 
 
-async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idempotency_key: str | None,
-                meta: Metadata) -> api.FinancingResponse:
+async def apply(rt: CooperativeRuntime, who: Principal, body: api.ApplyRequest,
+                ctx: CommandContext) -> api.FinancingResponse:
     """A member applies: the product's limits and the eligibility rules are checked; the terms are quoted."""
+    meta = ctx.meta
     assert meta.actor is not None
-    ctx = context(rt, who, meta, idempotency_key)
     financing_id = str(uuid.uuid4())
     on = body.applied_on or ctx.today
 
@@ -364,20 +362,14 @@ async def apply(rt: ServiceRuntime, who: Principal, body: api.ApplyRequest, idem
     return await get_financing(rt, who, done.response["financing_id"])
 
 
-def context(rt: ServiceRuntime, who: Principal, meta: Metadata, idempotency_key: str | None = None,
-            if_match: int | None = None) -> CommandContext:
-    """The command context of a request of ``who``'s cooperative."""
-    return CommandContext(_tenant(who), meta, today(rt), idempotency_key, if_match)
-
-
-async def execute(rt: ServiceRuntime, who: Principal, financing_id: str, decide: Decision, meta: Metadata, *,
-                  command: str, body: dict[str, Any] | None = None, idempotency_key: str | None = None,
-                  if_match: int | None = None) -> tuple[api.FinancingResponse, bool]:
+async def execute(rt: CooperativeRuntime, who: Principal, financing_id: str, decide: Decision,
+                  ctx: CommandContext, *, command: str,
+                  body: dict[str, Any] | None = None) -> tuple[api.FinancingResponse, bool]:
     """Run a command on a financing; returns its view and whether anything was recorded.
 
-    ``if_match``: the version the client last saw; a financing changed since is refused with 409.
+    ``ctx.expected_version`` (the request's If-Match): the version the client last saw; a financing changed
+    since is refused with 409.
     """
-    ctx = context(rt, who, meta, idempotency_key, if_match)
     done = await run_command(
         rt.store, ctx, stream_type=fin.STREAM_TYPE, stream_id=financing_id, fold=fin.fold,
         decide=lambda state: decide(state, ctx.today), what="financing",

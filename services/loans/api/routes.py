@@ -19,21 +19,22 @@ from services.loans import bulk_import, handlers
 from services.loans.api import schemas as s
 from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
-from shared.envelope import Metadata
 from shared.schemas import BusinessDate
-from shared.tenancy import Principal
 from shared.web import (
-    IdempotencyKey,
-    IfMatch,
+    CommandRequest,
+    KeyedManagerCommand,
+    KeyedOfficerCommand,
+    KeyedVersionedManagerCommand,
+    KeyedVersionedOfficerCommand,
     Limit,
     Manager,
+    ManagerCommand,
     Offset,
     Officer,
     Refusal,
+    VersionedOfficerCommand,
     cooperative_runtime,
-    request_metadata,
 )
-from shared.web import expected_version as _version
 
 # security: bounded like the sanitation lists; unbounded, an offset past 2**63 failed in the database
 # driver (500), and any deep offset makes PostgreSQL walk and discard that many rows
@@ -55,10 +56,8 @@ def _rt(request: Request):  # type: ignore[no-untyped-def]
 
 @products.post("", status_code=201, response_model=s.ProductResponse,
                summary="Define a product (each tenor's margin in basis points or in rupiah)")
-async def define_product(body: s.DefineProductRequest, principal: Manager, request: Request,
-                         idempotency_key: IdempotencyKey = None) -> s.ProductResponse:
-    return await handlers.define_product(_rt(request), principal, body, idempotency_key,
-                                         request_metadata(request, principal))
+async def define_product(body: s.DefineProductRequest, cmd: KeyedManagerCommand) -> s.ProductResponse:
+    return await handlers.define_product(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @products.get("", response_model=s.ProductList, summary="The cooperative's products")
@@ -77,8 +76,8 @@ async def get_settings(principal: Officer, request: Request) -> s.SettingsRespon
 
 
 @settings.put("", response_model=s.SettingsResponse, summary="Change the loan settings (sharia, provisioning)")
-async def change_settings(body: s.SettingsBody, principal: Manager, request: Request) -> s.SettingsResponse:
-    return await handlers.change_settings(_rt(request), principal, body, request_metadata(request, principal))
+async def change_settings(body: s.SettingsBody, cmd: ManagerCommand) -> s.SettingsResponse:
+    return await handlers.change_settings(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 # -- financings: queries -------------------------------------------------------------------------------------------
@@ -118,174 +117,154 @@ async def settlement_quote(financing_id: UUID, principal: Officer, request: Requ
 
 @financings.post("", status_code=201, response_model=s.FinancingResponse,
                  summary="Take a member's application (margin: the product's, or one agreed in bp or rupiah)")
-async def apply(body: s.ApplyRequest, principal: Officer, request: Request,
-                idempotency_key: IdempotencyKey = None) -> s.FinancingResponse:
-    return await handlers.apply(_rt(request), principal, body, idempotency_key, request_metadata(request, principal))
+async def apply(body: s.ApplyRequest, cmd: KeyedOfficerCommand) -> s.FinancingResponse:
+    return await handlers.apply(cmd.runtime, cmd.principal, body, cmd.context())
 
 
-async def _run(request: Request, principal: Principal, financing_id: UUID, command: str, body: object,
-               decide: handlers.Decision, idempotency_key: str | None, if_match: str | None,
+async def _run(cmd: CommandRequest, financing_id: UUID, command: str, body: object, decide: handlers.Decision,
                response: Response | None = None) -> s.FinancingResponse:
     view, recorded = await handlers.execute(
-        _rt(request), principal, str(financing_id), decide, _meta(request, principal), command=command,
-        body=body.model_dump(mode="json") if hasattr(body, "model_dump") else {},
-        idempotency_key=idempotency_key, if_match=_version(if_match))
+        cmd.runtime, cmd.principal, str(financing_id), decide, cmd.context(), command=command,
+        body=body.model_dump(mode="json") if hasattr(body, "model_dump") else {})
     if response is not None:
         response.status_code = 201 if recorded else 200
     return view
 
 
-def _meta(request: Request, principal: Principal) -> Metadata:
-    meta: Metadata | None = getattr(request.state, "loans_meta", None)
-    if meta is None:
-        meta = request.state.loans_meta = request_metadata(request, principal)
-    return meta
-
-
-def _actor(request: Request, principal: Principal) -> str:
-    actor = _meta(request, principal).actor
-    assert actor is not None
-    return actor
-
-
 @financings.post("/{financing_id}/approve", response_model=s.FinancingResponse,
                  summary="Approve (maker-checker: not the officer who took the application)")
-async def approve(financing_id: UUID, principal: Manager, request: Request, body: s.ApproveRequest | None = None,
-                  idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    b, by = body or s.ApproveRequest(), _actor(request, principal)
-    return await _run(request, principal, financing_id, "approve", b,
-                      lambda st, t: fin.decide_approve(st, c.Approve(b.approved_on or t, by), today=t),
-                      idempotency_key, if_match)
+async def approve(financing_id: UUID,
+                  cmd: KeyedVersionedManagerCommand,
+                  body: s.ApproveRequest | None = None) -> s.FinancingResponse:
+    b, by = body or s.ApproveRequest(), cmd.actor
+    return await _run(cmd, financing_id, "approve", b,
+                      lambda st, t: fin.decide_approve(st, c.Approve(b.approved_on or t, by), today=t))
 
 
 @financings.post("/{financing_id}/reject", response_model=s.FinancingResponse, summary="Reject with a reason")
-async def reject(financing_id: UUID, body: s.RejectRequest, principal: Manager, request: Request,
-                 idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    by = _actor(request, principal)
-    return await _run(request, principal, financing_id, "reject", body,
+async def reject(financing_id: UUID, body: s.RejectRequest,
+                 cmd: KeyedVersionedManagerCommand) -> s.FinancingResponse:
+    by = cmd.actor
+    return await _run(cmd, financing_id, "reject", body,
                       lambda st, t: fin.decide_reject(st, c.Reject(body.reason, body.rejected_on or t, by, body.note),
-                                                      today=t), idempotency_key, if_match)
+                                                      today=t))
 
 
 @financings.post("/{financing_id}/work-order", response_model=s.FinancingResponse,
                  summary="Record the purchase or work order (before the contract)")
-async def record_work_order(financing_id: UUID, body: s.WorkOrderRequest, principal: Manager, request: Request,
-                            idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "work_order", body, lambda st, t: fin.decide_record_work_order(
+async def record_work_order(financing_id: UUID, body: s.WorkOrderRequest,
+                            cmd: KeyedVersionedManagerCommand) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "work_order", body, lambda st, t: fin.decide_record_work_order(
         st, c.RecordWorkOrder(body.work_order_ref, body.payee_type, body.payee_id, body.cost, body.ordered_on or t),
-        today=t), idempotency_key, if_match)
+        today=t))
 
 
 @financings.post("/{financing_id}/contract", response_model=s.FinancingResponse,
                  summary="Sign the contract: cost, margin, selling price and schedule are fixed")
-async def sign_contract(financing_id: UUID, principal: Manager, request: Request, body: s.SignRequest | None = None,
-                        idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+async def sign_contract(financing_id: UUID,
+                        cmd: KeyedVersionedManagerCommand,
+                        body: s.SignRequest | None = None) -> s.FinancingResponse:
     b = body or s.SignRequest()
-    return await _run(request, principal, financing_id, "sign", b, lambda st, t: fin.decide_sign_contract(
-        st, c.SignContract(b.signed_on or t, b.first_due_on), today=t), idempotency_key, if_match)
+    return await _run(cmd, financing_id, "sign", b, lambda st, t: fin.decide_sign_contract(
+        st, c.SignContract(b.signed_on or t, b.first_due_on), today=t))
 
 
 @financings.post("/{financing_id}/disbursements", response_model=s.FinancingResponse,
                  summary="Disburse the first tranche to the payee (later tranches wait for the SNI inspection)")
-async def disburse(financing_id: UUID, principal: Manager, request: Request, body: s.DisburseRequest | None = None,
-                   idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
+async def disburse(financing_id: UUID,
+                   cmd: KeyedVersionedManagerCommand,
+                   body: s.DisburseRequest | None = None) -> s.FinancingResponse:
     b = body or s.DisburseRequest()
-    return await _run(request, principal, financing_id, "disburse", b, lambda st, t: fin.decide_disburse(
-        st, c.DisburseTranche(b.disbursed_on or t, b.source_of_funds), today=t), idempotency_key, if_match)
+    return await _run(cmd, financing_id, "disburse", b, lambda st, t: fin.decide_disburse(
+        st, c.DisburseTranche(b.disbursed_on or t, b.source_of_funds), today=t))
 
 
 @financings.post("/{financing_id}/repayments", status_code=201, response_model=s.FinancingResponse,
                  summary="Record a repayment (201); a receipt number recorded before changes nothing (200)")
-async def record_repayment(financing_id: UUID, body: s.RepaymentRequest, principal: Officer, request: Request,
-                           response: Response, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "repayment", body, lambda st, t: fin.decide_record_repayment(
-        st, c.RecordRepayment(body.receipt_number, body.amount, body.paid_on or t), today=t), None, if_match, response)
+async def record_repayment(financing_id: UUID, body: s.RepaymentRequest, cmd: VersionedOfficerCommand,
+                           response: Response) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "repayment", body, lambda st, t: fin.decide_record_repayment(
+        st, c.RecordRepayment(body.receipt_number, body.amount, body.paid_on or t), today=t), response)
 
 
 @financings.post("/{financing_id}/early-settlement", status_code=201, response_model=s.FinancingResponse,
                  summary="Settle in full early: pay the settlement quote; unearned margin is rebated")
-async def settle_early(financing_id: UUID, body: s.EarlySettlementRequest, principal: Officer, request: Request,
-                       response: Response, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "settle_early", body, lambda st, t: fin.decide_settle_early(
-        st, c.SettleEarly(body.receipt_number, body.amount, body.settled_on or t), today=t), None, if_match, response)
+async def settle_early(financing_id: UUID, body: s.EarlySettlementRequest, cmd: VersionedOfficerCommand,
+                       response: Response) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "settle_early", body, lambda st, t: fin.decide_settle_early(
+        st, c.SettleEarly(body.receipt_number, body.amount, body.settled_on or t), today=t), response)
 
 
 @financings.post("/{financing_id}/reschedule", response_model=s.FinancingResponse,
                  summary="Spread the unpaid balance over a new schedule (never raises the total owed)")
-async def reschedule(financing_id: UUID, body: s.RescheduleRequest, principal: Manager, request: Request,
-                     idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "reschedule", body, lambda st, t: fin.decide_reschedule(
+async def reschedule(financing_id: UUID, body: s.RescheduleRequest,
+                     cmd: KeyedVersionedManagerCommand) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "reschedule", body, lambda st, t: fin.decide_reschedule(
         st, c.Reschedule(body.instalments, body.rescheduled_on or t, body.reason, body.first_due_on, body.note),
-        today=t), idempotency_key, if_match)
+        today=t))
 
 
 @financings.post("/{financing_id}/discount", response_model=s.FinancingResponse,
                  summary="Forgive part of the unpaid margin")
-async def discount(financing_id: UUID, body: s.DiscountRequest, principal: Manager, request: Request,
-                   idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "discount", body, lambda st, t: fin.decide_discount_margin(
-        st, c.DiscountMargin(body.amount, body.discounted_on or t, body.reason, body.note), today=t),
-        idempotency_key, if_match)
+async def discount(financing_id: UUID, body: s.DiscountRequest,
+                   cmd: KeyedVersionedManagerCommand) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "discount", body, lambda st, t: fin.decide_discount_margin(
+        st, c.DiscountMargin(body.amount, body.discounted_on or t, body.reason, body.note), today=t))
 
 
 @financings.post("/{financing_id}/write-off", response_model=s.FinancingResponse,
                  summary="Write off with a reason (the member still owes it: repayments are recoveries)")
-async def write_off(financing_id: UUID, body: s.WriteOffRequest, principal: Manager, request: Request,
-                    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "write_off", body, lambda st, t: fin.decide_write_off(
-        st, c.WriteOff(body.written_off_on or t, body.reason, body.note), today=t), idempotency_key, if_match)
+async def write_off(financing_id: UUID, body: s.WriteOffRequest,
+                    cmd: KeyedVersionedManagerCommand) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "write_off", body, lambda st, t: fin.decide_write_off(
+        st, c.WriteOff(body.written_off_on or t, body.reason, body.note), today=t))
 
 
 @financings.post("/{financing_id}/hardship", response_model=s.FinancingResponse,
                  summary="Flag hardship: no late charge while it is set")
-async def flag_hardship(financing_id: UUID, body: s.HardshipRequest, principal: Officer, request: Request,
-                        idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, "flag_hardship", body, lambda st, t: fin.decide_flag_hardship(
-        st, c.FlagHardship(body.flagged_on or t, body.note), today=t), idempotency_key, if_match)
+async def flag_hardship(financing_id: UUID, body: s.HardshipRequest,
+                        cmd: KeyedVersionedOfficerCommand) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, "flag_hardship", body, lambda st, t: fin.decide_flag_hardship(
+        st, c.FlagHardship(body.flagged_on or t, body.note), today=t))
 
 
 @financings.post("/{financing_id}/hardship/clear", response_model=s.FinancingResponse, summary="Clear hardship")
-async def clear_hardship(financing_id: UUID, principal: Officer, request: Request,
-                         body: s.ClearHardshipRequest | None = None, idempotency_key: IdempotencyKey = None,
-                         if_match: IfMatch = None) -> s.FinancingResponse:
+async def clear_hardship(financing_id: UUID, cmd: KeyedVersionedOfficerCommand,
+                         body: s.ClearHardshipRequest | None = None) -> s.FinancingResponse:
     b = body or s.ClearHardshipRequest()
-    return await _run(request, principal, financing_id, "clear_hardship", b, lambda st, t: fin.decide_clear_hardship(
-        st, c.ClearHardship(b.cleared_on or t), today=t), idempotency_key, if_match)
+    return await _run(cmd, financing_id, "clear_hardship", b, lambda st, t: fin.decide_clear_hardship(
+        st, c.ClearHardship(b.cleared_on or t), today=t))
 
 
 @financings.post("/{financing_id}/late-charges", status_code=201, response_model=s.FinancingResponse,
                  summary="Propose the product's late charge (ta'zir) for a late instalment; a second person decides")
-async def propose_late_charge(financing_id: UUID, body: s.LateChargeRequest, principal: Officer, request: Request,
-                              idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    by = _actor(request, principal)
-    return await _run(request, principal, financing_id, "propose_late_charge", body,
+async def propose_late_charge(financing_id: UUID, body: s.LateChargeRequest,
+                              cmd: KeyedVersionedOfficerCommand) -> s.FinancingResponse:
+    by = cmd.actor
+    return await _run(cmd, financing_id, "propose_late_charge", body,
                       lambda st, t: fin.decide_propose_late_charge(
                           st, c.ProposeLateCharge(body.instalment_number, body.proposed_on or t, body.note, by),
-                          today=t), idempotency_key, if_match)
+                          today=t))
 
 
 @financings.post("/{financing_id}/late-charges/{instalment_number}/approve", response_model=s.FinancingResponse,
                  summary="Approve a proposed late charge (not by its proposer); it goes to the social fund")
-async def approve_late_charge(financing_id: UUID, instalment_number: int, principal: Manager, request: Request,
-                              body: s.LateChargeDecision | None = None, idempotency_key: IdempotencyKey = None,
-                              if_match: IfMatch = None) -> s.FinancingResponse:
-    b, by = body or s.LateChargeDecision(), _actor(request, principal)
-    return await _run(request, principal, financing_id, f"approve_late_charge:{instalment_number}", b,
+async def approve_late_charge(financing_id: UUID, instalment_number: int, cmd: KeyedVersionedManagerCommand,
+                              body: s.LateChargeDecision | None = None) -> s.FinancingResponse:
+    b, by = body or s.LateChargeDecision(), cmd.actor
+    return await _run(cmd, financing_id, f"approve_late_charge:{instalment_number}", b,
                       lambda st, t: fin.decide_approve_late_charge(
-                          st, c.ApproveLateCharge(instalment_number, b.decided_on or t, by), today=t),
-                      idempotency_key, if_match)
+                          st, c.ApproveLateCharge(instalment_number, b.decided_on or t, by), today=t))
 
 
 @financings.post("/{financing_id}/late-charges/{instalment_number}/decline", response_model=s.FinancingResponse,
                  summary="Decline a proposed late charge")
-async def decline_late_charge(financing_id: UUID, instalment_number: int, principal: Manager, request: Request,
-                              body: s.LateChargeDecision | None = None, idempotency_key: IdempotencyKey = None,
-                              if_match: IfMatch = None) -> s.FinancingResponse:
-    b, by = body or s.LateChargeDecision(), _actor(request, principal)
-    return await _run(request, principal, financing_id, f"decline_late_charge:{instalment_number}", b,
+async def decline_late_charge(financing_id: UUID, instalment_number: int, cmd: KeyedVersionedManagerCommand,
+                              body: s.LateChargeDecision | None = None) -> s.FinancingResponse:
+    b, by = body or s.LateChargeDecision(), cmd.actor
+    return await _run(cmd, financing_id, f"decline_late_charge:{instalment_number}", b,
                       lambda st, t: fin.decide_decline_late_charge(
-                          st, c.DeclineLateCharge(instalment_number, b.decided_on or t, by), today=t),
-                      idempotency_key, if_match)
+                          st, c.DeclineLateCharge(instalment_number, b.decided_on or t, by), today=t))
 
 
 @financings.post("/{financing_id}/late-charges/{instalment_number}/payments", status_code=201,
@@ -293,12 +272,11 @@ async def decline_late_charge(financing_id: UUID, instalment_number: int, princi
                  summary="Record money received against an approved late charge, to the social fund, never an "
                          "instalment (201); a retry with the same Idempotency-Key records nothing (200)")
 async def pay_late_charge(financing_id: UUID, instalment_number: int, body: s.LateChargePaymentRequest,
-                          principal: Officer, request: Request, response: Response,
-                          idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> s.FinancingResponse:
-    return await _run(request, principal, financing_id, f"pay_late_charge:{instalment_number}", body,
+                          cmd: KeyedVersionedOfficerCommand, response: Response) -> s.FinancingResponse:
+    return await _run(cmd, financing_id, f"pay_late_charge:{instalment_number}", body,
                       lambda st, t: fin.decide_pay_late_charge(
                           st, c.PayLateCharge(instalment_number, body.receipt_number, body.amount, body.paid_on or t),
-                          today=t), idempotency_key, if_match, response)
+                          today=t), response)
 
 
 # -- portfolio ----------------------------------------------------------------------------------------------------
@@ -353,7 +331,7 @@ async def import_loan_book(principal: Manager, request: Request,
     rows = await bulk_import.read_rows(request, fmt)  # 413 over the row or byte limit, 422 unreadable
     rt = _rt(request)
     assert principal.tenant_id is not None
-    report = await bulk_import.import_loan_book(rt, principal.tenant_id, rows, actor=_actor(request, principal),
+    report = await bulk_import.import_loan_book(rt, principal.tenant_id, rows, actor=principal.actor,
                                                 today=handlers.today(rt), wait_for_members=5.0)
     if report.refused:  # all or nothing: a refused row imports nothing
         return JSONResponse(bulk_import.refused_body(report), status_code=422)  # type: ignore[return-value]
