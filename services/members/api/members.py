@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.members.api.deps import Cursor, IdempotencyKey, IfMatch, Manager, Officer
+from services.members.api.deps import Cursor, Officer
 from services.members.api.schemas import (
     CorrectMemberRequest,
     EligibilityResponse,
@@ -25,7 +25,13 @@ from services.members.api.schemas import (
 from services.members.handlers import members as handlers
 from shared.contracts.members import HygieneRung, SanitationRung, WaterRung
 from shared.schemas import BusinessDate
-from shared.web import Limit, cooperative_runtime, request_metadata
+from shared.web import (
+    KeyedOfficerCommand,
+    Limit,
+    ManagerCommand,
+    VersionedOfficerCommand,
+    cooperative_runtime,
+)
 
 router = APIRouter(prefix="/members", tags=["members"])
 
@@ -38,17 +44,17 @@ def _etag(response: Response, member: MemberResponse) -> MemberResponse:
 @router.post("", status_code=201, response_model=MemberResponse, summary="Register a member",
              description="Optionally with the household's baseline WASH survey. The B40 flag follows the "
                          "cooperative's B40 rule when the poverty proxy it uses is given.")
-async def register_member(body: RegisterMemberRequest, principal: Officer, request: Request, response: Response,
-                          idempotency_key: IdempotencyKey = None) -> MemberResponse:
-    return _etag(response, await handlers.register_member(cooperative_runtime(request), principal, body,
-                                                          idempotency_key, request_metadata(request, principal)))
+async def register_member(body: RegisterMemberRequest, cmd: KeyedOfficerCommand,
+                          response: Response) -> MemberResponse:
+    return _etag(response, await handlers.register_member(cmd.runtime, cmd.principal, body, cmd.context()))
 
 
 @router.post("/find-by-nik", response_model=MemberResponse, summary="The member with a NIK",
              description="The NIK goes in the body (never in a URL, which access logs keep). It is found by a "
                          "keyed hash: the service stores NIKs only sealed. 404 when no member of this "
                          "cooperative has it.")
-async def find_by_nik(body: FindByNikRequest, principal: Officer, request: Request, response: Response) -> MemberResponse:
+async def find_by_nik(body: FindByNikRequest, principal: Officer, request: Request,
+                      response: Response) -> MemberResponse:
     return _etag(response, await handlers.find_by_nik(cooperative_runtime(request), principal, body.nik))
 
 
@@ -79,54 +85,54 @@ async def list_members(
             description="Active members whose household was handed a toilet or septic tank and has not been "
                         "surveyed on or since the handover day, the longest waiting first. Recording a survey "
                         "takes the member off the list.")
-async def follow_ups(principal: Officer, request: Request, limit: Limit = 50, cursor: Cursor = None) -> FollowUpList:
+async def follow_ups(principal: Officer, request: Request, limit: Limit = 50,
+                     cursor: Cursor = None) -> FollowUpList:
     return await handlers.follow_ups(cooperative_runtime(request), principal, limit=limit, cursor=cursor)
 
 
 @router.get("/{member_id}", response_model=MemberResponse, summary="One member (personal numbers masked)")
-async def get_member(member_id: UUID, principal: Officer, request: Request, response: Response) -> MemberResponse:
+async def get_member(member_id: UUID, principal: Officer, request: Request,
+                     response: Response) -> MemberResponse:
     return _etag(response, await handlers.get_member(cooperative_runtime(request), principal, str(member_id)))
 
 
 @router.patch("/{member_id}", response_model=MemberResponse, summary="Correct a member's details",
               description="Only the fields sent change. Send the version you read as If-Match: if someone else "
                           "changed the member meanwhile, the answer is 409 and nothing changes.")
-async def correct_member(member_id: UUID, body: CorrectMemberRequest, principal: Officer, request: Request,
-                         response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.correct_member(cooperative_runtime(request), principal, str(member_id), body,
-                                                         if_match, request_metadata(request, principal)))
+async def correct_member(member_id: UUID, body: CorrectMemberRequest, cmd: VersionedOfficerCommand,
+                         response: Response) -> MemberResponse:
+    return _etag(response, await handlers.correct_member(cmd.runtime, cmd.principal, str(member_id), body,
+                                                         cmd.context()))
 
 
 @router.put("/{member_id}/group", response_model=MemberResponse, summary="Move a member to another group")
-async def move_group(member_id: UUID, body: MoveGroupRequest, principal: Officer, request: Request,
-                     response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.move_group(cooperative_runtime(request), principal, str(member_id), body,
-                                                     if_match, request_metadata(request, principal)))
+async def move_group(member_id: UUID, body: MoveGroupRequest, cmd: VersionedOfficerCommand,
+                     response: Response) -> MemberResponse:
+    return _etag(response, await handlers.move_group(cmd.runtime, cmd.principal, str(member_id), body,
+                                                     cmd.context()))
 
 
 @router.post("/{member_id}/exit", response_model=MemberResponse, summary="Record that a member left")
-async def exit_member(member_id: UUID, body: ExitMemberRequest, principal: Officer, request: Request,
-                      response: Response, if_match: IfMatch = None) -> MemberResponse:
-    return _etag(response, await handlers.exit_member(cooperative_runtime(request), principal, str(member_id), body,
-                                                      if_match, request_metadata(request, principal)))
+async def exit_member(member_id: UUID, body: ExitMemberRequest, cmd: VersionedOfficerCommand,
+                      response: Response) -> MemberResponse:
+    return _etag(response, await handlers.exit_member(cmd.runtime, cmd.principal, str(member_id), body,
+                                                      cmd.context()))
 
 
 @router.delete("/{member_id}/personal-data", response_model=MemberResponse,
                summary="Erase an exited member's personal data (managers)",
                description="Name, NIK and phone are deleted; the member's non-personal history stays.")
-async def erase_personal_data(member_id: UUID, principal: Manager, request: Request,
+async def erase_personal_data(member_id: UUID, cmd: ManagerCommand,
                               response: Response) -> MemberResponse:
-    return _etag(response, await handlers.erase_personal_data(cooperative_runtime(request), principal, str(member_id),
-                                                              request_metadata(request, principal)))
+    return _etag(response, await handlers.erase_personal_data(cmd.runtime, cmd.principal, str(member_id),
+                                                              cmd.context()))
 
 
 @router.post("/{member_id}/surveys", status_code=201, response_model=SurveyResponse,
              summary="Record a WASH survey of the member's household",
              description="The first survey is the baseline. The JMP rungs are computed from the answers.")
-async def record_survey(member_id: UUID, body: SurveyRequest, principal: Officer, request: Request,
-                        idempotency_key: IdempotencyKey = None) -> SurveyResponse:
-    return await handlers.record_survey(cooperative_runtime(request), principal, str(member_id), body,
-                                        idempotency_key, request_metadata(request, principal))
+async def record_survey(member_id: UUID, body: SurveyRequest, cmd: KeyedOfficerCommand) -> SurveyResponse:
+    return await handlers.record_survey(cmd.runtime, cmd.principal, str(member_id), body, cmd.context())
 
 
 @router.get("/{member_id}/surveys", response_model=SurveyList, summary="The household's WASH surveys")

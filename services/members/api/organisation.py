@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 
-from services.members.api.deps import Cursor, IfMatch, Manager, Officer
+from services.members.api.deps import Cursor, Officer
 from services.members.api.schemas import (
     CODE,
     CentreList,
@@ -20,7 +20,7 @@ from services.members.api.schemas import (
     OpenCentreRequest,
 )
 from services.members.handlers import organisation as handlers
-from shared.web import Limit, cooperative_runtime, request_metadata
+from shared.web import Limit, ManagerCommand, VersionedManagerCommand, cooperative_runtime
 
 centres = APIRouter(prefix="/centres", tags=["centres"])
 groups = APIRouter(prefix="/groups", tags=["groups"])
@@ -29,8 +29,8 @@ Code = Annotated[str, Path(max_length=64, pattern=CODE)]
 
 
 @centres.post("", status_code=201, response_model=CentreResponse, summary="Open a centre (managers)")
-async def open_centre(body: OpenCentreRequest, principal: Manager, request: Request) -> CentreResponse:
-    return await handlers.open_centre(cooperative_runtime(request), principal, body, request_metadata(request, principal))
+async def open_centre(body: OpenCentreRequest, cmd: ManagerCommand) -> CentreResponse:
+    return await handlers.open_centre(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @centres.get("", response_model=CentreList, summary="Centres (paged)")
@@ -45,15 +45,14 @@ async def get_centre(principal: Officer, request: Request, centre_id: Code) -> C
 
 
 @centres.patch("/{centre_id}", response_model=CentreResponse, summary="Change a centre's details (managers)")
-async def change_centre(body: ChangeCentreRequest, principal: Manager, request: Request, centre_id: Code,
-                        if_match: IfMatch = None) -> CentreResponse:
-    return await handlers.change_centre(cooperative_runtime(request), principal, centre_id, body, if_match,
-                                        request_metadata(request, principal))
+async def change_centre(body: ChangeCentreRequest, cmd: VersionedManagerCommand,
+                        centre_id: Code) -> CentreResponse:
+    return await handlers.change_centre(cmd.runtime, cmd.principal, centre_id, body, cmd.context())
 
 
 @groups.post("", status_code=201, response_model=GroupResponse, summary="Form a group (managers)")
-async def form_group(body: FormGroupRequest, principal: Manager, request: Request) -> GroupResponse:
-    return await handlers.form_group(cooperative_runtime(request), principal, body, request_metadata(request, principal))
+async def form_group(body: FormGroupRequest, cmd: ManagerCommand) -> GroupResponse:
+    return await handlers.form_group(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @groups.get("", response_model=GroupList, summary="Groups (paged)")
@@ -70,15 +69,12 @@ async def get_group(principal: Officer, request: Request, group_id: Code) -> Gro
 
 
 @groups.patch("/{group_id}", response_model=GroupResponse, summary="Change a group's details (managers)")
-async def change_group(body: ChangeGroupRequest, principal: Manager, request: Request, group_id: Code,
-                       if_match: IfMatch = None) -> GroupResponse:
-    return await handlers.change_group(cooperative_runtime(request), principal, group_id, body, if_match,
-                                       request_metadata(request, principal))
+async def change_group(body: ChangeGroupRequest, cmd: VersionedManagerCommand,
+                       group_id: Code) -> GroupResponse:
+    return await handlers.change_group(cmd.runtime, cmd.principal, group_id, body, cmd.context())
 
 
 @groups.post("/{group_id}/close", response_model=GroupResponse,
              summary="Close a group that has no active members (managers)")
-async def close_group(body: CloseGroupRequest, principal: Manager, request: Request, group_id: Code,
-                      if_match: IfMatch = None) -> GroupResponse:
-    return await handlers.close_group(cooperative_runtime(request), principal, group_id, body, if_match,
-                                      request_metadata(request, principal))
+async def close_group(body: CloseGroupRequest, cmd: VersionedManagerCommand, group_id: Code) -> GroupResponse:
+    return await handlers.close_group(cmd.runtime, cmd.principal, group_id, body, cmd.context())

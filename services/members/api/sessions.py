@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from services.members.api.deps import Cursor, IdempotencyKey, Officer
+from services.members.api.deps import Cursor, Officer
 from services.members.api.schemas import (
     AddAttendanceRequest,
     HoldSessionRequest,
@@ -17,16 +17,14 @@ from services.members.api.schemas import (
 )
 from services.members.handlers import sessions as handlers
 from shared.schemas import BusinessDate
-from shared.web import Limit, cooperative_runtime, request_metadata
+from shared.web import KeyedOfficerCommand, Limit, OfficerCommand, cooperative_runtime
 
 router = APIRouter(prefix="/sessions", tags=["promotion and triggering"])
 
 
 @router.post("", status_code=201, response_model=SessionResponse, summary="Record a session held, with attendance")
-async def hold_session(body: HoldSessionRequest, principal: Officer, request: Request,
-                       idempotency_key: IdempotencyKey = None) -> SessionResponse:
-    return await handlers.hold_session(cooperative_runtime(request), principal, body, idempotency_key,
-                                       request_metadata(request, principal))
+async def hold_session(body: HoldSessionRequest, cmd: KeyedOfficerCommand) -> SessionResponse:
+    return await handlers.hold_session(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @router.get("", response_model=SessionList, summary="Sessions, most recent first (paged)")
@@ -47,14 +45,12 @@ async def get_session(session_id: UUID, principal: Officer, request: Request) ->
 
 
 @router.post("/{session_id}/attendance", response_model=SessionResponse, summary="Add members to the attendance")
-async def add_attendance(session_id: UUID, body: AddAttendanceRequest, principal: Officer,
-                         request: Request) -> SessionResponse:
-    return await handlers.add_attendance(cooperative_runtime(request), principal, str(session_id), body,
-                                         request_metadata(request, principal))
+async def add_attendance(session_id: UUID, body: AddAttendanceRequest,
+                         cmd: OfficerCommand) -> SessionResponse:
+    return await handlers.add_attendance(cmd.runtime, cmd.principal, str(session_id), body, cmd.context())
 
 
 @router.post("/{session_id}/leads", response_model=SessionResponse,
              summary="Mark an attendee as a lead for a water or sanitation product")
-async def mark_lead(session_id: UUID, body: MarkLeadRequest, principal: Officer, request: Request) -> SessionResponse:
-    return await handlers.mark_lead(cooperative_runtime(request), principal, str(session_id), body,
-                                    request_metadata(request, principal))
+async def mark_lead(session_id: UUID, body: MarkLeadRequest, cmd: OfficerCommand) -> SessionResponse:
+    return await handlers.mark_lead(cmd.runtime, cmd.principal, str(session_id), body, cmd.context())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from services.members.api.deps import IfMatch, Manager, Officer
+from services.members.api.deps import Officer
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.handlers import settings as handlers
-from shared.web import cooperative_runtime, request_metadata
+from shared.web import VersionedManagerCommand, cooperative_runtime
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -19,7 +19,5 @@ async def get_settings(principal: Officer, request: Request) -> SettingsResponse
 
 @router.put("", response_model=SettingsResponse, summary="Change them (managers)",
             description="Applies to assessments made from now on; past B40 flags are not rewritten.")
-async def change_settings(body: SettingsBody, principal: Manager, request: Request,
-                          if_match: IfMatch = None) -> SettingsResponse:
-    return await handlers.change_settings(cooperative_runtime(request), principal, body, if_match,
-                                          request_metadata(request, principal))
+async def change_settings(body: SettingsBody, cmd: VersionedManagerCommand) -> SettingsResponse:
+    return await handlers.change_settings(cmd.runtime, cmd.principal, body, cmd.context())

@@ -1,4 +1,5 @@
-"""What the handlers share: the business day, the command context, loading state, and page cursors."""
+"""What the handlers share: the business day, loading state, and page cursors (a command's context comes
+from its route: ``shared.web.CommandRequest.context``)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,12 @@ from services.members.domain import member as member_domain
 from services.members.domain import settings as settings_domain
 from services.members.domain.member import GroupInfo, Member
 from services.members.domain.settings import CooperativeSettings
-from shared.application import CommandContext
-from shared.envelope import Metadata
 from shared.eventstore.postgres import PostgresEventStore
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime, ServiceRuntime
 from shared.tenancy import Principal
-from shared.web import NotFound, Refusal, expected_version
+from shared.web import NotFound, Refusal
 
-def today(rt: ServiceRuntime) -> date:
+def today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     """The business day in the cooperatives' time zone (``<SVC>_BUSINESS_TIMEZONE``, default Asia/Jakarta)."""
     return rt.settings.business_today()
 
@@ -32,22 +31,15 @@ def tenant_of(who: Principal) -> str:
     return who.tenant_id
 
 
-def parts(rt: ServiceRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
+def parts(rt: CooperativeRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:
     return rt.store, rt.pool
-
-
-def context(rt: ServiceRuntime, who: Principal, meta: Metadata, key: str | None = None,
-            if_match: str | None = None) -> CommandContext:
-    """The command context of a request of ``who``'s cooperative: its Idempotency-Key, and the version its
-    If-Match names (a version number, quoted or not; anything else is refused, 422)."""
-    return CommandContext(tenant_of(who), meta, today(rt), key, expected_version(if_match))
 
 
 def member_not_found(member_id: str) -> str:
     return f"no member {member_id} in this cooperative"
 
 
-async def load_member(rt: ServiceRuntime, tenant: str, member_id: str) -> Member:
+async def load_member(rt: CooperativeRuntime, tenant: str, member_id: str) -> Member:
     store, _ = parts(rt)
     state = member_domain.fold(await store.read_stream(tenant, member_id))
     if not state.exists:
@@ -55,12 +47,13 @@ async def load_member(rt: ServiceRuntime, tenant: str, member_id: str) -> Member
     return state
 
 
-async def load_settings(rt: ServiceRuntime, tenant: str) -> CooperativeSettings:
+async def load_settings(rt: CooperativeRuntime, tenant: str) -> CooperativeSettings:
     store, _ = parts(rt)
     return settings_domain.fold(await store.read_stream(tenant, settings_domain.STREAM_ID))
 
 
-async def group_info(conn: asyncpg.Pool | asyncpg.Connection, tenant: str, group_id: str | None) -> GroupInfo | None:
+async def group_info(conn: asyncpg.Pool | asyncpg.Connection, tenant: str,
+                     group_id: str | None) -> GroupInfo | None:
     """The registered group ``group_id`` (from the groups read table), or None if it is not registered."""
     if group_id is None:
         return None

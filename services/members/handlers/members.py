@@ -37,7 +37,6 @@ from services.members.domain import eligibility
 from services.members.domain import member as domain
 from services.members.domain.member import PERSONAL_FIELDS, Member, SurveyAnswers
 from services.members.handlers.common import (
-    context,
     decode_cursor,
     encode_cursor,
     group_info,
@@ -52,10 +51,10 @@ from services.members.handlers.common import (
 from services.members.personal_data import SEALED_FIELDS, Vault
 from services.members.reactions import financings_of
 from shared.contracts.members import HouseholdSurveyed
-from shared.application import run_command
-from shared.envelope import Envelope, Metadata, NewEvent
+from shared.application import CommandContext, run_command
+from shared.envelope import Envelope, NewEvent
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal
 
@@ -63,7 +62,7 @@ from shared.web import Conflict, NotFound, Refusal
 log = get_logger(__name__)
 
 
-def vault(rt: ServiceRuntime) -> Vault:
+def vault(rt: CooperativeRuntime) -> Vault:
     """The service's personal-data vault (MembersSettings.vault: the keys come from settings)."""
     return rt.settings.vault()  # type: ignore[attr-defined, no-any-return]
 
@@ -101,10 +100,9 @@ def registration_fingerprint(body: RegisterMemberRequest) -> dict[str, Any]:
     return body.model_dump(mode="json", exclude={f for f in _LATER_FIELDS if f not in body.model_fields_set})
 
 
-async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemberRequest,
-                          idempotency_key: str | None, meta: Metadata) -> MemberResponse:
+async def register_member(rt: CooperativeRuntime, who: Principal, body: RegisterMemberRequest,
+                          ctx: CommandContext) -> MemberResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta, idempotency_key)
     tenant = ctx.tenant
     member_id = new_id()
     details = body.model_dump(exclude={*PERSONAL_FIELDS, "baseline_survey"})
@@ -146,7 +144,7 @@ async def register_member(rt: ServiceRuntime, who: Principal, body: RegisterMemb
     return await get_member(rt, who, done.response["member_id"])
 
 
-async def get_member(rt: ServiceRuntime, who: Principal, member_id: str) -> MemberResponse:
+async def get_member(rt: CooperativeRuntime, who: Principal, member_id: str) -> MemberResponse:
     _, pool = parts(rt)
     tenant = tenant_of(who)
     state = await load_member(rt, tenant, member_id)
@@ -178,10 +176,9 @@ async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) ->
     )
 
 
-async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, body: CorrectMemberRequest,
-                         if_match: str | None, meta: Metadata) -> MemberResponse:
+async def correct_member(rt: CooperativeRuntime, who: Principal, member_id: str, body: CorrectMemberRequest,
+                         ctx: CommandContext) -> MemberResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta, if_match=if_match)
     tenant = ctx.tenant
     given = body.model_fields_set
     v = vault(rt)
@@ -221,10 +218,9 @@ async def correct_member(rt: ServiceRuntime, who: Principal, member_id: str, bod
     return await get_member(rt, who, member_id)
 
 
-async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: MoveGroupRequest,
-                     if_match: str | None, meta: Metadata) -> MemberResponse:
+async def move_group(rt: CooperativeRuntime, who: Principal, member_id: str, body: MoveGroupRequest,
+                     ctx: CommandContext) -> MemberResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta, if_match=if_match)
 
     async def decide(state: Member) -> list[NewEvent]:
         return domain.move_group(state, body.group_id, body.effective_on or ctx.today, ctx.today,
@@ -236,9 +232,8 @@ async def move_group(rt: ServiceRuntime, who: Principal, member_id: str, body: M
     return await get_member(rt, who, member_id)
 
 
-async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: ExitMemberRequest,
-                      if_match: str | None, meta: Metadata) -> MemberResponse:
-    ctx = context(rt, who, meta, if_match=if_match)
+async def exit_member(rt: CooperativeRuntime, who: Principal, member_id: str, body: ExitMemberRequest,
+                      ctx: CommandContext) -> MemberResponse:
     await run_command(parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
                       decide=lambda state: domain.exit_member(state, body.exited_on or ctx.today, body.reason,
                                                               ctx.today),
@@ -246,8 +241,8 @@ async def exit_member(rt: ServiceRuntime, who: Principal, member_id: str, body: 
     return await get_member(rt, who, member_id)
 
 
-async def erase_personal_data(rt: ServiceRuntime, who: Principal, member_id: str, meta: Metadata) -> MemberResponse:
-    ctx = context(rt, who, meta)
+async def erase_personal_data(rt: CooperativeRuntime, who: Principal, member_id: str,
+                              ctx: CommandContext) -> MemberResponse:
     tenant = ctx.tenant
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
@@ -274,9 +269,8 @@ def _survey(payload: dict[str, Any]) -> SurveyResponse:
                           sanitation_rung=s.sanitation_rung, hygiene_rung=s.hygiene_rung)
 
 
-async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body: SurveyRequest,
-                        idempotency_key: str | None, meta: Metadata) -> SurveyResponse:
-    ctx = context(rt, who, meta, idempotency_key)
+async def record_survey(rt: CooperativeRuntime, who: Principal, member_id: str, body: SurveyRequest,
+                        ctx: CommandContext) -> SurveyResponse:
     survey_id = new_id()
     done = await run_command(
         parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
@@ -286,12 +280,13 @@ async def record_survey(rt: ServiceRuntime, who: Principal, member_id: str, body
     return await _listed_survey(rt, who, member_id, done.response["survey_id"])
 
 
-async def _listed_survey(rt: ServiceRuntime, who: Principal, member_id: str, survey_id: str) -> SurveyResponse:
+async def _listed_survey(rt: CooperativeRuntime, who: Principal, member_id: str,
+                         survey_id: str) -> SurveyResponse:
     surveys = await list_surveys(rt, who, member_id)
     return next(s for s in surveys.items if s.survey_id == survey_id)
 
 
-async def list_surveys(rt: ServiceRuntime, who: Principal, member_id: str) -> SurveyList:
+async def list_surveys(rt: CooperativeRuntime, who: Principal, member_id: str) -> SurveyList:
     store, _ = parts(rt)
     tenant = tenant_of(who)
     events = await store.read_stream(tenant, member_id)
@@ -305,7 +300,7 @@ async def list_surveys(rt: ServiceRuntime, who: Principal, member_id: str) -> Su
 # -- eligibility ---------------------------------------------------------------------------------------------
 
 
-async def member_eligibility(rt: ServiceRuntime, who: Principal, member_id: str,
+async def member_eligibility(rt: CooperativeRuntime, who: Principal, member_id: str,
                              as_of: date | None) -> EligibilityResponse:
     _, pool = parts(rt)
     tenant = tenant_of(who)
@@ -324,7 +319,7 @@ async def member_eligibility(rt: ServiceRuntime, who: Principal, member_id: str,
 # -- segmentation --------------------------------------------------------------------------------------------
 
 
-async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str | None = None,
+async def list_members(rt: CooperativeRuntime, who: Principal, *, member_number: str | None = None,
                        group_id: str | None, centre_id: str | None,
                        b40: bool | None, area: str | None, water_rung: str | None, sanitation_rung: str | None,
                        hygiene_rung: str | None, min_tenure_months: int | None, max_tenure_months: int | None,
@@ -397,7 +392,7 @@ async def list_members(rt: ServiceRuntime, who: Principal, *, member_number: str
     return MemberList(items=items, next_cursor=encode_cursor(last["member_number"], last["member_id"]) if last else None)
 
 
-async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberResponse:
+async def find_by_nik(rt: CooperativeRuntime, who: Principal, nik: str) -> MemberResponse:
     """The cooperative's member with this NIK, found by its keyed hash (the NIK is stored only sealed)."""
     _, pool = parts(rt)
     tenant = tenant_of(who)
@@ -409,7 +404,7 @@ async def find_by_nik(rt: ServiceRuntime, who: Principal, nik: str) -> MemberRes
     return await get_member(rt, who, str(member_id))
 
 
-async def contractor_jobs(rt: ServiceRuntime, who: Principal, *, job_id: str | None, limit: int,
+async def contractor_jobs(rt: CooperativeRuntime, who: Principal, *, job_id: str | None, limit: int,
                           cursor: str | None) -> ContractorJobList:
     """The open jobs assigned to the caller's contractor in its cooperative, with each household's name,
     village and district (``services/members/contractor_jobs.py``): nothing of any other job."""
@@ -432,7 +427,8 @@ async def contractor_jobs(rt: ServiceRuntime, who: Principal, *, job_id: str | N
                              next_cursor=encode_cursor(last["assigned_on"], last["job_id"]) if last else None)
 
 
-async def follow_ups(rt: ServiceRuntime, who: Principal, *, limit: int, cursor: str | None) -> FollowUpList:
+async def follow_ups(rt: CooperativeRuntime, who: Principal, *, limit: int,
+                     cursor: str | None) -> FollowUpList:
     """Active members whose household was handed a toilet or septic tank and has not been surveyed on or
     since that day, the longest waiting first (keyset paging on the handover day; a partial index holds
     just these rows). A survey dated on or after the handover takes the member off the list."""

@@ -20,28 +20,27 @@ from services.members.api.schemas import (
 )
 from services.members.domain import organisation as org
 from services.members.handlers.common import (
-    context,
     decode_cursor,
     encode_cursor,
     parts,
     tenant_of,
 )
-from shared.application import run_command
-from shared.envelope import Metadata, NewEvent
-from shared.runtime import ServiceRuntime
+from shared.application import CommandContext, run_command
+from shared.envelope import NewEvent
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal
 from shared.web import NotFound
 
 
-async def _centre(rt: ServiceRuntime, tenant: str, centre_id: str | None) -> org.Centre | None:
+async def _centre(rt: CooperativeRuntime, tenant: str, centre_id: str | None) -> org.Centre | None:
     if centre_id is None:
         return None
     store, _ = parts(rt)
     return org.fold_centre(await store.read_stream(tenant, org.centre_stream_id(centre_id)))
 
 
-async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreRequest, meta: Metadata) -> CentreResponse:
-    ctx = context(rt, who, meta)
+async def open_centre(rt: CooperativeRuntime, who: Principal, body: OpenCentreRequest,
+                      ctx: CommandContext) -> CentreResponse:
     await run_command(parts(rt)[0], ctx, stream_type=org.CENTRE_STREAM, stream_id=org.centre_stream_id(body.centre_id),
                       fold=org.fold_centre, after=lambda _: read_model.apply,
                       decide=lambda state: org.open_centre(state, body.centre_id, body.model_dump(),
@@ -49,9 +48,9 @@ async def open_centre(rt: ServiceRuntime, who: Principal, body: OpenCentreReques
     return await get_centre(rt, who, body.centre_id)
 
 
-async def change_centre(rt: ServiceRuntime, who: Principal, centre_id: str, body: ChangeCentreRequest,
-                        if_match: str | None, meta: Metadata) -> CentreResponse:
-    await run_command(parts(rt)[0], context(rt, who, meta, if_match=if_match), stream_type=org.CENTRE_STREAM,
+async def change_centre(rt: CooperativeRuntime, who: Principal, centre_id: str, body: ChangeCentreRequest,
+                        ctx: CommandContext) -> CentreResponse:
+    await run_command(parts(rt)[0], ctx, stream_type=org.CENTRE_STREAM,
                       stream_id=org.centre_stream_id(centre_id), fold=org.fold_centre, what="centre",
                       missing=f"no centre {centre_id} in this cooperative", after=lambda _: read_model.apply,
                       decide=lambda state: org.change_centre(state, {f: getattr(body, f) for f in body.model_fields_set}))
@@ -63,7 +62,7 @@ def _centre_response(r: Any) -> CentreResponse:
                           district=r["district"], opened_on=r["opened_on"], version=r["version"])
 
 
-async def get_centre(rt: ServiceRuntime, who: Principal, centre_id: str) -> CentreResponse:
+async def get_centre(rt: CooperativeRuntime, who: Principal, centre_id: str) -> CentreResponse:
     _, pool = parts(rt)
     row = await pool.fetchrow("SELECT * FROM centres WHERE tenant_id = $1 AND centre_id = $2", tenant_of(who), centre_id)
     if row is None:
@@ -71,7 +70,7 @@ async def get_centre(rt: ServiceRuntime, who: Principal, centre_id: str) -> Cent
     return _centre_response(row)
 
 
-async def list_centres(rt: ServiceRuntime, who: Principal, *, branch: str | None, limit: int,
+async def list_centres(rt: CooperativeRuntime, who: Principal, *, branch: str | None, limit: int,
                        cursor: str | None) -> CentreList:
     _, pool = parts(rt)
     after = decode_cursor(cursor, str)
@@ -87,13 +86,13 @@ async def list_centres(rt: ServiceRuntime, who: Principal, *, branch: str | None
 # -- groups --------------------------------------------------------------------------------------------------
 
 
-async def _group(rt: ServiceRuntime, tenant: str, group_id: str) -> org.Group:
+async def _group(rt: CooperativeRuntime, tenant: str, group_id: str) -> org.Group:
     store, _ = parts(rt)
     return org.fold_group(await store.read_stream(tenant, org.group_stream_id(group_id)))
 
 
-async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest, meta: Metadata) -> GroupResponse:
-    ctx = context(rt, who, meta)
+async def form_group(rt: CooperativeRuntime, who: Principal, body: FormGroupRequest,
+                     ctx: CommandContext) -> GroupResponse:
 
     async def decide(state: org.Group) -> list[NewEvent]:
         return org.form_group(state, body.group_id, body.model_dump(), body.formed_on or ctx.today, ctx.today,
@@ -104,9 +103,8 @@ async def form_group(rt: ServiceRuntime, who: Principal, body: FormGroupRequest,
     return await get_group(rt, who, body.group_id)
 
 
-async def change_group(rt: ServiceRuntime, who: Principal, group_id: str, body: ChangeGroupRequest,
-                       if_match: str | None, meta: Metadata) -> GroupResponse:
-    ctx = context(rt, who, meta, if_match=if_match)
+async def change_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: ChangeGroupRequest,
+                       ctx: CommandContext) -> GroupResponse:
     changes = {f: getattr(body, f) for f in body.model_fields_set}
 
     async def decide(state: org.Group) -> list[NewEvent]:
@@ -118,10 +116,9 @@ async def change_group(rt: ServiceRuntime, who: Principal, group_id: str, body: 
     return await get_group(rt, who, group_id)
 
 
-async def close_group(rt: ServiceRuntime, who: Principal, group_id: str, body: CloseGroupRequest,
-                      if_match: str | None, meta: Metadata) -> GroupResponse:
+async def close_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: CloseGroupRequest,
+                      ctx: CommandContext) -> GroupResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta, if_match=if_match)
 
     async def decide(state: org.Group) -> list[NewEvent]:
         return org.close_group(state, body.closed_on or ctx.today, ctx.today,
@@ -152,7 +149,7 @@ def _group_response(r: Any) -> GroupResponse:
                          version=r["version"])
 
 
-async def get_group(rt: ServiceRuntime, who: Principal, group_id: str) -> GroupResponse:
+async def get_group(rt: CooperativeRuntime, who: Principal, group_id: str) -> GroupResponse:
     _, pool = parts(rt)
     row = await pool.fetchrow(f"{_GROUP_SELECT} WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_of(who), group_id)
     if row is None:
@@ -160,7 +157,7 @@ async def get_group(rt: ServiceRuntime, who: Principal, group_id: str) -> GroupR
     return _group_response(row)
 
 
-async def list_groups(rt: ServiceRuntime, who: Principal, *, centre_id: str | None, status: str | None,
+async def list_groups(rt: CooperativeRuntime, who: Principal, *, centre_id: str | None, status: str | None,
                       limit: int, cursor: str | None) -> GroupList:
     _, pool = parts(rt)
     after = decode_cursor(cursor, str)

@@ -20,16 +20,15 @@ from services.members.api.schemas import (
 )
 from services.members.domain import session as domain
 from services.members.handlers.common import (
-    context,
     decode_cursor,
     encode_cursor,
     new_id,
     parts,
     tenant_of,
 )
-from shared.application import run_command
-from shared.envelope import Metadata, NewEvent
-from shared.runtime import ServiceRuntime
+from shared.application import CommandContext, run_command
+from shared.envelope import NewEvent
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal
 from shared.web import NotFound
 
@@ -43,7 +42,7 @@ async def _not_exited_by(conn: asyncpg.Pool, tenant: str, member_ids: Sequence[u
     return {str(r["member_id"]): r["exited_on"] is None or r["exited_on"] > day for r in rows}
 
 
-async def _load(rt: ServiceRuntime, tenant: str, session_id: str) -> domain.Session:
+async def _load(rt: CooperativeRuntime, tenant: str, session_id: str) -> domain.Session:
     store, _ = parts(rt)
     state = domain.fold(await store.read_stream(tenant, session_id))
     if not state.exists:
@@ -55,10 +54,9 @@ def session_not_found(session_id: str) -> str:
     return f"no session {session_id} in this cooperative"
 
 
-async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequest, idempotency_key: str | None,
-                       meta: Metadata) -> SessionResponse:
+async def hold_session(rt: CooperativeRuntime, who: Principal, body: HoldSessionRequest,
+                       ctx: CommandContext) -> SessionResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta, idempotency_key)
     session_id = new_id()
 
     async def decide(state: domain.Session) -> list[NewEvent]:
@@ -72,10 +70,9 @@ async def hold_session(rt: ServiceRuntime, who: Principal, body: HoldSessionRequ
     return await get_session(rt, who, done.response["session_id"])
 
 
-async def add_attendance(rt: ServiceRuntime, who: Principal, session_id: str, body: AddAttendanceRequest,
-                         meta: Metadata) -> SessionResponse:
+async def add_attendance(rt: CooperativeRuntime, who: Principal, session_id: str, body: AddAttendanceRequest,
+                         ctx: CommandContext) -> SessionResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta)
 
     async def decide(state: domain.Session) -> list[NewEvent]:
         assert state.held_on is not None
@@ -88,10 +85,9 @@ async def add_attendance(rt: ServiceRuntime, who: Principal, session_id: str, bo
     return await get_session(rt, who, session_id)
 
 
-async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: MarkLeadRequest,
-                    meta: Metadata) -> SessionResponse:
+async def mark_lead(rt: CooperativeRuntime, who: Principal, session_id: str, body: MarkLeadRequest,
+                    ctx: CommandContext) -> SessionResponse:
     store, pool = parts(rt)
-    ctx = context(rt, who, meta)
     member_id = str(body.member_id)
     day = ctx.today
 
@@ -104,7 +100,7 @@ async def mark_lead(rt: ServiceRuntime, who: Principal, session_id: str, body: M
     return await get_session(rt, who, session_id)
 
 
-async def get_session(rt: ServiceRuntime, who: Principal, session_id: str) -> SessionResponse:
+async def get_session(rt: CooperativeRuntime, who: Principal, session_id: str) -> SessionResponse:
     s = await _load(rt, tenant_of(who), session_id)
     assert s.session_id and s.kind and s.held_on and s.facilitator_id
     return SessionResponse(
@@ -114,7 +110,7 @@ async def get_session(rt: ServiceRuntime, who: Principal, session_id: str) -> Se
         leads=[Lead(member_id=m, product=p) for m, p in sorted(s.leads)], version=s.version)
 
 
-async def list_sessions(rt: ServiceRuntime, who: Principal, *, kind: str | None, group_id: str | None,
+async def list_sessions(rt: CooperativeRuntime, who: Principal, *, kind: str | None, group_id: str | None,
                         village: str | None, held_from: date | None, held_to: date | None, limit: int,
                         cursor: str | None) -> SessionList:
     """Sessions, most recent first, filtered, one page at a time."""

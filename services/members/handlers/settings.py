@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.domain import settings as domain
-from services.members.handlers.common import context, load_settings, parts, tenant_of
-from shared.application import run_command
-from shared.envelope import Metadata
-from shared.runtime import ServiceRuntime
+from services.members.handlers.common import load_settings, parts, tenant_of
+from shared.application import CommandContext, run_command
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal
 
 
@@ -15,17 +14,17 @@ def _response(s: domain.CooperativeSettings) -> SettingsResponse:
     return SettingsResponse(**s.as_payload(), version=s.version)  # type: ignore[arg-type]
 
 
-async def get_settings(rt: ServiceRuntime, who: Principal) -> SettingsResponse:
+async def get_settings(rt: CooperativeRuntime, who: Principal) -> SettingsResponse:
     return _response(await load_settings(rt, tenant_of(who)))
 
 
-async def change_settings(rt: ServiceRuntime, who: Principal, body: SettingsBody, if_match: str | None,
-                          meta: Metadata) -> SettingsResponse:
+async def change_settings(rt: CooperativeRuntime, who: Principal, body: SettingsBody,
+                          ctx: CommandContext) -> SettingsResponse:
     new = domain.CooperativeSettings(
         b40_method=body.b40_method, b40_electricity=tuple(dict.fromkeys(body.b40_electricity)),
         b40_income_bands=tuple(dict.fromkeys(body.b40_income_bands)), min_tenure_months=body.min_tenure_months,
         max_days_overdue=body.max_days_overdue, require_registered_groups=body.require_registered_groups)
-    await run_command(parts(rt)[0], context(rt, who, meta, if_match=if_match), stream_type=domain.STREAM_TYPE,
+    await run_command(parts(rt)[0], ctx, stream_type=domain.STREAM_TYPE,
                       stream_id=domain.STREAM_ID, fold=domain.fold, decide=lambda state: domain.change(state, new),
                       what="settings")
     return _response(await load_settings(rt, tenant_of(who)))
