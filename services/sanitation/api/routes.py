@@ -47,35 +47,39 @@ from services.sanitation.api.schemas import (
 )
 from services.sanitation.handlers import contractors, desludging, jobs
 from services.sanitation.handlers import settings as settings_handlers
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime
 from shared.schemas import BusinessDate
 from shared.tenancy import Principal, Role
 from shared.web import (
-    IdempotencyKey,
+    KeyedOfficerCommand,
     Limit,
     Manager,
+    ManagerCommand,
     Offset,
     Officer,
+    OfficerCommand,
+    command_type,
     cooperative_runtime,
-    request_metadata,
     require_roles,
 )
 
 router = APIRouter()
 
-Inspector = Annotated[Principal, Depends(require_roles(Role.INSPECTOR))]
 SettingsReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR))]
 JobReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.INSPECTOR,
                                                        Role.CONTRACTOR))]
-JobWorker = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
+#: the command requests of an inspector and of whoever works on a job (staff, or the contractor assigned);
+#: each takes an Idempotency-Key
+KeyedInspectorCommand = command_type(Role.INSPECTOR, idempotency_key=True)
+KeyedJobWorkerCommand = command_type(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR, idempotency_key=True)
 ContractorReader = Annotated[Principal, Depends(require_roles(Role.FIELD_OFFICER, Role.MANAGER, Role.CONTRACTOR))]
 Village = Annotated[str | None, Query(min_length=1, max_length=120)]
 MemberNumberQuery = Annotated[str | None, Query(min_length=1, max_length=40,
                                                 description="The cooperative's member number (instead of member_id)")]
 
 
-def rt(request: Request) -> ServiceRuntime:
-    return cooperative_runtime(request)  # type: ignore[no-any-return]  # the key's cooperative, behind RLS
+def rt(request: Request) -> CooperativeRuntime:
+    return cooperative_runtime(request)  # the key's cooperative, behind RLS
 
 
 # -- settings -----------------------------------------------------------------------------------------
@@ -89,8 +93,8 @@ async def get_settings(principal: SettingsReader, request: Request) -> SettingsR
 
 @router.put("/settings", response_model=SettingsResponse, tags=["settings"],
             summary="Replace the settings (managers); omitted fields take the SNI defaults")
-async def put_settings(body: SettingsRequest, principal: Manager, request: Request) -> SettingsResponse:
-    return await settings_handlers.put_settings(rt(request), principal, body, request_metadata(request, principal))
+async def put_settings(body: SettingsRequest, cmd: ManagerCommand) -> SettingsResponse:
+    return await settings_handlers.put_settings(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 # -- contractors --------------------------------------------------------------------------------------
@@ -98,10 +102,9 @@ async def put_settings(body: SettingsRequest, principal: Manager, request: Reque
 
 @router.post("/contractors", status_code=201, response_model=ContractorResponse, tags=["contractors"],
              summary="Register a contractor")
-async def register_contractor(body: RegisterContractorRequest, principal: Officer, request: Request,
-                              idempotency_key: IdempotencyKey = None) -> ContractorResponse:
-    return await contractors.register(rt(request), principal, body, idempotency_key,
-                                      request_metadata(request, principal))
+async def register_contractor(body: RegisterContractorRequest,
+                              cmd: KeyedOfficerCommand) -> ContractorResponse:
+    return await contractors.register(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @router.get("/contractors", response_model=Page[ContractorResponse], tags=["contractors"],
@@ -114,52 +117,50 @@ async def list_contractors(principal: Officer, request: Request, active: bool | 
 
 @router.post("/contractors/certification-expiries", response_model=ExpirySweepResponse, tags=["contractors"],
              summary="Record the certifications that have expired (run daily; each is recorded once)")
-async def record_expiries(body: ExpirySweepRequest, principal: Officer, request: Request) -> ExpirySweepResponse:
-    return await contractors.record_expiries(rt(request), principal, body.as_of, request_metadata(request, principal))
+async def record_expiries(body: ExpirySweepRequest, cmd: OfficerCommand) -> ExpirySweepResponse:
+    return await contractors.record_expiries(cmd.runtime, cmd.principal, body.as_of, cmd.meta)
 
 
 @router.get("/contractors/{contractor_id}", response_model=ContractorResponse, tags=["contractors"],
             summary="One contractor (a contractor's key: itself only)")
-async def get_contractor(contractor_id: UUID, principal: ContractorReader, request: Request) -> ContractorResponse:
+async def get_contractor(contractor_id: UUID, principal: ContractorReader,
+                         request: Request) -> ContractorResponse:
     return await contractors.get(rt(request), principal, str(contractor_id))
 
 
 @router.get("/contractors/{contractor_id}/quality", response_model=QualityResponse, tags=["contractors"],
             summary="First-time pass rate, rework count, median days from order to handover")
-async def contractor_quality(contractor_id: UUID, principal: ContractorReader, request: Request) -> QualityResponse:
+async def contractor_quality(contractor_id: UUID, principal: ContractorReader,
+                             request: Request) -> QualityResponse:
     return await contractors.quality(rt(request), principal, str(contractor_id))
 
 
 @router.post("/contractors/{contractor_id}/training", response_model=ContractorResponse, tags=["contractors"],
              summary="Record the on-the-job SNI septic-tank training")
-async def record_training(contractor_id: UUID, body: TrainingRequest, principal: Officer, request: Request,
-                          idempotency_key: IdempotencyKey = None) -> ContractorResponse:
-    return await contractors.record_training(rt(request), principal, str(contractor_id), body, idempotency_key,
-                                             request_metadata(request, principal))
+async def record_training(contractor_id: UUID, body: TrainingRequest,
+                          cmd: KeyedOfficerCommand) -> ContractorResponse:
+    return await contractors.record_training(cmd.runtime, cmd.principal, str(contractor_id), body,
+                                             cmd.context())
 
 
 @router.post("/contractors/{contractor_id}/certification", response_model=ContractorResponse,
              tags=["contractors"], summary="Record a new or renewed SNI 2398:2017 certification")
-async def certify(contractor_id: UUID, body: CertificationRequest, principal: Officer, request: Request,
-                  idempotency_key: IdempotencyKey = None) -> ContractorResponse:
-    return await contractors.certify(rt(request), principal, str(contractor_id), body, idempotency_key,
-                                     request_metadata(request, principal))
+async def certify(contractor_id: UUID, body: CertificationRequest,
+                  cmd: KeyedOfficerCommand) -> ContractorResponse:
+    return await contractors.certify(cmd.runtime, cmd.principal, str(contractor_id), body, cmd.context())
 
 
 @router.post("/contractors/{contractor_id}/deactivation", response_model=ContractorResponse, tags=["contractors"],
              summary="Stop giving the contractor work")
-async def deactivate(contractor_id: UUID, body: DeactivationRequest, principal: Officer, request: Request,
-                     idempotency_key: IdempotencyKey = None) -> ContractorResponse:
-    return await contractors.deactivate(rt(request), principal, str(contractor_id), body, idempotency_key,
-                                        request_metadata(request, principal))
+async def deactivate(contractor_id: UUID, body: DeactivationRequest,
+                     cmd: KeyedOfficerCommand) -> ContractorResponse:
+    return await contractors.deactivate(cmd.runtime, cmd.principal, str(contractor_id), body, cmd.context())
 
 
 @router.post("/contractors/{contractor_id}/reactivation", response_model=ContractorResponse, tags=["contractors"],
              summary="Give the contractor work again")
-async def reactivate(contractor_id: UUID, principal: Officer, request: Request,
-                     idempotency_key: IdempotencyKey = None) -> ContractorResponse:
-    return await contractors.reactivate(rt(request), principal, str(contractor_id), idempotency_key,
-                                        request_metadata(request, principal))
+async def reactivate(contractor_id: UUID, cmd: KeyedOfficerCommand) -> ContractorResponse:
+    return await contractors.reactivate(cmd.runtime, cmd.principal, str(contractor_id), cmd.context())
 
 
 # -- jobs ---------------------------------------------------------------------------------------------
@@ -167,9 +168,8 @@ async def reactivate(contractor_id: UUID, principal: Officer, request: Request,
 
 @router.post("/jobs", status_code=201, response_model=JobResponse, tags=["jobs"],
              summary="Order a cash-funded job (financed jobs are ordered by the financing's first tranche)")
-async def order_job(body: OrderJobRequest, principal: Officer, request: Request,
-                    idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.order_job(rt(request), principal, body, idempotency_key, request_metadata(request, principal))
+async def order_job(body: OrderJobRequest, cmd: KeyedOfficerCommand) -> JobResponse:
+    return await jobs.order_job(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @router.get("/jobs", response_model=Page[JobListItem], tags=["jobs"],
@@ -191,33 +191,25 @@ async def get_job(job_id: UUID, principal: JobReader, request: Request) -> JobRe
 
 @router.put("/jobs/{job_id}/village", response_model=JobResponse, tags=["jobs"],
             summary="Set the household's village (for the desludging lists)")
-async def set_village(job_id: UUID, body: VillageRequest, principal: Officer, request: Request,
-                      idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.set_village(rt(request), principal, str(job_id), body, idempotency_key,
-                                  request_metadata(request, principal))
+async def set_village(job_id: UUID, body: VillageRequest, cmd: KeyedOfficerCommand) -> JobResponse:
+    return await jobs.set_village(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/jobs/{job_id}/assignment", response_model=JobResponse, tags=["jobs"],
              summary="Assign a contractor (septic tanks: a validly certified one); again to reassign before work starts")
-async def assign(job_id: UUID, body: AssignRequest, principal: Officer, request: Request,
-                 idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.assign(rt(request), principal, str(job_id), body, idempotency_key,
-                             request_metadata(request, principal))
+async def assign(job_id: UUID, body: AssignRequest, cmd: KeyedOfficerCommand) -> JobResponse:
+    return await jobs.assign(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/jobs/{job_id}/start", response_model=JobResponse, tags=["jobs"], summary="Work starts")
-async def start(job_id: UUID, body: StartRequest, principal: JobWorker, request: Request,
-                idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.start(rt(request), principal, str(job_id), body, idempotency_key,
-                            request_metadata(request, principal))
+async def start(job_id: UUID, body: StartRequest, cmd: KeyedJobWorkerCommand) -> JobResponse:
+    return await jobs.start(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/jobs/{job_id}/inspections", response_model=JobResponse, tags=["jobs"],
              summary="Record an inspection (inspectors): passes only if every checklist item passes")
-async def inspect(job_id: UUID, body: InspectionRequest, principal: Inspector, request: Request,
-                  idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.inspect(rt(request), principal, str(job_id), body, idempotency_key,
-                              request_metadata(request, principal))
+async def inspect(job_id: UUID, body: InspectionRequest, cmd: KeyedInspectorCommand) -> JobResponse:
+    return await jobs.inspect(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.get("/jobs/{job_id}/inspections", response_model=list[InspectionDetail], tags=["jobs"],
@@ -228,18 +220,14 @@ async def get_inspections(job_id: UUID, principal: JobReader, request: Request) 
 
 @router.post("/jobs/{job_id}/rework", response_model=JobResponse, tags=["jobs"],
              summary="Rework after a failed inspection (a re-inspection follows)")
-async def rework(job_id: UUID, body: ReworkRequest, principal: JobWorker, request: Request,
-                 idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.rework(rt(request), principal, str(job_id), body, idempotency_key,
-                             request_metadata(request, principal))
+async def rework(job_id: UUID, body: ReworkRequest, cmd: KeyedJobWorkerCommand) -> JobResponse:
+    return await jobs.rework(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/jobs/{job_id}/completion", response_model=JobResponse, tags=["jobs"],
              summary="Hand over after a passed inspection (water: with the PDAM customer number)")
-async def complete(job_id: UUID, body: CompleteRequest, principal: JobWorker, request: Request,
-                   idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await jobs.complete(rt(request), principal, str(job_id), body, idempotency_key,
-                               request_metadata(request, principal))
+async def complete(job_id: UUID, body: CompleteRequest, cmd: KeyedJobWorkerCommand) -> JobResponse:
+    return await jobs.complete(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 # -- desludging ---------------------------------------------------------------------------------------
@@ -247,34 +235,27 @@ async def complete(job_id: UUID, body: CompleteRequest, principal: JobWorker, re
 
 @router.post("/jobs/{job_id}/desludging/requests", response_model=JobResponse, tags=["desludging"],
              summary="The household asks for an emptying (on demand)")
-async def request_desludging(job_id: UUID, body: DesludgingRequestBody, principal: Officer, request: Request,
-                             idempotency_key: IdempotencyKey = None) -> JobResponse:
-    return await desludging.request(rt(request), principal, str(job_id), body, idempotency_key,
-                                    request_metadata(request, principal))
+async def request_desludging(job_id: UUID, body: DesludgingRequestBody,
+                             cmd: KeyedOfficerCommand) -> JobResponse:
+    return await desludging.request(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/jobs/{job_id}/desludging/visits", status_code=201, response_model=VisitResponse,
              tags=["desludging"], summary="Schedule a truck's visit")
-async def schedule_visit(job_id: UUID, body: ScheduleVisitRequest, principal: Officer, request: Request,
-                         idempotency_key: IdempotencyKey = None) -> VisitResponse:
-    return await desludging.schedule_visit(rt(request), principal, str(job_id), body, idempotency_key,
-                                           request_metadata(request, principal))
+async def schedule_visit(job_id: UUID, body: ScheduleVisitRequest, cmd: KeyedOfficerCommand) -> VisitResponse:
+    return await desludging.schedule_visit(cmd.runtime, cmd.principal, str(job_id), body, cmd.context())
 
 
 @router.post("/desludging/visits/{visit_id}/outcome", response_model=VisitResponse, tags=["desludging"],
              summary="Record a visit: emptied (with m3), hose cannot reach, household absent, cancelled (with reason)")
-async def record_visit(visit_id: UUID, body: RecordVisitRequest, principal: Officer, request: Request,
-                       idempotency_key: IdempotencyKey = None) -> VisitResponse:
-    return await desludging.record_visit(rt(request), principal, str(visit_id), body, idempotency_key,
-                                         request_metadata(request, principal))
+async def record_visit(visit_id: UUID, body: RecordVisitRequest, cmd: KeyedOfficerCommand) -> VisitResponse:
+    return await desludging.record_visit(cmd.runtime, cmd.principal, str(visit_id), body, cmd.context())
 
 
 @router.post("/iplt-receipts", status_code=201, response_model=VisitResponse, tags=["desludging"],
              summary="The treatment plant acknowledges a visit's sludge (manifest, volume received)")
-async def acknowledge_receipt(body: IpltReceiptRequest, principal: Officer, request: Request,
-                              idempotency_key: IdempotencyKey = None) -> VisitResponse:
-    return await desludging.acknowledge_receipt(rt(request), principal, body, idempotency_key,
-                                                request_metadata(request, principal))
+async def acknowledge_receipt(body: IpltReceiptRequest, cmd: KeyedOfficerCommand) -> VisitResponse:
+    return await desludging.acknowledge_receipt(cmd.runtime, cmd.principal, body, cmd.context())
 
 
 @router.get("/desludging/due", response_model=Page[ScheduleEntry], tags=["desludging"],
@@ -287,7 +268,8 @@ async def due(principal: Officer, request: Request,
 
 @router.get("/desludging/overdue", response_model=Page[ScheduleEntry], tags=["desludging"],
             summary="Tanks past their due date without an acknowledged emptying, most overdue first")
-async def overdue(principal: Officer, request: Request, as_of: BusinessDate | None = None, village: Village = None,
+async def overdue(principal: Officer, request: Request, as_of: BusinessDate | None = None,
+                  village: Village = None,
                   limit: Limit = 50, offset: Offset = 0) -> Page[ScheduleEntry]:
     return await desludging.overdue(rt(request), principal, as_of, village, limit, offset)
 

@@ -1,4 +1,5 @@
-"""What every sanitation handler shares: today's business date, the command context, settings."""
+"""What every sanitation handler shares: today's business date, settings (a command's context comes from its
+route: ``shared.web.CommandRequest.context``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ from datetime import date
 from typing import Any
 
 from services.sanitation.domain import settings as settings_domain
-from shared.application import CommandContext
-from shared.envelope import Metadata
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime, ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Forbidden
 
 AfterHook = Callable[[Any, list[Any]], Awaitable[None]]
 
 
-def business_today(rt: ServiceRuntime) -> date:
+def business_today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     """Today in the cooperatives' time zone (a business date in the future is refused)."""
     return rt.settings.business_today()
 
@@ -32,12 +31,7 @@ def command_request(command: str, target: str | None, body: dict[str, Any]) -> d
     return {"command": command, "target": target, "body": body}
 
 
-def context(rt: ServiceRuntime, who: Principal, meta: Metadata, key: str | None = None) -> CommandContext:
-    """The command context of a request of ``who``'s cooperative."""
-    return CommandContext(tenant_of(who), meta, business_today(rt), key)
-
-
-async def load_settings(rt: ServiceRuntime, tenant: str) -> settings_domain.SettingsState:
+async def load_settings(rt: CooperativeRuntime, tenant: str) -> settings_domain.SettingsState:
     return settings_domain.fold(await rt.store.read_stream(tenant, settings_domain.STREAM_ID))
 
 

@@ -25,22 +25,21 @@ from services.sanitation.handlers.common import (
     AfterHook,
     business_today,
     command_request,
-    context,
     contractor_subject,
     tenant_of,
 )
-from shared.application import run_command
+from shared.application import CommandContext, run_command
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import ConcurrencyError
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime, ServiceRuntime
 from shared.tenancy import Principal, Role
 from shared.web import Conflict, NotFound, Refusal
 
 log = get_logger(__name__)
 
 
-async def load(rt: ServiceRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
+async def load(rt: CooperativeRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
     return domain.fold(await rt.store.read_stream(tenant, contractor_id))
 
 
@@ -51,9 +50,8 @@ def _visible(who: Principal, contractor_id: str) -> None:
             raise NotFound(f"no contractor {contractor_id} in this cooperative")
 
 
-async def register(rt: ServiceRuntime, who: Principal, body: RegisterContractorRequest, key: str | None,
-                   meta: Metadata) -> ContractorResponse:
-    ctx = context(rt, who, meta, key)
+async def register(rt: CooperativeRuntime, who: Principal, body: RegisterContractorRequest,
+                   ctx: CommandContext) -> ContractorResponse:
     contractor_id = str(body.contractor_id or uuid.uuid4())
 
     async def keep(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
@@ -79,10 +77,9 @@ def _keep(tenant: str) -> Callable[[domain.Contractor], AfterHook]:
     return keep
 
 
-async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, command: str, body: dict[str, Any],
-                   key: str | None, meta: Metadata,
+async def _command(rt: CooperativeRuntime, who: Principal, contractor_id: str, command: str,
+                   body: dict[str, Any], ctx: CommandContext,
                    decide: Callable[[domain.Contractor], list[NewEvent]]) -> ContractorResponse:
-    ctx = context(rt, who, meta, key)
     await run_command(rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id, fold=domain.fold,
                       decide=decide, request=command_request(command, contractor_id, body),
                       response={"contractor_id": contractor_id},
@@ -90,43 +87,44 @@ async def _command(rt: ServiceRuntime, who: Principal, contractor_id: str, comma
     return await get(rt, who, contractor_id)
 
 
-async def record_training(rt: ServiceRuntime, who: Principal, contractor_id: str, body: TrainingRequest,
-                          key: str | None, meta: Metadata) -> ContractorResponse:
+async def record_training(rt: CooperativeRuntime, who: Principal, contractor_id: str, body: TrainingRequest,
+                          ctx: CommandContext) -> ContractorResponse:
     today = business_today(rt)
-    return await _command(rt, who, contractor_id, "record_training", body.model_dump(mode="json"), key, meta,
+    return await _command(rt, who, contractor_id, "record_training", body.model_dump(mode="json"), ctx,
                           lambda s: domain.record_training(s, body.trained_on, today))
 
 
-async def certify(rt: ServiceRuntime, who: Principal, contractor_id: str, body: CertificationRequest,
-                  key: str | None, meta: Metadata) -> ContractorResponse:
+async def certify(rt: CooperativeRuntime, who: Principal, contractor_id: str, body: CertificationRequest,
+                  ctx: CommandContext) -> ContractorResponse:
     today = business_today(rt)
-    return await _command(rt, who, contractor_id, "certify", body.model_dump(mode="json"), key, meta,
+    return await _command(rt, who, contractor_id, "certify", body.model_dump(mode="json"), ctx,
                           lambda s: domain.certify(s, body.certificate_number, body.certified_on, body.valid_until,
                                                    today))
 
 
-async def deactivate(rt: ServiceRuntime, who: Principal, contractor_id: str, body: DeactivationRequest,
-                     key: str | None, meta: Metadata) -> ContractorResponse:
+async def deactivate(rt: CooperativeRuntime, who: Principal, contractor_id: str, body: DeactivationRequest,
+                     ctx: CommandContext) -> ContractorResponse:
     today = business_today(rt)
-    return await _command(rt, who, contractor_id, "deactivate", body.model_dump(mode="json"), key, meta,
+    return await _command(rt, who, contractor_id, "deactivate", body.model_dump(mode="json"), ctx,
                           lambda s: domain.deactivate(s, body.reason, today))
 
 
-async def reactivate(rt: ServiceRuntime, who: Principal, contractor_id: str, key: str | None,
-                     meta: Metadata) -> ContractorResponse:
+async def reactivate(rt: CooperativeRuntime, who: Principal, contractor_id: str,
+                     ctx: CommandContext) -> ContractorResponse:
     today = business_today(rt)
-    return await _command(rt, who, contractor_id, "reactivate", {}, key, meta,
+    return await _command(rt, who, contractor_id, "reactivate", {}, ctx,
                           lambda s: domain.reactivate(s, today))
 
 
-async def record_expiries(rt: ServiceRuntime, who: Principal, as_of: date | None, meta: Metadata) -> ExpirySweepResponse:
+async def record_expiries(rt: CooperativeRuntime, who: Principal, as_of: date | None,
+                          meta: Metadata) -> ExpirySweepResponse:
     """Record ContractorCertificationExpired for every certification that lapsed before ``as_of`` (default
     today) and is not recorded yet. Safe to run again and from a scheduler: each expiry is recorded once."""
     tenant, today = tenant_of(who), business_today(rt)
     if as_of is not None and as_of > today:
         raise Refusal(f"as_of ({as_of}) cannot be in the future", field="as_of")
     as_of = as_of or today
-    ctx, done = context(rt, who, meta), []
+    ctx, done = CommandContext(tenant, meta, today), []
     for contractor_id in await read_models.expired_certifications(rt.pool, tenant, as_of):
         try:
             swept = await run_command(rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=contractor_id,
@@ -171,7 +169,7 @@ def _response(row: asyncpg.Record, today: date) -> ContractorResponse:
     )
 
 
-async def get(rt: ServiceRuntime, who: Principal, contractor_id: str) -> ContractorResponse:
+async def get(rt: CooperativeRuntime, who: Principal, contractor_id: str) -> ContractorResponse:
     _visible(who, contractor_id)
     row = await read_models.contractor_row(rt.pool, tenant_of(who), contractor_id)
     if row is None:
@@ -179,15 +177,15 @@ async def get(rt: ServiceRuntime, who: Principal, contractor_id: str) -> Contrac
     return _response(row, business_today(rt))
 
 
-async def list_contractors(rt: ServiceRuntime, who: Principal, active: bool | None, certified_on: date | None,
-                           limit: int, offset: int) -> Page[ContractorResponse]:
+async def list_contractors(rt: CooperativeRuntime, who: Principal, active: bool | None,
+                           certified_on: date | None, limit: int, offset: int) -> Page[ContractorResponse]:
     page = await read_models.list_contractors(rt.pool, tenant_of(who), active=active, certified_on=certified_on,
                                               limit=limit, offset=offset)
     today = business_today(rt)
     return Page(items=[_response(r, today) for r in page.rows], limit=limit, offset=offset, total=page.total)
 
 
-async def quality(rt: ServiceRuntime, who: Principal, contractor_id: str) -> QualityResponse:
+async def quality(rt: CooperativeRuntime, who: Principal, contractor_id: str) -> QualityResponse:
     await get(rt, who, contractor_id)  # exists, and visible to the caller
     record = domain.quality_record(await read_models.contractor_outcomes(rt.pool, tenant_of(who), contractor_id))
     return QualityResponse(contractor_id=contractor_id, **record.__dict__)

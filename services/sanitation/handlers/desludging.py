@@ -23,25 +23,26 @@ from services.sanitation.domain import job as domain
 from services.sanitation.domain.dates import month_bounds, parse_month
 from services.sanitation.handlers import jobs
 from services.sanitation.handlers.common import business_today, load_settings, tenant_of
-from shared.envelope import Envelope, Metadata
-from shared.runtime import ServiceRuntime
+from shared.application import CommandContext
+from shared.envelope import Envelope
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal
 
 
-async def request(rt: ServiceRuntime, who: Principal, job_id: str, body: DesludgingRequestBody, key: str | None,
-                  meta: Metadata) -> JobResponse:
+async def request(rt: CooperativeRuntime, who: Principal, job_id: str, body: DesludgingRequestBody,
+                  ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
-    job, _ = await jobs.run(rt, who, job_id, "request_desludging", body.model_dump(mode="json"), key, meta,
+    job, _ = await jobs.run(rt, who, job_id, "request_desludging", body.model_dump(mode="json"), ctx,
                             lambda j: domain.request_desludging(j, body.requested_on or today, body.reason, today))
     return await jobs.respond(rt, who, job, today)
 
 
-async def schedule_visit(rt: ServiceRuntime, who: Principal, job_id: str, body: ScheduleVisitRequest,
-                         key: str | None, meta: Metadata) -> VisitResponse:
+async def schedule_visit(rt: CooperativeRuntime, who: Principal, job_id: str, body: ScheduleVisitRequest,
+                         ctx: CommandContext) -> VisitResponse:
     visit_id = str(uuid.uuid4())
     job, response = await jobs.run(
-        rt, who, job_id, "schedule_visit", body.model_dump(mode="json"), key, meta,
+        rt, who, job_id, "schedule_visit", body.model_dump(mode="json"), ctx,
         lambda j: domain.schedule_visit(j, visit_id, body.planned_on, body.operator, body.truck_plate),
         response={"visit_id": visit_id})
     visit = job.desludging.visit(response["visit_id"]) if job.desludging else None
@@ -49,18 +50,18 @@ async def schedule_visit(rt: ServiceRuntime, who: Principal, job_id: str, body: 
     return jobs.visit_response(job_id, visit)
 
 
-async def _job_of_visit(rt: ServiceRuntime, who: Principal, visit_id: str) -> str | None:
+async def _job_of_visit(rt: CooperativeRuntime, who: Principal, visit_id: str) -> str | None:
     return await read_models.visit_job(rt.pool, tenant_of(who), visit_id)
 
 
-async def record_visit(rt: ServiceRuntime, who: Principal, visit_id: str, body: RecordVisitRequest,
-                       key: str | None, meta: Metadata) -> VisitResponse:
+async def record_visit(rt: CooperativeRuntime, who: Principal, visit_id: str, body: RecordVisitRequest,
+                       ctx: CommandContext) -> VisitResponse:
     job_id = await _job_of_visit(rt, who, visit_id)
     if job_id is None:
         raise NotFound(f"no desludging visit {visit_id} in this cooperative")
     today = business_today(rt)
     job, _ = await jobs.run(
-        rt, who, job_id, "record_visit", {"visit_id": visit_id, **body.model_dump(mode="json")}, key, meta,
+        rt, who, job_id, "record_visit", {"visit_id": visit_id, **body.model_dump(mode="json")}, ctx,
         lambda j: domain.record_visit(j, visit_id, body.visited_on or today, body.outcome, body.operator,
                                       body.truck_plate, body.volume_m3, body.cancellation_reason, body.note, today))
     visit = job.desludging.visit(visit_id) if job.desludging else None
@@ -68,8 +69,8 @@ async def record_visit(rt: ServiceRuntime, who: Principal, visit_id: str, body: 
     return jobs.visit_response(job_id, visit)
 
 
-async def acknowledge_receipt(rt: ServiceRuntime, who: Principal, body: IpltReceiptRequest, key: str | None,
-                              meta: Metadata) -> VisitResponse:
+async def acknowledge_receipt(rt: CooperativeRuntime, who: Principal, body: IpltReceiptRequest,
+                              ctx: CommandContext) -> VisitResponse:
     """The IPLT's acknowledgement of a visit's sludge. A manifest number is used once per plant."""
     visit_id = str(body.visit_id)
     job_id = await _job_of_visit(rt, who, visit_id)
@@ -89,7 +90,7 @@ async def acknowledge_receipt(rt: ServiceRuntime, who: Principal, body: IpltRece
                            "another visit", field="manifest_number") from None
 
     job, _ = await jobs.run(
-        rt, who, job_id, "acknowledge_receipt", body.model_dump(mode="json"), key, meta,
+        rt, who, job_id, "acknowledge_receipt", body.model_dump(mode="json"), ctx,
         lambda j: domain.acknowledge_receipt(j, visit_id, body.iplt_id, body.manifest_number,
                                              body.received_on or today, body.volume_received_m3, settings, today),
         extra=manifest_once)
@@ -117,7 +118,7 @@ def _month(text: str, field: str) -> tuple[date, date]:
         raise Refusal(str(e), field=field) from None
 
 
-async def due(rt: ServiceRuntime, who: Principal, month: str | None, village: str | None, limit: int,
+async def due(rt: CooperativeRuntime, who: Principal, month: str | None, village: str | None, limit: int,
               offset: int) -> Page[ScheduleEntry]:
     """Tanks falling due in a month (default: this month), by due date."""
     today = business_today(rt)
@@ -127,7 +128,7 @@ async def due(rt: ServiceRuntime, who: Principal, month: str | None, village: st
     return Page(items=_entries(page.rows, today), limit=limit, offset=offset, total=page.total)
 
 
-async def overdue(rt: ServiceRuntime, who: Principal, as_of: date | None, village: str | None, limit: int,
+async def overdue(rt: CooperativeRuntime, who: Principal, as_of: date | None, village: str | None, limit: int,
                   offset: int) -> Page[ScheduleEntry]:
     """Tanks whose due date passed before ``as_of`` (default today) without an acknowledged emptying."""
     today = business_today(rt)
@@ -137,7 +138,7 @@ async def overdue(rt: ServiceRuntime, who: Principal, as_of: date | None, villag
     return Page(items=_entries(page.rows, as_of or today), limit=limit, offset=offset, total=page.total)
 
 
-async def requests(rt: ServiceRuntime, who: Principal, village: str | None, limit: int,
+async def requests(rt: CooperativeRuntime, who: Principal, village: str | None, limit: int,
                    offset: int) -> Page[ScheduleEntry]:
     """Tanks whose household asked for an emptying that has not happened yet, oldest request first."""
     today = business_today(rt)
@@ -146,7 +147,7 @@ async def requests(rt: ServiceRuntime, who: Principal, village: str | None, limi
     return Page(items=_entries(page.rows, today), limit=limit, offset=offset, total=page.total)
 
 
-async def due_summary(rt: ServiceRuntime, who: Principal, from_month: str, to_month: str,
+async def due_summary(rt: CooperativeRuntime, who: Principal, from_month: str, to_month: str,
                       village: str | None) -> list[DueSummaryRow]:
     """How many tanks fall due per month and village (at most five years at once)."""
     first, _ = _month(from_month, "from_month")

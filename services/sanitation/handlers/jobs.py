@@ -38,15 +38,14 @@ from services.sanitation.handlers.common import (
     AfterHook,
     business_today,
     command_request,
-    context,
     contractor_subject,
     load_settings,
     tenant_of,
 )
 from shared.contracts.sanitation import InspectionRecorded
-from shared.application import run_command
-from shared.envelope import Envelope, Metadata, NewEvent
-from shared.runtime import ServiceRuntime
+from shared.application import CommandContext, run_command
+from shared.envelope import Envelope, NewEvent
+from shared.runtime import CooperativeRuntime
 from shared.tenancy import Principal, Role
 from shared.web import NotFound, Refusal
 
@@ -57,7 +56,7 @@ def _not_found(job_id: str) -> NotFound:
     return NotFound(f"no job {job_id} in this cooperative")
 
 
-async def load(rt: ServiceRuntime, who: Principal, job_id: str) -> domain.ConstructionJob:
+async def load(rt: CooperativeRuntime, who: Principal, job_id: str) -> domain.ConstructionJob:
     """The job, if the caller may see it: a contractor's key sees only the jobs assigned to it (any other
     job answers 404, as if it did not exist)."""
     job = domain.fold(await rt.store.read_stream(tenant_of(who), job_id))
@@ -84,12 +83,11 @@ def _visible(who: Principal, job_id: str, job: domain.ConstructionJob) -> domain
     return job
 
 
-async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, body: dict[str, Any],
-              key: str | None, meta: Metadata, decide: Decide, response: dict[str, Any] | None = None,
+async def run(rt: CooperativeRuntime, who: Principal, job_id: str, command: str, body: dict[str, Any],
+              ctx: CommandContext, decide: Decide, response: dict[str, Any] | None = None,
               extra: AfterHook | None = None) -> tuple[domain.ConstructionJob, dict[str, Any]]:
     """The kernel's command pipeline on a job; a retry with the same Idempotency-Key returns the job as it is
     now and the first response, and appends nothing. Returns the job and that response."""
-    ctx = context(rt, who, meta, key)
     done = await run_command(
         rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=job_id, fold=domain.fold,
         decide=lambda job: decide(_visible(who, job_id, job)), request=command_request(command, job_id, body),
@@ -101,7 +99,7 @@ async def run(rt: ServiceRuntime, who: Principal, job_id: str, command: str, bod
     return domain.fold(done.events, done.state), done.response
 
 
-async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | None,
+async def resolve_member(rt: CooperativeRuntime, who: Principal, member_id: str | None,
                          member_number: str | None, *, required: bool) -> str | None:
     """The member a request names, by id or by the cooperative's member number (looked up in this
     cooperative's members only: another cooperative's number is never resolved)."""
@@ -121,10 +119,9 @@ async def resolve_member(rt: ServiceRuntime, who: Principal, member_id: str | No
 # -- commands -----------------------------------------------------------------------------------------
 
 
-async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, key: str | None,
-                    meta: Metadata) -> JobResponse:
+async def order_job(rt: CooperativeRuntime, who: Principal, body: OrderJobRequest,
+                    ctx: CommandContext) -> JobResponse:
     """Order a cash-funded job by hand (no financing)."""
-    ctx = context(rt, who, meta, key)
     job_id = str(uuid.uuid4())
 
     async def decide(job: domain.ConstructionJob) -> list[NewEvent]:
@@ -141,58 +138,58 @@ async def order_job(rt: ServiceRuntime, who: Principal, body: OrderJobRequest, k
     return await get_job(rt, who, done.response["job_id"])
 
 
-async def set_village(rt: ServiceRuntime, who: Principal, job_id: str, body: VillageRequest, key: str | None,
-                      meta: Metadata) -> JobResponse:
-    job, _ = await run(rt, who, job_id, "set_village", body.model_dump(mode="json"), key, meta,
+async def set_village(rt: CooperativeRuntime, who: Principal, job_id: str, body: VillageRequest,
+                      ctx: CommandContext) -> JobResponse:
+    job, _ = await run(rt, who, job_id, "set_village", body.model_dump(mode="json"), ctx,
                        lambda j: domain.set_village(j, body.village))
     return await respond(rt, who, job, business_today(rt))
 
 
-async def assign(rt: ServiceRuntime, who: Principal, job_id: str, body: AssignRequest, key: str | None,
-                 meta: Metadata) -> JobResponse:
+async def assign(rt: CooperativeRuntime, who: Principal, job_id: str, body: AssignRequest,
+                 ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
     contractor_id = str(body.contractor_id)
     await load(rt, who, job_id)  # the job in the path first: 404 before judging the body
     contractor = fold_contractor(await rt.store.read_stream(tenant_of(who), contractor_id))
     if not contractor.exists:
         raise Refusal(f"no contractor {contractor_id} in this cooperative", field="contractor_id")
-    job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), key, meta,
+    job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), ctx,
                        lambda j: domain.assign(j, contractor, body.assigned_on or today, today))
     return await respond(rt, who, job, today)
 
 
-async def start(rt: ServiceRuntime, who: Principal, job_id: str, body: StartRequest, key: str | None,
-                meta: Metadata) -> JobResponse:
+async def start(rt: CooperativeRuntime, who: Principal, job_id: str, body: StartRequest,
+                ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
-    job, _ = await run(rt, who, job_id, "start", body.model_dump(mode="json"), key, meta,
+    job, _ = await run(rt, who, job_id, "start", body.model_dump(mode="json"), ctx,
                        lambda j: domain.start(j, body.started_on or today, today))
     return await respond(rt, who, job, today)
 
 
-async def inspect(rt: ServiceRuntime, who: Principal, job_id: str, body: InspectionRequest, key: str | None,
-                  meta: Metadata) -> JobResponse:
+async def inspect(rt: CooperativeRuntime, who: Principal, job_id: str, body: InspectionRequest,
+                  ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
     settings = (await load_settings(rt, tenant_of(who))).settings
-    job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), key, meta,
+    job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), ctx,
                        lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank,
                                                 None if body.items is None else body.items.answered(),
                                                 settings, today))
     return await respond(rt, who, job, today)
 
 
-async def rework(rt: ServiceRuntime, who: Principal, job_id: str, body: ReworkRequest, key: str | None,
-                 meta: Metadata) -> JobResponse:
+async def rework(rt: CooperativeRuntime, who: Principal, job_id: str, body: ReworkRequest,
+                 ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
-    job, _ = await run(rt, who, job_id, "rework", body.model_dump(mode="json"), key, meta,
+    job, _ = await run(rt, who, job_id, "rework", body.model_dump(mode="json"), ctx,
                        lambda j: domain.rework(j, body.started_on or today, body.note, today))
     return await respond(rt, who, job, today)
 
 
-async def complete(rt: ServiceRuntime, who: Principal, job_id: str, body: CompleteRequest, key: str | None,
-                   meta: Metadata) -> JobResponse:
+async def complete(rt: CooperativeRuntime, who: Principal, job_id: str, body: CompleteRequest,
+                   ctx: CommandContext) -> JobResponse:
     today = business_today(rt)
     settings = (await load_settings(rt, tenant_of(who))).settings
-    job, _ = await run(rt, who, job_id, "complete", body.model_dump(mode="json"), key, meta,
+    job, _ = await run(rt, who, job_id, "complete", body.model_dump(mode="json"), ctx,
                        lambda j: domain.complete(j, body.completed_on or today, body.pdam_customer_number,
                                                  settings, today))
     return await respond(rt, who, job, today)
@@ -244,17 +241,18 @@ def job_response(job: domain.ConstructionJob, today: date, member: MemberFacts |
     )
 
 
-async def respond(rt: ServiceRuntime, who: Principal, job: domain.ConstructionJob, today: date) -> JobResponse:
+async def respond(rt: CooperativeRuntime, who: Principal, job: domain.ConstructionJob,
+                  today: date) -> JobResponse:
     """The job's response with its member's village and district (read in the caller's cooperative)."""
     assert job.member_id
     return job_response(job, today, await member_directory.member(rt.pool, tenant_of(who), job.member_id))
 
 
-async def get_job(rt: ServiceRuntime, who: Principal, job_id: str) -> JobResponse:
+async def get_job(rt: CooperativeRuntime, who: Principal, job_id: str) -> JobResponse:
     return await respond(rt, who, await load(rt, who, job_id), business_today(rt))
 
 
-async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
+async def get_inspections(rt: CooperativeRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
     """Every inspection of the job with its items: the published findings and the inspector's notes."""
     await load(rt, who, job_id)
     events = await rt.store.read_stream(tenant_of(who), job_id)
@@ -275,7 +273,7 @@ async def get_inspections(rt: ServiceRuntime, who: Principal, job_id: str) -> li
     return out
 
 
-async def list_jobs(rt: ServiceRuntime, who: Principal, *, status: str | None, kind: str | None,
+async def list_jobs(rt: CooperativeRuntime, who: Principal, *, status: str | None, kind: str | None,
                     contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
                     offset: int, member_number: str | None = None) -> Page[JobListItem]:
     try:
