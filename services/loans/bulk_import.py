@@ -59,7 +59,7 @@ from services.loans.handlers import financing_row, insert_read_rows
 from shared.application import Conflict, TooLarge
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
-from shared.runtime import ServiceRuntime
+from shared.runtime import CooperativeRuntime
 from shared.web import Refusal
 
 Progress = Callable[[int, int], None]
@@ -228,7 +228,7 @@ def _errors(e: ValidationError) -> list[str]:
 # -- importing ----------------------------------------------------------------------------------------------
 
 
-async def import_loan_book(rt: ServiceRuntime, tenant: str, rows: Iterable[dict[str, Any]], *, actor: str,
+async def import_loan_book(rt: CooperativeRuntime, tenant: str, rows: Iterable[dict[str, Any]], *, actor: str,
                            today: date, batch_size: int = 500, progress: Progress | None = None,
                            wait_for_members: float = 0.0) -> ImportReport:
     """Import ``rows`` into ``tenant``'s book, all or nothing; returns the report.
@@ -253,9 +253,9 @@ async def import_loan_book(rt: ServiceRuntime, tenant: str, rows: Iterable[dict[
         gc.unfreeze()
 
 
-async def _import(rt: ServiceRuntime, tenant: str, rows: list[Any], report: ImportReport, meta: Metadata, *,
-                  actor: str, today: date, batch_size: int, progress: Progress | None, wait_for_members: float,
-                  started: float) -> ImportReport:
+async def _import(rt: CooperativeRuntime, tenant: str, rows: list[Any], report: ImportReport,
+                  meta: Metadata, *, actor: str, today: date, batch_size: int, progress: Progress | None,
+                  wait_for_members: float, started: float) -> ImportReport:
     checked = await asyncio.to_thread(_check_rows, rows, report)
     products = {pid: await _product(rt, tenant, pid) for pid in sorted({r.product_id for _, r in checked})}
     known = await _known_members(rt, tenant, {r.member_id for _, r in checked}, wait_for_members)
@@ -305,7 +305,7 @@ def _check_rows(rows: list[Any], report: ImportReport) -> list[tuple[int, BookRo
     return out
 
 
-async def _known_members(rt: ServiceRuntime, tenant: str, ids: set[uuid.UUID],
+async def _known_members(rt: CooperativeRuntime, tenant: str, ids: set[uuid.UUID],
                          wait: float) -> dict[uuid.UUID, date | None]:
     """Those of ``ids`` the loans service knows as members of ``tenant`` (``loan_members``, fed by the members
     service's events), with the day each joined, waiting up to ``wait`` seconds for the others."""
@@ -366,11 +366,11 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
     return out
 
 
-async def _product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
+async def _product(rt: CooperativeRuntime, tenant: str, product_id: str) -> prod.Product:
     return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
 
 
-async def _not_recorded(rt: ServiceRuntime, tenant: str, batch: list[tuple[int, Imported]],
+async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[int, Imported]],
                         report: ImportReport) -> list[tuple[int, Imported]]:
     """``batch`` but the rows whose loan number or receipts the cooperative has recorded already (refused)."""
     if not batch:
@@ -435,8 +435,8 @@ class _Appended(NamedTuple):
     type: str
 
 
-async def _write(rt: ServiceRuntime, tenant: str, accepted: list[Imported], meta: Metadata, batch_size: int,
-                 progress: Progress | None) -> None:
+async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], meta: Metadata,
+                 batch_size: int, progress: Progress | None) -> None:
     """Every event and read row of ``accepted`` in one transaction (all or nothing), ``batch_size`` financings
     a statement; each batch prepared in a thread, the event loop free between statements. The events go in
     first: an append is the first write of its transaction (``shared.eventstore``)."""
@@ -472,7 +472,8 @@ class ImportRace(Conflict):
     pass
 
 
-async def publish_earlier_imports(rt: ServiceRuntime, tenant: str, *, actor: str = "import:publish") -> int:
+async def publish_earlier_imports(rt: CooperativeRuntime, tenant: str, *,
+                                  actor: str = "import:publish") -> int:
     """Publish the disbursements of ``tenant``'s financings imported before ``loans.FinancingImported``
     existed: each such stream gets, as a new fact at its end, the ``FinancingImported`` its import would
     append today (``loan_book.earlier_import_published``), with its read rows in the same transaction.

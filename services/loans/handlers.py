@@ -42,7 +42,7 @@ from shared.web import Conflict, NotFound, Refusal
 Decision = Callable[[fin.Financing, date], list[NewEvent]]
 
 
-def today(rt: ServiceRuntime) -> date:
+def today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     """Today in the cooperatives' time zone (business dates are local dates)."""
     return rt.settings.business_today()
 
@@ -135,7 +135,7 @@ def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
 # -- settings and products --------------------------------------------------------------------------------------
 
 
-async def load_settings(rt: ServiceRuntime, tenant: str) -> prod.LoanSettings:
+async def load_settings(rt: CooperativeRuntime, tenant: str) -> prod.LoanSettings:
     return prod.fold_settings(await rt.store.read_stream(tenant, prod.settings_stream_id()))
 
 
@@ -145,7 +145,7 @@ def settings_view(s: prod.LoanSettings) -> api.SettingsResponse:
                                 version=s.version)
 
 
-async def get_settings(rt: ServiceRuntime, who: Principal) -> api.SettingsResponse:
+async def get_settings(rt: CooperativeRuntime, who: Principal) -> api.SettingsResponse:
     return settings_view(await load_settings(rt, _tenant(who)))
 
 
@@ -157,7 +157,7 @@ async def change_settings(rt: CooperativeRuntime, who: Principal, body: api.Sett
     return await get_settings(rt, who)
 
 
-async def load_product(rt: ServiceRuntime, tenant: str, product_id: str) -> prod.Product:
+async def load_product(rt: CooperativeRuntime, tenant: str, product_id: str) -> prod.Product:
     return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
 
 
@@ -188,14 +188,14 @@ async def define_product(rt: CooperativeRuntime, who: Principal, body: api.Defin
     return await get_product(rt, who, done.response["product_id"])
 
 
-async def get_product(rt: ServiceRuntime, who: Principal, product_id: str) -> api.ProductResponse:
+async def get_product(rt: CooperativeRuntime, who: Principal, product_id: str) -> api.ProductResponse:
     p = await load_product(rt, _tenant(who), product_id)
     if not p.exists:
         raise NotFound(f"no product {product_id} in this cooperative")
     return product_view(p)
 
 
-async def list_products(rt: ServiceRuntime, who: Principal, purpose: str | None) -> api.ProductList:
+async def list_products(rt: CooperativeRuntime, who: Principal, purpose: str | None) -> api.ProductList:
     rows = await rt.pool.fetch(
         """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
            ORDER BY product_id LIMIT 500""", _tenant(who), purpose)
@@ -257,11 +257,11 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
     )
 
 
-async def _load(rt: ServiceRuntime, tenant: str, financing_id: str) -> list[Envelope]:
+async def _load(rt: CooperativeRuntime, tenant: str, financing_id: str) -> list[Envelope]:
     return await rt.store.read_stream(tenant, financing_id)
 
 
-async def get_financing(rt: ServiceRuntime, who: Principal, financing_id: str,
+async def get_financing(rt: CooperativeRuntime, who: Principal, financing_id: str,
                         as_of: date | None = None) -> api.FinancingResponse:
     tenant = _tenant(who)
     events = await _load(rt, tenant, financing_id)
@@ -274,7 +274,7 @@ async def get_financing(rt: ServiceRuntime, who: Principal, financing_id: str,
     return financing_view(state, on, await load_settings(rt, tenant))
 
 
-async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
+async def list_financings(rt: CooperativeRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
                           status: str | None = None, product_id: str | None = None, limit: int = 50,
                           offset: int = 0, member_number: str | None = None) -> api.FinancingList:
     member_id = await resolve_member(rt, _tenant(who), member_id, member_number, required=False)
@@ -291,7 +291,7 @@ async def list_financings(rt: ServiceRuntime, who: Principal, *, member_id: uuid
     return api.FinancingList(items=items, limit=limit, offset=offset, total=total)
 
 
-async def settlement_quote(rt: ServiceRuntime, who: Principal, financing_id: str,
+async def settlement_quote(rt: CooperativeRuntime, who: Principal, financing_id: str,
                            on: date | None) -> api.SettlementQuoteResponse:
     events = await _load(rt, _tenant(who), financing_id)
     state = fin.fold(events)
@@ -309,7 +309,7 @@ async def settlement_quote(rt: ServiceRuntime, who: Principal, financing_id: str
 # -- financings: commands -----------------------------------------------------------------------------------------
 
 
-async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, on: date) -> MemberFacts:
+async def _member_facts(rt: CooperativeRuntime, tenant: str, member_id: uuid.UUID, on: date) -> MemberFacts:
     row = await rt.pool.fetchrow("SELECT joined_on, exited_on FROM loan_members WHERE tenant_id = $1 AND member_id = $2",
                                  tenant, member_id)
     earliest = await rt.pool.fetchval(
@@ -320,7 +320,7 @@ async def _member_facts(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID, o
                        exited_on=row["exited_on"] if row else None)
 
 
-async def resolve_member(rt: ServiceRuntime, tenant: str, member_id: uuid.UUID | None,
+async def resolve_member(rt: CooperativeRuntime, tenant: str, member_id: uuid.UUID | None,
                          member_number: str | None, *, required: bool) -> uuid.UUID | None:
     """The member a request names, by id or by the cooperative's member number, looked up among this
     cooperative's members only (another cooperative's number is never resolved)."""
@@ -444,7 +444,7 @@ class BookRowsPending(TryLater):
     code = "book_rows_pending"
 
 
-async def portfolio(rt: ServiceRuntime, who: Principal, as_of: date | None, start: date | None,
+async def portfolio(rt: CooperativeRuntime, who: Principal, as_of: date | None, start: date | None,
                     end: date | None) -> api.PortfolioResponse:
     """Portfolio quality of the cooperative as of a date, and the repayment rate over a period
     (default: the trailing 12 calendar months up to the date, ``quality.repayment_window_start``; no rate

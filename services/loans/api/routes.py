@@ -19,6 +19,7 @@ from services.loans import bulk_import, handlers
 from services.loans.api import schemas as s
 from services.loans.domain import commands as c
 from services.loans.domain import financing as fin
+from shared.runtime import CooperativeRuntime
 from shared.schemas import BusinessDate
 from shared.web import (
     CommandRequest,
@@ -47,7 +48,7 @@ members = APIRouter(prefix="/members", tags=["financings"])
 portfolio = APIRouter(prefix="/portfolio", tags=["portfolio"])
 
 
-def _rt(request: Request):  # type: ignore[no-untyped-def]
+def _rt(request: Request) -> CooperativeRuntime:
     return cooperative_runtime(request)  # the key's cooperative, behind row-level security
 
 
