@@ -1,4 +1,5 @@
-"""Dependencies the members routes share: who may call, and the headers commands take."""
+"""Dependencies the members routes share: who may read, and the page cursor. Commands take their caller,
+cooperative view, metadata and headers from one dependency (``shared/web.py`` ``CommandRequest``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-#: the role aliases and command headers are the platform's (``shared/web.py``)
-from shared.web import IdempotencyKey, IfMatch, Manager, Officer  # noqa: F401
+#: the role aliases are the platform's (``shared/web.py``)
+from shared.web import Officer  # noqa: F401
 
 Cursor = Annotated[str | None, Query(max_length=400, description="next_cursor of the previous page")]
