@@ -239,24 +239,28 @@ def _metric(name: str) -> str:
     return f"coalesce(sum(value) FILTER (WHERE metric = '{name}'), 0) AS {name}"
 
 
-async def financing_by_product(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
+async def financing_by_product(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None,
+                               keep_empty: bool = False) -> list[dict[str, Any]]:
     """Per product: applied, approved, rejected, signed (count and value) by D; disbursed (financings with a
     tranche by D, and the value of the tranches); the sum of contract cost of disbursed financings.
 
-    Read from the cooperatives' sums (``indicators.contributions``, kind ``product``)."""
+    Read from the cooperatives' sums (``indicators.contributions``, kind ``product``). ``keep_empty``: also
+    the products with nothing applied, signed or disbursed (a cooperative's part, ``reports.Part``, which
+    is added to others' before that filter)."""
     metrics = ("applied", "applied_value", "approved", "approved_value", "rejected", "signed", "signed_cost",
                "disbursed", "disbursed_value", "disbursed_cost")
     rows = await _facts(conn, t, [on], "product",
                         "a AS product_id, b AS purpose, " + ", ".join(_metric(m) for m in metrics), "a, b", minus)
     return [{k: (v if k in ("product_id", "purpose") else _i(v)) for k, v in r.items()} for r in rows
-            if r["applied"] or r["signed"] or r["disbursed"]]
+            if keep_empty or r["applied"] or r["signed"] or r["disbursed"]]
 
 
-async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
+async def disbursed_by_fund(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None,
+                            keep_empty: bool = False) -> list[dict[str, Any]]:
     rows = await _facts(conn, t, [on], "fund", f"a AS source_of_funds, {_metric('financings')}, "
                                                f"{_metric('value')}", "a", minus)
     return [{"source_of_funds": r["source_of_funds"], "financings": _i(r["financings"]),
-             "disbursed_value": _i(r["value"])} for r in rows if r["financings"]]
+             "disbursed_value": _i(r["value"])} for r in rows if keep_empty or r["financings"]]
 
 
 async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date],
@@ -347,11 +351,12 @@ async def money_facts(conn: asyncpg.Connection, t: T, on: date, minus: Withheld 
     return {m: _i(r.get(m)) for m in metrics}
 
 
-async def write_offs(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> list[dict[str, Any]]:
+async def write_offs(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None,
+                     keep_empty: bool = False) -> list[dict[str, Any]]:
     rows = await _facts(conn, t, [on], "write_off", "a AS reason, " + ", ".join(
         _metric(m) for m in ("financings", "principal", "margin")), "a", minus)
     return [{"reason": r["reason"], "financings": _i(r["financings"]), "principal": _i(r["principal"]),
-             "margin": _i(r["margin"])} for r in rows if r["financings"]]
+             "margin": _i(r["margin"])} for r in rows if keep_empty or r["financings"]]
 
 
 async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date,

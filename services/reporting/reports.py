@@ -21,6 +21,7 @@ from services.reporting.indicators.maths import (
     SANITATION_RUNGS,
     WATER_RUNGS,
     Access,
+    AccessGroup,
     Portfolio,
     access,
     last_months,
@@ -90,40 +91,199 @@ async def compute_figures(conn: asyncpg.Connection, t: q.T, as_of: date, months:
     """Every figure as of ``as_of`` for the cooperatives the connection's scope lets it see: the monthly
     series covers the ``months`` calendar months up to ``as_of``, and so does the repayment rate unless
     ``repayment_from`` starts its period elsewhere. ``consent``: programme figures, which leave out the
-    members who have not consented to programme-level reporting (``queries``, "Programme figures")."""
+    members who have not consented to programme-level reporting (``queries``, "Programme figures").
+
+    The scope's ``Part``, laid out (``combine``); the programme report adds its cooperatives' parts instead
+    (``handlers.report``), each computed in its own cooperative's scope."""
+    return combine([await compute_part(conn, t, as_of, months, repayment_from, consent)], as_of, months,
+                   repayment_from)
+
+
+# -- parts: a cooperative's figures in a form that adds up exactly --------------------------------------------
+
+
+@dataclass
+class Part:
+    """What the report's queries give for the cooperatives a connection sees (one cooperative, as the
+    programme view computes it), kept in a form that adds to other cooperatives' parts exactly: counts and
+    sums as they are; medians as distributions (days -> jobs, per contractor too); means and ratios
+    (average size, PAR, repayment rate, every percentage) as their numerators and denominators (contract
+    cost and count of disbursed financings, the portfolio's principal per lateness bucket, paid on time
+    and fallen due, the counts the percentages divide); the access ladders as the member groups they are
+    counted from; rows by category unfiltered (a category empty in one cooperative may not be in the sum).
+    ``combine`` adds parts and lays the sum out as a ``Report``: the figures the same queries give over
+    the union of the parts' cooperatives (``tests/services/reporting/test_programme_parts.py``)."""
+
+    reach: dict[str, int]
+    sessions: list[dict[str, Any]]
+    funnel: dict[str, int]
+    access_groups: list[AccessGroup]
+    by_product: list[dict[str, Any]]
+    by_fund: list[dict[str, Any]]
+    portfolio: dict[date, dict[str, Any]]
+    repayment: tuple[int, int]
+    money: dict[str, int]
+    write_offs: list[dict[str, Any]]
+    construction: dict[str, Any]
+    contractors: list[dict[str, Any]]
+    desludging: dict[str, Any]
+    money_by_month: dict[date, dict[str, int]]
+    sludge_by_month: dict[date, dict[str, int]]
+
+
+async def compute_part(conn: asyncpg.Connection, t: q.T, as_of: date, months: int = 12,
+                       repayment_from: date | None = None, consent: bool = False) -> Part:
+    """The part of the cooperatives the connection's scope sees (``compute_figures``' arguments)."""
     window = last_months(as_of, months)
     ends = [end for _, end in window]
     start = window[0][0]
     repaid_from = repayment_from or start
     minus = await q.withheld(conn, t) if consent else None
-    money_by_month = await q.monthly_money(conn, t, start, as_of, minus)
-    sludge_by_month = await q.monthly_desludging(conn, t, start, month_end(as_of), as_of, consent)
-    quality = await q.portfolio(conn, t, sorted({*ends, as_of}), minus)
+    return Part(
+        money_by_month=await q.monthly_money(conn, t, start, as_of, minus),
+        sludge_by_month=await q.monthly_desludging(conn, t, start, month_end(as_of), as_of, consent),
+        portfolio=await q.portfolio(conn, t, sorted({*ends, as_of}), minus),
+        reach=await q.reach(conn, t, as_of, consent),
+        sessions=await q.sessions(conn, t, as_of, consent),
+        funnel=await q.funnel(conn, t, as_of, consent),
+        access_groups=await q.access_groups(conn, t, as_of, consent),
+        by_product=await q.financing_by_product(conn, t, as_of, minus, keep_empty=True),
+        by_fund=await q.disbursed_by_fund(conn, t, as_of, minus, keep_empty=True),
+        repayment=await q.repayment(conn, t, repaid_from, as_of, minus),
+        money=await q.money_facts(conn, t, as_of, minus),
+        write_offs=await q.write_offs(conn, t, as_of, minus, keep_empty=True),
+        construction=await q.construction(conn, t, as_of, consent),
+        contractors=await q.contractors(conn, t, as_of, consent),
+        desludging=await q.desludging(conn, t, as_of, month_end(as_of), consent),
+    )
+
+
+REACH_KEYS = ("members", "women", "b40_known", "b40", "area_known", "urban", "people_in_households")
+FUNNEL_KEYS = ("attended", "lead", "applied", "disbursed")
+MONEY_KEYS = ("repaid", "late_charges", "social_fund", "social_fund_received", "recovered")
+DESLUDGING_COUNTS = ("tanks", "due", "overdue", "tanks_emptied", "emptyings", "tanks_delivered", "tanks_treated",
+                     "receipts")
+DESLUDGING_M3 = ("m3_removed", "m3_acknowledged", "m3_removed_acknowledged_loads")
+
+
+def _order(*key: Any) -> tuple[Any, ...]:
+    """SQL's ascending order of text keys, NULLs last, under the collations the deployments' databases
+    have (``C.UTF-8``, which ``deploy/local`` initialises, and the Alpine image's, musl's: both order by code
+    point). One part keeps the order its query gave, whatever the collation."""
+    return tuple((k is None, "" if k is None else k) for k in key)
+
+
+def _add(into: dict[Any, int], items: Any) -> None:
+    for k, v in items:
+        into[k] = into.get(k, 0) + v
+
+
+def _rows(parts: list[dict[str, Any]], key: tuple[str, ...], many: bool = True) -> list[dict[str, Any]]:
+    """Rows by ``key`` added up (every other field is a count or a sum), in SQL's order of the key
+    (``many``: rows of several parts; else those of one, in its order)."""
+    by: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in parts:
+        k = tuple(row[f] for f in key)
+        got = by.get(k)
+        if got is None:
+            by[k] = dict(row)
+        else:
+            for f, v in row.items():
+                if f not in key:
+                    got[f] += v
+    return [by[k] for k in (sorted(by, key=lambda k: _order(*k)) if many else by)]
+
+
+def _plus(a: Portfolio, b: Portfolio) -> Portfolio:
+    return Portfolio(
+        financings=a.financings + b.financings, gross_principal=a.gross_principal + b.gross_principal,
+        owed=a.owed + b.owed, at_risk={n: a.at_risk[n] + b.at_risk[n] for n in PAR_DAYS},
+        at_risk_with_restructured={n: a.at_risk_with_restructured[n] + b.at_risk_with_restructured[n]
+                                   for n in PAR_DAYS},
+        restructured_principal=a.restructured_principal + b.restructured_principal,
+        restructured_financings=a.restructured_financings + b.restructured_financings)
+
+
+def _portfolios(parts: list[Part], dates: list[date]) -> dict[date, dict[str, Any]]:
+    out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
+    for p in parts:
+        for d in dates:
+            mine, slot = p.portfolio[d], out[d]
+            slot["all"] = _plus(slot["all"], mine["all"])
+            for what in ("product", "fund"):
+                for k, v in mine[what].items():
+                    slot[what][k] = _plus(slot[what].get(k, Portfolio()), v)
+    return out
+
+
+def combine(parts: list[Part], as_of: date, months: int = 12, repayment_from: date | None = None) -> Report:
+    """The report of the cooperatives of ``parts`` (each computed with the same ``as_of``, ``months``,
+    ``repayment_from`` and consent): every count and sum added, every median, mean and percentage
+    computed from the added distributions, numerators and denominators (never averaged), rows by
+    category filtered and ordered as the queries do."""
+    window = last_months(as_of, months)
+    ends = [end for _, end in window]
+    repaid_from = repayment_from or window[0][0]
+    many = len(parts) > 1
+    quality = _portfolios(parts, sorted({*ends, as_of}))
+    money_by_month: dict[date, dict[str, int]] = {}
+    sludge_by_month: dict[date, dict[str, int]] = {}
+    for p in parts:
+        for into, mine in ((money_by_month, p.money_by_month), (sludge_by_month, p.sludge_by_month)):
+            for m, x in mine.items():
+                _add(into.setdefault(m, {}), x.items())
     monthly = []
     for first, end in window:
         money, sludge = money_by_month.get(first, {}), sludge_by_month.get(first, {})
         monthly.append({"month": first.strftime("%Y-%m"), "disbursed": money.get("disbursed", 0),
                         "repaid": money.get("repaid", 0), "par30_pct": quality[end]["all"].par(30),
                         "desludging_due": sludge.get("due", 0), "desludging_done": sludge.get("done", 0)})
-    report = Report(
+    reach = {k: sum(p.reach[k] for p in parts) for k in REACH_KEYS}
+    funnel = {k: sum(p.funnel[k] for p in parts) for k in FUNNEL_KEYS}
+    money_facts = {k: sum(p.money[k] for p in parts) for k in MONEY_KEYS}
+    by_product = [r for r in _rows([r for p in parts for r in p.by_product], ("product_id", "purpose"), many)
+                  if r["applied"] or r["signed"] or r["disbursed"]]
+    by_fund = [r for r in _rows([r for p in parts for r in p.by_fund], ("source_of_funds",), many) if r["financings"]]
+    write_offs = [r for r in _rows([r for p in parts for r in p.write_offs], ("reason",), many) if r["financings"]]
+    by_status: dict[str, int] = {}
+    days: dict[int, int] = {}
+    for p in parts:
+        _add(by_status, p.construction["by_status"].items())
+        _add(days, p.construction["days_order_to_handover"].items())
+    construction = {
+        "by_status": by_status,
+        "by_kind": [r for r in _rows([r for p in parts for r in p.construction["by_kind"]], ("kind",), many)
+                    if r["ordered"] or r["completed"]],
+        **{k: sum(p.construction[k] for p in parts) for k in ("first_inspections", "first_passed", "reinspections")},
+        "days_order_to_handover": days,
+    }
+    desludging: dict[str, Any] = {k: sum(p.desludging[k] for p in parts) for k in DESLUDGING_COUNTS}
+    last = [p.desludging["last_emptied_on"] for p in parts if p.desludging["last_emptied_on"] is not None]
+    desludging["last_emptied_on"] = max(last) if last else None
+    desludging.update({k: sum((p.desludging[k] for p in parts), Decimal(0)) for k in DESLUDGING_M3})
+    outcomes: dict[str, int] = {}
+    for p in parts:
+        _add(outcomes, p.desludging["visits_by_outcome"].items())
+    desludging["visits_by_outcome"] = {k: outcomes[k] for k in (sorted(outcomes) if many else outcomes)}
+    return Report(
         as_of=as_of,
-        reach=await q.reach(conn, t, as_of, consent),
-        sessions=await q.sessions(conn, t, as_of, consent),
-        funnel=await q.funnel(conn, t, as_of, consent),
-        access=access(await q.access_groups(conn, t, as_of, consent)),
-        by_product=await q.financing_by_product(conn, t, as_of, minus),
-        by_fund=await q.disbursed_by_fund(conn, t, as_of, minus),
+        reach=reach,
+        sessions=_rows([r for p in parts for r in p.sessions], ("kind",), many),
+        funnel=funnel,
+        access=access(g for p in parts for g in p.access_groups),
+        by_product=by_product,
+        by_fund=by_fund,
         portfolio=quality,
         repayment_period=(repaid_from, as_of),
-        repayment=await q.repayment(conn, t, repaid_from, as_of, minus),
-        money=await q.money_facts(conn, t, as_of, minus),
-        write_offs=await q.write_offs(conn, t, as_of, minus),
-        construction=await q.construction(conn, t, as_of, consent),
-        contractors=await q.contractors(conn, t, as_of, consent),
-        desludging=await q.desludging(conn, t, as_of, month_end(as_of), consent),
+        repayment=(sum(p.repayment[0] for p in parts), sum(p.repayment[1] for p in parts)),
+        money=money_facts,
+        write_offs=write_offs,
+        construction=construction,
+        contractors=sorted((c for p in parts for c in p.contractors),
+                           key=lambda c: (c["tenant_id"], c["contractor_id"])),
+        desludging=desludging,
         monthly=monthly,
     )
-    return report
 
 
 async def add_targets(conn: asyncpg.Connection, report: Report) -> Report:

@@ -101,19 +101,20 @@ class History:
         return True
 
 
-def history(tenant: str, rng: random.Random, first: date, span_days: int) -> History:
+def history(tenant: str, rng: random.Random, first: date, span_days: int, member_id: str | None = None) -> History:
     """A financing's life: applied, approved, signed, disbursed (one or two tranches), then rounds of
     payments (on time, early, late, partial), missed rounds, reschedules, margin discounts, write-offs
-    (payments after them are recoveries) and early settlements, until settled or ``TODAY``."""
+    (payments after them are recoveries) and early settlements, until settled or ``TODAY``. ``member_id``:
+    the borrower (else a new one)."""
     if rng.random() < 0.15:
-        return imported_history(tenant, rng, first, span_days)
+        return imported_history(tenant, rng, first, span_days, member_id)
     h = History(tenant, rng)
     product = rng.choice(PRODUCTS)
     tenor, _ = rng.choice(product.tenors)
     start = first + timedelta(days=rng.randrange(0, span_days))
     amount = rng.randrange(product.min_amount, product.max_amount + 1, 1000) + rng.randrange(0, 7)
     h.do(lambda s, c, today: fin.decide_apply(s, c, product, MemberFacts(joined_on=date(2020, 1, 1)), today=today),
-         Apply(h.fid, str(uuid.uuid4()), amount, tenor, start, "officer"))
+         Apply(h.fid, member_id or str(uuid.uuid4()), amount, tenor, start, "officer"))
     if rng.random() < 0.05:
         return h  # applied only
     h.do(fin.decide_approve, Approve(start + timedelta(days=1), "manager"), "manager")
@@ -155,7 +156,8 @@ def history(tenant: str, rng: random.Random, first: date, span_days: int) -> His
     return h
 
 
-def imported_history(tenant: str, rng: random.Random, first: date, span_days: int) -> History:
+def imported_history(tenant: str, rng: random.Random, first: date, span_days: int,
+                     member_id: str | None = None) -> History:
     """A financing of an imported loan book (``domain.loan_book.import_financing``): signed and disbursed
     before the import, with a history of payments (on time, late, a part of one), possibly repaid in full."""
     h = History(tenant, rng)
@@ -174,7 +176,7 @@ def imported_history(tenant: str, rng: random.Random, first: date, span_days: in
         part = amount if rng.random() < 0.9 else rng.randrange(1, amount + 1)
         payments.append(BookPayment(f"i{n}", day, part))
     h.adopt(import_financing(BookEntry(
-        loan_ref=str(uuid.uuid4()), member_id=str(uuid.uuid4()), product_id=str(product.product_id), cost=cost,
+        loan_ref=str(uuid.uuid4()), member_id=member_id or str(uuid.uuid4()), product_id=str(product.product_id), cost=cost,
         margin=cost * margin_bp // 10_000, signed_on=signed_on, schedule=schedule, payments=payments,
         disbursed_on=min(signed_on + timedelta(days=rng.randrange(0, 10)), TODAY),
         source_of_funds=rng.choice(product.funds)), product, today=TODAY))
