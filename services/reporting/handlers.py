@@ -10,7 +10,6 @@ Scopes:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import asyncpg
 from services.reporting import exports as ex
 from services.reporting import queries as q
 from services.reporting import reports as rp
+from services.reporting.indicators.maths import pct
 from services.reporting.runtime import ReportingRuntime
 from shared.rls import programme_scope, tenant_scope
 from shared.tenancy import Principal, Role
@@ -140,53 +140,83 @@ async def outside_scope(rt: ReportingRuntime, tenants: tuple[str, ...]) -> dict[
     return (await outside_each(rt, tenants))[0]
 
 
+#: a request's cooperatives' parts, by what each was computed from (``parts``)
+Memo = dict[tuple[Any, ...], rp.Part]
+
+
+async def parts(rt: ReportingRuntime, tenants: tuple[str, ...], consent: bool, on: date, months: int = 12,
+                repayment_from: date | None = None, memo: Memo | None = None) -> list[rp.Part]:
+    """Each cooperative's part (``reports.Part``, in ``tenants``' order), computed as that cooperative (its
+    own row-level-security scope; ``consent``: the programme's part, without the members who refused
+    programme-level reporting, distinct from the cooperative's own books).
+
+    A part is a function of the cooperative's read models, so it is kept (``rt.report_cache``) keyed on
+    the live builds and on how many batches of that cooperative's events they have applied
+    (``consumer_tenants``): an event of one cooperative leaves every other cooperative's part warm, and a
+    programme's report after it computes that cooperative's part only. ``memo`` keeps the request's parts
+    whatever the cache's size, so a request computes each cooperative once (the programme's sum, its
+    target subsets and its by-cooperative column)."""
+    t = tables(rt)
+    builds = tuple(b.name for _, b in sorted(rt.live.items()))
+    changes = await rt.tenant_changes(tenants)  # before the snapshots: figures never older than them
+    out = []
+    for tenant, n in zip(tenants, changes, strict=True):
+        key = ("part", tenant, consent, on, months, repayment_from, builds, n)
+        part = memo.get(key) if memo is not None else None
+        if part is None:
+            part = rt.report_cache.get(key)
+        if part is None:
+            async with tenant_scope(rt.reader_pool, tenant) as conn:
+                part = await rp.compute_part(conn, t, on, months, repayment_from, consent)
+            rt.report_cache.put(key, part)
+        if memo is not None:
+            memo[key] = part
+        out.append(part)
+    return out
+
+
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
                  repayment_from: date | None = None, outside: dict[str, Any] | None = None,
-                 ) -> tuple[rp.Report, dict[str, Any]]:
+                 memo: Memo | None = None) -> tuple[rp.Report, dict[str, Any]]:
     """The scope's report as of ``on``, and its freshness (the last event applied for the scope, the
     events not applied yet, the position read to).
 
-    The figures are a function of the read models of the scope's cooperatives, so they are kept
-    (``rt.report_cache``) keyed on the live builds and on how many batches of each of those cooperatives'
-    events they have applied (``consumer_tenants``): an event of one cooperative leaves every other
-    cooperative's figures warm. Targets are read every time."""
+    The figures are the sum of the scope's cooperatives' parts (``parts``, ``reports.combine``), each
+    computed once and kept per cooperative. Targets are read every time."""
     t = tables(rt)
-    builds = tuple(b.name for _, b in sorted(rt.live.items()))
-    changes = await rt.tenant_changes(scope.cooperatives)  # before the snapshot: figures never older than it
+    each = await parts(rt, scope.cooperatives, scope.consent, on, months, repayment_from, memo)
     outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
-    key = (scope.cooperatives, scope.consent, on, months, repayment_from, builds, changes)
     async with reading(rt, scope) as conn:
         last = await q.last_event_at(conn, t)
-        figures = rt.report_cache.get(key)
-        if figures is None:
-            figures = await rp.compute_figures(conn, t, on, months, repayment_from, scope.consent)
-            rt.report_cache.put(key, figures)
-        result = await rp.add_targets(conn, copy.copy(figures))
+        result = await rp.add_targets(conn, rp.combine(each, on, months, repayment_from))
         setters = await q.target_setters(conn) if scope.kind == "programme" else {}
     fresh = {"last_event_at": last.isoformat() if last else None, **outside}
     # a programme's target is the sum of the targets its cooperatives set, so its progress counts only
-    # those cooperatives (else one cooperative's target would be measured against everyone's figures)
+    # those cooperatives (else one cooperative's target would be measured against everyone's figures):
+    # the sum of their parts (the target itself is already theirs alone: only they set it)
     # (each target says which cooperatives it covers: the ones that set it)
+    by_tenant = dict(zip(scope.cooperatives, each, strict=True))
     for i, g in enumerate(result.targets):
         who = setters.get(g["indicator"], scope.cooperatives)
         if set(who) != set(scope.cooperatives):
-            sub, _ = await report(rt, Scope("programme", scope.id, scope.name, who, scope.consent), on, months,
-                                  repayment_from, outside)
-            result.targets[i] = next(t for t in sub.targets if t["indicator"] == g["indicator"])
+            sub = rp.combine([by_tenant[c] for c in who], on, months, repayment_from)
+            actual = rp.indicator_values(sub).get(g["indicator"], 0)
+            result.targets[i] = {**g, "actual": actual, "progress_pct": pct(actual, g["target"])}
         result.targets[i] = {**result.targets[i], "cooperatives": list(who)}
     return result, fresh
 
 
 async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
-                          each: dict[str, dict[str, Any]] | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+                          each: dict[str, dict[str, Any]] | None = None,
+                          memo: Memo | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
     """Each cooperative's report, with its own freshness (``each``, from ``outside_each``; the programme's
-    would count the others')."""
+    would count the others'); its figures are its part (``memo``: the programme's, already computed)."""
     names = await _tenant_names(rt, list(scope.cooperatives))
     each = each if each is not None else (await outside_each(rt, scope.cooperatives))[1]
     out = {}
     for tenant in scope.cooperatives:
         out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,),
-                                             scope.consent), on, outside=each[tenant])
+                                             scope.consent), on, outside=each[tenant], memo=memo)
     return out
 
 
@@ -195,24 +225,26 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
     on = as_of_date(rt, as_of)
     scope = await scope_of(rt, who)
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
-    r, fresh = await report(rt, scope, on, outside=outside)
+    memo: Memo = {}
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
     body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
     if scope.kind == "programme":
         names = await _tenant_names(rt, list(scope.cooperatives))
         body["by_cooperative"] = [
             {"scope": Scope("cooperative", t, names.get(t, t), (t,)).json(), "as_of": on.isoformat(),
              "freshness": f, **rp.dashboard(cr)}
-            for t, (cr, f) in (await per_cooperative(rt, scope, on, each_fresh)).items()]
+            for t, (cr, f) in (await per_cooperative(rt, scope, on, each_fresh, memo)).items()]
     return body
 
 
 async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) -> dict[str, Any]:
     on = as_of_date(rt, as_of)
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
-    r, fresh = await report(rt, scope, on, outside=outside)
+    memo: Memo = {}
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, each_fresh)
+        each = await per_cooperative(rt, scope, on, each_fresh, memo)
         body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
                                                         await _tenant_names(rt, list(scope.cooperatives)))
     return body
@@ -222,11 +254,12 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
     """Every table of the scope's report, the donor indicator table, and (programmes) the cooperatives side
     by side. Bounded: no table may exceed ``export_max_rows``."""
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
-    r, fresh = await report(rt, scope, on, outside=outside)
+    memo: Memo = {}
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
     out = ex.report_tables(r)
-    out["indicators"] = await indicators(rt, scope, on, years, outside)
+    out["indicators"] = await indicators(rt, scope, on, years, outside, memo)
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, each_fresh)
+        each = await per_cooperative(rt, scope, on, each_fresh, memo)
         out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
                                                        await _tenant_names(rt, list(scope.cooperatives)))
     for name, rows in out.items():
@@ -237,18 +270,19 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
 
 
 async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int,
-                     outside: dict[str, Any] | None = None) -> ex.Rows:
+                     outside: dict[str, Any] | None = None, memo: Memo | None = None) -> ex.Rows:
     if not 1 <= years <= 10:
         raise Refusal("years must be between 1 and 10", field="years")
     ps = ex.periods(on, years)
     before = date.fromordinal(ps[0][1].toordinal() - 1)
     outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
+    memo = memo if memo is not None else {}
     baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1),
-                               outside=outside)
+                               outside=outside, memo=memo)
     by_period = []
     for name, start, end in ps:
         by_period.append((name, start, end, (await report(rt, scope, end, months=1, repayment_from=start,
-                                                          outside=outside))[0]))
+                                                          outside=outside, memo=memo))[0]))
     async with reading(rt, scope) as conn:
         targets = await q.targets(conn)
     return ex.indicator_table(baseline, by_period, targets)
