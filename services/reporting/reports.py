@@ -194,14 +194,16 @@ def _rows(parts: list[dict[str, Any]], key: tuple[str, ...], many: bool = True) 
     return [by[k] for k in (sorted(by, key=lambda k: _order(*k)) if many else by)]
 
 
-def _plus(a: Portfolio, b: Portfolio) -> Portfolio:
-    return Portfolio(
-        financings=a.financings + b.financings, gross_principal=a.gross_principal + b.gross_principal,
-        owed=a.owed + b.owed, at_risk={n: a.at_risk[n] + b.at_risk[n] for n in PAR_DAYS},
-        at_risk_with_restructured={n: a.at_risk_with_restructured[n] + b.at_risk_with_restructured[n]
-                                   for n in PAR_DAYS},
-        restructured_principal=a.restructured_principal + b.restructured_principal,
-        restructured_financings=a.restructured_financings + b.restructured_financings)
+def _plus(into: Portfolio, p: Portfolio) -> None:
+    """``p`` added to ``into`` (a sum of the request's own: a part's portfolios are never changed)."""
+    into.financings += p.financings
+    into.gross_principal += p.gross_principal
+    into.owed += p.owed
+    for n in PAR_DAYS:
+        into.at_risk[n] += p.at_risk[n]
+        into.at_risk_with_restructured[n] += p.at_risk_with_restructured[n]
+    into.restructured_principal += p.restructured_principal
+    into.restructured_financings += p.restructured_financings
 
 
 def _portfolios(parts: list[Part], dates: list[date]) -> dict[date, dict[str, Any]]:
@@ -209,10 +211,14 @@ def _portfolios(parts: list[Part], dates: list[date]) -> dict[date, dict[str, An
     for p in parts:
         for d in dates:
             mine, slot = p.portfolio[d], out[d]
-            slot["all"] = _plus(slot["all"], mine["all"])
+            _plus(slot["all"], mine["all"])
             for what in ("product", "fund"):
+                sums = slot[what]
                 for k, v in mine[what].items():
-                    slot[what][k] = _plus(slot[what].get(k, Portfolio()), v)
+                    into = sums.get(k)
+                    if into is None:
+                        into = sums[k] = Portfolio()
+                    _plus(into, v)
     return out
 
 
