@@ -1,9 +1,11 @@
 """Reports as of a date: gathered by ``queries`` inside a row-level-security scope, turned into indicators
 by ``indicators.maths``, and laid out as the API's JSON, the dashboard's JSON and the export tables.
 
-The same ``compute`` gives one cooperative's report (in its tenant scope) or a programme's (in the scope
-of its consenting cooperatives): counts and sums add up across cooperatives by construction, and every
-percentage of the programme is computed from the summed parts, never averaged.
+A cooperative's figures are gathered as a ``Part`` (``compute_part``, in its tenant scope), a form that
+adds up exactly; a programme's report is the sum of its consenting cooperatives' parts (``combine``):
+counts and sums added, medians from the added distributions, every percentage computed from the summed
+numerators and denominators, never averaged. ``compute`` gives the report of whatever scope the
+connection sees (one cooperative, or the union of several) the same way.
 """
 
 from __future__ import annotations
