@@ -47,7 +47,6 @@ from datetime import date
 import asyncpg
 
 from services.reporting.indicators.contributions import Book, diff, facts_parts, repayment_parts
-from services.reporting.indicators.maths import month_end
 from services.reporting.indicators.positions import Facts, Piece, category_key, deltas, pieces
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
 from services.reporting.projections import financing_batch
@@ -78,6 +77,10 @@ FACTS = Sums("fx", ("category", "text"), (("kind", "text"), ("a", "text"), ("b",
              ("value",))
 #: version 3: the repayment rate's cells per cooperative, keyed by the instalments' due date
 REPAYMENT = Sums("rp", ("due_on", "date"), (), ("on_time", "due"))
+#: the portfolio's sums (``rf_pf_*``): each financing's pieces' changes, per day and category
+PORTFOLIO = Sums("pf", ("category", "text"), (("product_id", "text"), ("purpose", "text"), ("fund", "text"),
+                                              ("bucket", "int"), ("restructured", "bool")),
+                 ("financings", "principal", "owed"))
 
 
 class FinancingProjection(Family):
@@ -274,7 +277,7 @@ class FinancingProjection(Family):
     async def apply_batch(self, conn: asyncpg.Connection, t: Names,
                           items: Sequence[tuple[Envelope, Contract]]) -> None:
         """``apply`` of every item in turn, in a bounded number of statements (``financing_batch``)."""
-        await financing_batch.apply_batch(conn, t, items, FACTS, REPAYMENT)
+        await financing_batch.apply_batch(conn, t, items, FACTS, REPAYMENT, PORTFOLIO)
 
     async def apply_facts(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         """Version 1's dated facts (unchanged)."""
@@ -537,61 +540,4 @@ class FinancingProjection(Family):
             [p.principal for p in new], [p.owed for p in new])
         changes, cats = deltas(old, new)
         if changes:
-            await self.add_changes(conn, t, tenant, changes, cats)
-
-    @staticmethod
-    async def add_changes(conn: asyncpg.Connection, t: Names, tenant: str, changes: dict[tuple[object, str], list[int]],
-                          cats: dict[str, tuple[object, ...]]) -> None:
-        keys = sorted(changes, key=lambda k: (k[0], k[1]))  # type: ignore[arg-type, return-value]
-        days = [k[0] for k in keys]
-        cols = (days, [k[1] for k in keys], [cats[k[1]][0] for k in keys], [cats[k[1]][1] for k in keys],
-                [cats[k[1]][2] for k in keys], [cats[k[1]][3] for k in keys], [cats[k[1]][4] for k in keys],
-                [changes[k][0] for k in keys], [changes[k][1] for k in keys], [changes[k][2] for k in keys])
-        args = "unnest($2::date[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bool[], " \
-               "$9::bigint[], $10::bigint[], $11::bigint[])"
-        xcols = "on_date, category, product_id, purpose, fund, bucket, restructured, financings, principal, owed"
-        add = """ON CONFLICT ({key}) DO UPDATE SET financings = {t}.financings + EXCLUDED.financings,
-                     principal = {t}.principal + EXCLUDED.principal, owed = {t}.owed + EXCLUDED.owed"""
-        zero = "financings = 0 AND principal = 0 AND owed = 0"
-        d, m, span = t["pf_delta"], t["pf_month"], t["pf_span"]
-        await conn.execute(
-            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
-                {add.format(key='tenant_id, on_date, category', t=d)}""", tenant, *cols)
-        await conn.execute(
-            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, category) IN
-                    (SELECT * FROM unnest($2::date[], $3::text[])) AND {zero}""", tenant, days, cols[1])
-        lo, hi = month_end(min(days)), month_end(max(days))  # type: ignore[type-var, arg-type]
-        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {span} WHERE tenant_id = $1 FOR UPDATE",
-                                  tenant)
-        if row is None:
-            await conn.execute(f"INSERT INTO {span} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
-                               tenant, lo, hi)
-            last = hi
-        else:
-            last = max(row["last_month"], hi)
-            if hi > row["last_month"]:  # nothing is dated after the old last month: its sums carry forward
-                await conn.execute(
-                    f"""INSERT INTO {m} (tenant_id, month_end, category, product_id, purpose, fund, bucket,
-                                         restructured, financings, principal, owed)
-                        SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, p.category, p.product_id,
-                               p.purpose, p.fund, p.bucket, p.restructured, p.financings, p.principal, p.owed
-                        FROM {m} p, generate_series(date_trunc('month', $2::date) + interval '1 month',
-                                                    date_trunc('month', $3::date), interval '1 month') g
-                        WHERE p.tenant_id = $1 AND p.month_end = $2""", tenant, row["last_month"], hi)
-            if lo < row["first_month"] or hi > row["last_month"]:
-                await conn.execute(
-                    f"UPDATE {span} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
-                    tenant, lo, last)
-        await conn.execute(
-            f"""INSERT INTO {m} (tenant_id, month_end, category, product_id, purpose, fund, bucket, restructured,
-                                 financings, principal, owed)
-                SELECT $1, (g + interval '1 month - 1 day')::date, category, product_id, purpose, fund, bucket,
-                       restructured, sum(financings), sum(principal), sum(owed)
-                FROM {args} AS x({xcols}),
-                     generate_series(date_trunc('month', x.on_date), date_trunc('month', $12::date),
-                                     interval '1 month') g
-                GROUP BY 2, 3, 4, 5, 6, 7, 8
-                {add.format(key='tenant_id, month_end, category', t=m)}""", tenant, *cols, last)
-        await conn.execute(
-            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND category = ANY($3::text[]) AND {zero}""",
-            tenant, lo, sorted(set(cols[1])))
+            await PORTFOLIO.add(conn, t, tenant, changes, cats)

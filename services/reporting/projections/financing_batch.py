@@ -58,12 +58,6 @@ from shared.envelope import Envelope
 #: the longest the loop runs without giving the event loop a turn (issue 13 item 6)
 YIELD_S = 0.01
 
-#: the portfolio's sums (``rf_pf_*``), kept per event by ``FinancingProjection.add_changes``: the same
-#: statements as ``Sums.add`` for this shape
-PORTFOLIO = Sums("pf", ("category", "text"), (("product_id", "text"), ("purpose", "text"), ("fund", "text"),
-                                              ("bucket", "int"), ("restructured", "bool")),
-                 ("financings", "principal", "owed"))
-
 #: ``rf_financing``'s columns after the key, with their types
 FINANCING = (("member_id", "uuid"), ("product_id", "text"), ("purpose", "text"), ("contract_type", "text"),
              ("frequency", "text"), ("instalments", "int"), ("applied_amount", "bigint"), ("applied_on", "date"),
@@ -315,7 +309,7 @@ async def load(conn: asyncpg.Connection, t: Names, keys: Sequence[tuple[str, UUI
 
 
 async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[Envelope, Contract]],
-                      facts_sums: Sums, repayment_sums: Sums) -> None:
+                      facts_sums: Sums, repayment_sums: Sums, portfolio_sums: Sums) -> None:
     groups: dict[tuple[str, UUID], list[tuple[Envelope, Contract]]] = {}
     for env, ev in items:
         fid = getattr(ev, "financing_id", None)
@@ -356,7 +350,7 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
     for tenant, (fx, rp, pf) in sorted(nets.items()):
         await fx.write(conn, t, tenant, facts_sums)
         await rp.write(conn, t, tenant, repayment_sums)
-        await pf.write(conn, t, tenant, PORTFOLIO)
+        await pf.write(conn, t, tenant, portfolio_sums)
 
 
 async def write(conn: asyncpg.Connection, t: Names, state: dict[tuple[str, UUID], Rows]) -> None:

@@ -7,8 +7,8 @@ of every change dated by that month-end, for every month-end of the span; zero r
 total on D = the month-end row at the last month-end by D + the day changes after it up to D: rows read =
 keys x (1 + days of D's month with a change), whatever the number of financings behind them.
 
-``rf_pf_*`` (the portfolio) is the first such sums (kept by ``FinancingProjection.add_changes``); this
-module keeps the others generically: one key column (``key``) naming the row, descriptive columns that the
+``rf_pf_*`` (the portfolio), ``rf_fx_*`` and ``rf_rp_*`` are such sums (``projections.financing``); this
+module keeps them generically: one key column (``key``) naming the row, descriptive columns that the
 key determines (``extra``) and the summed ``values``.
 """
 
