@@ -13,6 +13,26 @@ import asyncpg
 from shared.db import advisory_key
 
 
+#: the longest a CPU-bound loop runs in the event loop before it gives other work a turn (issue 13 item 6)
+TURN_S = 0.01
+
+
+class Turns:
+    """``await turns.take()`` in each round of a long CPU-bound loop (decoding a batch, a projection's
+    batch): gives the event loop a turn once ``TURN_S`` has passed since the last one, so no request waits
+    behind the loop for longer than that."""
+
+    __slots__ = ("_since",)
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    async def take(self) -> None:
+        if time.perf_counter() - self._since > TURN_S:
+            await asyncio.sleep(0)
+            self._since = time.perf_counter()
+
+
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(asyncio.TimeoutError):

@@ -11,8 +11,6 @@ directly (``EventLogSource``, the single-machine embedded default).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +26,7 @@ from shared.logging import get_logger
 from shared.metrics import CONSUMER_APPLIED
 from shared.rls import force_rls
 from shared.tracing import child_traceparent, traced, tracing_enabled
+from shared.worker import Turns
 
 log = get_logger(__name__)
 
@@ -141,8 +140,6 @@ class DeadLetter:
 
 
 HANDLER_ATTEMPTS = 3
-#: the longest a loop of ``apply_events`` runs before giving the event loop a turn (issue 13 item 6)
-YIELD_S = 0.01
 
 
 async def apply_events(
@@ -159,7 +156,7 @@ async def apply_events(
     (and ``BATCH_HANDLERS``), else ``handle`` event by event. Only if that fails is it rolled back and run
     again event by event through ``handle``, each in its own savepoint: a handler that still fails after
     retries is rolled back alone and returned as a dead letter; the rest of the batch goes on. Decoding
-    gives the event loop a turn every ``YIELD_S`` (a batch of 2,000 takes longer than that).
+    gives the event loop a turn every ``shared.worker.TURN_S`` (a batch of 2,000 takes longer than that).
     """
     outcome = Outcome()
     dead: list[DeadLetter] = []
@@ -183,11 +180,9 @@ async def apply_events(
         todo.append(i)
     changed = {(envelopes[i].tenant_id, envelopes[i].stream_id): envelopes[i].version for i in todo}
     decoded: list[tuple[int, Contract | str]] = []
-    started = time.perf_counter()
+    turns = Turns()
     for i in todo:
-        if time.perf_counter() - started > YIELD_S:
-            await asyncio.sleep(0)
-            started = time.perf_counter()
+        await turns.take()
         try:
             decoded.append((i, registry.decode(envelopes[i])))
         except (UnknownEventType, UnsupportedSchemaVersion, ValueError) as e:

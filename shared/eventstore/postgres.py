@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from shared.eventstore import (
 from shared.logging import get_logger
 from shared.metrics import EVENTS_APPENDED
 from shared.rls import allow_requests, force_rls
+from shared.worker import Turns
 
 log = get_logger(__name__)
 
@@ -171,11 +171,9 @@ class PostgresLogReader:
     async def read_log(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         rows = await self.read_log_rows(after, limit)
         out: list[RecordedEvent] = []
-        started = time.perf_counter()
+        turns = Turns()
         for r in rows:  # a consumer's batch of 2,000 takes longer than a turn of the event loop should
-            if time.perf_counter() - started > 0.01:
-                await asyncio.sleep(0)
-                started = time.perf_counter()
+            await turns.take()
             out.append(RecordedEvent(_envelope_from_row(r, orjson.loads(r["payload_json"])),
                                      LogPosition(r["tx"], r["position"])))
         return out

@@ -17,13 +17,11 @@ whatever its size:
 
 So the rows are exactly those of ``apply`` event after event (``tests/services/reporting/test_batch_apply.py``
 compares them on generated books). Between financings the loop yields to the event loop when it has run
-for more than ``YIELD_S``.
+for more than ``shared.worker.TURN_S``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,9 +52,8 @@ from shared.contracts.loans import (
     TrancheDisbursed,
 )
 from shared.envelope import Envelope
+from shared.worker import Turns
 
-#: the longest the loop runs without giving the event loop a turn (issue 13 item 6)
-YIELD_S = 0.01
 
 #: ``rf_financing``'s columns after the key, with their types
 FINANCING = (("member_id", "uuid"), ("product_id", "text"), ("purpose", "text"), ("contract_type", "text"),
@@ -319,7 +316,7 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
         return
     state = await load(conn, t, list(groups))
     nets: dict[str, tuple[Net, Net, Net]] = {}
-    started = time.perf_counter()
+    turns = Turns()
     for key, evs in groups.items():
         rows = state[key]
         fx, rp, pf = nets.setdefault(key[0], (Net(), Net(), Net()))
@@ -343,9 +340,7 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
                     pf.add(changes, cats)  # type: ignore[arg-type]
                     rows.positions = new
                     rows.positions_changed = True
-        if time.perf_counter() - started > YIELD_S:
-            await asyncio.sleep(0)
-            started = time.perf_counter()
+        await turns.take()
     await write(conn, t, state)
     for tenant, (fx, rp, pf) in sorted(nets.items()):
         await fx.write(conn, t, tenant, facts_sums)
