@@ -21,7 +21,6 @@ import asyncpg
 from services.reporting import exports as ex
 from services.reporting import queries as q
 from services.reporting import reports as rp
-from services.reporting.indicators.maths import pct
 from services.reporting.runtime import ReportingRuntime
 from shared.rls import programme_scope, tenant_scope
 from shared.tenancy import Principal, Role
@@ -140,7 +139,7 @@ async def outside_scope(rt: ReportingRuntime, tenants: tuple[str, ...]) -> dict[
     return (await outside_each(rt, tenants))[0]
 
 
-#: a request's cooperatives' parts, by what each was computed from (``parts``)
+#: a request's cooperatives' parts, by cooperative and what was asked of it (``parts``)
 Memo = dict[tuple[Any, ...], rp.Part]
 
 
@@ -155,24 +154,24 @@ async def parts(rt: ReportingRuntime, tenants: tuple[str, ...], consent: bool, o
     (``consumer_tenants``): an event of one cooperative leaves every other cooperative's part warm, and a
     programme's report after it computes that cooperative's part only. ``memo`` keeps the request's parts
     whatever the cache's size, so a request computes each cooperative once (the programme's sum, its
-    target subsets and its by-cooperative column)."""
-    t = tables(rt)
-    builds = tuple(b.name for _, b in sorted(rt.live.items()))
-    changes = await rt.tenant_changes(tenants)  # before the snapshots: figures never older than them
-    out = []
-    for tenant, n in zip(tenants, changes, strict=True):
-        key = ("part", tenant, consent, on, months, repayment_from, builds, n)
-        part = memo.get(key) if memo is not None else None
-        if part is None:
+    target subsets and its by-cooperative column), and asks for the change counts only of the cooperatives
+    it has no part of yet: a request's parts are all of one moment."""
+    memo = {} if memo is None else memo
+    asked = (consent, on, months, repayment_from)
+    missing = tuple(x for x in tenants if (x, *asked) not in memo)
+    if missing:
+        t = tables(rt)
+        builds = tuple(b.name for _, b in sorted(rt.live.items()))
+        changes = await rt.tenant_changes(missing)  # before the snapshots: figures never older than them
+        for tenant, n in zip(missing, changes, strict=True):
+            key = ("part", tenant, *asked, builds, n)
             part = rt.report_cache.get(key)
-        if part is None:
-            async with tenant_scope(rt.reader_pool, tenant) as conn:
-                part = await rp.compute_part(conn, t, on, months, repayment_from, consent)
-            rt.report_cache.put(key, part)
-        if memo is not None:
-            memo[key] = part
-        out.append(part)
-    return out
+            if part is None:
+                async with tenant_scope(rt.reader_pool, tenant) as conn:
+                    part = await rp.compute_part(conn, t, on, months, repayment_from, consent)
+                rt.report_cache.put(key, part)
+            memo[(tenant, *asked)] = part
+    return [memo[(x, *asked)] for x in tenants]
 
 
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
@@ -200,8 +199,7 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
         who = setters.get(g["indicator"], scope.cooperatives)
         if set(who) != set(scope.cooperatives):
             sub = rp.combine([by_tenant[c] for c in who], on, months, repayment_from)
-            actual = rp.indicator_values(sub).get(g["indicator"], 0)
-            result.targets[i] = {**g, "actual": actual, "progress_pct": pct(actual, g["target"])}
+            result.targets[i] = {**g, **rp.progress(g["indicator"], g["target"], rp.indicator_values(sub))}
         result.targets[i] = {**result.targets[i], "cooperatives": list(who)}
     return result, fresh
 

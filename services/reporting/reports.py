@@ -300,10 +300,15 @@ async def add_targets(conn: asyncpg.Connection, report: Report) -> Report:
     values = indicator_values(report)
     report.targets = [
         {"indicator": g["indicator"], "target": g["target"], "baseline": g["baseline"],
-         "actual": values.get(g["indicator"], 0), "progress_pct": pct(values.get(g["indicator"], 0), g["target"]),
-         "due_on": g["due_on"]}
+         **progress(g["indicator"], g["target"], values), "due_on": g["due_on"]}
         for g in await q.targets(conn)]
     return report
+
+
+def progress(indicator: str, target: Any, values: dict[str, int]) -> dict[str, Any]:
+    """A target's actual figure among ``values`` (``indicator_values``) and its progress."""
+    actual = values.get(indicator, 0)
+    return {"actual": actual, "progress_pct": pct(actual, target)}
 
 
 # -- figures ------------------------------------------------------------------------------------------------
