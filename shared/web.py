@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import uuid
@@ -304,8 +305,10 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size (at most
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Rows to skip")]
 
 
+@functools.cache
 def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency admitting only ``roles``, and only with a tenant."""
+    """A dependency admitting only ``roles``, and only with a tenant. The same roles give the same
+    dependency, so FastAPI runs it once per request however many of a route's dependencies name it."""
 
     async def _check(principal: PrincipalDep, request: Request) -> Principal:
         if principal.role not in roles or principal.tenant_id is None:
@@ -318,9 +321,8 @@ def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 
 #: the roles most commands admit, shared by the services' routes
 OFFICER_ROLES = (Role.FIELD_OFFICER, Role.MANAGER)
-_officer, _manager = require_roles(*OFFICER_ROLES), require_roles(Role.MANAGER)
-Officer = Annotated[Principal, Depends(_officer)]
-Manager = Annotated[Principal, Depends(_manager)]
+Officer = Annotated[Principal, Depends(require_roles(*OFFICER_ROLES))]
+Manager = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 
 #: the headers a command takes, with one rule each for every service
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
@@ -394,19 +396,16 @@ class CommandRequest:
 
 
 CommandDependency = Callable[..., Awaitable["CommandRequest"]]
-_COMMAND_DEPENDENCIES: dict[tuple[tuple[Role, ...], bool, bool], CommandDependency] = {}
 
 
+@functools.cache
 def command_request(*roles: Role, idempotency_key: bool = False,
                     if_match: bool = False) -> CommandDependency:
     """The dependency giving a command route its ``CommandRequest``, admitting only ``roles`` (with a
     tenant, as ``require_roles``). ``idempotency_key`` / ``if_match``: the route takes that header (declared
     once, ``IdempotencyKey`` / ``IfMatch``, so each appears in the OpenAPI document with its rule); a route
-    without one neither reads it nor documents it."""
-    cached = _COMMAND_DEPENDENCIES.get((roles, idempotency_key, if_match))
-    if cached is not None:
-        return cached
-    check = {OFFICER_ROLES: _officer, (Role.MANAGER,): _manager}.get(roles) or require_roles(*roles)
+    without one neither reads it nor documents it. The same arguments give the same dependency."""
+    check = require_roles(*roles)
 
     async def command(request: Request, principal: Principal, idempotency_key: str | None = None,
                       if_match: str | None = None) -> CommandRequest:
@@ -422,7 +421,6 @@ def command_request(*roles: Role, idempotency_key: bool = False,
         params.append(inspect.Parameter("if_match", keyword, default=None, annotation=IfMatch))
     signature = inspect.Signature(params, return_annotation=CommandRequest)
     command.__signature__ = signature  # type: ignore[attr-defined]  # what FastAPI reads
-    _COMMAND_DEPENDENCIES[(roles, idempotency_key, if_match)] = command
     return command
 
 
