@@ -35,6 +35,26 @@ ephemeral_personal_data_keys("bench-1")
 MEMBER_EVENT = "members.MemberRegistered"
 
 
+def uptime() -> str:
+    """The machine's load as ``uptime`` prints it (what every benchmark reports beside its figures)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def proc_status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory figure of /proc/PID/status (``VmHWM``: the process's peak resident set; ``VmRSS``: now), in
+    MB; None when the process or the field is not there."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
 def say(msg: str) -> None:
     """Progress on stderr, so stdout holds only the table."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

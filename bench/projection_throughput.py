@@ -50,7 +50,7 @@ from typing import Any
 import asyncpg
 
 import shared.consumer as consumer
-from bench.common import quiet_logs, say
+from bench.common import proc_status_mb, quiet_logs, say, uptime
 from deploy.local.infra import start_postgres
 from services.reporting import builds as registry
 from services.reporting.projections.base import Build
@@ -151,10 +151,8 @@ class Rss:
 
     @staticmethod
     def now_mb() -> float:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        now = proc_status_mb("VmRSS")
+        return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     async def _sample(self) -> None:
         n = 0
@@ -254,10 +252,6 @@ class Statements:
                 setattr(asyncpg.Connection, m, fn)
 
 
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
 async def child_rebuild(spec: str) -> None:
     """``--child-rebuild``: one rebuild in a process of its own (as ``washfin rebuild`` runs), printing its
     seconds and the process's peak RSS as JSON."""
@@ -267,9 +261,9 @@ async def child_rebuild(spec: str) -> None:
     t0 = time.perf_counter()
     result = await rebuild(settings, job["family"], switch=False, timeout=3600)
     # VmHWM, the high-water mark of this process's own memory: ru_maxrss keeps the forking parent's across exec
-    hwm = next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    hwm = proc_status_mb("VmHWM")
     print(json.dumps({"build": result.build, "events": result.events, "seconds": time.perf_counter() - t0,
-                      "peak_rss_mb": hwm / 1024}))
+                      "peak_rss_mb": hwm}))
 
 
 async def measure_rebuild_alone(settings: ReportingSettings, fam: str, events: int, batch: bool) -> dict[str, Any]:
@@ -389,7 +383,7 @@ async def run(args: argparse.Namespace) -> None:
         del books  # the catch-up keeps only the loans envelopes in memory (part of every RSS figure)
         gc.collect()
         gc.freeze()  # the bench's own objects: out of the collector's walks (its pauses are the projections')
-        say(f"logs: {counts} ({len(tenants)} cooperatives); uptime {_uptime()}")
+        say(f"logs: {counts} ({len(tenants)} cooperatives); uptime {uptime()}")
         settings = ReportingSettings(database_url=reporting_url, event_source="embedded",
                                      source_database_urls=urls, consumer_batch_size=BATCH)
         pool = await create_pool(reporting_url, 1, 3)
@@ -406,7 +400,7 @@ async def run(args: argparse.Namespace) -> None:
             for mode in modes:
                 if hasattr(consumer, "BATCH_HANDLERS"):
                     consumer.BATCH_HANDLERS = mode == "batch"
-                say(f"-- {mode}; uptime {_uptime()}")
+                say(f"-- {mode}; uptime {uptime()}")
                 for fam in args.families:
                     r = await measure_rebuild(settings, fam, counts[producer[fam]])
                     r["mode"] = mode
@@ -444,9 +438,9 @@ async def run(args: argparse.Namespace) -> None:
                 same["catch-up financing"] = (await catchups["per-event"].row_hash(conn)
                                               == await catchups["batch"].row_hash(conn))
         await pool.close()
-        say(f"uptime after: {_uptime()}")
+        say(f"uptime after: {uptime()}")
         print(f"book: {counts} events, {args.financings} financings, {len(tenants)} cooperatives; "
-              f"load after: {_uptime()}")
+              f"load after: {uptime()}")
         print(f"{'measurement':<22} {'mode':<10} {'events':>8} {'s':>7} {'events/s':>9} {'ratio':>6} "
               f"{'stmts/ev':>8} {'db wait':>7} {'peak RSS MB':>11} {'loop hold ms':>12} {'rows equal':>10}")
         base = {r["what"]: r for r in rows if r["mode"] == "per-event"}
@@ -459,7 +453,7 @@ async def run(args: argparse.Namespace) -> None:
                   f"{r['loop_hold_ms']:>12} {eq:>10}")
         if args.json:
             Path(args.json).write_text(json.dumps({"counts": counts, "rows": rows, "same_rows": same,
-                                                   "uptime": _uptime()}, indent=1))
+                                                   "uptime": uptime()}, indent=1))
     finally:
         pg.stop()
 

@@ -22,13 +22,12 @@ import asyncio
 import json
 import random
 import statistics
-import subprocess
 import time
 import uuid
 from datetime import date
 from typing import Any
 
-from bench.common import quiet_logs, say
+from bench.common import quiet_logs, say, uptime
 from deploy.local.infra import start_postgres
 from services.reporting import queries as q
 from services.reporting import reports as rp
@@ -166,10 +165,6 @@ async def explain(pool: Any, fn: Any, t: Any, dates: list[date]) -> dict[str, An
             "temp_written_blocks": plan["Plan"].get("Temp Written Blocks"),
             "notable": [ln.strip() for ln in lines if any(k in ln for k in (
                 "Sort Method", "SubPlan", "Disk", "Execution Time"))][:40]}
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 async def main() -> None:

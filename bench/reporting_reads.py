@@ -37,7 +37,7 @@ from datetime import date
 from typing import Any
 
 from bench.common import quiet_logs, say
-from bench.reporting_portfolio import uptime
+from bench.common import uptime
 from deploy.local.infra import start_postgres
 from services.reporting import exports as ex
 from services.reporting import queries as q

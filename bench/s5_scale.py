@@ -63,8 +63,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import MEMBER_EVENT, Bench, Row, Target, member_payload, percentile, say
-from bench.s6_load import uptime
+from bench.common import MEMBER_EVENT, Bench, Row, Target, member_payload, percentile, proc_status_mb, say, uptime
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from services.reporting.projections.catalog import FAMILIES
 from shared.db import connect, create_pool
@@ -357,17 +356,6 @@ async def settle(system: System, timeout: float = 3600, tenants: list[str] | Non
     raise RuntimeError(f"reporting had {last} events pending after {timeout:.0f} s")
 
 
-def vm_hwm_mb(pid: int) -> float | None:
-    """A live process's peak resident set (``VmHWM`` of /proc/PID/status), in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 # -- timing -------------------------------------------------------------------------------------------------
 
 
@@ -606,7 +594,7 @@ async def run(bench: Bench) -> list[Row]:
             ready_s = await restart_reporting(system)
             caught_s = await settle(system) + ready_s
             catch_up = (backlog + members_backlog) / caught_s
-            rss_service = vm_hwm_mb(system.procs["reporting"].proc.pid)  # type: ignore[union-attr]
+            rss_service = proc_status_mb("VmHWM", system.procs["reporting"].proc.pid)  # type: ignore[union-attr]
             bench.note("S5", f"growth: {sz.big2 - sz.big1:,} financings ({backlog:,} loans events) imported in "
                              f"{grow_s:.0f} s ({backlog / grow_s:,.0f} events/s) with reporting stopped; started "
                              f"again, it was ready in {ready_s:.1f} s and had applied the {backlog + members_backlog:,} "

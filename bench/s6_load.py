@@ -35,10 +35,8 @@ import contextlib
 import importlib
 import json
 import logging
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -53,7 +51,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.common import Bench, Row, Target, percentile, quiet_logs, say
+from bench.common import Bench, Row, Target, percentile, quiet_logs, say, uptime
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from services.members.api.schemas import SURVEY_EXAMPLE
 from shared.db import connect
@@ -679,13 +677,6 @@ def _s(x: float | None) -> str:
 
 
 # -- output ------------------------------------------------------------------------------------------------------
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def render(results: list[Burst]) -> str:
