@@ -155,7 +155,13 @@ async def parts(rt: ReportingRuntime, tenants: tuple[str, ...], consent: bool, o
     programme's report after it computes that cooperative's part only. ``memo`` keeps the request's parts
     whatever the cache's size, so a request computes each cooperative once (the programme's sum, its
     target subsets and its by-cooperative column), and asks for the change counts only of the cooperatives
-    it has no part of yet: a request's parts are all of one moment."""
+    it has no part of yet: a request's parts are all of one moment.
+
+    Several programme parts missing from the cache are computed at once (``reports.compute_parts``: each
+    query one statement for all of them, grouped by cooperative, in the programme scope of exactly those
+    cooperatives), and kept each under its own cooperative's key as if computed alone: they are equal
+    (``tests/services/reporting/test_programme_bulk.py``). One missing part, and a cooperative's own
+    books (no consent filter), take the single path (``reports.compute_part``, in its own scope)."""
     memo = {} if memo is None else memo
     asked = (consent, on, months, repayment_from)
     missing = tuple(x for x in tenants if (x, *asked) not in memo)
@@ -163,14 +169,27 @@ async def parts(rt: ReportingRuntime, tenants: tuple[str, ...], consent: bool, o
         t = tables(rt)
         builds = tuple(b.name for _, b in sorted(rt.live.items()))
         changes = await rt.tenant_changes(missing)  # before the snapshots: figures never older than them
-        for tenant, n in zip(missing, changes, strict=True):
-            key = ("part", tenant, *asked, builds, n)
+        keys = {tenant: ("part", tenant, *asked, builds, n) for tenant, n in zip(missing, changes, strict=True)}
+        cold = []
+        for tenant, key in keys.items():
             part = rt.report_cache.get(key)
             if part is None:
+                cold.append(tenant)
+            else:
+                memo[(tenant, *asked)] = part
+        if len(cold) > 1 and consent:
+            # a programme's cooperatives, all consenting to it: their parts at once, in the programme scope
+            # of exactly those cooperatives (what their own scopes see together, no more)
+            async with programme_scope(rt.reader_pool, cold) as conn:
+                computed = await rp.compute_parts(conn, t, cold, on, months, repayment_from, consent)
+        else:
+            computed = {}
+            for tenant in cold:
                 async with tenant_scope(rt.reader_pool, tenant) as conn:
-                    part = await rp.compute_part(conn, t, on, months, repayment_from, consent)
-                rt.report_cache.put(key, part)
-            memo[(tenant, *asked)] = part
+                    computed[tenant] = await rp.compute_part(conn, t, on, months, repayment_from, consent)
+        for tenant in cold:
+            rt.report_cache.put(keys[tenant], computed[tenant])
+            memo[(tenant, *asked)] = computed[tenant]
     return [memo[(x, *asked)] for x in tenants]
 
 

@@ -10,6 +10,7 @@ connection sees (one cooperative, or the union of several) the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -17,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from services.reporting import bulk
 from services.reporting import queries as q
 from services.reporting.indicators.maths import (
     PAR_DAYS,
@@ -158,6 +160,42 @@ async def compute_part(conn: asyncpg.Connection, t: q.T, as_of: date, months: in
         contractors=await q.contractors(conn, t, as_of, consent),
         desludging=await q.desludging(conn, t, as_of, month_end(as_of), consent),
     )
+
+
+async def compute_parts(conn: asyncpg.Connection, t: q.T, tenants: Sequence[str], as_of: date, months: int = 12,
+                        repayment_from: date | None = None, consent: bool = False) -> dict[str, Part]:
+    """The part of each cooperative of ``tenants`` (``compute_part``'s arguments), all at once: each of the
+    part's queries is one statement over every cooperative the connection sees, grouped by cooperative
+    (``bulk``). The connection's scope must be exactly ``tenants`` (``shared.rls.programme_scope``); each
+    part equals ``compute_part`` in that cooperative's own scope
+    (``tests/services/reporting/test_programme_bulk.py``)."""
+    window = last_months(as_of, months)
+    ends = [end for _, end in window]
+    start = window[0][0]
+    repaid_from = repayment_from or start
+    x = list(tenants)
+    minus = await bulk.withheld(conn, t) if consent else None
+    money_by_month = await bulk.monthly_money(conn, t, x, start, as_of, minus)
+    sludge_by_month = await bulk.monthly_desludging(conn, t, x, start, month_end(as_of), as_of, consent)
+    portfolio = await bulk.portfolio(conn, t, x, sorted({*ends, as_of}), minus)
+    reach = await bulk.reach(conn, t, x, as_of, consent)
+    sessions = await bulk.sessions(conn, t, x, as_of, consent)
+    funnel = await bulk.funnel(conn, t, x, as_of, consent)
+    access_groups = await bulk.access_groups(conn, t, x, as_of, consent)
+    by_product = await bulk.financing_by_product(conn, t, x, as_of, minus)
+    by_fund = await bulk.disbursed_by_fund(conn, t, x, as_of, minus)
+    repayment = await bulk.repayment(conn, t, x, repaid_from, as_of, minus)
+    money = await bulk.money_facts(conn, t, x, as_of, minus)
+    write_offs = await bulk.write_offs(conn, t, x, as_of, minus)
+    construction = await bulk.construction(conn, t, x, as_of, consent)
+    contractors = await bulk.contractors(conn, t, x, as_of, consent)
+    desludging = await bulk.desludging(conn, t, x, as_of, month_end(as_of), consent)
+    return {k: Part(money_by_month=money_by_month[k], sludge_by_month=sludge_by_month[k], portfolio=portfolio[k],
+                    reach=reach[k], sessions=sessions[k], funnel=funnel[k], access_groups=access_groups[k],
+                    by_product=by_product[k], by_fund=by_fund[k], repayment=repayment[k], money=money[k],
+                    write_offs=write_offs[k], construction=construction[k], contractors=contractors[k],
+                    desludging=desludging[k])
+            for k in x}
 
 
 REACH_KEYS = ("members", "women", "b40_known", "b40", "area_known", "urban", "people_in_households")

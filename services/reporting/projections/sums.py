@@ -152,13 +152,15 @@ class Sums:
                 tenant, [z[0] for z in zeros], [z[1] for z in zeros])
 
 
-def at_dates_sql(s: Sums, t: Names, where: str = "TRUE") -> str:
+def at_dates_sql(s: Sums, t: Names, where: str = "TRUE", by_tenant: bool = False) -> str:
     """A statement giving, for each date of $1 (date[]), the sums per key (and its extra columns) of the
     rows in scope: ``(on_date, key, extra..., values...)``; ``where`` filters the rows (columns of the
-    sums, parameters from $2; ``on_date`` is the date asked for)."""
+    sums, parameters from $2; ``on_date`` is the date asked for). ``by_tenant``: the sums of each
+    cooperative in scope apart, ``(on_date, tenant_id, key, extra..., values...)``."""
     k, _ = s.key
     ecols = [c for c, _ in s.extra]
-    sel = ", ".join([k, *ecols])
+    sel = ", ".join(["tenant_id", k, *ecols] if by_tenant else [k, *ecols])
+    who = "k.tenant_id, " if by_tenant else ""
     d, m, span = t[f"{s.name}_delta"], t[f"{s.name}_month"], t[f"{s.name}_span"]
     return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
                  k AS (SELECT sp.tenant_id, d.on_date,
@@ -167,10 +169,10 @@ def at_dates_sql(s: Sums, t: Names, where: str = "TRUE") -> str:
                        CROSS JOIN LATERAL (SELECT least(sp.last_month,
                            CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
                                 THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
-                 parts AS (SELECT k.on_date, {', '.join(f'p.{c}' for c in [k, *ecols, *s.values])}
+                 parts AS (SELECT k.on_date, {who}{', '.join(f'p.{c}' for c in [k, *ecols, *s.values])}
                            FROM k JOIN {m} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
                            UNION ALL
-                           SELECT k.on_date, {', '.join(f'x.{c}' for c in [k, *ecols, *s.values])}
+                           SELECT k.on_date, {who}{', '.join(f'x.{c}' for c in [k, *ecols, *s.values])}
                            FROM k CROSS JOIN LATERAL (
                                SELECT * FROM {d} x WHERE x.tenant_id = k.tenant_id
                                 AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
