@@ -15,20 +15,63 @@ that cooperative's ``tenant_scope`` (``tests/services/reporting/test_programme_b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.reporting import queries as q
-from services.reporting.indicators.contributions import Book
+from services.reporting.indicators.contributions import Book, facts_parts, repayment_parts
 from services.reporting.indicators.maths import AccessGroup, Portfolio, month_end
 from services.reporting.indicators.positions import Piece
 from services.reporting.projections.financing import FACTS, REPAYMENT
 from services.reporting.projections.financing_batch import load
 from services.reporting.projections.sums import at_dates_sql
 from services.reporting.queries import T, Withheld, _consents, _d, _i, _job_consents, _metric
+
+
+
+@dataclass(frozen=True)
+class _Withheld(Withheld):
+    """``queries.Withheld`` with its financings' parts computed once and added up per date and category
+    (a part asks for them six times; the figures are the same, ``test_programme_bulk``)."""
+
+    @cached_property
+    def _facts(self) -> dict[str, dict[tuple[date, str | None, str | None, str], int]]:
+        out: dict[str, dict[tuple[date, str | None, str | None, str], int]] = {}
+        for b in self.books:
+            for (on, (kind, a, bb, metric)), amount in facts_parts(b).items():
+                mine = out.setdefault(kind, {})
+                mine[(on, a, bb, metric)] = mine.get((on, a, bb, metric), 0) + amount
+        return out
+
+    @cached_property
+    def _repayment(self) -> dict[tuple[date, date], tuple[int, int]]:
+        out: dict[tuple[date, date], tuple[int, int]] = {}
+        for b in self.books:
+            for k, (x, y) in repayment_parts(b).items():
+                a, c = out.get(k, (0, 0))
+                out[k] = (a + x, c + y)
+        return out
+
+    def facts_on(self, dates: Sequence[date], kind: str) -> list[tuple[date, str | None, str | None, str, int]]:
+        out: dict[tuple[date, str | None, str | None, str], int] = {}
+        for (on, a, bb, metric), amount in self._facts.get(kind, {}).items():
+            for d in dates:
+                if on <= d:
+                    out[(d, a, bb, metric)] = out.get((d, a, bb, metric), 0) + amount
+        return [(*key, v) for key, v in sorted(out.items(), key=lambda x: str(x[0])) if v]
+
+    def repayment(self, start: date, end: date) -> tuple[int, int]:
+        on_time = due = 0
+        for (on, due_on), (x, y) in self._repayment.items():
+            if on <= end and start <= due_on <= end:
+                on_time, due = on_time + x, due + y
+        return on_time, due
+
 
 Minus = dict[str, Withheld]
 
@@ -62,7 +105,7 @@ async def withheld(conn: asyncpg.Connection, t: T) -> Minus:
     for k in keys:
         books.setdefault(k[0], []).append(rows[k].book())
         pieces.setdefault(k[0], []).extend(rows[k].positions)
-    return {x: Withheld(tuple(bs), tuple(pieces[x])) for x, bs in books.items()}
+    return {x: _Withheld(tuple(bs), tuple(pieces[x])) for x, bs in books.items()}
 
 
 # -- reach --------------------------------------------------------------------------------------------------
@@ -241,21 +284,23 @@ async def portfolio(conn: asyncpg.Connection, t: T, tenants: Sequence[str], date
             FROM parts GROUP BY 1, 2, 3, 4, 5, 6, 7 HAVING sum(financings) <> 0""", list(dates))
     out: dict[str, dict[date, dict[str, Any]]] = {
         x: {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates} for x in tenants}
-    for r in rows:
-        slot = out[r["tenant_id"]][r["on_date"]]
-        args = (_i(r["bucket"]), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
+    def add(slot: dict[str, Any], product: tuple[Any, Any], fund: Any, *args: Any) -> None:
         slot["all"].add(*args)
-        slot["product"].setdefault((r["product_id"], r["purpose"]), Portfolio()).add(*args)
-        slot["fund"].setdefault(r["fund"], Portfolio()).add(*args)
+        for what, key in (("product", product), ("fund", fund)):
+            into = slot[what].get(key)
+            if into is None:  # a Portfolio made only where a category has none yet
+                into = slot[what][key] = Portfolio()
+            into.add(*args)
+
+    for r in rows:
+        add(out[r["tenant_id"]][r["on_date"]], (r["product_id"], r["purpose"]), r["fund"],
+            _i(r["bucket"]), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
     for x, w in (minus or {}).items():
         for p in w.pieces:
             for d in dates:
                 if p.start <= d and (p.end is None or d < p.end):
-                    slot = out[x][d]
-                    args = (p.bucket, p.restructured, -1, -p.principal, -p.owed)
-                    slot["all"].add(*args)
-                    slot["product"].setdefault((p.product_id, p.purpose), Portfolio()).add(*args)
-                    slot["fund"].setdefault(p.fund, Portfolio()).add(*args)
+                    add(out[x][d], (p.product_id, p.purpose), p.fund, p.bucket, p.restructured, -1, -p.principal,
+                        -p.owed)
     return out
 
 
