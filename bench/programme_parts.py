@@ -1,27 +1,28 @@
-"""Issue 13 item 3 (and 4): the programme report over N cooperatives, computed as before (the programme
-scope's queries, again for the cooperatives that set a target, and once per cooperative for the
-by-cooperative column) and as now (each cooperative's part once, added: ``reports.compute_part``,
-``reports.combine``), in one run on the same tables.
+"""Issue 13 items 3 and 4: the programme report over N cooperatives from its cooperatives' parts, each part
+computed alone (``reports.compute_part`` in the cooperative's own scope, about 25 statements each: the
+path before) and all at once (``reports.compute_parts`` in the programme scope: each query one statement
+for every cooperative, grouped by cooperative), in one run on the same tables.
 
 Each cooperative: ``--financings`` members (``--refusing`` of them refuse programme-level reporting), one
 financing each (``--distinct`` lives decided by the loans domain, as ``tests/services/reporting/
 test_portfolio_rewrite.history`` decides them, replayed under new financing and member ids), and a small
 book of surveys, sessions, leads and septic-tank jobs with desludging (``test_programme_parts.Book``),
 applied through the consumer's ``apply_events``. Half the cooperatives set a target (a target subset).
+Checked first: the sum of the parts equals the programme scope's report as it was computed
+(``programme_reference``), for the programme and the target subset, and the parts computed at once give
+the same reports (whole, subset, each cooperative) as the parts computed alone.
 
-What a programme report (``/reports/programme`` with its by-cooperative column) computes, by the cache
-keys of each version (the report cache: before, keyed on the scope's cooperatives and all their change
-counts; now, each part on its cooperative's own):
+What a programme report (``/reports/programme`` with its by-cooperative column) computes:
 
-- ``cold``: nothing cached (the first report, or every cooperative changed). Before: the programme scope
-  + the target subset's scope + each cooperative; now: each cooperative's part + the sums.
-- ``one changed``: one cooperative had an event since the last report. Before: the programme scope + the
-  subset's scope + that cooperative (the others' columns stay cached); now: that cooperative's part + the
-  sums.
-- ``warm``: nothing changed (now: the sums of cached parts; before: a cache hit, not measured).
+- ``cold each`` / ``cold bulk``: nothing cached (the first report, or every cooperative changed): every
+  cooperative's part, alone (before) or at once (now), and the sums (the programme, the target subset,
+  each cooperative's column).
+- ``1 changed``: one cooperative had an event since the last report: its part (one part: the single path,
+  ``handlers.parts``) and the sums.
+- ``warm``: nothing changed: the sums of cached parts.
 
-Times are medians of ``--repeat`` runs, alternating before / now so both see the same machine; ratios are
-before / now. Freshness, targets and the last event time, read the same way by both, are left out.
+Times are medians of ``--repeat`` runs, the modes alternating so all see the same machine; the ratio is
+cold each / cold bulk. Freshness, targets and the last event time, read the same way by both, are left out.
 
     .venv/bin/python -m bench.programme_parts --cooperatives 10 30 --financings 100
 """
@@ -108,57 +109,49 @@ async def measure(url: str, cooperatives: int, n: int, distinct: int, refusing: 
         subset = tenants[::2]  # the cooperatives that set a target
         changed = tenants[len(tenants) // 2]
 
-        async def before_scope(scope: list[str]) -> rp.Report:
+        async def reference(scope: list[str]) -> rp.Report:
             async with programme_scope(pool, scope) as conn:
-                return await compute_figures_reference(conn, t, TODAY, consent=True)
-
-        async def before_one(tenant: str) -> rp.Report:
-            async with tenant_scope(pool, tenant) as conn:
                 return await compute_figures_reference(conn, t, TODAY, consent=True)
 
         async def part(tenant: str) -> rp.Part:
             async with tenant_scope(pool, tenant) as conn:
                 return await rp.compute_part(conn, t, TODAY, consent=True)
 
+        async def at_once(scope: list[str]) -> dict[str, rp.Part]:
+            async with programme_scope(pool, scope) as conn:
+                return await rp.compute_parts(conn, t, scope, TODAY, consent=True)
+
         parts = {x: await part(x) for x in tenants}
 
-        def sums() -> Any:
-            whole = rp.combine([parts[x] for x in tenants], TODAY)
-            sub = rp.combine([parts[x] for x in subset], TODAY)
-            return whole, sub, [rp.combine([parts[x]], TODAY) for x in tenants]
+        def sums(of: dict[str, rp.Part]) -> Any:
+            whole = rp.combine([of[x] for x in tenants], TODAY)
+            sub = rp.combine([of[x] for x in subset], TODAY)
+            return whole, sub, [rp.combine([of[x]], TODAY) for x in tenants]
 
-        # the same figures both ways (else the timings compare different work)
-        whole, sub, each = sums()
-        assert whole == await before_scope(tenants) and sub == await before_scope(subset)
-        assert each == [await before_one(x) for x in tenants]
+        # the same figures every way (else the timings compare different work): the sum of the parts is the
+        # programme scope's report as it was, and the parts computed at once give the same reports
+        whole, sub, each = sums(parts)
+        assert whole == await reference(tenants) and sub == await reference(subset)
+        assert sums(await at_once(tenants)) == (whole, sub, each)
 
-        async def before_cold() -> None:
-            await before_scope(tenants)
-            await before_scope(subset)
-            for x in tenants:
-                await before_one(x)
-
-        async def before_changed() -> None:
-            await before_scope(tenants)
-            await before_scope(subset)
-            await before_one(changed)
-
-        async def now_cold() -> None:
+        async def each_cold() -> None:
             for x in tenants:
                 parts[x] = await part(x)
-            sums()
+            sums(parts)
 
-        async def now_changed() -> None:
+        async def bulk_cold() -> None:
+            parts.update(await at_once(tenants))
+            sums(parts)
+
+        async def one_changed() -> None:  # one part missing: the single path either way
             parts[changed] = await part(changed)
-            sums()
+            sums(parts)
 
-        async def now_warm() -> None:
-            sums()
+        async def warm() -> None:
+            sums(parts)
 
-        runs = {("cold", "before"): before_cold, ("cold", "now"): now_cold,
-                ("one_changed", "before"): before_changed, ("one_changed", "now"): now_changed,
-                ("warm", "now"): now_warm}
-        timings: dict[tuple[str, str], list[float]] = {}
+        runs = {"cold_each": each_cold, "cold_bulk": bulk_cold, "one_changed": one_changed, "warm": warm}
+        timings: dict[str, list[float]] = {}
         for _ in range(repeat):
             for key, fn in runs.items():
                 s = time.perf_counter()
@@ -166,9 +159,8 @@ async def measure(url: str, cooperatives: int, n: int, distinct: int, refusing: 
                 timings.setdefault(key, []).append(time.perf_counter() - s)
         med = {k: statistics.median(v) for k, v in timings.items()}
         return {"cooperatives": cooperatives, "financings_each": n, "events": len(events),
-                **{f"{mode}_{who}_s": round(v, 4) for (mode, who), v in med.items()},
-                "cold_ratio": round(med[("cold", "before")] / med[("cold", "now")], 2),
-                "one_changed_ratio": round(med[("one_changed", "before")] / med[("one_changed", "now")], 2)}
+                **{f"{k}_s": round(v, 4) for k, v in med.items()},
+                "cold_ratio": round(med["cold_each"] / med["cold_bulk"], 2)}
     finally:
         await pool.close()
 
@@ -196,12 +188,11 @@ async def main() -> None:
     if args.json:
         print(json.dumps({"rows": rows, "uptime": load}, indent=2))
         return
-    print(f"{'coops':>5} {'events':>7} | {'cold before':>11} {'cold now':>9} {'ratio':>6} | "
-          f"{'1 changed before':>16} {'now':>7} {'ratio':>6} | {'warm now':>8}")
+    print(f"{'coops':>5} {'events':>7} | {'cold each':>9} {'cold bulk':>9} {'ratio':>6} | {'1 changed':>9} | "
+          f"{'warm':>8}")
     for r in rows:
-        print(f"{r['cooperatives']:>5} {r['events']:>7} | {r['cold_before_s']:>10.3f}s {r['cold_now_s']:>8.3f}s "
-              f"{r['cold_ratio']:>6} | {r['one_changed_before_s']:>15.3f}s {r['one_changed_now_s']:>6.3f}s "
-              f"{r['one_changed_ratio']:>6} | {r['warm_now_s']:>7.4f}s")
+        print(f"{r['cooperatives']:>5} {r['events']:>7} | {r['cold_each_s']:>8.3f}s {r['cold_bulk_s']:>8.3f}s "
+              f"{r['cold_ratio']:>6} | {r['one_changed_s']:>8.3f}s | {r['warm_s']:>7.4f}s")
     print(f"load after: {load}")
 
 
