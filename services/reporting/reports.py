@@ -5,7 +5,9 @@ A cooperative's figures are gathered as a ``Part`` (``compute_part``, in its ten
 adds up exactly; a programme's report is the sum of its consenting cooperatives' parts (``combine``):
 counts and sums added, medians from the added distributions, every percentage computed from the summed
 numerators and denominators, never averaged. ``compute`` gives the report of whatever scope the
-connection sees (one cooperative, or the union of several) the same way.
+connection sees (one cooperative, or the union of several) the same way. ``compute_parts`` gives several
+cooperatives' parts at once (``bulk``: each query one statement for all of them, grouped by cooperative),
+each equal to its ``compute_part``.
 """
 
 from __future__ import annotations
