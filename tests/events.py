@@ -10,7 +10,8 @@ returns at the stream's version, as the producer's handler does.
 
 ``MembersProducer`` says it in the members service's words (registered, corrected, exited);
 ``SanitationProducer`` in the sanitation service's (a job started, inspected, completed);
-``members()`` and ``sanitation()`` are the test's own (one per event loop, so each test starts with an empty log).
+``LoansProducer`` in the loans service's (a contract signed, a tranche paid, a repayment, a settlement);
+``members()``, ``sanitation()`` and ``loans()`` are the test's own (one per event loop, so each test starts with an empty log).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Produced:
 
     def __init__(self, store: Any | None = None) -> None:
         self.store = store or InMemoryEventStore()
+        #: the W3C trace context the producer's requests carried (copied onto every event, as the services do)
+        self.traceparent: str | None = None
 
     async def decide(self, tenant: str, stream_type: str, stream_id: str, fold: Callable[[list[Envelope]], Any],
                      decide: Callable[[Any], Sequence[NewEvent]], *, actor: str | None = None,
@@ -39,7 +42,7 @@ class Produced:
         assert new, f"the producer decided nothing for {stream_type} {stream_id}"
         result = await self.store.append(tenant, stream_type, stream_id, len(history), new,
                                          meta=Metadata(correlation_id=uuid.uuid4(), causation_id=causation_id,
-                                                       actor=actor))
+                                                       actor=actor, traceparent=self.traceparent))
         return list(result.events)
 
 
@@ -140,16 +143,18 @@ class SanitationProducer(Produced):
 
     TODAY = date(2025, 12, 31)
 
-    async def certified_contractor(self, tenant: str) -> Any:
-        """A registered, trained and certified contractor's state (as the job decisions need it)."""
+    async def certified_contractor(self, tenant: str, contractor_id: uuid.UUID | str | None = None) -> Any:
+        """A registered, trained and certified contractor's state (as the job decisions need it); the same
+        one again when ``contractor_id`` was certified before."""
         from services.sanitation.domain import contractor as domain
 
-        cid = str(uuid.uuid4())
-        await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
-                          lambda s: domain.register(s, cid, date(2020, 6, 1), date(2020, 6, 1)))
-        await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
-                          lambda s: domain.certify(s, f"SNI-{cid[:6]}", date(2020, 7, 1), date(2030, 12, 31),
-                                                   self.TODAY))
+        cid = str(contractor_id or uuid.uuid4())
+        if not await self.store.read_stream(tenant, cid):
+            await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
+                              lambda s: domain.register(s, cid, date(2020, 6, 1), date(2020, 6, 1)))
+            await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
+                              lambda s: domain.certify(s, f"SNI-{cid[:6]}", date(2020, 7, 1), date(2030, 12, 31),
+                                                       self.TODAY))
         return domain.fold(await self.store.read_stream(tenant, cid))
 
     async def job(self, tenant: str, decide: Callable[[Any], Sequence[NewEvent]], job_id: str) -> list[Envelope]:
@@ -157,18 +162,36 @@ class SanitationProducer(Produced):
 
         return await self.decide(tenant, domain.STREAM_TYPE, job_id, domain.fold, decide, actor="key:officer")
 
-    async def started(self, tenant: str, member_id: uuid.UUID | str, financing_id: uuid.UUID | str | None,
-                      job_id: uuid.UUID | str | None = None) -> str:
-        """A septic-tank job ordered (for ``financing_id``, or paid in cash), assigned and started; its id."""
+    async def ordered(self, tenant: str, member_id: uuid.UUID | str, financing_id: uuid.UUID | str | None = None,
+                      job_id: uuid.UUID | str | None = None, kind: str = "septic_tank") -> str:
+        """A job (a septic tank unless ``kind``) ordered on 6 January 2025, for ``financing_id`` or paid in
+        cash; its id."""
         from services.sanitation.domain import job as domain
 
         jid = str(job_id or uuid.uuid4())
-        contractor = await self.certified_contractor(tenant)
-        await self.job(tenant, lambda s: domain.order(s, jid, str(member_id), "septic_tank",
+        await self.job(tenant, lambda s: domain.order(s, jid, str(member_id), kind,  # type: ignore[arg-type]
                                                       str(financing_id) if financing_id else None,
                                                       date(2025, 1, 6), None, self.TODAY), jid)
-        await self.job(tenant, lambda s: domain.assign(s, contractor, date(2025, 1, 7), self.TODAY), jid)
-        await self.job(tenant, lambda s: domain.start(s, date(2025, 1, 10), self.TODAY), jid)
+        return jid
+
+    async def assigned(self, tenant: str, job_id: str, contractor_id: uuid.UUID | str | None = None,
+                       on: date = date(2025, 1, 7)) -> Envelope:
+        """The job (re)assigned to a certified contractor (``contractor_id``, or a new one); ContractorAssigned."""
+        from services.sanitation.domain import job as domain
+
+        contractor = await self.certified_contractor(tenant, contractor_id)
+        [recorded] = await self.job(tenant, lambda s: domain.assign(s, contractor, on, self.TODAY), job_id)
+        return recorded
+
+    async def started(self, tenant: str, member_id: uuid.UUID | str, financing_id: uuid.UUID | str | None,
+                      job_id: uuid.UUID | str | None = None, kind: str = "septic_tank") -> str:
+        """A job (a septic tank unless ``kind``) ordered (for ``financing_id``, or paid in cash), assigned and
+        started; its id."""
+        from services.sanitation.domain import job as domain
+
+        jid = await self.ordered(tenant, member_id, financing_id, job_id, kind)
+        await self.assigned(tenant, jid)
+        await self.job(tenant, lambda s: domain.start(s, max(date(2025, 1, 10), s.assigned_on), self.TODAY), jid)
         return jid
 
     async def inspected(self, tenant: str, job_id: str, passed: bool = True,
@@ -180,10 +203,15 @@ class SanitationProducer(Produced):
         from services.sanitation.domain.settings import DEFAULTS
 
         history = await self.store.read_stream(tenant, job_id)
-        if domain.fold(history).status == "inspection_failed":
+        state = domain.fold(history)
+        if state.status == "inspection_failed":
             await self.job(tenant, lambda s: domain.rework(s, on, "rebuilt", self.TODAY), job_id)
-        tank = checklist.SepticTankFindings(**(GOOD_TANK if passed else NARROW_TANK))
-        recorded = await self.job(tenant, lambda s: domain.inspect(s, on, tank, None, DEFAULTS, self.TODAY), job_id)
+        if state.kind == "septic_tank":
+            tank, items = checklist.SepticTankFindings(**(GOOD_TANK if passed else NARROW_TANK)), None
+        else:  # a toilet upgrade or a water connection: its judged items, all passed (or the first failed)
+            codes = checklist.JUDGED_CHECKLISTS[state.kind]
+            tank, items = None, {c: checklist.JudgedItem(passed=passed or i > 0) for i, c in enumerate(codes)}
+        recorded = await self.job(tenant, lambda s: domain.inspect(s, on, tank, items, DEFAULTS, self.TODAY), job_id)
         return next(e for e in recorded if e.type == "sanitation.InspectionRecorded")
 
     async def completed(self, tenant: str, job_id: str, on: date = date(2025, 3, 20)) -> list[Envelope]:
@@ -191,11 +219,152 @@ class SanitationProducer(Produced):
         from services.sanitation.domain import job as domain
         from services.sanitation.domain.settings import DEFAULTS
 
-        return await self.job(tenant, lambda s: domain.complete(s, on, None, DEFAULTS, self.TODAY), job_id)
+        pdam = None
+        if domain.fold(await self.store.read_stream(tenant, job_id)).kind == "water_connection":
+            pdam = f"PDAM-{job_id[:8]}"
+        return await self.job(tenant, lambda s: domain.complete(s, on, pdam, DEFAULTS, self.TODAY), job_id)
+
+    async def handed_over(self, tenant: str, member_id: uuid.UUID | str, kind: str = "septic_tank",
+                          on: date = date(2025, 3, 20)) -> tuple[str, Envelope]:
+        """A job paid in cash built, passed and handed over on ``on``: (its id, the JobCompleted envelope)."""
+        jid = await self.started(tenant, member_id, None, kind=kind)
+        await self.inspected(tenant, jid, on=on)
+        return jid, next(e for e in await self.completed(tenant, jid, on) if e.type == "sanitation.JobCompleted")
+
+    async def emptied(self, tenant: str, job_id: str, on: date = date(2025, 9, 2),
+                      visit_id: uuid.UUID | str | None = None) -> Envelope:
+        """A truck's visit scheduled and recorded as an emptying of 2 m3; the DesludgingVisitRecorded envelope."""
+        from decimal import Decimal
+
+        from services.sanitation.domain import job as domain
+
+        vid = str(visit_id or uuid.uuid4())
+        await self.job(tenant, lambda s: domain.schedule_visit(s, vid, on, "UPTD PALD", "B 9123 TX"), job_id)
+        [recorded] = await self.job(tenant, lambda s: domain.record_visit(
+            s, vid, on, "emptied", None, None, Decimal("2.000"), None, None, self.TODAY), job_id)
+        return recorded
+
+    async def received(self, tenant: str, job_id: str, visit_id: uuid.UUID | str, on: date = date(2025, 9, 3)) -> Envelope:
+        """The treatment plant (IPLT) acknowledges the visit's sludge; the IpltReceiptAcknowledged envelope."""
+        from decimal import Decimal
+
+        from services.sanitation.domain import job as domain
+        from services.sanitation.domain.settings import DEFAULTS
+
+        recorded = await self.job(tenant, lambda s: domain.acknowledge_receipt(
+            s, str(visit_id), "iplt-suwung", f"M-{str(visit_id)[:6]}", on, Decimal("1.950"), DEFAULTS, self.TODAY),
+            job_id)
+        return next(e for e in recorded if e.type == "sanitation.IpltReceiptAcknowledged")
+
+
+class LoansProducer(Produced):
+    """The loans service's financing streams, decided by ``services.loans.domain.financing``: a member
+    applies for a product, a manager approves, the work order is recorded, the contract signed; then
+    tranches, repayments, reschedules, settlements and write-offs, each as the loans service decides them.
+    The product is the demo's septic-tank one (12 or 24 monthly instalments, margin 12% a year, two
+    tranches of 50%, the second on the SNI inspection) unless a test gives its own terms."""
+
+    TODAY = date(2030, 1, 1)  # far enough ahead that no business date in the tests is "in the future"
+    OFFICER, MANAGER = "key:officer00001", "key:manager00001"
+
+    def __init__(self, store: Any | None = None) -> None:
+        super().__init__(store)
+        self.members: dict[str, str] = {}
+
+    async def on(self, tenant: str, financing_id: uuid.UUID | str, decide: Callable[..., Sequence[NewEvent]],
+                 cmd: Any, *args: Any, actor: str | None = None) -> list[Envelope]:
+        """``decide(state, cmd, *args, today=)`` on the financing's stream; the recorded envelopes."""
+        from services.loans.domain import financing as fin
+
+        extra: dict[str, Any] = {} if decide is fin.decide_release_on_inspection else {"today": self.TODAY}
+        return await self.decide(tenant, fin.STREAM_TYPE, str(financing_id), fin.fold,
+                                 lambda state: decide(state, cmd, *args, **extra), actor=actor or self.MANAGER)
+
+    async def signed(self, tenant: str, member_id: uuid.UUID | str, *, financing_id: uuid.UUID | str | None = None,
+                     amount: int = 6_000_000, instalments: int = 12, signed_on: date = date(2025, 4, 2),
+                     first_due_on: date | None = None, payee_type: str = "contractor",
+                     payee_id: str = "contractor-cv-tirta", **product: Any) -> Envelope:
+        """A financing applied for, approved, work-ordered and signed (its first instalment due a month after
+        the signing unless ``first_due_on``); ``product``: terms other than the demo product's, e.g.
+        ``purpose="water_connection"``, ``tranche_percents=[100]``. The ContractSigned envelope."""
+        from datetime import timedelta
+
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import Apply, Approve, MemberFacts, RecordWorkOrder, SignContract
+        from tests.unit.loans.story import product as make_product
+
+        fid, mid = str(financing_id or uuid.uuid4()), str(member_id)
+        self.members[fid] = mid
+        offered = make_product(**product)
+        await self.on(tenant, fid, fin.decide_apply,
+                      Apply(fid, mid, amount, instalments, signed_on - timedelta(days=7), self.OFFICER), offered,
+                      MemberFacts(joined_on=date(2020, 1, 1)), actor=self.OFFICER)
+        await self.on(tenant, fid, fin.decide_approve, Approve(signed_on - timedelta(days=5), self.MANAGER))
+        await self.on(tenant, fid, fin.decide_record_work_order,
+                      RecordWorkOrder("WO-1", payee_type, payee_id, amount, signed_on - timedelta(days=3)))  # type: ignore[arg-type]
+        recorded = await self.on(tenant, fid, fin.decide_sign_contract, SignContract(signed_on, first_due_on))
+        return next(e for e in recorded if e.type == "loans.ContractSigned")
+
+    async def disbursed(self, tenant: str, financing_id: uuid.UUID | str, on: date = date(2025, 4, 3),
+                        source_of_funds: str | None = None) -> Envelope:
+        """The next tranche paid by hand (the first, for a septic tank); the TrancheDisbursed envelope."""
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import DisburseTranche
+
+        [recorded] = await self.on(tenant, financing_id, fin.decide_disburse, DisburseTranche(on, source_of_funds))
+        return recorded
+
+    async def released(self, tenant: str, financing_id: uuid.UUID | str, inspected_on: date = date(2025, 5, 2)) -> Envelope:
+        """The tranche waiting for the SNI inspection, released by a passed one (as the loans reaction does)."""
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import ReleaseTrancheOnInspection
+
+        fid = str(financing_id)
+        [recorded] = await self.on(tenant, fid, fin.decide_release_on_inspection,
+                                   ReleaseTrancheOnInspection(fin.job_id_for(fid), True, inspected_on),
+                                   actor="service:loans")
+        return recorded
+
+    async def repaid(self, tenant: str, financing_id: uuid.UUID | str, receipt: str, paid_on: date,
+                     amount: int) -> list[Envelope]:
+        """A repayment (allocated by the loans service, oldest instalment first); RepaymentRecorded, and
+        FinancingClosed when it paid everything."""
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import RecordRepayment
+
+        return await self.on(tenant, financing_id, fin.decide_record_repayment, RecordRepayment(receipt, amount, paid_on),
+                             actor=self.OFFICER)
+
+    async def settled_early(self, tenant: str, financing_id: uuid.UUID | str, receipt: str, on: date) -> list[Envelope]:
+        """Settled in full on ``on`` for the quoted amount (everything owed less the rebate)."""
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import SettleEarly
+
+        state = fin.fold(await self.store.read_stream(tenant, str(financing_id)))
+        quote = fin.settlement_quote(state, on)
+        return await self.on(tenant, financing_id, fin.decide_settle_early, SettleEarly(receipt, quote.to_pay, on))
+
+    async def rescheduled(self, tenant: str, financing_id: uuid.UUID | str, instalments: int, on: date,
+                          first_due_on: date | None = None, reason: str = "hardship") -> Envelope:
+        """What is unpaid spread over ``instalments`` new ones from ``first_due_on``; FinancingRescheduled."""
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import Reschedule
+
+        recorded = await self.on(tenant, financing_id, fin.decide_reschedule,
+                                 Reschedule(instalments, on, reason, first_due_on))  # type: ignore[arg-type]
+        return next(e for e in recorded if e.type == "loans.FinancingRescheduled")
+
+    async def written_off(self, tenant: str, financing_id: uuid.UUID | str, on: date,
+                          reason: str = "uncollectable") -> list[Envelope]:
+        from services.loans.domain import financing as fin
+        from services.loans.domain.commands import WriteOff
+
+        return await self.on(tenant, financing_id, fin.decide_write_off, WriteOff(on, reason))  # type: ignore[arg-type]
 
 
 members = per_loop(MembersProducer)
 sanitation = per_loop(SanitationProducer)
+loans = per_loop(LoansProducer)
 
 
 async def produced(client: Any, event_type: str, **payload: Any) -> list[Envelope]:

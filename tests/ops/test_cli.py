@@ -83,13 +83,11 @@ async def test_migrate_status_and_dead_letters(cli_env: dict[str, str]) -> None:
     assert [s["service"] for s in status] == ["members", "loans", "sanitation", "reporting"]
     assert all(s["events"] == 0 and s["dead_letters"] == 0 for s in status)
 
-    # a dead letter in reporting, whose record is a good event: replay applies it
-    from shared.envelope import Envelope
+    # a dead letter in reporting, whose record is a good event (a registration as the members service
+    # records it): replay applies it
+    from tests.events import members
 
-    env = Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="member", stream_id="m-1",
-                   version=1, type="members.MemberRegistered", schema_version=1,
-                   occurred_at="2025-01-01T00:00:00Z", recorded_at="2025-01-01T00:00:00Z",  # type: ignore[arg-type]
-                   payload=member_registered(1).payload)
+    env = await members().registered("kopsyah-bmi")
     pool = await create_pool(cli_env["REPORTING_DATABASE_URL"], 1, 2)
     try:
         await pool.execute(

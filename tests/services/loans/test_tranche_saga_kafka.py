@@ -10,7 +10,7 @@ a crash between the release and the checkpoint) and everything is delivered agai
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -20,26 +20,24 @@ from services.loans.app import create_app
 from services.loans.reactions import TrancheRelease
 from services.loans.settings import LoansSettings
 from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
-from shared.contracts.sanitation import InspectionItem, InspectionRecorded
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, ensure_topics, make_producer, namespaced
+from tests.events import sanitation
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.kernel.test_relay import read_topic, read_topic_until
+from tests.services.conftest import BMI
 from tests.services.loans.support import OFFICER, Walk, events
 
 PARTITIONS = 3
 
 
-def inspection_envelope(job_id: str, financing_id: str, member_id: str, version: int, number: int) -> Envelope:
-    """What the sanitation service's relay puts on its topic for a passed SNI inspection."""
-    event = InspectionRecorded(
-        job_id=uuid.UUID(job_id), member_id=uuid.UUID(member_id), financing_id=uuid.UUID(financing_id),
-        inspection_number=number, passed=True, inspected_on=date(2025, 2, 3),
-        items=[InspectionItem(code=code, passed=True) for code in ("leak_test_12h", "two_compartments", "manhole")])
-    now = datetime.now(UTC)
-    return Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="construction_job", stream_id=job_id,
-                    version=version, type=event.event_type, schema_version=1, occurred_at=now, recorded_at=now,
-                    correlation_id=uuid.uuid4(), actor="key:bmiinspect01", payload=event.model_dump(mode="json"))
+async def passed_inspection(job_id: str, financing_id: str, member_id: str) -> Envelope:
+    """The job the first tranche ordered, as the sanitation service decides it (``tests.events``): ordered
+    for the financing, assigned, started and passed on 3 February 2025; the InspectionRecorded envelope
+    its relay puts on its topic."""
+    producer = sanitation()
+    await producer.started(BMI, member_id, financing_id, job_id=job_id)
+    return await producer.inspected(BMI, job_id, passed=True, on=date(2025, 2, 3))
 
 
 async def publish(bootstrap: KafkaTarget, topic: str, *envelopes: Envelope) -> None:
@@ -88,13 +86,14 @@ async def test_inspection_passed_releases_tranche_two_exactly_once_through_kafka
         assert {p["type"] for p in published} >= {"loans.FinancingApplied", "loans.ContractSigned"}
         assert not {p["type"] for p in published} & {"loans.TermsQuoted", "loans.WorkOrderRecorded"}  # internal
 
-        passed = inspection_envelope(job_id, w.id, w.member_id, version=4, number=1)
+        passed = await passed_inspection(job_id, w.id, w.member_id)
+        assert (passed.stream_id, passed.payload["financing_id"], passed.payload["passed"]) == (job_id, w.id, True)
         await publish(kafka.connection("sanitation"), sanitation_topic, passed, passed)  # delivered twice
 
         await eventually(lambda: second_tranches(loans), timeout=90)
         await eventually(lambda: consumed(loans, 2), timeout=60)
-        # a re-inspection that passes again releases nothing more
-        again = inspection_envelope(job_id, w.id, w.member_id, version=6, number=2)
+        # the passed inspection published again as a new event (a new id, a later version) releases nothing more
+        again = passed.model_copy(update={"event_id": uuid.uuid4(), "version": passed.version + 2})
         await publish(kafka.connection("sanitation"), sanitation_topic, again)
         await eventually(lambda: consumed(loans, 3), timeout=60)
         [released] = await second_tranches(loans)

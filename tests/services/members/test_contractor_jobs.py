@@ -12,18 +12,19 @@ checked by delivering the sanitation service's contract events as its consumer d
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from deploy.local.demo import DEMO_KEYS
 from deploy.local.infra import PostgresHandle
 from services.members.contractor_jobs import ContractorJobs
+from services.sanitation.domain import job as job_domain
 from shared.consumer import apply_events
-from shared.contracts import Contract, load_all
-from shared.contracts.sanitation import ContractorAssigned, JobCompleted
+from shared.contracts import load_all
 from shared.db import connect
 from shared.envelope import Envelope
 from shared.tenancy import Role, issue_key
+from tests.events import sanitation
 from tests.helpers import ServiceClient, eventually
 from tests.services.conftest import BAIK, BMI, headers
 from tests.services.members.support import register
@@ -127,14 +128,6 @@ async def test_a_contractor_sees_the_households_of_its_own_open_jobs_and_nothing
         assert await listed(system.members, me) == [(j2, f"Ibu Rumah {BMI} 2", "Desa 2")]
 
 
-def envelope(job_id: uuid.UUID, version: int, contract: Contract, tenant: str = BMI) -> Envelope:
-    now = datetime.now(UTC)
-    return Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="job", stream_id=str(job_id),
-                    version=version, type=contract.event_type, schema_version=contract.schema_version,
-                    occurred_at=now, recorded_at=now, correlation_id=uuid.uuid4(), actor="key:bmiofficer0001",
-                    payload=contract.model_dump(mode="json"))
-
-
 async def deliver(members: ServiceClient, *envelopes: Envelope) -> None:
     [consumer] = [p for p in members.runtime.projections if isinstance(p, ContractorJobs)]
     async with members.runtime.pool.acquire() as conn, conn.transaction():
@@ -146,23 +139,26 @@ async def test_the_latest_assignment_decides_whatever_order_the_events_arrive_in
     m = await register(members, village="Desa Sukamaju")
     me, other = KEYED[BMI], str(uuid.uuid4())
     assert me is not None
-    job = uuid.uuid4()
-
-    def assigned(version: int, contractor: str, on: date) -> Envelope:
-        return envelope(job, version, ContractorAssigned(
-            job_id=job, member_id=m["member_id"], kind="septic_tank", contractor_id=uuid.UUID(contractor),  # type: ignore[arg-type]
-            assigned_on=on))
+    # as the sanitation service decides them: ordered (version 1), assigned to us (2), reassigned to another
+    # contractor (3), back to us (4), started, inspected, handed over
+    producer = sanitation()
+    job = await producer.ordered(BMI, m["member_id"])
+    first = await producer.assigned(BMI, job, me, date(2025, 2, 3))
+    away = await producer.assigned(BMI, job, other, date(2025, 2, 4))
+    back = await producer.assigned(BMI, job, me, date(2025, 2, 6))
+    assert [e.version for e in (first, away, back)] == [2, 3, 4]
 
     key = headers(BMI, Role.CONTRACTOR)["X-API-Key"]
-    # the reassignment to another contractor (version 3) arrives first, the first assignment to us later
-    await deliver(members, assigned(3, other, date(2025, 2, 4)))
-    await deliver(members, assigned(2, me, date(2025, 2, 3)))
+    # the reassignment to another contractor arrives first, the first assignment to us later
+    await deliver(members, away)
+    await deliver(members, first)
     assert await listed(members, key) == []
-    # assigned to us again (version 5): ours
-    await deliver(members, assigned(5, me, date(2025, 2, 6)))
-    assert await listed(members, key) == [(str(job), m["name"], "Desa Sukamaju")]
-    # the handover (version 9) takes it off
-    await deliver(members, envelope(job, 9, JobCompleted(
-        job_id=job, member_id=m["member_id"], kind="septic_tank", contractor_id=uuid.UUID(me),  # type: ignore[arg-type]
-        completed_on=date(2025, 3, 1))))
+    # assigned to us again: ours
+    await deliver(members, back)
+    assert await listed(members, key) == [(job, m["name"], "Desa Sukamaju")]
+    # the handover takes it off
+    await producer.job(BMI, lambda s: job_domain.start(s, date(2025, 2, 7), producer.TODAY), job)
+    await producer.inspected(BMI, job, on=date(2025, 2, 28))
+    [handover] = [e for e in await producer.completed(BMI, job, date(2025, 3, 1)) if e.type == "sanitation.JobCompleted"]
+    await deliver(members, handover)
     assert await listed(members, key) == []

@@ -5,7 +5,7 @@ GET /members/{id}/eligibility answers from what it kept."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from services.members.domain.eligibility import add_months
@@ -13,8 +13,8 @@ from services.members.handlers.common import today
 from services.members.reactions import LoanStanding
 from shared.consumer import apply_events
 from shared.contracts import load_all
-from shared.contracts.loans import ContractSigned, FinancingClosed, RepaymentRecorded
 from shared.envelope import Envelope
+from tests.events import loans
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
 from tests.services.members.support import manager, register
@@ -23,37 +23,19 @@ REGISTRY = load_all()
 
 
 class Financing:
-    """A loans financing stream, as the loans service would publish it."""
+    """A financing the loans service's own domain code decides (``tests.events.LoansProducer``): the
+    envelopes, stream versions and allocations its relay would publish (12 instalments of Rp 560,000, the
+    first due 2 May 2025)."""
 
-    def __init__(self, member_id: str, tenant: str = BMI, signed_on: date = date(2025, 4, 2), n: int = 12,
-                 amount: int = 560_000) -> None:
-        self.id, self.member_id, self.tenant = str(uuid.uuid4()), member_id, tenant
-        self.version = 3  # applied, approved, purchase order before the signing
-        self.signed_on = signed_on
-        self.schedule = [{"number": i, "due_on": add_months(add_months(signed_on, 1), i - 1).isoformat(),
-                          "amount": amount} for i in range(1, n + 1)]
+    def __init__(self, member_id: str, tenant: str = BMI) -> None:
+        self.member_id, self.tenant, self.id = member_id, tenant, str(uuid.uuid4())
 
-    def envelope(self, contract: Any) -> Envelope:
-        self.version += 1
-        now = datetime.now(UTC)
-        return Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing", stream_id=self.id,
-                        version=self.version, type=contract.event_type, schema_version=contract.schema_version,
-                        occurred_at=now, recorded_at=now, payload=contract.model_dump(mode="json"))
+    async def signed(self) -> Envelope:
+        return await loans().signed(self.tenant, self.member_id, financing_id=self.id, signed_on=date(2025, 4, 2))
 
-    def signed(self) -> Envelope:
-        return self.envelope(ContractSigned(
-            financing_id=self.id, member_id=self.member_id, product_id="mikro-tata-sanitasi-12m", purpose="septic_tank",
-            contract_type="murabahah", cost=6_000_000, margin=720_000, selling_price=6_720_000,
-            signed_on=self.signed_on, schedule=self.schedule))  # type: ignore[arg-type]
-
-    def repaid(self, receipt: str, paid_on: date, allocations: dict[int, int]) -> Envelope:
-        return self.envelope(RepaymentRecorded(financing_id=self.id, member_id=self.member_id, receipt_number=receipt,
-                                               amount=sum(allocations.values()), paid_on=paid_on,
-                                               allocations=allocations))  # type: ignore[arg-type]
-
-    def closed(self, reason: str, closed_on: date) -> Envelope:
-        return self.envelope(FinancingClosed(financing_id=self.id, member_id=self.member_id, reason=reason,  # type: ignore[arg-type]
-                                             closed_on=closed_on))
+    async def repaid(self, receipt: str, paid_on: date, amount: int) -> Envelope:
+        [recorded] = await loans().repaid(self.tenant, self.id, receipt, paid_on, amount)
+        return recorded
 
 
 async def handle(client: ServiceClient, *envelopes: Envelope) -> None:
@@ -78,7 +60,7 @@ async def test_overdue_financing_boundaries(members: ServiceClient) -> None:
     m = await register(members)  # joined 2021-03-15
     f = Financing(m["member_id"])
     assert (await eligibility(members, m["member_id"], "2025-06-02"))["eligible"] is True
-    await handle(members, f.signed())  # first instalment due 2025-05-02, nothing paid
+    await handle(members, await f.signed())  # first instalment due 2025-05-02, nothing paid
     on_time = await eligibility(members, m["member_id"], "2025-05-02")
     assert on_time["eligible"] is True and on_time["overdue_financings"] == []
     thirty = await eligibility(members, m["member_id"], "2025-06-01")
@@ -95,23 +77,26 @@ async def test_overdue_financing_boundaries(members: ServiceClient) -> None:
 async def test_repayments_and_closing_change_the_answer(members: ServiceClient) -> None:
     m = await register(members)
     f = Financing(m["member_id"])
-    await handle(members, f.signed(), f.repaid("KW-1", date(2025, 5, 2), {1: 300_000}))
+    await handle(members, await f.signed(), await f.repaid("KW-1", date(2025, 5, 2), 300_000))
     body = await eligibility(members, m["member_id"], "2025-06-10")
     assert body["eligible"] is False and body["overdue_financings"][0]["unpaid"] == 260_000
-    await handle(members, f.repaid("KW-2", date(2025, 6, 10), {1: 260_000, 2: 560_000}))
+    await handle(members, await f.repaid("KW-2", date(2025, 6, 10), 820_000))  # instalment 1's rest, then 2
     assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is True
     # as it stood before that repayment
     assert (await eligibility(members, m["member_id"], "2025-06-09"))["eligible"] is False
     # much later nothing more was paid: instalment 3 (due 2 July) is 31 days late on 2 August
     assert (await eligibility(members, m["member_id"], "2025-08-02"))["overdue_financings"][0]["days_overdue"] == 31
-    await handle(members, f.closed("settled_early", date(2025, 7, 20)))
+    settled = await loans().settled_early(BMI, f.id, "KW-3", date(2025, 7, 20))
+    assert [e.type for e in settled] == ["loans.RepaymentRecorded", "loans.FinancingClosed"]
+    assert settled[1].payload["reason"] == "settled_early"
+    await handle(members, *settled)
     assert (await eligibility(members, m["member_id"], "2025-08-02"))["eligible"] is True
 
 
 async def test_a_written_off_financing_keeps_the_member_ineligible(members: ServiceClient) -> None:
     m = await register(members)
     f = Financing(m["member_id"])
-    await handle(members, f.signed(), f.closed("written_off", date(2025, 9, 1)))
+    await handle(members, await f.signed(), *await loans().written_off(BMI, f.id, date(2025, 9, 1)))
     assert (await eligibility(members, m["member_id"], "2025-10-01"))["eligible"] is False
 
 
@@ -142,7 +127,7 @@ async def test_an_exited_member_is_not_eligible(members: ServiceClient) -> None:
 
 async def test_loans_events_of_another_cooperative_do_not_count(members: ServiceClient) -> None:
     m = await register(members)
-    await handle(members, Financing(m["member_id"], tenant=BAIK).signed())
+    await handle(members, await Financing(m["member_id"], tenant=BAIK).signed())
     assert (await eligibility(members, m["member_id"], "2025-09-01"))["eligible"] is True
     r = await members.get(f"/members/{m['member_id']}/eligibility", headers=headers(BAIK))
     assert r.status_code == 404
@@ -159,7 +144,7 @@ async def test_eligibility_refusals(members: ServiceClient) -> None:
 async def test_redelivered_events_are_applied_once(members: ServiceClient) -> None:
     m = await register(members)
     f = Financing(m["member_id"])
-    batch = [f.signed(), f.repaid("KW-1", date(2025, 5, 2), {1: 300_000})]
+    batch = [await f.signed(), await f.repaid("KW-1", date(2025, 5, 2), 300_000)]
     reaction = LoanStanding()
     pool = members.runtime.pool
     assert pool is not None
@@ -178,8 +163,8 @@ async def test_redelivered_events_are_applied_once(members: ServiceClient) -> No
 async def test_out_of_order_delivery_still_adds_up(members: ServiceClient) -> None:
     m = await register(members)
     f = Financing(m["member_id"])
-    signed = f.signed()
-    repaid = f.repaid("KW-1", date(2025, 5, 2), {1: 560_000})
+    signed = await f.signed()
+    repaid = await f.repaid("KW-1", date(2025, 5, 2), 560_000)
     await handle(members, repaid)  # a repayment seen before the signing (a replayed dead letter)
     assert (await eligibility(members, m["member_id"], "2025-06-03"))["eligible"] is True
     await handle(members, signed)
@@ -190,15 +175,15 @@ async def test_out_of_order_delivery_still_adds_up(members: ServiceClient) -> No
 async def test_a_rescheduled_financing_is_judged_by_its_new_schedule(members: ServiceClient) -> None:
     m = await register(members)
     f = Financing(m["member_id"])
-    await handle(members, f.signed())  # instalment 1 (due 2 May) unpaid
+    await handle(members, await f.signed())  # instalment 1 (due 2 May) unpaid
     assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is False
-    rescheduled = REGISTRY.model("loans.FinancingRescheduled")(
-        financing_id=f.id, member_id=m["member_id"], reason="hardship", rescheduled_on=date(2025, 6, 10),
-        owed_before=6_720_000, owed_after=6_720_000,
-        schedule=[{"number": n, "due_on": add_months(date(2025, 7, 10), n - 1), "amount": 1_120_000} for n in range(1, 7)])
-    await handle(members, f.envelope(rescheduled))
+    # the whole Rp 6,720,000 spread over 6 new instalments from 10 July, as the loans service decides it
+    rescheduled = await loans().rescheduled(BMI, f.id, 6, date(2025, 6, 10), first_due_on=date(2025, 7, 10))
+    assert [(i["number"], i["due_on"], i["amount"]) for i in rescheduled.payload["schedule"]] == [
+        (n, add_months(date(2025, 7, 10), n - 1).isoformat(), 1_120_000) for n in range(1, 7)]
+    await handle(members, rescheduled)
     assert (await eligibility(members, m["member_id"], "2025-06-09"))["eligible"] is False  # the old schedule
     assert (await eligibility(members, m["member_id"], "2025-06-10"))["eligible"] is True
-    await handle(members, f.repaid("KW-9", date(2025, 7, 10), {1: 1_120_000}))
+    await handle(members, await f.repaid("KW-9", date(2025, 7, 10), 1_120_000))
     body = await eligibility(members, m["member_id"], "2025-09-10")  # new instalment 2 was due 10 August
     assert body["overdue_financings"][0]["instalment"] == 2 and body["overdue_financings"][0]["days_overdue"] == 31

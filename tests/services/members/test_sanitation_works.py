@@ -8,53 +8,56 @@ rung's source, GET /members?sanitation_rung=..., and GET /members/follow-ups. Th
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import date, timedelta
 from typing import Any
 
 from services.members import read_model
 from services.members.sanitation_reactions import SanitationWorks
 from shared.consumer import DeadLetter, apply_events
-from shared.contracts import Contract, load_all
-from shared.contracts.sanitation import DesludgingVisitRecorded, IpltReceiptAcknowledged, JobCompleted
+from shared.contracts import load_all
 from shared.envelope import Envelope, LogPosition
+from tests.events import sanitation
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
 from tests.services.members.support import SURVEY, events, register
 
 REGISTRY = load_all()
-CONTRACTOR = uuid.UUID("0c6f3a52-7d1e-4b8a-9f25-3e4d5c6b7a81")
 
 
 class Job:
-    """A sanitation job stream, as the sanitation service publishes it (handover, then emptyings)."""
+    """A job the sanitation service's own domain code decides (``tests.events.SanitationProducer``): paid in
+    cash, built, inspected and handed over, then its tank emptied and the sludge received, with the stream
+    versions and payloads the sanitation service's relay would publish."""
 
     def __init__(self, member_id: str, tenant: str = BMI, kind: str = "septic_tank") -> None:
-        self.id, self.member_id, self.tenant, self.kind = uuid.uuid4(), member_id, tenant, kind
-        self.version = 6  # ordered, assigned, started, inspected ... before the handover
+        self.member_id, self.tenant, self.kind = member_id, tenant, kind
+        self.id: str | None = None
+        self.emptied_visits: set[str] = set()
 
-    def envelope(self, contract: Contract) -> Envelope:
-        self.version += 1
-        now = datetime.now(UTC)
-        return Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="job", stream_id=str(self.id),
-                        version=self.version, type=contract.event_type, schema_version=contract.schema_version,
-                        occurred_at=now, recorded_at=now, correlation_id=uuid.uuid4(), actor="key:bmiofficer0001",
-                        payload=contract.model_dump(mode="json"))
+    async def completed(self, on: date = date(2025, 3, 20)) -> Envelope:
+        """The handover (the job is built the first time); the JobCompleted envelope."""
+        assert self.id is None, "the sanitation service hands a job over once"
+        self.id, handover = await sanitation().handed_over(self.tenant, self.member_id, self.kind, on)
+        return handover
 
-    def completed(self, on: date = date(2025, 3, 20)) -> Envelope:
-        return self.envelope(JobCompleted(job_id=self.id, member_id=self.member_id, kind=self.kind,  # type: ignore[arg-type]
-                                          contractor_id=CONTRACTOR, completed_on=on))
+    async def emptied(self, on: date = date(2025, 9, 2), visit_id: uuid.UUID | None = None) -> Envelope:
+        assert self.id is not None
+        vid = str(visit_id or uuid.uuid4())
+        self.emptied_visits.add(vid)
+        return await sanitation().emptied(self.tenant, self.id, on, vid)
 
-    def emptied(self, on: date = date(2025, 9, 2), visit_id: uuid.UUID | None = None) -> Envelope:
-        return self.envelope(DesludgingVisitRecorded(
-            job_id=self.id, member_id=self.member_id, visit_id=visit_id or uuid.uuid4(), visited_on=on,  # type: ignore[arg-type]
-            outcome="emptied", operator="UPTD PALD", truck_plate="B 9123 TX", volume_m3=Decimal("2.000")))
+    async def receipt(self, on: date = date(2025, 9, 3), visit_id: uuid.UUID | None = None) -> Envelope:
+        """The IPLT's receipt of a visit's sludge (the visit recorded first, a day before, if it was not)."""
+        assert self.id is not None
+        vid = str(visit_id or uuid.uuid4())
+        if vid not in self.emptied_visits:
+            await self.emptied(on - timedelta(days=1), uuid.UUID(vid))
+        return await sanitation().received(self.tenant, self.id, vid, on)
 
-    def receipt(self, on: date = date(2025, 9, 3), visit_id: uuid.UUID | None = None) -> Envelope:
-        return self.envelope(IpltReceiptAcknowledged(
-            job_id=self.id, member_id=self.member_id, visit_id=visit_id or uuid.uuid4(), iplt_id="iplt-suwung",  # type: ignore[arg-type]
-            manifest_number=f"M-{self.version}", received_on=on, volume_removed_m3=Decimal("2.000"),
-            volume_received_m3=Decimal("1.950"), volume_mismatch=False))
+
+def republished(envelope: Envelope) -> Envelope:
+    """The same fact published again as a new event: a new id at a later version of its stream."""
+    return envelope.model_copy(update={"event_id": uuid.uuid4(), "version": envelope.version + 100})
 
 
 def reaction(client: ServiceClient) -> SanitationWorks:
@@ -105,7 +108,7 @@ async def test_handover_then_iplt_receipt_moves_the_household_up(members: Servic
     assert number in await numbers(members, sanitation_rung="unimproved")
     job = Job(m["member_id"])
 
-    await delivered(members, job.completed(date(2025, 3, 20)))
+    await delivered(members, await job.completed(date(2025, 3, 20)))
     body = await view(members, m["member_id"])
     assert ladder_of(body) == ("basic", "construction", "unimproved")
     assert (body["sanitation_handed_over_on"], body["septic_tank_emptied_on"], body["follow_up_due"]) == \
@@ -115,9 +118,9 @@ async def test_handover_then_iplt_receipt_moves_the_household_up(members: Servic
 
     # the truck emptied the tank: not yet safely managed, until the treatment plant acknowledges the sludge
     visit = uuid.uuid4()
-    await delivered(members, job.emptied(date(2025, 9, 2), visit))
+    await delivered(members, await job.emptied(date(2025, 9, 2), visit))
     assert await view(members, m["member_id"]) == body
-    await delivered(members, job.receipt(date(2025, 9, 3), visit))
+    await delivered(members, await job.receipt(date(2025, 9, 3), visit))
     body = await view(members, m["member_id"])
     assert ladder_of(body) == ("safely_managed", "emptying", "unimproved")
     assert body["septic_tank_emptied_on"] == "2025-09-03"
@@ -138,8 +141,8 @@ async def test_handover_then_iplt_receipt_moves_the_household_up(members: Servic
 async def test_redelivery_and_a_republished_event_record_the_fact_once(members: ServiceClient) -> None:
     m = await register(members, baseline_survey=SURVEY)
     job = Job(m["member_id"])
-    handover, visit = job.completed(), uuid.uuid4()
-    receipt = job.receipt(visit_id=visit)
+    handover, visit = await job.completed(), uuid.uuid4()
+    receipt = await job.receipt(visit_id=visit)
     first = await delivered(members, handover, receipt)
     again = await delivered(members, handover, receipt)  # redelivered: the consumer's progress skips them
     assert (first.applied, again.skipped) == (2, 2)
@@ -148,7 +151,7 @@ async def test_redelivery_and_a_republished_event_record_the_fact_once(members: 
     # nothing twice; nor for the same facts re-published as new events (new ids, later versions)
     for env in (handover, receipt):
         await reaction(members).handle(None, env, REGISTRY.decode(env))  # type: ignore[arg-type]
-    await delivered(members, job.completed(), job.receipt(visit_id=visit))
+    await delivered(members, republished(handover), republished(receipt))
     after = await view(members, m["member_id"])
     assert after == before and after["version"] == m["version"] + 2
     assert ladder_of(after) == ("safely_managed", "emptying", "unimproved")
@@ -157,8 +160,8 @@ async def test_redelivery_and_a_republished_event_record_the_fact_once(members: 
 async def test_the_receipt_counts_once_the_tank_is_known_to_be_handed_over(members: ServiceClient) -> None:
     m = await register(members, baseline_survey=SURVEY)
     job = Job(m["member_id"])
-    handover = job.completed()
-    receipt = job.receipt()
+    handover = await job.completed()
+    receipt = await job.receipt()
     # a dead letter replayed late: the receipt first, alone, shows nothing yet
     await reaction(members).handle(None, receipt, REGISTRY.decode(receipt))  # type: ignore[arg-type]
     assert ladder_of(await view(members, m["member_id"])) == ("unimproved", "survey", "unimproved")
@@ -170,11 +173,12 @@ async def test_what_each_kind_of_job_shows(members: ServiceClient) -> None:
     toilet = await register(members, BMI, 0, baseline_survey=SURVEY)
     water = await register(members, BMI, 1, baseline_survey=SURVEY)
     t, w = Job(toilet["member_id"], kind="toilet_upgrade"), Job(water["member_id"], kind="water_connection")
-    # a toilet upgrade is an improved facility; sludge from it is no emptied septic tank of the household's
-    await delivered(members, t.completed(), t.receipt())
+    # a toilet upgrade is an improved facility (the sanitation service empties septic tanks only: it refuses
+    # a desludging visit to a toilet upgrade, so no emptying of one ever reaches this reaction)
+    await delivered(members, await t.completed())
     assert ladder_of(await view(members, toilet["member_id"])) == ("basic", "construction", "unimproved")
     # a water connection does not touch the sanitation ladder, nor the follow-up list
-    await delivered(members, w.completed())
+    await delivered(members, await w.completed())
     body = await view(members, water["member_id"])
     assert ladder_of(body) == ("unimproved", "survey", "unimproved") and body["follow_up_due"] is False
     assert body["version"] == water["version"]
@@ -184,7 +188,7 @@ async def test_a_survey_saying_the_facility_is_shared_caps_it_at_limited(members
     shared = {**SURVEY, "sanitation": {"facility": "pit_latrine_without_slab", "shared": True}}
     m = await register(members, baseline_survey=shared)
     job = Job(m["member_id"])
-    await delivered(members, job.completed(), job.receipt())
+    await delivered(members, await job.completed(), await job.receipt())
     assert ladder_of(await view(members, m["member_id"])) == ("limited", "emptying", "unimproved")
     # the follow-up survey finds the new tank used by this household alone, never emptied since: it is
     # the survey's rung now (safely managed in situ), and ties with what the emptying shows
@@ -197,7 +201,7 @@ async def test_a_survey_saying_the_facility_is_shared_caps_it_at_limited(members
 async def test_a_survey_ranking_higher_stays_the_source(members: ServiceClient) -> None:
     safe = {**SURVEY, "sanitation": {"facility": "flush_to_septic_tank", "shared": False, "excreta": "never_emptied"}}
     m = await register(members, baseline_survey=safe)
-    await delivered(members, Job(m["member_id"]).completed())
+    await delivered(members, await Job(m["member_id"]).completed())
     assert ladder_of(await view(members, m["member_id"])) == ("safely_managed", "survey", "safely_managed")
 
 
@@ -206,9 +210,9 @@ async def test_follow_up_list(members: ServiceClient) -> None:
     b = await register(members, BMI, 1)  # never surveyed
     c = await register(members, BMI, 2, baseline_survey=SURVEY)
     assert (await follow_ups(members))["items"] == []
-    await delivered(members, Job(a["member_id"]).completed(date(2025, 3, 20)),
-                    Job(b["member_id"], kind="toilet_upgrade").completed(date(2025, 2, 1)),
-                    Job(c["member_id"]).completed(date(2025, 4, 1)))
+    await delivered(members, await Job(a["member_id"]).completed(date(2025, 3, 20)),
+                    await Job(b["member_id"], kind="toilet_upgrade").completed(date(2025, 2, 1)),
+                    await Job(c["member_id"]).completed(date(2025, 4, 1)))
     body = await follow_ups(members)
     assert [(i["member_number"], i["handed_over_on"], i["last_surveyed_on"]) for i in body["items"]] == [
         (b["member_number"], "2025-02-01", None),
@@ -230,7 +234,7 @@ async def test_follow_up_list(members: ServiceClient) -> None:
     assert [i["member_id"] for i in (await follow_ups(members))["items"]] == [b["member_id"], c["member_id"]]
     assert (await view(members, a["member_id"]))["follow_up_due"] is False
     # a later handover makes her due again; an exited member is no longer on the list
-    await delivered(members, Job(a["member_id"], kind="toilet_upgrade").completed(date(2025, 5, 2)))
+    await delivered(members, await Job(a["member_id"], kind="toilet_upgrade").completed(date(2025, 5, 2)))
     assert (await view(members, a["member_id"]))["follow_up_due"] is True
     assert (await members.post(f"/members/{b['member_id']}/exit", json={"reason": "voluntary"},
                                headers=headers(BMI))).status_code == 200
@@ -244,8 +248,8 @@ async def test_another_cooperatives_events_never_touch_this_cooperatives_member(
     theirs = await register(members, BAIK, 0, baseline_survey=SURVEY)
     # Koperasi BAIK's job naming Kopsyah BMI's member: BAIK has no such member, so nothing is applied to
     # anyone; the event is kept as a dead letter (replayable), and the batch goes on
-    stray = Job(mine["member_id"], tenant=BAIK).completed()
-    outcome, dead = await deliver(members, stray, Job(theirs["member_id"], tenant=BAIK).completed())
+    stray = await Job(mine["member_id"], tenant=BAIK).completed()
+    outcome, dead = await deliver(members, stray, await Job(theirs["member_id"], tenant=BAIK).completed())
     assert outcome.applied == 1 and [d.event_id for d in dead] == [stray.event_id]
     assert "no member" in dead[0].error
     body = await view(members, mine["member_id"])
@@ -264,7 +268,8 @@ async def test_a_rebuild_of_the_read_tables_gives_the_same_rungs_and_list(member
     b = await register(members, BMI, 1)
     c = await register(members, BAIK, 0, baseline_survey=SURVEY)
     ja, jb = Job(a["member_id"]), Job(b["member_id"], kind="toilet_upgrade")
-    await delivered(members, ja.completed(), jb.completed(), ja.receipt(), Job(c["member_id"], tenant=BAIK).completed())
+    await delivered(members, await ja.completed(), await jb.completed(), await ja.receipt(),
+                    await Job(c["member_id"], tenant=BAIK).completed())
     shared = {**SURVEY, "surveyed_on": "2025-10-01", "sanitation": {"facility": "pit_latrine_with_slab", "shared": True}}
     assert (await members.post(f"/members/{b['member_id']}/surveys", json=shared, headers=headers(BMI))).status_code == 201
     pool = members.runtime.pool

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import orjson
@@ -18,9 +18,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from deploy.local.infra import KafkaHandle, PostgresHandle
-from shared.contracts.loans import TrancheDisbursed
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, client_kwargs, ensure_topics, make_producer, namespaced
+from tests.events import loans
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.services.sanitation.helpers import BMI, FAILING, INSPECTOR, contractor, findings, headers, ok
 
@@ -82,15 +82,11 @@ async def test_tranche_to_inspection_to_desludging_over_kafka(sanitation_on_kafk
     client, bootstrap, namespace = sanitation_on_kafka
     loans_topic = namespaced("washfin.loans.v1", namespace)
     sanitation_topic = namespaced("washfin.sanitation.v1", namespace)
-    financing, job_id = uuid.uuid4(), uuid.uuid4()
-    event = TrancheDisbursed(financing_id=financing, member_id=uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85"),
-                             purpose="septic_tank", tranche_number=1, tranches_total=2, amount=3_000_000,
-                             payee_type="contractor", payee_id="contractor-cv-tirta",
-                             source_of_funds="donor_working_capital", disbursed_on=date(2025, 4, 3), job_id=job_id)
-    now = datetime.now(UTC)
-    cause = Envelope(event_id=uuid.uuid4(), tenant_id=BMI, stream_type="financing", stream_id=str(financing),
-                     version=5, type=event.event_type, schema_version=1, occurred_at=now, recorded_at=now,
-                     correlation_id=uuid.uuid4(), payload=event.model_dump(mode="json"))
+    # the first tranche as the loans service decides it: signed on 2 April, paid to the contractor on 3 April
+    producer = loans()
+    signed = await producer.signed(BMI, uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85"))
+    cause = await producer.disbursed(BMI, signed.stream_id, date(2025, 4, 3))
+    financing, job_id = uuid.UUID(signed.stream_id), uuid.UUID(cause.payload["job_id"])
 
     # 1. the first tranche arrives on the loans topic, twice (at-least-once delivery)
     await publish(bootstrap, loans_topic, cause, times=2)
@@ -142,7 +138,7 @@ async def test_tranche_to_inspection_to_desludging_over_kafka(sanitation_on_kafk
         "sanitation.DesludgingScheduled",
     ]  # ordered once; internal events (findings, rework) are never published
     assert records[0]["causation_id"] == str(cause.event_id)
-    assert records[-1]["payload"] == {"job_id": str(job_id), "member_id": str(event.member_id),
+    assert records[-1]["payload"] == {"job_id": str(job_id), "member_id": cause.payload["member_id"],
                                       "completed_on": "2025-04-28", "interval_years": 3, "due_on": "2028-04-28"}
     # the duplicate delivery was applied once: one job in the cooperative
     assert ok(await client.get("/jobs", headers=h))["total"] == 1

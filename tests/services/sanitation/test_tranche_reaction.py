@@ -5,14 +5,15 @@ whatever is delivered again; other tranches and purposes order nothing."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
+from services.loans.domain.product import CONSTRUCTION_PURPOSES
 from services.sanitation.reactions import TrancheOrdersJob
 from shared.consumer import apply_events
 from shared.contracts import load_all
-from shared.contracts.loans import TrancheDisbursed
 from shared.envelope import Envelope
+from tests.events import loans
 from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
@@ -32,21 +33,28 @@ REGISTRY = load_all()
 MEMBER = uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85")
 
 
-def tranche(tenant: str = BMI, *, financing_id: uuid.UUID | None = None, job_id: uuid.UUID | None = None,
-            number: int = 1, purpose: str = "septic_tank", version: int | None = None,
-            member_id: uuid.UUID = MEMBER, payee_type: str = "contractor",
-            payee_id: str = "contractor-cv-tirta") -> Envelope:
-    financing_id = financing_id or uuid.uuid4()
-    event = TrancheDisbursed(financing_id=financing_id, member_id=member_id, purpose=purpose,  # type: ignore[arg-type]
-                             tranche_number=number, tranches_total=2, amount=3_000_000, payee_type=payee_type,  # type: ignore[arg-type]
-                             payee_id=payee_id, source_of_funds="donor_working_capital",
-                             disbursed_on=date(2025, 4, 3), job_id=job_id)
-    now = datetime.now(UTC)
-    return Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type="financing", stream_id=str(financing_id),
-                    version=version or 4 + number, type=event.event_type, schema_version=1, occurred_at=now,
-                    recorded_at=now, correlation_id=uuid.uuid4(), actor="key:bmimanager01",
-                    traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-                    payload=event.model_dump(mode="json"))
+TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def tranche(tenant: str = BMI, *, number: int = 1, purpose: str = "septic_tank",
+                  financing_id: uuid.UUID | None = None, member_id: uuid.UUID = MEMBER,
+                  payee_type: str = "contractor", payee_id: str = "contractor-cv-tirta") -> Envelope:
+    """A tranche as the loans service decides it (``tests.events.LoansProducer``): a financing of
+    Rp 6,000,000 for ``purpose`` signed on 2 April 2025 with its work order's payee, the first tranche paid
+    on 3 April (for a construction, to the job the loans service derives from the financing), the second
+    released by a passed inspection on 2 May. The TrancheDisbursed envelope of tranche ``number``."""
+    producer = loans()
+    producer.traceparent = TRACE
+    terms: dict[str, Any] = {} if purpose in CONSTRUCTION_PURPOSES else {"tranche_percents": [100]}
+    signed = await producer.signed(tenant, member_id, financing_id=financing_id, purpose=purpose,
+                                   payee_type=payee_type, payee_id=payee_id, **terms)
+    disbursed = await producer.disbursed(tenant, signed.stream_id, date(2025, 4, 3))
+    return disbursed if number == 1 else await producer.released(tenant, signed.stream_id, date(2025, 5, 2))
+
+
+def republished(envelope: Envelope) -> Envelope:
+    """The same disbursement published again as a new event: a new id at a later version of its stream."""
+    return envelope.model_copy(update={"event_id": uuid.uuid4(), "version": envelope.version + 4})
 
 
 def reaction(client: ServiceClient) -> TrancheOrdersJob:
@@ -70,12 +78,12 @@ async def ordered(client: ServiceClient) -> list[Envelope]:
 
 
 async def test_first_tranche_orders_the_job_it_names(sanitation: ServiceClient) -> None:
-    job_id = uuid.uuid4()
-    cause = tranche(job_id=job_id)
+    cause = await tranche()
+    job_id = cause.payload["job_id"]
     await deliver(sanitation, cause)
     [e] = await ordered(sanitation)
     assert (e.tenant_id, e.stream_type, e.stream_id, e.version) == (BMI, "job", str(job_id), 1)
-    assert e.payload == {"job_id": str(job_id), "member_id": str(MEMBER), "kind": "septic_tank",
+    assert e.payload == {"job_id": job_id, "member_id": str(MEMBER), "kind": "septic_tank",
                          "financing_id": cause.payload["financing_id"], "ordered_on": "2025-04-03"}
     # caused by the tranche, in its correlation and trace
     assert e.causation_id == cause.event_id and e.correlation_id == cause.correlation_id
@@ -88,7 +96,7 @@ async def test_first_tranche_orders_the_job_it_names(sanitation: ServiceClient) 
 
 
 async def test_the_same_event_twice_orders_once(sanitation: ServiceClient) -> None:
-    cause = tranche(job_id=uuid.uuid4())
+    cause = await tranche()
     first = await deliver(sanitation, cause)
     again = await deliver(sanitation, cause)                 # redelivered: the consumer's progress skips it
     assert (first.applied, again.skipped) == (1, 1)
@@ -99,32 +107,36 @@ async def test_the_same_event_twice_orders_once(sanitation: ServiceClient) -> No
 
 
 async def test_two_events_about_the_same_job_order_it_once(sanitation: ServiceClient) -> None:
-    financing, job_id = uuid.uuid4(), uuid.uuid4()
-    await deliver(sanitation, tranche(financing_id=financing, job_id=job_id))
+    cause = await tranche()
+    await deliver(sanitation, cause)
     # loans re-published the disbursement as a new event (new id, later version)
-    await deliver(sanitation, tranche(financing_id=financing, job_id=job_id, version=9))
+    await deliver(sanitation, republished(cause))
     assert len(await ordered(sanitation)) == 1
 
 
 async def test_without_a_job_id_the_job_is_derived_from_the_financing(sanitation: ServiceClient) -> None:
+    # as the loans service recorded tranches before its events named the job (older events in its log)
     financing = uuid.uuid4()
-    await deliver(sanitation, tranche(financing_id=financing, purpose="water_connection"),
-                  tranche(BAIK, financing_id=financing, purpose="toilet_upgrade"))
+    older = [e.model_copy(update={"payload": {k: v for k, v in e.payload.items() if k != "job_id"}})
+             for e in (await tranche(financing_id=financing, purpose="water_connection"),
+                       await tranche(BAIK, financing_id=financing, purpose="toilet_upgrade"))]
+    assert all("job_id" not in e.payload for e in older)
+    await deliver(sanitation, *older)
     expected = str(uuid.uuid5(financing, "job"))
     jobs = {(e.tenant_id, e.stream_id, e.payload["kind"]) for e in await ordered(sanitation)}
     assert jobs == {(BMI, expected, "water_connection"), (BAIK, expected, "toilet_upgrade")}  # one per cooperative
 
 
 async def test_later_tranches_and_desludging_fees_order_nothing(sanitation: ServiceClient) -> None:
-    financing = uuid.uuid4()
-    outcome = await deliver(sanitation, tranche(financing_id=financing, number=2, job_id=uuid.uuid4()),
-                            tranche(purpose="desludging"))
+    second, fee = await tranche(number=2), await tranche(purpose="desludging")
+    assert (second.payload["tranche_number"], fee.payload["job_id"]) == (2, None)
+    outcome = await deliver(sanitation, second, fee)
     assert outcome.applied == 2 and await ordered(sanitation) == []
 
 
 async def test_a_financed_jobs_inspection_names_its_financing(sanitation: ServiceClient) -> None:
-    job_id = uuid.uuid4()
-    cause = tranche(job_id=job_id)
+    cause = await tranche()
+    job_id = cause.payload["job_id"]
     await deliver(sanitation, cause)
     ok(await sanitation.put(f"/jobs/{job_id}/village", json={"village": "Pasir Jaya"}, headers=headers(BMI)))
     cid = await contractor(sanitation)
@@ -148,17 +160,17 @@ async def test_a_financed_jobs_inspection_names_its_financing(sanitation: Servic
 
 async def test_the_work_orders_certified_contractor_is_assigned_with_the_order(sanitation: ServiceClient) -> None:
     keyed = await contractor(sanitation, contractor_id=KEYED_CONTRACTOR[BMI])
-    job_id = uuid.uuid4()
-    cause = tranche(job_id=job_id, payee_id=keyed)
+    cause = await tranche(payee_id=keyed)
+    job_id = cause.payload["job_id"]
     await deliver(sanitation, cause)
     job = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
     assert (job["status"], job["contractor_id"], job["assigned_on"], job["assignment_problem"]) == (
         "assigned", keyed, "2025-04-03", None)
     [assigned] = [e for e in await events(sanitation) if e.type == "sanitation.ContractorAssigned"]
-    assert assigned.stream_id == str(job_id) and assigned.version == 2 and assigned.causation_id == cause.event_id
+    assert assigned.stream_id == job_id and assigned.version == 2 and assigned.causation_id == cause.event_id
     # the contractor's own key finds it at once, and starts the work; another cooperative's key sees nothing
     mine = ok(await sanitation.get("/jobs", headers=headers(BMI, CONTRACTOR)))
-    assert [j["job_id"] for j in mine["items"]] == [str(job_id)]
+    assert [j["job_id"] for j in mine["items"]] == [job_id]
     ok(await sanitation.post(f"/jobs/{job_id}/start", json={"started_on": "2025-04-07"}, headers=headers(BMI, CONTRACTOR)))
     assert ok(await sanitation.get("/jobs", headers=headers(BAIK, CONTRACTOR)))["total"] == 0
     # delivered again, nothing more is appended
@@ -176,8 +188,9 @@ async def test_a_work_order_contractor_who_may_not_take_the_job_leaves_it_unassi
              ("CV Tirta", "not registered in this cooperative"),
              (baik_contractor, "not registered in this cooperative")]  # another cooperative's contractor
     for ref, reason in cases:
-        job_id = uuid.uuid4()
-        await deliver(sanitation, tranche(job_id=job_id, payee_id=ref))
+        cause = await tranche(payee_id=ref)
+        job_id = cause.payload["job_id"]
+        await deliver(sanitation, cause)
         job = ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))
         assert (job["status"], job["contractor_id"]) == ("ordered", None), ref
         assert reason in job["assignment_problem"] and ref in job["assignment_problem"], job["assignment_problem"]
@@ -185,15 +198,17 @@ async def test_a_work_order_contractor_who_may_not_take_the_job_leaves_it_unassi
     assert ok(await sanitation.get("/jobs", headers=headers(BAIK)))["total"] == 0
     assert [e for e in await events(sanitation) if e.type == "sanitation.ContractorAssigned"] == []
     # an uncertified contractor may still connect water; a PDAM payee names no contractor at all
-    water, pdam = uuid.uuid4(), uuid.uuid4()
-    await deliver(sanitation, tranche(job_id=water, payee_id=uncertified, purpose="water_connection"),
-                  tranche(job_id=pdam, payee_type="pdam", payee_id="PDAM-TKR", purpose="water_connection"))
+    by_contractor = await tranche(payee_id=uncertified, purpose="water_connection")
+    by_pdam = await tranche(payee_type="pdam", payee_id="PDAM-TKR", purpose="water_connection")
+    water, pdam = by_contractor.payload["job_id"], by_pdam.payload["job_id"]
+    await deliver(sanitation, by_contractor, by_pdam)
     assert ok(await sanitation.get(f"/jobs/{water}", headers=headers(BMI)))["contractor_id"] == uncertified
     assert [ok(await sanitation.get(f"/jobs/{pdam}", headers=headers(BMI)))[k]
             for k in ("status", "assignment_problem")] == ["ordered", None]
     # an officer assigns a certified contractor by hand: the reason is gone
-    job_id = uuid.uuid4()
-    await deliver(sanitation, tranche(job_id=job_id, payee_id=uncertified))
+    cause = await tranche(payee_id=uncertified)
+    job_id = cause.payload["job_id"]
+    await deliver(sanitation, cause)
     certified = await contractor(sanitation)
     job = ok(await sanitation.post(f"/jobs/{job_id}/assignment", headers=headers(BMI),
                                    json={"contractor_id": certified, "assigned_on": "2025-04-05"}))
