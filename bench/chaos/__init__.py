@@ -164,7 +164,7 @@ def summary(r: Result) -> str:
             lines.append(f"         {p}")
     lines.append("")
     for k in ("events in the stores", "tranches released", "jobs ordered for financings", "read-model tables compared",
-              "records below a checkpoint, verified", "dead letters of the poison", "members per cooperative",
+              "service read tables compared", "records below a checkpoint, verified", "dead letters of the poison", "members per cooperative",
               "re-sent after an acknowledgement", "refusals by route", "abandoned by step"):
         if k in r.figures:
             lines.append(f"  {k}: {r.figures[k]}")
