@@ -782,6 +782,21 @@ def test_programme_officer_sees_the_cooperatives_side_by_side(browser: Chromium,
     assert seen == set(kinds)
     browser.click("#bycoop-groups [data-group=summary]")
     browser.screenshot(ARTIFACTS / "dashboard-programme-id.png")
+    # on a phone, in both languages: readable (no label overprints another, nothing scrolls sideways),
+    # the figures as on the desktop; screenshots of each language at both widths
+    for lang in ("id", "en"):
+        if lang == "en":
+            browser.click("[data-lang=en]")
+            browser.wait_for("document.documentElement.lang === 'en'")
+            check_readable_at(browser, WIDTH)
+            check_page_matches(browser, body, "en")
+            browser.screenshot(ARTIFACTS / "dashboard-programme-en.png")
+        for width in (412, 360):
+            check_readable_at(browser, width)
+            check_page_matches(browser, body, lang)
+        check_readable_at(browser, 412)
+        browser.screenshot(ARTIFACTS / f"dashboard-programme-phone-{lang}.png", 412)
+        check_readable_at(browser, WIDTH)
     assert browser.script_errors() == []
 
 
