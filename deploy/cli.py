@@ -646,6 +646,61 @@ async def _end_offsets(partitions: set[tuple[str, int]]) -> dict[tuple[str, int]
         await consumer.stop()
 
 
+# -- Kafka ACLs ---------------------------------------------------------------------------------------
+@app.command("kafka-acls")
+def kafka_acls(
+    namespace: Annotated[str, typer.Option(help="the deployment's topic prefix (WASHFIN_KAFKA_NAMESPACE; "
+                                                "default: that setting, else none)")] = "",
+    apply: Annotated[bool, typer.Option("--apply", help="create them on the brokers (idempotent) as the admin "
+                                                        "principal of WASHFIN_KAFKA_SASL_USERNAME/_PASSWORD")] = False,
+) -> None:
+    """The ACLs that wall each service's Kafka principal in: it writes and creates only its own topic and
+    its dead-letter topics, reads only the topics it consumes, and joins only its own consumer groups.
+    Without --apply, lists them; with it, creates them (what the Kubernetes ACL Job runs before a rollout).
+    The brokers must run an authorizer that denies what no ACL allows."""
+    from pydantic import ValidationError
+
+    from shared.kafka.acl import AclError, all_service_acls, create_acls
+    from shared.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings()  # WASHFIN_KAFKA_*: the brokers, the admin login, the namespace
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "_".join(str(p) for p in err["loc"]).upper()
+        _fail(f"{name if name.startswith('WASHFIN_') else 'WASHFIN_' + name}: {err['msg']}")
+    ns = namespace or settings.kafka_namespace
+    acls = all_service_acls(ns)
+    rows = [{"principal": a.principal, "acl": str(a).split(" ", 1)[1]} for a in acls]
+    if apply:
+        admin = settings.kafka_connection()
+        if admin is None:
+            _fail("WASHFIN_KAFKA_BOOTSTRAP_SERVERS is not set: no brokers to apply the ACLs to")
+        assert admin is not None
+        if not admin.username:
+            _fail("WASHFIN_KAFKA_SASL_USERNAME is not set: the ACLs are created as the cluster's admin principal")
+        bootstrap = admin.bootstrap_servers
+
+        async def go() -> None:
+            import logging
+
+            logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its reasons are in the one line below
+            try:
+                await create_acls(admin, acls, timeout=30.0)
+            except AclError as e:
+                raise CliError(str(e)) from e
+            except Exception as e:  # noqa: BLE001 - any broker failure is one line for the operator
+                raise CliError(f"cannot apply the ACLs at {bootstrap} as {admin.username}: {e!r} (a wrong "
+                               "admin password, or brokers that do not answer)") from e
+
+        _run(go)
+    table = Table("principal", "may", box=None)
+    for r in rows:
+        table.add_row(r["principal"], r["acl"])
+    done = f"{len(rows)} ACLs {'applied' if apply else 'needed'} (namespace {ns or '(none)'})"
+    _out({"namespace": ns, "applied": apply, "acls": rows}, table if not apply else None, done if apply else None)
+
+
 # -- dead letters --------------------------------------------------------------------------------------
 @dlq_app.command("list")
 def dead_letters_list(service: ServiceArg) -> None:

@@ -59,6 +59,7 @@ K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 #: kustomization directory -> the namespace everything lands in
 BUILDS = {"base": "washfin", "overlays/dev": "washfin-dev", "overlays/prod": "washfin"}
 CONFIG_MAP, SECRET, MIGRATE_JOB = "washfin-config", "washfin-db", "washfin-migrate"
+ACL_JOB = "washfin-kafka-acls"
 MEMBERS_KEYS = "washfin-members-keys"
 KAFKA_SECRET = "washfin-kafka"
 PRE_ROLLOUT = ("washfin/phase", "pre-rollout")
@@ -487,7 +488,8 @@ def _check_security(name: str, spec: dict[str, Any]) -> None:
             assert req is not None and lim is not None, f"{name}/{c['name']}: {kind} request and limit"
             assert _quantity(req) <= _quantity(lim), f"{name}/{c['name']}: {kind} request above its limit"
         refs = {(next(iter(e)), next(iter(e.values()))["name"]) for e in c.get("envFrom", [])}
-        expected = {("configMapRef", CONFIG_MAP), ("secretRef", SECRET)}
+        # the ACL Job talks to the brokers only: no database URL reaches it
+        expected = {("configMapRef", CONFIG_MAP)} if name == ACL_JOB else {("configMapRef", CONFIG_MAP), ("secretRef", SECRET)}
         # the personal-data keys reach the members pods and the migration Job (which seals), no other pod
         if name in ("members", MIGRATE_JOB):
             expected.add(("secretRef", MEMBERS_KEYS))
@@ -600,6 +602,35 @@ def test_the_migration_job_runs_the_real_cli_verb_before_the_rollout(build: str)
              if d["metadata"].get("labels", {}).get(PRE_ROLLOUT[0]) == PRE_ROLLOUT[1]}
     assert {("Job", MIGRATE_JOB), ("Namespace", BUILDS[build]), ("ConfigMap", CONFIG_MAP)} <= first
     assert not {k for k, _ in first} & {"Deployment", "Service", "HorizontalPodAutoscaler"}
+
+
+@pytest.mark.parametrize("build", sorted(BUILDS))
+def test_the_kafka_acl_job_applies_the_acls_before_the_rollout_and_only_it_holds_the_admin_password(build: str) -> None:
+    docs = built(build)
+    job = by_kind(docs, "Job")[ACL_JOB]
+    spec = job["spec"]["template"]["spec"]
+    [c] = spec["containers"]
+    script, *verb = c["command"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts.get(script) == "deploy.cli:cli", f"{script} is not the console script of the CLI"
+    command = _cli_commands().get(verb[0])
+    assert command is not None, f"washfin has no verb {verb[0]!r}"
+    assert verb[1:] == ["--apply"] and any("--apply" in p.opts for p in command.params)
+    assert spec["restartPolicy"] == "Never" and job["metadata"]["labels"][PRE_ROLLOUT[0]] == PRE_ROLLOUT[1]
+    assert c["image"] == by_kind(docs, "Deployment")["members"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    _check_security(ACL_JOB, spec)
+    env = {e["name"]: e for e in c["env"]}
+    assert env["WASHFIN_KAFKA_SASL_USERNAME"]["value"] == "admin"
+    assert env["WASHFIN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": KAFKA_SECRET, "key": "admin"}
+    # the admin password reaches no other pod
+    for d in docs:
+        pod = _pod_spec(d)
+        if pod is None or d["metadata"]["name"] == ACL_JOB:
+            continue
+        for container in pod["containers"]:
+            keys = [e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+                    if "secretKeyRef" in e.get("valueFrom", {})]
+            assert {"name": KAFKA_SECRET, "key": "admin"} not in keys, f"{d['metadata']['name']} gets the admin password"
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))
