@@ -206,6 +206,25 @@ class PostgresLogReader:
             )
         )
 
+    async def count_progress(self, after: LogPosition, settled: LogPosition) -> tuple[int, int, int, LogPosition]:
+        """A consumer's progress through the log in one scan that starts at the earlier of ``after`` (its
+        position) and ``settled`` (a transaction horizon given by an earlier call, ``LogPosition(xmin, 0)``):
+        (events after ``after``, events from ``settled`` on, of those the ones below the current horizon,
+        the current horizon). Below a horizon (``pg_snapshot_xmin``) no event can appear any more, so a
+        caller counts the events below it once and from then on only the ones from it on (the rebuild's
+        progress: the log counted once, then only what the consumer has not applied yet)."""
+        start = min((after.tx_id, after.position), (settled.tx_id, settled.position))
+        row = await self.pool.fetchrow(
+            """SELECT count(*) FILTER (WHERE (tx_id, position) > ($1::text::xid8, $2)) AS left,
+                      count(*) FILTER (WHERE tx_id >= $3::text::xid8) AS since,
+                      count(*) FILTER (WHERE tx_id >= $3::text::xid8
+                                         AND tx_id < pg_snapshot_xmin(pg_current_snapshot())) AS below,
+                      pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+               FROM events WHERE (tx_id, position) > ($4::text::xid8, $5)""",
+            str(after.tx_id), after.position, str(settled.tx_id), str(start[0]), start[1],
+        )
+        return int(row["left"]), int(row["since"]), int(row["below"]), LogPosition(int(row["horizon"]), 0)
+
     async def count_after_by_tenant(self, after: LogPosition, tenants: Sequence[str]) -> dict[str, int]:
         """Per cooperative of ``tenants``, its events after ``after``."""
         rows = await self.pool.fetch(
