@@ -7,10 +7,13 @@ whatever its size:
 
 1. the rows of every financing the batch names are read, one statement per table;
 2. each financing's events are applied in order to those rows in memory (``Rows.apply`` does what
-   ``apply_facts``' statements do: the same inserts, ``ON CONFLICT DO NOTHING`` and updates), and after
-   each event its parts (``indicators.contributions``) and, for the events that position it, its pieces
-   (``indicators.positions``) are computed from the rows as ``book`` / ``facts`` would read them; the
-   differences are added up per cooperative;
+   ``apply_facts``' statements do: the same inserts, ``ON CONFLICT DO NOTHING`` and updates); its parts
+   (``indicators.contributions``) and, if an event positions it, its pieces (``indicators.positions``) are
+   computed once, after its last event, from the rows as ``book`` / ``facts`` would read them: the changes
+   ``apply`` makes event by event add up to the difference from before the first (``settle``). The days
+   those single changes named still count (they grow the sums' spans): ``days`` bounds them, and a
+   financing whose bounds could reach beyond what the span will cover anyway is replayed event by event
+   for its exact days (``replay``, as ``apply`` computes them; ``apply_batch``);
 3. the rows written (new rows, changed financing rows, changed pieces) go back in one statement per table,
    and each cooperative's net changes to each sums in one ``Sums.add``, with the span of the changes the
    events made one by one (``Sums.add``: the rows depend only on the sums and the span).
@@ -24,14 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from services.reporting.indicators.contributions import Book, facts_parts, repayment_parts
-from services.reporting.indicators.positions import Facts, Piece, category_key, deltas, pieces
+from services.reporting.indicators.maths import month_end
+from services.reporting.indicators.positions import SETTLED, THRESHOLDS, Facts, Piece, category_key, deltas, pieces
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
 from services.reporting.projections.base import Names
 from services.reporting.projections.sums import Sums
@@ -95,6 +99,8 @@ class Rows:
     new: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {name: [] for name in CHILDREN})
     financing_changed: bool = False
     positions_changed: bool = False
+    #: the days of the financing row's columns that an event of the batch replaced (``days``)
+    replaced: list[tuple[str, date]] = field(default_factory=list)
 
     # -- the writes of ``FinancingProjection.apply_facts``, on these rows ------------------------------------
 
@@ -111,6 +117,10 @@ class Rows:
             self.financing = {c: None for c, _ in FINANCING}
             self.financing["rebate"] = 0
             self.financing["member_id"] = member_id
+        for k, v in values.items():
+            was = self.financing[k]
+            if isinstance(was, date) and was != v:
+                self.replaced.append((k, was))
         self.financing.update(values)
         self.financing_changed = True
 
@@ -255,6 +265,19 @@ class Net:
                     cur[i] += x
         self.extra.update(extra)
 
+    def cover(self, lo: date, hi: date) -> None:
+        """Days an event's change named (``replay``)."""
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+
+    def covers(self, days: tuple[date, date], span: tuple[date, date] | None) -> bool:
+        """Whether changes dated within ``days`` leave the sums' span after the batch as it is without them:
+        its months fall within the span before the batch (``span``: first and last month-end), widened to
+        the months of the days already added."""
+        first = [x for x in (span[0] if span else None, self.lo and month_end(self.lo)) if x is not None]
+        last = [x for x in (span[1] if span else None, self.hi and month_end(self.hi)) if x is not None]
+        return bool(first and last) and min(first) <= month_end(days[0]) and month_end(days[1]) <= max(last)
+
     async def write(self, conn: asyncpg.Connection, t: Names, tenant: str, sums: Sums) -> None:
         if self.lo is None or self.hi is None:
             return
@@ -305,8 +328,173 @@ async def load(conn: asyncpg.Connection, t: Names, keys: Sequence[tuple[str, UUI
     return out
 
 
+
+
+
+def positioning(event: Contract) -> bool:
+    """The events after which ``apply`` repositions the financing (``FinancingProjection.POSITIONING``)."""
+    return isinstance(event, POSITIONING) and not (isinstance(event, TrancheDisbursed) and event.tranche_number != 1)
+
+
+def copy(rows: Rows) -> Rows:
+    """The rows as they are now (the values are immutable: the containers are copied)."""
+    return Rows(financing=None if rows.financing is None else dict(rows.financing),
+                children={k: dict(v) for k, v in rows.children.items()}, positions=list(rows.positions))
+
+
+def tail_due(rows: Rows) -> date | None:
+    """The oldest unpaid due date on the financing's last step (``positions.pieces``: after its last step a
+    financing's pieces change only on the PAR thresholds after that date), or None when it is out of the
+    portfolio there. On the last step every schedule is in force and every allocation made."""
+    f = rows.financing
+    if f is None or f["signed_on"] is None or f["written_off_on"] is not None or (
+            f["closed_on"] is not None and f["close_reason"] in SETTLED):
+        return None
+    schedules = rows.children["schedule"]
+    if not schedules:
+        return None
+    top = max(schedules, key=lambda k: (schedules[k][1], k[0]))[0]
+    paid: dict[int, int] = {}
+    for (_, number), (amount, _) in rows.children["allocation"].items():
+        paid[number] = paid.get(number, 0) + amount
+    owed, oldest = 0, None
+    for (seq, number), (due_on, amount, _) in rows.children["instalment"].items():
+        if seq != top:
+            continue
+        left = amount - paid.get(number, 0)
+        owed += left
+        if left > 0 and (oldest is None or due_on < oldest):
+            oldest = due_on
+    return oldest if owed > 0 else None
+
+
+Span = tuple[date, date] | None
+
+
+def days(rows: Rows, start: list[Piece], tails: Sequence[date]) -> tuple[Span, Span, Span]:
+    """Per sums (facts, repayment, portfolio), bounds on the days that any single event of a financing's
+    events in the batch could change, from its rows after them (``rows``: its insert-only rows hold every
+    row any of its states held, and ``Rows.replaced`` the financing row's replaced days), its pieces before
+    them (``start``) and the PAR threshold after the last step of each state it was positioned in (``tails``):
+
+    - an event's change of a financing's parts is the difference of its parts before and after it, so
+      every day it names is a day of one of the two (of some state of the batch);
+    - a state's facts parts are dated on its applied, approved, rejected, signed, written-off, tranche,
+      receipt and late-charge days (``contributions.facts_parts``);
+    - its repayment parts on days between its signing and the latest of its signing, schedules' effective
+      days, due days, closing and allocations (``contributions.repayment_parts``);
+    - its pieces start on or after its signing and end by its last step (signed, written off,
+      restructured, first tranche, closed, a schedule in force, an allocation) or on a PAR threshold after
+      its oldest unpaid due date there (``positions.pieces``).
+
+    ``tests/services/reporting/test_batch_apply.py`` checks the bounds against the days of every event's
+    change, computed event by event."""
+    f, c = rows.financing, rows.children
+
+    def values(*names: str) -> list[date]:
+        out = [v for k, v in rows.replaced if k in names]
+        if f is not None:
+            out += [f[k] for k in names if f[k] is not None]
+        return out
+
+    def span(lo: Sequence[date], hi: Sequence[date]) -> Span:
+        return (min(lo), max(hi)) if lo and hi else None
+
+    fx = [*values("applied_on", "approved_on", "rejected_on", "signed_on", "written_off_on"),
+          *(v[4] for v in c["tranche"].values()), *(v[2] for v in c["repayment"].values()),
+          *(v[2] for v in c["late_charge"].values()), *(v[3] for v in c["late_charge_payment"].values())]
+    signed = values("signed_on")
+    effs = [v[1] for v in c["schedule"].values()]
+    allocated = [v[1] for v in c["allocation"].values()]
+    rp_hi = [*signed, *effs, *(v[0] for v in c["instalment"].values()), *values("closed_on"), *allocated]
+    steps = [*values("signed_on", "written_off_on", "restructured_on", "closed_on"), *effs, *allocated,
+             *(v[4] for v in c["tranche"].values())]
+    had = [d for p in start for d in (p.start, p.end) if d is not None]
+    last = THRESHOLDS[-1]
+    pf_hi = [*(steps if signed else ()), *had, *(t + timedelta(days=last) for t in tails)]
+    return span(fx, fx), span(signed, rp_hi) if signed else None, span([*signed, *had], pf_hi)
+
+
+def replay(rows: Rows, evs: Sequence[tuple[Envelope, Contract]]) -> tuple[Span, Span, Span]:
+    """The days that the events' changes, computed event by event as ``apply`` does, named, per sums
+    (the earliest and the latest): ``apply_batch`` for a financing whose ``days`` it cannot rule out.
+    Changes ``rows``."""
+    out: list[list[date]] = [[], [], []]
+    before = rows.book()
+    parts = facts_parts(before), repayment_parts(before)
+    for env, ev in evs:
+        rows.apply(env, ev)
+        after = rows.book()
+        now = facts_parts(after), repayment_parts(after)
+        for i in (0, 1):
+            for k in diff(parts[i], now[i]):
+                out[i].append(k[0])
+        parts = now
+        if positioning(ev):
+            facts = rows.facts()
+            new = pieces(facts) if facts is not None else []
+            if new != rows.positions:
+                changes, _ = deltas(rows.positions, new)
+                out[2] += [k[0] for k in changes]
+                rows.positions = new
+    return tuple((min(x), max(x)) if x else None for x in out)  # type: ignore[return-value]
+
+
+def settle(rows: Rows, evs: Sequence[tuple[Envelope, Contract]], fx: Net, rp: Net, pf: Net
+           ) -> tuple[Span, Span, Span]:
+    """One financing's events applied to its rows; the change of its parts and pieces from before the
+    first to after the last added to the cooperative's ``fx``, ``rp`` and ``pf``; returns ``days``."""
+    before = rows.book()
+    was = facts_parts(before), repayment_parts(before)
+    tails: list[date] = []
+    moved = False
+    for env, ev in evs:
+        rows.apply(env, ev)
+        if positioning(ev):
+            moved = True
+            if len(evs) > 1 and (due := tail_due(rows)) is not None:
+                tails.append(due)
+    after = rows.book()
+    change = diff(was[0], facts_parts(after))
+    fx.add({(on, category_key(c)): v for (on, c), v in change.items()},  # type: ignore[misc]
+           {category_key(c): c for _, c in change})  # type: ignore[arg-type]
+    change = diff(was[1], repayment_parts(after))
+    rp.add(change, {k: () for _, k in change})
+    first = rows.positions
+    if moved:
+        facts = rows.facts()
+        new = pieces(facts) if facts is not None else []
+        if new != first:
+            changes, cats = deltas(first, new)
+            pf.add(changes, cats)  # type: ignore[arg-type]
+            rows.positions = new
+            rows.positions_changed = True
+    return days(rows, first, tails) if len(evs) > 1 else (None, None, None)
+
+
+async def spans(conn: asyncpg.Connection, t: Names, tenants: Sequence[str], sums: Sequence[Sums]
+                ) -> list[dict[str, tuple[date, date]]]:
+    """Per sums, the months each cooperative's span covers before the batch."""
+    out = []
+    for s in sums:
+        out.append({r[0]: (r[1], r[2]) for r in await conn.fetch(
+            f"SELECT tenant_id, first_month, last_month FROM {t[f'{s.name}_span']} WHERE tenant_id = ANY($1::text[])",
+            list(tenants))})
+    return out
+
+
 async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[Envelope, Contract]],
                       facts_sums: Sums, repayment_sums: Sums, portfolio_sums: Sums) -> None:
+    """Each financing's events applied to its rows in turn; its parts and pieces computed once, after its
+    last event (the change of each sums over its events is the difference of its parts before the first
+    and after the last: the changes event by event add up to it).
+
+    What the changes event by event add to that is the sums' span: a change dated outside a cooperative's
+    span grows it, also when a later event of the batch cancels it (``Sums.add``). A financing's days are
+    those of its net change when the batch has one event of it; with more, ``days`` bounds them, and when a
+    bound could reach a month outside the span the cooperative's sums will have after the batch (its span
+    before, widened by the net changes' days and by the days of the financings already replayed), the
+    financing's events are replayed event by event for their exact days (``replay``)."""
     groups: dict[tuple[str, UUID], list[tuple[Envelope, Contract]]] = {}
     for env, ev in items:
         fid = getattr(ev, "financing_id", None)
@@ -316,30 +504,26 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
         return
     state = await load(conn, t, list(groups))
     nets: dict[str, tuple[Net, Net, Net]] = {}
+    pending: list[tuple[tuple[str, UUID], Rows, tuple[Span, Span, Span]]] = []
     turns = Turns()
     for key, evs in groups.items():
-        rows = state[key]
         fx, rp, pf = nets.setdefault(key[0], (Net(), Net(), Net()))
-        before = rows.book()
-        parts = facts_parts(before), repayment_parts(before)
-        for env, ev in evs:
-            rows.apply(env, ev)
-            after = rows.book()
-            now = facts_parts(after), repayment_parts(after)
-            change = diff(parts[0], now[0])
-            fx.add({(on, category_key(c)): v for (on, c), v in change.items()},  # type: ignore[misc]
-                   {category_key(c): c for _, c in change})  # type: ignore[arg-type]
-            change = diff(parts[1], now[1])
-            rp.add(change, {k: () for _, k in change})
-            parts = now
-            if isinstance(ev, POSITIONING) and not (isinstance(ev, TrancheDisbursed) and ev.tranche_number != 1):
-                facts = rows.facts()
-                new = pieces(facts) if facts is not None else []
-                if new != rows.positions:
-                    changes, cats = deltas(rows.positions, new)
-                    pf.add(changes, cats)  # type: ignore[arg-type]
-                    rows.positions = new
-                    rows.positions_changed = True
+        start = copy(state[key]) if len(evs) > 1 else None
+        bounds = settle(state[key], evs, fx, rp, pf)
+        if start is not None:
+            pending.append((key, start, bounds))
+        await turns.take()
+    sums = (facts_sums, repayment_sums, portfolio_sums)
+    before_batch = await spans(conn, t, sorted(nets), sums)
+    # the widest bounds first: a financing replayed widens what the others are checked against
+    pending.sort(key=lambda x: max((b[1] for b in x[2] if b is not None), default=date.min), reverse=True)
+    for key, start, bounds in pending:
+        net = nets[key[0]]
+        if all(b is None or net[i].covers(b, before_batch[i].get(key[0])) for i, b in enumerate(bounds)):
+            continue
+        for i, exact in enumerate(replay(start, groups[key])):
+            if exact is not None:
+                net[i].cover(*exact)
         await turns.take()
     await write(conn, t, state)
     for tenant, (fx, rp, pf) in sorted(nets.items()):

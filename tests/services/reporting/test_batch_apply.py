@@ -229,3 +229,30 @@ async def pg_members(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Bu
             await migrate(conn, f"projection:{b.name}", list(b.migrations))
     yield pool, ref, bat
     await pool.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rng=st.randoms(use_true_random=False), first=st.dates(date(2023, 1, 1), date(2025, 6, 1)),
+       span_days=st.integers(1, 700), cut=st.floats(0, 1), length=st.integers(2, 40))
+def test_the_days_a_financing_s_events_change_lie_within_the_batch_s_bounds(
+        rng: random.Random, first: date, span_days: int, cut: float, length: int) -> None:
+    """``financing_batch.days`` (what the batch path computes instead of every event's change) bounds the
+    days of every event's change, computed event by event as the per-event path does (``replay``), for a
+    run of a financing's events after any prefix of its history (the rows the batch starts from)."""
+    from services.reporting.projections import financing_batch as fb
+
+    registry = load_all()
+    h = history(rng.choice(TENANTS), rng, first, span_days)
+    evs = [(e, registry.decode(e)) for e in interleave([h], rng)]
+    at = int(cut * (len(evs) - 1))
+    run = evs[at:at + length]
+    if len(run) < 2:
+        return
+    rows = fb.Rows()
+    fb.replay(rows, evs[:at])  # the rows and pieces the batch finds, as the per-event path left them
+    rows.replaced.clear()
+    exact = fb.replay(fb.copy(rows), run)
+    bounds = fb.settle(rows, run, fb.Net(), fb.Net(), fb.Net())
+    for name, e, b in zip(("facts", "repayment", "portfolio"), exact, bounds, strict=True):
+        if e is not None:
+            assert b is not None and b[0] <= e[0] and e[1] <= b[1], (name, e, b)
