@@ -32,9 +32,11 @@ class BuildRow:
     live_since: datetime | None
     retired_at: datetime | None
     dropped_at: datetime | None
+    #: its month-end sums are not written yet (a rebuild: ``finish_months``)
+    months_deferred: bool = False
 
     def materialise(self) -> Build:
-        return Build(FAMILIES[self.family], self.build, self.suffix)
+        return Build(FAMILIES[self.family], self.build, self.suffix, registered=True)
 
 
 async def builds(conn: asyncpg.Connection | asyncpg.Pool) -> list[BuildRow]:
@@ -73,9 +75,10 @@ async def _register(conn: asyncpg.Connection, fam: Family, state: str = "buildin
     while True:
         name, suffix = f"{fam.default_build()}.r{n}", f"{fam.default_suffix()}_r{n}"
         done = await conn.fetchval(
-            """INSERT INTO projection_builds (build, family, version, suffix, state, live_since)
-               VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'live' THEN now() END)
-               ON CONFLICT DO NOTHING RETURNING build""", name, fam.family, fam.version, suffix, state)
+            """INSERT INTO projection_builds (build, family, version, suffix, state, live_since, months_deferred)
+               VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 = 'live' THEN now() END, $5 = 'building' AND $6)
+               ON CONFLICT DO NOTHING RETURNING build""", name, fam.family, fam.version, suffix, state,
+            fam.defers_months)
         if done:
             row = await conn.fetchrow("SELECT * FROM projection_builds WHERE build = $1", name)
             return BuildRow(**dict(row))
@@ -125,11 +128,28 @@ async def switch_if_caught_up(conn: asyncpg.Connection, build: str) -> bool:
         live = await live_build(conn, row["family"])
         if live is not None and not await caught_up(conn, build, live.build):
             return False
+        await finish_months(conn, build)
         await conn.execute(
             "UPDATE projection_builds SET state = 'retired', retired_at = now() WHERE family = $1 AND state = 'live'",
             row["family"])
         await conn.execute("UPDATE projection_builds SET state = 'live', live_since = now() WHERE build = $1", build)
         return True
+
+
+async def finish_months(conn: asyncpg.Connection, build: str) -> None:
+    """Write a rebuild's month-end sums from its day changes, once (``Sums.fill``), and from then on let its
+    consumers keep them event by event. While a rebuild is not live nobody reads it, so its consumers write
+    only the day changes and the spans (``Build.handle_batch``): one write per month-end row in all instead
+    of one per batch. The build's row is locked first, so a consumer's batch is applied wholly before or
+    wholly after."""
+    async with conn.transaction():
+        if not await conn.fetchval(
+                "SELECT months_deferred FROM projection_builds WHERE build = $1 FOR UPDATE", build):
+            return
+        row = await conn.fetchrow("SELECT * FROM projection_builds WHERE build = $1", build)
+        b = BuildRow(**dict(row)).materialise()
+        await b.family.fill_months(conn, b.names)
+        await conn.execute("UPDATE projection_builds SET months_deferred = false WHERE build = $1", build)
 
 
 async def drop_build(conn: asyncpg.Connection, row: BuildRow) -> None:

@@ -83,7 +83,7 @@ class _Embedded:
             spool = await create_pool(dsn, 1, 2)
             self.source_pools.append(spool)
             self.sources.append(EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), self.build,
-                                               load_all(), batch_size=self.settings.consumer_batch_size))
+                                               load_all(), batch_size=self.settings.rebuild_batch_size))
 
     async def progress(self) -> tuple[int, int]:
         """(events applied, events in the sources' logs). Each log is counted once: the events below a
@@ -115,7 +115,7 @@ class _Kafka:
         assert s.kafka_bootstrap_servers
         self.sources = [KafkaSource(pool, s.kafka_connection(), b, load_all(), partitions=s.kafka_topic_partitions,
                                     replication_factor=s.kafka_replication_factor, namespace=s.kafka_namespace,
-                                    max_poll_records=s.consumer_batch_size)]
+                                    max_poll_records=s.rebuild_batch_size)]
 
     async def open(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -225,6 +225,9 @@ async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callab
             if tasks:
                 await asyncio.wait(tasks, timeout=15)
             await driver.close()
+        if not switched:  # a build kept beside the live one (for comparisons) is whole too
+            async with pool.acquire() as conn:
+                await registry.finish_months(conn, b.name)
         return Result(b.name, fam.family, live.build if live and live.build != b.name else None, switched, total,
                       time.monotonic() - t0)
     finally:

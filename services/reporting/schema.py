@@ -64,4 +64,7 @@ MIGRATIONS = [
     # a manager's target is written as the cooperative itself (``shared.rls.TenantPool``), like the other
     # services' requests: its own row and no other's
     Migration("0004_targets_written_behind_rls", allow_requests("cooperative_targets")),
+    # a rebuild's month-end sums are written once, when it is about to go live (``builds.finish_months``)
+    Migration("0005_builds_months_deferred",
+              "ALTER TABLE projection_builds ADD COLUMN months_deferred boolean NOT NULL DEFAULT false;"),
 ]

@@ -28,6 +28,10 @@ class ReportingSettings(ServiceSettings):
     source_database_urls: dict[str, str] = {}
     #: how often the build supervisor follows the projection registry (new builds, switches), seconds
     build_poll_s: float = Field(default=2.0, gt=0)
+    #: events a rebuild (``washfin rebuild``) applies per transaction: its build is not live yet, so no
+    #: read waits on its batches, and the fewer the batches the fewer times each month-end sums row is
+    #: rewritten (a batch's changes reach every month up to the span's last)
+    rebuild_batch_size: int = Field(default=10_000, ge=1)
     #: how long a retired build's tables stay after reads moved away, seconds
     build_drop_grace_s: float = Field(default=60.0, ge=0)
     #: reports' figures kept for reuse until the read models move on (0: none)

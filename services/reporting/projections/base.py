@@ -42,7 +42,15 @@ class Table:
 
 
 class Names(dict[str, str]):
-    """Logical table name -> physical name of one build (``names["financing"] == "rf_financing_v1"``)."""
+    """Logical table name -> physical name of one build (``names["financing"] == "rf_financing_v1"``).
+    ``defer_months``: the build's month-end sums are written later, at once (``Sums.add``, ``Sums.fill``)."""
+
+    defer_months: bool = False
+
+    def deferred(self) -> Names:
+        out = Names(self)
+        out.defer_months = True
+        return out
 
 
 class Family:
@@ -53,6 +61,8 @@ class Family:
     prefix: ClassVar[str]
     topics: ClassVar[Sequence[str]]
     tables: ClassVar[Sequence[Table]]
+    #: the family keeps month-end sums (``projections.sums``) that a rebuild writes once, at the end
+    defers_months: ClassVar[bool] = False
 
     @classmethod
     def default_build(cls) -> str:
@@ -79,6 +89,9 @@ class Family:
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         raise NotImplementedError
 
+    async def fill_months(self, conn: asyncpg.Connection, t: Names) -> None:
+        """Write the month-end sums of a build whose consumers deferred them (``builds.finish_months``)."""
+
     async def apply_batch(self, conn: asyncpg.Connection, t: Names,
                           items: Sequence[tuple[Envelope, Contract]]) -> None:
         """``apply`` of each item in turn; a family overrides it with fewer statements, writing exactly
@@ -90,12 +103,15 @@ class Family:
 class Build:
     """One build of a family, shaped as the kernel's ``Projection`` (name, topics, migrations, handle)."""
 
-    def __init__(self, family: Family, name: str, suffix: str) -> None:
+    def __init__(self, family: Family, name: str, suffix: str, *, registered: bool = False) -> None:
         self.family = family
         self.name = name
         self.suffix = suffix
         self.topics: Sequence[str] = tuple(family.topics)
         self.names = family.names(suffix)
+        #: listed in ``projection_builds`` (``BuildRow.materialise``): it may defer its month-end sums
+        self.registered = registered and family.defers_months
+        self._deferred = self.names.deferred()
         self.migrations: Sequence[Migration] = family.migrations(suffix)
         self._seen = self.names["seen"]
 
@@ -103,8 +119,18 @@ class Build:
     def tables(self) -> list[str]:
         return list(self.names.values())
 
+    async def _names(self, conn: asyncpg.Connection) -> Names:
+        """The build's tables, deferring its month-end sums while the registry says so (read under a share
+        lock: ``builds.finish_months`` writes them between two transactions of the consumer, never in one)."""
+        if self.registered:
+            if await conn.fetchval(
+                    "SELECT months_deferred FROM projection_builds WHERE build = $1 FOR SHARE", self.name):
+                return self._deferred
+            self.registered = False  # written: a build never defers them again
+        return self.names
+
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
-        await self.family.apply(conn, self.names, envelope, event)
+        await self.family.apply(conn, await self._names(conn), envelope, event)
         # one row per event (an insert, never an update of a hot row): the cooperative's last event time
         await conn.execute(
             f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at) VALUES ($1, $2, $3)
@@ -115,7 +141,7 @@ class Build:
     async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, Contract]]) -> None:
         """``handle`` of every item, in order, with the family's batch writes and the ``seen`` rows in one
         statement (the consumer's fast path, ``shared.consumer.apply_events``)."""
-        await self.family.apply_batch(conn, self.names, items)
+        await self.family.apply_batch(conn, await self._names(conn), items)
         await conn.execute(
             f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at)
                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING""",

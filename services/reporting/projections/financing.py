@@ -88,6 +88,7 @@ class FinancingProjection(Family):
     version = 4
     prefix = "rf"
     topics = (LOANS_TOPIC,)
+    defers_months = True
     tables = (
         Table("financing", """
             CREATE TABLE {t} (
@@ -273,6 +274,10 @@ class FinancingProjection(Family):
         if isinstance(event, self.POSITIONING) and not (isinstance(event, TrancheDisbursed)
                                                          and event.tranche_number != 1):
             await self.reposition(conn, t, envelope.tenant_id, event.financing_id)
+
+    async def fill_months(self, conn: asyncpg.Connection, t: Names) -> None:
+        for sums in (FACTS, REPAYMENT, PORTFOLIO):
+            await sums.fill(conn, t)
 
     async def apply_batch(self, conn: asyncpg.Connection, t: Names,
                           items: Sequence[tuple[Envelope, Contract]]) -> None:

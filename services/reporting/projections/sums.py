@@ -10,6 +10,9 @@ keys x (1 + days of D's month with a change), whatever the number of financings 
 ``rf_pf_*`` (the portfolio), ``rf_fx_*`` and ``rf_rp_*`` are such sums (``projections.financing``); this
 module keeps them generically: one key column (``key``) naming the row, descriptive columns that the
 key determines (``extra``) and the summed ``values``.
+
+A rebuild not yet live defers the month rows (``Names.defer_months``: ``add`` writes the day rows and the
+span only) and writes them once from the day rows (``fill``) before it goes live (``builds.finish_months``).
 """
 
 from __future__ import annotations
@@ -86,6 +89,15 @@ class Sums:
         row = await conn.fetchrow(f"SELECT first_month, last_month FROM {sp} WHERE tenant_id = $1 FOR UPDATE",
                                   tenant)
         allcols = ", ".join([k, *ecols, *self.values])
+        if t.defer_months:  # the day rows and the span only: ``fill`` writes the month rows from them
+            if row is None:
+                await conn.execute(f"INSERT INTO {sp} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
+                                   tenant, lo, hi)
+            elif lo < row["first_month"] or hi > row["last_month"]:
+                await conn.execute(f"""UPDATE {sp} SET first_month = least(first_month, $2),
+                                                       last_month = greatest(last_month, $3) WHERE tenant_id = $1""",
+                                   tenant, lo, hi)
+            return
         if row is None:
             await conn.execute(f"INSERT INTO {sp} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
                                tenant, lo, hi)
@@ -150,6 +162,25 @@ class Sums:
                     WHERE x.tenant_id = $1 AND x.month_end = u.e AND x.{k} = u.k AND {' AND '.join(
                         f'x.{v} = 0' for v in self.values)}""",
                 tenant, [z[0] for z in zeros], [z[1] for z in zeros])
+
+    async def fill(self, conn: asyncpg.Connection, t: Names) -> None:
+        """The month rows of every cooperative from its day rows and span, as ``add`` keeps them: for each
+        month-end of the span and key, the sum of the day changes dated by it, rows summing to zero left
+        out (a build whose consumers deferred them: ``builds.finish_months``)."""
+        k, _ = self.key
+        ecols = [c for c, _ in self.extra]
+        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
+        group = ", ".join(["mo.tenant_id", "mo.month_end", *(f"x.{c}" for c in [k, *ecols])])
+        await conn.execute(f"DELETE FROM {m}")
+        await conn.execute(
+            f"""INSERT INTO {m} (tenant_id, month_end, {', '.join([k, *ecols, *self.values])})
+                SELECT {group}, {', '.join(f'sum(x.{v})' for v in self.values)}
+                FROM (SELECT sp.tenant_id, (g + interval '1 month - 1 day')::date AS month_end
+                      FROM {sp} sp, generate_series(date_trunc('month', sp.first_month),
+                                                    date_trunc('month', sp.last_month), interval '1 month') g) mo
+                JOIN {d} x ON x.tenant_id = mo.tenant_id AND x.on_date <= mo.month_end
+                GROUP BY {group}
+                HAVING {' OR '.join(f'sum(x.{v}) <> 0' for v in self.values)}""")
 
 
 def at_dates_sql(s: Sums, t: Names, where: str = "TRUE", by_tenant: bool = False) -> str:

@@ -256,3 +256,61 @@ def test_the_days_a_financing_s_events_change_lie_within_the_batch_s_bounds(
     for name, e, b in zip(("facts", "repayment", "portfolio"), exact, bounds, strict=True):
         if e is not None:
             assert b is not None and b[0] <= e[0] and e[1] <= b[1], (name, e, b)
+
+
+@pytest.fixture(scope="module")
+async def db_deferred(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
+    pool = await create_pool(await pg.create_database("batch_deferred"), 1, 3)
+    ref = Build(FAM, "reporting.financing.v4", "v4")
+    dfr = Build(FAM, "reporting.financing.v4.r3", "v4_r3")
+    async with pool.acquire() as conn:
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+        for b in (ref, dfr):
+            await migrate(conn, f"projection:{b.name}", list(b.migrations))
+    yield pool, ref, dfr
+    await pool.close()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3), financings=st.integers(1, 12),
+       batches=st.integers(1, 6), first=st.dates(date(2023, 1, 1), date(2025, 6, 1)),
+       span_days=st.integers(1, 700), bad=st.sampled_from([None, "poison"]))
+async def test_a_build_that_deferred_its_month_sums_fills_them_to_the_rows_kept_event_by_event(
+        db_deferred: tuple[asyncpg.Pool, Build, Build], monkeypatch: pytest.MonkeyPatch, rng: random.Random,
+        cooperatives: int, financings: int, batches: int, first: date, span_days: int, bad: str | None) -> None:
+    """A rebuild's consumers write only the day changes and spans (``Names.defer_months``), by the batch path
+    or event by event (a poison event's retry, or ``BATCH_HANDLERS`` off); ``fill_months`` then writes the
+    month-end rows, and the build goes on event by event: after each batch every other table equals the
+    build kept whole all along, and after the fill and every later batch all of them do."""
+    pool, ref, dfr = db_deferred
+    async with pool.acquire() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(ref.tables + dfr.tables)}, consumer_streams, consumer_tenants")
+    deferred = True
+
+    async def names(conn: asyncpg.Connection) -> Any:
+        return dfr._deferred if deferred else dfr.names
+
+    monkeypatch.setattr(dfr, "_names", names)
+    histories = [history(rng.choice(list(TENANTS[:cooperatives])), rng, first, span_days) for _ in range(financings)]
+    log = interleave(histories, rng)
+    signed = [e for e in log if e.type == "loans.ContractSigned"]
+    if bad and signed:
+        log.insert(rng.randrange(0, len(log) + 1), poison(rng.choice(signed), False))
+    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
+    fill_after = rng.randrange(0, len(cuts))
+    done = 0
+    for n, cut in enumerate(cuts):
+        batch = list(log[done:cut])
+        assert await apply(pool, dfr, batch, batched=rng.random() < 0.7) == await apply(pool, ref, batch, True)
+        done = cut
+        async with pool.acquire() as conn:
+            got, want = await dfr.row_hash(conn), await ref.row_hash(conn)
+            if deferred:
+                got = {k: v for k, v in got.items() if not k.endswith("_month")}
+                want = {k: v for k, v in want.items() if not k.endswith("_month")}
+            assert got == want, f"rows differ after the batch up to {cut}"
+            if n == fill_after:
+                await FAM.fill_months(conn, dfr.names)
+                deferred = False
+                assert await dfr.row_hash(conn) == await ref.row_hash(conn), "the filled month rows differ"
