@@ -147,6 +147,24 @@ async def ensure_signed_context(conn: asyncpg.Connection, password: str | None =
         return bytes(await conn.fetchval(f"SELECT key FROM {CONTEXT_KEY}"))
 
 
+async def allow_log_reader(conn: asyncpg.Connection, role: str) -> None:
+    """As the owner: ``role`` may read the event log (``events``, every cooperative's: what the other
+    services' embedded event source tails, as a Kafka consumer reads a topic) and no other table. ``role``
+    must exist; it is no request role (it would see every cooperative)."""
+    if role in (APP, READER):
+        raise RuntimeError(f"the event log reader cannot be the request role {role}")
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", role):
+        raise RuntimeError(f"the event log reader {role} does not exist: create it once as an administrator "
+                           "(docs/operations.md, 'Database logins') or unset <SVC>_EVENT_LOG_READER")
+    await conn.execute(f'GRANT SELECT ON events TO "{role}"')
+    roles = await conn.fetchval("SELECT roles::text[] FROM pg_policies WHERE schemaname = current_schema() "
+                                "AND tablename = 'events' AND policyname = 'events_log_reader'")
+    if roles is None:
+        await conn.execute(f'CREATE POLICY events_log_reader ON events FOR SELECT TO "{role}" USING (true)')
+    elif role not in roles:
+        await conn.execute(f'ALTER POLICY events_log_reader ON events TO "{role}"')
+
+
 async def _make_login(conn: asyncpg.Connection, role: str, password: str | None) -> None:
     """As a superuser: ``role`` exists and may log in, with ``password`` if it has none yet. Roles are the
     cluster's: services starting together change the same catalog row, which PostgreSQL refuses with "tuple

@@ -27,7 +27,7 @@ from shared.kafka import namespaced, service_topic
 from shared.kafka.relay import Relay
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
-from shared.rls import APP, TenantPool, ensure_signed_context
+from shared.rls import APP, TenantPool, allow_log_reader, ensure_signed_context
 from shared.settings import ServiceSettings, login_url
 from shared.tenancy import Authenticator, migrate_platform
 from shared.worker import keep_running, leadership, sleep_or_stop
@@ -166,6 +166,8 @@ class ServiceRuntime:
             for p in self.projections:
                 await migrate(conn, f"projection:{p.name}", list(p.migrations))
             self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password)
+            if self.settings.event_log_reader:
+                await allow_log_reader(conn, self.settings.event_log_reader)
         async with self.platform_pool.acquire() as conn:
             await migrate_platform(conn)
 

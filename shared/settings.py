@@ -30,6 +30,10 @@ class ServiceSettings(BaseSettings):
     #: role (and the same password). Never the owner: a request connection has no owner to return to.
     request_database_url: str | None = None
     reader_database_url: str | None = None
+    #: a login that may read this service's event log (``events``) and nothing else, for the other services'
+    #: embedded event source (``make run`` names ``washfin_<svc>_log``): the migration grants it SELECT and a
+    #: policy of its own. It must exist (an administrator makes it); unset: no such grant
+    event_log_reader: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     db_pool_min: int = 1
     #: connections for requests; background workers (relay, consumers, schedules) have their own pool
     db_pool_max: int = 10

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -39,13 +40,19 @@ def docker_available() -> bool:
         return False
 
 
-#: the ordinary login that owns the databases made for tests and benchmarks (``create_database``)
-SERVICE_LOGIN, SERVICE_PASSWORD = "washfin_service", "washfin-service"
-SERVICE_LOGIN_SQL = f"""
+#: the ordinary login that owns the databases made for tests and benchmarks (``create_database``); its
+#: password is generated per server (the embedded one's ``logins.json``), never a constant of the source
+SERVICE_LOGIN = "washfin_service"
+
+
+def service_login_sql(password: str) -> str:
+    """As a superuser: ``SERVICE_LOGIN`` and the two request roles exist as ordinary logins with
+    ``password`` (the request logins default to the owner's password: ``shared.settings.login_url``)."""
+    return f"""
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVICE_LOGIN}') THEN
-        CREATE ROLE {SERVICE_LOGIN} LOGIN PASSWORD '{SERVICE_PASSWORD}' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+        CREATE ROLE {SERVICE_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_app') THEN
         CREATE ROLE washfin_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
@@ -54,8 +61,9 @@ BEGIN
         CREATE ROLE washfin_reader NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
     END IF;
     -- a request's SQL runs on these logins themselves (shared/rls.py): no owner to RESET ROLE back to
-    ALTER ROLE washfin_app LOGIN PASSWORD '{SERVICE_PASSWORD}';
-    ALTER ROLE washfin_reader LOGIN PASSWORD '{SERVICE_PASSWORD}';
+    ALTER ROLE {SERVICE_LOGIN} LOGIN PASSWORD '{password}';
+    ALTER ROLE washfin_app LOGIN PASSWORD '{password}';
+    ALTER ROLE washfin_reader LOGIN PASSWORD '{password}';
     IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_app', 'MEMBER') THEN
         GRANT washfin_app TO {SERVICE_LOGIN};
     END IF;
@@ -80,11 +88,17 @@ def with_database(url: str, database: str) -> str:
 
 @dataclass
 class PostgresHandle:
-    """A server URL (any database on it) and how it was obtained."""
+    """A server URL (any database on it) and how it was obtained. ``url`` is the administrator's (the
+    embedded server's superuser comes in over its Unix socket only); ``login_base``, where set, is the
+    same server over TCP, where the ordinary logins ``create_database`` hands out connect with their
+    password (scram-sha-256)."""
 
     url: str
     origin: str
     _stop: Any = field(default=None, repr=False)
+    login_base: str | None = None
+    #: ``SERVICE_LOGIN``'s password on this server (generated: per data folder, or per handle)
+    service_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     #: the databases ``create_database`` made and nobody dropped yet
     _databases: list[str] = field(default_factory=list, repr=False)
 
@@ -110,7 +124,7 @@ class PostgresHandle:
         try:
             owner = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             if owner:
-                await conn.execute(SERVICE_LOGIN_SQL)
+                await conn.execute(service_login_sql(self.service_password))
             sql = f'CREATE DATABASE "{name}"' + (f" OWNER {SERVICE_LOGIN}" if owner else "")
             if template is not None:
                 sql += f' TEMPLATE "{template}"'
@@ -127,8 +141,9 @@ class PostgresHandle:
         finally:
             await conn.close()
         self._databases.append(name)
-        url = self.database_url(name)
-        return with_login(url, SERVICE_LOGIN, SERVICE_PASSWORD) if owner else url
+        if not owner:
+            return self.database_url(name)
+        return with_login(with_database(self.login_base or self.url, name), SERVICE_LOGIN, self.service_password)
 
     async def make_template(self, prefix: str, prepare: Callable[[str], Awaitable[None]]) -> str:
         """A database ``prepare(url)`` fills (e.g. a service's own migrate command), closed to connections
@@ -240,8 +255,10 @@ def start_postgres(workdir: Path | None = None, *, durable: bool = True) -> Post
     # answer, so a kill -9 of a process or of PostgreSQL itself (the crash tests, the chaos run) loses
     # nothing; only a crash of the operating system would, which no test makes. `make run` keeps fsync.
     pg = LocalPostgres(base, settings={"fsync": "on" if durable else "off"}).start()
-    return PostgresHandle(pg.url(), f"embedded PostgreSQL ({pg.data_dir})",
-                          lambda: (pg.stop(), shutil.rmtree(base, ignore_errors=True)))
+    return PostgresHandle(pg.url(), f"embedded PostgreSQL ({pg.data_dir}), scram-sha-256 over TCP",
+                          lambda: (pg.stop(), shutil.rmtree(base, ignore_errors=True)),
+                          login_base=f"postgresql://127.0.0.1:{pg.port}/postgres",
+                          service_password=pg.password(SERVICE_LOGIN))
 
 
 def _external_connections(bootstrap: str) -> dict[str, KafkaConnection]:

@@ -5,6 +5,18 @@ The server binaries come from the ``pgserver`` wheel (PostgreSQL 16), or from De
 and on a Unix socket inside its data folder. PostgreSQL refuses to run as root, so under root the
 server runs as an unprivileged system user (``washfin-pg``, created on first use).
 
+Authentication (``pg_hba.conf``, rewritten at every start, so a data folder made by older code with
+``trust`` everywhere is brought to this posture by its next start):
+
+- TCP (127.0.0.1, ::1): ``scram-sha-256`` for every login, and the superuser refused outright;
+- the Unix socket: ``trust``, the superuser's only way in (the operator's ``psql -h <socket dir>``, the
+  set-up). The socket lives in the data folder (``pgdata``, mode 0700, the server user's), or, where that
+  path is too long for a socket, in a private 0700 folder of its own: only the server's OS user and root
+  reach it, who can read the data files themselves anyway.
+
+Logins are made with ``ensure_login``; their passwords are generated per data folder (``logins.json``
+beside ``pgdata``, mode 0600, its owner's only), never written in the source.
+
     python -m deploy.local.postgres start DIR     # run in the foreground until Ctrl-C
 """
 
@@ -12,13 +24,16 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +42,19 @@ from pathlib import Path
 from deploy.local.kafka import InfraError, free_port
 
 PG_USER = "washfin-pg"
+#: the longest socket folder path that leaves room for ``/.s.PGSQL.<port>`` in the kernel's 107 bytes
+SOCKET_DIR_MAX = 90
+PASSWORDS_FILE = "logins.json"
+
+#: written over ``pg_hba.conf`` at every start (see the module's docstring)
+HBA = """# written by deploy/local/postgres.py at every start: edits here are lost
+# TYPE  DATABASE  USER      ADDRESS        METHOD
+local   all       all                      trust
+host    all       {superuser}  127.0.0.1/32   reject
+host    all       {superuser}  ::1/128        reject
+host    all       all       127.0.0.1/32   scram-sha-256
+host    all       all       ::1/128        scram-sha-256
+"""
 
 
 def bin_dir() -> Path:
@@ -95,8 +123,69 @@ class LocalPostgres:
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
 
+    #: where the Unix socket is (set by ``start``)
+    socket_dir: Path | None = field(default=None, repr=False)
+    _own_socket_dir: bool = field(default=False, repr=False)
+
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{database}"
+        """The superuser's URL: over the Unix socket (TCP refuses the superuser)."""
+        assert self.socket_dir is not None, "start the server first"
+        return f"postgresql://{self.superuser}@/{database}?host={self.socket_dir}&port={self.port}"
+
+    def login_url(self, login: str, database: str) -> str:
+        """``login``'s URL over TCP with its password (made by ``ensure_login``)."""
+        return f"postgresql://{login}:{self.password(login)}@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def passwords_path(self) -> Path:
+        return self.data_dir / PASSWORDS_FILE
+
+    def _passwords(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self.passwords_path.read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def password(self, login: str) -> str:
+        """``login``'s password: generated on first ask and kept in ``logins.json`` (0600)."""
+        known = self._passwords()
+        if login not in known:
+            known[login] = secrets.token_urlsafe(24)
+            tmp = self.passwords_path.with_suffix(".tmp")
+            tmp.unlink(missing_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(known, f)
+            tmp.replace(self.passwords_path)
+        os.chmod(self.passwords_path, 0o600)  # a file made looser by hand is tightened again
+        return known[login]
+
+    def sql(self, query: str, database: str = "postgres") -> str:
+        """Run ``query`` as the superuser (over the socket); its output, one row a line. The SQL goes in on
+        standard input, never on the command line, where any local user could read a password in it."""
+        assert self.socket_dir is not None, "start the server first"
+        psql = [str(bin_dir() / "psql"), "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.superuser,
+                "-d", database, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-tA", "-f", "-"]
+        done = subprocess.run(psql, input=query, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise InfraError(f"psql on {database} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def ensure_login(self, login: str, *, inherit: bool = False) -> str:
+        """``login`` exists as an ordinary login (NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB, and
+        NOINHERIT unless ``inherit``) whose password is the one in ``logins.json``: set at every call, so
+        a role an older run made (with no password, or another) ends on the file's. Returns the password."""
+        password = self.password(login)
+        attrs = (f"LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION "
+                 f"{'INHERIT' if inherit else 'NOINHERIT'} PASSWORD '{password}'")
+        self.sql(f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{login}') THEN
+                CREATE ROLE "{login}" {attrs};
+            ELSE
+                ALTER ROLE "{login}" {attrs};
+            END IF;
+        END $$;""")
+        return password
 
     def _run_as(self) -> dict[str, int]:
         user = _system_user()
@@ -127,6 +216,7 @@ class LocalPostgres:
                 )
             if init.returncode != 0:
                 raise InfraError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
+        (self.pgdata / "pg_hba.conf").write_text(HBA.format(superuser=self.superuser))
         saved = self.data_dir / "port"
         if not self.port:
             self.port = int(saved.read_text()) if saved.exists() else free_port()
@@ -134,12 +224,15 @@ class LocalPostgres:
             saved.write_text(str(self.port))
         except OSError:
             pass
+        self.socket_dir = self._make_socket_dir(as_user)
         opts = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
-            # every client connects over TCP; a socket path longer than the kernel's 107 bytes (a deep test
-            # directory) would stop the server, so a deep data directory gets no Unix socket at all
-            "unix_socket_directories": str(self.pgdata) if len(str(self.pgdata)) < 90 else "",
+            # the superuser's way in; a socket path longer than the kernel's 107 bytes (a deep test
+            # directory) would stop the server, so a deep data directory's socket goes to a short folder
+            "unix_socket_directories": str(self.socket_dir),
+            "unix_socket_permissions": "0700",
+            "password_encryption": "scram-sha-256",
             "max_connections": "300",
             "shared_buffers": "256MB",
             "logging_collector": "off",
@@ -155,6 +248,15 @@ class LocalPostgres:
         self._wait_ready(bins, timeout)
         return self
 
+    def _make_socket_dir(self, as_user: dict[str, int]) -> Path:
+        if len(str(self.pgdata)) < SOCKET_DIR_MAX:
+            return self.pgdata
+        path = Path(tempfile.mkdtemp(prefix="washfin-pgsock-"))  # mode 0700
+        if as_user:
+            os.chown(path, as_user["user"], as_user["group"])
+        self._own_socket_dir = True
+        return path
+
     def _wait_ready(self, bins: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -169,25 +271,21 @@ class LocalPostgres:
         self.stop()
         raise InfraError(f"PostgreSQL did not accept connections within {timeout:.0f}s")
 
-    def create_database(self, name: str) -> None:
-        """Create ``name`` if it does not exist (idempotent)."""
-        bins = bin_dir()
-        q = f"SELECT 1 FROM pg_database WHERE datname = '{name}'"
-        psql = [str(bins / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser, "-d",
-                "postgres", "-tAc"]
-        exists = subprocess.run(psql + [q], capture_output=True, text=True, check=True).stdout.strip()
-        if exists != "1":
-            subprocess.run(psql + [f'CREATE DATABASE "{name}"'], capture_output=True, text=True, check=True)
+    def create_database(self, name: str, owner: str | None = None) -> None:
+        """Create ``name`` (owned by ``owner``, else the superuser) if it does not exist (idempotent)."""
+        if self.sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") != "1":
+            self.sql(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._own_socket_dir and self.socket_dir is not None and (self.proc is None or self.proc.poll() is not None):
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,11 +36,11 @@ from types import FrameType
 from deploy.local.demo import DEMO_KEYS, DemoKey, load_all_demo, prepare_demo_platform
 from deploy.local.demos.reporting import demo_env as reporting_demo_env
 from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
+from deploy.local.logins import provision
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import (
     SERVICES,
     ServiceProcess,
-    database_name,
     kafka_env,
     members_personal_data_env,
     service_env,
@@ -274,10 +274,10 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
             pg.start()
         finally:
             children.add("postgres", pg.proc)
-        urls = {}
-        for s in (*SERVICES, "platform"):
-            pg.create_database(database_name(s))
-            urls[s] = pg.url(database_name(s))
+        # every service its own login and database, passwords of this data folder; an older folder
+        # (trust, everything the superuser's) is migrated here (deploy/local/logins.py)
+        logins = provision(pg)
+        urls = logins.owners
         asyncio.run(prepare_demo_platform(urls["platform"]))
         bootstrap = None
         if with_kafka:
@@ -294,14 +294,14 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
         extras = {"reporting": reporting_demo_env(), "members": members_personal_data_env(data_dir)}
         for s in SERVICES:
             env = service_env(s, service_urls, urls["platform"], kafka=kafka.connection(s) if kafka else None,
-                              extra=extras.get(s))
+                              extra={**logins.env_for(s), **extras.get(s, {})}, sources=logins.sources_for(s))
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
             children.add(s, procs[-1].proc)
         for p in procs:
             p.wait_ready()
         ready_s = time.monotonic() - t0
         _write_env_file(data_dir / "washfin.env", urls, procs, kafka.connection() if kafka else None,
-                        extras["members"])
+                        {**extras["members"], **{k: v for s in SERVICES for k, v in logins.env_for(s).items()}})
         if demo:
             print("loading demo data through the services' APIs ...", flush=True)
             asyncio.run(load_all_demo({p.service: p.url for p in procs}))
@@ -341,12 +341,12 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
 
 
 def _write_env_file(path: Path, urls: dict[str, str], procs: list[ServiceProcess],
-                    kafka: KafkaConnection | None, members_keys: dict[str, str]) -> None:
-    """Settings of the running system, for the operator CLI (`washfin status` and friends): with Kafka, the
-    admin principal's login, and the members service's personal-data keys (`washfin members reseal`), so
-    the file is its owner's only (mode 0600)."""
+                    kafka: KafkaConnection | None, extra: dict[str, str]) -> None:
+    """Settings of the running system, for the operator CLI (`washfin status` and friends): the services'
+    database logins with their passwords, with Kafka the admin principal's login, and the members service's
+    personal-data keys (`washfin members reseal`), so the file is its owner's only (mode 0600)."""
     lines = [f"WASHFIN_PLATFORM_DATABASE_URL={urls['platform']}"]
-    lines += [f"{k}={v}" for k, v in members_keys.items()]
+    lines += [f"{k}={v}" for k, v in extra.items()]
     lines += [f"{s.upper()}_DATABASE_URL={urls[s]}" for s in SERVICES]
     lines += [f"WASHFIN_{p.service.upper()}_URL={p.url}" for p in procs]
     if kafka:
@@ -381,7 +381,9 @@ def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: flo
         "Try:",
         f"  curl -s -H 'X-API-Key: {bmi}' {reporting.url}/reports/summary",
         "",
-        f"PostgreSQL: {pg.url()}" + (f"   Kafka: {kafka.bootstrap_servers}" if kafka else "   (no Kafka: embedded event source)"),
+        f"PostgreSQL: 127.0.0.1:{pg.port}, a login per service (passwords: {pg.passwords_path}); "
+        f"superuser over the socket only: psql '{pg.url()}'",
+        f"Kafka: {kafka.bootstrap_servers}" if kafka else "(no Kafka: embedded event source)",
         f"Logs: {data_dir / 'logs'}        Operator CLI: .venv/bin/washfin status",
         "Ctrl-C stops everything.",
         "",

@@ -108,9 +108,11 @@ def service_env(
     *,
     kafka: str | KafkaConnection | None,
     extra: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment one service process needs: its database, the platform database, its event source
-    (with ``kafka`` a connection: the service's own broker login, WASHFIN_KAFKA_SASL_*)."""
+    (with ``kafka`` a connection: the service's own broker login, WASHFIN_KAFKA_SASL_*; without, the
+    other services' event logs: ``sources``, else their ``database_urls``)."""
     prefix = service.upper()
     env = {
         f"{prefix}_DATABASE_URL": database_urls[service],
@@ -122,7 +124,7 @@ def service_env(
         env |= kafka_env(kafka)
     else:
         env["WASHFIN_KAFKA_BOOTSTRAP_SERVERS"] = ""
-        others = {s: u for s, u in database_urls.items() if s != service}
+        others = sources if sources is not None else {s: u for s, u in database_urls.items() if s != service}
         env[f"{prefix}_SOURCE_DATABASE_URLS"] = json.dumps(others)
     env.update(extra or {})
     return env

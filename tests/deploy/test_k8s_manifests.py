@@ -908,6 +908,7 @@ def test_every_metric_the_docs_name_exists() -> None:
     databases = {f"washfin_{s}" for s in SETTINGS} | {"washfin_platform"}
     databases |= {READER, APP}  # the row-level-security roles (shared/rls.py), named in the runbook's SQL
     databases |= {CONTEXT_KEY, "washfin_verified", "washfin_service"}  # the signed context's table and function
+    databases |= {f"washfin_{s}_log" for s in SETTINGS}  # the event-log reading logins (deploy/local/logins.py)
     for doc in (RUNBOOK, DEPLOY_README):
         named = set(re.findall(r"\bwashfin_[a-z0-9_]+", doc.read_text())) - databases
         assert named <= families, f"{doc.name} names metrics that do not exist: {named - families}"
