@@ -86,6 +86,32 @@ class TrancheOrdersJob:
                                meta=reaction_metadata(self.name, envelope),
                                idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
                                after=projector(tenant, domain.ConstructionJob()))
+            return
         except ConcurrencyError:
-            # the job exists: ordered by an earlier event about the same financing
+            held = await store.read_stream(tenant, job_id)
+            if held and held[0].stream_type == domain.STREAM_TYPE:
+                # the job exists: ordered by an earlier event about the same financing
+                log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))
+                return
+        # Stream ids are one namespace per cooperative, and this one is predictable (derived from the
+        # financing): a record of another kind holds it (a contractor registered with that id). The job
+        # must not wait behind it forever: it takes an id derived from this event, which nobody could
+        # know beforehand, unless an earlier delivery about the same financing did so already.
+        pool = rt.for_tenant(tenant, background=True).pool
+        ordered = await pool.fetchval("SELECT job_id::text FROM jobs WHERE tenant_id = $1 AND financing_id = $2 "
+                                      "LIMIT 1", tenant, event.financing_id)
+        if ordered is not None:
+            log.info("job_already_ordered", job_id=ordered, tenant_id=tenant, cause=str(envelope.event_id))
+            return
+        squatted, job_id = job_id, str(uuid.uuid5(envelope.event_id, "job"))
+        log.warning("job_id_held_by_another_record", job_id=squatted, new_job_id=job_id, tenant_id=tenant,
+                    cause=str(envelope.event_id))
+        events = domain.order_financed(job_id, str(event.member_id), event.purpose, str(event.financing_id),  # type: ignore[arg-type]
+                                       event.disbursed_on, contractor_ref, contractor, today)
+        try:
+            await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
+                               meta=reaction_metadata(self.name, envelope),
+                               idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
+                               after=projector(tenant, domain.ConstructionJob()))
+        except ConcurrencyError:
             log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))

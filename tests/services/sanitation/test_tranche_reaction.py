@@ -213,3 +213,25 @@ async def test_a_work_order_contractor_who_may_not_take_the_job_leaves_it_unassi
     job = ok(await sanitation.post(f"/jobs/{job_id}/assignment", headers=headers(BMI),
                                    json={"contractor_id": certified, "assigned_on": "2025-04-05"}))
     assert (job["status"], job["contractor_id"], job["assignment_problem"]) == ("assigned", certified, None)
+
+
+async def test_a_record_of_another_kind_holding_the_derived_job_id_cannot_block_the_job(
+        sanitation: ServiceClient) -> None:
+    """Stream ids are shared by every kind of record of a cooperative, and a job's is derived from its
+    financing: a contractor registered with that id beforehand used to make the order fail as "already
+    ordered", so the job, and tranche 2 behind its inspection, waited forever (issue 14, item 5)."""
+    financing = uuid.uuid4()
+    squatter = str(uuid.uuid5(financing, "job"))
+    await contractor(sanitation, contractor_id=squatter, certified=False)
+    cause = tranche(financing_id=financing)
+    await deliver(sanitation, cause)
+    [e] = await ordered(sanitation)
+    assert e.payload["financing_id"] == str(financing) and e.stream_id != squatter
+    job = ok(await sanitation.get(f"/jobs/{e.stream_id}", headers=headers(BMI)))
+    assert (job["status"], job["financing_id"]) == ("ordered", str(financing))
+    held = ok(await sanitation.get(f"/contractors/{squatter}", headers=headers(BMI)))
+    assert held["contractor_id"] == squatter  # the contractor is left as it was
+    # delivered again without the consumer's progress, and re-published by loans as a new event: one job
+    await reaction(sanitation).handle(None, cause, REGISTRY.decode(cause))  # type: ignore[arg-type]
+    await deliver(sanitation, tranche(financing_id=financing, version=9))
+    assert len(await ordered(sanitation)) == 1
