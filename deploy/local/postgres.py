@@ -11,7 +11,7 @@ Authentication (``pg_hba.conf``, rewritten at every start, so a data folder made
 - TCP (127.0.0.1, ::1): ``scram-sha-256`` for every login, and the superuser refused outright;
 - the Unix socket: ``trust``, the superuser's only way in (the operator's ``psql -h <socket dir>``, the
   set-up). The socket lives in the data folder (``pgdata``, mode 0700, the server user's), or, where that
-  path is too long for a socket, in a private 0700 folder of its own: only the server's OS user and root
+  path is too long for a socket, in a private 0700 folder in /tmp named after it: only the server's OS user and root
   reach it, who can read the data files themselves anyway.
 
 Logins are made with ``ensure_login``; their passwords are generated per data folder (``logins.json``
@@ -23,7 +23,9 @@ beside ``pgdata``, mode 0600, its owner's only), never written in the source.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
+import hashlib
 import json
 import os
 import pwd
@@ -249,9 +251,20 @@ class LocalPostgres:
         return self
 
     def _make_socket_dir(self, as_user: dict[str, int]) -> Path:
+        """The socket's folder: ``pgdata`` itself, or for a path too long for a socket a folder in the
+        temporary directory named after the data folder, so a restart (``stop``, ``start``) keeps the same
+        URL. Such a folder must be a directory of ours (or the server user's) with mode 0700; one that
+        somebody else made first is refused."""
         if len(str(self.pgdata)) < SOCKET_DIR_MAX:
             return self.pgdata
-        path = Path(tempfile.mkdtemp(prefix="washfin-pgsock-"))  # mode 0700
+        digest = hashlib.sha256(str(self.pgdata.resolve()).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"washfin-pgsock-{digest}"
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        st = path.lstat()
+        ours = {os.geteuid(), as_user.get("user", os.geteuid())}
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in ours or stat.S_IMODE(st.st_mode) & 0o077:
+            raise InfraError(f"{path}: the PostgreSQL socket folder is not a 0700 directory of this user's; remove it")
         if as_user:
             os.chown(path, as_user["user"], as_user["group"])
         self._own_socket_dir = True
