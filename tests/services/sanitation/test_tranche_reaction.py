@@ -223,7 +223,8 @@ async def test_a_record_of_another_kind_holding_the_derived_job_id_cannot_block_
     financing = uuid.uuid4()
     squatter = str(uuid.uuid5(financing, "job"))
     await contractor(sanitation, contractor_id=squatter, certified=False)
-    cause = tranche(financing_id=financing)
+    cause = await tranche(financing_id=financing)
+    assert cause.payload["job_id"] == squatter  # the job the loans service names: the id the contractor holds
     await deliver(sanitation, cause)
     [e] = await ordered(sanitation)
     assert e.payload["financing_id"] == str(financing) and e.stream_id != squatter
@@ -233,5 +234,5 @@ async def test_a_record_of_another_kind_holding_the_derived_job_id_cannot_block_
     assert held["contractor_id"] == squatter  # the contractor is left as it was
     # delivered again without the consumer's progress, and re-published by loans as a new event: one job
     await reaction(sanitation).handle(None, cause, REGISTRY.decode(cause))  # type: ignore[arg-type]
-    await deliver(sanitation, tranche(financing_id=financing, version=9))
+    await deliver(sanitation, republished(cause))
     assert len(await ordered(sanitation)) == 1
