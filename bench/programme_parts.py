@@ -46,7 +46,7 @@ from services.members.domain import member as md
 from services.reporting import reports as rp
 from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import FAMILIES
-from shared.consumer import TRACKING_MIGRATIONS, apply_events
+from shared.consumer import TRACKING_MIGRATIONS, apply_events, topics_of
 from shared.contracts import load_all
 from shared.contracts.loans import TOPIC as LOANS
 from shared.db import create_pool, migrate
@@ -97,7 +97,7 @@ async def measure(url: str, cooperatives: int, n: int, distinct: int, refusing: 
         say(f"{cooperatives} cooperatives x {n} financings: {len(events)} events; projecting")
         t0 = time.perf_counter()
         for b in builds.values():
-            mine = [e for e in events if registry.topic_of(e.type) in b.topics]
+            mine = [e for e in events if registry.topic_of(e.type) in topics_of(b)]
             for i in range(0, len(mine), 1000):
                 async with pool.acquire() as conn, conn.transaction():
                     _, dead = await apply_events(conn, b, registry, mine[i:i + 1000])

@@ -54,7 +54,7 @@ POLL_S = 0.02
 class E2EProjection:
     """Counts events per tenant (newest ``recorded_at`` too) and stamps each event when applied."""
 
-    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    sources: Sequence[str] = ("members",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_bench_e2e",

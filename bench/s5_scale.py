@@ -335,8 +335,7 @@ async def pending(system: System, tenants: list[str] | None = None) -> int:
         return -1
     left = 0
     for b in builds:
-        for topic in FAMILIES[b["family"]].topics:
-            src = topic.split(".")[1]
+        for src in FAMILIES[b["family"]].sources:
             tx, pos = positions.get((b["build"], src), (0, 0))
             left += int(await system.pools[src].fetchval(
                 """SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
@@ -629,7 +628,7 @@ async def run(bench: Bench) -> list[Row]:
             system.procs["reporting"].stop()
             rebuilds = {}
             for fam, f in FAMILIES.items():
-                sources = [t.split(".")[1] for t in f.topics]
+                sources = list(f.sources)
                 if not sum([await system.pools[src].fetchval("SELECT count(*) FROM events") for src in sources]):
                     bench.note("S5", f"rebuild {fam}: not measured, its source logs ({', '.join(sources)}) are empty "
                                      "in this book (the command waits for a first event)")

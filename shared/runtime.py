@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,6 +49,46 @@ class NotStarted(RuntimeError):
     """A part of the runtime (a pool, the store) was used before ``ServiceRuntime.start`` made it."""
 
 
+class MissingSource(RuntimeError):
+    """A consumer names a producing service whose event log the embedded event source cannot reach: its
+    database URL is not in ``<SVC>_SOURCE_DATABASE_URLS``. The service refuses to start (one line naming the
+    setting) rather than run without that consumer's events: figures silently left at zero are worse for
+    an operator than a service that says what it lacks."""
+
+    def __init__(self, service: str, consumer: str, producer: str) -> None:
+        self.setting = f"{service.upper()}_SOURCE_DATABASE_URLS"
+        super().__init__(f"{service}: setting {self.setting} has no database URL for {producer!r} "
+                         f"(the consumer {consumer} reads the {producer} service's events)")
+
+
+def source_urls(service: str, urls: Mapping[str, str], projections: Iterable[Projection]) -> dict[str, str]:
+    """Producer -> database URL of every event log ``projections`` read on the embedded event source, each
+    producer the one a projection names in its ``sources``; ``MissingSource`` for the first one not set."""
+    out: dict[str, str] = {}
+    for p in projections:
+        for producer in p.sources:
+            if not urls.get(producer):
+                raise MissingSource(service, p.name, producer)
+            out[producer] = urls[producer]
+    return out
+
+
+@dataclass
+class Consumers:
+    """The running consumers of one projection (``ServiceRuntime.start_consumers``): one on Kafka, one per
+    source log on the embedded event source, with the stop event they watch."""
+
+    projection: Projection
+    stop: asyncio.Event
+    sources: list[KafkaSource | EventLogSource] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+#: the consumers of a service, declared once in its composition root: its projections and reactions, given
+#: the runtime they are built for (a reaction appending through ``runtime.store``) so none needs a later bind
+ConsumerFactory = Callable[["ServiceRuntime"], Sequence[Projection]]
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -56,15 +96,14 @@ class ServiceRuntime:
         settings: ServiceSettings,
         *,
         migrations: Sequence[Migration] = (),
-        projections: Sequence[Projection] = (),
-        source_database_urls: dict[str, str] | None = None,
+        consumers: ConsumerFactory | Sequence[Projection] = (),
         periodic: Sequence[PeriodicJob] = (),
     ) -> None:
         self.service = service
         self.settings = settings
         self.migrations = list(migrations)
-        self.projections = list(projections)
-        self.source_database_urls = source_database_urls or {}
+        #: what this service consumes (each projection names its producers in ``sources``), run by ``start``
+        self.projections: list[Projection] = list(consumers(self) if callable(consumers) else consumers)
         self.periodic = [j for j in periodic if j.interval_s > 0]
         #: completed runs of each periodic job in this process, by name (tests wait on it; a gauge of work done)
         self.periodic_runs: dict[str, int] = {j.name: 0 for j in self.periodic}
@@ -81,8 +120,10 @@ class ServiceRuntime:
         self._store: PostgresEventStore | None = None
         self.authenticator: Authenticator | None = None
         self.relay: Relay | None = None
+        #: every running consumer source of this process (readiness, liveness, lag)
         self.consumers: list[KafkaSource | EventLogSource] = []
-        self._source_pools: list[asyncpg.Pool] = []
+        self._source_pools: dict[str, asyncpg.Pool] = {}
+        self._groups: list[Consumers] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._views: dict[tuple[str, bool], CooperativeRuntime] = {}
@@ -171,8 +212,18 @@ class ServiceRuntime:
         async with self.platform_pool.acquire() as conn:
             await migrate_platform(conn)
 
+    def check_sources(self, projections: Iterable[Projection] | None = None) -> None:
+        """Refuse (``MissingSource``) if the embedded event source lacks a producer's database URL that one
+        of ``projections`` (by default this service's) needs. ``start`` asks first, before anything opens."""
+        s = self.settings
+        if s.event_source == "embedded" and s.run_consumers:
+            source_urls(self.service, s.source_database_urls,
+                        self.projections if projections is None else projections)
+
     async def start(self, *, background: bool = True) -> None:
         s = self.settings
+        if background:
+            self.check_sources()
         bounded = request_server_settings(s)
         self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max,
                                       acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
@@ -197,40 +248,64 @@ class ServiceRuntime:
                 partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
                 batch_size=s.relay_batch_size, service=self.service,
             )
-            self._spawn(self.relay.run(self._stop), "relay")
+            self.spawn(self.relay.run(self._stop), "relay")
         if s.run_consumers:
-            await self._start_consumers()
+            for p in self.projections:
+                await self.start_consumers(p, self._stop)
         for job in self.periodic:
-            self._spawn(self._run_periodic(job), f"schedule:{job.name}")
+            self.spawn(self._run_periodic(job), f"schedule:{job.name}")
         log.info("service_started", service=self.service, event_source=s.event_source,
                  relay=self.relay is not None, consumers=len(self.consumers))
 
-    async def _start_consumers(self) -> None:
+    async def start_consumers(self, projection: Projection, stop: asyncio.Event | None = None) -> Consumers:
+        """Run ``projection``'s consumers as this service's event source says: one from Kafka, or one per
+        producer it names tailing that producer's event log (embedded; ``MissingSource`` if its URL is not
+        set), none with ``event_source`` "none". They stop with the runtime, or earlier with ``stop``
+        (``stop_consumers``); until then readiness, liveness and the lag metrics cover them."""
         s = self.settings
-        for p in self.projections:
-            if s.event_source == "kafka" and s.kafka_bootstrap_servers:
-                src: KafkaSource | EventLogSource = KafkaSource(
-                    self.worker_pool, s.kafka_connection(), p, self.registry,
-                    partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                    namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size,
-                )
-                self.consumers.append(src)
-                self._spawn(src.run(self._stop), f"consumer:{p.name}")
-            elif s.event_source == "embedded":
-                for topic in p.topics:
-                    producer = topic.split(".")[1]
-                    dsn = self.source_database_urls.get(producer)
-                    if not dsn:
-                        raise RuntimeError(
-                            f"{self.service}: embedded event source needs the {producer} service's database "
-                            f"URL ({self.service.upper()}_SOURCE_DATABASE_URLS)"
-                        )
-                    spool = await create_pool(dsn, 1, 2)
-                    self._source_pools.append(spool)
-                    src = EventLogSource(self.worker_pool, producer, PostgresLogReader(spool, dsn), p, self.registry,
-                                         batch_size=s.consumer_batch_size)
-                    self.consumers.append(src)
-                    self._spawn(src.run(self._stop), f"consumer:{p.name}:{producer}")
+        group = Consumers(projection, stop or asyncio.Event())
+        if s.event_source == "kafka" and s.kafka_bootstrap_servers:
+            group.sources.append(KafkaSource(
+                self.worker_pool, s.kafka_connection(), projection, self.registry,
+                partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size,
+            ))
+        elif s.event_source == "embedded":
+            for producer, dsn in source_urls(self.service, s.source_database_urls, [projection]).items():
+                group.sources.append(EventLogSource(self.worker_pool, producer,
+                                                    PostgresLogReader(await self._source_pool(producer, dsn), dsn),
+                                                    projection, self.registry, batch_size=s.consumer_batch_size))
+        for src in group.sources:
+            name = f"consumer:{projection.name}" + (f":{src.source_name}" if isinstance(src, EventLogSource) else "")
+            group.tasks.append(self.spawn(src.run(group.stop), name))
+        self.consumers.extend(group.sources)
+        self._groups.append(group)
+        return group
+
+    async def stop_consumers(self, group: Consumers) -> None:
+        """Stop ``group`` (``start_consumers``) while the service runs: its tasks leave the runtime's
+        readiness and liveness, its sources the lag metrics."""
+        group.stop.set()
+        with contextlib.suppress(ValueError):
+            self._groups.remove(group)
+        if group.tasks:
+            await asyncio.wait(group.tasks, timeout=10)
+        for t in group.tasks:
+            t.cancel()
+            with contextlib.suppress(ValueError):
+                self._tasks.remove(t)
+        for src in group.sources:
+            with contextlib.suppress(ValueError):
+                self.consumers.remove(src)
+            if isinstance(src, EventLogSource):
+                await src.reader.close()
+
+    async def _source_pool(self, producer: str, dsn: str) -> asyncpg.Pool:
+        """One small pool per producer's database, shared by every consumer tailing its log."""
+        pool = self._source_pools.get(producer)
+        if pool is None:
+            pool = self._source_pools[producer] = await create_pool(dsn, 1, 3)
+        return pool
 
     async def _run_periodic(self, job: PeriodicJob) -> None:
         """Run ``job`` now and then every ``job.interval_s`` until the service stops; one process at a
@@ -276,7 +351,9 @@ class ServiceRuntime:
                                                          self.background_pool if background else self.request_pool)
         return view
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` in the background until the service stops: a task readiness and liveness cover
+        (named ``name``), logged if it dies."""
         task = asyncio.get_running_loop().create_task(coro, name=name, context=unheld_context())
 
         def _done(t: asyncio.Task[None]) -> None:
@@ -285,9 +362,17 @@ class ServiceRuntime:
 
         task.add_done_callback(_done)
         self._tasks.append(task)
+        return task
+
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The background tasks running now (relay, consumers, schedules, and a service's own)."""
+        return tuple(self._tasks)
 
     async def stop(self) -> None:
         self._stop.set()
+        for group in self._groups:
+            group.stop.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=10)
             for t in pending:
@@ -300,7 +385,7 @@ class ServiceRuntime:
         if self._store is not None:
             await self._store.close()
         for p in [self._pool, self._worker_pool, self._reaction_pool, self._platform_pool, self._request_pool,
-                  self._background_pool, *self._source_pools]:
+                  self._background_pool, *self._source_pools.values()]:
             if p is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(p.close(), 5)
@@ -324,9 +409,9 @@ class ServiceRuntime:
             checks[t.get_name()] = {"ok": not t.done()}
         if self.relay is not None:
             checks["relay"]["ok"] = checks["relay"]["ok"] and self.relay.healthy
-        for c in self.consumers:
-            name = next(t.get_name() for t in self._tasks if t.get_name().startswith(f"consumer:{c.projection.name}"))
-            checks[name]["ok"] = checks[name]["ok"] and c.healthy
+        for group in self._groups:
+            for src, task in zip(group.sources, group.tasks):
+                checks[task.get_name()]["ok"] = checks[task.get_name()]["ok"] and src.healthy
         return checks
 
     def dead_tasks(self) -> list[str]:
@@ -388,6 +473,20 @@ class PeriodicJob:
     name: str
     interval_s: float
     run: Callable[[ServiceRuntime], Awaitable[None]]
+
+
+class Reaction:
+    """A consumer that acts: it appends to its own service's event store as the event's cooperative
+    (``runtime.for_tenant(tenant, background=True)``). Built whole with the runtime it acts through, in the
+    service's consumer declaration (``ServiceRuntime(consumers=lambda rt: [...])``); it reads the runtime's
+    store only when an event arrives, by when the runtime has started."""
+
+    name: str
+    sources: Sequence[str]
+    migrations: Sequence[Migration] = ()
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
 
 
 class CooperativeRuntime:

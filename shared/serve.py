@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from shared.logging import configure_logging
 from shared.metrics import install_http_metrics, metrics_router
 from shared.openapi import install_api_docs, install_openapi
-from shared.runtime import ServiceRuntime
+from shared.runtime import MissingSource, ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
 from shared.web import BodyLimit, health_router, install_error_handlers, install_request_context
@@ -90,5 +90,10 @@ def main(
         asyncio.run(_migrate())
         print(f"{service}: database migrated")
         return
+    try:  # a consumer's source not set: one line naming the setting, before anything opens
+        build_runtime(settings).check_sources()
+    except MissingSource as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=10)

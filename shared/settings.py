@@ -68,6 +68,9 @@ class ServiceSettings(BaseSettings):
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs
     # directly (the single-machine embedded default)
     event_source: Literal["kafka", "embedded", "none"] = "kafka"
+    #: embedded event source: producing service -> its database URL (``{"members": "postgresql://..."}``),
+    #: one for each producer the service's consumers name; a service missing one does not start
+    source_database_urls: dict[str, str] = {}
     run_relay: bool = True
     run_consumers: bool = True
     #: largest request body accepted (bulk imports included); larger ones get 413 unread

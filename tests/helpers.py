@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from shared.db import connect, migrate
+from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.runtime import ServiceRuntime
 
 
@@ -17,6 +19,20 @@ class ServiceClient(httpx.AsyncClient):
     """A client of an in-process service, with the service's runtime at hand for assertions."""
 
     runtime: ServiceRuntime
+
+
+async def event_logs(pg: Any, *services: str) -> dict[str, str]:
+    """A database of each of ``services`` with its (empty) event log, as its service would create it: a
+    source the embedded consumers of a service under test can tail when the producer itself is not run."""
+    urls = {}
+    for s in services:
+        urls[s] = await pg.create_database(s)
+        conn = await connect(urls[s])
+        try:
+            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        finally:
+            await conn.close()
+    return urls
 
 
 @asynccontextmanager

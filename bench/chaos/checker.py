@@ -442,8 +442,7 @@ async def check_read_models(system: System, f: Findings) -> None:
             for b in [*builds, summary]:
                 await migrate(conn, f"projection:{b.name}", list(b.migrations))
         for b in [*builds, summary]:
-            for topic in b.topics:
-                producer = topic.split(".")[1]
+            for producer in b.sources:
                 dsn = superuser_url(system, producer)
                 spool = await create_pool(dsn, 1, 2)
                 source_pools.append(spool)

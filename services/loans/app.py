@@ -13,16 +13,15 @@ from shared.runtime import PeriodicJob, ServiceRuntime
 from shared.serve import create_service_app
 
 SERVICE = "loans"
+#: this service's settings class (what the command line builds, ``deploy/cli.py``)
+SETTINGS = LoansSettings
 
 
 def build_runtime(settings: LoansSettings) -> ServiceRuntime:
-    release = TrancheRelease()
-    rt = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[MemberDirectory(), MemberNumbers(), release],
-                        source_database_urls=settings.source_database_urls, periodic=[
-                            PeriodicJob("book-rows-backfill", settings.book_backfill_interval_s, backfill_book_rows)])
-    # the reaction appends to this runtime's event store, which exists once the runtime has started
-    release.bind(rt)
-    return rt
+    return ServiceRuntime(
+        SERVICE, settings, migrations=MIGRATIONS,
+        consumers=lambda rt: [MemberDirectory(), MemberNumbers(), TrancheRelease(rt)],
+        periodic=[PeriodicJob("book-rows-backfill", settings.book_backfill_interval_s, backfill_book_rows)])
 
 
 async def backfill_book_rows(rt: ServiceRuntime) -> None:

@@ -12,7 +12,7 @@ consumer applies each event effectively once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 
 import asyncpg
@@ -23,15 +23,13 @@ from services.loans.domain.commands import ReleaseTrancheOnInspection
 from services.loans.domain.errors import LoanRuleViolation
 from shared.consumer import PoisonEvent, reaction_idempotency, reaction_metadata
 from shared.contracts import Contract
-from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.members import MemberDetailsChanged, MemberExited, MemberRegistered
-from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.contracts.sanitation import InspectionRecorded
 from shared.db import Migration
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.rls import request_tables
-from shared.runtime import ServiceRuntime
+from shared.runtime import Reaction
 
 log = get_logger(__name__)
 
@@ -40,7 +38,7 @@ class MemberDirectory:
     """Members as the loans service knows them: id, date joined, date exited (nothing personal)."""
 
     name = "loans.members.v1"
-    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    sources: Sequence[str] = ("members",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_loan_members",
@@ -87,7 +85,7 @@ class MemberNumbers:
     never changes). A consumer of its own, so it fills from the start of the members log."""
 
     name = "loans.member-numbers.v1"
-    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    sources: Sequence[str] = ("members",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_loan_member_numbers",
@@ -111,7 +109,7 @@ class MemberNumbers:
                 envelope.tenant_id, event.member_number, event.member_id)
 
 
-class TrancheRelease:
+class TrancheRelease(Reaction):
     """A passed inspection of a financed job releases the financing's next tranche, exactly once.
 
     Exactly once rests on three guards: the consumer skips an event it applied before (per stream
@@ -120,25 +118,16 @@ class TrancheRelease:
     a second release ("tranche 2 was already released on ..."), so another passed inspection of the same
     job releases nothing either. An expected refusal is logged, not dead-lettered.
 
-    The reaction appends to the loans event store, which the runtime creates at start: the runtime is
-    handed over with ``bind`` in ``app.build_runtime``, before anything runs.
+    The reaction appends to the loans event store through the runtime it is built with (``Reaction``).
     """
 
     name = "loans.tranche-release.v1"
-    topics: Sequence[str] = (SANITATION_TOPIC,)
-    migrations: Sequence[Migration] = ()
-
-    def __init__(self, runtime: Callable[[], ServiceRuntime] | None = None) -> None:
-        self._runtime = runtime
-
-    def bind(self, runtime: ServiceRuntime) -> None:
-        self._runtime = lambda: runtime
+    sources: Sequence[str] = ("sanitation",)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
         if not isinstance(event, InspectionRecorded) or not event.passed or event.financing_id is None:
             return
-        assert self._runtime is not None, "TrancheRelease.bind(runtime) was not called"
-        rt = self._runtime()
+        rt = self.runtime
         tenant, financing_id = envelope.tenant_id, str(event.financing_id)
         # as the event's cooperative, behind row-level security, on the reactions' pool
         store = rt.for_tenant(tenant, background=True).store

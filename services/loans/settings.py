@@ -7,8 +7,6 @@ class LoansSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LOANS_", extra="ignore", populate_by_name=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_loans"
-    #: embedded event source: producing service -> its database URL ({"members": ..., "sanitation": ...})
-    source_database_urls: dict[str, str] = {}
     #: how often the service looks for financings without book rows (a book recorded before the rows
     #: existed, migration 0003) and writes them; it looks once at start in any case. 0: never
     book_backfill_interval_s: float = 3600.0

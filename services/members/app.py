@@ -14,6 +14,8 @@ from shared.runtime import ServiceRuntime
 from shared.serve import create_service_app
 
 SERVICE = "members"
+#: this service's settings class (what the command line builds, ``deploy/cli.py``)
+SETTINGS = MembersSettings
 
 
 def build_runtime(settings: MembersSettings) -> ServiceRuntime:
@@ -22,12 +24,8 @@ def build_runtime(settings: MembersSettings) -> ServiceRuntime:
     # its assignments (a contractor's key reads its own open jobs' households). The schema's last
     # step seals personal data an older version kept in the clear: it needs the keys, and a members service
     # without them does not start (settings.vault() says which setting is missing)
-    works = SanitationWorks()
-    runtime = ServiceRuntime(SERVICE, settings, migrations=migrations(settings.vault()),
-                             projections=[LoanStanding(), works, ContractorJobs()],
-                             source_database_urls=settings.source_database_urls)
-    works.bind(runtime)  # it appends through runtime.store once the runtime has started
-    return runtime
+    return ServiceRuntime(SERVICE, settings, migrations=migrations(settings.vault()),
+                          consumers=lambda rt: [LoanStanding(), SanitationWorks(rt), ContractorJobs()])
 
 
 def create_app(settings: MembersSettings | None = None) -> FastAPI:

@@ -31,7 +31,6 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import Contract
-from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.contracts.sanitation import ContractorAssigned, JobCompleted
 from shared.db import Migration
 from shared.envelope import Envelope
@@ -42,7 +41,7 @@ from shared.web import Forbidden
 
 class ContractorJobs:
     name = "members.contractor-jobs.v1"
-    topics: Sequence[str] = (SANITATION_TOPIC,)
+    sources: Sequence[str] = ("sanitation",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_contractor_jobs",

@@ -19,7 +19,6 @@ import asyncpg
 
 from services.members.domain.eligibility import FinancingRecord, Instalment, Payment, Schedule
 from shared.contracts import Contract
-from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.contracts.loans import ContractSigned, FinancingClosed, RepaymentRecorded
 from shared.db import Migration
 from shared.envelope import Envelope
@@ -33,7 +32,7 @@ RESCHEDULING = {"loans.FinancingRescheduled": "rescheduled_on", "loans.MarginDis
 
 class LoanStanding:
     name = "members.loan_standing.v1"
-    topics: Sequence[str] = (LOANS_TOPIC,)
+    sources: Sequence[str] = ("loans",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_loan_standing",

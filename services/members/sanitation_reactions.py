@@ -34,13 +34,11 @@ from services.members import read_model
 from services.members.domain import member as domain
 from shared.consumer import PoisonEvent, reaction_idempotency, reaction_metadata
 from shared.contracts import Contract
-from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.contracts.sanitation import IpltReceiptAcknowledged, JobCompleted
-from shared.db import Migration
 from shared.envelope import Envelope, NewEvent
 from shared.eventstore import ConcurrencyError
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.runtime import Reaction
 
 log = get_logger(__name__)
 
@@ -48,23 +46,14 @@ log = get_logger(__name__)
 ATTEMPTS = 5
 
 
-class SanitationWorks:
+class SanitationWorks(Reaction):
     name = "members.sanitation-works.v1"
-    topics: Sequence[str] = (SANITATION_TOPIC,)
-    migrations: Sequence[Migration] = ()
-
-    def __init__(self) -> None:
-        self._runtime: ServiceRuntime | None = None
-
-    def bind(self, runtime: ServiceRuntime) -> SanitationWorks:
-        self._runtime = runtime
-        return self
+    sources: Sequence[str] = ("sanitation",)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
         if not isinstance(event, JobCompleted | IpltReceiptAcknowledged):
             return
-        rt = self._runtime
-        assert rt is not None, "SanitationWorks needs bind(runtime)"
+        rt = self.runtime
         tenant, member_id = envelope.tenant_id, str(event.member_id)
         store = rt.for_tenant(tenant, background=True).store
         for attempt in range(ATTEMPTS):

@@ -9,8 +9,6 @@ class MembersSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MEMBERS_", extra="ignore", populate_by_name=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_members"
-    #: embedded event source: producing service -> its database URL, e.g. {"loans": "postgresql://..."}
-    source_database_urls: dict[str, str] = {}
     #: keys that seal names, NIKs and phone numbers (services/members/personal_data.py): key id -> base64 of
     #: 32 bytes, as JSON; old keys stay listed until `washfin members reseal` has moved every value off them
     personal_data_keys: dict[str, SecretStr] = {}

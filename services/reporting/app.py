@@ -11,7 +11,10 @@ from services.reporting.runtime import SERVICE, ReportingRuntime
 from services.reporting.settings import ReportingSettings
 from shared.serve import create_service_app
 
-__all__ = ["SERVICE", "build_runtime", "create_app"]
+__all__ = ["SERVICE", "SETTINGS", "build_runtime", "create_app"]
+
+#: this service's settings class (what the command line builds, ``deploy/cli.py``)
+SETTINGS = ReportingSettings
 
 
 def build_runtime(settings: ReportingSettings) -> ReportingRuntime:

@@ -28,7 +28,7 @@ from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import family
 from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
-from shared.consumer import TRACKING_MIGRATIONS
+from shared.consumer import TRACKING_MIGRATIONS, topics_of
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
@@ -38,6 +38,7 @@ from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
 from shared.kafka import client_kwargs, namespaced
 from shared.rls import ensure_signed_context
+from shared.runtime import MissingSource, source_urls
 
 
 class RebuildError(Exception):
@@ -74,12 +75,7 @@ class _Embedded:
         self.counted: dict[int, tuple[int, LogPosition]] = {}
 
     async def open(self) -> None:
-        for topic in self.build.topics:
-            producer = topic.split(".")[1]
-            dsn = self.settings.source_database_urls.get(producer)
-            if not dsn:
-                raise RebuildError(f"the {producer} service's database URL is not set "
-                                   "(REPORTING_SOURCE_DATABASE_URLS, or the producing service's *_DATABASE_URL)")
+        for producer, dsn in _source_urls(self.settings, self.build).items():
             spool = await create_pool(dsn, 1, 2)
             self.source_pools.append(spool)
             self.sources.append(EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), self.build,
@@ -130,7 +126,7 @@ class _Kafka:
         from aiokafka import TopicPartition
 
         s = self.settings
-        topics = [namespaced(t, s.kafka_namespace) for t in self.build.topics]
+        topics = [namespaced(t, s.kafka_namespace) for t in topics_of(self.build)]
         if not self.partitions:
             from aiokafka.admin import AIOKafkaAdminClient
 
@@ -154,6 +150,14 @@ class _Kafka:
             await self.probe.stop()
 
 
+def _source_urls(settings: ReportingSettings, b: Build) -> dict[str, str]:
+    """The kernel's choice of source logs (``shared.runtime.source_urls``), refused as a rebuild."""
+    try:
+        return source_urls("reporting", settings.source_database_urls, [b])
+    except MissingSource as e:
+        raise RebuildError(f"{e} (or set the producing service's *_DATABASE_URL)") from None
+
+
 async def prepare(pool: asyncpg.Pool) -> None:
     """The reporting database's schema, as the service would create it (the service may not be running)."""
     async with pool.acquire() as conn:
@@ -175,12 +179,8 @@ async def rebuild(settings: ReportingSettings, name: str, *, on_progress: Callab
         raise RebuildError("no event source: set REPORTING_EVENT_SOURCE to embedded or kafka")
     if settings.event_source == "kafka" and not settings.kafka_bootstrap_servers:
         raise RebuildError("the Kafka event source needs WASHFIN_KAFKA_BOOTSTRAP_SERVERS")
-    if settings.event_source == "embedded":
-        for topic in fam.topics:  # refuse before registering anything
-            producer = topic.split(".")[1]
-            if not settings.source_database_urls.get(producer):
-                raise RebuildError(f"the {producer} service's database URL is not set "
-                                   "(REPORTING_SOURCE_DATABASE_URLS, or the producing service's *_DATABASE_URL)")
+    if settings.event_source == "embedded":  # refuse before registering anything
+        _source_urls(settings, Build(fam, fam.default_build(), fam.default_suffix()))
     t0 = time.monotonic()
     pool = await create_pool(settings.database_url, 1, 4)
     try:

@@ -5,9 +5,10 @@ families (members, financing, sanitation) are run here, one consumer per build a
 their builds come and go while the service runs: a ``washfin rebuild`` registers a new build, this
 runtime's supervisor (every ``build_poll_s``) migrates its tables and starts its consumers beside the
 live build's, switches reads to it once it has caught up, stops the retired build's consumers and drops
-its tables after ``build_drop_grace_s``. The consumers it starts sit in the kernel's task and consumer
-lists, so readiness, liveness and the lag metrics cover them; a build's consumers have their own stop
-event, and a retired build's tasks leave those lists when they stop on purpose.
+its tables after ``build_drop_grace_s``. A build's consumers are started and stopped through the
+kernel's ``start_consumers``/``stop_consumers``, so readiness, liveness and the lag metrics cover them
+while they run, and a build whose producer's database URL is not set stops the service at start
+(``check_sources``), as a kernel consumer's does.
 
 Reads ask ``live_names()`` which tables to read: the live build of each family.
 """
@@ -18,8 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -31,13 +31,12 @@ from services.reporting.projections.catalog import FAMILIES
 from services.reporting.projections.summary import CooperativeSummary
 from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
-from shared.consumer.kafka_source import KafkaSource
+from shared.consumer import Projection
 from shared.consumer.log_source import EventLogSource
-from shared.db import Pool, create_pool, migrate
-from shared.eventstore.postgres import PostgresLogReader
+from shared.db import Pool, migrate
 from shared.logging import get_logger
 from shared.rls import READER, ensure_signed_context
-from shared.runtime import ServiceRuntime, request_server_settings
+from shared.runtime import Consumers, ServiceRuntime, request_server_settings
 from shared.settings import login_url
 
 log = get_logger(__name__)
@@ -67,25 +66,15 @@ class LruCache:
             self._items.popitem(last=False)
 
 
-@dataclass
-class _Runner:
-    build: Build
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    sources: list[KafkaSource | EventLogSource] = field(default_factory=list)
-
-
 class ReportingRuntime(ServiceRuntime):
     settings: ReportingSettings
 
     def __init__(self, settings: ReportingSettings) -> None:
-        super().__init__(SERVICE, settings, migrations=MIGRATIONS, projections=[CooperativeSummary()],
-                         source_database_urls=settings.source_database_urls)
+        super().__init__(SERVICE, settings, migrations=MIGRATIONS, consumers=[CooperativeSummary()])
         self.known: dict[str, Build] = {}
         self.live: dict[str, Build] = {}
-        self._runners: dict[str, _Runner] = {}
+        self._runners: dict[str, Consumers] = {}
         self._stopped_here: dict[str, float] = {}
-        self._shared_source_pools: dict[str, asyncpg.Pool] = {}
         self._consumers_here = False
         self.report_cache = LruCache(settings.report_cache_size)
         self._reader_pool: Pool | None = None
@@ -97,6 +86,14 @@ class ReportingRuntime(ServiceRuntime):
         return self._started(self._reader_pool, "the reader login pool")  # type: ignore[no-any-return]
 
     # -- lifecycle -----------------------------------------------------------------------------------------
+    def check_sources(self, projections: Iterable[Projection] | None = None) -> None:
+        """The kernel's check, over every family's build too: builds come and go while the service runs,
+        and each needs its producers' logs from the start."""
+        if projections is None:
+            projections = [*self.projections,
+                           *(Build(f, f.default_build(), f.default_suffix()) for f in FAMILIES.values())]
+        super().check_sources(projections)
+
     async def start(self, *, background: bool = True) -> None:
         await super().start(background=background)
         s = self.settings
@@ -109,11 +106,9 @@ class ReportingRuntime(ServiceRuntime):
         self._consumers_here = background and self.settings.run_consumers and self.settings.event_source != "none"
         await self.refresh_builds()
         if background:
-            self._spawn(self._supervise(), "build-supervisor")
+            self.spawn(self._supervise(), "build-supervisor")
 
     async def stop(self) -> None:
-        for r in self._runners.values():
-            r.stop.set()
         await super().stop()
         if self._reader_pool is not None:
             with contextlib.suppress(Exception):
@@ -168,56 +163,11 @@ class ReportingRuntime(ServiceRuntime):
                     self.known.pop(row.build, None)
                     log.info("projection_build_dropped", build=row.build)
 
-    async def _source_pool(self, producer: str, dsn: str) -> asyncpg.Pool:
-        pool = self._shared_source_pools.get(producer)
-        if pool is None:
-            pool = await create_pool(dsn, 1, 3)
-            self._shared_source_pools[producer] = pool
-            self._source_pools.append(pool)  # closed by the kernel's stop()
-        return pool
-
     async def _start_build(self, b: Build) -> None:
-        s = self.settings
-        runner = _Runner(b)
-        if s.event_source == "kafka" and s.kafka_bootstrap_servers:
-            src = KafkaSource(self.worker_pool, s.kafka_connection(), b, self.registry,
-                              partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                              namespace=s.kafka_namespace, max_poll_records=s.consumer_batch_size)
-            runner.sources.append(src)
-            runner.tasks.append(self._spawn_task(src.run(runner.stop), f"consumer:{b.name}"))
-        elif s.event_source == "embedded":
-            for topic in b.topics:
-                producer = topic.split(".")[1]
-                dsn = self.source_database_urls.get(producer)
-                if not dsn:
-                    log.warning("projection_source_not_configured", build=b.name, producer=producer,
-                                setting=f"{SERVICE.upper()}_SOURCE_DATABASE_URLS")
-                    continue
-                src2 = EventLogSource(self.worker_pool, producer, PostgresLogReader(await self._source_pool(producer, dsn), dsn),
-                                      b, self.registry, batch_size=s.consumer_batch_size)
-                runner.sources.append(src2)
-                runner.tasks.append(self._spawn_task(src2.run(runner.stop), f"consumer:{b.name}:{producer}"))
-        self.consumers.extend(runner.sources)
-        self._runners[b.name] = runner
-
-    def _spawn_task(self, coro: Any, name: str) -> asyncio.Task[None]:
-        self._spawn(coro, name)
-        return self._tasks[-1]
+        self._runners[b.name] = await self.start_consumers(b)
 
     async def _stop_build(self, name: str) -> None:
-        runner = self._runners.pop(name)
-        runner.stop.set()
-        if runner.tasks:
-            await asyncio.wait(runner.tasks, timeout=10)
-        for t in runner.tasks:
-            t.cancel()
-            with contextlib.suppress(ValueError):
-                self._tasks.remove(t)
-        for src in runner.sources:
-            with contextlib.suppress(ValueError):
-                self.consumers.remove(src)
-            if isinstance(src, EventLogSource):
-                await src.reader.close()
+        await self.stop_consumers(self._runners.pop(name))
         log.info("projection_build_stopped", build=name)
 
     async def _seed_programmes(self, conn: asyncpg.Connection) -> None:

@@ -24,8 +24,6 @@ class ReportingSettings(ServiceSettings):
     db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = "force_custom_plan"
     #: one consumer per projection build and source share these, besides the build supervisor
     db_worker_pool_max: int = 6
-    #: embedded event source: producing service -> its database URL, e.g. {"members": "postgresql://..."}
-    source_database_urls: dict[str, str] = {}
     #: how often the build supervisor follows the projection registry (new builds, switches), seconds
     build_poll_s: float = Field(default=2.0, gt=0)
     #: events a rebuild (``washfin rebuild``) applies per transaction: its build is not live yet, so no

@@ -14,18 +14,17 @@ from shared.runtime import PeriodicJob, ServiceRuntime
 from shared.serve import create_service_app
 
 SERVICE = "sanitation"
+#: this service's settings class (what the command line builds, ``deploy/cli.py``)
+SETTINGS = SanitationSettings
 
 
 def build_runtime(settings: SanitationSettings) -> ServiceRuntime:
-    reaction = TrancheOrdersJob()
     # lapsed certifications are recorded on their own, hourly by default (a contractor whose certification
     # lapsed may not take a new job: the record is what the cooperative and the donor see)
     sweep = PeriodicJob("certification-expiries", settings.certification_sweep_interval_s,
                         contractors.sweep_every_cooperative)
-    runtime = ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS, projections=[reaction, MemberDirectory()],
-                             source_database_urls=settings.source_database_urls, periodic=[sweep])
-    reaction.bind(runtime)  # it appends through runtime.store once the runtime has started
-    return runtime
+    return ServiceRuntime(SERVICE, settings, migrations=MIGRATIONS,
+                          consumers=lambda rt: [TrancheOrdersJob(rt), MemberDirectory()], periodic=[sweep])
 
 
 def create_app(settings: SanitationSettings | None = None) -> FastAPI:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.contracts import Contract
-from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.members import (
     MemberDetailsChanged,
     MemberExited,
@@ -50,7 +49,7 @@ class MemberFacts:
 
 class MemberDirectory:
     name = "sanitation.members.v1"
-    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    sources: Sequence[str] = ("members",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_sanitation_members",

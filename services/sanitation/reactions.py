@@ -19,8 +19,8 @@ When the financing's work order names a contractor (the tranche's payee), that c
 the same append, on the order day, if it is registered in this cooperative, active and (septic tanks)
 certified on the day; otherwise the job stays ordered and shows why (``assignment_problem``).
 
-The reaction appends through the runtime's event store, which exists only once the runtime has started:
-``bind`` gives it the runtime at composition time, and it reads ``runtime.store`` when an event arrives.
+The reaction appends through the runtime's event store: it is built with the runtime (``Reaction``) and
+reads ``runtime.store`` when an event arrives, by when the runtime has started.
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ from services.sanitation.domain.contractor import fold as fold_contractor
 from services.sanitation.handlers.jobs import projector
 from shared.consumer import reaction_idempotency, reaction_metadata
 from shared.contracts import Contract
-from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.contracts.loans import TrancheDisbursed
-from shared.db import Migration
 from shared.envelope import Envelope
 from shared.eventstore import NO_STREAM, ConcurrencyError
 from shared.logging import get_logger
-from shared.runtime import ServiceRuntime
+from shared.runtime import Reaction
 
 log = get_logger(__name__)
 
@@ -53,25 +51,16 @@ def job_id_for(event: TrancheDisbursed) -> str:
     return str(event.job_id or uuid.uuid5(event.financing_id, "job"))
 
 
-class TrancheOrdersJob:
+class TrancheOrdersJob(Reaction):
     name = "sanitation.tranche-orders-job.v1"
-    topics: Sequence[str] = (LOANS_TOPIC,)
-    migrations: Sequence[Migration] = ()
-
-    def __init__(self) -> None:
-        self._runtime: ServiceRuntime | None = None
-
-    def bind(self, runtime: ServiceRuntime) -> TrancheOrdersJob:
-        self._runtime = runtime
-        return self
+    sources: Sequence[str] = ("loans",)
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
         if not isinstance(event, TrancheDisbursed):
             return
         if event.tranche_number != 1 or event.purpose not in CONSTRUCTION_PURPOSES:
             return
-        rt = self._runtime
-        assert rt is not None, "TrancheOrdersJob needs bind(runtime)"
+        rt = self.runtime
         tenant, job_id = envelope.tenant_id, job_id_for(event)
         # never refuse a real disbursement for clock skew: its own date is the order date
         today = max(rt.settings.business_today(), event.disbursed_on)

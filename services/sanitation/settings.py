@@ -7,8 +7,6 @@ class SanitationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SANITATION_", extra="ignore", populate_by_name=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_sanitation"
-    #: embedded event source: producing service -> its database URL, e.g. {"loans": "postgresql://..."}
-    source_database_urls: dict[str, str] = {}
     #: how often lapsed contractor certifications are recorded on their own (seconds; 0: never, leaving it
     #: to POST /contractors/certification-expiries): hourly, so a lapse is recorded within the hour the
     #: cooperatives' day turns

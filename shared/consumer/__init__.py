@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind
 from shared.contracts import Contract, ContractRegistry, UnknownEventType, UnsupportedSchemaVersion
 from shared.db import Migration
 from shared.envelope import Envelope, Metadata
+from shared.kafka import service_topic
 from shared.eventstore import Idempotency
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_APPLIED
@@ -103,13 +104,21 @@ class Projection(Protocol):
     A projection may also have ``handle_batch(conn, items)`` (``items``: the batch's (envelope, event)
     pairs still to apply, in order): ``apply_events`` then hands it the whole batch at once on its fast
     path, and it must write exactly the rows that ``handle`` of each item in turn would. ``handle`` stays
-    the path of the event-by-event retry that finds a poison event, and of the dead letters' replay."""
+    the path of the event-by-event retry that finds a poison event, and of the dead letters' replay.
+
+    ``sources`` names the producing services whose published events it consumes: on Kafka each one's
+    topic (``topics_of``), in the embedded default each one's event log (``shared.runtime``)."""
 
     name: str
-    topics: Sequence[str]
+    sources: Sequence[str]
     migrations: Sequence[Migration]
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None: ...
+
+
+def topics_of(projection: Projection) -> tuple[str, ...]:
+    """The logical topics ``projection`` reads: the published topic of each producer it names."""
+    return tuple(service_topic(s) for s in projection.sources)
 
 
 #: False: ``apply_events`` never uses ``handle_batch`` (every event through ``handle``, the path as it was

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters
+from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters, topics_of
 from shared.contracts import ContractRegistry
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced, owner_topic
@@ -63,7 +63,7 @@ class KafkaSource:
         self.replication_factor = replication_factor
         self.consumer_overrides = consumer_overrides
         self.namespace = namespace
-        self.topics = [namespaced(t, namespace) for t in projection.topics]
+        self.topics = [namespaced(t, namespace) for t in topics_of(projection)]
         self.group_id = namespaced(projection.name, namespace)
         self.dead_letter_topic = namespaced(dead_letter_topic(projection.name), namespace)
         self.consumer: AIOKafkaConsumer | None = None

@@ -15,7 +15,7 @@ import time
 
 import asyncpg
 
-from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters
+from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters, topics_of
 from shared.contracts import ContractRegistry
 from shared.envelope import LogPosition
 from shared.kafka import service_topic
@@ -105,7 +105,7 @@ class EventLogSource:
         if not batch:
             return 0
         started = time.perf_counter()
-        topics = set(self.projection.topics)
+        topics = set(topics_of(self.projection))
         # the tailed log also holds the producer's internal events: offer only what it publishes
         offered = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
         # and, as from Kafka, an event type only from the log of the service that owns it

@@ -7,13 +7,13 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import Contract
-from shared.contracts.members import TOPIC, MemberRegistered
+from shared.contracts.members import MemberRegistered
 from shared.db import Migration
 from shared.envelope import Envelope
 
 
 class RecordingProjection:
-    topics = (TOPIC,)
+    sources = ("members",)
     migrations = [
         Migration(
             "0001_applied",

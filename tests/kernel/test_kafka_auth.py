@@ -25,6 +25,7 @@ from services.members.sanitation_reactions import SanitationWorks
 from services.reporting.projections.summary import CooperativeSummary as Summary
 from services.sanitation.member_directory import MemberDirectory as SanitationMembers
 from services.sanitation.reactions import TrancheOrdersJob
+from shared.consumer import topics_of as topics_read
 from shared.consumer.kafka_source import KafkaSource
 from shared.contracts import load_all
 from shared.contracts.loans import TOPIC as LOANS_TOPIC
@@ -134,10 +135,10 @@ async def test_a_service_reads_only_what_it_consumes_in_its_own_groups(kafka: Ka
 
 def test_the_acl_table_matches_what_the_services_consume() -> None:
     consumed = {
-        "loans": {*MemberDirectory.topics, *TrancheRelease.topics},
-        "members": {*LoanStanding.topics, *SanitationWorks.topics},
-        "sanitation": {*TrancheOrdersJob.topics, *SanitationMembers.topics},
-        "reporting": set(Summary.topics) | {t for f in _reporting_families() for t in f.topics},
+        "loans": {*topics_read(MemberDirectory), *topics_read(TrancheRelease)},
+        "members": {*topics_read(LoanStanding), *topics_read(SanitationWorks)},
+        "sanitation": {*topics_read(TrancheOrdersJob), *topics_read(SanitationMembers)},
+        "reporting": set(topics_read(Summary)) | {t for f in _reporting_families() for t in topics_read(f)},
     }
     assert {s: set(t) for s, t in CONSUMES.items()} == consumed
     # and every consumer's name (its group) starts with its service's name, as the group ACLs require
@@ -160,7 +161,7 @@ async def test_an_event_type_on_a_foreign_topic_is_dead_lettered_not_applied(
     applied."""
     await kafka.authorize(namespace)
     projection = RecordingProjection("reporting.recording")
-    projection.topics = (MEMBERS_TOPIC, LOANS_TOPIC)  # type: ignore[misc]
+    projection.sources = ("members", "loans")  # type: ignore[misc]
     _, pool = await consumer_database(pg, projection)
     members_topic, loans_topic = namespaced(MEMBERS_TOPIC, namespace), namespaced(LOANS_TOPIC, namespace)
     await ensure_topics(kafka.admin, [members_topic, loans_topic], 1)
@@ -216,7 +217,7 @@ async def test_the_embedded_source_applies_an_event_type_only_from_its_owners_lo
     from shared.eventstore.postgres import PostgresLogReader
 
     projection = RecordingProjection("reporting.recording-embedded")
-    projection.topics = (MEMBERS_TOPIC, LOANS_TOPIC)  # type: ignore[misc]
+    projection.sources = ("members", "loans")  # type: ignore[misc]
     _, pool = await consumer_database(pg, projection)
     await es.store.append("coop-a", "member", "m-real", -1, [member_registered(3)])
     from datetime import date

@@ -16,9 +16,9 @@ from deploy.local.kafka import LocalKafka
 from deploy.local.postgres import LocalPostgres
 from services.members.app import create_app
 from services.members.settings import MembersSettings
-from shared.db import connect, migrate
+from shared.db import connect
 from shared.tenancy import Role, create_tenant, issue_key, migrate_platform
-from tests.helpers import ServiceClient, eventually, running_app
+from tests.helpers import ServiceClient, event_logs, eventually, running_app
 from tests.services.conftest import BMI, headers
 
 
@@ -97,19 +97,13 @@ async def test_a_dead_background_worker_fails_liveness(pg: PostgresHandle, platf
     from services.reporting.app import create_app as reporting_app
     from services.reporting.settings import ReportingSettings
 
-    members_db = await pg.create_database("members")
-    conn = await connect(members_db)
-    from shared.eventstore.postgres import MIGRATIONS
-
-    await migrate(conn, "eventstore", MIGRATIONS)
-    await conn.close()
     settings = ReportingSettings(database_url=await pg.create_database("reporting"), platform_database_url=platform_url,
                                  kafka_bootstrap_servers=None, event_source="embedded",
-                                 source_database_urls={"members": members_db})
+                                 source_database_urls=await event_logs(pg, "members", "loans", "sanitation"))
     async with running_app(reporting_app(settings)) as client:
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/readyz")).json()["checks"]["credentials"]["ok"] is True
-        task = next(t for t in client.runtime._tasks if t.get_name().startswith("consumer:"))
+        task = next(t for t in client.runtime.tasks if t.get_name().startswith("consumer:"))
         task.cancel()  # as if it had died of a bug
         with contextlib.suppress(asyncio.CancelledError):
             await task  # it has ended: liveness must say so from now on
@@ -141,15 +135,9 @@ async def test_every_consumer_reports_zero_dead_letters_when_it_has_none(pg: Pos
     (Grafana's panels and the alert read 0, not "no data"), and the count once one is set aside."""
     from services.reporting.app import create_app as reporting_app
     from services.reporting.settings import ReportingSettings
-    from shared.eventstore.postgres import MIGRATIONS
     from shared.metrics import DEAD_LETTERS
 
-    sources = {}
-    for s in ("members", "loans", "sanitation"):
-        sources[s] = await pg.create_database(s)
-        conn = await connect(sources[s])
-        await migrate(conn, "eventstore", MIGRATIONS)
-        await conn.close()
+    sources = await event_logs(pg, "members", "loans", "sanitation")
     settings = ReportingSettings(database_url=await pg.create_database("reporting"), platform_database_url=platform_url,
                                  kafka_bootstrap_servers=None, event_source="embedded", source_database_urls=sources)
     DEAD_LETTERS.clear()  # one registry per process: samples other tests' services left would hide the gap

@@ -16,7 +16,7 @@ from services.reporting.app import create_app as reporting_app
 from services.reporting.settings import ReportingSettings
 from shared.envelope import LogPosition
 from shared.tenancy import Role
-from tests.helpers import eventually, running_app
+from tests.helpers import event_logs, eventually, running_app
 from tests.services.conftest import BMI
 
 _EXPORTER = InMemorySpanExporter()
@@ -35,11 +35,12 @@ async def test_one_trace_from_request_to_projection(pg: PostgresHandle, platform
     exporter = recording_spans()
     exporter.clear()
     members_url = await pg.create_database("members")
+    others = await event_logs(pg, "loans", "sanitation")  # reporting's other sources: empty logs
     m_settings = MembersSettings(database_url=members_url, platform_database_url=platform_url,
                                  kafka_bootstrap_servers=None, event_source="none")
     r_settings = ReportingSettings(database_url=await pg.create_database("reporting"),
                                    platform_database_url=platform_url, kafka_bootstrap_servers=None,
-                                   event_source="embedded", source_database_urls={"members": members_url})
+                                   event_source="embedded", source_database_urls={"members": members_url, **others})
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     async with running_app(members_app(m_settings)) as members, running_app(reporting_app(r_settings)) as reporting:
         r = await members.post("/members", json=DEMO_MEMBERS[BMI][0],

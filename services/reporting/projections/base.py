@@ -59,7 +59,7 @@ class Family:
     family: ClassVar[str]
     version: ClassVar[int]
     prefix: ClassVar[str]
-    topics: ClassVar[Sequence[str]]
+    sources: ClassVar[Sequence[str]]
     tables: ClassVar[Sequence[Table]]
     #: the family keeps month-end sums (``projections.sums``) that a rebuild writes once, at the end
     defers_months: ClassVar[bool] = False
@@ -101,13 +101,13 @@ class Family:
 
 
 class Build:
-    """One build of a family, shaped as the kernel's ``Projection`` (name, topics, migrations, handle)."""
+    """One build of a family, shaped as the kernel's ``Projection`` (name, sources, migrations, handle)."""
 
     def __init__(self, family: Family, name: str, suffix: str, *, registered: bool = False) -> None:
         self.family = family
         self.name = name
         self.suffix = suffix
-        self.topics: Sequence[str] = tuple(family.topics)
+        self.sources: Sequence[str] = tuple(family.sources)
         self.names = family.names(suffix)
         #: listed in ``projection_builds`` (``BuildRow.materialise``): it may defer its month-end sums
         self.registered = registered and family.defers_months

@@ -53,7 +53,6 @@ from services.reporting.projections import financing_batch
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from services.reporting.projections.sums import Sums
 from shared.contracts import Contract
-from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.contracts.loans import (
     ContractSigned,
     FinancingApplied,
@@ -87,7 +86,7 @@ class FinancingProjection(Family):
     family = "financing"
     version = 4
     prefix = "rf"
-    topics = (LOANS_TOPIC,)
+    sources = ("loans",)
     defers_months = True
     tables = (
         Table("financing", """

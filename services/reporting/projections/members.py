@@ -18,7 +18,6 @@ import asyncpg
 
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from shared.contracts import Contract
-from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.members import (
     HouseholdSurveyed,
     LeadMarked,
@@ -43,7 +42,7 @@ class MembersProjection(Family):
     #: after construction follows JMP (a shared improved facility is "limited") as the members service does
     version = 2
     prefix = "rm"
-    topics = (MEMBERS_TOPIC,)
+    sources = ("members",)
     tables = (
         Table("member", """
             CREATE TABLE {t} (

@@ -14,7 +14,6 @@ import asyncpg
 
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from shared.contracts import Contract
-from shared.contracts.sanitation import TOPIC as SANITATION_TOPIC
 from shared.contracts.sanitation import (
     ContractorAssigned,
     ContractorCertificationExpired,
@@ -35,7 +34,7 @@ class SanitationProjection(Family):
     family = "sanitation"
     version = 1
     prefix = "rs"
-    topics = (SANITATION_TOPIC,)
+    sources = ("sanitation",)
     tables = (
         Table("job", """
             CREATE TABLE {t} (

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import asyncpg
 
 from shared.contracts import Contract
-from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.contracts.members import MemberRegistered
 from shared.db import Migration
 from shared.envelope import Envelope
@@ -16,7 +15,7 @@ from shared.rls import protect
 
 class CooperativeSummary:
     name = "reporting.summary.v1"
-    topics: Sequence[str] = (MEMBERS_TOPIC,)
+    sources: Sequence[str] = ("members",)
     migrations: Sequence[Migration] = [
         Migration(
             "0001_summary",

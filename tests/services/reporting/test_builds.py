@@ -18,11 +18,10 @@ from deploy.local.demo import DEMO_MEMBERS, key_for
 from deploy.local.infra import PostgresHandle
 from services.reporting import builds as registry
 from services.reporting.rebuild import RebuildError, rebuild
-from shared.db import connect, migrate
-from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
+from shared.db import connect
 from shared.rls import programme_scope, tenant_scope, verify_database_at
 from shared.tenancy import Role
-from tests.helpers import ServiceClient, eventually, running_app
+from tests.helpers import ServiceClient, event_logs, eventually, running_app
 from tests.services.reporting.conftest import System, quiet, reporting_settings
 from tests.services.reporting.scenario import BAIK, BMI
 
@@ -37,22 +36,21 @@ class Pair:
 
 @pytest.fixture
 async def pair(pg: PostgresHandle, platform_url: str) -> AsyncIterator[Pair]:
-    """Members and reporting only (reporting's loans and sanitation sources left unset), with no grace
+    """Members and reporting only (reporting's loans and sanitation sources empty event logs), with no grace
     period before a retired build's tables are dropped."""
     from services.members.app import create_app as members_app
     from services.members.settings import MembersSettings
     from services.reporting.app import create_app as reporting_app
     from services.reporting.settings import ReportingSettings
 
-    urls = {s: await pg.create_database(s) for s in ("members", "reporting")}
-    conn = await connect(urls["members"])
-    await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
-    await conn.close()
+    urls = {"reporting": await pg.create_database("reporting"), **await event_logs(pg, "members")}
+    others = await event_logs(pg, "loans", "sanitation")
     m = MembersSettings(database_url=urls["members"], platform_database_url=platform_url,
                         kafka_bootstrap_servers=None, event_source="none")
     r = ReportingSettings(database_url=urls["reporting"], platform_database_url=platform_url,
                           kafka_bootstrap_servers=None, event_source="embedded",
-                          source_database_urls={"members": urls["members"]}, build_poll_s=0.1, build_drop_grace_s=0)
+                          source_database_urls={"members": urls["members"], **others}, build_poll_s=0.1,
+                          build_drop_grace_s=0)
     async with running_app(members_app(m)) as members, running_app(reporting_app(r)) as reporting:
         yield Pair(members, reporting, urls, platform_url)
 

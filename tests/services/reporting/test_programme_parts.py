@@ -42,7 +42,7 @@ from services.sanitation.domain import job as jd
 from services.sanitation.domain.checklist import SepticTankFindings
 from services.sanitation.domain.settings import DEFAULTS
 from shared.application import RuleViolation
-from shared.consumer import TRACKING_MIGRATIONS, apply_events
+from shared.consumer import TRACKING_MIGRATIONS, apply_events, topics_of
 from shared.contracts import load_all
 from shared.contracts.members import HygieneInputs, SanitationInputs, WaterInputs
 from shared.db import create_pool, migrate
@@ -238,7 +238,7 @@ async def apply(pool: asyncpg.Pool, builds: dict[str, Build], books: list[Book],
     log = [e for b in books for e in b.log] + interleave([h for b in books for h in b.financings], rng)
     async with pool.acquire() as conn, conn.transaction():
         for b in builds.values():
-            mine = [e for e in log if registry.topic_of(e.type) in b.topics]
+            mine = [e for e in log if registry.topic_of(e.type) in topics_of(b)]
             if mine:
                 _, dead = await apply_events(conn, b, registry, mine)
                 assert not dead, dead

@@ -10,6 +10,7 @@ import pytest
 
 from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import FAMILIES
+from shared.consumer import topics_of
 from shared.contracts import load_all
 from shared.envelope import Envelope
 
@@ -49,13 +50,13 @@ class RecordingConnection:
 
 
 def _build_for(topic: str) -> Build:
-    fam = next(f for f in FAMILIES.values() if topic in f.topics)
+    fam = next(f for f in FAMILIES.values() if topic in topics_of(f))
     return Build(fam, fam.default_build(), fam.default_suffix())
 
 
 def test_every_topic_has_a_family() -> None:
     topics = {m.topic for m in REGISTRY.models()}
-    assert topics == {t for f in FAMILIES.values() for t in f.topics}
+    assert topics == {t for f in FAMILIES.values() for t in topics_of(f)}
 
 
 @pytest.mark.parametrize("model", REGISTRY.models(), ids=lambda m: m.event_type)
