@@ -491,11 +491,8 @@ def _build_runtime(service: str) -> Any:
     import importlib
 
     module = importlib.import_module(f"services.{service}.app")
-    settings_module = importlib.import_module(f"services.{service}.settings")
-    settings_cls = next(getattr(settings_module, n) for n in dir(settings_module) if n.endswith("Settings")
-                        and n != "ServiceSettings")
     try:
-        return module.build_runtime(settings_cls())
+        return module.build_runtime(module.SETTINGS())
     except ValueError as e:  # a setting missing or malformed (pydantic's errors and the key errors are ValueErrors)
         raise CliError(f"{service}: {str(e).splitlines()[0]}") from None
 
