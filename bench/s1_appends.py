@@ -32,10 +32,10 @@ from bench.common import (
     run_async_writers,
     run_thread_writers,
 )
-from shared.db import connect, create_pool, migrate
+from shared.db import connect
 from shared.envelope import NewEvent
 from shared.eventstore import NO_STREAM, StreamAppend
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 from shared.rls import TenantPool
 
 WRITERS = 16
@@ -110,15 +110,9 @@ def _batch_streams(seq: count) -> list[tuple[str, str, list[dict[str, Any]]]]:
 async def _washfin(bench: Bench, writers: int, batched: bool, scoped: bool = False) -> AsyncIterator[Measure]:
     """``scoped``: every append as a request of its cooperative makes it (``ServiceRuntime.for_tenant``:
     a transaction as ``washfin_app`` with the cooperative set, behind row-level security)."""
-    url = await bench.fresh_db("bench_s1_wf")
-    conn = await connect(url)
-    try:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    finally:
-        await conn.close()
     # one connection per writer, plus the store's post-commit NOTIFY
-    pool = await create_pool(url, min_size=writers + 1, max_size=writers + 1)
-    store = PostgresEventStore(pool, url)
+    store = await PostgresEventStore.open(await bench.fresh_db("bench_s1_wf"), writers + 1, writers + 1)
+    pool = store.pool
     try:
         ops: list[Op] = []
         if batched:
@@ -146,7 +140,6 @@ async def _washfin(bench: Bench, writers: int, batched: bool, scoped: bool = Fal
         yield lambda warmup, seconds: run_async_writers(ops, warmup, seconds)
     finally:
         await store.close()
-        await pool.close()
 
 
 # -- raw asyncpg ceiling --------------------------------------------------------------------------------

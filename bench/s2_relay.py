@@ -16,10 +16,9 @@ from typing import Any
 
 from bench.baselines import naive_relay
 from bench.common import MEMBER_EVENT, Bench, Row, Target, payload_pool, unique
-from shared.db import connect, create_pool, migrate
 from shared.envelope import LogPosition, NewEvent
 from shared.eventstore import NO_STREAM, StreamAppend
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import encode_row, ensure_topics, make_producer
 from shared.kafka.relay import Relay
 
@@ -61,14 +60,7 @@ async def _raw_producer(bootstrap: str, topic: str, records: list[tuple[bytes, b
 async def run(bench: Bench) -> list[Row]:
     sz = bench.sizes
     bootstrap = bench.infra.bootstrap
-    url = await bench.fresh_db("bench_s2")
-    conn = await connect(url)
-    try:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    finally:
-        await conn.close()
-    pool = await create_pool(url, min_size=2, max_size=4)
-    store = PostgresEventStore(pool, url)
+    store = await PostgresEventStore.open(await bench.fresh_db("bench_s2"), 2, 4)
     ns = unique("bench-s2")
     warm, raw_t, relay_t, naive_t = (f"{ns}.{x}" for x in ("warmup", "raw", "relay", "naive"))
     try:
@@ -141,7 +133,6 @@ async def run(bench: Bench) -> list[Row]:
                          f"{naive.seconds:.1f} s, p50 {naive.pct_ms(50):.1f} ms per event)")
     finally:
         await store.close()
-        await pool.close()
 
     ev = "events/s"
     return [

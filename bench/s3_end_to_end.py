@@ -42,7 +42,7 @@ from shared.contracts.members import TOPIC as MEMBERS_TOPIC
 from shared.db import Migration, connect, create_pool, migrate
 from shared.envelope import Envelope, NewEvent
 from shared.eventstore import NO_STREAM
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import ensure_topics, namespaced
 from shared.kafka.relay import Relay
 
@@ -270,15 +270,8 @@ async def run(bench: Bench) -> list[Row]:
     ns = unique("bench-s3").replace("-", "")
     topic = namespaced(MEMBERS_TOPIC, ns)
 
-    store_url = await bench.fresh_db("bench_s3_store")
-    conn = await connect(store_url)
-    try:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    finally:
-        await conn.close()
     # writers, the relay's lock connection and reads, the store's NOTIFY
-    pool = await create_pool(store_url, min_size=2, max_size=max(sz.s3_writers, 16) + 4)
-    store = PostgresEventStore(pool, store_url)
+    store = await PostgresEventStore.open(await bench.fresh_db("bench_s3_store"), 2, max(sz.s3_writers, 16) + 4)
     await ensure_topics(bootstrap, [topic], PARTITIONS)
     relay = Relay(store.reader, bootstrap, topic, name=f"{ns}-relay", batch_size=5000, partitions=PARTITIONS)
     stop = asyncio.Event()
@@ -338,7 +331,6 @@ async def run(bench: Bench) -> list[Row]:
             await asyncio.wait_for(relay_task, 30)
         await rm.close()
         await store.close()
-        await pool.close()
 
     # the transport's floor for the lag figures: Kafka alone, same settings, same offered rate
     floor_topic = namespaced("bench.floor", ns)

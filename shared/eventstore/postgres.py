@@ -26,7 +26,7 @@ from uuid import uuid4
 import asyncpg
 import orjson
 
-from shared.db import Migration
+from shared.db import Migration, create_pool, migrate
 from shared.envelope import Envelope, LogPosition, Metadata, NewEvent, RecordedEvent, utcnow
 from shared.eventstore import (
     ANY,
@@ -312,6 +312,18 @@ class PostgresEventStore:
         self.service = service
         self.reader = PostgresLogReader(pool, dsn, channel)
         self._notifier = _Notifier(pool, channel)
+        self._owns_pool = False
+
+    @classmethod
+    async def open(cls, dsn: str, min_size: int = 1, max_size: int = 5) -> PostgresEventStore:
+        """A store on a pool of its own (``store.pool``), its schema created or upgraded first: for the tools,
+        benchmarks and tests that hold an event log with no service around it. ``close`` closes the pool too."""
+        pool = await create_pool(dsn, min_size, max_size)
+        async with pool.acquire() as conn:
+            await migrate(conn, "eventstore", MIGRATIONS)
+        store = cls(pool, dsn)
+        store._owns_pool = True
+        return store
 
     def scoped(self, pool: Any) -> PostgresEventStore:
         """This store reading and appending through ``pool`` (a ``shared.rls.TenantPool``: one cooperative's
@@ -501,6 +513,8 @@ class PostgresEventStore:
     async def close(self) -> None:
         await self._notifier.drain()
         await self.reader.close()
+        if self._owns_pool:
+            await self.pool.close()
 
 
 async def append_in_transaction(

@@ -16,7 +16,7 @@ from shared.consumer import TRACKING_MIGRATIONS
 from shared.contracts.members import MemberRegistered
 from shared.db import create_pool, migrate
 from shared.envelope import NewEvent
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 
 
 @dataclass
@@ -29,13 +29,9 @@ class StoreDb:
 @pytest.fixture
 async def es(pg: PostgresHandle) -> AsyncIterator[StoreDb]:
     url = await pg.create_database("es")
-    pool = await create_pool(url, 1, 20)
-    async with pool.acquire() as conn:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    store = PostgresEventStore(pool, url)
-    yield StoreDb(url, pool, store)
+    store = await PostgresEventStore.open(url, 1, 20)
+    yield StoreDb(url, store.pool, store)
     await store.close()
-    await pool.close()
 
 
 async def consumer_database(pg: PostgresHandle, projection: Any) -> tuple[str, asyncpg.Pool]:

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from deploy.local.infra import PostgresHandle
-from shared.db import create_pool, migrate
 from shared.eventstore.memory import InMemoryEventStore
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 from shared.eventstore.testing import *  # noqa: F403  (the contract's tests, run on the store below)
 
 
@@ -21,11 +20,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         yield InMemoryEventStore()
         return
     pg: PostgresHandle = request.getfixturevalue("pg")
-    url = await pg.create_database("es")
-    pool = await create_pool(url, 1, 20)
-    async with pool.acquire() as conn:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    s = PostgresEventStore(pool, url)
+    s = await PostgresEventStore.open(await pg.create_database("es"), 1, 20)
     yield s
     await s.close()
-    await pool.close()

@@ -10,7 +10,7 @@ from collections import defaultdict
 import asyncpg
 
 from deploy.local.infra import PostgresHandle
-from shared.db import create_pool, migrate
+from shared.db import migrate
 from shared.envelope import LogPosition, NewEvent
 from shared.eventstore import ConcurrencyError
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
@@ -23,10 +23,8 @@ STREAMS = 12
 
 async def test_tailing_reader_never_skips_under_concurrent_appends(pg: PostgresHandle) -> None:
     url = await pg.create_database("gapfree")
-    pool = await create_pool(url, 2, 30)
-    async with pool.acquire() as conn:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    store = PostgresEventStore(pool, url)
+    store = await PostgresEventStore.open(url, 2, 30)
+    pool = store.pool
     stop = asyncio.Event()
     seen: list[tuple[str, str, int]] = []
     checkpoints: list[LogPosition] = []
@@ -137,7 +135,6 @@ async def test_tailing_reader_never_skips_under_concurrent_appends(pg: PostgresH
     assert reads_while_open > 0, "the reader read the log while the slow transaction was open"
     assert checkpoints == sorted(checkpoints), "checkpoints only move forward"
     await store.close()
-    await pool.close()
 
 
 async def _value(value: object) -> object:

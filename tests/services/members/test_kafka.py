@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
 
@@ -17,10 +19,9 @@ from services.members.domain.eligibility import add_months
 from services.members.settings import MembersSettings
 from shared.contracts.loans import ContractSigned
 from shared.contracts.sanitation import IpltReceiptAcknowledged, JobCompleted
-from shared.db import create_pool, migrate
 from shared.envelope import NewEvent
 from shared.eventstore import NO_STREAM
-from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore
+from shared.eventstore.postgres import PostgresEventStore
 from shared.kafka import namespaced
 from shared.kafka.relay import Relay
 from tests.helpers import eventually, running_app
@@ -29,24 +30,35 @@ from tests.services.conftest import BMI, headers
 from tests.services.members.support import SURVEY, member
 
 
-async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
-        pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
+async def members_on_kafka(pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> tuple[str, MembersSettings]:
+    """A namespace of its own on the broker, and members settings consuming from it."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
     await kafka.authorize(namespace)
-    settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
-                               **kafka.settings_for("members"), kafka_namespace=namespace,
-                               event_source="kafka", kafka_topic_partitions=3)
-    # the loans side: its own event store, published by a relay to the namespaced loans topic
-    loans_url = await pg.create_database("loans")
-    loans_pool = await create_pool(loans_url, 1, 5)
-    async with loans_pool.acquire() as conn:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    loans = PostgresEventStore(loans_pool, loans_url)
+    return namespace, MembersSettings(database_url=await pg.create_database("members"),
+                                      platform_database_url=platform_url, **kafka.settings_for("members"),
+                                      kafka_namespace=namespace, event_source="kafka", kafka_topic_partitions=3)
+
+
+@asynccontextmanager
+async def producer(pg: PostgresHandle, kafka: KafkaHandle, service: str, namespace: str) -> AsyncIterator[PostgresEventStore]:
+    """The other side: ``service``'s own event store, published by a relay to its namespaced topic."""
+    store = await PostgresEventStore.open(await pg.create_database(service))
     stop = asyncio.Event()
-    relay = Relay(loans.reader, kafka.connection("loans"), namespaced("washfin.loans.v1", namespace),
-                  name="loans-relay", partitions=3)
+    relay = Relay(store.reader, kafka.connection(service), namespaced(f"washfin.{service}.v1", namespace),
+                  name=f"{service}-relay", partitions=3)
     relay_task = asyncio.create_task(relay.run(stop))
     try:
+        yield store
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay_task, 30)
+        await store.close()
+
+
+async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
+        pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
+    namespace, settings = await members_on_kafka(pg, platform_url, kafka)
+    async with producer(pg, kafka, "loans", namespace) as loans:
         async with running_app(create_app(settings)) as members:
             r = await members.post("/members", json=member(baseline_survey=SURVEY), headers=headers(BMI))
             assert r.status_code == 201, r.text
@@ -90,31 +102,12 @@ async def test_events_reach_kafka_and_eligibility_reacts_to_loans_events(
             assert body["overdue_financings"] == [{"financing_id": financing_id, "instalment": 1,
                                                    "due_on": "2025-05-02", "days_overdue": 31, "unpaid": 220_000}]
             assert await eligible("2025-06-01")  # 30 days: still allowed
-    finally:
-        stop.set()
-        await asyncio.wait_for(relay_task, 30)
-        await loans.close()
-        await loans_pool.close()
 
 
 async def test_the_sanitation_ladder_follows_handovers_and_iplt_receipts_published_on_kafka(
         pg: PostgresHandle, platform_url: str, kafka: KafkaHandle) -> None:
-    namespace = f"t{uuid.uuid4().hex[:10]}"
-    await kafka.authorize(namespace)
-    settings = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
-                               **kafka.settings_for("members"), kafka_namespace=namespace,
-                               event_source="kafka", kafka_topic_partitions=3)
-    # the sanitation side: its own event store, published by a relay to the namespaced sanitation topic
-    sanitation_url = await pg.create_database("sanitation")
-    sanitation_pool = await create_pool(sanitation_url, 1, 5)
-    async with sanitation_pool.acquire() as conn:
-        await migrate(conn, "eventstore", MIGRATIONS)
-    sanitation = PostgresEventStore(sanitation_pool, sanitation_url)
-    stop = asyncio.Event()
-    relay = Relay(sanitation.reader, kafka.connection("sanitation"), namespaced("washfin.sanitation.v1", namespace),
-                  name="sanitation-relay", partitions=3)
-    relay_task = asyncio.create_task(relay.run(stop))
-    try:
+    namespace, settings = await members_on_kafka(pg, platform_url, kafka)
+    async with producer(pg, kafka, "sanitation", namespace) as sanitation:
         async with running_app(create_app(settings)) as members:
             r = await members.post("/members", json=member(baseline_survey=SURVEY), headers=headers(BMI))
             assert r.status_code == 201, r.text
@@ -147,8 +140,3 @@ async def test_the_sanitation_ladder_follows_handovers_and_iplt_receipts_publish
             records = await read_topic(kafka.admin, namespaced("washfin.members.v1", namespace), 2, timeout=60)
             assert [dict(rec.headers)["type"].decode() for rec in records] == \
                 ["members.MemberRegistered", "members.HouseholdSurveyed"]
-    finally:
-        stop.set()
-        await asyncio.wait_for(relay_task, 30)
-        await sanitation.close()
-        await sanitation_pool.close()
