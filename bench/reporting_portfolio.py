@@ -17,83 +17,36 @@ and both portfolio queries are EXPLAIN ANALYZEd. Ratios are old / new. Not wired
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import random
 import statistics
 import time
-import uuid
 from datetime import date
 from typing import Any
 
-from bench.common import quiet_logs, say, uptime
-from deploy.local.infra import start_postgres
+from bench.common import say
+from bench.reporting_reads import book, book_arguments, builds, each_size, project
 from services.reporting import queries as q
 from services.reporting import reports as rp
 from services.reporting.indicators.maths import last_months
-from services.reporting.projections.base import Build
-from services.reporting.projections.catalog import FAMILIES
-from shared.consumer import TRACKING_MIGRATIONS, apply_events
-from shared.contracts import load_all
-from shared.contracts.loans import TOPIC
-from shared.db import create_pool, migrate
-from shared.envelope import Envelope
+from shared.db import create_pool
 from shared.rls import tenant_scope
 from tests.services.reporting.portfolio_reference import portfolio_reference
-from tests.services.reporting.test_portfolio_rewrite import TODAY, history
+from tests.services.reporting.test_portfolio_rewrite import TODAY
 
 TENANT = "bench-coop"
-EMPTY_T = ("members", "sanitation")
-
-
-def book(n: int, distinct: int, seed: int) -> list[Envelope]:
-    """The published loans events of ``n`` financings, stream after stream."""
-    rng = random.Random(seed)
-    registry = load_all()
-    lives = []
-    for _ in range(min(n, distinct)):
-        h = history(TENANT, rng, date(2024, 1, 1), 800)
-        lives.append([e for e in h.envelopes if registry.topic_of(e.type) == TOPIC])
-    out: list[Envelope] = []
-    for i in range(n):
-        life = lives[i % len(lives)]
-        fid = str(uuid.uuid4()) if i >= len(lives) else None
-        for e in life:
-            if fid is None:
-                out.append(e)
-                continue
-            payload = {**e.payload, "financing_id": fid}
-            out.append(e.model_copy(update={"event_id": uuid.uuid4(), "stream_id": fid, "payload": payload}))
-    return out
 
 
 async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any]:
     pool = await create_pool(url, 1, 3)
-    b = Build(FAMILIES["financing"], "reporting.financing.v2", "v2")
-    others = {f: Build(FAMILIES[f], f"reporting.{f}.v{FAMILIES[f].version}", f"v{FAMILIES[f].version}")
-              for f in EMPTY_T}
+    b, others = builds("v2")
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-            for x in (b, *others.values()):
-                await migrate(conn, f"projection:{x.name}", list(x.migrations))
         t0 = time.perf_counter()
-        events = book(n, distinct, seed=n)
+        events = book(TENANT, n, distinct, seed=n)
         gen_s = time.perf_counter() - t0
         say(f"{n} financings: {len(events)} events decided in {gen_s:.1f} s; projecting")
-        registry = load_all()
-        t0 = time.perf_counter()
-        for i in range(0, len(events), 500):
-            async with pool.acquire() as conn, conn.transaction():
-                _, dead = await apply_events(conn, b, registry, events[i:i + 500])
-                assert not dead, dead[:1]
-            if i % 20_000 == 0:
-                say(f"  {i}/{len(events)} events applied ({time.perf_counter() - t0:.0f} s)")
-        project_s = time.perf_counter() - t0
-        say(f"  projected in {project_s:.1f} s ({1000 * project_s / len(events):.2f} ms an event)")
+        project_s = await project(pool, b, others, events)
         async with pool.acquire() as conn:
-            await conn.execute("ANALYZE")
             sizes = {name: await conn.fetchval(f"SELECT count(*) FROM {b.names[name]}")
                      for name in ("financing", "instalment", "allocation", "position", "pf_delta", "pf_month")}
         t = {"financing": b.names, **{f: x.names for f, x in others.items()}}
@@ -168,28 +121,14 @@ async def explain(pool: Any, fn: Any, t: Any, dates: list[date]) -> dict[str, An
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
-    ap.add_argument("--distinct", type=int, default=2000, help="lives decided by the domain; more are replays")
-    ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
-    quiet_logs()
-    pg = start_postgres()
-    try:
-        results = []
-        for n in args.sizes:
-            say(f"uptime before {n}: {uptime()}")
-            url = await pg.create_database(f"bench_portfolio_{n}")
-            results.append(await measure(url, n, args.distinct, args.repeat))
-            say(f"uptime after {n}: {uptime()}")
-            print(json.dumps(results[-1], indent=1, default=str), flush=True)
-        print("financings  events  report old s (first, median)  new s (first, median)  ratio first / median")
-        for r in results:
-            print(f"{r['financings']:>10}  {r['events']:>6}  {r['report_old_s'][0]:>8.3f} "
-                  f"{statistics.median(r['report_old_s']):>8.3f}  {r['report_new_s'][0]:>8.3f} "
-                  f"{statistics.median(r['report_new_s']):>8.3f}  {r['ratio_first']:>6} / {r['ratio_median']}")
-    finally:
-        pg.stop()
+    results = await each_size(book_arguments(__doc__).parse_args(), "bench_portfolio", measure)
+    for r in results:
+        print(json.dumps(r, indent=1, default=str), flush=True)
+    print("financings  events  report old s (first, median)  new s (first, median)  ratio first / median")
+    for r in results:
+        print(f"{r['financings']:>10}  {r['events']:>6}  {r['report_old_s'][0]:>8.3f} "
+              f"{statistics.median(r['report_old_s']):>8.3f}  {r['report_new_s'][0]:>8.3f} "
+              f"{statistics.median(r['report_new_s']):>8.3f}  {r['ratio_first']:>6} / {r['ratio_median']}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+import asyncpg
+
 from bench.common import quiet_logs, say
 from bench.common import uptime
 from deploy.local.infra import start_postgres
@@ -132,29 +134,44 @@ async def reads(pool: Any, t: q.T) -> dict[str, Callable[[], Awaitable[Any]]]:
     return {"report": report, "dashboard": dashboard, "xlsx": xlsx, "programme": programme}
 
 
-async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any]:
-    pool = await create_pool(url, 1, 3)
-    b = Build(FAMILIES["financing"], "reporting.financing.v3", "v3")
+def builds(financing_suffix: str) -> tuple[Build, dict[str, Build]]:
+    """A financing build at ``financing_suffix``, and the other families' current builds (left empty)."""
+    b = Build(FAMILIES["financing"], f"reporting.financing.{financing_suffix}", financing_suffix)
     others = {f: Build(FAMILIES[f], f"reporting.{f}.v{FAMILIES[f].version}", f"v{FAMILIES[f].version}")
               for f in EMPTY_T}
+    return b, others
+
+
+async def project(pool: asyncpg.Pool, b: Build, others: dict[str, Build], events: list[Envelope]) -> float:
+    """The builds' tables, then ``events`` applied to ``b`` 500 at a time; the seconds the applying took
+    (the tables ANALYZEd after)."""
+    async with pool.acquire() as conn:
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+        await migrate(conn, "reporting", MIGRATIONS)
+        for x in (b, *others.values()):
+            await migrate(conn, f"projection:{x.name}", list(x.migrations))
+    registry = load_all()
+    t0 = time.perf_counter()
+    for i in range(0, len(events), 500):
+        async with pool.acquire() as conn, conn.transaction():
+            _, dead = await apply_events(conn, b, registry, events[i:i + 500])
+            assert not dead, dead[:1]
+        if i % 20_000 == 0:
+            say(f"  {i}/{len(events)} events applied ({time.perf_counter() - t0:.0f} s)")
+    project_s = time.perf_counter() - t0
+    say(f"  projected in {project_s:.1f} s ({1000 * project_s / len(events):.2f} ms an event)")
+    async with pool.acquire() as conn:
+        await conn.execute("ANALYZE")
+    return project_s
+
+
+async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any]:
+    pool = await create_pool(url, 1, 3)
+    b, others = builds("v3")
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-            await migrate(conn, "reporting", MIGRATIONS)
-            for x in (b, *others.values()):
-                await migrate(conn, f"projection:{x.name}", list(x.migrations))
         events = book(TENANTS[0], n, distinct, seed=n) + book(TENANTS[1], max(1, n // 4), distinct, seed=n + 1)
         say(f"{n} (+{max(1, n // 4)}) financings: {len(events)} events decided; projecting")
-        registry = load_all()
-        t0 = time.perf_counter()
-        for i in range(0, len(events), 500):
-            async with pool.acquire() as conn, conn.transaction():
-                _, dead = await apply_events(conn, b, registry, events[i:i + 500])
-                assert not dead, dead[:1]
-        project_s = time.perf_counter() - t0
-        say(f"  projected in {project_s:.1f} s ({1000 * project_s / len(events):.2f} ms an event)")
-        async with pool.acquire() as conn:
-            await conn.execute("ANALYZE")
+        project_s = await project(pool, b, others, events)
         t = {"financing": b.names, **{f: x.names for f, x in others.items()}}
         fns = await reads(pool, t)
         # the same answer both ways, first (else the timings compare different work)
@@ -190,37 +207,50 @@ async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any
         await pool.close()
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def book_arguments(doc: str) -> argparse.ArgumentParser:
+    """The options of a bench over a decided financing book: its sizes, its distinct lives, the repeats."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
     ap.add_argument("--distinct", type=int, default=2000, help="lives decided by the domain; more are replays")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+async def each_size(args: argparse.Namespace, name: str,
+                    measure: Callable[[str, int, int, int], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``measure(database URL, size, distinct, repeat)`` on a fresh database for each of ``args.sizes``, with
+    the machine's load after each (``uptime``, said before and after)."""
     quiet_logs()
     pg = start_postgres()
     try:
         results = []
         for n in args.sizes:
             say(f"uptime before {n}: {uptime()}")
-            results.append(await measure(await pg.create_database(f"bench_reads_{n}"), n, args.distinct,
-                                         args.repeat))
+            results.append(await measure(await pg.create_database(f"{name}_{n}"), n, args.distinct, args.repeat))
             results[-1]["uptime"] = uptime()
             say(f"uptime after {n}: {results[-1]['uptime']}")
-        if args.json:
-            print(json.dumps(results, indent=1))
-        print("read        financings  old cold s  old warm s  new cold s  new warm s  ratio cold  ratio warm")
-        for name in READS:
-            for r in results:
-                o, w = r[f"{name}_old"], r[f"{name}_new"]
-                print(f"{name:<10}  {r['financings']:>10}  {o['cold']:>10.3f}  {o['warm']:>10.3f}  {w['cold']:>10.3f}"
-                      f"  {w['warm']:>10.3f}  {o['cold'] / w['cold']:>10.1f}  {o['warm'] / w['warm']:>10.1f}")
-            if len(results) > 1:
-                lo, hi = results[0][f"{name}_new"], results[-1][f"{name}_new"]
-                print(f"{'':<10}  growth of new {results[-1]['financings']} / {results[0]['financings']}: "
-                      f"cold {hi['cold'] / lo['cold']:.1f}x, warm {hi['warm'] / lo['warm']:.1f}x")
+        return results
     finally:
         pg.stop()
+
+
+async def main() -> None:
+    ap = book_arguments(__doc__)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    results = await each_size(args, "bench_reads", measure)
+    if args.json:
+            print(json.dumps(results, indent=1))
+    print("read        financings  old cold s  old warm s  new cold s  new warm s  ratio cold  ratio warm")
+    for name in READS:
+        for r in results:
+            o, w = r[f"{name}_old"], r[f"{name}_new"]
+            print(f"{name:<10}  {r['financings']:>10}  {o['cold']:>10.3f}  {o['warm']:>10.3f}  {w['cold']:>10.3f}"
+                  f"  {w['warm']:>10.3f}  {o['cold'] / w['cold']:>10.1f}  {o['warm'] / w['warm']:>10.1f}")
+        if len(results) > 1:
+            lo, hi = results[0][f"{name}_new"], results[-1][f"{name}_new"]
+            print(f"{'':<10}  growth of new {results[-1]['financings']} / {results[0]['financings']}: "
+                  f"cold {hi['cold'] / lo['cold']:.1f}x, warm {hi['warm'] / lo['warm']:.1f}x")
 
 
 if __name__ == "__main__":
