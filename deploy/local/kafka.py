@@ -38,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.kafka import SERVICES, KafkaConnection
 
@@ -48,6 +49,19 @@ REPO_ROOT = HERE.parent.parent
 
 class InfraError(RuntimeError):
     """A prerequisite for local infrastructure is missing or broken; the message says which."""
+
+
+def serve_until_interrupted(server: Any, ready: str) -> None:
+    """``python -m deploy.local.{postgres,kafka} start``: say ``ready``, then wait on the started
+    ``server``'s process until it ends or Ctrl-C, and stop it."""
+    print(ready, flush=True)
+    try:
+        assert server.proc is not None
+        server.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 def kafka_version() -> str:
@@ -646,14 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             import asyncio
 
             asyncio.run(k.authorize())
-            print(f"Kafka {k.version} ready at {k.bootstrap_servers} (log: {k.log_file})", flush=True)
-            try:
-                assert k.proc is not None
-                k.proc.wait()
-            except KeyboardInterrupt:
-                pass
-            finally:
-                k.stop()
+            serve_until_interrupted(k, f"Kafka {k.version} ready at {k.bootstrap_servers} (log: {k.log_file})")
     except InfraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -41,7 +41,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local.kafka import InfraError, free_port
+from deploy.local.kafka import InfraError, free_port, serve_until_interrupted
 
 PG_USER = "washfin-pg"
 #: the longest socket folder path that leaves room for ``/.s.PGSQL.<port>`` in the kernel's 107 bytes
@@ -309,14 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         pg = LocalPostgres(args.data_dir.resolve()).start()
-        print(f"PostgreSQL ready: {pg.url()}", flush=True)
-        try:
-            assert pg.proc is not None
-            pg.proc.wait()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            pg.stop()
+        serve_until_interrupted(pg, f"PostgreSQL ready: {pg.url()}")
     except InfraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
