@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import reduce
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -552,10 +553,7 @@ def evolve(state: Financing, event: Fact) -> Financing:
 
 
 def fold(events: Iterable[Fact]) -> Financing:
-    state = Financing()
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, Financing())
 
 
 def business_date(event: Fact) -> date:

@@ -3,6 +3,8 @@ refusal family (``shared/application.py``), which the web layer maps to HTTP."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from shared.application import Conflict, RuleViolation
 
 
@@ -13,3 +15,9 @@ class MemberRuleViolation(RuleViolation):
 class StateConflict(Conflict, MemberRuleViolation):
     """The command clashes with what already happened: a duplicate, or a state it does not apply to
     (HTTP 409)."""
+
+
+def not_future(day: date, today: date, field: str) -> None:
+    """Refuse ``day`` after ``today`` (a business date: the cooperative's own), naming ``field``."""
+    if day > today:
+        raise MemberRuleViolation(f"{field} cannot be in the future", field=field)

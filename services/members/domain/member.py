@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import reduce
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
 from services.members.domain import jmp
-from services.members.domain.errors import MemberRuleViolation, StateConflict
+from services.members.domain.errors import MemberRuleViolation, StateConflict, not_future
 from services.members.domain.settings import DEFAULT, CooperativeSettings, assess_b40, b40_by_rule
 from shared.contracts import new_event
 from shared.contracts.members import (
@@ -229,10 +230,7 @@ def _evolve(state: Member, type_: str, payload: dict[str, Any], version: int) ->
 
 
 def fold(events: list[Envelope]) -> Member:
-    state = Member()
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, Member())
 
 
 def _then(state: Member, events: list[NewEvent]) -> Member:
@@ -250,11 +248,6 @@ def _must_be_active(state: Member) -> None:
         raise MemberRuleViolation("no such member")
     if state.exited:
         raise StateConflict(f"the member exited on {state.exited_on}: their record is closed")
-
-
-def _not_future(day: date, today: date, field: str) -> None:
-    if day > today:
-        raise MemberRuleViolation(f"{field} cannot be in the future", field=field)
 
 
 def check_group(group_id: str | None, group: GroupInfo | None, settings: CooperativeSettings,
@@ -317,7 +310,7 @@ def correct_details(state: Member, changes: dict[str, Any], today: date, *,
         if f in changes and changes[f] is None:
             raise MemberRuleViolation("cannot be cleared", field=f)
     if changes.get("joined_on") is not None:
-        _not_future(changes["joined_on"], today, "joined_on")
+        not_future(changes["joined_on"], today, "joined_on")
     new = {f: changes.get(f, getattr(state, f)) for f in CORRECTABLE}
     computed = b40_by_rule(settings, new["electricity"], new["income_band"])
     if "b40" in changes:
@@ -345,7 +338,7 @@ def move_group(state: Member, group_id: str, effective_on: date, today: date, *,
     if group_id == state.group_id:
         raise StateConflict(f"the member is already in group {group_id}", field="group_id")
     check_group(group_id, group, settings)
-    _not_future(effective_on, today, "effective_on")
+    not_future(effective_on, today, "effective_on")
     if effective_on < state.joined_on:
         raise MemberRuleViolation(f"before the member joined ({state.joined_on})", field="effective_on")
     return [new_event(MemberGroupChanged(member_id=state.member_id, from_group_id=state.group_id, to_group_id=group_id,
@@ -357,7 +350,7 @@ def record_survey(state: Member, answers: SurveyAnswers, today: date) -> list[Ne
     one may be entered late, but none can predate the baseline."""
     _must_be_active(state)
     assert state.member_id is not None
-    _not_future(answers.surveyed_on, today, "surveyed_on")
+    not_future(answers.surveyed_on, today, "surveyed_on")
     if state.baseline_on is not None and answers.surveyed_on < state.baseline_on:
         raise MemberRuleViolation(f"before the baseline survey of {state.baseline_on}", field="surveyed_on")
     try:
@@ -377,7 +370,7 @@ def exit_member(state: Member, exited_on: date, reason: str, today: date) -> lis
     """The member leaves the cooperative."""
     _must_be_active(state)
     assert state.member_id is not None and state.joined_on is not None
-    _not_future(exited_on, today, "exited_on")
+    not_future(exited_on, today, "exited_on")
     if exited_on < state.joined_on:
         raise MemberRuleViolation(f"before the member joined ({state.joined_on})", field="exited_on")
     return [new_event(MemberExited(member_id=state.member_id, exited_on=exited_on, reason=reason))]  # type: ignore[arg-type]

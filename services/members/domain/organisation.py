@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from services.members.domain.errors import MemberRuleViolation, StateConflict
+from services.members.domain.errors import MemberRuleViolation, StateConflict, not_future
 from shared.envelope import Envelope, NewEvent
 
 CENTRE_STREAM = "centre"
@@ -109,15 +109,10 @@ def fold_group(events: list[Envelope]) -> Group:
     return state
 
 
-def _not_future(day: date, today: date, field: str) -> None:
-    if day > today:
-        raise MemberRuleViolation(f"{field} cannot be in the future", field=field)
-
-
 def open_centre(state: Centre, centre_id: str, details: dict[str, Any], opened_on: date, today: date) -> list[NewEvent]:
     if state.exists:
         raise StateConflict(f"centre {centre_id} already exists in this cooperative", field="centre_id")
-    _not_future(opened_on, today, "opened_on")
+    not_future(opened_on, today, "opened_on")
     return [NewEvent(CENTRE_OPENED, {"centre_id": centre_id, **{f: details.get(f) for f in CENTRE_FIELDS},
                                      "opened_on": opened_on.isoformat()})]
 
@@ -144,7 +139,7 @@ def form_group(state: Group, group_id: str, details: dict[str, Any], formed_on: 
     if state.exists:
         raise StateConflict(f"group {group_id} already exists in this cooperative", field="group_id")
     _check_centre(details.get("centre_id"), centre)
-    _not_future(formed_on, today, "formed_on")
+    not_future(formed_on, today, "formed_on")
     return [NewEvent(GROUP_FORMED, {"group_id": group_id, **{f: details.get(f) for f in GROUP_FIELDS},
                                     "formed_on": formed_on.isoformat()})]
 
@@ -173,7 +168,7 @@ def close_group(state: Group, closed_on: date, today: date, *, active_members: i
         raise StateConflict(f"group {state.group_id} was already closed on {state.closed_on}")
     if active_members:
         raise StateConflict(f"group {state.group_id} still has {active_members} active member(s): move them first")
-    _not_future(closed_on, today, "closed_on")
+    not_future(closed_on, today, "closed_on")
     assert state.formed_on is not None
     if closed_on < state.formed_on:
         raise MemberRuleViolation(f"before the group was formed ({state.formed_on})", field="closed_on")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import reduce
 from typing import Any
 
 from services.members.domain.errors import MemberRuleViolation, StateConflict
@@ -58,10 +59,7 @@ def evolve(state: Session, event: Envelope) -> Session:
 
 
 def fold(events: list[Envelope]) -> Session:
-    state = Session()
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, Session())
 
 
 def _check_attendees(member_ids: list[str], active_members: dict[str, bool], field_name: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from functools import reduce
 from typing import Literal
 
 from services.members.domain.errors import MemberRuleViolation
@@ -68,10 +69,7 @@ def evolve(state: CooperativeSettings, event: Envelope) -> CooperativeSettings:
 
 
 def fold(events: list[Envelope]) -> CooperativeSettings:
-    state = DEFAULT
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, DEFAULT)
 
 
 def change(state: CooperativeSettings, new: CooperativeSettings) -> list[NewEvent]:

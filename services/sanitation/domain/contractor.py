@@ -12,8 +12,9 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import reduce
 
-from services.sanitation.domain.errors import AlreadyExists, RuleViolation
+from services.sanitation.domain.errors import AlreadyExists, RuleViolation, not_future
 from shared.contracts.sanitation import ContractorCertificationExpired, ContractorCertified
 from shared.envelope import Envelope, NewEvent
 
@@ -70,29 +71,21 @@ def evolve(state: Contractor, event: Envelope) -> Contractor:
 
 
 def fold(events: Iterable[Envelope], state: Contractor | None = None) -> Contractor:
-    state = state or Contractor()
-    for e in events:
-        state = evolve(state, e)
-    return state
-
-
-def _not_future(day: date, today: date, field: str) -> None:
-    if day > today:
-        raise RuleViolation(f"{field} ({day}) cannot be in the future", field=field)
+    return reduce(evolve, events, state or Contractor())
 
 
 def register(state: Contractor, contractor_id: str, trained_on: date | None, today: date) -> list[NewEvent]:
     if state.exists:
         raise AlreadyExists(f"contractor {contractor_id} is already registered", field="contractor_id")
     if trained_on is not None:
-        _not_future(trained_on, today, "trained_on")
+        not_future(trained_on, today, "trained_on")
     return [NewEvent(REGISTERED, {"contractor_id": contractor_id, "registered_on": today.isoformat(),
                                   "trained_on": trained_on.isoformat() if trained_on else None})]
 
 
 def record_training(state: Contractor, trained_on: date, today: date) -> list[NewEvent]:
     """The on-the-job SNI septic-tank training, a condition of certification."""
-    _not_future(trained_on, today, "trained_on")
+    not_future(trained_on, today, "trained_on")
     if state.trained_on == trained_on:
         return []
     return [NewEvent(TRAINED, {"contractor_id": state.contractor_id, "trained_on": trained_on.isoformat()})]
@@ -104,7 +97,7 @@ def certify(state: Contractor, certificate_number: str, certified_on: date, vali
     if state.trained_on is None:
         raise RuleViolation("the contractor has no on-the-job SNI septic-tank training recorded: record the "
                             "training before the certification", field="certified_on")
-    _not_future(certified_on, today, "certified_on")
+    not_future(certified_on, today, "certified_on")
     if certified_on < state.trained_on:
         raise RuleViolation(f"certified_on ({certified_on}) is before the training ({state.trained_on})",
                             field="certified_on")

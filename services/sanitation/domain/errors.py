@@ -3,6 +3,8 @@ if any; the kernel's refusal family (``shared/application.py``), which the web l
 
 from __future__ import annotations
 
+from datetime import date
+
 from shared.application import Conflict
 from shared.application import RuleViolation as _KernelRuleViolation
 
@@ -17,3 +19,9 @@ class AlreadyExists(Conflict, RuleViolation):
 
 class UnknownVisit(RuleViolation):
     """A desludging visit id this tank does not know."""
+
+
+def not_future(day: date, today: date, field: str) -> None:
+    """Refuse ``day`` after ``today`` (a business date: the cooperative's own), naming ``field``."""
+    if day > today:
+        raise RuleViolation(f"{field} ({day}) cannot be in the future", field=field)

@@ -17,12 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from functools import reduce
 from typing import Any, Literal
 
 from services.sanitation.domain import checklist
 from services.sanitation.domain.contractor import Contractor, certification_problem
 from services.sanitation.domain.dates import add_years, month_bounds
-from services.sanitation.domain.errors import AlreadyExists, RuleViolation, UnknownVisit
+from services.sanitation.domain.errors import AlreadyExists, RuleViolation, UnknownVisit, not_future
 from services.sanitation.domain.settings import CooperativeSettings
 from shared.contracts import new_event
 from shared.contracts.sanitation import (
@@ -234,18 +235,10 @@ def evolve(state: ConstructionJob, event: Envelope) -> ConstructionJob:
 
 
 def fold(events: Iterable[Envelope], state: ConstructionJob | None = None) -> ConstructionJob:
-    state = state or ConstructionJob()
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, state or ConstructionJob())
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def _not_future(day: date, today: date, field: str) -> None:
-    if day > today:
-        raise RuleViolation(f"{field} ({day}) cannot be in the future", field=field)
 
 
 def _not_before(day: date, earlier: date | None, what: str, field: str) -> None:
@@ -267,7 +260,7 @@ def order(state: ConstructionJob, job_id: str, member_id: str, kind: JobKind, fi
         raise AlreadyExists(f"job {job_id} is already ordered", field="job_id")
     if kind not in KINDS:
         raise RuleViolation(f"unknown job kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind")
-    _not_future(ordered_on, today, "ordered_on")
+    not_future(ordered_on, today, "ordered_on")
     events = [new_event(JobOrdered(job_id=job_id, member_id=member_id, kind=kind,  # type: ignore[arg-type]
                                 financing_id=financing_id, ordered_on=ordered_on))]  # type: ignore[arg-type]
     if village:
@@ -316,7 +309,7 @@ def assign(state: ConstructionJob, contractor: Contractor, assigned_on: date, to
         raise RuleViolation(f"contractor {contractor.contractor_id} is inactive"
                             + (f" ({contractor.deactivation_reason})" if contractor.deactivation_reason else ""),
                             field="contractor_id")
-    _not_future(assigned_on, today, "assigned_on")
+    not_future(assigned_on, today, "assigned_on")
     _not_before(assigned_on, state.ordered_on, "the order", "assigned_on")
     if state.kind == "septic_tank":
         problem = certification_problem(contractor, assigned_on)
@@ -332,7 +325,7 @@ def start(state: ConstructionJob, started_on: date, today: date) -> list[NewEven
         raise RuleViolation("no contractor is assigned yet: assign one before work starts")
     if state.status != "assigned":
         raise RuleViolation(f"work has already started (the job is {state.status})")
-    _not_future(started_on, today, "started_on")
+    not_future(started_on, today, "started_on")
     _not_before(started_on, state.assigned_on, "the assignment", "started_on")
     return [new_event(JobStarted(job_id=state.job_id, member_id=state.member_id,  # type: ignore[arg-type]
                               contractor_id=state.contractor_id, started_on=started_on))]  # type: ignore[arg-type]
@@ -353,7 +346,7 @@ def inspect(state: ConstructionJob, inspected_on: date, septic_tank: checklist.S
         last = state.last_inspection
         assert last is not None
         raise RuleViolation(f"the job already passed inspection #{last.number} on {last.inspected_on}")
-    _not_future(inspected_on, today, "inspected_on")
+    not_future(inspected_on, today, "inspected_on")
     _not_before(inspected_on, state.started_on, "the start of work", "inspected_on")
     if state.reworks:
         _not_before(inspected_on, state.reworks[-1], "the rework", "inspected_on")
@@ -387,7 +380,7 @@ def rework(state: ConstructionJob, started_on: date, note: str | None, today: da
         raise RuleViolation("the rework is already under way: it needs a re-inspection now")
     if state.status != "inspection_failed":
         raise RuleViolation(f"only a job whose last inspection failed can be reworked (the job is {state.status})")
-    _not_future(started_on, today, "started_on")
+    not_future(started_on, today, "started_on")
     last = state.last_inspection
     assert last is not None
     _not_before(started_on, last.inspected_on, f"the failed inspection #{last.number}", "started_on")
@@ -415,7 +408,7 @@ def complete(state: ConstructionJob, completed_on: date, pdam_customer_number: s
     if state.kind != "water_connection" and pdam_customer_number:
         raise RuleViolation(f"only a water connection has a PDAM customer number (this is a {_label(state.kind)})",
                             field="pdam_customer_number")
-    _not_future(completed_on, today, "completed_on")
+    not_future(completed_on, today, "completed_on")
     _not_before(completed_on, last.inspected_on, f"the passed inspection #{last.number}", "completed_on")
     events = [new_event(JobCompleted(job_id=state.job_id, member_id=state.member_id, kind=state.kind,  # type: ignore[arg-type]
                                   financing_id=state.financing_id, contractor_id=state.contractor_id,  # type: ignore[arg-type]
@@ -463,7 +456,7 @@ def request_desludging(state: ConstructionJob, requested_on: date, reason: str |
     s = _tank(state)
     if s.open_request_on is not None:
         raise AlreadyExists(f"an emptying was already requested on {s.open_request_on} and is not done yet")
-    _not_future(requested_on, today, "requested_on")
+    not_future(requested_on, today, "requested_on")
     _not_before(requested_on, state.completed_on, "the handover", "requested_on")
     return [NewEvent(DESLUDGING_REQUESTED, {"job_id": state.job_id, "requested_on": requested_on.isoformat(),
                                             "reason": reason})]
@@ -496,7 +489,7 @@ def record_visit(state: ConstructionJob, visit_id: str, visited_on: date, outcom
         raise UnknownVisit(f"no desludging visit {visit_id} is scheduled for this tank", field="visit_id")
     if visit.recorded:
         raise AlreadyExists(f"visit {visit_id} was already recorded ({visit.outcome} on {visit.visited_on})")
-    _not_future(visited_on, today, "visited_on")
+    not_future(visited_on, today, "visited_on")
     _not_before(visited_on, state.completed_on, "the handover", "visited_on")
     operator, truck_plate = operator or visit.operator, truck_plate or visit.truck_plate
     if outcome == "cancelled":
@@ -546,7 +539,7 @@ def acknowledge_receipt(state: ConstructionJob, visit_id: str, iplt_id: str, man
         raise AlreadyExists(f"the IPLT already acknowledged visit {visit_id} (manifest "
                             f"{visit.receipt.manifest_number} on {visit.receipt.received_on})", field="visit_id")
     assert visit.visited_on is not None and visit.volume_m3 is not None
-    _not_future(received_on, today, "received_on")
+    not_future(received_on, today, "received_on")
     _not_before(received_on, visit.visited_on, "the emptying", "received_on")
     tolerance = settings.iplt_volume_tolerance_pct
     events = [new_event(IpltReceiptAcknowledged(

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import reduce
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -88,10 +89,7 @@ def evolve(state: SettingsState, event: Envelope) -> SettingsState:
 
 
 def fold(events: Iterable[Envelope], state: SettingsState | None = None) -> SettingsState:
-    state = state or SettingsState()
-    for e in events:
-        state = evolve(state, e)
-    return state
+    return reduce(evolve, events, state or SettingsState())
 
 
 def change(state: SettingsState, new: CooperativeSettings) -> list[NewEvent]:
