@@ -84,6 +84,17 @@ def _nik_taken(e: asyncpg.UniqueViolationError) -> bool:
 NIK_TAKEN = "a member with this NIK is already registered in this cooperative"
 
 
+async def _write_personal_data(conn: asyncpg.Connection, sql: str, *args: Any) -> None:
+    """A write of ``member_personal_data``; a NIK another member of the cooperative has is a conflict naming
+    the field (the unique index on ``nik_lookup`` decides, inside the command's transaction)."""
+    try:
+        await conn.execute(sql, *args)
+    except asyncpg.UniqueViolationError as e:
+        if not _nik_taken(e):
+            raise
+        raise Conflict(NIK_TAKEN, field="nik") from None
+
+
 
 def _answers(body: SurveyRequest, survey_id: str) -> SurveyAnswers:
     return SurveyAnswers(survey_id=survey_id, surveyed_on=body.surveyed_on, water=body.water,
@@ -122,17 +133,13 @@ async def register_member(rt: CooperativeRuntime, who: Principal, body: Register
             raise Conflict(f"member number {body.member_number} is already registered in this cooperative",
                            field="member_number") from None
         v = vault(rt)
-        try:
-            await conn.execute(
-                """INSERT INTO member_personal_data (tenant_id, member_id, name_sealed, nik_sealed, phone_sealed,
-                                                     nik_lookup) VALUES ($1, $2, $3, $4, $5, $6)""",
-                tenant, uuid.UUID(member_id), *(v.seal(tenant, member_id, f, getattr(body, f)) for f in SEALED_FIELDS),
-                v.nik_lookup(tenant, body.nik),
-            )
-        except asyncpg.UniqueViolationError as e:
-            if not _nik_taken(e):
-                raise
-            raise Conflict(NIK_TAKEN, field="nik") from None
+        await _write_personal_data(
+            conn,
+            """INSERT INTO member_personal_data (tenant_id, member_id, name_sealed, nik_sealed, phone_sealed,
+                                                 nik_lookup) VALUES ($1, $2, $3, $4, $5, $6)""",
+            tenant, uuid.UUID(member_id), *(v.seal(tenant, member_id, f, getattr(body, f)) for f in SEALED_FIELDS),
+            v.nik_lookup(tenant, body.nik),
+        )
         await read_model.apply(conn, envelopes)
 
     done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
@@ -201,14 +208,9 @@ async def correct_member(rt: CooperativeRuntime, who: Principal, member_id: str,
             if "nik" in personal_changed:
                 sealed["nik_lookup"] = v.nik_lookup(tenant, personal_changed["nik"])
             assignments = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(sealed))
-            try:
-                await conn.execute(
-                    f"UPDATE member_personal_data SET {assignments} WHERE tenant_id = $1 AND member_id = $2",
-                    tenant, uuid.UUID(member_id), *sealed.values())
-            except asyncpg.UniqueViolationError as e:
-                if not _nik_taken(e):
-                    raise
-                raise Conflict(NIK_TAKEN, field="nik") from None
+            await _write_personal_data(
+                conn, f"UPDATE member_personal_data SET {assignments} WHERE tenant_id = $1 AND member_id = $2",
+                tenant, uuid.UUID(member_id), *sealed.values())
         await read_model.apply(conn, envelopes)
 
     done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
