@@ -38,20 +38,22 @@ from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting import facts_reference as ref
-from tests.services.reporting.test_portfolio_rewrite import TENANTS, history, interleave, probe_dates
+from tests.services.reporting.test_portfolio_rewrite import (
+    TENANTS,
+    applied_in_batches,
+    financing_build,
+    history,
+    interleave,
+    probe_dates,
+)
 
 SUMS = ("fx_delta", "fx_month", "fx_span", "rp_delta", "rp_month", "rp_span")
 
 
 @pytest.fixture(scope="module")
 async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build]]:
-    pool = await create_pool(await pg.create_database("facts_rewrite"), 1, 3)
-    b = Build(FAMILIES["financing"], "reporting.financing.v3", "v3")
-    async with pool.acquire() as conn:
-        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-        await migrate(conn, f"projection:{b.name}", list(b.migrations))
-    yield pool, b
-    await pool.close()
+    async with financing_build(pg, "facts_rewrite", "v3") as built:
+        yield built
 
 
 async def same_figures(pool: asyncpg.Pool, b: Build, tenants: list[str], dates: list[date],
@@ -81,19 +83,7 @@ async def test_figures_from_sums_equal_the_reference(
         db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
         first: date, span_days: int) -> None:
     pool, b = db
-    async with pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(b.tables)}, consumer_streams")
-    tenants = list(TENANTS[:cooperatives])
-    histories = [history(rng.choice(tenants), rng, first, span_days) for _ in range(financings)]
-    log = interleave(histories, rng)
-    registry = load_all()
-    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
-    done = 0
-    for cut in cuts:
-        async with pool.acquire() as conn, conn.transaction():
-            outcome, dead = await apply_events(conn, b, registry, log[done:cut])
-        assert not dead and outcome.applied == cut - done
-        done = cut
+    async for tenants, histories in applied_in_batches(db, rng, cooperatives, financings, batches, first, span_days):
         await same_figures(pool, b, tenants, probe_dates(histories, rng, first), rng)
 
 

@@ -14,7 +14,7 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -64,13 +64,30 @@ PRODUCTS = [
 
 
 class History:
-    """One financing decided command by command; keeps its events as the store would."""
+    """One financing of ``tenant`` decided command by command by the loans domain; keeps its events as the
+    store would (``test_portfolio_rewrite`` and ``test_programme_parts`` build their books of it too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str = TENANT) -> None:
+        self.tenant = tenant
         self.state = fin.Financing()
         self.events: list[NewEvent] = []
         self.envelopes: list[Envelope] = []
-        self.fid = str(uuid.uuid4())
+        self.fid = str(uuid.uuid4())  # unique whatever the generator draws
+
+    def keep(self, e: NewEvent, actor: str, occurred_at: datetime | None = None) -> None:
+        """``e`` stored as the next event of the financing's stream, and folded."""
+        env = Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing", stream_id=self.fid,
+                       version=len(self.envelopes) + 1, type=e.type, schema_version=1,
+                       occurred_at=occurred_at or utcnow(), recorded_at=utcnow(), actor=actor, payload=e.payload)
+        self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
+        self.envelopes.append(env)
+        self.events.append(e)
+
+    def adopt(self, imported: Any) -> None:
+        """The events of an imported financing (``POST /imports``, ``loan_book.import_financing``)."""
+        self.fid = imported.financing_id
+        for e in imported.events:
+            self.keep(e, "import", e.occurred_at)
 
     def do(self, decide: Any, cmd: Any, actor: str = "officer") -> bool:
         try:
@@ -78,12 +95,7 @@ class History:
         except LoanRuleViolation:
             return False
         for e in new:
-            env = Envelope(event_id=uuid.uuid4(), tenant_id=TENANT, stream_type="financing", stream_id=self.fid,
-                           version=len(self.envelopes) + 1, type=e.type, schema_version=1, occurred_at=utcnow(),
-                           recorded_at=utcnow(), actor=actor, payload=e.payload)
-            self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
-            self.envelopes.append(env)
-            self.events.append(e)
+            self.keep(e, actor)
         return True
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -41,8 +41,7 @@ from services.loans.domain.commands import (
     SignContract,
     WriteOff,
 )
-from services.loans.domain.errors import LoanRuleViolation
-from services.loans.domain.loan_book import BookEntry, BookPayment, Imported, import_financing
+from services.loans.domain.loan_book import BookEntry, BookPayment, import_financing
 from services.reporting import queries as q
 from services.reporting.indicators.maths import month_end
 from services.reporting.projections.base import Build
@@ -52,53 +51,16 @@ from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
 from shared.contracts.loans import TOPIC as LOANS_TOPIC
 from shared.db import create_pool, migrate
-from shared.envelope import Envelope, NewEvent, utcnow
+from shared.envelope import Envelope
 from shared.eventstore import StreamAppend
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader
 from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting.portfolio_reference import portfolio_reference
-from tests.services.reporting.test_portfolio_oracle import PRODUCTS
+from tests.services.reporting.test_portfolio_oracle import PRODUCTS, History
 
 TODAY = date(2026, 6, 30)
 TENANTS = ("coop-a", "coop-b", "coop-c")
 NEW_TABLES = ("position", "pf_delta", "pf_month", "pf_span")
-
-
-class History:
-    """One financing decided command by command by the loans domain; keeps its events as the store would."""
-
-    def __init__(self, tenant: str, rng: random.Random) -> None:
-        self.tenant = tenant
-        self.state = fin.Financing()
-        self.events: list[NewEvent] = []
-        self.envelopes: list[Envelope] = []
-        self.fid = str(uuid.uuid4())  # unique whatever the generator draws
-
-    def adopt(self, imported: Imported) -> None:
-        """The events of an imported financing (``POST /imports``), as the store keeps them."""
-        self.fid = imported.financing_id
-        for e in imported.events:
-            env = Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing",
-                           stream_id=self.fid, version=len(self.envelopes) + 1, type=e.type, schema_version=1,
-                           occurred_at=e.occurred_at or utcnow(), recorded_at=utcnow(), actor="import",
-                           payload=e.payload)
-            self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
-            self.envelopes.append(env)
-            self.events.append(e)
-
-    def do(self, decide: Any, cmd: Any, actor: str = "officer") -> bool:
-        try:
-            new = decide(self.state, cmd, today=TODAY)
-        except LoanRuleViolation:
-            return False
-        for e in new:
-            env = Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing",
-                           stream_id=self.fid, version=len(self.envelopes) + 1, type=e.type, schema_version=1,
-                           occurred_at=utcnow(), recorded_at=utcnow(), actor=actor, payload=e.payload)
-            self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
-            self.envelopes.append(env)
-            self.events.append(e)
-        return True
 
 
 def history(tenant: str, rng: random.Random, first: date, span_days: int, member_id: str | None = None) -> History:
@@ -108,7 +70,7 @@ def history(tenant: str, rng: random.Random, first: date, span_days: int, member
     the borrower (else a new one)."""
     if rng.random() < 0.15:
         return imported_history(tenant, rng, first, span_days, member_id)
-    h = History(tenant, rng)
+    h = History(tenant)
     product = rng.choice(PRODUCTS)
     tenor, _ = rng.choice(product.tenors)
     start = first + timedelta(days=rng.randrange(0, span_days))
@@ -160,7 +122,7 @@ def imported_history(tenant: str, rng: random.Random, first: date, span_days: in
                      member_id: str | None = None) -> History:
     """A financing of an imported loan book (``domain.loan_book.import_financing``): signed and disbursed
     before the import, with a history of payments (on time, late, a part of one), possibly repaid in full."""
-    h = History(tenant, rng)
+    h = History(tenant)
     product = rng.choice(PRODUCTS)
     tenor, margin_bp = rng.choice(product.tenors)
     signed_on = min(first + timedelta(days=rng.randrange(0, span_days)), TODAY - timedelta(days=1))
@@ -210,15 +172,46 @@ def probe_dates(histories: list[History], rng: random.Random, first: date) -> li
     return sorted(out)
 
 
-@pytest.fixture(scope="module")
-async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build]]:
-    pool = await create_pool(await pg.create_database("portfolio_rewrite"), 1, 3)
-    b = Build(FAMILIES["financing"], "reporting.financing.v2", "v2")
+@asynccontextmanager
+async def financing_build(pg: PostgresHandle, name: str, suffix: str) -> AsyncIterator[tuple[asyncpg.Pool, Build]]:
+    """A database of its own with the tables of a financing build at ``suffix`` (a module's fixture)."""
+    pool = await create_pool(await pg.create_database(name), 1, 3)
+    b = Build(FAMILIES["financing"], f"reporting.financing.{suffix}", suffix)
     async with pool.acquire() as conn:
         await migrate(conn, "tracking", TRACKING_MIGRATIONS)
         await migrate(conn, f"projection:{b.name}", list(b.migrations))
-    yield pool, b
-    await pool.close()
+    try:
+        yield pool, b
+    finally:
+        await pool.close()
+
+
+async def applied_in_batches(db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int,
+                             batches: int, first: date, span_days: int
+                             ) -> AsyncIterator[tuple[list[str], list[History]]]:
+    """A fresh book of ``financings`` drawn over ``cooperatives``, interleaved and applied to the build in
+    ``batches`` cuts; after each cut, the cooperatives and the histories (for the caller's comparison)."""
+    pool, b = db
+    async with pool.acquire() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(b.tables)}, consumer_streams")
+    tenants = list(TENANTS[:cooperatives])
+    histories = [history(rng.choice(tenants), rng, first, span_days) for _ in range(financings)]
+    log = interleave(histories, rng)
+    registry = load_all()
+    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
+    done = 0
+    for cut in cuts:
+        async with pool.acquire() as conn, conn.transaction():
+            outcome, dead = await apply_events(conn, b, registry, log[done:cut])
+        assert not dead and outcome.applied == cut - done
+        done = cut
+        yield tenants, histories
+
+
+@pytest.fixture(scope="module")
+async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build]]:
+    async with financing_build(pg, "portfolio_rewrite", "v2") as built:
+        yield built
 
 
 async def same_portfolio(pool: asyncpg.Pool, b: Build, tenants: list[str], dates: list[date]) -> None:
@@ -242,19 +235,7 @@ async def test_portfolio_from_month_end_sums_equals_the_reference(
         db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
         first: date, span_days: int) -> None:
     pool, b = db
-    async with pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(b.tables)}, consumer_streams")
-    tenants = list(TENANTS[:cooperatives])
-    histories = [history(rng.choice(tenants), rng, first, span_days) for _ in range(financings)]
-    log = interleave(histories, rng)
-    registry = load_all()
-    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
-    done = 0
-    for cut in cuts:
-        async with pool.acquire() as conn, conn.transaction():
-            outcome, dead = await apply_events(conn, b, registry, log[done:cut])
-        assert not dead and outcome.applied == cut - done
-        done = cut
+    async for tenants, histories in applied_in_batches(db, rng, cooperatives, financings, batches, first, span_days):
         await same_portfolio(pool, b, tenants, probe_dates(histories, rng, first))
 
 
@@ -294,7 +275,7 @@ async def test_rebuilt_and_reordered_builds_equal_the_live_one_row_for_row(pg: P
         streams: dict[str, list[Envelope]] = {}
         for env in logged:
             streams.setdefault(env.stream_id, []).append(env)
-        shuffled = [History(h.tenant, rng) for h in histories]
+        shuffled = [History(h.tenant) for h in histories]
         for h, mine in zip(shuffled, histories, strict=True):
             h.envelopes = streams.get(mine.fid, [])
         async with dpool.acquire() as conn, conn.transaction():
