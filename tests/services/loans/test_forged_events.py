@@ -24,7 +24,7 @@ from shared.kafka import ensure_topics, namespaced
 from tests.helpers import ServiceClient, eventually, running_app
 from tests.kernel.test_relay import read_topic_until
 from tests.services.loans.support import OFFICER, Walk
-from tests.services.loans.test_tranche_saga_kafka import PARTITIONS, inspection_envelope, publish, second_tranches
+from tests.services.loans.test_tranche_saga_kafka import PARTITIONS, passed_inspection, publish, second_tranches
 
 
 async def dead_letters(loans: ServiceClient) -> list[Any]:
@@ -52,7 +52,8 @@ async def test_a_forged_inspection_cannot_release_a_tranche(pg: PostgresHandle, 
         [tranche1] = [orjson.loads(r.value) for r in records
                       if orjson.loads(r.value)["type"] == "loans.TrancheDisbursed"]
         job_id = tranche1["payload"]["job_id"]
-        forged = inspection_envelope(job_id, w.id, w.member_id, version=4, number=1)
+        # what the sanitation service would publish for that job's passed inspection, forged by others
+        forged = await passed_inspection(job_id, w.id, w.member_id)
 
         # 1. no login at all, and every principal but sanitation's: refused by the broker
         with pytest.raises((KafkaError, asyncio.TimeoutError)):

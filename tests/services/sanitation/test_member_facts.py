@@ -63,9 +63,10 @@ async def learn(client: ServiceClient, *events: Contract, tenant: str = BMI) -> 
 
 
 async def financed_job(client: ServiceClient, tenant: str = BMI, **over: Any) -> str:
-    job_id = uuid.uuid4()
-    await deliver_tranche(client, tranche(tenant, job_id=job_id, **over))
-    return str(job_id)
+    """A first tranche as the loans service decides it, delivered; the job it names (and orders)."""
+    cause = await tranche(tenant, **over)
+    await deliver_tranche(client, cause)
+    return str(cause.payload["job_id"])
 
 
 def job(client_json: dict[str, Any]) -> tuple[Any, Any]:
