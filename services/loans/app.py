@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.loans import book
+from services.loans import book, sums
 from services.loans.api.routes import routers
 from services.loans.reactions import MemberDirectory, MemberNumbers, TrancheRelease
 from services.loans.schema import MIGRATIONS
@@ -25,8 +25,10 @@ def build_runtime(settings: LoansSettings) -> ServiceRuntime:
 
 
 async def backfill_book_rows(rt: ServiceRuntime) -> None:
-    """The book rows of financings recorded before they existed (``book.backfill``): once at start."""
+    """The book rows of financings recorded before they existed (``book.backfill``), then the portfolio sums
+    of the cooperatives whose book was recorded before them (``sums.backfill``): once at start."""
     await book.backfill(rt.pool)
+    await sums.backfill(rt.pool, book.rows_of)
 
 
 def create_app(settings: LoansSettings | None = None) -> FastAPI:

@@ -45,6 +45,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from services.loans import sums
 from services.loans.domain import financing as fin
 from services.loans.domain.quality import PAR_DAYS, PortfolioTotals
 from shared.contracts.loans import (
@@ -290,8 +291,14 @@ def _unnest(columns: tuple[str, ...]) -> str:
     return f"SELECT {picked} FROM unnest({arrays}) AS u({', '.join(columns)})"
 
 
-async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
-    """Insert ``rows`` (INSERT from arrays: COPY is refused under row-level security)."""
+async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows, *, with_sums: bool = True) -> None:
+    """Insert ``rows`` (INSERT from arrays: COPY is refused under row-level security), and add their changes
+    to the cooperative's portfolio sums (``sums.py``) unless ``with_sums`` is false (the caller adds them:
+    the import and the rebuild, once for all their rows)."""
+    if with_sums and rows.book:
+        for tenant in sorted({r[0] for r in rows.book}):
+            mine = rows if all(r[0] == tenant for r in rows.book) else _of_tenant(rows, tenant)
+            await sums.apply(conn, tenant, sums.changes_of(mine))
     for table, columns, attr in _TABLES:
         data: list[tuple[Any, ...]] = getattr(rows, attr)
         if not data:
@@ -301,8 +308,15 @@ async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows) -> None:
                            *[list(c) for c in cols])
 
 
+def _of_tenant(rows: BookRows, tenant: str) -> BookRows:
+    return BookRows(**{attr: [r for r in getattr(rows, attr) if r[0] == tenant] for _, _, attr in _TABLES})
+
+
 async def delete_book_rows(conn: asyncpg.Connection, tenant: str, financing_ids: list[uuid.UUID] | None) -> None:
-    """Delete the rows of ``financing_ids`` (None: of the whole cooperative)."""
+    """Delete the rows of ``financing_ids`` (None: of the whole cooperative, its portfolio sums too; the
+    caller of a list takes their changes out of the sums, as ``replace_stream_rows`` does)."""
+    if financing_ids is None:
+        await sums.delete_all(conn, tenant)
     for table, _, _ in reversed(_TABLES):
         if financing_ids is None:
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", tenant)
@@ -318,8 +332,27 @@ async def replace_stream_rows(conn: asyncpg.Connection, tenant: str, financing_i
         """SELECT stream_id, version, type, actor, occurred_at, payload FROM events
            WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 ORDER BY version""",
         tenant, fin.STREAM_TYPE, financing_id)
-    await delete_book_rows(conn, tenant, [uuid.UUID(financing_id)])
-    await insert_book_rows(conn, stream_rows(tenant, [StoredFact(*r) for r in events]))
+    fid = uuid.UUID(financing_id)
+    old = await rows_of(conn, tenant, [fid])
+    new = stream_rows(tenant, [StoredFact(*r) for r in events])
+    await delete_book_rows(conn, tenant, [fid])
+    await insert_book_rows(conn, new, with_sums=False)
+    # the portfolio sums: the new rows' changes less the old ones'
+    await sums.apply(conn, tenant, sums.changes_of(old, -1, sums.changes_of(new)))
+
+
+async def rows_of(conn: asyncpg.Connection, tenant: str, financing_ids: list[uuid.UUID] | None = None) -> BookRows:
+    """The book rows of ``financing_ids`` (None: of the whole cooperative) as ``BookRows``."""
+    out = BookRows()
+    for table, columns, attr in _TABLES:
+        picked = ", ".join(f"{c}::text" if c in _ARRAYS else c for c in columns)
+        if financing_ids is None:
+            found = await conn.fetch(f"SELECT {picked} FROM {table} WHERE tenant_id = $1", tenant)
+        else:
+            found = await conn.fetch(f"SELECT {picked} FROM {table} WHERE tenant_id = $1 AND financing_id = ANY($2::uuid[])",
+                                     tenant, financing_ids)
+        setattr(out, attr, [tuple(r) for r in found])
+    return out
 
 
 BOOK_TABLES = tuple(t for t, _, _ in _TABLES)
@@ -524,6 +557,74 @@ async def portfolio_totals(conn: asyncpg.Connection, tenant: str, on: date, thre
     return t
 
 
+def _category(dpd: int, thresholds: tuple[int, int, int]) -> str:
+    return ("loss" if dpd > thresholds[2] else "doubtful" if dpd > thresholds[1]
+            else "substandard" if dpd > thresholds[0] else "standard")
+
+
+async def portfolio_sums(conn: asyncpg.Connection, tenant: str, on: date, thresholds: tuple[int, int, int],
+                         exclude: list[uuid.UUID], *, start: date | None = None,
+                         end: date | None = None) -> tuple[PortfolioTotals, tuple[int, int] | None]:
+    """The figures of ``portfolio_totals`` (and, ``start`` given, of ``repayment_totals`` for [start, end])
+    from the cooperative's portfolio sums (``sums.py``): rows by date and key, as many as the distinct dates,
+    due dates and statuses, whatever the number of financings. ``exclude``'s figures (few: the financings
+    folded instead) are computed from their rows and taken out."""
+    groups: dict[tuple[Any, ...], list[int]] = {
+        (r["status"], r["positioned"], r["first_due"], r["restructured"]): [r["n"], r["owed"], r["cost_owed"],
+                                                                            r["wo_principal"]]
+        for r in await sums.sums_as_of(conn, tenant, on)}
+    end = end or on
+    d = await sums.dues_as_of(conn, tenant, on, start if start is not None and end == on else None)
+    arrears, charges, received, recovered = d["arrears"], d["charges"], d["charges_received"], d["recovered"]
+    rate: tuple[int, int] | None = None
+    if start is not None:
+        r = d if end == on else await sums.dues_as_of(conn, tenant, end, start)
+        rate = (r["fallen_due"], r["paid_on_time"])
+    if exclude:
+        rows = await rows_of(conn, tenant, exclude)
+        out = sums.Point(rows, on)
+        for k, v in out.sums.items():
+            g = groups.setdefault(k, [0, 0, 0, 0])
+            for i in range(4):
+                g[i] -= v[i]
+        arrears -= sum(v for due, v in out.unpaid.items() if due < on)
+        charges, received, recovered = charges - out.charges[0], received - out.charges[1], recovered - out.charges[2]
+        if rate is not None:
+            at_end = out if end == on else sums.Point(rows, end)
+            assert start is not None
+            rate = (rate[0] - sum(v[0] for due, v in at_end.rate.items() if start <= due <= end),
+                    rate[1] - sum(v[1] for due, v in at_end.rate.items() if start <= due <= end))
+    t = PortfolioTotals()
+    positioned_any = False
+    for (status, positioned, first, restructured), (n, owed, cost_owed, wo) in groups.items():
+        if n == 0:
+            continue
+        t.by_status[status] = t.by_status.get(status, 0) + n
+        if status == "written_off":
+            t.written_off += n
+            t.written_off_principal += wo
+        if not positioned:
+            continue
+        positioned_any = True
+        dpd = (on - first).days if first < on else 0
+        t.financings += n
+        t.gross_principal += cost_owed
+        t.margin_outstanding += owed - cost_owed
+        category = _category(dpd, thresholds)
+        n0, p0 = t.categories.get(category, (0, 0))
+        t.categories[category] = (n0 + n, p0 + cost_owed)
+        if restructured:
+            t.restructured += cost_owed
+        for days in PAR_DAYS:
+            t.late[days] = t.late.get(days, 0) + (cost_owed if dpd > days else 0)
+            t.late_or_restructured[days] = t.late_or_restructured.get(days, 0) + (
+                cost_owed if dpd > days or restructured else 0)
+    if positioned_any:
+        t.arrears = arrears
+    t.late_charges, t.late_charges_received, t.recovered = charges, received, recovered
+    return t, rate
+
+
 async def repayment_totals(conn: asyncpg.Connection, tenant: str, start: date, end: date,
                            exclude: list[uuid.UUID]) -> tuple[int, int]:
     """(fallen due, paid on time) of the instalments of ``tenant``'s book falling due in [start, end]."""
@@ -595,7 +696,12 @@ async def backfill(pool: asyncpg.Pool, chunk: int = 200) -> int:
                                     allocations=[r for r in rows.allocations if r[1] in fresh],
                                     charges=[r for r in rows.charges if r[1] in fresh],
                                     charge_payments=[r for r in rows.charge_payments if r[1] in fresh])
-                    await insert_book_rows(conn, keep)
+                    await insert_book_rows(conn, keep, with_sums=False)
+                    # the cooperative's sums are written again from its rows (``sums.backfill``, next at start):
+                    # rows were missing, so the sums cannot be trusted to hold what they would have added
+                    if fresh:
+                        await conn.execute("INSERT INTO loan_portfolio_pending VALUES ($1) ON CONFLICT DO NOTHING",
+                                           tenant)
             written += len(fresh)
         done += written
         if not written:

@@ -42,7 +42,7 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.loans import book
+from services.loans import book, sums
 from services.loans.domain import financing as fin
 from services.loans.domain import product as prod
 from services.loans.domain.errors import LoanRuleViolation
@@ -413,6 +413,7 @@ class _Batch:
     receipts: list[tuple[str, str, uuid.UUID]]
     rows: book.BookRows
     types: list[str]
+    changes: sums.Changes
 
 
 def _prepare(tenant: str, chunk: list[Imported], meta: Metadata) -> _Batch:
@@ -426,9 +427,10 @@ def _prepare(tenant: str, chunk: list[Imported], meta: Metadata) -> _Batch:
                     e.occurred_at or now, meta.correlation_id, meta.causation_id, meta.actor, meta.traceparent,
                     orjson.dumps(e.payload).decode()), strict=True):
                 col.append(val)
+    rows = _book_rows(tenant, chunk, meta.actor)
     return _Batch(cols, [financing_row(tenant, i.state) for i in chunk],
                   [(tenant, r, uuid.UUID(i.financing_id)) for i in chunk for r in i.receipts],
-                  _book_rows(tenant, chunk, meta.actor), cols[5])
+                  rows, cols[5], sums.changes_of(rows))
 
 
 class _Appended(NamedTuple):
@@ -454,11 +456,15 @@ async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], 
                     if progress:
                         progress((k + 1) * batch_size // 2 if k + 1 < len(chunks) else len(accepted) // 2,
                                  len(accepted))
+                changes = sums.Changes()
                 for k, batch in enumerate(prepared):
-                    await insert_read_rows(conn, batch.financings, batch.receipts, batch.rows)
+                    await insert_read_rows(conn, batch.financings, batch.receipts, batch.rows, with_sums=False)
                     types += batch.types
+                    await asyncio.to_thread(changes.add, batch.changes)
                     if progress:
                         progress(min(len(accepted), len(accepted) // 2 + (k + 1) * batch_size // 2), len(accepted))
+                # the portfolio sums, once for the whole file (one statement a table: its rows locked in order)
+                await sums.apply(conn, tenant, changes)
         except asyncpg.UniqueViolationError as e:
             # another import of the same loans or receipts committed first: nothing of this one was written
             if e.constraint_name == "events_stream_version":

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.loans import book
+from services.loans import book, sums
 from services.loans.api import schemas as api
 from services.loans.domain import financing as fin
 from services.loans.domain import product as prod
@@ -84,7 +84,8 @@ async def upsert_financing_row(conn: asyncpg.Connection, tenant: str, s: fin.Fin
 
 
 async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any, ...]],
-                           receipts: list[tuple[str, str, uuid.UUID]], rows: book.BookRows | None = None) -> None:
+                           receipts: list[tuple[str, str, uuid.UUID]], rows: book.BookRows | None = None, *,
+                           with_sums: bool = True) -> None:
     """Many list rows (``financing_row``), receipt numbers and book rows (``book.stream_rows``) at once.
     INSERT from arrays, not COPY: PostgreSQL refuses COPY FROM into a table behind row-level security."""
     if financings:
@@ -101,7 +102,7 @@ async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any,
             """INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id)
                SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])""", *[list(c) for c in cols])
     if rows is not None:
-        await book.insert_book_rows(conn, rows)
+        await book.insert_book_rows(conn, rows, with_sums=with_sums)
 
 
 def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
@@ -393,6 +394,7 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
         rows: list[tuple[Any, ...]] = []
         receipts: list[tuple[str, str, uuid.UUID]] = []
         facts = book.BookRows()
+        changes = sums.Changes()
         chunk: list[list[StoredFact]] = []
 
         def derive(histories: list[list[StoredFact]]) -> None:
@@ -406,6 +408,7 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
                 receipts.extend((tenant, r, uuid.UUID(state.financing_id))
                                 for r in (*state.receipts, *state.charge_receipts))
                 facts.extend(derived)
+                sums.changes_of(derived, out=changes)
                 count += 1
 
         # folding is CPU work: in a thread, a chunk of streams at a time, so the event loop goes on serving
@@ -415,7 +418,9 @@ async def rebuild_read_tables(rt: ServiceRuntime, tenant: str) -> int:
                 await asyncio.to_thread(derive, chunk)
                 chunk = []
         await asyncio.to_thread(derive, chunk)
-        await insert_read_rows(conn, rows, receipts, facts)
+        await insert_read_rows(conn, rows, receipts, facts, with_sums=False)
+        await sums.apply(conn, tenant, changes)
+        await conn.execute("DELETE FROM loan_portfolio_pending WHERE tenant_id = $1", tenant)
     await book.analyze(book.owner_pool(rt))
     return count
 
@@ -469,8 +474,15 @@ async def portfolio(rt: CooperativeRuntime, who: Principal, as_of: date | None, 
         folded: list[uuid.UUID] = []
         if as_of is not None:
             folded = sorted(set(await book.folded_only(conn, tenant, on)) | set(await book.folded_only(conn, tenant, end)))
-        acc.add_totals(await book.portfolio_totals(conn, tenant, on, thresholds, folded))
-        rate.fallen_due, rate.paid_on_time = await book.repayment_totals(conn, tenant, start, end, folded)
+        if await sums.pending(conn, tenant):
+            # the sums are still being written after an upgrade (``sums.backfill``): the rows, as before
+            acc.add_totals(await book.portfolio_totals(conn, tenant, on, thresholds, folded))
+            rate.fallen_due, rate.paid_on_time = await book.repayment_totals(conn, tenant, start, end, folded)
+        else:
+            totals, fallen = await book.portfolio_sums(conn, tenant, on, thresholds, folded, start=start, end=end)
+            acc.add_totals(totals)
+            assert fallen is not None
+            rate.fallen_due, rate.paid_on_time = fallen
         if folded:
             histories = await book.histories_of(conn, tenant, folded)
 

@@ -217,4 +217,75 @@ MIGRATIONS = [
         CREATE INDEX loan_charge_payments_paid_on ON loan_charge_payments (tenant_id, paid_on);
         """ + request_tables("loan_charge_payments"),
     ),
+    # the portfolio's sums per cooperative (``sums.py``): by date and key, and by key alone (today's), so the
+    # portfolio, today or as of a date, reads rows in number of the distinct dates and due dates, not of the
+    # financings. A book recorded before this step gets them at start (``sums.backfill``): its cooperative is
+    # listed in loan_portfolio_pending until then, and its portfolio reads the rows meanwhile
+    Migration(
+        "0008_loan_portfolio_sums",
+        """
+        CREATE TABLE loan_portfolio_changes (
+            tenant_id    text NOT NULL,
+            on_date      date NOT NULL,
+            status       text NOT NULL,
+            positioned   boolean NOT NULL,
+            first_due    date NOT NULL,   -- the first unpaid due date (9999-12-31: none)
+            restructured boolean NOT NULL,
+            n            bigint NOT NULL,
+            owed         bigint NOT NULL,
+            cost_owed    bigint NOT NULL,
+            wo_principal bigint NOT NULL,
+            PRIMARY KEY (tenant_id, on_date, status, positioned, first_due, restructured)
+        );
+        CREATE TABLE loan_portfolio_now (
+            tenant_id    text NOT NULL,
+            status       text NOT NULL,
+            positioned   boolean NOT NULL,
+            first_due    date NOT NULL,
+            restructured boolean NOT NULL,
+            n            bigint NOT NULL,
+            owed         bigint NOT NULL,
+            cost_owed    bigint NOT NULL,
+            wo_principal bigint NOT NULL,
+            PRIMARY KEY (tenant_id, status, positioned, first_due, restructured)
+        );
+        CREATE TABLE loan_portfolio_due_changes (
+            tenant_id        text NOT NULL,
+            on_date          date NOT NULL,
+            due_on           date NOT NULL,
+            unpaid           bigint NOT NULL,
+            fallen_due       bigint NOT NULL,
+            paid_on_time     bigint NOT NULL,
+            charges          bigint NOT NULL,
+            charges_received bigint NOT NULL,
+            recovered        bigint NOT NULL,
+            PRIMARY KEY (tenant_id, on_date, due_on)
+        );
+        CREATE TABLE loan_portfolio_due_now (
+            tenant_id        text NOT NULL,
+            due_on           date NOT NULL,
+            unpaid           bigint NOT NULL,
+            fallen_due       bigint NOT NULL,
+            paid_on_time     bigint NOT NULL,
+            charges          bigint NOT NULL,
+            charges_received bigint NOT NULL,
+            recovered        bigint NOT NULL,
+            PRIMARY KEY (tenant_id, due_on)
+        );
+        CREATE TABLE loan_portfolio_pending (
+            tenant_id text PRIMARY KEY
+        );
+        INSERT INTO loan_portfolio_pending SELECT DISTINCT tenant_id FROM loan_book;
+        -- the sums are of the book's rows: a book truncated has none
+        CREATE FUNCTION loan_portfolio_sums_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            TRUNCATE loan_portfolio_changes, loan_portfolio_now, loan_portfolio_due_changes, loan_portfolio_due_now,
+                     loan_portfolio_pending;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER loan_book_truncated AFTER TRUNCATE ON loan_book
+            FOR EACH STATEMENT EXECUTE FUNCTION loan_portfolio_sums_truncate();
+        """ + request_tables("loan_portfolio_changes", "loan_portfolio_now", "loan_portfolio_due_changes",
+                             "loan_portfolio_due_now", "loan_portfolio_pending"),
+    ),
 ]
