@@ -173,8 +173,10 @@ def _dates(f: _Financing) -> list[date]:
     return sorted(ds)
 
 
-def financing_changes(f: _Financing, out: Changes, sign: int = 1) -> None:
-    """Add ``f``'s changes (times ``sign``) to ``out``."""
+def reference_changes(f: _Financing, out: Changes, sign: int = 1) -> None:
+    """Add ``f``'s changes (times ``sign``) to ``out``: its figures as of each date of its facts
+    (``figures``), each less those of the date before. Plain and slow (every instalment at every date):
+    ``financing_changes`` computes the same changes incrementally, and the tests compare the two."""
     before = Figures()
     for d in _dates(f):
         now = figures(f, d)
@@ -200,6 +202,10 @@ def financing_changes(f: _Financing, out: Changes, sign: int = 1) -> None:
                     t[1] += sign * (a[0] - b[0])
                     t[2] += sign * (a[1] - b[1])
         before = now
+    _dated(f, out, sign)
+
+
+def _dated(f: _Financing, out: Changes, sign: int) -> None:
     for c in f.charges:
         if c[6] == "recorded":
             out.dues[(c[7], c[7])][3] += sign * c[4]
@@ -210,11 +216,153 @@ def financing_changes(f: _Financing, out: Changes, sign: int = 1) -> None:
             out.dues[(a[4], a[4])][5] += sign * a[5]
 
 
-def changes_of(rows: Any, sign: int = 1, out: Changes | None = None) -> Changes:
-    """The changes of the financings in ``rows`` (a ``book.BookRows`` of one cooperative), added to ``out``."""
+def financing_changes(f: _Financing, out: Changes, sign: int = 1) -> None:
+    """Add ``f``'s changes (times ``sign``) to ``out``: those of ``reference_changes``, swept date by date
+    with only the instalments that change re-evaluated (an allocation's; all of them when the status, the
+    generation in effect or the closing changes), so a financing costs its facts, not facts x instalments."""
+    b = f.book
+    if b is None:
+        return
+    restructured_on, closed_on, wo = b[3], b[4], b[5]
+    statuses = sorted(f.statuses, key=lambda s: s[3])
+    allocs_on: dict[date, list[tuple[Any, ...]]] = defaultdict(list)
+    later: dict[tuple[int, int], list[int]] = {}
+    for a in f.allocations:
+        allocs_on[a[4]].append(a)
+        x = later.setdefault((a[2], a[3]), [0, 0, 0])
+        x[0] += a[5]
+        x[1] += a[5] if a[6] else 0
+        x[2] += 1
+    gens: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for i in f.instalments:
+        gens[i[2]].append(i)
+    rows_of = {(i[2], i[3]): i for i in f.instalments}
+    si, best = 0, -1
+    status: str | None = None
+    # (generation, number) -> (due, rate (fallen due, paid on time) or None, portfolio (owed, cost, unpaid) or None)
+    contrib: dict[tuple[int, int], tuple[date, tuple[int, int] | None, tuple[int, int, int] | None]] = {}
+    owed = cost_owed = 0
+    unpaid: dict[date, int] = {}
+    state: tuple[Any, ...] | None = None
+    key: tuple[Any, ...] | None = None
+    values = (0, 0, 0, 0)
+    positioned = False
+
+    def evaluate(i: tuple[Any, ...], closed: bool) -> tuple[date, tuple[int, int] | None, tuple[int, int, int] | None]:
+        due, amount, cost, paid, on_time = i[4], i[5], i[6], i[7], i[8]
+        la = later.get((i[2], i[3]))
+        l_amount, l_on_time = (la[0], la[1]) if la else (0, 0)
+        p = paid - l_amount
+        rate = None
+        if not (closed and due > closed_on):
+            waived = amount - p if status == "settled" else 0
+            rate = (amount - waived, min(on_time - l_on_time, amount - waived))
+        if not (paid < amount) and la is None:
+            return due, rate, None
+        left = amount - p
+        c = cost - _div(min(p, amount) * cost, amount) if left != 0 and amount > 0 else 0
+        return due, rate, (left, c, left if left > 0 else 0)
+
+    for d in _dates(f):
+        while si < len(statuses) and statuses[si][3] <= d:
+            if statuses[si][2] > best:
+                best, status = statuses[si][2], statuses[si][4]
+            si += 1
+        touched: set[tuple[int, int]] = set()
+        for a in allocs_on.get(d, ()):
+            k = (a[2], a[3])
+            x = later[k]
+            x[0] -= a[5]
+            x[1] -= a[5] if a[6] else 0
+            x[2] -= 1
+            if x[2] == 0:
+                del later[k]
+            touched.add(k)
+        closed = closed_on is not None and closed_on <= d
+        effective = tuple(g for g, rows in gens.items()
+                          if status is not None and rows[0][9] <= d and (rows[0][10] is None or d < rows[0][10]))
+        now_state = (status, effective, closed)
+        if now_state != state:
+            new = {(i[2], i[3]): evaluate(i, closed) for g in effective for i in gens[g]}
+            redo = contrib.keys() | new.keys()
+        else:
+            new = {k: evaluate(rows_of[k], closed) for k in touched if k in contrib}
+            redo = new.keys()
+        state = now_state
+        unpaid_changes: dict[date, int] = {}
+        rate_changes: dict[date, list[int]] = {}
+        for k in redo:
+            old_c, new_c = contrib.get(k), new.get(k)
+            if old_c == new_c:
+                continue
+            for c, sg in ((old_c, -1), (new_c, 1)):
+                if c is None:
+                    continue
+                due, r, port = c
+                if r is not None:
+                    t = rate_changes.setdefault(due, [0, 0])
+                    t[0] += sg * r[0]
+                    t[1] += sg * r[1]
+                if port is not None:
+                    owed += sg * port[0]
+                    cost_owed += sg * port[1]
+                    if port[2]:
+                        unpaid[due] = unpaid.get(due, 0) + sg * port[2]
+                        unpaid_changes[due] = unpaid_changes.get(due, 0) + sg * port[2]
+                        if not unpaid[due]:
+                            del unpaid[due]
+            if new_c is None:
+                del contrib[k]
+            else:
+                contrib[k] = new_c
+        was_positioned = positioned
+        if status is None:
+            now_key: tuple[Any, ...] | None = None
+            now_values = (0, 0, 0, 0)
+            positioned = False
+        else:
+            positioned = status in ("signed", "active") and owed > 0
+            first = min(unpaid) if positioned and unpaid else NO_DUE
+            now_key = (status, positioned, first, positioned and restructured_on is not None and restructured_on <= d)
+            now_values = (1, owed if positioned else 0, cost_owed if positioned else 0,
+                          wo if status == "written_off" else 0)
+        if key != now_key or values != now_values:
+            if key is not None:
+                t = out.sums[(d, *key)]
+                for n in range(4):
+                    t[n] -= sign * values[n]
+            if now_key is not None:
+                t = out.sums[(d, *now_key)]
+                for n in range(4):
+                    t[n] += sign * now_values[n]
+            key, values = now_key, now_values
+        if was_positioned and positioned:
+            moved = unpaid_changes
+        elif positioned:  # all it owes unpaid comes into the sums
+            moved = unpaid
+        elif was_positioned:  # all it owed unpaid before this date goes out
+            moved = {due: -(unpaid.get(due, 0) - unpaid_changes.get(due, 0))
+                     for due in unpaid.keys() | unpaid_changes.keys()}
+        else:
+            moved = {}
+        for due, x2 in moved.items():
+            if x2:
+                out.dues[(d, due)][0] += sign * x2
+        for due, (fd, ot) in rate_changes.items():
+            if fd or ot:
+                t = out.dues[(d, due)]
+                t[1] += sign * fd
+                t[2] += sign * ot
+    _dated(f, out, sign)
+
+
+def changes_of(rows: Any, sign: int = 1, out: Changes | None = None, *, reference: bool = False) -> Changes:
+    """The changes of the financings in ``rows`` (a ``book.BookRows`` of one cooperative), added to ``out``
+    (``reference``: by ``reference_changes``)."""
     out = out if out is not None else Changes()
+    one = reference_changes if reference else financing_changes
     for f in _by_financing(rows).values():
-        financing_changes(f, out, sign)
+        one(f, out, sign)
     return out
 
 

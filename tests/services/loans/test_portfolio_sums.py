@@ -70,6 +70,11 @@ async def scenario(client: ServiceClient, plans_: list[Plan], asked: list[tuple[
                 await compare(client, tenant, on, start, on, exclude)
             # the rate's period ending before the portfolio's date
             await compare(client, tenant, on, start, max(start, on - timedelta(days=k * 7)), [])
+    # the changes swept incrementally are those of every financing's figures at every date of its facts
+    for tenant in TENANTS:
+        async with client.runtime.pool.acquire() as conn:
+            rows = await book.rows_of(conn, tenant)
+        assert sums.changes_of(rows).nonzero() == sums.changes_of(rows, reference=True).nonzero()
     # the sums written command by command are the sums rebuilt from the streams
     live = await sums_rows(client)
     for tenant in TENANTS:
