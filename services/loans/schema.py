@@ -275,7 +275,8 @@ MIGRATIONS = [
         CREATE TABLE loan_portfolio_pending (
             tenant_id text PRIMARY KEY
         );
-        INSERT INTO loan_portfolio_pending SELECT DISTINCT tenant_id FROM loan_book;
+        -- every cooperative with a book (rows, or financings whose rows the book backfill is still to write)
+        INSERT INTO loan_portfolio_pending SELECT tenant_id FROM loan_book UNION SELECT tenant_id FROM loan_financings;
         -- the sums are of the book's rows: a book truncated has none
         CREATE FUNCTION loan_portfolio_sums_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN

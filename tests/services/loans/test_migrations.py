@@ -45,3 +45,25 @@ async def test_0006_fills_each_financings_instalment_count_from_its_schedule_in_
         assert got == {applied: 12, rescheduled: 18}
     finally:
         await conn.close()
+
+
+async def test_0008_lists_every_cooperative_with_a_book_for_its_portfolio_sums(pg: PostgresHandle) -> None:
+    """A book recorded before the portfolio sums gets them at start (``sums.backfill``): migration 0008 lists
+    every cooperative with book rows, and one whose financings have no book rows yet (the book backfill writes
+    them first), so none is read from empty sums meanwhile."""
+    conn = await asyncpg.connect(await pg.create_database("loans_0008"))
+    try:
+        await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        await migrate(conn, "loans", [m for m in MIGRATIONS if m.name < "0008"])
+        await conn.execute(
+            """INSERT INTO loan_financings (tenant_id, financing_id, member_id, product_id, purpose, status, amount,
+                                            applied_on, version, instalments)
+               VALUES ('koperasi-a', $1, $2, 'p', 'septic_tank', 'applied', 1000000, '2025-01-06', 1, 12)""",
+            uuid.uuid4(), uuid.uuid4())
+        await conn.execute("INSERT INTO loan_book (tenant_id, financing_id, version) VALUES ('koperasi-b', $1, 1)",
+                           uuid.uuid4())
+        assert await migrate(conn, "loans", MIGRATIONS) == ["0008_loan_portfolio_sums"]
+        assert {r[0] for r in await conn.fetch("SELECT tenant_id FROM loan_portfolio_pending")} == {"koperasi-a",
+                                                                                                  "koperasi-b"}
+    finally:
+        await conn.close()
