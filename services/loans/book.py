@@ -371,7 +371,7 @@ async def analyze(pool: asyncpg.Pool) -> None:
     row by row. ``pool``: the owner's (``owner_pool``); the request role may not ANALYZE (PostgreSQL skips
     the tables with a warning), and autovacuum may not come round before the next read."""
     async with pool.acquire() as conn:
-        await conn.execute(f"ANALYZE {', '.join(BOOK_TABLES)}")
+        await conn.execute(f"ANALYZE {', '.join((*BOOK_TABLES, *sums.SUM_TABLES))}")
 
 
 # -- the portfolio from the rows ------------------------------------------------------------------------------------
