@@ -18,7 +18,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from bench.common import uptime
