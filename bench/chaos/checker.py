@@ -32,6 +32,7 @@ from aiokafka.structs import TopicPartition
 
 from bench.chaos.system import System
 from bench.chaos.workload import TENANTS, Ledger, keys
+from deploy.local.infra import database_of
 from deploy.local.services import SERVICES
 from shared.kafka import make_admin, make_consumer, namespaced, service_topic
 
@@ -66,7 +67,7 @@ class Findings:
 def superuser_url(system: System, service: str) -> str:
     """The service's database as the server's superuser (reads every cooperative's rows: the checker only)."""
     assert system.pg is not None
-    return system.pg.url(system.database_urls[service].rsplit("/", 1)[1])
+    return system.pg.url(database_of(system.database_urls[service]))
 
 
 async def _connect(system: System, service: str) -> asyncpg.Connection:
@@ -432,7 +433,7 @@ async def check_read_models(system: System, f: Findings) -> None:
     builds: list[Any] = [Build(FAMILIES[r["family"]], r["build"], r["suffix"]) for r in rows]
     summary = CooperativeSummary()
     url = await system.pg_handle.create_database("chaos_clean")
-    clean_name = url.rsplit("/", 1)[1]
+    clean_name = database_of(url)
     pool = await create_pool(url, 1, 4)
     source_pools = []
     registry = load_all()

@@ -86,6 +86,11 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
+def database_of(url: str) -> str:
+    """The database a URL names (its path; a Unix-socket URL's query holds slashes of its own)."""
+    return urlsplit(url).path.lstrip("/")
+
+
 @dataclass
 class PostgresHandle:
     """A server URL (any database on it) and how it was obtained. ``url`` is the administrator's (the

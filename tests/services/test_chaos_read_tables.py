@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import asyncpg
 
 from bench.chaos.checker import Findings, check_service_read_tables
-from deploy.local.infra import PostgresHandle
+from deploy.local.infra import PostgresHandle, database_of
 from tests.helpers import ServiceClient
 from tests.services.conftest import BMI
 from tests.services.loans.support import Walk
@@ -40,8 +40,8 @@ async def test_a_read_row_changed_behind_the_log_is_found_by_table(pg: PostgresH
     assert clean.figures["service read tables compared"] >= 8
 
     # a financing's list row and a book row changed, a member's index row deleted: none by an event
-    loans_db = await asyncpg.connect(system.pg.url(system.database_urls["loans"].rsplit("/", 1)[1]))
-    members_db = await asyncpg.connect(system.pg.url(system.database_urls["members"].rsplit("/", 1)[1]))
+    loans_db = await asyncpg.connect(system.pg.url(database_of(system.database_urls["loans"])))
+    members_db = await asyncpg.connect(system.pg.url(database_of(system.database_urls["members"])))
     try:
         assert await loans_db.execute("UPDATE loan_financings SET owed = owed + 1") == "UPDATE 1"
         assert await loans_db.execute("UPDATE loan_book SET closed_on = $1", date(2025, 3, 1)) == "UPDATE 1"
