@@ -65,29 +65,37 @@ class TrancheOrdersJob(Reaction):
         # never refuse a real disbursement for clock skew: its own date is the order date
         today = max(rt.settings.business_today(), event.disbursed_on)
         # as the event's cooperative, behind row-level security, on the reactions' pool
-        store = rt.for_tenant(tenant, background=True).store
+        coop = rt.for_tenant(tenant, background=True)
+        store = coop.store
         contractor_ref = event.payee_id if event.payee_type == "contractor" else None
         contractor = fold_contractor(await store.read_stream(tenant, contractor_ref)) if contractor_ref else None
-        events = domain.order_financed(job_id, str(event.member_id), event.purpose, str(event.financing_id),  # type: ignore[arg-type]
-                                       event.disbursed_on, contractor_ref, contractor, today)
-        try:
-            await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
-                               meta=reaction_metadata(self.name, envelope),
-                               idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
-                               after=projector(tenant, domain.ConstructionJob()))
+
+        async def order(job_id: str) -> bool:
+            """Order the job under ``job_id``; False when that stream exists already."""
+            events = domain.order_financed(job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
+                                           str(event.financing_id), event.disbursed_on, contractor_ref, contractor,
+                                           today)
+            try:
+                await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
+                                   meta=reaction_metadata(self.name, envelope),
+                                   idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
+                                   after=projector(tenant, domain.ConstructionJob()))
+                return True
+            except ConcurrencyError:
+                return False
+
+        if await order(job_id):
             return
-        except ConcurrencyError:
-            held = await store.read_stream(tenant, job_id)
-            if held and held[0].stream_type == domain.STREAM_TYPE:
-                # the job exists: ordered by an earlier event about the same financing
-                log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))
-                return
+        held = await store.read_stream(tenant, job_id)
+        if held and held[0].stream_type == domain.STREAM_TYPE:
+            # the job exists: ordered by an earlier event about the same financing
+            log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))
+            return
         # Stream ids are one namespace per cooperative, and this one is predictable (derived from the
         # financing): a record of another kind holds it (a contractor registered with that id). The job
         # must not wait behind it forever: it takes an id derived from this event, which nobody could
         # know beforehand, unless an earlier delivery about the same financing did so already.
-        pool = rt.for_tenant(tenant, background=True).pool
-        ordered = await pool.fetchval("SELECT job_id::text FROM jobs WHERE tenant_id = $1 AND financing_id = $2 "
+        ordered = await coop.pool.fetchval("SELECT job_id::text FROM jobs WHERE tenant_id = $1 AND financing_id = $2 "
                                       "LIMIT 1", tenant, event.financing_id)
         if ordered is not None:
             log.info("job_already_ordered", job_id=ordered, tenant_id=tenant, cause=str(envelope.event_id))
@@ -95,12 +103,5 @@ class TrancheOrdersJob(Reaction):
         squatted, job_id = job_id, str(uuid.uuid5(envelope.event_id, "job"))
         log.warning("job_id_held_by_another_record", job_id=squatted, new_job_id=job_id, tenant_id=tenant,
                     cause=str(envelope.event_id))
-        events = domain.order_financed(job_id, str(event.member_id), event.purpose, str(event.financing_id),  # type: ignore[arg-type]
-                                       event.disbursed_on, contractor_ref, contractor, today)
-        try:
-            await store.append(tenant, domain.STREAM_TYPE, job_id, NO_STREAM, events,
-                               meta=reaction_metadata(self.name, envelope),
-                               idempotency=reaction_idempotency(self.name, envelope, {"job_id": job_id}),
-                               after=projector(tenant, domain.ConstructionJob()))
-        except ConcurrencyError:
+        if not await order(job_id):
             log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))
