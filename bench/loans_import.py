@@ -81,17 +81,24 @@ def book(financings: int, payments: int) -> list[dict[str, Any]]:
     return rows
 
 
+async def loans_runtime(pg: Any, prefix: str) -> Any:
+    """A loans service runtime on fresh databases of ``pg`` (its own and a migrated platform one), started
+    without consumers, relay or schedules: what the loans benchmarks drive."""
+    settings = LoansSettings(database_url=await pg.create_database(prefix),
+                             platform_database_url=await pg.create_database(f"{prefix}_platform"),
+                             kafka_bootstrap_servers=None, event_source="none", log_level="WARNING")
+    conn = await connect(settings.platform_database_url)
+    await migrate(conn, "platform", PLATFORM_MIGRATIONS)
+    await conn.close()
+    rt = build_runtime(settings)
+    await rt.start(background=False)
+    return rt
+
+
 async def run(financings: int, payments: int, batch_size: int, baseline: bool = True, explain: bool = False) -> None:
     pg = start_postgres()
     try:
-        settings = LoansSettings(database_url=await pg.create_database("bench_loans"),
-                                 platform_database_url=await pg.create_database("bench_platform"),
-                                 kafka_bootstrap_servers=None, event_source="none", log_level="WARNING")
-        conn = await connect(settings.platform_database_url)
-        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
-        await conn.close()
-        rt = build_runtime(settings)
-        await rt.start(background=False)
+        rt = await loans_runtime(pg, "bench_loans")
         spec = ProductDefined(
             product_id="mikro-tata-sanitasi", name="Mikro Tata Sanitasi", purpose="septic_tank",
             contract_type="istishna", frequency="monthly", min_amount=1_000_000, max_amount=10_000_000,

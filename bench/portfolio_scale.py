@@ -22,19 +22,17 @@ from datetime import timedelta
 from typing import Any
 
 from bench.common import uptime
+from bench.loans_import import loans_runtime
 from bench.s5_scale import PRODUCT, TODAY, book_row
 from deploy.local.infra import start_postgres
 from services.loans import book as loan_book
 from services.loans import handlers, sums
 from services.loans.api import schemas as api
-from services.loans.app import build_runtime
 from services.loans.bulk_import import import_loan_book
 from services.loans.domain.product import LoanSettings
-from services.loans.settings import LoansSettings
 from shared.application import CommandContext
-from shared.db import connect, migrate
 from shared.envelope import Metadata
-from shared.tenancy import PLATFORM_MIGRATIONS, Principal, Role
+from shared.tenancy import Principal, Role
 
 CHUNK = 2_000
 THRESHOLDS = (LoanSettings().substandard_over_days, LoanSettings().doubtful_over_days, LoanSettings().loss_over_days)
@@ -117,14 +115,7 @@ async def measure(rt: Any, tenant: str, repeat: int, explain: bool) -> dict[str,
 async def run(sizes: list[int], repeat: int, explain: bool) -> None:
     pg = start_postgres()
     try:
-        settings = LoansSettings(database_url=await pg.create_database("bench_portfolio"),
-                                 platform_database_url=await pg.create_database("bench_portfolio_platform"),
-                                 kafka_bootstrap_servers=None, event_source="none", log_level="WARNING")
-        conn = await connect(settings.platform_database_url)
-        await migrate(conn, "platform", PLATFORM_MIGRATIONS)
-        await conn.close()
-        rt = build_runtime(settings)
-        await rt.start(background=False)
+        rt = await loans_runtime(pg, "bench_portfolio")
         results: dict[int, dict[str, float]] = {}
         loaded: dict[int, tuple[float, float]] = {}
         for n in sizes:
