@@ -261,9 +261,8 @@ def test_portfolio_from_rows_equals_the_fold_of_every_stream(pg: PostgresHandle,
     with_app(pg, platform_url, body)
 
 
-async def scenario(client: ServiceClient, plans_: list[Plan],
-                   asked: list[tuple[date | None, tuple[int, int] | None]]) -> None:
-    await clear(client)
+async def drive(client: ServiceClient, plans_: list[Plan]) -> date:
+    """Every cooperative's product defined and each plan driven through the API; the service's today."""
     for tenant in TENANTS:
         r = await client.post("/products", json=SANITATION_PRODUCT, headers=headers(tenant, MANAGER))
         assert r.status_code == 201, r.text
@@ -273,6 +272,13 @@ async def scenario(client: ServiceClient, plans_: list[Plan],
         await d.setup(n)
         for a in plan.actions:
             await d.act(a, n)
+    return today
+
+
+async def scenario(client: ServiceClient, plans_: list[Plan],
+                   asked: list[tuple[date | None, tuple[int, int] | None]]) -> None:
+    await clear(client)
+    today = await drive(client, plans_)
     for tenant in TENANTS:
         for as_of, period in asked:
             params: dict[str, str] = {}

@@ -21,9 +21,7 @@ from services.loans import book, handlers, sums
 from services.loans.domain.product import LoanSettings
 from services.loans.domain.quality import repayment_window_start
 from tests.helpers import ServiceClient
-from tests.services.conftest import headers
-from tests.services.loans.support import MANAGER, SANITATION_PRODUCT
-from tests.services.loans.test_portfolio_oracle import TENANTS, Driver, Plan, clear, plans, with_app
+from tests.services.loans.test_portfolio_oracle import TENANTS, Plan, clear, drive, plans, with_app
 
 THRESHOLDS = (LoanSettings().substandard_over_days, LoanSettings().doubtful_over_days, LoanSettings().loss_over_days)
 #: as-of dates: before the first signing, through the books, and after today
@@ -51,15 +49,7 @@ async def scenario(client: ServiceClient, plans_: list[Plan], asked: list[tuple[
     await clear(client)
     assert client.runtime.pool is not None
     await client.runtime.pool.execute(f"TRUNCATE {', '.join(sums.SUM_TABLES)}, loan_portfolio_pending")
-    for tenant in TENANTS:
-        r = await client.post("/products", json=SANITATION_PRODUCT, headers=headers(tenant, MANAGER))
-        assert r.status_code == 201, r.text
-    today = handlers.today(client.runtime)
-    for n, plan in enumerate(plans_):
-        d = Driver(client, plan, today)
-        await d.setup(n)
-        for a in plan.actions:
-            await d.act(a, n)
+    today = await drive(client, plans_)
     for tenant in TENANTS:
         ids = [r["financing_id"] for r in await client.runtime.pool.fetch(
             "SELECT financing_id FROM loan_book WHERE tenant_id = $1 ORDER BY financing_id", tenant)]
