@@ -39,17 +39,24 @@ from tests.services.reporting.test_portfolio_rewrite import TENANTS, history, in
 FAM = FAMILIES["financing"]
 
 
-@pytest.fixture(scope="module")
-async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
-    pool = await create_pool(await pg.create_database("batch_apply"), 1, 3)
+async def two_builds(pg: PostgresHandle, database: str, build: str, suffix: str
+                     ) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
+    """A database with the financing family's reference build and a second one (``build``), migrated."""
+    pool = await create_pool(await pg.create_database(database), 1, 3)
     ref = Build(FAM, "reporting.financing.v4", "v4")
-    bat = Build(FAM, "reporting.financing.v4.r2", "v4_r2")
+    other = Build(FAM, build, suffix)
     async with pool.acquire() as conn:
         await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-        for b in (ref, bat):
+        for b in (ref, other):
             await migrate(conn, f"projection:{b.name}", list(b.migrations))
-    yield pool, ref, bat
+    yield pool, ref, other
     await pool.close()
+
+
+@pytest.fixture(scope="module")
+async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
+    async for made in two_builds(pg, "batch_apply", "reporting.financing.v4.r2", "v4_r2"):
+        yield made
 
 
 def poison(template: Envelope, undecodable: bool) -> Envelope:
@@ -260,15 +267,8 @@ def test_the_days_a_financing_s_events_change_lie_within_the_batch_s_bounds(
 
 @pytest.fixture(scope="module")
 async def db_deferred(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
-    pool = await create_pool(await pg.create_database("batch_deferred"), 1, 3)
-    ref = Build(FAM, "reporting.financing.v4", "v4")
-    dfr = Build(FAM, "reporting.financing.v4.r3", "v4_r3")
-    async with pool.acquire() as conn:
-        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-        for b in (ref, dfr):
-            await migrate(conn, f"projection:{b.name}", list(b.migrations))
-    yield pool, ref, dfr
-    await pool.close()
+    async for made in two_builds(pg, "batch_deferred", "reporting.financing.v4.r3", "v4_r3"):
+        yield made
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
