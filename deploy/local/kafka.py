@@ -75,10 +75,40 @@ def cache_dir() -> Path:
     return Path(base) if base else REPO_ROOT / ".washfin" / "cache"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _pairs(ports: list[int]) -> list[list[int]]:
+    return [ports[i:i + 2] for i in range(0, len(ports), 2)]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports.
+
+    All the sockets are held open until every port is chosen, so the kernel cannot hand the same
+    ephemeral port back twice (two listeners of one broker on one port refuse to start), and a port
+    this process already handed out is never given again."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            if len(held) > count + 1000:
+                raise InfraError(f"no {count} free loopback ports: the kernel keeps handing back used ones")
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                ports.append(port)
+        _HANDED_OUT.update(ports)
+        return ports
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _require(tool: str, why: str) -> str:
@@ -311,7 +341,7 @@ class LocalKafka:
                 # an existing KRaft log remembers its controller address: keep the ports
                 self.port, self.controller_port = (int(x) for x in saved.read_text().split())
             else:
-                self.port, self.controller_port = free_port(), free_port()
+                self.port, self.controller_port = free_ports(2)
                 saved.write_text(f"{self.port} {self.controller_port}")
         props = self._write_config()
         base = self._java(java, libs, self.heap_mb)
@@ -433,7 +463,7 @@ class LocalKafkaCluster:
             layout = json.loads(saved.read_text())
         else:
             layout = {"cluster_id": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
-                      "ports": [[free_port(), free_port()] for _ in range(self.size)]}
+                      "ports": _pairs(free_ports(2 * self.size))}
             saved.write_text(json.dumps(layout))
         if len(layout["ports"]) != self.size:
             raise InfraError(f"{self.data_dir} holds a cluster of {len(layout['ports'])} nodes, not {self.size}")
