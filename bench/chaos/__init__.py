@@ -131,6 +131,7 @@ def run(minutes: float, *, seed: int | None = None, workdir: Path | None = None,
         passed = findings.passed
         return Result("PASS" if passed else "FAIL", minutes, seed, operations, nemesis.count(), heal_s,
                       dict(findings.checks), {**findings.figures, "refusals by route": ledger.refusals,
+                                              "waited for an event, by route": ledger.waits,
                                               "abandoned by step": ledger.cases_abandoned},
                       [asdict(x) for x in nemesis.faults], rss, str(base))
     finally:
@@ -165,7 +166,8 @@ def summary(r: Result) -> str:
     lines.append("")
     for k in ("events in the stores", "tranches released", "jobs ordered for financings", "read-model tables compared",
               "service read tables compared", "records below a checkpoint, verified", "dead letters of the poison", "members per cooperative",
-              "re-sent after an acknowledgement", "refusals by route", "abandoned by step"):
+              "re-sent after an acknowledgement", "refusals by route", "waited for an event, by route",
+              "abandoned by step"):
         if k in r.figures:
             lines.append(f"  {k}: {r.figures[k]}")
     if r.rss.get("growth_pct"):

@@ -63,7 +63,11 @@ class Ledger:
     commands: dict[str, Command] = field(default_factory=dict)  # by idempotency key (the last fate of each)
     reads: int = 0
     read_failures: int = 0
-    refusals: dict[str, int] = field(default_factory=dict)  # "METHOD path-shape status" -> count
+    # "METHOD path-shape status" -> count. A refusal that ended its case, apart from a 4xx answered while
+    # the service had not yet heard of an event on its way (the member's registration, say), which the
+    # client sends again with the same key: those are one command waiting, not refusals
+    refusals: dict[str, int] = field(default_factory=dict)
+    waits: dict[str, int] = field(default_factory=dict)
     cases_done: int = 0
     cases_abandoned: dict[str, int] = field(default_factory=dict)
 
@@ -119,8 +123,6 @@ class Client:
                     reached, cmd.error = True, r.text[:200]
                 else:
                     cmd.outcome, cmd.error = "refused", r.text[:300]
-                    shape = f"{method} {_shape(path)} {r.status_code}"
-                    self.ledger.refusals[shape] = self.ledger.refusals.get(shape, 0) + 1
                     return cmd, None
             await asyncio.sleep(min(0.3 * 2 ** attempt, 4.0) * (0.5 + self.rng.random()))
         cmd.outcome = "indeterminate" if reached else "failed"
@@ -210,7 +212,12 @@ class Workload:
             # a 409 "has moved on": a reaction (tranche 2 released) appended to the stream meanwhile; a client
             # reloads and sends again (same key: nothing was appended)
             retry = cmd.outcome == "refused" and any(w in (cmd.error or "") for w in (*wait_for, "has moved on"))
-            if (cmd.outcome in ("indeterminate", "failed") or retry) and time.monotonic() < deadline:
+            again = (cmd.outcome in ("indeterminate", "failed") or retry) and time.monotonic() < deadline
+            if cmd.outcome == "refused":
+                tally = self.ledger.waits if again else self.ledger.refusals
+                shape = f"{method} {_shape(path)} {cmd.status}"
+                tally[shape] = tally.get(shape, 0) + 1
+            if again:
                 await asyncio.sleep(1.0)
                 continue
             raise Unavailable(f"{method} {_shape(path)}: {cmd.outcome} {cmd.status} {(cmd.error or '')[:160]}")
