@@ -55,3 +55,54 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def quiescent(database_urls: dict[str, str], timeout: float = 90.0) -> dict[str, int]:
+    """Wait until the services have nothing left to do, by their own positions rather than by figures that
+    stop moving: every consumer the services run (``bench.chaos.checker.EXPECTED_CONSUMERS``, and each live
+    reporting build) has a position in every source it read, every position is at its source log's end, and
+    a second pass over all the databases finds the same logs and the same positions (no event appended and
+    no consumer moved in between: a reaction appends before its consumer's position moves on, so a reaction
+    in flight shows as lag in one pass or as a longer log in the next, and a consumer that starts reading a
+    source late shows as a new position). Returns the number of events in each service's log."""
+    from bench.chaos.checker import EXPECTED_CONSUMERS
+
+    async def one_pass() -> tuple[bool, dict[str, int], frozenset[tuple[Any, ...]]]:
+        ends: dict[str, int] = {}
+        positions: set[tuple[Any, ...]] = set()
+        caught_up = True
+        for service, url in database_urls.items():
+            conn = await connect(url)
+            try:
+                ends[service] = int(await conn.fetchval("SELECT count(*) FROM events"))
+                rows = await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions")
+                expected = set(EXPECTED_CONSUMERS.get(service, ()))
+                if service == "reporting":
+                    expected |= {r["build"] for r in await conn.fetch(
+                        "SELECT build FROM projection_builds WHERE state IN ('live', 'building')")}
+            finally:
+                await conn.close()
+            if not expected <= {r["consumer"] for r in rows}:
+                caught_up = False
+            for r in rows:
+                positions.add((service, *r.values()))
+                source = await connect(database_urls[r["source"]])
+                try:
+                    behind = await source.fetchval(
+                        "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
+                        str(r["tx_id"]), r["position"])
+                finally:
+                    await source.close()
+                caught_up = caught_up and behind == 0
+        return caught_up, ends, frozenset(positions)
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: tuple[dict[str, int], frozenset[tuple[Any, ...]]] | None = None
+    while True:
+        caught_up, ends, positions = await one_pass()
+        if caught_up and (ends, positions) == last:
+            return ends
+        last = (ends, positions) if caught_up else None
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the services did not come to rest within {timeout:.0f}s (events: {ends})")
+        await asyncio.sleep(0.2)

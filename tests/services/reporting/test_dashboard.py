@@ -37,6 +37,7 @@ from deploy.local.demos.reporting import DEMO_TARGETS
 from deploy.local.infra import PostgresHandle
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from shared.tenancy import Role
+from tests.helpers import quiescent
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
@@ -549,19 +550,15 @@ def api(base_url: str, key: str, as_of: str | None = None) -> dict[str, Any]:
     return body
 
 
-def _settled(base_url: str, timeout: float = 90) -> None:
-    """Wait until the reporting projections caught up with the demo and the figures stopped moving (the
-    services react to each other's events for a while after the last request)."""
-    deadline = time.monotonic() + timeout
-    last: list[dict[str, Any]] | None = None
-    while time.monotonic() < deadline:
-        now = [api(base_url, MANAGER_KEY), api(base_url, PROGRAMME_KEY)]
-        caught_up = all(b["freshness"]["lag_events"] == 0 for b in now) and now[0]["headline"]["members"] > 0
-        if caught_up and now == last:
-            return
-        last = now if caught_up else None
-        time.sleep(1.0)
-    raise AssertionError(f"the reporting figures did not settle within {timeout}s: {last and last[0]['freshness']}")
+def _settled(base_url: str, database_urls: dict[str, str]) -> None:
+    """Wait until the services came to rest after the demo (they react to each other's events for a while
+    after the last request): every consumer at its sources' ends, twice over (``tests.helpers.quiescent``);
+    then reporting's own freshness says so too."""
+    asyncio.run(quiescent(database_urls))
+    for key in (MANAGER_KEY, PROGRAMME_KEY):
+        body = api(base_url, key)
+        assert body["freshness"]["lag_events"] == 0, body["freshness"]
+    assert api(base_url, MANAGER_KEY)["headline"]["members"] > 0
 
 
 @pytest.fixture(scope="module")
@@ -579,7 +576,7 @@ def reporting_url(pg: PostgresHandle, platform_url: str, tmp_path_factory: pytes
         by_name = {p.service: p for p in procs}
         asyncio.run(load_all_demo({p.service: p.url for p in procs}))
         reporting = by_name["reporting"].url
-        _settled(reporting)
+        _settled(reporting, urls)
         yield reporting
     finally:
         for p in procs:
