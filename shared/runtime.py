@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from shared import memory
 from shared.consumer import TRACKING_MIGRATIONS, Projection
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
@@ -254,6 +255,8 @@ class ServiceRuntime:
                 await self.start_consumers(p, self._stop)
         for job in self.periodic:
             self.spawn(self._run_periodic(job), f"schedule:{job.name}")
+        if s.malloc_trim_s > 0 and memory.available():
+            self.spawn(memory.keep_trimming(self._stop, s.malloc_trim_s), "malloc-trim")
         log.info("service_started", service=self.service, event_source=s.event_source,
                  relay=self.relay is not None, consumers=len(self.consumers))
 

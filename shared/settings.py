@@ -50,6 +50,10 @@ class ServiceSettings(BaseSettings):
     #: back no connection for this long while one was wanted, or a consumer has neither applied a batch nor
     #: found itself caught up for this long
     liveness_stall_s: float = 60.0
+    #: seconds between calls of glibc's malloc_trim(0), which gives memory freed inside the heaps back to
+    #: the operating system (shared.memory: without it a replica's RSS keeps growing under steady traffic);
+    #: 0 turns it off
+    malloc_trim_s: float = 60.0
     #: failed API keys (shared.throttle): past this many refusals within the window, from one client address
     #: or at one key id, attempts get 429 with Retry-After until the window has room; 0 turns a limit off
     auth_failures_per_address: int = 30

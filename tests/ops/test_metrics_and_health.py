@@ -164,3 +164,13 @@ async def test_every_consumer_reports_zero_dead_letters_when_it_has_none(pg: Pos
 async def _consumer_names(client: ServiceClient) -> set[str]:
     names = {c.projection.name for c in client.runtime.consumers}
     return names if len(names) >= 4 else set()
+
+
+async def test_a_service_gives_freed_memory_back_on_its_period_and_not_when_turned_off(
+        pg: PostgresHandle, platform_url: str, members: ServiceClient) -> None:
+    assert "malloc-trim" in {t.get_name() for t in members.runtime.tasks}  # the default: every 60 s
+    off = MembersSettings(database_url=await pg.create_database("members"), platform_database_url=platform_url,
+                          kafka_bootstrap_servers=None, event_source="none", malloc_trim_s=0)
+    async with running_app(create_app(off)) as client:
+        assert "malloc-trim" not in {t.get_name() for t in client.runtime.tasks}
+        assert (await client.get("/healthz")).status_code == 200
