@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--only S1,S2,S3,S4,S5,S6] [--json PATH]
+"""python -m bench [--quick] [--only S1,S2,S3,S4,S5,S6,S5N] [--json PATH]
 
 Starts its own PostgreSQL and Kafka (``deploy.local.infra``: ``DATABASE_URL`` /
 ``KAFKA_BOOTSTRAP_SERVERS`` win when set), runs the scenarios, stops everything and prints one table in
@@ -27,10 +27,11 @@ SCENARIOS: dict[str, str] = {
     "S4": "bench.s4_api",
     "S5": "bench.s5_scale",
     "S6": "bench.s6_load",
+    "S5N": "bench.s5_neighbour",
 }
 NEEDS_KAFKA = {"S2", "S3"}
 #: run only when named in --only: S5 builds books of tens of thousands of financings (tens of minutes)
-OPT_IN = {"S5"}
+OPT_IN = {"S5", "S5N"}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -1,0 +1,144 @@
+"""S5N: S5's neighbour effect of an import alone, in a minute (``python -m bench --only S5N``).
+
+The system as S5 starts it (the four services, each its own OS process, on the embedded event source), two
+cooperatives: ``s5-small`` (``S5N_SMALL`` financings, default 100), the neighbour, and ``s5-late``, into which
+``S5N_ROUNDS`` books (default 3) of ``S5N_LATE`` financings (default 1,000, one ``POST /imports`` each, as S5's
+neighbour phase) are imported one after the other, reporting projecting them live. The neighbour's loans
+``GET /financings?limit=20`` (the simple GET of S5's rows) and reporting ``GET /reports/summary`` in turn, one every
+20 ms, over HTTP from a client process of its own (``Neighbour``: the bench's own work of building and sending
+the books must not show in its latencies): during the imports, then alone for as long. Rows: p50, p99 and the
+longest of each, alone and during; the ratio to alone is the effect. The loans service's own longest event-loop
+hold is not visible from here: ``python -m bench.loans_import --watch`` shows those (in process, with where).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from asyncio.subprocess import PIPE
+from random import Random
+from typing import Any
+
+import httpx
+
+from bench.common import Bench, Row, Target, say, uptime
+from bench.s5_scale import (
+    CLIENT_TIMEOUT_S,
+    LATE,
+    SMALL,
+    import_book,
+    pct,
+    settle,
+    start,
+    stop,
+)
+
+
+def _sizes() -> tuple[int, int, int]:
+    return (int(os.environ.get("S5N_SMALL", 100)), int(os.environ.get("S5N_LATE", 1_000)),
+            int(os.environ.get("S5N_ROUNDS", 3)))
+
+
+#: the neighbour, a client of its own (its own process: the bench's work of building and sending the books,
+#: in this process, must not show in its latencies): each URL in turn every 20 ms until a line on stdin, then
+#: the latencies (ms) of each as one JSON line
+_NEIGHBOUR = """import asyncio, json, sys, time
+import httpx
+async def main(key, urls):
+    out = {u: [] for u in urls}
+    stop = asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    async with httpx.AsyncClient(timeout=600) as c:
+        while not stop.done():
+            for u in urls:
+                t = time.perf_counter()
+                r = await c.get(u, headers={"X-API-Key": key})
+                out[u].append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    raise SystemExit(f"{u}: {r.status_code} {r.text[:300]}")
+                await asyncio.sleep(0.02)
+    print(json.dumps(out), flush=True)
+asyncio.run(main(sys.argv[1], sys.argv[2:]))
+"""
+
+
+class Neighbour:
+    """The neighbour's client process (``_NEIGHBOUR``) while the block runs; ``got`` its latencies by URL."""
+
+    def __init__(self, key: str, urls: list[str]) -> None:
+        self.key, self.urls, self.got = key, urls, {}
+
+    async def __aenter__(self) -> Neighbour:
+        self.proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _NEIGHBOUR, self.key, *self.urls,
+                                                         stdin=PIPE, stdout=PIPE)
+        await asyncio.sleep(0.5)  # its interpreter and first connections
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        out, _ = await self.proc.communicate(b"stop\n")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the neighbour's client exited {self.proc.returncode}")
+        self.got = json.loads(out)
+
+
+async def run(bench: Bench) -> list[Row]:
+    small_n, late_n, rounds = _sizes()
+    rng = Random(55)
+    load_before = uptime()
+    say(f"S5N: neighbour {small_n} financings, {rounds} imports of {late_n}; load {load_before}")
+    system = await start(bench, [SMALL, LATE])
+    gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
+    during: dict[str, list[float]] = {k: [] for k in gets}
+    alone: dict[str, list[float]] = {k: [] for k in gets}
+    keep_logs = True
+    try:
+        async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
+            small = system.coops[SMALL]
+            urls = {"financings": f"{system.url('loans')}/financings?limit=20",
+                    "summary": f"{system.url('reporting')}/reports/summary"}
+            await import_book(system, client, small, small_n, rng)
+            await settle(system)
+            imported_s: list[float] = []
+            events = 0
+            for _ in range(rounds):
+                async with Neighbour(small.manager, list(urls.values())) as nb:
+                    t0 = time.perf_counter()
+                    events += await import_book(system, client, system.coops[LATE], late_n, rng)
+                    imported_s.append(time.perf_counter() - t0)
+                for k in gets:
+                    during[k] += nb.got[urls[k]]
+                await settle(system)
+            async with Neighbour(small.manager, list(urls.values())) as nb:
+                await asyncio.sleep(sum(imported_s))
+            for k in gets:
+                alone[k] += nb.got[urls[k]]
+        keep_logs = False
+    finally:
+        await stop(system)
+        if keep_logs:
+            say(f"S5N: service logs kept in {system.logs}")
+        else:
+            shutil.rmtree(system.logs, ignore_errors=True)
+    load_after = uptime()
+    rows: list[Row] = []
+    for k, label in gets.items():
+        a, d = alone[k], during[k]
+        rows.append(Row("S5N", f"neighbour {label} alone p50 (n={len(a)})", pct(a, 50), "ms"))
+        rows.append(Row("S5N", f"neighbour {label} alone p99", pct(a, 99), "ms"))
+        rows.append(Row("S5N", f"neighbour {label} during an import p50 (n={len(d)})", pct(d, 50), "ms", "alone",
+                        pct(a, 50)))
+        rows.append(Row("S5N", f"neighbour {label} during an import p99", pct(d, 99), "ms", "alone", pct(a, 99),
+                        target=Target("value", "<", 50)))
+        rows.append(Row("S5N", f"neighbour {label} during an import, longest", max(d, default=0.0), "ms", "alone",
+                        max(a, default=0.0)))
+    bench.note("S5N", f"{rounds} imports of {late_n:,} financings ({events:,} loans events) in "
+                      f"{', '.join(f'{s:.1f}' for s in imported_s)} s, reporting projecting them live")
+    bench.note("S5N", f"load before: {load_before}")
+    bench.note("S5N", f"load after:  {load_after}")
+    return rows
+
+
+__all__: list[Any] = ["run"]
