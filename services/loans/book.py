@@ -57,6 +57,7 @@ from shared.contracts.loans import (
     MarginDiscounted,
     RepaymentRecorded,
 )
+from shared.db import Statement, array_statements
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -299,13 +300,20 @@ async def insert_book_rows(conn: asyncpg.Connection, rows: BookRows, *, with_sum
         for tenant in sorted({r[0] for r in rows.book}):
             mine = rows if all(r[0] == tenant for r in rows.book) else _of_tenant(rows, tenant)
             await sums.apply(conn, tenant, sums.changes_of(mine))
+    for sql, args in book_row_statements(rows):
+        await conn.execute(sql, *args)
+
+
+def book_row_statements(rows: BookRows, elements: int | None = None) -> list[Statement]:
+    """The statements inserting ``rows``: one a table, or with ``elements`` several, of at most about that many
+    array elements each (``shared.db.array_statements``; the import builds them in a thread)."""
+    out: list[Statement] = []
     for table, columns, attr in _TABLES:
         data: list[tuple[Any, ...]] = getattr(rows, attr)
-        if not data:
-            continue
-        cols = list(zip(*data, strict=True))
-        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) {_unnest(columns)}",
-                           *[list(c) for c in cols])
+        if data:
+            out += array_statements(f"INSERT INTO {table} ({', '.join(columns)}) {_unnest(columns)}",
+                                    list(zip(*data, strict=True)), elements=elements)
+    return out
 
 
 def _of_tenant(rows: BookRows, tenant: str) -> BookRows:

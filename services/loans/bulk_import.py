@@ -55,8 +55,9 @@ from services.loans.domain.loan_book import (
     import_financing,
 )
 from services.loans.api.schemas import MAX_RUPIAH
-from services.loans.handlers import financing_row, insert_read_rows
+from services.loans.handlers import financing_row, read_row_statements
 from shared.application import Conflict, TooLarge
+from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
 from shared.runtime import CooperativeRuntime
@@ -269,6 +270,7 @@ async def _import(rt: CooperativeRuntime, tenant: str, rows: list[Any], report: 
         report.payments = sum(len(i.receipts) for _, i in accepted)
         # thousands of rows at once: fresh statistics for the portfolio's plans (as the tables' owner)
         await book.analyze(book.owner_pool(rt))
+    await release(checked, accepted)  # the file's models and events, freed out of the event loop
     report.seconds = time.perf_counter() - started
     return report
 
@@ -408,15 +410,22 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[
 
 @dataclass
 class _Batch:
-    events: list[list[Any]]
-    financings: list[tuple[Any, ...]]
-    receipts: list[tuple[str, str, uuid.UUID]]
-    rows: book.BookRows
-    types: list[str]
+    """One batch of financings as statements of at most ``ELEMENTS_PER_STATEMENT`` array elements each:
+    asyncpg encodes a statement's arrays in the event loop, so no statement holds it long."""
+    events: list[Statement]
+    rows: list[Statement]
+    appended: list[_Appended]
     changes: sums.Changes
 
 
-def _prepare(tenant: str, chunk: list[Imported], meta: Metadata) -> _Batch:
+class _Appended(NamedTuple):
+    type: str
+
+
+def _prepare(tenant: str, chunk: list[Imported], meta: Metadata, spent: list[Any]) -> _Batch:
+    """``chunk``'s statements (CPU work, in a thread); first drops ``spent``, the statements already executed
+    (freeing a batch's hundreds of thousands of objects is CPU work too, kept out of the event loop)."""
+    spent.clear()
     cols: list[list[Any]] = [[] for _ in range(13)]
     now = utcnow()
     gc.freeze()
@@ -428,50 +437,71 @@ def _prepare(tenant: str, chunk: list[Imported], meta: Metadata) -> _Batch:
                     orjson.dumps(e.payload).decode()), strict=True):
                 col.append(val)
     rows = _book_rows(tenant, chunk, meta.actor)
-    return _Batch(cols, [financing_row(tenant, i.state) for i in chunk],
-                  [(tenant, r, uuid.UUID(i.financing_id)) for i in chunk for r in i.receipts],
-                  rows, cols[5], sums.changes_of(rows))
+    return _Batch(array_statements(_INSERT_EVENTS, cols, elements=ELEMENTS_PER_STATEMENT),
+                  read_row_statements([financing_row(tenant, i.state) for i in chunk],
+                                      [(tenant, r, uuid.UUID(i.financing_id)) for i in chunk for r in i.receipts],
+                                      rows, ELEMENTS_PER_STATEMENT),
+                  [_Appended(t) for t in cols[5]], sums.changes_of(rows))
 
 
-class _Appended(NamedTuple):
-    type: str
+def _add_changes(changes: sums.Changes, batch: _Batch, spent: list[Any]) -> None:
+    spent.clear()
+    changes.add(batch.changes)
 
 
 async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], meta: Metadata,
                  batch_size: int, progress: Progress | None) -> None:
     """Every event and read row of ``accepted`` in one transaction (all or nothing), ``batch_size`` financings
-    a statement; each batch prepared in a thread, the event loop free between statements. The events go in
-    first: an append is the first write of its transaction (``shared.eventstore``)."""
+    a batch, each batch prepared in a thread and written in statements of at most ``ELEMENTS_PER_STATEMENT``
+    array elements: the event loop is never held long, and free between statements. The events go in first:
+    an append is the first write of its transaction (``shared.eventstore``)."""
     chunks = [accepted[k:k + batch_size] for k in range(0, len(accepted), batch_size)]
-    types: list[str] = []
+    appended: list[_Appended] = []
+    spent: list[Any] = []
+    prepared: list[_Batch] = []
     async with rt.pool.acquire() as conn:
         try:
             async with conn.transaction():
-                prepared: list[_Batch] = []
                 for k, chunk in enumerate(chunks):
-                    batch = await asyncio.to_thread(_prepare, tenant, chunk, meta)
-                    await conn.execute(_INSERT_EVENTS, *batch.events)
-                    batch.events = []
+                    batch = await asyncio.to_thread(_prepare, tenant, chunk, meta, spent)
+                    for sql, args in batch.events:
+                        await conn.execute(sql, *args)
+                    spent, batch.events = [batch.events], []
                     prepared.append(batch)
                     if progress:
                         progress((k + 1) * batch_size // 2 if k + 1 < len(chunks) else len(accepted) // 2,
                                  len(accepted))
                 changes = sums.Changes()
                 for k, batch in enumerate(prepared):
-                    await insert_read_rows(conn, batch.financings, batch.receipts, batch.rows, with_sums=False)
-                    types += batch.types
-                    await asyncio.to_thread(changes.add, batch.changes)
+                    for sql, args in batch.rows:
+                        await conn.execute(sql, *args)
+                    appended += batch.appended
+                    spent, batch.rows = [spent, batch.rows], []
+                    await asyncio.to_thread(_add_changes, changes, batch, spent)
                     if progress:
                         progress(min(len(accepted), len(accepted) // 2 + (k + 1) * batch_size // 2), len(accepted))
                 # the portfolio sums, once for the whole file (one statement a table: its rows locked in order)
-                await sums.apply(conn, tenant, changes)
+                await sums.apply(conn, tenant, changes, ELEMENTS_PER_STATEMENT)
         except asyncpg.UniqueViolationError as e:
             # another import of the same loans or receipts committed first: nothing of this one was written
             if e.constraint_name == "events_stream_version":
                 raise ConcurrencyError(tenant, "(import)", -1) from None
             raise ImportRace(f"another request recorded some of these financings or receipts meanwhile ({e.constraint_name}); "
                              "nothing was imported: import the file again") from None
-    rt.store.notify_committed(cast(Any, [_Appended(t) for t in types]))
+    await release(spent, prepared, chunks)
+    rt.store.notify_committed(cast(Any, appended))
+
+
+async def release(*lists: list[Any]) -> None:
+    """Empty ``lists`` in a thread: when they hold the last references to a file's objects (millions of them
+    for a few thousand financings), freeing them is CPU work of tens of milliseconds, out of the event loop
+    there (the interpreter switches back to it every ``sys.getswitchinterval()``)."""
+
+    def clear() -> None:
+        for xs in lists:
+            xs.clear()
+
+    await asyncio.to_thread(clear)
 
 
 class ImportRace(Conflict):

@@ -32,6 +32,7 @@ from services.loans.domain.quality import (
 )
 from shared.application import CommandContext, TryLater, run_command
 from shared.contracts.loans import LateChargePaid, RepaymentRecorded
+from shared.db import Statement, array_statements
 from shared.envelope import Envelope, NewEvent
 from shared.eventstore import AfterAppend
 from shared.runtime import CooperativeRuntime, ServiceRuntime
@@ -88,21 +89,31 @@ async def insert_read_rows(conn: asyncpg.Connection, financings: list[tuple[Any,
                            with_sums: bool = True) -> None:
     """Many list rows (``financing_row``), receipt numbers and book rows (``book.stream_rows``) at once.
     INSERT from arrays, not COPY: PostgreSQL refuses COPY FROM into a table behind row-level security."""
-    if financings:
-        cols = list(zip(*financings, strict=True))
-        await conn.execute(
-            f"""INSERT INTO loan_financings ({", ".join(FINANCING_COLUMNS)})
-                SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                                     $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::date[], $12::int[],
-                                     $13::int[])""",
-            *[list(c) for c in cols])
-    if receipts:
-        cols = list(zip(*receipts, strict=True))
-        await conn.execute(
-            """INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])""", *[list(c) for c in cols])
+    for sql, args in read_row_statements(financings, receipts):
+        await conn.execute(sql, *args)
     if rows is not None:
         await book.insert_book_rows(conn, rows, with_sums=with_sums)
+
+
+_INSERT_FINANCINGS = f"""INSERT INTO loan_financings ({", ".join(FINANCING_COLUMNS)})
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::bigint[], $8::bigint[], $9::bigint[], $10::date[], $11::date[], $12::int[], $13::int[])"""
+_INSERT_RECEIPTS = """INSERT INTO loan_receipts (tenant_id, receipt_number, financing_id)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])"""
+
+
+def read_row_statements(financings: list[tuple[Any, ...]], receipts: list[tuple[str, str, uuid.UUID]],
+                        rows: book.BookRows | None = None, elements: int | None = None) -> list[Statement]:
+    """The statements of ``insert_read_rows`` (the sums aside): one a table, or with ``elements`` several of at
+    most about that many array elements each (the import builds them in a thread: ``shared.db.array_statements``)."""
+    out: list[Statement] = []
+    if financings:
+        out += array_statements(_INSERT_FINANCINGS, list(zip(*financings, strict=True)), elements=elements)
+    if receipts:
+        out += array_statements(_INSERT_RECEIPTS, list(zip(*receipts, strict=True)), elements=elements)
+    if rows is not None:
+        out += book.book_row_statements(rows, elements)
+    return out
 
 
 def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:

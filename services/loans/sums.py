@@ -38,6 +38,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import array_statements
+
 #: the key of a financing that owes nothing unpaid (no first unpaid due date)
 NO_DUE = date.max
 
@@ -436,20 +438,22 @@ def plan(changes: Changes) -> Plan:
     return out
 
 
-async def apply(conn: asyncpg.Connection, tenant: str, changes: Changes) -> None:
+async def apply(conn: asyncpg.Connection, tenant: str, changes: Changes, elements: int | None = None) -> None:
     """Add ``changes`` to ``tenant``'s sums (in the caller's transaction). Each table's rows are taken in key
     order, the tables in one order, so two transactions never wait on each other in a cycle; rows that come
-    to zero are deleted."""
+    to zero are deleted. ``elements``: at most about that many array elements a statement (a table's rows then
+    go in several, still in key order: ``shared.db.array_statements``), as the import writes them."""
     large = len(changes.sums) + len(changes.dues) > 2_000
     writes = await asyncio.to_thread(plan, changes) if large else plan(changes)
     # shared: a backfill of this cooperative's sums (exclusive) waits for the writers, and they for it
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", _lock_key(tenant))
     for table, key, key_types, values, cols in writes:
-        await _upsert(conn, table, tenant, key, values, key_types, cols)
+        for _, part in array_statements("", cols, elements=elements):
+            await _upsert(conn, table, tenant, key, values, key_types, part)
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, tenant: str, key: tuple[str, ...], values: tuple[str, ...],
-                  key_types: tuple[str, ...], cols: list[tuple[Any, ...]]) -> None:
+                  key_types: tuple[str, ...], cols: list[Any]) -> None:
     names = (*key, *values)
     arrays = ", ".join(f"${k + 2}::{t}[]" for k, t in enumerate((*key_types, *["bigint"] * len(values))))
     on = " AND ".join(f"t.{c} = z.{c}" for c in key)

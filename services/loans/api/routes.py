@@ -334,6 +334,7 @@ async def import_loan_book(principal: Manager, request: Request,
     assert principal.tenant_id is not None
     report = await bulk_import.import_loan_book(rt, principal.tenant_id, rows, actor=principal.actor,
                                                 today=handlers.today(rt), wait_for_members=5.0)
+    await bulk_import.release(rows)  # the parsed file: freed out of the event loop
     if report.refused:  # all or nothing: a refused row imports nothing
         return JSONResponse(bulk_import.refused_body(report), status_code=422)  # type: ignore[return-value]
     return s.ImportReportResponse.model_validate(report.as_dict())

@@ -203,3 +203,49 @@ async def test_a_cost_too_small_for_the_products_tranches_is_a_refused_row(loans
     assert r.json()["refused"] == [{"row": 1, "loan_ref": "T-1", "reasons": [
         "cost: Rp 1 is too small to pay in the product's tranches (50/50 %)"]}]
     assert await event_count(loans) == n
+
+
+async def test_an_import_in_statements_of_a_few_rows_writes_what_the_log_rebuilds(loans: ServiceClient,
+                                                                                  monkeypatch: Any) -> None:
+    """The import writes in statements of at most ``ELEMENTS_PER_STATEMENT`` array elements (asyncpg encodes a
+    statement's arrays in the event loop). Made tiny here, so every table takes several statements and their
+    boundaries fall inside a financing's rows, what it wrote equals what ``rebuild_read_tables`` writes from
+    the log (one statement a table), table for table, the portfolio sums included; and the events are the
+    file's, each stream's versions 1..n."""
+    from services.loans import book, bulk_import, sums
+
+    monkeypatch.setattr(bulk_import, "ELEMENTS_PER_STATEMENT", 50)
+    made: list[int] = []
+    real = bulk_import.array_statements
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        out = real(*args, **kw)
+        made.append(len(out))
+        return out
+
+    monkeypatch.setattr(bulk_import, "array_statements", counted)
+    await define_product(loans)
+    await member_of(loans)
+    rows = [book_row(f"S-{k}", payments=k % 13, **({"margin": 720_000 - 7} if k == 4 else {}))
+            for k in range(9)]
+    rows[4]["schedule"][-1]["amount"] -= 7
+    n = await event_count(loans)
+    r = await loans.post("/imports", json=rows, headers=headers(BMI, MANAGER))
+    assert r.status_code == 200 and r.json()["imported"] == 9, r.text
+    assert made and made[0] > 10  # the events went in many statements
+    pool = loans.runtime.pool
+    assert pool is not None
+    tables = ("loan_financings", "loan_receipts", *book.BOOK_TABLES, *sums.SUM_TABLES)
+
+    async def contents() -> dict[str, list[str]]:
+        return {t: sorted(repr(sorted(dict(x).items())) for x in await pool.fetch(f"SELECT * FROM {t}"))
+                for t in tables}
+
+    imported = await contents()
+    assert imported["loan_receipts"] and imported["loan_instalments"] and imported["loan_allocations"]
+    assert await rebuild_read_tables(loans.runtime, BMI) == 9
+    assert await contents() == imported
+    assert await event_count(loans) == n + r.json()["events"]
+    versions = await pool.fetch("SELECT stream_id, array_agg(version ORDER BY version) AS v FROM events "
+                                "WHERE stream_type = 'financing' GROUP BY stream_id")
+    assert len(versions) == 9 and all(x["v"] == list(range(1, len(x["v"]) + 1)) for x in versions)
