@@ -377,13 +377,19 @@ async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[i
     """``batch`` but the rows whose loan number or receipts the cooperative has recorded already (refused)."""
     if not batch:
         return []
-    existing = {str(r["stream_id"]) for r in await rt.pool.fetch(
-        "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_id = ANY($2::text[]) AND version = 1",
-        tenant, [i.financing_id for _, i in batch])}
+    existing: set[str] = set()
+    used: set[str] = set()
+    ids = [i.financing_id for _, i in batch]
     receipts = [r for _, i in batch for r in i.receipts]
-    used = {r["receipt_number"] for r in await rt.pool.fetch(
-        "SELECT receipt_number FROM loan_receipts WHERE tenant_id = $1 AND receipt_number = ANY($2::text[])",
-        tenant, receipts)}
+    # at most ELEMENTS_PER_STATEMENT of them a query: asyncpg encodes the array in the event loop
+    for _, (part,) in array_statements("", [ids], elements=ELEMENTS_PER_STATEMENT):
+        existing |= {str(r["stream_id"]) for r in await rt.pool.fetch(
+            "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_id = ANY($2::text[]) AND version = 1",
+            tenant, part)}
+    for _, (part,) in array_statements("", [receipts], elements=ELEMENTS_PER_STATEMENT):
+        used |= {r["receipt_number"] for r in await rt.pool.fetch(
+            "SELECT receipt_number FROM loan_receipts WHERE tenant_id = $1 AND receipt_number = ANY($2::text[])",
+            tenant, part)}
     accepted: list[tuple[int, Imported]] = []
     for row, imp in batch:
         if imp.financing_id in existing:

@@ -443,13 +443,16 @@ async def apply(conn: asyncpg.Connection, tenant: str, changes: Changes, element
     order, the tables in one order, so two transactions never wait on each other in a cycle; rows that come
     to zero are deleted. ``elements``: at most about that many array elements a statement (a table's rows then
     go in several, still in key order: ``shared.db.array_statements``), as the import writes them."""
+    def parts() -> list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], list[Any]]]:
+        return [(table, key, key_types, values, part) for table, key, key_types, values, cols in plan(changes)
+                for _, part in array_statements("", cols, elements=elements)]
+
     large = len(changes.sums) + len(changes.dues) > 2_000
-    writes = await asyncio.to_thread(plan, changes) if large else plan(changes)
+    writes = await asyncio.to_thread(parts) if large else parts()
     # shared: a backfill of this cooperative's sums (exclusive) waits for the writers, and they for it
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", _lock_key(tenant))
-    for table, key, key_types, values, cols in writes:
-        for _, part in array_statements("", cols, elements=elements):
-            await _upsert(conn, table, tenant, key, values, key_types, part)
+    for table, key, key_types, values, part in writes:
+        await _upsert(conn, table, tenant, key, values, key_types, part)
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, tenant: str, key: tuple[str, ...], values: tuple[str, ...],

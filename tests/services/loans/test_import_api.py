@@ -226,13 +226,14 @@ async def test_an_import_in_statements_of_a_few_rows_writes_what_the_log_rebuild
     monkeypatch.setattr(bulk_import, "array_statements", counted)
     await define_product(loans)
     await member_of(loans)
-    rows = [book_row(f"S-{k}", payments=k % 13, **({"margin": 720_000 - 7} if k == 4 else {}))
+    rows = [book_row(f"S-{k}", payments=k + 4, **({"margin": 720_000 - 7} if k == 4 else {}))
             for k in range(9)]
     rows[4]["schedule"][-1]["amount"] -= 7
     n = await event_count(loans)
     r = await loans.post("/imports", json=rows, headers=headers(BMI, MANAGER))
     assert r.status_code == 200 and r.json()["imported"] == 9, r.text
-    assert made and made[0] > 10  # the events went in many statements
+    assert max(made) > 10  # the events went in many statements
+    assert sum(len(x["payments"]) for x in rows) > 50  # and the receipts checked in more than one query
     pool = loans.runtime.pool
     assert pool is not None
     tables = ("loan_financings", "loan_receipts", *book.BOOK_TABLES, *sums.SUM_TABLES)
@@ -249,3 +250,14 @@ async def test_an_import_in_statements_of_a_few_rows_writes_what_the_log_rebuild
     versions = await pool.fetch("SELECT stream_id, array_agg(version ORDER BY version) AS v FROM events "
                                 "WHERE stream_type = 'financing' GROUP BY stream_id")
     assert len(versions) == 9 and all(x["v"] == list(range(1, len(x["v"]) + 1)) for x in versions)
+    # the checks against what is recorded, in queries of a few loan numbers and receipts each, find them all
+    new = book_row("S-new", payments=1)
+    new["payments"] = [dict(rows[8]["payments"][-1])]  # a receipt of the last query's
+    again = [*rows[:8], new]  # 61 receipts, S-new's last
+    recorded = await event_count(loans)
+    r = await loans.post("/imports", json=again, headers=headers(BMI, MANAGER))
+    assert r.status_code == 422 and r.json()["imported"] == 0, r.text
+    reasons = {x["loan_ref"]: x["reasons"] for x in r.json()["refused"]}
+    assert all(reasons[f"S-{k}"] == ["loan_ref: already imported"] for k in range(8))
+    assert "is already recorded in this cooperative" in reasons["S-new"][0]
+    assert await event_count(loans) == recorded
