@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from asyncio.subprocess import PIPE
+from collections import Counter
 from random import Random
 from typing import Any
 
@@ -36,6 +37,34 @@ from bench.s5_scale import (
     start,
     stop,
 )
+
+
+#: innermost frames where the loop thread gives up the interpreter (waiting for its events, writing): a hold
+#: there is the loop waiting to get it back (a thread's CPU work, or the machine's load)
+IDLE = ("selectors.py", "asyncio/selector_events.py:1057 write")
+#: the services log each hold of their event loop longer than this (``shared.loopwatch``)
+WATCHDOG_MS = 20.0
+
+
+def log_size(system: Any) -> int:
+    path = system.logs / "loans.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def loop_holds(system: Any, since: int) -> list[tuple[float, str]]:
+    """The loans service's ``event_loop_held`` warnings logged after byte ``since`` of its log: (ms, where)."""
+    out = []
+    with open(system.logs / "loans.log", "rb") as f:
+        f.seek(since)
+        for line in f:
+            if b"event_loop_held" not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            out.append((float(rec.get("ms", 0)), str(rec.get("where", ""))))
+    return out
 
 
 def _sizes() -> tuple[int, int, int]:
@@ -89,7 +118,8 @@ async def run(bench: Bench) -> list[Row]:
     rng = Random(55)
     load_before = uptime()
     say(f"S5N: neighbour {small_n} financings, {rounds} imports of {late_n}; load {load_before}")
-    system = await start(bench, [SMALL, LATE])
+    system = await start(bench, [SMALL, LATE], watchdog_ms=WATCHDOG_MS)
+    held: dict[str, list[tuple[float, str]]] = {}
     gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
     during: dict[str, list[float]] = {k: [] for k in gets}
     alone: dict[str, list[float]] = {k: [] for k in gets}
@@ -103,6 +133,7 @@ async def run(bench: Bench) -> list[Row]:
             await settle(system)
             imported_s: list[float] = []
             events = 0
+            mark = log_size(system)
             for _ in range(rounds):
                 async with Neighbour(small.manager, list(urls.values())) as nb:
                     t0 = time.perf_counter()
@@ -110,11 +141,14 @@ async def run(bench: Bench) -> list[Row]:
                     imported_s.append(time.perf_counter() - t0)
                 for k in gets:
                     during[k] += nb.got[urls[k]]
+                held.setdefault("during", []).extend(loop_holds(system, mark))
                 await settle(system)
+                mark = log_size(system)
             async with Neighbour(small.manager, list(urls.values())) as nb:
                 await asyncio.sleep(sum(imported_s))
             for k in gets:
                 alone[k] += nb.got[urls[k]]
+            held["alone"] = loop_holds(system, mark)
         keep_logs = False
     finally:
         await stop(system)
@@ -134,6 +168,19 @@ async def run(bench: Bench) -> list[Row]:
                         target=Target("value", "<", 50)))
         rows.append(Row("S5N", f"neighbour {label} during an import, longest", max(d, default=0.0), "ms", "alone",
                         max(a, default=0.0)))
+    for phase in ("alone", "during"):
+        hs = held.get(phase, [])
+        rows.append(Row("S5N", f"loans service: event-loop holds > {WATCHDOG_MS:g} ms {phase if phase == 'alone' else 'during the imports'}",
+                        len(hs), "holds", target=Target("value", "<", 1) if phase == "during" else None))
+        rows.append(Row("S5N", f"loans service: longest event-loop hold {phase if phase == 'alone' else 'during the imports'}",
+                        max((h[0] for h in hs), default=0.0), "ms"))
+    places = Counter(h[1].split(" < ")[0] for h in held.get("during", []))
+    for ms_, where in sorted(held.get("during", []), reverse=True)[:3]:
+        bench.note("S5N", f"loans loop held {ms_:.0f} ms at {where or '(no sample: the process was not running)'}")
+    for ms_, where in sorted((h for h in held.get("during", []) if h[1] and not h[1].startswith(IDLE)),
+                             reverse=True)[:6]:
+        bench.note("S5N", f"loans loop held {ms_:.0f} ms at {where}")
+    bench.note("S5N", f"loans loop holds during the imports by innermost frame: {dict(places.most_common(8))}")
     bench.note("S5N", f"{rounds} imports of {late_n:,} financings ({events:,} loans events) in "
                       f"{', '.join(f'{s:.1f}' for s in imported_s)} s, reporting projecting them live")
     bench.note("S5N", f"load before: {load_before}")

@@ -140,7 +140,9 @@ class System:
         return self.procs[s].url
 
 
-async def start(bench: Bench, names: list[str]) -> System:
+async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> System:
+    """The four services on fresh databases, ``names`` their cooperatives; ``watchdog_ms``: each service logs
+    every hold of its event loop longer than that (``shared.loopwatch``; 0: off)."""
     pg = bench.infra.pg
     platform = await pg.create_database("bench_s5_platform")
     conn = await connect(platform)
@@ -161,6 +163,8 @@ async def start(bench: Bench, names: list[str]) -> System:
     env = {}
     for s in SERVICES:
         extra = {f"{s.upper()}_LOG_LEVEL": "WARNING"}
+        if watchdog_ms:
+            extra[f"{s.upper()}_LOOP_WATCHDOG_MS"] = str(watchdog_ms)
         if s == "reporting":
             extra["REPORTING_PROGRAMMES"] = json.dumps(programmes)
         env[s] = service_env(s, urls, platform, kafka=None, extra=extra)

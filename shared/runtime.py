@@ -22,6 +22,7 @@ from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import ContractRegistry, load_all
 from shared.db import Migration, Pool, create_pool, migrate, unheld_context
+from shared.loopwatch import LoopWatch
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
 from shared.kafka import namespaced, service_topic
@@ -127,6 +128,7 @@ class ServiceRuntime:
         self._groups: list[Consumers] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
+        self.loop_watch: LoopWatch | None = None
         self._views: dict[tuple[str, bool], CooperativeRuntime] = {}
 
     def _started(self, part: Any, name: str) -> Any:
@@ -223,6 +225,9 @@ class ServiceRuntime:
 
     async def start(self, *, background: bool = True) -> None:
         s = self.settings
+        if s.loop_watchdog_ms > 0 and self.loop_watch is None:
+            self.loop_watch = LoopWatch(s.loop_watchdog_ms)
+            self.loop_watch.start()
         if background:
             self.check_sources()
         bounded = request_server_settings(s)
@@ -374,6 +379,9 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.loop_watch is not None:
+            await self.loop_watch.stop()
+            self.loop_watch = None
         for group in self._groups:
             group.stop.set()
         if self._tasks:

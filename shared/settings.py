@@ -67,6 +67,9 @@ class ServiceSettings(BaseSettings):
     api_docs: bool = True
     #: serve Prometheus metrics at /metrics (no authentication: keep it to the scraper's network, or off)
     metrics: bool = True
+    #: log every hold of the event loop longer than this many milliseconds, with where (``shared.loopwatch``,
+    #: a diagnosis tool: the benchmarks turn it on); 0: off
+    loop_watchdog_ms: float = Field(default=0.0, ge=0)
     log_level: str = "INFO"
     log_json: bool = True
     # where other services' events come from: Kafka (scale-out), or by tailing their event logs
