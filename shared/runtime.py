@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -225,6 +226,8 @@ class ServiceRuntime:
 
     async def start(self, *, background: bool = True) -> None:
         s = self.settings
+        if s.gil_switch_interval_ms > 0:
+            sys.setswitchinterval(s.gil_switch_interval_ms / 1000)
         if s.loop_watchdog_ms > 0 and self.loop_watch is None:
             self.loop_watch = LoopWatch(s.loop_watchdog_ms)
             self.loop_watch.start()

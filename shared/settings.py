@@ -67,6 +67,11 @@ class ServiceSettings(BaseSettings):
     api_docs: bool = True
     #: serve Prometheus metrics at /metrics (no authentication: keep it to the scraper's network, or off)
     metrics: bool = True
+    #: how often the interpreter hands itself from a thread to another (``sys.setswitchinterval``; Python's
+    #: default 5 ms): the event loop thread gives it up at every select and socket call, and each time waits up
+    #: to this long to get it back from a thread doing CPU work (an import's validation, a rebuild's fold), so
+    #: a request of a few loop turns waited tens of milliseconds behind one. 0: Python's default
+    gil_switch_interval_ms: float = Field(default=1.0, ge=0, le=100)
     #: log every hold of the event loop longer than this many milliseconds, with where (``shared.loopwatch``,
     #: a diagnosis tool: the benchmarks turn it on); 0: off
     loop_watchdog_ms: float = Field(default=0.0, ge=0)

@@ -261,3 +261,13 @@ async def test_an_import_in_statements_of_a_few_rows_writes_what_the_log_rebuild
     assert all(reasons[f"S-{k}"] == ["loan_ref: already imported"] for k in range(8))
     assert "is already recorded in this cooperative" in reasons["S-new"][0]
     assert await event_count(loans) == recorded
+
+
+async def test_the_service_hands_the_interpreter_back_to_its_loop_every_millisecond(loans: ServiceClient) -> None:
+    """A started service sets the interpreter's switch interval to ``gil_switch_interval_ms`` (1 ms): the
+    import's CPU work runs in a thread, and the event loop waits up to that long for the interpreter at each
+    select and socket call (Python's default 5 ms made a neighbour's GET wait tens of milliseconds)."""
+    import sys
+
+    assert loans.runtime.settings.gil_switch_interval_ms == 1.0
+    assert sys.getswitchinterval() == 0.001
