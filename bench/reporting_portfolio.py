@@ -25,7 +25,7 @@ from datetime import date
 from typing import Any
 
 from bench.common import say
-from bench.reporting_reads import book, book_arguments, builds, each_size, project
+from bench.reporting_reads import OLD, book, book_arguments, builds, each_size, project
 from services.reporting import queries as q
 from services.reporting import reports as rp
 from services.reporting.indicators.maths import last_months
@@ -55,14 +55,14 @@ async def measure(url: str, n: int, distinct: int, repeat: int) -> dict[str, Any
         async def report(old: bool) -> float:
             saved = q.portfolio
             if old:
-                q.portfolio = portfolio_reference  # type: ignore[assignment]
+                q.portfolio = OLD["portfolio"]  # the reference in today's signature
             try:
                 async with tenant_scope(pool, TENANT) as conn:
                     s = time.perf_counter()
                     await rp.compute_figures(conn, t, TODAY)
                     return time.perf_counter() - s
             finally:
-                q.portfolio = saved  # type: ignore[assignment]
+                q.portfolio = saved
 
         async with tenant_scope(pool, TENANT) as conn:
             new, old = await q.portfolio(conn, t, dates), await portfolio_reference(conn, t, dates)
