@@ -491,10 +491,39 @@ def _build_runtime(service: str) -> Any:
     import importlib
 
     module = importlib.import_module(f"services.{service}.app")
+    settings = service_settings(service)
     try:
-        return module.build_runtime(module.SETTINGS())
-    except ValueError as e:  # a setting missing or malformed (pydantic's errors and the key errors are ValueErrors)
+        return module.build_runtime(settings)
+    except ValueError as e:  # a setting the runtime checks missing or malformed (e.g. the personal-data keys)
         raise CliError(f"{service}: {str(e).splitlines()[0]}") from None
+
+
+def service_settings(service: str) -> Any:
+    """A service's settings, for its code the CLI runs outside the service (migrations, dead letters, a
+    rebuild, an export): its app's ``SETTINGS`` class, read from the environment as the service reads it,
+    on the database the settings file names (``<SVC>_DATABASE_URL``, required). Unless set, the event
+    source is what the run command gives the service (``deploy.local.services.service_env``): Kafka when
+    a broker is set, else the other services' event logs at their ``<SVC>_DATABASE_URL``."""
+    import importlib
+
+    from pydantic import ValidationError
+
+    module = importlib.import_module(f"services.{service}.app")
+    prefix, env = service.upper(), os.environ
+    extra: dict[str, Any] = {}
+    if f"{prefix}_EVENT_SOURCE" not in env:
+        kafka = env.get("WASHFIN_KAFKA_BOOTSTRAP_SERVERS") or env.get("KAFKA_BOOTSTRAP_SERVERS")
+        extra["event_source"] = "kafka" if kafka else "embedded"
+    if f"{prefix}_SOURCE_DATABASE_URLS" not in env:
+        extra["source_database_urls"] = {s: env[f"{s.upper()}_DATABASE_URL"] for s in SERVICES
+                                         if s != service and env.get(f"{s.upper()}_DATABASE_URL")}
+    url = service_db(service)
+    try:
+        return module.SETTINGS(database_url=url, **extra)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"])).upper()
+        raise CliError(f"setting {prefix}_{where}: {first['msg']}" if where else f"{service}: {first['msg']}") from None
 
 
 # -- status --------------------------------------------------------------------------------------------
@@ -773,31 +802,10 @@ def _check_service(service: str) -> None:
 
 
 # -- reporting projections -----------------------------------------------------------------------------
-def _reporting_settings() -> Any:
-    """The reporting service's settings; outside the service the event source and the producing services'
-    databases default to what the run command's settings file names (Kafka when a broker is set)."""
-    from pydantic import ValidationError
-
-    from services.reporting.settings import ReportingSettings
-
-    env = os.environ
-    extra: dict[str, Any] = {}
-    if "REPORTING_EVENT_SOURCE" not in env:
-        kafka = env.get("WASHFIN_KAFKA_BOOTSTRAP_SERVERS") or env.get("KAFKA_BOOTSTRAP_SERVERS")
-        extra["event_source"] = "kafka" if kafka else "embedded"
-    if "REPORTING_SOURCE_DATABASE_URLS" not in env:
-        extra["source_database_urls"] = {s: env[f"{s.upper()}_DATABASE_URL"] for s in ("members", "loans", "sanitation")
-                                         if env.get(f"{s.upper()}_DATABASE_URL")}
+def _settings_or_fail(service: str) -> Any:
+    """``service_settings(service)``, or the CLI's one error line (before any database is touched)."""
     try:
-        return ReportingSettings(database_url=service_db("reporting"), **extra)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise CliError(f"setting REPORTING_{'.'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
-
-
-def _settings_or_fail(read: Callable[[], T]) -> T:
-    try:
-        return read()
+        return service_settings(service)
     except CliError as e:
         _fail(str(e))
     raise AssertionError("unreachable")
@@ -842,7 +850,7 @@ def rebuild_projection(
         family(projection)
     except LookupError as e:
         _fail(str(e))
-    settings = _settings_or_fail(_reporting_settings)
+    settings = _settings_or_fail("reporting")
     bar = None if _state["json"] else Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
@@ -924,7 +932,7 @@ def export(
         _fail(f"no folder {output.parent} to write {output.name} in")
     if output.is_dir():
         _fail(f"{output} is a folder: name a file")
-    settings = _settings_or_fail(_reporting_settings)
+    settings = _settings_or_fail("reporting")
     on = as_of.date() if as_of is not None else settings.business_today()
     if on > settings.business_today():
         _fail(f"--as-of {on} is in the future (today is {settings.business_today()})")
@@ -1023,15 +1031,13 @@ def members_reseal() -> None:
     and recompute the NIK look-up hashes, in MEMBERS_DATABASE_URL. Rotation: add the new key to
     MEMBERS_PERSONAL_DATA_KEYS, make it current, restart the members service, run this, then remove the old
     key (docs/operations.md)."""
-    from pydantic import ValidationError
-
     from services.members.personal_data import PersonalDataKeyError, ResealConflict, reseal
-    from services.members.settings import MembersSettings
 
-    url = service_db("members")
+    settings = _settings_or_fail("members")
+    url = settings.database_url
     try:
-        vault = MembersSettings().vault()
-    except (PersonalDataKeyError, ValidationError) as e:
+        vault = settings.vault()
+    except PersonalDataKeyError as e:
         _fail(str(e).splitlines()[0])
 
     async def go() -> dict[str, Any]:
