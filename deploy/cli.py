@@ -224,6 +224,26 @@ async def _platform() -> asyncpg.Connection:
     return conn
 
 
+def _on_platform(op: Callable[[asyncpg.Connection], Awaitable[T]], *refused: type[Exception]) -> T:
+    """``op`` on a connection to the (migrated) platform database, closed after; the ``refused`` errors
+    (an unknown cooperative, a staff id taken) are the operator's, said in one line as the others."""
+    async def go() -> T:
+        conn = await _platform()
+        try:
+            return await op(conn)
+        except refused as e:
+            raise CliError(str(e)) from None
+        finally:
+            await conn.close()
+
+    return _run(go)
+
+
+async def _cooperative_exists(conn: asyncpg.Connection, tenant_id: str) -> None:
+    if not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant_id):
+        raise CliError(f"no cooperative {tenant_id!r}")
+
+
 # -- cooperatives ------------------------------------------------------------------------------------
 @tenant_app.command("add")
 def tenant_add(tenant_id: Annotated[str, typer.Argument(help="the new cooperative's id: 2-63 lowercase "
@@ -231,16 +251,13 @@ def tenant_add(tenant_id: Annotated[str, typer.Argument(help="the new cooperativ
                name: Annotated[str, typer.Argument(help="its name, e.g. 'Koperasi Syariah BMI'")]) -> None:
     """Register a cooperative (ids: lowercase letters, digits, dashes)."""
 
-    async def go() -> bool:
-        conn = await _platform()
+    async def create(conn: asyncpg.Connection) -> bool:
         try:
             return await create_tenant(conn, tenant_id, name, actor=_operator())
         except asyncpg.CheckViolationError:
             raise CliError(f"invalid cooperative id {tenant_id!r}: use 2-63 lowercase letters, digits, dashes") from None
-        finally:
-            await conn.close()
 
-    created = _run(go)
+    created = _on_platform(create)
     if not created:
         _fail(f"cooperative {tenant_id} exists already")
     _out({"tenant_id": tenant_id, "name": name, "created": True}, text=f"cooperative {tenant_id} registered")
@@ -250,20 +267,16 @@ def tenant_add(tenant_id: Annotated[str, typer.Argument(help="the new cooperativ
 def tenant_list() -> None:
     """List cooperatives with their status and number of active keys."""
 
-    async def go() -> list[dict[str, Any]]:
-        conn = await _platform()
-        try:
-            rows = await conn.fetch(
-                """SELECT t.tenant_id, t.name, t.status, t.created_at,
-                          count(k.key_id) FILTER (WHERE k.revoked_at IS NULL
-                                                  AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys
-                   FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.tenant_id
-                   GROUP BY t.tenant_id ORDER BY t.tenant_id""")
-            return [dict(r) for r in rows]
-        finally:
-            await conn.close()
+    async def read(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT t.tenant_id, t.name, t.status, t.created_at,
+                      count(k.key_id) FILTER (WHERE k.revoked_at IS NULL
+                                              AND (k.expires_at IS NULL OR k.expires_at > now())) AS active_keys
+               FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.tenant_id
+               GROUP BY t.tenant_id ORDER BY t.tenant_id""")
+        return [dict(r) for r in rows]
 
-    rows = _run(go)
+    rows = _on_platform(read)
     table = Table("cooperative", "name", "status", "active keys", "since")
     for r in rows:
         table.add_row(r["tenant_id"], r["name"], r["status"], str(r["active_keys"]), f"{r['created_at']:%Y-%m-%d}")
@@ -271,16 +284,8 @@ def tenant_list() -> None:
 
 
 def _set_status(tenant_id: str, status: str, reason: str) -> None:
-    async def go() -> bool:
-        conn = await _platform()
-        try:
-            return await set_tenant_status(conn, tenant_id, status, reason=reason, actor=_operator())
-        except LookupError as e:
-            raise CliError(str(e)) from None
-        finally:
-            await conn.close()
-
-    changed = _run(go)
+    changed = _on_platform(
+        lambda conn: set_tenant_status(conn, tenant_id, status, reason=reason, actor=_operator()), LookupError)
     _out({"tenant_id": tenant_id, "status": status, "changed": changed},
          text=f"cooperative {tenant_id} is {status}" + ("" if changed else " (no change)"))
 
@@ -314,20 +319,13 @@ def key_issue(
     tenant = None if tenant_id == "-" else tenant_id
     expires = datetime.now(timezone.utc) + timedelta(days=expires_in_days) if expires_in_days else None
 
-    async def go() -> Any:
-        conn = await _platform()
-        try:
-            if tenant and not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant):
-                raise CliError(f"no cooperative {tenant!r}")
-            try:
-                return await issue_key(conn, tenant, role, label=label, subject=subject, expires_at=expires,
-                                       actor=_operator(), staff_id=staff)
-            except (ValueError, LookupError) as e:
-                raise CliError(str(e)) from None
-        finally:
-            await conn.close()
+    async def issue(conn: asyncpg.Connection) -> Any:
+        if tenant:
+            await _cooperative_exists(conn, tenant)
+        return await issue_key(conn, tenant, role, label=label, subject=subject, expires_at=expires,
+                               actor=_operator(), staff_id=staff)
 
-    key = _run(go)
+    key = _on_platform(issue, ValueError, LookupError)
     _out({"key_id": key.key_id, "key": key.secret, "tenant_id": tenant, "role": role.value,
           "expires_at": expires},
          text=f"key {key.key_id} ({role.value}, {tenant or 'operator'}) — shown once, store it now:\n{key.secret}")
@@ -338,21 +336,17 @@ def key_list(tenant_id: Annotated[str | None, typer.Argument(help="only this coo
     """List keys (ids, roles, state; never the keys themselves). A state is active, revoked, expired,
     'cooperative suspended' or 'staff member left'."""
 
-    async def go() -> list[dict[str, Any]]:
-        conn = await _platform()
-        try:
-            rows = await conn.fetch(
-                """SELECT k.key_id, k.tenant_id, k.role, k.subject, k.staff_id, k.label, k.created_at, k.expires_at,
-                          k.revoked_at, t.status AS tenant_status, s.left_at AS staff_left_at
-                   FROM api_keys k LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
-                   LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
-                   WHERE ($1::text IS NULL OR k.tenant_id = $1) ORDER BY k.tenant_id, k.created_at""",
-                tenant_id)
-            return [dict(r) for r in rows]
-        finally:
-            await conn.close()
+    async def read(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT k.key_id, k.tenant_id, k.role, k.subject, k.staff_id, k.label, k.created_at, k.expires_at,
+                      k.revoked_at, t.status AS tenant_status, s.left_at AS staff_left_at
+               FROM api_keys k LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
+               LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
+               WHERE ($1::text IS NULL OR k.tenant_id = $1) ORDER BY k.tenant_id, k.created_at""",
+            tenant_id)
+        return [dict(r) for r in rows]
 
-    rows = _run(go)
+    rows = _on_platform(read)
     now = datetime.now(timezone.utc)
     table = Table("key id", "cooperative", "role", "subject / staff", "label", "state")
     for r in rows:
@@ -373,16 +367,8 @@ def staff_add(tenant_id: TenantArg, staff_id: StaffArg,
               name: Annotated[str, typer.Argument(help="the person's name, e.g. 'Ibu Ani'")]) -> None:
     """Record a staff member of a cooperative; then issue their keys with `key issue ... --staff STAFF_ID`."""
 
-    async def go() -> bool:
-        conn = await _platform()
-        try:
-            return await add_staff(conn, tenant_id, staff_id, name, actor=_operator())
-        except (ValueError, LookupError) as e:
-            raise CliError(str(e)) from None
-        finally:
-            await conn.close()
-
-    if not _run(go):
+    if not _on_platform(lambda conn: add_staff(conn, tenant_id, staff_id, name, actor=_operator()),
+                        ValueError, LookupError):
         _fail(f"staff member {staff_id} of {tenant_id} exists already")
     _out({"tenant_id": tenant_id, "staff_id": staff_id, "name": name, "created": True},
          text=f"staff member {staff_id} ({name}) of {tenant_id} recorded")
@@ -392,22 +378,17 @@ def staff_add(tenant_id: TenantArg, staff_id: StaffArg,
 def staff_list(tenant_id: TenantArg) -> None:
     """A cooperative's staff, with their active keys."""
 
-    async def go() -> list[dict[str, Any]]:
-        conn = await _platform()
-        try:
-            if not await conn.fetchval("SELECT 1 FROM tenants WHERE tenant_id = $1", tenant_id):
-                raise CliError(f"no cooperative {tenant_id!r}")
-            rows = await conn.fetch(
-                """SELECT s.staff_id, s.name, s.created_at, s.left_at,
-                          coalesce(array_agg(k.key_id ORDER BY k.created_at) FILTER (WHERE k.revoked_at IS NULL),
-                                   '{}') AS active_keys
-                   FROM staff s LEFT JOIN api_keys k ON k.tenant_id = s.tenant_id AND k.staff_id = s.staff_id
-                   WHERE s.tenant_id = $1 GROUP BY s.tenant_id, s.staff_id ORDER BY s.staff_id""", tenant_id)
-            return [dict(r) for r in rows]
-        finally:
-            await conn.close()
+    async def read(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        await _cooperative_exists(conn, tenant_id)
+        rows = await conn.fetch(
+            """SELECT s.staff_id, s.name, s.created_at, s.left_at,
+                      coalesce(array_agg(k.key_id ORDER BY k.created_at) FILTER (WHERE k.revoked_at IS NULL),
+                               '{}') AS active_keys
+               FROM staff s LEFT JOIN api_keys k ON k.tenant_id = s.tenant_id AND k.staff_id = s.staff_id
+               WHERE s.tenant_id = $1 GROUP BY s.tenant_id, s.staff_id ORDER BY s.staff_id""", tenant_id)
+        return [dict(r) for r in rows]
 
-    rows = _run(go)
+    rows = _on_platform(read)
     table = Table("staff id", "name", "active keys", "state")
     for r in rows:
         r["active_keys"] = list(r["active_keys"])
@@ -420,16 +401,8 @@ def staff_list(tenant_id: TenantArg) -> None:
 def staff_leave(tenant_id: TenantArg, staff_id: StaffArg, reason: ReasonOpt = "") -> None:
     """A staff member leaves: recorded, and every key of theirs is revoked at once."""
 
-    async def go() -> list[str]:
-        conn = await _platform()
-        try:
-            return await staff_leaves(conn, tenant_id, staff_id, reason=reason, actor=_operator())
-        except LookupError as e:
-            raise CliError(str(e)) from None
-        finally:
-            await conn.close()
-
-    revoked = _run(go)
+    revoked = _on_platform(
+        lambda conn: staff_leaves(conn, tenant_id, staff_id, reason=reason, actor=_operator()), LookupError)
     _out({"tenant_id": tenant_id, "staff_id": staff_id, "revoked_keys": revoked},
          text=f"staff member {staff_id} of {tenant_id} left; keys revoked: {', '.join(revoked) or 'none'}")
 
@@ -440,14 +413,7 @@ def key_revoke(key_id: Annotated[str, typer.Argument(help="the key's id: the 12 
                reason: ReasonOpt = "") -> None:
     """Revoke a key: it fails at once on every service."""
 
-    async def go() -> bool:
-        conn = await _platform()
-        try:
-            return await revoke_key(conn, key_id, reason=reason, actor=_operator())
-        finally:
-            await conn.close()
-
-    if not _run(go):
+    if not _on_platform(lambda conn: revoke_key(conn, key_id, reason=reason, actor=_operator())):
         _fail(f"no active key {key_id}")
     _out({"key_id": key_id, "revoked": True}, text=f"key {key_id} revoked")
 
@@ -523,7 +489,8 @@ def service_settings(service: str) -> Any:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(map(str, first["loc"])).upper()
-        raise CliError(f"setting {prefix}_{where}: {first['msg']}" if where else f"{service}: {first['msg']}") from None
+        said = f"setting {prefix}_{where}: {first['msg']}" if where else f"{service}: {first['msg']}"
+        raise CliError(said) from None
 
 
 # -- status --------------------------------------------------------------------------------------------
