@@ -11,36 +11,16 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices
 
 from deploy.local.kafka import kafka_version
-from services.loans.settings import LoansSettings
-from services.members.settings import MembersSettings
-from services.reporting.settings import ReportingSettings
-from services.sanitation.settings import SanitationSettings
-from shared.settings import ServiceSettings
+from tests.deploy.service_settings import SETTINGS, env_names
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "members": MembersSettings, "loans": LoansSettings, "sanitation": SanitationSettings,
-    "reporting": ReportingSettings,
-}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-
-
-def env_names(cls: type[ServiceSettings]) -> set[str]:
-    prefix = cls.model_config.get("env_prefix", "")
-    names = set()
-    for name, f in cls.model_fields.items():
-        if isinstance(f.validation_alias, AliasChoices):
-            names |= {c for c in f.validation_alias.choices if isinstance(c, str)}
-        else:
-            names.add(f"{prefix}{name}".upper())
-    return names
 
 
 def test_every_service_and_the_infrastructure_are_there(compose: dict[str, Any]) -> None:

@@ -29,18 +29,13 @@ import pytest
 import typer
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
-from pydantic import AliasChoices
 
 from deploy.cli import app as cli_app
-from services.loans.settings import LoansSettings
-from services.members.settings import MembersSettings
-from services.reporting.settings import ReportingSettings
-from services.sanitation.settings import SanitationSettings
 from shared import metrics as metrics_module
 from shared.metrics import metrics_router
 from shared.rls import APP, CONTEXT_KEY, READER
-from shared.settings import ServiceSettings
 from shared.web import health_router
+from tests.deploy.service_settings import SETTINGS, env_names
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -48,10 +43,6 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "washfin-dashboard.json"
 RUNBOOK = ROOT / "docs" / "operations.md"
 DEPLOY_README = ROOT / "deploy" / "README.md"
 
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "members": MembersSettings, "loans": LoansSettings, "sanitation": SanitationSettings,
-    "reporting": ReportingSettings,
-}
 #: services whose API scales on CPU (reporting's load is its consumers)
 AUTOSCALED = {"members", "loans", "sanitation"}
 #: the oldest Kubernetes minor the manifests target, and the newest the validator ships
@@ -324,19 +315,6 @@ def test_every_rendered_object_matches_the_kubernetes_schema(build: str, version
 
 
 # -- what the schemas cannot know ----------------------------------------------------------------------
-def env_names(cls: type[ServiceSettings]) -> set[str]:
-    prefix = cls.model_config.get("env_prefix", "")
-    names = set()
-    for name, f in cls.model_fields.items():
-        if isinstance(f.validation_alias, AliasChoices):
-            names |= {c for c in f.validation_alias.choices if isinstance(c, str)}
-        elif isinstance(f.validation_alias, str):
-            names.add(f.validation_alias)
-        else:
-            names.add(f"{prefix}{name}".upper())
-    return names
-
-
 def cli_only_names() -> set[str]:
     """Variables the operator CLI reads that no service does (where `washfin status` finds /readyz)."""
     source = (ROOT / "deploy" / "cli.py").read_text()
