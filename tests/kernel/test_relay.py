@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import asyncio
 import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
@@ -27,27 +27,39 @@ from tests.helpers import eventually
 from tests.kernel.conftest import StoreDb, member_registered
 
 
-async def read_topic(bootstrap: KafkaTarget, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
-    """The topic's records from the start: at least ``expected`` of them (fails after ``timeout``), and
-    then everything up to the end offsets the broker reports at that moment, so nothing extra is missed."""
+@asynccontextmanager
+async def from_the_start(bootstrap: KafkaTarget, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of ``topic`` from its first record, in no group (it commits nothing)."""
     consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
     await consumer.start()
-    records: list = []  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
     try:
-        while len(records) < expected:
-            assert time.monotonic() < deadline, f"{topic}: {len(records)} of {expected} records within {timeout}s"
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
-                records += recs
-        partitions = consumer.assignment()
-        ends = await consumer.end_offsets(list(partitions))
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            assert time.monotonic() < deadline, f"{topic}: end offsets {ends} not reached within {timeout}s"
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
-                records += recs
+        yield consumer
     finally:
         await consumer.stop()
+
+
+async def read_more(consumer: AIOKafkaConsumer, records: list, deadline: float,  # type: ignore[type-arg]
+                    late: Callable[[], str]) -> None:
+    """The records of one poll added to ``records``; fails with ``late()`` once past ``deadline``."""
+    assert time.monotonic() < deadline, late()
+    for recs in (await consumer.getmany(timeout_ms=500)).values():
+        records += recs
+
+
+async def read_topic(bootstrap: KafkaTarget, topic: str, expected: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
+    """The topic's records from the start: at least ``expected`` of them (fails after ``timeout``), and
+    then everything up to the end offsets the broker reports at that moment, so nothing extra is missed."""
+    records: list = []  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    async with from_the_start(bootstrap, topic) as consumer:
+        while len(records) < expected:
+            await read_more(consumer, records, deadline,
+                            lambda: f"{topic}: {len(records)} of {expected} records within {timeout}s")
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            await read_more(consumer, records, deadline,
+                            lambda: f"{topic}: end offsets {ends} not reached within {timeout}s")
     return records
 
 
@@ -55,18 +67,12 @@ async def read_topic_until(bootstrap: KafkaTarget, topic: str, done: Callable[[l
                            timeout: float = 60.0) -> list:  # type: ignore[type-arg]
     """The topic's records from the start, read until ``done(records)`` holds (the relay publishes in
     batches: a first record says nothing about the one a test waits for); fails after ``timeout``."""
-    consumer = AIOKafkaConsumer(topic, **client_kwargs(bootstrap), auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
-    await consumer.start()
     records: list = []  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
-    try:
+    async with from_the_start(bootstrap, topic) as consumer:
         while not done(records):
-            assert time.monotonic() < deadline, f"{topic}: not there within {timeout}s ({len(records)} records read)"
-            for recs in (await consumer.getmany(timeout_ms=500)).values():
-                records += recs
-    finally:
-        await consumer.stop()
+            await read_more(consumer, records, deadline,
+                            lambda: f"{topic}: not there within {timeout}s ({len(records)} records read)")
     return records
 
 
