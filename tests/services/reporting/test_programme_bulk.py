@@ -22,7 +22,7 @@ from services.reporting import reports as rp
 from services.reporting.projections.base import Build
 from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting.test_portfolio_rewrite import TODAY
-from tests.services.reporting.test_programme_parts import TENANTS, Book, apply, db  # noqa: F401 (the fixture)
+from tests.services.reporting.test_programme_parts import db, fresh  # noqa: F401 (the fixture)
 
 
 def fields(part: rp.Part) -> dict[str, Any]:
@@ -45,18 +45,6 @@ async def same_parts(pool: asyncpg.Pool, t: dict[str, Any], subset: list[str], o
         mine, theirs = fields(ours[tenant]), fields(oracle)
         for f in mine:
             assert mine[f] == theirs[f], (tenant, f, where)
-
-
-async def fresh(pool: asyncpg.Pool, builds: dict[str, Build], rng: random.Random, cooperatives: int, first: date,
-                span: int) -> tuple[list[str], dict[str, Any]]:
-    async with pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(x for b in builds.values() for x in b.tables)}, consumer_streams")
-    tenants = list(TENANTS[:cooperatives])
-    books = [Book(tenant, rng, first, span) for tenant in tenants]
-    for b in books:
-        await b.build()
-    await apply(pool, builds, books, rng)
-    return tenants, {name: b.names for name, b in builds.items()}
 
 
 @settings(max_examples=15, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking: too slow

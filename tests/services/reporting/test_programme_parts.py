@@ -244,6 +244,20 @@ async def apply(pool: asyncpg.Pool, builds: dict[str, Build], books: list[Book],
                 assert not dead, dead
 
 
+async def fresh(pool: asyncpg.Pool, builds: dict[str, Build], rng: random.Random, cooperatives: int, first: date,
+                span: int) -> tuple[list[str], dict[str, Any]]:
+    """The builds emptied, then the books of ``cooperatives`` new cooperatives applied: their ids, and the
+    builds' table names by family."""
+    async with pool.acquire() as conn:
+        await conn.execute(f"TRUNCATE {', '.join(x for b in builds.values() for x in b.tables)}, consumer_streams")
+    tenants = list(TENANTS[:cooperatives])
+    books = [Book(tenant, rng, first, span) for tenant in tenants]
+    for b in books:
+        await b.build()
+    await apply(pool, builds, books, rng)
+    return tenants, {name: b.names for name, b in builds.items()}
+
+
 def layouts(r: rp.Report) -> dict[str, Any]:
     """What the API, the dashboard and the exports make of a report (orders and derived figures)."""
     return {"full": rp.full(r), "dashboard": rp.dashboard(r), "tables": ex.report_tables(r)}
@@ -272,14 +286,7 @@ async def test_the_sum_of_the_cooperatives_parts_is_the_programme_report(
         db: tuple[asyncpg.Pool, dict[str, Build]], rng: random.Random, cooperatives: int, first: date,
         span: int) -> None:
     pool, builds = db
-    async with pool.acquire() as conn:
-        await conn.execute(f"TRUNCATE {', '.join(x for b in builds.values() for x in b.tables)}, consumer_streams")
-    tenants = list(TENANTS[:cooperatives])
-    books = [Book(tenant, rng, first, span) for tenant in tenants]
-    for b in books:
-        await b.build()
-    await apply(pool, builds, books, rng)
-    t = {name: b.names for name, b in builds.items()}
+    tenants, t = await fresh(pool, builds, rng, cooperatives, first, span)
     dates = sorted({first - timedelta(days=20), TODAY, *(first + timedelta(days=rng.randrange(0, span + 400))
                                                           for _ in range(3))})
     for on in dates:
