@@ -19,10 +19,10 @@ from tests.security.catalog import (
     OPER,
     Kind,
     caller_role,
+    classified,
     fill,
     path_params,
     resource_values,
-    routes_of,
 )
 from tests.security.conftest import ROLES, SERVICES, A, B, SecurityTenant, System, h
 
@@ -42,10 +42,7 @@ async def test_the_roles_each_route_admits_are_the_declared_ones(system: System,
     mismatches = []
     probed = 0
     for service in SERVICES:
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None:
-                continue  # unclassified: test_every_route_is_classified fails
+        for method, template, spec in classified(service, system.apps[service]):
             path = fill(template, NOWHERE)
             anonymous = await system[service].request(method, path)
             if spec.kind == Kind.PUBLIC:
@@ -81,9 +78,8 @@ async def test_manager_and_operator_routes_refuse_every_other_role_with_403_and_
     checked = 0
     for service in SERVICES:
         values = resource_values(service, system.ids[A])
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None or spec.roles not in (frozenset({MGR}), frozenset({OPER})):
+        for method, template, spec in classified(service, system.apps[service]):
+            if spec.roles not in (frozenset({MGR}), frozenset({OPER})):
                 continue
             checked += 1
             path = fill(template, values)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from shared.db import connect
 from shared.tenancy import Role, revoke_key, set_tenant_status
 from tests.helpers import eventually
-from tests.security.catalog import CATALOG, Kind, fill, routes_of
+from tests.security.catalog import Kind, classified, fill
 from tests.security.conftest import SERVICES, A, System, h, key_of, make_tenant, now
 from tests.security.test_authorisation import NOWHERE
 
@@ -37,9 +37,8 @@ BAD_HEADERS: dict[str, dict[str, str]] = {
 def _authenticated_routes(system: System) -> list[tuple[str, str, str]]:
     out = []
     for service in SERVICES:
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is not None and spec.kind != Kind.PUBLIC:
+        for method, template, spec in classified(service, system.apps[service]):
+            if spec.kind != Kind.PUBLIC:
                 out.append((service, method, fill(template, NOWHERE)))
     return out
 

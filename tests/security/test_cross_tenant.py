@@ -27,6 +27,7 @@ from tests.security.catalog import (
     OBSERVERS,
     Kind,
     caller_role,
+    classified,
     fill,
     path_params,
     resource_values,
@@ -85,9 +86,8 @@ async def test_another_cooperative_gets_404_on_every_resource_route_and_changes_
     for service in SERVICES:
         values = resource_values(service, system.ids[A])
         served = {(m, p) for m, p, _ in routes_of(system.apps[service])}
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None or spec.kind not in (Kind.RESOURCE, Kind.FILTERED):  # unclassified: failed above
+        for method, template, spec in classified(service, system.apps[service]):
+            if spec.kind not in (Kind.RESOURCE, Kind.FILTERED):  # unclassified: failed above
                 continue
             path = fill(template, values)
             observed = _observers(service, template, values)
@@ -135,10 +135,9 @@ async def test_lists_and_collections_show_only_the_callers_cooperative(system: S
     a_markers = _markers(system, A) - _markers(system, B)
     failures = []
     for service in SERVICES:
-        for method, path, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, path))
-            if (spec is None or method != "GET" or path in DOCS
-                    or spec.kind not in (Kind.COLLECTION, Kind.FILTERED, Kind.PUBLIC)):
+        for method, path, spec in classified(service, system.apps[service]):
+            if method != "GET" or path in DOCS or spec.kind not in (Kind.COLLECTION, Kind.FILTERED,
+                                                                    Kind.PUBLIC):
                 continue
             query = dict(spec.extra.get("query", {}))
             target = fill(path, resource_values(service, system.ids[A])) if "{" in path else path
@@ -198,9 +197,8 @@ async def test_an_id_of_another_kind_of_resource_is_not_found_never_a_server_err
     failures = []
     for service in SERVICES:
         values = resource_values(service, a)
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None or spec.kind != Kind.RESOURCE:
+        for method, template, spec in classified(service, system.apps[service]):
+            if spec.kind != Kind.RESOURCE:
                 continue
             for param in path_params(template):
                 for other in foreign:
@@ -236,9 +234,8 @@ async def test_commands_of_another_cooperative_on_its_own_data_change_nothing_of
                 out[path] = (r.status_code, readable(r))
             return out
 
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None or method == "GET" or spec.kind != Kind.COLLECTION:
+        for method, template, spec in classified(service, system.apps[service]):
+            if method == "GET" or spec.kind != Kind.COLLECTION:
                 continue
             before = await view()
             body = spec.body(system.ids[B]) if spec.body else None
@@ -258,9 +255,8 @@ async def test_public_routes_hold_no_cooperatives_data(system: System) -> None:
     markers = _markers(system, A) | _markers(system, B)
     markers |= {A, B}
     for service in SERVICES:
-        for method, path, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, path))
-            if spec is None or spec.kind != Kind.PUBLIC or path in DOCS:
+        for method, path, spec in classified(service, system.apps[service]):
+            if spec.kind != Kind.PUBLIC or path in DOCS:
                 continue
             r = await system[service].get(fill(path, resource_values(service, {})) if "{" in path else path,
                                           follow_redirects=False)
@@ -414,9 +410,8 @@ async def test_an_operator_reads_no_business_data(system: System) -> None:
     operator = system.headers(A, Role.OPERATOR)
     failures = []
     for service in SERVICES:
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            if spec is None or method != "GET" or spec.kind in (Kind.PUBLIC, Kind.PLATFORM):
+        for method, template, spec in classified(service, system.apps[service]):
+            if method != "GET" or spec.kind in (Kind.PUBLIC, Kind.PLATFORM):
                 continue
             path = fill(template, resource_values(service, system.ids[A]))
             r = await system[service].get(path, headers=operator, params={**spec.extra.get("query", {})})

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +35,7 @@ from schemathesis.generation import GenerationMode
 from deploy.local.demos.sanitation import GOOD_TANK
 from shared.tenancy import Role
 from tests.helpers import eventually
-from tests.security.catalog import CATALOG, Kind, caller_role, fill, routes_of
+from tests.security.catalog import CATALOG, Kind, Spec, caller_role, classified, fill
 from tests.security.conftest import SERVICES, SecurityTenant, System, make_tenant
 
 EXAMPLES = {GenerationMode.POSITIVE: 10, GenerationMode.NEGATIVE: 5}
@@ -228,12 +229,7 @@ async def test_text_the_database_cannot_store_is_refused_never_a_server_error(sy
     details = []
     probes = 0
     for service in SERVICES:
-        api = system.apps[service].openapi()
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            op = api["paths"].get(template, {}).get(method.lower())
-            if spec is None or op is None:
-                continue
+        for method, template, spec, op in documented(system, service):
             headers = {} if spec.kind == Kind.PUBLIC else t.h(caller_role(spec))
             values = {name: ids[0] for (svc, name), ids in fuzz_world.ids.items() if svc == service}
             fuzz_ids = _fuzz_ids(fuzz_world)
@@ -252,11 +248,8 @@ async def test_text_the_database_cannot_store_is_refused_never_a_server_error(sy
                         variants.append((f".{name}", values, {**body, name: NUL}, query))
             for where, vals, b, q in variants:
                 before = await system.event_counts()
-                kwargs: dict[str, Any] = {"headers": headers, "params": q}
-                if b is not None:
-                    kwargs["json"] = b
                 try:
-                    r = await system[service].request(method, fill(template, vals), **kwargs)
+                    r = await send(system, service, method, fill(template, vals), headers, q, b)
                     status = r.status_code
                 except Exception as e:  # noqa: BLE001 - escaping the app: a 500 in production
                     status, r = 500, None
@@ -272,6 +265,22 @@ async def test_text_the_database_cannot_store_is_refused_never_a_server_error(sy
         print(f"\nno longer answering 500 to a NUL (remove from KNOWN_NUL_FAILURES): {sorted(fixed)}")
     written = [d for d in details if "written" in d]
     assert not new and not written, f"5xx: {sorted(new)}\n" + "\n".join(details)
+
+
+def documented(system: System, service: str) -> Iterator[tuple[str, str, Spec, dict[str, Any]]]:
+    """The service's classified routes, each with its OpenAPI operation (the routes it documents)."""
+    api = system.apps[service].openapi()
+    for method, template, spec in classified(service, system.apps[service]):
+        op = api["paths"].get(template, {}).get(method.lower())
+        if op is not None:
+            yield method, template, spec, op
+
+
+async def send(system: System, service: str, method: str, path: str, headers: dict[str, str],
+               query: dict[str, Any], body: Any) -> httpx.Response:
+    """One request of a probe: ``body`` as JSON unless None."""
+    extra: dict[str, Any] = {} if body is None else {"json": body}
+    return await system[service].request(method, path, headers=headers, params=query, **extra)
 
 
 def _fuzz_ids(world: FuzzWorld) -> dict[str, Any]:
@@ -323,11 +332,8 @@ async def test_dates_outside_the_business_window_are_refused_never_a_server_erro
     problems: list[str] = []
     probes = 0
     for service in SERVICES:
-        api = system.apps[service].openapi()
-        for method, template, _ in routes_of(system.apps[service]):
-            spec = CATALOG[service].get((method, template))
-            op = api["paths"].get(template, {}).get(method.lower())
-            if spec is None or op is None or spec.kind == Kind.PUBLIC:
+        for method, template, spec, op in documented(system, service):
+            if spec.kind == Kind.PUBLIC:
                 continue
             headers = t.h(caller_role(spec))
             values = {name: ids[0] for (svc, name), ids in fuzz_world.ids.items() if svc == service}
@@ -342,11 +348,8 @@ async def test_dates_outside_the_business_window_are_refused_never_a_server_erro
                 variants += [(f"{where}={d}", _with_date(body, at, d), query) for d in FAR_DATES]
             for where, b, q in variants:
                 before = await system.event_counts()
-                kwargs: dict[str, Any] = {"headers": headers, "params": q}
-                if b is not None:
-                    kwargs["json"] = b
                 try:
-                    r = await system[service].request(method, fill(template, values), **kwargs)
+                    r = await send(system, service, method, fill(template, values), headers, q, b)
                 except Exception as e:  # noqa: BLE001 - escaping the app: a 500 in production
                     problems.append(f"{service} {method} {template} {where}: raised {type(e).__name__}: {e}")
                     continue

@@ -21,7 +21,7 @@ from shared.kafka import namespaced
 from shared.tenancy import Role
 from tests.helpers import ServiceClient, running_app
 from tests.kernel.test_relay import read_topic
-from tests.security.catalog import CATALOG, Kind, caller_role, fill, resource_values, routes_of
+from tests.security.catalog import Kind, caller_role, classified, fill, resource_values
 from tests.security.conftest import (
     SERVICES,
     A,
@@ -72,9 +72,8 @@ async def test_nik_and_phone_are_masked_in_every_response(system: System) -> Non
         ids = system.ids[tenant]
         for service in SERVICES:
             base = resource_values(service, ids)
-            for method, template, _ in routes_of(system.apps[service]):
-                spec = CATALOG[service].get((method, template))
-                if method != "GET" or spec is None or spec.kind == Kind.PUBLIC:
+            for method, template, spec in classified(service, system.apps[service]):
+                if method != "GET" or spec.kind == Kind.PUBLIC:
                     continue
                 variants = [base]
                 if "{member_id}" in template:
