@@ -22,29 +22,32 @@ def headers(tenant: str, role: Role = Role.FIELD_OFFICER, **extra: str) -> dict[
     return {"X-API-Key": key_for(tenant, role), **extra}
 
 
+@asynccontextmanager
+async def service(name: str, pg: PostgresHandle, platform_url: str,
+                  **settings: Any) -> AsyncIterator[ServiceClient]:
+    """The ``name`` service (its app's ``SETTINGS`` and ``create_app``) on a fresh database, with no event
+    source (``settings``: overrides, e.g. a faster schedule)."""
+    import importlib
+
+    app = importlib.import_module(f"services.{name}.app")
+    async with service_databases(pg, platform_url).database(name) as url:
+        config = app.SETTINGS(database_url=url, platform_database_url=platform_url,
+                              kafka_bootstrap_servers=None, event_source="none", **settings)
+        async with running_app(app.create_app(config)) as client:
+            yield client
+
+
 @pytest.fixture
 async def members(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
-    from services.members.app import create_app
-    from services.members.settings import MembersSettings
-
-    async with service_databases(pg, platform_url).database("members") as url:
-        settings = MembersSettings(database_url=url, platform_database_url=platform_url,
-                                   kafka_bootstrap_servers=None, event_source="none")
-        async with running_app(create_app(settings)) as client:
-            yield client
+    async with service("members", pg, platform_url) as client:
+        yield client
 
 
 @asynccontextmanager
 async def sanitation_service(pg: PostgresHandle, platform_url: str, **settings: Any) -> AsyncIterator[ServiceClient]:
     """The sanitation service on a fresh database (``settings``: overrides, e.g. a faster schedule)."""
-    from services.sanitation.app import create_app
-    from services.sanitation.settings import SanitationSettings
-
-    async with service_databases(pg, platform_url).database("sanitation") as url:
-        config = SanitationSettings(database_url=url, platform_database_url=platform_url,
-                                    kafka_bootstrap_servers=None, event_source="none", **settings)
-        async with running_app(create_app(config)) as client:
-            yield client
+    async with service("sanitation", pg, platform_url, **settings) as client:
+        yield client
 
 
 @pytest.fixture
@@ -55,11 +58,5 @@ async def sanitation(pg: PostgresHandle, platform_url: str) -> AsyncIterator[Ser
 
 @pytest.fixture
 async def loans(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
-    from services.loans.app import create_app
-    from services.loans.settings import LoansSettings
-
-    async with service_databases(pg, platform_url).database("loans") as url:
-        settings = LoansSettings(database_url=url, platform_database_url=platform_url,
-                                 kafka_bootstrap_servers=None, event_source="none")
-        async with running_app(create_app(settings)) as client:
-            yield client
+    async with service("loans", pg, platform_url) as client:
+        yield client
