@@ -264,6 +264,14 @@ def banner_keys_line_up(stdout: str) -> None:
     assert any(line.strip().startswith("programme iuwash-plus ") for line in rows), rows
 
 
+def refused_in_one_line(run: Run) -> str:
+    """The one line a refused start says, once it has exited (not 0)."""
+    assert run.proc.wait(60) != 0
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def test_second_start_is_refused_and_leaves_the_first_running(runs: Callable[[str], Run]) -> None:
     first = runs("first")
     started = first.wait_up()
@@ -271,11 +279,8 @@ def test_second_start_is_refused_and_leaves_the_first_running(runs: Callable[[st
     postmaster = (first.data_dir / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0]
 
     second = runs("second")
-    rc = second.proc.wait(60)
-    assert rc != 0
-    lines = [line for line in (second.stdout + second.stderr).splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert "already running" in lines[0] and str(first.proc.pid) in lines[0], lines[0]
+    line = refused_in_one_line(second)
+    assert "already running" in line and str(first.proc.pid) in line, line
     assert "Traceback" not in second.stderr
 
     assert first.proc.poll() is None
@@ -310,12 +315,8 @@ def test_a_postgres_no_run_started_is_reported_and_left_alone(runs: Callable[[st
     pg = LocalPostgres(base / "run" / "postgres").start()
     try:
         assert pg.proc is not None
-        r = runs("run")
-        rc = r.proc.wait(60)
-        assert rc != 0
-        lines = [line for line in (r.stdout + r.stderr).splitlines() if line.strip()]
-        assert len(lines) == 1, lines
-        assert "PostgreSQL" in lines[0] and str(pg.proc.pid) in lines[0], lines[0]
+        line = refused_in_one_line(runs("run"))
+        assert "PostgreSQL" in line and str(pg.proc.pid) in line, line
         assert pg.proc.poll() is None, "the run stopped a PostgreSQL it had not started"
     finally:
         pg.stop()
