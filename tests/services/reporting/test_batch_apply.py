@@ -39,12 +39,13 @@ from tests.services.reporting.test_portfolio_rewrite import TENANTS, history, in
 FAM = FAMILIES["financing"]
 
 
-async def two_builds(pg: PostgresHandle, database: str, build: str, suffix: str
-                     ) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
-    """A database with the financing family's reference build and a second one (``build``), migrated."""
+async def two_builds(pg: PostgresHandle, database: str, build: str, suffix: str, family: str = "financing",
+                     reference: str = "v4") -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
+    """A database with the family's reference build (``reporting.<family>.<reference>``) and a second one
+    (``build``), migrated."""
     pool = await create_pool(await pg.create_database(database), 1, 3)
-    ref = Build(FAM, "reporting.financing.v4", "v4")
-    other = Build(FAM, build, suffix)
+    ref = Build(FAMILIES[family], f"reporting.{family}.{reference}", reference)
+    other = Build(FAMILIES[family], build, suffix)
     async with pool.acquire() as conn:
         await migrate(conn, "tracking", TRACKING_MIGRATIONS)
         for b in (ref, other):
@@ -227,15 +228,8 @@ async def test_the_members_batch_path_writes_the_rows_of_the_per_event_path(
 
 @pytest.fixture(scope="module")
 async def pg_members(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build, Build]]:
-    fam = FAMILIES["members"]
-    pool = await create_pool(await pg.create_database("batch_apply_members"), 1, 3)
-    ref, bat = Build(fam, "reporting.members.v1", "v1"), Build(fam, "reporting.members.v1.r2", "v1_r2")
-    async with pool.acquire() as conn:
-        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-        for b in (ref, bat):
-            await migrate(conn, f"projection:{b.name}", list(b.migrations))
-    yield pool, ref, bat
-    await pool.close()
+    async for made in two_builds(pg, "batch_apply_members", "reporting.members.v1.r2", "v1_r2", "members", "v1"):
+        yield made
 
 
 @settings(max_examples=200, deadline=None)
