@@ -134,6 +134,20 @@ class Chromium:
                 return result
             self._event(message)
 
+    def answer_dashboard(self, key: str, status: int, body: bytes, timeout: float = 10) -> None:
+        """``key`` typed in with the dashboard's API call intercepted, and answered with ``status`` and
+        ``body`` (JSON) instead of the service (interception stays on until ``Fetch.disable``)."""
+        self.send("Fetch.enable", {"patterns": [{"urlPattern": "*/reports/dashboard*"}]})
+        self.type_into("#api-key", key)
+        deadline = time.monotonic() + timeout
+        while not self.paused:
+            assert time.monotonic() < deadline, "the page did not ask the API"
+            self.pump()
+        request = self.paused.pop()
+        self.send("Fetch.fulfillRequest", {"requestId": request["requestId"], "responseCode": status,
+                                           "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                                           "body": base64.b64encode(body).decode()})
+
     def pump(self, seconds: float = 0.05) -> None:
         """Read the events that arrived meanwhile (e.g. paused requests)."""
         try:
@@ -855,16 +869,7 @@ def test_error_states(browser: Chromium, reporting_url: str) -> None:
     browser.wait_for("document.body.dataset.state === 'key'")
 
     # a failing service: the page says so and offers to try again, which then works
-    browser.send("Fetch.enable", {"patterns": [{"urlPattern": "*/reports/dashboard*"}]})
-    browser.type_into("#api-key", MANAGER_KEY)
-    deadline = time.monotonic() + 10
-    while not browser.paused:
-        assert time.monotonic() < deadline, "the page did not ask the API"
-        browser.pump()
-    request = browser.paused.pop()
-    browser.send("Fetch.fulfillRequest", {"requestId": request["requestId"], "responseCode": 503,
-                                          "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
-                                          "body": base64.b64encode(b'{"error":"unavailable"}').decode()})
+    browser.answer_dashboard(MANAGER_KEY, 503, b'{"error":"unavailable"}')
     browser.wait_for("document.body.dataset.state === 'error'")
     assert "HTTP 503" in browser.js("document.getElementById('alert-text').textContent")
     browser.send("Fetch.disable")
