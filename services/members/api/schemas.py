@@ -503,7 +503,9 @@ class Lead(BaseModel):
     product: str
 
 
-class SessionResponse(BaseModel):
+class _Session(BaseModel):
+    """What a session's view and its line in a list both say."""
+
     session_id: str
     kind: str
     held_on: date
@@ -512,21 +514,16 @@ class SessionResponse(BaseModel):
     village: str | None
     district: str | None
     facilitator_id: str
+
+
+class SessionResponse(_Session):
     attendee_member_ids: list[str]
     other_attendees: int
     leads: list[Lead]
     version: int
 
 
-class SessionSummary(BaseModel):
-    session_id: str
-    kind: str
-    held_on: date
-    topics: list[str]
-    group_id: str | None
-    village: str | None
-    district: str | None
-    facilitator_id: str
+class SessionSummary(_Session):
     attendees: int
     other_attendees: int
     water_leads: int

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 from services.sanitation.domain.checklist import JUDGED_CHECKLISTS, JudgedItem, SepticTankFindings
+from services.sanitation.domain.job import CancellationReason, DueStatus, JobKind, JobStatus, VisitOutcome
 from services.sanitation.domain.settings import CooperativeSettings
 from shared.openapi import EXAMPLE_IDS
 from shared.schemas import RequestBody
@@ -27,12 +27,6 @@ MEMBER_ID, CONTRACTOR_ID = EXAMPLE_IDS["member_id"][0], EXAMPLE_IDS["contractor_
 VISIT_ID = EXAMPLE_IDS["visit_id"][0]
 
 T = TypeVar("T")
-JobKind = Literal["septic_tank", "toilet_upgrade", "water_connection"]
-JobStatus = Literal["ordered", "assigned", "started", "inspection_failed", "rework", "inspection_passed",
-                    "completed"]
-VisitOutcome = Literal["emptied", "hose_cannot_reach", "household_absent", "cancelled"]
-CancellationReason = Literal["truck_unavailable", "bad_weather", "access_blocked", "household_declined",
-                             "rescheduled", "other"]
 Volume = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=3, description="Cubic metres")]
 Village = Annotated[str, Field(min_length=1, max_length=120)]
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./_-]*$")]
@@ -301,7 +295,7 @@ class VisitResponse(BaseModel):
 class DesludgingResponse(BaseModel):
     interval_years: int
     next_due_on: date
-    due_status: Literal["not_due", "due", "overdue"]
+    due_status: DueStatus
     last_emptied_on: date | None = Field(description="Last emptying acknowledged by the IPLT")
     open_request_on: date | None
     visits: list[VisitResponse]
@@ -401,7 +395,7 @@ class ScheduleEntry(BaseModel):
     member_id: str
     village: str | None
     next_due_on: date
-    due_status: Literal["not_due", "due", "overdue"]
+    due_status: DueStatus
     days_overdue: int
     last_emptied_on: date | None
     open_request_on: date | None
