@@ -74,7 +74,8 @@ def as_today(reference: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
     async def call(*args: Any, minus: Any = None, keep_empty: bool = False) -> Any:
         args, extra = args[:known], args[known:]
         if len(extra) > 1:
-            raise TypeError(f"{reference.__name__}: {len(extra)} arguments beyond its own, one (minus) at the most")
+            raise TypeError(f"{reference.__name__}: {len(extra)} arguments beyond its own, "
+                            "one (minus) at the most")
         if extra:
             minus = extra[0]
         if minus is not None:

@@ -35,14 +35,14 @@ def run(module: str) -> str:
 def test_reporting_reads_times_old_and_new() -> None:
     out = run("bench.reporting_reads")
     for read in ("report", "dashboard", "xlsx", "programme"):
-        row = re.search(rf"^{read}\s+12\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+        row = re.search(rf"^{read}\s+12" + r"\s+([\d.]+)" * 6 + "$", out, re.M)
         assert row, out[-2000:]
         assert all(float(x) > 0 for x in row.groups()), row.group(0)
 
 
 def test_reporting_portfolio_times_old_and_new() -> None:
     out = run("bench.reporting_portfolio")
-    row = re.search(r"^\s+12\s+\d+\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+) / ([\d.]+)$", out, re.M)
+    row = re.search(r"^\s+12\s+\d+" + r"\s+([\d.]+)" * 5 + r" / ([\d.]+)$", out, re.M)
     assert row, out[-2000:]
     assert all(float(x) > 0 for x in row.groups()), row.group(0)
 

@@ -39,7 +39,8 @@ def test_each_service_settings_are_its_apps_class_on_the_named_databases(env: py
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_a_broker_or_the_services_own_setting_chooses_the_source(env: pytest.MonkeyPatch, service: str) -> None:
+def test_a_broker_or_the_services_own_setting_chooses_the_source(env: pytest.MonkeyPatch,
+                                                                service: str) -> None:
     prefix = service.upper()
     env.setenv("WASHFIN_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     assert cli.service_settings(service).event_source == "kafka"
