@@ -108,7 +108,7 @@ Decide = Callable[[S], "list[NewEvent] | Awaitable[list[NewEvent]]"]
 class CommandStore(KeyedResponses, Protocol):
     """What ``run_command`` needs of an event store (the PostgreSQL and the in-memory store have it)."""
 
-    async def read_stream(self, tenant_id: str, stream_id: str) -> list[Envelope]: ...
+    async def read_stream(self, tenant_id: str, stream_type: str, stream_id: str) -> list[Envelope]: ...
 
     async def append(self, tenant_id: str, stream_type: str, stream_id: str, expected_version: int,
                      events: Sequence[NewEvent], *, meta: Metadata = ..., idempotency: Idempotency | None = ...,
@@ -177,7 +177,7 @@ async def run_command(store: CommandStore, ctx: CommandContext, *, stream_type: 
         if prior is not None:
             return Outcome(None, replayed=True, response=prior)
         idem = Idempotency(ctx.idempotency_key, h, response or {})
-    state = fold([] if new else await store.read_stream(ctx.tenant, stream_id))
+    state = fold([] if new else await store.read_stream(ctx.tenant, stream_type, stream_id))
     if missing is not None and not getattr(state, "exists"):
         raise NotFound(missing)
     if ctx.expected_version is not None and ctx.expected_version != state.version:

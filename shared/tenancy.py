@@ -21,7 +21,7 @@ from shared.db import Migration, migrate
 from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
-from shared.eventstore.postgres import append_in_transaction
+from shared.eventstore.postgres import append_in_transaction, stream_version_on
 from shared.rls import ensure_signed_context, force_rls
 
 
@@ -168,9 +168,8 @@ async def set_tenant_status(conn: asyncpg.Connection, tenant_id: str, status: st
         if current == status:
             return False
         event = "platform.TenantSuspended" if status == "suspended" else "platform.TenantResumed"
-        version = await conn.fetchval("SELECT max(version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
-                                      PLATFORM, tenant_id)
-        await append_in_transaction(conn, PLATFORM, "tenant", tenant_id, version or 0,
+        version = await stream_version_on(conn, PLATFORM, "tenant", tenant_id)
+        await append_in_transaction(conn, PLATFORM, "tenant", tenant_id, version,
                                     [NewEvent(event, {"tenant_id": tenant_id, "reason": reason})], _actor(actor))
         await conn.execute("UPDATE tenants SET status = $2 WHERE tenant_id = $1", tenant_id, status)
     return True
@@ -307,9 +306,8 @@ async def staff_leaves(conn: asyncpg.Connection, tenant_id: str, staff_id: str, 
 async def _record_leaving(conn: asyncpg.Connection, tenant_id: str, staff_id: str, reason: str,
                           actor: str | None) -> None:
     # staff of keys issued before staff records existed have no StaffMemberAdded event (migration 0003)
-    version = await conn.fetchval("SELECT max(version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
-                                  PLATFORM, f"{tenant_id}/{staff_id}")
-    await append_in_transaction(conn, PLATFORM, "staff", f"{tenant_id}/{staff_id}", version or NO_STREAM,
+    version = await stream_version_on(conn, PLATFORM, "staff", f"{tenant_id}/{staff_id}")
+    await append_in_transaction(conn, PLATFORM, "staff", f"{tenant_id}/{staff_id}", version,
                                 [NewEvent("platform.StaffMemberLeft",
                                           {"tenant_id": tenant_id, "staff_id": staff_id, "reason": reason})],
                                 _actor(actor))

@@ -37,7 +37,7 @@ class Produced:
                      decide: Callable[[Any], Sequence[NewEvent]], *, actor: str | None = None,
                      causation_id: uuid.UUID | None = None) -> list[Envelope]:
         """Fold the stream, decide on it, append the decision at the stream's version; the recorded envelopes."""
-        history = await self.store.read_stream(tenant, stream_id)
+        history = await self.store.read_stream(tenant, stream_type, stream_id)
         new = list(decide(fold(history)))
         assert new, f"the producer decided nothing for {stream_type} {stream_id}"
         result = await self.store.append(tenant, stream_type, stream_id, len(history), new,
@@ -149,13 +149,13 @@ class SanitationProducer(Produced):
         from services.sanitation.domain import contractor as domain
 
         cid = str(contractor_id or uuid.uuid4())
-        if not await self.store.read_stream(tenant, cid):
+        if not await self.store.read_stream(tenant, domain.STREAM_TYPE, cid):
             await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
                               lambda s: domain.register(s, cid, date(2020, 6, 1), date(2020, 6, 1)))
             await self.decide(tenant, domain.STREAM_TYPE, cid, domain.fold,
                               lambda s: domain.certify(s, f"SNI-{cid[:6]}", date(2020, 7, 1), date(2030, 12, 31),
                                                        self.TODAY))
-        return domain.fold(await self.store.read_stream(tenant, cid))
+        return domain.fold(await self.store.read_stream(tenant, domain.STREAM_TYPE, cid))
 
     async def job(self, tenant: str, decide: Callable[[Any], Sequence[NewEvent]], job_id: str) -> list[Envelope]:
         from services.sanitation.domain import job as domain
@@ -202,7 +202,7 @@ class SanitationProducer(Produced):
         from services.sanitation.domain import job as domain
         from services.sanitation.domain.settings import DEFAULTS
 
-        history = await self.store.read_stream(tenant, job_id)
+        history = await self.store.read_stream(tenant, domain.STREAM_TYPE, job_id)
         state = domain.fold(history)
         if state.status == "inspection_failed":
             await self.job(tenant, lambda s: domain.rework(s, on, "rebuilt", self.TODAY), job_id)
@@ -220,7 +220,7 @@ class SanitationProducer(Produced):
         from services.sanitation.domain.settings import DEFAULTS
 
         pdam = None
-        if domain.fold(await self.store.read_stream(tenant, job_id)).kind == "water_connection":
+        if domain.fold(await self.store.read_stream(tenant, domain.STREAM_TYPE, job_id)).kind == "water_connection":
             pdam = f"PDAM-{job_id[:8]}"
         return await self.job(tenant, lambda s: domain.complete(s, on, pdam, DEFAULTS, self.TODAY), job_id)
 
@@ -340,7 +340,7 @@ class LoansProducer(Produced):
         from services.loans.domain import financing as fin
         from services.loans.domain.commands import SettleEarly
 
-        state = fin.fold(await self.store.read_stream(tenant, str(financing_id)))
+        state = fin.fold(await self.store.read_stream(tenant, fin.STREAM_TYPE, str(financing_id)))
         quote = fin.settlement_quote(state, on)
         return await self.on(tenant, financing_id, fin.decide_settle_early, SettleEarly(receipt, quote.to_pay, on))
 

@@ -299,8 +299,9 @@ async def check_checkpoints(system: System, records: dict[str, list[tuple[int, i
         conn = await _connect(system, s)
         try:
             offsets = await conn.fetch("SELECT consumer, topic, partition, next_offset FROM consumer_offsets")
-            streams = {(r["consumer"], r["tenant_id"], r["stream_id"]): r["version"]
-                       for r in await conn.fetch("SELECT consumer, tenant_id, stream_id, version FROM consumer_streams")}
+            streams = {(r["consumer"], r["tenant_id"], r["stream_type"], r["stream_id"]): r["version"]
+                       for r in await conn.fetch(
+                           "SELECT consumer, tenant_id, stream_type, stream_id, version FROM consumer_streams")}
             dead = {(r["consumer"], str(r["event_id"])) for r in
                     await conn.fetch("SELECT consumer, event_id FROM dead_letters WHERE event_id IS NOT NULL")}
         finally:
@@ -312,7 +313,7 @@ async def check_checkpoints(system: System, records: dict[str, list[tuple[int, i
             for part, off, env in records[logical]:
                 if part != o["partition"] or off >= o["next_offset"]:
                     continue
-                have = streams.get((o["consumer"], env["tenant_id"], env["stream_id"]), 0)
+                have = streams.get((o["consumer"], env["tenant_id"], env["stream_type"], env["stream_id"]), 0)
                 if have < env["version"] and (o["consumer"], env["event_id"]) not in dead:
                     f.fail("no checkpoint past an event not applied",
                            f"{s} {o['consumer']}: offset {off} of {logical}[{part}] ({env['type']} "

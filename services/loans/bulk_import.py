@@ -369,7 +369,7 @@ def _decide(checked: list[tuple[int, BookRow]], products: dict[str, prod.Product
 
 
 async def _product(rt: CooperativeRuntime, tenant: str, product_id: str) -> prod.Product:
-    return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
+    return prod.fold_product(await rt.store.read_stream(tenant, prod.PRODUCT_STREAM_TYPE, prod.product_stream_id(product_id)))
 
 
 async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[int, Imported]],
@@ -384,8 +384,8 @@ async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[i
     # at most ELEMENTS_PER_STATEMENT of them a query: asyncpg encodes the array in the event loop
     for _, (part,) in array_statements("", [ids], elements=ELEMENTS_PER_STATEMENT):
         existing |= {str(r["stream_id"]) for r in await rt.pool.fetch(
-            "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_id = ANY($2::text[]) AND version = 1",
-            tenant, part)}
+            "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]) "
+            "AND version = 1", tenant, fin.STREAM_TYPE, part)}
     for _, (part,) in array_statements("", [receipts], elements=ELEMENTS_PER_STATEMENT):
         used |= {r["receipt_number"] for r in await rt.pool.fetch(
             "SELECT receipt_number FROM loan_receipts WHERE tenant_id = $1 AND receipt_number = ANY($2::text[])",
@@ -524,13 +524,15 @@ async def publish_earlier_imports(rt: CooperativeRuntime, tenant: str, *,
     from services.loans.handlers import keep_read_tables
 
     streams = [r["stream_id"] for r in await rt.pool.fetch(
-        """SELECT DISTINCT stream_id FROM events e WHERE tenant_id = $1 AND type = 'loans.DisbursementImported'
-             AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant_id = e.tenant_id AND x.stream_id = e.stream_id
+        """SELECT DISTINCT stream_id FROM events e WHERE tenant_id = $1 AND stream_type = $2
+             AND type = 'loans.DisbursementImported'
+             AND NOT EXISTS (SELECT 1 FROM events x WHERE x.tenant_id = e.tenant_id AND x.stream_type = e.stream_type
+                                                       AND x.stream_id = e.stream_id
                                                        AND x.type = 'loans.FinancingImported')
-           ORDER BY stream_id""", tenant)]
+           ORDER BY stream_id""", tenant, fin.STREAM_TYPE)]
     published = 0
     for stream_id in streams:
-        events = await rt.store.read_stream(tenant, stream_id)
+        events = await rt.store.read_stream(tenant, fin.STREAM_TYPE, stream_id)
         event = earlier_import_published(events)
         if event is None:
             continue

@@ -148,7 +148,7 @@ def keep_read_tables(tenant: str, before: fin.Financing) -> AfterAppend:
 
 
 async def load_settings(rt: CooperativeRuntime, tenant: str) -> prod.LoanSettings:
-    return prod.fold_settings(await rt.store.read_stream(tenant, prod.settings_stream_id()))
+    return prod.fold_settings(await rt.store.read_stream(tenant, prod.SETTINGS_STREAM_TYPE, prod.settings_stream_id()))
 
 
 def settings_view(s: prod.LoanSettings) -> api.SettingsResponse:
@@ -170,7 +170,7 @@ async def change_settings(rt: CooperativeRuntime, who: Principal, body: api.Sett
 
 
 async def load_product(rt: CooperativeRuntime, tenant: str, product_id: str) -> prod.Product:
-    return prod.fold_product(await rt.store.read_stream(tenant, prod.product_stream_id(product_id)))
+    return prod.fold_product(await rt.store.read_stream(tenant, prod.PRODUCT_STREAM_TYPE, prod.product_stream_id(product_id)))
 
 
 def product_view(p: prod.Product) -> api.ProductResponse:
@@ -270,7 +270,7 @@ def financing_view(s: fin.Financing, on: date, settings: prod.LoanSettings) -> a
 
 
 async def _load(rt: CooperativeRuntime, tenant: str, financing_id: str) -> list[Envelope]:
-    return await rt.store.read_stream(tenant, financing_id)
+    return await rt.store.read_stream(tenant, fin.STREAM_TYPE, financing_id)
 
 
 async def get_financing(rt: CooperativeRuntime, who: Principal, financing_id: str,

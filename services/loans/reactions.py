@@ -131,7 +131,7 @@ class TrancheRelease(Reaction):
         tenant, financing_id = envelope.tenant_id, str(event.financing_id)
         # as the event's cooperative, behind row-level security, on the reactions' pool
         store = rt.for_tenant(tenant, background=True).store
-        state = fin.fold(await store.read_stream(tenant, financing_id))
+        state = fin.fold(await store.read_stream(tenant, fin.STREAM_TYPE, financing_id))
         if not state.exists:
             # the loans service ordered this job itself: an unknown financing is an anomaly to look at
             raise PoisonEvent(f"inspection {envelope.event_id} names financing {financing_id}, unknown in {tenant}")

@@ -57,7 +57,7 @@ class SanitationWorks(Reaction):
         tenant, member_id = envelope.tenant_id, str(event.member_id)
         store = rt.for_tenant(tenant, background=True).store
         for attempt in range(ATTEMPTS):
-            state = domain.fold(await store.read_stream(tenant, member_id))
+            state = domain.fold(await store.read_stream(tenant, domain.STREAM_TYPE, member_id))
             if not state.exists:
                 raise PoisonEvent(f"no member {member_id} in cooperative {tenant}")
             events: list[NewEvent]

@@ -8,7 +8,9 @@
 - the append carries the reaction's idempotency key (the cause's event id): a redelivered event, or one
   re-applied after a crash between the append and the consumer's checkpoint, appends nothing;
 - the append expects NO_STREAM: a second, different event about the same job (a re-published or
-  duplicated disbursement) finds the job ordered and changes nothing.
+  duplicated disbursement) finds the job ordered and changes nothing. The job's stream is of its own kind
+  (``job``): a record of another kind registered under the same id (a contractor) is another stream and
+  cannot block it.
 
 A "desludging" financing orders nothing here: it pays an emptying fee, and the tank it concerns may not
 be one this service built; an officer schedules that visit by hand. Cash-funded jobs are ordered through
@@ -31,6 +33,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from services.sanitation.domain import job as domain
+from services.sanitation.domain.contractor import STREAM_TYPE as CONTRACTOR
 from services.sanitation.domain.contractor import fold as fold_contractor
 from services.sanitation.handlers.jobs import projector
 from shared.consumer import reaction_idempotency, reaction_metadata
@@ -68,10 +71,10 @@ class TrancheOrdersJob(Reaction):
         coop = rt.for_tenant(tenant, background=True)
         store = coop.store
         contractor_ref = event.payee_id if event.payee_type == "contractor" else None
-        contractor = fold_contractor(await store.read_stream(tenant, contractor_ref)) if contractor_ref else None
+        contractor = fold_contractor(await store.read_stream(tenant, CONTRACTOR, contractor_ref)) if contractor_ref else None
 
         async def order(job_id: str) -> bool:
-            """Order the job under ``job_id``; False when that stream exists already."""
+            """Order the job under ``job_id``; False when that job exists already."""
             events = domain.order_financed(job_id, str(event.member_id), event.purpose,  # type: ignore[arg-type]
                                            str(event.financing_id), event.disbursed_on, contractor_ref, contractor,
                                            today)
@@ -84,24 +87,14 @@ class TrancheOrdersJob(Reaction):
             except ConcurrencyError:
                 return False
 
-        if await order(job_id):
-            return
-        held = await store.read_stream(tenant, job_id)
-        if held and held[0].stream_type == domain.STREAM_TYPE:
-            # the job exists: ordered by an earlier event about the same financing
-            log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))
-            return
-        # Stream ids are one namespace per cooperative, and this one is predictable (derived from the
-        # financing): a record of another kind holds it (a contractor registered with that id). The job
-        # must not wait behind it forever: it takes an id derived from this event, which nobody could
-        # know beforehand, unless an earlier delivery about the same financing did so already.
+        # a job of this financing ordered under another id (before stream ids were per kind of record, a record
+        # of another kind holding the derived id made the job take one derived from the event): the same job
         ordered = await coop.pool.fetchval("SELECT job_id::text FROM jobs WHERE tenant_id = $1 AND financing_id = $2 "
-                                      "LIMIT 1", tenant, event.financing_id)
-        if ordered is not None:
+                                           "LIMIT 1", tenant, event.financing_id)
+        if ordered is not None and ordered != job_id:
             log.info("job_already_ordered", job_id=ordered, tenant_id=tenant, cause=str(envelope.event_id))
             return
-        squatted, job_id = job_id, str(uuid.uuid5(envelope.event_id, "job"))
-        log.warning("job_id_held_by_another_record", job_id=squatted, new_job_id=job_id, tenant_id=tenant,
-                    cause=str(envelope.event_id))
+        # the job's stream is its own kind's (a contractor, or any other record, under the same id is another
+        # stream): the append fails only when this job is ordered already, by an earlier event about the financing
         if not await order(job_id):
             log.info("job_already_ordered", job_id=job_id, tenant_id=tenant, cause=str(envelope.event_id))

@@ -87,6 +87,19 @@ TRACKING_MIGRATIONS = [
             PRIMARY KEY (consumer, tenant_id)
         );
         """ + force_rls("consumer_tenants")),
+    # a stream is (tenant, stream type, stream id) in the event stores (their 0003): so is the version a
+    # consumer applied, or a job's first event would be skipped as "applied" behind a contractor's of the same
+    # id. A row kept from before carries no type (''): it stands for the one stream the id named then, and
+    # only for events recorded before this step (``legacy_until``); an event of a kind's stream recorded
+    # since is judged by that kind's own row.
+    Migration("0004_consumer_streams_per_kind", """
+        ALTER TABLE consumer_streams ADD COLUMN stream_type text NOT NULL DEFAULT '',
+                                     ADD COLUMN legacy_until timestamptz;
+        UPDATE consumer_streams SET legacy_until = now();
+        ALTER TABLE consumer_streams ALTER COLUMN stream_type DROP DEFAULT,
+                                     DROP CONSTRAINT consumer_streams_pkey,
+                                     ADD PRIMARY KEY (consumer, tenant_id, stream_type, stream_id);
+        """),
 ]
 
 
@@ -171,23 +184,35 @@ async def apply_events(
     dead: list[DeadLetter] = []
     if not envelopes:
         return outcome, dead
-    keys = {(e.tenant_id, e.stream_id) for e in envelopes}
+    keys = {(e.tenant_id, e.stream_type, e.stream_id) for e in envelopes}
+    # each stream's own row, and a row from before streams had kinds (type '') for the same id
     rows = await conn.fetch(
-        """SELECT s.tenant_id, s.stream_id, s.version FROM consumer_streams s
-           JOIN unnest($2::text[], $3::text[]) AS k(t, s) ON s.tenant_id = k.t AND s.stream_id = k.s
+        """SELECT s.tenant_id, s.stream_type, s.stream_id, s.version, s.legacy_until FROM consumer_streams s
+           JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, k, s)
+             ON s.tenant_id = k.t AND s.stream_type IN (k.k, '') AND s.stream_id = k.s
            WHERE s.consumer = $1""",
-        projection.name, [k[0] for k in keys], [k[1] for k in keys],
+        projection.name, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
     )
-    seen: dict[tuple[str, str], int] = {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
+    seen: dict[tuple[str, str, str], int] = {}
+    legacy: dict[tuple[str, str], tuple[int, Any]] = {}
+    for r in rows:
+        if r["stream_type"] == "":
+            legacy[(r["tenant_id"], r["stream_id"])] = (r["version"], r["legacy_until"])
+        else:
+            seen[(r["tenant_id"], r["stream_type"], r["stream_id"])] = r["version"]
     todo: list[int] = []
     for i, env in enumerate(envelopes):
-        key = (env.tenant_id, env.stream_id)
-        if env.version <= seen.get(key, 0):
+        key = (env.tenant_id, env.stream_type, env.stream_id)
+        applied = seen.get(key, 0)
+        if key not in seen and (old := legacy.get((env.tenant_id, env.stream_id))) is not None:
+            applied = old[0] if env.recorded_at < old[1] else 0
+        if env.version <= applied:
             outcome.skipped += 1
             continue
         seen[key] = env.version
         todo.append(i)
-    changed = {(envelopes[i].tenant_id, envelopes[i].stream_id): envelopes[i].version for i in todo}
+    changed = {(envelopes[i].tenant_id, envelopes[i].stream_type, envelopes[i].stream_id): envelopes[i].version
+               for i in todo}
     decoded: list[tuple[int, Contract | str]] = []
     turns = Turns()
     for i in todo:
@@ -236,10 +261,11 @@ async def apply_events(
             CONSUMER_APPLIED.labels(projection.name, outcome_name).inc(n)
     if changed:
         await conn.execute(
-            """INSERT INTO consumer_streams (consumer, tenant_id, stream_id, version)
-               SELECT $1, t, s, v FROM unnest($2::text[], $3::text[], $4::int[]) AS x(t, s, v)
-               ON CONFLICT (consumer, tenant_id, stream_id) DO UPDATE SET version = EXCLUDED.version""",
-            projection.name, [k[0] for k in changed], [k[1] for k in changed], list(changed.values()),
+            """INSERT INTO consumer_streams (consumer, tenant_id, stream_type, stream_id, version)
+               SELECT $1, t, k, s, v FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS x(t, k, s, v)
+               ON CONFLICT (consumer, tenant_id, stream_type, stream_id) DO UPDATE SET version = EXCLUDED.version""",
+            projection.name, [k[0] for k in changed], [k[1] for k in changed], [k[2] for k in changed],
+            list(changed.values()),
         )
         await conn.execute(
             """INSERT INTO consumer_tenants (consumer, tenant_id, changes)

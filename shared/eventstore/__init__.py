@@ -1,7 +1,9 @@
 """The event store contract: append with an expected stream version and an idempotency key, read a
 stream, read the global log gap-free, wait for new events.
 
-Stream identity is (tenant, stream id): the same stream id in two tenants is two streams.
+Stream identity is (tenant, stream type, stream id): the same stream id in two tenants, or for two kinds of
+record (``stream_type``: a contractor and a job) in one tenant, is two streams. So no record of one kind can
+hold, block or show up in a stream of another kind, whatever ids clients choose or derive.
 """
 
 from __future__ import annotations
@@ -99,9 +101,10 @@ class EventStore(Protocol):
 
     async def append_batch(self, appends: Sequence[StreamAppend]) -> int: ...
 
-    async def read_stream(self, tenant_id: str, stream_id: str, after_version: int = 0) -> list[Envelope]: ...
+    async def read_stream(self, tenant_id: str, stream_type: str, stream_id: str,
+                          after_version: int = 0) -> list[Envelope]: ...
 
-    async def stream_version(self, tenant_id: str, stream_id: str) -> int: ...
+    async def stream_version(self, tenant_id: str, stream_type: str, stream_id: str) -> int: ...
 
     async def read_log(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]: ...
 

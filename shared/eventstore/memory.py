@@ -22,7 +22,8 @@ from shared.eventstore import (
 class InMemoryEventStore:
     def __init__(self) -> None:
         self._log: list[RecordedEvent] = []
-        self._streams: dict[tuple[str, str], list[Envelope]] = {}
+        #: (tenant, stream type, stream id): a stream's identity
+        self._streams: dict[tuple[str, str, str], list[Envelope]] = {}
         self._keys: dict[tuple[str, str], Idempotency] = {}
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -44,7 +45,7 @@ class InMemoryEventStore:
                 if prior.request_hash != idempotency.request_hash:
                     raise IdempotencyConflict(idempotency.key)
                 return AppendResult(stream_id, int(prior.response.get("version", 0)), [], True, prior.response)
-            stream = self._streams.get((tenant_id, stream_id), [])
+            stream = self._streams.get((tenant_id, stream_type, stream_id), [])
             current = len(stream)
             expected = current if expected_version == ANY else expected_version
             if expected != current:
@@ -69,7 +70,7 @@ class InMemoryEventStore:
                 self._keys[(tenant_id, idempotency.key)] = Idempotency(
                     idempotency.key, idempotency.request_hash, response
                 )
-            self._streams[(tenant_id, stream_id)] = stream + envelopes
+            self._streams[(tenant_id, stream_type, stream_id)] = stream + envelopes
             for env in envelopes:
                 pos = len(self._log) + 1
                 self._log.append(RecordedEvent(env, LogPosition(pos, pos)))
@@ -79,7 +80,7 @@ class InMemoryEventStore:
     async def append_batch(self, appends: Sequence[StreamAppend]) -> int:
         async with self._lock:
             for a in appends:
-                current = len(self._streams.get((a.tenant_id, a.stream_id), []))
+                current = len(self._streams.get((a.tenant_id, a.stream_type, a.stream_id), []))
                 if current != a.expected_version:
                     raise ConcurrencyError(a.tenant_id, a.stream_id, a.expected_version, current)
         n = 0
@@ -88,11 +89,12 @@ class InMemoryEventStore:
                                         a.events, meta=a.meta)).events)
         return n
 
-    async def read_stream(self, tenant_id: str, stream_id: str, after_version: int = 0) -> list[Envelope]:
-        return list(self._streams.get((tenant_id, stream_id), [])[after_version:])
+    async def read_stream(self, tenant_id: str, stream_type: str, stream_id: str,
+                          after_version: int = 0) -> list[Envelope]:
+        return list(self._streams.get((tenant_id, stream_type, stream_id), [])[after_version:])
 
-    async def stream_version(self, tenant_id: str, stream_id: str) -> int:
-        return len(self._streams.get((tenant_id, stream_id), []))
+    async def stream_version(self, tenant_id: str, stream_type: str, stream_id: str) -> int:
+        return len(self._streams.get((tenant_id, stream_type, stream_id), []))
 
     async def read_log(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         return self._log[after.position : after.position + limit]

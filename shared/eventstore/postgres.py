@@ -95,6 +95,19 @@ MIGRATIONS = [
         force_rls("events") + allow_requests("events", "SELECT, INSERT")
         + force_rls("idempotency_keys") + allow_requests("idempotency_keys", "SELECT, INSERT"),
     ),
+    # a stream is (tenant, stream type, stream id): one kind of record can no longer hold another kind's id
+    # (a contractor registered under the id a financed job derives blocked the job, issue 14). Every existing
+    # row satisfies the new key (it is the old one with a column more), so nothing is rewritten: the unique
+    # index is rebuilt with the type in it, under the same name (the stores' conflict handling names it), and
+    # every stream keeps its versions. A stream that already held two kinds (no API path writes one) keeps
+    # them as two streams whose versions carry on from where each one is.
+    Migration(
+        "0003_stream_identity_per_kind",
+        """
+        ALTER TABLE events DROP CONSTRAINT events_stream_version;
+        ALTER TABLE events ADD CONSTRAINT events_stream_version UNIQUE (tenant_id, stream_type, stream_id, version);
+        """,
+    ),
 ]
 
 _COLUMNS = """position, tx_id::text::bigint AS tx, event_id, tenant_id, stream_type, stream_id, version, type,
@@ -104,7 +117,8 @@ _APPEND = """
 WITH guard AS (
     SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh,
            ($4::int = 0 OR EXISTS (SELECT 1 FROM events
-                                   WHERE tenant_id = $1 AND stream_id = $3 AND version = $4)) AS head_ok
+                                   WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3
+                                     AND version = $4)) AS head_ok
 )
 INSERT INTO events (event_id, tenant_id, stream_type, stream_id, version, type, schema_version,
                     occurred_at, correlation_id, causation_id, actor, traceparent, payload)
@@ -362,7 +376,7 @@ class PostgresEventStore:
         for attempt in range(attempts):
             expected = expected_version
             if expected_version == ANY:
-                expected = await self.stream_version(tenant_id, stream_id)
+                expected = await self.stream_version(tenant_id, stream_type, stream_id)
             try:
                 result = await self._append_once(
                     tenant_id, stream_type, stream_id, expected, events, meta, idempotency, after
@@ -381,7 +395,7 @@ class PostgresEventStore:
                 if attempt + 1 < attempts:
                     continue
                 raise ConcurrencyError(
-                    tenant_id, stream_id, expected, await self.stream_version(tenant_id, stream_id)
+                    tenant_id, stream_id, expected, await self.stream_version(tenant_id, stream_type, stream_id)
                 ) from None
             self._committed([e.type for e in result.events])
             return result
@@ -446,10 +460,10 @@ class PostgresEventStore:
         """
         cols: list[list[Any]] = [[] for _ in range(13)]
         now = utcnow()
-        checks: list[tuple[str, str, int]] = []
+        checks: list[tuple[str, str, str, int]] = []
         for a in appends:
             if a.expected_version > 0:
-                checks.append((a.tenant_id, a.stream_id, a.expected_version))
+                checks.append((a.tenant_id, a.stream_type, a.stream_id, a.expected_version))
             for i, e in enumerate(a.events):
                 for col, val in zip(cols, (
                     uuid4(), a.tenant_id, a.stream_type, a.stream_id, a.expected_version + i + 1, e.type,
@@ -465,10 +479,12 @@ class PostgresEventStore:
                     raise FirstWriteRequired("an append must be the first write of its transaction")
                 if checks:
                     missing = await conn.fetchval(
-                        """SELECT count(*) FROM unnest($1::text[], $2::text[], $3::int[]) AS c(t, s, v)
+                        """SELECT count(*) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[]) AS c(t, k, s, v)
                            WHERE NOT EXISTS (SELECT 1 FROM events e
-                                             WHERE e.tenant_id = c.t AND e.stream_id = c.s AND e.version = c.v)""",
+                                             WHERE e.tenant_id = c.t AND e.stream_type = c.k AND e.stream_id = c.s
+                                               AND e.version = c.v)""",
                         [c[0] for c in checks], [c[1] for c in checks], [c[2] for c in checks],
+                        [c[3] for c in checks],
                     )
                     if missing:
                         raise ConcurrencyError(checks[0][0], "(batch)", -1)
@@ -481,21 +497,17 @@ class PostgresEventStore:
         return len(cols[0])
 
     # -- reading ---------------------------------------------------------------------------------------
-    async def read_stream(self, tenant_id: str, stream_id: str, after_version: int = 0) -> list[Envelope]:
+    async def read_stream(self, tenant_id: str, stream_type: str, stream_id: str,
+                          after_version: int = 0) -> list[Envelope]:
         rows = await self.pool.fetch(
             f"""SELECT {_COLUMNS}, payload FROM events
-                WHERE tenant_id = $1 AND stream_id = $2 AND version > $3 ORDER BY version""",
-            tenant_id, stream_id, after_version,
+                WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version > $4 ORDER BY version""",
+            tenant_id, stream_type, stream_id, after_version,
         )
         return [_envelope_from_row(r, r["payload"]) for r in rows]
 
-    async def stream_version(self, tenant_id: str, stream_id: str) -> int:
-        return int(
-            await self.pool.fetchval(
-                "SELECT COALESCE(max(version), 0) FROM events WHERE tenant_id = $1 AND stream_id = $2",
-                tenant_id, stream_id,
-            )
-        )
+    async def stream_version(self, tenant_id: str, stream_type: str, stream_id: str) -> int:
+        return await stream_version_on(self.pool, tenant_id, stream_type, stream_id)
 
     async def read_log(self, after: LogPosition, limit: int = 1000) -> list[RecordedEvent]:
         return await self.reader.read_log(after, limit)
@@ -554,9 +566,7 @@ async def append_in_transaction(
                 "see a stream's events out of order"
             )
         raise ConcurrencyError(tenant_id, stream_id, expected,
-                               await conn.fetchval(
-                                   "SELECT COALESCE(max(version), 0) FROM events "
-                                   "WHERE tenant_id = $1 AND stream_id = $2", tenant_id, stream_id))
+                               await stream_version_on(conn, tenant_id, stream_type, stream_id))
     return [
         Envelope.model_construct(
             event_id=ids[i], tenant_id=tenant_id, stream_type=stream_type, stream_id=stream_id,
@@ -567,3 +577,11 @@ async def append_in_transaction(
         )
         for i, e in enumerate(events)
     ]
+
+
+async def stream_version_on(conn: Any, tenant_id: str, stream_type: str, stream_id: str) -> int:
+    """The version of one stream (0: none) read on ``conn`` (a connection or a pool): for callers that own
+    the transaction and append with ``append_in_transaction``."""
+    return int(await conn.fetchval(
+        "SELECT COALESCE(max(version), 0) FROM events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3",
+        tenant_id, stream_type, stream_id))

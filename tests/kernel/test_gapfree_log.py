@@ -68,7 +68,7 @@ async def test_tailing_reader_never_skips_under_concurrent_appends(pg: PostgresH
             stream = f"s{rnd.randrange(STREAMS)}"
             tenant = "coop-a" if rnd.random() < 0.5 else "coop-b"
             for _ in range(50):
-                version = await store.stream_version(tenant, stream)
+                version = await store.stream_version(tenant, "thing", stream)
                 try:
                     await store.append(tenant, "thing", stream, version, [NewEvent("test.Happened", {"w": w, "i": i})])
                     break

@@ -72,9 +72,9 @@ async def test_a_cooperative_scope_reads_and_appends_only_its_own_events(es: Sto
     await store_a.append("coop-a", "member", "m-1", NO_STREAM, [member_registered(1)])
     await store_b.append("coop-b", "member", "m-1", NO_STREAM, [member_registered(2), member_registered(3)])
     # the same stream id in both cooperatives: each scope reads its own, and nothing of the other's
-    assert [e.tenant_id for e in await store_a.read_stream("coop-a", "m-1")] == ["coop-a"]
-    assert await store_a.read_stream("coop-b", "m-1") == []
-    assert await store_a.stream_version("coop-b", "m-1") == 0
+    assert [e.tenant_id for e in await store_a.read_stream("coop-a", "member", "m-1")] == ["coop-a"]
+    assert await store_a.read_stream("coop-b", "member", "m-1") == []
+    assert await store_a.stream_version("coop-b", "member", "m-1") == 0
     assert await a.fetchval("SELECT count(*) FROM events") == 1  # no tenant condition at all: still only A's
     assert await a.fetchval("SELECT current_user") == APP
     # writing for another cooperative is refused by the policy, whatever the code asks

@@ -54,7 +54,7 @@ async def test_a_command_folds_decides_and_appends_after_the_version_it_loaded()
     assert first.recorded and first.state == Counter() and [e.version for e in first.events] == [1]
     second = await run(store, ctx(if_match=1), add(3), missing="no counter c-1")
     assert second.state == Counter(1, 2) and second.events[0].actor == "staff:ani"
-    assert fold(await store.read_stream(TENANT, "c-1")) == Counter(2, 5)
+    assert fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(2, 5)
 
 
 async def test_a_retry_with_its_key_gets_the_first_answer_and_decides_nothing() -> None:
@@ -69,7 +69,7 @@ async def test_a_retry_with_its_key_gets_the_first_answer_and_decides_nothing() 
     again = await run(store, ctx("k-1"), never, request={"by": 2}, response={"counter": "other"})
     assert first.recorded and again.replayed and not again.recorded and again.state is None
     assert again.response["counter"] == "c-1" and decided == []
-    assert fold(await store.read_stream(TENANT, "c-1")) == Counter(1, 2)
+    assert fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(1, 2)
 
 
 async def test_a_key_used_for_another_request_is_refused() -> None:
@@ -77,7 +77,7 @@ async def test_a_key_used_for_another_request_is_refused() -> None:
     await run(store, ctx("k-1"), add(2), request={"by": 2})
     with pytest.raises(IdempotencyConflict):
         await run(store, ctx("k-1"), add(3), request={"by": 3})
-    assert fold(await store.read_stream(TENANT, "c-1")) == Counter(1, 2)
+    assert fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(1, 2)
 
 
 async def test_a_key_is_the_cooperatives_own() -> None:
@@ -85,7 +85,7 @@ async def test_a_key_is_the_cooperatives_own() -> None:
     await run(store, ctx("k-1"), add(2), request={"by": 2})
     other = await run(store, ctx("k-1", tenant="koperasi-baik"), add(2), request={"by": 2})
     assert other.recorded and not other.replayed
-    assert fold(await store.read_stream("koperasi-baik", "c-1")) == Counter(1, 2)
+    assert fold(await store.read_stream("koperasi-baik", "counter", "c-1")) == Counter(1, 2)
 
 
 async def test_a_stale_if_match_is_refused_with_nothing_written() -> None:
@@ -95,21 +95,21 @@ async def test_a_stale_if_match_is_refused_with_nothing_written() -> None:
     with pytest.raises(Conflict, match=r"it is at version 2, you had 1\): someone else changed it first; reload and try again") as e:
         await run(store, ctx(if_match=1), add(5), what="counter")
     assert e.value.field == "If-Match" and "the counter changed" in e.value.message
-    assert fold(await store.read_stream(TENANT, "c-1")) == Counter(2, 4)
+    assert fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(2, 4)
 
 
 async def test_a_missing_stream_is_not_found_and_nothing_is_created() -> None:
     store = InMemoryEventStore()
     with pytest.raises(NotFound, match="no counter c-1"):
         await run(store, ctx(), add(2), missing="no counter c-1")
-    assert await store.read_stream(TENANT, "c-1") == []
+    assert await store.read_stream(TENANT, "counter", "c-1") == []
 
 
 async def test_nothing_to_do_writes_nothing_and_keeps_no_key() -> None:
     store = InMemoryEventStore()
     done = await run(store, ctx("k-1"), add(0), request={"by": 0}, response={"counter": "c-1"})
     assert not done.recorded and not done.replayed and done.state == Counter()
-    assert await store.read_stream(TENANT, "c-1") == [] and await store.idempotent_response(TENANT, "k-1") is None
+    assert await store.read_stream(TENANT, "counter", "c-1") == [] and await store.idempotent_response(TENANT, "k-1") is None
 
 
 async def test_a_change_between_load_and_append_is_refused_not_overwritten() -> None:
@@ -122,7 +122,7 @@ async def test_a_change_between_load_and_append_is_refused_not_overwritten() -> 
 
     with pytest.raises(ConcurrencyError):
         await run(store, ctx(), meanwhile)
-    assert fold(await store.read_stream(TENANT, "c-1")) == Counter(2, 12)
+    assert fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(2, 12)
 
 
 async def test_a_new_stream_is_appended_as_new_and_its_writes_commit_with_it() -> None:
@@ -138,4 +138,4 @@ async def test_a_new_stream_is_appended_as_new_and_its_writes_commit_with_it() -
     assert written == [[0, 1]]
     with pytest.raises(ConcurrencyError):  # a fresh id that exists already: never appended onto
         await run(store, ctx(), add(2), new=True, after=after)
-    assert written == [[0, 1]] and fold(await store.read_stream(TENANT, "c-1")) == Counter(1, 2)
+    assert written == [[0, 1]] and fold(await store.read_stream(TENANT, "counter", "c-1")) == Counter(1, 2)

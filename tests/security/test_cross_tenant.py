@@ -313,10 +313,10 @@ async def test_ids_chosen_by_the_client_are_separate_per_cooperative(system: Sys
     theirs = (await lo.get(f"/financings/{financing}", headers=h(B))).json()
     assert mine["member_id"] == system.ids[A]["members"][0] and theirs["member_id"] == system.ids[B]["members"][0]
     assert mine["status"] == "active" and theirs["status"] == "settled"
-    for service, stream in (("sanitation", contractor), ("loans", financing)):
+    for service, kind, stream in (("sanitation", "contractor", contractor), ("loans", "financing", financing)):
         store = system[service].runtime.store
         assert store is not None
-        ours, others = await store.read_stream(A, stream), await store.read_stream(B, stream)
+        ours, others = await store.read_stream(A, kind, stream), await store.read_stream(B, kind, stream)
         assert ours and others and {e.tenant_id for e in ours} == {A} and {e.tenant_id for e in others} == {B}
         assert len(others) > len(ours)  # B's change is in B's stream only
 

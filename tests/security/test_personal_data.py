@@ -266,7 +266,7 @@ async def test_erasure_of_an_exited_member_removes_the_personal_fields_and_is_re
         await conn.close()
     # recorded as an event of the member's stream, with who did it, and nothing personal
     assert system["members"].runtime.store is not None
-    stream = await system["members"].runtime.store.read_stream("sec-erasure", member_id)
+    stream = await system["members"].runtime.store.read_stream("sec-erasure", "member", member_id)
     erasures = [e for e in stream if e.type == "members.MemberPersonalDataErased"]
     assert len(erasures) == 1 and erasures[0].actor == f"staff:{tenant.key_ids[Role.MANAGER]}"
     assert set(erasures[0].payload) == {"member_id", "erased_on"}

@@ -41,7 +41,7 @@ def member_not_found(member_id: str) -> str:
 
 async def load_member(rt: CooperativeRuntime, tenant: str, member_id: str) -> Member:
     store, _ = parts(rt)
-    state = member_domain.fold(await store.read_stream(tenant, member_id))
+    state = member_domain.fold(await store.read_stream(tenant, member_domain.STREAM_TYPE, member_id))
     if not state.exists:
         raise NotFound(member_not_found(member_id))
     return state
@@ -49,7 +49,7 @@ async def load_member(rt: CooperativeRuntime, tenant: str, member_id: str) -> Me
 
 async def load_settings(rt: CooperativeRuntime, tenant: str) -> CooperativeSettings:
     store, _ = parts(rt)
-    return settings_domain.fold(await store.read_stream(tenant, settings_domain.STREAM_ID))
+    return settings_domain.fold(await store.read_stream(tenant, settings_domain.STREAM_TYPE, settings_domain.STREAM_ID))
 
 
 async def group_info(conn: asyncpg.Pool | asyncpg.Connection, tenant: str,

@@ -291,7 +291,7 @@ async def _listed_survey(rt: CooperativeRuntime, who: Principal, member_id: str,
 async def list_surveys(rt: CooperativeRuntime, who: Principal, member_id: str) -> SurveyList:
     store, _ = parts(rt)
     tenant = tenant_of(who)
-    events = await store.read_stream(tenant, member_id)
+    events = await store.read_stream(tenant, domain.STREAM_TYPE, member_id)
     # security: the stream must be a member's, not merely exist (a session's id answered 200 with no
     # surveys, telling any id of the cooperative's streams apart from an unknown one)
     if not domain.fold(events).exists:

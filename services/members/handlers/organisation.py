@@ -36,7 +36,7 @@ async def _centre(rt: CooperativeRuntime, tenant: str, centre_id: str | None) ->
     if centre_id is None:
         return None
     store, _ = parts(rt)
-    return org.fold_centre(await store.read_stream(tenant, org.centre_stream_id(centre_id)))
+    return org.fold_centre(await store.read_stream(tenant, org.CENTRE_STREAM, org.centre_stream_id(centre_id)))
 
 
 async def open_centre(rt: CooperativeRuntime, who: Principal, body: OpenCentreRequest,
@@ -88,7 +88,7 @@ async def list_centres(rt: CooperativeRuntime, who: Principal, *, branch: str | 
 
 async def _group(rt: CooperativeRuntime, tenant: str, group_id: str) -> org.Group:
     store, _ = parts(rt)
-    return org.fold_group(await store.read_stream(tenant, org.group_stream_id(group_id)))
+    return org.fold_group(await store.read_stream(tenant, org.GROUP_STREAM, org.group_stream_id(group_id)))
 
 
 async def form_group(rt: CooperativeRuntime, who: Principal, body: FormGroupRequest,

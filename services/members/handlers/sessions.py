@@ -44,7 +44,7 @@ async def _not_exited_by(conn: asyncpg.Pool, tenant: str, member_ids: Sequence[u
 
 async def _load(rt: CooperativeRuntime, tenant: str, session_id: str) -> domain.Session:
     store, _ = parts(rt)
-    state = domain.fold(await store.read_stream(tenant, session_id))
+    state = domain.fold(await store.read_stream(tenant, domain.STREAM_TYPE, session_id))
     if not state.exists:
         raise NotFound(session_not_found(session_id))
     return state

@@ -32,7 +32,7 @@ def command_request(command: str, target: str | None, body: dict[str, Any]) -> d
 
 
 async def load_settings(rt: CooperativeRuntime, tenant: str) -> settings_domain.SettingsState:
-    return settings_domain.fold(await rt.store.read_stream(tenant, settings_domain.STREAM_ID))
+    return settings_domain.fold(await rt.store.read_stream(tenant, settings_domain.STREAM_TYPE, settings_domain.STREAM_ID))
 
 
 def contractor_subject(who: Principal) -> str:

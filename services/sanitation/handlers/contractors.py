@@ -40,7 +40,7 @@ log = get_logger(__name__)
 
 
 async def load(rt: CooperativeRuntime, tenant: str, contractor_id: str) -> domain.Contractor:
-    return domain.fold(await rt.store.read_stream(tenant, contractor_id))
+    return domain.fold(await rt.store.read_stream(tenant, domain.STREAM_TYPE, contractor_id))
 
 
 def _visible(who: Principal, contractor_id: str) -> None:

@@ -32,6 +32,7 @@ from services.sanitation.api.schemas import (
     VisitResponse,
 )
 from services.sanitation.domain import job as domain
+from services.sanitation.domain.contractor import STREAM_TYPE as CONTRACTOR
 from services.sanitation.domain.contractor import fold as fold_contractor
 from services.sanitation.member_directory import MemberFacts
 from services.sanitation.handlers.common import (
@@ -59,7 +60,7 @@ def _not_found(job_id: str) -> NotFound:
 async def load(rt: CooperativeRuntime, who: Principal, job_id: str) -> domain.ConstructionJob:
     """The job, if the caller may see it: a contractor's key sees only the jobs assigned to it (any other
     job answers 404, as if it did not exist)."""
-    job = domain.fold(await rt.store.read_stream(tenant_of(who), job_id))
+    job = domain.fold(await rt.store.read_stream(tenant_of(who), domain.STREAM_TYPE, job_id))
     if not job.exists:
         raise _not_found(job_id)
     return _visible(who, job_id, job)
@@ -150,7 +151,7 @@ async def assign(rt: CooperativeRuntime, who: Principal, job_id: str, body: Assi
     today = business_today(rt)
     contractor_id = str(body.contractor_id)
     await load(rt, who, job_id)  # the job in the path first: 404 before judging the body
-    contractor = fold_contractor(await rt.store.read_stream(tenant_of(who), contractor_id))
+    contractor = fold_contractor(await rt.store.read_stream(tenant_of(who), CONTRACTOR, contractor_id))
     if not contractor.exists:
         raise Refusal(f"no contractor {contractor_id} in this cooperative", field="contractor_id")
     job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), ctx,
@@ -255,7 +256,7 @@ async def get_job(rt: CooperativeRuntime, who: Principal, job_id: str) -> JobRes
 async def get_inspections(rt: CooperativeRuntime, who: Principal, job_id: str) -> list[InspectionDetail]:
     """Every inspection of the job with its items: the published findings and the inspector's notes."""
     await load(rt, who, job_id)
-    events = await rt.store.read_stream(tenant_of(who), job_id)
+    events = await rt.store.read_stream(tenant_of(who), domain.STREAM_TYPE, job_id)
     notes: dict[int, dict[str, dict[str, Any]]] = {
         e.payload["inspection_number"]: {r["code"]: r for r in e.payload["results"]}
         for e in events if e.type == domain.FINDINGS_RECORDED

@@ -410,10 +410,10 @@ async def test_a_lost_race_is_409_and_writes_nothing(loans: ServiceClient) -> No
     original = store.read_stream
     raced = False
 
-    async def racing(tenant: str, stream_id: str, after_version: int = 0) -> Any:
+    async def racing(tenant: str, stream_type: str, stream_id: str, after_version: int = 0) -> Any:
         # between this command's read and its append, another officer records a repayment
         nonlocal raced
-        events_read = await original(tenant, stream_id, after_version)
+        events_read = await original(tenant, stream_type, stream_id, after_version)
         if not raced and stream_id == w.id:
             raced = True
             r = await loans.post(f"/financings/{w.id}/repayments", headers=w.h(OFFICER),

@@ -52,7 +52,7 @@ async def test_the_same_manager_with_a_second_key_cannot_approve_their_own_appli
     approved = await loans.post(f"/financings/{fid}/approve", json={}, headers={"X-API-Key": second_manager_key(BMI)})
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
     # the events name the people, whichever of their keys they used
-    stored = [e for e in await loans.runtime.store.read_stream(BMI, fid)]  # type: ignore[union-attr]
+    stored = [e for e in await loans.runtime.store.read_stream(BMI, "financing", fid)]  # type: ignore[union-attr]
     approval = [e for e in stored if e.type == "loans.FinancingApproved"]
     assert {e.actor for e in stored if e not in approval} == {"staff:bmi-ani"}
     assert [e.actor for e in approval] == ["staff:bmi-wati"]

@@ -230,7 +230,7 @@ async def test_a_book_imported_before_the_published_event_is_published_once(syst
     members = await register_members(system)
     rt = system.loans.runtime.for_tenant(IMPORTED)
     assert rt.store is not None
-    product = fold_product(await rt.store.read_stream(IMPORTED, product_stream_id("tangki-septik")))
+    product = fold_product(await rt.store.read_stream(IMPORTED, "loan_product", product_stream_id("tangki-septik")))
     schedule = [(date(2025, 2, 10) + timedelta(days=30 * k), 560_000) for k in range(12)]
     imp = import_financing(BookEntry(
         loan_ref="OLD-1", member_id=members[IMPORTED][0], product_id="tangki-septik", cost=6_000_000, margin=720_000,

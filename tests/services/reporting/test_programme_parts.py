@@ -101,7 +101,7 @@ class Book:
         wrong order, a contractor no longer certified, ...) or decides nothing (a correction that changes
         nothing)."""
         try:
-            new = list(decide(fold(await producer.store.read_stream(self.tenant, stream_id))))
+            new = list(decide(fold(await producer.store.read_stream(self.tenant, stream_type, stream_id))))
         except RuleViolation:
             return False
         if not new:
@@ -164,7 +164,7 @@ class Book:
         return cid
 
     async def contractor_state(self, cid: str) -> Any:
-        return cd.fold(await self.sanitation.store.read_stream(self.tenant, cid))
+        return cd.fold(await self.sanitation.store.read_stream(self.tenant, cd.STREAM_TYPE, cid))
 
     async def job(self, member: str, financing: str | None, contractors: list[str]) -> None:
         """A septic-tank job as far as the domain lets it go: each step may be the last."""

@@ -217,9 +217,10 @@ async def test_a_work_order_contractor_who_may_not_take_the_job_leaves_it_unassi
 
 async def test_a_record_of_another_kind_holding_the_derived_job_id_cannot_block_the_job(
         sanitation: ServiceClient) -> None:
-    """Stream ids are shared by every kind of record of a cooperative, and a job's is derived from its
-    financing: a contractor registered with that id beforehand used to make the order fail as "already
-    ordered", so the job, and tranche 2 behind its inspection, waited forever (issue 14, item 5)."""
+    """A job's id is derived from its financing: a contractor registered with that id beforehand used to hold
+    the stream, so the order failed as "already ordered" (or, with the reaction's fallback, went to another id
+    whose inspection loans refuses: "this financing paid for job ..."), and tranche 2 waited forever (issue 14,
+    item 5). Stream ids are per kind of record: the job is ordered under the very id loans named."""
     financing = uuid.uuid4()
     squatter = str(uuid.uuid5(financing, "job"))
     await contractor(sanitation, contractor_id=squatter, certified=False)
@@ -227,12 +228,25 @@ async def test_a_record_of_another_kind_holding_the_derived_job_id_cannot_block_
     assert cause.payload["job_id"] == squatter  # the job the loans service names: the id the contractor holds
     await deliver(sanitation, cause)
     [e] = await ordered(sanitation)
-    assert e.payload["financing_id"] == str(financing) and e.stream_id != squatter
-    job = ok(await sanitation.get(f"/jobs/{e.stream_id}", headers=headers(BMI)))
+    assert (e.payload["financing_id"], e.stream_type, e.stream_id) == (str(financing), "job", squatter)
+    job = ok(await sanitation.get(f"/jobs/{squatter}", headers=headers(BMI)))
     assert (job["status"], job["financing_id"]) == ("ordered", str(financing))
     held = ok(await sanitation.get(f"/contractors/{squatter}", headers=headers(BMI)))
-    assert held["contractor_id"] == squatter  # the contractor is left as it was
+    assert (held["contractor_id"], held["active"]) == (squatter, True)  # the contractor is left as it was
     # delivered again without the consumer's progress, and re-published by loans as a new event: one job
     await reaction(sanitation).handle(None, cause, REGISTRY.decode(cause))  # type: ignore[arg-type]
     await deliver(sanitation, republished(cause))
     assert len(await ordered(sanitation)) == 1
+
+
+async def test_a_job_ordered_under_another_id_before_is_not_ordered_again(sanitation: ServiceClient) -> None:
+    """Before stream ids were per kind, a squatted job was ordered under an id derived from its cause's event:
+    a re-publication of its financing's tranche (which names the derived id, free now) orders no second job."""
+    financing = uuid.uuid4()
+    cause = await tranche(financing_id=financing)
+    earlier = str(uuid.uuid5(cause.event_id, "job"))  # where the fallback put it
+    await deliver(sanitation, cause.model_copy(update={"payload": {**cause.payload, "job_id": earlier}}))
+    [e] = await ordered(sanitation)
+    assert (e.stream_id, e.payload["financing_id"]) == (earlier, str(financing))
+    await deliver(sanitation, republished(cause))
+    assert [x.stream_id for x in await ordered(sanitation)] == [earlier]
