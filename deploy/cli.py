@@ -954,8 +954,9 @@ def export(
 def verify_isolation() -> None:
     """Row-level security self-test over every table holding cooperatives' rows, in each service database
     whose <SERVICE>_DATABASE_URL is set (and the platform database): with no cooperative set nothing is
-    visible, another cooperative's rows never are, no insert for another cooperative passes, and the
-    request roles hold no privilege on a table outside the wall."""
+    visible, another cooperative's rows never are, no insert for another cooperative passes, the
+    request roles hold no privilege on a table outside the wall, and no login but the service's own request
+    logins may connect to its database as a request role."""
     from shared.rls import verify_database_at
 
     urls = {s: os.environ[f"{s.upper()}_DATABASE_URL"] for s in SERVICES if os.environ.get(f"{s.upper()}_DATABASE_URL")}
@@ -965,7 +966,7 @@ def verify_isolation() -> None:
         _fail("no <SERVICE>_DATABASE_URL is set (MEMBERS_, LOANS_, SANITATION_, REPORTING_): nothing to check")
 
     async def go() -> dict[str, tuple[list[str], list[str]]]:
-        return {service: await verify_database_at(url) for service, url in urls.items()}
+        return {service: await verify_database_at(url, service) for service, url in urls.items()}
 
     found = _run(go)
     tables = [f"{svc}.{t}" for svc, (ts, _) in found.items() for t in ts]

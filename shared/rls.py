@@ -1,9 +1,14 @@
 """Row-level security: the second wall behind the API in tables shared by all cooperatives.
 
 Every such table has a ``tenant_id`` column and RLS enabled and forced. Two application roles, neither
-owner, nor superuser, nor BYPASSRLS, serve requests:
+owner, nor superuser, nor BYPASSRLS, are what the policies and grants name; they log in as nobody:
+each service's requests log in as a login of the service's own (``request_login``: ``washfin_loans_app``;
+reporting's reads ``reader_login``: ``washfin_reporting_reader``), which holds the role's privileges
+(a member of it, INHERIT) and may connect to its own service's database only. So no service's process
+can open another service's database as a request role, and one service's leaked request password opens
+no other database.
 
-- ``washfin_app`` (members, loans and sanitation requests): reads and writes only the rows of the
+- ``washfin_app`` (members, loans, sanitation and reporting requests): reads and writes only the rows of the
   cooperative named in the transaction (``washfin.tenant_id``); an insert or update for another
   cooperative is refused by the policy's WITH CHECK. ``TenantPool`` runs every statement of a request
   this way, and ``ServiceRuntime.for_tenant`` hands the request handlers a pool and an event store that
@@ -36,6 +41,16 @@ from shared.envelope import TENANT_ID_PATTERN
 
 READER = "washfin_reader"
 APP = "washfin_app"
+
+
+def request_login(service: str) -> str:
+    """The login ``service``'s requests run on: a member of ``washfin_app``, CONNECT on its database only."""
+    return f"washfin_{service}_app"
+
+
+def reader_login(service: str = "reporting") -> str:
+    """The login reporting's report reads run on: a member of ``washfin_reader``, CONNECT on its database only."""
+    return f"washfin_{service}_reader"
 
 CREATE_READER = f"""
 DO $$
@@ -116,19 +131,38 @@ APP_ROWS = "tenant_id = (SELECT washfin_tenant())"
 READER_ROWS = "tenant_id = (SELECT washfin_tenant()) OR tenant_id = ANY ((SELECT washfin_programme_tenants())::text[])"
 
 
-async def ensure_signed_context(conn: asyncpg.Connection, password: str | None = None) -> bytes:
+async def ensure_signed_context(conn: asyncpg.Connection, password: str | None = None,
+                                logins: dict[str, str] | None = None) -> bytes:
     """As the owner, after the migrations: the signed-context functions exist and every policy of a
     request role in the schema trusts only them (policies written by earlier migrations, or by a reporting
     build, on the bare setting are altered in place). Returns the context key, which the service's
     request pools sign with. Idempotent; alters only what is not signed yet.
 
-    Where the owner may (a superuser, as under ``make run``), the request roles are made logins, with
-    ``password`` (the owner's) when one is given; elsewhere an administrator does it once
-    (docs/operations.md)."""
+    ``logins``: the service's request logins and the role each one stands for (``{request_login(svc):
+    APP}``). Each that exists may connect to this database (granted where the owner may: it owns the
+    database). Where the owner is a superuser (compose), each is made a login first, a member of its role,
+    with ``password`` (the owner's) when one is given; elsewhere an administrator makes them once
+    (docs/operations.md). That the two roles themselves log in as nobody is the set-up's part
+    (``make run``, compose's init SQL, the administrator's), which ``verify_database`` checks."""
     schema = await conn.fetchval("SELECT current_schema()")
+    logins = logins or {}
+    for login, role in logins.items():
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", login) or role not in (APP, READER):
+            raise ValueError(f"not a request login of {APP} or {READER}: {login!r} ({role!r})")
     if await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
-        for role in (APP, READER):
-            await _make_login(conn, role, password)
+        for sql in (CREATE_APP, CREATE_READER):
+            await _retry_catalog(conn, sql)
+        for login, role in logins.items():
+            if login not in (APP, READER):
+                await _make_login(conn, login, password, member_of=role)
+    for login in logins:
+        await conn.execute(f"""DO $$ BEGIN
+            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{login}')
+               AND NOT has_database_privilege('{login}', current_database(), 'CONNECT') THEN
+                EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), '{login}');
+            END IF;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;  -- not the database's owner: an administrator grants it
+        END $$;""")
     async with conn.transaction():
         # one at a time per database: replicas start together. Altering a policy locks its table: a start
         # waits for a transaction holding it at most this long, then fails saying so (never hangs)
@@ -165,25 +199,52 @@ async def allow_log_reader(conn: asyncpg.Connection, role: str) -> None:
         await conn.execute(f'ALTER POLICY events_log_reader ON events TO "{role}"')
 
 
-async def _make_login(conn: asyncpg.Connection, role: str, password: str | None) -> None:
-    """As a superuser: ``role`` exists and may log in, with ``password`` if it has none yet. Roles are the
-    cluster's: services starting together change the same catalog row, which PostgreSQL refuses with "tuple
-    concurrently updated"; nothing is changed when nothing needs to, and a clash is tried again."""
+def login_sql(login: str, role: str, password: str | None = None) -> str:
+    """As a superuser (idempotent): ``login`` is an ordinary login that holds ``role``'s privileges (a member,
+    INHERIT) and nothing else, with ``password`` when one is given (else the one it has)."""
+    attrs = "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOREPLICATION INHERIT"
+    pw = "" if password is None else " PASSWORD '" + password.replace("'", "''") + "'"
+    return f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{login}') THEN
+        BEGIN
+            CREATE ROLE "{login}" {attrs}{pw};
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END;
+    ELSIF NOT (SELECT rolcanlogin AND rolinherit FROM pg_roles WHERE rolname = '{login}') {"OR true" if pw else ""} THEN
+        ALTER ROLE "{login}" {attrs}{pw};
+    END IF;
+    IF NOT pg_has_role('{login}', '{role}', 'USAGE') THEN
+        GRANT "{role}" TO "{login}";
+    END IF;
+END
+$$;
+"""
+
+
+async def _retry_catalog(conn: asyncpg.Connection, sql: str) -> None:
+    """``sql`` on the cluster's roles, tried again on a clash: services starting together change the same
+    catalog row, which PostgreSQL refuses with "tuple concurrently updated"."""
     for attempt in range(20):
         try:
-            await conn.execute(CREATE_APP.replace(APP, role))
-            row = await conn.fetchrow("SELECT rolcanlogin, rolpassword IS NOT NULL AS has_password FROM pg_authid "
-                                      "WHERE rolname = $1", role)
-            if row["rolcanlogin"] and (password is None or row["has_password"]):
-                return
-            await conn.execute(await conn.fetchval(
-                "SELECT format('ALTER ROLE %I LOGIN' || CASE WHEN $2::text IS NULL THEN '' ELSE ' PASSWORD %L' END, "
-                "$1::text, $2::text)", role, password))
+            await conn.execute(sql)
             return
         except (asyncpg.InternalServerError, asyncpg.UniqueViolationError) as e:
             if attempt == 19 or "concurrently" not in str(e) and not isinstance(e, asyncpg.UniqueViolationError):
                 raise
             await asyncio.sleep(0.05 * (attempt + 1))
+
+
+async def _make_login(conn: asyncpg.Connection, login: str, password: str | None, *, member_of: str) -> None:
+    """As a superuser: ``login`` exists and may log in as a member of ``member_of``, with ``password`` if it
+    has none yet (nothing is changed when nothing needs to)."""
+    row = await conn.fetchrow("SELECT rolcanlogin, rolinherit, rolpassword IS NOT NULL AS has_password "
+                              "FROM pg_authid WHERE rolname = $1", login)
+    if row is not None and row["rolcanlogin"] and row["rolinherit"] and (password is None or row["has_password"]) \
+            and await conn.fetchval("SELECT pg_has_role($1, $2, 'USAGE')", login, member_of):
+        return
+    await _retry_catalog(conn, login_sql(login, member_of, password))
 
 
 def sign(key: bytes, value: str, pid: int) -> str:
@@ -466,9 +527,11 @@ async def _probe(conn: asyncpg.Connection, table: str, role: str) -> list[str]:
     return problems
 
 
-async def verify_database(conn: asyncpg.Connection) -> tuple[list[str], list[str]]:
+async def verify_database(conn: asyncpg.Connection, service: str | None = None) -> tuple[list[str], list[str]]:
     """The whole posture of one service's database: every table holding a ``tenant_id`` passes
-    ``self_test``, and the request roles hold no privilege on any table that is not behind forced RLS.
+    ``self_test``, the request roles hold no privilege on any table that is not behind forced RLS, and
+    only this database's own request logins may connect to it (``login_problems``; ``service``: whose
+    database it is, else the logins that may connect must all be one service's).
     Returns (tables with cooperatives' rows, problems)."""
     roles = await _request_roles(conn)
     if not roles:
@@ -485,7 +548,45 @@ async def verify_database(conn: asyncpg.Connection) -> tuple[list[str], list[str
     tables = [r["relname"] for r in rows if r["shared"]]
     problems = [f"{r['relname']}: a request role holds privileges on it but it is not behind forced row-level "
                 "security" for r in rows if r["granted"] and not r["forced"]]
-    return tables, problems + await escapes(conn, list(roles)) + await self_test(conn, tables, roles)
+    return tables, (problems + await login_problems(conn, service) + await escapes(conn, list(roles))
+                    + await self_test(conn, tables, roles))
+
+
+async def login_problems(conn: asyncpg.Connection, service: str | None = None) -> list[str]:
+    """Who may reach this database as a request role: the two roles themselves may not log in, nor connect
+    (every request login would inherit it), nor may PUBLIC connect, and of the logins that hold a request
+    role's privileges only ``service``'s own (``request_login``, ``reader_login``) may connect; with no
+    ``service``, those that may must all be one service's."""
+    problems = []
+    for r in await conn.fetch(
+            """SELECT rolname, rolcanlogin, has_database_privilege(oid, current_database(), 'CONNECT') AS connect
+               FROM pg_roles WHERE rolname = ANY($1::text[]) ORDER BY 1""", [APP, READER]):
+        if r["rolcanlogin"]:
+            problems.append(f"{r['rolname']} can log in: one login shared by every service's requests (each "
+                            f"service's requests log in as its own, e.g. {request_login('loans')})")
+        if r["connect"]:
+            problems.append(f"{r['rolname']} may connect to this database: every service's request login, a "
+                            "member of it, inherits that")
+    if await conn.fetchval("SELECT has_database_privilege('public', current_database(), 'CONNECT')"):
+        problems.append("CONNECT on this database is granted to PUBLIC: any login, another service's request "
+                        "login too, may connect (REVOKE CONNECT ON DATABASE ... FROM PUBLIC)")
+    logins = [r["rolname"] for r in await conn.fetch(
+        """SELECT r.rolname FROM pg_roles r
+           WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname <> current_user AND r.rolname <> ALL($1::text[])
+             AND r.oid <> (SELECT datdba FROM pg_database WHERE datname = current_database())
+             AND (pg_has_role(r.oid, $2, 'USAGE') OR pg_has_role(r.oid, $3, 'USAGE'))
+             AND has_database_privilege(r.oid, current_database(), 'CONNECT')
+           ORDER BY 1""", [APP, READER], APP, READER)]
+    if service is not None:
+        own = {request_login(service), reader_login(service)}
+        problems += [f"{login} may connect to this database, which is not its service's: a request login "
+                     f"reaches its own service's database only" for login in logins if login not in own]
+    else:
+        owners = {re.sub(r"_(app|reader)$", "", login) for login in logins}
+        if len(owners) > 1:
+            problems.append(f"the request logins of more than one service may connect to this database "
+                            f"({', '.join(logins)}): each reaches its own service's database only")
+    return problems
 
 
 async def escapes(conn: asyncpg.Connection, roles: Sequence[str]) -> list[str]:
@@ -518,11 +619,11 @@ async def escapes(conn: asyncpg.Connection, roles: Sequence[str]) -> list[str]:
     return problems
 
 
-async def verify_database_at(database_url: str) -> tuple[list[str], list[str]]:
+async def verify_database_at(database_url: str, service: str | None = None) -> tuple[list[str], list[str]]:
     """``verify_database`` on the database at ``database_url`` (what ``washfin verify-isolation`` runs on
-    each database it is given)."""
+    each database it is given, with the service whose it is)."""
     conn = await asyncpg.connect(database_url)
     try:
-        return await verify_database(conn)
+        return await verify_database(conn, service)
     finally:
         await conn.close()

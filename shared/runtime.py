@@ -30,7 +30,7 @@ from shared.kafka import namespaced, service_topic
 from shared.kafka.relay import Relay
 from shared.logging import get_logger
 from shared.metrics import CONSUMER_LAG, DB_POOL, DEAD_LETTERS, RELAY_LAG
-from shared.rls import APP, TenantPool, allow_log_reader, ensure_signed_context
+from shared.rls import APP, TenantPool, allow_log_reader, ensure_signed_context, request_login
 from shared.settings import ServiceSettings, login_url
 from shared.tenancy import Authenticator, migrate_platform
 from shared.worker import keep_running, leadership, sleep_or_stop
@@ -152,7 +152,8 @@ class ServiceRuntime:
 
     @property
     def request_pool(self) -> Pool:
-        """Connections logged in as ``washfin_app`` for requests (``for_tenant``): every use names its
+        """Connections logged in as the service's request login (``washfin_<service>_app``, a member of
+        ``washfin_app``) for requests (``for_tenant``): every use names its
         cooperative with a signed setting (``shared.rls.TenantPool``)."""
         return self._started(self._request_pool, "the request login pool")  # type: ignore[no-any-return]
 
@@ -210,11 +211,22 @@ class ServiceRuntime:
             await migrate(conn, self.service, self.migrations)
             for p in self.projections:
                 await migrate(conn, f"projection:{p.name}", list(p.migrations))
-            self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password)
+            self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password,
+                                                           self.request_logins())
             if self.settings.event_log_reader:
                 await allow_log_reader(conn, self.settings.event_log_reader)
         async with self.platform_pool.acquire() as conn:
             await migrate_platform(conn)
+
+    def request_login_url(self) -> str:
+        """The URL requests log in with: ``<SVC>_REQUEST_DATABASE_URL``, else the service's own request login
+        (``shared.rls.request_login``) on its database with the owner's password."""
+        s = self.settings
+        return s.request_database_url or login_url(s.database_url, request_login(self.service))
+
+    def request_logins(self) -> dict[str, str]:
+        """The request logins of this service and the role each stands for (``ensure_signed_context``)."""
+        return {str(urlsplit(self.request_login_url()).username): APP}
 
     def check_sources(self, projections: Iterable[Projection] | None = None) -> None:
         """Refuse (``MissingSource``) if the embedded event source lacks a producer's database URL that one
@@ -241,10 +253,10 @@ class ServiceRuntime:
         self.platform_pool = await create_pool(s.platform_database_url, 1, 4, acquire_timeout=s.db_acquire_timeout_s,
                                                server_settings=bounded)
         await self.migrate()
-        request_login = s.request_database_url or login_url(s.database_url, APP)
-        self._request_pool = await self.login_pool(request_login, s.db_pool_min, s.db_pool_max,
+        request_url = self.request_login_url()
+        self._request_pool = await self.login_pool(request_url, s.db_pool_min, s.db_pool_max,
                                                    s.db_acquire_timeout_s, bounded)
-        self._background_pool = await self.login_pool(request_login, 0, 2, 60.0, None)
+        self._background_pool = await self.login_pool(request_url, 0, 2, 60.0, None)
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
         if not background:
@@ -351,7 +363,7 @@ class ServiceRuntime:
 
     def for_tenant(self, tenant_id: str, *, background: bool = False) -> CooperativeRuntime:
         """This runtime as one cooperative's request sees it: its ``pool`` and ``store`` run every statement
-        as ``washfin_app`` with the cooperative set (``shared.rls.TenantPool``), so row-level security
+        as the service's request login (``washfin_app``'s privileges) with the cooperative set (``shared.rls.TenantPool``), so row-level security
         stands behind each query's own tenant condition. Everything else is this runtime's.
         ``background``: the same, on the reactions' pool (a reaction or a scheduled job acting for a
         cooperative)."""

@@ -25,9 +25,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 0
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin"
-    #: the logins a request's SQL runs on (``shared/rls.py``): ``washfin_app`` (and, for reporting,
-    #: ``washfin_reader``) on the same database; unset, ``database_url`` with its user replaced by the
-    #: role (and the same password). Never the owner: a request connection has no owner to return to.
+    #: the logins a request's SQL runs on (``shared/rls.py``): the service's own, ``washfin_<svc>_app`` (and,
+    #: for reporting, ``washfin_reporting_reader``), members of ``washfin_app`` / ``washfin_reader`` that may
+    #: connect to this service's database only; unset, ``database_url`` with its user replaced by that login
+    #: (and the same password). Never the owner: a request connection has no owner to return to.
     request_database_url: str | None = None
     reader_database_url: str | None = None
     #: a login that may read this service's event log (``events``) and nothing else, for the other services'

@@ -46,32 +46,41 @@ SERVICE_LOGIN = "washfin_service"
 
 
 def service_login_sql(password: str) -> str:
-    """As a superuser: ``SERVICE_LOGIN`` and the two request roles exist as ordinary logins with
-    ``password`` (the request logins default to the owner's password: ``shared.settings.login_url``)."""
+    """As a superuser: ``SERVICE_LOGIN`` is an ordinary login with ``password``; the two request roles exist
+    and log in as nobody; each service's request login (``shared.rls.request_login``, and reporting's
+    ``reader_login``) is an ordinary login with ``password`` holding its role's privileges (the request
+    logins default to the owner's password: ``shared.settings.login_url``). A request login may connect to
+    the databases its service's start grants it (``ensure_signed_context``) and no other:
+    ``create_database`` revokes CONNECT from PUBLIC."""
+    from shared.rls import APP, READER, login_sql, reader_login, request_login
+
+    logins = "".join(login_sql(request_login(s), APP, password) for s in SERVICES)
     return f"""
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVICE_LOGIN}') THEN
         CREATE ROLE {SERVICE_LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_app') THEN
-        CREATE ROLE washfin_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP}') THEN
+        CREATE ROLE {APP} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'washfin_reader') THEN
-        CREATE ROLE washfin_reader NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER}') THEN
+        CREATE ROLE {READER} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
     END IF;
-    -- a request's SQL runs on these logins themselves (shared/rls.py): no owner to RESET ROLE back to
     ALTER ROLE {SERVICE_LOGIN} LOGIN PASSWORD '{password}';
-    ALTER ROLE washfin_app LOGIN PASSWORD '{password}';
-    ALTER ROLE washfin_reader LOGIN PASSWORD '{password}';
-    IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_app', 'MEMBER') THEN
-        GRANT washfin_app TO {SERVICE_LOGIN};
+    -- a request's SQL runs on the services' own request logins (shared/rls.py), never on these
+    ALTER ROLE {APP} NOLOGIN;
+    ALTER ROLE {READER} NOLOGIN;
+    IF NOT pg_has_role('{SERVICE_LOGIN}', '{APP}', 'MEMBER') THEN
+        GRANT {APP} TO {SERVICE_LOGIN};
     END IF;
-    IF NOT pg_has_role('{SERVICE_LOGIN}', 'washfin_reader', 'MEMBER') THEN
-        GRANT washfin_reader TO {SERVICE_LOGIN};
+    IF NOT pg_has_role('{SERVICE_LOGIN}', '{READER}', 'MEMBER') THEN
+        GRANT {READER} TO {SERVICE_LOGIN};
     END IF;
 END
 $$;
+{logins}
+{login_sql(reader_login(), READER, password)}
 """
 
 
@@ -106,6 +115,7 @@ class PostgresHandle:
     service_password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     #: the databases ``create_database`` made and nobody dropped yet
     _databases: list[str] = field(default_factory=list, repr=False)
+    _logins_made: bool = field(default=False, repr=False)
 
     def database_url(self, name: str) -> str:
         return with_database(self.url, name)
@@ -117,8 +127,10 @@ class PostgresHandle:
         Where the server's login is a superuser (the embedded server, testcontainers), the database is
         owned by, and the URL logs in as, ``washfin_service``: an ordinary login like a deployment's
         service login, so forced row-level security binds the owner's own work too (a superuser would
-        bypass it and hide what breaks under it). The request roles are made beforehand, as an
-        administrator makes them on a managed server (docs/operations.md).
+        bypass it and hide what breaks under it). The request roles and each service's request login are
+        made beforehand, as an administrator makes them on a managed server (docs/operations.md), and
+        CONNECT on the database is revoked from PUBLIC: only its owner, and the request logins its service's
+        start grants (``shared.rls.ensure_signed_context``), may connect.
 
         Every database made here is remembered: ``drop_database`` drops one, ``drop_databases`` what is
         left (the test session's end), so a server of ``DATABASE_URL`` keeps no test databases."""
@@ -128,8 +140,9 @@ class PostgresHandle:
         conn = await asyncpg.connect(self.database_url("postgres"))
         try:
             owner = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            if owner:
+            if owner and not self._logins_made:  # once per handle: the roles are the server's
                 await conn.execute(service_login_sql(self.service_password))
+                self._logins_made = True
             sql = f'CREATE DATABASE "{name}"' + (f" OWNER {SERVICE_LOGIN}" if owner else "")
             if template is not None:
                 sql += f' TEMPLATE "{template}"'
@@ -143,6 +156,8 @@ class PostgresHandle:
                     if attempt == 19:
                         raise
                     await asyncio.sleep(0.25)
+            if owner:  # only its owner, and the request logins its service's start grants, may connect
+                await conn.execute(f'REVOKE CONNECT ON DATABASE "{name}" FROM PUBLIC')
         finally:
             await conn.close()
         self._databases.append(name)

@@ -6,13 +6,17 @@
   the platform (credentials) database is owned by ``washfin_platform``, the login every service reads it
   with. All are NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB NOINHERIT: members of the two request roles
   (so they may ``SET ROLE`` to them) without holding those roles' privileges;
-- the request roles ``washfin_app`` and ``washfin_reader`` (``shared/rls.py``) are logins with passwords of
-  their own, as before walled in by row-level security with a signed cooperative context;
+- the request roles ``washfin_app`` and ``washfin_reader`` (``shared/rls.py``), which the policies name, log
+  in as nobody; each service's requests log in as ``washfin_<service>_app`` (reporting's reads as
+  ``washfin_reporting_reader``), with a password of its own, holding the role's privileges (INHERIT) and
+  walled in by row-level security with a signed cooperative context, and may connect to its own service's
+  database only;
 - ``washfin_<service>_log`` may read that service's event log (``events``) and nothing else: the embedded
   event source the other services tail (``<SVC>_SOURCE_DATABASE_URLS``); the service's migration grants
   it (``<SVC>_EVENT_LOG_READER``);
-- nobody else may connect to a database (``CONNECT`` revoked from PUBLIC): a service's login cannot reach
-  another service's database.
+- nobody else may connect to a database (``CONNECT`` revoked from PUBLIC, and from the two request roles,
+  which every request login would inherit it from): neither a service's login nor its request login can
+  reach another service's database.
 
 Passwords are generated once per data folder and kept in ``postgres/logins.json`` (mode 0600).
 
@@ -20,7 +24,9 @@ A data folder made by older code (``trust`` on TCP, every service logging in as 
 objects therefore belong to ``postgres``) is migrated by the same steps: ``LocalPostgres.start`` rewrites
 ``pg_hba.conf``; here the databases and every object in them the superuser owns (tables, sequences,
 functions, types, schemas) are handed to the service's login, and the owner's row-level-security
-policies, written for ``postgres``, are altered to name the new owner.
+policies, written for ``postgres``, are altered to name the new owner. A folder of the run before request
+logins were per service (``washfin_app`` and ``washfin_reader`` logging in, with CONNECT on every database)
+loses those logins and grants here, and its services get their own.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import SERVICES, database_name
-from shared.rls import APP, READER
+from shared.rls import APP, READER, reader_login, request_login
 
 PLATFORM = "platform"
 
@@ -50,9 +56,9 @@ class RunLogins:
 
     #: service (and ``platform``) -> its owner login on its database
     owners: dict[str, str]
-    #: service -> ``washfin_app`` on its database
+    #: service -> its request login (``washfin_<service>_app``) on its database
     requests: dict[str, str]
-    #: ``washfin_reader`` on reporting's database
+    #: ``washfin_reporting_reader`` on reporting's database
     reader: str
     #: service -> its log reader login on its database
     logs: dict[str, str]
@@ -123,8 +129,19 @@ $$;
 
 def provision(pg: LocalPostgres) -> RunLogins:
     """Make (or bring up to date) every login, database and privilege of the run; see the module."""
-    for role in (APP, READER):
-        pg.ensure_login(role)
+    for role in (APP, READER):  # what the policies name; nobody logs in as them (an older run's did)
+        pg.sql(f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+            END IF;
+            ALTER ROLE {role} NOLOGIN PASSWORD NULL;
+        END $$;""")
+    requests = {s: {request_login(s): APP} for s in SERVICES}
+    requests["reporting"][reader_login()] = READER
+    for logins in requests.values():
+        for login, role in logins.items():
+            pg.ensure_login(login, inherit=True)
+            pg.sql(f'GRANT {role} TO "{login}"')
     databases = {s: database_name(s) for s in (*SERVICES, PLATFORM)}
     for part, db in databases.items():
         owner = owner_login(part)
@@ -132,16 +149,17 @@ def provision(pg: LocalPostgres) -> RunLogins:
         pg.sql(f'GRANT {APP}, {READER} TO "{owner}"')  # SET ROLE for the owner's own tools and self-tests
         pg.create_database(db, owner)
         pg.sql(f'ALTER DATABASE "{db}" OWNER TO "{owner}"')
-        pg.sql(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
-        connect = [APP, READER]
+        pg.sql(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC, {APP}, {READER}')
+        connect = list(requests.get(part, {}))
         if part != PLATFORM:
             pg.ensure_login(log_login(part))
             connect.append(log_login(part))
-        pg.sql(f'GRANT CONNECT ON DATABASE "{db}" TO ' + ", ".join(f'"{r}"' for r in connect))
+        if connect:
+            pg.sql(f'GRANT CONNECT ON DATABASE "{db}" TO ' + ", ".join(f'"{r}"' for r in connect))
         pg.sql(_handover_sql(pg.superuser, owner), database=db)
     return RunLogins(
         owners={part: pg.login_url(owner_login(part), db) for part, db in databases.items()},
-        requests={s: pg.login_url(APP, database_name(s)) for s in SERVICES},
-        reader=pg.login_url(READER, database_name("reporting")),
+        requests={s: pg.login_url(request_login(s), database_name(s)) for s in SERVICES},
+        reader=pg.login_url(reader_login(), database_name("reporting")),
         logs={s: pg.login_url(log_login(s), database_name(s)) for s in SERVICES},
     )

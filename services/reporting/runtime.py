@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -35,7 +36,7 @@ from shared.consumer import Projection
 from shared.consumer.log_source import EventLogSource
 from shared.db import Pool, migrate
 from shared.logging import get_logger
-from shared.rls import READER, ensure_signed_context
+from shared.rls import READER, ensure_signed_context, reader_login
 from shared.runtime import Consumers, ServiceRuntime, request_server_settings
 from shared.settings import login_url
 
@@ -81,7 +82,7 @@ class ReportingRuntime(ServiceRuntime):
 
     @property
     def reader_pool(self) -> Pool:
-        """Connections logged in as ``washfin_reader`` for the report reads (``tenant_scope``,
+        """Connections logged in as ``washfin_reporting_reader`` (a member of ``washfin_reader``) for the report reads (``tenant_scope``,
         ``programme_scope``): every use names its scope with a signed setting."""
         return self._started(self._reader_pool, "the reader login pool")  # type: ignore[no-any-return]
 
@@ -94,10 +95,19 @@ class ReportingRuntime(ServiceRuntime):
                            *(Build(f, f.default_build(), f.default_suffix()) for f in FAMILIES.values())]
         super().check_sources(projections)
 
+    def reader_login_url(self) -> str:
+        """``REPORTING_READER_DATABASE_URL``, else reporting's own reader login (``shared.rls.reader_login``) on
+        its database with the owner's password."""
+        s = self.settings
+        return s.reader_database_url or login_url(s.database_url, reader_login(self.service))
+
+    def request_logins(self) -> dict[str, str]:
+        return {**super().request_logins(), str(urlsplit(self.reader_login_url()).username): READER}
+
     async def start(self, *, background: bool = True) -> None:
         await super().start(background=background)
         s = self.settings
-        self._reader_pool = await self.login_pool(s.reader_database_url or login_url(s.database_url, READER),
+        self._reader_pool = await self.login_pool(self.reader_login_url(),
                                                   s.db_pool_min, s.db_pool_max, s.db_acquire_timeout_s,
                                                   request_server_settings(s))
         async with self.worker_pool.acquire() as conn:

@@ -356,9 +356,9 @@ def test_the_secret_holds_placeholders_and_the_overlays_never_apply_them() -> No
     values = secret["stringData"]
     assert set(values) == ({f"{s.upper()}_DATABASE_URL" for s in SETTINGS} | {"WASHFIN_PLATFORM_DATABASE_URL"}
                            | {f"{s.upper()}_REQUEST_DATABASE_URL" for s in SETTINGS} | {"REPORTING_READER_DATABASE_URL"})
-    # a request's SQL runs on the request logins, never on the owner's (shared/rls.py)
-    assert all(values[f"{s.upper()}_REQUEST_DATABASE_URL"].startswith("postgresql://washfin_app:") for s in SETTINGS)
-    assert values["REPORTING_READER_DATABASE_URL"].startswith("postgresql://washfin_reader:")
+    # a request's SQL runs on the service's own request login, never on the owner's nor a shared one (shared/rls.py)
+    assert all(values[f"{s.upper()}_REQUEST_DATABASE_URL"].startswith(f"postgresql://washfin_{s}_app:") for s in SETTINGS)
+    assert values["REPORTING_READER_DATABASE_URL"].startswith("postgresql://washfin_reporting_reader:")
     for k, v in values.items():
         assert "CHANGE-ME" in v, f"{k} looks like a real credential: the base holds placeholders only"
     assert "secret store" in (K8S / "base" / "secret.yaml").read_text()
@@ -887,6 +887,7 @@ def test_every_metric_the_docs_name_exists() -> None:
     databases |= {READER, APP}  # the row-level-security roles (shared/rls.py), named in the runbook's SQL
     databases |= {CONTEXT_KEY, "washfin_verified", "washfin_service"}  # the signed context's table and function
     databases |= {f"washfin_{s}_log" for s in SETTINGS}  # the event-log reading logins (deploy/local/logins.py)
+    databases |= {f"washfin_{s}_app" for s in SETTINGS} | {"washfin_reporting_reader"}  # the request logins
     for doc in (RUNBOOK, DEPLOY_README):
         named = set(re.findall(r"\bwashfin_[a-z0-9_]+", doc.read_text())) - databases
         assert named <= families, f"{doc.name} names metrics that do not exist: {named - families}"

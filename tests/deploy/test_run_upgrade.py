@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -90,7 +90,20 @@ def make_legacy_folder(data_dir: Path) -> tuple[dict[str, object], int]:
         asyncio.run(legacy_login_works())
         asyncio.run(prepare_demo_platform(old["platform"]))
         service_urls = {s: u for s, u in old.items() if s != "platform"}
-        extras = {"reporting": reporting_demo_env(), "members": members_personal_data_env(data_dir)}
+        # the older code's requests, every service's, ran on the shared logins washfin_app and washfin_reader,
+        # which could connect to every database (PUBLIC's CONNECT)
+        for role in ("washfin_app", "washfin_reader"):
+            pg.sql(f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                    CREATE ROLE {role} NOSUPERUSER NOBYPASSRLS NOINHERIT;
+                END IF;
+                ALTER ROLE {role} LOGIN;
+            END $$;""")
+        extras: dict[str, dict[str, str]] = {s: {f"{s.upper()}_REQUEST_DATABASE_URL": u.replace("postgres@", "washfin_app@")}
+                                             for s, u in service_urls.items()}
+        extras["reporting"] |= {**reporting_demo_env(), "REPORTING_READER_DATABASE_URL":
+                                service_urls["reporting"].replace("postgres@", "washfin_reader@")}
+        extras["members"] |= members_personal_data_env(data_dir)
         for s in SERVICES:
             env = service_env(s, service_urls, old["platform"], kafka=None, extra=extras.get(s))
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
@@ -163,6 +176,22 @@ def test_a_folder_of_the_older_run_is_migrated_and_keeps_its_data(base: Path) ->
                     await conn.close()
 
         asyncio.run(check())
+
+        async def shared_request_logins_gone() -> None:
+            # the shared request logins log in no more, and each service's own reaches its own database only
+            owner = await asyncpg.connect(env["MEMBERS_DATABASE_URL"])
+            try:
+                assert await owner.fetch("SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname IN "
+                                         "('washfin_app', 'washfin_reader')") == []
+            finally:
+                await owner.close()
+            loans = env["LOANS_REQUEST_DATABASE_URL"]
+            assert urlsplit(loans).username == "washfin_loans_app", loans
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+                conn = await asyncpg.connect(urlunsplit(urlsplit(loans)._replace(path="/" + database_name("members"))))
+                await conn.close()
+
+        asyncio.run(shared_request_logins_gone())
         # the operator's check of the walls passes on the migrated folder
         cli = subprocess.run([sys.executable, "-m", "deploy.cli", "--env-file", str(data_dir / "washfin.env"),
                               "verify-isolation"], cwd=ROOT, capture_output=True, text=True, timeout=180,

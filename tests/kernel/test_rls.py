@@ -18,6 +18,7 @@ from shared.rls import (
     ensure_signed_context,
     programme_scope,
     protect,
+    request_login,
     self_test,
     tenant_scope,
     verify_database,
@@ -127,6 +128,24 @@ async def test_with_no_cooperative_set_the_request_role_sees_no_event(es: StoreD
         await conn.execute(f"CREATE TABLE leaky (n int); GRANT SELECT ON leaky TO {APP}")
         _, problems = await verify_database(conn)
         assert any(p.startswith("leaky: a request role holds privileges") for p in problems), problems
+        await conn.execute("DROP TABLE leaky")
+        # who may connect: only one service's own request logins; never PUBLIC, nor the roles themselves
+        db = await conn.fetchval("SELECT current_database()")
+        await ensure_signed_context(conn, logins={request_login("loans"): APP})  # what the loans service's start does
+        assert await verify_database(conn, "loans") == (tables, [])
+        _, problems = await verify_database(conn, "members")
+        assert problems == [f"{request_login('loans')} may connect to this database, which is not its service's: "
+                            "a request login reaches its own service's database only"], problems
+        await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {request_login("members")}')
+        _, problems = await verify_database(conn)
+        assert any("the request logins of more than one service may connect" in p for p in problems), problems
+        await conn.execute(f'REVOKE CONNECT ON DATABASE "{db}" FROM {request_login("members")}')
+        for grantee, found in (("PUBLIC", "granted to PUBLIC"), (APP, f"{APP} may connect to this database")):
+            await conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {grantee}')
+            _, problems = await verify_database(conn, "loans")
+            assert any(found in p for p in problems), (grantee, problems)
+            await conn.execute(f'REVOKE CONNECT ON DATABASE "{db}" FROM {grantee}')
+        assert await verify_database(conn, "loans") == (tables, [])
     finally:
         await conn.close()
 

@@ -5,7 +5,7 @@ the run gives its services (its washfin.env), try what an attacker, or a comprom
 - the superuser over TCP with no password (what `trust` on 127.0.0.1 used to let anyone do) is refused;
 - a wrong password, or none, is refused for every login the run made (scram-sha-256 on TCP);
 - a service's login reaches only its own database: it cannot connect to another service's, nor become
-  another service's login or the superuser; the log-reading login the other services tail a service's
+  another service's login or the superuser; nor can its request login (each service has its own); the log-reading login the other services tail a service's
   events with reads the event log and no other table;
 - every service login is an ordinary one (no superuser, BYPASSRLS, CREATEROLE, CREATEDB) that owns its
   own database and no other; the passwords are this data folder's, in a file only its owner can read.
@@ -126,6 +126,39 @@ def test_a_service_login_reaches_only_its_own_database(run: tuple[Run, dict[str,
                         await conn.execute(f'SET ROLE "{other}"')
             finally:
                 await conn.close()
+
+    asyncio.run(go())
+
+
+def test_a_services_request_login_reaches_only_its_own_database(run: tuple[Run, dict[str, str]]) -> None:
+    """What a compromised loans process holds for its requests (its request login and password) opens no other
+    service's database: before request logins were per service, the one ``washfin_app`` login of every
+    service could connect to every service's database."""
+    _, env = run
+    urls = _service_urls(env)
+    logins = [(s, env[f"{s.upper()}_REQUEST_DATABASE_URL"]) for s in SERVICES]
+    logins.append(("reporting", env["REPORTING_READER_DATABASE_URL"]))
+
+    async def go() -> None:
+        assert urlsplit(dict(logins)["loans"]).username == "washfin_loans_app"
+        names = {urlsplit(u).username for _, u in logins}
+        assert len(names) == len(logins), names  # one login per service (and reporting's reader)
+        for service, url in logins:
+            conn = await _connect(url)  # its own database
+            try:
+                assert await conn.fetchval("SELECT session_user") == urlsplit(url).username
+                # the roles the policies name log in as nobody
+                assert await conn.fetch("SELECT rolname FROM pg_roles WHERE rolcanlogin AND rolname IN "
+                                        "('washfin_app', 'washfin_reader')") == []
+            finally:
+                await conn.close()
+            for other, other_url in urls.items():
+                if other == service:
+                    continue
+                db = urlsplit(other_url).path.lstrip("/")
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+                    conn = await _connect(_as(url, database=db))
+                    await conn.close()
 
     asyncio.run(go())
 

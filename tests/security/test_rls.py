@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import pytest
 
 from shared.db import connect
-from shared.rls import APP, READER, verify_database
+from shared.rls import APP, READER, reader_login, request_login, verify_database
 from tests.security.conftest import SERVICES, A, B, System, h
 
 #: tables that must be among those checked in each database (the ones that matter most, named so that a
@@ -38,7 +39,7 @@ async def test_every_shared_table_in_every_service_database_is_behind_row_level_
         try:
             # the services log in as an ordinary login, so forced RLS binds their owner-side work too
             assert not await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
-            tables, problems = await verify_database(conn)
+            tables, problems = await verify_database(conn, service)
             report[service] = tables
             assert problems == [], f"{service}: {problems}"
             assert EXPECTED[service] <= set(tables), EXPECTED[service] - set(tables)
@@ -46,23 +47,54 @@ async def test_every_shared_table_in_every_service_database_is_behind_row_level_
             tenants = {r["tenant_id"] for r in await conn.fetch("SELECT DISTINCT tenant_id FROM events")}
             if service != "reporting":  # reporting appends no events of its own
                 assert {A, B} <= tenants, (service, tenants)
-            for name in (READER, APP):
-                # a login of its own (the request path's), and nothing more: not superuser, no BYPASSRLS,
-                # and no way to become the owner (RESET ROLE / SET ROLE)
+            logins = [request_login(service)] + ([reader_login()] if service == "reporting" else [])
+            for name in (READER, APP, *logins):
+                # the request path's login is the service's own, and nothing more: not superuser, no
+                # BYPASSRLS, and no way to become the owner (RESET ROLE / SET ROLE); the roles it stands for
+                # log in as nobody
                 role = await conn.fetchrow("SELECT rolsuper, rolbypassrls, pg_has_role(rolname, current_user, "
                                            "'MEMBER') AS owner FROM pg_roles WHERE rolname = $1", name)
                 assert role is not None and not any(role), (name, dict(role or {}))
+                assert await conn.fetchval("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", name) == (
+                    name in logins), name
         finally:
             await conn.close()
     # the platform database: every cooperative's keys, behind forced RLS and out of the request roles' reach
     conn = await connect(system.platform_url)
     try:
-        tables, problems = await verify_database(conn)
+        tables, problems = await verify_database(conn, "platform")
         assert problems == [] and {"tenants", "api_keys", "events"} <= set(tables), (tables, problems)
         report["platform"] = tables
     finally:
         await conn.close()
     print("\ntables behind row-level security:", report)
+
+
+async def test_a_services_request_login_cannot_connect_to_another_services_database(system: System) -> None:
+    """What a compromised loans process holds (its request login's URL and password) opens no other
+    service's database: before request logins were per service, ``washfin_app`` could connect to every
+    service's database (and its row-level security then showed nothing, but the door was open)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    def elsewhere(url: str, other: str) -> str:
+        u = urlsplit(url)
+        return urlunsplit((u.scheme, u.netloc, urlsplit(system.database_urls[other]).path, u.query, u.fragment))
+
+    for service in SERVICES:
+        rt = system[service].runtime
+        logins = [rt.request_login_url()] + ([rt.reader_login_url()] if service == "reporting" else [])
+        for url in logins:
+            own = await asyncpg.connect(url)  # its own database: the request path's login works
+            try:
+                assert await own.fetchval("SELECT session_user") == urlsplit(url).username
+            finally:
+                await own.close()
+            for other in [*(s for s in SERVICES if s != service), "platform"]:
+                target = elsewhere(url, other) if other != "platform" else urlunsplit(
+                    urlsplit(url)._replace(path=urlsplit(system.platform_url).path))
+                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+                    conn = await asyncpg.connect(target)
+                    await conn.close()
 
 
 @asynccontextmanager
@@ -98,10 +130,12 @@ async def test_business_routes_run_as_the_request_role_for_the_keys_cooperative(
     async with narrowed(system.database_urls["members"], "events"):
         r = await system["members"].get(f"/members/{member}", headers=h(A))
         assert r.status_code == 404, r.text  # its events are out of the request role's sight
-    # and each service's cooperative view is that role, for that cooperative only
+    # and each service's cooperative view is its own request login, holding that role's privileges, for that
+    # cooperative only
     for service in ("members", "loans", "sanitation"):
         view = system[service].runtime.for_tenant(B)
-        assert await view.pool.fetchval("SELECT current_user") == APP
+        assert await view.pool.fetchval("SELECT current_user") == request_login(service)
+        assert await view.pool.fetchval("SELECT pg_has_role(current_user, $1, 'USAGE')", APP)
         assert await view.pool.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", A) == 0
         assert await view.pool.fetchval("SELECT count(*) FROM events") > 0
 

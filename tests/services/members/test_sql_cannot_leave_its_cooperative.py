@@ -1,6 +1,7 @@
 """SQL run for a request reaches only the key's cooperative even if it were injected (issue 14 item 2).
 
-A request's statements run on a connection that logged in as ``washfin_app`` itself, and the cooperative
+A request's statements run on a connection that logged in as the members service's request login
+(``washfin_members_app``, a member of ``washfin_app``) itself, and the cooperative
 it may see is named by a setting signed for that connection (``shared/rls.py``). Here SQL an attacker
 might inject into any handler is run through the members service's own request path
 (``for_tenant(...).pool``, what every handler uses): ``RESET ROLE``, ``SET ROLE``, ``set_config`` of the
@@ -15,11 +16,13 @@ import asyncio
 import asyncpg
 import pytest
 
-from shared.rls import APP, CONTEXT_KEY, name_scope
+from shared.rls import APP, CONTEXT_KEY, name_scope, request_login
 from shared.settings import login_url
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI
 from tests.services.members.support import register
+
+LOGIN = request_login("members")
 
 
 async def test_injected_sql_on_a_request_connection_cannot_reach_another_cooperative(members: ServiceClient) -> None:
@@ -32,11 +35,15 @@ async def test_injected_sql_on_a_request_connection_cannot_reach_another_coopera
     async with bmi.acquire() as conn:
         seen = "SELECT array_agg(DISTINCT tenant_id) FROM member_index"
         assert await conn.fetchval(seen) == [BMI]
-        assert await conn.fetchval("SELECT current_user") == APP and await conn.fetchval("SELECT session_user") == APP
+        assert await conn.fetchval("SELECT current_user") == LOGIN and await conn.fetchval("SELECT session_user") == LOGIN
         own_token = await conn.fetchval("SELECT current_setting('washfin.tenant_id')")
 
         await conn.execute("RESET ROLE")  # no owner to go back to: the login is the request role
-        assert await conn.fetchval("SELECT current_user") == APP and await conn.fetchval(seen) == [BMI]
+        assert await conn.fetchval("SELECT current_user") == LOGIN and await conn.fetchval(seen) == [BMI]
+        # the one role it may become is the one whose privileges it holds: nothing wider
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {APP}")
+            assert await conn.fetchval(seen) == [BMI]
 
         for forged in (BAIK, f"{BAIK}|{own_token.split('|')[1]}", f"{BAIK}|" + "0" * 64):
             await conn.execute("SELECT set_config('washfin.tenant_id', $1, true)", forged)
@@ -53,7 +60,7 @@ async def test_injected_sql_on_a_request_connection_cannot_reach_another_coopera
                     await conn.execute(escape)
 
     # a token is bound to its connection: BMI's token, shown to SQL on another connection, opens nothing there
-    other = await asyncpg.connect(login_url(rt.settings.database_url, APP))
+    other = await asyncpg.connect(login_url(rt.settings.database_url, LOGIN))
     try:
         await other.execute("SELECT set_config('washfin.tenant_id', $1, false)", own_token)
         assert await other.fetchval("SELECT count(*) FROM member_index") == 0
@@ -76,7 +83,7 @@ async def test_a_connection_named_for_its_scope_is_not_named_again_and_never_kee
     rt = members.runtime
     key = rt.request_pool.context_key
     seen = "SELECT array_agg(DISTINCT tenant_id) FROM member_index"
-    conn = await asyncpg.connect(login_url(rt.settings.database_url, APP))
+    conn = await asyncpg.connect(login_url(rt.settings.database_url, LOGIN))
     sent: list[str] = []
     conn.add_query_logger(lambda q: sent.append(q.query))
 
