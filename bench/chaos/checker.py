@@ -437,7 +437,7 @@ async def _check_sanitation_tables(dsn: str, f: Findings) -> int:
         jobs: list[tuple[str, job.ConstructionJob]] = []
         contractors: dict[tuple[str, str], tuple[Any, ...]] = {}
         for r in streams:
-            history = await store.read_stream(r["tenant_id"], r["stream_id"])
+            history = await store.read_stream(r["tenant_id"], r["stream_type"], r["stream_id"])
             if r["stream_type"] == job.STREAM_TYPE:
                 jobs.append((r["tenant_id"], job.fold(history)))
             else:
