@@ -1,7 +1,7 @@
 """The reporting service's runtime: the kernel's ``ServiceRuntime`` plus the projection builds.
 
 The kernel runs the fixed projections (the ``coop_summary_v1`` walking-skeleton summary). The versioned
-families (members, financing, sanitation) are run here, one consumer per build and source, because
+families (members, financing, sanitation, catalogue) are run here, one consumer per build and source, because
 their builds come and go while the service runs: a ``washfin rebuild`` registers a new build, this
 runtime's supervisor (every ``build_poll_s``) migrates its tables and starts its consumers beside the
 live build's, switches reads to it once it has caught up, stops the retired build's consumers and drops

@@ -161,6 +161,27 @@ WriteOffReason = Literal["deceased", "disaster", "uncollectable", "fraud", "othe
 
 
 @registry.register
+class ProductPublished(Contract):
+    """A product of a cooperative's catalogue as the other services know it: its code, the name the
+    cooperative gives it, what it finances and how. Appended with the product's definition, in the
+    product's stream (``loan_product``), which holds nothing else: a product is never amended nor retired
+    (a new code is a new product). The terms (tenors, margins, limits, eligibility) stay in the loans
+    service. Consumed by reporting (the product's name beside its id in reports and exports)."""
+
+    event_type = "loans.ProductPublished"
+    schema_version = 1
+    topic = TOPIC
+
+    product_id: str = Field(max_length=40, description="The cooperative's code for the product (as in "
+                                                       "FinancingApplied, ContractSigned)")
+    product_name: str = Field(min_length=1, max_length=120, description="The product's name in the cooperative")
+    purpose: Purpose
+    contract_type: ContractType
+    frequency: Frequency
+    defined_on: date = Field(description="The day the cooperative introduced the product")
+
+
+@registry.register
 class FinancingApplied(Contract):
     """A member applied for a financing (the funnel's application step)."""
 

@@ -61,3 +61,35 @@ def test_published_types_use_stable_dotted_names_not_module_paths() -> None:
         assert model.event_type.count(".") == 1 and not model.event_type.startswith(("shared", "services"))
         assert reg.topic_of(model.event_type) == model.topic
     assert reg.topic_of("members.SomethingInternal") is None
+
+
+def test_a_product_definition_is_published_as_the_product_contract() -> None:
+    """The loans service's product definition stays internal (its terms are the loans service's); the
+    product's public contract, appended with it in the same stream, says what the other services may know
+    of it: its code and name, purpose, contract type, frequency and day, on the loans topic."""
+    from datetime import date
+
+    from services.loans.domain.events import ProductDefined, TenorMargin
+    from services.loans.domain.product import LoanSettings, Product, decide_define_product
+    from shared.contracts.loans import TOPIC, ProductPublished
+
+    reg = load_all()
+    spec = ProductDefined(
+        product_id="mikro-tata-air", name="Mikro Tata Air (Sambungan PDAM)", purpose="water_connection",
+        contract_type="murabahah", frequency="weekly", min_amount=1_000_000, max_amount=3_000_000,
+        tenors=[TenorMargin(instalments=25, margin_bp=600)], tranche_percents=[100], late_charge=0,
+        funds=["own_funds"], rebate_method="proportional", min_membership_months=12, max_days_overdue=30,
+        defined_on=date(2025, 1, 1))
+    defined, published = decide_define_product(Product(), LoanSettings(), spec)
+    assert reg.topic_of(defined.type) is None  # the definition, with the terms, is never published
+    assert reg.topic_of(published.type) == TOPIC and published.type == "loans.ProductPublished"
+    assert published.schema_version == ProductPublished.schema_version == 1
+    event = reg.decode(env(published.type, published.schema_version, published.payload))
+    assert event == ProductPublished(product_id="mikro-tata-air", product_name="Mikro Tata Air (Sambungan PDAM)",
+                                     purpose="water_connection", contract_type="murabahah", frequency="weekly",
+                                     defined_on=date(2025, 1, 1))
+    # only what other services may know: no margin, limit, fund nor eligibility rule
+    assert set(published.payload) == {"product_id", "product_name", "purpose", "contract_type", "frequency",
+                                      "defined_on"}
+    with pytest.raises(ValueError, match="product_name"):
+        reg.decode(env(published.type, 1, {**published.payload, "product_name": ""}))

@@ -19,6 +19,7 @@ from services.loans.domain.errors import LoanConflict, LoanRuleViolation
 from services.loans.domain.events import LoanSettingsChanged, ProductDefined, TenorMargin
 from services.loans.domain.schedule import tranche_amounts
 from shared.contracts import new_event
+from shared.contracts.loans import ProductPublished
 from shared.envelope import Envelope, NewEvent
 
 PRODUCT_STREAM_TYPE = "loan_product"
@@ -237,11 +238,18 @@ def decide_define_product(state: Product, settings: LoanSettings, spec: ProductD
                                 field="funds")
     if spec.min_membership_months < 0 or spec.max_days_overdue < 0:
         raise LoanRuleViolation("eligibility rules cannot be negative", field="min_membership_months")
-    return [new_event(spec)]
+    return [new_event(spec), new_event(published(spec))]
+
+
+def published(spec: ProductDefined) -> ProductPublished:
+    """What the other services learn of a product (``shared.contracts.loans.ProductPublished``): its code,
+    name, purpose, contract type, frequency and day; its terms stay here."""
+    return ProductPublished(product_id=spec.product_id, product_name=spec.name, purpose=spec.purpose,
+                            contract_type=spec.contract_type, frequency=spec.frequency, defined_on=spec.defined_on)
 
 
 __all__ = [
     "CONSTRUCTION_PURPOSES", "LOANS_NAMESPACE", "LoanSettings", "Product", "ProductDefined", "TenorMargin",
     "decide_change_settings", "decide_define_product", "evolve_product", "evolve_settings", "fold_product",
-    "fold_settings", "new_event", "product_stream_id", "settings_stream_id",
+    "fold_settings", "new_event", "product_stream_id", "published", "settings_stream_id",
 ]

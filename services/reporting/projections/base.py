@@ -1,6 +1,6 @@
 """Versioned projections that can be rebuilt beside the live ones (blue/green).
 
-A *family* (members, financing, sanitation) is the code of a projection at one version: the tables it
+A *family* (members, financing, sanitation, catalogue) is the code of a projection at one version: the tables it
 keeps and how each event changes them. A *build* is one materialisation of a family: its own consumer
 name (so its own progress, from the start of the sources) and its own tables, named
 ``<prefix>_<table>_<suffix>``: the first build of version 1 is ``reporting.financing.v1`` with tables
@@ -63,6 +63,9 @@ class Family:
     tables: ClassVar[Sequence[Table]]
     #: the family keeps month-end sums (``projections.sums``) that a rebuild writes once, at the end
     defers_months: ClassVar[bool] = False
+    #: the event types the family projects, when it reads a topic for only some of its events (the catalogue
+    #: reads the loans topic for its products): the others are passed by, with no ``seen`` row; None: all
+    projects: ClassVar[tuple[type[Contract], ...] | None] = None
 
     @classmethod
     def default_build(cls) -> str:
@@ -129,7 +132,13 @@ class Build:
             self.registered = False  # written: a build never defers them again
         return self.names
 
+    def _projects(self, event: Contract) -> bool:
+        kinds = self.family.projects
+        return kinds is None or isinstance(event, kinds)
+
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None:
+        if not self._projects(event):
+            return
         await self.family.apply(conn, await self._names(conn), envelope, event)
         # one row per event (an insert, never an update of a hot row): the cooperative's last event time
         await conn.execute(
@@ -141,6 +150,10 @@ class Build:
     async def handle_batch(self, conn: asyncpg.Connection, items: Sequence[tuple[Envelope, Contract]]) -> None:
         """``handle`` of every item, in order, with the family's batch writes and the ``seen`` rows in one
         statement (the consumer's fast path, ``shared.consumer.apply_events``)."""
+        if self.family.projects is not None:
+            items = [(e, ev) for e, ev in items if self._projects(ev)]
+            if not items:
+                return
         await self.family.apply_batch(conn, await self._names(conn), items)
         await conn.execute(
             f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from services.reporting.projections.base import Family
 from services.reporting.projections.financing import FinancingProjection
 from services.reporting.projections.members import MembersProjection
+from services.reporting.projections.products import CatalogueProjection
 from services.reporting.projections.sanitation import SanitationProjection
 
 FAMILIES: dict[str, Family] = {f.family: f for f in (MembersProjection(), FinancingProjection(),
-                                                     SanitationProjection())}
+                                                     SanitationProjection(), CatalogueProjection())}
 
 
 def family(name: str) -> Family:

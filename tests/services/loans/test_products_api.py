@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
-from tests.services.loans.support import MANAGER, OFFICER, SANITATION_PRODUCT, define_product, event_count
+from tests.services.loans.support import (
+    MANAGER,
+    OFFICER,
+    SANITATION_PRODUCT,
+    define_product,
+    event_count,
+    events,
+)
 
 
 async def test_define_get_and_list_products(loans: ServiceClient) -> None:
@@ -69,7 +76,14 @@ async def test_define_product_is_idempotent_with_a_key(loans: ServiceClient) -> 
     assert first.status_code == again.status_code == 201 and first.json() == again.json()
     other = await loans.post("/products", json={**SANITATION_PRODUCT, "product_id": "other"}, headers=h)
     assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
-    assert await event_count(loans) == 1
+    # one definition (internal, with the terms) and its public contract, in the product's stream, once
+    defined, published = await events(loans)
+    assert (defined.type, published.type) == ("loans.ProductDefined", "loans.ProductPublished")
+    assert defined.stream_id == published.stream_id and (defined.version, published.version) == (1, 2)
+    assert published.tenant_id == BMI and published.payload == {
+        "product_id": SANITATION_PRODUCT["product_id"], "product_name": SANITATION_PRODUCT["name"],
+        "purpose": SANITATION_PRODUCT["purpose"], "contract_type": SANITATION_PRODUCT["contract_type"],
+        "frequency": SANITATION_PRODUCT["frequency"], "defined_on": first.json()["defined_on"]}
 
 
 async def test_settings_a_non_sharia_cooperative_may_offer_a_conventional_product(loans: ServiceClient) -> None:

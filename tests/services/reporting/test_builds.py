@@ -162,7 +162,7 @@ async def test_cli_rebuild_and_verify_isolation(pair: Pair) -> None:
 
     bad = await washfin(env, "rebuild", "nothing")
     assert bad.returncode != 0 and bad.stderr.strip().splitlines() == [
-        "error: no projection 'nothing': one of financing, members, sanitation"]
+        "error: no projection 'nothing': one of catalogue, financing, members, sanitation"]
     unset = await washfin({k: v for k, v in env.items() if k != "MEMBERS_DATABASE_URL"}, "rebuild", "members")
     assert unset.returncode != 0 and len(unset.stderr.strip().splitlines()) == 1 and "members" in unset.stderr
     pool = pair.reporting.runtime.pool
