@@ -206,7 +206,7 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
     outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
     async with reading(rt, scope) as conn:
         last = await q.last_event_at(conn, t)
-        result = await rp.add_targets(conn, rp.combine(each, on, months, repayment_from))
+        result = await rp.add_targets(conn, rp.combine(each, on, months, repayment_from), t)
         setters = await q.target_setters(conn) if scope.kind == "programme" else {}
     fresh = {"last_event_at": last.isoformat() if last else None, **outside}
     # a programme's target is the sum of the targets its cooperatives set, so its progress counts only

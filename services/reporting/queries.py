@@ -523,6 +523,22 @@ async def monthly_desludging(conn: asyncpg.Connection, t: T, start: date, end: d
     return out
 
 
+# -- names ---------------------------------------------------------------------------------------------------
+
+
+async def product_names(conn: asyncpg.Connection, t: T) -> dict[str, str]:
+    """Product id -> its name (``reporting.catalogue``), for the products of the cooperatives in scope whose
+    definition has arrived; none when the catalogue is not built yet (readers show the id). A code two
+    cooperatives of a programme both use, each for its own product, gets both names, ``" / "`` between."""
+    c = t.get("catalogue")
+    if c is None:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT product_id, string_agg(DISTINCT name, ' / ' ORDER BY name) AS name FROM {c['product']}
+            GROUP BY 1""")
+    return {r["product_id"]: r["name"] for r in rows}
+
+
 # -- freshness and targets ----------------------------------------------------------------------------------
 
 

@@ -80,6 +80,9 @@ class Report:
     desludging: dict[str, Any]
     monthly: list[dict[str, Any]]
     targets: list[dict[str, Any]] = field(default_factory=list)
+    #: product id -> its name, of the products in scope (``queries.product_names``; read with the targets,
+    #: never kept with the figures); a product without one is shown by its id
+    product_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def quality(self) -> Portfolio:
@@ -89,7 +92,7 @@ class Report:
 async def compute(conn: asyncpg.Connection, t: q.T, as_of: date, months: int = 12,
                   repayment_from: date | None = None, consent: bool = False) -> Report:
     """Every figure as of ``as_of`` (``compute_figures``) with the targets in scope (``add_targets``)."""
-    return await add_targets(conn, await compute_figures(conn, t, as_of, months, repayment_from, consent))
+    return await add_targets(conn, await compute_figures(conn, t, as_of, months, repayment_from, consent), t)
 
 
 async def compute_figures(conn: asyncpg.Connection, t: q.T, as_of: date, months: int = 12,
@@ -334,14 +337,16 @@ def combine(parts: list[Part], as_of: date, months: int = 12, repayment_from: da
     )
 
 
-async def add_targets(conn: asyncpg.Connection, report: Report) -> Report:
+async def add_targets(conn: asyncpg.Connection, report: Report, t: q.T | None = None) -> Report:
     """The report with the targets in scope and each one's progress (targets change without events, so
-    they are read every time, never cached with the figures)."""
+    they are read every time, never cached with the figures), and (``t``) the names of its products."""
     values = indicator_values(report)
     report.targets = [
         {"indicator": g["indicator"], "target": g["target"], "baseline": g["baseline"],
          **progress(g["indicator"], g["target"], values), "due_on": g["due_on"]}
         for g in await q.targets(conn)]
+    if t is not None:
+        report.product_names = await q.product_names(conn, t)
     return report
 
 
@@ -484,7 +489,8 @@ def by_product_rows(r: Report) -> list[dict[str, Any]]:
     out = []
     for p in r.by_product:
         pq: Portfolio = quality.get((p["product_id"], p["purpose"]), Portfolio())
-        out.append({"product_id": p["product_id"], "purpose": p["purpose"], "applied": p["applied"],
+        out.append({"product_name": r.product_names.get(p["product_id"]) or p["product_id"],
+                    "product_id": p["product_id"], "purpose": p["purpose"], "applied": p["applied"],
                     "applied_value": p["applied_value"], "approved": p["approved"],
                     "approved_value": p["approved_value"], "disbursed": p["disbursed"],
                     "disbursed_value": p["disbursed_value"],

@@ -22,6 +22,9 @@ from shared.tenancy import Role, create_tenant, issue_key
 from tests.helpers import ServiceClient, eventually
 
 BMI, BAIK, CITRA = "kopsyah-bmi", "koperasi-baik", "koperasi-citra"
+#: the scenario's products, by code: the names their cooperatives give them
+PRODUCT_NAMES = {"bmi-tank": "Tangki Septik Sehat", "bmi-air": "Sambungan Air PDAM", "baik-jamban": "Jamban Baik",
+                 "c-air": "Air Bersih Citra"}
 CITRA_KEYS = {Role.MANAGER: "wf_citramanage1_testKeyNotForProductionUseCITRA001",
               Role.FIELD_OFFICER: "wf_citraofficer_testKeyNotForProductionUseCITRA002"}
 OPERATOR_KEY = "wf_reportoper01_testKeyNotForProductionUseOPERATOR1"
@@ -123,7 +126,8 @@ class Coop:
     async def product(self, product_id: str, purpose: str, instalments: int, tranches: list[int],
                       funds: list[str], late_charge: int = 0) -> None:
         await self.call(self.loans, "POST", "/products", Role.MANAGER, body={
-            "product_id": product_id, "name": product_id, "purpose": purpose, "contract_type": "murabahah",
+            "product_id": product_id, "name": PRODUCT_NAMES.get(product_id, product_id), "purpose": purpose,
+            "contract_type": "murabahah",
             "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 10_000_000,
             "tenors": [{"instalments": instalments, "margin_bp": 1000}], "tranche_percents": tranches,
             "late_charge": late_charge, "funds": funds, "defined_on": "2020-01-01"})

@@ -5,7 +5,7 @@
 Every sheet of the full XLSX, in Bahasa Indonesia and in English: named in the language, a frozen header
 row, a filter over every row and column, every header and every code in words (none left as a field name
 or a snake_case code), every cell equal to the API's table (``GET /reports/tables/{table}``) with Rupiah,
-percentages and dates formatted as such; cooperatives and contractors named. The language comes from
+percentages and dates formatted as such; cooperatives, contractors and products named. The language comes from
 ``lang`` or Accept-Language; the ``excel_id`` CSV has a byte-order mark, semicolons and the language's
 words, the standard CSV field names and commas.
 """
@@ -145,6 +145,13 @@ def test_every_sheet_in_words_frozen_filtered_formatted_and_equal_to_the_api(cli
     certified = heads.index(words.header("certified", lang))  # type: ignore[arg-type]
     rows = list(contractors.iter_rows(min_row=2, values_only=True))
     assert rows and all(r[certificate] for r in rows if r[certified] in ("ya", "yes")), rows
+    # products by the names the cooperatives gave them in loans, beside their codes
+    by_product = book[words.sheet_name("financing_by_product", lang)]  # type: ignore[arg-type]
+    assert [c.value for c in by_product[1]][:2] == (["Produk", "Kode produk"] if lang == "id"
+                                                    else ["Product", "Product code"])
+    products = [r[:2] for r in by_product.iter_rows(min_row=2, values_only=True)]
+    assert products and all(name and name != code for name, code in products), products
+    assert ("Mikro Tata Sanitasi", "mikro-tata-sanitasi") in products, products
     if who == "programme":
         by = book[words.sheet_name("by_cooperative", lang)]  # type: ignore[arg-type]
         names = [r[0] for r in by.iter_rows(min_row=2, values_only=True)]

@@ -24,6 +24,7 @@ from tests.services.reporting.scenario import (
     BMI,
     CITRA,
     OPERATOR_KEY,
+    PRODUCT_NAMES,
     PROGRAMME,
     Coop,
     key,
@@ -311,9 +312,9 @@ BMI_FULL = {
                  "leverage": 0.9, "outstanding": 3_500_000, "par30_pct": 100.0},
             ],
             "by_product": [
-                {"product_id": "bmi-air", "applied": 2, "applied_value": 4_000_000, "disbursed": 2,
+                {"product_name": "Sambungan Air PDAM", "product_id": "bmi-air", "applied": 2, "applied_value": 4_000_000, "disbursed": 2,
                  "disbursed_value": 4_000_000, "outstanding": 0},
-                {"product_id": "bmi-tank", "applied": 4, "applied_value": 20_000_000, "approved": 3,
+                {"product_name": "Tangki Septik Sehat", "product_id": "bmi-tank", "applied": 4, "applied_value": 20_000_000, "approved": 3,
                  "approved_value": 15_000_000, "disbursed": 3, "disbursed_value": 15_000_000,
                  "average_size": 5_000_000, "outstanding_count": 2, "outstanding": 5_250_000, "par30_pct": 66.7},
             ],
@@ -531,6 +532,11 @@ async def test_scenario_figures_rebuild_and_programme(system: System) -> None:
         async with pool.acquire() as conn:
             assert await live.materialise().row_hash(conn) == await new.materialise().row_hash(conn), \
                 f"{fam}: the rebuild's rows differ from the live ones"
+            if fam == "catalogue":  # equal, and not empty: every cooperative's products, named
+                got = await conn.fetch(f"SELECT tenant_id, product_id, name FROM {new.materialise().names['product']}")
+                assert sorted(tuple(r) for r in got) == sorted(
+                    (BMI if p.startswith("bmi") else BAIK if p.startswith("baik") else CITRA, p, n)
+                    for p, n in PRODUCT_NAMES.items())
     await quiet(system)
     for (tenant, on), before in answers.items():
         after = await dashboard(system, key(tenant, Role.MANAGER), on)
