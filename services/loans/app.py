@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.loans import book, sums
+from services.loans import book, handlers, sums
 from services.loans.api.routes import routers
 from services.loans.reactions import MemberDirectory, MemberNumbers, TrancheRelease
 from services.loans.schema import MIGRATIONS
@@ -25,8 +25,11 @@ def build_runtime(settings: LoansSettings) -> ServiceRuntime:
 
 
 async def backfill_book_rows(rt: ServiceRuntime) -> None:
-    """The book rows of financings recorded before they existed (``book.backfill``), then the portfolio sums
-    of the cooperatives whose book was recorded before them (``sums.backfill``): once at start."""
+    """What an upgrade leaves to write, once at start: the public contract of the products defined before it
+    existed (``handlers.publish_products``), the book rows of financings recorded before they existed
+    (``book.backfill``), then the portfolio sums of the cooperatives whose book was recorded before them
+    (``sums.backfill``)."""
+    await handlers.publish_products(rt)
     await book.backfill(rt.pool)
     await sums.backfill(rt.pool, book.rows_of)
 

@@ -33,11 +33,14 @@ from services.loans.domain.quality import (
 from shared.application import CommandContext, TryLater, run_command
 from shared.contracts.loans import LateChargePaid, RepaymentRecorded
 from shared.db import Statement, array_statements
-from shared.envelope import Envelope, NewEvent
-from shared.eventstore import AfterAppend
+from shared.envelope import Envelope, Metadata, NewEvent
+from shared.eventstore import AfterAppend, ConcurrencyError
+from shared.logging import get_logger
 from shared.runtime import CooperativeRuntime, ServiceRuntime
 from shared.tenancy import Principal
 from shared.web import Conflict, NotFound, Refusal
+
+log = get_logger(__name__)
 
 #: a decision on a financing, given its state and today's date
 Decision = Callable[[fin.Financing, date], list[NewEvent]]
@@ -212,6 +215,43 @@ async def list_products(rt: CooperativeRuntime, who: Principal, purpose: str | N
         """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
            ORDER BY product_id LIMIT 500""", _tenant(who), purpose)
     return api.ProductList(items=[product_view(await load_product(rt, _tenant(who), r["product_id"])) for r in rows])
+
+
+async def publish_products(rt: ServiceRuntime) -> int:
+    """Publish the products defined before their public contract existed (``loans.ProductPublished``: a
+    product's stream then holds its definition alone), so the other services learn their names too:
+    ``prod.decide_publish_product`` appended to each such stream after its definition, as its cooperative
+    (behind row-level security, on the reactions' pool). Finds them from ``loan_products`` as the owner
+    (every cooperative) with one read of the log's stream index. A stream another replica published
+    meanwhile is left alone (its expected version has moved). Returns how many were published."""
+    products = await rt.pool.fetch("SELECT tenant_id, product_id FROM loan_products ORDER BY 1, 2")
+    if not products:
+        return 0
+    tenants = [r["tenant_id"] for r in products]
+    streams = [prod.product_stream_id(r["product_id"]) for r in products]
+    published = {(r["tenant_id"], r["stream_id"]) for r in await rt.pool.fetch(
+        """SELECT e.tenant_id, e.stream_id FROM events e
+           JOIN unnest($1::text[], $2::text[]) AS p (tenant_id, stream_id)
+             ON e.tenant_id = p.tenant_id AND e.stream_id = p.stream_id
+           WHERE e.type = 'loans.ProductPublished'""", tenants, streams)}
+    done = 0
+    for tenant, stream_id in zip(tenants, streams, strict=True):
+        if (tenant, stream_id) in published:
+            continue
+        store = rt.for_tenant(tenant, background=True).store
+        history = await store.read_stream(tenant, stream_id)
+        events = prod.decide_publish_product(history)
+        if not events:
+            continue
+        try:
+            await store.append(tenant, prod.PRODUCT_STREAM_TYPE, stream_id, history[-1].version, events,
+                               meta=Metadata(actor="loans.publish-products"))
+        except ConcurrencyError:
+            continue
+        done += 1
+    if done:
+        log.info("products_published", products=done)
+    return done
 
 
 # -- financings: views ----------------------------------------------------------------------------------------

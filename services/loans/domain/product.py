@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -248,8 +248,22 @@ def published(spec: ProductDefined) -> ProductPublished:
                             contract_type=spec.contract_type, frequency=spec.frequency, defined_on=spec.defined_on)
 
 
+def decide_publish_product(history: Sequence[Envelope]) -> list[NewEvent]:
+    """The public contract of a product defined before that contract existed (its stream holds the
+    definition alone): what ``decide_define_product`` appends with a definition today. Nothing for a
+    product already published, nor for a stream without a definition."""
+    state = fold_product(history)
+    if not state.exists or any(e.type == ProductPublished.event_type for e in history):
+        return []
+    assert state.product_id is not None and state.defined_on is not None
+    return [new_event(ProductPublished(
+        product_id=state.product_id, product_name=state.name, purpose=state.purpose,  # type: ignore[arg-type]
+        contract_type=state.contract_type, frequency=state.frequency,  # type: ignore[arg-type]
+        defined_on=state.defined_on))]
+
+
 __all__ = [
     "CONSTRUCTION_PURPOSES", "LOANS_NAMESPACE", "LoanSettings", "Product", "ProductDefined", "TenorMargin",
-    "decide_change_settings", "decide_define_product", "evolve_product", "evolve_settings", "fold_product",
+    "decide_change_settings", "decide_define_product", "decide_publish_product", "evolve_product", "evolve_settings", "fold_product",
     "fold_settings", "new_event", "product_stream_id", "published", "settings_stream_id",
 ]

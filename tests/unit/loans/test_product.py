@@ -14,6 +14,7 @@ from services.loans.domain.product import (
     Product,
     decide_change_settings,
     decide_define_product,
+    decide_publish_product,
     fold_product,
 )
 from tests.unit.loans.story import MANAGER, envelopes, product
@@ -77,3 +78,12 @@ def test_settings_thresholds_must_rise() -> None:
     [e] = decide_change_settings(LoanSettings(), sharia=False, substandard_over_days=7, doubtful_over_days=30,
                                  loss_over_days=90, on=date(2025, 1, 1))
     assert e.type == "loans.LoanSettingsChanged" and e.payload["sharia"] is False
+
+
+def test_a_product_defined_before_its_contract_existed_is_published_once() -> None:
+    [definition, published] = decide_define_product(Product(), LoanSettings(), spec())
+    old = envelopes([definition], "p", 0, MANAGER)  # a stream of that time: the definition alone
+    [event] = decide_publish_product(old)
+    assert (event.type, event.payload) == (published.type, published.payload)
+    assert decide_publish_product(envelopes([definition, event], "p", 0, MANAGER)) == []
+    assert decide_publish_product([]) == []
