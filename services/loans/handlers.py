@@ -233,13 +233,14 @@ async def publish_products(rt: ServiceRuntime) -> int:
         """SELECT e.tenant_id, e.stream_id FROM events e
            JOIN unnest($1::text[], $2::text[]) AS p (tenant_id, stream_id)
              ON e.tenant_id = p.tenant_id AND e.stream_id = p.stream_id
-           WHERE e.type = 'loans.ProductPublished'""", tenants, streams)}
+           WHERE e.stream_type = $3 AND e.type = 'loans.ProductPublished'""", tenants, streams,
+        prod.PRODUCT_STREAM_TYPE)}
     done = 0
     for tenant, stream_id in zip(tenants, streams, strict=True):
         if (tenant, stream_id) in published:
             continue
         store = rt.for_tenant(tenant, background=True).store
-        history = await store.read_stream(tenant, stream_id)
+        history = await store.read_stream(tenant, prod.PRODUCT_STREAM_TYPE, stream_id)
         events = prod.decide_publish_product(history)
         if not events:
             continue

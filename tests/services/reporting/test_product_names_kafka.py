@@ -19,7 +19,13 @@ from deploy.local.demo import key_for
 from deploy.local.infra import KafkaHandle, PostgresHandle
 from services.loans.app import create_app as loans_app
 from services.loans.domain.events import ProductDefined, TenorMargin
-from services.loans.domain.product import LoanSettings, Product, decide_define_product, product_stream_id
+from services.loans.domain.product import (
+    PRODUCT_STREAM_TYPE,
+    LoanSettings,
+    Product,
+    decide_define_product,
+    product_stream_id,
+)
 from services.loans.handlers import publish_products
 from services.loans.settings import LoansSettings
 from services.reporting import queries as q
@@ -154,7 +160,7 @@ async def test_a_product_defined_in_loans_is_named_in_reportings_exports(
         rows = await eventually(legacy_named, timeout=60, interval=0.5)
         assert [(r["product_name"], r["product_id"]) for r in rows] == [
             ("Mikro Tata Sanitasi", "mikro-tata-sanitasi"), ("Sanitasi Lama", LEGACY)]
-        legacy = [e for e in await store.read_stream(BMI, product_stream_id(LEGACY))]
+        legacy = [e for e in await store.read_stream(BMI, PRODUCT_STREAM_TYPE, product_stream_id(LEGACY))]
         assert [(e.type, e.version) for e in legacy] == [("loans.ProductDefined", 1), ("loans.ProductPublished", 2)]
         # a programme over both: the code both use carries both names
         async with programme_scope(rt.reader_pool, [BMI, BAIK]) as conn:
