@@ -15,8 +15,9 @@ whatever its size:
    financing whose bounds could reach beyond what the span will cover anyway is replayed event by event
    for its exact days (``replay``, as ``apply`` computes them; ``apply_batch``);
 3. the rows written (new rows, changed financing rows, changed pieces) go back in one statement per table,
-   and each cooperative's net changes to each sums in one ``Sums.add``, with the span of the changes the
-   events made one by one (``Sums.add``: the rows depend only on the sums and the span).
+   and the cooperatives' net changes to each sums in one ``Sums.add_many`` (a statement per step for all
+   of them), with the span of the changes the events made one by one (``Sums.add``: the rows depend only
+   on the sums and the span).
 
 So the rows are exactly those of ``apply`` event after event (``tests/services/reporting/test_batch_apply.py``
 compares them on generated books). Between financings the loop yields to the event loop when it has run
@@ -278,11 +279,14 @@ class Net:
         last = [x for x in (span[1] if span else None, self.hi and month_end(self.hi)) if x is not None]
         return bool(first and last) and min(first) <= month_end(days[0]) and month_end(days[1]) <= max(last)
 
-    async def write(self, conn: asyncpg.Connection, t: Names, tenant: str, sums: Sums) -> None:
+    def written(self, tenant: str) -> tuple[str, dict[tuple[date, Any], list[int]], dict[Any, Sequence[Any]],
+                                            tuple[date, date]] | None:
+        """What ``Sums.add_many`` adds for the cooperative: its net changes, their keys' descriptive
+        columns and the span of the changes event by event (None: the batch changed nothing of it)."""
         if self.lo is None or self.hi is None:
-            return
+            return None
         net = {k: v for k, v in self.changes.items() if any(v)}
-        await sums.add(conn, t, tenant, net, {k[1]: self.extra[k[1]] for k in net}, span=(self.lo, self.hi))
+        return tenant, net, {k[1]: self.extra[k[1]] for k in net}, (self.lo, self.hi)
 
 
 def diff(old: dict[Any, Any], new: dict[Any, Any]) -> dict[Any, list[int]]:
@@ -526,10 +530,8 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
                 net[i].cover(*exact)
         await turns.take()
     await write(conn, t, state)
-    for tenant, (fx, rp, pf) in sorted(nets.items()):
-        await fx.write(conn, t, tenant, facts_sums)
-        await rp.write(conn, t, tenant, repayment_sums)
-        await pf.write(conn, t, tenant, portfolio_sums)
+    for i, s in enumerate(sums):  # one statement per step for all the batch's cooperatives
+        await s.add_many(conn, t, [w for tenant, n in sorted(nets.items()) if (w := n[i].written(tenant))])
 
 
 async def write(conn: asyncpg.Connection, t: Names, state: dict[tuple[str, UUID], Rows]) -> None:

@@ -52,16 +52,11 @@ class Sums:
         ]
 
     async def add(self, conn: asyncpg.Connection, t: Names, tenant: str,
-                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]],
-                  span: tuple[date, date] | None = None) -> None:
+                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]]) -> None:
         """Add ``changes`` ((day, key) -> values) to the cooperative's day and month-end rows; ``extra``
-        gives each key's descriptive columns.
-
-        ``span`` (a batch's net changes, ``FinancingProjection.apply_batch``): the earliest and latest day
-        of the changes the batch's events made one by one, some of which may have cancelled out; the span
-        grows to cover them as those changes one by one would have grown it (so the rows are exactly
-        those of adding each event's changes in turn: they depend only on the sums and the span)."""
-        if not changes and span is None:
+        gives each key's descriptive columns (an event's changes: ``FinancingProjection.apply``; a batch's
+        are ``add_many``)."""
+        if not changes:
             return
         keys = sorted(changes, key=lambda x: (x[0], str(x[1])))
         k, kt = self.key
@@ -77,15 +72,13 @@ class Sums:
         add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in self.values)
         zero = " AND ".join(f"{v} = 0" for v in self.values)
         d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
-        if changes:
-            await conn.execute(
-                f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
-                    ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
-            await conn.execute(
-                f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
-                        (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
-        days = cols[0] if span is None else list(span)
-        lo, hi = month_end(min(days)), month_end(max(days))
+        await conn.execute(
+            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
+                ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
+        await conn.execute(
+            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
+                    (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
+        lo, hi = month_end(min(cols[0])), month_end(max(cols[0]))
         row = await conn.fetchrow(f"SELECT first_month, last_month FROM {sp} WHERE tenant_id = $1 FOR UPDATE",
                                   tenant)
         allcols = ", ".join([k, *ecols, *self.values])
@@ -116,8 +109,6 @@ class Sums:
                 await conn.execute(
                     f"UPDATE {sp} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
                     tenant, lo, last)
-        if not changes:
-            return
         group = ", ".join(str(i + 2) for i in range(2 + len(ecols)))
         picked = ", ".join([k, *ecols, *(f"sum({v})" for v in self.values)])
         upsert = f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
@@ -127,41 +118,136 @@ class Sums:
                                      interval '1 month') g
                 GROUP BY {group}
                 ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}"""
-        if span is None:
-            await conn.execute(upsert, tenant, *cols, last)
-            await conn.execute(
-                f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
-                tenant, lo, sorted(set(cols[1])))
+        await conn.execute(upsert, tenant, *cols, last)
+        await conn.execute(
+            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
+            tenant, lo, sorted(set(cols[1])))
+
+    async def add_many(self, conn: asyncpg.Connection, t: Names,
+                       batch: Sequence[tuple[str, Mapping[tuple[date, Any], Sequence[int]], Mapping[Any, Sequence[Any]],
+                                             tuple[date, date]]]) -> None:
+        """A batch's net changes for several cooperatives at once (``FinancingProjection.apply_batch``):
+        each of ``batch`` is (tenant, changes, extra, span), at most one per cooperative, in one statement
+        per step for all of them (the consumers write as the tables' owner, whose policy spans the
+        cooperatives).
+
+        ``span``: the earliest and latest day of the changes the batch's events made one by one, some of
+        which may have cancelled out (``changes`` may be empty); the span grows to cover them as those
+        changes one by one would have grown it, so the rows are exactly those of ``add`` of each event's
+        changes in turn (they depend only on the sums and the span)."""
+        if not batch:
             return
-        # a batch: the rows the upsert left at zero are deleted by their key. They are the same rows as the
-        # statement above deletes (no other row is ever zero: every change removes the zeros it makes), but
-        # ``{k} = ANY($3)`` with a batch's thousands of keys is one index range scan per key, most of the
-        # batch's time. And a month's changes that sum to zero change nothing (a row there stays as it is,
-        # none is made only to be deleted): left out
-        # The changes go in summed per month and key (the month rows only see their month).
-        by_month: dict[tuple[date, Any], list[int]] = {}
-        for x in keys:
-            mk = (month_end(x[0]), x[1])
-            cur = by_month.get(mk)
-            if cur is None:
-                by_month[mk] = list(changes[x])
-            else:
-                for i, v in enumerate(changes[x]):
-                    cur[i] += v
-        mkeys = sorted(by_month, key=lambda x: (x[0], str(x[1])))
-        mcols: list[list[Any]] = [[x[0] for x in mkeys], [x[1] for x in mkeys]]
-        mcols += [[extra[x[1]][i] for x in mkeys] for i in range(len(ecols))]
-        mcols += [[by_month[x][i] for x in mkeys] for i in range(len(self.values))]
-        having = " OR ".join(f"sum({v}) <> 0" for v in self.values)
-        upsert = upsert.replace(f"GROUP BY {group}", f"GROUP BY {group} HAVING {having}")
-        zeros = await conn.fetch(f"""WITH up AS ({upsert} RETURNING month_end, {k}, {', '.join(self.values)})
-                                     SELECT month_end, {k} FROM up WHERE {zero}""", tenant, *mcols, last)
+        batch = sorted(batch, key=lambda x: x[0])
+        k, kt = self.key
+        ecols = [c for c, _ in self.extra]
+        etypes = [ty for _, ty in self.extra]
+        vals = list(self.values)
+        names = ["on_date", k, *ecols, *vals]
+        types = ["text", "date", kt, *etypes, *("bigint" for _ in vals)]
+        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
+        add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in vals)
+        zero = " AND ".join(f"x.{v} = 0" for v in vals)
+        allcols = ", ".join([k, *ecols, *vals])
+
+        def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+            return [[r[i] for r in rows] for i in range(width)] if rows else [[] for _ in range(width)]
+
+        # the day rows: one upsert, then the rows it left at zero
+        day_rows: list[tuple[Any, ...]] = []
+        for tenant, changes, extra, _ in batch:
+            for x in sorted(changes, key=lambda x: (x[0], str(x[1]))):
+                day_rows.append((tenant, x[0], x[1], *extra[x[1]], *changes[x]))
+        if day_rows:
+            cols = columns(day_rows, len(types))
+            args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(types))
+            await conn.execute(
+                f"""INSERT INTO {d} (tenant_id, {', '.join(names)}) SELECT * FROM unnest({args})
+                    ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", *cols)
+            await conn.execute(
+                f"""DELETE FROM {d} x USING unnest($1::text[], $2::date[], $3::{kt}[]) AS u(t, o, k)
+                    WHERE x.tenant_id = u.t AND x.on_date = u.o AND x.{k} = u.k AND {zero}""",
+                cols[0], cols[1], cols[2])
+        # the spans, locked in the cooperatives' order
+        tenants = [b[0] for b in batch]
+        had = {r[0]: (r[1], r[2]) for r in await conn.fetch(
+            f"""SELECT tenant_id, first_month, last_month FROM {sp} WHERE tenant_id = ANY($1::text[])
+                ORDER BY tenant_id FOR UPDATE""", tenants)}
+        new_spans: list[tuple[str, date, date]] = []
+        widened: list[tuple[str, date, date]] = []
+        carried: list[tuple[str, date, date]] = []
+        last: dict[str, date] = {}
+        for tenant, _, _, span in batch:
+            lo, hi = month_end(span[0]), month_end(span[1])
+            row = had.get(tenant)
+            if row is None:
+                new_spans.append((tenant, lo, hi))
+                last[tenant] = hi
+                continue
+            last[tenant] = max(row[1], hi)
+            if hi > row[1] and not t.defer_months:
+                carried.append((tenant, row[1], hi))
+            if lo < row[0] or hi > row[1]:
+                widened.append((tenant, min(lo, row[0]), last[tenant]))
+        if new_spans:
+            await conn.execute(f"""INSERT INTO {sp} (tenant_id, first_month, last_month)
+                                   SELECT * FROM unnest($1::text[], $2::date[], $3::date[])""",
+                               *columns(new_spans, 3))
+        if carried:  # nothing is dated after a cooperative's old last month: its sums carry forward
+            await conn.execute(
+                f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
+                    SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, {', '.join(
+                        f'p.{c}' for c in [k, *ecols, *vals])}
+                    FROM unnest($1::text[], $2::date[], $3::date[]) AS u(t, was, hi)
+                    JOIN {m} p ON p.tenant_id = u.t AND p.month_end = u.was,
+                         generate_series(date_trunc('month', u.was) + interval '1 month',
+                                         date_trunc('month', u.hi), interval '1 month') g""",
+                *columns(carried, 3))
+        if widened:
+            await conn.execute(f"""UPDATE {sp} x SET first_month = u.lo, last_month = u.hi
+                                   FROM unnest($1::text[], $2::date[], $3::date[]) AS u(t, lo, hi)
+                                   WHERE x.tenant_id = u.t""", *columns(widened, 3))
+        if t.defer_months:  # the day rows and the span only: ``fill`` writes the month rows from them
+            return
+        # the month rows: each cooperative's changes summed per month and key (the month rows only see
+        # their month), spread over the months up to its last; a month whose changes sum to zero changes
+        # nothing (left out), and the rows the upsert left at zero are deleted by their key (``add``)
+        month_rows: list[tuple[Any, ...]] = []
+        for tenant, changes, extra, _ in batch:
+            by_month: dict[tuple[date, Any], list[int]] = {}
+            for x, v in changes.items():
+                mk = (month_end(x[0]), x[1])
+                cur = by_month.get(mk)
+                if cur is None:
+                    by_month[mk] = list(v)
+                else:
+                    for i, y in enumerate(v):
+                        cur[i] += y
+            for mk in sorted(by_month, key=lambda x: (x[0], str(x[1]))):
+                month_rows.append((tenant, last[tenant], mk[0], mk[1], *extra[mk[1]], *by_month[mk]))
+        if not month_rows:
+            return
+        mtypes = ["text", "date", *types[1:]]
+        args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(mtypes))
+        xcols = ", ".join(["tenant_id", "last_month", *names])
+        group = ", ".join(str(i + 1) for i in range(3 + len(ecols)))
+        picked = ", ".join([f"x.{c}" for c in [k, *ecols]] + [f"sum(x.{v})" for v in vals])
+        having = " OR ".join(f"sum(x.{v}) <> 0" for v in vals)
+        zeros = await conn.fetch(
+            f"""WITH up AS (
+                    INSERT INTO {m} (tenant_id, month_end, {allcols})
+                    SELECT x.tenant_id, (g + interval '1 month - 1 day')::date, {picked}
+                    FROM unnest({args}) AS x({xcols}),
+                         generate_series(date_trunc('month', x.on_date), date_trunc('month', x.last_month),
+                                         interval '1 month') g
+                    GROUP BY {group} HAVING {having}
+                    ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}
+                    RETURNING tenant_id, month_end, {k}, {', '.join(vals)})
+                SELECT tenant_id, month_end, {k} FROM up x WHERE {zero}""", *columns(month_rows, len(mtypes)))
         if zeros:
             await conn.execute(
-                f"""DELETE FROM {m} x USING unnest($2::date[], $3::{kt}[]) AS u(e, k)
-                    WHERE x.tenant_id = $1 AND x.month_end = u.e AND x.{k} = u.k AND {' AND '.join(
-                        f'x.{v} = 0' for v in self.values)}""",
-                tenant, [z[0] for z in zeros], [z[1] for z in zeros])
+                f"""DELETE FROM {m} x USING unnest($1::text[], $2::date[], $3::{kt}[]) AS u(t, e, k)
+                    WHERE x.tenant_id = u.t AND x.month_end = u.e AND x.{k} = u.k AND {zero}""",
+                [z[0] for z in zeros], [z[1] for z in zeros], [z[2] for z in zeros])
 
     async def fill(self, conn: asyncpg.Connection, t: Names) -> None:
         """The month rows of every cooperative from its day rows and span, as ``add`` keeps them: for each
