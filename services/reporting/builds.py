@@ -46,7 +46,8 @@ async def builds(conn: asyncpg.Connection | asyncpg.Pool) -> list[BuildRow]:
 
 async def ensure_builds(conn: asyncpg.Connection) -> list[BuildRow]:
     """Register what the code needs: a family never built gets its first build, live at once; a family
-    whose live build is of an older version gets a build of the code's version, built beside it."""
+    whose live build is of an older version gets a build of the code's version, built beside it (its
+    month-end sums deferred until it goes live, as a rebuild's: ``finish_months``)."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE projection_builds IN SHARE ROW EXCLUSIVE MODE")
         existing = await builds(conn)
@@ -62,10 +63,12 @@ async def ensure_builds(conn: asyncpg.Connection) -> list[BuildRow]:
                     # the first build was retired by a rebuild and every later one too: build anew
                     await _register(conn, fam, state="live")
             elif not any(b.version == fam.version for b in mine):
+                # not read until it switches: like a rebuild, it writes its month-end sums once, then
+                # (``finish_months``)
                 await conn.execute(
-                    """INSERT INTO projection_builds (build, family, version, suffix, state)
-                       VALUES ($1, $2, $3, $4, 'building') ON CONFLICT (build) DO NOTHING""",
-                    fam.default_build(), fam.family, fam.version, fam.default_suffix())
+                    """INSERT INTO projection_builds (build, family, version, suffix, state, months_deferred)
+                       VALUES ($1, $2, $3, $4, 'building', $5) ON CONFLICT (build) DO NOTHING""",
+                    fam.default_build(), fam.family, fam.version, fam.default_suffix(), fam.defers_months)
         return await builds(conn)
 
 

@@ -308,3 +308,54 @@ async def test_a_build_that_deferred_its_month_sums_fills_them_to_the_rows_kept_
                 await FAM.fill_months(conn, dfr.names)
                 deferred = False
                 assert await dfr.row_hash(conn) == await ref.row_hash(conn), "the filled month rows differ"
+
+
+async def test_a_new_version_registered_at_start_defers_its_month_sums_until_it_goes_live(
+        pg: PostgresHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of a new code version, registered by the service at start (``ensure_builds``) beside the
+    live one, is not read until it switches: its consumers write no month-end sums row while it is
+    building, and when it goes live they are written at once, to the rows of the build kept whole."""
+    from services.reporting import builds as registry
+    from services.reporting.rebuild import prepare
+
+    pool = await create_pool(await pg.create_database("batch_new_version"), 1, 3)
+    try:
+        await prepare(pool)
+        async with pool.acquire() as conn:
+            first = {b.family: b for b in await registry.ensure_builds(conn)}
+        old = first["financing"]
+        assert (old.state, old.months_deferred) == ("live", False)  # the first build is read at once
+
+        class FinancingNext(FinancingProjection):
+            version = FinancingProjection.version + 1
+
+        monkeypatch.setitem(FAMILIES, "financing", FinancingNext())
+        async with pool.acquire() as conn:
+            rows = {b.build: b for b in await registry.ensure_builds(conn)}
+        new = rows[FinancingNext.default_build()]
+        assert (new.state, new.months_deferred) == ("building", True)
+        live, building = old.materialise(), new.materialise()
+        async with pool.acquire() as conn:
+            for b in (live, building):
+                await migrate(conn, f"projection:{b.name}", list(b.migrations))
+        rng = random.Random(13)
+        log = interleave([history(rng.choice(list(TENANTS[:3])), rng, date(2023, 3, 1), 600) for _ in range(8)], rng)
+        for i in range(0, len(log), 40):
+            for b in (live, building):
+                assert (await apply(pool, b, log[i:i + 40], batched=True))[2] == 0
+        async with pool.acquire() as conn:
+            months = [n for n in building.names if n.endswith("_month")]
+            assert months and all([await conn.fetchval(f"SELECT count(*) FROM {building.names[n]}") == 0
+                                   for n in months])
+            assert all([await conn.fetchval(f"SELECT count(*) FROM {live.names[n]}") > 0 for n in months])
+            assert await registry.switch_if_caught_up(conn, new.build)
+            assert (await registry.live_build(conn, "financing")).build == new.build  # type: ignore[union-attr]
+            assert await building.row_hash(conn) == await live.row_hash(conn)
+        # live now: the next events keep its month rows event by event, as the old build's
+        more = interleave([history(rng.choice(list(TENANTS[:3])), rng, date(2024, 1, 1), 400) for _ in range(3)], rng)
+        for b in (live, building):
+            await apply(pool, b, more, batched=True)
+        async with pool.acquire() as conn:
+            assert await building.row_hash(conn) == await live.row_hash(conn)
+    finally:
+        await pool.close()
