@@ -252,21 +252,40 @@ class Sums:
     async def fill(self, conn: asyncpg.Connection, t: Names) -> None:
         """The month rows of every cooperative from its day rows and span, as ``add`` keeps them: for each
         month-end of the span and key, the sum of the day changes dated by it, rows summing to zero left
-        out (a build whose consumers deferred them: ``builds.finish_months``)."""
+        out (a build whose consumers deferred them: ``builds.finish_months``).
+
+        Computed as a running sum over each key's months (the day changes summed per month, then added up
+        month by month from the key's first), so each day row is read once, not once per later month-end."""
         k, _ = self.key
         ecols = [c for c, _ in self.extra]
+        vals = list(self.values)
         d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
-        group = ", ".join(["mo.tenant_id", "mo.month_end", *(f"x.{c}" for c in [k, *ecols])])
+        kcols = [k, *ecols]
         await conn.execute(f"DELETE FROM {m}")
         await conn.execute(
-            f"""INSERT INTO {m} (tenant_id, month_end, {', '.join([k, *ecols, *self.values])})
-                SELECT {group}, {', '.join(f'sum(x.{v})' for v in self.values)}
-                FROM (SELECT sp.tenant_id, (g + interval '1 month - 1 day')::date AS month_end
-                      FROM {sp} sp, generate_series(date_trunc('month', sp.first_month),
-                                                    date_trunc('month', sp.last_month), interval '1 month') g) mo
-                JOIN {d} x ON x.tenant_id = mo.tenant_id AND x.on_date <= mo.month_end
-                GROUP BY {group}
-                HAVING {' OR '.join(f'sum(x.{v}) <> 0' for v in self.values)}""")
+            f"""WITH pm AS (
+                    SELECT x.tenant_id, (date_trunc('month', x.on_date) + interval '1 month - 1 day')::date AS month_end,
+                           {', '.join(f'x.{c}' for c in kcols)}, {', '.join(f'sum(x.{v}) AS {v}' for v in vals)}
+                    FROM {d} x GROUP BY {', '.join(str(i + 1) for i in range(2 + len(kcols)))}),
+                ks AS (
+                    SELECT tenant_id, {', '.join(kcols)}, min(month_end) AS first_end
+                    FROM pm GROUP BY tenant_id, {', '.join(kcols)}),
+                grid AS (
+                    SELECT ks.tenant_id, {', '.join(f'ks.{c}' for c in kcols)}, sp.first_month,
+                           (g + interval '1 month - 1 day')::date AS month_end
+                    FROM ks JOIN {sp} sp ON sp.tenant_id = ks.tenant_id,
+                         generate_series(date_trunc('month', ks.first_end), date_trunc('month', sp.last_month),
+                                         interval '1 month') g),
+                run AS (
+                    SELECT grid.tenant_id, grid.month_end, grid.first_month,
+                           {', '.join(f'grid.{c}' for c in kcols)},
+                           {', '.join(f'sum(coalesce(pm.{v}, 0)) OVER w AS {v}' for v in vals)}
+                    FROM grid LEFT JOIN pm ON pm.tenant_id = grid.tenant_id AND pm.month_end = grid.month_end
+                                          AND pm.{k} = grid.{k}
+                    WINDOW w AS (PARTITION BY grid.tenant_id, grid.{k} ORDER BY grid.month_end))
+                INSERT INTO {m} (tenant_id, month_end, {', '.join([*kcols, *vals])})
+                SELECT tenant_id, month_end, {', '.join([*kcols, *vals])} FROM run
+                WHERE month_end >= first_month AND ({' OR '.join(f'{v} <> 0' for v in vals)})""")
 
 
 def at_dates_sql(s: Sums, t: Names, where: str = "TRUE", by_tenant: bool = False) -> str:
