@@ -11,8 +11,9 @@ keys x (1 + days of D's month with a change), whatever the number of financings 
 module keeps them generically: one key column (``key``) naming the row, descriptive columns that the
 key determines (``extra``) and the summed ``values``.
 
-A rebuild not yet live defers the month rows (``Names.defer_months``: ``add`` writes the day rows and the
-span only) and writes them once from the day rows (``fill``) before it goes live (``builds.finish_months``).
+A build not yet live (a rebuild, a new version's build) defers the month rows (``Names.defer_months``:
+``add`` and ``add_many`` write the day rows and the span only) and writes them once from the day rows
+(``fill``) before it goes live (``builds.finish_months``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class Sums:
         ]
 
     async def add(self, conn: asyncpg.Connection, t: Names, tenant: str,
-                  changes: Mapping[tuple[date, Any], Sequence[int]], extra: Mapping[Any, Sequence[Any]]) -> None:
+                  changes: Mapping[tuple[date, Any], Sequence[int]],
+                  extra: Mapping[Any, Sequence[Any]]) -> None:
         """Add ``changes`` ((day, key) -> values) to the cooperative's day and month-end rows; ``extra``
         gives each key's descriptive columns (an event's changes: ``FinancingProjection.apply``; a batch's
         are ``add_many``)."""
@@ -120,12 +122,13 @@ class Sums:
                 ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}"""
         await conn.execute(upsert, tenant, *cols, last)
         await conn.execute(
-            f"""DELETE FROM {m} WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
+            f"""DELETE FROM {m}
+                WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
             tenant, lo, sorted(set(cols[1])))
 
     async def add_many(self, conn: asyncpg.Connection, t: Names,
-                       batch: Sequence[tuple[str, Mapping[tuple[date, Any], Sequence[int]], Mapping[Any, Sequence[Any]],
-                                             tuple[date, date]]]) -> None:
+                       batch: Sequence[tuple[str, Mapping[tuple[date, Any], Sequence[int]],
+                                             Mapping[Any, Sequence[Any]], tuple[date, date]]]) -> None:
         """A batch's net changes for several cooperatives at once (``FinancingProjection.apply_batch``):
         each of ``batch`` is (tenant, changes, extra, span), at most one per cooperative, in one statement
         per step for all of them (the consumers write as the tables' owner, whose policy spans the
@@ -264,8 +267,10 @@ class Sums:
         await conn.execute(f"DELETE FROM {m}")
         await conn.execute(
             f"""WITH pm AS (
-                    SELECT x.tenant_id, (date_trunc('month', x.on_date) + interval '1 month - 1 day')::date AS month_end,
-                           {', '.join(f'x.{c}' for c in kcols)}, {', '.join(f'sum(x.{v}) AS {v}' for v in vals)}
+                    SELECT x.tenant_id,
+                           (date_trunc('month', x.on_date) + interval '1 month - 1 day')::date AS month_end,
+                           {', '.join(f'x.{c}' for c in kcols)},
+                           {', '.join(f'sum(x.{v}) AS {v}' for v in vals)}
                     FROM {d} x GROUP BY {', '.join(str(i + 1) for i in range(2 + len(kcols)))}),
                 ks AS (
                     SELECT tenant_id, {', '.join(kcols)}, min(month_end) AS first_end
@@ -274,8 +279,8 @@ class Sums:
                     SELECT ks.tenant_id, {', '.join(f'ks.{c}' for c in kcols)}, sp.first_month,
                            (g + interval '1 month - 1 day')::date AS month_end
                     FROM ks JOIN {sp} sp ON sp.tenant_id = ks.tenant_id,
-                         generate_series(date_trunc('month', ks.first_end), date_trunc('month', sp.last_month),
-                                         interval '1 month') g),
+                         generate_series(date_trunc('month', ks.first_end),
+                                         date_trunc('month', sp.last_month), interval '1 month') g),
                 run AS (
                     SELECT grid.tenant_id, grid.month_end, grid.first_month,
                            {', '.join(f'grid.{c}' for c in kcols)},

@@ -339,7 +339,8 @@ async def test_a_new_version_registered_at_start_defers_its_month_sums_until_it_
             for b in (live, building):
                 await migrate(conn, f"projection:{b.name}", list(b.migrations))
         rng = random.Random(13)
-        log = interleave([history(rng.choice(list(TENANTS[:3])), rng, date(2023, 3, 1), 600) for _ in range(8)], rng)
+        coops = list(TENANTS[:3])
+        log = interleave([history(rng.choice(coops), rng, date(2023, 3, 1), 600) for _ in range(8)], rng)
         for i in range(0, len(log), 40):
             for b in (live, building):
                 assert (await apply(pool, b, log[i:i + 40], batched=True))[2] == 0
@@ -349,10 +350,11 @@ async def test_a_new_version_registered_at_start_defers_its_month_sums_until_it_
                                    for n in months])
             assert all([await conn.fetchval(f"SELECT count(*) FROM {live.names[n]}") > 0 for n in months])
             assert await registry.switch_if_caught_up(conn, new.build)
-            assert (await registry.live_build(conn, "financing")).build == new.build  # type: ignore[union-attr]
+            now_live = await registry.live_build(conn, "financing")
+            assert now_live is not None and now_live.build == new.build
             assert await building.row_hash(conn) == await live.row_hash(conn)
         # live now: the next events keep its month rows event by event, as the old build's
-        more = interleave([history(rng.choice(list(TENANTS[:3])), rng, date(2024, 1, 1), 400) for _ in range(3)], rng)
+        more = interleave([history(rng.choice(coops), rng, date(2024, 1, 1), 400) for _ in range(3)], rng)
         for b in (live, building):
             await apply(pool, b, more, batched=True)
         async with pool.acquire() as conn:
