@@ -69,12 +69,15 @@ async def quiescent(database_urls: dict[str, str], timeout: float = 90.0) -> dic
 
     async def one_pass() -> tuple[bool, dict[str, int], frozenset[tuple[Any, ...]]]:
         ends: dict[str, int] = {}
+        last_entry: dict[str, tuple[int, int]] = {}  # each log's last (tx_id, position): where caught up is
         positions: set[tuple[Any, ...]] = set()
         caught_up = True
-        for service, url in database_urls.items():
+        for service, url in database_urls.items():  # one connection to each database a pass
             conn = await connect(url)
             try:
-                ends[service] = int(await conn.fetchval("SELECT count(*) FROM events"))
+                n = await conn.fetchval("SELECT count(*) FROM events")
+                tail = await conn.fetchrow("SELECT tx_id::text::bigint AS tx, position FROM events "
+                                           "ORDER BY tx_id DESC, position DESC LIMIT 1")
                 rows = await conn.fetch("SELECT consumer, source, tx_id, position FROM consumer_log_positions")
                 expected = set(EXPECTED_CONSUMERS.get(service, ()))
                 if service == "reporting":
@@ -82,18 +85,12 @@ async def quiescent(database_urls: dict[str, str], timeout: float = 90.0) -> dic
                         "SELECT build FROM projection_builds WHERE state IN ('live', 'building')")}
             finally:
                 await conn.close()
-            if not expected <= {r["consumer"] for r in rows}:
-                caught_up = False
-            for r in rows:
-                positions.add((service, *r.values()))
-                source = await connect(database_urls[r["source"]])
-                try:
-                    behind = await source.fetchval(
-                        "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
-                        str(r["tx_id"]), r["position"])
-                finally:
-                    await source.close()
-                caught_up = caught_up and behind == 0
+            ends[service] = int(n)
+            last_entry[service] = (tail["tx"], tail["position"]) if tail else (0, 0)
+            caught_up = caught_up and expected <= {r["consumer"] for r in rows}
+            positions |= {(service, *r.values()) for r in rows}
+        for _, _, source, tx_id, position in positions:
+            caught_up = caught_up and (tx_id, position) >= last_entry[source]
         return caught_up, ends, frozenset(positions)
 
     deadline = asyncio.get_running_loop().time() + timeout
