@@ -129,6 +129,8 @@ demo_app = _typer("Demo data.")
 app.add_typer(demo_app, name="demo")
 members_app = _typer("The members service's personal-data keys.")
 app.add_typer(members_app, name="members")
+repair_app = _typer("Repairs of data older versions left behind (a dry run unless --apply).")
+app.add_typer(repair_app, name="repair")
 
 TenantArg = Annotated[str, typer.Argument(help="the cooperative's id, e.g. kopsyah-bmi")]
 StaffArg = Annotated[str, typer.Argument(help="the staff member's id within the cooperative, e.g. bmi-rudi")]
@@ -980,6 +982,48 @@ def verify_isolation() -> None:
     if problems:
         typer.echo(f"error: row-level security problems in {len(problems)} place(s)", err=True)
         raise typer.Exit(1)
+
+
+# -- repairs ------------------------------------------------------------------------------------------
+@repair_app.command("job-links")
+def repair_job_links(apply: Annotated[bool, typer.Option(help="write the repair (without it: say what it "
+                                                              "would do, write nothing)")] = False) -> None:
+    """Financed jobs the sanitation service ordered, before stream ids were per kind of record, under an id
+    derived from the disbursement (the derived one was held by a record of another kind): link each
+    financing to its real job in the loans service and, when the job's inspection passed already, release
+    the tranche that waited for it (once: a second run finds nothing to do). Reads SANITATION_DATABASE_URL,
+    writes LOANS_DATABASE_URL; each repair is logged (docs/operations.md)."""
+    import logging
+
+    from deploy.repairs import repair_job_links as repair
+    from shared.logging import configure_logging
+
+    try:
+        sanitation, loans = service_db("sanitation"), service_db("loans")
+    except CliError as e:
+        _fail(str(e))
+    configure_logging("cli", "INFO", json=True)
+    for handler in logging.getLogger().handlers:  # stdout carries the answer
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    today = datetime.now(timezone.utc).date()
+    done = _run(lambda: repair(sanitation, loans, apply=apply, actor=_operator(), today=today))
+
+    def line(r: dict[str, Any]) -> str:
+        where = f"{r['tenant_id']} financing {r['financing_id']}: job {r['job_id']}"
+        if r.get("refused"):
+            return f"{where}: left alone ({r['refused']})"
+        steps = [*(["linked (was " + str(r["previous_job_id"]) + ")"] if r["relink"] else []),
+                 *([f"tranche {r['release']} released"] if r["release"] else [])]
+        if not steps:
+            return f"{where}: nothing to do"
+        return f"{where}: {', '.join(steps) if r['applied'] else 'would be ' + ', '.join(steps)}"
+
+    todo = sum(1 for r in done if (r["relink"] or r["release"]) and not r.get("refused"))
+    tail = (f"{sum(r['applied'] for r in done)} financing(s) repaired" if apply else
+            f"{todo} financing(s) to repair: dry run, nothing written (--apply writes it)")
+    _out({"apply": apply, "jobs": done},
+         text="\n".join([*map(line, done), f"{len(done)} misplaced job(s) found; {tail}"]))
 
 
 # -- personal-data keys ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from services.loans.api import schemas as api
 from services.loans.domain import financing as fin
 from services.loans.domain import product as prod
 from services.loans.domain.commands import Apply, MemberFacts
+from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.book import StoredFact
 from services.loans.domain.quality import (
@@ -253,6 +254,42 @@ async def publish_products(rt: ServiceRuntime) -> int:
     if done:
         log.info("products_published", products=done)
     return done
+
+
+async def relink_job(store: Any, tenant: str, financing_id: str, job_id: str, on: date,
+                     passed: Envelope | None, *, actor: str, apply: bool) -> dict[str, Any]:
+    """The operator's repair of a financing whose job the sanitation service ordered under another id than the
+    derived one (``fin.decide_relink_job``): links the job and, when ``passed`` (its passed inspection) is
+    given and a tranche waits for it, releases that tranche, in one append at the financing's version (a
+    run racing another, or an officer's command, changes nothing and says so). ``store``: the loans event
+    store, as the owner. With ``apply`` False nothing is written: the answer says what would be.
+    Answers what was (or would be) done: ``relink`` and ``release`` (the tranche number), or ``refused``."""
+    state = fin.fold(await store.read_stream(tenant, fin.STREAM_TYPE, financing_id))
+    passed_on = date.fromisoformat(passed.payload["inspected_on"]) if passed is not None else None
+    done: dict[str, Any] = {"tenant_id": tenant, "financing_id": financing_id, "job_id": job_id,
+                            "previous_job_id": state.job_id,
+                            "inspection": str(passed.event_id) if passed else None,
+                            "relink": False, "release": None, "applied": False}
+    try:
+        events = fin.decide_relink_job(state, job_id, on, passed_on)
+    except LoanRuleViolation as e:
+        return {**done, "refused": e.message}
+    done["relink"] = any(e.type == "loans.JobRelinked" for e in events)
+    released = [e.payload["tranche_number"] for e in events if e.type == "loans.TrancheDisbursed"]
+    done["release"] = released[0] if released else None
+    if not events or not apply:
+        return done
+    # caused by the inspection whose release was refused, when there is one: the tranche's audit trail
+    meta = (Metadata(correlation_id=passed.correlation_id, causation_id=passed.event_id, actor=actor)
+            if passed is not None and released else Metadata(actor=actor))
+    try:
+        await store.append(tenant, fin.STREAM_TYPE, financing_id, state.version, events, meta=meta,
+                           after=keep_read_tables(tenant, state))
+    except ConcurrencyError:
+        return {**done, "refused": "the financing changed meanwhile: run the repair again"}
+    log.warning("job_relinked", tenant_id=tenant, financing_id=financing_id, job_id=job_id,
+                previous_job_id=state.job_id, released_tranche=done["release"], actor=actor)
+    return {**done, "applied": True}
 
 
 # -- financings: views ----------------------------------------------------------------------------------------

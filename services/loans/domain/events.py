@@ -158,7 +158,21 @@ class DisbursementImported(InternalEvent):
     loan_ref: str
 
 
+class JobRelinked(InternalEvent):
+    """The construction job a financing paid for is another id than the one derived from the financing:
+    an operator's repair (``washfin repair job-links``) for jobs the sanitation service ordered, before
+    stream ids were per kind of record, under an id derived from the disbursement event, because a record
+    of another kind held the derived id. From then on the inspection of ``job_id`` is the one that releases
+    the next tranche."""
+
+    event_type: ClassVar[str] = "loans.JobRelinked"
+
+    job_id: str
+    previous_job_id: str
+    relinked_on: date
+
+
 #: the internal events by their stable type names (never module paths)
 INTERNAL_TYPES: dict[str, type[InternalEvent]] = {m.event_type: m for m in (
     ProductDefined, LoanSettingsChanged, TermsQuoted, WorkOrderRecorded, NoteAdded, HardshipFlagged,
-    HardshipCleared, LateChargeProposed, LateChargeDeclined, DisbursementImported)}
+    HardshipCleared, LateChargeProposed, LateChargeDeclined, DisbursementImported, JobRelinked)}

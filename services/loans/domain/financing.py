@@ -53,6 +53,7 @@ from services.loans.domain.events import (
     DisbursementImported,
     HardshipCleared,
     HardshipFlagged,
+    JobRelinked,
     LateChargeDeclined,
     LateChargeProposed,
     NoteAdded,
@@ -255,6 +256,8 @@ class Financing:
     schedule_changed_on: date | None = None
     last_paid_on: date | None = None
     notes: tuple[Note, ...] = ()
+    #: the job an operator's repair linked the financing to (``JobRelinked``), instead of the derived one
+    relinked_job_id: str | None = None
     version: int = 0
 
     @property
@@ -290,7 +293,7 @@ class Financing:
     def job_id(self) -> str | None:
         if self.terms is None or self.terms.purpose not in CONSTRUCTION_PURPOSES or self.financing_id is None:
             return None
-        return job_id_for(self.financing_id)
+        return self.relinked_job_id or job_id_for(self.financing_id)
 
     @property
     def next_tranche(self) -> Tranche | None:
@@ -537,6 +540,11 @@ def _late_charge_paid(s: Financing, event: Fact) -> Financing:
     return _set(s, late_charges=tuple(_set(c, paid=c.paid + lp.amount) if n == k else c
                                       for n, c in enumerate(s.late_charges)),
                 charge_receipts=MappingProxyType({**s.charge_receipts, lp.receipt_number: Receipt(lp.amount, lp.paid_on)}))
+
+
+@_on(JobRelinked)
+def _job_relinked(s: Financing, event: Fact) -> Financing:
+    return _set(s, relinked_job_id=JobRelinked.model_validate(event.payload).job_id)
 
 
 @_on(NoteAdded)
@@ -832,6 +840,27 @@ def decide_release_on_inspection(state: Financing, cmd: ReleaseTrancheOnInspecti
     first = state.tranches[0]
     assert first.disbursed_on is not None and first.source_of_funds is not None
     return [_disbursement(state, nxt, max(cmd.inspected_on, first.disbursed_on), first.source_of_funds)]
+
+
+def decide_relink_job(state: Financing, job_id: str, on: date,
+                      passed_on: date | None = None) -> list[NewEvent]:
+    """An operator's repair: the financing's job is ``job_id`` (the sanitation service ordered it under that
+    id, not the derived one), and when its inspection passed on ``passed_on`` the tranche that waited for it
+    is released now, in the same append. Nothing when both are done already (a repair run again)."""
+    if not state.exists:
+        raise LoanRuleViolation("no such financing")
+    if state.job_id is None:
+        raise LoanRuleViolation("this financing pays for no construction job")
+    if not state.tranches or state.tranches[0].disbursed_on is None:
+        raise LoanRuleViolation("the first tranche has not been disbursed: no job was ordered for it")
+    events: list[NewEvent] = []
+    if state.job_id != job_id:
+        events.append(new_event(JobRelinked(job_id=job_id, previous_job_id=state.job_id, relinked_on=on)))
+        state = _set(state, relinked_job_id=job_id)
+    nxt = state.next_tranche
+    if passed_on is not None and nxt is not None and nxt.trigger == "inspection_passed":
+        events += decide_release_on_inspection(state, ReleaseTrancheOnInspection(job_id, True, passed_on))
+    return events
 
 
 def _repayment_dates(state: Financing, paid_on: date, today: date, name: str) -> None:

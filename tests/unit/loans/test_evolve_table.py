@@ -42,7 +42,9 @@ ACTIONS = ("repay", "repay", "repay", "settle", "propose", "approve_charge", "de
 
 
 def same_after_every_event(events: list[Any]) -> None:
-    assert len(fin._EVOLVE) == 21  # every type the if/elif knew, one function each
+    # every type the if/elif knew, one function each; and loans.JobRelinked, which came after it (the
+    # operator's repair of a misplaced job: these histories never hold one)
+    assert len(fin._EVOLVE) == 22 and "loans.JobRelinked" in fin._EVOLVE
     new = old = fin.Financing()
     for e in events:
         new, old = fin.evolve(new, e), reference.evolve(old, e)
