@@ -959,7 +959,7 @@ def verify_isolation() -> None:
     visible, another cooperative's rows never are, no insert for another cooperative passes, the
     request roles hold no privilege on a table outside the wall, and no login but the service's own request
     logins may connect to its database as a request role."""
-    from shared.rls import verify_database_at
+    from shared.rls import login_remedy_at, verify_database_at
 
     urls = {s: os.environ[f"{s.upper()}_DATABASE_URL"] for s in SERVICES if os.environ.get(f"{s.upper()}_DATABASE_URL")}
     if urls and os.environ.get("WASHFIN_PLATFORM_DATABASE_URL"):
@@ -970,15 +970,21 @@ def verify_isolation() -> None:
     async def go() -> dict[str, tuple[list[str], list[str]]]:
         return {service: await verify_database_at(url, service) for service, url in urls.items()}
 
+    async def remedies() -> list[list[str]]:
+        return [await login_remedy_at(url, service) for service, url in urls.items()]
+
     found = _run(go)
+    remedy = _merge_remedies(_run(remedies))
     tables = [f"{svc}.{t}" for svc, (ts, _) in found.items() for t in ts]
     problems = [f"{svc}: {p}" for svc, (_, ps) in found.items() for p in ps]
     for svc, (ts, _) in found.items():
         if not ts:
             problems.append(f"{svc}: no table holds cooperatives' rows: migrate this database first")
-    _out({"ok": not problems, "tables": tables, "problems": problems},
-         text="\n".join([*problems, (f"{len(tables)} tables in {len(found)} database(s) checked, "
-                                    f"{len(problems)} problems")]))
+    said = ([f"remedy (as a superuser, then restart the services; docs/operations.md \"Upgrading an old "
+             f"database server\"): {'; '.join(remedy)};"] if remedy else [])
+    _out({"ok": not problems, "tables": tables, "problems": problems, "remedy": remedy},
+         text="\n".join([*problems, *said, (f"{len(tables)} tables in {len(found)} database(s) checked, "
+                                            f"{len(problems)} problems")]))
     if problems:
         typer.echo(f"error: row-level security problems in {len(problems)} place(s)", err=True)
         raise typer.Exit(1)
@@ -1024,6 +1030,23 @@ def repair_job_links(apply: Annotated[bool, typer.Option(help="write the repair 
             f"{todo} financing(s) to repair: dry run, nothing written (--apply writes it)")
     _out({"apply": apply, "jobs": done},
          text="\n".join([*map(line, done), f"{len(done)} misplaced job(s) found; {tail}"]))
+
+
+def _merge_remedies(parts: list[list[str]]) -> list[str]:
+    """The databases' ``login_remedy`` statements as one list: each statement once, the databases' REVOKE
+    CONNECT statements as one."""
+    revoke, tail = "REVOKE CONNECT ON DATABASE ", " FROM PUBLIC, "
+    merged: list[str] = []
+    databases: list[str] = []
+    for stmt in (s for part in parts for s in part):
+        if stmt.startswith(revoke):
+            databases.append(stmt[len(revoke):stmt.index(tail)])
+            if not any(m.startswith(revoke) for m in merged):
+                merged.append(stmt)
+        elif stmt not in merged:
+            merged.append(stmt)
+    return [f"{revoke}{', '.join(databases)}{s[s.index(tail):]}" if s.startswith(revoke) else s
+            for s in merged]
 
 
 # -- personal-data keys ----------------------------------------------------------------------------------

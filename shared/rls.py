@@ -589,6 +589,44 @@ async def login_problems(conn: asyncpg.Connection, service: str | None = None) -
     return problems
 
 
+async def login_remedy(conn: asyncpg.Connection, service: str | None = None) -> list[str]:
+    """The SQL, for a superuser, that ends this database's part of an earlier version's login posture (as an
+    old compose volume keeps it: ``washfin_app`` and ``washfin_reader`` logging in, CONNECT left to PUBLIC),
+    which ``login_problems`` reports: the two roles made NOLOGIN without a password, their open sessions
+    ended, CONNECT revoked from PUBLIC and from them, and given back to ``service``'s own request logins
+    that exist (each service grants it at start too). Empty when there is nothing to do.
+    ``washfin verify-isolation`` prints these statements, merged over the databases, on one line."""
+    stmts = []
+    roles = await conn.fetch("SELECT rolname, rolcanlogin, has_database_privilege(oid, current_database(), "
+                             "'CONNECT') AS connect FROM pg_roles WHERE rolname = ANY($1::text[]) ORDER BY 1",
+                             [APP, READER])
+    login = [r["rolname"] for r in roles if r["rolcanlogin"]]
+    for name in login:
+        stmts.append(f"ALTER ROLE {name} NOLOGIN PASSWORD NULL")
+    if login:
+        stmts.append("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN ("
+                     + ", ".join(f"'{n}'" for n in login) + ")")
+    public = await conn.fetchval("SELECT has_database_privilege('public', current_database(), 'CONNECT')")
+    if public or any(r["connect"] for r in roles):
+        db = await conn.fetchval("SELECT quote_ident(current_database())")
+        stmts.append(f"REVOKE CONNECT ON DATABASE {db} FROM PUBLIC, {APP}, {READER}")
+        own = [request_login(service), reader_login(service)] if service is not None else []
+        existing = [r["rolname"] for r in await conn.fetch(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[]) AND rolcanlogin ORDER BY 1", own)]
+        if existing:
+            stmts.append(f"GRANT CONNECT ON DATABASE {db} TO {', '.join(existing)}")
+    return stmts
+
+
+async def login_remedy_at(database_url: str, service: str | None = None) -> list[str]:
+    """``login_remedy`` on the database at ``database_url``."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await login_remedy(conn, service)
+    finally:
+        await conn.close()
+
+
 async def escapes(conn: asyncpg.Connection, roles: Sequence[str]) -> list[str]:
     """The ways SQL on a request connection could widen what it sees: a request role that can become the
     owner (``RESET ROLE``/``SET ROLE``), a policy of a request role on the bare, forgeable setting, and a
