@@ -214,7 +214,8 @@ class KafkaHandle:
     version: str
     local: LocalKafka | None = None
     _stop: Any = field(default=None, repr=False)
-    #: principal -> connection; empty: a plaintext broker without authentication (testcontainers)
+    #: principal -> connection; empty: a plaintext broker without authentication (only an external one,
+    #: ``KAFKA_BOOTSTRAP_SERVERS`` without ``WASHFIN_KAFKA_SECURITY_PROTOCOL``)
     connections: dict[str, KafkaConnection] = field(default_factory=dict, repr=False)
     #: namespaces whose ACLs exist already
     _authorized: set[str] = field(default_factory=set, repr=False)
@@ -300,22 +301,19 @@ def _external_connections(bootstrap: str) -> dict[str, KafkaConnection]:
     return out
 
 
-def start_kafka(workdir: Path | None = None) -> KafkaHandle:
-    if bs := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return KafkaHandle(bs, "KAFKA_BOOTSTRAP_SERVERS", "external", connections=_external_connections(bs))
-    if docker_available():
-        from testcontainers.kafka import KafkaContainer
+def _container_kafka() -> KafkaHandle:
+    """A testcontainers broker with SCRAM authentication and ACLs enforced, as the local one has them
+    (``deploy/local/kafka_container.py``), each service principal's ACLs created."""
+    from deploy.local.kafka_container import ScramKafkaContainer
 
-        image = f"apache/kafka:{kafka_version()}"
-        container: Any = KafkaContainer(image).with_kraft()
-        c = container.__enter__()
-        return KafkaHandle(c.get_bootstrap_server(), "testcontainers", kafka_version(),
-                           _stop=lambda: container.__exit__(None, None, None))
-    base = workdir or Path(tempfile.mkdtemp(prefix="washfin-kafka-"))
-    k = LocalKafka(base).start()
-    handle = KafkaHandle(k.bootstrap_servers, f"local broker from Maven Central ({base}), SASL/SCRAM + ACLs",
-                         k.version, local=k, _stop=lambda: (k.stop(), shutil.rmtree(base, ignore_errors=True)),
-                         connections={u: k.connection(u) for u in PRINCIPALS})
+    container = ScramKafkaContainer(f"apache/kafka:{kafka_version()}").start()
+    handle = KafkaHandle(container.bootstrap_servers, "testcontainers, SASL/SCRAM + ACLs", kafka_version(),
+                         _stop=container.stop, connections=container.connections())
+    return _authorized(handle)
+
+
+def _authorized(handle: KafkaHandle) -> KafkaHandle:
+    """``handle`` with every service principal's ACLs made (stopped, and the error raised, if that fails)."""
     try:
         # in a thread of its own: start_kafka may be called from a running event loop (a session fixture
         # first asked for inside an async one), where asyncio.run cannot run
@@ -325,6 +323,19 @@ def start_kafka(workdir: Path | None = None) -> KafkaHandle:
         handle.stop()
         raise
     return handle
+
+
+def start_kafka(workdir: Path | None = None) -> KafkaHandle:
+    if bs := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return KafkaHandle(bs, "KAFKA_BOOTSTRAP_SERVERS", "external", connections=_external_connections(bs))
+    if docker_available():
+        return _container_kafka()
+    base = workdir or Path(tempfile.mkdtemp(prefix="washfin-kafka-"))
+    k = LocalKafka(base).start()
+    handle = KafkaHandle(k.bootstrap_servers, f"local broker from Maven Central ({base}), SASL/SCRAM + ACLs",
+                         k.version, local=k, _stop=lambda: (k.stop(), shutil.rmtree(base, ignore_errors=True)),
+                         connections={u: k.connection(u) for u in PRINCIPALS})
+    return _authorized(handle)
 
 
 __all__ = ["InfraError", "KafkaHandle", "PostgresHandle", "docker_available", "start_kafka", "start_postgres"]
