@@ -436,3 +436,29 @@ def test_as_of_view_ignores_what_happened_later() -> None:
     assert st.paid == 2 * 9_333_333 and st.status == "active"
     assert not fin.fold_as_of(s.events, date(2025, 1, 5)).exists
     assert fin.fold_as_of(s.events, TODAY).paid == 3 * 9_333_333
+
+
+def test_a_relinked_job_is_the_one_whose_inspection_releases_tranche_two_once() -> None:
+    """``decide_relink_job`` (``washfin repair job-links``): the job the sanitation service ordered under
+    another id becomes the financing's; with its passed inspection, tranche 2 is released in the same
+    decision; decided again, nothing."""
+    from tests.unit.loans.story import envelopes
+
+    s = Story().contract(amount=6_000_000)
+    with pytest.raises(LoanRuleViolation, match="the first tranche has not been disbursed"):
+        fin.decide_relink_job(s.state, str(uuid.uuid4()), date(2025, 3, 1))
+    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    derived, moved = fin.job_id_for(s.financing_id), str(uuid.uuid4())
+    with pytest.raises(LoanRuleViolation, match=f"the inspection is of job {moved}"):
+        s.when(fin.decide_release_on_inspection, ReleaseTrancheOnInspection(moved, True, date(2025, 2, 1)))
+    new = fin.decide_relink_job(s.state, moved, date(2025, 3, 1), date(2025, 2, 1))
+    assert [e.type for e in new] == ["loans.JobRelinked", "loans.TrancheDisbursed"]
+    assert new[0].payload == {"job_id": moved, "previous_job_id": derived, "relinked_on": "2025-03-01"}
+    assert (new[1].payload["tranche_number"], new[1].payload["job_id"]) == (2, moved)
+    s.events += envelopes(new, s.financing_id, len(s.events), "cli:ops")
+    assert s.state.job_id == moved and s.state.next_tranche is None
+    assert fin.decide_relink_job(s.state, moved, date(2025, 3, 2), date(2025, 2, 1)) == []
+    with pytest.raises(LoanRuleViolation, match="tranche 2 was already released"):
+        s.when(fin.decide_release_on_inspection, ReleaseTrancheOnInspection(moved, True, date(2025, 2, 3)))
+    with pytest.raises(LoanRuleViolation, match="no such financing"):
+        fin.decide_relink_job(fin.Financing(), moved, date(2025, 3, 1))
