@@ -958,7 +958,8 @@ def verify_isolation() -> None:
     whose <SERVICE>_DATABASE_URL is set (and the platform database): with no cooperative set nothing is
     visible, another cooperative's rows never are, no insert for another cooperative passes, the
     request roles hold no privilege on a table outside the wall, and no login but the service's own request
-    logins may connect to its database as a request role."""
+    logins may connect to its database as a request role. An earlier version's logins (the request roles
+    logging in, CONNECT left to PUBLIC) also get a 'remedy' line: the SQL a superuser runs to end them."""
     from shared.rls import login_remedy_at, verify_database_at
 
     urls = {s: os.environ[f"{s.upper()}_DATABASE_URL"] for s in SERVICES if os.environ.get(f"{s.upper()}_DATABASE_URL")}
