@@ -384,7 +384,9 @@ def staff_list(tenant_id: TenantArg) -> None:
         await _cooperative_exists(conn, tenant_id)
         rows = await conn.fetch(
             """SELECT s.staff_id, s.name, s.created_at, s.left_at,
-                      coalesce(array_agg(k.key_id ORDER BY k.created_at) FILTER (WHERE k.revoked_at IS NULL),
+                      -- a staff member without keys joins one row of NULLs: no key, not an active one
+                      coalesce(array_agg(k.key_id ORDER BY k.created_at)
+                                   FILTER (WHERE k.key_id IS NOT NULL AND k.revoked_at IS NULL),
                                '{}') AS active_keys
                FROM staff s LEFT JOIN api_keys k ON k.tenant_id = s.tenant_id AND k.staff_id = s.staff_id
                WHERE s.tenant_id = $1 GROUP BY s.tenant_id, s.staff_id ORDER BY s.staff_id""", tenant_id)
