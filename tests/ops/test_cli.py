@@ -407,6 +407,20 @@ async def test_export_writes_the_reporting_apis_figures_to_a_file(pg: PostgresHa
         mine = sheets(out.read_bytes())
         theirs = sheets((await api("/reports/exports/report.xlsx", {"X-API-Key": programme_key})).content)
         assert mine == theirs
+        # one programme table as CSV (the Indonesian Excel dialect) and as XLSX: the API's, byte for byte
+        # and sheet for sheet
+        programme = {"X-API-Key": programme_key}
+        out = tmp_path / "iuwash-by-cooperative.csv"
+        ok(washfin(env, "export", "programme", "iuwash-plus", "--table", "by_cooperative", "--dialect", "excel_id",
+                   "-o", str(out), "--as-of", EXPORT_ON))
+        assert out.read_bytes() == (await api("/reports/exports/tables/by_cooperative", programme, format="csv",
+                                              dialect="excel_id")).content
+        assert out.read_bytes().startswith(b"\xef\xbb\xbf") and b";" in out.read_bytes().splitlines()[0]
+        out = tmp_path / "iuwash-reach.xlsx"
+        ok(washfin(env, "export", "programme", "iuwash-plus", "--table", "reach", "-o", str(out), "--as-of",
+                   EXPORT_ON))
+        assert sheets(out.read_bytes()) == sheets((await api("/reports/exports/tables/reach", programme,
+                                                             format="xlsx")).content)
         # sheets are named in the export's language (Indonesian by default: services/reporting/export_labels.py)
         assert "Per koperasi" in mine and len(mine["Per koperasi"]) == 1 + 2  # a header, each cooperative
         consenting = sum(1 for t in (bmi, baik) for m in DEMO_MEMBERS[t] if m.get("programme_consent"))
