@@ -53,13 +53,36 @@ pytestmark = pytest.mark.timeout(900)
 # ---------------------------------------------------------------------------------------------- Chromium
 
 
-def ensure_chromium() -> Path:
-    """Debian's chromium, installed with apt-get when missing; a clear failure when that cannot be done."""
+#: a Chromium or Chrome found on PATH under one of these names serves as well as Debian's
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome")
+
+
+def find_chromium() -> Path | None:
+    """The browser to drive: ``WASHFIN_CHROMIUM`` (any Chromium or Chrome executable) when set, else
+    Debian's ``/usr/bin/chromium``, else the first of ``BROWSER_NAMES`` on PATH; None when there is none."""
+    named = os.environ.get("WASHFIN_CHROMIUM")
+    if named:
+        path = Path(named)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail(f"WASHFIN_CHROMIUM={named} is not an executable file: point it at a Chromium or "
+                        "Chrome")
+        return path
     if CHROMIUM.exists():
         return CHROMIUM
+    for name in BROWSER_NAMES:
+        if found := shutil.which(name):
+            return Path(found)
+    return None
+
+
+def ensure_chromium() -> Path:
+    """A Chromium (``find_chromium``), else Debian's chromium installed with apt-get; a clear failure when
+    that cannot be done."""
+    if (found := find_chromium()) is not None:
+        return found
     if shutil.which("apt-get") is None:
-        pytest.fail("the dashboard test needs Debian's chromium package, and apt-get is not on this machine; "
-                    "install chromium so that /usr/bin/chromium exists")
+        pytest.fail("the dashboard test needs a Chromium or Chrome, and apt-get is not on this machine; "
+                    "install one and put it on PATH or in WASHFIN_CHROMIUM")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         # CI does the same; the lock timeout rides out a concurrent apt run instead of failing at once
@@ -212,8 +235,13 @@ class Chromium:
         self.set_width(width, height)
         self.js("new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)))")
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        png = base64.b64decode(shot["data"])
+        # a PNG of the page at that width and its whole height (IHDR: width, height as 32-bit big-endian)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", path
+        shot_width, shot_height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert (shot_width, shot_height) == (width, max(height, HEIGHT)), (path, shot_width, shot_height)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
+        path.write_bytes(png)
         self.set_width(width)
 
     def script_errors(self) -> list[str]:
@@ -259,6 +287,34 @@ def browser(chromium_executable: Path) -> Iterator[Chromium]:
     finally:
         b.close()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_browser_is_found_by_its_setting_or_on_path(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Debian's /usr/bin/chromium is not, a Chromium or Chrome on PATH or named by WASHFIN_CHROMIUM is
+    driven instead (Ubuntu's chromium-browser, Google's Chrome on a developer's machine)."""
+
+    def executable(name: str) -> Path:
+        path = tmp_path / name
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+        return path
+
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "no-such-chromium")
+    monkeypatch.delenv("WASHFIN_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_chromium() is None
+    chrome = executable("google-chrome")
+    assert find_chromium() == chrome
+    assert find_chromium() == chrome == ensure_chromium()
+    chromium = executable("chromium-browser")
+    assert find_chromium() == chromium, "a Chromium comes before a Chrome"
+    mine = executable("my-chromium")
+    monkeypatch.setenv("WASHFIN_CHROMIUM", str(mine))
+    assert find_chromium() == mine
+    monkeypatch.setenv("WASHFIN_CHROMIUM", str(tmp_path / "missing"))
+    with pytest.raises(pytest.fail.Exception, match="WASHFIN_CHROMIUM=.*missing is not an executable file"):
+        find_chromium()
 
 
 # ------------------------------------------------------------------- what the page must show, in Python
