@@ -368,6 +368,15 @@ def demo_key_lines(keys: Sequence[DemoKey]) -> list[str]:
     return [f"  {who:<{widths[0]}}  {role:<{widths[1]}}  {key}" for who, role, key in rows]
 
 
+def walkthrough_command(data_dir: Path) -> str:
+    """The README's walkthrough against this run (its settings file, when the run is not the default one)."""
+    from deploy.local.walkthrough import DEFAULT_ENV_FILE
+
+    env_file = data_dir / "washfin.env"
+    command = ".venv/bin/python -m deploy.local.walkthrough"
+    return command if env_file.resolve() == DEFAULT_ENV_FILE.resolve() else f"{command} --env-file {env_file}"
+
+
 def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: float, pg: LocalPostgres,
             kafka: LocalKafka | None, data_dir: Path) -> None:
     lines = ["", f"washfin is up ({ready_s:.1f}s to healthy services). Open:", ""]
@@ -380,6 +389,8 @@ def _banner(procs: list[ServiceProcess], reporting: ServiceProcess, ready_s: flo
         "",
         "Try:",
         f"  curl -s -H 'X-API-Key: {bmi}' {reporting.url}/reports/summary",
+        f"  {walkthrough_command(data_dir)}   (a new member from registration to the IPLT: README, "
+        "Walkthrough)",
         "",
         f"PostgreSQL: 127.0.0.1:{pg.port}, a login per service (passwords: {pg.passwords_path}); "
         f"superuser over the socket only: psql '{pg.url()}'",

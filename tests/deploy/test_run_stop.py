@@ -276,6 +276,8 @@ def test_second_start_is_refused_and_leaves_the_first_running(runs: Callable[[st
     first = runs("first")
     started = first.wait_up()
     banner_keys_line_up(first.stdout)
+    # the banner says how to try the README's walkthrough against this very run (its own settings file)
+    assert f"python -m deploy.local.walkthrough --env-file {first.data_dir / 'washfin.env'}" in first.stdout
     postmaster = (first.data_dir / "postgres" / "pgdata" / "postmaster.pid").read_text().split()[0]
 
     second = runs("second")
