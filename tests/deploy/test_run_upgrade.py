@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +31,7 @@ from deploy.local.postgres import LocalPostgres
 from deploy.local.services import SERVICES, ServiceProcess, database_name, members_personal_data_env, service_env
 from shared.tenancy import Role
 from tests.deploy.test_run_stop import ROOT, Run
+from tests.helpers import quiescent
 
 #: what initdb --auth=trust writes (PostgreSQL 16), the older code's only authentication
 LEGACY_HBA = """local   all             all                                     trust
@@ -58,16 +58,14 @@ def _summary(reporting_url: str) -> dict[str, object]:
     return dict(r.json())
 
 
-def _settled_summary(reporting_url: str, timeout: float = 120.0) -> dict[str, object]:
-    """The summary once reporting has caught up: the same members and people three reads 1 s apart."""
-    deadline = time.monotonic() + timeout
-    seen: list[tuple[object, object]] = []
-    while True:
-        got = _summary(reporting_url)
-        seen.append((got["members"], got["people"]))
-        if (len(seen) >= 3 and len(set(seen[-3:])) == 1 and got["members"]) or time.monotonic() > deadline:
-            return got
-        time.sleep(1.0)
+def _settled_summary(reporting_url: str, database_urls: dict[str, str]) -> dict[str, object]:
+    """The summary once the services have come to rest after the demo (they react to each other's events for a
+    while after the last request): every consumer's position at its source log's last entry, twice over
+    (``tests.helpers.quiescent``), not figures that stopped moving for a while."""
+    asyncio.run(quiescent(database_urls, timeout=120))
+    got = _summary(reporting_url)
+    assert got["members"], got  # the demo's members are counted: reporting read them
+    return got
 
 
 def make_legacy_folder(data_dir: Path) -> tuple[dict[str, object], int]:
@@ -120,7 +118,7 @@ def make_legacy_folder(data_dir: Path) -> tuple[dict[str, object], int]:
                 await conn.close()
 
         count = asyncio.run(members_events())
-        summary = _settled_summary(reporting.url)
+        summary = _settled_summary(reporting.url, service_urls)
         return summary, count
     finally:
         for p in procs:
@@ -141,7 +139,8 @@ def test_a_folder_of_the_older_run_is_migrated_and_keeps_its_data(base: Path) ->
         env = dict(line.split("=", 1) for line in (data_dir / "washfin.env").read_text().splitlines()
                    if "=" in line and not line.startswith("#"))
         # the same cooperative's figures as the old run served them
-        after = _settled_summary(env["WASHFIN_REPORTING_URL"])
+        after = _settled_summary(env["WASHFIN_REPORTING_URL"],
+                                 {s: env[f"{s.upper()}_DATABASE_URL"] for s in SERVICES})
         assert after["members"] == before["members"], (before, after)
         assert after["people"] == before["people"], (before, after)
 
