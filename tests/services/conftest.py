@@ -11,6 +11,7 @@ import pytest
 
 from deploy.local.demo import key_for
 from deploy.local.infra import PostgresHandle
+from shared.envelope import LogPosition
 from shared.tenancy import Role
 from tests.databases import service_databases
 from tests.helpers import ServiceClient, running_app
@@ -35,6 +36,39 @@ async def service(name: str, pg: PostgresHandle, platform_url: str,
                               kafka_bootstrap_servers=None, event_source="none", **settings)
         async with running_app(app.create_app(config)) as client:
             yield client
+
+
+@asynccontextmanager
+async def writing_nothing(name: str, pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    """One ``name`` service for a whole module's tests that write nothing (refusals, reads of what is not
+    there): a service start per module instead of per test. It checks that claim at the module's end: a
+    test that appended an event through it fails there (such a test takes the per-test fixture)."""
+    async with service(name, pg, platform_url) as client:
+        yield client
+        appended = await client.runtime.store.read_log(LogPosition(), 100)  # the whole log, every cooperative
+        types = [r.envelope.type for r in appended]
+        assert not types, f"a test on the module's shared {name} service appended {types}"
+
+
+@pytest.fixture(scope="module")
+async def members_unwritten(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    """The members service shared by a module's tests that write nothing (``writing_nothing``)."""
+    async with writing_nothing("members", pg, platform_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def sanitation_unwritten(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    """The sanitation service shared by a module's tests that write nothing (``writing_nothing``)."""
+    async with writing_nothing("sanitation", pg, platform_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def loans_unwritten(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
+    """The loans service shared by a module's tests that write nothing (``writing_nothing``)."""
+    async with writing_nothing("loans", pg, platform_url) as client:
+        yield client
 
 
 @pytest.fixture

@@ -64,26 +64,28 @@ async def test_order_is_idempotent(sanitation: ServiceClient) -> None:
     ({"member_id": MEMBER, "kind": "septic_tank", "financing_id": MEMBER}, "financing_id"),
     ({"member_id": MEMBER, "kind": "septic_tank", "village": ""}, "village"),
 ])
-async def test_order_refuses_invalid_and_forbidden_fields(sanitation: ServiceClient, body: dict[str, Any],
-                                                          field: str) -> None:
-    await refused(sanitation, "POST", "/jobs", 422, body=body, field=field)
+async def test_order_refuses_invalid_and_forbidden_fields(sanitation_unwritten: ServiceClient,
+                                                          body: dict[str, Any], field: str) -> None:
+    await refused(sanitation_unwritten, "POST", "/jobs", 422, body=body, field=field)
 
 
-async def test_order_in_the_future_is_refused(sanitation: ServiceClient) -> None:
-    await refused(sanitation, "POST", "/jobs", 422, body={"member_id": MEMBER, "kind": "septic_tank",
-                                                          "ordered_on": FUTURE}, field="ordered_on", reason="future")
+async def test_order_in_the_future_is_refused(sanitation_unwritten: ServiceClient) -> None:
+    await refused(sanitation_unwritten, "POST", "/jobs", 422,
+                  body={"member_id": MEMBER, "kind": "septic_tank", "ordered_on": FUTURE}, field="ordered_on",
+                  reason="future")
 
 
 @pytest.mark.parametrize(("role", "status"), [(INSPECTOR, 403), (CONTRACTOR, 403)])
-async def test_only_officers_order(sanitation: ServiceClient, role: Any, status: int) -> None:
-    await refused(sanitation, "POST", "/jobs", status, body={"member_id": MEMBER, "kind": "septic_tank"},
-                  h=headers(BMI, role))
+async def test_only_officers_order(sanitation_unwritten: ServiceClient, role: Any, status: int) -> None:
+    await refused(sanitation_unwritten, "POST", "/jobs", status,
+                  body={"member_id": MEMBER, "kind": "septic_tank"}, h=headers(BMI, role))
 
 
-async def test_credentials_are_required(sanitation: ServiceClient) -> None:
+async def test_credentials_are_required(sanitation_unwritten: ServiceClient) -> None:
     for url in ("/jobs", "/contractors", "/settings", "/desludging/due"):
-        assert (await sanitation.get(url)).status_code == 401
-        assert (await sanitation.get(url, headers={"X-API-Key": "wf_bmiofficer01_wrong"})).status_code == 401
+        assert (await sanitation_unwritten.get(url)).status_code == 401
+        wrong = {"X-API-Key": "wf_bmiofficer01_wrong"}
+        assert (await sanitation_unwritten.get(url, headers=wrong)).status_code == 401
 
 
 # -- village ------------------------------------------------------------------------------------------
