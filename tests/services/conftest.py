@@ -64,13 +64,6 @@ async def sanitation_unwritten(pg: PostgresHandle, platform_url: str) -> AsyncIt
         yield client
 
 
-@pytest.fixture(scope="module")
-async def loans_unwritten(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
-    """The loans service shared by a module's tests that write nothing (``writing_nothing``)."""
-    async with writing_nothing("loans", pg, platform_url) as client:
-        yield client
-
-
 @pytest.fixture
 async def members(pg: PostgresHandle, platform_url: str) -> AsyncIterator[ServiceClient]:
     async with service("members", pg, platform_url) as client:
