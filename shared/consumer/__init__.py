@@ -120,13 +120,26 @@ class Projection(Protocol):
     the path of the event-by-event retry that finds a poison event, and of the dead letters' replay.
 
     ``sources`` names the producing services whose published events it consumes: on Kafka each one's
-    topic (``topics_of``), in the embedded default each one's event log (``shared.runtime``)."""
+    topic (``topics_of``), in the embedded default each one's event log (``shared.runtime``).
+
+    A projection may also have ``event_types``: the contract type names (``Contract.event_type``) it applies,
+    when it reads a topic for only some of its events (None, or no attribute: all). Events of other types
+    are passed by before they are decoded or their streams recorded (``apply_events``; the sources pass them
+    before building their envelopes where they can), and the source's position still moves past them. The
+    set is part of the consumer's identity: a consumer that comes to take more types must start from the
+    beginning under a new name (a new build), since the events it passed by are behind its position."""
 
     name: str
     sources: Sequence[str]
     migrations: Sequence[Migration]
 
     async def handle(self, conn: asyncpg.Connection, envelope: Envelope, event: Contract) -> None: ...
+
+
+def event_types_of(projection: Projection) -> frozenset[str] | None:
+    """The event types ``projection`` applies (its ``event_types``), None for all."""
+    kinds = getattr(projection, "event_types", None)
+    return None if kinds is None else frozenset(kinds)
 
 
 def topics_of(projection: Projection) -> tuple[str, ...]:
@@ -148,6 +161,8 @@ class Outcome:
     applied: int = 0
     skipped: int = 0
     dead: int = 0
+    #: events of a type the consumer does not take (``event_types``): neither decoded nor recorded
+    passed: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,9 +194,30 @@ async def apply_events(
     again event by event through ``handle``, each in its own savepoint: a handler that still fails after
     retries is rolled back alone and returned as a dead letter; the rest of the batch goes on. Decoding
     gives the event loop a turn every ``shared.worker.TURN_S`` (a batch of 2,000 takes longer than that).
+
+    An event of a type the projection does not take (``event_types``) is passed by first: not decoded, not
+    handed to the projection, and its stream not looked up nor recorded in ``consumer_streams``.
     """
     outcome = Outcome()
     dead: list[DeadLetter] = []
+    kinds = event_types_of(projection)
+    if kinds is not None and envelopes:
+        # What the redelivery check below needs when only some streams (or only some events of a stream) are
+        # tracked: ``consumer_streams`` holds, per stream, the highest version *applied*, and an event is
+        # recognised as delivered again when its version is at or below it. That check compares, it does not
+        # require versions to follow on (a stream's versions seen by a consumer have gaps anyway: its
+        # service-internal events never reach a consumer). So a passed event needs no row: delivered again,
+        # it is passed again by its type, which never changes for an event (its id names one recorded row);
+        # an applied event delivered again finds its stream's row as before; and a later event of the type
+        # taken, in a stream whose earlier events were passed by, is above the row's version (or finds no
+        # row), so it is applied. The source's position (offset, log position) moves past passed events in
+        # the caller's transaction like past any other, so nothing applied is lost or applied twice.
+        keep = [i for i, e in enumerate(envelopes) if e.type in kinds]
+        outcome.passed = len(envelopes) - len(keep)
+        if outcome.passed:
+            CONSUMER_APPLIED.labels(projection.name, "passed").inc(outcome.passed)
+            envelopes = [envelopes[i] for i in keep]
+            records = [records[i] for i in keep] if records is not None else None
     if not envelopes:
         return outcome, dead
     keys = {(e.tenant_id, e.stream_type, e.stream_id) for e in envelopes}

@@ -3,7 +3,8 @@
 Same handlers, same effectively-once bookkeeping as ``KafkaSource``; the source position is the
 producing log's (tx_id, position), stored with the projection's writes. The producing service's log is
 read gap-free (see ``shared.eventstore.postgres``), and only the event types in the projection's
-topics' contracts are offered to it.
+topics' contracts are offered to it; of those, a projection that declares ``event_types`` has only its
+types read whole (the others' positions and types alone, so its position passes them).
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ import time
 
 import asyncpg
 
-from shared.consumer import DeadLetter, Outcome, Projection, apply_events, record_dead_letters, topics_of
+from shared.consumer import (
+    DeadLetter,
+    Outcome,
+    Projection,
+    apply_events,
+    event_types_of,
+    record_dead_letters,
+    topics_of,
+)
 from shared.contracts import ContractRegistry
 from shared.envelope import LogPosition
 from shared.kafka import service_topic
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
-from shared.metrics import CONSUMER_BATCH_SECONDS
+from shared.metrics import CONSUMER_APPLIED, CONSUMER_BATCH_SECONDS
 from shared.worker import Progress, keep_running, leadership, sleep_or_stop, wait_or_stop
 
 log = get_logger(__name__)
@@ -101,21 +110,37 @@ class EventLogSource:
 
     async def step(self) -> int:
         """Apply the next batch; returns how many log entries it covered."""
-        batch = await self.reader.read_log(self.position, self.batch_size)
-        if not batch:
-            return 0
-        started = time.perf_counter()
+        kinds = event_types_of(self.projection)
         topics = set(topics_of(self.projection))
-        # the tailed log also holds the producer's internal events: offer only what it publishes
-        offered = [r.envelope for r in batch if self.registry.topic_of(r.envelope.type) in topics]
-        # and, as from Kafka, an event type only from the log of the service that owns it
         own = service_topic(self.source_name)
+        passed = 0
+        if kinds is None:
+            batch = await self.reader.read_log(self.position, self.batch_size)
+            if not batch:
+                return 0
+            covered, last = len(batch), batch[-1].log_position
+            read = [r.envelope for r in batch]
+        else:
+            # a consumer of some types only: the batch's positions and types first, then only the entries it
+            # takes (and any it would dead-letter below) read whole; the others are never decoded, and its
+            # position still moves to the batch's last entry
+            index = await self.reader.read_log_types(self.position, self.batch_size)
+            if not index:
+                return 0
+            covered, last = len(index), index[-1][0]
+            published = [(p, t) for p, t in index if self.registry.topic_of(t) in topics]
+            whole = [p for p, t in published if t in kinds or self.registry.topic_of(t) != own]
+            passed = len(published) - len(whole)
+            read = [r.envelope for r in await self.reader.read_log_at(whole)]
+        started = time.perf_counter()
+        # the tailed log also holds the producer's internal events: offer only what it publishes
+        offered = [e for e in read if self.registry.topic_of(e.type) in topics]
+        # and, as from Kafka, an event type only from the log of the service that owns it
         envelopes = [e for e in offered if self.registry.topic_of(e.type) == own]
         foreign = [DeadLetter(self.source_name, f"event type {e.type!r} belongs on {self.registry.topic_of(e.type)!r}, "
                               f"found in the {self.source_name} log: not applied", e.to_json(),
                               event_id=e.event_id, event_type=e.type)
                    for e in offered if self.registry.topic_of(e.type) != own]
-        last = batch[-1].log_position
         async with self.pool.acquire() as conn, conn.transaction():
             outcome, dead = await apply_events(conn, self.projection, self.registry, envelopes,
                                                source=self.source_name)
@@ -131,5 +156,8 @@ class EventLogSource:
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
         self.totals.dead += outcome.dead + len(foreign)
+        self.totals.passed += outcome.passed + passed
+        if passed:
+            CONSUMER_APPLIED.labels(self.projection.name, "passed").inc(passed)
         self.last_event_at = time.time()
-        return len(batch)
+        return covered

@@ -64,7 +64,9 @@ class Family:
     #: the family keeps month-end sums (``projections.sums``) that a rebuild writes once, at the end
     defers_months: ClassVar[bool] = False
     #: the event types the family projects, when it reads a topic for only some of its events (the catalogue
-    #: reads the loans topic for its products): the others are passed by, with no ``seen`` row; None: all
+    #: reads the loans topic for its products): the others are passed by, with no ``seen`` row; None: all.
+    #: A build declares them to the kernel (``Build.event_types``), which passes the others by before it
+    #: decodes them or records their streams (``shared.consumer.apply_events``, and the sources)
     projects: ClassVar[tuple[type[Contract], ...] | None] = None
 
     @classmethod
@@ -117,6 +119,9 @@ class Build:
         self._deferred = self.names.deferred()
         self.migrations: Sequence[Migration] = family.migrations(suffix)
         self._seen = self.names["seen"]
+        #: the kernel's ``Projection.event_types``: the contract type names of ``family.projects``
+        self.event_types: frozenset[str] | None = (
+            None if family.projects is None else frozenset(k.event_type for k in family.projects))
 
     @property
     def tables(self) -> list[str]:
@@ -133,6 +138,10 @@ class Build:
         return self.names
 
     def _projects(self, event: Contract) -> bool:
+        """The family projects ``event``. The kernel hands a build only the types it declares
+        (``event_types``), so on the consumer's path this is always true; it stays as the guard of the paths
+        that call ``handle`` with whatever they hold (a dead letter's replay, ``replay_dead_letters``; the
+        unit tests)."""
         kinds = self.family.projects
         return kinds is None or isinstance(event, kinds)
 
