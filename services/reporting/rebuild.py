@@ -28,14 +28,16 @@ from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import family
 from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
-from shared.consumer import TRACKING_MIGRATIONS, topics_of
+from shared.consumer import TRACKING_MIGRATIONS, record_dead_letters, topics_of
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
+from shared.consumer.pages import apply_page, projected_types, read_page
 from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
+from shared.metrics import CONSUMER_BATCH_SECONDS
 from shared.kafka import client_kwargs, namespaced
 from shared.rls import ensure_signed_context
 from shared.runtime import MissingSource, source_urls
@@ -66,34 +68,86 @@ class Result:
                 "events": self.events, "seconds": round(self.seconds, 3)}
 
 
+class RebuildSource(EventLogSource):
+    """The rebuild's consumer of one source log: ``EventLogSource`` reading the log in pages of
+    ``rebuild_batch_size`` through ``shared.consumer.pages`` (raw rows, each payload validated once from its
+    text into its contract, the types the family does not project not decoded), applied as
+    ``apply_events`` would (``apply_page``), one transaction per page with the log position."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._projected = projected_types(self.projection, self.registry)
+
+    async def step(self) -> int:
+        page = await read_page(self.reader, self.position, self.batch_size, self.source_name, self.projection,
+                               self.registry, self._projected)
+        if not page.covered or page.last is None:
+            return 0
+        started = time.perf_counter()
+        last = page.last
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcome, dead = await apply_page(conn, self.projection, self.registry, page, source=self.source_name)
+            dead = [*page.foreign, *dead]
+            await record_dead_letters(conn, self.projection.name, dead)
+            await conn.execute(
+                """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (consumer, source) DO UPDATE SET tx_id = $3, position = $4, updated_at = now()""",
+                self.projection.name, self.source_name, last.tx_id, last.position,
+            )
+        self.position = last
+        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+        self.totals.applied += outcome.applied
+        self.totals.skipped += outcome.skipped
+        self.totals.dead += outcome.dead + len(page.foreign)
+        self.last_event_at = time.time()
+        return page.covered
+
+
 class _Embedded:
     def __init__(self, settings: ReportingSettings, pool: asyncpg.Pool, b: Build) -> None:
         self.settings, self.pool, self.build = settings, pool, b
-        self.sources: list[EventLogSource] = []
+        self.sources: list[RebuildSource] = []
         self.source_pools: list[asyncpg.Pool] = []
         #: per source: the events below its horizon, and the horizon (``progress``)
         self.counted: dict[int, tuple[int, LogPosition]] = {}
+        #: per source: the events up to the build's position there, and that position (``progress``)
+        self.applied: dict[int, tuple[int, LogPosition]] = {}
 
     async def open(self) -> None:
         for producer, dsn in _source_urls(self.settings, self.build).items():
             spool = await create_pool(dsn, 1, 2)
             self.source_pools.append(spool)
-            self.sources.append(EventLogSource(self.pool, producer, PostgresLogReader(spool, dsn), self.build,
-                                               load_all(), batch_size=self.settings.rebuild_batch_size))
+            self.sources.append(RebuildSource(self.pool, producer, PostgresLogReader(spool, dsn), self.build,
+                                              load_all(), batch_size=self.settings.rebuild_batch_size))
 
     async def progress(self) -> tuple[int, int]:
         """(events applied, events in the sources' logs). Each log is counted once: the events below a
-        transaction horizon (``PostgresLogReader.count_progress``) are kept as a number, and each call counts
-        only the events from the horizon on and those the build has not applied yet (one scan per source,
-        of the log's tail; it was two scans of the whole log every ``poll_s``)."""
+        transaction horizon (``pg_snapshot_xmin``) are kept as a number, and each call counts only the
+        events from the horizon on; the events applied likewise, each call counting only those between the
+        build's position at the last call and its position now. So a call reads the log's entries since the
+        last call, not the whole log (it read everything after the build's position, every ``poll_s``, which
+        until the first page committed was the whole log, beside the consumer on the same two cores)."""
         done = total = 0
         for i, src in enumerate(self.sources):
             below, horizon = self.counted.get(i, (0, LogPosition()))
-            left, since, settled, new_horizon = await src.reader.count_progress(await src.load_position(), horizon)
-            everything = below + since
-            self.counted[i] = (below + settled, new_horizon)
+            row = await src.reader.pool.fetchrow(
+                """SELECT count(*) AS since,
+                          count(*) FILTER (WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())) AS below,
+                          pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+                   FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)""",
+                str(horizon.tx_id), horizon.position)
+            self.counted[i] = (below + int(row["below"]), LogPosition(int(row["horizon"]), 0))
+            everything = below + int(row["since"])
+            upto, was = self.applied.get(i, (0, LogPosition()))
+            now = await src.load_position()
+            if (now.tx_id, now.position) > (was.tx_id, was.position):
+                upto += int(await src.reader.pool.fetchval(
+                    """SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
+                                                     AND (tx_id, position) <= ($3::text::xid8, $4)""",
+                    str(was.tx_id), was.position, str(now.tx_id), now.position))
+                self.applied[i] = (upto, now)
             total += everything
-            done += everything - left
+            done += min(upto, everything)
         return done, total
 
     async def close(self) -> None:

@@ -53,7 +53,7 @@ async def test_progress_counts_the_log_once_and_gives_the_figures_of_counting_it
     reader = PostgresLogReader(log_db)
     src = _Source(reader)
     driver = _Embedded.__new__(_Embedded)
-    driver.sources, driver.counted = [src], {}  # type: ignore[list-item]
+    driver.sources, driver.counted, driver.applied = [src], {}, {}  # type: ignore[list-item]
 
     async def reference() -> tuple[int, int]:
         everything = await reader.count_after(LogPosition())
