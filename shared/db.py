@@ -235,3 +235,24 @@ def array_statements(sql: str, columns: Sequence[Sequence[Any]], *, fixed: Seque
 def advisory_key(text: str) -> int:
     """A stable 64-bit advisory-lock key for a name."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+_STAGES = iter(range(1, 1 << 62))
+
+
+async def copy_staged(conn: asyncpg.Connection, sql: str | Sequence[str], columns: Sequence[tuple[str, str]],
+                      rows: Sequence[Sequence[Any]]) -> None:
+    """``sql`` (a statement, or several run in turn) over ``rows`` copied into a staging table: ``{stage}`` in
+    ``sql`` names a temporary table of ``columns`` ((name, SQL type) in the rows' order), dropped at commit,
+    filled by binary ``COPY``. The same statement as ``INSERT ... SELECT * FROM unnest($1::type[], ...)``
+    without the arrays: asyncpg checks every array element against the collection ABCs
+    (``ELEMENTS_PER_STATEMENT``), COPY encodes each value once. Temporary tables have no row-level security, so the statement itself writes through the target's
+    policies as before. Inside a transaction only (the consumer's batch)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("copy_staged needs a transaction (its staging table is dropped at commit)")
+    stage = f"washfin_stage_{next(_STAGES)}"
+    cols = ", ".join(f"{c} {t}" for c, t in columns)
+    await conn.execute(f"CREATE TEMP TABLE {stage} ({cols}) ON COMMIT DROP")
+    await conn.copy_records_to_table(stage, records=rows, columns=[c for c, _ in columns])
+    for statement in [sql] if isinstance(sql, str) else sql:
+        await conn.execute(statement.format(stage=stage))

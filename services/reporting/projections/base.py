@@ -24,7 +24,7 @@ from typing import ClassVar
 import asyncpg
 
 from shared.contracts import Contract
-from shared.db import Migration
+from shared.db import Migration, copy_staged
 from shared.envelope import Envelope
 from shared.rls import protect
 
@@ -164,10 +164,11 @@ class Build:
             if not items:
                 return
         await self.family.apply_batch(conn, await self._names(conn), items)
-        await conn.execute(
-            f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at)
-                SELECT * FROM unnest($1::text[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING""",
-            [e.tenant_id for e, _ in items], [e.event_id for e, _ in items], [e.recorded_at for e, _ in items])
+        await copy_staged(
+            conn, f"""INSERT INTO {self._seen} (tenant_id, event_id, recorded_at) SELECT * FROM {{stage}}
+                      ON CONFLICT DO NOTHING""",
+            (("tenant_id", "text"), ("event_id", "uuid"), ("recorded_at", "timestamptz")),
+            [(e.tenant_id, e.event_id, e.recorded_at) for e, _ in items])
 
     async def row_hash(self, conn: asyncpg.Connection) -> dict[str, str]:
         """md5 of every table's rows in key order: equal hashes, equal rows (the rebuild check)."""

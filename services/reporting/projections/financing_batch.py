@@ -41,6 +41,7 @@ from services.reporting.indicators.schedule import Instalment, replace_unpaid, s
 from services.reporting.projections.base import Names
 from services.reporting.projections.sums import Sums
 from shared.contracts import Contract
+from shared.db import copy_staged
 from shared.contracts.loans import (
     ContractSigned,
     FinancingApplied,
@@ -535,41 +536,40 @@ async def apply_batch(conn: asyncpg.Connection, t: Names, items: Sequence[tuple[
 
 
 async def write(conn: asyncpg.Connection, t: Names, state: dict[tuple[str, UUID], Rows]) -> None:
-    """The batch's rows: one statement per table."""
+    """The batch's rows: one statement per table, each over its rows copied into a staging table
+    (``shared.db.copy_staged``: the statements as they were, ``FROM unnest`` of arrays, without the arrays)."""
     changed = [(k, r.financing) for k, r in state.items() if r.financing_changed and r.financing is not None]
     if changed:
         cols = [c for c, _ in FINANCING]
-        args = ", ".join(f"${i + 3}::{ty}[]" for i, (_, ty) in enumerate(FINANCING))
-        await conn.execute(
+        await copy_staged(
+            conn,
             f"""INSERT INTO {t['financing']} (tenant_id, financing_id, {', '.join(cols)})
-                SELECT * FROM unnest($1::text[], $2::uuid[], {args})
+                SELECT * FROM {{stage}}
                 ON CONFLICT (tenant_id, financing_id) DO UPDATE SET
                     {', '.join(f'{c} = EXCLUDED.{c}' for c in cols)}""",
-            [k[0] for k, _ in changed], [k[1] for k, _ in changed],
-            *[[f[c] for _, f in changed] for c in cols])  # type: ignore[index]
+            [("tenant_id", "text"), ("financing_id", "uuid"), *FINANCING],
+            [(k[0], k[1], *(f[c] for c in cols)) for k, f in changed])  # type: ignore[index]
     for table, (key, cols, types) in CHILDREN.items():
         rows = [(k[0], k[1], *row) for k, r in state.items() for row in r.new[table]]
         if not rows:
             continue
         names = ("tenant_id", "financing_id", *key, *cols)
-        args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(("text", "uuid", *types)))
-        await conn.execute(
-            f"""INSERT INTO {t[table]} ({', '.join(names)}) SELECT * FROM unnest({args})
-                ON CONFLICT DO NOTHING""", *[list(col) for col in zip(*rows, strict=True)])
+        await copy_staged(
+            conn, f"""INSERT INTO {t[table]} ({', '.join(names)}) SELECT * FROM {{stage}}
+                      ON CONFLICT DO NOTHING""",
+            list(zip(names, ("text", "uuid", *types), strict=True)), rows)
     moved = [k for k, r in state.items() if r.positions_changed]
     if moved:
         pos = t["position"]
         await conn.execute(
             f"""DELETE FROM {pos} x USING unnest($1::text[], $2::uuid[]) AS k(t, f)
                 WHERE x.tenant_id = k.t AND x.financing_id = k.f""", [k[0] for k in moved], [k[1] for k in moved])
-        ps = [(k, p) for k in moved for p in state[k].positions]
+        ps = [(k[0], k[1], p.start, p.end, p.product_id, p.purpose, p.fund, p.bucket, p.restructured,
+               p.principal, p.owed) for k in moved for p in state[k].positions]
         if ps:
-            await conn.execute(
-                f"""INSERT INTO {pos} (tenant_id, financing_id, start_on, end_on, product_id, purpose, fund, bucket,
-                                       restructured, principal, owed)
-                    SELECT * FROM unnest($1::text[], $2::uuid[], $3::date[], $4::date[], $5::text[], $6::text[],
-                                         $7::text[], $8::int[], $9::bool[], $10::bigint[], $11::bigint[])""",
-                [k[0] for k, _ in ps], [k[1] for k, _ in ps], [p.start for _, p in ps], [p.end for _, p in ps],
-                [p.product_id for _, p in ps], [p.purpose for _, p in ps], [p.fund for _, p in ps],
-                [p.bucket for _, p in ps], [p.restructured for _, p in ps], [p.principal for _, p in ps],
-                [p.owed for _, p in ps])
+            await copy_staged(
+                conn, f"""INSERT INTO {pos} (tenant_id, financing_id, start_on, end_on, product_id, purpose, fund,
+                                             bucket, restructured, principal, owed) SELECT * FROM {{stage}}""",
+                [("tenant_id", "text"), ("financing_id", "uuid"), ("start_on", "date"), ("end_on", "date"),
+                 ("product_id", "text"), ("purpose", "text"), ("fund", "text"), ("bucket", "int"),
+                 ("restructured", "bool"), ("principal", "bigint"), ("owed", "bigint")], ps)

@@ -27,6 +27,7 @@ import asyncpg
 
 from services.reporting.indicators.maths import month_end
 from services.reporting.projections.base import Names, Table
+from shared.db import copy_staged
 
 
 @dataclass(frozen=True)
@@ -160,16 +161,13 @@ class Sums:
         for tenant, changes, extra, _ in batch:
             for x in sorted(changes, key=lambda x: (x[0], str(x[1]))):
                 day_rows.append((tenant, x[0], x[1], *extra[x[1]], *changes[x]))
-        if day_rows:
-            cols = columns(day_rows, len(types))
-            args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(types))
-            await conn.execute(
-                f"""INSERT INTO {d} (tenant_id, {', '.join(names)}) SELECT * FROM unnest({args})
-                    ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", *cols)
-            await conn.execute(
-                f"""DELETE FROM {d} x USING unnest($1::text[], $2::date[], $3::{kt}[]) AS u(t, o, k)
-                    WHERE x.tenant_id = u.t AND x.on_date = u.o AND x.{k} = u.k AND {zero}""",
-                cols[0], cols[1], cols[2])
+        if day_rows:  # over the rows copied into a staging table (``shared.db.copy_staged``)
+            await copy_staged(
+                conn, [f"""INSERT INTO {d} (tenant_id, {', '.join(names)}) SELECT * FROM {{stage}}
+                           ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""",
+                       f"""DELETE FROM {d} x USING {{stage}} u
+                           WHERE x.tenant_id = u.tenant_id AND x.on_date = u.on_date AND x.{k} = u.{k} AND {zero}"""],
+                list(zip(["tenant_id", *names], types, strict=True)), day_rows)
         # the spans, locked in the cooperatives' order
         tenants = [b[0] for b in batch]
         had = {r[0]: (r[1], r[2]) for r in await conn.fetch(
