@@ -31,6 +31,7 @@ from services.loans.api import schemas as api
 from services.loans.bulk_import import import_loan_book
 from services.loans.domain.product import LoanSettings
 from shared.application import CommandContext
+from shared.db import chunks
 from shared.envelope import Metadata
 from shared.tenancy import Principal, Role
 
@@ -50,8 +51,8 @@ async def load(rt: Any, tenant: str, n: int) -> None:
     await rt.pool.execute(
         "INSERT INTO loan_members (tenant_id, member_id, joined_on) SELECT $1, m, '2020-01-01' FROM unnest($2::uuid[]) m",
         tenant, [uuid.UUID(m) for m in members])
-    for s in range(0, n, CHUNK):
-        rows = [book_row(f"{tenant.upper()}-{i:07d}", members[i], i) for i in range(s, min(n, s + CHUNK))]
+    for part in chunks(range(n), CHUNK):
+        rows = [book_row(f"{tenant.upper()}-{i:07d}", members[i], i) for i in part]
         report = await import_loan_book(rt.for_tenant(tenant), tenant, rows, actor="bench", today=TODAY)
         assert report.imported == len(rows), report.refused[:2]
 

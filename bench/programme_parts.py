@@ -49,7 +49,7 @@ from services.reporting.projections.catalog import FAMILIES
 from shared.consumer import TRACKING_MIGRATIONS, apply_events, topics_of
 from shared.contracts import load_all
 from shared.contracts.loans import TOPIC as LOANS
-from shared.db import create_pool, migrate
+from shared.db import chunks, create_pool, migrate
 from shared.envelope import Envelope
 from shared.rls import programme_scope, tenant_scope
 from tests.events import Produced
@@ -98,9 +98,9 @@ async def measure(url: str, cooperatives: int, n: int, distinct: int, refusing: 
         t0 = time.perf_counter()
         for b in builds.values():
             mine = [e for e in events if registry.topic_of(e.type) in topics_of(b)]
-            for i in range(0, len(mine), 1000):
+            for part in chunks(mine, 1000):
                 async with pool.acquire() as conn, conn.transaction():
-                    _, dead = await apply_events(conn, b, registry, mine[i:i + 1000])
+                    _, dead = await apply_events(conn, b, registry, part)
                     assert not dead, dead[:1]
         say(f"  projected in {time.perf_counter() - t0:.1f} s")
         async with pool.acquire() as conn:

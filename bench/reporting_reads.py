@@ -51,7 +51,7 @@ from services.reporting.schema import MIGRATIONS
 from shared.consumer import TRACKING_MIGRATIONS, apply_events
 from shared.contracts import load_all
 from shared.contracts.loans import TOPIC
-from shared.db import create_pool, migrate
+from shared.db import chunks, create_pool, migrate
 from shared.envelope import Envelope
 from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting import facts_reference as fref
@@ -179,9 +179,10 @@ async def project(pool: asyncpg.Pool, b: Build, others: dict[str, Build], events
             await migrate(conn, f"projection:{x.name}", list(x.migrations))
     registry = load_all()
     t0 = time.perf_counter()
-    for i in range(0, len(events), 500):
+    for k, part in enumerate(chunks(events, 500)):
+        i = k * 500
         async with pool.acquire() as conn, conn.transaction():
-            _, dead = await apply_events(conn, b, registry, events[i:i + 500])
+            _, dead = await apply_events(conn, b, registry, part)
             assert not dead, dead[:1]
         if i % 20_000 == 0:
             say(f"  {i}/{len(events)} events applied ({time.perf_counter() - t0:.0f} s)")

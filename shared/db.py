@@ -11,7 +11,7 @@ import contextvars
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -221,15 +221,34 @@ ELEMENTS_PER_STATEMENT = 10_000
 Statement = tuple[str, list[Any]]
 
 
+_T = TypeVar("_T")
+
+
+def chunks(seq: Sequence[_T], n: int) -> list[Sequence[_T]]:
+    """``seq`` cut in order into slices of ``n`` items (the last one shorter; none for an empty ``seq``)."""
+    if n < 1:
+        raise ValueError(f"chunks: n must be at least 1, not {n}")
+    return [seq[k:k + n] for k in range(0, len(seq), n)]
+
+
+def column_chunks(columns: Sequence[Sequence[Any]], elements: int | None = None) -> list[list[list[Any]]]:
+    """``columns`` (of equal length) cut into parts of whole rows in their order: all of them as one part, or
+    with ``elements`` parts of at most about ``elements`` array elements (at least one row each). A part holds
+    one list per column; no part for columns without rows."""
+    n = len(columns[0]) if columns else 0
+    if not n:
+        return []
+    step = n if elements is None else max(1, elements // max(1, len(columns)))
+    return [list(part) for part in zip(*([list(c) for c in chunks(col, step)] for col in columns))]
+
+
 def array_statements(sql: str, columns: Sequence[Sequence[Any]], *, fixed: Sequence[Any] = (),
                      elements: int | None = None) -> list[Statement]:
     """``sql`` (an ``INSERT ... FROM unnest(...)`` or the like) with its parameters: ``fixed`` first, then one
     array per column of ``columns``, as one statement, or with ``elements`` as several, each of whole rows
-    in their order and at most about ``elements`` array elements (at least one row). Pure CPU work: a caller
-    with many rows builds them in a thread and executes them one after the other."""
-    n = len(columns[0]) if columns else 0
-    step = n if elements is None else max(1, elements // max(1, len(columns)))
-    return [(sql, [*fixed, *(list(c[k:k + step]) for c in columns)]) for k in range(0, n, max(1, step))]
+    in their order and at most about ``elements`` array elements (at least one row: ``column_chunks``). Pure
+    CPU work: a caller with many rows builds them in a thread and executes them one after the other."""
+    return [(sql, [*fixed, *part]) for part in column_chunks(columns, elements)]
 
 
 def advisory_key(text: str) -> int:

@@ -33,7 +33,7 @@ import gc
 import io
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, NamedTuple, cast
@@ -57,7 +57,7 @@ from services.loans.domain.loan_book import (
 from services.loans.api.schemas import MAX_RUPIAH
 from services.loans.handlers import financing_row, read_row_statements
 from shared.application import Conflict, TooLarge
-from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements
+from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements, chunks
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
 from shared.runtime import CooperativeRuntime
@@ -382,11 +382,11 @@ async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[i
     ids = [i.financing_id for _, i in batch]
     receipts = [r for _, i in batch for r in i.receipts]
     # at most ELEMENTS_PER_STATEMENT of them a query: asyncpg encodes the array in the event loop
-    for _, (part,) in array_statements("", [ids], elements=ELEMENTS_PER_STATEMENT):
+    for part in chunks(ids, ELEMENTS_PER_STATEMENT):
         existing |= {str(r["stream_id"]) for r in await rt.pool.fetch(
             "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]) "
             "AND version = 1", tenant, fin.STREAM_TYPE, part)}
-    for _, (part,) in array_statements("", [receipts], elements=ELEMENTS_PER_STATEMENT):
+    for part in chunks(receipts, ELEMENTS_PER_STATEMENT):
         used |= {r["receipt_number"] for r in await rt.pool.fetch(
             "SELECT receipt_number FROM loan_receipts WHERE tenant_id = $1 AND receipt_number = ANY($2::text[])",
             tenant, part)}
@@ -428,7 +428,7 @@ class _Appended(NamedTuple):
     type: str
 
 
-def _prepare(tenant: str, chunk: list[Imported], meta: Metadata, spent: list[Any]) -> _Batch:
+def _prepare(tenant: str, chunk: Sequence[Imported], meta: Metadata, spent: list[Any]) -> _Batch:
     """``chunk``'s statements (CPU work, in a thread); first drops ``spent``, the statements already executed
     (freeing a batch's hundreds of thousands of objects is CPU work too, kept out of the event loop)."""
     spent.clear()
@@ -461,21 +461,21 @@ async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], 
     a batch, each batch prepared in a thread and written in statements of at most ``ELEMENTS_PER_STATEMENT``
     array elements: the event loop is never held long, and free between statements. The events go in first:
     an append is the first write of its transaction (``shared.eventstore``)."""
-    chunks = [accepted[k:k + batch_size] for k in range(0, len(accepted), batch_size)]
+    parts = chunks(accepted, batch_size)
     appended: list[_Appended] = []
     spent: list[Any] = []
     prepared: list[_Batch] = []
     async with rt.pool.acquire() as conn:
         try:
             async with conn.transaction():
-                for k, chunk in enumerate(chunks):
+                for k, chunk in enumerate(parts):
                     batch = await asyncio.to_thread(_prepare, tenant, chunk, meta, spent)
                     for sql, args in batch.events:
                         await conn.execute(sql, *args)
                     spent, batch.events = [batch.events], []
                     prepared.append(batch)
                     if progress:
-                        progress((k + 1) * batch_size // 2 if k + 1 < len(chunks) else len(accepted) // 2,
+                        progress((k + 1) * batch_size // 2 if k + 1 < len(parts) else len(accepted) // 2,
                                  len(accepted))
                 changes = sums.Changes()
                 for k, batch in enumerate(prepared):
@@ -494,7 +494,7 @@ async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], 
                 raise ConcurrencyError(tenant, "(import)", -1) from None
             raise ImportRace(f"another request recorded some of these financings or receipts meanwhile ({e.constraint_name}); "
                              "nothing was imported: import the file again") from None
-    await release(spent, prepared, chunks)
+    await release(spent, prepared, parts)
     rt.store.notify_committed(cast(Any, appended))
 
 
@@ -547,7 +547,7 @@ async def publish_earlier_imports(rt: CooperativeRuntime, tenant: str, *,
     return published
 
 
-def _book_rows(tenant: str, accepted: list[Imported], actor: str | None) -> book.BookRows:
+def _book_rows(tenant: str, accepted: Sequence[Imported], actor: str | None) -> book.BookRows:
     rows = book.BookRows()
     for imp in accepted:
         rows.extend(book.imported_rows(tenant, imp.events, imp.state, actor))

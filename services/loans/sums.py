@@ -38,7 +38,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import array_statements
+from shared.db import column_chunks
 
 #: the key of a financing that owes nothing unpaid (no first unpaid due date)
 NO_DUE = date.max
@@ -442,10 +442,10 @@ async def apply(conn: asyncpg.Connection, tenant: str, changes: Changes, element
     """Add ``changes`` to ``tenant``'s sums (in the caller's transaction). Each table's rows are taken in key
     order, the tables in one order, so two transactions never wait on each other in a cycle; rows that come
     to zero are deleted. ``elements``: at most about that many array elements a statement (a table's rows then
-    go in several, still in key order: ``shared.db.array_statements``), as the import writes them."""
+    go in several, still in key order: ``shared.db.column_chunks``), as the import writes them."""
     def parts() -> list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], list[Any]]]:
         return [(table, key, key_types, values, part) for table, key, key_types, values, cols in plan(changes)
-                for _, part in array_statements("", cols, elements=elements)]
+                for part in column_chunks(cols, elements)]
 
     large = len(changes.sums) + len(changes.dues) > 2_000
     writes = await asyncio.to_thread(parts) if large else parts()
