@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sys
 import time
 from asyncio.subprocess import PIPE
@@ -34,8 +33,7 @@ from bench.s5_scale import (
     import_book,
     pct,
     settle,
-    start,
-    stop,
+    with_services,
 )
 
 
@@ -118,13 +116,11 @@ async def run(bench: Bench) -> list[Row]:
     rng = Random(55)
     load_before = uptime()
     say(f"S5N: neighbour {small_n} financings, {rounds} imports of {late_n}; load {load_before}")
-    system = await start(bench, [SMALL, LATE], watchdog_ms=WATCHDOG_MS)
     held: dict[str, list[tuple[float, str]]] = {}
     gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
     during: dict[str, list[float]] = {k: [] for k in gets}
     alone: dict[str, list[float]] = {k: [] for k in gets}
-    keep_logs = True
-    try:
+    async with with_services(bench, "S5N", [SMALL, LATE], watchdog_ms=WATCHDOG_MS) as system:
         async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
             small = system.coops[SMALL]
             urls = {"financings": f"{system.url('loans')}/financings?limit=20",
@@ -149,13 +145,6 @@ async def run(bench: Bench) -> list[Row]:
             for k in gets:
                 alone[k] += nb.got[urls[k]]
             held["alone"] = loop_holds(system, mark)
-        keep_logs = False
-    finally:
-        await stop(system)
-        if keep_logs:
-            say(f"S5N: service logs kept in {system.logs}")
-        else:
-            shutil.rmtree(system.logs, ignore_errors=True)
     load_after = uptime()
     rows: list[Row] = []
     for k, label in gets.items():

@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -66,7 +66,7 @@ import httpx
 from bench.common import MEMBER_EVENT, Bench, Row, Target, member_payload, percentile, proc_status_mb, say, uptime
 from deploy.local.services import SERVICES, ServiceProcess, service_env
 from services.reporting.projections.catalog import FAMILIES
-from shared.db import connect, create_pool
+from shared.db import chunks, connect, create_pool
 from shared.eventstore import NO_STREAM, StreamAppend
 from shared.eventstore.postgres import PostgresEventStore
 from shared.envelope import NewEvent
@@ -192,6 +192,24 @@ async def stop(system: System) -> None:
             await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def with_services(bench: Bench, scenario: str, names: list[str],
+                        watchdog_ms: float = 0.0) -> AsyncIterator[System]:
+    """``start``'s system for the block, then ``stop``: the services' logs deleted when the block ends, kept
+    (and their folder said, under ``scenario``'s name) when it raises."""
+    system = await start(bench, names, watchdog_ms=watchdog_ms)
+    keep_logs = True
+    try:
+        yield system
+        keep_logs = False
+    finally:
+        await stop(system)
+        if keep_logs:
+            say(f"{scenario}: service logs kept in {system.logs}")
+        else:
+            shutil.rmtree(system.logs, ignore_errors=True)
+
+
 async def restart_reporting(system: System) -> float:
     """Starts the reporting service again (same port); returns when it is ready."""
     p = system.procs["reporting"]
@@ -205,9 +223,9 @@ async def restart_reporting(system: System) -> float:
 async def add_members(system: System, coop: Coop, n: int, rng: Random) -> None:
     """``n`` members registered in the members service's log (real contract events, ``append_batch``)."""
     assert system.store is not None
-    for start_ in range(0, n, 1000):
+    for part in chunks(range(n), 1000):
         appends = []
-        for i in range(start_, min(n, start_ + 1000)):
+        for i in part:
             mid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             p = member_payload(rng, mid, len(coop.members))
             p["joined_on"] = "2022-03-01"  # a year's membership before any financing
@@ -294,9 +312,9 @@ async def import_book(system: System, client: httpx.AsyncClient, coop: Coop, n: 
     first = len(coop.members)
     await add_members(system, coop, n, rng)
     await wait_members_known(system, coop)
-    for s in range(0, n, IMPORT_CHUNK):
+    for part in chunks(range(n), IMPORT_CHUNK):
         rows = [book_row(f"{coop.tenant.upper()}-{coop.imported + i:07d}", coop.members[first + i], coop.imported + i)
-                for i in range(s, min(n, s + IMPORT_CHUNK))]
+                for i in part]
         r = (await call(client, "POST", f"{system.url('loans')}/imports", coop.manager, rows)).json()
         if r["imported"] != len(rows):
             raise RuntimeError(f"{coop.tenant}: imported {r['imported']} of {len(rows)}: {r['refused'][:2]}")
@@ -538,11 +556,9 @@ async def run(bench: Bench) -> list[Row]:
     names = [BIG, *others, SMALL, LATE]
     load_before = uptime()
     say(f"S5: sizes {sz}; load {load_before}")
-    system = await start(bench, names)
     rows: list[Row] = []
     ms, ev_s = "ms", "events/s"
-    keep_logs = True
-    try:
+    async with with_services(bench, "S5", names) as system:
         async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
             # the first books
             t0 = time.perf_counter()
@@ -640,13 +656,6 @@ async def run(bench: Bench) -> list[Row]:
                 say(f"S5: rebuilding {fam}")
                 rebuilds[fam] = rebuild_child(system, fam)
                 bench.note("S5", f"rebuild {fam}: {rebuilds[fam]}")
-        keep_logs = False
-    finally:
-        await stop(system)
-        if keep_logs:
-            say(f"S5: service logs kept in {system.logs}")
-        else:
-            shutil.rmtree(system.logs, ignore_errors=True)
     load_after = uptime()
 
     # -- rows
