@@ -18,7 +18,7 @@ does not know yet has not consented.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -42,6 +42,22 @@ def _i(v: Any) -> int:
 
 def _d(v: Any) -> Decimal:
     return Decimal(v or 0)
+
+
+# -- one statement for one cooperative's scope or grouped by cooperative ------------------------------------
+# Each statement below is written once: for the figures of the scope (one cooperative's, or a programme's
+# summed) and, with ``by_tenant``, for each cooperative of the scope apart (``bulk``: its first columns are
+# then the cooperative's, and it is grouped by it too).
+
+
+def _tid(by_tenant: bool, alias: str = "") -> str:
+    """The cooperative's column first in a statement grouped by cooperative (``by_tenant``); else nothing."""
+    return f"{alias}tenant_id, " if by_tenant else ""
+
+
+def _cols(n: int, by_tenant: bool) -> str:
+    """``GROUP BY``'s first ``n`` columns (one more, the cooperative's first, with ``by_tenant``)."""
+    return ", ".join(str(i) for i in range(1, n + 1 + by_tenant))
 
 
 # -- consent ------------------------------------------------------------------------------------------------
@@ -75,24 +91,39 @@ class Withheld:
 
     def facts_on(self, dates: Sequence[date], kind: str) -> list[tuple[date, str | None, str | None, str, int]]:
         """(date, a, b, metric, value) of the withheld financings' parts of ``kind`` dated by each date."""
-        out: dict[tuple[date, str | None, str | None, str], int] = {}
-        for b in self.books:
-            for (on, (k, a, bb, metric)), amount in facts_parts(b).items():
-                if k != kind:
-                    continue
-                for d in dates:
-                    if on <= d:
-                        out[(d, a, bb, metric)] = out.get((d, a, bb, metric), 0) + amount
-        return [(*key, v) for key, v in sorted(out.items(), key=lambda x: str(x[0])) if v]
+        mine = (((on, a, bb, metric), amount) for b in self.books
+                for (on, (k, a, bb, metric)), amount in facts_parts(b).items() if k == kind)
+        return facts_by_date(mine, dates)
 
     def repayment(self, start: date, end: date) -> tuple[int, int]:
         """(paid on time, fallen due) of the withheld financings' instalments due in [start, end], as of end."""
-        on_time = due = 0
-        for b in self.books:
-            for (on, due_on), (x, y) in repayment_parts(b).items():
-                if on <= end and start <= due_on <= end:
-                    on_time, due = on_time + x, due + y
-        return on_time, due
+        return repayment_in((cell for b in self.books for cell in repayment_parts(b).items()), start, end)
+
+
+FactKey = tuple[date, str | None, str | None, str]
+
+
+def facts_by_date(parts: Iterable[tuple[FactKey, int]],
+                  dates: Sequence[date]) -> list[tuple[date, str | None, str | None, str, int]]:
+    """``parts`` ((dated on, a, b, metric), amount) summed as of each of ``dates`` (the parts dated by it):
+    (date, a, b, metric, value) in order, the sums that come to zero left out."""
+    out: dict[FactKey, int] = {}
+    for (on, a, bb, metric), amount in parts:
+        for d in dates:
+            if on <= d:
+                out[(d, a, bb, metric)] = out.get((d, a, bb, metric), 0) + amount
+    return [(*key, v) for key, v in sorted(out.items(), key=lambda x: str(x[0])) if v]
+
+
+def repayment_in(cells: Iterable[tuple[tuple[date, date], tuple[int, int]]], start: date,
+                 end: date) -> tuple[int, int]:
+    """(paid on time, fallen due) of the repayment ``cells`` ((as of, due on), (on time, due)) recorded by
+    ``end`` for instalments due in [start, end]."""
+    on_time = due = 0
+    for (on, due_on), (x, y) in cells:
+        if on <= end and start <= due_on <= end:
+            on_time, due = on_time + x, due + y
+    return on_time, due
 
 
 async def withheld(conn: asyncpg.Connection, t: T) -> Withheld:
@@ -117,33 +148,45 @@ async def withheld(conn: asyncpg.Connection, t: T) -> Withheld:
 
 
 async def reach(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, int]:
-    m = t["members"]["member"]
-    row = await conn.fetchrow(
-        f"""SELECT count(*) AS members,
+    row = await conn.fetchrow(reach_sql(t, consent), on)
+    return {k: _i(v) for k, v in row.items()}
+
+
+REACH = ("members", "women", "b40_known", "b40", "area_known", "urban", "people_in_households")
+
+
+def reach_sql(t: T, consent: bool, by_tenant: bool = False) -> str:
+    return f"""SELECT {_tid(by_tenant)}count(*) AS members,
                    count(*) FILTER (WHERE sex = 'female') AS women,
                    count(*) FILTER (WHERE b40 IS NOT NULL) AS b40_known,
                    count(*) FILTER (WHERE b40) AS b40,
                    count(*) FILTER (WHERE area IS NOT NULL) AS area_known,
                    count(*) FILTER (WHERE area = 'urban') AS urban,
                    coalesce(sum(household_size), 0) AS people_in_households
-            FROM {m} WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)
-              {"AND programme_consent" if consent else ""}""", on)
-    return {k: _i(v) for k, v in row.items()}
+            FROM {t["members"]["member"]} WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)
+              {"AND programme_consent" if consent else ""}{" GROUP BY tenant_id" if by_tenant else ""}"""
 
 
 async def sessions(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> list[dict[str, Any]]:
     """Sessions held by D by kind, their member attendances (programme: consenting members only) and other
     attendees (not members: counted as recorded)."""
+    return [session_row(r) for r in await conn.fetch(sessions_sql(t, consent), on)]
+
+
+def sessions_sql(t: T, consent: bool, by_tenant: bool = False) -> str:
     s, a = t["members"]["session"], t["members"]["attendance"]
-    rows = await conn.fetch(
-        f"""SELECT s.kind, count(*) AS sessions,
+    by = _tid(by_tenant, "s.")
+    return f"""SELECT {by}s.kind, count(*) AS sessions,
                    coalesce(sum((SELECT count(*) FROM {a} a
                                  WHERE a.tenant_id = s.tenant_id AND a.session_id = s.session_id{_consents(t, "a", consent)})), 0)
                        AS member_attendances,
                    coalesce(sum(s.other_attendees), 0) AS other_attendees
-            FROM {s} s WHERE s.held_on <= $1 GROUP BY s.kind ORDER BY s.kind""", on)
-    return [{"kind": r["kind"], "sessions": _i(r["sessions"]), "member_attendances": _i(r["member_attendances"]),
-             "other_attendees": _i(r["other_attendees"])} for r in rows]
+            FROM {s} s WHERE s.held_on <= $1 GROUP BY {by}s.kind ORDER BY {by}s.kind"""
+
+
+def session_row(r: Any) -> dict[str, Any]:
+    return {"kind": r["kind"], "sessions": _i(r["sessions"]),
+            "member_attendances": _i(r["member_attendances"]), "other_attendees": _i(r["other_attendees"])}
 
 
 async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, int]:
@@ -151,9 +194,20 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False
     attended) -> applied, on or after the lead and by D, for a financing of the lead's product (water =
     water_connection; sanitation = septic_tank, toilet_upgrade) -> that financing's first tranche
     disbursed by D. Each step is a subset of the one before."""
-    mt, ft = t["members"], t["financing"]
     row = await conn.fetchrow(
-        f"""WITH att AS (SELECT DISTINCT a.tenant_id, a.member_id FROM {mt['attendance']} a
+        f"""{funnel_steps_sql(t, consent)}
+            SELECT (SELECT count(*) FROM att) AS attended,
+                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM leads) x) AS lead,
+                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM applied) x) AS applied,
+                   (SELECT count(*) FROM disbursed) AS disbursed""", on)
+    return {k: _i(v) for k, v in row.items()}
+
+
+def funnel_steps_sql(t: T, consent: bool) -> str:
+    """The funnel's steps (``att``, ``leads``, ``applied``, ``disbursed``: each a subset of the one before),
+    their rows keyed by cooperative and member."""
+    mt, ft = t["members"], t["financing"]
+    return f"""WITH att AS (SELECT DISTINCT a.tenant_id, a.member_id FROM {mt['attendance']} a
                          JOIN {mt['session']} s ON s.tenant_id = a.tenant_id AND s.session_id = a.session_id
                          WHERE s.held_on <= $1{_consents(t, "a", consent)}),
                  leads AS (SELECT l.tenant_id, l.member_id, l.product, min(l.marked_on) AS marked_on
@@ -167,12 +221,7 @@ async def funnel(conn: asyncpg.Connection, t: T, on: date, consent: bool = False
                  disbursed AS (SELECT DISTINCT ap.tenant_id, ap.member_id FROM applied ap
                                JOIN {ft['tranche']} tr ON tr.tenant_id = ap.tenant_id
                                 AND tr.financing_id = ap.financing_id AND tr.tranche_number = 1
-                                AND tr.disbursed_on <= $1)
-            SELECT (SELECT count(*) FROM att) AS attended,
-                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM leads) x) AS lead,
-                   (SELECT count(*) FROM (SELECT DISTINCT tenant_id, member_id FROM applied) x) AS applied,
-                   (SELECT count(*) FROM disbursed) AS disbursed""", on)
-    return {k: _i(v) for k, v in row.items()}
+                                AND tr.disbursed_on <= $1)"""
 
 
 # -- access -------------------------------------------------------------------------------------------------
@@ -183,9 +232,12 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool 
     rungs (the latest survey by D, with its "shared" answer), and what the sanitation events show by D: a
     toilet or septic tank handed over, that tank's sludge acknowledged at an IPLT, a water connection
     handed over."""
+    return [access_group(r) for r in await conn.fetch(access_groups_sql(t, consent), on)]
+
+
+def access_groups_sql(t: T, consent: bool, by_tenant: bool = False) -> str:
     mt, st = t["members"], t["sanitation"]
-    rows = await conn.fetch(
-        f"""WITH pm AS (SELECT tenant_id, member_id, household_size FROM {mt['member']}
+    return f"""WITH pm AS (SELECT tenant_id, member_id, household_size FROM {mt['member']}
                         WHERE joined_on <= $1 AND (exited_on IS NULL OR exited_on > $1)
                           {"AND programme_consent" if consent else ""}),
                  base AS (SELECT DISTINCT ON (tenant_id, member_id) tenant_id, member_id, water_rung, sanitation_rung
@@ -202,17 +254,21 @@ async def access_groups(conn: asyncpg.Connection, t: T, on: date, consent: bool 
                                      SELECT 1 FROM {st['receipt']} r WHERE r.tenant_id = j.tenant_id
                                        AND r.job_id = j.job_id AND r.received_on <= $1)) AS iplt
                           FROM {st['job']} j WHERE j.completed_on <= $1 GROUP BY 1, 2)
-            SELECT b.water_rung AS base_w, b.sanitation_rung AS base_s, l.water_rung AS now_w,
-                   l.sanitation_rung AS now_s, coalesce(jobs.san, false) AS san, coalesce(jobs.iplt, false) AS iplt,
+            SELECT {_tid(by_tenant, "pm.")}b.water_rung AS base_w, b.sanitation_rung AS base_s,
+                   l.water_rung AS now_w, l.sanitation_rung AS now_s, coalesce(jobs.san, false) AS san,
+                   coalesce(jobs.iplt, false) AS iplt,
                    coalesce(jobs.water, false) AS water, l.sanitation_shared AS now_shared, count(*) AS households,
                    coalesce(sum(pm.household_size), 0) AS people
             FROM pm
             LEFT JOIN base b ON b.tenant_id = pm.tenant_id AND b.member_id = pm.member_id
             LEFT JOIN latest l ON l.tenant_id = pm.tenant_id AND l.member_id = pm.member_id
             LEFT JOIN jobs ON jobs.tenant_id = pm.tenant_id AND jobs.member_id = pm.member_id
-            GROUP BY 1, 2, 3, 4, 5, 6, 7, 8""", on)
-    return [AccessGroup(r["base_w"], r["base_s"], r["now_w"], r["now_s"], r["san"], r["iplt"], r["water"],
-                        _i(r["households"]), _i(r["people"]), r["now_shared"]) for r in rows]
+            GROUP BY {_cols(8, by_tenant)}"""
+
+
+def access_group(r: Any) -> AccessGroup:
+    return AccessGroup(r["base_w"], r["base_s"], r["now_w"], r["now_s"], r["san"], r["iplt"], r["water"],
+                       _i(r["households"]), _i(r["people"]), r["now_shared"])
 
 
 # -- financing ----------------------------------------------------------------------------------------------
@@ -281,47 +337,54 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date],
     with a change), whatever the number of financings or instalments. ``minus``: the withheld financings,
     whose pieces in force on each date are taken out.
     """
-    ft = t["financing"]
-    rows = await conn.fetch(
-        f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
+    out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
+    for r in await conn.fetch(portfolio_sql(t), list(dates)):
+        add_to_portfolio(out[r["on_date"]], (r["product_id"], r["purpose"]), r["fund"], _i(r["bucket"]),
+                         r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
+    for p in minus.pieces if minus is not None else ():
+        for d in dates:
+            if p.start <= d and (p.end is None or d < p.end):
+                add_to_portfolio(out[d], (p.product_id, p.purpose), p.fund, p.bucket, p.restructured, -1,
+                                 -p.principal, -p.owed)
+    return out
+
+
+def portfolio_sql(t: T, by_tenant: bool = False) -> str:
+    ft, by = t["financing"], _tid(by_tenant, "k.")
+    return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
                  k AS (SELECT s.tenant_id, d.on_date,
                               CASE WHEN m.last_end >= s.first_month THEN m.last_end END AS month_end
                        FROM {ft['pf_span']} s CROSS JOIN d
                        CROSS JOIN LATERAL (SELECT least(s.last_month,
                            CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
                                 THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
-                 parts AS (SELECT k.on_date, p.product_id, p.purpose, p.fund, p.bucket, p.restructured,
+                 parts AS (SELECT {by}k.on_date, p.product_id, p.purpose, p.fund, p.bucket, p.restructured,
                                   p.financings, p.principal, p.owed
                            FROM k JOIN {ft['pf_month']} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
                            UNION ALL
                            -- the changes of D's month up to D: an index range per cooperative and date (OFFSET 0
                            -- keeps the planner from turning it into a scan of every change ever recorded)
-                           SELECT k.on_date, x.product_id, x.purpose, x.fund, x.bucket, x.restructured,
+                           SELECT {by}k.on_date, x.product_id, x.purpose, x.fund, x.bucket, x.restructured,
                                   x.financings, x.principal, x.owed
                            FROM k CROSS JOIN LATERAL (
                                SELECT * FROM {ft['pf_delta']} x WHERE x.tenant_id = k.tenant_id
                                 AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
                                OFFSET 0) x
                            WHERE k.month_end IS DISTINCT FROM k.on_date)
-            SELECT on_date, product_id, purpose, fund, bucket, restructured, sum(financings) AS financings,
-                   sum(principal) AS principal, sum(owed) AS owed
-            FROM parts GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(financings) <> 0""", list(dates))
-    out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
-    for r in rows:
-        slot = out[r["on_date"]]
-        args = (_i(r["bucket"]), r["restructured"], _i(r["financings"]), _i(r["principal"]), _i(r["owed"]))
-        slot["all"].add(*args)
-        slot["product"].setdefault((r["product_id"], r["purpose"]), Portfolio()).add(*args)
-        slot["fund"].setdefault(r["fund"], Portfolio()).add(*args)
-    for p in minus.pieces if minus is not None else ():
-        for d in dates:
-            if p.start <= d and (p.end is None or d < p.end):
-                slot = out[d]
-                args = (p.bucket, p.restructured, -1, -p.principal, -p.owed)
-                slot["all"].add(*args)
-                slot["product"].setdefault((p.product_id, p.purpose), Portfolio()).add(*args)
-                slot["fund"].setdefault(p.fund, Portfolio()).add(*args)
-    return out
+            SELECT {_tid(by_tenant)}on_date, product_id, purpose, fund, bucket, restructured,
+                   sum(financings) AS financings, sum(principal) AS principal, sum(owed) AS owed
+            FROM parts GROUP BY {_cols(6, by_tenant)} HAVING sum(financings) <> 0"""
+
+
+def add_to_portfolio(slot: dict[str, Any], product: tuple[Any, Any], fund: Any, *args: Any) -> None:
+    """``args`` (bucket, restructured, financings, principal, owed) added to a date's portfolio ``slot``:
+    whole, its product's and its fund's (a category's ``Portfolio`` made when it has none yet)."""
+    slot["all"].add(*args)
+    for what, key in (("product", product), ("fund", fund)):
+        into = slot[what].get(key)
+        if into is None:
+            into = slot[what][key] = Portfolio()
+        into.add(*args)
 
 
 async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date,
@@ -334,21 +397,27 @@ async def repayment(conn: asyncpg.Connection, t: T, start: date, end: date,
     Read from the cooperatives' repayment cells (``indicators.contributions.repayment_parts``) as of
     ``end``, for the due dates in [start, end]: rows read = due days in the period (+ the changes of
     ``end``'s month), whatever the number of financings or instalments."""
-    sums = at_dates_sql(REPAYMENT, t["financing"], "due_on >= $2 AND due_on <= on_date")
-    row = await conn.fetchrow(
-        f"SELECT coalesce(sum(on_time), 0) AS on_time, coalesce(sum(due), 0) AS fallen_due FROM ({sums}) x",  # noqa: S608
-        [end], start)
+    row = await conn.fetchrow(repayment_sql(t), [end], start)
     x, y = minus.repayment(start, end) if minus is not None else (0, 0)
     return _i(row["on_time"]) - x, _i(row["fallen_due"]) - y
+
+
+def repayment_sql(t: T, by_tenant: bool = False) -> str:
+    sums = at_dates_sql(REPAYMENT, t["financing"], "due_on >= $2 AND due_on <= on_date", by_tenant=by_tenant)
+    return (f"SELECT {_tid(by_tenant)}coalesce(sum(on_time), 0) AS on_time, "
+            f"coalesce(sum(due), 0) AS fallen_due "
+            f"FROM ({sums}) x{' GROUP BY tenant_id' if by_tenant else ''}")  # noqa: S608
 
 
 async def money_facts(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None) -> dict[str, int]:
     """Repaid, social fund (late charges recorded), social fund received (paid against them), write-offs and
     recoveries, by D (the cooperatives' sums, kind ``money``)."""
-    metrics = ("repaid", "late_charges", "social_fund", "social_fund_received", "recovered")
-    rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in metrics), "on_date", minus)
+    rows = await _facts(conn, t, [on], "money", ", ".join(_metric(m) for m in MONEY), "on_date", minus)
     r = rows[0] if rows else {}
-    return {m: _i(r.get(m)) for m in metrics}
+    return {m: _i(r.get(m)) for m in MONEY}
+
+
+MONEY = ("repaid", "late_charges", "social_fund", "social_fund_received", "recovered")
 
 
 async def write_offs(conn: asyncpg.Connection, t: T, on: date, minus: Withheld | None = None,
@@ -365,6 +434,18 @@ async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date,
     differences of the cooperatives' running totals (kinds ``fund`` and ``money``) at the month bounds."""
     if end < start:
         return {}
+    bounds = month_bounds(start, end)
+    totals: dict[date, dict[str, int]] = {b: {"disbursed": 0, "repaid": 0} for b in bounds}
+    for r in await _facts(conn, t, bounds, "fund", f"on_date, {_metric('value')}", "on_date", minus):
+        totals[r["on_date"]]["disbursed"] = _i(r["value"])
+    for r in await _facts(conn, t, bounds, "money", f"on_date, {_metric('repaid')}", "on_date", minus):
+        totals[r["on_date"]]["repaid"] = _i(r["repaid"])
+    return monthly_differences(bounds, totals)
+
+
+def month_bounds(start: date, end: date) -> list[date]:
+    """The day before ``start``, each month-end in [start, end), and ``end``: running totals at these
+    bounds differ by each calendar month's (part in [start, end])."""
     bounds = [date.fromordinal(start.toordinal() - 1)]
     m = start
     while True:
@@ -374,11 +455,12 @@ async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date,
         bounds.append(last)
         m = date.fromordinal(last.toordinal() + 1)
     bounds.append(end)
-    totals: dict[date, dict[str, int]] = {b: {"disbursed": 0, "repaid": 0} for b in bounds}
-    for r in await _facts(conn, t, bounds, "fund", f"on_date, {_metric('value')}", "on_date", minus):
-        totals[r["on_date"]]["disbursed"] = _i(r["value"])
-    for r in await _facts(conn, t, bounds, "money", f"on_date, {_metric('repaid')}", "on_date", minus):
-        totals[r["on_date"]]["repaid"] = _i(r["repaid"])
+    return bounds
+
+
+def monthly_differences(bounds: list[date], totals: dict[date, dict[str, int]]) -> dict[date, dict[str, int]]:
+    """Disbursed and repaid in each month (keyed by its first day) from the running ``totals`` at ``bounds``;
+    months with neither left out."""
     out: dict[date, dict[str, int]] = {}
     for before, upto in zip(bounds, bounds[1:], strict=False):
         x = {k: totals[upto][k] - totals[before][k] for k in ("disbursed", "repaid")}
@@ -392,29 +474,42 @@ async def monthly_money(conn: asyncpg.Connection, t: T, start: date, end: date,
 
 
 async def construction(conn: asyncpg.Connection, t: T, on: date, consent: bool = False) -> dict[str, Any]:
-    st = t["sanitation"]
-    status = await conn.fetch(
-        f"""SELECT step, count(*) AS jobs FROM (
-                SELECT DISTINCT ON (tenant_id, job_id) step FROM {st['job_step']} x
+    status, kinds, insp, days = construction_sql(t, consent)
+    return construction_figures(await conn.fetch(status, on), await conn.fetch(kinds, on),
+                                await conn.fetchrow(insp, on), await conn.fetch(days, on))
+
+
+def construction_sql(t: T, consent: bool, by_tenant: bool = False) -> tuple[str, str, str, str]:
+    """The statements of ``construction``: jobs by latest step, by kind, the inspections, the days from order
+    to handover."""
+    st, by = t["sanitation"], _tid(by_tenant)
+    return (
+        f"""SELECT {by}step, count(*) AS jobs FROM (
+                SELECT DISTINCT ON (tenant_id, job_id) {by}step FROM {st['job_step']} x
                 WHERE on_date <= $1{_job_consents(t, "x", consent)}
-                ORDER BY tenant_id, job_id, seq DESC) x GROUP BY 1""", on)
-    kinds = await conn.fetch(
-        f"""SELECT kind, count(*) FILTER (WHERE ordered_on <= $1) AS ordered,
+                ORDER BY tenant_id, job_id, seq DESC) x GROUP BY {_cols(1, by_tenant)}""",
+        f"""SELECT {by}kind, count(*) FILTER (WHERE ordered_on <= $1) AS ordered,
                    count(*) FILTER (WHERE completed_on <= $1) AS completed
-            FROM {st['job']} j WHERE TRUE{_consents(t, "j", consent)} GROUP BY 1 ORDER BY 1""", on)
-    insp = await conn.fetchrow(
-        f"""SELECT count(*) FILTER (WHERE inspection_number = 1) AS first,
+            FROM {st['job']} j WHERE TRUE{_consents(t, "j", consent)} GROUP BY {_cols(1, by_tenant)}
+            ORDER BY {_cols(1, by_tenant)}""",
+        f"""SELECT {by}count(*) FILTER (WHERE inspection_number = 1) AS first,
                    count(*) FILTER (WHERE inspection_number = 1 AND passed) AS first_passed,
                    count(*) FILTER (WHERE inspection_number > 1) AS reinspections
-            FROM {st['inspection']} x WHERE inspected_on <= $1{_job_consents(t, "x", consent)}""", on)
-    days = await conn.fetch(
-        f"""SELECT completed_on - ordered_on AS days, count(*) AS n FROM {st['job']} j
-            WHERE completed_on <= $1 AND ordered_on IS NOT NULL{_consents(t, "j", consent)} GROUP BY 1""", on)
+            FROM {st['inspection']} x WHERE inspected_on <= $1{_job_consents(t, "x", consent)}
+            {"GROUP BY 1" if by_tenant else ""}""",
+        f"""SELECT {by}completed_on - ordered_on AS days, count(*) AS n FROM {st['job']} j
+            WHERE completed_on <= $1 AND ordered_on IS NOT NULL{_consents(t, "j", consent)}
+            GROUP BY {_cols(1, by_tenant)}""")
+
+
+def construction_figures(status: Sequence[Any], kinds: Sequence[Any], insp: Any,
+                         days: Sequence[Any]) -> dict[str, Any]:
+    """``construction``'s figures from its statements' rows (``insp``: a row, or a mapping without them)."""
     return {"by_status": {r["step"]: _i(r["jobs"]) for r in status},
             "by_kind": [{"kind": r["kind"], "ordered": _i(r["ordered"]), "completed": _i(r["completed"])}
                         for r in kinds if r["ordered"] or r["completed"]],
-            "first_inspections": _i(insp["first"]), "first_passed": _i(insp["first_passed"]),
-            "reinspections": _i(insp["reinspections"]),
+            "first_inspections": _i(insp.get("first")), "first_passed": _i(insp.get("first_passed")),
+            "reinspections": _i(insp.get("reinspections")),
             "days_order_to_handover": {_i(r["days"]): _i(r["n"]) for r in days}}
 
 
@@ -472,16 +567,8 @@ async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date,
     """Handed-over septic tanks by D and where each stands: its due date in force on D (the latest due date
     given by D: at handover, or after an acknowledged emptying, dated by that emptying), visits by D,
     IPLT receipts by D."""
-    st = t["sanitation"]
     row = await conn.fetchrow(
-        f"""WITH cur AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, due_on FROM {st['due']} x
-                         WHERE since_on <= $1{_consents(t, "x", consent)}
-                         ORDER BY tenant_id, job_id, since_on DESC, seq DESC),
-                 tanks AS (SELECT DISTINCT tenant_id, job_id FROM {st['due']} x
-                           WHERE basis = 'handover' AND since_on <= $1{_consents(t, "x", consent)}),
-                 emptied AS (SELECT * FROM {st['visit']} x
-                             WHERE outcome = 'emptied' AND visited_on <= $1{_consents(t, "x", consent)}),
-                 rc AS (SELECT * FROM {st['receipt']} x WHERE received_on <= $1{_consents(t, "x", consent)})
+        f"""{desludging_sets_sql(t, consent)}
             SELECT (SELECT count(*) FROM tanks) AS tanks,
                    (SELECT count(*) FROM cur WHERE due_on BETWEEN $1 AND $2) AS due,
                    (SELECT count(*) FROM cur WHERE due_on < $1) AS overdue,
@@ -495,11 +582,35 @@ async def desludging(conn: asyncpg.Connection, t: T, on: date, month_end: date,
                    (SELECT coalesce(sum(volume_received_m3), 0) FROM rc) AS m3_acknowledged,
                    (SELECT coalesce(sum(volume_removed_m3), 0) FROM rc) AS m3_removed_acknowledged_loads""",
         on, month_end)
-    outcomes = await conn.fetch(
-        f"""SELECT outcome, count(*) AS n FROM {st['visit']} x WHERE visited_on <= $1{_consents(t, "x", consent)}
-            GROUP BY 1 ORDER BY 1""", on)
+    return desludging_figures(row, await conn.fetch(outcomes_sql(t, consent), on))
+
+
+def desludging_sets_sql(t: T, consent: bool) -> str:
+    """``desludging``'s sets as of $1: each tank's due date in force (``cur``), the handed-over tanks, the
+    emptying visits, the IPLT receipts (``rc``); rows keyed by cooperative and job."""
+    st = t["sanitation"]
+    return f"""WITH cur AS (SELECT DISTINCT ON (tenant_id, job_id) tenant_id, job_id, due_on
+                         FROM {st['due']} x
+                         WHERE since_on <= $1{_consents(t, "x", consent)}
+                         ORDER BY tenant_id, job_id, since_on DESC, seq DESC),
+                 tanks AS (SELECT DISTINCT tenant_id, job_id FROM {st['due']} x
+                           WHERE basis = 'handover' AND since_on <= $1{_consents(t, "x", consent)}),
+                 emptied AS (SELECT * FROM {st['visit']} x
+                             WHERE outcome = 'emptied' AND visited_on <= $1{_consents(t, "x", consent)}),
+                 rc AS (SELECT * FROM {st['receipt']} x
+                        WHERE received_on <= $1{_consents(t, "x", consent)})"""
+
+
+def outcomes_sql(t: T, consent: bool, by_tenant: bool = False) -> str:
+    return f"""SELECT {_tid(by_tenant)}outcome, count(*) AS n FROM {t['sanitation']['visit']} x
+            WHERE visited_on <= $1{_consents(t, "x", consent)} GROUP BY {_cols(1, by_tenant)}
+            ORDER BY {_cols(1, by_tenant)}"""
+
+
+def desludging_figures(row: Any, outcomes: Sequence[Any]) -> dict[str, Any]:
+    """``desludging``'s figures from its counts' row and its visits by outcome (a ``tenant_id`` left out)."""
     out: dict[str, Any] = {k: (_d(v) if k.startswith("m3") else v if k.endswith("_on") else _i(v))
-                           for k, v in row.items()}
+                           for k, v in row.items() if k != "tenant_id"}
     out["visits_by_outcome"] = {r["outcome"]: _i(r["n"]) for r in outcomes}
     return out
 
@@ -508,19 +619,22 @@ async def monthly_desludging(conn: asyncpg.Connection, t: T, start: date, end: d
                              on: date, consent: bool = False) -> dict[date, dict[str, int]]:
     """Per month in [start, end]: tanks falling due that month (due dates given by ``on``) and emptyings
     by ``on`` (a visit later in ``on``'s month is not known on ``on``)."""
-    st = t["sanitation"]
-    rows = await conn.fetch(
-        f"""SELECT date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n FROM {st['due']} x
-            WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3{_consents(t, "x", consent)} GROUP BY 1
-            UNION ALL
-            SELECT date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']} x
-            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND least($2, $3){_consents(t, "x", consent)}
-            GROUP BY 1""",
-        start, end, on)
+    rows = await conn.fetch(monthly_desludging_sql(t, consent), start, end, on)
     out: dict[date, dict[str, int]] = {}
     for r in rows:
         out.setdefault(r["month"], {"due": 0, "done": 0})[r["what"]] = _i(r["n"])
     return out
+
+
+def monthly_desludging_sql(t: T, consent: bool, by_tenant: bool = False) -> str:
+    st, by, cols = t["sanitation"], _tid(by_tenant), _cols(1, by_tenant)
+    return f"""SELECT {by}date_trunc('month', due_on)::date AS month, 'due' AS what, count(*) AS n
+            FROM {st['due']} x
+            WHERE due_on BETWEEN $1 AND $2 AND since_on <= $3{_consents(t, "x", consent)} GROUP BY {cols}
+            UNION ALL
+            SELECT {by}date_trunc('month', visited_on)::date, 'done', count(*) FROM {st['visit']} x
+            WHERE outcome = 'emptied' AND visited_on BETWEEN $1 AND least($2, $3){_consents(t, "x", consent)}
+            GROUP BY {cols}"""
 
 
 # -- names ---------------------------------------------------------------------------------------------------
