@@ -18,26 +18,35 @@ def _uuid(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
 
 
+def _upsert(table: str, columns: tuple[str, ...], key: tuple[str, ...], kept: tuple[str, ...] = ()) -> str:
+    """``INSERT`` of a row of ``columns`` ($1, $2, ... in their order) into ``table``; a row already there
+    under ``key`` takes the new values of every column but the key's and ``kept`` (set once, at insert)."""
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    changed = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key and c not in kept)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {changed}")
+
+
+_UPSERT_JOB = _upsert(
+    "jobs", ("tenant_id", "job_id", "member_id", "kind", "financing_id", "status", "contractor_id", "village",
+             "ordered_on", "assigned_on", "started_on", "completed_on", "pdam_customer_number", "inspections",
+             "first_inspection_passed", "last_inspection_passed", "reworks", "interval_years", "next_due_on",
+             "last_emptied_on", "open_request_on", "open_visit_id", "version"),
+    ("tenant_id", "job_id"), kept=("member_id", "kind", "financing_id", "ordered_on"),
+) + " WHERE jobs.version < EXCLUDED.version"
+_UPSERT_VISIT = _upsert(
+    "desludging_visits", ("tenant_id", "visit_id", "job_id", "planned_on", "operator", "truck_plate",
+                          "visited_on", "outcome", "volume_m3", "cancellation_reason", "note", "iplt_id",
+                          "manifest_number", "received_on", "volume_received_m3", "volume_mismatch"),
+    ("tenant_id", "visit_id"), kept=("job_id", "planned_on"))
+
+
 async def upsert_job(conn: asyncpg.Connection, tenant: str, job: ConstructionJob) -> None:
     """The job's row (and its desludging visits' rows) as of ``job.version``."""
     s = job.desludging
     open_visit = s.open_visit if s is not None else None
     await conn.execute(
-        """INSERT INTO jobs (tenant_id, job_id, member_id, kind, financing_id, status, contractor_id, village,
-                             ordered_on, assigned_on, started_on, completed_on, pdam_customer_number, inspections,
-                             first_inspection_passed, last_inspection_passed, reworks, interval_years, next_due_on,
-                             last_emptied_on, open_request_on, open_visit_id, version)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
-           ON CONFLICT (tenant_id, job_id) DO UPDATE SET
-               status = EXCLUDED.status, contractor_id = EXCLUDED.contractor_id, village = EXCLUDED.village,
-               assigned_on = EXCLUDED.assigned_on, started_on = EXCLUDED.started_on,
-               completed_on = EXCLUDED.completed_on, pdam_customer_number = EXCLUDED.pdam_customer_number,
-               inspections = EXCLUDED.inspections, first_inspection_passed = EXCLUDED.first_inspection_passed,
-               last_inspection_passed = EXCLUDED.last_inspection_passed, reworks = EXCLUDED.reworks,
-               interval_years = EXCLUDED.interval_years, next_due_on = EXCLUDED.next_due_on,
-               last_emptied_on = EXCLUDED.last_emptied_on, open_request_on = EXCLUDED.open_request_on,
-               open_visit_id = EXCLUDED.open_visit_id, version = EXCLUDED.version
-           WHERE jobs.version < EXCLUDED.version""",
+        _UPSERT_JOB,
         tenant, uuid.UUID(job.job_id), _uuid(job.member_id), job.kind, _uuid(job.financing_id), job.status,
         _uuid(job.contractor_id), job.village, job.ordered_on, job.assigned_on, job.started_on, job.completed_on,
         job.pdam_customer_number, len(job.inspections),
@@ -56,17 +65,7 @@ async def upsert_job(conn: asyncpg.Connection, tenant: str, job: ConstructionJob
                      r.manifest_number if r else None, r.received_on if r else None,
                      r.volume_received_m3 if r else None, r.volume_mismatch if r else None))
     await conn.executemany(
-        """INSERT INTO desludging_visits (tenant_id, visit_id, job_id, planned_on, operator, truck_plate, visited_on,
-                                          outcome, volume_m3, cancellation_reason, note, iplt_id, manifest_number,
-                                          received_on, volume_received_m3, volume_mismatch)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
-           ON CONFLICT (tenant_id, visit_id) DO UPDATE SET
-               operator = EXCLUDED.operator, truck_plate = EXCLUDED.truck_plate, visited_on = EXCLUDED.visited_on,
-               outcome = EXCLUDED.outcome, volume_m3 = EXCLUDED.volume_m3,
-               cancellation_reason = EXCLUDED.cancellation_reason, note = EXCLUDED.note,
-               iplt_id = EXCLUDED.iplt_id, manifest_number = EXCLUDED.manifest_number,
-               received_on = EXCLUDED.received_on, volume_received_m3 = EXCLUDED.volume_received_m3,
-               volume_mismatch = EXCLUDED.volume_mismatch""",
+        _UPSERT_VISIT,
         rows,
     )
 
