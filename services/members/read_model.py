@@ -24,8 +24,15 @@ from services.members.domain import jmp
 from services.members.domain import member as member_domain
 from services.members.domain import organisation as org
 from shared.contracts.members import (
-    HouseholdSurveyed, LeadMarked, MemberDetailsChanged, MemberExited, MemberGroupChanged,
-    MemberPersonalDataErased, MemberRegistered, PromotionSessionHeld, SessionAttendanceAdded,
+    HouseholdSurveyed,
+    LeadMarked,
+    MemberDetailsChanged,
+    MemberExited,
+    MemberGroupChanged,
+    MemberPersonalDataErased,
+    MemberRegistered,
+    PromotionSessionHeld,
+    SessionAttendanceAdded,
 )
 from shared.db import connect
 from shared.envelope import Envelope, LogPosition

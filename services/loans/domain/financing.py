@@ -28,21 +28,56 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from services.loans.domain import schedule as maths
 from services.loans.domain.commands import (
-    Apply, Approve, ApproveLateCharge, ClearHardship, DeclineLateCharge, DisburseTranche, DiscountMargin,
-    FlagHardship, MemberFacts, PayLateCharge, ProposeLateCharge, RecordRepayment, RecordWorkOrder, Reject,
-    ReleaseTrancheOnInspection, Reschedule, SettleEarly, SignContract, WriteOff,
+    Apply,
+    Approve,
+    ApproveLateCharge,
+    ClearHardship,
+    DeclineLateCharge,
+    DisburseTranche,
+    DiscountMargin,
+    FlagHardship,
+    MemberFacts,
+    PayLateCharge,
+    ProposeLateCharge,
+    RecordRepayment,
+    RecordWorkOrder,
+    Reject,
+    ReleaseTrancheOnInspection,
+    Reschedule,
+    SettleEarly,
+    SignContract,
+    WriteOff,
 )
 from services.loans.domain.errors import LoanConflict, LoanRuleViolation, MakerChecker
 from services.loans.domain.events import (
-    DisbursementImported, HardshipCleared, HardshipFlagged, JobRelinked, LateChargeDeclined, LateChargeProposed,
-    NoteAdded, NoteTopic, TermsQuoted, WorkOrderRecorded,
+    DisbursementImported,
+    HardshipCleared,
+    HardshipFlagged,
+    JobRelinked,
+    LateChargeDeclined,
+    LateChargeProposed,
+    NoteAdded,
+    NoteTopic,
+    TermsQuoted,
+    WorkOrderRecorded,
 )
 from services.loans.domain.product import CONSTRUCTION_PURPOSES, Product
 from shared.contracts import Contract, InternalEvent, new_event
 from shared.contracts.loans import (
-    ContractSigned, FinancingApplied, FinancingApproved, FinancingClosed, FinancingImported,
-    FinancingRejected, FinancingRescheduled, FinancingWrittenOff, Instalment, LateChargePaid,
-    LateChargeRecorded, MarginDiscounted, RepaymentRecorded, TrancheDisbursed,
+    ContractSigned,
+    FinancingApplied,
+    FinancingApproved,
+    FinancingClosed,
+    FinancingImported,
+    FinancingRejected,
+    FinancingRescheduled,
+    FinancingWrittenOff,
+    Instalment,
+    LateChargePaid,
+    LateChargeRecorded,
+    MarginDiscounted,
+    RepaymentRecorded,
+    TrancheDisbursed,
 )
 from shared.envelope import NewEvent
 

@@ -8,12 +8,22 @@ import asyncpg
 
 from services.members import read_model
 from services.members.api.schemas import (
-    CentreList, CentreResponse, ChangeCentreRequest, ChangeGroupRequest, CloseGroupRequest, FormGroupRequest,
-    GroupList, GroupResponse, OpenCentreRequest,
+    CentreList,
+    CentreResponse,
+    ChangeCentreRequest,
+    ChangeGroupRequest,
+    CloseGroupRequest,
+    FormGroupRequest,
+    GroupList,
+    GroupResponse,
+    OpenCentreRequest,
 )
 from services.members.domain import organisation as org
 from services.members.handlers.common import (
-    decode_cursor, encode_cursor, parts, tenant_of,
+    decode_cursor,
+    encode_cursor,
+    parts,
+    tenant_of,
 )
 from shared.application import CommandContext, run_command
 from shared.envelope import NewEvent

@@ -27,8 +27,16 @@ from services.sanitation.domain.errors import AlreadyExists, RuleViolation, Unkn
 from services.sanitation.domain.settings import CooperativeSettings
 from shared.contracts import new_event
 from shared.contracts.sanitation import (
-    ContractorAssigned, DesludgingScheduled, DesludgingVisitRecorded, InspectionItem, InspectionRecorded,
-    IpltReceiptAcknowledged, JobCompleted, JobOrdered, JobStarted, NextDesludgingDue,
+    ContractorAssigned,
+    DesludgingScheduled,
+    DesludgingVisitRecorded,
+    InspectionItem,
+    InspectionRecorded,
+    IpltReceiptAcknowledged,
+    JobCompleted,
+    JobOrdered,
+    JobStarted,
+    NextDesludgingDue,
 )
 from shared.envelope import Envelope, NewEvent
 

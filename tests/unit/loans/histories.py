@@ -20,9 +20,23 @@ from hypothesis import strategies as st
 
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
-    Apply, Approve, ApproveLateCharge, ClearHardship, DeclineLateCharge, DisburseTranche, DiscountMargin,
-    FlagHardship, MemberFacts, PayLateCharge, ProposeLateCharge, RecordRepayment, RecordWorkOrder, Reschedule,
-    SettleEarly, SignContract, WriteOff,
+    Apply,
+    Approve,
+    ApproveLateCharge,
+    ClearHardship,
+    DeclineLateCharge,
+    DisburseTranche,
+    DiscountMargin,
+    FlagHardship,
+    MemberFacts,
+    PayLateCharge,
+    ProposeLateCharge,
+    RecordRepayment,
+    RecordWorkOrder,
+    Reschedule,
+    SettleEarly,
+    SignContract,
+    WriteOff,
 )
 from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.events import TenorMargin

@@ -15,9 +15,20 @@ from hypothesis import strategies as st
 
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
-    ApproveLateCharge, ClearHardship, DeclineLateCharge, DisburseTranche, DiscountMargin, FlagHardship,
-    PayLateCharge, ProposeLateCharge, RecordRepayment, Reject, ReleaseTrancheOnInspection, Reschedule,
-    SettleEarly, WriteOff,
+    ApproveLateCharge,
+    ClearHardship,
+    DeclineLateCharge,
+    DisburseTranche,
+    DiscountMargin,
+    FlagHardship,
+    PayLateCharge,
+    ProposeLateCharge,
+    RecordRepayment,
+    Reject,
+    ReleaseTrancheOnInspection,
+    Reschedule,
+    SettleEarly,
+    WriteOff,
 )
 from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.loan_book import BookPayment, import_financing

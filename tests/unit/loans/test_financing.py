@@ -9,9 +9,24 @@ import pytest
 
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
-    Apply, Approve, ApproveLateCharge, ClearHardship, DeclineLateCharge, DisburseTranche, DiscountMargin,
-    FlagHardship, MemberFacts, ProposeLateCharge, RecordRepayment, RecordWorkOrder, Reject,
-    ReleaseTrancheOnInspection, Reschedule, SettleEarly, SignContract, WriteOff,
+    Apply,
+    Approve,
+    ApproveLateCharge,
+    ClearHardship,
+    DeclineLateCharge,
+    DisburseTranche,
+    DiscountMargin,
+    FlagHardship,
+    MemberFacts,
+    ProposeLateCharge,
+    RecordRepayment,
+    RecordWorkOrder,
+    Reject,
+    ReleaseTrancheOnInspection,
+    Reschedule,
+    SettleEarly,
+    SignContract,
+    WriteOff,
 )
 from services.loans.domain.errors import LoanConflict, LoanRuleViolation, MakerChecker
 from shared.contracts import load_all

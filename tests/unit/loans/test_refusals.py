@@ -11,9 +11,23 @@ import pytest
 from services.loans.domain import financing as fin
 from services.loans.domain import schedule
 from services.loans.domain.commands import (
-    Apply, Approve, ApproveLateCharge, ClearHardship, DeclineLateCharge, DisburseTranche, FlagHardship,
-    MemberFacts, PayLateCharge, ProposeLateCharge, RecordRepayment, RecordWorkOrder,
-    ReleaseTrancheOnInspection, Reschedule, SettleEarly, SignContract, WriteOff,
+    Apply,
+    Approve,
+    ApproveLateCharge,
+    ClearHardship,
+    DeclineLateCharge,
+    DisburseTranche,
+    FlagHardship,
+    MemberFacts,
+    PayLateCharge,
+    ProposeLateCharge,
+    RecordRepayment,
+    RecordWorkOrder,
+    ReleaseTrancheOnInspection,
+    Reschedule,
+    SettleEarly,
+    SignContract,
+    WriteOff,
 )
 from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.loan_book import import_financing

@@ -9,8 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.reporting.indicators.maths import (
-    AccessGroup, Portfolio, access, dpd_bucket, last_months, leverage, mean_rupiah, median, month_end, pct,
-    repayment_rate, sanitation_now, sludge_flow, water_now,
+    AccessGroup,
+    Portfolio,
+    access,
+    dpd_bucket,
+    last_months,
+    leverage,
+    mean_rupiah,
+    median,
+    month_end,
+    pct,
+    repayment_rate,
+    sanitation_now,
+    sludge_flow,
+    water_now,
 )
 
 
