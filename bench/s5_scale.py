@@ -334,7 +334,7 @@ async def order_jobs(system: System, client: httpx.AsyncClient, coop: Coop, k: i
             if r.status_code < 300:
                 done += 1
                 break
-            if time.perf_counter() - t0 > timeout:
+            if "not known here yet" not in r.text or time.perf_counter() - t0 > timeout:
                 raise RuntimeError(f"sanitation POST /jobs answered {r.status_code}: {r.text[:300]}")
             await asyncio.sleep(0.5)
     return done

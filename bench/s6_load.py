@@ -174,25 +174,32 @@ def stop_system(system: System) -> None:
 
 
 async def call(client: httpx.AsyncClient, method: str, url: str, key: str, body: Any = None,
-               tries: int = 8) -> Any:
+               tries: int = 8, wait_for: str | None = None) -> Any:
     """One request of the loader, with an Idempotency-Key: a 503 (busy) is tried again after its Retry-After,
-    and so is a connection the server closed as it was reused (keep-alive race), a few times."""
+    and so is a connection the server closed as it was reused (keep-alive race), a few times. A 422 whose
+    text holds ``wait_for`` (the service has not learned of a member yet) is tried again for up to 60 s."""
     headers = {"X-API-Key": key, "Idempotency-Key": f"s6-{uuid.uuid4()}"}
-    for attempt in range(tries):
+    waiting_until = time.monotonic() + 60
+    failures = 0
+    while True:
         try:
             r = await client.request(method, url, json=body, headers=headers)
         except httpx.TransportError:
-            if attempt + 1 == tries:
+            failures += 1
+            if failures == tries:
                 raise
             await asyncio.sleep(0.5)
             continue
-        if r.status_code == 503 and attempt + 1 < tries:
+        if r.status_code == 503 and failures + 1 < tries:
+            failures += 1
             await asyncio.sleep(min(5.0, float(r.headers.get("Retry-After", "1"))))
+            continue
+        if r.status_code == 422 and wait_for and wait_for in r.text and time.monotonic() < waiting_until:
+            await asyncio.sleep(0.5)  # the member's event is on its way: not a failure of the request
             continue
         if r.status_code >= 300:
             raise RuntimeError(f"{method} {url} answered {r.status_code}: {r.text[:300]}")
         return r.json() if r.content else None
-    raise AssertionError("unreachable")
 
 
 def member_body(tenant: str, n: int, rng: Random) -> dict[str, Any]:
@@ -239,7 +246,8 @@ async def load_coop(system: System, client: httpx.AsyncClient, coop: Coop, index
     page = await call(client, "GET", f"{ln}/financings?limit=200", key)
     coop.financings = [f["financing_id"] for f in page["items"]]
     contractor = await call(client, "POST", f"{sn}/contractors", key, {"name": f"CV Sanitasi {index:03d}"})
-    job = await call(client, "POST", f"{sn}/jobs", key, {"member_id": coop.members[0], "kind": "septic_tank"})
+    job = await call(client, "POST", f"{sn}/jobs", key, {"member_id": coop.members[0], "kind": "septic_tank"},
+                     wait_for="not known here yet")
     coop.ids.update(contractor_id=contractor["contractor_id"], job_id=job["job_id"])
     await call(client, "PUT", f"{rp}/reports/targets/members", key, {"target": members * 2, "due_on": "2027-12-31"})
 

@@ -9,11 +9,14 @@ start: on later runs each answers with its first result and nothing is appended.
 (2021-2025), so the bodies never change between runs; which tanks are due or overdue follows from today.
 
 ``member_ids``: the demo members' ids per cooperative, in the order of ``deploy.local.demo.DEMO_MEMBERS``
-(each job's village is the member's); without them, stable made-up ids are used.
+(each job's village is the member's); without them, stable made-up ids are used. A job is ordered only
+for a member the sanitation service has learned of from the members service's events: the loader waits
+(up to 30 s a job) for a member registered a moment ago.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -151,6 +154,23 @@ class _Loader:
         self.requests += 1
         return r.json()  # type: ignore[no-any-return]
 
+    async def order(self, body: dict[str, Any], key: str) -> dict[str, Any]:
+        """POST /jobs, waiting for the member: the sanitation service refuses a member it has not learned of
+        from the members service's events yet (422 on member_id, "not known here yet"); the same
+        Idempotency-Key is sent again (a refusal appends nothing)."""
+        for _ in range(60):
+            r = await self.client.post("/jobs", json=body, headers=self.headers(Role.FIELD_OFFICER, key))
+            if r.status_code == 422 and "not known here yet" in r.text:
+                await asyncio.sleep(0.5)
+                continue
+            if r.status_code >= 400:
+                raise RuntimeError(f"sanitation demo: POST /jobs for {self.tenant} answered {r.status_code}: "
+                                   f"{r.text}")
+            self.requests += 1
+            return r.json()  # type: ignore[no-any-return]
+        raise RuntimeError(f"member {body['member_id']} never became known to the sanitation service "
+                           f"({self.tenant})")
+
     async def load(self) -> None:
         await self.call("PUT", "/settings", SETTINGS[self.tenant], Role.MANAGER)
         for c in CONTRACTORS[self.tenant]:
@@ -180,7 +200,7 @@ class _Loader:
         body: dict[str, Any] = {"member_id": member, "kind": j.kind, "ordered_on": j.ordered_on}
         if village:
             body["village"] = village
-        job_id = (await self.call("POST", "/jobs", body, key=f"job:{j.label}"))["job_id"]
+        job_id = (await self.order(body, key=f"job:{j.label}"))["job_id"]
         worker = Role.CONTRACTOR if j.by_contractor_key else Role.FIELD_OFFICER
         steps = [s for s in STAGES[1:STAGES.index(j.stage) + 1]
                  if j.failed_first or s not in ("inspection_failed", "rework")]

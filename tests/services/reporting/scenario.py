@@ -194,10 +194,21 @@ class Coop:
         return str(r["contractor_id"])
 
     async def cash_job(self, label: str, name: str, kind: str, ordered_on: str) -> str:
-        r = await self.call(self.sanitation, "POST", "/jobs",
-                            body={"member_id": self.ids[name], "kind": kind, "ordered_on": ordered_on})
-        self.ids[label] = r["job_id"]
-        return str(r["job_id"])
+        """A cash job ordered for the member; sanitation learns members from the members service's log and
+        refuses one it does not know yet (422 on member_id, "not known here yet"): the order is sent again,
+        with the same Idempotency-Key, until it is known."""
+        body = {"member_id": self.ids[name], "kind": kind, "ordered_on": ordered_on}
+        h = {"X-API-Key": key(self.tenant, Role.FIELD_OFFICER), "Idempotency-Key": str(uuid.uuid4())}
+
+        async def ordered() -> httpx.Response | None:
+            r = await self.sanitation.post("/jobs", json=body, headers=h)
+            if r.status_code == 422 and "not known here yet" in r.text:
+                return None
+            assert r.status_code == 201, f"POST /jobs ({self.tenant}): {r.status_code} {r.text}"
+            return r
+        r = await eventually(ordered, timeout=60, interval=0.1)
+        self.ids[label] = r.json()["job_id"]
+        return str(r.json()["job_id"])
 
     async def financed_job(self, label: str, financing_label: str) -> str:
         job_id = job_of(self.ids[financing_label])
