@@ -343,6 +343,33 @@ async def test_idempotency_keys_are_per_cooperative(system: System) -> None:
         assert (await system[service].get(read.format(created), headers=h(A))).status_code == 404
 
 
+async def test_a_job_is_never_ordered_for_another_cooperatives_member(system: System) -> None:
+    """B's real member id (sanitation knows them, in B) and an invented id, sent by A's officer to
+    ``POST /jobs``: 422 on member_id ("no member <id> in this cooperative"), with or without an
+    Idempotency-Key, and nothing written: no event in any service, no job row in A or B."""
+    await system.quiet()
+    sa = system["sanitation"]
+    theirs, invented = system.ids[B]["members"][0], "3c1d2e4f-0a9b-4c8d-9e7f-6a5b4c3d2e1f"
+    assert theirs not in system.ids[A]["members"]
+    before = await system.event_counts()
+    async def jobs() -> dict[str, int]:
+        return {t: (await sa.get("/jobs", params={"limit": 1}, headers=h(t))).json()["total"] for t in (A, B)}
+
+    listed = await jobs()
+    for member_id in (theirs, invented):
+        for extra in ({}, {"Idempotency-Key": unique("attack-job")}):
+            r = await sa.post("/jobs", json={"member_id": member_id, "kind": "septic_tank"},
+                              headers={**h(A, Role.FIELD_OFFICER), **extra})
+            assert r.status_code == 422, r.text
+            assert r.json()["field"] == "member_id", r.text
+            assert f"no member {member_id} in this cooperative" in r.json()["reason"], r.text
+    await system.quiet()
+    assert await system.event_counts() == before
+    assert await jobs() == listed
+    r = await sa.get("/jobs", params={"member_id": theirs}, headers=h(A))
+    assert r.status_code == 200 and r.json()["total"] == 0, r.text
+
+
 async def test_a_cooperative_named_in_a_query_header_or_body_is_never_trusted(system: System) -> None:
     """Only the key says whose request it is: a tenant in the query string or in made-up headers is
     ignored, and one in the body is refused."""

@@ -142,7 +142,9 @@ class OrderJobRequest(Body):
         {"member_id": MEMBER_ID, "kind": "toilet_upgrade", "village": "Pasir Jaya", "ordered_on": "2025-01-14"}]})
 
     member_id: UUID | None = Field(default=None, description=(
-        "The member (`member_id` from members `POST /members`), or give member_number"))
+        "The member (`member_id` from members `POST /members`), or give member_number. A member this "
+        "service has not learned of for the caller's cooperative is 422 (\"not known here yet\" just after "
+        "registration: send again)"))
     member_number: MemberNumber | None = None
     kind: JobKind
     village: Village | None = Field(default=None, description="Default: the member's village")

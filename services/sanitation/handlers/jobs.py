@@ -103,10 +103,21 @@ async def run(rt: CooperativeRuntime, who: Principal, job_id: str, command: str,
 async def resolve_member(rt: CooperativeRuntime, who: Principal, member_id: str | None,
                          member_number: str | None, *, required: bool) -> str | None:
     """The member a request names, by id or by the cooperative's member number (looked up in this
-    cooperative's members only: another cooperative's number is never resolved)."""
+    cooperative's members only: another cooperative's number is never resolved).
+
+    ``required`` (a command for the member): the member must be in this service's member directory for the
+    caller's cooperative. An id it does not hold (another cooperative's member, an invented id, or a member
+    registered a moment ago whose event has not arrived yet) is refused with 422 on ``member_id``; a client
+    that has just registered the member waits and tries again, as with the loans service's financings. A
+    filter (not ``required``) is not judged: an unknown member simply has no jobs."""
     if member_number is None:
-        if member_id is None and required:
-            raise Refusal("name the member: member_id or member_number", field="member_id")
+        if member_id is None:
+            if required:
+                raise Refusal("name the member: member_id or member_number", field="member_id")
+            return None
+        if required and await member_directory.member(rt.pool, tenant_of(who), member_id) is None:
+            raise Refusal(f"no member {member_id} in this cooperative (or not known here yet)",
+                          field="member_id")
         return member_id
     found = await member_directory.member_by_number(rt.pool, tenant_of(who), member_number)
     if found is None:

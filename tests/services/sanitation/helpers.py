@@ -9,8 +9,14 @@ from typing import Any
 import httpx
 
 from deploy.local.demo import DEMO_KEYS
+from services.sanitation import member_directory
+from services.sanitation.member_directory import MemberDirectory
+from shared.consumer import apply_events
+from shared.contracts import Contract, load_all
+from shared.contracts.members import MemberRegistered
 from shared.envelope import LogPosition
 from shared.tenancy import Role
+from tests.events import MembersProducer, members
 from tests.helpers import ServiceClient
 from tests.services.conftest import BAIK, BMI, headers
 
@@ -36,6 +42,34 @@ def findings(**over: Any) -> dict[str, Any]:
 
 
 FAILING = {"width_m": "0.7"}
+REGISTRY = load_all()
+
+
+async def learn(client: ServiceClient, *events: Contract, tenant: str = BMI,
+                producer: MembersProducer | None = None) -> None:
+    """The members events, as sanitation's members consumer applies them (``apply_events`` in the consumer's
+    transaction): each recorded as the members service's domain code records it (tests.events; ``producer``:
+    the members service's streams, the test's own by default)."""
+    [directory] = [p for p in client.runtime.projections if isinstance(p, MemberDirectory)]
+    pool = client.runtime.pool
+    assert pool is not None
+    envelopes = [env for e in events for env in await (producer or members()).recorded(tenant, e)]
+    async with pool.acquire() as conn, conn.transaction():
+        outcome, dead = await apply_events(conn, directory, REGISTRY, envelopes)
+    assert dead == [] and outcome.applied == len(envelopes)
+
+
+async def known(client: ServiceClient, member_id: str = MEMBER, tenant: str = BMI) -> None:
+    """``member_id`` a member of ``tenant`` that sanitation has learned of (registered, no village), unless
+    it knows them already: a cash job is ordered only for a member of the caller's cooperative."""
+    pool = client.runtime.pool
+    assert pool is not None
+    if await member_directory.member(pool, tenant, member_id) is None:
+        mid = uuid.UUID(member_id)
+        # on a members log of its own: the same fixed id (MEMBER) is registered afresh in every test
+        await learn(client, MemberRegistered(member_id=mid, member_number=f"M-{mid.hex}", sex="female",
+                                             joined_on=date(2020, 1, 6), household_size=4), tenant=tenant,
+                    producer=MembersProducer())
 
 
 async def events(client: ServiceClient) -> list[Any]:
@@ -69,6 +103,8 @@ async def contractor(client: ServiceClient, tenant: str = BMI, *, certified: boo
 
 async def order(client: ServiceClient, tenant: str = BMI, kind: str = "septic_tank", village: str | None = None,
                 member_id: str = MEMBER, ordered_on: str = "2025-04-03") -> str:
+    """A cash job ordered for ``member_id`` (made known to sanitation first, see ``known``)."""
+    await known(client, member_id, tenant)
     body: dict[str, Any] = {"member_id": member_id, "kind": kind, "ordered_on": ordered_on}
     if village:
         body["village"] = village

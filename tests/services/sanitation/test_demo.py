@@ -14,6 +14,7 @@ from tests.services.sanitation.helpers import (
     KEYED_CONTRACTOR,
     event_count,
     headers,
+    known,
     ok,
 )
 
@@ -23,6 +24,9 @@ STATES = {"ordered", "assigned", "started", "inspection_failed", "rework", "insp
 async def test_demo_loads_every_state_for_both_cooperatives_and_reloads_idempotently(sanitation: ServiceClient) -> None:
     members = {BMI: ["5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85", "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"],
                BAIK: ["9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"]}
+    for tenant, ids in members.items():  # as if the members service's events had arrived (no event source)
+        for member_id in ids:
+            await known(sanitation, member_id, tenant)
     first = await load_demo("http://test", members, client=sanitation)
     count = await event_count(sanitation)
     assert first > 100 and count > 100

@@ -26,6 +26,7 @@ from tests.services.sanitation.helpers import (
     headers,
     inspect,
     job_at,
+    known,
     ok,
     order,
     refused,
@@ -35,6 +36,7 @@ from tests.services.sanitation.helpers import (
 
 
 async def test_order_a_cash_job(sanitation: ServiceClient) -> None:
+    await known(sanitation)  # from the members service's MemberRegistered
     r = await sanitation.post("/jobs", json={"member_id": MEMBER, "kind": "septic_tank", "village": "Pasir Jaya",
                                              "ordered_on": "2025-04-03"}, headers=headers(BMI))
     job = ok(r, 201)
@@ -47,6 +49,7 @@ async def test_order_a_cash_job(sanitation: ServiceClient) -> None:
 
 
 async def test_order_is_idempotent(sanitation: ServiceClient) -> None:
+    await known(sanitation)
     body = {"member_id": MEMBER, "kind": "water_connection"}
     h = headers(BMI, **{"Idempotency-Key": "order-1"})
     first = ok(await sanitation.post("/jobs", json=body, headers=h), 201)
@@ -69,10 +72,39 @@ async def test_order_refuses_invalid_and_forbidden_fields(sanitation_unwritten: 
     await refused(sanitation_unwritten, "POST", "/jobs", 422, body=body, field=field)
 
 
-async def test_order_in_the_future_is_refused(sanitation_unwritten: ServiceClient) -> None:
-    await refused(sanitation_unwritten, "POST", "/jobs", 422,
-                  body={"member_id": MEMBER, "kind": "septic_tank", "ordered_on": FUTURE}, field="ordered_on",
-                  reason="future")
+async def test_order_in_the_future_is_refused(sanitation: ServiceClient) -> None:
+    await known(sanitation)
+    await refused(sanitation, "POST", "/jobs", 422, body={"member_id": MEMBER, "kind": "septic_tank",
+                                                          "ordered_on": FUTURE}, field="ordered_on", reason="future")
+
+
+async def test_order_for_a_member_not_of_this_cooperative_is_refused(sanitation: ServiceClient) -> None:
+    """A member id sanitation's member directory does not hold for the caller's cooperative (another
+    cooperative's real member, an invented id, one whose registration has not arrived yet) is refused with
+    422 on member_id, and nothing is written: no event, no job row. Once the member is known, it is
+    ordered."""
+    baik_member, invented = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "3c1d2e4f-0a9b-4c8d-9e7f-6a5b4c3d2e1f"
+    await known(sanitation, baik_member, BAIK)
+    for member_id in (baik_member, invented):
+        for h in (headers(BMI), headers(BMI, **{"Idempotency-Key": f"order-{member_id}"})):
+            body = {"member_id": member_id, "kind": "septic_tank"}
+            await refused(sanitation, "POST", "/jobs", 422, h=h, body=body, field="member_id",
+                          reason=f"no member {member_id} in this cooperative")
+    assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 0
+    assert ok(await sanitation.get("/jobs", headers=headers(BAIK)))["total"] == 0
+    # the reason tells a client that has just registered the member to wait and try again
+    data = await refused(sanitation, "POST", "/jobs", 422, field="member_id",
+                         body={"member_id": invented, "kind": "septic_tank"})
+    assert "not known here yet" in data["reason"]
+    # BAIK's own member is ordered for BAIK; a member learned later is ordered with the same key
+    assert ok(await sanitation.post("/jobs", json={"member_id": baik_member, "kind": "septic_tank"},
+                                    headers=headers(BAIK)), 201)["member_id"] == baik_member
+    await known(sanitation, invented, BMI)
+    h = headers(BMI, **{"Idempotency-Key": f"order-{invented}"})
+    job = ok(await sanitation.post("/jobs", json={"member_id": invented, "kind": "septic_tank"}, headers=h),
+             201)
+    assert job["member_id"] == invented
+    assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 1
 
 
 @pytest.mark.parametrize(("role", "status"), [(INSPECTOR, 403), (CONTRACTOR, 403)])

@@ -11,16 +11,13 @@ import uuid
 from datetime import date
 from typing import Any
 
-from services.sanitation.member_directory import MemberDirectory
-from shared.consumer import apply_events
-from shared.contracts import Contract, load_all
+from shared.contracts import Contract
 from shared.contracts.members import (
     MemberDetailsChanged,
     MemberExited,
     MemberPersonalDataErased,
     MemberRegistered,
 )
-from tests.events import members
 from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
@@ -31,13 +28,13 @@ from tests.services.sanitation.helpers import (
     headers,
     inspect,
     job_at,
+    learn,
     ok,
     refused,
 )
 from tests.services.sanitation.test_tranche_reaction import deliver as deliver_tranche
 from tests.services.sanitation.test_tranche_reaction import tranche
 
-REGISTRY = load_all()
 MEMBER = uuid.UUID("5b7e2d14-3f8a-4c19-a6d2-9e0c1b4f7a85")  # the member the tranche helper names
 
 
@@ -48,18 +45,6 @@ def registered(member_id: uuid.UUID, number: str, village: str | None, district:
 
 def moved(member_id: uuid.UUID, village: str) -> Contract:
     return MemberDetailsChanged(member_id=member_id, changed_fields=["village"], village=village)
-
-
-async def learn(client: ServiceClient, *events: Contract, tenant: str = BMI) -> None:
-    """The members events, as sanitation's members consumer applies them."""
-    [directory] = [p for p in client.runtime.projections if isinstance(p, MemberDirectory)]
-    pool = client.runtime.pool
-    assert pool is not None
-    # each event as the members service's domain code records it (tests.events): real stream versions
-    envelopes = [env for e in events for env in await members().recorded(tenant, e)]
-    async with pool.acquire() as conn, conn.transaction():
-        outcome, dead = await apply_events(conn, directory, REGISTRY, envelopes)
-    assert dead == [] and outcome.applied == len(envelopes)
 
 
 async def financed_job(client: ServiceClient, tenant: str = BMI, **over: Any) -> str:
@@ -94,9 +79,9 @@ async def test_a_financed_job_carries_its_members_village(sanitation: ServiceCli
 async def test_the_job_follows_a_village_learned_later_or_corrected_until_an_officer_sets_one(
         sanitation: ServiceClient) -> None:
     member = uuid.uuid4()
-    job_id = await job_at(sanitation, "ordered", village=None, member_id=str(member))
-    assert job(ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))) == (None, None)
+    # a job is ordered only for a member sanitation knows: here, known with no village or district yet
     await learn(sanitation, registered(member, "BMI-002", None, None))
+    job_id = await job_at(sanitation, "ordered", village=None, member_id=str(member))
     assert job(ok(await sanitation.get(f"/jobs/{job_id}", headers=headers(BMI)))) == (
         None, {"village": None, "district": None})
     await learn(sanitation, moved(member, "Bitung Jaya"))            # known later
