@@ -29,7 +29,7 @@ from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import family
 from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
-from shared.consumer import TRACKING_MIGRATIONS, record_dead_letters, topics_of
+from shared.consumer import TRACKING_MIGRATIONS, topics_of
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.consumer.pages import apply_page, projected_types, read_page
@@ -38,7 +38,6 @@ from shared.db import create_pool, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.envelope import LogPosition
 from shared.eventstore.postgres import PostgresLogReader
-from shared.metrics import CONSUMER_BATCH_SECONDS
 from shared.kafka import client_kwargs, namespaced
 from shared.rls import ensure_signed_context
 from shared.runtime import MissingSource, source_urls
@@ -88,19 +87,8 @@ class RebuildSource(EventLogSource):
         last = page.last
         async with self.pool.acquire() as conn, conn.transaction():
             outcome, dead = await apply_page(conn, self.projection, self.registry, page, source=self.source_name)
-            dead = [*page.foreign, *dead]
-            await record_dead_letters(conn, self.projection.name, dead)
-            await conn.execute(
-                """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (consumer, source) DO UPDATE SET tx_id = $3, position = $4, updated_at = now()""",
-                self.projection.name, self.source_name, last.tx_id, last.position,
-            )
-        self.position = last
-        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
-        self.totals.applied += outcome.applied
-        self.totals.skipped += outcome.skipped
-        self.totals.dead += outcome.dead + len(page.foreign)
-        self.last_event_at = time.time()
+            await self._record(conn, [*page.foreign, *dead], last)
+        self._tally(outcome, started, last, foreign=len(page.foreign), passed=0)
         return page.covered
 
 

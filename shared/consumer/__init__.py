@@ -179,6 +179,42 @@ class DeadLetter:
 HANDLER_ATTEMPTS = 3
 
 
+async def unapplied(conn: asyncpg.Connection, consumer: str,
+                    envelopes: Sequence[Envelope]) -> tuple[list[int], int]:
+    """The redelivery check, for ``apply_events`` and the rebuild's pages (``shared.consumer.pages``): the
+    indexes of ``envelopes`` that ``consumer`` has not applied yet (by each stream's highest version applied
+    in ``consumer_streams``, or by a row from before streams had kinds), in order, and how many it has."""
+    skipped = 0
+    keys = {(e.tenant_id, e.stream_type, e.stream_id) for e in envelopes}
+    # each stream's own row, and a row from before streams had kinds (type '') for the same id
+    rows = await conn.fetch(
+        """SELECT s.tenant_id, s.stream_type, s.stream_id, s.version, s.legacy_until FROM consumer_streams s
+           JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, k, s)
+             ON s.tenant_id = k.t AND s.stream_type IN (k.k, '') AND s.stream_id = k.s
+           WHERE s.consumer = $1""",
+        consumer, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+    )
+    seen: dict[tuple[str, str, str], int] = {}
+    legacy: dict[tuple[str, str], tuple[int, Any]] = {}
+    for r in rows:
+        if r["stream_type"] == "":
+            legacy[(r["tenant_id"], r["stream_id"])] = (r["version"], r["legacy_until"])
+        else:
+            seen[(r["tenant_id"], r["stream_type"], r["stream_id"])] = r["version"]
+    todo: list[int] = []
+    for i, env in enumerate(envelopes):
+        key = (env.tenant_id, env.stream_type, env.stream_id)
+        applied = seen.get(key, 0)
+        if key not in seen and (old := legacy.get((env.tenant_id, env.stream_id))) is not None:
+            applied = old[0] if env.recorded_at < old[1] else 0
+        if env.version <= applied:
+            skipped += 1
+            continue
+        seen[key] = env.version
+        todo.append(i)
+    return todo, skipped
+
+
 async def apply_events(
     conn: asyncpg.Connection,
     projection: Projection,
@@ -220,33 +256,7 @@ async def apply_events(
             records = [records[i] for i in keep] if records is not None else None
     if not envelopes:
         return outcome, dead
-    keys = {(e.tenant_id, e.stream_type, e.stream_id) for e in envelopes}
-    # each stream's own row, and a row from before streams had kinds (type '') for the same id
-    rows = await conn.fetch(
-        """SELECT s.tenant_id, s.stream_type, s.stream_id, s.version, s.legacy_until FROM consumer_streams s
-           JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, k, s)
-             ON s.tenant_id = k.t AND s.stream_type IN (k.k, '') AND s.stream_id = k.s
-           WHERE s.consumer = $1""",
-        projection.name, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-    )
-    seen: dict[tuple[str, str, str], int] = {}
-    legacy: dict[tuple[str, str], tuple[int, Any]] = {}
-    for r in rows:
-        if r["stream_type"] == "":
-            legacy[(r["tenant_id"], r["stream_id"])] = (r["version"], r["legacy_until"])
-        else:
-            seen[(r["tenant_id"], r["stream_type"], r["stream_id"])] = r["version"]
-    todo: list[int] = []
-    for i, env in enumerate(envelopes):
-        key = (env.tenant_id, env.stream_type, env.stream_id)
-        applied = seen.get(key, 0)
-        if key not in seen and (old := legacy.get((env.tenant_id, env.stream_id))) is not None:
-            applied = old[0] if env.recorded_at < old[1] else 0
-        if env.version <= applied:
-            outcome.skipped += 1
-            continue
-        seen[key] = env.version
-        todo.append(i)
+    todo, outcome.skipped = await unapplied(conn, projection.name, envelopes)
     changed = {(envelopes[i].tenant_id, envelopes[i].stream_type, envelopes[i].stream_id): envelopes[i].version
                for i in todo}
     decoded: list[tuple[int, Contract | str]] = []

@@ -144,20 +144,27 @@ class EventLogSource:
         async with self.pool.acquire() as conn, conn.transaction():
             outcome, dead = await apply_events(conn, self.projection, self.registry, envelopes,
                                                source=self.source_name)
-            dead = [*foreign, *dead]
-            await record_dead_letters(conn, self.projection.name, dead)
-            await conn.execute(
-                """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (consumer, source) DO UPDATE SET tx_id = $3, position = $4, updated_at = now()""",
-                self.projection.name, self.source_name, last.tx_id, last.position,
-            )
+            await self._record(conn, [*foreign, *dead], last)
+        self._tally(outcome, started, last, foreign=len(foreign), passed=passed)
+        return covered
+
+    async def _record(self, conn: asyncpg.Connection, dead: list[DeadLetter], last: LogPosition) -> None:
+        """A batch's dead letters and the position past it, in the batch's transaction."""
+        await record_dead_letters(conn, self.projection.name, dead)
+        await conn.execute(
+            """INSERT INTO consumer_log_positions (consumer, source, tx_id, position) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (consumer, source) DO UPDATE SET tx_id = $3, position = $4, updated_at = now()""",
+            self.projection.name, self.source_name, last.tx_id, last.position,
+        )
+
+    def _tally(self, outcome: Outcome, started: float, last: LogPosition, *, foreign: int, passed: int) -> None:
+        """After a batch committed: its position, counts and metrics."""
         self.position = last
         CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
         self.totals.applied += outcome.applied
         self.totals.skipped += outcome.skipped
-        self.totals.dead += outcome.dead + len(foreign)
+        self.totals.dead += outcome.dead + foreign
         self.totals.passed += outcome.passed + passed
         if passed:
             CONSUMER_APPLIED.labels(self.projection.name, "passed").inc(passed)
         self.last_event_at = time.time()
-        return covered

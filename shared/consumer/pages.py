@@ -154,36 +154,20 @@ async def apply_page(conn: asyncpg.Connection, projection: Projection, registry:
     envelopes = page.envelopes
     if not envelopes:
         return outcome, []
-    keys = {(e.tenant_id, e.stream_type, e.stream_id) for e in envelopes}
-    rows = await conn.fetch(
-        """SELECT s.tenant_id, s.stream_type, s.stream_id, s.version, s.legacy_until FROM consumer_streams s
-           JOIN unnest($2::text[], $3::text[], $4::text[]) AS k(t, k, s)
-             ON s.tenant_id = k.t AND s.stream_type IN (k.k, '') AND s.stream_id = k.s
-           WHERE s.consumer = $1""",
-        projection.name, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-    )
-    seen: dict[tuple[str, str, str], int] = {}
-    legacy: dict[tuple[str, str], tuple[int, Any]] = {}
-    for r in rows:
-        if r["stream_type"] == "":
-            legacy[(r["tenant_id"], r["stream_id"])] = (r["version"], r["legacy_until"])
-        else:
-            seen[(r["tenant_id"], r["stream_type"], r["stream_id"])] = r["version"]
-    todo: list[int] = []
-    for i, env in enumerate(envelopes):
-        key = (env.tenant_id, env.stream_type, env.stream_id)
-        applied = seen.get(key, 0)
-        if key not in seen and (old := legacy.get((env.tenant_id, env.stream_id))) is not None:
-            applied = old[0] if env.recorded_at < old[1] else 0
-        if env.version <= applied:
-            outcome.skipped += 1
-            continue
-        seen[key] = env.version
-        todo.append(i)
+    # as ``apply_events``: a type the projection does not take (``event_types``) is passed by, its stream
+    # neither looked up nor recorded
+    kinds = consumer.event_types_of(projection)
+    taken = [i for i, e in enumerate(envelopes) if kinds is None or e.type in kinds]
+    outcome.passed = len(envelopes) - len(taken)
+    if outcome.passed:
+        CONSUMER_APPLIED.labels(projection.name, "passed").inc(outcome.passed)
+    found, outcome.skipped = await consumer.unapplied(conn, projection.name, [envelopes[i] for i in taken])
+    todo = [taken[j] for j in found]
 
     async def event_by_event() -> tuple[Outcome, list[DeadLetter]]:
         out, dead = await apply_events(conn, projection, registry, [page.full(i) for i in todo], source=source)
         out.skipped += outcome.skipped
+        out.passed += outcome.passed
         return out, dead
 
     events = page.events
