@@ -788,9 +788,11 @@ def command_lines(text: str) -> list[str]:
                 tokens = shlex.split(part)
             except ValueError:
                 tokens = part.split()
-            # the CLI, not the namespace of `kubectl -n washfin` or `kubectl create namespace washfin`
+            # the CLI, not the namespace of `kubectl -n washfin` or `kubectl create namespace washfin`, nor the
+            # user of `psql -U washfin`
             starts = [i for i, t in enumerate(tokens)
-                      if t == "washfin" and (i == 0 or tokens[i - 1] not in ("-n", "--namespace", "namespace"))]
+                      if t == "washfin"
+                      and (i == 0 or tokens[i - 1] not in ("-n", "--namespace", "namespace", "-U", "--username"))]
             if starts and len(tokens) > starts[0] + 1:  # a bare `washfin` only prints the help
                 out.append(shlex.join(tokens[starts[0]:]))
     return out

@@ -477,6 +477,7 @@ JSON_AFTER_THE_VERB: list[list[str]] = [
     ["dead-letters", "show", "reporting", "{letter}"],
     ["dead-letters", "replay", "reporting"],
     ["rebuild", "members", "--timeout", "120"],
+    ["repair", "job-links"],
     ["export", "cooperative", "koperasi-json", "--table", "reach", "-o", "{tmp}/reach.csv"],
     ["kafka-acls"],
     ["verify-isolation"],
@@ -493,7 +494,7 @@ async def test_every_verb_takes_json_after_the_verb(cli_env: dict[str, str], tmp
     (no table, no progress bar), or, for the verbs that print progress, a refusal in one line."""
     from tests.events import members
 
-    covered = {tuple(args[:2]) if args[0] in {"tenant", "key", "staff", "dead-letters", "members", "demo"}
+    covered = {tuple(args[:2]) if args[0] in {"tenant", "key", "staff", "dead-letters", "members", "demo", "repair"}
                else (args[0],) for args in JSON_AFTER_THE_VERB} | set(JSON_REFUSED)
     assert covered == {tuple(c) for c in _commands()}, "a verb without a --json case here"
     filled: dict[str, str] = {"tmp": str(tmp_path)}
