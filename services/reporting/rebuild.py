@@ -29,10 +29,10 @@ from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import family
 from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
-from shared.consumer import TRACKING_MIGRATIONS, topics_of
+from shared.consumer import TRACKING_MIGRATIONS, event_types_of, topics_of
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
-from shared.consumer.pages import apply_page, projected_types, read_page
+from shared.consumer.pages import apply_page, read_page
 from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
@@ -76,7 +76,7 @@ class RebuildSource(EventLogSource):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._projected = projected_types(self.projection, self.registry)
+        self._projected = event_types_of(self.projection)
 
     async def step(self) -> int:
         page = await read_page(self.reader, self.position, self.batch_size, self.source_name, self.projection,

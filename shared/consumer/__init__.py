@@ -215,6 +215,27 @@ async def unapplied(conn: asyncpg.Connection, consumer: str,
     return todo, skipped
 
 
+async def record_applied(conn: asyncpg.Connection, consumer: str,
+                         changed: dict[tuple[str, str, str], int]) -> None:
+    """After a batch applied: each changed stream's highest version applied (``unapplied`` reads it) and a
+    change count per cooperative, in the batch's transaction."""
+    if not changed:
+        return
+    await conn.execute(
+        """INSERT INTO consumer_streams (consumer, tenant_id, stream_type, stream_id, version)
+           SELECT $1, t, k, s, v FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS x(t, k, s, v)
+           ON CONFLICT (consumer, tenant_id, stream_type, stream_id) DO UPDATE SET version = EXCLUDED.version""",
+        consumer, [k[0] for k in changed], [k[1] for k in changed], [k[2] for k in changed],
+        list(changed.values()),
+    )
+    await conn.execute(
+        """INSERT INTO consumer_tenants (consumer, tenant_id, changes)
+           SELECT $1, t, 1 FROM unnest($2::text[]) AS x(t)
+           ON CONFLICT (consumer, tenant_id) DO UPDATE SET changes = consumer_tenants.changes + 1""",
+        consumer, sorted({k[0] for k in changed}),
+    )
+
+
 async def apply_events(
     conn: asyncpg.Connection,
     projection: Projection,
@@ -305,20 +326,7 @@ async def apply_events(
     for outcome_name, n in (("applied", outcome.applied), ("skipped", outcome.skipped), ("dead", outcome.dead)):
         if n:
             CONSUMER_APPLIED.labels(projection.name, outcome_name).inc(n)
-    if changed:
-        await conn.execute(
-            """INSERT INTO consumer_streams (consumer, tenant_id, stream_type, stream_id, version)
-               SELECT $1, t, k, s, v FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS x(t, k, s, v)
-               ON CONFLICT (consumer, tenant_id, stream_type, stream_id) DO UPDATE SET version = EXCLUDED.version""",
-            projection.name, [k[0] for k in changed], [k[1] for k in changed], [k[2] for k in changed],
-            list(changed.values()),
-        )
-        await conn.execute(
-            """INSERT INTO consumer_tenants (consumer, tenant_id, changes)
-               SELECT $1, t, 1 FROM unnest($2::text[]) AS x(t)
-               ON CONFLICT (consumer, tenant_id) DO UPDATE SET changes = consumer_tenants.changes + 1""",
-            projection.name, sorted({k[0] for k in changed}),
-        )
+    await record_applied(conn, projection.name, changed)
     return outcome, dead
 
 

@@ -100,15 +100,6 @@ class Page:
         return self.envelopes[i].model_copy(update={"payload": orjson.loads(self.payloads[i])})
 
 
-def projected_types(projection: Projection, registry: ContractRegistry) -> frozenset[str] | None:
-    """The event types the projection projects, when it names them (a reporting build's
-    ``Family.projects``); None: every type it is offered."""
-    kinds = getattr(getattr(projection, "family", None), "projects", None)
-    if kinds is None:
-        return None
-    return frozenset(m.event_type for m in registry.models() if issubclass(m, tuple(kinds)))
-
-
 async def read_page(reader: PostgresLogReader, after: LogPosition, limit: int, source_name: str,
                     projection: Projection, registry: ContractRegistry,
                     projected: frozenset[str] | None = None) -> Page:
@@ -197,18 +188,5 @@ async def apply_page(conn: asyncpg.Connection, projection: Projection, registry:
             CONSUMER_APPLIED.labels(projection.name, outcome_name).inc(n)
     changed = {(envelopes[i].tenant_id, envelopes[i].stream_type, envelopes[i].stream_id): envelopes[i].version
                for i in todo}
-    if changed:
-        await conn.execute(
-            """INSERT INTO consumer_streams (consumer, tenant_id, stream_type, stream_id, version)
-               SELECT $1, t, k, s, v FROM unnest($2::text[], $3::text[], $4::text[], $5::int[]) AS x(t, k, s, v)
-               ON CONFLICT (consumer, tenant_id, stream_type, stream_id) DO UPDATE SET version = EXCLUDED.version""",
-            projection.name, [k[0] for k in changed], [k[1] for k in changed], [k[2] for k in changed],
-            list(changed.values()),
-        )
-        await conn.execute(
-            """INSERT INTO consumer_tenants (consumer, tenant_id, changes)
-               SELECT $1, t, 1 FROM unnest($2::text[]) AS x(t)
-               ON CONFLICT (consumer, tenant_id) DO UPDATE SET changes = consumer_tenants.changes + 1""",
-            projection.name, sorted({k[0] for k in changed}),
-        )
+    await consumer.record_applied(conn, projection.name, changed)
     return outcome, []

@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from deploy.local.infra import PostgresHandle
 from services.reporting.projections.base import Build
 from services.reporting.projections.catalog import FAMILIES
-from shared.consumer import TRACKING_MIGRATIONS, apply_events, record_dead_letters
-from shared.consumer.pages import apply_page, bare_envelope, decode_json, projected_types, read_page
+from shared.consumer import TRACKING_MIGRATIONS, apply_events, event_types_of, record_dead_letters
+from shared.consumer.pages import apply_page, bare_envelope, decode_json, read_page
 from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.envelope import Envelope, LogPosition
@@ -115,7 +115,7 @@ async def test_a_log_applied_in_pages_writes_what_apply_events_writes(
         book = _book(rng, financings, first, undecodable)
         await _append(conn, book)
     reader = PostgresLogReader(log)
-    projected = projected_types(new, REGISTRY)
+    projected = event_types_of(new)
     at_ref = at_new = LogPosition()
     outcomes: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = []
     while True:
