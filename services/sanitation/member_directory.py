@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 
@@ -45,6 +46,8 @@ class MemberFacts:
     village: str | None
     district: str | None
     personal_data_erased: bool
+    #: the day the member left the cooperative (``members.MemberExited``), None while a member
+    exited_on: date | None = None
 
 
 class MemberDirectory:
@@ -102,7 +105,8 @@ async def _upsert(conn: asyncpg.Connection, tenant: str, member_id: uuid.UUID, v
 
 def _facts(row: asyncpg.Record) -> MemberFacts:
     return MemberFacts(str(row["member_id"]), row["member_number"], row["village"], row["district"],
-                       row["personal_data_erased"])
+                       row["personal_data_erased"],
+                       row["exited_on"])
 
 
 async def member(pool: asyncpg.Pool, tenant: str, member_id: str) -> MemberFacts | None:

@@ -144,7 +144,7 @@ class OrderJobRequest(Body):
     member_id: UUID | None = Field(default=None, description=(
         "The member (`member_id` from members `POST /members`), or give member_number. A member this "
         "service has not learned of for the caller's cooperative is 422 (\"not known here yet\" just after "
-        "registration: send again)"))
+        "registration: send again); one who left the cooperative on or before `ordered_on` is 422 too"))
     member_number: MemberNumber | None = None
     kind: JobKind
     village: Village | None = Field(default=None, description="Default: the member's village")

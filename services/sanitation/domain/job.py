@@ -254,10 +254,17 @@ def _label(kind: str | None) -> str:
 
 
 def order(state: ConstructionJob, job_id: str, member_id: str, kind: JobKind, financing_id: str | None,
-          ordered_on: date, village: str | None, today: date) -> list[NewEvent]:
-    """Order a job: from a financing's first tranche, or by hand for a cash-funded job."""
+          ordered_on: date, village: str | None, today: date, *,
+          member_exited_on: date | None = None) -> list[NewEvent]:
+    """Order a job: from a financing's first tranche, or by hand for a cash-funded job.
+
+    A cash job is work for a member: one who has left the cooperative (``member_exited_on`` on or before the
+    order day) gets none, as the loans service refuses them a financing. A financed job is ordered from a
+    tranche already paid out, so it is built even if the member left since."""
     if state.exists:
         raise AlreadyExists(f"job {job_id} is already ordered", field="job_id")
+    if member_exited_on is not None and member_exited_on <= ordered_on:
+        raise RuleViolation(f"member {member_id} left the cooperative on {member_exited_on}", field="member_id")
     if kind not in KINDS:
         raise RuleViolation(f"unknown job kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind")
     not_future(ordered_on, today, "ordered_on")

@@ -100,32 +100,42 @@ async def run(rt: CooperativeRuntime, who: Principal, job_id: str, command: str,
     return domain.fold(done.events, done.state), done.response
 
 
-async def resolve_member(rt: CooperativeRuntime, who: Principal, member_id: str | None,
-                         member_number: str | None, *, required: bool) -> str | None:
-    """The member a request names, by id or by the cooperative's member number (looked up in this
-    cooperative's members only: another cooperative's number is never resolved).
+async def member_ordered_for(rt: CooperativeRuntime, who: Principal, member_id: str | None,
+                             member_number: str | None) -> member_directory.MemberFacts:
+    """The member a command names, by id or by the cooperative's member number: they must be in this
+    service's member directory for the caller's cooperative. An id it does not hold (another cooperative's
+    member, an invented id, or a member registered a moment ago whose event has not arrived yet) is refused
+    with 422 on ``member_id``; a client that has just registered the member waits and tries again, as with
+    the loans service's financings."""
+    if member_number is not None:
+        return await _by_number(rt, who, member_id, member_number)
+    if member_id is None:
+        raise Refusal("name the member: member_id or member_number", field="member_id")
+    found = await member_directory.member(rt.pool, tenant_of(who), member_id)
+    if found is None:
+        raise Refusal(f"no member {member_id} in this cooperative (or not known here yet)", field="member_id")
+    return found
 
-    ``required`` (a command for the member): the member must be in this service's member directory for the
-    caller's cooperative. An id it does not hold (another cooperative's member, an invented id, or a member
-    registered a moment ago whose event has not arrived yet) is refused with 422 on ``member_id``; a client
-    that has just registered the member waits and tries again, as with the loans service's financings. A
-    filter (not ``required``) is not judged: an unknown member simply has no jobs."""
+
+async def resolve_member(rt: CooperativeRuntime, who: Principal, member_id: str | None,
+                         member_number: str | None) -> str | None:
+    """The member a filter names: an id is not judged (an unknown member simply has no jobs); a member
+    number is looked up in this cooperative's members only (another cooperative's number is never
+    resolved)."""
     if member_number is None:
-        if member_id is None:
-            if required:
-                raise Refusal("name the member: member_id or member_number", field="member_id")
-            return None
-        if required and await member_directory.member(rt.pool, tenant_of(who), member_id) is None:
-            raise Refusal(f"no member {member_id} in this cooperative (or not known here yet)",
-                          field="member_id")
         return member_id
+    return (await _by_number(rt, who, member_id, member_number)).member_id
+
+
+async def _by_number(rt: CooperativeRuntime, who: Principal, member_id: str | None,
+                     member_number: str) -> member_directory.MemberFacts:
     found = await member_directory.member_by_number(rt.pool, tenant_of(who), member_number)
     if found is None:
         raise Refusal(f"no member number {member_number} in this cooperative (or not known here yet)",
                       field="member_number")
     if member_id is not None and member_id != found.member_id:
         raise Refusal(f"member number {member_number} is not member {member_id}", field="member_number")
-    return found.member_id
+    return found
 
 
 # -- commands -----------------------------------------------------------------------------------------
@@ -137,11 +147,10 @@ async def order_job(rt: CooperativeRuntime, who: Principal, body: OrderJobReques
     job_id = str(uuid.uuid4())
 
     async def decide(job: domain.ConstructionJob) -> list[NewEvent]:
-        member_id = await resolve_member(rt, who, str(body.member_id) if body.member_id else None,
-                                         body.member_number, required=True)
-        assert member_id is not None
-        return domain.order(job, job_id, member_id, body.kind, None, body.ordered_on or ctx.today, body.village,
-                            ctx.today)
+        member = await member_ordered_for(rt, who, str(body.member_id) if body.member_id else None,
+                                          body.member_number)
+        return domain.order(job, job_id, member.member_id, body.kind, None, body.ordered_on or ctx.today,
+                            body.village, ctx.today, member_exited_on=member.exited_on)
 
     done = await run_command(
         rt.store, ctx, stream_type=domain.STREAM_TYPE, stream_id=job_id, fold=domain.fold, new=True, decide=decide,
@@ -289,7 +298,7 @@ async def list_jobs(rt: CooperativeRuntime, who: Principal, *, status: str | Non
                     contractor_id: str | None, member_id: str | None, village: str | None, limit: int,
                     offset: int, member_number: str | None = None) -> Page[JobListItem]:
     try:
-        member_id = await resolve_member(rt, who, member_id, member_number, required=False)
+        member_id = await resolve_member(rt, who, member_id, member_number)
     except Refusal:
         if who.role == Role.CONTRACTOR:  # no oracle of the cooperative's member numbers: none of its jobs
             return Page(items=[], limit=limit, offset=offset, total=0)

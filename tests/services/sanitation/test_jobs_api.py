@@ -3,11 +3,14 @@ nothing; role limits (inspector, contractor's own jobs only); other cooperatives
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
 import pytest
 
+from shared.contracts.members import MemberExited, MemberRegistered
+from tests.events import MembersProducer
 from tests.helpers import ServiceClient
 from tests.services.sanitation.helpers import (
     BAIK,
@@ -27,6 +30,7 @@ from tests.services.sanitation.helpers import (
     inspect,
     job_at,
     known,
+    learn,
     ok,
     order,
     refused,
@@ -104,6 +108,32 @@ async def test_order_for_a_member_not_of_this_cooperative_is_refused(sanitation:
     job = ok(await sanitation.post("/jobs", json={"member_id": invented, "kind": "septic_tank"}, headers=h),
              201)
     assert job["member_id"] == invented
+    assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 1
+
+
+async def test_a_member_who_left_gets_no_cash_job(sanitation: ServiceClient) -> None:
+    """A member who has left the cooperative (members.MemberExited, learned by sanitation) gets no cash job
+    ordered on or after the day they left: 422 on member_id with the day, by id and by member number, with
+    and without an Idempotency-Key, and nothing written. A job dated before the exit day (work the
+    cooperative agreed while they were a member, recorded late) is still ordered."""
+    left = "5d6e7f80-9a1b-4c2d-8e3f-4a5b6c7d8e9f"
+    mid = uuid.UUID(left)
+    await learn(sanitation, MemberRegistered(member_id=mid, member_number="M-LEFT", sex="female",
+                                             joined_on=date(2020, 1, 6), household_size=4),
+                MemberExited(member_id=mid, exited_on=date(2025, 3, 1), reason="moved_away"),
+                producer=MembersProducer())
+    before = await event_count(sanitation)
+    for named in ({"member_id": left}, {"member_number": "M-LEFT"}):
+        for on in ("2025-03-01", "2025-04-03"):
+            for h in (headers(BMI), headers(BMI, **{"Idempotency-Key": f"left-{next(iter(named))}-{on}"})):
+                body = {**named, "kind": "septic_tank", "ordered_on": on}
+                await refused(sanitation, "POST", "/jobs", 422, h=h, body=body, field="member_id",
+                              reason=f"member {left} left the cooperative on 2025-03-01")
+    assert await event_count(sanitation) == before
+    assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 0
+    job = ok(await sanitation.post("/jobs", json={"member_id": left, "kind": "septic_tank",
+                                                  "ordered_on": "2025-02-28"}, headers=headers(BMI)), 201)
+    assert job["member_id"] == left
     assert ok(await sanitation.get("/jobs", headers=headers(BMI)))["total"] == 1
 
 

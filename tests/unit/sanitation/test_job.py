@@ -64,6 +64,17 @@ def test_order_twice_is_refused() -> None:
         j.order(ordered().state, JOB, MEMBER, "septic_tank", None, ORDERED, None, TODAY)
 
 
+def test_a_member_who_left_gets_no_job_ordered_on_or_after_the_day() -> None:
+    for left in (ORDERED, date(2025, 1, 2)):
+        with pytest.raises(RuleViolation, match=f"member {MEMBER} left the cooperative on {left}") as e:
+            j.order(j.ConstructionJob(), JOB, MEMBER, "septic_tank", None, ORDERED, None, TODAY,
+                    member_exited_on=left)
+        assert e.value.field == "member_id"
+    later = j.order(j.ConstructionJob(), JOB, MEMBER, "septic_tank", None, ORDERED, None, TODAY,
+                    member_exited_on=date(2025, 4, 4))
+    assert [e.type for e in later] == ["sanitation.JobOrdered"]
+
+
 def test_order_in_the_future_or_of_an_unknown_kind_is_refused() -> None:
     with pytest.raises(RuleViolation, match="future") as e:
         j.order(j.ConstructionJob(), JOB, MEMBER, "septic_tank", None, date(2026, 7, 1), None, TODAY)
