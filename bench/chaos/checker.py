@@ -292,16 +292,19 @@ async def check_streams_and_reactions(system: System, f: Findings) -> None:
 
 
 def _taken_types(consumer: str) -> frozenset[str] | None:
-    """The event types a consumer declares it applies (the kernel's ``event_types``: a reporting build of a
-    family with ``projects``, such as the catalogue); None: every type. The kernel passes the others by
-    without recording their streams, so a checkpoint past them proves nothing is missing."""
+    """The event types a consumer declares it applies, None: every type. For a reporting build this is the
+    kernel's ``event_types_of`` of the build itself (``Build.event_types``, from its family's ``projects``,
+    such as the catalogue's), the one definition the consumer uses. The kernel passes the others by without
+    recording their streams, so a checkpoint past them proves nothing is missing."""
+    from services.reporting.projections.base import Build
     from services.reporting.projections.catalog import FAMILIES
+    from shared.consumer import event_types_of
 
     parts = consumer.split(".")
     fam = FAMILIES.get(parts[1]) if len(parts) > 2 and parts[0] == "reporting" else None
-    if fam is None or fam.projects is None:
+    if fam is None:
         return None
-    return frozenset(k.event_type for k in fam.projects)
+    return event_types_of(Build(fam, consumer, fam.default_suffix()))
 
 
 async def check_checkpoints(system: System, records: dict[str, list[tuple[int, int, dict[str, Any]]]],
