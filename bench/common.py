@@ -27,6 +27,7 @@ from random import Random
 from typing import Any, Literal
 
 from deploy.local.infra import InfraError, KafkaHandle, PostgresHandle, start_kafka, start_postgres
+from deploy.local.kafka import stop_process
 from deploy.local.services import ephemeral_personal_data_keys
 
 # the members service does not start without its personal-data keys: a benchmark run makes its own
@@ -393,10 +394,5 @@ def fdatasync_rate(seconds: int = 2) -> tuple[float | None, str]:
                     rate = float(m.group(1))
                     break
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, 10, kill_wait=None)
     return rate, f"{exe} -s {seconds} (fdatasync, one 8kB write)"

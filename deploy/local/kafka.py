@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,30 @@ def serve_until_interrupted(server: Any, ready: str) -> None:
         pass
     finally:
         server.stop()
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float, sig: int = signal.SIGTERM,
+                 kill_wait: float | None = 10.0) -> None:
+    """Ask a child process to end with ``sig``; still running after ``timeout`` s: SIGKILL, then wait up to
+    ``kill_wait`` s (None: as long as it takes). Nothing if it has ended already."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(kill_wait)
+
+
+def exit_status(run: Callable[[], None]) -> int:
+    """A ``main``'s exit status: 0 once ``run`` returns; 1, with the ``InfraError``'s one line on stderr."""
+    try:
+        run()
+    except InfraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def kafka_version() -> str:
@@ -420,12 +445,7 @@ class LocalKafka:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.proc.pid, signal.SIGCONT)  # a stopped JVM cannot act on SIGTERM
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """kill -9: no shutdown at all (the chaos run's nemesis). ``start`` brings the node back on its data."""
@@ -631,70 +651,69 @@ def main(argv: list[str] | None = None) -> int:
     rot = sub.add_parser("rotate", help="give a principal a new password on the running broker in DIR")
     rot.add_argument("data_dir", type=Path)
     rot.add_argument("user", choices=PRINCIPALS)
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "fetch":
-            print(fetch_jars())
-        elif args.cmd == "version":
-            print(kafka_version())
-        elif args.cmd == "compose-env":
-            if args.path.exists():
-                raise InfraError(f"{args.path} exists: keep it (the broker's credentials are formatted into its "
-                                 "volume) or remove it together with the kafkadata volume")
-            import json
+    return exit_status(lambda: _run(parser.parse_args(argv)))
 
-            from services.members.personal_data import new_key
 
-            members_keys = (f"MEMBERS_PERSONAL_DATA_KEYS='{json.dumps({'compose-1': new_key()})}'\n"
-                            f"MEMBERS_PERSONAL_DATA_KEY_ID=compose-1\nMEMBERS_PERSONAL_DATA_LOOKUP_KEY={new_key()}\n")
-            _write_private(args.path, "".join(f"WASHFIN_KAFKA_{u.upper()}_PASSWORD={secrets.token_urlsafe(24)}\n"
-                                              for u in (*PRINCIPALS, "controller")) + members_keys)
-            print(f"wrote {args.path} (mode 0600)")
-        elif args.cmd == "acls":
-            import asyncio
+def _run(args: argparse.Namespace) -> None:
+    """One verb of ``main``."""
+    if args.cmd == "fetch":
+        print(fetch_jars())
+    elif args.cmd == "version":
+        print(kafka_version())
+    elif args.cmd == "compose-env":
+        if args.path.exists():
+            raise InfraError(f"{args.path} exists: keep it (the broker's credentials are formatted into its "
+                             "volume) or remove it together with the kafkadata volume")
+        import json
 
-            from shared.kafka.acl import all_service_acls, create_acls
-            from shared.settings import ServiceSettings
+        from services.members.personal_data import new_key
 
-            s = ServiceSettings()
-            conn = s.kafka_connection()
-            if conn is None:
-                raise InfraError("WASHFIN_KAFKA_BOOTSTRAP_SERVERS is not set")
-            acls = all_service_acls(s.kafka_namespace)
-            asyncio.run(create_acls(conn, acls))
-            print(f"{len(acls)} ACLs in place for namespace {s.kafka_namespace!r}")
-        elif args.cmd == "rotate":
-            k = LocalKafka(args.data_dir)
-            saved = args.data_dir / "ports"
-            if not saved.exists():
-                raise InfraError(f"no broker data in {args.data_dir}")
-            k.port, k.controller_port = (int(x) for x in saved.read_text().split())
-            k.rotate(args.user)
-            print(f"{args.user}: new password stored in {k.credentials_file}; restart what logs in as {args.user}")
-        elif args.nodes > 1:
-            import asyncio
+        members_keys = (f"MEMBERS_PERSONAL_DATA_KEYS='{json.dumps({'compose-1': new_key()})}'\n"
+                        f"MEMBERS_PERSONAL_DATA_KEY_ID=compose-1\nMEMBERS_PERSONAL_DATA_LOOKUP_KEY={new_key()}\n")
+        _write_private(args.path, "".join(f"WASHFIN_KAFKA_{u.upper()}_PASSWORD={secrets.token_urlsafe(24)}\n"
+                                          for u in (*PRINCIPALS, "controller")) + members_keys)
+        print(f"wrote {args.path} (mode 0600)")
+    elif args.cmd == "acls":
+        import asyncio
 
-            cluster = LocalKafkaCluster(args.data_dir, args.nodes).start()
-            asyncio.run(cluster.authorize())
-            print(f"Kafka {cluster.version} cluster of {args.nodes} ready at {cluster.bootstrap_servers} "
-                  f"(replication factor {cluster.replication}, min ISR 2)", flush=True)
-            try:
-                while any(n.running for n in cluster.nodes):
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                cluster.stop()
-        else:
-            k = LocalKafka(args.data_dir).start()
-            import asyncio
+        from shared.kafka.acl import all_service_acls, create_acls
+        from shared.settings import ServiceSettings
 
-            asyncio.run(k.authorize())
-            serve_until_interrupted(k, f"Kafka {k.version} ready at {k.bootstrap_servers} (log: {k.log_file})")
-    except InfraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        s = ServiceSettings()
+        conn = s.kafka_connection()
+        if conn is None:
+            raise InfraError("WASHFIN_KAFKA_BOOTSTRAP_SERVERS is not set")
+        acls = all_service_acls(s.kafka_namespace)
+        asyncio.run(create_acls(conn, acls))
+        print(f"{len(acls)} ACLs in place for namespace {s.kafka_namespace!r}")
+    elif args.cmd == "rotate":
+        k = LocalKafka(args.data_dir)
+        saved = args.data_dir / "ports"
+        if not saved.exists():
+            raise InfraError(f"no broker data in {args.data_dir}")
+        k.port, k.controller_port = (int(x) for x in saved.read_text().split())
+        k.rotate(args.user)
+        print(f"{args.user}: new password stored in {k.credentials_file}; restart what logs in as {args.user}")
+    elif args.nodes > 1:
+        import asyncio
+
+        cluster = LocalKafkaCluster(args.data_dir, args.nodes).start()
+        asyncio.run(cluster.authorize())
+        print(f"Kafka {cluster.version} cluster of {args.nodes} ready at {cluster.bootstrap_servers} "
+              f"(replication factor {cluster.replication}, min ISR 2)", flush=True)
+        try:
+            while any(n.running for n in cluster.nodes):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cluster.stop()
+    else:
+        k = LocalKafka(args.data_dir).start()
+        import asyncio
+
+        asyncio.run(k.authorize())
+        serve_until_interrupted(k, f"Kafka {k.version} ready at {k.bootstrap_servers} (log: {k.log_file})")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.local.kafka import InfraError, free_port, serve_until_interrupted
+from deploy.local.kafka import InfraError, exit_status, free_port, serve_until_interrupted, stop_process
 
 PG_USER = "washfin-pg"
 #: the longest socket folder path that leaves room for ``/.s.PGSQL.<port>`` in the kernel's 107 bytes
@@ -290,13 +290,8 @@ class LocalPostgres:
             self.sql(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        if self.proc is not None:  # SIGINT: fast shutdown (roll back open transactions, checkpoint)
+            stop_process(self.proc, timeout, signal.SIGINT)
         if self._own_socket_dir and self.socket_dir is not None and (self.proc is None or self.proc.poll() is not None):
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
@@ -307,13 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("start", help="run a server in the foreground until interrupted")
     st.add_argument("data_dir", type=Path)
     args = parser.parse_args(argv)
-    try:
+
+    def serve() -> None:
         pg = LocalPostgres(args.data_dir.resolve()).start()
         serve_until_interrupted(pg, f"PostgreSQL ready: {pg.url()}")
-    except InfraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    return exit_status(serve)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from deploy.local.kafka import InfraError, free_port
+from deploy.local.kafka import InfraError, free_port, stop_process
 
 if TYPE_CHECKING:
     from shared.kafka import KafkaConnection
@@ -71,14 +70,8 @@ class ServiceProcess:
             return ""
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, timeout, kill_wait=5)
 
     def kill(self) -> None:
         """kill -9: no shutdown at all (crash tests)."""

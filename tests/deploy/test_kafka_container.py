@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorization
 
 from deploy.local import kafka_container as kc
 from deploy.local.infra import KafkaHandle
-from deploy.local.kafka import PRINCIPALS, _broker_answers, _require, fetch_jars, free_ports
+from deploy.local.kafka import PRINCIPALS, _broker_answers, _require, fetch_jars, free_ports, stop_process
 from shared.kafka import KafkaConnection, ensure_topics, make_producer
 
 CREDS = {user: f"pw-{user}-{uuid.uuid4().hex[:8]}" for user in (*PRINCIPALS, "controller")}
@@ -129,12 +129,7 @@ def broker() -> Iterator[KafkaHandle]:
                              connections=kc.connections(bootstrap, CREDS))
         yield handle
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 30)
         shutil.rmtree(base, ignore_errors=True)
 
 
