@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -80,17 +81,27 @@ class Harness:
         return not sum((await self.source.lag()).values())
 
 
+@asynccontextmanager
+async def harness_of(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandle, namespace: str,
+                     projection: RecordingProjection) -> AsyncIterator[Harness]:
+    """A harness of ``projection`` on the source ``request.param`` names ("kafka" or "embedded"), in a
+    consumer database of its own; stopped and closed after."""
+    kafka = request.getfixturevalue("kafka") if request.param == "kafka" else None
+    _, pool = await consumer_database(pg, projection)
+    h = Harness(request.param, es, pool, projection, kafka, namespace)
+    try:
+        yield h
+    finally:
+        if h.tasks:
+            await h.stop()
+        await pool.close()
+
+
 @pytest.fixture(params=["kafka", "embedded"])
 async def harness(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandle,
                   namespace: str) -> AsyncIterator[Harness]:
-    kafka = request.getfixturevalue("kafka") if request.param == "kafka" else None
-    projection = RecordingProjection(fail_household_size=13)
-    _, pool = await consumer_database(pg, projection)
-    h = Harness(request.param, es, pool, projection, kafka, namespace)
-    yield h
-    if h.tasks:
-        await h.stop()
-    await pool.close()
+    async with harness_of(request, es, pg, namespace, RecordingProjection(fail_household_size=13)) as h:
+        yield h
 
 
 async def offsets_reach_end(pool: asyncpg.Pool, kafka: KafkaHandle, topic: str, consumer: str,

@@ -23,7 +23,7 @@ from shared.eventstore.postgres import PostgresLogReader
 from tests.helpers import eventually
 from tests.kernel.conftest import StoreDb, consumer_database, member_registered
 from tests.kernel.recording import RecordingProjection, applied_rows
-from tests.kernel.test_consumer_contract import Harness, _eq
+from tests.kernel.test_consumer_contract import Harness, _eq, harness_of
 
 REGISTRY = load_all()
 TAKEN = MemberRegistered.event_type
@@ -81,14 +81,8 @@ async def append_mixed(es: StoreDb) -> tuple[set[str], int]:
 @pytest.fixture(params=["kafka", "embedded"])
 async def harness(request: pytest.FixtureRequest, es: StoreDb, pg: PostgresHandle,
                   namespace: str) -> AsyncIterator[Harness]:
-    kafka = request.getfixturevalue("kafka") if request.param == "kafka" else None
-    projection = RegisteredOnly(name="test.registered-only")
-    _, pool = await consumer_database(pg, projection)
-    h = Harness(request.param, es, pool, projection, kafka, namespace)
-    yield h
-    if h.tasks:
-        await h.stop()
-    await pool.close()
+    async with harness_of(request, es, pg, namespace, RegisteredOnly(name="test.registered-only")) as h:
+        yield h
 
 
 async def streams(h: Harness) -> dict[tuple[str, str], int]:
