@@ -36,7 +36,7 @@ from shared.envelope import Envelope, LogPosition
 from shared.kafka import service_topic
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresLogReader, _envelope_from_row
-from tests.services.reporting.test_portfolio_rewrite import TENANTS, history
+from tests.services.reporting.test_portfolio_rewrite import TENANTS, history, mix
 
 REGISTRY = load_all()
 _BUILDS = itertools.count(1)
@@ -70,13 +70,7 @@ def _book(rng: random.Random, financings: int, first: date, undecodable: bool) -
     """The histories' every event (internal ones too), streams interleaved, perhaps one event whose payload
     does not decode (a published type)."""
     histories = [history(rng.choice(TENANTS), rng, first, 500) for _ in range(financings)]
-    queues = [list(h.envelopes) for h in histories if h.envelopes]
-    out: list[Envelope] = []
-    while queues:
-        q = rng.choice(queues)
-        out.append(q.pop(0))
-        if not q:
-            queues.remove(q)
+    out = mix((h.envelopes for h in histories), rng)
     published = [i for i, e in enumerate(out) if REGISTRY.topic_of(e.type) and e.type != "loans.ContractSigned"]
     if undecodable and published:
         i = rng.choice(published)

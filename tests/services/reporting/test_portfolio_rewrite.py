@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
 
@@ -145,11 +145,9 @@ def imported_history(tenant: str, rng: random.Random, first: date, span_days: in
     return h
 
 
-def interleave(histories: list[History], rng: random.Random) -> list[Envelope]:
-    """Every history's events, each stream in its order, the streams mixed at random."""
-    registry = load_all()
-    published = [[e for e in h.envelopes if registry.topic_of(e.type) == LOANS_TOPIC] for h in histories]
-    queues = [qu for qu in published if qu]
+def mix(streams: Iterable[Sequence[Envelope]], rng: random.Random) -> list[Envelope]:
+    """The streams' events, each stream in its order, the streams mixed at random (as one log holds them)."""
+    queues = [list(s) for s in streams if s]
     out: list[Envelope] = []
     while queues:
         qu = rng.choice(queues)
@@ -157,6 +155,12 @@ def interleave(histories: list[History], rng: random.Random) -> list[Envelope]:
         if not qu:
             queues.remove(qu)
     return out
+
+
+def interleave(histories: list[History], rng: random.Random) -> list[Envelope]:
+    """Every history's published events, each stream in its order, the streams mixed at random."""
+    registry = load_all()
+    return mix(([e for e in h.envelopes if registry.topic_of(e.type) == LOANS_TOPIC] for h in histories), rng)
 
 
 def probe_dates(histories: list[History], rng: random.Random, first: date) -> list[date]:
