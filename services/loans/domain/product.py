@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import Any
-
 
 from services.loans.domain.errors import LoanConflict, LoanRuleViolation
 from services.loans.domain.events import LoanSettingsChanged, ProductDefined, TenorMargin
@@ -75,10 +75,7 @@ def evolve_settings(state: LoanSettings, event: Envelope) -> LoanSettings:
 
 
 def fold_settings(events: Iterable[Envelope]) -> LoanSettings:
-    state = LoanSettings()
-    for e in events:
-        state = evolve_settings(state, e)
-    return state
+    return reduce(evolve_settings, events, LoanSettings())
 
 
 def decide_change_settings(state: LoanSettings, *, sharia: bool, substandard_over_days: int,
@@ -166,10 +163,7 @@ def evolve_product(state: Product, event: Envelope) -> Product:
 
 
 def fold_product(events: Iterable[Envelope]) -> Product:
-    state = Product()
-    for e in events:
-        state = evolve_product(state, e)
-    return state
+    return reduce(evolve_product, events, Product())
 
 
 def decide_define_product(state: Product, settings: LoanSettings, spec: ProductDefined, *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import reduce
 from typing import Any
 
 from services.members.domain.errors import MemberRuleViolation, StateConflict, not_future
@@ -96,17 +97,11 @@ def evolve_group(state: Group, event: Envelope) -> Group:
 
 
 def fold_centre(events: list[Envelope]) -> Centre:
-    state = Centre()
-    for e in events:
-        state = evolve_centre(state, e)
-    return state
+    return reduce(evolve_centre, events, Centre())
 
 
 def fold_group(events: list[Envelope]) -> Group:
-    state = Group()
-    for e in events:
-        state = evolve_group(state, e)
-    return state
+    return reduce(evolve_group, events, Group())
 
 
 def open_centre(state: Centre, centre_id: str, details: dict[str, Any], opened_on: date, today: date) -> list[NewEvent]:
