@@ -32,10 +32,9 @@ from shared.web import Conflict, NotFound, Refusal
 
 async def request(rt: CooperativeRuntime, who: Principal, job_id: str, body: DesludgingRequestBody,
                   ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
-    job, _ = await jobs.run(rt, who, job_id, "request_desludging", body.model_dump(mode="json"), ctx,
-                            lambda j: domain.request_desludging(j, body.requested_on or today, body.reason, today))
-    return await jobs.respond(rt, who, job, today)
+    return await jobs.on_job(rt, who, job_id, "request_desludging", body, ctx,
+                             lambda j, today: domain.request_desludging(
+                                 j, body.requested_on or today, body.reason, today))
 
 
 async def schedule_visit(rt: CooperativeRuntime, who: Principal, job_id: str, body: ScheduleVisitRequest,
@@ -45,9 +44,7 @@ async def schedule_visit(rt: CooperativeRuntime, who: Principal, job_id: str, bo
         rt, who, job_id, "schedule_visit", body.model_dump(mode="json"), ctx,
         lambda j: domain.schedule_visit(j, visit_id, body.planned_on, body.operator, body.truck_plate),
         response={"visit_id": visit_id})
-    visit = job.desludging.visit(response["visit_id"]) if job.desludging else None
-    assert visit is not None
-    return jobs.visit_response(job_id, visit)
+    return jobs.visit_of(job, job_id, response["visit_id"])
 
 
 async def _job_of_visit(rt: CooperativeRuntime, who: Principal, visit_id: str) -> str | None:
@@ -64,9 +61,7 @@ async def record_visit(rt: CooperativeRuntime, who: Principal, visit_id: str, bo
         rt, who, job_id, "record_visit", {"visit_id": visit_id, **body.model_dump(mode="json")}, ctx,
         lambda j: domain.record_visit(j, visit_id, body.visited_on or today, body.outcome, body.operator,
                                       body.truck_plate, body.volume_m3, body.cancellation_reason, body.note, today))
-    visit = job.desludging.visit(visit_id) if job.desludging else None
-    assert visit is not None
-    return jobs.visit_response(job_id, visit)
+    return jobs.visit_of(job, job_id, visit_id)
 
 
 async def acknowledge_receipt(rt: CooperativeRuntime, who: Principal, body: IpltReceiptRequest,
@@ -94,9 +89,7 @@ async def acknowledge_receipt(rt: CooperativeRuntime, who: Principal, body: Iplt
         lambda j: domain.acknowledge_receipt(j, visit_id, body.iplt_id, body.manifest_number,
                                              body.received_on or today, body.volume_received_m3, settings, today),
         extra=manifest_once)
-    visit = job.desludging.visit(visit_id) if job.desludging else None
-    assert visit is not None
-    return jobs.visit_response(job_id, visit)
+    return jobs.visit_of(job, job_id, visit_id)
 
 
 # -- lists --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.sanitation import member_directory, read_models
 from services.sanitation.api.schemas import (
@@ -100,6 +101,19 @@ async def run(rt: CooperativeRuntime, who: Principal, job_id: str, command: str,
     return domain.fold(done.events, done.state), done.response
 
 
+DecideOn = Callable[[domain.ConstructionJob, date], list[NewEvent]]
+
+
+async def on_job(rt: CooperativeRuntime, who: Principal, job_id: str, command: str, body: BaseModel,
+                 ctx: CommandContext, decide: DecideOn) -> JobResponse:
+    """``run`` of a command whose request is ``body``, answered with the job after it; ``decide`` is given
+    the job and the business today."""
+    today = business_today(rt)
+    job, _ = await run(rt, who, job_id, command, body.model_dump(mode="json"), ctx,
+                       lambda j: decide(j, today))
+    return await respond(rt, who, job, today)
+
+
 async def member_ordered_for(rt: CooperativeRuntime, who: Principal, member_id: str | None,
                              member_number: str | None) -> member_directory.MemberFacts:
     """The member a command names, by id or by the cooperative's member number: they must be in this
@@ -161,62 +175,58 @@ async def order_job(rt: CooperativeRuntime, who: Principal, body: OrderJobReques
 
 async def set_village(rt: CooperativeRuntime, who: Principal, job_id: str, body: VillageRequest,
                       ctx: CommandContext) -> JobResponse:
-    job, _ = await run(rt, who, job_id, "set_village", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.set_village(j, body.village))
-    return await respond(rt, who, job, business_today(rt))
+    return await on_job(rt, who, job_id, "set_village", body, ctx,
+                        lambda j, _: domain.set_village(j, body.village))
 
 
 async def assign(rt: CooperativeRuntime, who: Principal, job_id: str, body: AssignRequest,
                  ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
     contractor_id = str(body.contractor_id)
     await load(rt, who, job_id)  # the job in the path first: 404 before judging the body
     contractor = fold_contractor(await rt.store.read_stream(tenant_of(who), CONTRACTOR, contractor_id))
     if not contractor.exists:
         raise Refusal(f"no contractor {contractor_id} in this cooperative", field="contractor_id")
-    job, _ = await run(rt, who, job_id, "assign", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.assign(j, contractor, body.assigned_on or today, today))
-    return await respond(rt, who, job, today)
+    return await on_job(rt, who, job_id, "assign", body, ctx,
+                        lambda j, today: domain.assign(j, contractor, body.assigned_on or today, today))
 
 
 async def start(rt: CooperativeRuntime, who: Principal, job_id: str, body: StartRequest,
                 ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
-    job, _ = await run(rt, who, job_id, "start", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.start(j, body.started_on or today, today))
-    return await respond(rt, who, job, today)
+    return await on_job(rt, who, job_id, "start", body, ctx,
+                        lambda j, today: domain.start(j, body.started_on or today, today))
 
 
 async def inspect(rt: CooperativeRuntime, who: Principal, job_id: str, body: InspectionRequest,
                   ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
     settings = (await load_settings(rt, tenant_of(who))).settings
-    job, _ = await run(rt, who, job_id, "inspect", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.inspect(j, body.inspected_on or today, body.septic_tank,
-                                                None if body.items is None else body.items.answered(),
-                                                settings, today))
-    return await respond(rt, who, job, today)
+    return await on_job(rt, who, job_id, "inspect", body, ctx,
+                        lambda j, today: domain.inspect(j, body.inspected_on or today, body.septic_tank,
+                                                        None if body.items is None else body.items.answered(),
+                                                        settings, today))
 
 
 async def rework(rt: CooperativeRuntime, who: Principal, job_id: str, body: ReworkRequest,
                  ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
-    job, _ = await run(rt, who, job_id, "rework", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.rework(j, body.started_on or today, body.note, today))
-    return await respond(rt, who, job, today)
+    return await on_job(rt, who, job_id, "rework", body, ctx,
+                        lambda j, today: domain.rework(j, body.started_on or today, body.note, today))
 
 
 async def complete(rt: CooperativeRuntime, who: Principal, job_id: str, body: CompleteRequest,
                    ctx: CommandContext) -> JobResponse:
-    today = business_today(rt)
     settings = (await load_settings(rt, tenant_of(who))).settings
-    job, _ = await run(rt, who, job_id, "complete", body.model_dump(mode="json"), ctx,
-                       lambda j: domain.complete(j, body.completed_on or today, body.pdam_customer_number,
-                                                 settings, today))
-    return await respond(rt, who, job, today)
+    return await on_job(rt, who, job_id, "complete", body, ctx,
+                        lambda j, today: domain.complete(j, body.completed_on or today,
+                                                         body.pdam_customer_number, settings, today))
 
 
 # -- queries ------------------------------------------------------------------------------------------
+
+
+def visit_of(job: domain.ConstructionJob, job_id: str, visit_id: str) -> VisitResponse:
+    """The response of one of the job's visits (one a command has just written)."""
+    visit = job.desludging.visit(visit_id) if job.desludging else None
+    assert visit is not None
+    return visit_response(job_id, visit)
 
 
 def visit_response(job_id: str, v: domain.DesludgingVisit) -> VisitResponse:
