@@ -44,6 +44,7 @@ from tests.services.reporting.test_portfolio_rewrite import (
     financing_build,
     history,
     interleave,
+    over_drawn_books,
     probe_dates,
 )
 
@@ -74,11 +75,7 @@ async def same_figures(pool: asyncpg.Pool, b: Build, tenants: list[str], dates: 
                 assert await q.monthly_money(conn, t, s, e) == await ref.monthly_money_reference(conn, t, s, e), (s, e)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3), financings=st.integers(2, 12),
-       batches=st.integers(1, 4), first=st.dates(date(2023, 1, 1), date(2025, 6, 1)),
-       span_days=st.integers(1, 700))
+@over_drawn_books(max_examples=25, max_financings=12)
 async def test_figures_from_sums_equal_the_reference(
         db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
         first: date, span_days: int) -> None:

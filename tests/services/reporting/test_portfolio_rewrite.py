@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -57,6 +58,8 @@ from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresL
 from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting.portfolio_reference import portfolio_reference
 from tests.services.reporting.test_portfolio_oracle import PRODUCTS, History
+
+TestFn = TypeVar("TestFn", bound=Callable[..., Any])
 
 TODAY = date(2026, 6, 30)
 TENANTS = ("coop-a", "coop-b", "coop-c")
@@ -212,6 +215,21 @@ async def applied_in_batches(db: tuple[asyncpg.Pool, Build], rng: random.Random,
         yield tenants, histories
 
 
+def over_drawn_books(max_examples: int, max_financings: int) -> Callable[[TestFn], TestFn]:
+    """``@settings`` and ``@given`` of a test over ``applied_in_batches``' books: its arguments (``rng``,
+    ``cooperatives``, ``financings`` up to ``max_financings``, ``batches``, ``first``, ``span_days``) drawn
+    ``max_examples`` times, with the module's database fixture and no deadline (a book takes a while)."""
+
+    def wrap(test: TestFn) -> TestFn:
+        drawn = given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3),
+                      financings=st.integers(2, max_financings), batches=st.integers(1, 4),
+                      first=st.dates(date(2023, 1, 1), date(2025, 6, 1)), span_days=st.integers(1, 700))(test)
+        return settings(max_examples=max_examples, deadline=None,
+                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])(drawn)
+
+    return wrap
+
+
 @pytest.fixture(scope="module")
 async def db(pg: PostgresHandle) -> AsyncIterator[tuple[asyncpg.Pool, Build]]:
     async with financing_build(pg, "portfolio_rewrite", "v2") as built:
@@ -230,11 +248,7 @@ async def same_portfolio(pool: asyncpg.Pool, b: Build, tenants: list[str], dates
             assert ours[d]["fund"] == theirs[d]["fund"], d
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3), financings=st.integers(2, 14),
-       batches=st.integers(1, 4), first=st.dates(date(2023, 1, 1), date(2025, 6, 1)),
-       span_days=st.integers(1, 700))
+@over_drawn_books(max_examples=30, max_financings=14)
 async def test_portfolio_from_month_end_sums_equals_the_reference(
         db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
         first: date, span_days: int) -> None:
