@@ -318,46 +318,49 @@ async def _record_leaving(conn: asyncpg.Connection, tenant_id: str, staff_id: st
 UNKNOWN_KEY = "unknown, expired or revoked API key"
 
 
+#: a key by id, neither revoked nor expired, with its cooperative (``t``) and staff member (``s``), if any
+_LIVE_KEY = """FROM api_keys k
+               LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
+               LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
+               WHERE k.key_id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"""
+#: ``authenticate``: a live key of an active cooperative (or none) whose staff member has not left
+_AUTHENTICATE = f"""SELECT k.tenant_id, k.role, k.subject, k.key_hash, k.staff_id {_LIVE_KEY}
+                      AND (k.tenant_id IS NULL OR t.status = 'active') AND s.left_at IS NULL"""
+#: ``refusal``: any live key, with what may stop it
+_REFUSAL = f"SELECT k.tenant_id, k.key_hash, t.status, s.left_at {_LIVE_KEY}"
+
+
 class Authenticator:
     """Looks API keys up in the platform database."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def authenticate(self, raw: str) -> Principal | None:
+    async def _key(self, raw: str, query: str) -> tuple[str, asyncpg.Record] | None:
+        """The key id of ``raw`` and the row ``query`` finds for it, if ``raw`` is that key's secret."""
         key_id = parse_key(raw)
         if key_id is None:
             return None
-        row = await self.pool.fetchrow(
-            """SELECT k.tenant_id, k.role, k.subject, k.key_hash, k.staff_id FROM api_keys k
-               LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
-               LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
-               WHERE k.key_id = $1 AND k.revoked_at IS NULL
-                 AND (k.expires_at IS NULL OR k.expires_at > now())
-                 AND (k.tenant_id IS NULL OR t.status = 'active')
-                 AND s.left_at IS NULL""",
-            key_id,
-        )
+        row = await self.pool.fetchrow(query, key_id)
         if row is None or not secrets.compare_digest(bytes(row["key_hash"]), _hash(raw)):
             return None
+        return key_id, row
+
+    async def authenticate(self, raw: str) -> Principal | None:
+        found = await self._key(raw, _AUTHENTICATE)
+        if found is None:
+            return None
+        key_id, row = found
         return Principal(row["tenant_id"], Role(row["role"]), key_id, row["subject"], row["staff_id"])
 
     async def refusal(self, raw: str) -> str:
         """Why ``authenticate`` refused ``raw``, for its answer. Only the holder of the right secret learns
         more than "unknown, expired or revoked": that the key's cooperative is suspended, or its staff
         member has left (the key is good, the operator stopped it); anyone else learns nothing of the key."""
-        key_id = parse_key(raw)
-        if key_id is None:
+        found = await self._key(raw, _REFUSAL)
+        if found is None:
             return UNKNOWN_KEY
-        row = await self.pool.fetchrow(
-            """SELECT k.tenant_id, k.key_hash, t.status, s.left_at FROM api_keys k
-               LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
-               LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
-               WHERE k.key_id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())""",
-            key_id,
-        )
-        if row is None or not secrets.compare_digest(bytes(row["key_hash"]), _hash(raw)):
-            return UNKNOWN_KEY
+        _, row = found
         if row["tenant_id"] is not None and row["status"] != "active":
             return (f"cooperative {row['tenant_id']} is {row['status']}: its keys work again once the platform "
                     "operator resumes it")
