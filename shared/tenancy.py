@@ -118,6 +118,13 @@ class Principal:
         return f"staff:{self.staff_id}" if self.staff_id else f"key:{self.key_id}"
 
 
+def tenant_of(who: Principal) -> str:
+    """The cooperative of a principal that has one: every caller a cooperative's route admits
+    (``shared.web.require_roles`` admits only principals with a cooperative to such routes)."""
+    assert who.tenant_id is not None
+    return who.tenant_id
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     key_id: str

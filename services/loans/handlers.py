@@ -38,7 +38,7 @@ from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import AfterAppend, ConcurrencyError
 from shared.logging import get_logger
 from shared.runtime import CooperativeRuntime, ServiceRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 from shared.web import Conflict, NotFound, Refusal
 
 log = get_logger(__name__)
@@ -50,11 +50,6 @@ Decision = Callable[[fin.Financing, date], list[NewEvent]]
 def today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     """Today in the cooperatives' time zone (business dates are local dates)."""
     return rt.settings.business_today()
-
-
-def _tenant(who: Principal) -> str:
-    assert who.tenant_id is not None
-    return who.tenant_id
 
 
 # -- read tables -------------------------------------------------------------------------------------------
@@ -162,7 +157,7 @@ def settings_view(s: prod.LoanSettings) -> api.SettingsResponse:
 
 
 async def get_settings(rt: CooperativeRuntime, who: Principal) -> api.SettingsResponse:
-    return settings_view(await load_settings(rt, _tenant(who)))
+    return settings_view(await load_settings(rt, tenant_of(who)))
 
 
 async def change_settings(rt: CooperativeRuntime, who: Principal, body: api.SettingsBody,
@@ -205,7 +200,7 @@ async def define_product(rt: CooperativeRuntime, who: Principal, body: api.Defin
 
 
 async def get_product(rt: CooperativeRuntime, who: Principal, product_id: str) -> api.ProductResponse:
-    p = await load_product(rt, _tenant(who), product_id)
+    p = await load_product(rt, tenant_of(who), product_id)
     if not p.exists:
         raise NotFound(f"no product {product_id} in this cooperative")
     return product_view(p)
@@ -214,8 +209,8 @@ async def get_product(rt: CooperativeRuntime, who: Principal, product_id: str) -
 async def list_products(rt: CooperativeRuntime, who: Principal, purpose: str | None) -> api.ProductList:
     rows = await rt.pool.fetch(
         """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
-           ORDER BY product_id LIMIT 500""", _tenant(who), purpose)
-    return api.ProductList(items=[product_view(await load_product(rt, _tenant(who), r["product_id"])) for r in rows])
+           ORDER BY product_id LIMIT 500""", tenant_of(who), purpose)
+    return api.ProductList(items=[product_view(await load_product(rt, tenant_of(who), r["product_id"])) for r in rows])
 
 
 async def publish_products(rt: ServiceRuntime) -> int:
@@ -353,7 +348,7 @@ async def _load(rt: CooperativeRuntime, tenant: str, financing_id: str) -> list[
 
 async def get_financing(rt: CooperativeRuntime, who: Principal, financing_id: str,
                         as_of: date | None = None) -> api.FinancingResponse:
-    tenant = _tenant(who)
+    tenant = tenant_of(who)
     events = await _load(rt, tenant, financing_id)
     if not events:
         raise NotFound(f"no financing {financing_id} in this cooperative")
@@ -367,10 +362,10 @@ async def get_financing(rt: CooperativeRuntime, who: Principal, financing_id: st
 async def list_financings(rt: CooperativeRuntime, who: Principal, *, member_id: uuid.UUID | None = None,
                           status: str | None = None, product_id: str | None = None, limit: int = 50,
                           offset: int = 0, member_number: str | None = None) -> api.FinancingList:
-    member_id = await resolve_member(rt, _tenant(who), member_id, member_number, required=False)
+    member_id = await resolve_member(rt, tenant_of(who), member_id, member_number, required=False)
     where = """tenant_id = $1 AND ($2::uuid IS NULL OR member_id = $2) AND ($3::text IS NULL OR status = $3)
                AND ($4::text IS NULL OR product_id = $4)"""
-    args: list[Any] = [_tenant(who), member_id, status, product_id]
+    args: list[Any] = [tenant_of(who), member_id, status, product_id]
     total = await rt.pool.fetchval(f"SELECT count(*) FROM loan_financings WHERE {where}", *args)
     rows = await rt.pool.fetch(
         f"""SELECT financing_id, member_id, product_id, purpose, status, amount, instalments, selling_price, owed,
@@ -383,7 +378,7 @@ async def list_financings(rt: CooperativeRuntime, who: Principal, *, member_id: 
 
 async def settlement_quote(rt: CooperativeRuntime, who: Principal, financing_id: str,
                            on: date | None) -> api.SettlementQuoteResponse:
-    events = await _load(rt, _tenant(who), financing_id)
+    events = await _load(rt, tenant_of(who), financing_id)
     state = fin.fold(events)
     if not state.exists:
         raise NotFound(f"no financing {financing_id} in this cooperative")
@@ -544,7 +539,7 @@ async def portfolio(rt: CooperativeRuntime, who: Principal, as_of: date | None, 
     (default: the trailing 12 calendar months up to the date, ``quality.repayment_window_start``; no rate
     when nothing fell due in it): SQL over the book's rows (``book.py``), never a
     fold of the book. Only as of a past date, a financing whose rows cannot say (``fold_below``) is folded."""
-    tenant = _tenant(who)
+    tenant = tenant_of(who)
     on = as_of or today(rt)
     end = end or on
     start = start or repayment_window_start(end)

@@ -18,17 +18,11 @@ from services.members.domain.member import GroupInfo, Member
 from services.members.domain.settings import CooperativeSettings
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime import CooperativeRuntime, ServiceRuntime
-from shared.tenancy import Principal
 from shared.web import NotFound, Refusal
 
 def today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     """The business day in the cooperatives' time zone (``<SVC>_BUSINESS_TIMEZONE``, default Asia/Jakarta)."""
     return rt.settings.business_today()
-
-
-def tenant_of(who: Principal) -> str:
-    assert who.tenant_id is not None  # require_roles admits only principals with a tenant
-    return who.tenant_id
 
 
 def parts(rt: CooperativeRuntime) -> tuple[PostgresEventStore, asyncpg.Pool]:

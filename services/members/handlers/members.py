@@ -45,7 +45,6 @@ from services.members.handlers.common import (
     member_not_found,
     new_id,
     parts,
-    tenant_of,
     today,
 )
 from services.members.personal_data import SEALED_FIELDS, Vault
@@ -55,7 +54,7 @@ from shared.application import CommandContext, run_command
 from shared.envelope import Envelope, NewEvent
 from shared.logging import get_logger
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 from shared.web import Conflict, NotFound, Refusal
 
 # logs name members by id and fields by name, never a personal value

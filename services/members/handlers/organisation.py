@@ -23,12 +23,11 @@ from services.members.handlers.common import (
     decode_cursor,
     encode_cursor,
     parts,
-    tenant_of,
 )
 from shared.application import CommandContext, run_command
 from shared.envelope import NewEvent
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 from shared.web import NotFound
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from services.members.api.schemas import SettingsBody, SettingsResponse
 from services.members.domain import settings as domain
-from services.members.handlers.common import load_settings, parts, tenant_of
+from services.members.handlers.common import load_settings, parts
 from shared.application import CommandContext, run_command
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 
 
 def _response(s: domain.CooperativeSettings) -> SettingsResponse:

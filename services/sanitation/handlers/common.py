@@ -21,11 +21,6 @@ def business_today(rt: ServiceRuntime | CooperativeRuntime) -> date:
     return rt.settings.business_today()
 
 
-def tenant_of(who: Principal) -> str:
-    assert who.tenant_id is not None  # require_roles admits only keys with a tenant
-    return who.tenant_id
-
-
 def command_request(command: str, target: str | None, body: dict[str, Any]) -> dict[str, Any]:
     """What tells a retry from another request reusing the Idempotency-Key (keys are per cooperative)."""
     return {"command": command, "target": target, "body": body}

@@ -26,14 +26,13 @@ from services.sanitation.handlers.common import (
     business_today,
     command_request,
     contractor_subject,
-    tenant_of,
 )
 from shared.application import CommandContext, run_command
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore import ConcurrencyError
 from shared.logging import get_logger
 from shared.runtime import CooperativeRuntime, ServiceRuntime
-from shared.tenancy import Principal, Role
+from shared.tenancy import Principal, Role, tenant_of
 from shared.web import Conflict, NotFound, Refusal
 
 log = get_logger(__name__)

@@ -22,11 +22,11 @@ from services.sanitation.api.schemas import (
 from services.sanitation.domain import job as domain
 from services.sanitation.domain.dates import month_bounds, parse_month
 from services.sanitation.handlers import jobs
-from services.sanitation.handlers.common import business_today, load_settings, tenant_of
+from services.sanitation.handlers.common import business_today, load_settings
 from shared.application import CommandContext
 from shared.envelope import Envelope
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 from shared.web import Conflict, NotFound, Refusal
 
 

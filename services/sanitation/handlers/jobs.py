@@ -42,13 +42,12 @@ from services.sanitation.handlers.common import (
     command_request,
     contractor_subject,
     load_settings,
-    tenant_of,
 )
 from shared.contracts.sanitation import InspectionRecorded
 from shared.application import CommandContext, run_command
 from shared.envelope import Envelope, NewEvent
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal, Role
+from shared.tenancy import Principal, Role, tenant_of
 from shared.web import NotFound, Refusal
 
 Decide = Callable[[domain.ConstructionJob], list[NewEvent]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from services.sanitation.api.schemas import SettingsRequest, SettingsResponse
 from services.sanitation.domain import settings as domain
-from services.sanitation.handlers.common import load_settings, tenant_of
+from services.sanitation.handlers.common import load_settings
 from shared.application import CommandContext, run_command
 from shared.runtime import CooperativeRuntime
-from shared.tenancy import Principal
+from shared.tenancy import Principal, tenant_of
 
 
 async def get_settings(rt: CooperativeRuntime, who: Principal) -> SettingsResponse:
