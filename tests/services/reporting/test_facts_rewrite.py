@@ -40,6 +40,7 @@ from shared.rls import programme_scope, tenant_scope
 from tests.services.reporting import facts_reference as ref
 from tests.services.reporting.test_portfolio_rewrite import (
     TENANTS,
+    DrawnBook,
     applied_in_batches,
     financing_build,
     history,
@@ -76,12 +77,10 @@ async def same_figures(pool: asyncpg.Pool, b: Build, tenants: list[str], dates: 
 
 
 @over_drawn_books(max_examples=25, max_financings=12)
-async def test_figures_from_sums_equal_the_reference(
-        db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
-        first: date, span_days: int) -> None:
+async def test_figures_from_sums_equal_the_reference(db: tuple[asyncpg.Pool, Build], book: DrawnBook) -> None:
     pool, b = db
-    async for tenants, histories in applied_in_batches(db, rng, cooperatives, financings, batches, first, span_days):
-        await same_figures(pool, b, tenants, probe_dates(histories, rng, first), rng)
+    async for tenants, histories in applied_in_batches(db, book):
+        await same_figures(pool, b, tenants, probe_dates(histories, book.rng, book.first), book.rng)
 
 
 async def test_replayed_in_another_order_the_sums_are_the_same_rows(pg: PostgresHandle) -> None:

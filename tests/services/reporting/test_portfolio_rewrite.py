@@ -19,6 +19,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
@@ -193,19 +194,32 @@ async def financing_build(pg: PostgresHandle, name: str, suffix: str) -> AsyncIt
         await pool.close()
 
 
-async def applied_in_batches(db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int,
-                             batches: int, first: date, span_days: int
+@dataclass(frozen=True)
+class DrawnBook:
+    """What ``applied_in_batches`` makes a book of: ``financings`` signed over ``cooperatives`` from
+    ``first`` within ``span_days``, applied in ``batches`` cuts, every other choice from ``rng``."""
+
+    rng: random.Random
+    cooperatives: int
+    financings: int
+    batches: int
+    first: date
+    span_days: int
+
+
+async def applied_in_batches(db: tuple[asyncpg.Pool, Build], book: DrawnBook
                              ) -> AsyncIterator[tuple[list[str], list[History]]]:
-    """A fresh book of ``financings`` drawn over ``cooperatives``, interleaved and applied to the build in
-    ``batches`` cuts; after each cut, the cooperatives and the histories (for the caller's comparison)."""
+    """A fresh book as ``book`` draws it, interleaved and applied to the build in its cuts; after each cut,
+    the cooperatives and the histories (for the caller's comparison)."""
     pool, b = db
+    rng = book.rng
     async with pool.acquire() as conn:
         await conn.execute(f"TRUNCATE {', '.join(b.tables)}, consumer_streams")
-    tenants = list(TENANTS[:cooperatives])
-    histories = [history(rng.choice(tenants), rng, first, span_days) for _ in range(financings)]
+    tenants = list(TENANTS[:book.cooperatives])
+    histories = [history(rng.choice(tenants), rng, book.first, book.span_days) for _ in range(book.financings)]
     log = interleave(histories, rng)
     registry = load_all()
-    cuts = sorted(rng.sample(range(1, len(log)), min(batches - 1, len(log) - 1))) + [len(log)]
+    cuts = sorted(rng.sample(range(1, len(log)), min(book.batches - 1, len(log) - 1))) + [len(log)]
     done = 0
     for cut in cuts:
         async with pool.acquire() as conn, conn.transaction():
@@ -216,14 +230,15 @@ async def applied_in_batches(db: tuple[asyncpg.Pool, Build], rng: random.Random,
 
 
 def over_drawn_books(max_examples: int, max_financings: int) -> Callable[[TestFn], TestFn]:
-    """``@settings`` and ``@given`` of a test over ``applied_in_batches``' books: its arguments (``rng``,
-    ``cooperatives``, ``financings`` up to ``max_financings``, ``batches``, ``first``, ``span_days``) drawn
-    ``max_examples`` times, with the module's database fixture and no deadline (a book takes a while)."""
+    """``@settings`` and ``@given`` of a test over ``applied_in_batches``' books: its argument ``book`` (a
+    ``DrawnBook`` of 2 to ``max_financings`` financings) drawn ``max_examples`` times, with the module's
+    database fixture and no deadline (a book takes a while)."""
 
     def wrap(test: TestFn) -> TestFn:
-        drawn = given(rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3),
-                      financings=st.integers(2, max_financings), batches=st.integers(1, 4),
-                      first=st.dates(date(2023, 1, 1), date(2025, 6, 1)), span_days=st.integers(1, 700))(test)
+        drawn = given(book=st.builds(
+            DrawnBook, rng=st.randoms(use_true_random=False), cooperatives=st.integers(1, 3),
+            financings=st.integers(2, max_financings), batches=st.integers(1, 4),
+            first=st.dates(date(2023, 1, 1), date(2025, 6, 1)), span_days=st.integers(1, 700)))(test)
         return settings(max_examples=max_examples, deadline=None,
                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])(drawn)
 
@@ -249,12 +264,11 @@ async def same_portfolio(pool: asyncpg.Pool, b: Build, tenants: list[str], dates
 
 
 @over_drawn_books(max_examples=30, max_financings=14)
-async def test_portfolio_from_month_end_sums_equals_the_reference(
-        db: tuple[asyncpg.Pool, Build], rng: random.Random, cooperatives: int, financings: int, batches: int,
-        first: date, span_days: int) -> None:
+async def test_portfolio_from_month_end_sums_equals_the_reference(db: tuple[asyncpg.Pool, Build],
+                                                                  book: DrawnBook) -> None:
     pool, b = db
-    async for tenants, histories in applied_in_batches(db, rng, cooperatives, financings, batches, first, span_days):
-        await same_portfolio(pool, b, tenants, probe_dates(histories, rng, first))
+    async for tenants, histories in applied_in_batches(db, book):
+        await same_portfolio(pool, b, tenants, probe_dates(histories, book.rng, book.first))
 
 
 async def test_rebuilt_and_reordered_builds_equal_the_live_one_row_for_row(pg: PostgresHandle) -> None:
