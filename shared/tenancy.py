@@ -329,7 +329,8 @@ UNKNOWN_KEY = "unknown, expired or revoked API key"
 _LIVE_KEY = """FROM api_keys k
                LEFT JOIN tenants t ON t.tenant_id = k.tenant_id
                LEFT JOIN staff s ON s.tenant_id = k.tenant_id AND s.staff_id = k.staff_id
-               WHERE k.key_id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"""
+               WHERE k.key_id = $1 AND k.revoked_at IS NULL
+                 AND (k.expires_at IS NULL OR k.expires_at > now())"""
 #: ``authenticate``: a live key of an active cooperative (or none) whose staff member has not left
 _AUTHENTICATE = f"""SELECT k.tenant_id, k.role, k.subject, k.key_hash, k.staff_id {_LIVE_KEY}
                       AND (k.tenant_id IS NULL OR t.status = 'active') AND s.left_at IS NULL"""

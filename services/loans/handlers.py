@@ -207,10 +207,11 @@ async def get_product(rt: CooperativeRuntime, who: Principal, product_id: str) -
 
 
 async def list_products(rt: CooperativeRuntime, who: Principal, purpose: str | None) -> api.ProductList:
+    tenant = tenant_of(who)
     rows = await rt.pool.fetch(
         """SELECT product_id FROM loan_products WHERE tenant_id = $1 AND ($2::text IS NULL OR purpose = $2)
-           ORDER BY product_id LIMIT 500""", tenant_of(who), purpose)
-    return api.ProductList(items=[product_view(await load_product(rt, tenant_of(who), r["product_id"])) for r in rows])
+           ORDER BY product_id LIMIT 500""", tenant, purpose)
+    return api.ProductList(items=[product_view(await load_product(rt, tenant, r["product_id"])) for r in rows])
 
 
 async def publish_products(rt: ServiceRuntime) -> int:

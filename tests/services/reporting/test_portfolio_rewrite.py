@@ -216,7 +216,8 @@ async def applied_in_batches(db: tuple[asyncpg.Pool, Build], book: DrawnBook
     async with pool.acquire() as conn:
         await conn.execute(f"TRUNCATE {', '.join(b.tables)}, consumer_streams")
     tenants = list(TENANTS[:book.cooperatives])
-    histories = [history(rng.choice(tenants), rng, book.first, book.span_days) for _ in range(book.financings)]
+    histories = [history(rng.choice(tenants), rng, book.first, book.span_days)
+                 for _ in range(book.financings)]
     log = interleave(histories, rng)
     registry = load_all()
     cuts = sorted(rng.sample(range(1, len(log)), min(book.batches - 1, len(log) - 1))) + [len(log)]
