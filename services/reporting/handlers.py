@@ -10,7 +10,7 @@ Scopes:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -193,21 +193,49 @@ async def parts(rt: ReportingRuntime, tenants: tuple[str, ...], consent: bool, o
     return [memo[(x, *asked)] for x in tenants]
 
 
+@dataclass(frozen=True)
+class Beside:
+    """What a request's reports show beside their figures, read once per request for every cooperative of
+    its scope (three statements, in the scope's own row-level-security scope): each cooperative's last
+    event time, its targets and its products' names. A scope's (the programme's, one cooperative's, a
+    target's subset) come from its cooperatives' rows: the latest time, the targets summed per indicator,
+    every name (``queries.last_events``, ``scope_targets``, ``scope_setters``, ``scope_product_names``), so
+    a programme report reads them once, not once more for each cooperative of its by-cooperative column."""
+
+    last: dict[str, Any]
+    targets: list[dict[str, Any]]
+    names: list[tuple[str, str, str]]
+
+    def last_event_at(self, tenants: Sequence[str]) -> Any:
+        at = [self.last[x] for x in tenants if self.last.get(x) is not None]
+        return max(at) if at else None
+
+
+async def beside(rt: ReportingRuntime, scope: Scope) -> Beside:
+    """``Beside`` of the scope's cooperatives, read in the scope."""
+    t = tables(rt)
+    async with reading(rt, scope) as conn:
+        return Beside(await q.last_events(conn, t, scope.cooperatives), await q.targets_by_tenant(conn),
+                      await q.product_names_by_tenant(conn, t))
+
+
 async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
                  repayment_from: date | None = None, outside: dict[str, Any] | None = None,
-                 memo: Memo | None = None) -> tuple[rp.Report, dict[str, Any]]:
+                 memo: Memo | None = None, around: Beside | None = None) -> tuple[rp.Report, dict[str, Any]]:
     """The scope's report as of ``on``, and its freshness (the last event applied for the scope, the
     events not applied yet, the position read to).
 
     The figures are the sum of the scope's cooperatives' parts (``parts``, ``reports.combine``), each
-    computed once and kept per cooperative. Targets are read every time."""
-    t = tables(rt)
+    computed once and kept per cooperative. Targets are read every time (``around``: already read in this
+    request, for a scope holding this one's cooperatives; else read after the parts)."""
     each = await parts(rt, scope.cooperatives, scope.consent, on, months, repayment_from, memo)
     outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
-    async with reading(rt, scope) as conn:
-        last = await q.last_event_at(conn, t)
-        result = await rp.add_targets(conn, rp.combine(each, on, months, repayment_from), t)
-        setters = await q.target_setters(conn) if scope.kind == "programme" else {}
+    around = around if around is not None else await beside(rt, scope)
+    last = around.last_event_at(scope.cooperatives)
+    result = rp.with_targets(rp.combine(each, on, months, repayment_from),
+                             q.scope_targets(around.targets, scope.cooperatives),
+                             q.scope_product_names(around.names, scope.cooperatives))
+    setters = q.scope_setters(around.targets, scope.cooperatives) if scope.kind == "programme" else {}
     fresh = {"last_event_at": last.isoformat() if last else None, **outside}
     # a programme's target is the sum of the targets its cooperatives set, so its progress counts only
     # those cooperatives (else one cooperative's target would be measured against everyone's figures):
@@ -225,15 +253,18 @@ async def report(rt: ReportingRuntime, scope: Scope, on: date, months: int = 12,
 
 async def per_cooperative(rt: ReportingRuntime, scope: Scope, on: date,
                           each: dict[str, dict[str, Any]] | None = None,
-                          memo: Memo | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
+                          memo: Memo | None = None,
+                          around: Beside | None = None) -> dict[str, tuple[rp.Report, dict[str, Any]]]:
     """Each cooperative's report, with its own freshness (``each``, from ``outside_each``; the programme's
-    would count the others'); its figures are its part (``memo``: the programme's, already computed)."""
+    would count the others'); its figures are its part (``memo``: the programme's, already computed), its
+    targets, names and last event time its own rows of the programme's ``around`` (read once)."""
     names = await _tenant_names(rt, list(scope.cooperatives))
     each = each if each is not None else (await outside_each(rt, scope.cooperatives))[1]
+    around = around if around is not None else await beside(rt, scope)
     out = {}
     for tenant in scope.cooperatives:
-        out[tenant] = await report(rt, Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,),
-                                             scope.consent), on, outside=each[tenant], memo=memo)
+        mine = Scope("cooperative", tenant, names.get(tenant, tenant), (tenant,), scope.consent)
+        out[tenant] = await report(rt, mine, on, outside=each[tenant], memo=memo, around=around)
     return out
 
 
@@ -243,14 +274,16 @@ async def dashboard(rt: ReportingRuntime, who: Principal, as_of: date | None) ->
     scope = await scope_of(rt, who)
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
     memo: Memo = {}
-    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
+    await parts(rt, scope.cooperatives, scope.consent, on, memo=memo)
+    around = await beside(rt, scope)
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo, around=around)
     body: dict[str, Any] = {"scope": scope.json(), "as_of": on.isoformat(), "freshness": fresh, **rp.dashboard(r)}
     if scope.kind == "programme":
         names = await _tenant_names(rt, list(scope.cooperatives))
         body["by_cooperative"] = [
             {"scope": Scope("cooperative", t, names.get(t, t), (t,)).json(), "as_of": on.isoformat(),
              "freshness": f, **rp.dashboard(cr)}
-            for t, (cr, f) in (await per_cooperative(rt, scope, on, each_fresh, memo)).items()]
+            for t, (cr, f) in (await per_cooperative(rt, scope, on, each_fresh, memo, around)).items()]
     return body
 
 
@@ -258,10 +291,12 @@ async def full_report(rt: ReportingRuntime, scope: Scope, as_of: date | None) ->
     on = as_of_date(rt, as_of)
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
     memo: Memo = {}
-    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
+    await parts(rt, scope.cooperatives, scope.consent, on, memo=memo)
+    around = await beside(rt, scope)
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo, around=around)
     body = {"scope": scope.json(), "freshness": fresh, **rp.full(r)}
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, each_fresh, memo)
+        each = await per_cooperative(rt, scope, on, each_fresh, memo, around)
         body["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
                                                         await _tenant_names(rt, list(scope.cooperatives)))
     return body
@@ -272,11 +307,13 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
     by side. Bounded: no table may exceed ``export_max_rows``."""
     outside, each_fresh = await outside_each(rt, scope.cooperatives)
     memo: Memo = {}
-    r, fresh = await report(rt, scope, on, outside=outside, memo=memo)
+    await parts(rt, scope.cooperatives, scope.consent, on, memo=memo)
+    around = await beside(rt, scope)
+    r, fresh = await report(rt, scope, on, outside=outside, memo=memo, around=around)
     out = ex.report_tables(r)
-    out["indicators"] = await indicators(rt, scope, on, years, outside, memo)
+    out["indicators"] = await indicators(rt, scope, on, years, outside, memo, around)
     if scope.kind == "programme":
-        each = await per_cooperative(rt, scope, on, each_fresh, memo)
+        each = await per_cooperative(rt, scope, on, each_fresh, memo, around)
         out["by_cooperative"] = ex.by_cooperative_rows({t: cr for t, (cr, _) in each.items()},
                                                        await _tenant_names(rt, list(scope.cooperatives)))
     for name, rows in out.items():
@@ -287,19 +324,19 @@ async def all_tables(rt: ReportingRuntime, scope: Scope, on: date, years: int = 
 
 
 async def indicators(rt: ReportingRuntime, scope: Scope, on: date, years: int,
-                     outside: dict[str, Any] | None = None, memo: Memo | None = None) -> ex.Rows:
+                     outside: dict[str, Any] | None = None, memo: Memo | None = None,
+                     around: Beside | None = None) -> ex.Rows:
     if not 1 <= years <= 10:
         raise Refusal("years must be between 1 and 10", field="years")
     ps = ex.periods(on, years)
     before = date.fromordinal(ps[0][1].toordinal() - 1)
     outside = outside if outside is not None else await outside_scope(rt, scope.cooperatives)
     memo = memo if memo is not None else {}
+    around = around if around is not None else await beside(rt, scope)
     baseline, _ = await report(rt, scope, before, months=1, repayment_from=date(before.year, 1, 1),
-                               outside=outside, memo=memo)
+                               outside=outside, memo=memo, around=around)
     by_period = []
     for name, start, end in ps:
         by_period.append((name, start, end, (await report(rt, scope, end, months=1, repayment_from=start,
-                                                          outside=outside, memo=memo))[0]))
-    async with reading(rt, scope) as conn:
-        targets = await q.targets(conn)
-    return ex.indicator_table(baseline, by_period, targets)
+                                                          outside=outside, memo=memo, around=around))[0]))
+    return ex.indicator_table(baseline, by_period, q.scope_targets(around.targets, scope.cooperatives))

@@ -656,9 +656,83 @@ async def product_names(conn: asyncpg.Connection, t: T) -> dict[str, str]:
 # -- freshness and targets ----------------------------------------------------------------------------------
 
 
-async def last_event_at(conn: asyncpg.Connection, t: T) -> Any:
-    parts = " UNION ALL ".join(f"SELECT max(recorded_at) AS at FROM {names['seen']}" for names in t.values())
-    return await conn.fetchval(f"SELECT max(at) FROM ({parts}) x") if parts else None
+async def last_events(conn: asyncpg.Connection, t: T, tenants: Sequence[str]) -> dict[str, Any]:
+    """Each cooperative of ``tenants`` -> the recorded time of the last event the live builds applied for it
+    (None: none yet), in one statement: per cooperative and build one probe of ``seen``'s index
+    (``tenant_id``, ``recorded_at``), whatever the number of events. A scope's last event time is its
+    cooperatives' latest. (A ``max(recorded_at)`` over the scope's rows scanned every ``seen`` row of the
+    table: the row-level-security filter, ``tenant_id = ... OR tenant_id = ANY(...)``, takes no index.)"""
+    if not t or not tenants:
+        return dict.fromkeys(tenants)
+    probes = " UNION ALL ".join(f"SELECT (SELECT max(recorded_at) FROM {names['seen']} s"
+                                f" WHERE s.tenant_id = tn.tenant_id) AS at" for names in t.values())
+    rows = await conn.fetch(f"""SELECT tn.tenant_id, (SELECT max(at) FROM ({probes}) x) AS at
+                                FROM unnest($1::text[]) AS tn(tenant_id)""", list(tenants))
+    return {r["tenant_id"]: r["at"] for r in rows}
+
+
+async def targets_by_tenant(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Every target in scope, one row per cooperative and indicator, in the order of the indicator then
+    the cooperative (SQL's): ``targets`` and ``target_setters`` of any subset of the scope's cooperatives
+    are sums of these rows (``scope_targets``, ``scope_setters``)."""
+    rows = await conn.fetch("SELECT tenant_id, indicator, target, baseline, due_on FROM cooperative_targets "
+                            "ORDER BY indicator, tenant_id")
+    return [dict(r) for r in rows]
+
+
+def scope_targets(rows: Sequence[dict[str, Any]], tenants: Sequence[str]) -> list[dict[str, Any]]:
+    """``targets`` in the scope of ``tenants`` from ``targets_by_tenant``'s rows: per indicator (in their
+    order) the targets and baselines summed, the latest due date."""
+    mine = set(tenants)
+    by: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["tenant_id"] not in mine:
+            continue
+        g = by.get(r["indicator"])
+        if g is None:
+            by[r["indicator"]] = {"indicator": r["indicator"], "target": _i(r["target"]),
+                                  "baseline": _i(r["baseline"]), "due_on": r["due_on"]}
+        else:
+            g["target"] += _i(r["target"])
+            g["baseline"] += _i(r["baseline"])
+            if r["due_on"] is not None and (g["due_on"] is None or r["due_on"] > g["due_on"]):
+                g["due_on"] = r["due_on"]
+    return list(by.values())
+
+
+def scope_setters(rows: Sequence[dict[str, Any]], tenants: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``target_setters`` in the scope of ``tenants`` from ``targets_by_tenant``'s rows."""
+    mine = set(tenants)
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r["tenant_id"] in mine:
+            out.setdefault(r["indicator"], []).append(r["tenant_id"])
+    return {k: tuple(v) for k, v in out.items()}
+
+
+async def product_names_by_tenant(conn: asyncpg.Connection, t: T) -> list[tuple[str, str, str]]:
+    """(cooperative, product id, name) of every product in scope whose definition has arrived, in SQL's
+    order of the name: ``product_names`` of any subset of the scope's cooperatives comes from these rows
+    (``scope_product_names``)."""
+    c = t.get("catalogue")
+    if c is None:
+        return []
+    rows = await conn.fetch(
+        f"SELECT tenant_id, product_id, name FROM {c['product']} ORDER BY name, tenant_id")
+    return [(r["tenant_id"], r["product_id"], r["name"]) for r in rows]
+
+
+def scope_product_names(rows: Sequence[tuple[str, str, str]], tenants: Sequence[str]) -> dict[str, str]:
+    """``product_names`` in the scope of ``tenants`` from ``product_names_by_tenant``'s rows: each product's
+    distinct names in SQL's order, ``" / "`` between."""
+    mine = set(tenants)
+    names: dict[str, list[str]] = {}
+    for tenant, product, name in rows:
+        if tenant in mine:
+            got = names.setdefault(product, [])
+            if name not in got:
+                got.append(name)
+    return {k: " / ".join(v) for k, v in sorted(names.items())}
 
 
 async def targets(conn: asyncpg.Connection) -> list[dict[str, Any]]:

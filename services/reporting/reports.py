@@ -340,13 +340,21 @@ def combine(parts: list[Part], as_of: date, months: int = 12, repayment_from: da
 async def add_targets(conn: asyncpg.Connection, report: Report, t: q.T | None = None) -> Report:
     """The report with the targets in scope and each one's progress (targets change without events, so
     they are read every time, never cached with the figures), and (``t``) the names of its products."""
+    names = await q.product_names(conn, t) if t is not None else None
+    return with_targets(report, await q.targets(conn), names)
+
+
+def with_targets(report: Report, targets: list[dict[str, Any]],
+                 names: dict[str, str] | None = None) -> Report:
+    """The report with ``targets`` (``queries.targets``' rows of its scope) and each one's progress, and
+    (``names``) the names of its products (``queries.product_names``)."""
     values = indicator_values(report)
     report.targets = [
         {"indicator": g["indicator"], "target": g["target"], "baseline": g["baseline"],
          **progress(g["indicator"], g["target"], values), "due_on": g["due_on"]}
-        for g in await q.targets(conn)]
-    if t is not None:
-        report.product_names = await q.product_names(conn, t)
+        for g in targets]
+    if names is not None:
+        report.product_names = names
     return report
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import asyncpg
 
@@ -53,3 +54,11 @@ async def compute_figures_reference(conn: asyncpg.Connection, t: q.T, as_of: dat
         monthly=monthly,
     )
     return report
+
+
+async def last_event_at_reference(conn: asyncpg.Connection, t: q.T) -> Any:
+    """The scope's last event time as ``queries.last_event_at`` read it before ``queries.last_events``: the
+    latest ``recorded_at`` of every ``seen`` row the connection's scope sees (kept verbatim as the oracle of
+    ``test_programme_beside``)."""
+    parts = " UNION ALL ".join(f"SELECT max(recorded_at) AS at FROM {names['seen']}" for names in t.values())
+    return await conn.fetchval(f"SELECT max(at) FROM ({parts}) x") if parts else None
