@@ -311,8 +311,52 @@ async def measure_rebuild(settings: ReportingSettings, fam: str, events: int) ->
             "db_wait_share": round(st.seconds / seconds, 2), "slowest_statements": st.top()}
 
 
+async def table_sizes(pool: asyncpg.Pool, b: Build) -> dict[str, tuple[int, int, int]]:
+    """Per table of the build holding rows: (live rows, dead rows, kB on disk with its indexes)."""
+    rows = await pool.fetch(
+        """SELECT relname, n_live_tup, n_dead_tup, pg_total_relation_size(relid) / 1024 AS kb
+           FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname""", b.tables)
+    return {r[0].removesuffix(f"_{b.suffix}"): (r[1], r[2], r[3]) for r in rows if r[1] or r[2]}
+
+
+class Plans:
+    """``--explain``: each statement of one batch run first as ``EXPLAIN (ANALYZE, BUFFERS)`` in a savepoint
+    rolled back, then for real; the plans of those that took ``min_ms`` or more, slowest first."""
+
+    def __init__(self, min_ms: float) -> None:
+        self.min_ms = min_ms
+        self.got: list[tuple[float, str]] = []
+
+    @contextlib.asynccontextmanager
+    async def explaining(self, conn: asyncpg.Connection) -> Any:
+        cls = type(conn)
+        saved = {m: getattr(cls, m) for m in ("execute", "fetch", "fetchrow", "fetchval")}
+
+        def wrap(fn: Any) -> Any:
+            async def explained(self_: Any, query: str, *args: Any, **kw: Any) -> Any:
+                head = query.lstrip().split(None, 1)[0].upper()
+                if self_ is conn and head in ("INSERT", "WITH", "DELETE", "UPDATE", "SELECT") and not kw:
+                    await saved["execute"](conn, "SAVEPOINT washfin_explain")
+                    rows = await saved["fetch"](conn, f"EXPLAIN (ANALYZE, BUFFERS) {query}", *args)
+                    await saved["execute"](conn, "ROLLBACK TO SAVEPOINT washfin_explain")
+                    text = "\n".join(r[0] for r in rows)
+                    ms = float(text.rsplit("Execution Time:", 1)[1].split("ms")[0])
+                    if ms >= self.min_ms:
+                        self.got.append((ms, " ".join(query.split())[:300] + "\n" + text))
+                return await fn(self_, query, *args, **kw)
+            return explained
+
+        for m, fn in saved.items():
+            setattr(cls, m, wrap(fn))
+        try:
+            yield
+        finally:
+            for m, fn in saved.items():
+                setattr(cls, m, fn)
+
+
 async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelope],
-                          profile: bool) -> tuple[dict[str, Any], Build]:
+                          profile: bool, explain: float = 0) -> tuple[dict[str, Any], Build]:
     fam = FAMILIES["financing"]
     suffix = f"v{fam.version}_r{90 if mode == 'per-event' else 91}"
     b = Build(fam, f"bench.catchup.{mode}", suffix)
@@ -326,15 +370,21 @@ async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelop
     st = Statements()
     prof = cProfile.Profile() if profile else None
     n = len(envelopes) - half
+    per_batch: list[float] = []
+    plans = Plans(explain)
     async with Rss() as rss:
         with st.counting():
             t0 = time.perf_counter()
             if prof:
                 prof.enable()
             for i in range(half, len(envelopes), BATCH):
+                tb = time.perf_counter()
+                last = explain and i + 2 * BATCH >= len(envelopes) > i + BATCH  # the last whole batch
                 async with pool.acquire() as conn, conn.transaction():
-                    out, dead = await apply_events(conn, b, registry_, envelopes[i:i + BATCH])
+                    async with plans.explaining(conn) if last else contextlib.nullcontext():
+                        out, dead = await apply_events(conn, b, registry_, envelopes[i:i + BATCH])
                     assert not dead, dead[:1]
+                per_batch.append(time.perf_counter() - tb)
             if prof:
                 prof.disable()
             seconds = time.perf_counter() - t0
@@ -343,11 +393,17 @@ async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelop
            "rss_at_start_mb": round(rss.start_mb),
            "loop_hold_ms": round(rss.hold_ms), "longest_gc_ms": round(rss.gc_ms), "held_at": rss.where,
            "statements_per_event": round(st.count / n, 2), "db_wait_share": round(st.seconds / seconds, 2),
-           "slowest_statements": st.top()}
+           "slowest_statements": st.top(),
+           # a batch's cost at the start of the timed half and at its end (growth within one run)
+           "batch_ms_first_last_tenth": [round(sum(x) / len(x) * 1000, 1) for x in (
+               per_batch[:max(1, len(per_batch) // 10)], per_batch[-max(1, len(per_batch) // 10):])],
+           "tables": await table_sizes(pool, b)}
     if prof:
         s = io.StringIO()
         pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
         row["profile_tottime"] = s.getvalue()
+    if explain:
+        row["plans"] = "\n\n".join(t for _, t in sorted(plans.got, key=lambda x: -x[0]))
     return row, b
 
 
@@ -395,29 +451,32 @@ async def run(args: argparse.Namespace) -> None:
         catchups: dict[str, Build] = {}
         modes = ["per-event", "batch"] if hasattr(consumer, "BATCH_HANDLERS") and not args.only_batch else \
             (["batch"] if args.only_batch else ["per-event"])
-        producer = {"members": "members", "financing": "loans", "sanitation": "sanitation"}
+        # each family's events: those of its producers' logs (the catalogue reads the loans log, as financing)
+        producer = {fam: FAMILIES[fam].sources[0] for fam in FAMILIES}
         try:
             for mode in modes:
                 if hasattr(consumer, "BATCH_HANDLERS"):
                     consumer.BATCH_HANDLERS = mode == "batch"
                 say(f"-- {mode}; uptime {uptime()}")
-                for fam in args.families:
+                for fam in [] if args.catchup_only else args.families:
                     r = await measure_rebuild(settings, fam, counts[producer[fam]])
                     r["mode"] = mode
                     built[(mode, fam)] = r.pop("build")
                     rows.append(r)
                     say(f"  {r}")
                     r.pop("slowest_statements", None)
-                if args.own_process:
+                if args.own_process and not args.catchup_only:
                     for fam in args.families:
                         r = await measure_rebuild_alone(settings, fam, counts[producer[fam]], mode == "batch")
                         r["mode"] = mode
                         rows.append(r)
                         say(f"  {r}")
-                r, b = await measure_catchup(pool, mode, loans_envelopes, args.profile)
+                r, b = await measure_catchup(pool, mode, loans_envelopes, args.profile, args.explain)
                 r["mode"] = mode
                 catchups[mode] = b
                 prof = r.pop("profile_tottime", None)
+                if plans := r.pop("plans", None):
+                    say(f"plans of the last batch's statements of {args.explain:g} ms or more:\n{plans}")
                 rows.append(r)
                 say(f"  {r}")
                 r.pop("slowest_statements", None)
@@ -429,7 +488,7 @@ async def run(args: argparse.Namespace) -> None:
         same: dict[str, bool] = {}
         if len(modes) == 2:
             async with pool.acquire() as conn:
-                for fam in args.families:
+                for fam in [] if args.catchup_only else args.families:
                     rb = await registry.builds(conn)
                     by = {x.build: x for x in rb}
                     a, c = by[built[("per-event", fam)]], by[built[("batch", fam)]]
@@ -467,8 +526,12 @@ def main() -> None:
     ap.add_argument("--cooperatives", type=int, default=4)
     ap.add_argument("--families", nargs="+", default=["members", "financing", "sanitation"])
     ap.add_argument("--only-batch", action="store_true", help="skip the per-event baseline")
+    ap.add_argument("--catchup-only", action="store_true", help="measure the catch-up only (no rebuilds)")
     ap.add_argument("--profile", action="store_true", help="cProfile the catch-up (slows it)")
     ap.add_argument("--json", help="also write the rows as JSON")
+    ap.add_argument("--explain", type=float, default=0, metavar="MS",
+                    help="print the plans (EXPLAIN ANALYZE, BUFFERS) of the statements of the catch-up's "
+                         "last whole batch that took MS or more (that batch runs each twice)")
     ap.add_argument("--own-process", action="store_true",
                     help="also rebuild each family in a process of its own (its peak RSS is the rebuild's)")
     ap.add_argument("--child-rebuild", help=argparse.SUPPRESS)
