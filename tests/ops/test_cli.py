@@ -206,12 +206,45 @@ def test_every_verb_and_option_has_help_and_no_type_noise() -> None:
             undocumented.append(" ".join(path))
         undocumented += [f"{' '.join(path)} {p.name}" for p in cmd.params if not (getattr(p, "help", None) or "").strip()]
     assert not undocumented, f"without help text: {undocumented}"
-    for path in [[], *verbs]:
-        page = washfin({}, *path, "--help")
-        assert page.returncode == 0, page.stderr
-        assert "<bool>" not in page.stdout, f"{' '.join(path)}:\n{page.stdout}"
-        assert "Show this message and exit." in page.stdout
-    assert "--json" in washfin({}, "--help").stdout and "after the verb" in washfin({}, "--help").stdout
+    pages = help_pages([[], *verbs])
+    for path, page in zip([[], *verbs], pages, strict=True):
+        assert "<bool>" not in page, f"{' '.join(path)}:\n{page}"
+        assert "Show this message and exit." in page, f"{' '.join(path)}:\n{page}"
+    top = washfin({}, "--help")  # the entry point itself prints the same page
+    assert top.returncode == 0 and top.stdout == pages[0], top.stderr
+    assert "--json" in top.stdout and "after the verb" in top.stdout
+
+
+#: prints the help page of each command line it is given (JSON on stdin), each as ``python -m deploy.cli
+#: <words> --help`` prints it (the app ``cli()`` calls, named as ``python -m`` names it), and the exit code
+#: of each
+_HELP_PAGES = """
+import contextlib, io, json, sys
+from deploy.cli import app
+out = []
+for words in json.load(sys.stdin):
+    page = io.StringIO()
+    with contextlib.redirect_stdout(page):
+        try:
+            app(args=[*words, "--help"], prog_name="python -m deploy.cli")
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+    out.append({"code": code, "page": page.getvalue()})
+json.dump(out, sys.__stdout__)
+"""
+
+
+def help_pages(paths: list[list[str]]) -> list[str]:
+    """Every ``--help`` page of ``paths`` from one process instead of one process each (a start of the CLI
+    takes about a second, most of it imports): the pages the test checks, each with exit code 0."""
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("WASHFIN_")}
+    done = subprocess.run([sys.executable, "-c", _HELP_PAGES], input=json.dumps(paths), env=clean,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert [a["code"] for a in answers] == [0] * len(paths), list(zip(paths, answers, strict=True))
+    return [a["page"] for a in answers]
 
 
 async def test_global_options_are_taken_after_the_verb_too(cli_env: dict[str, str], tmp_path: Any) -> None:
