@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -318,3 +319,72 @@ def readable(response: httpx.Response) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+#: per cooperative: what the suite's checks compare before and after each test (``_cooperatives``)
+Footprint = dict[str, tuple[Any, ...]]
+
+
+async def _cooperatives(conns: dict[str, Any]) -> Footprint:
+    """What each cooperative has, read as the server's administrator (row-level security does not hide
+    rows from it): its events in each service's log, reporting's targets and programme consents (tables,
+    not events), and on the platform its status and its keys' expiry and revocation."""
+    out: dict[str, list[Any]] = {}
+    for service in SERVICES:
+        for r in await conns[service].fetch("SELECT tenant_id, count(*) AS n FROM events GROUP BY tenant_id"):
+            out.setdefault(r["tenant_id"], []).append((service, "events", r["n"]))
+    for r in await conns["reporting"].fetch(
+            "SELECT tenant_id, indicator, target::text, due_on, baseline::text FROM cooperative_targets"):
+        out.setdefault(r["tenant_id"], []).append(("reporting", "target", *list(r.values())[1:]))
+    for r in await conns["reporting"].fetch(
+            "SELECT tenant_id, programme_id, consented_on FROM programme_cooperatives"):
+        out.setdefault(r["tenant_id"], []).append(
+            ("reporting", "consent", r["programme_id"], r["consented_on"]))
+    for r in await conns["platform"].fetch("SELECT tenant_id, status FROM tenants"):
+        out.setdefault(r["tenant_id"], []).append(("platform", "status", r["status"]))
+    for r in await conns["platform"].fetch(
+            "SELECT tenant_id, key_id, expires_at, revoked_at FROM api_keys WHERE tenant_id IS NOT NULL"):
+        out.setdefault(r["tenant_id"], []).append(
+            ("platform", "key", r["key_id"], r["expires_at"], r["revoked_at"]))
+    out.pop("platform", None)  # the platform's own log (operator actions), not a cooperative
+    return {t: tuple(sorted(v, key=repr)) for t, v in out.items()}
+
+
+@pytest.fixture(scope="package")
+async def administrator(pg: PostgresHandle, system: System) -> AsyncIterator[dict[str, Any]]:
+    """A superuser's connection to each of the system's databases and the platform database."""
+    urls = {**system.database_urls, "platform": system.platform_url}
+    conns = {s: await connect(pg.database_url(urlsplit(u).path.lstrip("/"))) for s, u in urls.items()}
+    try:
+        yield conns
+    finally:
+        for c in conns.values():
+            await c.close()
+
+
+@pytest.fixture
+async def cooperatives_untouched(request: pytest.FixtureRequest, system: System,
+                                 administrator: dict[str, Any]) -> AsyncIterator[None]:
+    """A test on the shared system writes only in cooperatives it made itself (``make_tenant``) or names
+    with ``@pytest.mark.writes_in(tenant, ...)``: every other cooperative (the demo cooperatives, the
+    suite's ``sec-roles``, those earlier tests made) has the same events, targets, consents, status and
+    keys after the test as before it, compared once the system is quiet (reactions included). Without this,
+    a test that changed the demo data by mistake would pass and change what the tests after it see."""
+    marker = request.node.get_closest_marker("writes_in")
+    allowed = set(marker.args) if marker else set()
+    await system.quiet()
+    before = await _cooperatives(administrator)
+    yield
+    await system.quiet()
+    after = await _cooperatives(administrator)
+    changed = {t: (before[t], after.get(t)) for t in before if t not in allowed and after.get(t) != before[t]}
+    assert not changed, f"{request.node.name} changed cooperatives it did not make: " + "; ".join(
+        f"{t}: {sorted(set(b) ^ set(a or ()), key=repr)}" for t, (b, a) in changed.items())
+
+
+@pytest.fixture(autouse=True)
+def writes_stay_in_their_cooperatives(request: pytest.FixtureRequest) -> None:
+    """``cooperatives_untouched`` for every test of the suite on the shared system (a synchronous fixture:
+    an async one cannot ask for async fixtures by name)."""
+    if "system" in request.fixturenames:
+        request.getfixturevalue("cooperatives_untouched")

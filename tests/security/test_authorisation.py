@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from shared.tenancy import Role
 from tests.security.catalog import (
     CATALOG,
@@ -111,6 +113,8 @@ async def _snapshot(system: System, service: str, paths: list[tuple[str, str]]) 
     return out
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(A)
 async def test_a_contractor_sees_and_updates_only_its_own_contractors_jobs(system: System) -> None:
     """A contractor key (its subject is the contractor) lists, reads and updates the jobs assigned to its
     contractor only; another contractor's job, and every job of another cooperative, is not found; the

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from deploy.local.demo import DEMO_MEMBERS
 from services.loans.domain.loan_book import financing_id_for
 from deploy.local.demos.members import EXTRA_MEMBERS
@@ -216,6 +218,8 @@ async def test_an_id_of_another_kind_of_resource_is_not_found_never_a_server_err
     assert not failures, "\n".join(failures)
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(B)
 async def test_commands_of_another_cooperative_on_its_own_data_change_nothing_of_a(system: System) -> None:
     """Every collection command (create, settings, sweeps, imports), made by B on its own cooperative with a
     valid body, leaves every one of A's lists, settings and event counts exactly as they were."""
@@ -272,6 +276,8 @@ async def test_public_routes_hold_no_cooperatives_data(system: System) -> None:
 # -- one id, two cooperatives ---------------------------------------------------------------------------
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(A, B)
 async def test_ids_chosen_by_the_client_are_separate_per_cooperative(system: System) -> None:
     """Centre and group codes, product codes, contractor ids and imported loan numbers are chosen by the
     client: the same one in A and B makes two resources (two streams), and B's changes stay in B."""
@@ -321,6 +327,8 @@ async def test_ids_chosen_by_the_client_are_separate_per_cooperative(system: Sys
         assert len(others) > len(ours)  # B's change is in B's stream only
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(B)
 async def test_idempotency_keys_are_per_cooperative(system: System) -> None:
     """The demo loaders' Idempotency-Keys are predictable; B reusing one of A's gets its own new resource,
     never A's first response."""
@@ -370,6 +378,8 @@ async def test_a_job_is_never_ordered_for_another_cooperatives_member(system: Sy
     assert r.status_code == 200 and r.json()["total"] == 0, r.text
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(A)
 async def test_a_cooperative_named_in_a_query_header_or_body_is_never_trusted(system: System) -> None:
     """Only the key says whose request it is: a tenant in the query string or in made-up headers is
     ignored, and one in the body is refused."""

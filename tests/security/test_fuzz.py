@@ -199,6 +199,8 @@ def _fuzz_service(system: System, world: FuzzWorld, service: str, loop: asyncio.
     return sent, failures
 
 
+# writes in the module's own sec-fuzz cooperative, shared by its tests
+@pytest.mark.writes_in("sec-fuzz")
 async def test_schemathesis_finds_no_server_error_and_every_response_conforms(system: System,
                                                                               fuzz_world: FuzzWorld) -> None:
     loop = asyncio.get_running_loop()

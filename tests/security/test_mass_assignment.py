@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from services.loans.bulk_import import BookRow
 from shared.tenancy import Role
 from tests.security.catalog import (
@@ -84,6 +86,8 @@ async def test_fields_a_client_may_not_set_are_refused_on_every_write(system: Sy
     assert not failures, "\n".join(failures)
 
 
+# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
+@pytest.mark.writes_in(A)
 async def test_a_route_without_a_body_ignores_one(system: System) -> None:
     """The one write route that takes no body (reactivating a contractor) ignores a body full of fields
     it may not set: the contractor is reactivated in the caller's cooperative and nothing else changes."""
