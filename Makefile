@@ -29,12 +29,14 @@ run-kafka: install
 	$(PY) -m deploy.local.run --kafka
 
 # the suite in TEST_WORKERS processes (pytest-xdist; each file stays in one, each process starts its own
-# PostgreSQL and Kafka broker): most of the suite waits on I/O, so 2 halve it on a 2-core machine. The 25
-# slowest steps are listed at the end, to see where CI's time goes
+# PostgreSQL and Kafka broker): most of the suite waits on I/O, so 2 halve it on a 2-core machine. loadgroup
+# is loadfile (no test module has classes) except that the security suite's files are one group
+# (tests/conftest.py), so its package-scoped system starts once. The 25 slowest steps are listed at the
+# end, to see where CI's time goes
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 test-unit: install
 	$(PY) -m pytest tests/unit

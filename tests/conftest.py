@@ -69,3 +69,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from deploy.local.kafka import kafka_version
 
     return [f"washfin: Apache Kafka {kafka_version()} (pinned in deploy/local/kafka-pom.xml)"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook of the same name)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The security suite's files are one group for ``--dist loadgroup`` (``make test``): its system is
+    package-scoped (four services, the demo data of two cooperatives, ~10 s to start), and under
+    ``loadfile`` a worker that ran another package's file between two of its files stopped and started
+    it again (8-10 starts a run). As one group they run on one worker, one after another: one start."""
+    for item in items:
+        if item.nodeid.startswith("tests/security/"):
+            item.add_marker(pytest.mark.xdist_group("security"))
