@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import orjson
+import structlog
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -150,6 +151,35 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, *, acquir
                 loop=None, connection_class=asyncpg.Connection, record_class=asyncpg.Record, **kw)
     await pool
     return pool
+
+
+#: what a server that is down, starting or shutting down answers (or a socket that is not there yet): worth
+#: another try. A refused login or a missing database is not, and fails at once.
+_NOT_UP = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError)
+
+
+async def wait_for_database(dsn: str, timeout_s: float, *, what: str = "database") -> float:
+    """Return once the server at ``dsn`` accepts a connection (the seconds it took); a server down (being
+    restarted, not yet up beside the service) is tried again with a growing pause (0.1 s to 2 s) for up to
+    ``timeout_s``, each failure logged once as ``database_unavailable_at_start``, then its last error raised.
+    A service started while its database restarts then starts when it is back, instead of exiting at its
+    first connection (and staying down where nothing restarts it)."""
+    t0 = time.monotonic()
+    pause = 0.1
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=min(10.0, max(1.0, timeout_s)))
+        except _NOT_UP as e:
+            waited = time.monotonic() - t0
+            if waited + pause > timeout_s:
+                raise
+            structlog.get_logger().warning("database_unavailable_at_start", what=what, waited_s=round(waited, 1),
+                                           error=f"{type(e).__name__}: {e}")
+            await asyncio.sleep(pause)
+            pause = min(2.0, pause * 2)
+        else:
+            await conn.close()
+            return time.monotonic() - t0
 
 
 async def connect(dsn: str) -> asyncpg.Connection:

@@ -22,7 +22,7 @@ from shared.consumer import TRACKING_MIGRATIONS, Projection
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import ContractRegistry, load_all
-from shared.db import Migration, Pool, create_pool, migrate, unheld_context
+from shared.db import Migration, Pool, create_pool, migrate, unheld_context, wait_for_database
 from shared.loopwatch import LoopWatch
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
@@ -246,6 +246,8 @@ class ServiceRuntime:
         if background:
             self.check_sources()
         bounded = request_server_settings(s)
+        await wait_for_database(s.database_url, s.db_start_wait_s)
+        await wait_for_database(s.platform_database_url, s.db_start_wait_s, what="platform database")
         self.pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max,
                                       acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
         self.worker_pool = await create_pool(s.database_url, 1, s.db_worker_pool_max, acquire_timeout=60.0)

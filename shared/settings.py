@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     db_worker_pool_max: int = 4
     #: a request waits at most this long for a connection, then answers 503 with Retry-After
     db_acquire_timeout_s: float = 5.0
+    #: at start, how long the service waits for its database to accept connections (it may be restarting)
+    #: before it gives up and exits
+    db_start_wait_s: float = 120.0
     #: every statement a request runs is cancelled after this long (PostgreSQL statement_timeout); a
     #: request's transaction left idle this long is ended by the server (idle_in_transaction_session_timeout)
     db_statement_timeout_s: float = 30.0
