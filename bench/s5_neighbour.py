@@ -44,15 +44,30 @@ IDLE = ("selectors.py", "asyncio/selector_events.py:1057 write")
 WATCHDOG_MS = 20.0
 
 
-def log_size(system: Any) -> int:
-    path = system.logs / "loans.log"
+#: the services whose event-loop holds S5N reads from their logs
+WATCHED = ("loans", "reporting")
+
+
+def log_size(system: Any, service: str) -> int:
+    path = system.logs / f"{service}.log"
     return path.stat().st_size if path.exists() else 0
 
 
-def loop_holds(system: Any, since: int) -> list[tuple[float, str]]:
-    """The loans service's ``event_loop_held`` warnings logged after byte ``since`` of its log: (ms, where)."""
-    out = []
-    with open(system.logs / "loans.log", "rb") as f:
+def log_sizes(system: Any) -> dict[str, int]:
+    return {svc: log_size(system, svc) for svc in WATCHED}
+
+
+#: one ``event_loop_held`` warning: (ms, where, of which the garbage collector's ms)
+Hold = tuple[float, str, float]
+
+
+def loop_holds(system: Any, service: str, since: int) -> list[Hold]:
+    """``service``'s ``event_loop_held`` warnings logged after byte ``since`` of its log."""
+    out: list[Hold] = []
+    path = system.logs / f"{service}.log"
+    if not path.exists():
+        return out
+    with open(path, "rb") as f:
         f.seek(since)
         for line in f:
             if b"event_loop_held" not in line:
@@ -61,7 +76,7 @@ def loop_holds(system: Any, since: int) -> list[tuple[float, str]]:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            out.append((float(rec.get("ms", 0)), str(rec.get("where", ""))))
+            out.append((float(rec.get("ms", 0)), str(rec.get("where", "")), float(rec.get("gc_ms") or 0)))
     return out
 
 
@@ -116,7 +131,8 @@ async def run(bench: Bench) -> list[Row]:
     rng = Random(55)
     load_before = uptime()
     say(f"S5N: neighbour {small_n} financings, {rounds} imports of {late_n}; load {load_before}")
-    held: dict[str, list[tuple[float, str]]] = {}
+    #: service -> phase ("alone", "during") -> its holds
+    held: dict[str, dict[str, list[Hold]]] = {svc: {"alone": [], "during": []} for svc in WATCHED}
     gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
     during: dict[str, list[float]] = {k: [] for k in gets}
     alone: dict[str, list[float]] = {k: [] for k in gets}
@@ -129,7 +145,7 @@ async def run(bench: Bench) -> list[Row]:
             await settle(system)
             imported_s: list[float] = []
             events = 0
-            mark = log_size(system)
+            mark = log_sizes(system)
             for _ in range(rounds):
                 async with Neighbour(small.manager, list(urls.values())) as nb:
                     t0 = time.perf_counter()
@@ -137,14 +153,16 @@ async def run(bench: Bench) -> list[Row]:
                     imported_s.append(time.perf_counter() - t0)
                 for k in gets:
                     during[k] += nb.got[urls[k]]
-                held.setdefault("during", []).extend(loop_holds(system, mark))
-                await settle(system)
-                mark = log_size(system)
+                await settle(system)  # reporting's holds while it catches up on the import count as during
+                for svc in WATCHED:
+                    held[svc]["during"] += loop_holds(system, svc, mark[svc])
+                mark = log_sizes(system)
             async with Neighbour(small.manager, list(urls.values())) as nb:
                 await asyncio.sleep(sum(imported_s))
             for k in gets:
                 alone[k] += nb.got[urls[k]]
-            held["alone"] = loop_holds(system, mark)
+            for svc in WATCHED:
+                held[svc]["alone"] = loop_holds(system, svc, mark[svc])
     load_after = uptime()
     rows: list[Row] = []
     for k, label in gets.items():
@@ -157,23 +175,38 @@ async def run(bench: Bench) -> list[Row]:
                         target=Target("value", "<", 50)))
         rows.append(Row("S5N", f"neighbour {label} during an import, longest", max(d, default=0.0), "ms", "alone",
                         max(a, default=0.0)))
-    for phase in ("alone", "during"):
-        hs = held.get(phase, [])
-        rows.append(Row("S5N", f"loans service: event-loop holds > {WATCHDOG_MS:g} ms {phase if phase == 'alone' else 'during the imports'}",
-                        len(hs), "holds", target=Target("value", "<", 1) if phase == "during" else None))
-        rows.append(Row("S5N", f"loans service: longest event-loop hold {phase if phase == 'alone' else 'during the imports'}",
-                        max((h[0] for h in hs), default=0.0), "ms"))
-    places = Counter(h[1].split(" < ")[0] for h in held.get("during", []))
-    for ms_, where in sorted(held.get("during", []), reverse=True)[:3]:
-        bench.note("S5N", f"loans loop held {ms_:.0f} ms at {where or '(no sample: the process was not running)'}")
-    for ms_, where in sorted((h for h in held.get("during", []) if h[1] and not h[1].startswith(IDLE)),
-                             reverse=True)[:6]:
-        bench.note("S5N", f"loans loop held {ms_:.0f} ms at {where}")
-    bench.note("S5N", f"loans loop holds during the imports by innermost frame: {dict(places.most_common(8))}")
+    for svc in WATCHED:
+        rows += _hold_rows(svc, held[svc])
+        during_holds = held[svc]["during"]
+        for ms_, where, gc_ms in sorted(during_holds, reverse=True)[:3]:
+            bench.note("S5N", f"{svc} loop held {ms_:.0f} ms (GC {gc_ms:.0f} ms) at "
+                              f"{where or '(no sample: the process was not running)'}")
+        for ms_, where, gc_ms in sorted((h for h in during_holds if h[1] and not h[1].startswith(IDLE)),
+                                        reverse=True)[:6]:
+            bench.note("S5N", f"{svc} loop held {ms_:.0f} ms (GC {gc_ms:.0f} ms) at {where}")
+        places = Counter(h[1].split(" < ")[0] for h in during_holds)
+        bench.note("S5N", f"{svc} loop holds during the imports by innermost frame: "
+                          f"{dict(places.most_common(8))}")
     bench.note("S5N", f"{rounds} imports of {late_n:,} financings ({events:,} loans events) in "
                       f"{', '.join(f'{s:.1f}' for s in imported_s)} s, reporting projecting them live")
     bench.note("S5N", f"load before: {load_before}")
     bench.note("S5N", f"load after:  {load_after}")
+    return rows
+
+
+def _hold_rows(svc: str, held: dict[str, list[Hold]]) -> list[Row]:
+    """``svc``'s rows of event-loop holds: how many, their total (and the collector's part of it) and the
+    longest, alone and during."""
+    rows = []
+    for phase in ("alone", "during"):
+        hs = [h[0] for h in held[phase]]
+        when = "alone" if phase == "alone" else "during the imports (to caught up)"
+        rows.append(Row("S5N", f"{svc} service: event-loop holds > {WATCHDOG_MS:g} ms {when}", len(hs), "holds",
+                        target=Target("value", "<", 1) if phase == "during" else None))
+        rows.append(Row("S5N", f"{svc} service: event-loop held in all {when}", sum(hs), "ms"))
+        rows.append(Row("S5N", f"{svc} service: of which garbage collection {when}",
+                        sum(h[2] for h in held[phase]), "ms"))
+        rows.append(Row("S5N", f"{svc} service: longest event-loop hold {when}", max(hs, default=0.0), "ms"))
     return rows
 
 

@@ -4,7 +4,9 @@ CPU work, a thread keeping the interpreter), one ``event_loop_held`` warning wit
 ``<SVC>_LOOP_WATCHDOG_MS`` (``ServiceSettings.loop_watchdog_ms``; 0, the default, is off) turns it on: a task
 in the loop stamps the time every 5 ms; a daemon thread looks every 2 ms, and while the stamp is older than
 the bound it takes the loop thread's stack (innermost frames last). When the loop runs again it logs the
-hold: its length, the stack seen most often during it and the last one. It costs a wake-up of each every
+hold: its length, the stack seen most often during it and the last one, and how much of it the garbage
+collector ran (``gc_ms``, with the oldest generation collected, ``gc_gen``: from ``gc.callbacks``; a
+collection holds the interpreter, so the stacks show only where it started). It costs a wake-up of each every
 few milliseconds: a diagnosis tool (the benchmarks turn it on), not a production default.
 
 Where it points: the Python frame the loop thread was in. A hold in C code that keeps the interpreter (an
@@ -16,6 +18,7 @@ load shows wherever it stood.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import threading
 import time
@@ -48,6 +51,10 @@ class LoopWatch:
         self._seen: Counter[str] = Counter()
         self._last = ""
         self._held = 0.0
+        #: the collector's time and its oldest generation since the last tick
+        self._gc_s = 0.0
+        self._gc_gen = -1
+        self._gc_started = 0.0
 
     def start(self) -> None:
         self._stamp = time.perf_counter()
@@ -55,9 +62,20 @@ class LoopWatch:
         self._thread = threading.Thread(target=self._look, args=(threading.get_ident(),), daemon=True,
                                         name="loop-watchdog")
         self._thread.start()
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started:
+            self._gc_s += time.perf_counter() - self._gc_started
+            self._gc_gen = max(self._gc_gen, info.get("generation", 0))
+            self._gc_started = 0.0
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -72,14 +90,16 @@ class LoopWatch:
             now = time.perf_counter()
             late = now - self._stamp - TICK_S
             self._stamp = now
+            gc_s, gc_gen = self._gc_s, self._gc_gen
+            self._gc_s, self._gc_gen = 0.0, -1
             if late > self.bound_s:
-                self._report(late)
+                self._report(late, gc_s, gc_gen)
             elif self._seen:
                 with self._lock:  # a shorter hold's samples: not the next one's
                     self._seen, self._last = Counter(), ""
             await asyncio.sleep(TICK_S)
 
-    def _report(self, late: float) -> None:
+    def _report(self, late: float, gc_s: float = 0.0, gc_gen: int = -1) -> None:
         with self._lock:
             seen, last = self._seen, self._last
             self._seen, self._last = Counter(), ""
@@ -87,7 +107,7 @@ class LoopWatch:
         ms = round(late * 1000, 1)
         self.holds.append((ms, where))
         log.warning("event_loop_held", ms=ms, where=where, last=last if last != where else None,
-                    samples=sum(seen.values()))
+                    samples=sum(seen.values()), gc_ms=round(gc_s * 1000, 1), gc_gen=gc_gen if gc_s else None)
 
     def _look(self, loop_thread: int) -> None:
         while not self._stop.wait(LOOK_S):
