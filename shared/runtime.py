@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,16 @@ class Consumers:
 #: the consumers of a service, declared once in its composition root: its projections and reactions, given
 #: the runtime they are built for (a reaction appending through ``runtime.store``) so none needs a later bind
 ConsumerFactory = Callable[["ServiceRuntime"], Sequence[Projection]]
+
+
+def freeze_heap() -> None:
+    """Collect once, then put every object left (modules, the app, pools, contracts: what a service holds
+    for its life) in the collector's permanent generation (``gc.freeze``), so that no later collection walks
+    them. A full collection walked all of them each time (about 200 ms for reporting's, the event loop held
+    meanwhile); now it walks only what was made since. Objects frozen are still freed by their reference
+    counts."""
+    gc.collect()
+    gc.freeze()
 
 
 class ServiceRuntime:
@@ -261,6 +272,8 @@ class ServiceRuntime:
         self._background_pool = await self.login_pool(request_url, 0, 2, 60.0, None)
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
+        if s.gc_freeze:
+            freeze_heap()
         if not background:
             return
         if s.kafka_bootstrap_servers and s.run_relay:
