@@ -98,7 +98,8 @@ def freeze_heap() -> None:
     for its life) in the collector's permanent generation (``gc.freeze``), so that no later collection walks
     them. A full collection walked all of them each time (about 200 ms for reporting's, the event loop held
     meanwhile); now it walks only what was made since. Objects frozen are still freed by their reference
-    counts."""
+    counts. The serving app's lifespan calls it once its runtime has started (``shared.serve``: after
+    the whole start, a subclass's pools and builds included) and ``gc.unfreeze()`` before it stops."""
     gc.collect()
     gc.freeze()
 
@@ -272,8 +273,6 @@ class ServiceRuntime:
         self._background_pool = await self.login_pool(request_url, 0, 2, 60.0, None)
         self.store = PostgresEventStore(self.pool, s.database_url, service=self.service)
         self.authenticator = Authenticator(self.platform_pool)
-        if s.gc_freeze:
-            freeze_heap()
         if not background:
             return
         if s.kafka_bootstrap_servers and s.run_relay:

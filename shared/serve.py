@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from shared.logging import configure_logging
 from shared.metrics import install_http_metrics, metrics_router
 from shared.openapi import install_api_docs, install_openapi
-from shared.runtime import MissingSource, ServiceRuntime
+from shared.runtime import MissingSource, ServiceRuntime, freeze_heap
 from shared.settings import ServiceSettings
 from shared.tracing import configure_tracing
 from shared.web import BodyLimit, health_router, install_error_handlers, install_request_context
@@ -37,10 +38,14 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = build_runtime(settings)
         await runtime.start()
+        if settings.gc_freeze:  # what the whole start built, no later collection walks (freeze_heap)
+            freeze_heap()
         app.state.runtime = runtime
         try:
             yield
         finally:
+            if settings.gc_freeze:  # collectable again: an app stopped in a process that goes on (tests)
+                gc.unfreeze()
             await runtime.stop()
 
     # the documentation pages are install_api_docs' (assets served offline, at the same URLs as FastAPI's)

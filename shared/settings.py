@@ -79,10 +79,11 @@ class ServiceSettings(BaseSettings):
     #: log every hold of the event loop longer than this many milliseconds, with where (``shared.loopwatch``,
     #: a diagnosis tool: the benchmarks turn it on); 0: off
     loop_watchdog_ms: float = Field(default=0.0, ge=0)
-    #: once started, move every object the service holds then out of the garbage collector's sight
-    #: (``gc.freeze``; ``shared.runtime.freeze_heap``): otherwise each full collection, which a consumer's batch
-    #: of 2,000 events sets off, walks the whole start-up heap while it holds the event loop (seen: 160-380 ms
-    #: in reporting during an import, S5N). False: Python's default
+    #: once the app's runtime has started (its lifespan, ``shared.serve``), move every object held then out
+    #: of the collector's sight (``gc.freeze``; ``shared.runtime.freeze_heap``; unfrozen as the app stops):
+    #: otherwise each full collection, which a consumer's batch of 2,000 events sets off, walks the whole
+    #: start-up heap while it holds the event loop (seen: 160-380 ms in reporting during an import, S5N).
+    #: False: Python's default
     gc_freeze: bool = True
     log_level: str = "INFO"
     log_json: bool = True

@@ -3,8 +3,9 @@ its event loop keeps turning: a ticker that sleeps 1 ms is never late by more th
 
 What held it (S5N, ``event_loop_held`` in reporting's log): full garbage collections, set off by a batch's
 allocations, each walking the whole heap the service had built at start (160-380 ms each; the decoding and
-the projection's CPU work already give the loop a turn every ``shared.worker.TURN_S``). The service now
-freezes its start-up heap (``shared.runtime.freeze_heap``, ``gc_freeze``), so a collection walks only what
+the projection's CPU work already give the loop a turn every ``shared.worker.TURN_S``). The serving app now
+freezes its start-up heap once its runtime has started (``shared.runtime.freeze_heap``, ``gc_freeze``: the
+lifespan's part is ``test_the_app_freezes_what_its_whole_start_built``), so a collection walks only what
 was made since: asserted by counting the objects each full collection during the batches walks (no timing).
 The ticker's bound is generous (about 5x what a loaded 2-core machine showed with the fix), so it is not a
 timing test of the machine; it alone would not tell the parent commit apart (106 ms seen there).
@@ -28,6 +29,8 @@ from shared.contracts import load_all
 from shared.db import create_pool, migrate
 from shared.eventstore import StreamAppend
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader
+from shared.runtime import freeze_heap
+from tests.helpers import running_app
 from tests.services.reporting.conftest import reporting_settings
 from tests.services.reporting.test_portfolio_rewrite import history, imported_history
 
@@ -45,6 +48,7 @@ async def test_a_large_batch_does_not_hold_the_event_loop(pg: PostgresHandle, pl
     urls = {s: await pg.create_database(f"held_{s}") for s in ("reporting", "members", "loans", "sanitation")}
     runtime = ReportingRuntime(reporting_settings(urls, platform_url))
     await runtime.start(background=False)  # the service's start, without its consumers: the test runs one
+    freeze_heap()  # as the serving app's lifespan does once its runtime has started
     spool = await create_pool(urls["loans"], 1, 3)
     b = Build(FAMILIES["financing"], "reporting.financing.v2", "v2")
     late: list[float] = []
@@ -92,3 +96,23 @@ async def test_a_large_batch_does_not_hold_the_event_loop(pg: PostgresHandle, pl
         await spool.close()
         await runtime.stop()
         gc.unfreeze()  # the test process's heap, as the other tests had it
+
+
+async def test_the_app_freezes_what_its_whole_start_built(pg: PostgresHandle, platform_url: str) -> None:
+    """The lifespan freezes after the runtime's whole start (reporting's reader pool, made after the kernel's
+    start, included), and unfreezes when the app stops, so an app stopped in a process that goes on (the
+    tests) leaves nothing the collector can no longer free. With ``gc_freeze`` off, nothing is frozen."""
+    from services.reporting.app import create_app
+
+    urls = {s: await pg.create_database(f"frz_{s}") for s in ("reporting", "members", "loans", "sanitation")}
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    settings = reporting_settings(urls, platform_url).model_copy(update={"event_source": "none"})
+    async with running_app(create_app(settings)) as client:
+        runtime = client.runtime
+        assert gc.get_freeze_count() > 0
+        tracked = {id(o) for o in gc.get_objects()}  # what a collection walks: the frozen are not in it
+        assert id(runtime) not in tracked and id(runtime.reader_pool) not in tracked
+    assert gc.get_freeze_count() == 0
+    async with running_app(create_app(settings.model_copy(update={"gc_freeze": False}))):
+        assert gc.get_freeze_count() == 0
