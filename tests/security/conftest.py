@@ -3,8 +3,9 @@ command's embedded default (each service's consumers tail the other services' ev
 data of both demo cooperatives loaded through the services' own APIs and demo loaders.
 
 The system is package-scoped: started and loaded once for the security suite, stopped after its last test.
-Tests that change credentials (expire, revoke, suspend) or that must not disturb the demo data use
-cooperatives of their own (``SecurityTenant``), never the demo cooperatives or their demo keys.
+The demo cooperatives are read, attacked and probed, never written in: a test that writes (creates,
+changes credentials, sends commands that succeed) does it in cooperatives of its own (``own_cooperative``,
+``make_tenant``), and ``cooperatives_untouched`` fails any test that changes another cooperative.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from fastapi import FastAPI
 
 from deploy.local.demo import DEMO_KEYS, key_for
+from deploy.local.demos.sanitation import GOOD_TANK
 from deploy.local.infra import PostgresHandle
 from shared.db import connect
 from shared.envelope import LogPosition
@@ -300,6 +302,91 @@ async def make_tenant(platform_url: str, tenant_id: str, *, expires_at: datetime
         await conn.close()
 
 
+async def own_cooperative(system: System, label: str, *,
+                          world: str = "") -> tuple[SecurityTenant, dict[str, Any]]:
+    """A cooperative a test makes for itself (so ``cooperatives_untouched`` lets it write there: it did not
+    exist when the check took its first look), and the ids of what was created in it through the APIs, in
+    ``collect_ids``' shape, as far as ``world`` asks:
+
+    - ``""``: nothing but the cooperative and its keys;
+    - ``"members"``: a centre, a group and two members, known to loans and sanitation;
+    - ``"contractors"``: and two certified contractors (the first is the contractor key's subject);
+    - ``"full"``: and a session, a product, an active financing, an assigned job and a completed one with an
+      open desludging visit (every id ``resource_values`` needs)."""
+    t = await make_tenant(system.platform_url, f"sec-{label}-{uuid.uuid4().hex[:8]}")
+    ids: dict[str, Any] = {"tenant_id": t.tenant_id, "indicator": "households",
+                           "keyed_contractor": t.contractor_id}
+    if not world:
+        return t, ids
+    m, lo, sa = system["members"], system["loans"], system["sanitation"]
+    fo, mgr = t.h(Role.FIELD_OFFICER), t.h(Role.MANAGER)
+
+    async def ok(r: httpx.Response) -> dict[str, Any]:
+        assert r.status_code in (200, 201), (
+            f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}")
+        return r.json()  # type: ignore[no-any-return]
+
+    await ok(await m.post("/centres", json={"centre_id": "own-centre", "name": "Pusat Sendiri"}, headers=mgr))
+    await ok(await m.post("/groups", json={"group_id": "own-group", "name": "Majelis Sendiri",
+                                           "centre_id": "own-centre"}, headers=mgr))
+    ids |= {"centres": ["own-centre"], "groups": ["own-group"]}
+    ids["members"] = [(await ok(await m.post("/members", headers=fo, json={
+        "member_number": f"OWN-{i}", "name": f"Anggota {i}", "sex": "female", "joined_on": "2019-01-07",
+        "household_size": 4, "group_id": "own-group"})))["member_id"] for i in (1, 2)]
+    await system.quiet()  # loans and sanitation have learned the members from the members service's log
+    if world == "members":
+        return t, ids
+    contractors = [t.contractor_id, str(uuid.uuid4())]
+    for n, contractor in enumerate(contractors):
+        await ok(await sa.post("/contractors", headers=fo, json={
+            "contractor_id": contractor, "name": f"CV Sendiri {n}", "trained_on": "2020-01-06"}))
+        await ok(await sa.post(f"/contractors/{contractor}/certification", headers=fo, json={
+            "certificate_number": f"SNI-OWN-{n}", "certified_on": "2020-02-03", "valid_until": "2030-12-31"}))
+    ids["contractors"] = contractors
+    if world == "contractors":
+        return t, ids
+    assert world == "full", world
+    ids["sessions"] = [(await ok(await m.post("/sessions", headers=fo, json={
+        "kind": "triggering", "held_on": "2025-01-14", "topics": ["sanitation"], "facilitator_id": "FO-OWN",
+        "group_id": "own-group", "attendee_member_ids": ids["members"]})))["session_id"]]
+    await ok(await lo.post("/products", headers=mgr, json={
+        "product_id": "own-tank", "name": "Own tank", "purpose": "septic_tank", "contract_type": "murabahah",
+        "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 10_000_000,
+        "tenors": [{"instalments": 12, "margin_bp": 1200}], "tranche_percents": [100],
+        "funds": ["own_funds"]}))
+    ids["products"] = ["own-tank"]
+    financing = (await ok(await lo.post("/financings", headers=fo, json={
+        "member_id": ids["members"][0], "product_id": "own-tank", "amount": 5_000_000, "instalments": 12})))
+    f = f"/financings/{financing['financing_id']}"
+    await ok(await lo.post(f"{f}/approve", json={}, headers=mgr))
+    await ok(await lo.post(f"{f}/work-order", headers=mgr, json={
+        "work_order_ref": "WO-OWN", "payee_type": "contractor", "payee_id": t.contractor_id,
+        "cost": 5_000_000}))
+    await ok(await lo.post(f"{f}/contract", json={}, headers=mgr))
+    await ok(await lo.post(f"{f}/disbursements", json={}, headers=mgr))
+    ids["financings"] = {"active": financing["financing_id"]}
+    ids["all_financings"] = [financing["financing_id"]]
+    jobs = []
+    for member in ids["members"]:
+        job = (await ok(await sa.post("/jobs", headers=fo, json={"member_id": member, "kind": "septic_tank",
+                                                                  "ordered_on": "2024-01-08"})))["job_id"]
+        await ok(await sa.post(f"/jobs/{job}/assignment", headers=fo,
+                               json={"contractor_id": t.contractor_id, "assigned_on": "2024-01-09"}))
+        jobs.append(job)
+    done = jobs[0]
+    await ok(await sa.post(f"/jobs/{done}/start", json={"started_on": "2024-01-10"},
+                           headers=t.h(Role.CONTRACTOR)))
+    await ok(await sa.post(f"/jobs/{done}/inspections", headers=t.h(Role.INSPECTOR),
+                           json={"inspected_on": "2024-01-20", "septic_tank": GOOD_TANK}))
+    await ok(await sa.post(f"/jobs/{done}/completion", json={"completed_on": "2024-01-22"}, headers=fo))
+    visit = (await ok(await sa.post(f"/jobs/{done}/desludging/visits", json={"planned_on": "2025-01-13"},
+                                    headers=fo)))["visit_id"]
+    ids |= {"jobs": {"completed": done, "assigned": jobs[1]}, "all_jobs": jobs, "visits": [(visit, done)],
+            "open_visit": (visit, done)}
+    await system.quiet()
+    return t, ids
+
+
 @pytest.fixture(scope="package")
 async def roles_tenant(system: System) -> SecurityTenant:
     """A cooperative with a key of every role, for probing who may call what."""
@@ -362,24 +449,45 @@ async def administrator(pg: PostgresHandle, system: System) -> AsyncIterator[dic
             await c.close()
 
 
+#: the cooperatives every test of the suite shares: the demo cooperatives and the suite's ``sec-roles``.
+#: No test writes in them (``cooperatives_untouched``), and no ``writes_in`` marker may name them
+SHARED_COOPERATIVES = frozenset({A, B, "sec-roles"})
+
+
+def allowed_writes(marker: pytest.Mark | None) -> set[str]:
+    """The cooperatives a ``@pytest.mark.writes_in(tenant, ...)`` marker lets a test write in: only those a
+    module made for its own tests (the fuzz's ``sec-fuzz``), never a shared one."""
+    allowed = set(marker.args) if marker else set()
+    if shared := sorted(allowed & SHARED_COOPERATIVES):
+        pytest.fail(f"writes_in names shared cooperatives {shared}: a test writes in cooperatives of its own "
+                    "(own_cooperative), never in the demo cooperatives or sec-roles", pytrace=False)
+    return allowed
+
+
+def changed_cooperatives(before: Footprint, after: Footprint, allowed: set[str]) -> dict[str, list[Any]]:
+    """The cooperatives that existed ``before`` and are not ``allowed`` whose footprint is different
+    ``after``, each with what appeared or went (a cooperative made in between is the test's own)."""
+    return {t: sorted(set(b) ^ set(after.get(t) or ()), key=repr) for t, b in before.items()
+            if t not in allowed and after.get(t) != b}
+
+
 @pytest.fixture
 async def cooperatives_untouched(request: pytest.FixtureRequest, system: System,
                                  administrator: dict[str, Any]) -> AsyncIterator[None]:
-    """A test on the shared system writes only in cooperatives it made itself (``make_tenant``) or names
-    with ``@pytest.mark.writes_in(tenant, ...)``: every other cooperative (the demo cooperatives, the
-    suite's ``sec-roles``, those earlier tests made) has the same events, targets, consents, status and
-    keys after the test as before it, compared once the system is quiet (reactions included). Without this,
-    a test that changed the demo data by mistake would pass and change what the tests after it see."""
-    marker = request.node.get_closest_marker("writes_in")
-    allowed = set(marker.args) if marker else set()
+    """A test on the shared system writes only in cooperatives it made itself (``own_cooperative``,
+    ``make_tenant``) or, for a module's own cooperative, names with ``@pytest.mark.writes_in(tenant, ...)``
+    (never a shared one: ``allowed_writes``): every other cooperative (the demo cooperatives, the suite's
+    ``sec-roles``, those earlier tests made) has the same events, targets, consents, status and keys after
+    the test as before it, compared once the system is quiet (reactions included). Without this, a test
+    that changed the demo data by mistake would pass and change what the tests after it see."""
+    allowed = allowed_writes(request.node.get_closest_marker("writes_in"))
     await system.quiet()
     before = await _cooperatives(administrator)
     yield
     await system.quiet()
-    after = await _cooperatives(administrator)
-    changed = {t: (before[t], after.get(t)) for t in before if t not in allowed and after.get(t) != before[t]}
+    changed = changed_cooperatives(before, await _cooperatives(administrator), allowed)
     assert not changed, f"{request.node.name} changed cooperatives it did not make: " + "; ".join(
-        f"{t}: {sorted(set(b) ^ set(a or ()), key=repr)}" for t, (b, a) in changed.items())
+        f"{t}: {diff}" for t, diff in changed.items())
 
 
 @pytest.fixture(autouse=True)

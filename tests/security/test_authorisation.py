@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
 
 from shared.tenancy import Role
 from tests.security.catalog import (
@@ -26,7 +25,7 @@ from tests.security.catalog import (
     path_params,
     resource_values,
 )
-from tests.security.conftest import ROLES, SERVICES, A, B, SecurityTenant, System, h
+from tests.security.conftest import ROLES, SERVICES, A, B, SecurityTenant, System, h, own_cooperative
 
 #: path values naming nothing: a probe may only learn whether the role passes, never change anything
 NOWHERE = {"member_id": str(uuid.uuid4()), "session_id": str(uuid.uuid4()), "centre_id": "sec-nowhere",
@@ -113,20 +112,20 @@ async def _snapshot(system: System, service: str, paths: list[tuple[str, str]]) 
     return out
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(A)
 async def test_a_contractor_sees_and_updates_only_its_own_contractors_jobs(system: System) -> None:
     """A contractor key (its subject is the contractor) lists, reads and updates the jobs assigned to its
     contractor only; another contractor's job, and every job of another cooperative, is not found; the
-    contractor list, other contractors, assignment and inspection are not for it."""
+    contractor list, other contractors, assignment and inspection are not for it. In a cooperative of the
+    test's own with two certified contractors (the key's and another)."""
+    coop, ids = await own_cooperative(system, "contractor-key", world="contractors")
     sa = system["sanitation"]
-    own = system.ids[A]["keyed_contractor"]
-    contractor = h(A, Role.CONTRACTOR)
-    officer = h(A, Role.FIELD_OFFICER)
-    other = next(c for c in system.ids[A]["contractors"] if c != own)
+    own = coop.contractor_id
+    contractor = coop.h(Role.CONTRACTOR)
+    officer = coop.h(Role.FIELD_OFFICER)
+    other = next(c for c in ids["contractors"] if c != own)
 
     async def job_assigned_to(contractor_id: str) -> str:
-        r = await sa.post("/jobs", json={"member_id": system.ids[A]["members"][1], "kind": "toilet_upgrade"},
+        r = await sa.post("/jobs", json={"member_id": ids["members"][1], "kind": "toilet_upgrade"},
                           headers=officer)
         assert r.status_code == 201, r.text
         job = r.json()["job_id"]
@@ -158,7 +157,7 @@ async def test_a_contractor_sees_and_updates_only_its_own_contractors_jobs(syste
     assert r.status_code == 403
     r = await sa.post(f"/jobs/{mine}/inspections", json={"septic_tank": {}}, headers=contractor)
     assert r.status_code == 403
-    # another cooperative's contractor key sees none of A's jobs, even its own contractor's id in A
+    # another cooperative's contractor key (B's) sees none of these jobs, nor any of A's
     assert (await sa.get(f"/jobs/{mine}", headers=h(B, Role.CONTRACTOR))).status_code == 404
     b_listed = (await sa.get("/jobs?limit=200", headers=h(B, Role.CONTRACTOR))).json()["items"]
-    assert not {j["job_id"] for j in b_listed} & set(system.ids[A]["all_jobs"] + [mine, theirs])
+    assert not {j["job_id"] for j in b_listed} & {mine, theirs, *system.ids[A]["all_jobs"]}

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from deploy.local.demo import DEMO_MEMBERS
 from services.loans.domain.loan_book import financing_id_for
 from deploy.local.demos.members import EXTRA_MEMBERS
@@ -36,7 +34,7 @@ from tests.security.catalog import (
     routes_of,
     unique,
 )
-from tests.security.conftest import SERVICES, A, B, System, h, readable
+from tests.security.conftest import SERVICES, A, B, System, h, own_cooperative, readable
 
 #: the API documentation: generated from the code alone (its examples are invented people, written like the
 #: demo data), so it holds no cooperative's data by construction
@@ -218,11 +216,11 @@ async def test_an_id_of_another_kind_of_resource_is_not_found_never_a_server_err
     assert not failures, "\n".join(failures)
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(B)
 async def test_commands_of_another_cooperative_on_its_own_data_change_nothing_of_a(system: System) -> None:
-    """Every collection command (create, settings, sweeps, imports), made by B on its own cooperative with a
-    valid body, leaves every one of A's lists, settings and event counts exactly as they were."""
+    """Every collection command (create, settings, sweeps, imports), made by another cooperative (one of
+    the test's own, with a resource of every kind) on its own data with a valid body, leaves every one of
+    A's lists, settings and event counts exactly as they were."""
+    other, ids = await own_cooperative(system, "commands", world="full")
     failures = []
     for service in SERVICES:
         # A's own reads (a programme officer's view is not A's: B consented to the suite's programme)
@@ -242,16 +240,17 @@ async def test_commands_of_another_cooperative_on_its_own_data_change_nothing_of
             if method == "GET" or spec.kind != Kind.COLLECTION:
                 continue
             before = await view()
-            body = spec.body(system.ids[B]) if spec.body else None
-            path = fill(template, resource_values(service, system.ids[B]))
-            r = await _call(system, service, method, path, system.headers(B, caller_role(spec)), body)
+            body = spec.body(ids) if spec.body else None
+            path = fill(template, resource_values(service, ids))
+            r = await _call(system, service, method, path, other.h(caller_role(spec)), body)
             if r.status_code >= 500:
-                failures.append(f"{service} {method} {template} by B: {r.status_code}")
-            await system.quiet()  # B's reactions (in B) have run
+                failures.append(f"{service} {method} {template} by {other.tenant_id}: {r.status_code}")
+            await system.quiet()  # its reactions (in its cooperative) have run
             after = await view()
             if after != before:
                 changed = [k for k in before if before[k] != after[k]]
-                failures.append(f"{service} {method} {template} by B changed what A sees: {changed}")
+                failures.append(f"{service} {method} {template} by {other.tenant_id} changed what A sees: "
+                                f"{changed}")
     assert not failures, "\n".join(failures)
 
 
@@ -276,78 +275,84 @@ async def test_public_routes_hold_no_cooperatives_data(system: System) -> None:
 # -- one id, two cooperatives ---------------------------------------------------------------------------
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(A, B)
 async def test_ids_chosen_by_the_client_are_separate_per_cooperative(system: System) -> None:
     """Centre and group codes, product codes, contractor ids and imported loan numbers are chosen by the
-    client: the same one in A and B makes two resources (two streams), and B's changes stay in B."""
+    client: the same one in two cooperatives (the test's own, first and second) makes two resources (two
+    streams), and the second's changes stay in the second."""
+    first, first_ids = await own_cooperative(system, "ids-first", world="members")
+    second, second_ids = await own_cooperative(system, "ids-second", world="members")
+    x, y = first.tenant_id, second.tenant_id
+    mgr = {x: first.h(), y: second.h()}
+    member = {x: first_ids["members"][0], y: second_ids["members"][0]}
     m, lo, sa = system["members"], system["loans"], system["sanitation"]
     centre, group, product = unique("dup-centre"), unique("dup-group"), unique("dup-product")
     contractor = "5e1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
     loan_ref = unique("DUP-LOAN")
-    for tenant, label in ((A, "Owned by A"), (B, "Owned by B")):
-        assert (await m.post("/centres", json={"centre_id": centre, "name": label}, headers=h(tenant))).status_code == 201
+    for tenant, label in ((x, "Owned by the first"), (y, "Owned by the second")):
+        assert (await m.post("/centres", json={"centre_id": centre, "name": label},
+                             headers=mgr[tenant])).status_code == 201
         assert (await m.post("/groups", json={"group_id": group, "name": label},
-                             headers=h(tenant))).status_code == 201
-        r = await lo.post("/products", headers=h(tenant), json={
+                             headers=mgr[tenant])).status_code == 201
+        r = await lo.post("/products", headers=mgr[tenant], json={
             "product_id": product, "name": label, "purpose": "septic_tank", "contract_type": "murabahah",
             "frequency": "monthly", "min_amount": 1_000_000, "max_amount": 10_000_000,
             "tenors": [{"instalments": 12, "margin_bp": 1200}], "funds": ["own_funds"], "defined_on": "2020-01-01"})
         assert r.status_code == 201, r.text
-        r = await sa.post("/contractors", json={"contractor_id": contractor, "name": label}, headers=h(tenant))
+        r = await sa.post("/contractors", json={"contractor_id": contractor, "name": label},
+                          headers=mgr[tenant])
         assert r.status_code == 201, r.text
-        ids = system.ids[tenant]
-        r = await lo.post("/imports", headers=h(tenant), json=[{
-            "loan_ref": loan_ref, "member_id": ids["members"][0], "product_id": product, "cost": 3_000_000,
+        r = await lo.post("/imports", headers=mgr[tenant], json=[{
+            "loan_ref": loan_ref, "member_id": member[tenant], "product_id": product, "cost": 3_000_000,
             "margin": 300_000, "signed_on": "2024-01-15", "schedule": [{"due_on": "2024-02-15", "amount": 3_300_000}]}])
         assert r.status_code == 200 and r.json()["imported"] == 1, r.text
-    # B changes its own; A's stay as they were
-    assert (await m.patch(f"/centres/{centre}", json={"name": "Changed by B"}, headers=h(B))).status_code == 200
-    assert (await m.patch(f"/groups/{group}", json={"name": "Changed by B"}, headers=h(B))).status_code == 200
-    r = await sa.post(f"/contractors/{contractor}/deactivation", json={"reason": "B's decision"}, headers=h(B))
+    # the second changes its own; the first's stay as they were
+    changed = {"name": "Changed by the second"}
+    assert (await m.patch(f"/centres/{centre}", json=changed, headers=mgr[y])).status_code == 200
+    assert (await m.patch(f"/groups/{group}", json=changed, headers=mgr[y])).status_code == 200
+    r = await sa.post(f"/contractors/{contractor}/deactivation", json={"reason": "the second's decision"},
+                      headers=mgr[y])
     assert r.status_code == 200, r.text
     financing = financing_id_for(loan_ref)  # derived from the loan number: the same id in both
     r = await lo.post(f"/financings/{financing}/repayments", json={"receipt_number": unique("KW"), "amount": 3_300_000},
-                      headers=h(B))
+                      headers=mgr[y])
     assert r.status_code == 201, r.text
-    assert (await m.get(f"/centres/{centre}", headers=h(A))).json()["name"] == "Owned by A"
-    assert (await m.get(f"/groups/{group}", headers=h(A))).json()["name"] == "Owned by A"
-    assert (await lo.get(f"/products/{product}", headers=h(A))).json()["name"] == "Owned by A"
-    assert (await sa.get(f"/contractors/{contractor}", headers=h(A))).json()["active"] is True
-    assert (await sa.get(f"/contractors/{contractor}", headers=h(A))).json()["name"] == "Owned by A"
-    mine = (await lo.get(f"/financings/{financing}", headers=h(A))).json()
-    theirs = (await lo.get(f"/financings/{financing}", headers=h(B))).json()
-    assert mine["member_id"] == system.ids[A]["members"][0] and theirs["member_id"] == system.ids[B]["members"][0]
+    assert (await m.get(f"/centres/{centre}", headers=mgr[x])).json()["name"] == "Owned by the first"
+    assert (await m.get(f"/groups/{group}", headers=mgr[x])).json()["name"] == "Owned by the first"
+    assert (await lo.get(f"/products/{product}", headers=mgr[x])).json()["name"] == "Owned by the first"
+    assert (await sa.get(f"/contractors/{contractor}", headers=mgr[x])).json()["active"] is True
+    assert (await sa.get(f"/contractors/{contractor}", headers=mgr[x])).json()["name"] == "Owned by the first"
+    mine = (await lo.get(f"/financings/{financing}", headers=mgr[x])).json()
+    theirs = (await lo.get(f"/financings/{financing}", headers=mgr[y])).json()
+    assert mine["member_id"] == member[x] and theirs["member_id"] == member[y]
     assert mine["status"] == "active" and theirs["status"] == "settled"
     for service, kind, stream in (("sanitation", "contractor", contractor), ("loans", "financing", financing)):
         store = system[service].runtime.store
         assert store is not None
-        ours, others = await store.read_stream(A, kind, stream), await store.read_stream(B, kind, stream)
-        assert ours and others and {e.tenant_id for e in ours} == {A} and {e.tenant_id for e in others} == {B}
-        assert len(others) > len(ours)  # B's change is in B's stream only
+        ours, others = await store.read_stream(x, kind, stream), await store.read_stream(y, kind, stream)
+        assert ours and others and {e.tenant_id for e in ours} == {x} and {e.tenant_id for e in others} == {y}
+        assert len(others) > len(ours)  # the second's change is in its stream only
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(B)
 async def test_idempotency_keys_are_per_cooperative(system: System) -> None:
-    """The demo loaders' Idempotency-Keys are predictable; B reusing one of A's gets its own new resource,
-    never A's first response."""
+    """The demo loaders' Idempotency-Keys are predictable; another cooperative (the test's own) reusing one
+    of A's gets its own new resource, never A's first response."""
+    other, ids = await own_cooperative(system, "idempotency", world="members")
     a_member = system.ids[A]["members"][0]
     cases = [
         ("members", "/members", {"member_number": unique("B-IDEM"), "name": "Budi", "sex": "male",
                                  "joined_on": "2021-01-04", "household_size": 3}, "demo-BMI-TGR-0001", "member_id",
          "/members/{}"),
-        ("sanitation", "/jobs", {"member_id": system.ids[B]["members"][0], "kind": "toilet_upgrade"},
+        ("sanitation", "/jobs", {"member_id": ids["members"][0], "kind": "toilet_upgrade"},
          f"demo:{A}:job:ordered", "job_id", "/jobs/{}"),
         ("sanitation", "/contractors", {"name": "CV Budi"}, f"demo:{A}:contractor:tirta", "contractor_id",
          "/contractors/{}"),
     ]
     for service, path, body, key, id_field, read in cases:
-        r = await system[service].post(path, json=body, headers={**h(B), "Idempotency-Key": key})
+        r = await system[service].post(path, json=body, headers={**other.h(), "Idempotency-Key": key})
         assert r.status_code == 201, r.text
         created = r.json()[id_field]
         assert created != a_member and created not in str(system.ids[A])
-        assert (await system[service].get(read.format(created), headers=h(B))).status_code == 200
+        assert (await system[service].get(read.format(created), headers=other.h())).status_code == 200
         assert (await system[service].get(read.format(created), headers=h(A))).status_code == 404
 
 
@@ -378,22 +383,26 @@ async def test_a_job_is_never_ordered_for_another_cooperatives_member(system: Sy
     assert r.status_code == 200 and r.json()["total"] == 0, r.text
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(A)
 async def test_a_cooperative_named_in_a_query_header_or_body_is_never_trusted(system: System) -> None:
     """Only the key says whose request it is: a tenant in the query string or in made-up headers is
-    ignored, and one in the body is refused."""
-    body = {"member_number": unique("A-ONLY"), "name": "Ani", "sex": "female", "joined_on": "2021-01-04",
+    ignored (the member is made in the key's cooperative, one of the test's own, and B never sees it), and
+    one in the body is refused."""
+    own, _ = await own_cooperative(system, "named-tenant")
+    body = {"member_number": unique("OWN-ONLY"), "name": "Ani", "sex": "female", "joined_on": "2021-01-04",
             "household_size": 3}
+    before = await system.event_count("members", B)
     r = await system["members"].post("/members", json=body, params={"tenant_id": B, "tenant": B},
-                                     headers={**h(A), "X-Tenant-Id": B, "X-Tenant": B, "X-Cooperative": B})
+                                     headers={**own.h(), "X-Tenant-Id": B, "X-Tenant": B, "X-Cooperative": B})
     assert r.status_code == 201, r.text
     member_id = r.json()["member_id"]
-    assert (await system["members"].get(f"/members/{member_id}", headers=h(A))).status_code == 200
+    assert (await system["members"].get(f"/members/{member_id}", headers=own.h())).status_code == 200
     assert (await system["members"].get(f"/members/{member_id}", headers=h(B))).status_code == 404
+    assert await system.event_count("members", own.tenant_id) == 1
+    assert await system.event_count("members", B) == before
     r = await system["members"].post("/members", json={**body, "member_number": unique("X"), "tenant_id": B},
-                                     headers=h(A))
+                                     headers=own.h())
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "tenant_id"
+    assert await system.event_count("members", own.tenant_id) == 1
 
 
 # -- programmes -----------------------------------------------------------------------------------------

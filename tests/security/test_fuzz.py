@@ -199,7 +199,7 @@ def _fuzz_service(system: System, world: FuzzWorld, service: str, loop: asyncio.
     return sent, failures
 
 
-# writes in the module's own sec-fuzz cooperative, shared by its tests
+# writes in the module's own sec-fuzz cooperative, shared by its tests (conftest.allowed_writes)
 @pytest.mark.writes_in("sec-fuzz")
 async def test_schemathesis_finds_no_server_error_and_every_response_conforms(system: System,
                                                                               fuzz_world: FuzzWorld) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 from services.loans.bulk_import import BookRow
 from shared.tenancy import Role
@@ -19,7 +18,7 @@ from tests.security.catalog import (
     routes_of,
     unique,
 )
-from tests.security.conftest import SERVICES, A, B, System, h
+from tests.security.conftest import SERVICES, A, B, System, h, own_cooperative
 
 #: what an attacker would like to set, with values that stand out if they were ever applied
 INJECTED: dict[str, Any] = {
@@ -86,23 +85,23 @@ async def test_fields_a_client_may_not_set_are_refused_on_every_write(system: Sy
     assert not failures, "\n".join(failures)
 
 
-# writes in the demo cooperatives on purpose (tests/security/conftest.py: cooperatives_untouched)
-@pytest.mark.writes_in(A)
 async def test_a_route_without_a_body_ignores_one(system: System) -> None:
     """The one write route that takes no body (reactivating a contractor) ignores a body full of fields
-    it may not set: the contractor is reactivated in the caller's cooperative and nothing else changes."""
+    it may not set: the contractor is reactivated in the caller's cooperative (one of the test's own) and
+    nothing else changes."""
+    coop, _ = await own_cooperative(system, "no-body")
     sa = system["sanitation"]
-    r = await sa.post("/contractors", json={"name": unique("CV Reaktivasi")}, headers=h(A))
+    r = await sa.post("/contractors", json={"name": unique("CV Reaktivasi")}, headers=coop.h())
     assert r.status_code == 201, r.text
     contractor = r.json()["contractor_id"]
-    r = await sa.post(f"/contractors/{contractor}/deactivation", json={"reason": "paused"}, headers=h(A))
+    r = await sa.post(f"/contractors/{contractor}/deactivation", json={"reason": "paused"}, headers=coop.h())
     assert r.status_code == 200 and r.json()["active"] is False
     before = r.json()
     r = await sa.post(f"/contractors/{contractor}/reactivation", json={**INJECTED, "name": "Renamed by attacker",
                                                                        "certificate_number": "FORGED-1"},
-                      headers=h(A, Role.FIELD_OFFICER))
+                      headers=coop.h(Role.FIELD_OFFICER))
     assert r.status_code == 200, r.text
-    after = (await sa.get(f"/contractors/{contractor}", headers=h(A))).json()
+    after = (await sa.get(f"/contractors/{contractor}", headers=coop.h())).json()
     assert after == {**before, "active": True, "version": before["version"] + 1}
     assert (await sa.get(f"/contractors/{contractor}", headers=h(B))).status_code == 404
     no_body = [(s, m, p) for s in SERVICES for m, p, _ in routes_of(system.apps[s])
