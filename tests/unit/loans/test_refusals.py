@@ -330,6 +330,27 @@ def test_a_negative_cost_or_margin_has_no_margin(cost: int, margin_bp: int) -> N
         schedule.margin_for(cost, margin_bp)
 
 
+# -- the operator's job-link repair ------------------------------------------------------------------------
+
+
+def test_relinking_the_job_of_a_financing_that_pays_for_none_is_refused() -> None:
+    """``decide_relink_job`` (washfin repair-job-links) on a desludging fee's financing, disbursed in one
+    tranche: it paid for no construction job, so there is no link to repair."""
+    from services.loans.domain.events import TenorMargin
+
+    fee = product(product_id="sedot-tinja", purpose="desludging", tranche_percents=[100],
+                  tenors=[TenorMargin(instalments=6, margin_bp=300)])
+    s = Story().applied(amount=1_200_000, instalments=6, prod=fee).approved().work_ordered().signed()
+    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    before, events = s.state, list(s.events)
+    assert before.job_id is None and before.status == "active"
+    with pytest.raises(LoanRuleViolation, match="^this financing pays for no construction job$") as e:
+        fin.decide_relink_job(before, "5e1f0a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", date(2025, 2, 1),
+                              passed_on=date(2025, 1, 30))
+    assert e.value.field is None
+    assert s.events == events and s.state == before and s.state.relinked_job_id is None
+
+
 # Left defensive, reached by no command (each guarded by an earlier rule that a test covers):
 # "Rp N is too small to pay in the product's tranches" and "cannot be repaid in N instalments" (the
 # product's own rules, test_more_product_rules); "nothing is owed" on a reschedule or a write-off (a
