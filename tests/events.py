@@ -12,17 +12,41 @@ returns at the stream's version, as the producer's handler does.
 ``SanitationProducer`` in the sanitation service's (a job started, inspected, completed);
 ``LoansProducer`` in the loans service's (a contract signed, a tranche paid, a repayment, a settlement);
 ``members()``, ``sanitation()`` and ``loans()`` are the test's own (one per event loop, so each test starts with an empty log).
+
+``recorded`` is the same record without a store, for the unit tests' pure folds of a domain's own events
+(no event loop): no other test builds an ``Envelope`` itself, except the kernel's and the contracts' own
+tests of envelopes of any kind and the tests that forge or replay one on purpose (``model_copy``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+
+import orjson
 
 from shared.envelope import Envelope, Metadata, NewEvent
 from shared.eventstore.memory import InMemoryEventStore
+
+
+def recorded(events: Sequence[NewEvent], stream_id: str, *, stream_type: str, tenant: str = "t",
+             after: int = 0, actor: str | None = None, at: datetime | None = None,
+             meta: Metadata | None = None) -> list[Envelope]:
+    """``events`` as an event store records one append of them to a stream at version ``after``, without a
+    store: for a pure fold in a test that has no event loop. The envelopes the in-memory store's ``append``
+    makes (``test_recorded_is_what_the_store_records``): versions following on, one new event id each, the
+    append's metadata on every event, ``occurred_at`` the event's own or the append's instant ``at``
+    (``recorded_at``); the payload through JSON, as the PostgreSQL store keeps it."""
+    now = at or datetime.now(UTC)
+    m = meta or Metadata(actor=actor)
+    return [Envelope(event_id=uuid.uuid4(), tenant_id=tenant, stream_type=stream_type, stream_id=stream_id,
+                     version=after + i + 1, type=e.type, schema_version=e.schema_version,
+                     occurred_at=e.occurred_at or now, recorded_at=now, correlation_id=m.correlation_id,
+                     causation_id=m.causation_id, actor=m.actor if actor is None else actor,
+                     traceparent=m.traceparent, payload=orjson.loads(orjson.dumps(e.payload)))
+            for i, e in enumerate(events)]
 
 
 class Produced:

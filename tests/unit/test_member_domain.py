@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 from uuid import uuid4
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from services.members.domain.member import Member, MemberRuleViolation, fold, register
 from shared.contracts.members import MemberRegistered
 from shared.envelope import Envelope
+from tests.events import recorded as stored
 
 DETAILS = {"member_number": "BMI-1", "sex": "female", "joined_on": date(2022, 1, 5), "household_size": 4,
            "group_id": "majelis-1", "village": "Pasir Jaya", "district": "Cikupa", "area": "rural",
@@ -17,10 +18,7 @@ DETAILS = {"member_number": "BMI-1", "sex": "female", "joined_on": date(2022, 1,
 
 
 def recorded(events: list, stream_id: str) -> list[Envelope]:  # type: ignore[type-arg]
-    now = datetime.now(timezone.utc)
-    return [Envelope(event_id=uuid4(), tenant_id="t", stream_type="member", stream_id=stream_id, version=i + 1,
-                     type=e.type, schema_version=e.schema_version, occurred_at=now, recorded_at=now,
-                     payload=e.payload) for i, e in enumerate(events)]
+    return stored(events, stream_id, stream_type="member")
 
 
 def test_register_a_new_member() -> None:

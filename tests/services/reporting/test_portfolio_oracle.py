@@ -46,10 +46,11 @@ from shared.consumer import TRACKING_MIGRATIONS
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import load_all
 from shared.db import create_pool, migrate
-from shared.envelope import Envelope, NewEvent, utcnow
+from shared.envelope import Envelope, NewEvent
 from shared.eventstore import StreamAppend
 from shared.eventstore.postgres import MIGRATIONS, PostgresEventStore, PostgresLogReader
 from shared.rls import tenant_scope
+from tests.events import recorded
 
 TODAY = date(2026, 6, 30)
 TENANT = "oracle-coop"
@@ -76,9 +77,10 @@ class History:
 
     def keep(self, e: NewEvent, actor: str, occurred_at: datetime | None = None) -> None:
         """``e`` stored as the next event of the financing's stream, and folded."""
-        env = Envelope(event_id=uuid.uuid4(), tenant_id=self.tenant, stream_type="financing", stream_id=self.fid,
-                       version=len(self.envelopes) + 1, type=e.type, schema_version=1,
-                       occurred_at=occurred_at or utcnow(), recorded_at=utcnow(), actor=actor, payload=e.payload)
+        if occurred_at is not None and e.occurred_at is None:
+            e = NewEvent(e.type, e.payload, e.schema_version, occurred_at=occurred_at)
+        [env] = recorded([e], self.fid, stream_type="financing", tenant=self.tenant,
+                         after=len(self.envelopes), actor=actor)
         self.state = fin.evolve(self.state, Envelope.model_validate_json(env.to_json()))
         self.envelopes.append(env)
         self.events.append(e)

@@ -42,6 +42,7 @@ from services.loans.domain.errors import LoanRuleViolation
 from services.loans.domain.events import TenorMargin
 from services.loans.domain.product import Product
 from shared.envelope import Envelope
+from tests.events import recorded
 from tests.unit.loans.story import MANAGER, MANAGER2, OFFICER, product
 
 TENANT = "kopsyah-bmi"
@@ -103,9 +104,8 @@ class History:
             self.done.append((what, False))
             return False
         for e in new:
-            env = Envelope(event_id=uuid.uuid4(), tenant_id=TENANT, stream_type="financing", stream_id=self.fid,
-                           version=len(self.envelopes) + 1, type=e.type, schema_version=e.schema_version,
-                           occurred_at=RECORDED_AT, recorded_at=RECORDED_AT, actor=by, payload=e.payload)
+            [env] = recorded([e], self.fid, stream_type="financing", tenant=TENANT, after=len(self.envelopes),
+                             actor=by, at=RECORDED_AT)
             self.state = fin.evolve(self.state, env)
             self.envelopes.append(env)
             self.recorded_on.append(today)

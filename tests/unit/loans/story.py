@@ -12,6 +12,7 @@ from services.loans.domain.commands import Apply, MemberFacts, RecordWorkOrder, 
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.domain.product import LoanSettings, Product, decide_define_product, fold_product
 from shared.envelope import Envelope, NewEvent
+from tests.events import recorded
 
 OFFICER, MANAGER, MANAGER2 = "key:officer00001", "key:manager00001", "key:manager00002"
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -19,12 +20,9 @@ TODAY = date(2030, 1, 1)  # far enough ahead that no business date in the tests 
 
 
 def envelopes(events: list[NewEvent], stream_id: str, start_version: int, actor: str) -> list[Envelope]:
-    return [
-        Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="financing", stream_id=stream_id,
-                 version=start_version + i + 1, type=e.type, schema_version=e.schema_version, occurred_at=NOW,
-                 recorded_at=NOW, actor=actor, payload=e.payload)
-        for i, e in enumerate(events)
-    ]
+    """``events`` appended to a financing's stream at ``start_version`` (``tests.events.recorded``)."""
+    return recorded(events, stream_id, stream_type="financing", tenant="kopsyah-bmi", after=start_version,
+                    actor=actor, at=NOW)
 
 
 def product(**over: Any) -> Product:

@@ -72,7 +72,8 @@ def test_an_earlier_import_gets_the_event_a_new_import_appends(paid: int) -> Non
     from datetime import UTC, datetime
 
     from services.loans.domain.loan_book import earlier_import_published
-    from shared.envelope import Envelope, NewEvent
+    from shared.envelope import Envelope, Metadata, NewEvent
+    from tests.events import recorded
 
     today = date(2025, 3, 1)
     imp = import_financing(entry([BookPayment(f"KW-{i}", d, 560_000) for i, d in enumerate(DUES[:paid])]), product(),
@@ -85,11 +86,9 @@ def test_an_earlier_import_gets_the_event_a_new_import_appends(paid: int) -> Non
     cid, later = uuid.uuid4(), uuid.uuid4()
 
     def stored(events: list[NewEvent], correlation: uuid.UUID, first: int = 1) -> list[Envelope]:
-        return [Envelope(event_id=uuid.uuid4(), tenant_id="kopsyah-bmi", stream_type="financing",
-                         stream_id=imp.financing_id, version=n, type=e.type, schema_version=1,
-                         occurred_at=e.occurred_at or datetime.now(UTC),
-                         recorded_at=datetime.combine(today, datetime.min.time(), tzinfo=UTC),
-                         correlation_id=correlation, payload=e.payload) for n, e in enumerate(events, start=first)]
+        return recorded(events, imp.financing_id, stream_type="financing", tenant="kopsyah-bmi",
+                        after=first - 1, at=datetime.combine(today, datetime.min.time(), tzinfo=UTC),
+                        meta=Metadata(correlation_id=correlation))
 
     # a repayment recorded live after the import is not part of the state as imported
     stream = stored(old, cid)

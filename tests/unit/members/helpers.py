@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
-from uuid import uuid4
 
 from shared.envelope import Envelope, NewEvent
+from tests.events import recorded as stored
 
 S = TypeVar("S")
 
 
 def recorded(events: Sequence[NewEvent], stream_id: str, start: int = 0, stream_type: str = "member") -> list[Envelope]:
-    now = datetime.now(UTC)
-    return [Envelope(event_id=uuid4(), tenant_id="t", stream_type=stream_type, stream_id=stream_id,
-                     version=start + i + 1, type=e.type, schema_version=e.schema_version, occurred_at=now,
-                     recorded_at=now, payload=e.payload) for i, e in enumerate(events)]
+    """``events`` appended to a member's (or ``stream_type``'s) stream at ``start``
+    (``tests.events.recorded``)."""
+    return stored(events, stream_id, stream_type=stream_type, after=start)
 
 
 def given(fold: Callable[[list[Envelope]], S], stream_id: str, *batches: Sequence[NewEvent]) -> S:

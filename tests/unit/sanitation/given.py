@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from uuid import uuid4
-
-import orjson
 
 from shared.envelope import Envelope, NewEvent
+from tests.events import recorded
 
 S = TypeVar("S")
 
@@ -24,11 +22,7 @@ class History:
     def given(self, events: Iterable[NewEvent]) -> History:
         now = datetime.now(UTC)
         for e in events:
-            env = Envelope(event_id=uuid4(), tenant_id="t", stream_type="x", stream_id=self.stream_id,
-                           version=len(self.envelopes) + 1, type=e.type, schema_version=e.schema_version,
-                           occurred_at=now, recorded_at=now,
-                           # through JSON, as the store keeps it
-                           payload=orjson.loads(orjson.dumps(e.payload)))
+            [env] = recorded([e], self.stream_id, stream_type="x", after=len(self.envelopes), at=now)
             self.envelopes.append(env)
             self.state = self.evolve(self.state, env)
         return self
