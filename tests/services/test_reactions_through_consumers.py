@@ -7,10 +7,12 @@ stream version in the consumer's bookkeeping).
 
 loans <- members (member directory), sanitation <- loans (a disbursed tranche orders the job),
 loans <- sanitation (a passed inspection releases tranche 2), members <- loans (loan standing) and
-members <- sanitation (the handover makes the household's sanitation basic), reporting <- all three."""
+members <- sanitation (the handover makes the household's sanitation basic; the contractor's jobs),
+loans <- members (member numbers), reporting <- all three."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from deploy.local.infra import PostgresHandle
@@ -78,6 +80,11 @@ async def test_each_reaction_runs_through_its_consumer_on_the_producers_own_even
         await c.apply("F1", "m1", "tank", TANK, 10, "2025-01-02")  # accepted once loans knows the member
         await reaches(system.loans, "loans.members.v1", system.members, member)
         assert (await seen_by(system.loans, BMI, member))["loans.members.v1"] >= registered.version
+        # ... and its member numbers (a consumer of its own, filled from the start of the members log)
+        await reaches(system.loans, "loans.member-numbers.v1", system.members, member)
+        assert await system.loans.runtime.worker_pool.fetchval(
+            "SELECT member_id FROM loan_member_numbers WHERE tenant_id = $1 AND member_number = $2",
+            BMI, registered.payload["member_number"]) == uuid.UUID(member)
 
         # sanitation <- loans: the first tranche the loans service disbursed orders the job, caused by it
         await c.approve("F1", "2025-01-03")
@@ -111,6 +118,16 @@ async def test_each_reaction_runs_through_its_consumer_on_the_producers_own_even
         await eventually(basic, timeout=60)
         await reaches(system.members, "members.sanitation-works.v1", system.sanitation, job)
         assert (await seen_by(system.members, BMI, job))["members.sanitation-works.v1"] >= completed.version
+
+        # members <- sanitation: the contractor's open and handed-over jobs, with the assignment the
+        # sanitation service recorded and its handover
+        assigned = await one(system.sanitation, "sanitation.ContractorAssigned", job_id=job)
+        await reaches(system.members, "members.contractor-jobs.v1", system.sanitation, job)
+        row = await system.members.runtime.worker_pool.fetchrow(
+            "SELECT member_id, contractor_id, assigned_seq, completed_on FROM member_contractor_jobs"
+            " WHERE tenant_id = $1 AND job_id = $2", BMI, uuid.UUID(job))
+        assert row is not None and (str(row["member_id"]), str(row["contractor_id"])) == (member, c.ids["K1"])
+        assert row["assigned_seq"] == assigned.version and row["completed_on"] is not None
 
         # members <- loans: the loan standing consumer applied the loans service's financing stream
         signed = await one(system.loans, "loans.ContractSigned", financing_id=financing)
