@@ -8,7 +8,7 @@ stream version in the consumer's bookkeeping).
 loans <- members (member directory), sanitation <- loans (a disbursed tranche orders the job),
 loans <- sanitation (a passed inspection releases tranche 2), members <- loans (loan standing) and
 members <- sanitation (the handover makes the household's sanitation basic; the contractor's jobs),
-loans <- members (member numbers), reporting <- all three."""
+loans <- members (member numbers), sanitation <- members (member directory), reporting <- all three."""
 
 from __future__ import annotations
 
@@ -85,6 +85,11 @@ async def test_each_reaction_runs_through_its_consumer_on_the_producers_own_even
         assert await system.loans.runtime.worker_pool.fetchval(
             "SELECT member_id FROM loan_member_numbers WHERE tenant_id = $1 AND member_number = $2",
             BMI, registered.payload["member_number"]) == uuid.UUID(member)
+        # sanitation <- members: its member directory (a job is ordered only for a member it knows)
+        await reaches(system.sanitation, "sanitation.members.v1", system.members, member)
+        assert await system.sanitation.runtime.worker_pool.fetchval(
+            "SELECT member_number FROM sanitation_members WHERE tenant_id = $1 AND member_id = $2",
+            BMI, uuid.UUID(member)) == registered.payload["member_number"]
 
         # sanitation <- loans: the first tranche the loans service disbursed orders the job, caused by it
         await c.approve("F1", "2025-01-03")
