@@ -3,6 +3,7 @@ the financing (or product, or import) is left as it was: no event, the state unc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -351,8 +352,57 @@ def test_relinking_the_job_of_a_financing_that_pays_for_none_is_refused() -> Non
     assert s.events == events and s.state == before and s.state.relinked_job_id is None
 
 
-# Left defensive, reached by no command (each guarded by an earlier rule that a test covers):
-# "Rp N is too small to pay in the product's tranches" and "cannot be repaid in N instalments" (the
-# product's own rules, test_more_product_rules); "nothing is owed" on a reschedule or a write-off (a
-# financing owing nothing is settled, so the status check refuses first); "a reschedule may never raise
-# the total owed" (build_schedule splits exactly, checked by tests/unit/loans/test_schedule.py).
+# -- the defensive refusals, on states no command reaches --------------------------------------------------
+# Each is guarded by an earlier rule (named below), so only a state made by hand reaches it: the refusal
+# still names its field and reason and decides nothing, should the earlier rule ever change.
+
+
+def test_a_work_order_too_small_for_the_tranches_or_the_instalments_is_refused() -> None:
+    """Guarded by the product's own rules (its minimum is payable in its tranches and in each tenor:
+    test_more_product_rules); here the terms' minimum lowered by hand to Rp 1."""
+    s = Story().applied(5_000_000).approved()
+    assert s.state.terms is not None
+    state = replace(s.state, terms=replace(s.state.terms, min_amount=1))
+    for cost, message in ((1, r"^Rp 1 is too small to pay in the product's tranches$"),
+                          (5, r"^Rp 5 cannot be repaid in 12 instalments$")):
+        with pytest.raises(LoanRuleViolation, match=message) as e:
+            fin.decide_record_work_order(state, RecordWorkOrder("WO-1", "contractor", "cv", cost,
+                                                                date(2025, 1, 10)), today=TODAY)
+        assert e.value.field == "cost"
+    assert state.work_order is None and state.status == "approved"
+
+
+def test_rescheduling_or_writing_off_a_financing_that_owes_nothing_is_refused() -> None:
+    """Guarded by the status check (a financing owing nothing is settled); here a settled one marked
+    active again by hand."""
+    s = late()
+    quote = fin.settlement_quote(s.state, date(2025, 3, 1))
+    s.when(fin.decide_settle_early, SettleEarly("LUNAS-1", quote.to_pay, date(2025, 3, 1)))
+    assert s.state.status == "settled" and s.state.owed == 0
+    state = replace(s.state, status="active")
+    for decide, cmd in ((fin.decide_reschedule, Reschedule(12, date(2025, 4, 1), "hardship")),
+                        (fin.decide_write_off, WriteOff(date(2025, 4, 1), "uncollectable"))):
+        with pytest.raises(LoanRuleViolation, match="^nothing is owed on this financing$") as e:
+            decide(state, cmd, today=TODAY)
+        assert e.value.field is None
+    assert state.owed == 0 and state.instalments == s.state.instalments
+
+
+def test_a_reschedule_that_would_raise_the_total_owed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guarded by ``build_schedule`` splitting exactly (tests/unit/loans/test_schedule.py); here a schedule
+    maths that adds a rupiah to the last instalment."""
+    s = late()
+    exact = fin.maths.build_schedule
+
+    def one_rupiah_more(*args: Any, **kwargs: Any) -> Any:
+        items = list(exact(*args, **kwargs))
+        return [*items[:-1], replace(items[-1], amount=items[-1].amount + 1)]
+
+    monkeypatch.setattr(fin.maths, "build_schedule", one_rupiah_more)
+    refused(s, fin.decide_reschedule, Reschedule(12, date(2025, 4, 1), "hardship"),
+            "^a reschedule may never raise the total owed$", None)
+    assert s.state.status == "active" and not any(e.type == "loans.FinancingRescheduled" for e in s.events)
+
+
+# Every refusal site of the loans domain is reached by a test (tests/audit_refusals.py); the defensive ones
+# above only through a state made by hand.

@@ -50,5 +50,23 @@ def test_changing_or_closing_a_group_nobody_formed_is_refused() -> None:
     assert nobody == org.Group() and not nobody.exists
 
 
-# Left defensive: "this member's personal data was erased" in correct_details (erasure needs an exited member,
-# and correct_details refuses an exited one first: test_an_exited_members_record_is_closed)
+def test_correcting_the_personal_data_of_an_erased_member_is_refused() -> None:
+    """Defensive: erasure needs an exited member and ``correct_details`` refuses an exited one first
+    (test_an_exited_members_record_is_closed); here a member still active but marked erased by hand.
+    A correction of personal data (a name, a NIK, a phone) is refused and decides nothing."""
+    from services.members.domain import member as m
+    from tests.unit.members.helpers import given
+    from tests.unit.members.test_member_commands import DETAILS
+
+    member_id = "3c1d2e4f-0a9b-4c8d-9e7f-6a5b4c3d2e1f"
+    registered = given(m.fold, member_id, m.register(m.Member(), member_id, DETAILS, date(2024, 1, 1)))
+    erased = replace(registered, personal_data_erased=True)
+    assert erased.exists and erased.exited_on is None
+    for field in m.PERSONAL_FIELDS:
+        with pytest.raises(m.StateConflict, match="^this member's personal data was erased$") as e:
+            m.correct_details(erased, {}, date(2024, 2, 1), personal_fields_changed=(field,))
+        assert e.value.field is None
+    # nothing personal to correct: the rest of the record may still be corrected
+    [changed] = m.correct_details(erased, {"village": "Desa Baru"}, date(2024, 2, 1))
+    assert changed.payload["changed_fields"] == ["village"]
+    assert erased == replace(registered, personal_data_erased=True)
