@@ -319,6 +319,20 @@ async def member_eligibility(rt: CooperativeRuntime, who: Principal, member_id: 
 
 # -- segmentation --------------------------------------------------------------------------------------------
 
+#: ``list_members``' ``lead`` filter: the condition on the member's leads (no filter without one)
+LEAD_CONDITIONS = {
+    "water": "m.lead_water",
+    "sanitation": "m.lead_sanitation",
+    "any": "(m.lead_water OR m.lead_sanitation)",
+    "none": "NOT (m.lead_water OR m.lead_sanitation)",
+}
+#: its ``status`` filter, as of the day asked ($2); "all": no condition
+STATUS_CONDITIONS = {
+    "active": "m.joined_on <= $2 AND (m.exited_on IS NULL OR m.exited_on > $2)",
+    "exited": "m.exited_on <= $2",
+}
+
+
 
 async def list_members(rt: CooperativeRuntime, who: Principal, *, member_number: str | None = None,
                        group_id: str | None, centre_id: str | None,
@@ -351,18 +365,9 @@ async def list_members(rt: CooperativeRuntime, who: Principal, *, member_number:
         where.append(f"m.joined_on + make_interval(months => {arg(min_tenure_months)}) <= $2")
     if max_tenure_months is not None:
         where.append(f"m.joined_on + make_interval(months => {arg(max_tenure_months + 1)}) > $2")
-    if lead == "water":
-        where.append("m.lead_water")
-    elif lead == "sanitation":
-        where.append("m.lead_sanitation")
-    elif lead == "any":
-        where.append("(m.lead_water OR m.lead_sanitation)")
-    elif lead == "none":
-        where.append("NOT (m.lead_water OR m.lead_sanitation)")
-    if status == "active":
-        where.append("m.joined_on <= $2 AND (m.exited_on IS NULL OR m.exited_on > $2)")
-    elif status == "exited":
-        where.append("m.exited_on <= $2")
+    for condition in (LEAD_CONDITIONS.get(lead or ""), STATUS_CONDITIONS.get(status)):
+        if condition is not None:
+            where.append(condition)
     after = decode_cursor(cursor, str, uuid.UUID)
     if after is not None:
         where.append(f"(m.member_number, m.member_id) > ({arg(after[0])}, {arg(after[1])})")
