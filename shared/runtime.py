@@ -13,7 +13,7 @@ import gc
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -104,6 +104,38 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+T = TypeVar("T")
+
+
+class StartedPart(Generic[T]):
+    """A part of the runtime that ``start`` makes (a pool, the event store), kept in the attribute of its
+    name with a leading underscore. Read before ``start``, it raises ``NotStarted`` naming the part, so no
+    caller needs to assert that it exists; ``settable=False``: only the runtime itself sets it."""
+
+    def __init__(self, what: str, *, settable: bool = True) -> None:
+        self.what = what
+        self.settable = settable
+        self.attribute = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attribute = f"_{name}"
+
+    @overload
+    def __get__(self, runtime: None, owner: type) -> StartedPart[T]: ...
+    @overload
+    def __get__(self, runtime: ServiceRuntime, owner: type) -> T: ...
+
+    def __get__(self, runtime: ServiceRuntime | None, owner: type) -> StartedPart[T] | T:
+        if runtime is None:
+            return self
+        return runtime._started(getattr(runtime, self.attribute), self.what)  # type: ignore[no-any-return]
+
+    def __set__(self, runtime: ServiceRuntime, value: T) -> None:
+        if not self.settable:
+            raise AttributeError(f"{self.attribute[1:]} is set by ServiceRuntime.start only")
+        setattr(runtime, self.attribute, value)
+
+
 class ServiceRuntime:
     def __init__(
         self,
@@ -153,63 +185,22 @@ class ServiceRuntime:
     def started(self) -> bool:
         return self._pool is not None
 
-    @property
-    def pool(self) -> Pool:
-        """Connections for requests (bounded wait, bounded statements)."""
-        return self._started(self._pool, "the request pool")  # type: ignore[no-any-return]
-
-    @pool.setter
-    def pool(self, value: Pool) -> None:
-        self._pool = value
-
-    @property
-    def request_pool(self) -> Pool:
-        """Connections logged in as the service's request login (``washfin_<service>_app``, a member of
-        ``washfin_app``) for requests (``for_tenant``): every use names its
-        cooperative with a signed setting (``shared.rls.TenantPool``)."""
-        return self._started(self._request_pool, "the request login pool")  # type: ignore[no-any-return]
-
-    @property
-    def background_pool(self) -> Pool:
-        """The same login for reactions and scheduled jobs acting for a cooperative (``for_tenant(background=True)``)."""
-        return self._started(self._background_pool, "the background login pool")  # type: ignore[no-any-return]
-
-    @property
-    def worker_pool(self) -> Pool:
-        """Connections for the background workers (migrations, relay, consumers, schedules): requests can
-        never starve them, nor they requests."""
-        return self._started(self._worker_pool, "the worker pool")  # type: ignore[no-any-return]
-
-    @worker_pool.setter
-    def worker_pool(self, value: Pool) -> None:
-        self._worker_pool = value
-
-    @property
-    def reaction_pool(self) -> Pool:
-        """Connections for what the workers do as a cooperative (a reaction's append, a scheduled sweep's),
-        asked for while a worker holds one of ``worker_pool``'s: a pool of their own, so neither waits on
-        the other."""
-        return self._started(self._reaction_pool, "the reaction pool")  # type: ignore[no-any-return]
-
-    @reaction_pool.setter
-    def reaction_pool(self, value: Pool) -> None:
-        self._reaction_pool = value
-
-    @property
-    def platform_pool(self) -> Pool:
-        return self._started(self._platform_pool, "the platform pool")  # type: ignore[no-any-return]
-
-    @platform_pool.setter
-    def platform_pool(self, value: Pool) -> None:
-        self._platform_pool = value
-
-    @property
-    def store(self) -> PostgresEventStore:
-        return self._started(self._store, "the event store")  # type: ignore[no-any-return]
-
-    @store.setter
-    def store(self, value: PostgresEventStore) -> None:
-        self._store = value
+    #: connections for requests (bounded wait, bounded statements)
+    pool = StartedPart[Pool]("the request pool")
+    #: connections logged in as the service's request login (``washfin_<service>_app``, a member of
+    #: ``washfin_app``) for requests (``for_tenant``): every use names its cooperative with a signed setting
+    #: (``shared.rls.TenantPool``)
+    request_pool = StartedPart[Pool]("the request login pool", settable=False)
+    #: the same login for reactions and scheduled jobs acting for a cooperative (``for_tenant(background=True)``)
+    background_pool = StartedPart[Pool]("the background login pool", settable=False)
+    #: connections for the background workers (migrations, relay, consumers, schedules): requests can never
+    #: starve them, nor they requests
+    worker_pool = StartedPart[Pool]("the worker pool")
+    #: connections for what the workers do as a cooperative (a reaction's append, a scheduled sweep's), asked
+    #: for while a worker holds one of ``worker_pool``'s: a pool of their own, so neither waits on the other
+    reaction_pool = StartedPart[Pool]("the reaction pool")
+    platform_pool = StartedPart[Pool]("the platform pool")
+    store = StartedPart[PostgresEventStore]("the event store")
 
     @property
     def topic(self) -> str:
