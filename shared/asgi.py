@@ -21,3 +21,12 @@ class HttpMiddleware:
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         raise NotImplementedError
+
+
+class ServiceMiddleware(HttpMiddleware):
+    """An ``HttpMiddleware`` that names the service it serves (in its logs and metric labels):
+    ``app.add_middleware(Subclass, service=...)``."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from shared.asgi import HttpMiddleware
+from shared.asgi import ServiceMiddleware
 
 HTTP_REQUESTS = Counter("washfin_http_requests_total", "HTTP requests handled",
                         ["service", "method", "route", "status"])
@@ -43,12 +43,8 @@ def install_http_metrics(app: FastAPI, service: str) -> None:
     app.add_middleware(HttpMetrics, service=service)
 
 
-class HttpMetrics(HttpMiddleware):
+class HttpMetrics(ServiceMiddleware):
     """The ASGI middleware of ``install_http_metrics``."""
-
-    def __init__(self, app: Any, service: str) -> None:
-        super().__init__(app)
-        self.service = service
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         start = time.perf_counter()

@@ -31,7 +31,7 @@ from shared.application import (
     TryLater,
     Unauthorized,
 )
-from shared.asgi import HttpMiddleware
+from shared.asgi import HttpMiddleware, ServiceMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
 from shared.eventstore import ConcurrencyError, IdempotencyConflict
@@ -188,12 +188,8 @@ def install_request_context(app: FastAPI, service: str) -> None:
     app.add_middleware(RequestContext, service=service)
 
 
-class RequestContext(HttpMiddleware):
+class RequestContext(ServiceMiddleware):
     """The ASGI middleware of ``install_request_context``."""
-
-    def __init__(self, app: Any, service: str) -> None:
-        super().__init__(app)
-        self.service = service
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         headers = Headers(scope=scope)
