@@ -4,7 +4,7 @@ or the member's joining refused with 422 and the reason. Nothing is written on a
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -141,31 +141,35 @@ async def test_a_rescheduled_financing_reports_the_new_schedules_instalment_coun
 # -- commands dated before the product or the membership ------------------------------------------------------
 
 
+async def applies_from(loans: ServiceClient, member: str, first_day: str, *,
+                       refused_the_day_before_with: str) -> None:
+    """An application dated the day before ``first_day`` is refused on ``applied_on`` with that reason and
+    appends nothing; one dated ``first_day`` is taken."""
+    n = await event_count(loans)
+    body = {"member_id": member, "product_id": "mikro-tata-sanitasi", "amount": 4_000_000, "instalments": 12}
+    day_before = (date.fromisoformat(first_day) - timedelta(days=1)).isoformat()
+    r = await loans.post("/financings", json={**body, "applied_on": day_before},
+                         headers=headers(BMI, OFFICER))
+    assert r.status_code == 422 and r.json()["field"] == "applied_on"
+    assert refused_the_day_before_with in r.json()["reason"]
+    assert await event_count(loans) == n
+    r = await loans.post("/financings", json={**body, "applied_on": first_day}, headers=headers(BMI, OFFICER))
+    assert r.status_code == 201, r.text
+
+
 async def test_an_application_dated_before_the_product_was_defined_is_refused(loans: ServiceClient) -> None:
     await define_product(loans, defined_on="2025-01-01")
     member = await known_member(loans)
-    n = await event_count(loans)
-    body = {"member_id": member, "product_id": "mikro-tata-sanitasi", "amount": 4_000_000, "instalments": 12}
-    r = await loans.post("/financings", json={**body, "applied_on": "2024-12-31"}, headers=headers(BMI, OFFICER))
-    assert r.status_code == 422 and r.json()["field"] == "applied_on"
-    assert "before Mikro Tata Sanitasi was defined (2025-01-01)" in r.json()["reason"]
-    assert await event_count(loans) == n
-    r = await loans.post("/financings", json={**body, "applied_on": "2025-01-01"}, headers=headers(BMI, OFFICER))
-    assert r.status_code == 201, r.text
+    await applies_from(loans, member, "2025-01-01", refused_the_day_before_with=(
+        "before Mikro Tata Sanitasi was defined (2025-01-01)"))
 
 
 async def test_an_application_dated_before_the_member_joined_is_refused(loans: ServiceClient) -> None:
     # without a membership age rule, only the joining date stands between a back-dated application and the book
     await define_product(loans, min_membership_months=0)
     member = await known_member(loans, joined_on=date(2025, 3, 1))
-    n = await event_count(loans)
-    body = {"member_id": member, "product_id": "mikro-tata-sanitasi", "amount": 4_000_000, "instalments": 12}
-    r = await loans.post("/financings", json={**body, "applied_on": "2025-02-28"}, headers=headers(BMI, OFFICER))
-    assert r.status_code == 422 and r.json()["field"] == "applied_on"
-    assert "before the member joined the cooperative (2025-03-01)" in r.json()["reason"]
-    assert await event_count(loans) == n
-    r = await loans.post("/financings", json={**body, "applied_on": "2025-03-01"}, headers=headers(BMI, OFFICER))
-    assert r.status_code == 201, r.text
+    await applies_from(loans, member, "2025-03-01", refused_the_day_before_with=(
+        "before the member joined the cooperative (2025-03-01)"))
 
 
 async def test_a_product_may_be_dated_back_but_not_ahead(loans: ServiceClient) -> None:
