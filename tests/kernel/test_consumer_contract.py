@@ -142,17 +142,22 @@ async def test_applies_every_event_once_in_stream_order(harness: Harness, es: St
     await eventually(lambda: _eq(harness.applied_count(), 35), timeout=60)
 
 
-async def test_redelivery_from_the_start_applies_nothing_twice(harness: Harness, es: StoreDb) -> None:
-    await append_members(es, "coop-a", streams=4, per_stream=3)
+async def redeliver_from_the_start(harness: Harness, es: StoreDb, *, once_applied: int) -> None:
+    """Run the consumer until it has applied ``once_applied`` events, then start it again from the
+    beginning: its source position forgotten and, under Kafka, the relay made to publish everything a
+    second time, as after a crash before its checkpoint."""
     await harness.start()
-    await eventually(lambda: _eq(harness.applied_count(), 12), timeout=60)
+    await eventually(lambda: _eq(harness.applied_count(), once_applied), timeout=60)
     await harness.stop()
-    # forget the source position: everything is delivered again from the beginning
     await harness.pool.execute("DELETE FROM consumer_offsets; DELETE FROM consumer_log_positions")
     if harness.kind == "kafka":
-        # and make the relay publish everything a second time, as after a crash before its checkpoint
         await es.pool.execute("DELETE FROM relay_checkpoints")
     await harness.start()
+
+
+async def test_redelivery_from_the_start_applies_nothing_twice(harness: Harness, es: StoreDb) -> None:
+    await append_members(es, "coop-a", streams=4, per_stream=3)
+    await redeliver_from_the_start(harness, es, once_applied=12)
     await append_members(es, "coop-a", streams=1, per_stream=1, start=3)
     await eventually(lambda: _eq(harness.applied_count(), 13), timeout=60)
     # everything redelivered has been taken in (the 13th event alone proves nothing under Kafka: it may
@@ -169,14 +174,8 @@ async def test_two_kinds_of_stream_under_one_id_are_each_applied_once(harness: H
     events look applied already (issue 14: a job's first events behind a contractor's of the same id)."""
     await append_members(es, "coop-a", streams=3, per_stream=3, kind="household")
     await append_members(es, "coop-a", streams=3, per_stream=2)
-    await harness.start()
-    await eventually(lambda: _eq(harness.applied_count(), 15), timeout=60)
-    await harness.stop()
     # delivered again from the beginning: still each once
-    await harness.pool.execute("DELETE FROM consumer_offsets; DELETE FROM consumer_log_positions")
-    if harness.kind == "kafka":
-        await es.pool.execute("DELETE FROM relay_checkpoints")
-    await harness.start()
+    await redeliver_from_the_start(harness, es, once_applied=15)
     await es.store.append("coop-a", "member", "s0", 2, [member_registered(99)])
     await eventually(lambda: _eq(harness.applied_count(), 16), timeout=60)
     await eventually(harness.caught_up, timeout=60)
