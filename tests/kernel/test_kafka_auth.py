@@ -154,6 +154,16 @@ def _reporting_families() -> list[Any]:
     return list(FAMILIES.values())
 
 
+async def publish_batch(relay: Relay, conn: KafkaConnection) -> int:
+    """One batch of ``relay``'s, sent with a producer of its own logged in as ``conn``: how many it sent."""
+    producer = make_producer(conn, relay.name)
+    await producer.start()
+    try:
+        return await relay.publish_batch(producer)
+    finally:
+        await producer.stop()
+
+
 async def test_an_event_type_on_a_foreign_topic_is_dead_lettered_not_applied(
         es: StoreDb, pg: PostgresHandle, kafka: KafkaHandle, namespace: str) -> None:
     """A members event written to the loans topic (by the loans principal, which may write there) reaches
@@ -168,21 +178,11 @@ async def test_an_event_type_on_a_foreign_topic_is_dead_lettered_not_applied(
     # the forged copy: what the members relay would publish, but sent by the loans service's login
     await es.store.append("coop-a", "member", "m-forged", -1, [member_registered(1)])
     forger = Relay(es.store.reader, kafka.connection("loans"), loans_topic, name="forger", partitions=1)
-    producer = make_producer(kafka.connection("loans"), "forger")
-    await producer.start()
-    try:
-        assert await forger.publish_batch(producer) == 1
-    finally:
-        await producer.stop()
+    assert await publish_batch(forger, kafka.connection("loans")) == 1
     await es.store.append("coop-a", "member", "m-real", -1, [member_registered(2)])
     real = Relay(es.store.reader, kafka.connection("members"), members_topic, name="real", partitions=1)
     real.checkpoint = forger.checkpoint
-    producer = make_producer(kafka.connection("members"), "real")
-    await producer.start()
-    try:
-        assert await real.publish_batch(producer) == 1
-    finally:
-        await producer.stop()
+    assert await publish_batch(real, kafka.connection("members")) == 1
 
     source = KafkaSource(pool, kafka.connection("reporting"), projection, REGISTRY, partitions=1, namespace=namespace)
     stop = asyncio.Event()
