@@ -39,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
@@ -114,12 +114,9 @@ class BookRows:
     charge_payments: list[tuple[Any, ...]] = field(default_factory=list)
 
     def extend(self, other: BookRows) -> None:
-        self.book += other.book
-        self.statuses += other.statuses
-        self.instalments += other.instalments
-        self.allocations += other.allocations
-        self.charges += other.charges
-        self.charge_payments += other.charge_payments
+        """Add ``other``'s rows to these, table by table."""
+        for table in fields(self):
+            getattr(self, table.name).extend(getattr(other, table.name))
 
 
 def stream_rows(tenant: str, events: Iterable[fin.Fact]) -> BookRows:
