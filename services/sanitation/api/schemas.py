@@ -30,6 +30,8 @@ T = TypeVar("T")
 Volume = Annotated[Decimal, Field(ge=0, le=100, max_digits=6, decimal_places=3, description="Cubic metres")]
 Village = Annotated[str, Field(min_length=1, max_length=120)]
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ./_-]*$")]
+#: an inspection item's note, as the inspector wrote it
+InspectorNote = Annotated[str | None, Field(description="The inspector's note (kept in this service)")]
 MemberNumber = Annotated[str, Field(min_length=1, max_length=40,
                                     description="The cooperative's own member number (instead of member_id)")]
 
@@ -244,7 +246,7 @@ class CompleteRequest(Body):
 class FailedItemView(BaseModel):
     code: str
     finding: str | None = Field(description="Why it failed, as the rule computed it (septic-tank items)")
-    note: str | None = Field(description="The inspector's note (kept in this service)")
+    note: InspectorNote
     photo_ref: str | None
 
 
@@ -260,7 +262,7 @@ class InspectionItemView(BaseModel):
     code: str
     passed: bool
     finding: str | None = Field(description="What the rule computed (published with the inspection)")
-    note: str | None = Field(description="The inspector's note (kept in this service)")
+    note: InspectorNote
     photo_ref: str | None
 
 
@@ -311,13 +313,18 @@ class Household(BaseModel):
     district: str | None
 
 
-class JobResponse(BaseModel):
+class JobHeading(BaseModel):
+    """What every view of a job starts with (the job, one of a list)."""
+
     job_id: str
     member_id: str
     kind: JobKind
     financing_id: str | None
     status: JobStatus
     village: str | None = Field(description="Set on the job by an officer, else the member's village")
+
+
+class JobResponse(JobHeading):
     household: Household | None = Field(
         description="The member's village and district; null when unknown here or the member's personal data "
                     "was erased")
@@ -335,13 +342,7 @@ class JobResponse(BaseModel):
     version: int
 
 
-class JobListItem(BaseModel):
-    job_id: str
-    member_id: str
-    kind: JobKind
-    financing_id: str | None
-    status: JobStatus
-    village: str | None = Field(description="Set on the job by an officer, else the member's village")
+class JobListItem(JobHeading):
     household: Household | None
     contractor_id: str | None
     ordered_on: date
