@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 #: the oldest date any record may carry (members' dates of birth included)
 EARLIEST_BUSINESS_DATE = date(1900, 1, 1)
@@ -28,6 +28,8 @@ def in_window(value: Any) -> Any:
 
 #: a business date in a query parameter or a field declared outside a ``RequestBody``
 BusinessDate = Annotated[date, AfterValidator(in_window)]
+#: a request body's business date that is the cooperative's today when left out (``= None``)
+DayOrToday = Annotated[date | None, Field(description="Default: today")]
 
 
 class RequestBody(BaseModel):

@@ -6,7 +6,7 @@ Personal data (names, NIK, phone numbers) never appears here: other services ref
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import Contract, registry
 
 TOPIC = "washfin.members.v1"
+
+#: a village's or a district's name, as the cooperative writes it
+PlaceName = Annotated[str, Field(max_length=120)]
 
 
 @registry.register
@@ -28,8 +31,8 @@ class MemberRegistered(Contract):
     joined_on: date
     household_size: int = Field(ge=1, le=50, description="People in the household (people reached)")
     group_id: str | None = Field(default=None, max_length=64, description="Group (majelis)")
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
     area: Literal["urban", "rural"] | None = None
     b40: bool | None = Field(default=None, description="Household in the bottom 40 % (poverty proxy)")
     programme_consent: bool = Field(default=False, description="Consents to programme-level reporting")
@@ -156,8 +159,8 @@ class MemberDetailsChanged(Contract):
     sex: Literal["female", "male"] | None = None
     joined_on: date | None = None
     household_size: int | None = Field(default=None, ge=1, le=50)
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
     area: Literal["urban", "rural"] | None = None
     electricity: ElectricityClass | None = Field(default=None, description="PLN connection (poverty proxy)")
     income_band: IncomeBand | None = Field(default=None, description="Household monthly income band")
@@ -214,8 +217,8 @@ class PromotionSessionHeld(Contract):
     held_on: date
     topics: list[Literal["water", "sanitation", "hygiene"]] = Field(min_length=1)
     group_id: str | None = Field(default=None, max_length=64)
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
     facilitator_id: str = Field(min_length=1, max_length=64, description="Staff code of the facilitator")
     attendee_member_ids: list[UUID] = Field(description="Members who attended")
     other_attendees: int = Field(default=0, ge=0, description="People attending who are not members")

@@ -19,13 +19,14 @@ from shared.contracts.members import (
     HygieneInputs,
     HygieneRung,
     IncomeBand,
+    PlaceName,
     SanitationInputs,
     SanitationRung,
     WaterInputs,
     WaterRung,
 )
 from shared.openapi import EXAMPLE_IDS
-from shared.schemas import RequestBody
+from shared.schemas import DayOrToday, RequestBody
 
 #: the made-up ids of the examples (``shared.openapi.EXAMPLE_IDS``: each field's description names the step
 #: that gives the real one)
@@ -196,8 +197,8 @@ class CorrectMemberRequest(_Request):
     sex: Sex | None = None
     joined_on: date | None = None
     household_size: int | None = Field(default=None, ge=1, le=50)
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
     area: Area | None = None
     electricity: ElectricityClass | None = None
     income_band: IncomeBand | None = None
@@ -214,14 +215,14 @@ class MoveGroupRequest(_Request):
         "examples": [{"group_id": "majelis-12", "effective_on": "2025-02-03"}]})
 
     group_id: str = Field(min_length=1, max_length=64, pattern=CODE)
-    effective_on: date | None = Field(default=None, description="Default: today")
+    effective_on: DayOrToday = None
 
 
 class ExitMemberRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"exited_on": "2026-06-30", "reason": "moved_away"}]})
 
-    exited_on: date | None = Field(default=None, description="Default: today")
+    exited_on: DayOrToday = None
     reason: Literal["voluntary", "moved_away", "deceased", "expelled", "other"]
 
 
@@ -387,9 +388,9 @@ class OpenCentreRequest(_Request):
     centre_id: str = Field(min_length=1, max_length=64, pattern=CODE, description="The cooperative's centre code")
     name: str = Field(min_length=1, max_length=120)
     branch: str | None = Field(default=None, max_length=120, description="Branch office (cabang)")
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
-    opened_on: date | None = Field(default=None, description="Default: today")
+    village: PlaceName | None = None
+    district: PlaceName | None = None
+    opened_on: DayOrToday = None
 
 
 class ChangeCentreRequest(_Request):
@@ -398,8 +399,8 @@ class ChangeCentreRequest(_Request):
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     branch: str | None = Field(default=None, max_length=120)
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
 
 
 class CentreResponse(BaseModel):
@@ -426,7 +427,7 @@ class FormGroupRequest(_Request):
     name: str = Field(min_length=1, max_length=120)
     centre_id: str | None = Field(default=None, max_length=64, pattern=CODE)
     meeting_day: MeetingDay | None = None
-    formed_on: date | None = Field(default=None, description="Default: today")
+    formed_on: DayOrToday = None
 
 
 class ChangeGroupRequest(_Request):
@@ -440,7 +441,7 @@ class ChangeGroupRequest(_Request):
 class CloseGroupRequest(_Request):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"closed_on": "2025-09-30"}]})
 
-    closed_on: date | None = Field(default=None, description="Default: today")
+    closed_on: DayOrToday = None
 
 
 class GroupResponse(BaseModel):
@@ -474,8 +475,8 @@ class HoldSessionRequest(_Request):
     held_on: date
     topics: list[Literal["water", "sanitation", "hygiene"]] = Field(min_length=1, max_length=3)
     group_id: str | None = Field(default=None, max_length=64, pattern=CODE)
-    village: str | None = Field(default=None, max_length=120)
-    district: str | None = Field(default=None, max_length=120)
+    village: PlaceName | None = None
+    district: PlaceName | None = None
     facilitator_id: str = Field(min_length=1, max_length=64, description="Staff code of the facilitator (not a name)")
     attendee_member_ids: list[UUID] = Field(default_factory=list, max_length=500, description=(
         "Members who attended: each a `member_id` from `POST /members`"))
@@ -495,7 +496,7 @@ class MarkLeadRequest(_Request):
 
     member_id: UUID = Field(description="An attendee of the session: a `member_id` from `POST /members`")
     product: Literal["water", "sanitation"]
-    marked_on: date | None = Field(default=None, description="Default: today")
+    marked_on: DayOrToday = None
 
 
 class Lead(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.schemas import RequestBody
+from shared.schemas import DayOrToday, RequestBody
 
 
 class Freshness(BaseModel):
@@ -223,7 +223,7 @@ class ProgrammeBody(RequestBody):
 class ConsentBody(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"consented_on": "2025-07-01"}]})
 
-    consented_on: date | None = Field(default=None, description="Default: today")
+    consented_on: DayOrToday = None
 
 
 class ProgrammeOut(BaseModel):

@@ -19,7 +19,7 @@ from services.sanitation.domain.checklist import JUDGED_CHECKLISTS, JudgedItem, 
 from services.sanitation.domain.job import CancellationReason, DueStatus, JobKind, JobStatus, VisitOutcome
 from services.sanitation.domain.settings import CooperativeSettings
 from shared.openapi import EXAMPLE_IDS
-from shared.schemas import RequestBody
+from shared.schemas import DayOrToday, RequestBody
 
 #: the made-up ids of the examples (``shared.openapi.EXAMPLE_IDS``): each field's description names the step
 #: that gives the real one
@@ -101,7 +101,7 @@ class DeactivationRequest(Body):
 class ExpirySweepRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"as_of": "2025-06-30"}]})
 
-    as_of: date | None = Field(default=None, description="Default: today")
+    as_of: DayOrToday = None
 
 
 class ExpirySweepResponse(BaseModel):
