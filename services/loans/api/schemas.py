@@ -35,10 +35,6 @@ MAX_RUPIAH = 10**13  # ten trillion: far above any WASH financing, far below int
 Note = str | None
 
 
-class Body(RequestBody):
-    model_config = ConfigDict(extra="forbid")
-
-
 # -- products and settings ----------------------------------------------------------------------------------
 
 
@@ -55,7 +51,7 @@ def _one_margin(margin_idr: int | None, info: ValidationInfo, *, required: bool)
     return margin_idr
 
 
-class TenorTerms(Body):
+class TenorTerms(RequestBody):
     instalments: int = Field(ge=1, le=520, description="Number of instalments")
     margin_bp: int | None = Field(default=None, ge=0, le=10_000, description=(
         "Margin for this tenor in basis points of the cost (1200 = 12 % of the cost, flat for the whole term); "
@@ -76,8 +72,8 @@ class TenorView(BaseModel):
     margin_idr: int | None = Field(description="Margin in rupiah; null when given in basis points")
 
 
-class DefineProductRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class DefineProductRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "product_id": "mikro-tata-sanitasi-mingguan", "name": "Mikro Tata Sanitasi (mingguan)",
         "purpose": "septic_tank", "contract_type": "murabahah", "frequency": "weekly", "min_amount": 3_000_000, "max_amount": 10_000_000,
         "tenors": [{"instalments": 50, "margin_bp": 1200}, {"instalments": 100, "margin_bp": 2200}],
@@ -129,8 +125,8 @@ class ProductList(BaseModel):
     items: list[ProductResponse]
 
 
-class SettingsBody(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"sharia": True, "substandard_over_days": 90, "doubtful_over_days": 120, "loss_over_days": 180}]})
+class SettingsBody(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sharia": True, "substandard_over_days": 90, "doubtful_over_days": 120, "loss_over_days": 180}]})
 
     sharia: bool = Field(description="A sharia cooperative may not offer conventional flat-rate products")
     substandard_over_days: int = Field(ge=1, le=3650, description="Days past due above which: substandard")
@@ -147,8 +143,8 @@ class SettingsResponse(SettingsBody):
 # -- financing commands ---------------------------------------------------------------------------------------
 
 
-class ApplyRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class ApplyRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "member_id": MEMBER_ID, "product_id": "mikro-tata-sanitasi", "amount": 6_000_000, "instalments": 12,
         "applied_on": "2025-01-06"}]})
 
@@ -175,22 +171,22 @@ class ApplyRequest(Body):
         return _one_margin(value, info, required=False)
 
 
-class ApproveRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"approved_on": "2025-01-08"}]})
+class ApproveRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"approved_on": "2025-01-08"}]})
 
     approved_on: date | None = None
 
 
-class RejectRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "repayment_capacity", "rejected_on": "2025-01-08", "note": "income too irregular for this tenor; reapply for 24"}]})
+class RejectRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "repayment_capacity", "rejected_on": "2025-01-08", "note": "income too irregular for this tenor; reapply for 24"}]})
 
     reason: RejectionReason
     note: Note = Field(default=None, max_length=2000, description="Kept in the loans service only")
     rejected_on: date | None = None
 
 
-class WorkOrderRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"work_order_ref": "WO-2025-0042", "payee_type": "contractor", "payee_id": CONTRACTOR_ID, "cost": 6_000_000, "ordered_on": "2025-01-09"}]})
+class WorkOrderRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"work_order_ref": "WO-2025-0042", "payee_type": "contractor", "payee_id": CONTRACTOR_ID, "cost": 6_000_000, "ordered_on": "2025-01-09"}]})
 
     work_order_ref: str = Field(min_length=1, max_length=80)
     payee_type: PayeeType
@@ -201,30 +197,30 @@ class WorkOrderRequest(Body):
     ordered_on: date | None = None
 
 
-class SignRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"signed_on": "2025-01-10", "first_due_on": "2025-02-10"}]})
+class SignRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"signed_on": "2025-01-10", "first_due_on": "2025-02-10"}]})
 
     signed_on: date | None = None
     first_due_on: date | None = Field(default=None, description="Default: one period after signing")
 
 
-class DisburseRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"source_of_funds": "water_org", "disbursed_on": "2025-01-13"}]})
+class DisburseRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"source_of_funds": "water_org", "disbursed_on": "2025-01-13"}]})
 
     source_of_funds: str | None = Field(default=None, max_length=80, description="Default: the product's first")
     disbursed_on: date | None = None
 
 
-class RepaymentRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "KW-2025-0001", "amount": 560_000, "paid_on": "2025-02-10"}]})
+class RepaymentRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"receipt_number": "KW-2025-0001", "amount": 560_000, "paid_on": "2025-02-10"}]})
 
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH)
     paid_on: date | None = None
 
 
-class EarlySettlementRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "LUNAS-2025-0001", "amount": 4_741_334, "settled_on": "2025-06-02"}]})
+class EarlySettlementRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"receipt_number": "LUNAS-2025-0001", "amount": 4_741_334, "settled_on": "2025-06-02"}]})
 
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$")
     amount: Rupiah = Field(ge=0, le=MAX_RUPIAH, description=(
@@ -233,8 +229,8 @@ class EarlySettlementRequest(Body):
     settled_on: date | None = None
 
 
-class RescheduleRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"instalments": 18, "reason": "disaster", "rescheduled_on": "2025-05-07", "note": "flood in the village; longer term agreed with the group"}]})
+class RescheduleRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"instalments": 18, "reason": "disaster", "rescheduled_on": "2025-05-07", "note": "flood in the village; longer term agreed with the group"}]})
 
     instalments: int = Field(ge=1, le=520, description="Instalments for the unpaid balance")
     reason: RescheduleReason
@@ -243,8 +239,8 @@ class RescheduleRequest(Body):
     rescheduled_on: date | None = None
 
 
-class DiscountRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"amount": 50_000, "reason": "hardship", "discounted_on": "2025-05-06", "note": "margin forgiven after the flood"}]})
+class DiscountRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount": 50_000, "reason": "hardship", "discounted_on": "2025-05-06", "note": "margin forgiven after the flood"}]})
 
     amount: Rupiah = Field(ge=1, le=MAX_RUPIAH, description="Margin forgiven, rupiah")
     reason: DiscountReason
@@ -252,43 +248,43 @@ class DiscountRequest(Body):
     discounted_on: date | None = None
 
 
-class WriteOffRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "disaster", "written_off_on": "2025-06-02", "note": "house and tank washed away by the flood"}]})
+class WriteOffRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "disaster", "written_off_on": "2025-06-02", "note": "house and tank washed away by the flood"}]})
 
     reason: WriteOffReason
     note: Note = Field(default=None, max_length=2000)
     written_off_on: date | None = None
 
 
-class HardshipRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"note": "harvest failed after the flood", "flagged_on": "2025-04-14"}]})
+class HardshipRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "harvest failed after the flood", "flagged_on": "2025-04-14"}]})
 
     note: str = Field(min_length=1, max_length=2000, description="Why the member cannot pay")
     flagged_on: date | None = None
 
 
-class ClearHardshipRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"cleared_on": "2025-05-05"}]})
+class ClearHardshipRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"cleared_on": "2025-05-05"}]})
 
     cleared_on: date | None = None
 
 
-class LateChargeRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"instalment_number": 2, "note": "able to pay, did not come to the group meeting", "proposed_on": "2025-03-17"}]})
+class LateChargeRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"instalment_number": 2, "note": "able to pay, did not come to the group meeting", "proposed_on": "2025-03-17"}]})
 
     instalment_number: int = Field(ge=1)
     note: str = Field(min_length=1, max_length=2000, description="Why the member is able but unwilling to pay")
     proposed_on: date | None = None
 
 
-class LateChargeDecision(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decided_on": "2025-03-18"}]})
+class LateChargeDecision(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"decided_on": "2025-03-18"}]})
 
     decided_on: date | None = None
 
 
-class LateChargePaymentRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"receipt_number": "TZ-2025-0001", "amount": 10_000, "paid_on": "2025-03-20"}]})
+class LateChargePaymentRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"receipt_number": "TZ-2025-0001", "amount": 10_000, "paid_on": "2025-03-20"}]})
 
     receipt_number: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$",
                                 description="Once per cooperative (repayment receipts included)")

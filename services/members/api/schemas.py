@@ -73,10 +73,6 @@ def _clean_name(v: str | None) -> str | None:
     return v
 
 
-class _Request(RequestBody):
-    model_config = ConfigDict(extra="forbid")
-
-
 # -- surveys -------------------------------------------------------------------------------------------------
 
 
@@ -100,10 +96,10 @@ FOLLOW_UP_EXAMPLE = {
 }
 
 
-class SurveyRequest(_Request):
+class SurveyRequest(RequestBody):
     """A household WASH survey: JMP answers. The rungs are computed, never sent."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [FOLLOW_UP_EXAMPLE]})
+    model_config = ConfigDict(json_schema_extra={"examples": [FOLLOW_UP_EXAMPLE]})
 
     surveyed_on: date
     household_size: int | None = Field(default=None, ge=1, le=50,
@@ -134,9 +130,8 @@ class SurveyList(BaseModel):
 # -- members -------------------------------------------------------------------------------------------------
 
 
-class RegisterMemberRequest(_Request):
+class RegisterMemberRequest(RequestBody):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -184,11 +179,11 @@ class RegisterMemberRequest(_Request):
         return _clean_name(v)  # type: ignore[return-value]
 
 
-class CorrectMemberRequest(_Request):
+class CorrectMemberRequest(RequestBody):
     """Only the fields sent change; ``null`` clears an optional one. Member number and group do not change
     here (a group move is its own command)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    model_config = ConfigDict(json_schema_extra={
         "examples": [{"household_size": 6, "electricity": "900_subsidised", "phone": "081298765432"}]})
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -210,16 +205,16 @@ class CorrectMemberRequest(_Request):
     _name = field_validator("name")(_clean_name)
 
 
-class MoveGroupRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+class MoveGroupRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={
         "examples": [{"group_id": "majelis-12", "effective_on": "2025-02-03"}]})
 
     group_id: str = Field(min_length=1, max_length=64, pattern=CODE)
     effective_on: DayOrToday = None
 
 
-class ExitMemberRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+class ExitMemberRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={
         "examples": [{"exited_on": "2026-06-30", "reason": "moved_away"}]})
 
     exited_on: DayOrToday = None
@@ -380,8 +375,8 @@ class EligibilityResponse(BaseModel):
 # -- centres and groups --------------------------------------------------------------------------------------
 
 
-class OpenCentreRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class OpenCentreRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "centre_id": "pusat-cikupa-01", "name": "Pusat Pasir Jaya", "branch": "Cikupa", "village": "Pasir Jaya",
         "district": "Cikupa", "opened_on": "2019-06-01"}]})
 
@@ -393,8 +388,8 @@ class OpenCentreRequest(_Request):
     opened_on: DayOrToday = None
 
 
-class ChangeCentreRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class ChangeCentreRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "Pusat Pasir Jaya Utara", "branch": "Cikupa"}]})
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
@@ -418,8 +413,8 @@ class CentreList(BaseModel):
     next_cursor: str | None
 
 
-class FormGroupRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class FormGroupRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "group_id": "majelis-15", "name": "Majelis Kenanga", "centre_id": "pusat-cikupa-01",
         "meeting_day": "tuesday", "formed_on": "2019-07-02"}]})
 
@@ -430,16 +425,16 @@ class FormGroupRequest(_Request):
     formed_on: DayOrToday = None
 
 
-class ChangeGroupRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"meeting_day": "friday"}]})
+class ChangeGroupRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"meeting_day": "friday"}]})
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
     centre_id: str | None = Field(default=None, max_length=64, pattern=CODE)
     meeting_day: MeetingDay | None = None
 
 
-class CloseGroupRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"closed_on": "2025-09-30"}]})
+class CloseGroupRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"closed_on": "2025-09-30"}]})
 
     closed_on: DayOrToday = None
 
@@ -464,8 +459,8 @@ class GroupList(BaseModel):
 # -- promotion and triggering sessions -----------------------------------------------------------------------
 
 
-class HoldSessionRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class HoldSessionRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "kind": "triggering", "held_on": "2025-02-11", "topics": ["sanitation", "hygiene"],
         "group_id": "majelis-07", "village": "Pasir Jaya", "district": "Cikupa", "facilitator_id": "FO-017",
         "attendee_member_ids": [MEMBER_ID], "other_attendees": 6}]})
@@ -483,15 +478,15 @@ class HoldSessionRequest(_Request):
     other_attendees: int = Field(default=0, ge=0, le=10000, description="Attendees who are not members")
 
 
-class AddAttendanceRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"member_ids": [OTHER_MEMBER_ID]}]})
+class AddAttendanceRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"member_ids": [OTHER_MEMBER_ID]}]})
 
     member_ids: list[UUID] = Field(min_length=1, max_length=500, description=(
         "Members who attended and are not recorded yet: each a `member_id` from `POST /members`"))
 
 
-class MarkLeadRequest(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class MarkLeadRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "member_id": MEMBER_ID, "product": "sanitation", "marked_on": "2025-02-11"}]})
 
     member_id: UUID = Field(description="An attendee of the session: a `member_id` from `POST /members`")
@@ -539,8 +534,8 @@ class SessionList(BaseModel):
 # -- settings ------------------------------------------------------------------------------------------------
 
 
-class SettingsBody(_Request):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+class SettingsBody(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
         "b40_method": "electricity", "b40_electricity": ["none", "450", "900_subsidised"],
         "b40_income_bands": ["below_1m", "1m_to_2m", "2m_to_3m"], "min_tenure_months": 12,
         "max_days_overdue": 30, "require_registered_groups": False}]})
@@ -554,15 +549,13 @@ class SettingsBody(_Request):
 
 
 class SettingsResponse(SettingsBody):
-    model_config = ConfigDict(extra="forbid")
-
     version: int
 
 
-class FindByNikRequest(_Request):
+class FindByNikRequest(RequestBody):
     """A NIK to look up: sent in the body, never in the URL, so it stays out of access logs."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"nik": "3603124503850123"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"nik": "3603124503850123"}]})
 
     nik: str = Field(pattern=NIK, description="16-digit national identity number (NIK)")
     _nik = field_validator("nik")(check_nik)

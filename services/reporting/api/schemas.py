@@ -194,7 +194,7 @@ class TablePage(BaseModel):
 
 
 class TargetBody(RequestBody):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    model_config = ConfigDict(json_schema_extra={
         "examples": [{"target": 400, "due_on": "2027-12-31", "baseline": 120}]})
 
     target: int = Field(ge=1, le=10**15)
@@ -215,13 +215,13 @@ class Targets(BaseModel):
 
 
 class ProgrammeBody(RequestBody):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "IUWASH Tangguh"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "IUWASH Tangguh"}]})
 
     name: str = Field(min_length=1, max_length=200)
 
 
 class ConsentBody(RequestBody):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"consented_on": "2025-07-01"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"consented_on": "2025-07-01"}]})
 
     consented_on: DayOrToday = None
 

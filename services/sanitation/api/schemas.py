@@ -37,7 +37,7 @@ MemberNumber = Annotated[str, Field(min_length=1, max_length=40,
 
 
 class Body(RequestBody):
-    model_config = ConfigDict(extra="forbid")
+    """A sanitation request body: the kernel's rules, and white space in its text folded."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -70,7 +70,7 @@ class SettingsResponse(CooperativeSettings):
 
 
 class RegisterContractorRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "CV Sanitasi Cikupa Mandiri", "contact": "021 5940 7788", "trained_on": "2024-08-01"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "CV Sanitasi Cikupa Mandiri", "contact": "021 5940 7788", "trained_on": "2024-08-01"}]})
 
     contractor_id: UUID | None = Field(default=None, description="Optional: the cooperative's own id for it")
     name: str = Field(min_length=1, max_length=200, description="Business or person's name (kept out of events)")
@@ -79,13 +79,13 @@ class RegisterContractorRequest(Body):
 
 
 class TrainingRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"trained_on": "2024-08-05"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"trained_on": "2024-08-05"}]})
 
     trained_on: date
 
 
 class CertificationRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"certificate_number": "SNI-TGR-24-021", "certified_on": "2024-09-02", "valid_until": "2029-09-01"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"certificate_number": "SNI-TGR-24-021", "certified_on": "2024-09-02", "valid_until": "2029-09-01"}]})
 
     certificate_number: Code
     certified_on: date
@@ -93,13 +93,13 @@ class CertificationRequest(Body):
 
 
 class DeactivationRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "left the cooperative's contractor programme"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "left the cooperative's contractor programme"}]})
 
     reason: str = Field(min_length=1, max_length=300)
 
 
 class ExpirySweepRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"as_of": "2025-06-30"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2025-06-30"}]})
 
     as_of: DayOrToday = None
 
@@ -140,7 +140,7 @@ class QualityResponse(BaseModel):
 class OrderJobRequest(Body):
     """A cash-funded job (financed jobs are ordered by the financing's first tranche)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(json_schema_extra={"examples": [
         {"member_id": MEMBER_ID, "kind": "toilet_upgrade", "village": "Pasir Jaya", "ordered_on": "2025-01-14"}]})
 
     member_id: UUID | None = Field(default=None, description=(
@@ -154,20 +154,20 @@ class OrderJobRequest(Body):
 
 
 class VillageRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"village": "Pasir Jaya Timur"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"village": "Pasir Jaya Timur"}]})
 
     village: Village
 
 
 class AssignRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"contractor_id": CONTRACTOR_ID, "assigned_on": "2025-01-15"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"contractor_id": CONTRACTOR_ID, "assigned_on": "2025-01-15"}]})
 
     contractor_id: UUID = Field(description="`contractor_id` from `POST /contractors`; certified for a septic tank")
     assigned_on: date | None = None
 
 
 class StartRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"started_on": "2025-01-20"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"started_on": "2025-01-20"}]})
 
     started_on: date | None = None
 
@@ -210,7 +210,7 @@ class InspectionRequest(Body):
     """A septic tank is inspected with ``septic_tank`` (measured findings); a toilet upgrade or a water
     connection with ``items`` (each item of its checklist: passed, note, photo)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
+    model_config = ConfigDict(json_schema_extra={
         "examples": [
             {"inspected_on": "2025-02-05", "septic_tank": SEPTIC_TANK_EXAMPLE},
             {"inspected_on": "2025-02-05", "items": {
@@ -228,14 +228,14 @@ class InspectionRequest(Body):
 
 
 class ReworkRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"started_on": "2025-02-06", "note": "resealing the joint under the pan"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"started_on": "2025-02-06", "note": "resealing the joint under the pan"}]})
 
     started_on: date | None = None
     note: str | None = Field(default=None, max_length=300, description="What is being reworked")
 
 
 class CompleteRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"completed_on": "2025-02-10"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"completed_on": "2025-02-10"}]})
 
     completed_on: date | None = None
     pdam_customer_number: str | None = Field(default=None, min_length=1, max_length=40,
@@ -355,14 +355,14 @@ class JobListItem(JobHeading):
 
 
 class DesludgingRequestBody(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requested_on": "2025-06-02", "reason": "toilet drains slowly after heavy rain"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"requested_on": "2025-06-02", "reason": "toilet drains slowly after heavy rain"}]})
 
     requested_on: date | None = None
     reason: str | None = Field(default=None, max_length=300)
 
 
 class ScheduleVisitRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"planned_on": "2025-06-09", "operator": "UPTD PALD Kabupaten Tangerang", "truck_plate": "B 9123 TXA"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"planned_on": "2025-06-09", "operator": "UPTD PALD Kabupaten Tangerang", "truck_plate": "B 9123 TXA"}]})
 
     planned_on: date
     operator: str | None = Field(default=None, min_length=1, max_length=80,
@@ -371,7 +371,7 @@ class ScheduleVisitRequest(Body):
 
 
 class RecordVisitRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"visited_on": "2025-06-09", "outcome": "emptied", "volume_m3": "2.4"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"visited_on": "2025-06-09", "outcome": "emptied", "volume_m3": "2.4"}]})
 
     visited_on: date | None = None
     outcome: VisitOutcome
@@ -384,7 +384,7 @@ class RecordVisitRequest(Body):
 
 
 class IpltReceiptRequest(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"visit_id": VISIT_ID, "iplt_id": "iplt-jatiwaringin", "manifest_number": "MNF-2025-0117", "received_on": "2025-06-10", "volume_received_m3": "2.35"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"visit_id": VISIT_ID, "iplt_id": "iplt-jatiwaringin", "manifest_number": "MNF-2025-0117", "received_on": "2025-06-10", "volume_received_m3": "2.35"}]})
 
     visit_id: UUID = Field(description="The emptying visit: `visit_id` from `POST /jobs/{job_id}/desludging/visits`")
     iplt_id: Code = Field(description="The treatment plant")
