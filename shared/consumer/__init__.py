@@ -11,6 +11,7 @@ directly (``EventLogSource``, the single-machine embedded default).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from shared.envelope import Envelope, Metadata
 from shared.kafka import service_topic
 from shared.eventstore import Idempotency
 from shared.logging import get_logger
-from shared.metrics import CONSUMER_APPLIED
+from shared.metrics import CONSUMER_APPLIED, CONSUMER_BATCH_SECONDS
 from shared.rls import force_rls
 from shared.tracing import child_traceparent, traced, tracing_enabled
 from shared.worker import Turns
@@ -163,6 +164,21 @@ class Outcome:
     dead: int = 0
     #: events of a type the consumer does not take (``event_types``): neither decoded nor recorded
     passed: int = 0
+
+
+def count_batch(consumer: str, totals: Outcome, outcome: Outcome, started: float, *, dead: int,
+                passed: int) -> None:
+    """After a batch of ``consumer``'s committed (every source's one bookkeeping): its time since
+    ``started`` (``time.perf_counter()``) and the events it passed over as metrics, and its counts added to
+    the source's ``totals``: ``outcome`` from ``apply_events``, ``dead`` events dead-lettered in all,
+    ``passed`` events passed over before ``apply_events`` saw them."""
+    CONSUMER_BATCH_SECONDS.labels(consumer).observe(time.perf_counter() - started)
+    totals.applied += outcome.applied
+    totals.skipped += outcome.skipped
+    totals.dead += dead
+    totals.passed += outcome.passed + passed
+    if passed:
+        CONSUMER_APPLIED.labels(consumer, "passed").inc(passed)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from shared.consumer import (
     Outcome,
     Projection,
     apply_events,
+    count_batch,
     event_types_of,
     record_dead_letters,
     topics_of,
@@ -31,7 +32,6 @@ from shared.contracts import ContractRegistry
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced, owner_topic
 from shared.logging import get_logger
-from shared.metrics import CONSUMER_APPLIED, CONSUMER_BATCH_SECONDS
 from shared.worker import Progress, keep_running
 
 log = get_logger(__name__)
@@ -221,13 +221,7 @@ class KafkaSource:
                    WHERE o.consumer = $1 AND o.topic = x.t AND o.partition = x.p""",
                 self.projection.name, topics, partitions, [new_next[tp] for tp in parts],
             )
-        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
-        self.totals.applied += outcome.applied
-        self.totals.skipped += outcome.skipped
-        self.totals.dead += len(dead)
-        self.totals.passed += outcome.passed + passed
-        if passed:
-            CONSUMER_APPLIED.labels(self.projection.name, "passed").inc(passed)
+        count_batch(self.projection.name, self.totals, outcome, started, dead=len(dead), passed=passed)
         self.last_event_at = time.time()
         self._commit_to_kafka(new_next)
 

@@ -21,6 +21,7 @@ from shared.consumer import (
     Outcome,
     Projection,
     apply_events,
+    count_batch,
     event_types_of,
     record_dead_letters,
     topics_of,
@@ -30,7 +31,6 @@ from shared.envelope import LogPosition
 from shared.kafka import service_topic
 from shared.eventstore.postgres import PostgresLogReader
 from shared.logging import get_logger
-from shared.metrics import CONSUMER_APPLIED, CONSUMER_BATCH_SECONDS
 from shared.worker import Progress, keep_running, leadership, sleep_or_stop, wait_or_stop
 
 log = get_logger(__name__)
@@ -160,11 +160,6 @@ class EventLogSource:
     def _tally(self, outcome: Outcome, started: float, last: LogPosition, *, foreign: int, passed: int) -> None:
         """After a batch committed: its position, counts and metrics."""
         self.position = last
-        CONSUMER_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
-        self.totals.applied += outcome.applied
-        self.totals.skipped += outcome.skipped
-        self.totals.dead += outcome.dead + foreign
-        self.totals.passed += outcome.passed + passed
-        if passed:
-            CONSUMER_APPLIED.labels(self.projection.name, "passed").inc(passed)
+        count_batch(self.projection.name, self.totals, outcome, started, dead=outcome.dead + foreign,
+                    passed=passed)
         self.last_event_at = time.time()
