@@ -35,6 +35,7 @@ from bench.s5_scale import (
     settle,
     with_services,
 )
+from shared import timing
 
 
 #: innermost frames where the loop thread gives up the interpreter (waiting for its events, writing): a hold
@@ -98,7 +99,7 @@ async def main(key, urls):
             for u in urls:
                 t = time.perf_counter()
                 r = await c.get(u, headers={"X-API-Key": key})
-                out[u].append((time.perf_counter() - t) * 1000)
+                out[u].append(((time.perf_counter() - t) * 1000, r.headers.get("server-timing", "")))
                 if r.status_code != 200:
                     raise SystemExit(f"{u}: {r.status_code} {r.text[:300]}")
                 await asyncio.sleep(0.02)
@@ -108,7 +109,8 @@ asyncio.run(main(sys.argv[1], sys.argv[2:]))
 
 
 class Neighbour:
-    """The neighbour's client process (``_NEIGHBOUR``) while the block runs; ``got`` its latencies by URL."""
+    """The neighbour's client process (``_NEIGHBOUR``) while the block runs; ``got`` its latencies by URL,
+    each (ms, the answer's ``Server-Timing``)."""
 
     def __init__(self, key: str, urls: list[str]) -> None:
         self.key, self.urls, self.got = key, urls, {}
@@ -134,8 +136,8 @@ async def run(bench: Bench) -> list[Row]:
     #: service -> phase ("alone", "during") -> its holds
     held: dict[str, dict[str, list[Hold]]] = {svc: {"alone": [], "during": []} for svc in WATCHED}
     gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
-    during: dict[str, list[float]] = {k: [] for k in gets}
-    alone: dict[str, list[float]] = {k: [] for k in gets}
+    during: dict[str, list[Timed]] = {k: [] for k in gets}
+    alone: dict[str, list[Timed]] = {k: [] for k in gets}
     async with with_services(bench, "S5N", [SMALL, LATE], watchdog_ms=WATCHDOG_MS) as system:
         async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
             small = system.coops[SMALL]
@@ -166,7 +168,9 @@ async def run(bench: Bench) -> list[Row]:
     load_after = uptime()
     rows: list[Row] = []
     for k, label in gets.items():
-        a, d = alone[k], during[k]
+        for phase, got in (("during", during[k]), ("alone", alone[k])):
+            bench.note("S5N", f"{label} {phase}: {breakdown(got)}")
+        a, d = [ms for ms, _ in alone[k]], [ms for ms, _ in during[k]]
         rows.append(Row("S5N", f"neighbour {label} alone p50 (n={len(a)})", pct(a, 50), "ms"))
         rows.append(Row("S5N", f"neighbour {label} alone p99", pct(a, 99), "ms"))
         rows.append(Row("S5N", f"neighbour {label} during an import p50 (n={len(d)})", pct(d, 50), "ms", "alone",
@@ -194,6 +198,31 @@ async def run(bench: Bench) -> list[Row]:
     return rows
 
 
+#: one GET's latency (ms) and its answer's ``Server-Timing`` header
+Timed = tuple[float, str]
+
+
+def breakdown(got: list[Timed]) -> str:
+    """Where the time of the slowest 1% of ``got`` (at least one) went, beside all of them's: the mean of
+    the client's time, of each ``Server-Timing`` part (``shared.timing``) and of the time outside the app
+    (the client's minus ``app``: accepting, reading, the loop's queue before the request's task ran, writing)."""
+    if not got:
+        return "no requests"
+    ranked = sorted(got, key=lambda g: g[0], reverse=True)
+
+    def means(part: list[Timed]) -> str:
+        sums: dict[str, float] = {}
+        for ms, header in part:
+            parts = timing.parse(header)
+            parts["outside"] = ms - parts.get("app", 0.0)
+            for name, v in {"client": ms, **parts}.items():
+                sums[name] = sums.get(name, 0.0) + v
+        return ", ".join(f"{name} {v / len(part):.1f}" for name, v in sums.items())
+
+    slow = ranked[:max(1, len(got) // 100)]
+    return f"slowest {len(slow)} (ms, means): {means(slow)}; all {len(got)}: {means(got)}"
+
+
 def _hold_rows(svc: str, held: dict[str, list[Hold]]) -> list[Row]:
     """``svc``'s rows of event-loop holds: how many, their total (and the collector's part of it) and the
     longest, alone and during."""
@@ -210,4 +239,4 @@ def _hold_rows(svc: str, held: dict[str, list[Hold]]) -> list[Row]:
     return rows
 
 
-__all__: list[Any] = ["run"]
+__all__: list[Any] = ["breakdown", "run"]

@@ -17,6 +17,8 @@ import asyncpg
 import orjson
 import structlog
 
+from shared import timing
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typ in ("json", "jsonb"):
@@ -111,7 +113,8 @@ class _Acquire:
         pool.last_demand = time.monotonic()
         pool.waiting += 1
         try:
-            conn = await pool._acquire(self.timeout)
+            with timing.timed("acquire"):
+                conn = await pool._acquire(self.timeout)
         except asyncio.TimeoutError:
             raise PoolBusy(self.timeout or 0.0) from None
         finally:

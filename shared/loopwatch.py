@@ -55,6 +55,14 @@ class LoopWatch:
         self._gc_s = 0.0
         self._gc_gen = -1
         self._gc_started = 0.0
+        #: the ticks' lateness summed since start (seconds): ``late_s()``
+        self._late_s = 0.0
+
+    def late_s(self) -> float:
+        """How late the loop has run its ticks since start, in all (seconds), the tick now due included:
+        the difference of two readings is how long the loop was busy with other work between them
+        (``shared.timing``'s ``loop``)."""
+        return self._late_s + max(0.0, time.perf_counter() - self._stamp - TICK_S)
 
     def start(self) -> None:
         self._stamp = time.perf_counter()
@@ -90,6 +98,7 @@ class LoopWatch:
             now = time.perf_counter()
             late = now - self._stamp - TICK_S
             self._stamp = now
+            self._late_s += max(0.0, late)
             gc_s, gc_gen = self._gc_s, self._gc_gen
             self._gc_s, self._gc_gen = 0.0, -1
             if late > self.bound_s:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from shared import timing
 from shared.envelope import TENANT_ID_PATTERN
 
 READER = "washfin_reader"
@@ -317,9 +318,10 @@ async def scoped(pool: Any, role: str, tenant: str | None, programme: Sequence[s
     key = pool.context_key if login else await _owner_key(pool)
     async with pool.acquire() as conn:
         if login:
-            await name_scope(conn, key, tenant, programme)
-            async with conn.transaction(isolation=isolation, readonly=readonly):
-                yield conn
+            with timing.timed("scope"):
+                await name_scope(conn, key, tenant, programme)
+                async with conn.transaction(isolation=isolation, readonly=readonly):
+                    yield conn
         else:
             async with conn.transaction(isolation=isolation, readonly=readonly):
                 await conn.execute(f"SET LOCAL ROLE {role}")

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import asyncpg
 
+from shared import timing
 from shared.db import Migration, migrate
 from shared.envelope import Metadata, NewEvent
 from shared.eventstore import NO_STREAM, ConcurrencyError
@@ -355,7 +356,8 @@ class Authenticator:
         return key_id, row
 
     async def authenticate(self, raw: str) -> Principal | None:
-        found = await self._key(raw, _AUTHENTICATE)
+        with timing.timed("auth"):
+            found = await self._key(raw, _AUTHENTICATE)
         if found is None:
             return None
         key_id, row = found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from shared.application import (
     TryLater,
     Unauthorized,
 )
+from shared import timing
 from shared.asgi import HttpMiddleware, ServiceMiddleware
 from shared.db import PoolBusy
 from shared.envelope import Metadata
@@ -203,6 +205,10 @@ class RequestContext(ServiceMiddleware):
             state = scope.setdefault("state", {})
             state["correlation_id"], state["traceparent"] = correlation_id, traceparent
             status = 500
+            parts, started = timing.begin(), time.perf_counter()
+            watch = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+            watch = getattr(watch, "loop_watch", None)
+            late0 = watch.late_s() if watch is not None else 0.0
 
             async def send_with_context(message: Any) -> None:
                 nonlocal status
@@ -216,6 +222,9 @@ class RequestContext(ServiceMiddleware):
                     # second-guesses their content type
                     out.setdefault("Cache-Control", "no-store")
                     out["X-Content-Type-Options"] = "nosniff"
+                    if watch is not None:
+                        parts["loop"] = watch.late_s() - late0
+                    out["Server-Timing"] = timing.header(parts, time.perf_counter() - started)
                 await send(message)
 
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id, trace_id=trace_id(traceparent))

@@ -228,3 +228,15 @@ async def test_a_programme_target_is_measured_on_the_cooperatives_that_set_it(sy
         for tenant in (BMI, BAIK):
             await rep.delete("/reports/targets/members", headers=h(tenant))
             await rep.delete(f"/programmes/water-org/cooperatives/{tenant}", headers=op)
+
+
+async def test_an_answer_says_where_its_time_went(system: System) -> None:
+    """``Server-Timing`` (``shared.timing``): the whole, the key's look-up and the scope's connection, each
+    a part of the whole; no ``loop`` part without the loop watchdog."""
+    from shared.timing import parse
+
+    r = await system.reporting.get("/reports/summary", headers=h(BMI))
+    assert r.status_code == 200
+    parts = parse(r.headers["server-timing"])
+    assert {"app", "auth", "scope"} <= set(parts) and "loop" not in parts
+    assert 0 < parts["auth"] <= parts["app"] and 0 < parts["scope"] <= parts["app"]
