@@ -29,6 +29,7 @@ from bench.common import Bench, Row, Target, say, uptime
 from bench.s5_scale import (
     CLIENT_TIMEOUT_S,
     LATE,
+    PROJECTOR,
     SMALL,
     import_book,
     pct,
@@ -45,8 +46,9 @@ IDLE = ("selectors.py", "asyncio/selector_events.py:1057 write")
 WATCHDOG_MS = 20.0
 
 
-#: the services whose event-loop holds S5N reads from their logs
-WATCHED = ("loans", "reporting")
+#: the processes whose event-loop holds S5N reads from their logs (reporting's API, and its projector's
+#: unless ``S5_REPORTING=one``)
+WATCHED = ("loans", "reporting", PROJECTOR)
 
 
 def log_size(system: Any, service: str) -> int:
@@ -165,6 +167,7 @@ async def run(bench: Bench) -> list[Row]:
                 alone[k] += nb.got[urls[k]]
             for svc in WATCHED:
                 held[svc]["alone"] = loop_holds(system, svc, mark[svc])
+            procs = set(system.procs)
     load_after = uptime()
     rows: list[Row] = []
     for k, label in gets.items():
@@ -180,6 +183,8 @@ async def run(bench: Bench) -> list[Row]:
         rows.append(Row("S5N", f"neighbour {label} during an import, longest", max(d, default=0.0), "ms", "alone",
                         max(a, default=0.0)))
     for svc in WATCHED:
+        if svc == PROJECTOR and PROJECTOR not in procs:
+            continue
         rows += _hold_rows(svc, held[svc])
         during_holds = held[svc]["during"]
         for ms_, where, gc_ms in sorted(during_holds, reverse=True)[:3]:

@@ -168,10 +168,16 @@ async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> Sys
         if s == "reporting":
             extra["REPORTING_PROGRAMMES"] = json.dumps(programmes)
         env[s] = service_env(s, urls, platform, kafka=None, extra=extra)
+    split = os.environ.get("S5_REPORTING", "split") == "split"
+    if split:  # the API and the projector, each its own process (REPORTING_ROLE)
+        env[PROJECTOR] = {**env["reporting"], "REPORTING_ROLE": "projector"}
+        env["reporting"] = {**env["reporting"], "REPORTING_ROLE": "api"}
     system = System(pg, urls, platform, {}, env, coops, logs)
     try:
         for s in SERVICES:
             system.procs[s] = ServiceProcess(s, env[s], logs / f"{s}.log").start()
+        if split:
+            system.procs[PROJECTOR] = ServiceProcess("reporting", env[PROJECTOR], logs / f"{PROJECTOR}.log").start()
         for p in system.procs.values():
             await asyncio.to_thread(p.wait_ready, 120.0)
         for s in SERVICES:
@@ -181,6 +187,16 @@ async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> Sys
         await stop(system)
         raise
     return system
+
+
+#: the reporting projector's process (``REPORTING_ROLE=projector``), beside the API's, unless
+#: ``S5_REPORTING=one`` (one process doing both, as before the split)
+PROJECTOR = "reporting-projector"
+
+
+def projector(system: System) -> ServiceProcess:
+    """The process that projects reporting's events: the projector's, or the one reporting process."""
+    return system.procs.get(PROJECTOR) or system.procs["reporting"]
 
 
 async def stop(system: System) -> None:
@@ -211,8 +227,8 @@ async def with_services(bench: Bench, scenario: str, names: list[str],
 
 
 async def restart_reporting(system: System) -> float:
-    """Starts the reporting service again (same port); returns when it is ready."""
-    p = system.procs["reporting"]
+    """Starts reporting's projecting process again (same port); returns when it is ready."""
+    p = projector(system)
     p.start()
     return await asyncio.to_thread(p.wait_ready, 120.0)
 
@@ -588,7 +604,7 @@ async def run(bench: Bench) -> list[Row]:
 
             # growth: the big book grows while reporting is stopped, then reporting catches up
             alone = await neighbour(system, client, sz.neighbour_s, None)
-            system.procs["reporting"].stop()
+            projector(system).stop()
             backlog = 0
             loans_gets: list[float] = []
             grow_done = asyncio.Event()
@@ -613,7 +629,7 @@ async def run(bench: Bench) -> list[Row]:
             ready_s = await restart_reporting(system)
             caught_s = await settle(system) + ready_s
             catch_up = (backlog + members_backlog) / caught_s
-            rss_service = proc_status_mb("VmHWM", system.procs["reporting"].proc.pid)  # type: ignore[union-attr]
+            rss_service = proc_status_mb("VmHWM", projector(system).proc.pid)  # type: ignore[union-attr]
             bench.note("S5", f"growth: {sz.big2 - sz.big1:,} financings ({backlog:,} loans events) imported in "
                              f"{grow_s:.0f} s ({backlog / grow_s:,.0f} events/s) with reporting stopped; started "
                              f"again, it was ready in {ready_s:.1f} s and had applied the {backlog + members_backlog:,} "
@@ -644,8 +660,8 @@ async def run(bench: Bench) -> list[Row]:
                              f"into {LATE} in {late_s[0]:.0f} s with reporting projecting live; reporting had applied "
                              f"it all (and the {sz.late:,} members) {live_s[0]:.1f} s after the import ended")
 
-            # rebuilds, the service stopped (it would share the new builds' work)
-            system.procs["reporting"].stop()
+            # rebuilds, the projector stopped (it would share the new builds' work)
+            projector(system).stop()
             rebuilds = {}
             for fam, f in FAMILIES.items():
                 sources = list(f.sources)

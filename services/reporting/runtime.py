@@ -34,15 +34,20 @@ from services.reporting.schema import MIGRATIONS
 from services.reporting.settings import ReportingSettings
 from shared.consumer import Projection
 from shared.consumer.log_source import EventLogSource
+from shared.envelope import LogPosition
+from shared.eventstore.postgres import PostgresLogReader
 from shared.db import Pool, migrate
 from shared.logging import get_logger
 from shared.rls import READER, ensure_signed_context, reader_login
-from shared.runtime import Consumers, ServiceRuntime, request_server_settings
+from shared.runtime import Consumers, ServiceRuntime, request_server_settings, source_urls
 from shared.settings import login_url
 
 log = get_logger(__name__)
 
 SERVICE = "reporting"
+
+#: how recent the projector's Kafka lag (``consumer_lag``) must be for an API process to trust it, seconds
+LAG_FRESH_S = 30.0
 
 
 class LruCache:
@@ -71,14 +76,19 @@ class ReportingRuntime(ServiceRuntime):
     settings: ReportingSettings
 
     def __init__(self, settings: ReportingSettings) -> None:
+        if settings.role == "api":  # the projector process runs every consumer, the kernel's included
+            settings = settings.model_copy(update={"run_consumers": False})
         super().__init__(SERVICE, settings, migrations=MIGRATIONS, consumers=[CooperativeSummary()])
         self.known: dict[str, Build] = {}
         self.live: dict[str, Build] = {}
         self._runners: dict[str, Consumers] = {}
         self._stopped_here: dict[str, float] = {}
         self._consumers_here = False
+        self._keeps_builds = True
         self.report_cache = LruCache(settings.report_cache_size)
         self._reader_pool: Pool | None = None
+        #: the producers' logs, read for the freshness figures where the consumers run elsewhere
+        self._readers: dict[str, PostgresLogReader] = {}
 
     @property
     def reader_pool(self) -> Pool:
@@ -114,15 +124,38 @@ class ReportingRuntime(ServiceRuntime):
             await self._seed_programmes(conn)
             await registry.ensure_builds(conn)
         self._consumers_here = background and self.settings.run_consumers and self.settings.event_source != "none"
+        #: this process switches and drops builds (an API process only follows what the projector does)
+        self._keeps_builds = self.settings.role != "api"
         await self.refresh_builds()
         if background:
             self.spawn(self._supervise(), "build-supervisor")
+            if self.settings.role == "projector" and self.settings.event_source == "kafka":
+                self.spawn(self._report_lag(), "lag-reporter")
 
     async def stop(self) -> None:
         await super().stop()
+        for reader in self._readers.values():
+            with contextlib.suppress(Exception):
+                await reader.close()
         if self._reader_pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader_pool.close(), 5)
+
+    async def _report_lag(self) -> None:
+        """Every second, each running build's records on the broker not applied yet (``consumer_lag``)."""
+        while not self._stop.is_set():
+            try:
+                for name, runner in list(self._runners.items()):
+                    behind = 0
+                    for src in runner.sources:
+                        behind += sum((await src.lag()).values())
+                    await self.worker_pool.execute(
+                        """INSERT INTO consumer_lag (consumer, events) VALUES ($1, $2) ON CONFLICT (consumer)
+                           DO UPDATE SET events = $2, updated_at = now()""", name, behind)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("lag_reporter_retrying", error=repr(e))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 1.0)
 
     async def _supervise(self) -> None:
         while not self._stop.is_set():
@@ -141,8 +174,8 @@ class ReportingRuntime(ServiceRuntime):
             rows = await registry.builds(conn)
             for row in rows:
                 fam = FAMILIES.get(row.family)
-                if row.state == "building" and fam is not None and row.version == fam.version \
-                        and await registry.switch_if_caught_up(conn, row.build):
+                if self._keeps_builds and row.state == "building" and fam is not None \
+                        and row.version == fam.version and await registry.switch_if_caught_up(conn, row.build):
                     log.info("projection_build_live", build=row.build, family=row.family)
                     rows = await registry.builds(conn)
                     break
@@ -160,7 +193,7 @@ class ReportingRuntime(ServiceRuntime):
             self.live = {r.family: self.known[r.build] for r in rows if r.state == "live" and r.build in self.known}
             now = time.monotonic()
             for row in rows:
-                if row.state != "retired" or row.dropped_at is not None:
+                if not self._keeps_builds or row.state != "retired" or row.dropped_at is not None:
                     continue
                 if row.build in self._runners:
                     await self._stop_build(row.build)
@@ -221,6 +254,8 @@ class ReportingRuntime(ServiceRuntime):
         per tailed log). Exact where the consumers tail the event logs; a Kafka consumer cannot tell whose
         records it has not read yet, so there every count is 0 once caught up and the answer None (unknown)
         while it is behind."""
+        if not self._consumers_here:
+            return await self._pending_elsewhere(tenants)
         out: dict[str, int] = {}
         for b in self.live.values():
             runner = self._runners.get(b.name)
@@ -233,4 +268,38 @@ class ReportingRuntime(ServiceRuntime):
                         return None
                 except Exception:  # noqa: BLE001 - a source out of reach: no figure this time
                     return None
+        return out
+
+    async def _pending_elsewhere(self, tenants: Sequence[str]) -> dict[str, int] | None:
+        """``pending_by_tenant`` where another process (the projector) runs the consumers: from the
+        positions it commits with its batches (``consumer_log_positions``) against the tailed logs, as
+        exact as its own figure. On Kafka the figure is the projector's (``consumer_lag``): all 0 once it
+        reported itself caught up within ``LAG_FRESH_S``, else None (unknown)."""
+        live = list(self.live.values())
+        if self.settings.event_source == "kafka":
+            rows = await self.pool.fetch(
+                "SELECT consumer, events, now() - updated_at < make_interval(secs => $2) AS fresh "
+                "FROM consumer_lag WHERE consumer = ANY($1::text[])", [b.name for b in live], LAG_FRESH_S)
+            by = {r["consumer"]: r for r in rows}
+            ok = all(b.name in by and by[b.name]["fresh"] and by[b.name]["events"] == 0 for b in live)
+            return {} if ok else None
+        if self.settings.event_source != "embedded":
+            return None
+        positions = {(r["consumer"], r["source"]): LogPosition(r["tx_id"], r["position"])
+                     for r in await self.pool.fetch(
+                         "SELECT consumer, source, tx_id, position FROM consumer_log_positions "
+                         "WHERE consumer = ANY($1::text[])", [b.name for b in live])}
+        out: dict[str, int] = {}
+        try:
+            for b in live:
+                for producer, dsn in source_urls(self.service, self.settings.source_database_urls, [b]).items():
+                    reader = self._readers.get(producer)
+                    if reader is None:
+                        reader = self._readers[producer] = PostgresLogReader(
+                            await self._source_pool(producer, dsn), dsn)
+                    position = positions.get((b.name, producer), LogPosition())
+                    for t, n in (await reader.count_after_by_tenant(position, tenants)).items():
+                        out[t] = out.get(t, 0) + n
+        except Exception:  # noqa: BLE001 - a source out of reach: no figure this time
+            return None
         return out

@@ -5,7 +5,8 @@
 - ``programmes`` and ``programme_cooperatives``: donor programmes and the cooperatives that consented to
   be aggregated in them (managed by operators, see the ``/programmes`` routes, or seeded from settings);
 - ``cooperative_targets``: each cooperative's targets (e.g. 10 000 members with access by a date), set
-  by its managers; no event carries targets.
+  by its managers; no event carries targets;
+- ``consumer_lag``: a Kafka projector's records not applied yet, per build (for the API processes).
 """
 
 from __future__ import annotations
@@ -67,4 +68,9 @@ MIGRATIONS = [
     # a rebuild's month-end sums are written once, when it is about to go live (``builds.finish_months``)
     Migration("0005_builds_months_deferred",
               "ALTER TABLE projection_builds ADD COLUMN months_deferred boolean NOT NULL DEFAULT false;"),
+    # a projector process on Kafka says how far each build's consumers are behind the broker, for the API
+    # processes' freshness figures (``ReportingRuntime._pending_elsewhere``; no cooperative data)
+    Migration("0006_consumer_lag",
+              """CREATE TABLE consumer_lag (consumer text PRIMARY KEY, events bigint NOT NULL,
+                                          updated_at timestamptz NOT NULL DEFAULT now());"""),
 ]

@@ -18,6 +18,13 @@ class ReportingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REPORTING_", extra="ignore", populate_by_name=True)
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/washfin_reporting"
+    #: what this process does: ``all`` serves the API and projects the events (one process, the simplest
+    #: shape); ``api`` serves the API and projects nothing (the reports, live builds, cache keys and
+    #: freshness are read from the database that a projector process keeps); ``projector`` projects the
+    #: events, follows the build registry (switches, drops) and serves only health and metrics. Split, a
+    #: batch's CPU never holds the event loop that answers requests (S5N: the summary GET's p99 during an
+    #: import, 222 ms in one process, was the projection's batches in the API's loop)
+    role: Literal["all", "api", "projector"] = "all"
     run_relay: bool = False  # reporting publishes nothing
     #: reports' queries are planned for the scope they get (one cooperative or a hundred), never from a
     #: plan cached on the connection for another scope

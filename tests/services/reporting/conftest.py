@@ -28,6 +28,8 @@ class System:
     urls: dict[str, str]
     platform_url: str
     apps: dict[str, Any]
+    #: reporting's projector (``REPORTING_ROLE=projector``) when the system runs reporting split in two
+    projector: ServiceClient | None = None
 
 
 def reporting_settings(urls: dict[str, str], platform_url: str, **extra: object):  # type: ignore[no-untyped-def]
@@ -46,8 +48,11 @@ async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]
 
 
 @asynccontextmanager
-async def start_system(pg: PostgresHandle, platform_url: str, **reporting: object) -> AsyncIterator[System]:
-    """The four services in-process; ``reporting``: settings of the reporting service to override."""
+async def start_system(pg: PostgresHandle, platform_url: str, *, split: bool = False,
+                       **reporting: object) -> AsyncIterator[System]:
+    """The four services in-process; ``reporting``: settings of the reporting service to override;
+    ``split``: reporting as an API (``REPORTING_ROLE=api``) and a projector (``projector``) beside it, on
+    the same database, as ``make run`` and the deployments run it."""
     from services.loans.app import create_app as loans_app
     from services.loans.settings import LoansSettings
     from services.members.app import create_app as members_app
@@ -67,13 +72,17 @@ async def start_system(pg: PostgresHandle, platform_url: str, **reporting: objec
     apps = {"members": members_app(MembersSettings(**common("members"))),
             "loans": loans_app(LoansSettings(**common("loans"))),
             "sanitation": sanitation_app(SanitationSettings(**common("sanitation"))),
-            "reporting": reporting_app(reporting_settings(urls, platform_url,
-                                                          **{"build_drop_grace_s": 60.0, **reporting}))}
+            "reporting": reporting_app(reporting_settings(urls, platform_url, **{
+                "build_drop_grace_s": 60.0, **reporting, **({"role": "api"} if split else {})}))}
+    if split:
+        apps["reporting-projector"] = reporting_app(reporting_settings(urls, platform_url, **{
+            "build_drop_grace_s": 60.0, **reporting, "role": "projector"}))
     try:
         async with AsyncExitStack() as stack:
             members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
                                                      for s in ("members", "loans", "sanitation", "reporting")]
-            yield System(members, loans, sanitation, reporting, urls, platform_url, apps)
+            projector = await stack.enter_async_context(running_app(apps["reporting-projector"])) if split else None
+            yield System(members, loans, sanitation, reporting, urls, platform_url, apps, projector)
     finally:
         for url in urls.values():
             await dbs.drop(url)
@@ -84,7 +93,8 @@ async def quiet(system: System, timeout: float = 60) -> None:
     appended any more (reactions append in the background): every consumer's lag is 0 and no log grew
     while the lags were read (a reaction appends before its consumer commits the cause's position, so
     while one is under way its consumer still lags)."""
-    clients = (system.members, system.loans, system.sanitation, system.reporting)
+    clients = (system.members, system.loans, system.sanitation, system.reporting,
+               *([system.projector] if system.projector else []))
 
     async def counts() -> list[int]:
         return [int(await c.runtime.pool.fetchval("SELECT count(*) FROM events")) for c in clients]  # type: ignore[union-attr]
