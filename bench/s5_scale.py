@@ -64,7 +64,7 @@ import asyncpg
 import httpx
 
 from bench.common import MEMBER_EVENT, Bench, Row, Target, member_payload, percentile, proc_status_mb, say, uptime
-from deploy.local.services import SERVICES, ServiceProcess, service_env
+from deploy.local.services import PROJECTOR, SERVICES, ServiceProcess, reporting_roles, service_env
 from services.reporting.projections.catalog import FAMILIES
 from shared.db import chunks, connect, create_pool
 from shared.eventstore import NO_STREAM, StreamAppend
@@ -170,8 +170,7 @@ async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> Sys
         env[s] = service_env(s, urls, platform, kafka=None, extra=extra)
     split = os.environ.get("S5_REPORTING", "split") == "split"
     if split:  # the API and the projector, each its own process (REPORTING_ROLE)
-        env[PROJECTOR] = {**env["reporting"], "REPORTING_ROLE": "projector"}
-        env["reporting"] = {**env["reporting"], "REPORTING_ROLE": "api"}
+        env["reporting"], env[PROJECTOR] = reporting_roles(env["reporting"])
     system = System(pg, urls, platform, {}, env, coops, logs)
     try:
         for s in SERVICES:
@@ -189,13 +188,9 @@ async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> Sys
     return system
 
 
-#: the reporting projector's process (``REPORTING_ROLE=projector``), beside the API's, unless
-#: ``S5_REPORTING=one`` (one process doing both, as before the split)
-PROJECTOR = "reporting-projector"
-
-
 def projector(system: System) -> ServiceProcess:
-    """The process that projects reporting's events: the projector's, or the one reporting process."""
+    """The process that projects reporting's events: the projector's (``PROJECTOR``, beside the API's),
+    or with ``S5_REPORTING=one`` the one reporting process doing both (the shape before the split)."""
     return system.procs.get(PROJECTOR) or system.procs["reporting"]
 
 

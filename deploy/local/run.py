@@ -39,10 +39,12 @@ from deploy.local.kafka import REPO_ROOT, InfraError, LocalKafka
 from deploy.local.logins import provision
 from deploy.local.postgres import LocalPostgres
 from deploy.local.services import (
+    PROJECTOR,
     SERVICES,
     ServiceProcess,
     kafka_env,
     members_personal_data_env,
+    reporting_roles,
     service_env,
 )
 from shared.kafka import KafkaConnection
@@ -262,6 +264,8 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
     pg = LocalPostgres(data_dir / "postgres")
     kafka: LocalKafka | None = None
     procs: list[ServiceProcess] = []
+    #: processes beside the services' APIs (reporting's projector): no URL of their own to give out
+    workers: list[ServiceProcess] = []
     children = _Children(data_dir)
     try:
         stop.install()
@@ -295,9 +299,14 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
         for s in SERVICES:
             env = service_env(s, service_urls, urls["platform"], kafka=kafka.connection(s) if kafka else None,
                               extra={**logins.env_for(s), **extras.get(s, {})}, sources=logins.sources_for(s))
+            if s == "reporting":  # its API, and beside it the process that projects the events
+                api_env, projector_env = reporting_roles(env)
+                env = api_env
+                workers.append(ServiceProcess(s, projector_env, data_dir / "logs" / f"{PROJECTOR}.log").start())
+                children.add(PROJECTOR, workers[-1].proc)
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
             children.add(s, procs[-1].proc)
-        for p in procs:
+        for p in [*procs, *workers]:
             p.wait_ready()
         ready_s = time.monotonic() - t0
         _write_env_file(data_dir / "washfin.env", urls, procs, kafka.connection() if kafka else None,
@@ -307,11 +316,11 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
             asyncio.run(load_all_demo({p.service: p.url for p in procs}))
         reporting = next(p for p in procs if p.service == "reporting")
         _banner(procs, reporting, ready_s, pg, kafka, data_dir)
-        while all(p.proc is not None and p.proc.poll() is None for p in procs):
+        while all(p.proc is not None and p.proc.poll() is None for p in [*procs, *workers]):
             time.sleep(0.5)
-        dead = [p for p in procs if p.proc is not None and p.proc.poll() is not None]
+        dead = [p for p in [*procs, *workers] if p.proc is not None and p.proc.poll() is not None]
         for p in dead:
-            print(f"\n{p.service} stopped unexpectedly:\n{p.tail()}", file=sys.stderr)
+            print(f"\n{p.log_path.stem} stopped unexpectedly:\n{p.tail()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         name = signal.Signals(stop.signal).name if stop.signal else "interrupt"
@@ -323,7 +332,7 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
     finally:
         stop.stopping = True  # from here on a signal only notes that the stop is under way
         with contextlib.suppress(Exception):
-            _stop_services(procs)
+            _stop_services([*procs, *workers])
         if kafka is not None:
             with contextlib.suppress(Exception):
                 kafka.stop()

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 SERVICES = ("members", "loans", "sanitation", "reporting")
 
 
+#: reporting's projector process (``REPORTING_ROLE=projector``): its log's and its record's name
+PROJECTOR = "reporting-projector"
+
+
+def reporting_roles(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The environments of reporting's two processes from the service's one: its API
+    (``REPORTING_ROLE=api``, projects nothing) and its projector (``projector``, serves no reports), so
+    that a projection's batch never holds the event loop that answers requests."""
+    return {**env, "REPORTING_ROLE": "api"}, {**env, "REPORTING_ROLE": "projector"}
+
+
 def database_name(service: str, suffix: str = "") -> str:
     return f"washfin_{service}{suffix}"
 

@@ -192,3 +192,15 @@ def test_each_service_has_a_healthcheck_that_asks_readiness(compose: dict[str, A
     from deploy.local.kafka import free_port
 
     assert run(free_port()) != 0
+
+
+def test_reporting_runs_as_an_api_and_a_projector_beside_it(compose: dict[str, Any]) -> None:
+    """The same module and settings twice (``REPORTING_ROLE``): the API, with the published port, projects
+    nothing; the projector, no port, applies the events with the same database and Kafka principal."""
+    api, projector = compose["services"]["reporting"], compose["services"]["reporting-projector"]
+    assert api["environment"]["REPORTING_ROLE"] == "api" and projector["environment"]["REPORTING_ROLE"] == "projector"
+    assert projector["command"] == api["command"] and "ports" not in projector and api["ports"]
+    same = ("REPORTING_DATABASE_URL", "REPORTING_EVENT_SOURCE", "WASHFIN_KAFKA_SASL_USERNAME",
+            "WASHFIN_KAFKA_SASL_PASSWORD", "WASHFIN_PLATFORM_DATABASE_URL")
+    assert {k: api["environment"][k] for k in same} == {k: projector["environment"][k] for k in same}
+    assert projector["healthcheck"] == api["healthcheck"]

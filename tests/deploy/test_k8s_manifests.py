@@ -45,6 +45,9 @@ DEPLOY_README = ROOT / "deploy" / "README.md"
 
 #: services whose API scales on CPU (reporting's load is its consumers)
 AUTOSCALED = {"members", "loans", "sanitation"}
+#: Deployments that run a service's other role beside its API (``REPORTING_ROLE=projector``) -> the
+#: service: the same image and command, no Service in front, one replica in every build
+WORKERS = {"reporting-projector": "reporting"}
 #: the oldest Kubernetes minor the manifests target, and the newest the validator ships
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.utils.latest_version()]
 #: kustomization directory -> the namespace everything lands in
@@ -383,8 +386,9 @@ def test_every_service_logs_in_to_kafka_as_itself_over_tls(build: str) -> None:
         spec = _pod_spec(d)
         if d["kind"] != "Deployment" or spec is None:
             continue
-        service = d["metadata"]["name"]
         [container] = spec["containers"]
+        service = container["name"]  # reporting-projector's container is reporting's: the same principal
+        assert d["metadata"]["name"] in (service, f"{service}-projector")
         env = {e["name"]: e for e in container.get("env", [])}
         assert env["WASHFIN_KAFKA_SASL_USERNAME"]["value"] == service
         assert env["WASHFIN_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": KAFKA_SECRET, "key": service}
@@ -486,10 +490,11 @@ def _port_number(container: dict[str, Any], port: int | str) -> int:
 def test_every_deployment_runs_a_real_service_safely(build: str) -> None:
     docs = built(build)
     deployments = by_kind(docs, "Deployment")
-    assert set(deployments) == set(SETTINGS)
+    assert set(deployments) == set(SETTINGS) | set(WORKERS)
     config = by_kind(docs, "ConfigMap")[CONFIG_MAP]["data"]
     health, metrics = _routes(health_router()), _routes(metrics_router())
-    for name, d in deployments.items():
+    for deployment, d in deployments.items():
+        name = WORKERS.get(deployment, deployment)
         assert (ROOT / "services" / name / "__main__.py").is_file(), f"no service folder services/{name}"
         spec = d["spec"]["template"]["spec"]
         assert len(spec["containers"]) == 1
@@ -513,12 +518,17 @@ def test_every_deployment_runs_a_real_service_safely(build: str) -> None:
         assert d["spec"]["selector"]["matchLabels"].items() <= labels.items()
         assert 1 <= d["spec"]["replicas"] <= partitions(build), (
             f"{name}: replicas beyond the {partitions(build)} partitions would sit idle as consumers")
+        role = {e["name"]: e.get("value") for e in c.get("env", [])}.get("REPORTING_ROLE")
+        if name == "reporting":  # its API and its projector, each a Deployment of its own
+            assert role == ("projector" if deployment in WORKERS else "api"), deployment
+        if deployment in WORKERS:
+            assert d["spec"]["replicas"] == 1, f"{deployment}: its Kafka lag row is one process's"
 
 
 @pytest.mark.parametrize("build", sorted(BUILDS))
 def test_services_disruption_budgets_and_autoscalers_select_their_deployment(build: str) -> None:
     docs = built(build)
-    deployments = by_kind(docs, "Deployment")
+    deployments = {k: v for k, v in by_kind(docs, "Deployment").items() if k not in WORKERS}
     services, pdbs, hpas = by_kind(docs, "Service"), by_kind(docs, "PodDisruptionBudget"), \
         by_kind(docs, "HorizontalPodAutoscaler")
     assert set(services) == set(pdbs) == set(deployments)
@@ -638,7 +648,8 @@ def test_prod_pins_the_image_and_runs_more_replicas() -> None:
         _, tag, digest = _image_ref(_pod_spec(d)["containers"][0]["image"])  # type: ignore[index]
         assert digest or (tag and tag != "latest"), f"{d['metadata']['name']}: image not pinned"
     for name, d in by_kind(docs, "Deployment").items():
-        assert d["spec"]["replicas"] > by_kind(base, "Deployment")[name]["spec"]["replicas"]
+        if name not in WORKERS:
+            assert d["spec"]["replicas"] > by_kind(base, "Deployment")[name]["spec"]["replicas"]
 
 
 def test_the_documented_kubectl_paths_exist() -> None:
