@@ -214,11 +214,13 @@ async def migrate(conn: asyncpg.Connection, component: str, migrations: Sequence
     Safe to run concurrently from several processes (an advisory lock serialises them) and again
     at every start. Returns the names applied now.
     """
-    await conn.execute(
-        """CREATE TABLE IF NOT EXISTS schema_migrations (
-               component text NOT NULL, name text NOT NULL, checksum text NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, name))"""
-    )
+    async with conn.transaction():  # two CREATE ... IF NOT EXISTS at once: one fails on the catalog's index
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key("migrate:schema_migrations"))
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   component text NOT NULL, name text NOT NULL, checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, name))"""
+        )
     applied_now: list[str] = []
     lock = int.from_bytes(hashlib.sha256(f"migrate:{component}".encode()).digest()[:8], "big", signed=True)
     await conn.execute("SELECT pg_advisory_lock($1)", lock)

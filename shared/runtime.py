@@ -23,7 +23,7 @@ from shared.consumer import TRACKING_MIGRATIONS, Projection
 from shared.consumer.kafka_source import KafkaSource
 from shared.consumer.log_source import EventLogSource
 from shared.contracts import ContractRegistry, load_all
-from shared.db import Migration, Pool, create_pool, migrate, unheld_context, wait_for_database
+from shared.db import Migration, Pool, advisory_key, create_pool, migrate, unheld_context, wait_for_database
 from shared.loopwatch import LoopWatch
 from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
@@ -207,19 +207,30 @@ class ServiceRuntime:
         return service_topic(self.service)
 
     async def migrate(self) -> None:
-        """Create or upgrade this service's schema (idempotent)."""
+        """Create or upgrade this service's schema (idempotent). Processes of the service that start at
+        once (replicas; reporting's API and projector) take turns: each step below is safe to repeat, not
+        every one to run at the same time as itself (roles, grants, the signed context's key)."""
+        turn = advisory_key(f"service-migrate:{self.service}")
         async with self.worker_pool.acquire() as conn:
-            await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
-            await migrate(conn, "tracking", TRACKING_MIGRATIONS)
-            await migrate(conn, self.service, self.migrations)
-            for p in self.projections:
-                await migrate(conn, f"projection:{p.name}", list(p.migrations))
-            self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password,
-                                                           self.request_logins())
-            if self.settings.event_log_reader:
-                await allow_log_reader(conn, self.settings.event_log_reader)
+            await conn.execute("SELECT pg_advisory_lock($1)", turn)
+            try:
+                await self._migrate_service(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", turn)
         async with self.platform_pool.acquire() as conn:
             await migrate_platform(conn)
+
+    async def _migrate_service(self, conn: asyncpg.Connection) -> None:
+        """``migrate``'s steps on the service's database (the caller holds the turn)."""
+        await migrate(conn, "eventstore", EVENTSTORE_MIGRATIONS)
+        await migrate(conn, "tracking", TRACKING_MIGRATIONS)
+        await migrate(conn, self.service, self.migrations)
+        for p in self.projections:
+            await migrate(conn, f"projection:{p.name}", list(p.migrations))
+        self.context_key = await ensure_signed_context(conn, urlsplit(self.settings.database_url).password,
+                                                       self.request_logins())
+        if self.settings.event_log_reader:
+            await allow_log_reader(conn, self.settings.event_log_reader)
 
     def request_login_url(self) -> str:
         """The URL requests log in with: ``<SVC>_REQUEST_DATABASE_URL``, else the service's own request login
