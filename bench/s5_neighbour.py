@@ -210,7 +210,8 @@ Timed = tuple[float, str]
 def breakdown(got: list[Timed]) -> str:
     """Where the time of the slowest 1% of ``got`` (at least one) went, beside all of them's: the mean of
     the client's time, of each ``Server-Timing`` part (``shared.timing``) and of the time outside the app
-    (the client's minus ``app``: accepting, reading, the loop's queue before the request's task ran, writing)."""
+    (the client's minus ``app``: accepting, reading, the loop's queue before the request's task ran,
+    writing)."""
     if not got:
         return "no requests"
     ranked = sorted(got, key=lambda g: g[0], reverse=True)

@@ -176,7 +176,8 @@ async def start(bench: Bench, names: list[str], watchdog_ms: float = 0.0) -> Sys
         for s in SERVICES:
             system.procs[s] = ServiceProcess(s, env[s], logs / f"{s}.log").start()
         if split:
-            system.procs[PROJECTOR] = ServiceProcess("reporting", env[PROJECTOR], logs / f"{PROJECTOR}.log").start()
+            system.procs[PROJECTOR] = ServiceProcess("reporting", env[PROJECTOR],
+                                                     logs / f"{PROJECTOR}.log").start()
         for p in system.procs.values():
             await asyncio.to_thread(p.wait_ready, 120.0)
         for s in SERVICES:

@@ -7,8 +7,8 @@ middleware's start to the response's headers, and the parts of it spent
   connection's ``acquire`` included);
 - ``acquire``: waiting for a pooled database connection (``shared.db.Pool.acquire``, every pool);
 - ``scope``: holding a request scope's connection (``shared.rls.scoped``: ``tenant_scope``,
-  ``programme_scope``, ``TenantPool.acquire``): naming the scope, the transaction's begin, the route's statements and its work between
-  them, the commit;
+  ``programme_scope``, ``TenantPool.acquire``): naming the scope, the transaction's begin, the route's
+  statements and its work between them, the commit;
 - ``loop``: how late the service's event loop ran its ticks while the request was open (only with the loop
   watchdog on, ``<SVC>_LOOP_WATCHDOG_MS``): the time the request's steps could have waited in the loop's
   queue behind other work, each ``await`` of ``auth``, ``acquire`` and ``scope`` included.

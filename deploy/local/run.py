@@ -302,7 +302,8 @@ def run(data_dir: Path, with_kafka: bool, demo: bool = True) -> int:
             if s == "reporting":  # its API, and beside it the process that projects the events
                 api_env, projector_env = reporting_roles(env)
                 env = api_env
-                workers.append(ServiceProcess(s, projector_env, data_dir / "logs" / f"{PROJECTOR}.log").start())
+                log_path = data_dir / "logs" / f"{PROJECTOR}.log"
+                workers.append(ServiceProcess(s, projector_env, log_path).start())
                 children.add(PROJECTOR, workers[-1].proc)
             procs.append(ServiceProcess(s, env, data_dir / "logs" / f"{s}.log").start())
             children.add(s, procs[-1].proc)

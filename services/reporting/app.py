@@ -23,7 +23,8 @@ def build_runtime(settings: ReportingSettings) -> ReportingRuntime:
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
-    """The service's app; a projector process (``REPORTING_ROLE=projector``) serves only health and metrics."""
+    """The service's app; a projector process (``REPORTING_ROLE=projector``) serves only health and
+    metrics."""
     settings = settings or ReportingSettings()
     routers = [] if settings.role == "projector" else [router, programmes_router, dashboard_router]
     return create_service_app(SERVICE, settings, build_runtime, routers,

@@ -175,7 +175,8 @@ class ReportingRuntime(ServiceRuntime):
             for row in rows:
                 fam = FAMILIES.get(row.family)
                 if self._keeps_builds and row.state == "building" and fam is not None \
-                        and row.version == fam.version and await registry.switch_if_caught_up(conn, row.build):
+                        and row.version == fam.version \
+                        and await registry.switch_if_caught_up(conn, row.build):
                     log.info("projection_build_live", build=row.build, family=row.family)
                     rows = await registry.builds(conn)
                     break
@@ -292,7 +293,8 @@ class ReportingRuntime(ServiceRuntime):
         out: dict[str, int] = {}
         try:
             for b in live:
-                for producer, dsn in source_urls(self.service, self.settings.source_database_urls, [b]).items():
+                urls = source_urls(self.service, self.settings.source_database_urls, [b])
+                for producer, dsn in urls.items():
                     reader = self._readers.get(producer)
                     if reader is None:
                         reader = self._readers[producer] = PostgresLogReader(

@@ -198,7 +198,8 @@ def test_reporting_runs_as_an_api_and_a_projector_beside_it(compose: dict[str, A
     """The same module and settings twice (``REPORTING_ROLE``): the API, with the published port, projects
     nothing; the projector, no port, applies the events with the same database and Kafka principal."""
     api, projector = compose["services"]["reporting"], compose["services"]["reporting-projector"]
-    assert api["environment"]["REPORTING_ROLE"] == "api" and projector["environment"]["REPORTING_ROLE"] == "projector"
+    assert api["environment"]["REPORTING_ROLE"] == "api"
+    assert projector["environment"]["REPORTING_ROLE"] == "projector"
     assert projector["command"] == api["command"] and "ports" not in projector and api["ports"]
     same = ("REPORTING_DATABASE_URL", "REPORTING_EVENT_SOURCE", "WASHFIN_KAFKA_SASL_USERNAME",
             "WASHFIN_KAFKA_SASL_PASSWORD", "WASHFIN_PLATFORM_DATABASE_URL")

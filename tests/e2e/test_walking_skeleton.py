@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 from deploy.local.demo import DEMO_MEMBERS, key_for
 from deploy.local.infra import KafkaHandle, PostgresHandle
-from deploy.local.services import SERVICES, ServiceProcess, service_env
+from deploy.local.services import PROJECTOR, SERVICES, ServiceProcess, reporting_roles, service_env
 from shared.kafka import KafkaConnection
 from shared.tenancy import Role
 from tests.helpers import eventually
@@ -38,6 +38,9 @@ def start_system(pg: PostgresHandle, platform_url: str, logs: Path, kafka: Kafka
         # each service logs in to the broker as its own principal
         env = service_env(s, urls, platform_url, kafka=kafka.connection(s) if kafka else None,
                           extra={"WASHFIN_KAFKA_NAMESPACE": namespace})
+        if s == "reporting":  # its API, and its projector beside it, as make run and the deployments
+            env, projector_env = reporting_roles(env)
+            procs.append(ServiceProcess(s, projector_env, logs / f"{PROJECTOR}.log").start())
         procs.append(ServiceProcess(s, env, logs / f"{s}.log").start())
     try:
         for p in procs:
@@ -60,8 +63,8 @@ def system(request: pytest.FixtureRequest, pg: PostgresHandle, platform_url: str
     namespace = f"e2e{uuid.uuid4().hex[:8]}"
     procs = start_system(pg, platform_url, tmp_path, k, namespace)
     pids = {p.proc.pid for p in procs if p.proc}
-    assert len(pids) == 4, "four separate OS processes"
-    yield {p.service: p for p in procs}, bootstrap, namespace
+    assert len(pids) == 5, "five OS processes: the four services, reporting's projector beside its API"
+    yield {p.log_path.stem: p for p in procs}, bootstrap, namespace
     for p in procs:
         p.stop()
     for p in procs:
@@ -92,8 +95,16 @@ async def test_member_registered_reaches_each_cooperatives_summary(system) -> No
         assert bmi["tenant_id"] == BMI and baik["tenant_id"] == BAIK
         expected_people = sum(m["household_size"] for m in DEMO_MEMBERS[BMI][:3])
         assert bmi["people"] == expected_people
-        for svc in ("loans", "sanitation"):
+        for svc in ("loans", "sanitation", PROJECTOR):
             assert (await client.get(f"{procs[svc].url}/healthz")).json() == {"status": "ok"}
+
+        async def caught_up() -> bool:
+            """The API's freshness, from what the projector committed (embedded) or reported (Kafka)."""
+            r = await client.get(f"{reporting.url}/reports/dashboard",
+                                 headers={"X-API-Key": key_for(BMI, Role.MANAGER)})
+            return r.status_code == 200 and r.json()["freshness"]["lag_events"] == 0
+
+        await eventually(caught_up, timeout=60)
 
     if bootstrap:
         # the events really crossed the broker: read the members topic back

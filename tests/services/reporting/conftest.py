@@ -1,6 +1,6 @@
 """The four services in-process on real PostgreSQL, wired the embedded way: each service's consumers
 tail the other services' event logs (loans <- members, sanitation; sanitation <- loans, members; members <- loans;
-reporting <- all three)."""
+reporting <- all three). Reporting runs as its API and its projector, as ``make run`` runs it."""
 
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ async def system(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]
 
 
 @asynccontextmanager
-async def start_system(pg: PostgresHandle, platform_url: str, *, split: bool = False,
+async def start_system(pg: PostgresHandle, platform_url: str, *, split: bool = True,
                        **reporting: object) -> AsyncIterator[System]:
-    """The four services in-process; ``reporting``: settings of the reporting service to override;
-    ``split``: reporting as an API (``REPORTING_ROLE=api``) and a projector (``projector``) beside it, on
-    the same database, as ``make run`` and the deployments run it."""
+    """The four services in-process; ``reporting``: settings of the reporting service to override (of
+    both its processes); ``split``: reporting as an API (``REPORTING_ROLE=api``, ``System.reporting``)
+    and a projector (``projector``, ``System.projector``) beside it on the same database, as ``make run``
+    and the deployments run it (False: one process doing both, ``all``)."""
     from services.loans.app import create_app as loans_app
     from services.loans.settings import LoansSettings
     from services.members.app import create_app as members_app
@@ -81,7 +82,8 @@ async def start_system(pg: PostgresHandle, platform_url: str, *, split: bool = F
         async with AsyncExitStack() as stack:
             members, loans, sanitation, reporting = [await stack.enter_async_context(running_app(apps[s]))
                                                      for s in ("members", "loans", "sanitation", "reporting")]
-            projector = await stack.enter_async_context(running_app(apps["reporting-projector"])) if split else None
+            projector = (await stack.enter_async_context(running_app(apps["reporting-projector"]))
+                         if split else None)
             yield System(members, loans, sanitation, reporting, urls, platform_url, apps, projector)
     finally:
         for url in urls.values():

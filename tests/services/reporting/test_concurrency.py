@@ -144,13 +144,16 @@ async def test_liveness_fails_while_a_pool_is_stuck_or_a_consumer_stalls(pg: Pos
                 await rt.pool.release(c)
         assert (await rep.get("/healthz")).status_code == 200
 
-        # the consumers' connections all taken: a new event cannot be applied, the consumer stalls
+        # the consumers' connections all taken (in the projector, which runs them): a new event cannot be
+        # applied, the consumer stalls
+        assert system.projector is not None
+        proj, rt = system.projector, system.projector.runtime
         workers = [await rt.worker_pool.acquire() for _ in range(rt.settings.db_worker_pool_max)]
         try:
             await _register(system, BMI, 1)
 
             async def stalled() -> Any:
-                r = await rep.get("/healthz")
+                r = await proj.get("/healthz")
                 return r.status_code == 503 and any(
                     c.startswith("reporting.members") for c in r.json().get("stalled_consumers", [])) and r.json()
 
@@ -166,6 +169,6 @@ async def test_liveness_fails_while_a_pool_is_stuck_or_a_consumer_stalls(pg: Pos
         await eventually(two_members, timeout=60)
 
         async def alive() -> bool:
-            return (await rep.get("/healthz")).status_code == 200
+            return all([(await c.get("/healthz")).status_code == 200 for c in (rep, proj)])
 
         await eventually(alive, timeout=30)

@@ -23,12 +23,13 @@ def h(tenant: str, role: Role = Role.MANAGER) -> dict[str, str]:
 
 @pytest.fixture
 async def split(pg: PostgresHandle, platform_url: str) -> AsyncIterator[System]:
-    async with start_system(pg, platform_url, split=True) as s:
+    async with start_system(pg, platform_url, split=True) as s:  # the tests' default, said here
         yield s
 
 
 async def _register(system: System, tenant: str, n: int) -> None:
-    r = await system.members.post("/members", json=DEMO_MEMBERS[tenant][n], headers=h(tenant, Role.FIELD_OFFICER))
+    r = await system.members.post("/members", json=DEMO_MEMBERS[tenant][n],
+                                  headers=h(tenant, Role.FIELD_OFFICER))
     assert r.status_code == 201, r.text
 
 
@@ -56,13 +57,15 @@ async def test_the_api_projects_nothing_and_answers_from_what_the_projector_writ
     assert (await split.projector.get("/readyz")).status_code == 200
 
 
-async def test_the_apis_freshness_counts_what_the_projector_has_not_applied_per_cooperative(split: System) -> None:
+async def test_the_apis_freshness_counts_what_the_projector_has_not_applied_per_cooperative(
+        split: System) -> None:
     assert split.projector is not None
     await _register(split, BMI, 0)
     await quiet(split)
 
     async def lag(tenant: str) -> object:
-        return (await split.reporting.get("/reports/dashboard", headers=h(tenant))).json()["freshness"]["lag_events"]
+        r = await split.reporting.get("/reports/dashboard", headers=h(tenant))
+        return r.json()["freshness"]["lag_events"]
 
     assert await lag(BMI) == 0
     for group in list(split.projector.runtime._groups):  # the projector stops applying
