@@ -1,4 +1,7 @@
-"""The operator CLI, driven as a separate process against real PostgreSQL, failure cases included."""
+"""The operator CLI against real PostgreSQL, failure cases included: each verb run in this process with the
+argv and environment a separate process would get (``tests/cli.py``; a new interpreter costs ~1.2 s a call),
+and the process boundary itself (exit codes, one line on stderr, a pipe's table, the entry point) proved by
+real ``python -m deploy.cli`` runs, among them one that checks both ways give the same answers."""
 
 from __future__ import annotations
 
@@ -15,13 +18,18 @@ from deploy.local.infra import PostgresHandle
 from deploy.local.kafka import free_port
 from shared.db import create_pool
 from shared.tenancy import Authenticator
+from tests.cli import run_in_process, run_process
 from tests.kernel.conftest import member_registered
 
 
 def washfin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("WASHFIN_")}
-    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], env={**clean, **env},
-                          capture_output=True, text=True, timeout=120)
+    """``washfin *args`` with ``env``, run in this process (``tests/cli.py``)."""
+    return run_in_process(env, *args)
+
+
+def washfin_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m deploy.cli *args`` with ``env``, as a process of its own: for what is about the process."""
+    return run_process(env, *args)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> Any:
@@ -109,9 +117,9 @@ async def test_migrate_status_and_dead_letters(cli_env: dict[str, str]) -> None:
 
 def test_unreachable_database_and_missing_settings_fail_in_one_line() -> None:
     down = {"WASHFIN_PLATFORM_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
-    one_error_line(washfin(down, "tenant", "list"), "cannot reach the database")
-    one_error_line(washfin({}, "--env-file", "/nonexistent/washfin.env", "tenant", "list"), "no settings file")
-    missing = washfin({"HOME": "/nonexistent"}, "tenant", "list")
+    one_error_line(washfin_process(down, "tenant", "list"), "cannot reach the database")
+    one_error_line(washfin_process({}, "--env-file", "/nonexistent/washfin.env", "tenant", "list"), "no settings file")
+    missing = washfin_process({"HOME": "/nonexistent"}, "tenant", "list")
     # without settings: the run command's file if this checkout has one (its database is not running
     # here), else the setting is named
     assert missing.returncode != 0
@@ -210,7 +218,7 @@ def test_every_verb_and_option_has_help_and_no_type_noise() -> None:
     for path, page in zip([[], *verbs], pages, strict=True):
         assert "<bool>" not in page, f"{' '.join(path)}:\n{page}"
         assert "Show this message and exit." in page, f"{' '.join(path)}:\n{page}"
-    top = washfin({}, "--help")  # the entry point itself prints the same page
+    top = washfin_process({}, "--help")  # the entry point itself prints the same page
     assert top.returncode == 0 and top.stdout == pages[0], top.stderr
     assert "--json" in top.stdout and "after the verb" in top.stdout
 
@@ -267,13 +275,54 @@ async def test_global_options_are_taken_after_the_verb_too(cli_env: dict[str, st
     # --json for the verbs that printed text only: a fresh personal-data key
     assert len(ok(washfin(cli_env, "members", "new-key", "--json"))["key"]) == 44
     one_error_line(washfin(cli_env, "run", "--json"), "drop --json")
-    # a usage error is one line too, and exit code 2
-    for bad, says in ((["status", "--bogus"], "No such option: --bogus"),
-                      (["key", "issue", "koperasi-opsi", "superuser"], "superuser"),
-                      (["tenant", "add", "only-an-id"], "Missing argument")):
-        result = washfin(cli_env, *bad)
+    # a usage error is one line too, and exit code 2 (the first from the process itself)
+    for run, bad, says in ((washfin_process, ["status", "--bogus"], "No such option: --bogus"),
+                           (washfin, ["key", "issue", "koperasi-opsi", "superuser"], "superuser"),
+                           (washfin, ["tenant", "add", "only-an-id"], "Missing argument")):
+        result = run(cli_env, *bad)
         one_error_line(result, says)
         assert result.returncode == 2
+
+
+#: command lines whose whole answer (exit code, stdout, stderr) does not depend on when they run on
+#: migrated databases with one cooperative: answers, tables, refusals, usage errors, help
+SAME_EITHER_WAY: list[list[str]] = [
+    ["--json", "migrate"],
+    ["--json", "tenant", "list"],
+    ["tenant", "list"],
+    ["tenant", "list", "--json"],
+    ["--json", "status"],
+    ["status"],
+    ["dead-letters", "list", "reporting"],
+    ["tenant", "add", "parity", "Again"],
+    ["tenant", "add", "Bad_Id!", "Bad"],
+    ["key", "issue", "nobody", "manager"],
+    ["key", "issue", "parity", "superuser"],
+    ["dead-letters", "list", "billing"],
+    ["status", "--bogus"],
+    ["rebuild", "bogus"],
+    ["run", "--json"],
+    ["tenant"],
+    ["key", "issue", "--help"],
+]
+
+
+async def test_a_verb_in_this_process_answers_as_the_process_does(cli_env: dict[str, str]) -> None:
+    """The in-process runs the other tests make (``tests/cli.py``) are the CLI's process as far as a test
+    can tell: for each command line, the same exit code, stdout and stderr as ``python -m deploy.cli``,
+    each way run after the other on the same databases."""
+    before = dict(os.environ)
+    ok(washfin_process(cli_env, "migrate"))
+    ok(washfin_process(cli_env, "tenant", "add", "parity", "Koperasi Parity"))
+    codes = set()
+    for args in SAME_EITHER_WAY:
+        theirs = washfin_process(cli_env, *args)
+        mine = washfin(cli_env, *args)
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+        codes.add(theirs.returncode)
+    assert codes == {0, 1, 2}, "answers, refusals and usage errors among them"
+    # and this process's environment is as it was: nothing the verbs were given or set stays behind
+    assert dict(os.environ) == before
 
 
 async def _member_events(url: str, tenant: str, n: int) -> None:
@@ -310,7 +359,7 @@ async def test_status_after_rebuilds_and_through_a_pipe(cli_env: dict[str, str])
     assert reporting["retired_consumers"] == [first["build"]]
     assert reporting["consumer_lag"][f"{second['build']}<-members"] == 0
 
-    table = washfin(cli_env, "status")  # stdout is a pipe here, as in `washfin status | grep ...`
+    table = washfin_process(cli_env, "status")  # stdout is a pipe here, as in `washfin status | grep ...`
     assert table.returncode == 0, table.stderr
     assert "…" not in table.stdout
     [line] = [ln for ln in table.stdout.splitlines() if ln.lstrip("│| ").startswith("reporting")]
