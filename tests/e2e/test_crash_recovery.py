@@ -30,12 +30,14 @@ from shared.rls import ensure_signed_context
 from tests.helpers import eventually
 from tests.kernel.conftest import member_registered
 
-EVENTS = 30_000
+#: enough for a dozen relay batches (500) and twenty consumer batches (300) before the fence: the kills
+#: land after the first batch whatever the size (kill_when), so more events only lengthen every phase
+EVENTS = 9_000
 HASH = "SELECT md5(string_agg(t::text, '|' ORDER BY tenant_id)) FROM coop_summary_v1 t"
 
 
 #: events committed before the fence; the rest, and the fence itself, are held back while it is open
-BEFORE_FENCE = 20_000
+BEFORE_FENCE = 6_000
 
 
 async def fill_members_log(url: str) -> tuple[asyncpg.Connection, asyncpg.transaction.Transaction]:
@@ -147,9 +149,11 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         phase("clean pass compared")
         # 4. replay the whole topic from offset 0 into the live projection: unchanged
         reporting.stop()
+        phase("consumer stopped")
         await reporting_pool.execute("DELETE FROM consumer_offsets")
         reporting = process("reporting").start()
         reporting.wait_ready()
+        phase("consumer restarted from offset 0")
 
         async def replayed() -> bool:
             row = await reporting_pool.fetchrow(
@@ -162,6 +166,7 @@ async def test_kill_dash_9_relay_and_consumer_then_recover_exactly(pg: PostgresH
         assert await reporting_pool.fetchval(HASH) == clean_hash
         reporting.stop()
         members.stop()
+        phase("stopped")
     finally:
         if clean is not None and not clean.done():
             clean.cancel()
