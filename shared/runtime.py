@@ -417,6 +417,8 @@ class ServiceRuntime:
             group.stop.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=10)
+            if pending:
+                log.warning("tasks_not_stopped_in_time", tasks=sorted(t.get_name() for t in pending), waited_s=10)
             for t in pending:
                 t.cancel()
         for c in self.consumers:
