@@ -48,6 +48,25 @@ async def wait_or_stop(waiting: Awaitable[object], stop: asyncio.Event) -> None:
         t.cancel()
 
 
+async def unless_stopped(stop: asyncio.Event, waiting: Awaitable[object]) -> bool:
+    """Wait for ``waiting``, or until ``stop`` is set: True if ``waiting`` finished (its exception raised
+    here), False if ``stop`` came first (``waiting`` is then cancelled)."""
+    waiter = asyncio.ensure_future(waiting)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await waiter
+    if waiter.cancelled():
+        return False
+    waiter.result()
+    return True
+
+
 async def keep_running(stop: asyncio.Event, attempt: Callable[[], Awaitable[None]],
                        on_failure: Callable[[Exception, float], None], first_backoff: float = 0.2) -> None:
     """Run ``attempt`` again and again until ``stop`` is set; after a failure report it and back off

@@ -32,7 +32,7 @@ from shared.contracts import ContractRegistry
 from shared.envelope import Envelope
 from shared.kafka import KafkaTarget, dead_letter_topic, ensure_topics, make_consumer, make_producer, namespaced, owner_topic
 from shared.logging import get_logger
-from shared.worker import Progress, keep_running
+from shared.worker import Progress, keep_running, unless_stopped
 
 log = get_logger(__name__)
 
@@ -129,11 +129,15 @@ class KafkaSource:
         self.consumer = make_consumer(self.bootstrap_servers, self.group_id, **self.consumer_overrides)
         self.consumer.subscribe(topics, listener=_Rebalance(self))
         dlq = make_producer(self.bootstrap_servers, client_id=f"{self.projection.name}-dlq")
-        await self.consumer.start()
-        await dlq.start()
-        self.healthy = True
-        log.info("consumer_started", consumer=self.projection.name, topics=topics)
         try:
+            # the start waits for a partition assignment, which a topic its owner has not created yet never
+            # gets: a stop meanwhile ends the wait (else the service's stop waited 10 s, then cancelled it);
+            # a start that fails is stopped below as a started one is (no unclosed client left behind)
+            if not await unless_stopped(stop, self.consumer.start()):
+                return
+            await dlq.start()
+            self.healthy = True
+            log.info("consumer_started", consumer=self.projection.name, topics=topics)
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=500)
                 if not batch:
