@@ -10,9 +10,7 @@ tranche as usual. The CLI runs as a separate process on the services' own databa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -20,6 +18,7 @@ from services.loans.reactions import TrancheRelease
 from services.sanitation.reactions import TrancheOrdersJob
 from shared.contracts import load_all
 from shared.envelope import Envelope
+from tests.cli import run_in_process
 from tests.helpers import ServiceClient
 from tests.services.conftest import BMI, headers
 from tests.services.loans.support import MANAGER, Walk
@@ -31,12 +30,10 @@ REGISTRY = load_all()
 
 
 def washfin(loans: ServiceClient, sanitation: ServiceClient, *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.endswith("_DATABASE_URL") and not k.startswith("WASHFIN_")}
-    env = {**clean, "LOANS_DATABASE_URL": loans.runtime.settings.database_url,
-           "SANITATION_DATABASE_URL": sanitation.runtime.settings.database_url}
-    return subprocess.run([sys.executable, "-m", "deploy.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    """``washfin *args`` on the two services' databases, in this process as a new process would run it
+    (``tests/cli.py``; tests/ops/test_cli.py checks the two agree)."""
+    return run_in_process({"LOANS_DATABASE_URL": loans.runtime.settings.database_url,
+                           "SANITATION_DATABASE_URL": sanitation.runtime.settings.database_url}, *args)
 
 
 def answer(result: subprocess.CompletedProcess[str]) -> Any:
