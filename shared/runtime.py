@@ -418,7 +418,8 @@ class ServiceRuntime:
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=10)
             if pending:
-                log.warning("tasks_not_stopped_in_time", tasks=sorted(t.get_name() for t in pending), waited_s=10)
+                log.warning("tasks_not_stopped_in_time", tasks=sorted(t.get_name() for t in pending),
+                            waited_s=10)
             for t in pending:
                 t.cancel()
         for c in self.consumers:

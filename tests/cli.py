@@ -6,9 +6,9 @@ and the entry point's own exit codes, and keeps the real-process runs that prove
 
 What a subprocess would start afresh is set up the same way for each call and put back after it: the
 environment (exactly ``clean + env``, as a subprocess gets it), the rich console and click's help width
-(made for a pipe, as a subprocess writing to a pipe makes them), and the logging configuration some verbs change (root handlers
-and levels, structlog). The verb runs in a thread of its own, so its ``asyncio.run`` does not meet the
-test's running event loop; the caller waits for it, as it waited for the subprocess."""
+(made for a pipe, as a subprocess writing to a pipe makes them), and the logging configuration some verbs
+change (root handlers and levels, structlog). The verb runs in a thread of its own, so its ``asyncio.run``
+does not meet the test's running event loop; the caller waits for it, as it waited for the subprocess."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ PROG_NAME = "python -m deploy.cli"
 
 def clean_environment() -> dict[str, str]:
     """The test process's environment without the settings a test passes itself (databases, WASHFIN_*)."""
-    return {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("WASHFIN_")}
+    return {k: v for k, v in os.environ.items()
+            if not k.endswith("_DATABASE_URL") and not k.startswith("WASHFIN_")}
 
 
 def run_process(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -88,7 +89,8 @@ def _runner(width: int) -> Any:
     from typer.testing import CliRunner
 
     class PipeRunner(CliRunner):
-        """CliRunner formats help to 80 columns (formatting.FORCED_WIDTH); a process on a pipe, to ``width``."""
+        """CliRunner formats help to 80 columns (formatting.FORCED_WIDTH); a process on a pipe to
+        ``width``."""
 
         @contextlib.contextmanager
         def isolation(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -114,7 +116,8 @@ def run_in_process(env: Mapping[str, str], *args: str) -> subprocess.CompletedPr
     def invoke() -> None:
         try:
             with _as_a_new_process(full_env):
-                result = _runner(_pipe_width(full_env)).invoke(app, list(args), prog_name=PROG_NAME, catch_exceptions=True)
+                result = _runner(_pipe_width(full_env)).invoke(app, list(args), prog_name=PROG_NAME,
+                                                               catch_exceptions=True)
             stderr = result.stderr
             if result.exception is not None and not isinstance(result.exception, SystemExit):
                 stderr += "".join(traceback.format_exception(result.exception))

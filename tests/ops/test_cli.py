@@ -118,7 +118,8 @@ async def test_migrate_status_and_dead_letters(cli_env: dict[str, str]) -> None:
 def test_unreachable_database_and_missing_settings_fail_in_one_line() -> None:
     down = {"WASHFIN_PLATFORM_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
     one_error_line(washfin_process(down, "tenant", "list"), "cannot reach the database")
-    one_error_line(washfin_process({}, "--env-file", "/nonexistent/washfin.env", "tenant", "list"), "no settings file")
+    one_error_line(washfin_process({}, "--env-file", "/nonexistent/washfin.env", "tenant", "list"),
+                   "no settings file")
     missing = washfin_process({"HOME": "/nonexistent"}, "tenant", "list")
     # without settings: the run command's file if this checkout has one (its database is not running
     # here), else the setting is named
@@ -318,7 +319,8 @@ async def test_a_verb_in_this_process_answers_as_the_process_does(cli_env: dict[
     for args in SAME_EITHER_WAY:
         theirs = washfin_process(cli_env, *args)
         mine = washfin(cli_env, *args)
-        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr), args
+        assert (mine.returncode, mine.stdout, mine.stderr) == (theirs.returncode, theirs.stdout,
+                                                               theirs.stderr), args
         codes.add(theirs.returncode)
     assert codes == {0, 1, 2}, "answers, refusals and usage errors among them"
     # and this process's environment is as it was: nothing the verbs were given or set stays behind
