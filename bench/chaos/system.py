@@ -1,5 +1,7 @@
 """The system under test: embedded PostgreSQL, a three-node Kafka cluster (SASL/SCRAM, ACLs, RF 3, min ISR 2)
-and two replicas of each of the four services, every one its own OS process on loopback."""
+and two replicas of each of the four services, every one its own OS process on loopback; reporting as it is
+deployed (``make run``, Compose, Kubernetes): two API replicas (``REPORTING_ROLE=api``) and one projector
+(``projector``), which the nemesis kills and pauses like any other process."""
 
 from __future__ import annotations
 
@@ -18,7 +20,14 @@ from deploy.local.demo import prepare_demo_platform
 from deploy.local.infra import PostgresHandle
 from deploy.local.kafka import InfraError, LocalKafkaCluster
 from deploy.local.postgres import LocalPostgres
-from deploy.local.services import SERVICES, ServiceProcess, members_personal_data_env, service_env
+from deploy.local.services import (
+    PROJECTOR,
+    SERVICES,
+    ServiceProcess,
+    members_personal_data_env,
+    reporting_roles,
+    service_env,
+)
 from shared.tenancy import Role, add_staff, create_tenant, issue_key
 
 #: a third cooperative beside the two demo ones, with keys of its own (made by the run)
@@ -88,7 +97,14 @@ class System:
                     f"{s.upper()}_LOG_LEVEL": "WARNING",
                     **(sealing if s == "members" else {}),
                 })
-                self.replicas.append(Replica(f"{s}-{i}", ServiceProcess(s, env, self.workdir / "logs" / f"{s}-{i}.log")))
+                logs = self.workdir / "logs"
+                if s == "reporting":  # its APIs, and (once) the process that projects the events
+                    env, projector_env = reporting_roles(env)
+                    if i == 1:
+                        name = f"{PROJECTOR}-1"
+                        projector = ServiceProcess(s, projector_env, logs / f"{name}.log")
+                        self.replicas.append(Replica(name, projector))
+                self.replicas.append(Replica(f"{s}-{i}", ServiceProcess(s, env, logs / f"{s}-{i}.log")))
         # one replica of each first (it migrates its database), then the others
         for r in self.replicas:
             if r.name.endswith("-1"):
@@ -137,7 +153,9 @@ class System:
 
     # ---- what the client and the nemesis need ----------------------------------------------------------
     def urls(self, service: str) -> list[str]:
-        return [r.process.url for r in self.replicas if r.service == service]
+        """The URLs that answer ``service``'s API (not reporting's projector: it serves only its health)."""
+        return [r.process.url for r in self.replicas
+                if r.service == service and not r.name.startswith(PROJECTOR)]
 
     def replica(self, name: str) -> Replica:
         return next(r for r in self.replicas if r.name == name)
