@@ -30,8 +30,8 @@ from services.reporting.indicators.contributions import Book, facts_parts, repay
 from services.reporting.indicators.maths import AccessGroup, Portfolio, month_end
 from services.reporting.indicators.positions import Piece
 from services.reporting.projections.base import Names
-from services.reporting.projections.financing import FACTS, REPAYMENT, FinancingProjection
-from services.reporting.projections.sums import at_dates_sql
+from services.reporting.projections.financing import FACTS, PORTFOLIO, REPAYMENT, FinancingProjection
+from services.reporting.projections.sums import at_dates_sql, parts_sql
 
 T = dict[str, Names]
 
@@ -331,11 +331,11 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date],
     fell due before D. The fund is the first tranche's source of funds (when disbursed by D).
 
     The projection keeps, per cooperative, these figures summed per category (product, purpose, fund,
-    PAR bucket, restructured) at every month-end of its span and their changes per day
-    (``projections.financing``), so the portfolio on D is the sums at the last month-end by D plus the
-    changes of D's month up to D: rows read = cooperatives x dates x categories (+ the days of D's month
-    with a change), whatever the number of financings or instalments. ``minus``: the withheld financings,
-    whose pieces in force on each date are taken out.
+    PAR bucket, restructured) as their changes per day, per month and per year (``projections.sums``), so
+    the portfolio on D is the changes of the years ended by D's last month-end, of the months after them up
+    to it and of D's month up to D: rows read = cooperatives x dates x categories x (years + at most 11
+    months + the days of D's month with a change), whatever the number of financings or instalments.
+    ``minus``: the withheld financings, whose pieces in force on each date are taken out.
     """
     out: dict[date, dict[str, Any]] = {d: {"all": Portfolio(), "product": {}, "fund": {}} for d in dates}
     for r in await conn.fetch(portfolio_sql(t), list(dates)):
@@ -350,30 +350,11 @@ async def portfolio(conn: asyncpg.Connection, t: T, dates: Sequence[date],
 
 
 def portfolio_sql(t: T, by_tenant: bool = False) -> str:
-    ft, by = t["financing"], _tid(by_tenant, "k.")
-    return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
-                 k AS (SELECT s.tenant_id, d.on_date,
-                              CASE WHEN m.last_end >= s.first_month THEN m.last_end END AS month_end
-                       FROM {ft['pf_span']} s CROSS JOIN d
-                       CROSS JOIN LATERAL (SELECT least(s.last_month,
-                           CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
-                                THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
-                 parts AS (SELECT {by}k.on_date, p.product_id, p.purpose, p.fund, p.bucket, p.restructured,
-                                  p.financings, p.principal, p.owed
-                           FROM k JOIN {ft['pf_month']} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
-                           UNION ALL
-                           -- the changes of D's month up to D: an index range per cooperative and date (OFFSET 0
-                           -- keeps the planner from turning it into a scan of every change ever recorded)
-                           SELECT {by}k.on_date, x.product_id, x.purpose, x.fund, x.bucket, x.restructured,
-                                  x.financings, x.principal, x.owed
-                           FROM k CROSS JOIN LATERAL (
-                               SELECT * FROM {ft['pf_delta']} x WHERE x.tenant_id = k.tenant_id
-                                AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
-                               OFFSET 0) x
-                           WHERE k.month_end IS DISTINCT FROM k.on_date)
+    """The portfolio's sums at each date of $1 (``sums.parts_sql``: year, month and day rows)."""
+    return f"""{parts_sql(PORTFOLIO, t["financing"], by_tenant)}
             SELECT {_tid(by_tenant)}on_date, product_id, purpose, fund, bucket, restructured,
                    sum(financings) AS financings, sum(principal) AS principal, sum(owed) AS owed
-            FROM parts GROUP BY {_cols(6, by_tenant)} HAVING sum(financings) <> 0"""
+            FROM parts GROUP BY {_cols(6, by_tenant)} HAVING sum(financings) <> 0"""  # noqa: S608
 
 
 def add_to_portfolio(slot: dict[str, Any], product: tuple[Any, Any], fund: Any, *args: Any) -> None:

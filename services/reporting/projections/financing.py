@@ -19,15 +19,15 @@ the number of cooperatives, months and categories asked, not the financings ever
   fund, PAR bucket, restructured) with its outstanding principal and owed amount;
 - ``pf_delta``: per cooperative, per day and category, the change of (financings, principal, owed) on
   that day (the sum of the financings' steps; rows that sum to zero are removed);
-- ``pf_month``: per cooperative, per month-end and category, the sums of every ``pf_delta`` dated by
-  that month-end, for every month-end of ``pf_span`` (the months from the earliest to the latest day
-  any step was ever dated); zero rows are removed.
+- ``pf_month`` / ``pf_year`` (version 5; up to version 4 ``pf_month`` held running month-end totals): per
+  cooperative, per month-end (year-end) and category, the sum of that month's (year's) ``pf_delta``;
+  zero rows are removed; ``pf_span``: the months from the earliest to the latest day any step was dated.
 
 An event changes its financing's pieces from its business date on; the difference is added to the
-days it names and to every month-end from the first of them to the end of the span (back-dated events
-included). The portfolio on D = the month-end sums at the last month-end by D + the day changes after
-it up to D. Every row is a sum of the financings' current pieces, so a replay in any interleaving of
-the streams gives the same rows.
+days it names, their months and their years (back-dated events included). The portfolio on D = the
+year rows of the years ended by D's last month-end + the month rows after them up to it + the day
+changes after it up to D. Every row is a sum of the financings' current pieces, so a replay in any
+interleaving of the streams gives the same rows.
 
 Version 3 adds the same kind of sums (``projections.sums``) for the report's other financing figures:
 ``fx_*`` (financings by product, disbursements by fund, money, write-offs, keyed by (kind, a, b, metric))
@@ -37,6 +37,11 @@ adds the difference.
 
 Version 4 adds ``late_charge_payment`` (``loans.LateChargePaid``) and the social fund received (kind
 ``money``, metric ``social_fund_received``) to those sums; the rest is version 3 unchanged.
+
+Version 5 keeps every sums' changes per month and per year instead of running month-end totals
+(``pf_month``, ``fx_month``, ``rp_month`` hold each month's changes; ``pf_year``, ``fx_year``, ``rp_year``
+each year's): a change is written to its day, month and year, not to every month-end after it
+(``projections.sums``); the figures read are the same. The rest is version 4 unchanged.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from services.reporting.indicators.positions import Facts, Piece, category_key, 
 from services.reporting.indicators.schedule import Instalment, replace_unpaid, signed_schedule
 from services.reporting.projections import financing_batch
 from services.reporting.projections.base import SEEN, Family, Names, Table
-from services.reporting.projections.sums import Sums
+from services.reporting.projections.sums import FILLFACTOR, Sums, period_tables
 from shared.contracts import Contract
 from shared.contracts.loans import (
     ContractSigned,
@@ -71,6 +76,17 @@ from shared.contracts.loans import (
 from shared.envelope import Envelope
 
 
+#: the portfolio sums' key, descriptive and summed columns (``pf_delta``, ``pf_month``, ``pf_year``)
+PF_COLUMNS = """category     text NOT NULL,
+                product_id   text,
+                purpose      text,
+                fund         text NOT NULL,
+                bucket       integer NOT NULL,
+                restructured boolean NOT NULL,
+                financings   bigint NOT NULL,
+                principal    bigint NOT NULL,
+                owed         bigint NOT NULL"""
+
 #: version 3: the figures "by D" other than the portfolio, per cooperative (``indicators.contributions``)
 FACTS = Sums("fx", ("category", "text"), (("kind", "text"), ("a", "text"), ("b", "text"), ("metric", "text")),
              ("value",))
@@ -84,7 +100,7 @@ PORTFOLIO = Sums("pf", ("category", "text"), (("product_id", "text"), ("purpose"
 
 class FinancingProjection(Family):
     family = "financing"
-    version = 4
+    version = 5
     prefix = "rf"
     sources = ("loans",)
     defers_months = True
@@ -217,36 +233,14 @@ class FinancingProjection(Family):
                 owed         bigint NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, start_on)
             );""", "tenant_id, financing_id, start_on"),
-        Table("pf_delta", """
-            CREATE TABLE {t} (
+        Table("pf_delta", f"""
+            CREATE TABLE {{t}} (
                 tenant_id    text NOT NULL,
                 on_date      date NOT NULL,
-                category     text NOT NULL,
-                product_id   text,
-                purpose      text,
-                fund         text NOT NULL,
-                bucket       integer NOT NULL,
-                restructured boolean NOT NULL,
-                financings   bigint NOT NULL,
-                principal    bigint NOT NULL,
-                owed         bigint NOT NULL,
+                {PF_COLUMNS},
                 PRIMARY KEY (tenant_id, on_date, category)
-            );""", "tenant_id, on_date, category"),
-        Table("pf_month", """
-            CREATE TABLE {t} (
-                tenant_id    text NOT NULL,
-                month_end    date NOT NULL,
-                category     text NOT NULL,
-                product_id   text,
-                purpose      text,
-                fund         text NOT NULL,
-                bucket       integer NOT NULL,
-                restructured boolean NOT NULL,
-                financings   bigint NOT NULL,
-                principal    bigint NOT NULL,
-                owed         bigint NOT NULL,
-                PRIMARY KEY (tenant_id, month_end, category)
-            );""", "tenant_id, month_end, category"),
+            ) WITH (fillfactor = {FILLFACTOR});""", "tenant_id, on_date, category"),
+        *period_tables("pf", PF_COLUMNS, "category"),
         Table("pf_span", """
             CREATE TABLE {t} (
                 tenant_id   text NOT NULL,

@@ -1,19 +1,26 @@
-"""Per-cooperative dated sums: day changes and month-end totals, kept as changes arrive (any date).
+"""Per-cooperative dated sums: day changes, and their sums per month and per year, kept as changes arrive.
 
-A *sums* is three tables of a build: ``<x>_delta`` (per cooperative, day and key: the change of the values
-on that day; rows summing to zero are removed), ``<x>_month`` (per cooperative, month-end and key: the sum
-of every change dated by that month-end, for every month-end of the span; zero rows removed) and
-``<x>_span`` (per cooperative, the months from the earliest to the latest day any change was dated). The
-total on D = the month-end row at the last month-end by D + the day changes after it up to D: rows read =
-keys x (1 + days of D's month with a change), whatever the number of financings behind them.
+A *sums* is four tables of a build: ``<x>_delta`` (per cooperative, day and key: the change of the values
+on that day), ``<x>_month`` (per cooperative, month-end and key: the sum of that month's day changes),
+``<x>_year`` (per cooperative, year-end and key: the sum of that year's day changes) and ``<x>_span``
+(per cooperative, the months from the earliest to the latest day any change was dated; it names the
+cooperatives that have sums). Rows summing to zero are removed, so every row is a function of the sum of
+the changes, whatever the order they came in.
+
+The total on D = the year rows of the years ended by D's last month-end + the month rows after the last of
+them up to that month-end + the day changes after it up to D: rows read = keys x (years with a change +
+at most 11 months + the days of D's month with a change), whatever the number of financings behind them.
+A change is written to its day, its month and its year: three rows, however many months follow it (up to
+financing v4 the month rows were running totals, and a change was added to every month-end from its month
+to the last: about 11 rows per change on a 24-month book, and the most of a batch's time).
 
 ``rf_pf_*`` (the portfolio), ``rf_fx_*`` and ``rf_rp_*`` are such sums (``projections.financing``); this
 module keeps them generically: one key column (``key``) naming the row, descriptive columns that the
 key determines (``extra``) and the summed ``values``.
 
-A build not yet live (a rebuild, a new version's build) defers the month rows (``Names.defer_months``:
-``add`` and ``add_many`` write the day rows and the span only) and writes them once from the day rows
-(``fill``) before it goes live (``builds.finish_months``).
+A build not yet live (a rebuild, a new version's build) defers the month and year rows
+(``Names.defer_months``: ``add`` and ``add_many`` write the day rows and the span only) and writes them
+once from the day rows (``fill``) before it goes live (``builds.finish_months``).
 """
 
 from __future__ import annotations
@@ -29,10 +36,18 @@ from services.reporting.indicators.maths import month_end
 from services.reporting.projections.base import Names, Table
 from shared.db import copy_staged
 
+#: free space left in the pages of the tables rewritten in place (day, month, year rows), so an update
+#: can stay on its page (a HOT update: no index entry, the dead row pruned with the page)
+FILLFACTOR = 70
+
+
+def year_end(d: date) -> date:
+    return date(d.year, 12, 31)
+
 
 @dataclass(frozen=True)
 class Sums:
-    name: str  # "fx": tables fx_delta, fx_month, fx_span
+    name: str  # "fx": tables fx_delta, fx_month, fx_year, fx_span
     key: tuple[str, str]  # (column, SQL type)
     extra: tuple[tuple[str, str], ...]
     values: tuple[str, ...]
@@ -44,88 +59,25 @@ class Sums:
         return [
             Table(f"{self.name}_delta", f"""
                 CREATE TABLE {{t}} (tenant_id text NOT NULL, on_date date NOT NULL, {cols},
-                                    PRIMARY KEY (tenant_id, on_date, {k}));""", f"tenant_id, on_date, {k}"),
-            Table(f"{self.name}_month", f"""
-                CREATE TABLE {{t}} (tenant_id text NOT NULL, month_end date NOT NULL, {cols},
-                                    PRIMARY KEY (tenant_id, month_end, {k}));""", f"tenant_id, month_end, {k}"),
+                                    PRIMARY KEY (tenant_id, on_date, {k}))
+                    WITH (fillfactor = {FILLFACTOR});""",
+                  f"tenant_id, on_date, {k}"),
+            *period_tables(self.name, cols, k),
             Table(f"{self.name}_span", """
-                CREATE TABLE {t} (tenant_id text NOT NULL, first_month date NOT NULL, last_month date NOT NULL,
-                                  PRIMARY KEY (tenant_id));""", "tenant_id"),
+                CREATE TABLE {t} (tenant_id text NOT NULL, first_month date NOT NULL,
+                                  last_month date NOT NULL, PRIMARY KEY (tenant_id));""", "tenant_id"),
         ]
 
     async def add(self, conn: asyncpg.Connection, t: Names, tenant: str,
                   changes: Mapping[tuple[date, Any], Sequence[int]],
                   extra: Mapping[Any, Sequence[Any]]) -> None:
-        """Add ``changes`` ((day, key) -> values) to the cooperative's day and month-end rows; ``extra``
+        """Add ``changes`` ((day, key) -> values) to the cooperative's day, month and year rows; ``extra``
         gives each key's descriptive columns (an event's changes: ``FinancingProjection.apply``; a batch's
         are ``add_many``)."""
         if not changes:
             return
-        keys = sorted(changes, key=lambda x: (x[0], str(x[1])))
-        k, kt = self.key
-        ecols = [c for c, _ in self.extra]
-        cols: list[list[Any]] = [[x[0] for x in keys], [x[1] for x in keys]]
-        cols += [[extra[x[1]][i] for x in keys] for i in range(len(ecols))]
-        cols += [[changes[x][i] for x in keys] for i in range(len(self.values))]
-        types = ["date", kt, *(ty for _, ty in self.extra), *("bigint" for _ in self.values)]
-        names = ["on_date", k, *ecols, *self.values]
-        args = "unnest(" + ", ".join(f"${i + 2}::{ty}[]" for i, ty in enumerate(types)) + ")"
-        xcols = ", ".join(names)
-        n_last = len(types) + 2
-        add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in self.values)
-        zero = " AND ".join(f"{v} = 0" for v in self.values)
-        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
-        await conn.execute(
-            f"""INSERT INTO {d} (tenant_id, {xcols}) SELECT $1, * FROM {args} AS x({xcols})
-                ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""", tenant, *cols)
-        await conn.execute(
-            f"""DELETE FROM {d} WHERE tenant_id = $1 AND (on_date, {k}) IN
-                    (SELECT * FROM unnest($2::date[], $3::{kt}[])) AND {zero}""", tenant, cols[0], cols[1])
-        lo, hi = month_end(min(cols[0])), month_end(max(cols[0]))
-        row = await conn.fetchrow(f"SELECT first_month, last_month FROM {sp} WHERE tenant_id = $1 FOR UPDATE",
-                                  tenant)
-        allcols = ", ".join([k, *ecols, *self.values])
-        if t.defer_months:  # the day rows and the span only: ``fill`` writes the month rows from them
-            if row is None:
-                await conn.execute(f"INSERT INTO {sp} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
-                                   tenant, lo, hi)
-            elif lo < row["first_month"] or hi > row["last_month"]:
-                await conn.execute(f"""UPDATE {sp} SET first_month = least(first_month, $2),
-                                                       last_month = greatest(last_month, $3) WHERE tenant_id = $1""",
-                                   tenant, lo, hi)
-            return
-        if row is None:
-            await conn.execute(f"INSERT INTO {sp} (tenant_id, first_month, last_month) VALUES ($1, $2, $3)",
-                               tenant, lo, hi)
-            last = hi
-        else:
-            last = max(row["last_month"], hi)
-            if hi > row["last_month"]:  # nothing is dated after the old last month: its sums carry forward
-                await conn.execute(
-                    f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
-                        SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, {', '.join(
-                            f'p.{c}' for c in [k, *ecols, *self.values])}
-                        FROM {m} p, generate_series(date_trunc('month', $2::date) + interval '1 month',
-                                                    date_trunc('month', $3::date), interval '1 month') g
-                        WHERE p.tenant_id = $1 AND p.month_end = $2""", tenant, row["last_month"], hi)
-            if lo < row["first_month"] or hi > row["last_month"]:
-                await conn.execute(
-                    f"UPDATE {sp} SET first_month = least(first_month, $2), last_month = $3 WHERE tenant_id = $1",
-                    tenant, lo, last)
-        group = ", ".join(str(i + 2) for i in range(2 + len(ecols)))
-        picked = ", ".join([k, *ecols, *(f"sum({v})" for v in self.values)])
-        upsert = f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
-                SELECT $1, (g + interval '1 month - 1 day')::date, {picked}
-                FROM {args} AS x({xcols}),
-                     generate_series(date_trunc('month', x.on_date), date_trunc('month', ${n_last}::date),
-                                     interval '1 month') g
-                GROUP BY {group}
-                ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}"""
-        await conn.execute(upsert, tenant, *cols, last)
-        await conn.execute(
-            f"""DELETE FROM {m}
-                WHERE tenant_id = $1 AND month_end >= $2 AND {k} = ANY($3::{kt}[]) AND {zero}""",
-            tenant, lo, sorted(set(cols[1])))
+        days = [x[0] for x in changes]
+        await self.add_many(conn, t, [(tenant, changes, extra, (min(days), max(days)))])
 
     async def add_many(self, conn: asyncpg.Connection, t: Names,
                        batch: Sequence[tuple[str, Mapping[tuple[date, Any], Sequence[int]],
@@ -148,10 +100,9 @@ class Sums:
         vals = list(self.values)
         names = ["on_date", k, *ecols, *vals]
         types = ["text", "date", kt, *etypes, *("bigint" for _ in vals)]
-        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
+        d, sp = t[f"{self.name}_delta"], t[f"{self.name}_span"]
         add = ", ".join(f"{v} = {{t}}.{v} + EXCLUDED.{v}" for v in vals)
         zero = " AND ".join(f"x.{v} = 0" for v in vals)
-        allcols = ", ".join([k, *ecols, *vals])
 
         def columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
             return [[r[i] for r in rows] for i in range(width)] if rows else [[] for _ in range(width)]
@@ -166,7 +117,8 @@ class Sums:
                 conn, [f"""INSERT INTO {d} (tenant_id, {', '.join(names)}) SELECT * FROM {{stage}}
                            ON CONFLICT (tenant_id, on_date, {k}) DO UPDATE SET {add.format(t=d)}""",
                        f"""DELETE FROM {d} x USING {{stage}} u
-                           WHERE x.tenant_id = u.tenant_id AND x.on_date = u.on_date AND x.{k} = u.{k} AND {zero}"""],
+                           WHERE x.tenant_id = u.tenant_id AND x.on_date = u.on_date AND x.{k} = u.{k}
+                             AND {zero}"""],
                 list(zip(["tenant_id", *names], types, strict=True)), day_rows)
         # the spans, locked in the cooperatives' order
         tenants = [b[0] for b in batch]
@@ -175,147 +127,133 @@ class Sums:
                 ORDER BY tenant_id FOR UPDATE""", tenants)}
         new_spans: list[tuple[str, date, date]] = []
         widened: list[tuple[str, date, date]] = []
-        carried: list[tuple[str, date, date]] = []
-        last: dict[str, date] = {}
         for tenant, _, _, span in batch:
             lo, hi = month_end(span[0]), month_end(span[1])
             row = had.get(tenant)
             if row is None:
                 new_spans.append((tenant, lo, hi))
-                last[tenant] = hi
-                continue
-            last[tenant] = max(row[1], hi)
-            if hi > row[1] and not t.defer_months:
-                carried.append((tenant, row[1], hi))
-            if lo < row[0] or hi > row[1]:
-                widened.append((tenant, min(lo, row[0]), last[tenant]))
+            elif lo < row[0] or hi > row[1]:
+                widened.append((tenant, min(lo, row[0]), max(hi, row[1])))
         if new_spans:
             await conn.execute(f"""INSERT INTO {sp} (tenant_id, first_month, last_month)
                                    SELECT * FROM unnest($1::text[], $2::date[], $3::date[])""",
                                *columns(new_spans, 3))
-        if carried:  # nothing is dated after a cooperative's old last month: its sums carry forward
-            await conn.execute(
-                f"""INSERT INTO {m} (tenant_id, month_end, {allcols})
-                    SELECT p.tenant_id, (g + interval '1 month - 1 day')::date, {', '.join(
-                        f'p.{c}' for c in [k, *ecols, *vals])}
-                    FROM unnest($1::text[], $2::date[], $3::date[]) AS u(t, was, hi)
-                    JOIN {m} p ON p.tenant_id = u.t AND p.month_end = u.was,
-                         generate_series(date_trunc('month', u.was) + interval '1 month',
-                                         date_trunc('month', u.hi), interval '1 month') g""",
-                *columns(carried, 3))
         if widened:
             await conn.execute(f"""UPDATE {sp} x SET first_month = u.lo, last_month = u.hi
                                    FROM unnest($1::text[], $2::date[], $3::date[]) AS u(t, lo, hi)
                                    WHERE x.tenant_id = u.t""", *columns(widened, 3))
-        if t.defer_months:  # the day rows and the span only: ``fill`` writes the month rows from them
+        if t.defer_months:  # the day rows and the span only: ``fill`` writes the month and year rows
             return
-        # the month rows: each cooperative's changes summed per month and key (the month rows only see
-        # their month), spread over the months up to its last; a month whose changes sum to zero changes
-        # nothing (left out), and the rows the upsert left at zero are deleted by their key (``add``)
-        month_rows: list[tuple[Any, ...]] = []
-        for tenant, changes, extra, _ in batch:
-            by_month: dict[tuple[date, Any], list[int]] = {}
-            for x, v in changes.items():
-                mk = (month_end(x[0]), x[1])
-                cur = by_month.get(mk)
-                if cur is None:
-                    by_month[mk] = list(v)
-                else:
-                    for i, y in enumerate(v):
-                        cur[i] += y
-            for mk in sorted(by_month, key=lambda x: (x[0], str(x[1]))):
-                month_rows.append((tenant, last[tenant], mk[0], mk[1], *extra[mk[1]], *by_month[mk]))
-        if not month_rows:
-            return
-        mtypes = ["text", "date", *types[1:]]
-        args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(mtypes))
-        xcols = ", ".join(["tenant_id", "last_month", *names])
-        group = ", ".join(str(i + 1) for i in range(3 + len(ecols)))
-        picked = ", ".join([f"x.{c}" for c in [k, *ecols]] + [f"sum(x.{v})" for v in vals])
-        having = " OR ".join(f"sum(x.{v}) <> 0" for v in vals)
+        # the month and year rows: each cooperative's changes summed per month (year) and key; one whose
+        # changes sum to zero changes nothing (left out), and the rows the upserts left at zero are deleted
+        for level, end_of in (("month", month_end), ("year", year_end)):
+            rows: list[tuple[Any, ...]] = []
+            for tenant, changes, extra, _ in batch:
+                summed: dict[tuple[date, Any], list[int]] = {}
+                for x, v in changes.items():
+                    pk = (end_of(x[0]), x[1])
+                    cur = summed.get(pk)
+                    if cur is None:
+                        summed[pk] = list(v)
+                    else:
+                        for i, y in enumerate(v):
+                            cur[i] += y
+                for pk in sorted(summed, key=lambda x: (x[0], str(x[1]))):
+                    if any(summed[pk]):
+                        rows.append((tenant, pk[0], pk[1], *extra[pk[1]], *summed[pk]))
+            if rows:
+                await self._add_period(conn, t[f"{self.name}_{level}"], f"{level}_end", types, rows)
+
+    async def _add_period(self, conn: asyncpg.Connection, p: str, end: str, types: list[str],
+                          rows: list[tuple[Any, ...]]) -> None:
+        """Upsert ``rows`` (tenant, period end, key, extra..., values...) into the period table ``p``,
+        then delete the rows left at zero."""
+        k, kt = self.key
+        vals = list(self.values)
+        allcols = ", ".join(["tenant_id", end, k, *(c for c, _ in self.extra), *vals])
+        add = ", ".join(f"{v} = x.{v} + EXCLUDED.{v}" for v in vals)
+        zero = " AND ".join(f"x.{v} = 0" for v in vals)
+        args = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(types))
         zeros = await conn.fetch(
-            f"""WITH up AS (
-                    INSERT INTO {m} (tenant_id, month_end, {allcols})
-                    SELECT x.tenant_id, (g + interval '1 month - 1 day')::date, {picked}
-                    FROM unnest({args}) AS x({xcols}),
-                         generate_series(date_trunc('month', x.on_date), date_trunc('month', x.last_month),
-                                         interval '1 month') g
-                    GROUP BY {group} HAVING {having}
-                    ON CONFLICT (tenant_id, month_end, {k}) DO UPDATE SET {add.format(t=m)}
-                    RETURNING tenant_id, month_end, {k}, {', '.join(vals)})
-                SELECT tenant_id, month_end, {k} FROM up x WHERE {zero}""", *columns(month_rows, len(mtypes)))
-        if zeros:
+            f"""INSERT INTO {p} AS x ({allcols}) SELECT * FROM unnest({args})
+                ON CONFLICT (tenant_id, {end}, {k}) DO UPDATE SET {add}
+                RETURNING x.tenant_id, x.{end}, x.{k}, {' AND '.join(f'x.{v} = 0' for v in vals)} AS zero""",
+            *[[r[i] for r in rows] for i in range(len(types))])
+        gone = [z for z in zeros if z["zero"]]
+        if gone:
             await conn.execute(
-                f"""DELETE FROM {m} x USING unnest($1::text[], $2::date[], $3::{kt}[]) AS u(t, e, k)
-                    WHERE x.tenant_id = u.t AND x.month_end = u.e AND x.{k} = u.k AND {zero}""",
-                [z[0] for z in zeros], [z[1] for z in zeros], [z[2] for z in zeros])
+                f"""DELETE FROM {p} x USING unnest($1::text[], $2::date[], $3::{kt}[]) AS u(t, e, k)
+                    WHERE x.tenant_id = u.t AND x.{end} = u.e AND x.{k} = u.k AND {zero}""",
+                [z[0] for z in gone], [z[1] for z in gone], [z[2] for z in gone])
 
     async def fill(self, conn: asyncpg.Connection, t: Names) -> None:
-        """The month rows of every cooperative from its day rows and span, as ``add`` keeps them: for each
-        month-end of the span and key, the sum of the day changes dated by it, rows summing to zero left
-        out (a build whose consumers deferred them: ``builds.finish_months``).
-
-        Computed as a running sum over each key's months (the day changes summed per month, then added up
-        month by month from the key's first), so each day row is read once, not once per later month-end."""
+        """The month and year rows of every cooperative from its day rows, as ``add`` keeps them: for each
+        month (year) and key, the sum of its day changes, rows summing to zero left out (a build whose
+        consumers deferred them: ``builds.finish_months``)."""
         k, _ = self.key
-        ecols = [c for c, _ in self.extra]
+        kcols = [k, *(c for c, _ in self.extra)]
         vals = list(self.values)
-        d, m, sp = t[f"{self.name}_delta"], t[f"{self.name}_month"], t[f"{self.name}_span"]
-        kcols = [k, *ecols]
-        await conn.execute(f"DELETE FROM {m}")
-        await conn.execute(
-            f"""WITH pm AS (
+        d = t[f"{self.name}_delta"]
+        for level in ("month", "year"):
+            p = t[f"{self.name}_{level}"]
+            await conn.execute(f"DELETE FROM {p}")
+            await conn.execute(
+                f"""INSERT INTO {p} (tenant_id, {level}_end, {', '.join([*kcols, *vals])})
                     SELECT x.tenant_id,
-                           (date_trunc('month', x.on_date) + interval '1 month - 1 day')::date AS month_end,
-                           {', '.join(f'x.{c}' for c in kcols)},
-                           {', '.join(f'sum(x.{v}) AS {v}' for v in vals)}
-                    FROM {d} x GROUP BY {', '.join(str(i + 1) for i in range(2 + len(kcols)))}),
-                ks AS (
-                    SELECT tenant_id, {', '.join(kcols)}, min(month_end) AS first_end
-                    FROM pm GROUP BY tenant_id, {', '.join(kcols)}),
-                grid AS (
-                    SELECT ks.tenant_id, {', '.join(f'ks.{c}' for c in kcols)}, sp.first_month,
-                           (g + interval '1 month - 1 day')::date AS month_end
-                    FROM ks JOIN {sp} sp ON sp.tenant_id = ks.tenant_id,
-                         generate_series(date_trunc('month', ks.first_end),
-                                         date_trunc('month', sp.last_month), interval '1 month') g),
-                run AS (
-                    SELECT grid.tenant_id, grid.month_end, grid.first_month,
-                           {', '.join(f'grid.{c}' for c in kcols)},
-                           {', '.join(f'sum(coalesce(pm.{v}, 0)) OVER w AS {v}' for v in vals)}
-                    FROM grid LEFT JOIN pm ON pm.tenant_id = grid.tenant_id AND pm.month_end = grid.month_end
-                                          AND pm.{k} = grid.{k}
-                    WINDOW w AS (PARTITION BY grid.tenant_id, grid.{k} ORDER BY grid.month_end))
-                INSERT INTO {m} (tenant_id, month_end, {', '.join([*kcols, *vals])})
-                SELECT tenant_id, month_end, {', '.join([*kcols, *vals])} FROM run
-                WHERE month_end >= first_month AND ({' OR '.join(f'{v} <> 0' for v in vals)})""")
+                           (date_trunc('{level}', x.on_date) + interval '1 {level} - 1 day')::date,
+                           {', '.join(f'x.{c}' for c in kcols)}, {', '.join(f'sum(x.{v})' for v in vals)}
+                    FROM {d} x GROUP BY {', '.join(str(i + 1) for i in range(2 + len(kcols)))}
+                    HAVING {' OR '.join(f'sum(x.{v}) <> 0' for v in vals)}""")
+
+
+def period_tables(name: str, cols: str, k: str) -> list[Table]:
+    """The month and year tables of the sums ``name`` (``cols``: its key, extra and value columns)."""
+    return [Table(f"{name}_{level}", f"""
+                CREATE TABLE {{t}} (tenant_id text NOT NULL, {level}_end date NOT NULL, {cols},
+                                    PRIMARY KEY (tenant_id, {level}_end, {k}))
+                    WITH (fillfactor = {FILLFACTOR});""",
+                  f"tenant_id, {level}_end, {k}") for level in ("month", "year")]
+
+
+def parts_sql(s: Sums, t: Names, by_tenant: bool = False) -> str:
+    """The ``WITH`` of a statement reading the sums at each date of $1 (date[]): ``parts`` holds the rows
+    that add up to each cooperative's totals on each date, ``(on_date, [tenant_id,] key, extra...,
+    values...)``: the year rows of the years ended by the date's last month-end ``me``, the month rows after
+    the last of those year-ends up to ``me``, the day rows after ``me`` up to the date. Each is an index range
+    per cooperative and date (``OFFSET 0`` keeps the planner from turning one into a scan of every row)."""
+    k, _ = s.key
+    cols = [k, *(c for c, _ in s.extra), *s.values]
+    who = "k.tenant_id, " if by_tenant else ""
+    d, mo, yr, span = (t[f"{s.name}_{x}"] for x in ("delta", "month", "year", "span"))
+
+    def part(table: str, cond: str) -> str:
+        return f"""SELECT k.on_date, {who}{', '.join(f'x.{c}' for c in cols)}
+                   FROM k CROSS JOIN LATERAL (
+                       SELECT * FROM {table} x WHERE x.tenant_id = k.tenant_id AND {cond} OFFSET 0) x"""
+
+    return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
+                 e AS (SELECT on_date, me, (date_trunc('year', me + 1)::date - 1) AS ye
+                       FROM d CROSS JOIN LATERAL (SELECT CASE
+                           WHEN on_date = (date_trunc('month', on_date) + interval '1 month - 1 day')::date
+                           THEN on_date ELSE date_trunc('month', on_date)::date - 1 END AS me) m),
+                 k AS (SELECT sp.tenant_id, e.on_date, e.me, e.ye FROM {span} sp CROSS JOIN e),
+                 parts AS ({part(yr, "x.year_end <= k.ye")}
+                           UNION ALL
+                           {part(mo, "x.month_end > k.ye AND x.month_end <= k.me")}
+                           UNION ALL
+                           {part(d, "x.on_date > k.me AND x.on_date <= k.on_date")})"""
 
 
 def at_dates_sql(s: Sums, t: Names, where: str = "TRUE", by_tenant: bool = False) -> str:
     """A statement giving, for each date of $1 (date[]), the sums per key (and its extra columns) of the
     rows in scope: ``(on_date, key, extra..., values...)``; ``where`` filters the rows (columns of the
     sums, parameters from $2; ``on_date`` is the date asked for). ``by_tenant``: the sums of each
-    cooperative in scope apart, ``(on_date, tenant_id, key, extra..., values...)``."""
+    cooperative in scope apart, ``(on_date, tenant_id, key, extra..., values...)``. A key whose values sum
+    to zero is left out (a year's and a month's rows can cancel out: nothing changed by then)."""
     k, _ = s.key
     ecols = [c for c, _ in s.extra]
     sel = ", ".join(["tenant_id", k, *ecols] if by_tenant else [k, *ecols])
-    who = "k.tenant_id, " if by_tenant else ""
-    d, m, span = t[f"{s.name}_delta"], t[f"{s.name}_month"], t[f"{s.name}_span"]
-    return f"""WITH d AS (SELECT DISTINCT unnest($1::date[]) AS on_date),
-                 k AS (SELECT sp.tenant_id, d.on_date,
-                              CASE WHEN m.last_end >= sp.first_month THEN m.last_end END AS month_end
-                       FROM {span} sp CROSS JOIN d
-                       CROSS JOIN LATERAL (SELECT least(sp.last_month,
-                           CASE WHEN d.on_date = (date_trunc('month', d.on_date) + interval '1 month - 1 day')::date
-                                THEN d.on_date ELSE date_trunc('month', d.on_date)::date - 1 END) AS last_end) m),
-                 parts AS (SELECT k.on_date, {who}{', '.join(f'p.{c}' for c in [k, *ecols, *s.values])}
-                           FROM k JOIN {m} p ON p.tenant_id = k.tenant_id AND p.month_end = k.month_end
-                           UNION ALL
-                           SELECT k.on_date, {who}{', '.join(f'x.{c}' for c in [k, *ecols, *s.values])}
-                           FROM k CROSS JOIN LATERAL (
-                               SELECT * FROM {d} x WHERE x.tenant_id = k.tenant_id
-                                AND x.on_date > coalesce(k.month_end, '-infinity'::date) AND x.on_date <= k.on_date
-                               OFFSET 0) x
-                           WHERE k.month_end IS DISTINCT FROM k.on_date)
+    return f"""{parts_sql(s, t, by_tenant)}
             SELECT on_date, {sel}, {', '.join(f'sum({v}) AS {v}' for v in s.values)}
-            FROM parts WHERE {where} GROUP BY on_date, {sel}"""  # noqa: S608
+            FROM parts WHERE {where} GROUP BY on_date, {sel}
+            HAVING {' OR '.join(f'sum({v}) <> 0' for v in s.values)}"""  # noqa: S608

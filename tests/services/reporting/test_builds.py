@@ -74,7 +74,7 @@ async def test_every_read_table_is_behind_row_level_security(system: System) -> 
     await quiet(system)
     tables, problems = await verify_database_at(system.urls["reporting"])
     assert problems == []
-    for t in ("rm_member_v2", "rm_survey_v2", "rf_financing_v4", "rf_instalment_v4", "rf_late_charge_payment_v4",
+    for t in ("rm_member_v2", "rm_survey_v2", "rf_financing_v5", "rf_instalment_v5", "rf_late_charge_payment_v5",
               "rs_job_v1", "rs_receipt_v1",
               "rs_seen_v1", "programme_cooperatives", "cooperative_targets", "coop_summary_v1"):
         assert t in tables

@@ -49,7 +49,7 @@ from tests.services.reporting.test_portfolio_rewrite import (
     probe_dates,
 )
 
-SUMS = ("fx_delta", "fx_month", "fx_span", "rp_delta", "rp_month", "rp_span")
+SUMS = ("fx_delta", "fx_month", "fx_year", "fx_span", "rp_delta", "rp_month", "rp_year", "rp_span")
 
 
 @pytest.fixture(scope="module")

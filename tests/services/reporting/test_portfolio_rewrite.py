@@ -64,7 +64,7 @@ TestFn = TypeVar("TestFn", bound=Callable[..., Any])
 
 TODAY = date(2026, 6, 30)
 TENANTS = ("coop-a", "coop-b", "coop-c")
-NEW_TABLES = ("position", "pf_delta", "pf_month", "pf_span")
+NEW_TABLES = ("position", "pf_delta", "pf_month", "pf_year", "pf_span")
 
 
 def history(tenant: str, rng: random.Random, first: date, span_days: int, member_id: str | None = None) -> History:
