@@ -1,22 +1,20 @@
 """While reporting applies a large batch of imported financings (batches of 2,000 events, real PostgreSQL),
-its event loop keeps turning: a ticker that sleeps 1 ms is never late by more than ``BOUND_S``.
+no garbage collection walks the heap the service built at start.
 
 What held it (S5N, ``event_loop_held`` in reporting's log): full garbage collections, set off by a batch's
 allocations, each walking the whole heap the service had built at start (160-380 ms each; the decoding and
 the projection's CPU work already give the loop a turn every ``shared.worker.TURN_S``). The serving app now
 freezes its start-up heap once its runtime has started (``shared.runtime.freeze_heap``, ``gc_freeze``: the
 lifespan's part is ``test_the_app_freezes_what_its_whole_start_built``), so a collection walks only what
-was made since: asserted by counting the objects each full collection during the batches walks (no timing).
-The ticker's bound is generous (about 5x what a loaded 2-core machine showed with the fix), so it is not a
-timing test of the machine; it alone would not tell the parent commit apart (106 ms seen there).
+was made since: asserted by counting the objects each full collection during the batches walks (no timing:
+how long the loop is held is the benchmark's, ``python -m bench --only S5N``; a ticker's bound here failed
+under a loaded machine and did not tell the parent commit apart).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import random
-import time
 from datetime import date
 
 from deploy.local.infra import PostgresHandle
@@ -34,13 +32,13 @@ from tests.helpers import running_app
 from tests.services.reporting.conftest import reporting_settings
 from tests.services.reporting.test_portfolio_rewrite import history, imported_history
 
-BOUND_S = 0.25
 #: at most this many objects walked by a full collection during the batches (without the freeze: the whole
-#: start-up heap, about 200,000 in this process; with it, what the batch holds, a few thousand)
-WALKED = 50_000
+#: start-up heap, 207,000-241,000 in this process; with it, what the batches and the test made since,
+#: 10,000-47,000)
+WALKED = 100_000
 
 
-async def test_a_large_batch_does_not_hold_the_event_loop(pg: PostgresHandle, platform_url: str) -> None:
+async def test_no_collection_during_a_large_batch_walks_the_start_up_heap(pg: PostgresHandle, platform_url: str) -> None:
     rng = random.Random(77)
     first = date(2024, 1, 1)
     books = [imported_history("coop-a", rng, first, 700) if i % 3 else history("coop-a", rng, first, 700)
@@ -51,16 +49,6 @@ async def test_a_large_batch_does_not_hold_the_event_loop(pg: PostgresHandle, pl
     freeze_heap()  # as the serving app's lifespan does once its runtime has started
     spool = await create_pool(urls["loans"], 1, 3)
     b = Build(FAMILIES["financing"], "reporting.financing.v2", "v2")
-    late: list[float] = []
-    stop = asyncio.Event()
-
-    async def tick() -> None:
-        while not stop.is_set():
-            t = time.perf_counter()
-            await asyncio.sleep(0.001)
-            late.append(time.perf_counter() - t - 0.001)
-
-    ticker = None
     try:
         async with spool.acquire() as conn:
             await migrate(conn, "eventstore", MIGRATIONS)
@@ -76,23 +64,17 @@ async def test_a_large_batch_does_not_hold_the_event_loop(pg: PostgresHandle, pl
         full: list[int] = []  # per full collection during the batches: the objects it walks
         gc.callbacks.append(lambda phase, info: full.append(len(gc.get_objects()))
                             if phase == "start" and info["generation"] == 2 else None)
-        ticker = asyncio.create_task(tick())
         applied = 0
         while n := await source.step():
             applied += n
         assert applied == sum(len(h.events) for h in books)  # the log's entries, internal events included
         assert source.totals.applied > 5000 and source.totals.dead == 0
-        assert late, "the ticker never ran"
         # what a full collection has to walk (while it holds the loop): what the batches made, not the heap
         # the service built at start (no timing in this one)
-        assert max(full, default=0) < WALKED, f"a full collection walked {max(full):,} objects ({full})"
-        assert max(late) < BOUND_S, (f"the event loop was held {max(late) * 1000:.0f} ms "
-                                     f"({len(full)} full collections of {full} objects)")
+        assert full, "no full collection ran during the batches: nothing here shows what one walks"
+        assert max(full) < WALKED, f"a full collection walked {max(full):,} objects ({full})"
     finally:
         gc.callbacks[:] = [c for c in gc.callbacks if getattr(c, "__name__", "") != "<lambda>"]
-        stop.set()
-        if ticker is not None:
-            await ticker
         await spool.close()
         await runtime.stop()
         gc.unfreeze()  # the test process's heap, as the other tests had it
