@@ -84,7 +84,6 @@ class ReportingRuntime(ServiceRuntime):
         self._runners: dict[str, Consumers] = {}
         self._stopped_here: dict[str, float] = {}
         self._consumers_here = False
-        self._keeps_builds = True
         self.report_cache = LruCache(settings.report_cache_size)
         self._reader_pool: Pool | None = None
         #: the producers' logs, read for the freshness figures where the consumers run elsewhere
@@ -95,6 +94,11 @@ class ReportingRuntime(ServiceRuntime):
         """Connections logged in as ``washfin_reporting_reader`` (a member of ``washfin_reader``) for the report reads (``tenant_scope``,
         ``programme_scope``): every use names its scope with a signed setting."""
         return self._started(self._reader_pool, "the reader login pool")  # type: ignore[no-any-return]
+
+    @property
+    def _keeps_builds(self) -> bool:
+        """Whether this process switches and drops builds (an API process only follows what the projector does)."""
+        return self.settings.role != "api"
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def check_sources(self, projections: Iterable[Projection] | None = None) -> None:
@@ -124,8 +128,6 @@ class ReportingRuntime(ServiceRuntime):
             await self._seed_programmes(conn)
             await registry.ensure_builds(conn)
         self._consumers_here = background and self.settings.run_consumers and self.settings.event_source != "none"
-        #: this process switches and drops builds (an API process only follows what the projector does)
-        self._keeps_builds = self.settings.role != "api"
         await self.refresh_builds()
         if background:
             self.spawn(self._supervise(), "build-supervisor")
@@ -145,13 +147,15 @@ class ReportingRuntime(ServiceRuntime):
         """Every second, each running build's records on the broker not applied yet (``consumer_lag``)."""
         while not self._stop.is_set():
             try:
+                names, behind = [], []
                 for name, runner in list(self._runners.items()):
-                    behind = 0
-                    for src in runner.sources:
-                        behind += sum((await src.lag()).values())
+                    names.append(name)
+                    behind.append(sum([sum((await src.lag()).values()) for src in runner.sources]))
+                if names:  # one statement a tick, whatever the number of builds
                     await self.worker_pool.execute(
-                        """INSERT INTO consumer_lag (consumer, events) VALUES ($1, $2) ON CONFLICT (consumer)
-                           DO UPDATE SET events = $2, updated_at = now()""", name, behind)
+                        """INSERT INTO consumer_lag (consumer, events)
+                           SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (consumer)
+                           DO UPDATE SET events = excluded.events, updated_at = now()""", names, behind)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.warning("lag_reporter_retrying", error=repr(e))
             with contextlib.suppress(asyncio.TimeoutError):
