@@ -144,10 +144,12 @@ async def register_member(rt: CooperativeRuntime, who: Principal, body: Register
     done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,
                              new=True, decide=decide, request=registration_fingerprint(body),
                              response={"member_id": member_id}, after=lambda _: write)
-    if done.recorded:
-        log.info("member_registered", member_id=member_id, events=len(done.events))
-    # a retry with the same Idempotency-Key answers with the member the first request registered
-    return await get_member(rt, who, done.response["member_id"])
+    if not done.recorded:  # a retry with the same Idempotency-Key answers with the member it registered
+        return await get_member(rt, who, done.response["member_id"])
+    log.info("member_registered", member_id=member_id, events=len(done.events))
+    # the new stream is the events just appended, its personal data the body's: nothing to read back
+    return await _response(pool, vault(rt), tenant, domain.fold(done.events),
+                           personal={f: getattr(body, f) for f in SEALED_FIELDS})
 
 
 async def get_member(rt: CooperativeRuntime, who: Principal, member_id: str) -> MemberResponse:
@@ -157,10 +159,12 @@ async def get_member(rt: CooperativeRuntime, who: Principal, member_id: str) -> 
     return await _response(pool, vault(rt), tenant, state)
 
 
-async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member) -> MemberResponse:
+async def _response(pool: asyncpg.Pool, v: Vault, tenant: str, state: Member,
+                    personal: dict[str, str | None] | None = None) -> MemberResponse:
+    """The member's view; ``personal``: its name, NIK and phone when the caller has them (else read)."""
     assert state.member_id and state.member_number and state.sex and state.joined_on
-    personal: Any = await personal_data(pool, v, tenant, state.member_id) or {
-        "name": None, "nik": None, "phone": None}
+    if personal is None:
+        personal = await personal_data(pool, v, tenant, state.member_id) or dict.fromkeys(SEALED_FIELDS)
     group = await group_info(pool, tenant, state.group_id)
     current = state.current_survey
     sanitation_rung, sanitation_source = state.sanitation()

@@ -43,6 +43,23 @@ async def test_register_with_poverty_proxy_and_baseline_survey(members: ServiceC
             assert personal not in e.model_dump_json()
 
 
+async def test_the_registration_answer_is_the_member_as_read_back(members: ServiceClient) -> None:
+    """The answer is built from the events just appended and the body's personal data (nothing read back):
+    it is exactly what GET answers, for a plain member, one with a baseline survey and proxy, one in a group."""
+    await form_group(members, "majelis-01")
+    bodies = [member(), member(member_number="BMI-TGR-0102", nik="3603124501800102", phone="081234567802",
+                               electricity="450", baseline_survey=SURVEY),
+              member(member_number="BMI-TGR-0103", nik="3603124501800103", phone="0812-3456 7803",
+                     group_id="majelis-01", name="  Dewi   Lestari ", household_size=2),
+              member(member_number="BMI-TGR-0104", nik="3603124501800104", phone=None)]
+    for b in bodies:
+        r = await members.post("/members", json=b, headers=headers(BMI))
+        assert r.status_code == 201, r.text
+        got = await members.get(f"/members/{r.json()['member_id']}", headers=headers(BMI))
+        assert got.status_code == 200 and got.json() == r.json()
+        assert got.headers["ETag"] == r.headers["ETag"]
+
+
 @pytest.mark.parametrize(("over", "field"), [
     ({"electricity": "2200", "b40": True}, "b40"),
     ({"baseline_survey": {**SURVEY, "water": {"source": "protected_dug_well", "round_trip_minutes": 5}}},
