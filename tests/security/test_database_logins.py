@@ -64,6 +64,17 @@ async def _connect(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(url, timeout=20)
 
 
+async def _refused_other_databases(url: str, urls: dict[str, str], own: str) -> None:
+    """``url``'s login is refused the database of every part of ``urls`` but ``own``."""
+    for other, other_url in urls.items():
+        if other == own:
+            continue
+        db = urlsplit(other_url).path.lstrip("/")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+            conn = await _connect(_as(url, database=db))
+            await conn.close()
+
+
 def test_the_superuser_cannot_log_in_over_tcp(run: tuple[Run, dict[str, str]]) -> None:
     _, env = run
     url = _as(env["LOANS_DATABASE_URL"], "postgres", "", "postgres")
@@ -106,13 +117,7 @@ def test_a_service_login_reaches_only_its_own_database(run: tuple[Run, dict[str,
     async def go() -> None:
         for part, url in urls.items():
             own = urlsplit(url).path.lstrip("/")
-            for other, other_url in urls.items():
-                if other == part:
-                    continue
-                db = urlsplit(other_url).path.lstrip("/")
-                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
-                    conn = await _connect(_as(url, database=db))
-                    await conn.close()
+            await _refused_other_databases(url, urls, part)
             conn = await _connect(url)
             try:
                 role = await conn.fetchrow(
@@ -152,13 +157,7 @@ def test_a_services_request_login_reaches_only_its_own_database(run: tuple[Run, 
                                         "('washfin_app', 'washfin_reader')") == []
             finally:
                 await conn.close()
-            for other, other_url in urls.items():
-                if other == service:
-                    continue
-                db = urlsplit(other_url).path.lstrip("/")
-                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
-                    conn = await _connect(_as(url, database=db))
-                    await conn.close()
+            await _refused_other_databases(url, urls, service)
 
     asyncio.run(go())
 
