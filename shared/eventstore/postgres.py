@@ -140,23 +140,12 @@ SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], 
 """
 
 
+#: the envelope's fields other than its payload: each is the events table's column of the same name
+_ENVELOPE_COLUMNS = tuple(name for name in Envelope.model_fields if name != "payload")
+
+
 def _envelope_from_row(row: asyncpg.Record, payload: dict[str, Any]) -> Envelope:
-    return Envelope.model_construct(
-        event_id=row["event_id"],
-        tenant_id=row["tenant_id"],
-        stream_type=row["stream_type"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        occurred_at=row["occurred_at"],
-        recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        actor=row["actor"],
-        traceparent=row["traceparent"],
-        payload=payload,
-    )
+    return Envelope.model_construct(**{name: row[name] for name in _ENVELOPE_COLUMNS}, payload=payload)
 
 
 class PostgresLogReader:
