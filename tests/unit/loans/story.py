@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from services.loans.domain import financing as fin
-from services.loans.domain.commands import Apply, MemberFacts, RecordWorkOrder, SignContract
+from services.loans.domain.commands import Apply, DisburseTranche, MemberFacts, RecordWorkOrder, SignContract
 from services.loans.domain.events import ProductDefined, TenorMargin
 from services.loans.domain.product import LoanSettings, Product, decide_define_product, fold_product
 from shared.envelope import Envelope, NewEvent
@@ -85,6 +85,11 @@ class Story:
 
     def contract(self, amount: int = 100_000_000, instalments: int = 12, prod: Product | None = None) -> Story:
         return self.applied(amount, instalments, prod).approved().work_ordered().signed()
+
+    def disbursed(self, on: date = date(2025, 1, 16)) -> Story:
+        """The first tranche paid out, the day after the usual signing."""
+        self.when(fin.decide_disburse, DisburseTranche(on))
+        return self
 
 
 def types(events: list[NewEvent]) -> list[str]:

@@ -18,7 +18,6 @@ from services.loans.domain.commands import (
     ApproveLateCharge,
     ClearHardship,
     DeclineLateCharge,
-    DisburseTranche,
     DiscountMargin,
     FlagHardship,
     PayLateCharge,
@@ -89,8 +88,7 @@ def live_histories(draw: st.DrawFn) -> list[Any]:
     if draw(st.booleans()) and draw(st.booleans()):
         s.when(fin.decide_reject, Reject("other", date(2025, 1, 8), MANAGER, note="not now"))
         return s.events
-    s.approved().work_ordered().signed()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.approved().work_ordered().signed().disbursed()
     day = date(2025, 1, 16)
     steps = draw(st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(1, instalments),
                                     st.integers(1, 3_000_000), st.integers(0, 60)), max_size=16))

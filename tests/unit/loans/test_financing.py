@@ -36,8 +36,7 @@ REGISTRY = load_all()
 
 
 def test_every_published_event_the_domain_writes_validates_against_its_contract() -> None:
-    s = Story().contract()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s = Story().contract().disbursed()
     s.when(fin.decide_record_repayment, RecordRepayment("R-1", 9_333_333, date(2025, 2, 15)))
     checked = []
     for env in s.events:
@@ -190,8 +189,7 @@ def test_unknown_fund_is_refused() -> None:
 
 
 def test_second_tranche_cannot_be_paid_by_hand() -> None:
-    s = Story().contract()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s = Story().contract().disbursed()
     job = fin.job_id_for(s.financing_id)
     with pytest.raises(LoanRuleViolation, match=f"tranche 2 waits for the SNI inspection of job {job}"):
         s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 20)))
@@ -217,7 +215,7 @@ def test_inspection_refusals() -> None:
     job = fin.job_id_for(s.financing_id)
     with pytest.raises(LoanRuleViolation, match="tranche 1 has not been disbursed yet"):
         s.when(fin.decide_release_on_inspection, ReleaseTrancheOnInspection(job, True, date(2025, 2, 1)))
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.disbursed()
     with pytest.raises(LoanRuleViolation, match="did not pass"):
         s.when(fin.decide_release_on_inspection, ReleaseTrancheOnInspection(job, False, date(2025, 2, 1)))
     other = str(uuid.uuid4())
@@ -242,9 +240,7 @@ def test_single_tranche_desludging_product_has_no_job() -> None:
 
 
 def active(amount: int = 100_000_000, instalments: int = 12) -> Story:
-    s = Story().contract(amount=amount, instalments=instalments)
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
-    return s
+    return Story().contract(amount=amount, instalments=instalments).disbursed()
 
 
 def test_repayment_goes_to_the_oldest_unpaid_instalment_first_partial_and_in_advance() -> None:
@@ -447,7 +443,7 @@ def test_a_relinked_job_is_the_one_whose_inspection_releases_tranche_two_once() 
     s = Story().contract(amount=6_000_000)
     with pytest.raises(LoanRuleViolation, match="the first tranche has not been disbursed"):
         fin.decide_relink_job(s.state, str(uuid.uuid4()), date(2025, 3, 1))
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.disbursed()
     derived, moved = fin.job_id_for(s.financing_id), str(uuid.uuid4())
     with pytest.raises(LoanRuleViolation, match=f"the inspection is of job {moved}"):
         s.when(fin.decide_release_on_inspection, ReleaseTrancheOnInspection(moved, True, date(2025, 2, 1)))

@@ -11,7 +11,6 @@ import pytest
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
     Apply,
-    DisburseTranche,
     FlagHardship,
     MemberFacts,
     RecordRepayment,
@@ -176,8 +175,7 @@ def test_hardship_is_never_flagged_before_the_application() -> None:
 def test_the_instalment_count_follows_the_schedule_in_force() -> None:
     s = Story().applied(amount=100_000_000, instalments=12)
     assert s.state.instalment_count == 12
-    s.approved().work_ordered().signed()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.approved().work_ordered().signed().disbursed()
     assert s.state.instalment_count == 12
     for n, paid_on in enumerate((date(2025, 2, 15), date(2025, 3, 15), date(2025, 4, 15)), start=1):
         s.when(fin.decide_record_repayment, RecordRepayment(f"R-{n}", 9_333_333, paid_on))

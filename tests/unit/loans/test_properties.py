@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
-    DisburseTranche,
     DiscountMargin,
     RecordRepayment,
     Reschedule,
@@ -37,9 +36,7 @@ def contracts(draw: st.DrawFn) -> Story:
     prod = product(frequency=frequency, contract_type=contract_type, min_amount=min_amount, max_amount=max_amount,
                    tenors=[TenorMargin(instalments=instalments, margin_bp=margin_bp)], tranche_percents=plan)
     s = Story().applied(amount, instalments, prod).approved().work_ordered()
-    s.signed(first_due_on=None)
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
-    return s
+    return s.signed(first_due_on=None).disbursed()
 
 
 @SETTINGS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.loans.domain import financing as fin
-from services.loans.domain.commands import DisburseTranche, RecordRepayment, Reschedule, WriteOff
+from services.loans.domain.commands import RecordRepayment, Reschedule, WriteOff
 from services.loans.domain.product import LoanSettings
 from services.loans.domain.quality import portfolio, position, repayment_rate
 from tests.unit.loans.story import Story
@@ -14,9 +14,7 @@ DEFAULT = LoanSettings()
 
 
 def active(amount: int = 12_000_000) -> Story:
-    s = Story().contract(amount=amount)  # 12 monthly instalments from 15 Feb 2025
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
-    return s
+    return Story().contract(amount=amount).disbursed()  # 12 monthly instalments from 15 Feb 2025
 
 
 def pay(s: Story, count: int) -> None:

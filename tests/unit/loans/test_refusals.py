@@ -84,8 +84,7 @@ def test_a_first_due_date_on_or_before_signing_is_refused(first_due: date) -> No
 
 
 def test_a_settlement_dated_before_the_last_repayment_is_refused() -> None:
-    s = Story().contract()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s = Story().contract().disbursed()
     s.when(fin.decide_record_repayment, RecordRepayment("R-1", 1_000_000, date(2025, 3, 1)))
     quote = fin.settlement_quote(s.state, date(2025, 2, 20))
     refused(s, fin.decide_settle_early, SettleEarly("R-2", quote.to_pay, date(2025, 2, 20)),
@@ -97,9 +96,7 @@ def test_a_settlement_dated_before_the_last_repayment_is_refused() -> None:
 
 
 def late(story: Story | None = None) -> Story:
-    s = story or Story().contract()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
-    return s
+    return (story or Story().contract()).disbursed()
 
 
 def test_hardship_is_flagged_once() -> None:
@@ -299,8 +296,7 @@ def test_an_application_for_a_product_this_cooperative_never_defined_is_refused(
 
 def test_a_passed_inspection_releases_nothing_from_a_single_tranche_construction_financing() -> None:
     whole = product(product_id="tangki-lunas", tranche_percents=[100])
-    s = Story().applied(prod=whole).approved().work_ordered().signed()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s = Story().applied(prod=whole).approved().work_ordered().signed().disbursed()
     job = fin.job_id_for(s.financing_id)
     assert s.state.job_id == job  # a septic tank: the job exists, but nothing waits for its inspection
     refused(s, fin.decide_release_on_inspection, ReleaseTrancheOnInspection(job, True, date(2025, 2, 1)),
@@ -342,7 +338,7 @@ def test_relinking_the_job_of_a_financing_that_pays_for_none_is_refused() -> Non
     fee = product(product_id="sedot-tinja", purpose="desludging", tranche_percents=[100],
                   tenors=[TenorMargin(instalments=6, margin_bp=300)])
     s = Story().applied(amount=1_200_000, instalments=6, prod=fee).approved().work_ordered().signed()
-    s.when(fin.decide_disburse, DisburseTranche(date(2025, 1, 16)))
+    s.disbursed()
     before, events = s.state, list(s.events)
     assert before.job_id is None and before.status == "active"
     with pytest.raises(LoanRuleViolation, match="^this financing pays for no construction job$") as e:
