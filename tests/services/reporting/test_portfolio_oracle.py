@@ -100,6 +100,22 @@ class History:
             self.keep(e, actor)
         return True
 
+    def apply(self, product: Product, amount: int, tenor: int, on: date,
+              member_id: str | None = None) -> None:
+        """Applied for on ``on`` by ``member_id`` (else a new member), a member since 2020."""
+        self.do(lambda s, c, today: fin.decide_apply(s, c, product, MemberFacts(joined_on=date(2020, 1, 1)),
+                                                     today=today),
+                Apply(self.fid, member_id or str(uuid.uuid4()), amount, tenor, on, "officer"))
+
+    def sign(self, product: Product, amount: int, applied_on: date) -> None:
+        """The application approved the next day, the work ordered (a contractor's, or PDAM's for water) the
+        day after, the contract signed the day after that."""
+        self.do(fin.decide_approve, Approve(applied_on + timedelta(days=1), "manager"), "manager")
+        payee = "contractor" if product.purpose == "septic_tank" else "pdam"
+        self.do(fin.decide_record_work_order,
+                RecordWorkOrder("WO", payee, "p", amount, applied_on + timedelta(days=2)))
+        self.do(fin.decide_sign_contract, SignContract(applied_on + timedelta(days=3)))
+
 
 #: what the next step of a history does, by chance (the old fixed seed's weights): pay the next instalment on
 #: time or a little late, pay a part, reschedule, discount the margin, write off, settle early, or miss the round
@@ -115,12 +131,8 @@ def histories(draw: st.DrawFn) -> History:
     start = date(2024, 1, 1) + timedelta(days=draw(st.integers(0, 299)))
     amount = draw(st.integers(product.min_amount // 1000, product.max_amount // 1000)) * 1000 + draw(st.integers(0, 6))
     amount = min(amount, product.max_amount)
-    h.do(lambda s, c, today: fin.decide_apply(s, c, product, MemberFacts(joined_on=date(2020, 1, 1)), today=today),
-         Apply(h.fid, str(uuid.uuid4()), amount, tenor, start, "officer"))
-    h.do(fin.decide_approve, Approve(start + timedelta(days=1), "manager"), "manager")
-    payee = "contractor" if product.purpose == "septic_tank" else "pdam"
-    h.do(fin.decide_record_work_order, RecordWorkOrder("WO", payee, "p", amount, start + timedelta(days=2)))
-    h.do(fin.decide_sign_contract, SignContract(start + timedelta(days=3)))
+    h.apply(product, amount, tenor, start)
+    h.sign(product, amount, start)
     h.do(fin.decide_disburse, DisburseTranche(start + timedelta(days=4), draw(st.sampled_from(product.funds))))
     if len(product.tranche_percents) == 2 and draw(st.integers(0, 9)) < 8:
         h.do(fin.decide_disburse, DisburseTranche(start + timedelta(days=draw(st.integers(5, 39)))))

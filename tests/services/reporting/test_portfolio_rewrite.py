@@ -31,16 +31,11 @@ from hypothesis import strategies as st
 from deploy.local.infra import PostgresHandle
 from services.loans.domain import financing as fin
 from services.loans.domain.commands import (
-    Apply,
-    Approve,
     DisburseTranche,
     DiscountMargin,
-    MemberFacts,
     RecordRepayment,
-    RecordWorkOrder,
     Reschedule,
     SettleEarly,
-    SignContract,
     WriteOff,
 )
 from services.loans.domain.loan_book import BookEntry, BookPayment, import_financing
@@ -79,14 +74,10 @@ def history(tenant: str, rng: random.Random, first: date, span_days: int, member
     tenor, _ = rng.choice(product.tenors)
     start = first + timedelta(days=rng.randrange(0, span_days))
     amount = rng.randrange(product.min_amount, product.max_amount + 1, 1000) + rng.randrange(0, 7)
-    h.do(lambda s, c, today: fin.decide_apply(s, c, product, MemberFacts(joined_on=date(2020, 1, 1)), today=today),
-         Apply(h.fid, member_id or str(uuid.uuid4()), amount, tenor, start, "officer"))
+    h.apply(product, amount, tenor, start, member_id)
     if rng.random() < 0.05:
         return h  # applied only
-    h.do(fin.decide_approve, Approve(start + timedelta(days=1), "manager"), "manager")
-    payee = "contractor" if product.purpose == "septic_tank" else "pdam"
-    h.do(fin.decide_record_work_order, RecordWorkOrder("WO", payee, "p", amount, start + timedelta(days=2)))
-    h.do(fin.decide_sign_contract, SignContract(start + timedelta(days=3)))
+    h.sign(product, amount, start)
     if rng.random() < 0.9:  # a few signed financings are never disbursed
         h.do(fin.decide_disburse, DisburseTranche(start + timedelta(days=rng.randrange(3, 20)),
                                                   rng.choice(product.funds)))
