@@ -29,16 +29,26 @@ from shared.envelope import Envelope
 from shared.rls import protect
 
 SUFFIX = re.compile(r"^v[0-9]+(_r[0-9]+)?$")
+#: the columns of the first primary key a table's DDL declares (a table's, or else a column's)
+PRIMARY_KEY = re.compile(r"PRIMARY KEY \(([^)]*)\)|(?:^|[(,])\s*(\w+)\s[^,\n(]*PRIMARY KEY", re.M)
 
 
 @dataclass(frozen=True)
 class Table:
     """One read table of a family. ``ddl`` uses ``{t}`` for the table's physical name and ``{s}`` for
-    the build suffix (index names); ``key`` orders its rows for the rebuild hash."""
+    the build suffix (index names); ``key`` orders its rows for the rebuild hash: the primary key the DDL
+    declares, unless given."""
 
     name: str
     ddl: str
-    key: str
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            found = PRIMARY_KEY.search(self.ddl)
+            if found is None:
+                raise ValueError(f"table {self.name!r} declares no primary key to order its rows by")
+            object.__setattr__(self, "key", found.group(1) or found.group(2))
 
 
 class Names(dict[str, str]):
@@ -188,5 +198,4 @@ SEEN = Table(
            PRIMARY KEY (tenant_id, event_id)
        );
        CREATE INDEX {t}_recent ON {t} (tenant_id, recorded_at);""",
-    "tenant_id, event_id",
 )

@@ -136,7 +136,7 @@ class FinancingProjection(Family):
                 written_off_margin    bigint,
                 PRIMARY KEY (tenant_id, financing_id)
             );
-            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);""", "tenant_id, financing_id"),
+            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);"""),
         Table("schedule", """
             CREATE TABLE {t} (
                 tenant_id    text NOT NULL,
@@ -149,7 +149,7 @@ class FinancingProjection(Family):
                 owed_after   bigint,
                 discount     bigint NOT NULL DEFAULT 0,
                 PRIMARY KEY (tenant_id, financing_id, seq)
-            );""", "tenant_id, financing_id, seq"),
+            );"""),
         Table("instalment", """
             CREATE TABLE {t} (
                 tenant_id    text NOT NULL,
@@ -160,7 +160,7 @@ class FinancingProjection(Family):
                 amount       bigint NOT NULL,
                 cost_part    bigint NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, seq, number)
-            );""", "tenant_id, financing_id, seq, number"),
+            );"""),
         Table("tranche", """
             CREATE TABLE {t} (
                 tenant_id       text NOT NULL,
@@ -173,8 +173,7 @@ class FinancingProjection(Family):
                 disbursed_on    date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, tranche_number)
             );
-            CREATE INDEX {t}_by_date ON {t} (tenant_id, disbursed_on);""",
-              "tenant_id, financing_id, tranche_number"),
+            CREATE INDEX {t}_by_date ON {t} (tenant_id, disbursed_on);"""),
         Table("repayment", """
             CREATE TABLE {t} (
                 tenant_id      text NOT NULL,
@@ -185,8 +184,7 @@ class FinancingProjection(Family):
                 paid_on        date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, receipt_number)
             );
-            CREATE INDEX {t}_by_date ON {t} (tenant_id, paid_on);""",
-              "tenant_id, financing_id, receipt_number"),
+            CREATE INDEX {t}_by_date ON {t} (tenant_id, paid_on);"""),
         Table("allocation", """
             CREATE TABLE {t} (
                 tenant_id      text NOT NULL,
@@ -196,7 +194,7 @@ class FinancingProjection(Family):
                 amount         bigint NOT NULL,
                 paid_on        date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, receipt_number, number)
-            );""", "tenant_id, financing_id, receipt_number, number"),
+            );"""),
         Table("late_charge", """
             CREATE TABLE {t} (
                 tenant_id          text NOT NULL,
@@ -206,7 +204,7 @@ class FinancingProjection(Family):
                 amount             bigint NOT NULL,
                 recorded_on        date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, seq)
-            );""", "tenant_id, financing_id, seq"),
+            );"""),
         Table("late_charge_payment", """
             CREATE TABLE {t} (
                 tenant_id          text NOT NULL,
@@ -217,7 +215,7 @@ class FinancingProjection(Family):
                 amount             bigint NOT NULL,
                 paid_on            date NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, seq)
-            );""", "tenant_id, financing_id, seq"),
+            );"""),
         Table("position", """
             CREATE TABLE {t} (
                 tenant_id    text NOT NULL,
@@ -232,14 +230,14 @@ class FinancingProjection(Family):
                 principal    bigint NOT NULL,
                 owed         bigint NOT NULL,
                 PRIMARY KEY (tenant_id, financing_id, start_on)
-            );""", "tenant_id, financing_id, start_on"),
+            );"""),
         Table("pf_delta", f"""
             CREATE TABLE {{t}} (
                 tenant_id    text NOT NULL,
                 on_date      date NOT NULL,
                 {PF_COLUMNS},
                 PRIMARY KEY (tenant_id, on_date, category)
-            ) WITH (fillfactor = {FILLFACTOR});""", "tenant_id, on_date, category"),
+            ) WITH (fillfactor = {FILLFACTOR});"""),
         *period_tables("pf", PF_COLUMNS, "category"),
         Table("pf_span", """
             CREATE TABLE {t} (
@@ -247,7 +245,7 @@ class FinancingProjection(Family):
                 first_month date NOT NULL,
                 last_month  date NOT NULL,
                 PRIMARY KEY (tenant_id)
-            );""", "tenant_id"),
+            );"""),
         *FACTS.tables(),
         *REPAYMENT.tables(),
         SEEN,

@@ -59,7 +59,7 @@ class MembersProjection(Family):
                 exit_reason       text,
                 personal_data_erased boolean NOT NULL DEFAULT false,
                 PRIMARY KEY (tenant_id, member_id)
-            );""", "tenant_id, member_id"),
+            );"""),
         Table("survey", """
             CREATE TABLE {t} (
                 tenant_id       text NOT NULL,
@@ -75,8 +75,7 @@ class MembersProjection(Family):
                 sanitation_shared boolean,
                 PRIMARY KEY (tenant_id, survey_id)
             );
-            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id, surveyed_on, seq);""",
-              "tenant_id, survey_id"),
+            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id, surveyed_on, seq);"""),
         Table("session", """
             CREATE TABLE {t} (
                 tenant_id       text NOT NULL,
@@ -86,14 +85,14 @@ class MembersProjection(Family):
                 topics          text[] NOT NULL,
                 other_attendees integer NOT NULL,
                 PRIMARY KEY (tenant_id, session_id)
-            );""", "tenant_id, session_id"),
+            );"""),
         Table("attendance", """
             CREATE TABLE {t} (
                 tenant_id  text NOT NULL,
                 session_id uuid NOT NULL,
                 member_id  uuid NOT NULL,
                 PRIMARY KEY (tenant_id, session_id, member_id)
-            );""", "tenant_id, session_id, member_id"),
+            );"""),
         Table("lead", """
             CREATE TABLE {t} (
                 tenant_id  text NOT NULL,
@@ -103,8 +102,7 @@ class MembersProjection(Family):
                 marked_on  date NOT NULL,
                 PRIMARY KEY (tenant_id, session_id, member_id, product)
             );
-            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);""",
-              "tenant_id, session_id, member_id, product"),
+            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);"""),
         SEEN,
     )
 

@@ -37,7 +37,7 @@ class CatalogueProjection(Family):
                 frequency     text NOT NULL,
                 defined_on    date NOT NULL,
                 PRIMARY KEY (tenant_id, product_id)
-            );""", "tenant_id, product_id"),
+            );"""),
         SEEN,
     )
 

@@ -50,7 +50,7 @@ class SanitationProjection(Family):
                 completed_on  date,
                 PRIMARY KEY (tenant_id, job_id)
             );
-            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);""", "tenant_id, job_id"),
+            CREATE INDEX {t}_by_member ON {t} (tenant_id, member_id);"""),
         Table("job_step", """
             CREATE TABLE {t} (
                 tenant_id     text NOT NULL,
@@ -60,7 +60,7 @@ class SanitationProjection(Family):
                 on_date       date NOT NULL,
                 contractor_id uuid,
                 PRIMARY KEY (tenant_id, job_id, seq)
-            );""", "tenant_id, job_id, seq"),
+            );"""),
         Table("inspection", """
             CREATE TABLE {t} (
                 tenant_id         text NOT NULL,
@@ -70,7 +70,7 @@ class SanitationProjection(Family):
                 inspected_on      date NOT NULL,
                 failed_items      text[] NOT NULL,
                 PRIMARY KEY (tenant_id, job_id, inspection_number)
-            );""", "tenant_id, job_id, inspection_number"),
+            );"""),
         Table("certification", """
             CREATE TABLE {t} (
                 tenant_id          text NOT NULL,
@@ -81,7 +81,7 @@ class SanitationProjection(Family):
                 valid_until        date NOT NULL,
                 expiry_recorded_on date,
                 PRIMARY KEY (tenant_id, contractor_id, certificate_number)
-            );""", "tenant_id, contractor_id, certificate_number"),
+            );"""),
         Table("due", """
             CREATE TABLE {t} (
                 tenant_id      text NOT NULL,
@@ -93,7 +93,7 @@ class SanitationProjection(Family):
                 interval_years integer NOT NULL,
                 due_on         date NOT NULL,
                 PRIMARY KEY (tenant_id, job_id, seq)
-            );""", "tenant_id, job_id, seq"),
+            );"""),
         Table("visit", """
             CREATE TABLE {t} (
                 tenant_id           text NOT NULL,
@@ -106,7 +106,7 @@ class SanitationProjection(Family):
                 cancellation_reason text,
                 PRIMARY KEY (tenant_id, visit_id)
             );
-            CREATE INDEX {t}_by_job ON {t} (tenant_id, job_id);""", "tenant_id, visit_id"),
+            CREATE INDEX {t}_by_job ON {t} (tenant_id, job_id);"""),
         Table("receipt", """
             CREATE TABLE {t} (
                 tenant_id          text NOT NULL,
@@ -120,7 +120,7 @@ class SanitationProjection(Family):
                 volume_mismatch    boolean NOT NULL,
                 PRIMARY KEY (tenant_id, visit_id)
             );
-            CREATE INDEX {t}_by_job ON {t} (tenant_id, job_id);""", "tenant_id, visit_id"),
+            CREATE INDEX {t}_by_job ON {t} (tenant_id, job_id);"""),
         SEEN,
     )
 
