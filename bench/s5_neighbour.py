@@ -90,7 +90,8 @@ def _sizes() -> tuple[int, int, int]:
 
 #: the neighbour, a client of its own (its own process: the bench's work of building and sending the books,
 #: in this process, must not show in its latencies): each URL in turn every 20 ms until a line on stdin, then
-#: the latencies (ms) of each as one JSON line
+#: the latencies (ms) of each as one JSON line, each with its ``Server-Timing`` and when it was sent
+#: (``time.monotonic()``, the same clock as this process's, for the phases of ``import_book``)
 _NEIGHBOUR = """import asyncio, json, sys, time
 import httpx
 async def main(key, urls):
@@ -99,9 +100,9 @@ async def main(key, urls):
     async with httpx.AsyncClient(timeout=600) as c:
         while not stop.done():
             for u in urls:
-                t = time.perf_counter()
+                t, at = time.perf_counter(), time.monotonic()
                 r = await c.get(u, headers={"X-API-Key": key})
-                out[u].append(((time.perf_counter() - t) * 1000, r.headers.get("server-timing", "")))
+                out[u].append(((time.perf_counter() - t) * 1000, r.headers.get("server-timing", ""), at))
                 if r.status_code != 200:
                     raise SystemExit(f"{u}: {r.status_code} {r.text[:300]}")
                 await asyncio.sleep(0.02)
@@ -112,10 +113,11 @@ asyncio.run(main(sys.argv[1], sys.argv[2:]))
 
 class Neighbour:
     """The neighbour's client process (``_NEIGHBOUR``) while the block runs; ``got`` its latencies by URL,
-    each (ms, the answer's ``Server-Timing``)."""
+    each (ms, the answer's ``Server-Timing``); ``sent`` the same with when each was sent (``Stamped``)."""
 
     def __init__(self, key: str, urls: list[str]) -> None:
         self.key, self.urls, self.got = key, urls, {}
+        self.sent: dict[str, list[Stamped]] = {}
 
     async def __aenter__(self) -> Neighbour:
         self.proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _NEIGHBOUR, self.key, *self.urls,
@@ -127,7 +129,9 @@ class Neighbour:
         out, _ = await self.proc.communicate(b"stop\n")
         if self.proc.returncode != 0:
             raise RuntimeError(f"the neighbour's client exited {self.proc.returncode}")
-        self.got = json.loads(out)
+        got = json.loads(out)
+        self.got = {u: [(ms, h) for ms, h, _ in xs] for u, xs in got.items()}
+        self.sent = {u: [(at, ms, h) for ms, h, at in xs] for u, xs in got.items()}
 
 
 async def run(bench: Bench) -> list[Row]:
@@ -140,6 +144,9 @@ async def run(bench: Bench) -> list[Row]:
     gets = {"financings": "loans GET /financings", "summary": "reporting GET /reports/summary"}
     during: dict[str, list[Timed]] = {k: [] for k in gets}
     alone: dict[str, list[Timed]] = {k: [] for k in gets}
+    sent: dict[str, list[Stamped]] = {k: [] for k in gets}
+    #: the spans of each round's phases (``import_book``'s marks)
+    marks: dict[str, list[tuple[float, float]]] = {}
     async with with_services(bench, "S5N", [SMALL, LATE], watchdog_ms=WATCHDOG_MS) as system:
         async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
             small = system.coops[SMALL]
@@ -153,10 +160,11 @@ async def run(bench: Bench) -> list[Row]:
             for _ in range(rounds):
                 async with Neighbour(small.manager, list(urls.values())) as nb:
                     t0 = time.perf_counter()
-                    events += await import_book(system, client, system.coops[LATE], late_n, rng)
+                    events += await import_book(system, client, system.coops[LATE], late_n, rng, marks)
                     imported_s.append(time.perf_counter() - t0)
                 for k in gets:
                     during[k] += nb.got[urls[k]]
+                    sent[k] += nb.sent[urls[k]]
                 await settle(system)  # reporting's holds while it catches up on the import count as during
                 for svc in WATCHED:
                     held[svc]["during"] += loop_holds(system, svc, mark[svc])
@@ -182,6 +190,11 @@ async def run(bench: Bench) -> list[Row]:
                         target=Target("value", "<", 50)))
         rows.append(Row("S5N", f"neighbour {label} during an import, longest", max(d, default=0.0), "ms", "alone",
                         max(a, default=0.0)))
+        for phase, what in PHASES.items():
+            got = in_spans(sent[k], marks.get(phase, []))
+            rows.append(Row("S5N", f"neighbour {label} while {what} p99 (n={len(got)})",
+                            pct([ms for ms, _ in got], 99), "ms", "alone", pct(a, 99)))
+            bench.note("S5N", f"{label} while {what}: {breakdown(got)}")
     for svc in WATCHED:
         if svc == PROJECTOR and PROJECTOR not in procs:
             continue
@@ -205,6 +218,16 @@ async def run(bench: Bench) -> list[Row]:
 
 #: one GET's latency (ms) and its answer's ``Server-Timing`` header
 Timed = tuple[float, str]
+#: one GET's sending time (``time.monotonic()``), latency (ms) and ``Server-Timing`` header
+Stamped = tuple[float, float, str]
+
+#: the phases of an import round (``import_book``'s marks) that S5N's rows tell apart
+PHASES = {"members": "loans learns the members", "post": "POST /imports runs"}
+
+
+def in_spans(sent: list[Stamped], spans: list[tuple[float, float]]) -> list[Timed]:
+    """Those of ``sent`` sent within one of ``spans``."""
+    return [(ms, h) for at, ms, h in sent if any(a <= at < b for a, b in spans)]
 
 
 def breakdown(got: list[Timed]) -> str:

@@ -314,22 +314,29 @@ async def call(client: httpx.AsyncClient, method: str, url: str, key: str, body:
     raise AssertionError("unreachable")
 
 
-async def import_book(system: System, client: httpx.AsyncClient, coop: Coop, n: int, rng: Random) -> int:
+async def import_book(system: System, client: httpx.AsyncClient, coop: Coop, n: int, rng: Random,
+                      marks: dict[str, list[tuple[float, float]]] | None = None) -> int:
     """``n`` more financings of ``coop`` (members first, then ``POST /imports`` in chunks); returns the events
-    the loans log gained."""
+    the loans log gained. ``marks``: where to add the ``time.monotonic()`` spans of its two phases, "members"
+    (registering them until loans knows them all) and "post" (the ``POST /imports``)."""
     loans = system.pools["loans"]
     before = await loans.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", coop.tenant)
     if coop.imported == 0:
         await call(client, "POST", f"{system.url('loans')}/products", coop.manager, PRODUCT)
     first = len(coop.members)
+    t0 = time.monotonic()
     await add_members(system, coop, n, rng)
     await wait_members_known(system, coop)
+    t1 = time.monotonic()
     for part in chunks(range(n), IMPORT_CHUNK):
         rows = [book_row(f"{coop.tenant.upper()}-{coop.imported + i:07d}", coop.members[first + i], coop.imported + i)
                 for i in part]
         r = (await call(client, "POST", f"{system.url('loans')}/imports", coop.manager, rows)).json()
         if r["imported"] != len(rows):
             raise RuntimeError(f"{coop.tenant}: imported {r['imported']} of {len(rows)}: {r['refused'][:2]}")
+    if marks is not None:
+        marks.setdefault("members", []).append((t0, t1))
+        marks.setdefault("post", []).append((t1, time.monotonic()))
     coop.imported += n
     return int(await loans.fetchval("SELECT count(*) FROM events WHERE tenant_id = $1", coop.tenant)) - int(before)
 
