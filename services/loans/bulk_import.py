@@ -28,15 +28,18 @@ construction job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gc
 import io
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Any, NamedTuple, cast
+from typing import Annotated, Any, NamedTuple, TypeVar, cast
 
 import asyncpg
 import orjson
@@ -57,10 +60,11 @@ from services.loans.domain.loan_book import (
 from services.loans.api.schemas import MAX_RUPIAH
 from services.loans.handlers import financing_row, read_row_statements
 from shared.application import Conflict, TooLarge
-from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements, chunks
+from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements, chunks, create_pool
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
-from shared.runtime import CooperativeRuntime
+from shared.rls import TenantPool
+from shared.runtime import CooperativeRuntime, request_server_settings
 from shared.web import Refusal
 
 Progress = Callable[[int, int], None]
@@ -237,8 +241,14 @@ async def import_loan_book(rt: CooperativeRuntime, tenant: str, rows: Iterable[d
     The whole file is checked first (every row's fields and bounds, its product, its member, the domain's
     rules, loan numbers and receipts against the file and the cooperative); a file with any refused row
     imports nothing (``report.refused`` says why, row by row). Then every event and every read row go in
-    one transaction, ``batch_size`` financings a statement. The CPU work (validation, the domain's fold,
-    building the rows) runs in a thread, so the event loop goes on serving other requests.
+    one transaction, ``batch_size`` financings a statement.
+
+    The whole import runs off the service's event loop (``off_the_loop``): on a thread of its own, with an
+    event loop and a database connection of its own (``ImportView``), so neither its CPU work (validation,
+    the domain's fold, building the rows) nor the encoding of its statements' arrays (asyncpg does that in
+    the loop that runs the statement) holds the loop that answers requests, and it takes no connection from
+    the request pool. At most ``LoansSettings.import_concurrency`` imports run at once in a process; more
+    wait their turn.
 
     ``wait_for_members``: seconds to wait for members the loans service has not heard of yet (registered a
     moment ago, their event still on its way) before refusing their rows."""
@@ -248,15 +258,133 @@ async def import_loan_book(rt: CooperativeRuntime, tenant: str, rows: Iterable[d
     meta = Metadata(correlation_id=uuid.uuid4(), actor=actor)
     gc.freeze()  # the parsed file: out of the collector's sight (``_settle``)
     try:
-        return await _import(rt, tenant, rows, report, meta, actor=actor, today=today, batch_size=batch_size,
-                             progress=progress, wait_for_members=wait_for_members, started=started)
+        async with _turn(rt):
+            view = ImportView(rt)
+
+            async def work() -> bool:
+                async with view.opened():
+                    await _import(view, tenant, rows, report, meta, actor=actor, today=today,
+                                  batch_size=batch_size, progress=progress, wait_for_members=wait_for_members)
+                return report.imported > 0
+
+            wrote = await off_the_loop(work)
     finally:
         gc.unfreeze()
+    # back on the service's loop: wake its readers of the log, then fresh statistics for the portfolio's
+    # plans after thousands of rows at once (as the tables' owner, on the service's own pool)
+    rt.store.notify_committed(cast(Any, view.committed))
+    if wrote:
+        await book.analyze(book.owner_pool(rt))
+    report.seconds = time.perf_counter() - started
+    return report
 
 
-async def _import(rt: CooperativeRuntime, tenant: str, rows: list[Any], report: ImportReport,
+T = TypeVar("T")
+
+
+async def off_the_loop(work: Callable[[], Awaitable[T]]) -> T:
+    """``work()`` run to its end on a thread of its own, in an event loop of its own (``asyncio.run``);
+    the caller's loop only waits for its result (or its exception). If the caller is cancelled meanwhile,
+    ``work`` still runs to its end (an import commits all or nothing either way)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        try:
+            result = asyncio.run(work())
+        except BaseException as e:  # noqa: BLE001 -- handed to the waiting loop, raised there
+            loop.call_soon_threadsafe(settle, None, e)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="loans-import", daemon=True).start()
+    return await done
+
+
+@dataclass
+class _Turns:
+    """A service's imports at once: at most ``LoansSettings.import_concurrency`` run, ``waiting`` wait."""
+
+    running: asyncio.Semaphore
+    waiting: int = 0
+
+
+#: per service runtime, its imports' turns
+_TURNS: weakref.WeakKeyDictionary[Any, _Turns] = weakref.WeakKeyDictionary()
+
+
+def _turns(service: Any) -> _Turns:
+    turns = _TURNS.get(service)
+    if turns is None:
+        limit = max(1, int(getattr(service.settings, "import_concurrency", 1)))
+        turns = _TURNS[service] = _Turns(asyncio.Semaphore(limit))
+    return turns
+
+
+def waiting_imports(service: Any) -> int:
+    """How many imports of ``service`` (a ``ServiceRuntime``) wait for their turn now."""
+    return _turns(service).waiting
+
+
+@contextlib.asynccontextmanager
+async def _turn(rt: CooperativeRuntime) -> AsyncIterator[None]:
+    """The block once it is this import's turn (``_Turns``)."""
+    turns = _turns(rt.runtime)
+    turns.waiting += 1
+    try:
+        await turns.running.acquire()
+    finally:
+        turns.waiting -= 1
+    try:
+        yield
+    finally:
+        turns.running.release()
+
+
+class ImportView:
+    """What an import uses of a cooperative's runtime (``CooperativeRuntime``: ``tenant_id``, ``pool``,
+    ``store``), on the import's own thread and event loop (``off_the_loop``): ``pool`` runs every statement
+    on a connection of the import's own, logged in as the service's request login with the cooperative
+    named (``shared.rls.TenantPool``, as a request's), never one of the request pool's; ``store`` reads
+    streams through it. The events it commits are kept in ``committed`` for the service's loop to announce
+    (``PostgresEventStore.notify_committed``) once the import is back there."""
+
+    def __init__(self, rt: CooperativeRuntime) -> None:
+        self._rt = rt
+        self.tenant_id = rt.tenant_id
+        self.runtime = None  # nothing of the service's own runtime: its pools belong to its loop
+        self.committed: list[Any] = []
+        self.pool: TenantPool | None = None
+        self.store: Any = None
+
+    @contextlib.asynccontextmanager
+    async def opened(self) -> AsyncIterator[ImportView]:
+        """The view with its connection (a pool of one, on the running loop), closed at the block's end."""
+        service = self._rt.runtime
+        pool = await create_pool(service.request_login_url(), 1, 1, acquire_timeout=60.0,
+                                 server_settings=request_server_settings(service.settings))
+        pool.context_key = service.context_key  # type: ignore[attr-defined]
+        try:
+            self.pool = TenantPool(pool, self.tenant_id)
+            self.store = self._rt.store.scoped(self.pool)  # a copy of the service's store, on ``pool``
+            self.store.notify_committed = self.committed.extend  # announced from the service's loop
+            yield self
+        finally:
+            await pool.close()
+
+
+async def _import(rt: Any, tenant: str, rows: list[Any], report: ImportReport,
                   meta: Metadata, *, actor: str, today: date, batch_size: int, progress: Progress | None,
-                  wait_for_members: float, started: float) -> ImportReport:
+                  wait_for_members: float) -> ImportReport:
+    """``import_loan_book``'s work, on ``rt`` (an ``ImportView``, on the import's own loop)."""
     checked = await asyncio.to_thread(_check_rows, rows, report)
     products = {pid: await _product(rt, tenant, pid) for pid in sorted({r.product_id for _, r in checked})}
     known = await _known_members(rt, tenant, {r.member_id for _, r in checked}, wait_for_members)
@@ -268,10 +396,7 @@ async def _import(rt: CooperativeRuntime, tenant: str, rows: list[Any], report: 
         report.imported = len(accepted)
         report.events = sum(len(i.events) for _, i in accepted)
         report.payments = sum(len(i.receipts) for _, i in accepted)
-        # thousands of rows at once: fresh statistics for the portfolio's plans (as the tables' owner)
-        await book.analyze(book.owner_pool(rt))
     await release(checked, accepted)  # the file's models and events, freed out of the event loop
-    report.seconds = time.perf_counter() - started
     return report
 
 

@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -10,3 +11,6 @@ class LoansSettings(ServiceSettings):
     #: how often the service looks for financings without book rows (a book recorded before the rows
     #: existed, migration 0003) and writes them; it looks once at start in any case. 0: never
     book_backfill_interval_s: float = 3600.0
+    #: loan-book imports (``POST /imports``, ``bulk_import``) that run at once in a process, each on a thread
+    #: and a database connection of its own (never the request pool's); more wait their turn
+    import_concurrency: int = Field(default=2, ge=1, le=16)
