@@ -16,7 +16,8 @@ The whole file is checked before anything is written: every field bounded (amoun
 service knows in the cooperative, every row by the domain's rules (none signed before its member joined
 or before its product's ``defined_on``). A file with a refused row imports
 nothing (``POST /imports`` answers 422 with every refused row, its number, loan number and reasons);
-otherwise every event and read row goes in one transaction. A loan number imported before is refused
+otherwise every event and read row goes in one transaction. The whole import runs off the service's
+event loop, on a thread, loop and connection of its own (``off_the_loop``, ``ImportView``). A loan number imported before is refused
 ("already imported"), so running an import twice imports nothing twice. ``POST /imports`` takes at
 most ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes (413 beyond, nothing read further).
 
