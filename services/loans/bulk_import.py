@@ -300,11 +300,11 @@ async def off_the_loop(work: Callable[[], Awaitable[T]]) -> T:
 
     def run() -> None:
         try:
-            result = asyncio.run(work())
+            outcome: tuple[Any, BaseException | None] = (asyncio.run(work()), None)
         except BaseException as e:  # noqa: BLE001 -- handed to the waiting loop, raised there
-            loop.call_soon_threadsafe(settle, None, e)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
+            outcome = (None, e)
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed meanwhile (the service stopped)
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(target=run, name="loans-import", daemon=True).start()
     return await done
