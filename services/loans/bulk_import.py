@@ -61,7 +61,7 @@ from services.loans.domain.loan_book import (
 from services.loans.api.schemas import MAX_RUPIAH
 from services.loans.handlers import financing_row, read_row_statements
 from shared.application import Conflict, TooLarge
-from shared.db import ELEMENTS_PER_STATEMENT, Statement, array_statements, chunks, create_pool
+from shared.db import Statement, array_statements, chunks, create_pool
 from shared.envelope import Metadata, utcnow
 from shared.eventstore import ConcurrencyError
 from shared.rls import TenantPool
@@ -69,6 +69,12 @@ from shared.runtime import CooperativeRuntime, request_server_settings
 from shared.web import Refusal
 
 Progress = Callable[[int, int], None]
+
+#: a statement's array elements that the import sends at most (``array_statements``; ``shared.db``'s
+#: ``ELEMENTS_PER_STATEMENT`` is 10,000): asyncpg encodes a statement's arrays in one call into its compiled
+#: code, which holds the interpreter throughout (about 0.4 us an element) even on the import's own thread,
+#: so the service's event loop waits for it; 2,000 keep each wait under a millisecond on a quiet machine
+ELEMENTS_PER_STATEMENT = 2_000
 
 
 #: what one request may import (``POST /imports``: 413 beyond; a larger book goes in several files, or by the
@@ -507,7 +513,7 @@ async def _not_recorded(rt: CooperativeRuntime, tenant: str, batch: list[tuple[i
     used: set[str] = set()
     ids = [i.financing_id for _, i in batch]
     receipts = [r for _, i in batch for r in i.receipts]
-    # at most ELEMENTS_PER_STATEMENT of them a query: asyncpg encodes the array in the event loop
+    # at most ELEMENTS_PER_STATEMENT of them a query: asyncpg encodes the array holding the interpreter
     for part in chunks(ids, ELEMENTS_PER_STATEMENT):
         existing |= {str(r["stream_id"]) for r in await rt.pool.fetch(
             "SELECT stream_id FROM events WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]) "
@@ -627,11 +633,20 @@ async def _write(rt: CooperativeRuntime, tenant: str, accepted: list[Imported], 
 async def release(*lists: list[Any]) -> None:
     """Empty ``lists`` in a thread: when they hold the last references to a file's objects (millions of them
     for a few thousand financings), freeing them is CPU work of tens of milliseconds, out of the event loop
-    there (the interpreter switches back to it every ``sys.getswitchinterval()``)."""
+    there. One element at a time (the lists within them likewise): freeing a whole list is one call into
+    the interpreter's C code, which holds the interpreter throughout (59 ms for a file of 1,000 financings,
+    in S5N), while between elements it switches back to the event loop's thread every
+    ``sys.getswitchinterval()``."""
+
+    def free(xs: list[Any]) -> None:
+        while xs:
+            x = xs.pop()
+            if type(x) is list:
+                free(x)
 
     def clear() -> None:
         for xs in lists:
-            xs.clear()
+            free(xs)
 
     await asyncio.to_thread(clear)
 
