@@ -17,9 +17,10 @@ service knows in the cooperative, every row by the domain's rules (none signed b
 or before its product's ``defined_on``). A file with a refused row imports
 nothing (``POST /imports`` answers 422 with every refused row, its number, loan number and reasons);
 otherwise every event and read row goes in one transaction. The whole import runs off the service's
-event loop, on a thread, loop and connection of its own (``off_the_loop``, ``ImportView``). A loan number imported before is refused
-("already imported"), so running an import twice imports nothing twice. ``POST /imports`` takes at
-most ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes (413 beyond, nothing read further).
+event loop, on a thread, loop and connection of its own (``off_the_loop``, ``ImportView``). A loan number
+imported before is refused ("already imported"), so running an import twice imports nothing twice.
+``POST /imports`` takes at most ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes (413 beyond, nothing read
+further).
 
 The events of an imported financing are published like those of any (``domain.loan_book``): its
 disbursement as ``loans.FinancingImported``, which the sanitation service does not turn into a

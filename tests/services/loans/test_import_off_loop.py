@@ -44,7 +44,8 @@ class Held:
         return self._real(tenant, chunk, meta, spent)
 
     async def wait_entered(self) -> None:
-        assert await asyncio.to_thread(self.entered.acquire, True, WAIT_S), "no import reached its transaction"
+        reached = await asyncio.to_thread(self.entered.acquire, True, WAIT_S)
+        assert reached, "no import reached its transaction"
 
 
 @contextmanager
