@@ -52,6 +52,11 @@ def kafka() -> Iterator[KafkaHandle]:
     handle = start_kafka()
     print(f"\n[infra] Apache Kafka {handle.version}: {handle.origin} at {handle.bootstrap_servers}")
     yield handle
+    if handle.local is not None:
+        # the session's own broker is thrown away with its data: a controlled shutdown would move the
+        # leadership of every partition the suite made (hundreds of topics) first and took 20-30 s (then
+        # SIGKILL) at the end of each worker's session. Nothing after this reads the broker
+        handle.local.kill()
     handle.stop()
 
 
