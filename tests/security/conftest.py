@@ -32,6 +32,7 @@ from shared.envelope import LogPosition
 from shared.tenancy import Role, create_tenant, issue_key
 from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
+from tests.services.conftest import TEST_GC_FREEZE
 
 #: cooperative A owns the resources under attack; cooperative B is the attacker
 A, B = "kopsyah-bmi", "koperasi-baik"
@@ -141,7 +142,7 @@ async def _start(pg: PostgresHandle, platform_url: str, stack: AsyncExitStack) -
         urls[s] = await dbs.create(s, f"sec_{s}")
         stack.push_async_callback(dbs.drop, urls[s])
     common: dict[str, Any] = {"platform_database_url": platform_url, "kafka_bootstrap_servers": None,
-                              "event_source": "embedded", "db_pool_max": 6,
+                              "event_source": "embedded", "db_pool_max": 6, "gc_freeze": TEST_GC_FREEZE,
                               # this suite sends hundreds of refused keys from one address on purpose (every
                               # route x every kind of bad key must answer 401); the throttle that would turn
                               # them into 429 has its own attack test (test_auth_throttle.py)

@@ -18,6 +18,12 @@ from tests.helpers import ServiceClient, running_app
 
 BMI, BAIK = "kopsyah-bmi", "koperasi-baik"
 
+#: the in-process services of the tests start with ``gc_freeze`` off (a test that is about it sets it): the
+#: freeze's ``gc.collect()`` walks the whole test process's heap (every collected test module, hypothesis'
+#: caches) at each start, a quarter of a second or more per app, hundreds of starts a run; it keeps a
+#: long-running service's collections short, which no test here measures but test_loop_not_held.py
+TEST_GC_FREEZE = False
+
 
 def headers(tenant: str, role: Role = Role.FIELD_OFFICER, **extra: str) -> dict[str, str]:
     return {"X-API-Key": key_for(tenant, role), **extra}
@@ -33,7 +39,8 @@ async def service(name: str, pg: PostgresHandle, platform_url: str,
     app = importlib.import_module(f"services.{name}.app")
     async with service_databases(pg, platform_url).database(name) as url:
         config = app.SETTINGS(database_url=url, platform_database_url=platform_url,
-                              kafka_bootstrap_servers=None, event_source="none", **settings)
+                              kafka_bootstrap_servers=None, event_source="none",
+                              **{"gc_freeze": TEST_GC_FREEZE, **settings})
         async with running_app(app.create_app(config)) as client:
             yield client
 

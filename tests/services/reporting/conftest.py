@@ -14,6 +14,7 @@ import pytest
 from deploy.local.infra import PostgresHandle
 from tests.databases import service_databases
 from tests.helpers import ServiceClient, eventually, running_app
+from tests.services.conftest import TEST_GC_FREEZE
 
 SOURCES = {"members": ("loans", "sanitation"), "loans": ("members", "sanitation"), "sanitation": ("loans", "members"),
            "reporting": ("members", "loans", "sanitation")}
@@ -38,7 +39,7 @@ def reporting_settings(urls: dict[str, str], platform_url: str, **extra: object)
     return ReportingSettings(database_url=urls["reporting"], platform_database_url=platform_url,
                              kafka_bootstrap_servers=None, event_source="embedded",
                              source_database_urls={s: urls[s] for s in SOURCES["reporting"]},
-                             build_poll_s=0.2, **extra)
+                             build_poll_s=0.2, **{"gc_freeze": TEST_GC_FREEZE, **extra})
 
 
 @pytest.fixture
@@ -68,7 +69,8 @@ async def start_system(pg: PostgresHandle, platform_url: str, *, split: bool = T
 
     def common(service: str) -> dict[str, object]:
         return {"database_url": urls[service], "platform_database_url": platform_url, "kafka_bootstrap_servers": None,
-                "event_source": "embedded", "source_database_urls": {s: urls[s] for s in SOURCES[service]}}
+                "event_source": "embedded", "source_database_urls": {s: urls[s] for s in SOURCES[service]},
+                "gc_freeze": TEST_GC_FREEZE}
 
     apps = {"members": members_app(MembersSettings(**common("members"))),
             "loans": loans_app(LoansSettings(**common("loans"))),

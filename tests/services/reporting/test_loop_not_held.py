@@ -92,7 +92,9 @@ async def test_the_app_freezes_what_its_whole_start_built(pg: PostgresHandle, pl
     urls = {s: await pg.create_database(f"frz_{s}") for s in ("reporting", "members", "loans", "sanitation")}
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
-    settings = reporting_settings(urls, platform_url).model_copy(update={"event_source": "none"})
+    # on, as the service's default has it (the tests' fixtures start their services with it off)
+    settings = reporting_settings(urls, platform_url, gc_freeze=True).model_copy(
+        update={"event_source": "none"})
     async with running_app(create_app(settings)) as client:
         runtime = client.runtime
         assert gc.get_freeze_count() > 0
