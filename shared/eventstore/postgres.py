@@ -303,6 +303,13 @@ class PostgresLogReader:
             self._listener = None
 
 
+def _own_transaction(conn: asyncpg.Connection) -> Any:
+    """A transaction for an append and its writes, unless the connection was handed out inside one (a
+    cooperative's scope, ``TenantPool.acquire``): that one is the append's, committed as the scope ends,
+    and a savepoint inside it would cost two round trips (SAVEPOINT, RELEASE) and guard nothing."""
+    return contextlib.nullcontext() if conn.is_in_transaction() else conn.transaction()
+
+
 class _Notifier:
     """Sends NOTIFY after commits, coalescing bursts into one notification.
 
@@ -452,9 +459,9 @@ class PostgresEventStore:
                 envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
                                                         events, meta)
             return AppendResult(stream_id=stream_id, version=expected + len(events), events=envelopes)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn, _own_transaction(conn):
             envelopes = await append_in_transaction(conn, tenant_id, stream_type, stream_id, expected,
-                                                         events, meta)
+                                                    events, meta)
             version = expected + len(events)
             response: dict[str, Any] = {}
             if idempotency is not None:
