@@ -7,17 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.members import read_model
-from services.members.api.schemas import (
-    CentreList,
-    CentreResponse,
-    ChangeCentreRequest,
-    ChangeGroupRequest,
-    CloseGroupRequest,
-    FormGroupRequest,
-    GroupList,
-    GroupResponse,
-    OpenCentreRequest,
-)
+from services.members.api import schemas
 from services.members.domain import organisation as org
 from services.members.handlers.common import (
     decode_cursor,
@@ -38,8 +28,8 @@ async def _centre(rt: CooperativeRuntime, tenant: str, centre_id: str | None) ->
     return org.fold_centre(await store.read_stream(tenant, org.CENTRE_STREAM, org.centre_stream_id(centre_id)))
 
 
-async def open_centre(rt: CooperativeRuntime, who: Principal, body: OpenCentreRequest,
-                      ctx: CommandContext) -> CentreResponse:
+async def open_centre(rt: CooperativeRuntime, who: Principal, body: schemas.OpenCentreRequest,
+                      ctx: CommandContext) -> schemas.CentreResponse:
     await run_command(parts(rt)[0], ctx, stream_type=org.CENTRE_STREAM, stream_id=org.centre_stream_id(body.centre_id),
                       fold=org.fold_centre, after=lambda _: read_model.apply,
                       decide=lambda state: org.open_centre(state, body.centre_id, body.model_dump(),
@@ -47,8 +37,8 @@ async def open_centre(rt: CooperativeRuntime, who: Principal, body: OpenCentreRe
     return await get_centre(rt, who, body.centre_id)
 
 
-async def change_centre(rt: CooperativeRuntime, who: Principal, centre_id: str, body: ChangeCentreRequest,
-                        ctx: CommandContext) -> CentreResponse:
+async def change_centre(rt: CooperativeRuntime, who: Principal, centre_id: str, body: schemas.ChangeCentreRequest,
+                        ctx: CommandContext) -> schemas.CentreResponse:
     await run_command(parts(rt)[0], ctx, stream_type=org.CENTRE_STREAM,
                       stream_id=org.centre_stream_id(centre_id), fold=org.fold_centre, what="centre",
                       missing=f"no centre {centre_id} in this cooperative", after=lambda _: read_model.apply,
@@ -56,12 +46,12 @@ async def change_centre(rt: CooperativeRuntime, who: Principal, centre_id: str, 
     return await get_centre(rt, who, centre_id)
 
 
-def _centre_response(r: Any) -> CentreResponse:
-    return CentreResponse(centre_id=r["centre_id"], name=r["name"], branch=r["branch"], village=r["village"],
+def _centre_response(r: Any) -> schemas.CentreResponse:
+    return schemas.CentreResponse(centre_id=r["centre_id"], name=r["name"], branch=r["branch"], village=r["village"],
                           district=r["district"], opened_on=r["opened_on"], version=r["version"])
 
 
-async def get_centre(rt: CooperativeRuntime, who: Principal, centre_id: str) -> CentreResponse:
+async def get_centre(rt: CooperativeRuntime, who: Principal, centre_id: str) -> schemas.CentreResponse:
     _, pool = parts(rt)
     row = await pool.fetchrow("SELECT * FROM centres WHERE tenant_id = $1 AND centre_id = $2", tenant_of(who), centre_id)
     if row is None:
@@ -70,7 +60,7 @@ async def get_centre(rt: CooperativeRuntime, who: Principal, centre_id: str) -> 
 
 
 async def list_centres(rt: CooperativeRuntime, who: Principal, *, branch: str | None, limit: int,
-                       cursor: str | None) -> CentreList:
+                       cursor: str | None) -> schemas.CentreList:
     _, pool = parts(rt)
     after = decode_cursor(cursor, str)
     rows = await pool.fetch(
@@ -78,7 +68,7 @@ async def list_centres(rt: CooperativeRuntime, who: Principal, *, branch: str | 
              AND ($3::text IS NULL OR centre_id > $3) ORDER BY centre_id LIMIT $4""",
         tenant_of(who), branch, after[0] if after else None, limit + 1)
     page = rows[:limit]
-    return CentreList(items=[_centre_response(r) for r in page],
+    return schemas.CentreList(items=[_centre_response(r) for r in page],
                       next_cursor=encode_cursor(page[-1]["centre_id"]) if len(rows) > limit else None)
 
 
@@ -90,8 +80,8 @@ async def _group(rt: CooperativeRuntime, tenant: str, group_id: str) -> org.Grou
     return org.fold_group(await store.read_stream(tenant, org.GROUP_STREAM, org.group_stream_id(group_id)))
 
 
-async def form_group(rt: CooperativeRuntime, who: Principal, body: FormGroupRequest,
-                     ctx: CommandContext) -> GroupResponse:
+async def form_group(rt: CooperativeRuntime, who: Principal, body: schemas.FormGroupRequest,
+                     ctx: CommandContext) -> schemas.GroupResponse:
 
     async def decide(state: org.Group) -> list[NewEvent]:
         return org.form_group(state, body.group_id, body.model_dump(), body.formed_on or ctx.today, ctx.today,
@@ -102,8 +92,8 @@ async def form_group(rt: CooperativeRuntime, who: Principal, body: FormGroupRequ
     return await get_group(rt, who, body.group_id)
 
 
-async def change_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: ChangeGroupRequest,
-                       ctx: CommandContext) -> GroupResponse:
+async def change_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: schemas.ChangeGroupRequest,
+                       ctx: CommandContext) -> schemas.GroupResponse:
     changes = {f: getattr(body, f) for f in body.model_fields_set}
 
     async def decide(state: org.Group) -> list[NewEvent]:
@@ -115,8 +105,8 @@ async def change_group(rt: CooperativeRuntime, who: Principal, group_id: str, bo
     return await get_group(rt, who, group_id)
 
 
-async def close_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: CloseGroupRequest,
-                      ctx: CommandContext) -> GroupResponse:
+async def close_group(rt: CooperativeRuntime, who: Principal, group_id: str, body: schemas.CloseGroupRequest,
+                      ctx: CommandContext) -> schemas.GroupResponse:
     store, pool = parts(rt)
 
     async def decide(state: org.Group) -> list[NewEvent]:
@@ -141,14 +131,14 @@ _GROUP_SELECT = """
     FROM groups g"""
 
 
-def _group_response(r: Any) -> GroupResponse:
-    return GroupResponse(group_id=r["group_id"], name=r["name"], centre_id=r["centre_id"],
+def _group_response(r: Any) -> schemas.GroupResponse:
+    return schemas.GroupResponse(group_id=r["group_id"], name=r["name"], centre_id=r["centre_id"],
                          meeting_day=r["meeting_day"], formed_on=r["formed_on"], closed_on=r["closed_on"],
                          status="closed" if r["closed_on"] else "open", active_members=r["active"],
                          version=r["version"])
 
 
-async def get_group(rt: CooperativeRuntime, who: Principal, group_id: str) -> GroupResponse:
+async def get_group(rt: CooperativeRuntime, who: Principal, group_id: str) -> schemas.GroupResponse:
     _, pool = parts(rt)
     row = await pool.fetchrow(f"{_GROUP_SELECT} WHERE g.tenant_id = $1 AND g.group_id = $2", tenant_of(who), group_id)
     if row is None:
@@ -157,7 +147,7 @@ async def get_group(rt: CooperativeRuntime, who: Principal, group_id: str) -> Gr
 
 
 async def list_groups(rt: CooperativeRuntime, who: Principal, *, centre_id: str | None, status: str | None,
-                      limit: int, cursor: str | None) -> GroupList:
+                      limit: int, cursor: str | None) -> schemas.GroupList:
     _, pool = parts(rt)
     after = decode_cursor(cursor, str)
     rows = await pool.fetch(
@@ -166,5 +156,5 @@ async def list_groups(rt: CooperativeRuntime, who: Principal, *, centre_id: str 
               AND ($4::text IS NULL OR g.group_id > $4) ORDER BY g.group_id LIMIT $5""",
         tenant_of(who), centre_id, status, after[0] if after else None, limit + 1)
     page = rows[:limit]
-    return GroupList(items=[_group_response(r) for r in page],
+    return schemas.GroupList(items=[_group_response(r) for r in page],
                      next_cursor=encode_cursor(page[-1]["group_id"]) if len(rows) > limit else None)

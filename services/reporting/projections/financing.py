@@ -58,21 +58,7 @@ from services.reporting.projections import financing_batch
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from services.reporting.projections.sums import FILLFACTOR, Sums, period_tables
 from shared.contracts import Contract
-from shared.contracts.loans import (
-    ContractSigned,
-    FinancingApplied,
-    FinancingApproved,
-    FinancingClosed,
-    FinancingImported,
-    FinancingRejected,
-    FinancingRescheduled,
-    FinancingWrittenOff,
-    LateChargePaid,
-    LateChargeRecorded,
-    MarginDiscounted,
-    RepaymentRecorded,
-    TrancheDisbursed,
-)
+from shared.contracts import loans
 from shared.envelope import Envelope
 
 
@@ -251,10 +237,6 @@ class FinancingProjection(Family):
         SEEN,
     )
 
-    #: the events that can change a financing's place in the portfolio on some date
-    POSITIONING = (ContractSigned, TrancheDisbursed, FinancingImported, RepaymentRecorded, FinancingClosed,
-                   FinancingRescheduled, MarginDiscounted, FinancingWrittenOff, FinancingApplied)
-
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         fid = getattr(event, "financing_id", None)
         before = await self.book(conn, t, envelope.tenant_id, fid) if fid is not None else None
@@ -262,8 +244,7 @@ class FinancingProjection(Family):
         if before is not None:
             await self.add_parts(conn, t, envelope.tenant_id, before,
                                  await self.book(conn, t, envelope.tenant_id, fid))
-        if isinstance(event, self.POSITIONING) and not (isinstance(event, TrancheDisbursed)
-                                                         and event.tranche_number != 1):
+        if financing_batch.positioning(event):
             await self.reposition(conn, t, envelope.tenant_id, event.financing_id)
 
     async def fill_months(self, conn: asyncpg.Connection, t: Names) -> None:
@@ -279,7 +260,7 @@ class FinancingProjection(Family):
         """Version 1's dated facts (unchanged)."""
         tenant, seq = envelope.tenant_id, envelope.version
         f = t["financing"]
-        if isinstance(event, FinancingApplied):
+        if isinstance(event, loans.FinancingApplied):
             await conn.execute(
                 f"""INSERT INTO {f} (tenant_id, financing_id, member_id, product_id, purpose, contract_type, frequency,
                                      instalments, applied_amount, applied_on)
@@ -292,20 +273,20 @@ class FinancingProjection(Family):
                 tenant, event.financing_id, event.member_id, event.product_id, event.purpose, event.contract_type,
                 event.frequency, event.instalments, event.amount, event.applied_on,
             )
-        elif isinstance(event, FinancingApproved):
+        elif isinstance(event, loans.FinancingApproved):
             await self._set(conn, f, tenant, event.financing_id, event.member_id,
                             approved_amount=event.amount, approved_on=event.approved_on)
-        elif isinstance(event, FinancingRejected):
+        elif isinstance(event, loans.FinancingRejected):
             await self._set(conn, f, tenant, event.financing_id, event.member_id,
                             rejected_on=event.rejected_on, rejection_reason=event.reason)
-        elif isinstance(event, ContractSigned):
+        elif isinstance(event, loans.ContractSigned):
             await self._set(conn, f, tenant, event.financing_id, event.member_id, product_id=event.product_id,
                             purpose=event.purpose, contract_type=event.contract_type, cost=event.cost,
                             margin=event.margin, selling_price=event.selling_price, signed_on=event.signed_on)
             items = [(i.number, i.due_on, i.amount) for i in event.schedule]
             await self._schedule(conn, t, tenant, event.financing_id, seq, "signed", event.signed_on,
                                  signed_schedule(items, event.cost))
-        elif isinstance(event, TrancheDisbursed):
+        elif isinstance(event, loans.TrancheDisbursed):
             await conn.execute(
                 f"""INSERT INTO {t['tranche']} (tenant_id, financing_id, tranche_number, tranches_total, amount,
                                                 payee_type, source_of_funds, disbursed_on)
@@ -313,7 +294,7 @@ class FinancingProjection(Family):
                 tenant, event.financing_id, event.tranche_number, event.tranches_total, event.amount,
                 event.payee_type, event.source_of_funds, event.disbursed_on,
             )
-        elif isinstance(event, FinancingImported):
+        elif isinstance(event, loans.FinancingImported):
             # an imported financing's tranches, all paid before the import: disbursements like any other
             await conn.execute(
                 f"""INSERT INTO {t['tranche']} (tenant_id, financing_id, tranche_number, tranches_total, amount,
@@ -325,7 +306,7 @@ class FinancingProjection(Family):
                 [x.number for x in event.tranches], [x.amount for x in event.tranches],
                 [x.source_of_funds for x in event.tranches], [x.disbursed_on for x in event.tranches],
             )
-        elif isinstance(event, RepaymentRecorded):
+        elif isinstance(event, loans.RepaymentRecorded):
             await conn.execute(
                 f"""INSERT INTO {t['repayment']} (tenant_id, financing_id, receipt_number, seq, amount, paid_on)
                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
@@ -339,37 +320,37 @@ class FinancingProjection(Family):
                 tenant, event.financing_id, event.receipt_number, numbers,
                 [event.allocations[n] for n in numbers], event.paid_on,
             )
-        elif isinstance(event, FinancingClosed):
+        elif isinstance(event, loans.FinancingClosed):
             await self._set(conn, f, tenant, event.financing_id, event.member_id, closed_on=event.closed_on,
                             close_reason=event.reason, rebate=event.rebate)
-        elif isinstance(event, FinancingRescheduled | MarginDiscounted):
-            rescheduled = isinstance(event, FinancingRescheduled)
-            on = event.rescheduled_on if isinstance(event, FinancingRescheduled) else event.discounted_on
+        elif isinstance(event, loans.FinancingRescheduled | loans.MarginDiscounted):
+            rescheduled = isinstance(event, loans.FinancingRescheduled)
+            on = event.rescheduled_on if isinstance(event, loans.FinancingRescheduled) else event.discounted_on
             current, paid = await self._current(conn, t, tenant, event.financing_id)
             items = [(i.number, i.due_on, i.amount) for i in event.schedule]
             await self._schedule(
                 conn, t, tenant, event.financing_id, seq, "rescheduled" if rescheduled else "discounted", on,
                 replace_unpaid(current, paid, items), reason=event.reason,
-                owed_before=event.owed_before if isinstance(event, FinancingRescheduled) else None,
+                owed_before=event.owed_before if isinstance(event, loans.FinancingRescheduled) else None,
                 owed_after=event.owed_after,
-                discount=event.amount if isinstance(event, MarginDiscounted) else 0)
+                discount=event.amount if isinstance(event, loans.MarginDiscounted) else 0)
             if rescheduled:
                 await conn.execute(
                     f"""UPDATE {f} SET restructured_on = coalesce(restructured_on, $3)
                         WHERE tenant_id = $1 AND financing_id = $2""", tenant, event.financing_id, on)
-        elif isinstance(event, FinancingWrittenOff):
+        elif isinstance(event, loans.FinancingWrittenOff):
             await self._set(conn, f, tenant, event.financing_id, event.member_id,
                             written_off_on=event.written_off_on, written_off_seq=seq,
                             write_off_reason=event.reason, written_off_principal=event.principal,
                             written_off_margin=event.margin)
-        elif isinstance(event, LateChargeRecorded):
+        elif isinstance(event, loans.LateChargeRecorded):
             await conn.execute(
                 f"""INSERT INTO {t['late_charge']} (tenant_id, financing_id, seq, instalment_number, amount,
                                                     recorded_on)
                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
                 tenant, event.financing_id, seq, event.instalment_number, event.amount, event.recorded_on,
             )
-        elif isinstance(event, LateChargePaid):
+        elif isinstance(event, loans.LateChargePaid):
             await conn.execute(
                 f"""INSERT INTO {t['late_charge_payment']} (tenant_id, financing_id, seq, instalment_number,
                                                             receipt_number, amount, paid_on)

@@ -42,21 +42,7 @@ from services.reporting.projections.base import Names
 from services.reporting.projections.sums import Sums
 from shared.contracts import Contract
 from shared.db import copy_staged
-from shared.contracts.loans import (
-    ContractSigned,
-    FinancingApplied,
-    FinancingApproved,
-    FinancingClosed,
-    FinancingImported,
-    FinancingRejected,
-    FinancingRescheduled,
-    FinancingWrittenOff,
-    LateChargePaid,
-    LateChargeRecorded,
-    MarginDiscounted,
-    RepaymentRecorded,
-    TrancheDisbursed,
-)
+from shared.contracts import loans
 from shared.envelope import Envelope
 from shared.worker import Turns
 
@@ -84,8 +70,10 @@ CHILDREN: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = 
                             ("int", "int", "text", "bigint", "date")),
 }
 
-POSITIONING = (ContractSigned, TrancheDisbursed, FinancingImported, RepaymentRecorded, FinancingClosed,
-               FinancingRescheduled, MarginDiscounted, FinancingWrittenOff, FinancingApplied)
+#: the events that can change a financing's place in the portfolio on some date (``positioning``)
+POSITIONING = (loans.ContractSigned, loans.TrancheDisbursed, loans.FinancingImported, loans.RepaymentRecorded,
+               loans.FinancingClosed, loans.FinancingRescheduled, loans.MarginDiscounted, loans.FinancingWrittenOff,
+               loans.FinancingApplied)
 
 
 @dataclass
@@ -148,54 +136,54 @@ class Rows:
 
     def apply(self, envelope: Envelope, event: Contract) -> None:
         seq = envelope.version
-        if isinstance(event, FinancingApplied):
+        if isinstance(event, loans.FinancingApplied):
             self.set(event.member_id, **({} if self.financing is None else {"member_id": self.financing["member_id"]}),
                      product_id=event.product_id, purpose=event.purpose, contract_type=event.contract_type,
                      frequency=event.frequency, instalments=event.instalments, applied_amount=event.amount,
                      applied_on=event.applied_on)
-        elif isinstance(event, FinancingApproved):
+        elif isinstance(event, loans.FinancingApproved):
             self.set(event.member_id, approved_amount=event.amount, approved_on=event.approved_on)
-        elif isinstance(event, FinancingRejected):
+        elif isinstance(event, loans.FinancingRejected):
             self.set(event.member_id, rejected_on=event.rejected_on, rejection_reason=event.reason)
-        elif isinstance(event, ContractSigned):
+        elif isinstance(event, loans.ContractSigned):
             self.set(event.member_id, product_id=event.product_id, purpose=event.purpose,
                      contract_type=event.contract_type, cost=event.cost, margin=event.margin,
                      selling_price=event.selling_price, signed_on=event.signed_on)
             items = [(i.number, i.due_on, i.amount) for i in event.schedule]
             self.schedule(seq, "signed", event.signed_on, signed_schedule(items, event.cost))
-        elif isinstance(event, TrancheDisbursed):
+        elif isinstance(event, loans.TrancheDisbursed):
             self.insert("tranche", (event.tranche_number,), (event.tranches_total, event.amount, event.payee_type,
                                                              event.source_of_funds, event.disbursed_on))
-        elif isinstance(event, FinancingImported):
+        elif isinstance(event, loans.FinancingImported):
             for x in event.tranches:
                 self.insert("tranche", (x.number,), (len(event.tranches), x.amount, event.payee_type,
                                                      x.source_of_funds, x.disbursed_on))
-        elif isinstance(event, RepaymentRecorded):
+        elif isinstance(event, loans.RepaymentRecorded):
             self.insert("repayment", (event.receipt_number,), (seq, event.amount, event.paid_on))
             for n in sorted(event.allocations):
                 self.insert("allocation", (event.receipt_number, n), (event.allocations[n], event.paid_on))
-        elif isinstance(event, FinancingClosed):
+        elif isinstance(event, loans.FinancingClosed):
             self.set(event.member_id, closed_on=event.closed_on, close_reason=event.reason, rebate=event.rebate)
-        elif isinstance(event, FinancingRescheduled | MarginDiscounted):
-            rescheduled = isinstance(event, FinancingRescheduled)
-            on = event.rescheduled_on if isinstance(event, FinancingRescheduled) else event.discounted_on
+        elif isinstance(event, loans.FinancingRescheduled | loans.MarginDiscounted):
+            rescheduled = isinstance(event, loans.FinancingRescheduled)
+            on = event.rescheduled_on if isinstance(event, loans.FinancingRescheduled) else event.discounted_on
             current, paid = self.current()
             items = [(i.number, i.due_on, i.amount) for i in event.schedule]
             self.schedule(seq, "rescheduled" if rescheduled else "discounted", on,
                           replace_unpaid(current, paid, items), reason=event.reason,
-                          owed_before=event.owed_before if isinstance(event, FinancingRescheduled) else None,
+                          owed_before=event.owed_before if isinstance(event, loans.FinancingRescheduled) else None,
                           owed_after=event.owed_after,
-                          discount=event.amount if isinstance(event, MarginDiscounted) else 0)
+                          discount=event.amount if isinstance(event, loans.MarginDiscounted) else 0)
             if rescheduled and self.financing is not None and self.financing["restructured_on"] is None:
                 self.financing["restructured_on"] = on
                 self.financing_changed = True
-        elif isinstance(event, FinancingWrittenOff):
+        elif isinstance(event, loans.FinancingWrittenOff):
             self.set(event.member_id, written_off_on=event.written_off_on, written_off_seq=seq,
                      write_off_reason=event.reason, written_off_principal=event.principal,
                      written_off_margin=event.margin)
-        elif isinstance(event, LateChargeRecorded):
+        elif isinstance(event, loans.LateChargeRecorded):
             self.insert("late_charge", (seq,), (event.instalment_number, event.amount, event.recorded_on))
-        elif isinstance(event, LateChargePaid):
+        elif isinstance(event, loans.LateChargePaid):
             self.insert("late_charge_payment", (seq,), (event.instalment_number, event.receipt_number,
                                                         event.amount, event.paid_on))
 
@@ -337,8 +325,9 @@ async def load(conn: asyncpg.Connection, t: Names, keys: Sequence[tuple[str, UUI
 
 
 def positioning(event: Contract) -> bool:
-    """The events after which ``apply`` repositions the financing (``FinancingProjection.POSITIONING``)."""
-    return isinstance(event, POSITIONING) and not (isinstance(event, TrancheDisbursed) and event.tranche_number != 1)
+    """The events after which a financing is repositioned (``FinancingProjection.apply``, ``apply_batch``)."""
+    return isinstance(event, POSITIONING) and not (isinstance(event, loans.TrancheDisbursed)
+                                                   and event.tranche_number != 1)
 
 
 def copy(rows: Rows) -> Rows:

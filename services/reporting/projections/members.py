@@ -18,17 +18,7 @@ import asyncpg
 
 from services.reporting.projections.base import SEEN, Family, Names, Table
 from shared.contracts import Contract
-from shared.contracts.members import (
-    HouseholdSurveyed,
-    LeadMarked,
-    MemberDetailsChanged,
-    MemberExited,
-    MemberGroupChanged,
-    MemberPersonalDataErased,
-    MemberRegistered,
-    PromotionSessionHeld,
-    SessionAttendanceAdded,
-)
+from shared.contracts import members
 from shared.envelope import Envelope
 
 #: attributes a MemberDetailsChanged may carry that this read model keeps
@@ -108,7 +98,7 @@ class MembersProjection(Family):
 
     async def apply(self, conn: asyncpg.Connection, t: Names, envelope: Envelope, event: Contract) -> None:
         tenant = envelope.tenant_id
-        if isinstance(event, MemberRegistered):
+        if isinstance(event, members.MemberRegistered):
             await conn.execute(
                 f"""INSERT INTO {t['member']} (tenant_id, member_id, sex, joined_on, household_size, area, b40,
                                                programme_consent, group_id)
@@ -120,7 +110,7 @@ class MembersProjection(Family):
                 tenant, event.member_id, event.sex, event.joined_on, event.household_size, event.area, event.b40,
                 event.programme_consent, event.group_id,
             )
-        elif isinstance(event, MemberDetailsChanged):
+        elif isinstance(event, members.MemberDetailsChanged):
             fields = [f for f in _KEPT if f in event.changed_fields
                       and not (f in _REQUIRED and getattr(event, f) is None)]
             if not fields:
@@ -128,18 +118,18 @@ class MembersProjection(Family):
             sets = ", ".join(f"{f} = ${i + 3}" for i, f in enumerate(fields))
             await conn.execute(f"UPDATE {t['member']} SET {sets} WHERE tenant_id = $1 AND member_id = $2",
                                tenant, event.member_id, *[getattr(event, f) for f in fields])
-        elif isinstance(event, MemberGroupChanged):
+        elif isinstance(event, members.MemberGroupChanged):
             await conn.execute(f"UPDATE {t['member']} SET group_id = $3 WHERE tenant_id = $1 AND member_id = $2",
                                tenant, event.member_id, event.to_group_id)
-        elif isinstance(event, MemberExited):
+        elif isinstance(event, members.MemberExited):
             await conn.execute(
                 f"UPDATE {t['member']} SET exited_on = $3, exit_reason = $4 WHERE tenant_id = $1 AND member_id = $2",
                 tenant, event.member_id, event.exited_on, event.reason)
-        elif isinstance(event, MemberPersonalDataErased):
+        elif isinstance(event, members.MemberPersonalDataErased):
             await conn.execute(
                 f"UPDATE {t['member']} SET personal_data_erased = true WHERE tenant_id = $1 AND member_id = $2",
                 tenant, event.member_id)
-        elif isinstance(event, HouseholdSurveyed):
+        elif isinstance(event, members.HouseholdSurveyed):
             await conn.execute(
                 f"""INSERT INTO {t['survey']} (tenant_id, survey_id, member_id, seq, kind, surveyed_on, household_size,
                                                water_rung, sanitation_rung, hygiene_rung, sanitation_shared)
@@ -148,16 +138,16 @@ class MembersProjection(Family):
                 event.household_size, event.water_rung, event.sanitation_rung, event.hygiene_rung,
                 event.sanitation.shared,
             )
-        elif isinstance(event, PromotionSessionHeld):
+        elif isinstance(event, members.PromotionSessionHeld):
             await conn.execute(
                 f"""INSERT INTO {t['session']} (tenant_id, session_id, kind, held_on, topics, other_attendees)
                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
                 tenant, event.session_id, event.kind, event.held_on, list(event.topics), event.other_attendees,
             )
             await self._attend(conn, t, tenant, event.session_id, event.attendee_member_ids)
-        elif isinstance(event, SessionAttendanceAdded):
+        elif isinstance(event, members.SessionAttendanceAdded):
             await self._attend(conn, t, tenant, event.session_id, event.member_ids)
-        elif isinstance(event, LeadMarked):
+        elif isinstance(event, members.LeadMarked):
             await conn.execute(
                 f"""INSERT INTO {t['lead']} (tenant_id, session_id, member_id, product, marked_on)
                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
@@ -177,19 +167,19 @@ class MembersProjection(Family):
         leads: list[tuple[object, ...]] = []
         for envelope, event in items:
             tenant = envelope.tenant_id
-            if isinstance(event, MemberRegistered):
+            if isinstance(event, members.MemberRegistered):
                 registered[(tenant, event.member_id)] = (
                     tenant, event.member_id, event.sex, event.joined_on, event.household_size, event.area,
                     event.b40, event.programme_consent, event.group_id)
-            elif isinstance(event, HouseholdSurveyed):
+            elif isinstance(event, members.HouseholdSurveyed):
                 surveys.append((tenant, event.survey_id, event.member_id, envelope.version, event.kind,
                                 event.surveyed_on, event.household_size, event.water_rung, event.sanitation_rung,
                                 event.hygiene_rung, event.sanitation.shared))
-            elif isinstance(event, SessionAttendanceAdded):
+            elif isinstance(event, members.SessionAttendanceAdded):
                 attendance += [(tenant, event.session_id, m) for m in event.member_ids]
-            elif isinstance(event, LeadMarked):
+            elif isinstance(event, members.LeadMarked):
                 leads.append((tenant, event.session_id, event.member_id, event.product, event.marked_on))
-            elif isinstance(event, PromotionSessionHeld):
+            elif isinstance(event, members.PromotionSessionHeld):
                 await conn.execute(
                     f"""INSERT INTO {t['session']} (tenant_id, session_id, kind, held_on, topics, other_attendees)
                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
