@@ -38,6 +38,7 @@ import json
 import os
 import pstats
 import random
+import re
 import resource
 import subprocess
 import time
@@ -67,7 +68,7 @@ from shared.eventstore.postgres import MIGRATIONS as EVENTSTORE_MIGRATIONS
 from shared.eventstore.postgres import PostgresEventStore, PostgresLogReader
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "events"
-BATCH = 2000  # the consumer's batch size (ServiceSettings.consumer_batch_size)
+BATCH = int(os.environ.get("PT_BATCH", "2000"))  # the consumer's batch size (ServiceSettings.consumer_batch_size)
 
 
 def _fixture(kind: str, name: str | None = None) -> dict[str, Any]:
@@ -219,7 +220,7 @@ class Statements:
         self.seconds = 0.0
         self.by_sql: dict[str, list[float]] = {}
 
-    def top(self, n: int = 6) -> list[str]:
+    def top(self, n: int = int(os.environ.get("PT_TOP", "6"))) -> list[str]:
         """The statements that took the longest in all: seconds, count, the statement's start."""
         top = sorted(self.by_sql.items(), key=lambda kv: -kv[1][1])[:n]
         return [f"{s:.2f}s {int(c)}x {sql}" for sql, (c, s) in top]
@@ -237,7 +238,8 @@ class Statements:
                 finally:
                     took = time.perf_counter() - t0
                     self.seconds += took
-                    sql = " ".join(str(args[1] if len(args) > 1 else "").split())[:90]
+                    sql = re.sub(r"washfin_stage_\d+", "washfin_stage_N",
+                                 " ".join(str(args[1] if len(args) > 1 else "").split()))[:90]
                     cur = self.by_sql.setdefault(sql, [0, 0.0])
                     cur[0] += 1
                     cur[1] += took
@@ -397,10 +399,14 @@ async def measure_catchup(pool: asyncpg.Pool, mode: str, envelopes: list[Envelop
            # a batch's cost at the start of the timed half and at its end (growth within one run)
            "batch_ms_first_last_tenth": [round(sum(x) / len(x) * 1000, 1) for x in (
                per_batch[:max(1, len(per_batch) // 10)], per_batch[-max(1, len(per_batch) // 10):])],
+           "batch_ms": [round(x * 1000) for x in per_batch],
            "tables": await table_sizes(pool, b)}
     if prof:
         s = io.StringIO()
-        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(18)
+        stats = pstats.Stats(prof, stream=s)
+        stats.sort_stats(os.environ.get("PT_SORT", "tottime")).print_stats(int(os.environ.get("PT_N", "18")))
+        if os.environ.get("PT_CALLERS"):  # who calls the functions matching it
+            stats.print_callers(os.environ["PT_CALLERS"])
         row["profile_tottime"] = s.getvalue()
     if explain:
         row["plans"] = "\n\n".join(t for _, t in sorted(plans.got, key=lambda x: -x[0]))
