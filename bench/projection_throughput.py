@@ -238,7 +238,7 @@ class Statements:
                 finally:
                     took = time.perf_counter() - t0
                     self.seconds += took
-                    sql = re.sub(r"washfin_stage_\d+", "washfin_stage_N",
+                    sql = re.sub(r"washfin_stage_\w+", "washfin_stage_N",
                                  " ".join(str(args[1] if len(args) > 1 else "").split()))[:90]
                     cur = self.by_sql.setdefault(sql, [0, 0.0])
                     cur[0] += 1

@@ -291,22 +291,31 @@ def advisory_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
-_STAGES = iter(range(1, 1 << 62))
+def stage_table(columns: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """The staging table of ``copy_staged`` for ``columns``: its name (one per column list) and columns."""
+    cols = ", ".join(f"{c} {t}" for c, t in columns)
+    return f"washfin_stage_{hashlib.sha256(cols.encode()).hexdigest()[:16]}", cols
 
 
 async def copy_staged(conn: asyncpg.Connection, sql: str | Sequence[str], columns: Sequence[tuple[str, str]],
                       rows: Sequence[Sequence[Any]]) -> None:
     """``sql`` (a statement, or several run in turn) over ``rows`` copied into a staging table: ``{stage}`` in
-    ``sql`` names a temporary table of ``columns`` ((name, SQL type) in the rows' order), dropped at commit,
-    filled by binary ``COPY``. The same statement as ``INSERT ... SELECT * FROM unnest($1::type[], ...)``
-    without the arrays: asyncpg checks every array element against the collection ABCs
-    (``ELEMENTS_PER_STATEMENT``), COPY encodes each value once. Temporary tables have no row-level security, so the statement itself writes through the target's
-    policies as before. Inside a transaction only (the consumer's batch)."""
+    ``sql`` names a temporary table of ``columns`` ((name, SQL type) in the rows' order), filled by binary
+    ``COPY``. The same statement as ``INSERT ... SELECT * FROM unnest($1::type[], ...)`` without the arrays:
+    asyncpg checks every array element against the collection ABCs (``ELEMENTS_PER_STATEMENT``), COPY encodes
+    each value once. Temporary tables have no row-level security, so the statement itself writes through the
+    target's policies as before. Inside a transaction only (the consumer's batch).
+
+    The staging table is the session's, one per column list, kept from one transaction to the next
+    (``CREATE ... IF NOT EXISTS``, ``ON COMMIT DELETE ROWS``): creating and dropping a table per call wrote
+    and deleted catalogue rows (``pg_class``, ``pg_attribute``, ``pg_type``) about ten times a batch, at the
+    create and again at the commit. A table made in a transaction that rolls back is gone with it and is made
+    again by the next call. ``sql`` and the emptying of the stage (a second call in the same transaction
+    finds it empty) go in one round trip (the simple query protocol: ``sql`` has no parameters)."""
     if not conn.is_in_transaction():
-        raise RuntimeError("copy_staged needs a transaction (its staging table is dropped at commit)")
-    stage = f"washfin_stage_{next(_STAGES)}"
-    cols = ", ".join(f"{c} {t}" for c, t in columns)
-    await conn.execute(f"CREATE TEMP TABLE {stage} ({cols}) ON COMMIT DROP")
+        raise RuntimeError("copy_staged needs a transaction (its staging table is emptied at commit)")
+    stage, cols = stage_table(columns)
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ({cols}) ON COMMIT DELETE ROWS")
     await conn.copy_records_to_table(stage, records=rows, columns=[c for c, _ in columns])
-    for statement in [sql] if isinstance(sql, str) else sql:
-        await conn.execute(statement.format(stage=stage))
+    statements = [sql] if isinstance(sql, str) else list(sql)
+    await conn.execute(";\n".join([*(s.format(stage=stage) for s in statements), f"DELETE FROM {stage}"]))
