@@ -123,22 +123,28 @@ async def register_member(rt: CooperativeRuntime, who: Principal, body: Register
                                group=await group_info(pool, tenant, body.group_id), baseline=baseline)
 
     async def write(conn: asyncpg.Connection, envelopes: list[Envelope]) -> None:
+        # the member number and the personal data in one statement: the number's row is inserted first
+        # (the outer insert reads it from the CTE), so a taken number is reported before a taken NIK
+        v = vault(rt)
         try:
             await conn.execute(
-                "INSERT INTO member_numbers (tenant_id, member_number, member_id) VALUES ($1, $2, $3)",
+                """WITH number AS (
+                       INSERT INTO member_numbers (tenant_id, member_number, member_id) VALUES ($1, $2, $3)
+                       RETURNING tenant_id, member_id)
+                   INSERT INTO member_personal_data (tenant_id, member_id, name_sealed, nik_sealed,
+                                                     phone_sealed, nik_lookup)
+                   SELECT tenant_id, member_id, $4::bytea, $5::bytea, $6::bytea, $7::bytea FROM number""",
                 tenant, body.member_number, uuid.UUID(member_id),
+                *(v.seal(tenant, member_id, f, getattr(body, f)) for f in SEALED_FIELDS),
+                v.nik_lookup(tenant, body.nik),
             )
-        except asyncpg.UniqueViolationError:
+        except asyncpg.UniqueViolationError as e:
+            if _nik_taken(e):
+                raise Conflict(NIK_TAKEN, field="nik") from None
+            if getattr(e, "constraint_name", None) != "member_numbers_pkey":
+                raise
             raise Conflict(f"member number {body.member_number} is already registered in this cooperative",
                            field="member_number") from None
-        v = vault(rt)
-        await _write_personal_data(
-            conn,
-            """INSERT INTO member_personal_data (tenant_id, member_id, name_sealed, nik_sealed, phone_sealed,
-                                                 nik_lookup) VALUES ($1, $2, $3, $4, $5, $6)""",
-            tenant, uuid.UUID(member_id), *(v.seal(tenant, member_id, f, getattr(body, f)) for f in SEALED_FIELDS),
-            v.nik_lookup(tenant, body.nik),
-        )
         await read_model.apply(conn, envelopes)
 
     done = await run_command(store, ctx, stream_type=domain.STREAM_TYPE, stream_id=member_id, fold=domain.fold,

@@ -88,6 +88,10 @@ async def test_a_nik_is_unique_within_a_cooperative(members: ServiceClient) -> N
     # nothing of the refused registration was kept: its number is free
     numbers = [i["member_number"] for i in (await members.get("/members", headers=headers(BMI))).json()["items"]]
     assert "BMI-DUP-1" not in numbers
+    # nor its member number's row (written in the same statement as the personal data): the number registers
+    free = await members.post("/members", json={**member(BMI, 1), "member_number": "BMI-DUP-1",
+                                                "nik": "3603124501809999"}, headers=headers(BMI))
+    assert free.status_code == 201, free.text
     # the same person may belong to another cooperative
     elsewhere = await members.post("/members", json={**member(BMI, 0), "member_number": "BAIK-SAME-1"},
                                    headers=headers(BAIK))
