@@ -37,9 +37,16 @@ async def _topic_config(cluster: LocalKafkaCluster, topic: str) -> dict[str, str
     admin = make_admin(cluster.connection())
     await admin.start()
     try:
-        (resp,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-        (resource,) = resp.resources
-        return {entry[0]: entry[1] for entry in resource[4]}
+        # bounded: the broker asked may not have the new topic in its metadata yet and answers with an error
+        # and no entries (seen once in CI: the ISR was complete, the describe had no min.insync.replicas)
+        for _ in range(20):
+            (resp,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            (resource,) = resp.resources
+            if resource[0] == 0 and resource[4]:
+                return {entry[0]: entry[1] for entry in resource[4]}
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"describe_configs of {topic}: error {resource[0]} {resource[1]!r}, "
+                             f"{len(resource[4])} entries")
     finally:
         await admin.close()
 
