@@ -127,7 +127,8 @@ async def register_member(rt: CooperativeRuntime, who: Principal, body: Register
         # (the outer insert reads it from the CTE), so a taken number is reported before a taken NIK
         v = vault(rt)
         try:
-            await conn.execute(
+            await _write_personal_data(
+                conn,
                 """WITH number AS (
                        INSERT INTO member_numbers (tenant_id, member_number, member_id) VALUES ($1, $2, $3)
                        RETURNING tenant_id, member_id)
@@ -139,8 +140,6 @@ async def register_member(rt: CooperativeRuntime, who: Principal, body: Register
                 v.nik_lookup(tenant, body.nik),
             )
         except asyncpg.UniqueViolationError as e:
-            if _nik_taken(e):
-                raise Conflict(NIK_TAKEN, field="nik") from None
             if getattr(e, "constraint_name", None) != "member_numbers_pkey":
                 raise
             raise Conflict(f"member number {body.member_number} is already registered in this cooperative",
