@@ -76,12 +76,39 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"washfin: Apache Kafka {kafka_version()} (pinned in deploy/local/kafka-pom.xml)"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # ``--dist loadgroup`` hands the units out in the workers' collection order, which
+    # pytest_collection_modifyitems below makes longest first; xdist's own reorder (most tests first)
+    # would undo it and leave the longest files, which hold one or two tests, for the end
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
+def _unit(item: pytest.Item) -> str:
+    path = item.nodeid.split("::", 1)[0]
+    return "security" if path.startswith("tests/security/") else path
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook of the same name)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The security suite's files are one group for ``--dist loadgroup`` (``make test``): its system is
-    package-scoped (four services, the demo data of two cooperatives, ~10 s to start), and under
-    ``loadfile`` a worker that ran another package's file between two of its files stopped and started
-    it again (8-10 starts a run). As one group they run on one worker, one after another: one start."""
+    """Under ``--dist loadgroup`` (``make test``) each file is one unit of work, so its module-scoped
+    fixtures (a system of services, a browser's page, a database) start once, not once on each worker that
+    drew one of its tests; the security suite's files are one unit together (their system is
+    package-scoped: four services, the demo data of two cooperatives, ~10 s to start, and a worker that ran
+    another package's file between two of its files stopped and started it again). The units go out
+    longest first by ``tests/durations.json`` (tests/durations.py), so no long file is left for the end
+    while the other worker idles."""
     for item in items:
-        if item.nodeid.startswith("tests/security/"):
-            item.add_marker(pytest.mark.xdist_group("security"))
+        item.add_marker(pytest.mark.xdist_group(_unit(item)))
+    if not hasattr(config, "workerinput"):
+        return  # one process: the files in their own order
+    from tests.durations import load
+
+    measured = load()
+    files: dict[str, set[str]] = {}  # unit -> its files
+    first: dict[str, int] = {}  # unit -> where it came in the collection
+    for i, item in enumerate(items):
+        files.setdefault(_unit(item), set()).add(item.nodeid.split("::", 1)[0])
+        first.setdefault(_unit(item), i)
+    weight = {unit: sum(measured.get(f, 0.0) for f in fs) for unit, fs in files.items()}
+    items.sort(key=lambda it: (-weight[_unit(it)], first[_unit(it)]))
