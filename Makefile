@@ -31,8 +31,8 @@ run-kafka: install
 # the suite in TEST_WORKERS processes (pytest-xdist; each file stays in one, each process starts its own
 # PostgreSQL and Kafka broker): most of the suite waits on I/O, so 2 halve it on a 2-core machine. loadgroup
 # is loadfile (tests/conftest.py gives each file its own group) except that the security suite's files are
-# one group, so its package-scoped system starts once; the files go out longest first (tests/durations.json). The 25 slowest steps are listed at the
-# end, to see where CI's time goes
+# one group, so its package-scoped system starts once; the files go out longest first (tests/durations.json).
+# The 25 slowest steps are listed at the end, to see where CI's time goes
 TEST_WORKERS ?= 2
 
 test: install

@@ -84,9 +84,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.loadscopereorder = False
 
 
+def _file(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 def _unit(item: pytest.Item) -> str:
-    path = item.nodeid.split("::", 1)[0]
-    return "security" if path.startswith("tests/security/") else path
+    return "security" if _file(item).startswith("tests/security/") else _file(item)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook of the same name)
@@ -106,9 +109,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     measured = load()
     files: dict[str, set[str]] = {}  # unit -> its files
-    first: dict[str, int] = {}  # unit -> where it came in the collection
-    for i, item in enumerate(items):
-        files.setdefault(_unit(item), set()).add(item.nodeid.split("::", 1)[0])
-        first.setdefault(_unit(item), i)
+    for item in items:
+        files.setdefault(_unit(item), set()).add(_file(item))
     weight = {unit: sum(measured.get(f, 0.0) for f in fs) for unit, fs in files.items()}
-    items.sort(key=lambda it: (-weight[_unit(it)], first[_unit(it)]))
+    # a stable sort: each unit's items stay together (the collection has them together) and in their order
+    items.sort(key=lambda it: -weight[_unit(it)])
