@@ -6,7 +6,8 @@ JSON body and whose GET does one SELECT by primary key, on its own asyncpg pool:
 or read can cost on this machine. What washfin does on top, per request: the key looked up in the
 platform database, the body validated, the member's stream folded or checked, the event appended with its
 read tables and personal data in one transaction, all behind the row-level-security scope of the key's
-cooperative (``TenantPool``).
+cooperative (``TenantPool``). Its pools are sized for the 16 clients: requests (``db_pool_max``) and the key look-ups
+in the platform database (``platform_pool_max``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ async def _washfin(bench: Bench) -> AsyncIterator[httpx.AsyncClient]:
     await prepare_demo_platform(platform)
     settings = MembersSettings(database_url=await bench.fresh_db("bench_s4_members"), platform_database_url=platform,
                                kafka_bootstrap_servers=None, event_source="none", log_level="WARNING",
-                               db_pool_max=CLIENTS + 2)
+                               db_pool_max=CLIENTS + 2, platform_pool_max=CLIENTS)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",

@@ -266,7 +266,7 @@ class ServiceRuntime:
                                       acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
         self.worker_pool = await create_pool(s.database_url, 1, s.db_worker_pool_max, acquire_timeout=60.0)
         self.reaction_pool = await create_pool(s.database_url, 0, 2, acquire_timeout=60.0)
-        self.platform_pool = await create_pool(s.platform_database_url, 1, 4, acquire_timeout=s.db_acquire_timeout_s,
+        self.platform_pool = await create_pool(s.platform_database_url, 1, s.platform_pool_max, acquire_timeout=s.db_acquire_timeout_s,
                                                server_settings=bounded)
         await self.migrate()
         request_url = self.request_login_url()

@@ -4,7 +4,9 @@ connections, and leadership that holds its lock on a connection of its own."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import asyncpg
 import pytest
 
 from deploy.local.infra import PostgresHandle
@@ -89,5 +91,81 @@ async def test_a_leader_holds_its_lock_outside_the_pool(url: str) -> None:
         assert await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
         async with leadership(pool, "job") as again:
             assert again
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def slow_releases(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records each release that took asyncpg's own path (``asyncpg.Pool.release``), as whether the
+    connection was then in a transaction."""
+    taken: list[bool] = []
+    original = asyncpg.Pool.release
+
+    async def counted(self: Any, connection: Any, *, timeout: float | None = None) -> None:
+        taken.append(connection._con is not None and connection._con.is_in_transaction())
+        await original(self, connection, timeout=timeout)
+
+    monkeypatch.setattr(asyncpg.Pool, "release", counted)
+    return taken
+
+
+async def test_a_connection_given_back_outside_a_transaction_is_released_at_once(
+        url: str, slow_releases: list[bool]) -> None:
+    """``Pool._release_at_once``: what asyncpg's release would leave (the holder back in the queue, the
+    proxy detached, the inactivity timer armed, the session as it was: the pool's reset keeps it), without
+    asyncpg's task and timers."""
+    pool = await create_pool(url, 1, 1, acquire_timeout=2.0)
+    try:
+        conn = await pool.acquire()
+        pid = conn.get_server_pid()
+        await conn.execute("SELECT set_config('application_name', 'kept', false)")
+        holder = conn._holder
+        await pool.release(conn)
+        assert slow_releases == []  # nothing went through asyncpg's release
+        assert holder._in_use is None and holder._proxy is None and holder._inactive_callback is not None
+        assert pool._queue.qsize() == 1 and pool.waiting == 0
+        with pytest.raises(asyncpg.InterfaceError):  # the proxy handed out is dead once released
+            await conn.fetchval("SELECT 1")
+        await pool.release(conn)  # a second release of the same proxy: asyncpg's, which does nothing
+        assert pool._queue.qsize() == 1 and slow_releases == [False]
+        async with pool.acquire() as again:  # the same connection, its session as it was
+            assert again.get_server_pid() == pid
+            assert await again.fetchval("SELECT current_setting('application_name')") == "kept"
+        assert slow_releases == [False]  # the plain use released at once
+    finally:
+        await pool.close()
+    assert pool._closed
+
+
+async def test_a_connection_given_back_in_a_transaction_takes_asyncpgs_release(
+        url: str, slow_releases: list[bool]) -> None:
+    """An open transaction is rolled back by asyncpg's release, as before: nothing of it stays, and the
+    connection is whole for the next caller (whose release is at once again)."""
+    pool = await create_pool(url, 1, 1, acquire_timeout=2.0)
+    try:
+        await pool.execute("CREATE TABLE kept (n int)")
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO kept VALUES (1)")
+        await pool.release(conn)
+        assert slow_releases == [True]
+        assert await pool.fetchval("SELECT count(*) FROM kept") == 0
+        assert slow_releases == [True]
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_past_its_query_limit_is_replaced_by_asyncpgs_release(
+        url: str, slow_releases: list[bool]) -> None:
+    pool = await create_pool(url, 1, 1, acquire_timeout=2.0, max_queries=2)
+    try:
+        async with pool.acquire() as conn:
+            first = conn.get_server_pid()
+            await conn.fetchval("SELECT 1")
+            await conn.fetchval("SELECT 2")
+        assert slow_releases == [False]  # asyncpg closed it
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() != first
     finally:
         await pool.close()
