@@ -147,7 +147,12 @@ class BodyLimit(HttpMiddleware):
         self.max_bytes = max_bytes
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is None and b"transfer-encoding" not in headers:
+            # a request with neither has no body (RFC 9112, 6.3): nothing to count, nothing to wrap
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
