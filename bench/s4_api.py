@@ -6,8 +6,8 @@ JSON body and whose GET does one SELECT by primary key, on its own asyncpg pool:
 or read can cost on this machine. What washfin does on top, per request: the key looked up in the
 platform database, the body validated, the member's stream folded or checked, the event appended with its
 read tables and personal data in one transaction, all behind the row-level-security scope of the key's
-cooperative (``TenantPool``). Its pools are sized for the 16 clients: requests (``db_pool_max``) and the key look-ups
-in the platform database (``platform_pool_max``).
+cooperative (``TenantPool``). Its pools are sized for the 16 clients: requests (``db_pool_max``) and
+the key look-ups in the platform database (``platform_pool_max``).
 """
 
 from __future__ import annotations

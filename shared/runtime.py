@@ -266,8 +266,8 @@ class ServiceRuntime:
                                       acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
         self.worker_pool = await create_pool(s.database_url, 1, s.db_worker_pool_max, acquire_timeout=60.0)
         self.reaction_pool = await create_pool(s.database_url, 0, 2, acquire_timeout=60.0)
-        self.platform_pool = await create_pool(s.platform_database_url, 1, s.platform_pool_max, acquire_timeout=s.db_acquire_timeout_s,
-                                               server_settings=bounded)
+        self.platform_pool = await create_pool(s.platform_database_url, 1, s.platform_pool_max,
+                                               acquire_timeout=s.db_acquire_timeout_s, server_settings=bounded)
         await self.migrate()
         request_url = self.request_login_url()
         self._request_pool = await self.login_pool(request_url, s.db_pool_min, s.db_pool_max,

@@ -169,3 +169,24 @@ async def test_a_connection_past_its_query_limit_is_replaced_by_asyncpgs_release
             assert conn.get_server_pid() != first
     finally:
         await pool.close()
+
+
+async def test_a_connection_given_back_while_others_wait_takes_asyncpgs_release(
+        url: str, slow_releases: list[bool]) -> None:
+    """With callers waiting, the release is asyncpg's (its queue's order, as before), and the one waiting
+    gets the connection."""
+    pool = await create_pool(url, 1, 1, acquire_timeout=5.0)
+    try:
+        held = await pool.acquire()
+        waiter = asyncio.create_task(pool.fetchval("SELECT 7"))
+        for _ in range(1000):  # until the waiter is queued for the connection (a turn or two)
+            if pool.waiting:
+                break
+            await asyncio.sleep(0)
+        assert pool.waiting == 1
+        await pool.release(held)
+        assert slow_releases == [False]
+        assert await asyncio.wait_for(waiter, 5.0) == 7
+        assert slow_releases == [False]  # the waiter's own release: nobody else waited
+    finally:
+        await pool.close()
